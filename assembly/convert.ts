@@ -1,0 +1,234 @@
+// Bulk conversions over WebAssembly memory: SIMD for float32 -> code under nearest-even (the hot
+// path), the generic scalar converter of formats.ts for every other mode and for binary64 input,
+// table lookups (8-bit and smaller) or SIMD bit arithmetic (16-bit) for decoding.
+import {
+  F32, F16, BF16, E8M0FNU, FORMAT_COUNT, ROUND_NEAREST_EVEN, ROUND_STOCHASTIC,
+  bits, mbits, bias, emin, maxCode, overflowCode, nanCode, encodeBits32, encodeBits64, decodeBits32,
+} from "./formats";
+
+/** splitmix64 output number `index` of the stream `seed`: counter-based, so chunking never changes results. */
+@inline export function randomBits(seed: u64, index: u64): u64 {
+  let z = seed + (index + 1) * 0x9e3779b97f4a7c15;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111eb;
+  return z ^ (z >> 31);
+}
+
+@inline function storeCode(dst: usize, i: usize, width: i32, code: u32): void {
+  if (width == 4) store<u32>(dst + (i << 2), code);
+  else if (width == 2) store<u16>(dst + (i << 1), <u16>code);
+  else store<u8>(dst + i, <u8>code);
+}
+
+/** Bytes per code in unpacked form: 4, 2 or 1. */
+@inline export function codeWidth(fmt: i32): i32 {
+  const b = bits(fmt);
+  return b > 16 ? 4 : b > 8 ? 2 : 1;
+}
+
+// ---- float32 -> code, nearest-even, SIMD ------------------------------------------------------
+
+/**
+ * Four lanes of float32 bits -> four codes (as i32 lanes), nearest-even, ml_dtypes semantics.
+ * Normal range: integer rounding on the bit pattern (add half-ulp-minus-one plus the kept LSB).
+ * Subnormal range: one float add of 2^(emin - m + 23), whose ulp is the target's subnormal step,
+ * makes the FPU round (wasm never flushes subnormals).
+ */
+@inline function encodeLanes(
+  x: v128, shift: i32, roundBias: v128, rebias: v128, subThresh: v128, magic: v128,
+  maxC: v128, ovf: v128, nanC: v128, payloadNan: bool, signShift: i32,
+): v128 {
+  const sign = v128.and(x, i32x4.splat(0x80000000));
+  const a = v128.and(x, i32x4.splat(0x7fffffff));
+  const lsb = v128.and(i32x4.shr_u(a, shift), i32x4.splat(1));
+  const rn = i32x4.sub(i32x4.shr_u(i32x4.add(i32x4.add(a, roundBias), lsb), shift), rebias);
+  const cs = i32x4.sub(f32x4.add(a, magic), magic); // integer difference of the float bit patterns
+  let code = v128.bitselect(cs, rn, i32x4.lt_u(a, subThresh));
+  code = v128.bitselect(ovf, code, i32x4.gt_s(code, maxC));
+  let nan = nanC;
+  if (payloadNan) {
+    // numpy float16: 0x7c00 + (fraction >> 13), never 0x7c00 itself.
+    const p = i32x4.shr_u(v128.and(a, i32x4.splat(0x007fffff)), shift);
+    nan = v128.or(v128.or(nanC, p), v128.and(i32x4.eq(p, i32x4.splat(0)), i32x4.splat(1)));
+  }
+  code = v128.bitselect(nan, code, i32x4.gt_u(a, i32x4.splat(0x7f800000)));
+  return v128.or(code, i32x4.shr_u(sign, signShift));
+}
+
+/** Converts n float32 at src to codes at dst under nearest-even; returns how many it converted (a multiple of 16). */
+function encodeF32NearestSimd(fmt: i32, src: usize, dst: usize, n: usize, saturate: bool): usize {
+  const m = mbits(fmt);
+  const shift = 23 - m;
+  const b = bias(fmt);
+  const roundBias = i32x4.splat((1 << (shift - 1)) - 1);
+  const rebias = i32x4.splat((127 - b) << m);
+  const subThresh = i32x4.splat((127 + emin(fmt)) << 23); // below 2^emin: target subnormal
+  const magic = i32x4.splat((127 + emin(fmt) - m + 23) << 23); // 2^(emin - m + 23)
+  const maxC = i32x4.splat(maxCode(fmt));
+  const ovf = i32x4.splat(overflowCode(fmt, saturate));
+  const payloadNan = fmt == F16;
+  // Positive NaN code (the input's sign is ORed in below; fp6/fp4's NaN code is -0 already, so the
+  // OR leaves it alone). For float16 the base 0x7c00, the payload is added per lane.
+  const nanC = i32x4.splat(payloadNan ? 0x7c00 : nanCode(fmt, false, 0));
+  const signShift = 32 - bits(fmt);
+  const width = codeWidth(fmt);
+  const blocks = n >> 4;
+  for (let k: usize = 0; k < blocks; k++) {
+    const s = src + (k << 6);
+    const c0 = encodeLanes(v128.load(s), shift, roundBias, rebias, subThresh, magic, maxC, ovf, nanC, payloadNan, signShift);
+    const c1 = encodeLanes(v128.load(s, 16), shift, roundBias, rebias, subThresh, magic, maxC, ovf, nanC, payloadNan, signShift);
+    const c2 = encodeLanes(v128.load(s, 32), shift, roundBias, rebias, subThresh, magic, maxC, ovf, nanC, payloadNan, signShift);
+    const c3 = encodeLanes(v128.load(s, 48), shift, roundBias, rebias, subThresh, magic, maxC, ovf, nanC, payloadNan, signShift);
+    const lo = i16x8.narrow_i32x4_u(c0, c1);
+    const hi = i16x8.narrow_i32x4_u(c2, c3);
+    if (width == 2) {
+      v128.store(dst + (k << 5), lo);
+      v128.store(dst + (k << 5), hi, 16);
+    } else {
+      v128.store(dst + (k << 4), i8x16.narrow_i16x8_u(lo, hi));
+    }
+  }
+  return blocks << 4;
+}
+
+/** bfloat16 has float32's exponent range: only the fraction is rounded, overflow carries into inf. */
+function encodeBf16NearestSimd(src: usize, dst: usize, n: usize, saturate: bool): usize {
+  const blocks = n >> 3;
+  const maxC = i32x4.splat(0x7f7f);
+  const ovf = i32x4.splat(saturate ? 0x7f7f : 0x7f80);
+  for (let k: usize = 0; k < blocks; k++) {
+    const s = src + (k << 5);
+    const x0 = v128.load(s), x1 = v128.load(s, 16);
+    const c0 = bf16Lanes(x0, maxC, ovf), c1 = bf16Lanes(x1, maxC, ovf);
+    v128.store(dst + (k << 4), i16x8.narrow_i32x4_u(c0, c1));
+  }
+  return blocks << 3;
+}
+
+@inline function bf16Lanes(x: v128, maxC: v128, ovf: v128): v128 {
+  const a = v128.and(x, i32x4.splat(0x7fffffff));
+  const lsb = v128.and(i32x4.shr_u(a, 16), i32x4.splat(1));
+  let code = i32x4.shr_u(i32x4.add(i32x4.add(a, i32x4.splat(0x7fff)), lsb), 16);
+  code = v128.bitselect(ovf, code, i32x4.gt_s(code, maxC));
+  code = v128.bitselect(i32x4.splat(0x7fc0), code, i32x4.gt_u(a, i32x4.splat(0x7f800000)));
+  return v128.or(code, i32x4.shr_u(v128.and(x, i32x4.splat(0x80000000)), 16));
+}
+
+/**
+ * e8m0fnu: the nearest power of two with ties up; inputs in (2^-127, 2^-126) go to 2^-126 and
+ * anything at or below 2^-127 to code 0 (ml_dtypes); zero, negatives, NaN -> 0xFF (NaN).
+ */
+function encodeE8m0NearestSimd(src: usize, dst: usize, n: usize, saturate: bool): usize {
+  const blocks = n >> 4;
+  const bad = saturate ? 0 : 0xff; // zero / negative
+  const over = saturate ? 0xfe : 0xff; // finite overflow and +inf
+  for (let k: usize = 0; k < blocks; k++) {
+    const s = src + (k << 6);
+    const c0 = e8m0Lanes(v128.load(s), bad, over), c1 = e8m0Lanes(v128.load(s, 16), bad, over);
+    const c2 = e8m0Lanes(v128.load(s, 32), bad, over), c3 = e8m0Lanes(v128.load(s, 48), bad, over);
+    v128.store(dst + (k << 4), i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_u(c0, c1), i16x8.narrow_i32x4_u(c2, c3)));
+  }
+  return blocks << 4;
+}
+
+@inline function e8m0Lanes(x: v128, bad: i32, over: i32): v128 {
+  const normal = i32x4.shr_u(i32x4.add(x, i32x4.splat(0x00400000)), 23);
+  const sub = v128.and(i32x4.gt_s(x, i32x4.splat(0x00400000)), i32x4.splat(1));
+  let code = v128.bitselect(sub, normal, i32x4.lt_s(x, i32x4.splat(0x00800000)));
+  code = v128.bitselect(i32x4.splat(over), code, i32x4.gt_s(code, i32x4.splat(0xfe)));
+  // x <= 0 as a signed integer: +0, and every negative (sign bit set) input.
+  code = v128.bitselect(i32x4.splat(bad), code, i32x4.le_s(x, i32x4.splat(0)));
+  return v128.bitselect(i32x4.splat(0xff), code, i32x4.gt_u(v128.and(x, i32x4.splat(0x7fffffff)), i32x4.splat(0x7f800000)));
+}
+
+/** float32[n] at src -> codes at dst (u32 / u16 / u8 per element). `offset` is the stream position of src[0]. */
+export function encodeF32(fmt: i32, src: usize, dst: usize, n: usize, mode: i32, saturate: bool, seed: u64, offset: u64): void {
+  let done: usize = 0;
+  if (mode == ROUND_NEAREST_EVEN) {
+    if (fmt == F32) {
+      if (!saturate) { memory.copy(dst, src, n << 2); return; }
+    } else if (fmt == BF16) done = encodeBf16NearestSimd(src, dst, n, saturate);
+    else if (fmt == E8M0FNU) done = encodeE8m0NearestSimd(src, dst, n, saturate);
+    else done = encodeF32NearestSimd(fmt, src, dst, n, saturate);
+  }
+  const width = codeWidth(fmt);
+  const stochastic = mode == ROUND_STOCHASTIC;
+  for (let i = done; i < n; i++) {
+    const r = stochastic ? randomBits(seed, offset + <u64>i) : 0;
+    storeCode(dst, i, width, encodeBits32(fmt, load<u32>(src + (i << 2)), mode, saturate, r));
+  }
+}
+
+/** float64[n] at src -> codes, correctly rounded from the exact binary64 value. */
+export function encodeF64(fmt: i32, src: usize, dst: usize, n: usize, mode: i32, saturate: bool, seed: u64, offset: u64): void {
+  const width = codeWidth(fmt);
+  const stochastic = mode == ROUND_STOCHASTIC;
+  for (let i: usize = 0; i < n; i++) {
+    const r = stochastic ? randomBits(seed, offset + <u64>i) : 0;
+    storeCode(dst, i, width, encodeBits64(fmt, load<u64>(src + (i << 3)), mode, saturate, r));
+  }
+}
+
+// ---- code -> float32 ---------------------------------------------------------------------------
+
+// 256 float32 bit patterns per 8-bit-or-smaller format, filled once by initTables().
+const LUT: usize = memory.data(256 * 4 * FORMAT_COUNT, 16);
+
+/** Builds the decode tables from the generic decoder. Called once at instantiation. */
+export function initTables(): void {
+  for (let fmt = 0; fmt < FORMAT_COUNT; fmt++) {
+    if (bits(fmt) > 8) continue;
+    const codes = 1 << bits(fmt);
+    for (let c = 0; c < 256; c++) {
+      // Codes beyond the format's width decode as their low bits would (callers pass valid codes).
+      store<u32>(LUT + ((<usize>(fmt * 256 + c)) << 2), decodeBits32(fmt, <u32>(c & (codes - 1))));
+    }
+  }
+}
+
+/** n codes at src -> float32 at dst. */
+export function decode(fmt: i32, src: usize, dst: usize, n: usize): void {
+  if (fmt == F32) { memory.copy(dst, src, n << 2); return; }
+  let i: usize = 0;
+  if (fmt == BF16) {
+    // bfloat16 is the top half of a float32: widen and shift, payloads included.
+    for (; i + 8 <= n; i += 8) {
+      const h = v128.load(src + (i << 1));
+      v128.store(dst + (i << 2), i32x4.shl(i32x4.extend_low_i16x8_u(h), 16));
+      v128.store(dst + (i << 2), i32x4.shl(i32x4.extend_high_i16x8_u(h), 16), 16);
+    }
+    for (; i < n; i++) store<u32>(dst + (i << 2), (<u32>load<u16>(src + (i << 1))) << 16);
+    return;
+  }
+  if (fmt == F16) {
+    for (; i + 8 <= n; i += 8) {
+      const h = v128.load(src + (i << 1));
+      v128.store(dst + (i << 2), f16Lanes(i32x4.extend_low_i16x8_u(h)));
+      v128.store(dst + (i << 2), f16Lanes(i32x4.extend_high_i16x8_u(h)), 16);
+    }
+    for (; i < n; i++) store<u32>(dst + (i << 2), decodeBits32(F16, load<u16>(src + (i << 1))));
+    return;
+  }
+  const table = LUT + (<usize>(fmt * 256) << 2);
+  for (; i + 4 <= n; i += 4) {
+    const c = load<u32>(src + i);
+    store<u32>(dst + (i << 2), load<u32>(table + ((c & 0xff) << 2)));
+    store<u32>(dst + (i << 2), load<u32>(table + (((c >> 8) & 0xff) << 2)), 4);
+    store<u32>(dst + (i << 2), load<u32>(table + (((c >> 16) & 0xff) << 2)), 8);
+    store<u32>(dst + (i << 2), load<u32>(table + ((c >> 24) << 2)), 12);
+  }
+  for (; i < n; i++) store<u32>(dst + (i << 2), load<u32>(table + ((<usize>load<u8>(src + i)) << 2)));
+}
+
+/** float16 lanes (zero-extended to i32) -> float32 bits; exact, NaN payloads kept (numpy). */
+@inline function f16Lanes(h: v128): v128 {
+  const o = i32x4.shl(v128.and(h, i32x4.splat(0x7fff)), 13);
+  const e = v128.and(o, i32x4.splat(0x0f800000));
+  let r = i32x4.add(o, i32x4.splat((127 - 15) << 23));
+  // inf / NaN: push the exponent to all ones
+  r = i32x4.add(r, v128.and(i32x4.eq(e, i32x4.splat(0x0f800000)), i32x4.splat((128 - 16) << 23)));
+  // zero / subnormal: renormalise with one float subtraction (exact)
+  const sub = f32x4.sub(i32x4.add(r, i32x4.splat(1 << 23)), i32x4.splat(113 << 23));
+  r = v128.bitselect(sub, r, i32x4.eq(e, i32x4.splat(0)));
+  return v128.or(r, i32x4.shl(v128.and(h, i32x4.splat(0x8000)), 16));
+}

@@ -1,0 +1,15 @@
+// Bundles the library for Node and the browser with esbuild and emits type declarations.
+// Run after build:wasm (which writes build/wasm_module.ts, the embedded WebAssembly).
+import { build } from 'esbuild';
+import { execFileSync } from 'node:child_process';
+
+const common = { bundle: true, format: 'esm', target: 'es2022', sourcemap: true, loader: { '.wgsl': 'text' }, logLevel: 'warning' };
+await Promise.all([
+  build({ ...common, entryPoints: ['src/index.ts'], outfile: 'dist/node/index.js', platform: 'node' }),
+  build({
+    ...common, entryPoints: ['src/cli/main.ts'], outfile: 'dist/node/cli.js', platform: 'node',
+    packages: 'external',
+  }),
+  build({ ...common, entryPoints: ['src/index.ts'], outfile: 'dist/browser/memfit.js', platform: 'browser' }),
+]);
+execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json'], { stdio: 'inherit' });

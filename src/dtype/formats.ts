@@ -1,0 +1,111 @@
+import { UnknownDTypeError } from '../errors.js';
+
+/** Canonical dtype names (ml_dtypes / PyTorch spelling). */
+export type DType =
+  | 'float32'
+  | 'float16'
+  | 'bfloat16'
+  | 'float8_e4m3fn'
+  | 'float8_e5m2'
+  | 'float8_e8m0fnu'
+  | 'float6_e3m2fn'
+  | 'float6_e2m3fn'
+  | 'float4_e2m1fn';
+
+/** How a format spells NaN. */
+export type NanEncoding = 'ieee' | 'all-ones' | 'unsigned-all-ones' | 'none';
+
+/** One trait record per format; everything else (finfo, the table, the reference) derives from it. */
+export interface FormatTraits {
+  readonly name: DType;
+  /** Id shared with assembly/formats.ts. */
+  readonly id: number;
+  readonly bits: number;
+  readonly exponentBits: number;
+  readonly mantissaBits: number;
+  /** (1 << (exponentBits - 1)) - 1 for every format here. */
+  readonly bias: number;
+  readonly signed: boolean;
+  readonly hasInf: boolean;
+  readonly nan: NanEncoding;
+  readonly aliases: readonly string[];
+  /** Bytes per code when unpacked: 4, 2 or 1. */
+  readonly codeBytes: 1 | 2 | 4;
+}
+
+function traits(
+  name: DType, id: number, bits: number, exponentBits: number, mantissaBits: number,
+  signed: boolean, hasInf: boolean, nan: NanEncoding, aliases: string[],
+): FormatTraits {
+  const codeBytes = bits > 16 ? 4 : bits > 8 ? 2 : 1;
+  return {
+    name, id, bits, exponentBits, mantissaBits, bias: (1 << (exponentBits - 1)) - 1,
+    signed, hasInf, nan, aliases, codeBytes,
+  };
+}
+
+/** Every format, in id order. */
+export const FORMATS: readonly FormatTraits[] = [
+  traits('float32', 0, 32, 8, 23, true, true, 'ieee', ['f32', 'fp32', 'float', 'single']),
+  traits('float16', 1, 16, 5, 10, true, true, 'ieee', ['f16', 'fp16', 'half']),
+  traits('bfloat16', 2, 16, 8, 7, true, true, 'ieee', ['bf16']),
+  traits('float8_e4m3fn', 3, 8, 4, 3, true, false, 'all-ones',
+    ['e4m3fn', 'e4m3', 'fp8_e4m3', 'fp8_e4m3fn', 'f8e4m3fn', 'f8_e4m3', 'mxfp8_e4m3']),
+  traits('float8_e5m2', 4, 8, 5, 2, true, true, 'ieee', ['e5m2', 'fp8_e5m2', 'f8e5m2', 'f8_e5m2', 'mxfp8_e5m2']),
+  traits('float8_e8m0fnu', 5, 8, 8, 0, false, false, 'unsigned-all-ones', ['e8m0fnu', 'e8m0', 'fp8_e8m0', 'f8e8m0fnu', 'mx_scale']),
+  traits('float6_e3m2fn', 6, 6, 3, 2, true, false, 'none', ['e3m2fn', 'e3m2', 'fp6_e3m2', 'f6e3m2fn', 'mxfp6_e3m2']),
+  traits('float6_e2m3fn', 7, 6, 2, 3, true, false, 'none', ['e2m3fn', 'e2m3', 'fp6_e2m3', 'f6e2m3fn', 'mxfp6_e2m3']),
+  traits('float4_e2m1fn', 8, 4, 2, 1, true, false, 'none', ['e2m1fn', 'e2m1', 'fp4', 'fp4_e2m1', 'f4e2m1fn', 'mxfp4', 'nvfp4']),
+];
+
+const BY_NAME = new Map<string, FormatTraits>();
+for (const f of FORMATS) {
+  BY_NAME.set(f.name, f);
+  for (const a of f.aliases) BY_NAME.set(a, f);
+}
+
+/** Every accepted name: canonical names first, then aliases. */
+export const DTYPE_NAMES: readonly string[] = [
+  ...FORMATS.map((f) => f.name),
+  ...FORMATS.flatMap((f) => f.aliases),
+];
+
+/** Looks a dtype up by canonical name or alias (case-insensitive); throws UnknownDTypeError listing the valid names. */
+export function formatOf(dtype: string): FormatTraits {
+  const f = typeof dtype === 'string' ? BY_NAME.get(dtype.toLowerCase()) : undefined;
+  if (!f) throw new UnknownDTypeError(dtype, DTYPE_NAMES);
+  return f;
+}
+
+/** Canonical name of a dtype or alias. */
+export function canonicalDType(dtype: string): DType {
+  return formatOf(dtype).name;
+}
+
+/** Code of the largest finite magnitude, e.g. float8_e4m3fn 0x7E = (1 + 0b110 * 2^-3) * 2^8 = 448. */
+export function maxFiniteCode(f: FormatTraits): number {
+  const magnitudeOnes = 2 ** (f.exponentBits + f.mantissaBits) - 1;
+  if (f.hasInf) return magnitudeOnes - 2 ** f.mantissaBits; // exponent all ones is inf/NaN
+  if (f.nan === 'all-ones' || f.nan === 'unsigned-all-ones') return magnitudeOnes - 1;
+  return magnitudeOnes; // fp6 / fp4: every code is finite
+}
+
+/**
+ * The exact value of a code, from the format definition alone (plain TypeScript, no WebAssembly):
+ * the conformance tests' independent reference for decoding, finfo and the formats table.
+ */
+export function codeValue(f: FormatTraits, code: number): number {
+  if (f.name === 'float8_e8m0fnu') return code === 0xff ? NaN : 2 ** (code - 127);
+  const signMask = f.signed ? 2 ** (f.bits - 1) : 0;
+  const negative = (code & signMask) !== 0;
+  const mag = code & (signMask - 1);
+  const expField = Math.floor(mag / 2 ** f.mantissaBits);
+  const frac = mag % 2 ** f.mantissaBits;
+  const expOnes = 2 ** f.exponentBits - 1;
+  let v: number;
+  if (f.nan === 'ieee' && expField === expOnes) v = frac === 0 ? Infinity : NaN;
+  else if (f.nan === 'all-ones' && mag === 2 ** (f.exponentBits + f.mantissaBits) - 1) v = NaN;
+  else if (expField === 0) v = frac * 2 ** (1 - f.bias - f.mantissaBits);
+  else v = (2 ** f.mantissaBits + frac) * 2 ** (expField - f.bias - f.mantissaBits);
+  return negative ? -v : v;
+}
