@@ -9,3 +9,4 @@ export type { Rounding, EncodeOptions, EncodeInput, DecodeInput } from './dtype/
 export { WasmArray, allocate } from './dtype/host_array.js';
 export type { WasmArrayKind } from './dtype/host_array.js';
 export type { CodeArray } from './dtype/wasm.js';
+export { pack, unpack, packedByteLength } from './dtype/pack.js';

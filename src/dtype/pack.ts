@@ -1,0 +1,74 @@
+import { InvalidArgumentError } from '../errors.js';
+import { formatOf } from './formats.js';
+import { wasm } from './wasm.js';
+
+/** Bytes that `n` packed codes of `dtype` take: ceil(n * bits / 8). */
+export function packedByteLength(dtype: string, n: number): number {
+  return Math.ceil((n * formatOf(dtype).bits) / 8);
+}
+
+function subByteBits(dtype: string): 4 | 6 {
+  const f = formatOf(dtype);
+  if (f.bits !== 4 && f.bits !== 6) throw new InvalidArgumentError(`pack/unpack are for the 4- and 6-bit formats; ${f.name} has ${f.bits}-bit codes, one per element already`);
+  return f.bits;
+}
+
+// Chunks are whole groups (2 fp4 codes a byte, 4 fp6 codes in 3 bytes), so a chunk boundary never splits a byte.
+const GROUP = 1 << 15;
+
+/**
+ * Packs unpacked fp4/fp6 codes (one a byte, from encode) densely, little-endian bit order:
+ * fp4: two codes a byte, the first element in the low nibble (PyTorch's float4_e2m1fn_x2);
+ * fp6: four codes in three bytes, element j of each group in bits [6j, 6j+6).
+ * An odd tail is zero-filled. Throws on a code that does not fit the format.
+ */
+export function pack(codes: Uint8Array, dtype: string): Uint8Array {
+  const bits = subByteBits(dtype);
+  const n = codes.length;
+  const out = new Uint8Array(packedByteLength(dtype, n));
+  const w = wasm();
+  const limit = (1 << bits) - 1;
+  for (let i = 0; i < n; i += GROUP) {
+    const c = Math.min(GROUP, n - i);
+    const part = codes.subarray(i, i + c);
+    const dst = out.subarray((i * bits) / 8, (i * bits) / 8 + Math.ceil((c * bits) / 8));
+    const src = w.alloc(c);
+    const d = w.alloc(dst.length);
+    try {
+      new Uint8Array(w.memory.buffer, src, c).set(part);
+      const bad = w.firstCodeAbove(src, c, limit);
+      if (bad >= 0) throw new InvalidArgumentError(`code ${part[bad]} at index ${i + bad} does not fit ${formatOf(dtype).name} (${bits} bits)`);
+      w.pack(bits, src, d, c);
+      dst.set(new Uint8Array(w.memory.buffer, d, dst.length));
+    } finally {
+      w.free(src);
+      w.free(d);
+    }
+  }
+  return out;
+}
+
+/** Unpacks `length` fp4/fp6 codes from packed bytes to one code a byte (the inverse of pack). */
+export function unpack(packed: Uint8Array, dtype: string, length: number): Uint8Array {
+  const bits = subByteBits(dtype);
+  if (!Number.isSafeInteger(length) || length < 0) throw new InvalidArgumentError(`length must be a non-negative integer, got ${length}`);
+  const need = packedByteLength(dtype, length);
+  if (packed.length < need) throw new InvalidArgumentError(`${length} ${formatOf(dtype).name} codes need ${need} packed bytes, got ${packed.length}`);
+  const out = new Uint8Array(length);
+  const w = wasm();
+  for (let i = 0; i < length; i += GROUP) {
+    const c = Math.min(GROUP, length - i);
+    const bytes = Math.ceil((c * bits) / 8);
+    const src = w.alloc(bytes);
+    const d = w.alloc(c);
+    try {
+      new Uint8Array(w.memory.buffer, src, bytes).set(packed.subarray((i * bits) / 8, (i * bits) / 8 + bytes));
+      w.unpack(bits, src, d, c);
+      out.set(new Uint8Array(w.memory.buffer, d, c), i);
+    } finally {
+      w.free(src);
+      w.free(d);
+    }
+  }
+  return out;
+}
