@@ -10,3 +10,7 @@ export { WasmArray, allocate } from './dtype/host_array.js';
 export type { WasmArrayKind } from './dtype/host_array.js';
 export type { CodeArray } from './dtype/wasm.js';
 export { pack, unpack, packedByteLength } from './dtype/pack.js';
+export { mxQuantize, mxDequantize, MX_ELEMENT_DTYPES, amax, scaleFromAmax, quantizePerTensor, dequantizePerTensor } from './dtype/mx.js';
+export type { MxTensor, PerTensorQuantized } from './dtype/mx.js';
+export { scaledMatmul } from './dtype/scaled_mm.js';
+export type { ScaledMatmulOptions, ScaledMatmulResult, MatmulScale } from './dtype/scaled_mm.js';

@@ -16,6 +16,11 @@ export interface EncodeOptions {
   rounding?: Rounding;
   /** Seed of the stochastic-rounding generator (reproducible); random when omitted. */
   seed?: number | bigint;
+  /**
+   * Position of values[0] in the stochastic-rounding stream (default 0): encoding a long array in
+   * pieces with offsets 0, n0, n0 + n1, ... gives the same codes as one call.
+   */
+  offset?: number;
   /** Write the codes here instead of a new array (same length; the dtype's code array type, or a WasmArray of the dtype). */
   out?: CodeArray | WasmArray;
 }
@@ -67,6 +72,8 @@ export function encode(values: EncodeInput, dtype: string, options: EncodeOption
   const mode = ROUNDING_IDS[rounding];
   if (mode === undefined) throw new InvalidArgumentError(`unknown rounding ${JSON.stringify(rounding)}; use 'nearest-even', 'toward-zero' or 'stochastic'`);
   const seed = mode === 2 ? seedOf(options.seed) : 0n;
+  const offset = options.offset ?? 0;
+  if (!Number.isSafeInteger(offset) || offset < 0) throw new InvalidArgumentError(`offset must be a non-negative integer, got ${offset}`);
   let src: Side;
   if (values instanceof Float32Array) src = { data: values, bytesPer: 4, float: true };
   else if (values instanceof Float64Array) src = { data: values, bytesPer: 8, float: true };
@@ -82,7 +89,7 @@ export function encode(values: EncodeInput, dtype: string, options: EncodeOption
   const sat = options.saturate ? 1 : 0;
   const kernel = src.bytesPer === 4 ? w.encodeF32 : w.encodeF64;
   streamKernel(src, { data: out, bytesPer: f.codeBytes, float: false }, n, (s, d, c, off) =>
-    kernel(f.id, s, d, c, mode, sat, seed, BigInt(off)));
+    kernel(f.id, s, d, c, mode, sat, seed, BigInt(offset + off)));
   return out instanceof WasmArray ? (out.array as CodeArray) : out;
 }
 

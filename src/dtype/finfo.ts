@@ -36,7 +36,7 @@ export function finfo(dtype: string): FInfo {
   if (hit) return hit;
   const max = codeValue(f, maxFiniteCode(f));
   const hasSubnormals = f.mantissaBits > 0;
-  const smallestSubnormal = codeValue(f, 1);
+  const smallestSubnormal = codeValue(f, f.signed ? 1 : 0); // e8m0fnu has no zero: its code 0 is 2^-127
   const smallestNormal = hasSubnormals ? 2 ** (1 - f.bias) : smallestSubnormal;
   const info: FInfo = Object.freeze({
     dtype: f.name,

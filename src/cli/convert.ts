@@ -1,0 +1,223 @@
+// `memfit convert`: streams a raw little-endian file of codes of one dtype into codes of another.
+import { unlinkSync } from 'node:fs';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { endianness } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import cliProgress from 'cli-progress';
+import { decode, encode, formatOf, pack, packedByteLength, unpack, type FormatTraits, type Rounding } from '../index.js';
+import { CliError } from './format.js';
+
+/** Elements per chunk: 1 Mi (4 MiB of float32). A multiple of 4, so packed fp6 groups never straddle chunks. */
+export const DEFAULT_CHUNK = 1 << 20;
+
+/** The progress bar is shown (stderr a TTY, not --quiet) only for inputs larger than this. */
+const PROGRESS_MIN_BYTES = 4 << 20;
+
+/** Golden-ratio increment that spreads per-chunk stochastic-rounding seeds (as splitmix64). */
+const SEED_STEP = 0x9e3779b97f4a7c15n;
+
+export interface ConvertOptions {
+  from: string;
+  to: string;
+  input: string;
+  output: string;
+  saturate?: boolean;
+  rounding?: Rounding;
+  /** Stochastic-rounding seed (an unsigned 64-bit integer; reduced mod 2^64). */
+  seed?: bigint;
+  /** One code a byte for fp4/fp6 on both sides, instead of packed. */
+  unpacked?: boolean;
+  /** Elements per chunk (a positive multiple of 4). */
+  chunk?: number;
+  /** Show a progress bar on stderr when it is a TTY and the input is large. */
+  progress?: boolean;
+}
+
+/** How a dtype is laid out in the file. */
+interface Layout {
+  readonly f: FormatTraits;
+  /** fp4/fp6 stored densely (pack/unpack). */
+  readonly packed: boolean;
+}
+
+function layoutOf(dtype: string, unpacked: boolean): Layout {
+  const f = formatOf(dtype);
+  return { f, packed: !unpacked && f.bits < 8 };
+}
+
+/** Bytes that `n` elements take in the file (n a multiple of 4, or the file's last chunk). */
+function bytesFor(l: Layout, n: number): number {
+  return l.packed ? packedByteLength(l.f.name, n) : n * l.f.codeBytes;
+}
+
+/**
+ * Number of elements in an input file of `size` bytes, or a CliError naming the file, its size and the element size.
+ *
+ * Decisions for the packed sub-byte formats, where no size is invalid:
+ * - fp4: two codes a byte, so a file of s bytes holds 2s codes. An odd element count cannot be told
+ *   apart from an even one whose last (high) nibble is padding; that nibble is converted as a code.
+ * - fp6: four codes in three bytes. Every size s is ceil(6n/8) for some n (the sequence 0, 1, 2, 3, 3, 4,
+ *   5, 6, 6, ... hits every integer), and for s = 3k it is so for two counts (4k - 1 and 4k): we take the
+ *   largest, n = floor(8s / 6), so the leftover 0, 2 or 4 bits at the end are padding and ignored.
+ */
+export function elementCount(l: Layout, size: number, file: string): number {
+  if (l.packed) return l.f.bits === 4 ? size * 2 : Math.floor((size * 8) / 6);
+  const b = l.f.codeBytes;
+  if (size % b !== 0) {
+    throw new CliError(`${file}: size ${size} bytes is not a whole number of ${l.f.name} elements (${b} bytes each)`);
+  }
+  return size / b;
+}
+
+async function readFully(h: FileHandle, buf: Uint8Array, position: number, file: string): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesRead } = await h.read(buf, done, buf.length - done, position + done);
+    if (bytesRead === 0) throw new CliError(`${file}: file ended early at byte ${position + done} (was it changed while converting?)`);
+    done += bytesRead;
+  }
+}
+
+async function writeFully(h: FileHandle, buf: Uint8Array): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesWritten } = await h.write(buf, done, buf.length - done);
+    done += bytesWritten;
+  }
+}
+
+function bytesOf(a: ArrayBufferView): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+}
+
+/**
+ * Converts `input` (codes of `from`) to `output` (codes of `to`), chunk by chunk, so memory stays
+ * bounded whatever the file size. float32 input is read as values; other inputs are decoded to
+ * float32 (exact), then encoded. The output is written to `<output>.tmp-<pid>` in the same directory,
+ * fsynced and renamed over `output`; on failure the temporary file is removed and an existing
+ * `output` is left untouched.
+ *
+ * Stochastic rounding: the library's generator is counter-based on the element index within one
+ * encode call and has no element-offset option yet, so each chunk is encoded with its own seed,
+ * seed + chunkIndex * 0x9E3779B97F4A7C15 (mod 2^64). The output is therefore reproducible for the
+ * same seed AND the same chunk size (the default 1 Mi elements), not across chunk sizes.
+ */
+export async function convertFile(opts: ConvertOptions): Promise<void> {
+  if (endianness() !== 'LE') throw new CliError('convert needs a little-endian machine');
+  const src = layoutOf(opts.from, !!opts.unpacked);
+  const dst = layoutOf(opts.to, !!opts.unpacked);
+  const chunk = opts.chunk ?? DEFAULT_CHUNK;
+  if (!Number.isSafeInteger(chunk) || chunk < 4 || chunk % 4 !== 0) throw new CliError(`chunk size must be a positive multiple of 4, got ${chunk}`);
+  if (opts.seed !== undefined && opts.rounding !== 'stochastic') throw new CliError('--seed only applies to --rounding stochastic');
+
+  const inH = await open(opts.input, 'r');
+  let tmp: string | undefined;
+  let outH: FileHandle | undefined;
+  let bar: cliProgress.SingleBar | undefined;
+  // Interrupted (Ctrl-C): remove the temporary file synchronously, we are about to exit; output stays untouched.
+  const onSignal = (sig: NodeJS.Signals) => {
+    bar?.stop();
+    if (tmp) {
+      try { unlinkSync(tmp); } catch { /* already gone */ }
+    }
+    process.exit(sig === 'SIGINT' ? 130 : 143);
+  };
+  try {
+    const st = await inH.stat();
+    if (!st.isFile()) throw new CliError(`${opts.input}: not a regular file`);
+    const size = st.size;
+    const n = elementCount(src, size, opts.input);
+
+    const tmpName = join(dirname(opts.output), `${basename(opts.output)}.tmp-${process.pid}`);
+    outH = await open(tmpName, 'wx');
+    tmp = tmpName; // ours to delete from here on
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+
+    if (opts.progress && process.stderr.isTTY && size > PROGRESS_MIN_BYTES) {
+      bar = new cliProgress.SingleBar({
+        format: `memfit convert |{bar}| {percentage}% | {done} / {size} | ETA {eta_formatted}`,
+        stream: process.stderr,
+        hideCursor: true,
+        clearOnComplete: true,
+      }, cliProgress.Presets.shades_classic);
+      bar.start(size, 0, { done: mib(0), size: mib(size) });
+    }
+
+    // Buffers reused for every chunk (the last chunk uses a prefix of them).
+    const inBuf = new ArrayBuffer(bytesFor(src, chunk));
+    const values = new Float32Array(chunk);
+    let inPos = 0;
+    for (let i = 0, chunkIndex = 0; i < n; i += chunk, chunkIndex++) {
+      const c = Math.min(chunk, n - i);
+      // The last packed chunk may be shorter than bytesFor(c) when the file ends in padding.
+      const inBytes = Math.min(bytesFor(src, c), size - inPos);
+      const raw = new Uint8Array(inBuf, 0, inBytes);
+      await readFully(inH, raw, inPos, opts.input);
+      const vals = readValues(src, raw, c, values.subarray(0, c), opts.input, i);
+      let seed: bigint | undefined;
+      if (opts.rounding === 'stochastic' && opts.seed !== undefined) {
+        seed = BigInt.asUintN(64, opts.seed + BigInt(chunkIndex) * SEED_STEP);
+      }
+      const codes = encode(vals, dst.f.name, { saturate: opts.saturate, rounding: opts.rounding, seed });
+      const outBytes = dst.packed ? pack(codes as Uint8Array, dst.f.name) : bytesOf(codes);
+      await writeFully(outH, outBytes);
+      inPos += inBytes;
+      bar?.update(inPos, { done: mib(inPos) });
+    }
+    await outH.sync();
+    await outH.close();
+    outH = undefined;
+    await rename(tmp, opts.output);
+    tmp = undefined;
+    await syncDir(dirname(opts.output));
+    bar?.stop();
+    bar = undefined;
+  } finally {
+    bar?.stop();
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    await inH.close().catch(() => {});
+    if (outH) await outH.close().catch(() => {});
+    if (tmp) await unlink(tmp).catch(() => {});
+  }
+}
+
+/** Values of one chunk as float32: the raw floats for float32 input, else the exactly decoded codes. */
+function readValues(l: Layout, raw: Uint8Array, c: number, out: Float32Array, file: string, first: number): Float32Array {
+  const f = l.f;
+  if (f.name === 'float32') return new Float32Array(raw.buffer, raw.byteOffset, c);
+  let codes: Uint8Array | Uint16Array;
+  if (f.codeBytes === 2) codes = new Uint16Array(raw.buffer, raw.byteOffset, c);
+  else if (l.packed) codes = unpack(raw, f.name, c);
+  else {
+    codes = raw;
+    if (f.bits < 8) {
+      // Unpacked fp4/fp6: report a code that does not fit with its position in the file.
+      const limit = 2 ** f.bits - 1;
+      for (let j = 0; j < c; j++) {
+        if (raw[j] > limit) {
+          throw new CliError(`${file}: byte ${first + j} holds 0x${raw[j].toString(16).padStart(2, '0')}, not a ${f.name} code (0x00..0x${limit.toString(16)}, one a byte with --unpacked)`);
+        }
+      }
+    }
+  }
+  return decode(codes, f.name, { out });
+}
+
+/** Makes the rename durable (best effort: not every platform can fsync a directory). */
+async function syncDir(dir: string): Promise<void> {
+  let h: FileHandle | undefined;
+  try {
+    h = await open(dir, 'r');
+    await h.sync();
+  } catch {
+    /* ignore */
+  } finally {
+    await h?.close().catch(() => {});
+  }
+}

@@ -1,0 +1,112 @@
+// Printing and parsing helpers of the command-line tool: exact decimals, hex codes, number and code arguments.
+import { formatOf, type FormatTraits } from '../index.js';
+
+/** A mistake in the command line or the input (printed as `memfit: <message>`, exit code 1, no stack). */
+export class CliError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CliError';
+  }
+}
+
+/**
+ * The exact decimal value of a binary64 number (every format here is a subset of binary64), e.g.
+ * 0.100000001490116119384765625 for float32 0.1. Plain notation for 1e-6 <= |x| < 1e21 (as JavaScript),
+ * scientific otherwise; Infinity, -Infinity and NaN as such, -0 as "-0".
+ */
+export function exactDecimal(x: number): string {
+  if (Number.isNaN(x)) return 'NaN';
+  if (x === Infinity) return 'Infinity';
+  if (x === -Infinity) return '-Infinity';
+  if (x === 0) return Object.is(x, -0) ? '-0' : '0';
+  const dv = new DataView(new ArrayBuffer(8));
+  dv.setFloat64(0, x);
+  const hi = dv.getUint32(0);
+  const lo = dv.getUint32(4);
+  const sign = hi >>> 31 ? '-' : '';
+  const biased = (hi >>> 20) & 0x7ff;
+  let mant = (BigInt(hi & 0xfffff) << 32n) | BigInt(lo);
+  let exp: number;
+  if (biased === 0) exp = -1074;
+  else {
+    mant |= 1n << 52n;
+    exp = biased - 1075;
+  }
+  // x = mant * 2^exp; with exp < 0, mant * 2^exp = mant * 5^-exp / 10^-exp.
+  let digits: string;
+  let pointFromRight: number;
+  if (exp >= 0) {
+    digits = (mant << BigInt(exp)).toString();
+    pointFromRight = 0;
+  } else {
+    digits = (mant * 5n ** BigInt(-exp)).toString();
+    pointFromRight = -exp;
+  }
+  // Strip trailing zeros of the fraction.
+  while (pointFromRight > 0 && digits.endsWith('0')) {
+    digits = digits.slice(0, -1);
+    pointFromRight--;
+  }
+  const a = Math.abs(x);
+  if (a >= 1e-6 && a < 1e21) {
+    if (pointFromRight === 0) return sign + digits;
+    const padded = digits.padStart(pointFromRight + 1, '0');
+    return `${sign}${padded.slice(0, -pointFromRight)}.${padded.slice(-pointFromRight)}`;
+  }
+  // Scientific: d.ddd e±E where E = (digit count - 1) - pointFromRight.
+  const e = digits.length - 1 - pointFromRight;
+  const sig = digits.replace(/0+$/, '');
+  const mantissa = sig.length > 1 ? `${sig[0]}.${sig.slice(1)}` : sig;
+  return `${sign}${mantissa}e${e >= 0 ? '+' : ''}${e}`;
+}
+
+/** A short display form (5 significant digits) for tables. */
+export function shortNumber(x: number): string {
+  if (!Number.isFinite(x)) return String(x);
+  return String(Number(x.toPrecision(5)));
+}
+
+/** Hex digits a code of this format is printed with: 1 for fp4, 2 for fp6/fp8, 4 for 16-bit, 8 for float32. */
+export function hexDigits(f: FormatTraits): number {
+  return Math.ceil(f.bits / 4);
+}
+
+/** `0x7e`, zero-padded to the format's width. */
+export function hexCode(f: FormatTraits, code: number): string {
+  return `0x${code.toString(16).padStart(hexDigits(f), '0')}`;
+}
+
+/** Parses one code given in hex (with or without 0x) and checks that it fits the format. */
+export function parseHexCode(text: string, f: FormatTraits): number {
+  const m = /^(?:0x)?([0-9a-f]+)$/i.exec(text.trim());
+  if (!m) throw new CliError(`${JSON.stringify(text)} is not a hex code (e.g. 7e or 0x7e)`);
+  const code = parseInt(m[1], 16);
+  const limit = 2 ** f.bits - 1;
+  if (!(code <= limit)) {
+    throw new CliError(`code ${text} does not fit ${f.name} (${f.bits}-bit codes 0x0..${hexCode(f, limit)})`);
+  }
+  return code;
+}
+
+/**
+ * Parses a number argument as a JavaScript number (binary64): decimal, exponent, hex (0x..),
+ * inf / infinity / nan in any case with an optional sign, or a fraction a/b such as 1/3.
+ */
+export function parseNumber(text: string): number {
+  const t = text.trim();
+  const special = /^([+-]?)(inf|infinity|nan)$/i.exec(t);
+  if (special) {
+    if (special[2].toLowerCase() === 'nan') return NaN;
+    return special[1] === '-' ? -Infinity : Infinity;
+  }
+  const frac = /^([^/]+)\/([^/]+)$/.exec(t);
+  if (frac) return parseNumber(frac[1]) / parseNumber(frac[2]);
+  const v = t === '' ? NaN : Number(t);
+  if (Number.isNaN(v)) throw new CliError(`${JSON.stringify(text)} is not a number`);
+  return v;
+}
+
+/** Resolves a dtype argument (canonical name or alias); throws the library's UnknownDTypeError. */
+export function dtypeArg(text: string): FormatTraits {
+  return formatOf(text);
+}

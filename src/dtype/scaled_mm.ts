@@ -1,0 +1,114 @@
+import { InvalidArgumentError, ShapeMismatchError } from '../errors.js';
+import { decode } from './encode.js';
+import { formatOf, type DType } from './formats.js';
+import { wasm, type CodeArray } from './wasm.js';
+
+/**
+ * A scale for one operand: a number (per tensor), a Float32Array (per row of A: M values; per
+ * column of B: N values), or E8M0 block scales as a Uint8Array (MX: A M x (K / blockSize)
+ * row-major; B (K / blockSize) x N row-major, one scale per block of K for each column).
+ */
+export type MatmulScale = number | Float32Array | Uint8Array;
+
+export interface ScaledMatmulOptions {
+  m: number;
+  k: number;
+  n: number;
+  /** Element format of A (default float8_e4m3fn); any format of 8 bits or fewer, codes one a byte. */
+  aDtype?: string;
+  bDtype?: string;
+  scaleA: MatmulScale;
+  scaleB: MatmulScale;
+  /** MX block size along K (default 32). */
+  blockSize?: number;
+  /** Output format (default float32); the result is rounded once to it, nearest-even, non-saturating. */
+  outDtype?: string;
+  /**
+   * 'float64' (default): binary64 with compensated (Neumaier) summation: exact for e4m3 x e4m3 and within
+   * 2^-100 relative otherwise. 'float32': float32 adds in increasing k, as a simple GPU kernel does.
+   */
+  accumulate?: 'float64' | 'float32';
+}
+
+/** The result: codes of outDtype and their exact values. */
+export interface ScaledMatmulResult {
+  readonly dtype: DType;
+  readonly codes: CodeArray;
+  readonly values: Float32Array;
+}
+
+const KIND = { tensor: 0, row: 1, mx: 2 } as const;
+
+function scaleKind(s: MatmulScale, which: 'A' | 'B', count: number, mxCount: number): number {
+  if (typeof s === 'number') {
+    if (!Number.isFinite(s)) throw new InvalidArgumentError(`scale${which} must be finite, got ${s}`);
+    return KIND.tensor;
+  }
+  if (s instanceof Float32Array) {
+    if (s.length !== count) throw new ShapeMismatchError(`scale${which} has ${s.length} values; a ${which === 'A' ? 'row-wise' : 'column-wise'} scale needs ${count}`);
+    return KIND.row;
+  }
+  if (s instanceof Uint8Array) {
+    if (s.length !== mxCount) throw new ShapeMismatchError(`scale${which} has ${s.length} E8M0 block scales, expected ${mxCount}`);
+    return KIND.mx;
+  }
+  throw new InvalidArgumentError(`scale${which} must be a number, a Float32Array or a Uint8Array of E8M0 codes`);
+}
+
+/**
+ * The reference for torch._scaled_mm: D = (A * scaleA) @ (B * scaleB) with A an M x K and B a K x N
+ * matrix of fp8 (or fp6/fp4, unpacked) codes, row-major. Products are exact; see `accumulate`.
+ */
+export function scaledMatmul(a: Uint8Array, b: Uint8Array, options: ScaledMatmulOptions): ScaledMatmulResult {
+  const { m, k, n } = options;
+  for (const [name, v] of [['m', m], ['k', k], ['n', n]] as const) {
+    if (!Number.isSafeInteger(v) || v < 1) throw new InvalidArgumentError(`${name} must be a positive integer, got ${v}`);
+  }
+  const fa = formatOf(options.aDtype ?? 'float8_e4m3fn');
+  const fb = formatOf(options.bDtype ?? 'float8_e4m3fn');
+  for (const f of [fa, fb]) if (f.bits > 8) throw new InvalidArgumentError(`scaledMatmul takes formats of 8 bits or fewer, got ${f.name}`);
+  const out = formatOf(options.outDtype ?? 'float32');
+  if (a.length !== m * k) throw new ShapeMismatchError(`A has ${a.length} codes, expected m * k = ${m} * ${k} = ${m * k}`);
+  if (b.length !== k * n) throw new ShapeMismatchError(`B has ${b.length} codes, expected k * n = ${k} * ${n} = ${k * n}`);
+  const blockSize = options.blockSize ?? 32;
+  const isMx = options.scaleA instanceof Uint8Array || options.scaleB instanceof Uint8Array;
+  if (isMx && (!Number.isSafeInteger(blockSize) || blockSize < 1 || k % blockSize !== 0)) {
+    throw new ShapeMismatchError(`MX block scales need k (${k}) to be a multiple of blockSize (${blockSize})`);
+  }
+  const kb = isMx ? k / blockSize : 0;
+  const ka = scaleKind(options.scaleA, 'A', m, m * kb);
+  const kbKind = scaleKind(options.scaleB, 'B', n, kb * n);
+  if (ka !== kbKind) throw new InvalidArgumentError('scaleA and scaleB must be of the same kind (both per-tensor, both row/column-wise, or both MX block scales)');
+  const acc = options.accumulate ?? 'float64';
+  if (acc !== 'float64' && acc !== 'float32') throw new InvalidArgumentError(`accumulate must be 'float64' or 'float32', got ${JSON.stringify(acc)}`);
+
+  const w = wasm();
+  const sizeOf = (s: MatmulScale) => (typeof s === 'number' ? 4 : s.byteLength);
+  const ptrs: number[] = [];
+  const put = (data: ArrayBufferView | number, bytes: number): number => {
+    const p = w.alloc(Math.max(bytes, 16));
+    ptrs.push(p);
+    const dst = new Uint8Array(w.memory.buffer, p, bytes);
+    if (typeof data === 'number') dst.set(new Uint8Array(Float32Array.of(data).buffer));
+    else dst.set(new Uint8Array(data.buffer, data.byteOffset, bytes));
+    return p;
+  };
+  try {
+    const pa = put(a, a.length);
+    const pb = put(b, b.length);
+    const psa = put(options.scaleA, sizeOf(options.scaleA));
+    const psb = put(options.scaleB, sizeOf(options.scaleB));
+    for (const [p, len, f] of [[pa, a.length, fa], [pb, b.length, fb]] as const) {
+      const bad = w.firstCodeAbove(p, len, 2 ** f.bits - 1);
+      if (bad >= 0) throw new InvalidArgumentError(`code at index ${bad} is not a valid ${f.name} code`);
+    }
+    const pd = w.alloc(m * n * out.codeBytes);
+    ptrs.push(pd);
+    w.scaledMatmul(fa.id, fb.id, pa, pb, m, k, n, psa, ka, psb, kbKind, blockSize, acc === 'float32' ? 1 : 0, out.id, pd);
+    const bytes = new Uint8Array(w.memory.buffer, pd, m * n * out.codeBytes).slice();
+    const codes = out.codeBytes === 4 ? new Uint32Array(bytes.buffer) : out.codeBytes === 2 ? new Uint16Array(bytes.buffer) : bytes;
+    return { dtype: out.name, codes, values: decode(codes, out.name) };
+  } finally {
+    for (const p of ptrs) w.free(p);
+  }
+}
