@@ -1,16 +1,17 @@
 // Plain-JavaScript peers for the format benchmark: what a competent JS developer writes without
-// WebAssembly. Per element, encode reads the float32 bits through a Uint32Array view of the input
-// and rounds to nearest-even with integer bit arithmetic (subnormals, overflow and NaN handled per
-// format, ml_dtypes / numpy semantics, non-saturating); decode composes the float32 bits
-// arithmetically (no lookup table) and writes them through a Uint32Array view of the output.
-//
-// The 16-bit formats get hand-specialised loops; the 8-bit-and-smaller formats share one
-// parametrised loop per direction (format constants passed as arguments, so they sit in registers
-// for the whole loop), plus a dedicated loop for e8m0fnu, whose rules differ. bench/formats.ts
-// checks every function here against memfit before timing it.
+// WebAssembly (and without a decode lookup table). Per element, encode reads the float32 bits
+// through a Uint32Array view of the input and rounds to nearest-even with integer bit arithmetic
+// in the normal range and the exact-scale-plus-1.5*2^52 trick in the target's subnormal range
+// (overflow and NaN handled per format: ml_dtypes / numpy semantics, non-saturating);
+// decode composes the float32 bits arithmetically and writes them through a Uint32Array view of
+// the output. Every format has its own loop with literal constants. bench/formats.ts checks every
+// function here against memfit (bit for bit, NaN payloads included) before timing it.
 
 export type Encoder = (src: Float32Array, dst: Uint8Array | Uint16Array) => void;
 export type Decoder = (src: Uint8Array | Uint16Array, dst: Float32Array) => void;
+
+/** 1.5 * 2^52: (v + R) - R rounds a double 0 <= v < 2^51 to the nearest integer, ties to even. */
+const R = 6755399441055744;
 
 function bitsOf(a: Float32Array): Uint32Array {
   return new Uint32Array(a.buffer, a.byteOffset, a.length);
@@ -56,141 +57,192 @@ export function encodeF16(src: Float32Array, dst: Uint16Array): void {
       // normal float16 range: round the 13 dropped bits, rebias 127 -> 15 (carry may reach inf)
       c = ((a + 0xfff + ((a >>> 13) & 1)) >>> 13) - 0x1c000;
       if (c > 0x7bff) c = 0x7c00;
-    } else if (a >= 0x33000000) {
-      // float16 subnormal: shift the significand (implicit bit included) onto the 2^-24 grid
-      const e = a >>> 23;
-      const sig = (a & 0x7fffff) | 0x800000;
-      const shift = 126 - e; // 14..24
-      const q = sig >>> shift;
-      const rem = sig & ((1 << shift) - 1);
-      const half = 1 << (shift - 1);
-      c = rem > half || (rem === half && (q & 1) !== 0) ? q + 1 : q;
-    } else c = 0; // below 2^-25 (ties at 2^-25 go to even 0)
+    } else c = (Math.abs(src[i]) * 16777216 + R) - R; // float16 subnormal grid 2^-24 (ties to even)
     dst[i] = s | c;
   }
 }
 
-/** float16 -> float32, exact; NaN payloads kept. */
+/**
+ * float16 -> float32, exact; NaN payloads kept. Branches on the exponent (well predicted on
+ * ordinary data, where subnormals and specials are rare); this measured faster here than the
+ * multiply-by-2^112 renormalisation the small formats use.
+ */
 export function decodeF16(src: Uint16Array, dst: Float32Array): void {
   const u = bitsOf(dst);
   const n = src.length;
   for (let i = 0; i < n; i++) {
     const h = src[i];
     const s = (h & 0x8000) << 16;
-    const e = (h >>> 10) & 0x1f;
+    const e = h & 0x7c00;
     const f = h & 0x3ff;
     if (e === 0) {
-      // zero / subnormal: f * 2^-24 is exact in float32; normalise by counting leading zeros
+      // zero / subnormal: normalise by counting leading zeros (f * 2^-24 exactly)
       if (f === 0) u[i] = s;
       else {
         const lz = Math.clz32(f) - 21; // shift that brings the top set bit to bit 10
         u[i] = s | ((113 - lz) << 23) | (((f << lz) & 0x3ff) << 13);
       }
-    } else if (e === 31) u[i] = s | 0x7f800000 | (f << 13);
-    else u[i] = s | ((e + 112) << 23) | (f << 13);
+    } else if (e === 0x7c00) u[i] = s | 0x7f800000 | (f << 13);
+    else u[i] = s | ((h & 0x7fff) + 0x1c000) << 13;
   }
 }
 
 // ---- 8-bit and smaller (signed) ---------------------------------------------------------------
+//
+// One hand-specialised loop per format and direction, every constant a literal (a parametrised
+// loop measured ~1.6x slower). Encode: the normal range rounds on the bit pattern (add half-ulp
+// minus one plus the kept LSB, shift, rebias), the target-subnormal range scales |x| onto the
+// subnormal grid (exact) and rounds it to nearest-even with the 1.5 * 2^52 addition; decode puts
+// the sign and magnitude bits into a float32 and multiplies by 2^(127 - bias), which renormalises
+// subnormals exactly. Both stay branch-free on ordinary data (NaN / inf / overflow aside).
 
-/** How a small signed format spells NaN: IEEE (e5m2), all-ones S.1111.111 (e4m3fn), none (fp6/fp4). */
-export const NAN_IEEE = 0;
-export const NAN_ALL_ONES = 1;
-export const NAN_NONE = 2;
-
-export interface MiniFormat {
-  readonly bits: number;
-  readonly ebits: number;
-  readonly mbits: number;
-  readonly hasInf: boolean;
-  readonly nan: 0 | 1 | 2;
-}
-
-/**
- * float32 -> code of a signed format of at most 8 bits (one code per byte), nearest-even,
- * ml_dtypes semantics: overflow -> inf (e5m2), NaN (e4m3fn) or ±max (fp6/fp4, no inf/NaN);
- * NaN -> canonical NaN (e5m2: S.11111.10, e4m3fn: S.1111.111, fp6/fp4: the code of -0).
- */
-export function encodeMini(
-  src: Float32Array, dst: Uint8Array,
-  bits: number, ebits: number, mbits: number, hasInf: boolean, nanKind: number,
-): void {
+/** float32 -> e4m3fn: overflow and inf -> NaN (S.1111.111), max 448 = 0x7E. */
+export function encodeE4m3(src: Float32Array, dst: Uint8Array): void {
   const u = bitsOf(src);
   const n = src.length;
-  const bias = (1 << (ebits - 1)) - 1;
-  const shift = 23 - mbits; // dropped fraction bits in the normal range
-  const roundBias = (1 << (shift - 1)) - 1;
-  const rebias = (127 - bias) << mbits;
-  const minNormal = (128 - bias) << 23; // float32 bits of 2^emin
-  const signShift = 32 - bits;
-  const magBits = bits - 1;
-  const allOnes = (1 << magBits) - 1;
-  const infCode = ((1 << ebits) - 1) << mbits;
-  const maxCode = hasInf ? infCode - 1 : nanKind === NAN_ALL_ONES ? allOnes - 1 : allOnes;
-  const ovfCode = hasInf ? infCode : nanKind === NAN_ALL_ONES ? allOnes : maxCode;
-  const signBit = 1 << magBits;
-  const nanCode = nanKind === NAN_IEEE ? infCode | (1 << (mbits - 1)) : nanKind === NAN_ALL_ONES ? allOnes : 0;
-  const nanSigned = nanKind !== NAN_NONE; // fp6/fp4: NaN -> -0 whatever its sign
-  const subBase = 127 - bias + 1 + (23 - mbits); // shift = subBase - e for a float32 exponent field e
   for (let i = 0; i < n; i++) {
     const x = u[i];
-    const s = (x >>> signShift) & signBit;
+    const s = (x >>> 24) & 0x80;
     const a = x & 0x7fffffff;
     let c: number;
-    if (a >= 0x7f800000) {
-      if (a > 0x7f800000) c = nanSigned ? s | nanCode : signBit;
-      else c = s | ovfCode;
-    } else if (a >= minNormal) {
-      c = ((a + roundBias + ((a >>> shift) & 1)) >>> shift) - rebias;
-      c = s | (c > maxCode ? ovfCode : c);
-    } else {
-      // target subnormal (or zero): significand onto the 2^(emin - m) grid
-      const e = a >>> 23;
-      const sh = subBase - e;
-      let q = 0;
-      if (sh <= 24 && e !== 0) {
-        const sig = (a & 0x7fffff) | 0x800000;
-        q = sig >>> sh;
-        const rem = sig & ((1 << sh) - 1);
-        const half = 1 << (sh - 1);
-        if (rem > half || (rem === half && (q & 1) !== 0)) q++;
+    if (a >= 0x3c800000) { // |x| >= 2^-6 (normal), inf, NaN
+      if (a >= 0x7f800000) c = 0x7f;
+      else {
+        c = ((a + 0x7ffff + ((a >>> 20) & 1)) >>> 20) - 0x3c0;
+        if (c > 0x7e) c = 0x7f;
       }
-      c = s | q;
-    }
-    dst[i] = c;
+    } else c = (Math.abs(src[i]) * 512 + R) - R; // subnormal grid 2^-9
+    dst[i] = s | c;
   }
 }
 
-/** code of a signed format of at most 8 bits -> float32, exact; NaN -> canonical quiet NaN (sign kept). */
-export function decodeMini(
-  src: Uint8Array, dst: Float32Array,
-  bits: number, ebits: number, mbits: number, _hasInf: boolean, nanKind: number,
-): void {
+export function decodeE4m3(src: Uint8Array, dst: Float32Array): void {
   const u = bitsOf(dst);
   const n = src.length;
-  const bias = (1 << (ebits - 1)) - 1;
-  const signShift = 32 - bits;
-  const magMask = (1 << (bits - 1)) - 1;
-  const fracMask = (1 << mbits) - 1;
-  const expAll = (1 << ebits) - 1;
-  const fracShift = 23 - mbits;
-  const rebias = 127 - bias;
-  const ieee = nanKind === NAN_IEEE;
-  const allOnesNan = nanKind === NAN_ALL_ONES ? magMask : -1;
-  const subScale = 2 ** (1 - bias - mbits); // value of the smallest subnormal
   for (let i = 0; i < n; i++) {
     const c = src[i];
-    const s = (c << signShift) & 0x80000000;
-    const mag = c & magMask;
-    const e = mag >>> mbits;
-    const f = mag & fracMask;
-    if (e === 0) {
-      // zero / subnormal: f * 2^(emin - m) is exact in float32
-      const v = f * subScale;
-      dst[i] = s !== 0 ? -v : v;
-    } else if ((ieee && e === expAll) || mag === allOnesNan) {
-      u[i] = s | (ieee && f === 0 ? 0x7f800000 : 0x7fc00000);
-    } else u[i] = s | ((e + rebias) << 23) | (f << fracShift);
+    if ((c & 0x7f) === 0x7f) u[i] = ((c & 0x80) << 24) | 0x7fc00000;
+    else {
+      u[i] = ((c & 0x80) << 24) | ((c & 0x7f) << 20);
+      dst[i] *= 2 ** 120; // 2^(127 - 7)
+    }
+  }
+}
+
+/** float32 -> e5m2: overflow -> inf, NaN -> S.11111.10. */
+export function encodeE5m2(src: Float32Array, dst: Uint8Array): void {
+  const u = bitsOf(src);
+  const n = src.length;
+  for (let i = 0; i < n; i++) {
+    const x = u[i];
+    const s = (x >>> 24) & 0x80;
+    const a = x & 0x7fffffff;
+    let c: number;
+    if (a >= 0x38800000) { // |x| >= 2^-14
+      if (a > 0x7f800000) c = 0x7e;
+      else {
+        c = ((a + 0xfffff + ((a >>> 21) & 1)) >>> 21) - 0x1c0;
+        if (c > 0x7b) c = 0x7c;
+      }
+    } else c = (Math.abs(src[i]) * 65536 + R) - R; // subnormal grid 2^-16
+    dst[i] = s | c;
+  }
+}
+
+export function decodeE5m2(src: Uint8Array, dst: Float32Array): void {
+  const u = bitsOf(dst);
+  const n = src.length;
+  for (let i = 0; i < n; i++) {
+    const c = src[i];
+    if ((c & 0x7c) === 0x7c) u[i] = ((c & 0x80) << 24) | ((c & 3) === 0 ? 0x7f800000 : 0x7fc00000);
+    else {
+      u[i] = ((c & 0x80) << 24) | ((c & 0x7f) << 21);
+      dst[i] *= 2 ** 112; // 2^(127 - 15)
+    }
+  }
+}
+
+/** float32 -> e3m2fn (6 bits): saturates to ±28 (no inf/NaN), NaN -> 0x20 (-0). */
+export function encodeE3m2(src: Float32Array, dst: Uint8Array): void {
+  const u = bitsOf(src);
+  const n = src.length;
+  for (let i = 0; i < n; i++) {
+    const x = u[i];
+    const s = (x >>> 26) & 0x20;
+    const a = x & 0x7fffffff;
+    let c: number;
+    if (a >= 0x3e800000) { // |x| >= 2^-2
+      if (a > 0x7f800000) { dst[i] = 0x20; continue; }
+      c = ((a + 0xfffff + ((a >>> 21) & 1)) >>> 21) - 0x1f0;
+      if (c > 0x1f) c = 0x1f;
+    } else c = (Math.abs(src[i]) * 16 + R) - R; // subnormal grid 2^-4
+    dst[i] = s | c;
+  }
+}
+
+export function decodeE3m2(src: Uint8Array, dst: Float32Array): void {
+  const u = bitsOf(dst);
+  const n = src.length;
+  for (let i = 0; i < n; i++) {
+    const c = src[i];
+    u[i] = ((c & 0x20) << 26) | ((c & 0x1f) << 21);
+    dst[i] *= 2 ** 124; // 2^(127 - 3)
+  }
+}
+
+/** float32 -> e2m3fn (6 bits): saturates to ±7.5, NaN -> 0x20. */
+export function encodeE2m3(src: Float32Array, dst: Uint8Array): void {
+  const u = bitsOf(src);
+  const n = src.length;
+  for (let i = 0; i < n; i++) {
+    const x = u[i];
+    const s = (x >>> 26) & 0x20;
+    const a = x & 0x7fffffff;
+    let c: number;
+    if (a >= 0x3f800000) { // |x| >= 1
+      if (a > 0x7f800000) { dst[i] = 0x20; continue; }
+      c = ((a + 0x7ffff + ((a >>> 20) & 1)) >>> 20) - 0x3f0;
+      if (c > 0x1f) c = 0x1f;
+    } else c = (Math.abs(src[i]) * 8 + R) - R; // subnormal grid 2^-3
+    dst[i] = s | c;
+  }
+}
+
+export function decodeE2m3(src: Uint8Array, dst: Float32Array): void {
+  const u = bitsOf(dst);
+  const n = src.length;
+  for (let i = 0; i < n; i++) {
+    const c = src[i];
+    u[i] = ((c & 0x20) << 26) | ((c & 0x1f) << 20);
+    dst[i] *= 2 ** 126; // 2^(127 - 1)
+  }
+}
+
+/** float32 -> e2m1fn (4 bits): saturates to ±6, NaN -> 0x8. */
+export function encodeE2m1(src: Float32Array, dst: Uint8Array): void {
+  const u = bitsOf(src);
+  const n = src.length;
+  for (let i = 0; i < n; i++) {
+    const x = u[i];
+    const s = (x >>> 28) & 0x8;
+    const a = x & 0x7fffffff;
+    let c: number;
+    if (a >= 0x3f800000) { // |x| >= 1
+      if (a > 0x7f800000) { dst[i] = 0x8; continue; }
+      c = ((a + 0x1fffff + ((a >>> 22) & 1)) >>> 22) - 0xfc;
+      if (c > 0x7) c = 0x7;
+    } else c = (Math.abs(src[i]) * 2 + R) - R; // subnormal grid 2^-1
+    dst[i] = s | c;
+  }
+}
+
+export function decodeE2m1(src: Uint8Array, dst: Float32Array): void {
+  const u = bitsOf(dst);
+  const n = src.length;
+  for (let i = 0; i < n; i++) {
+    const c = src[i];
+    u[i] = ((c & 0x8) << 28) | ((c & 0x7) << 22);
+    dst[i] *= 2 ** 126; // 2^(127 - 1)
   }
 }
 
@@ -228,23 +280,20 @@ export function decodeE8m0(src: Uint8Array, dst: Float32Array): void {
 
 // ---- by dtype name ----------------------------------------------------------------------------
 
-const MINI: Record<string, MiniFormat> = {
-  float8_e4m3fn: { bits: 8, ebits: 4, mbits: 3, hasInf: false, nan: NAN_ALL_ONES },
-  float8_e5m2: { bits: 8, ebits: 5, mbits: 2, hasInf: true, nan: NAN_IEEE },
-  float6_e3m2fn: { bits: 6, ebits: 3, mbits: 2, hasInf: false, nan: NAN_NONE },
-  float6_e2m3fn: { bits: 6, ebits: 2, mbits: 3, hasInf: false, nan: NAN_NONE },
-  float4_e2m1fn: { bits: 4, ebits: 2, mbits: 1, hasInf: false, nan: NAN_NONE },
+const IMPLS: Record<string, { encode: Encoder; decode: Decoder }> = {
+  float16: { encode: encodeF16 as Encoder, decode: decodeF16 as Decoder },
+  bfloat16: { encode: encodeBf16 as Encoder, decode: decodeBf16 as Decoder },
+  float8_e4m3fn: { encode: encodeE4m3 as Encoder, decode: decodeE4m3 as Decoder },
+  float8_e5m2: { encode: encodeE5m2 as Encoder, decode: decodeE5m2 as Decoder },
+  float8_e8m0fnu: { encode: encodeE8m0 as Encoder, decode: decodeE8m0 as Decoder },
+  float6_e3m2fn: { encode: encodeE3m2 as Encoder, decode: decodeE3m2 as Decoder },
+  float6_e2m3fn: { encode: encodeE2m3 as Encoder, decode: decodeE2m3 as Decoder },
+  float4_e2m1fn: { encode: encodeE2m1 as Encoder, decode: decodeE2m1 as Decoder },
 };
 
 /** The plain-JS encoder and decoder of a dtype (canonical name). */
 export function plainJs(dtype: string): { encode: Encoder; decode: Decoder } {
-  if (dtype === 'float16') return { encode: encodeF16 as Encoder, decode: decodeF16 as Decoder };
-  if (dtype === 'bfloat16') return { encode: encodeBf16 as Encoder, decode: decodeBf16 as Decoder };
-  if (dtype === 'float8_e8m0fnu') return { encode: encodeE8m0 as Encoder, decode: decodeE8m0 as Decoder };
-  const m = MINI[dtype];
-  if (!m) throw new Error(`no plain-JS implementation of ${dtype}`);
-  return {
-    encode: (src, dst) => encodeMini(src, dst as Uint8Array, m.bits, m.ebits, m.mbits, m.hasInf, m.nan),
-    decode: (src, dst) => decodeMini(src as Uint8Array, dst, m.bits, m.ebits, m.mbits, m.hasInf, m.nan),
-  };
+  const impl = IMPLS[dtype];
+  if (!impl) throw new Error(`no plain-JS implementation of ${dtype}`);
+  return impl;
 }

@@ -13,9 +13,6 @@ export const DEFAULT_CHUNK = 1 << 20;
 /** The progress bar is shown (stderr a TTY, not --quiet) only for inputs larger than this. */
 const PROGRESS_MIN_BYTES = 4 << 20;
 
-/** Golden-ratio increment that spreads per-chunk stochastic-rounding seeds (as splitmix64). */
-const SEED_STEP = 0x9e3779b97f4a7c15n;
-
 export interface ConvertOptions {
   from: string;
   to: string;
@@ -101,10 +98,8 @@ function mib(bytes: number): string {
  * fsynced and renamed over `output`; on failure the temporary file is removed and an existing
  * `output` is left untouched.
  *
- * Stochastic rounding: the library's generator is counter-based on the element index within one
- * encode call and has no element-offset option yet, so each chunk is encoded with its own seed,
- * seed + chunkIndex * 0x9E3779B97F4A7C15 (mod 2^64). The output is therefore reproducible for the
- * same seed AND the same chunk size (the default 1 Mi elements), not across chunk sizes.
+ * Stochastic rounding: one seed for the whole file (random when not given) and each chunk's element
+ * offset, so the output equals a single encode() of the whole file, whatever the chunk size.
  */
 export async function convertFile(opts: ConvertOptions): Promise<void> {
   if (endianness() !== 'LE') throw new CliError('convert needs a little-endian machine');
@@ -133,7 +128,9 @@ export async function convertFile(opts: ConvertOptions): Promise<void> {
     const n = elementCount(src, size, opts.input);
 
     const tmpName = join(dirname(opts.output), `${basename(opts.output)}.tmp-${process.pid}`);
-    outH = await open(tmpName, 'wx');
+    outH = await open(tmpName, 'wx').catch((e: Error) => {
+      throw new CliError(`cannot write ${opts.output}: ${e.message}`);
+    });
     tmp = tmpName; // ours to delete from here on
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
@@ -152,18 +149,17 @@ export async function convertFile(opts: ConvertOptions): Promise<void> {
     const inBuf = new ArrayBuffer(bytesFor(src, chunk));
     const values = new Float32Array(chunk);
     let inPos = 0;
-    for (let i = 0, chunkIndex = 0; i < n; i += chunk, chunkIndex++) {
+    const seed = opts.rounding === 'stochastic'
+      ? opts.seed ?? BigInt.asUintN(64, BigInt(Math.floor(Math.random() * 2 ** 53)) * 2654435761n)
+      : undefined;
+    for (let i = 0; i < n; i += chunk) {
       const c = Math.min(chunk, n - i);
-      // The last packed chunk may be shorter than bytesFor(c) when the file ends in padding.
-      const inBytes = Math.min(bytesFor(src, c), size - inPos);
+      // Chunks start on whole groups; by elementCount the last one ends exactly at the end of the file.
+      const inBytes = bytesFor(src, c);
       const raw = new Uint8Array(inBuf, 0, inBytes);
       await readFully(inH, raw, inPos, opts.input);
       const vals = readValues(src, raw, c, values.subarray(0, c), opts.input, i);
-      let seed: bigint | undefined;
-      if (opts.rounding === 'stochastic' && opts.seed !== undefined) {
-        seed = BigInt.asUintN(64, opts.seed + BigInt(chunkIndex) * SEED_STEP);
-      }
-      const codes = encode(vals, dst.f.name, { saturate: opts.saturate, rounding: opts.rounding, seed });
+      const codes = encode(vals, dst.f.name, { saturate: opts.saturate, rounding: opts.rounding, seed, offset: i });
       const outBytes = dst.packed ? pack(codes as Uint8Array, dst.f.name) : bytesOf(codes);
       await writeFully(outH, outBytes);
       inPos += inBytes;

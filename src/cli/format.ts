@@ -63,6 +63,7 @@ export function exactDecimal(x: number): string {
 /** A short display form (5 significant digits) for tables. */
 export function shortNumber(x: number): string {
   if (!Number.isFinite(x)) return String(x);
+  if (Object.is(x, -0)) return '-0';
   return String(Number(x.toPrecision(5)));
 }
 

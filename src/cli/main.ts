@@ -1,2 +1,160 @@
-// placeholder replaced by the CLI implementation
-console.log('memfit');
+// The `memfit` command (bin/memfit.js runs the bundle of this file, dist/node/cli.js).
+import { createRequire } from 'node:module';
+import { Command, Option } from 'commander';
+import { MemfitError, decode, encode, finfo, formatOf, formatTable, FORMATS, type Rounding } from '../index.js';
+import { convertFile, DEFAULT_CHUNK } from './convert.js';
+import { demoLines } from './demo.js';
+import { CliError, exactDecimal, hexCode, parseHexCode, parseNumber } from './format.js';
+
+const ROUNDINGS: readonly Rounding[] = ['nearest-even', 'toward-zero', 'stochastic'];
+
+function version(): string {
+  try {
+    // dist/node/cli.js and src/cli/main.ts both sit two levels below the package root.
+    return (createRequire(import.meta.url)('../../package.json') as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+function parseSeed(text: string): bigint {
+  const t = text.trim();
+  if (!/^(?:-?\d+|0x[0-9a-f]+)$/i.test(t)) throw new CliError(`--seed must be an integer (decimal or 0x hex), got ${JSON.stringify(text)}`);
+  return BigInt.asUintN(64, BigInt(t));
+}
+
+function parseChunk(text: string): number {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < 4 || n % 4 !== 0) throw new CliError(`--chunk-size must be a positive multiple of 4, got ${JSON.stringify(text)}`);
+  return n;
+}
+
+function roundingOption(): Option {
+  return new Option('--rounding <mode>', 'rounding mode').choices(ROUNDINGS).default('nearest-even');
+}
+
+function out(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+export function buildProgram(): Command {
+  const program = new Command('memfit');
+  program
+    .description('bit-exact low-precision floats (fp16, bf16, fp8, fp6, fp4, OCP MX): format tables and file conversion')
+    .version(version(), '-V, --version')
+    .configureOutput({
+      outputError: (str, write) => {
+        let msg = str.replace(/^error: /, '');
+        const neg = /unknown option '(-[^']*)'/.exec(msg);
+        if (neg && /^-[\d.]|^-(inf|infinity|nan)$/i.test(neg[1])) {
+          msg = msg.trimEnd() + `\n(to pass a negative value, put it after --, e.g. memfit encode --dtype e4m3fn -- ${neg[1]})\n`;
+        }
+        write(`memfit: ${msg}`);
+      },
+    })
+    .showHelpAfterError('(add --help for usage)');
+
+  program
+    .command('finfo')
+    .description('print the limits of every format (or of one dtype) as a table')
+    .argument('[dtype]', 'dtype name or alias, e.g. float8_e4m3fn, e4m3, bf16, fp4')
+    .option('--json', 'print the finfo object(s) as JSON')
+    .action((dtype: string | undefined, opts: { json?: boolean }) => {
+      const names = dtype === undefined ? FORMATS.map((f) => f.name) : [formatOf(dtype).name];
+      if (opts.json) {
+        const infos = names.map((n) => finfo(n));
+        out(JSON.stringify(dtype === undefined ? infos : infos[0], null, 2));
+      } else {
+        out(formatTable(names));
+      }
+    });
+
+  program
+    .command('convert')
+    .description('convert a raw little-endian file of codes of one dtype to codes of another, streaming')
+    .argument('<input>', 'input file (float32 values, or codes of --from)')
+    .argument('<output>', 'output file (replaced atomically)')
+    .requiredOption('--from <dtype>', 'dtype of the input codes')
+    .requiredOption('--to <dtype>', 'dtype of the output codes')
+    .option('--saturate', 'clamp overflow and ±inf to ±max instead of producing inf/NaN')
+    .addOption(roundingOption())
+    .option('--seed <n>', 'seed for --rounding stochastic (reproducible for the same seed and chunk size)', parseSeed)
+    .option('--unpacked', 'fp4/fp6 files hold one code a byte (default: packed, fp4 two a byte, fp6 four in three bytes)')
+    .option('-q, --quiet', 'no progress bar')
+    .addOption(new Option('--chunk-size <elements>', 'elements per chunk (multiple of 4)').argParser(parseChunk).default(DEFAULT_CHUNK).hideHelp())
+    .addHelpText('after', `
+16-bit codes are little-endian uint16; float32 input is read as float32 values, other inputs are
+decoded exactly to float32 and then encoded. A packed fp4 file of s bytes holds 2s codes; a packed
+fp6 file of s bytes holds floor(8s/6) codes (trailing bits are padding).
+
+Example:
+  memfit convert --from float32 --to e4m3fn --saturate weights.f32 weights.e4m3`)
+    .action(async (input: string, output: string, opts: {
+      from: string; to: string; saturate?: boolean; rounding: Rounding; seed?: bigint; unpacked?: boolean; quiet?: boolean; chunkSize: number;
+    }) => {
+      await convertFile({
+        from: opts.from, to: opts.to, input, output, saturate: opts.saturate, rounding: opts.rounding,
+        seed: opts.seed, unpacked: opts.unpacked, chunk: opts.chunkSize, progress: !opts.quiet,
+      });
+    });
+
+  program
+    .command('decode')
+    .description('decode codes given in hex and print their exact values')
+    .argument('<codes...>', 'codes in hex, with or without 0x (fp4/fp6: one code each, not packed)')
+    .requiredOption('--dtype <dtype>', 'dtype of the codes')
+    .addHelpText('after', '\nExample:\n  memfit decode --dtype float8_e4m3fn 7e 0x7f 01    # 448, NaN, 0.001953125')
+    .action((codes: string[], opts: { dtype: string }) => {
+      const f = formatOf(opts.dtype);
+      const parsed = codes.map((c) => parseHexCode(c, f));
+      const values = decode(parsed, f.name);
+      parsed.forEach((c, i) => out(`${hexCode(f, c)}  ${exactDecimal(values[i])}`));
+    });
+
+  program
+    .command('encode')
+    .description('encode numbers and print each code in hex with the value it decodes to')
+    .argument('<values...>', 'numbers (binary64): 1.5, -2e-3, 0x10, 1/3, inf, nan')
+    .requiredOption('--dtype <dtype>', 'dtype to encode to')
+    .option('--saturate', 'clamp overflow and ±inf to ±max')
+    .addOption(roundingOption())
+    .option('--seed <n>', 'seed for --rounding stochastic', parseSeed)
+    .addHelpText('after', '\nNegative numbers work as they are (memfit encode --dtype e4m3fn -1.5); put -inf or -nan after --.\n\nExample:\n  memfit encode --dtype e4m3fn --saturate 0.1 500 -- -1.5')
+    .action((texts: string[], opts: { dtype: string; saturate?: boolean; rounding: Rounding; seed?: bigint }) => {
+      const f = formatOf(opts.dtype);
+      if (opts.seed !== undefined && opts.rounding !== 'stochastic') throw new CliError('--seed only applies to --rounding stochastic');
+      const values = texts.map(parseNumber);
+      const codes = encode(values, f.name, { saturate: opts.saturate, rounding: opts.rounding, seed: opts.seed });
+      const back = decode(codes, f.name);
+      values.forEach((v, i) => out(`${String(v)} -> ${hexCode(f, codes[i])} (${exactDecimal(back[i])})`));
+    });
+
+  program
+    .command('demo')
+    .description('print the formats table and a short conversion demo (what `npm start` runs)')
+    .action(() => {
+      for (const line of demoLines()) out(line);
+    });
+
+  return program;
+}
+
+/** Runs the command line; user errors print `memfit: <message>` and set exit code 1. */
+export async function main(argv: readonly string[] = process.argv): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv as string[]);
+  } catch (err) {
+    process.exitCode = 1;
+    const e = err as Error & { code?: unknown };
+    if (err instanceof MemfitError || err instanceof CliError) {
+      process.stderr.write(`memfit: ${e.message}\n`);
+    } else if (typeof e?.code === 'string' && typeof e.message === 'string' && /^E[A-Z]+$/.test(e.code)) {
+      // Node system errors (ENOENT, EACCES, EISDIR...): the message names the path.
+      process.stderr.write(`memfit: ${e.message}\n`);
+    } else {
+      process.stderr.write(`memfit: internal error: ${e?.stack ?? String(err)}\n`);
+    }
+  }
+}
+
+await main();

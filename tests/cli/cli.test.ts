@@ -1,0 +1,235 @@
+// The `memfit` command, run as a child process (needs dist/node/cli.js: node scripts/build.mjs).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { FORMATS, decode, encode, pack } from '../../src/index.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'memfit-cli-'));
+
+function memfit(...args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ['bin/memfit.js', ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+function bytes(a: ArrayBufferView): Uint8Array {
+  return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+}
+
+function tmp(name: string): string {
+  return join(dir, name);
+}
+
+function noStack(stderr: string): void {
+  assert.not.match(stderr, /\n\s+at /, 'no stack trace');
+}
+
+/** Test input: ordinary values at several scales, subnormals, overflow, ±0, ±inf and NaN. */
+function sampleFloats(n: number): Float32Array {
+  const a = new Float32Array(n);
+  let s = 12345;
+  for (let i = 0; i < n; i++) {
+    s = (s * 1103515245 + 12345) >>> 0;
+    a[i] = ((s / 2 ** 32) - 0.5) * 2 ** ((i % 40) - 20);
+  }
+  a.set([0, -0, Infinity, -Infinity, NaN, 448, 464, 500, -1e6, 2 ** -10, 1e-30], 0);
+  return a;
+}
+
+test('finfo prints every format, e.g. 448 for float8_e4m3fn', () => {
+  const r = memfit('finfo');
+  assert.is(r.code, 0, r.stderr);
+  for (const f of FORMATS) assert.ok(r.stdout.includes(f.name), f.name);
+  const line = r.stdout.split('\n').find((l) => l.startsWith('float8_e4m3fn'));
+  assert.ok(line && /\b448\b/.test(line), line);
+  const one = memfit('finfo', 'e4m3');
+  assert.is(one.code, 0);
+  assert.match(one.stdout, /float8_e4m3fn .*448/);
+  assert.not.match(one.stdout, /float16/);
+});
+
+test('finfo --json', () => {
+  const r = memfit('finfo', '--json', 'fp4');
+  assert.is(r.code, 0, r.stderr);
+  const info = JSON.parse(r.stdout);
+  assert.is(info.dtype, 'float4_e2m1fn');
+  assert.is(info.max, 6);
+  const all = JSON.parse(memfit('finfo', '--json').stdout);
+  assert.equal(all.map((i: { dtype: string }) => i.dtype), FORMATS.map((f) => f.name));
+});
+
+test('finfo of an unknown dtype exits 1 and lists the valid names', () => {
+  const r = memfit('finfo', 'float7');
+  assert.is(r.code, 1);
+  assert.is(r.stdout, '');
+  assert.match(r.stderr, /^memfit: unknown dtype "float7"; valid names: /);
+  for (const f of FORMATS) assert.ok(r.stderr.includes(f.name), f.name);
+  noStack(r.stderr);
+});
+
+test('convert float32 -> float8_e4m3fn matches encode byte for byte (also chunked, saturating)', () => {
+  const values = sampleFloats(10_001);
+  writeFileSync(tmp('in.f32'), bytes(values));
+  for (const extra of [[], ['--chunk-size', '64'], ['--saturate', '--chunk-size', '4096']]) {
+    const r = memfit('convert', '--from', 'float32', '--to', 'float8_e4m3fn', ...extra, tmp('in.f32'), tmp('out.e4m3'));
+    assert.is(r.code, 0, r.stderr);
+    assert.is(r.stdout, '');
+    const want = encode(values, 'float8_e4m3fn', { saturate: extra.includes('--saturate') });
+    assert.equal(new Uint8Array(readFileSync(tmp('out.e4m3'))), bytes(want), extra.join(' '));
+  }
+});
+
+test('convert float32 -> bfloat16 (little-endian uint16) and back to float32', () => {
+  const values = sampleFloats(3001);
+  writeFileSync(tmp('in2.f32'), bytes(values));
+  assert.is(memfit('convert', '--from', 'f32', '--to', 'bf16', '--rounding', 'toward-zero', '--chunk-size', '100', tmp('in2.f32'), tmp('out.bf16')).code, 0);
+  const codes = encode(values, 'bfloat16', { rounding: 'toward-zero' });
+  const file = readFileSync(tmp('out.bf16'));
+  assert.is(file.length, values.length * 2);
+  assert.equal(new Uint8Array(file), bytes(codes));
+  assert.is(memfit('convert', '--from', 'bf16', '--to', 'float32', tmp('out.bf16'), tmp('back.f32')).code, 0);
+  const back = readFileSync(tmp('back.f32'));
+  assert.equal(new Uint8Array(back), bytes(decode(codes, 'bfloat16')));
+});
+
+test('convert float32 -> fp4 (packed) and back round-trips representable values', () => {
+  const grid = [0, 0.5, 1, 1.5, 2, 3, 4, 6, -0.5, -1, -1.5, -2, -3, -4, -6, 0];
+  const values = Float32Array.from({ length: 16 * 65 }, (_, i) => grid[(i * 7) % 16]);
+  writeFileSync(tmp('in.f32'), bytes(values));
+  let r = memfit('convert', '--from', 'float32', '--to', 'fp4', '--chunk-size', '40', tmp('in.f32'), tmp('out.fp4'));
+  assert.is(r.code, 0, r.stderr);
+  const packed = new Uint8Array(readFileSync(tmp('out.fp4')));
+  assert.is(packed.length, values.length / 2);
+  assert.equal(packed, pack(encode(values, 'fp4') as Uint8Array, 'fp4'));
+  r = memfit('convert', '--from', 'fp4', '--to', 'float32', tmp('out.fp4'), tmp('back.f32'));
+  assert.is(r.code, 0, r.stderr);
+  const buf = readFileSync(tmp('back.f32'));
+  const back = new Float32Array(buf.buffer, buf.byteOffset, buf.length / 4);
+  assert.equal(Array.from(back), Array.from(values));
+});
+
+test('convert --unpacked fp4 writes one code a byte', () => {
+  const values = Float32Array.from([1, -6, 0.5, 3, 2.9]);
+  writeFileSync(tmp('in5.f32'), bytes(values));
+  const r = memfit('convert', '--from', 'float32', '--to', 'e2m1', '--unpacked', tmp('in5.f32'), tmp('out.u4'));
+  assert.is(r.code, 0, r.stderr);
+  assert.equal(new Uint8Array(readFileSync(tmp('out.u4'))), encode(values, 'e2m1'));
+  writeFileSync(tmp('bad.u4'), Uint8Array.from([1, 2, 0x1f]));
+  const bad = memfit('convert', '--from', 'e2m1', '--to', 'f32', '--unpacked', tmp('bad.u4'), tmp('x.f32'));
+  assert.is(bad.code, 1);
+  assert.match(bad.stderr, /bad\.u4: byte 2 holds 0x1f/);
+});
+
+test('convert to packed fp6 across chunk boundaries, and back', () => {
+  const values = sampleFloats(1001).map((v) => (Number.isFinite(v) ? v : 1));
+  writeFileSync(tmp('in6.f32'), bytes(values));
+  let r = memfit('convert', '--from', 'float32', '--to', 'float6_e2m3fn', '--chunk-size', '8', tmp('in6.f32'), tmp('out.fp6'));
+  assert.is(r.code, 0, r.stderr);
+  const codes = encode(values, 'float6_e2m3fn') as Uint8Array;
+  const packed = new Uint8Array(readFileSync(tmp('out.fp6')));
+  assert.is(packed.length, Math.ceil((1001 * 6) / 8));
+  assert.equal(packed, pack(codes, 'float6_e2m3fn'));
+  // floor(8 * 751 / 6) = 1001 codes come back.
+  r = memfit('convert', '--from', 'e2m3', '--to', 'e2m3', '--unpacked', tmp('out.fp6'), tmp('x')); // unpacked input: 751 codes, some > 63
+  assert.is(r.code, 1);
+  r = memfit('convert', '--from', 'e2m3', '--to', 'e2m3', tmp('out.fp6'), tmp('same.fp6'));
+  assert.is(r.code, 0, r.stderr);
+  assert.equal(new Uint8Array(readFileSync(tmp('same.fp6'))), packed);
+});
+
+test('convert refuses a 7-byte float32 file and leaves the existing output untouched', () => {
+  writeFileSync(tmp('seven.f32'), new Uint8Array(7));
+  writeFileSync(tmp('keep.bin'), 'previous contents');
+  const r = memfit('convert', '--from', 'float32', '--to', 'e4m3fn', tmp('seven.f32'), tmp('keep.bin'));
+  assert.is(r.code, 1);
+  assert.ok(r.stderr.startsWith('memfit: '), r.stderr);
+  assert.ok(r.stderr.includes(tmp('seven.f32')), r.stderr);
+  assert.match(r.stderr, /size 7 bytes is not a whole number of float32 elements \(4 bytes each\)/);
+  noStack(r.stderr);
+  assert.is(readFileSync(tmp('keep.bin'), 'utf8'), 'previous contents');
+  assert.equal(readdirSync(dir).filter((f) => f.includes('.tmp-')), []);
+});
+
+test('convert: missing input and bad options are clean errors', () => {
+  let r = memfit('convert', '--from', 'float32', '--to', 'e4m3fn', tmp('missing.f32'), tmp('o'));
+  assert.is(r.code, 1);
+  assert.match(r.stderr, /^memfit: .*ENOENT.*missing\.f32/);
+  noStack(r.stderr);
+  r = memfit('convert', '--from', 'float32', '--to', 'float9', tmp('in.f32'), tmp('o'));
+  assert.is(r.code, 1);
+  assert.match(r.stderr, /^memfit: unknown dtype "float9"/);
+  r = memfit('convert', '--from', 'float32', tmp('in.f32'), tmp('o'));
+  assert.is(r.code, 1);
+  assert.match(r.stderr, /^memfit: .*--to/);
+  r = memfit('convert', '--from', 'float32', '--to', 'fp4', '--seed', '3', tmp('in.f32'), tmp('o'));
+  assert.is(r.code, 1);
+  assert.match(r.stderr, /--seed only applies to --rounding stochastic/);
+});
+
+test('convert with stochastic rounding and a seed is reproducible', () => {
+  const values = sampleFloats(5000);
+  writeFileSync(tmp('in7.f32'), bytes(values));
+  const run = (out: string, seed: string) => {
+    const r = memfit('convert', '--from', 'f32', '--to', 'e5m2', '--rounding', 'stochastic', '--seed', seed, '--chunk-size', '1024', tmp('in7.f32'), tmp(out));
+    assert.is(r.code, 0, r.stderr);
+    return new Uint8Array(readFileSync(tmp(out)));
+  };
+  const a = run('s1', '42');
+  assert.equal(run('s2', '42'), a);
+  assert.not.equal(run('s3', '43'), a);
+  // Chunked (1024 elements) equals one encode() of the whole array: the stream offset carries over.
+  const whole = encode(values, 'e5m2', { rounding: 'stochastic', seed: 42n });
+  assert.equal(a, new Uint8Array(whole.buffer));
+});
+
+test('decode prints code and exact value', () => {
+  const r = memfit('decode', '--dtype', 'float8_e4m3fn', '7e');
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.stdout, '0x7e  448\n');
+  const more = memfit('decode', '--dtype', 'e4m3', '0x7F', '01', 'fe');
+  assert.is(more.stdout, '0x7f  NaN\n0x01  0.001953125\n0xfe  -448\n');
+  assert.is(memfit('decode', '--dtype', 'f32', '3dcccccd').stdout, '0x3dcccccd  0.100000001490116119384765625\n');
+  assert.is(memfit('decode', '--dtype', 'e5m2', '7c', 'fc').stdout, '0x7c  Infinity\n0xfc  -Infinity\n');
+  const bad = memfit('decode', '--dtype', 'fp4', '10');
+  assert.is(bad.code, 1);
+  assert.match(bad.stderr, /^memfit: code 10 does not fit float4_e2m1fn/);
+  assert.is(memfit('decode', '--dtype', 'e4m3', 'xyz').code, 1);
+});
+
+test('encode handles negative values with and without --', () => {
+  let r = memfit('encode', '--dtype', 'e4m3', '--', '-1.5');
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.stdout, '-1.5 -> 0xbc (-1.5)\n');
+  r = memfit('encode', '--dtype', 'e4m3', '-1.5', '500', '-2e-3');
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.stdout, '-1.5 -> 0xbc (-1.5)\n500 -> 0x7f (NaN)\n-0.002 -> 0x81 (-0.001953125)\n');
+  r = memfit('encode', '--dtype', 'e4m3', '--saturate', '500', '--', '-inf');
+  assert.is(r.stdout, '500 -> 0x7e (448)\n-Infinity -> 0xfe (-448)\n');
+  r = memfit('encode', '--dtype', 'e4m3', 'abc');
+  assert.is(r.code, 1);
+  assert.match(r.stderr, /^memfit: "abc" is not a number/);
+});
+
+test('demo runs and stays short', () => {
+  const r = memfit('demo');
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, /float8_e4m3fn/);
+  assert.match(r.stdout, /fp4 packing: .* 4 bytes/);
+  assert.ok(r.stdout.split('\n').length <= 60);
+});
+
+test('--help works on the program and every command', () => {
+  for (const cmd of [[], ['finfo'], ['convert'], ['decode'], ['encode'], ['demo']]) {
+    const r = memfit(...cmd, '--help');
+    assert.is(r.code, 0, cmd.join(' '));
+    assert.match(r.stdout, /Usage: memfit/);
+  }
+});
+
+test.after(() => rmSync(dir, { recursive: true, force: true }));
+
+test.run();
