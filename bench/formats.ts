@@ -291,7 +291,7 @@ function runPython(input: Float32Array): Record<string, unknown> {
     const parsed = JSON.parse(r.stdout.trim().split('\n').pop() as string) as Record<string, unknown>;
     const fix = (o: unknown): unknown => {
       if (o && typeof o === 'object') {
-        for (const [k, v] of Object.entries(o)) (o as Record<string, unknown>)[k] = typeof v === 'number' ? round3(v) : fix(v);
+        for (const [k, v] of Object.entries(o)) (o as Record<string, unknown>)[k] = typeof v === 'number' ? (Number.isInteger(v) ? v : round3(v)) : fix(v);
       }
       return o;
     };
@@ -449,6 +449,18 @@ function main(): void {
     info[`float16 decode ${p} / @petamoriken (faster decode)`] = round3(speeds.float16.dec[k] / petaDecBest.melemPerSec);
     if (np) info[`float16 decode ${p} / numpy float16->float32 (faster)`] = round3(speeds.float16.dec[k] / npDecBest);
     info[`bfloat16 decode ${p} / Float32Array.set copy`] = round3(speeds.bfloat16.dec[k] / copy.melemPerSec);
+  }
+  const ml = typeof python.ml_dtypes === 'object' ? (python.ml_dtypes as Record<string, Timing>) : undefined;
+  if (ml) {
+    for (const [p, k] of paths) {
+      info[`bfloat16 encode ${p} / ml_dtypes float32->bfloat16`] = round3(speeds.bfloat16.enc[k] / ml.bfloat16_encode_astype.melemPerSec);
+      info[`bfloat16 decode ${p} / ml_dtypes bfloat16->float32`] = round3(speeds.bfloat16.dec[k] / ml.bfloat16_decode_astype.melemPerSec);
+    }
+  }
+  // Cost of the chunked copy path: memfit over JS typed arrays relative to WasmArrays (1 = free).
+  for (const dt of DTYPES) {
+    info[`${dt} encode jsArrays / wasmArray`] = round3(speeds[dt].enc.js / speeds[dt].enc.wasm);
+    info[`${dt} decode jsArrays / wasmArray`] = round3(speeds[dt].dec.js / speeds[dt].dec.wasm);
   }
 
   const cpus = os.cpus();

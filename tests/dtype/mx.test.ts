@@ -1,0 +1,86 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mxQuantize, mxDequantize, encode, decode, finfo, amax, scaleFromAmax, quantizePerTensor, dequantizePerTensor, MX_ELEMENT_DTYPES } from '../../src/index.js';
+
+const EMAX: Record<string, number> = { float8_e4m3fn: 8, float8_e5m2: 15, float6_e3m2fn: 4, float6_e2m3fn: 2, float4_e2m1fn: 2 };
+
+test('shared scale is floor(log2(amax)) - emax_elem, as an E8M0 code', () => {
+  for (const dtype of MX_ELEMENT_DTYPES) {
+    for (const amaxV of [1, 3584, 0.001, 6, 448, 57344, 2 ** -100]) {
+      const v = new Float32Array(32).fill(amaxV / 3);
+      v[5] = -amaxV;
+      const q = mxQuantize(v, dtype);
+      const shared = Math.floor(Math.log2(Math.fround(amaxV))) - EMAX[dtype];
+      assert.is(q.scales[0], Math.max(shared, -127) + 127, `${dtype} amax ${amaxV}`);
+    }
+  }
+});
+
+test('elements are round-to-nearest-even(V / X), normals clamped to the element max', () => {
+  const rnd = (i: number) => Math.sin(i * 12.9898) * 43758.5453 % 1;
+  for (const dtype of MX_ELEMENT_DTYPES) {
+    const n = 32 * 9 + 5; // a partial last block
+    const v = Float32Array.from({ length: n }, (_, i) => rnd(i) * 2 ** ((i >> 5) * 3 - 10));
+    const q = mxQuantize(v, dtype);
+    assert.is(q.scales.length, 10);
+    const deq = mxDequantize(q);
+    for (let b = 0; b < q.scales.length; b++) {
+      const X = 2 ** (q.scales[b] - 127);
+      const block = v.subarray(b * 32, b * 32 + 32);
+      const want = encode(Float64Array.from(block, (x) => x / X), dtype, { saturate: true });
+      assert.equal([...q.codes.subarray(b * 32, b * 32 + 32)], [...want], `${dtype} block ${b}`);
+      const vals = decode(want, dtype);
+      for (let i = 0; i < block.length; i++) assert.is(deq[b * 32 + i], Math.fround(vals[i] * X));
+    }
+  }
+});
+
+test('values that exceed the element max after scaling saturate (e4m3: amax/X in [256, 512) > 448)', () => {
+  const v = new Float32Array(32);
+  v[0] = 500; // floor(log2 500) = 8 -> X = 1 -> 500 clamps to 448
+  const q = mxQuantize(v, 'e4m3');
+  assert.is(q.scales[0], 127);
+  assert.is(q.codes[0], 0x7e);
+  assert.is(mxDequantize(q)[0], 448);
+});
+
+test('exactly representable blocks round-trip; all-zero blocks; NaN/inf blocks', () => {
+  const fp4Values = [0, 0.5, 1, 1.5, 2, 3, 4, 6];
+  const v = Float32Array.from({ length: 64 }, (_, i) => fp4Values[i % 8] * 2 ** 20 * (i % 3 ? 1 : -1));
+  v.fill(0, 32, 64);
+  const q = mxQuantize(v, 'mxfp4');
+  assert.equal([...mxDequantize(q)], [...v].map((x) => (x === 0 ? 0 : x)));
+  assert.is(q.scales[1], 0); // all-zero block: smallest scale 2^-127
+  const w = new Float32Array(96).fill(1);
+  w[40] = NaN;
+  w[70] = -Infinity;
+  const qn = mxQuantize(w, 'mxfp8_e4m3');
+  assert.equal([...qn.scales], [127 - 8, 0xff, 0xff]); // block 0: amax 1 -> 2^(0 - 8)
+  const d = mxDequantize(qn);
+  assert.ok(d.subarray(32).every(Number.isNaN));
+  assert.ok(d.subarray(0, 32).every((x) => x === 1));
+});
+
+test('blockSize option and validation', () => {
+  const v = Float32Array.from({ length: 50 }, (_, i) => i);
+  const q = mxQuantize(v, 'e2m3', { blockSize: 16 });
+  assert.is(q.scales.length, 4);
+  assert.throws(() => mxQuantize(v, 'bf16'), /not an MX element type/);
+  assert.throws(() => mxQuantize(v, 'e2m3', { blockSize: 0 }), /blockSize/);
+  assert.throws(() => mxDequantize({ ...q, scales: q.scales.subarray(0, 2) }), /expected ceil\(50 \/ 16\) = 4/);
+});
+
+test('per-tensor scaling maps amax to the format max', () => {
+  const v = Float32Array.of(0.01, -3, 2.5, 0);
+  assert.is(amax(v), 3);
+  assert.ok(Number.isNaN(amax([1, NaN])));
+  assert.is(scaleFromAmax(3, 'e4m3'), 448 / 3);
+  assert.is(scaleFromAmax(0, 'e4m3'), 1);
+  assert.is(scaleFromAmax(3, 'e4m3', { margin: 1 }), 448 / 3 / 2);
+  const q = quantizePerTensor(v, 'e4m3');
+  assert.is(q.codes[1], 0xfe); // -3 * scale = -448
+  const back = dequantizePerTensor(q);
+  for (let i = 0; i < v.length; i++) assert.ok(Math.abs(back[i] - v[i]) <= Math.abs(v[i]) * finfo('e4m3').eps, `${i}`);
+});
+
+test.run();

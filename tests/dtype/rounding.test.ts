@@ -1,0 +1,105 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { encode, decode, finfo, allocate, InvalidArgumentError } from '../../src/index.js';
+
+const one = (x: number, dtype: string, opts = {}) => encode(Float32Array.of(x), dtype, opts)[0];
+
+test('saturate: finite overflow and ±inf clamp to ±max, NaN stays NaN', () => {
+  assert.is(one(1000, 'e4m3'), 0x7f); // ml_dtypes default: overflow -> NaN
+  assert.is(one(1000, 'e4m3', { saturate: true }), 0x7e);
+  assert.is(one(-Infinity, 'e4m3', { saturate: true }), 0xfe);
+  assert.is(one(NaN, 'e4m3', { saturate: true }), 0x7f);
+  assert.is(one(Infinity, 'e5m2'), 0x7c);
+  assert.is(one(Infinity, 'e5m2', { saturate: true }), 0x7b);
+  assert.is(one(1e6, 'e5m2', { saturate: true }), 0x7b);
+  assert.is(one(NaN, 'e5m2', { saturate: true }), 0x7e);
+  assert.is(one(70000, 'float16'), 0x7c00);
+  assert.is(one(70000, 'float16', { saturate: true }), 0x7bff);
+  assert.is(one(-1e39 * 0 - 3.5e38, 'bf16', { saturate: true }), 0xff7f);
+  assert.is(one(100, 'fp4'), 0x7); // fp4 has no inf: saturates anyway
+  assert.is(one(NaN, 'fp4'), 0x8); // ml_dtypes: NaN -> -0
+  assert.is(one(NaN, 'e3m2'), 0x20);
+  assert.is(one(Infinity, 'e8m0'), 0xff);
+  assert.is(one(Infinity, 'e8m0', { saturate: true }), 0xfe);
+  assert.is(one(0, 'e8m0', { saturate: true }), 0x00);
+});
+
+test('toward-zero truncates magnitudes; finite overflow gives max (IEEE), inf follows the format', () => {
+  assert.is(decode(Uint8Array.of(one(0.3, 'e4m3', { rounding: 'toward-zero' })), 'e4m3')[0], 0.28125);
+  assert.is(decode(Uint8Array.of(one(-0.3, 'e4m3', { rounding: 'toward-zero' })), 'e4m3')[0], -0.28125);
+  assert.is(one(0.3, 'e4m3'), one(0.3125, 'e4m3')); // nearest goes up here
+  assert.is(one(500, 'e4m3', { rounding: 'toward-zero' }), 0x7e);
+  assert.is(one(1e6, 'float16', { rounding: 'toward-zero' }), 0x7bff);
+  assert.is(one(Infinity, 'float16', { rounding: 'toward-zero' }), 0x7c00);
+  assert.is(one(1.9999, 'e8m0', { rounding: 'toward-zero' }), 127);
+  assert.is(one(1.9999, 'fp4', { rounding: 'toward-zero' }), 0x3); // 1.5
+});
+
+test('stochastic rounding: unbiased (the mean converges to the input), only the two neighbours', () => {
+  const n = 200_000;
+  for (const [x, dtype] of [[0.3, 'e4m3'], [1 / 3, 'bf16'], [2.6, 'fp4'], [-0.7, 'e5m2'], [1e-3, 'e2m3'], [12345.678, 'float16']] as [number, string][]) {
+    const values = new Float32Array(n).fill(x);
+    const dec = decode(encode(values, dtype, { rounding: 'stochastic', seed: 7 }), dtype);
+    const lo = decode(encode(Float32Array.of(x), dtype, { rounding: 'toward-zero' }), dtype)[0];
+    const seen = new Set(dec);
+    assert.ok(seen.size <= 2, `${dtype}: ${[...seen]}`);
+    let sum = 0;
+    for (const v of dec) sum += v;
+    const mean = sum / n;
+    const hi = [...seen].find((v) => v !== lo) ?? lo;
+    const x32 = Math.fround(x);
+    const p = (x32 - lo) / (hi - lo || 1);
+    const sigma = Math.abs(hi - lo) * Math.sqrt((p * (1 - p)) / n);
+    assert.ok(Math.abs(mean - x32) < 5 * sigma + 1e-12, `${dtype}: mean ${mean} vs ${x32} (sigma ${sigma})`);
+  }
+});
+
+test('stochastic rounding is reproducible with a seed, chunk-independent with offset, exact values unchanged', () => {
+  const v = Float32Array.from({ length: 100_003 }, (_, i) => Math.sin(i) * 100);
+  const a = encode(v, 'e5m2', { rounding: 'stochastic', seed: 123n });
+  assert.equal(encode(v, 'e5m2', { rounding: 'stochastic', seed: 123 }), a);
+  assert.not.equal(encode(v, 'e5m2', { rounding: 'stochastic', seed: 124 }), a);
+  const first = encode(v.subarray(0, 40_000), 'e5m2', { rounding: 'stochastic', seed: 123n });
+  const rest = encode(v.subarray(40_000), 'e5m2', { rounding: 'stochastic', seed: 123n, offset: 40_000 });
+  assert.equal([...first, ...rest], [...a]);
+  const exact = Float32Array.of(0.5, -448, 0, 3.5e-3 * 0 + 0.001953125);
+  for (let k = 0; k < 20; k++) assert.equal(encode(exact, 'e4m3', { rounding: 'stochastic', seed: k }), encode(exact, 'e4m3'));
+  // float64 input goes through the same generator
+  const d = encode(Float64Array.from(v), 'e5m2', { rounding: 'stochastic', seed: 123n });
+  assert.equal(d, a);
+});
+
+test('options are validated', () => {
+  assert.throws(() => encode(Float32Array.of(1), 'e4m3', { rounding: 'up' as never }), /unknown rounding/);
+  assert.throws(() => encode(Float32Array.of(1), 'e4m3', { out: new Uint16Array(1) }), (e: unknown) => e instanceof InvalidArgumentError && /Uint8Array/.test((e as Error).message));
+  assert.throws(() => encode(Float32Array.of(1, 2), 'e4m3', { out: new Uint8Array(1) }), /length 1, expected 2/);
+  assert.throws(() => decode([16], 'fp4'), /code 16 at index 0 is not a valid float4_e2m1fn code/);
+  assert.throws(() => decode(Uint8Array.of(1, 2, 200), 'e2m3'), /code 200 at index 2/);
+  assert.throws(() => encode('abc' as never, 'e4m3'), /expects a Float32Array/);
+});
+
+test('WasmArray: encode and decode in place (no copies) give the same codes', () => {
+  const n = 100_000;
+  const src = allocate('float32', n);
+  const data = Float32Array.from({ length: n }, (_, i) => (i - n / 2) * 0.37);
+  (src.array as Float32Array).set(data);
+  for (const dtype of ['bf16', 'e4m3', 'fp4', 'float16']) {
+    const out = allocate(dtype, n);
+    encode(src, dtype, { out });
+    assert.equal(Array.from(out.array), Array.from(encode(data, dtype)), dtype);
+    const back = allocate('float32', n);
+    decode(out, dtype, { out: back });
+    assert.equal(Array.from(back.array), Array.from(decode(encode(data, dtype), dtype)), dtype);
+    out.free();
+    back.free();
+  }
+  // Growing the module's memory must not break existing WasmArrays.
+  const big = allocate('float32', 20_000_000);
+  assert.is((src.array as Float32Array)[1], data[1]);
+  big.free();
+  src.free();
+  assert.throws(() => src.array, /after free/);
+  assert.is(finfo('e4m3').max, 448);
+});
+
+test.run();

@@ -1,0 +1,80 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { scaledMatmul, encode, decode, finfo, ShapeMismatchError } from '../../src/index.js';
+import { golden } from '../helpers/golden.js';
+
+interface Case {
+  M: number; K: number; N: number; a_dtype: string; b_dtype: string; out_dtype: string;
+  scale_a: number; scale_b: number; a_codes_rowmajor_MxK: number[]; b_codes_rowmajor_KxN: number[];
+  out_f32_bits_rowmajor: number[]; exact_f64_rowmajor: number[]; max_abs_err_vs_exact: number;
+}
+const cases = golden<Case[]>('scaled_mm.json');
+
+test('torch._scaled_mm cases: within PyTorch\'s error of exact, closer than PyTorch, correctly rounded', () => {
+  for (const c of cases) {
+    for (const accumulate of ['float64', 'float32'] as const) {
+      const r = scaledMatmul(Uint8Array.from(c.a_codes_rowmajor_MxK), Uint8Array.from(c.b_codes_rowmajor_KxN), {
+        m: c.M, k: c.K, n: c.N, aDtype: c.a_dtype, bDtype: c.b_dtype, scaleA: c.scale_a, scaleB: c.scale_b, outDtype: c.out_dtype, accumulate,
+      });
+      const torch = new Float32Array(Uint32Array.from(c.out_f32_bits_rowmajor, (b) => b >>> 0).buffer);
+      let ours = 0, theirs = 0;
+      for (let i = 0; i < r.values.length; i++) {
+        ours = Math.max(ours, Math.abs(r.values[i] - c.exact_f64_rowmajor[i]));
+        theirs = Math.max(theirs, Math.abs(torch[i] - c.exact_f64_rowmajor[i]));
+      }
+      const label = `${c.M}x${c.K}x${c.N} ${c.a_dtype}*${c.b_dtype}->${c.out_dtype} ${accumulate}`;
+      assert.ok(ours <= c.max_abs_err_vs_exact, `${label}: ${ours} > torch ${c.max_abs_err_vs_exact}`);
+      assert.ok(ours <= theirs, label);
+      if (accumulate === 'float64') {
+        // Exact accumulation, one rounding: the codes are those of the exact result.
+        assert.equal(Array.from(r.codes), Array.from(encode(Float64Array.from(c.exact_f64_rowmajor), c.out_dtype)), label);
+        if (c.out_dtype === 'float32') assert.ok(ours < theirs, `${label}: strictly closer`);
+      }
+    }
+  }
+});
+
+/** Plain float64 reference of D = (A * sa) @ (B * sb) for small integer-valued checks. */
+function naive(a: Float32Array, b: Float32Array, m: number, k: number, n: number, sa: (i: number, kk: number) => number, sb: (kk: number, j: number) => number): number[] {
+  const d: number[] = [];
+  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
+    let s = 0;
+    for (let kk = 0; kk < k; kk++) s += a[i * k + kk] * sa(i, kk) * b[kk * n + j] * sb(kk, j);
+    d.push(s);
+  }
+  return d;
+}
+
+test('row-wise and MX block scales', () => {
+  const m = 3, k = 64, n = 2;
+  const av = Float32Array.from({ length: m * k }, (_, i) => ((i * 7) % 13) - 6);
+  const bv = Float32Array.from({ length: k * n }, (_, i) => ((i * 5) % 9) / 2 - 2);
+  const a = encode(av, 'e4m3') as Uint8Array, b = encode(bv, 'e4m3') as Uint8Array;
+  const ra = Float32Array.of(0.5, 2, 0.25), rb = Float32Array.of(4, 0.125);
+  const row = scaledMatmul(a, b, { m, k, n, scaleA: ra, scaleB: rb });
+  assert.equal(Array.from(row.values), naive(av, bv, m, k, n, (i) => ra[i], (_, j) => rb[j]));
+  // MX: two blocks of 32 along K; A scales M x 2, B scales 2 x N (E8M0 codes: 127 = 1).
+  const sa = Uint8Array.of(127, 128, 126, 127, 130, 120), sb = Uint8Array.of(127, 129, 125, 127);
+  const mx = scaledMatmul(a, b, { m, k, n, scaleA: sa, scaleB: sb, blockSize: 32 });
+  const e = (c: number) => 2 ** (c - 127);
+  assert.equal(Array.from(mx.values), naive(av, bv, m, k, n, (i, kk) => e(sa[i * 2 + (kk >> 5)]), (kk, j) => e(sb[(kk >> 5) * n + j])));
+  // bfloat16 and fp8 outputs are the rounded float64 results
+  const bf = scaledMatmul(a, b, { m, k, n, scaleA: 1.5, scaleB: 1.1, outDtype: 'bf16' });
+  const exact = naive(av, bv, m, k, n, () => 1.5, () => Math.fround(1.1));
+  assert.equal(Array.from(bf.codes), Array.from(encode(Float64Array.from(exact), 'bf16')));
+  const f8 = scaledMatmul(a, b, { m, k, n, scaleA: 1, scaleB: 1, outDtype: 'e5m2' });
+  assert.equal(Array.from(f8.values), Array.from(decode(encode(Float64Array.from(naive(av, bv, m, k, n, () => 1, () => 1)), 'e5m2'), 'e5m2')));
+  assert.ok(finfo('e5m2').max >= Math.max(...f8.values.map(Math.abs)));
+});
+
+test('shape and argument errors name the problem', () => {
+  const a = new Uint8Array(6), b = new Uint8Array(6);
+  assert.throws(() => scaledMatmul(a, b, { m: 2, k: 3, n: 3, scaleA: 1, scaleB: 1 }), (e: unknown) => e instanceof ShapeMismatchError && /B has 6 codes, expected k \* n = 3 \* 3 = 9/.test((e as Error).message));
+  assert.throws(() => scaledMatmul(a, b, { m: 2, k: 3, n: 2, scaleA: Float32Array.of(1), scaleB: Float32Array.of(1, 1) }), /scaleA has 1 values; a row-wise scale needs 2/);
+  assert.throws(() => scaledMatmul(a, b, { m: 2, k: 3, n: 2, scaleA: new Uint8Array(2), scaleB: new Uint8Array(2) }), /multiple of blockSize/);
+  assert.throws(() => scaledMatmul(a, b, { m: 2, k: 3, n: 2, scaleA: 1, scaleB: Float32Array.of(1, 1) }), /same kind/);
+  assert.throws(() => scaledMatmul(a, b, { m: 2, k: 3, n: 2, scaleA: 1, scaleB: 1, aDtype: 'bf16' }), /8 bits or fewer/);
+  assert.throws(() => scaledMatmul(Uint8Array.of(1, 2, 3, 4, 5, 99), b, { m: 2, k: 3, n: 2, scaleA: 1, scaleB: 1, aDtype: 'fp4' }), /not a valid float4_e2m1fn code/);
+});
+
+test.run();
