@@ -2,8 +2,8 @@
 // path), the generic scalar converter of formats.ts for every other mode and for binary64 input,
 // table lookups (8-bit and smaller) or SIMD bit arithmetic (16-bit) for decoding.
 import {
-  F32, F16, BF16, E8M0FNU, FORMAT_COUNT, ROUND_NEAREST_EVEN, ROUND_STOCHASTIC,
-  bits, mbits, bias, emin, maxCode, overflowCode, nanCode, encodeBits32, encodeBits64, decodeBits32,
+  F32, F16, BF16, E4M3FN, E5M2, E8M0FNU, E3M2FN, E2M3FN, E2M1FN, FORMAT_COUNT, ROUND_NEAREST_EVEN, ROUND_STOCHASTIC,
+  bits, mbits, bias, emin, overflowCode, nanCode, encodeBits32, encodeBits64, decodeBits32,
 } from "./formats";
 
 /** splitmix64 output number `index` of the stream `seed`: counter-based, so chunking never changes results. */
@@ -36,27 +36,25 @@ import {
  */
 @inline function encodeLanes(
   x: v128, shift: i32, roundBias: v128, rebias: v128, subThresh: v128, magic: v128,
-  maxC: v128, ovf: v128, nanC: v128, payloadNan: bool, signShift: i32,
+  ovf: v128, nanC: v128, signShift: i32,
 ): v128 {
   const sign = v128.and(x, i32x4.splat(0x80000000));
-  const a = v128.and(x, i32x4.splat(0x7fffffff));
+  const a = v128.and(x, i32x4.splat(0x7fffffff)); // non-negative: signed compares below are exact
   const lsb = v128.and(i32x4.shr_u(a, shift), i32x4.splat(1));
   const rn = i32x4.sub(i32x4.shr_u(i32x4.add(i32x4.add(a, roundBias), lsb), shift), rebias);
   const cs = i32x4.sub(f32x4.add(a, magic), magic); // integer difference of the float bit patterns
-  let code = v128.bitselect(cs, rn, i32x4.lt_u(a, subThresh));
-  code = v128.bitselect(ovf, code, i32x4.gt_s(code, maxC));
-  let nan = nanC;
-  if (payloadNan) {
-    // numpy float16: 0x7c00 + (fraction >> 13), never 0x7c00 itself.
-    const p = i32x4.shr_u(v128.and(a, i32x4.splat(0x007fffff)), shift);
-    nan = v128.or(v128.or(nanC, p), v128.and(i32x4.eq(p, i32x4.splat(0)), i32x4.splat(1)));
-  }
-  code = v128.bitselect(nan, code, i32x4.gt_u(a, i32x4.splat(0x7f800000)));
+  let code = v128.bitselect(cs, rn, i32x4.lt_s(a, subThresh));
+  // Every overflow code is >= maxCode, every in-range code <= maxCode: one min clamps (inf, NaN or max).
+  code = i32x4.min_s(code, ovf);
+  code = v128.bitselect(nanC, code, i32x4.gt_s(a, i32x4.splat(0x7f800000)));
   return v128.or(code, i32x4.shr_u(sign, signShift));
 }
 
-/** Converts n float32 at src to codes at dst under nearest-even; returns how many it converted (a multiple of 16). */
-function encodeF32NearestSimd(fmt: i32, src: usize, dst: usize, n: usize, saturate: bool): usize {
+/**
+ * Converts n float32 at src to one-byte codes (8-bit and smaller formats but e8m0fnu) under
+ * nearest-even; returns how many it converted (a multiple of 16). Inlined once per format with a constant `fmt`, so every parameter is a constant.
+ */
+@inline function encodeF32NearestSimd(fmt: i32, src: usize, dst: usize, n: usize, saturate: bool): usize {
   const m = mbits(fmt);
   const shift = 23 - m;
   const b = bias(fmt);
@@ -64,54 +62,76 @@ function encodeF32NearestSimd(fmt: i32, src: usize, dst: usize, n: usize, satura
   const rebias = i32x4.splat((127 - b) << m);
   const subThresh = i32x4.splat((127 + emin(fmt)) << 23); // below 2^emin: target subnormal
   const magic = i32x4.splat((127 + emin(fmt) - m + 23) << 23); // 2^(emin - m + 23)
-  const maxC = i32x4.splat(maxCode(fmt));
   const ovf = i32x4.splat(overflowCode(fmt, saturate));
-  const payloadNan = fmt == F16;
   // Positive NaN code (the input's sign is ORed in below; fp6/fp4's NaN code is -0 already, so the
-  // OR leaves it alone). For float16 the base 0x7c00, the payload is added per lane.
-  const nanC = i32x4.splat(payloadNan ? 0x7c00 : nanCode(fmt, false, 0));
+  // OR leaves it alone).
+  const nanC = i32x4.splat(nanCode(fmt, false, 0));
   const signShift = 32 - bits(fmt);
-  const width = codeWidth(fmt);
   const blocks = n >> 4;
   for (let k: usize = 0; k < blocks; k++) {
     const s = src + (k << 6);
-    const c0 = encodeLanes(v128.load(s), shift, roundBias, rebias, subThresh, magic, maxC, ovf, nanC, payloadNan, signShift);
-    const c1 = encodeLanes(v128.load(s, 16), shift, roundBias, rebias, subThresh, magic, maxC, ovf, nanC, payloadNan, signShift);
-    const c2 = encodeLanes(v128.load(s, 32), shift, roundBias, rebias, subThresh, magic, maxC, ovf, nanC, payloadNan, signShift);
-    const c3 = encodeLanes(v128.load(s, 48), shift, roundBias, rebias, subThresh, magic, maxC, ovf, nanC, payloadNan, signShift);
-    const lo = i16x8.narrow_i32x4_u(c0, c1);
-    const hi = i16x8.narrow_i32x4_u(c2, c3);
-    if (width == 2) {
-      v128.store(dst + (k << 5), lo);
-      v128.store(dst + (k << 5), hi, 16);
-    } else {
-      v128.store(dst + (k << 4), i8x16.narrow_i16x8_u(lo, hi));
-    }
+    const c0 = encodeLanes(v128.load(s), shift, roundBias, rebias, subThresh, magic, ovf, nanC, signShift);
+    const c1 = encodeLanes(v128.load(s, 16), shift, roundBias, rebias, subThresh, magic, ovf, nanC, signShift);
+    const c2 = encodeLanes(v128.load(s, 32), shift, roundBias, rebias, subThresh, magic, ovf, nanC, signShift);
+    const c3 = encodeLanes(v128.load(s, 48), shift, roundBias, rebias, subThresh, magic, ovf, nanC, signShift);
+    v128.store(dst + (k << 4), i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_u(c0, c1), i16x8.narrow_i32x4_u(c2, c3)));
   }
   return blocks << 4;
 }
 
-/** bfloat16 has float32's exponent range: only the fraction is rounded, overflow carries into inf. */
+/**
+ * bfloat16 has float32's exponent range: only the fraction is rounded, and a round-up past max
+ * carries into the exponent and gives exactly inf (0x7f80); saturation is one min.
+ */
 function encodeBf16NearestSimd(src: usize, dst: usize, n: usize, saturate: bool): usize {
-  const blocks = n >> 3;
-  const maxC = i32x4.splat(0x7f7f);
+  const blocks = n >> 4;
   const ovf = i32x4.splat(saturate ? 0x7f7f : 0x7f80);
   for (let k: usize = 0; k < blocks; k++) {
-    const s = src + (k << 5);
-    const x0 = v128.load(s), x1 = v128.load(s, 16);
-    const c0 = bf16Lanes(x0, maxC, ovf), c1 = bf16Lanes(x1, maxC, ovf);
-    v128.store(dst + (k << 4), i16x8.narrow_i32x4_u(c0, c1));
+    const s = src + (k << 6);
+    const d = dst + (k << 5);
+    v128.store(d, i16x8.narrow_i32x4_u(bf16Lanes(v128.load(s), ovf), bf16Lanes(v128.load(s, 16), ovf)));
+    v128.store(d, i16x8.narrow_i32x4_u(bf16Lanes(v128.load(s, 32), ovf), bf16Lanes(v128.load(s, 48), ovf)), 16);
   }
-  return blocks << 3;
+  return blocks << 4;
 }
 
-@inline function bf16Lanes(x: v128, maxC: v128, ovf: v128): v128 {
+@inline function bf16Lanes(x: v128, ovf: v128): v128 {
   const a = v128.and(x, i32x4.splat(0x7fffffff));
   const lsb = v128.and(i32x4.shr_u(a, 16), i32x4.splat(1));
-  let code = i32x4.shr_u(i32x4.add(i32x4.add(a, i32x4.splat(0x7fff)), lsb), 16);
-  code = v128.bitselect(ovf, code, i32x4.gt_s(code, maxC));
-  code = v128.bitselect(i32x4.splat(0x7fc0), code, i32x4.gt_u(a, i32x4.splat(0x7f800000)));
+  let code = i32x4.min_s(i32x4.shr_u(i32x4.add(i32x4.add(a, i32x4.splat(0x7fff)), lsb), 16), ovf);
+  code = v128.bitselect(i32x4.splat(0x7fc0), code, i32x4.gt_s(a, i32x4.splat(0x7f800000)));
   return v128.or(code, i32x4.shr_u(v128.and(x, i32x4.splat(0x80000000)), 16));
+}
+
+/**
+ * float16 by float arithmetic (the method of Maratyszcza's FP16 library): scaling by 2^112 then
+ * 2^-110 sends everything at or beyond 65520 to inf, and one float add of a power of two chosen
+ * from the input's exponent makes the FPU round the fraction to 10 bits, nearest-even, subnormals
+ * included. NaN keeps numpy's payload rule. About two thirds of the integer method's instructions.
+ */
+function encodeF16NearestSimd(src: usize, dst: usize, n: usize, saturate: bool): usize {
+  const blocks = n >> 4;
+  const clamp = i32x4.splat(saturate ? 0x7bff : 0x7c00);
+  for (let k: usize = 0; k < blocks; k++) {
+    const s = src + (k << 6);
+    const d = dst + (k << 5);
+    v128.store(d, i16x8.narrow_i32x4_u(f16EncodeLanes(v128.load(s), clamp), f16EncodeLanes(v128.load(s, 16), clamp)));
+    v128.store(d, i16x8.narrow_i32x4_u(f16EncodeLanes(v128.load(s, 32), clamp), f16EncodeLanes(v128.load(s, 48), clamp)), 16);
+  }
+  return blocks << 4;
+}
+
+@inline function f16EncodeLanes(w: v128, clamp: v128): v128 {
+  const a = v128.and(w, i32x4.splat(0x7fffffff));
+  const base = f32x4.mul(f32x4.mul(a, i32x4.splat(0x77800000)), i32x4.splat(0x08800000)); // * 2^112 * 2^-110
+  // 2^(max(e, -14) + 13 - 10 + ...): the addend whose ulp is float16's ulp at this exponent.
+  const bias = i32x4.max_u(v128.and(i32x4.shl(a, 1), i32x4.splat(0xff000000)), i32x4.splat(0x71000000));
+  const r = f32x4.add(i32x4.add(i32x4.shr_u(bias, 1), i32x4.splat(0x07800000)), base);
+  const code = i32x4.min_s(i32x4.add(v128.and(i32x4.shr_u(r, 13), i32x4.splat(0x7c00)), v128.and(r, i32x4.splat(0x0fff))), clamp);
+  // numpy NaN: 0x7c00 + (fraction >> 13), at least 1.
+  const nan = v128.or(i32x4.max_s(v128.and(i32x4.shr_u(a, 13), i32x4.splat(0x3ff)), i32x4.splat(1)), i32x4.splat(0x7c00));
+  const out = v128.bitselect(nan, code, i32x4.gt_s(a, i32x4.splat(0x7f800000)));
+  return v128.or(out, i32x4.shr_u(v128.and(w, i32x4.splat(0x80000000)), 16));
 }
 
 /**
@@ -135,10 +155,10 @@ function encodeE8m0NearestSimd(src: usize, dst: usize, n: usize, saturate: bool)
   const normal = i32x4.shr_u(i32x4.add(x, i32x4.splat(0x00400000)), 23);
   const sub = v128.and(i32x4.gt_s(x, i32x4.splat(0x00400000)), i32x4.splat(1));
   let code = v128.bitselect(sub, normal, i32x4.lt_s(x, i32x4.splat(0x00800000)));
-  code = v128.bitselect(i32x4.splat(over), code, i32x4.gt_s(code, i32x4.splat(0xfe)));
+  code = i32x4.min_s(code, i32x4.splat(over));
   // x <= 0 as a signed integer: +0, and every negative (sign bit set) input.
   code = v128.bitselect(i32x4.splat(bad), code, i32x4.le_s(x, i32x4.splat(0)));
-  return v128.bitselect(i32x4.splat(0xff), code, i32x4.gt_u(v128.and(x, i32x4.splat(0x7fffffff)), i32x4.splat(0x7f800000)));
+  return v128.bitselect(i32x4.splat(0xff), code, i32x4.gt_s(v128.and(x, i32x4.splat(0x7fffffff)), i32x4.splat(0x7f800000)));
 }
 
 /** float32[n] at src -> codes at dst (u32 / u16 / u8 per element). `offset` is the stream position of src[0]. */
@@ -149,7 +169,12 @@ export function encodeF32(fmt: i32, src: usize, dst: usize, n: usize, mode: i32,
       if (!saturate) { memory.copy(dst, src, n << 2); return; }
     } else if (fmt == BF16) done = encodeBf16NearestSimd(src, dst, n, saturate);
     else if (fmt == E8M0FNU) done = encodeE8m0NearestSimd(src, dst, n, saturate);
-    else done = encodeF32NearestSimd(fmt, src, dst, n, saturate);
+    else if (fmt == F16) done = encodeF16NearestSimd(src, dst, n, saturate);
+    else if (fmt == E4M3FN) done = encodeF32NearestSimd(E4M3FN, src, dst, n, saturate);
+    else if (fmt == E5M2) done = encodeF32NearestSimd(E5M2, src, dst, n, saturate);
+    else if (fmt == E3M2FN) done = encodeF32NearestSimd(E3M2FN, src, dst, n, saturate);
+    else if (fmt == E2M3FN) done = encodeF32NearestSimd(E2M3FN, src, dst, n, saturate);
+    else if (fmt == E2M1FN) done = encodeF32NearestSimd(E2M1FN, src, dst, n, saturate);
   }
   const width = codeWidth(fmt);
   const stochastic = mode == ROUND_STOCHASTIC;

@@ -24,22 +24,53 @@ export const ROUND_NEAREST_EVEN: i32 = 0;
 export const ROUND_TOWARD_ZERO: i32 = 1;
 export const ROUND_STOCHASTIC: i32 = 2;
 
-//                                    f32 f16 bf16 e4m3 e5m2 e8m0 e3m2 e2m3 e2m1
-const BITS: StaticArray<i32> = [32, 16, 16, 8, 8, 8, 6, 6, 4];
-const EBITS: StaticArray<i32> = [8, 5, 8, 4, 5, 8, 3, 2, 2];
-const MBITS: StaticArray<i32> = [23, 10, 7, 3, 2, 0, 2, 3, 1];
-const NANKIND: StaticArray<i32> = [
-  NAN_PAYLOAD, NAN_PAYLOAD, NAN_IEEE, NAN_ALL_ONES, NAN_IEEE, NAN_UNSIGNED, NAN_NONE, NAN_NONE, NAN_NONE,
-];
-const HAS_INF: StaticArray<bool> = [true, true, true, false, true, false, false, false, false];
-const SIGNED: StaticArray<bool> = [true, true, true, true, true, false, true, true, true];
-
-@inline export function bits(fmt: i32): i32 { return unchecked(BITS[fmt]); }
-@inline export function ebits(fmt: i32): i32 { return unchecked(EBITS[fmt]); }
-@inline export function mbits(fmt: i32): i32 { return unchecked(MBITS[fmt]); }
-@inline export function nanKind(fmt: i32): i32 { return unchecked(NANKIND[fmt]); }
-@inline export function hasInf(fmt: i32): bool { return unchecked(HAS_INF[fmt]); }
-@inline export function isSigned(fmt: i32): bool { return unchecked(SIGNED[fmt]); }
+// The trait table, as switches rather than arrays so that a call with a constant format folds to
+// a constant: the SIMD kernels are instantiated per format (convert.ts) with every shift and mask
+// known at compile time.
+//   fmt:        f32  f16  bf16 e4m3fn e5m2 e8m0fnu e3m2fn e2m3fn e2m1fn
+//   bits        32   16   16   8      8    8       6      6      4
+//   exponent    8    5    8    4      5    8       3      2      2
+//   mantissa    23   10   7    3      2    0       2      3      1
+@inline export function bits(fmt: i32): i32 {
+  switch (fmt) {
+    case F32: return 32;
+    case F16: case BF16: return 16;
+    case E3M2FN: case E2M3FN: return 6;
+    case E2M1FN: return 4;
+    default: return 8;
+  }
+}
+@inline export function ebits(fmt: i32): i32 {
+  switch (fmt) {
+    case F16: case E5M2: return 5;
+    case E4M3FN: return 4;
+    case E3M2FN: return 3;
+    case E2M3FN: case E2M1FN: return 2;
+    default: return 8; // f32, bf16, e8m0fnu
+  }
+}
+@inline export function mbits(fmt: i32): i32 {
+  switch (fmt) {
+    case F32: return 23;
+    case F16: return 10;
+    case BF16: return 7;
+    case E4M3FN: case E2M3FN: return 3;
+    case E5M2: case E3M2FN: return 2;
+    case E2M1FN: return 1;
+    default: return 0; // e8m0fnu
+  }
+}
+@inline export function nanKind(fmt: i32): i32 {
+  switch (fmt) {
+    case F32: case F16: return NAN_PAYLOAD;
+    case BF16: case E5M2: return NAN_IEEE;
+    case E4M3FN: return NAN_ALL_ONES;
+    case E8M0FNU: return NAN_UNSIGNED;
+    default: return NAN_NONE; // fp6, fp4
+  }
+}
+@inline export function hasInf(fmt: i32): bool { return fmt == F32 || fmt == F16 || fmt == BF16 || fmt == E5M2; }
+@inline export function isSigned(fmt: i32): bool { return fmt != E8M0FNU; }
 /** IEEE-style bias (1 << (E-1)) - 1; no format here overrides it. */
 @inline export function bias(fmt: i32): i32 { return (1 << (ebits(fmt) - 1)) - 1; }
 /** Smallest normal exponent; e8m0fnu reuses it for its quirky code 0 (see encodeBits64). */
@@ -48,7 +79,7 @@ const SIGNED: StaticArray<bool> = [true, true, true, true, true, false, true, tr
 @inline export function signBit(fmt: i32): u32 { return isSigned(fmt) ? (<u32>1) << (bits(fmt) - 1) : 0; }
 
 /** Largest finite magnitude code, e.g. e4m3fn: 0x7E = (1 + 0b110 * 2^-3) * 2^8 = 448. */
-export function maxCode(fmt: i32): u32 {
+@inline export function maxCode(fmt: i32): u32 {
   const e = ebits(fmt), m = mbits(fmt);
   const allOnes: u32 = ((<u32>1) << (e + m)) - 1; // magnitude bits all set
   if (hasInf(fmt)) return allOnes - ((<u32>1) << m) ; // exponent all ones is inf/NaN: one binade lower, mantissa all ones
@@ -61,7 +92,7 @@ export function maxCode(fmt: i32): u32 {
 @inline export function infCode(fmt: i32): u32 { return (((<u32>1) << ebits(fmt)) - 1) << mbits(fmt); }
 
 /** What a finite overflow (or an infinity) becomes under round-to-nearest, before the sign is applied. */
-export function overflowCode(fmt: i32, saturate: bool): u32 {
+@inline export function overflowCode(fmt: i32, saturate: bool): u32 {
   if (saturate) return maxCode(fmt);
   if (hasInf(fmt)) return infCode(fmt);
   const k = nanKind(fmt);
@@ -70,7 +101,7 @@ export function overflowCode(fmt: i32, saturate: bool): u32 {
 }
 
 /** NaN code for a NaN input whose payload (fraction bits, left-aligned to bit 63 excluded) is `frac52` of a binary64. */
-export function nanCode(fmt: i32, negative: bool, frac52: u64): u32 {
+@inline export function nanCode(fmt: i32, negative: bool, frac52: u64): u32 {
   const k = nanKind(fmt);
   const s: u32 = negative ? signBit(fmt) : 0;
   const m = mbits(fmt);

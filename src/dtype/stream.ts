@@ -3,8 +3,8 @@
 import { WasmArray } from './host_array.js';
 import { Scratch, view } from './wasm.js';
 
-/** Elements per chunk: 32 K float32 = 128 KiB in, at most as much out. */
-export const CHUNK = 32768;
+/** Elements per chunk: 256 K float32 = 1 MiB in (measured: 32 K-1 M chunks within 10%; smaller ones lose on decode). */
+export const CHUNK = 262144;
 
 type Typed = Float32Array | Float64Array | Uint8Array | Uint16Array | Uint32Array;
 export type Side = { readonly data: Typed | WasmArray; readonly bytesPer: 1 | 2 | 4 | 8; readonly float: boolean };
