@@ -14,3 +14,8 @@ export function alloc(size: usize): usize {
 export function free(ptr: usize): void {
   heap.free(ptr);
 }
+export { unpackRange } from "./pack";
+export * from "./kernels/elementwise";
+export * from "./kernels/matmul";
+export * from "./kernels/nn";
+export * from "./kernels/optim";

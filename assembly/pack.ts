@@ -69,3 +69,16 @@ export function unpack(bits: i32, src: usize, dst: usize, n: usize): void {
     for (let j: usize = 0; j < rest; j++) store<u8>(dst + i + j, <u8>((g >> (<u32>j * 6)) & 63));
   }
 }
+
+/** Unpacks n codes of width `bits` (4 or 6) starting at element `start` of a packed stream. */
+export function unpackRange(bits: i32, src: usize, start: usize, dst: usize, n: usize): void {
+  const mask: u32 = (1 << bits) - 1;
+  for (let i: usize = 0; i < n; i++) {
+    const bit = (start + i) * <usize>bits;
+    const byte = src + (bit >> 3);
+    const shift = <u32>(bit & 7);
+    let w = <u32>load<u8>(byte);
+    if (shift + <u32>bits > 8) w |= (<u32>load<u8>(byte + 1)) << 8;
+    store<u8>(dst + i, <u8>((w >> shift) & mask));
+  }
+}

@@ -1,0 +1,187 @@
+// float32 elementwise kernels of the wasm backend (the reference for shaders/elementwise.wgsl).
+// Op ids are shared with src/backend/ops.ts.
+
+// Unary ops.
+export const U_NEG: i32 = 0, U_EXP: i32 = 1, U_LOG: i32 = 2, U_SQRT: i32 = 3, U_RSQRT: i32 = 4, U_RELU: i32 = 5,
+  U_GELU: i32 = 6, U_SILU: i32 = 7, U_SIGMOID: i32 = 8, U_TANH: i32 = 9, U_ABS: i32 = 10, U_SQUARE: i32 = 11,
+  U_SCALE: i32 = 12, U_POW_SCALAR: i32 = 13, U_ADD_SCALAR: i32 = 14;
+// Binary ops.
+export const B_ADD: i32 = 0, B_SUB: i32 = 1, B_MUL: i32 = 2, B_DIV: i32 = 3, B_POW: i32 = 4, B_MAX: i32 = 5, B_MIN: i32 = 6;
+
+/** erf(x), |error| < 1.2e-7 (Numerical Recipes erfc, Chebyshev fit); the WGSL twin uses the same formula. */
+@inline export function erf32(x: f32): f32 {
+  const z = Mathf.abs(x);
+  const t: f32 = 1.0 / (1.0 + 0.5 * z);
+  const r = t * Mathf.exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +
+    t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
+  return x >= 0 ? 1.0 - r : r - 1.0;
+}
+
+@inline export function unaryScalar(op: i32, x: f32, alpha: f32): f32 {
+  switch (op) {
+    case U_NEG: return -x;
+    case U_EXP: return Mathf.exp(x);
+    case U_LOG: return Mathf.log(x);
+    case U_SQRT: return Mathf.sqrt(x);
+    case U_RSQRT: return 1.0 / Mathf.sqrt(x);
+    case U_RELU: return x > 0 ? x : 0;
+    case U_GELU: return 0.5 * x * (1.0 + erf32(x * 0.70710678118654752));
+    case U_SILU: return x / (1.0 + Mathf.exp(-x));
+    case U_SIGMOID: return 1.0 / (1.0 + Mathf.exp(-x));
+    case U_TANH: return tanh32(x);
+    case U_ABS: return Mathf.abs(x);
+    case U_SQUARE: return x * x;
+    case U_SCALE: return x * alpha;
+    case U_POW_SCALAR: return Mathf.pow(x, alpha);
+    case U_ADD_SCALAR: return x + alpha;
+    default: return NaN;
+  }
+}
+
+/** tanh via exp of a non-positive argument (no overflow); the WGSL twin uses the same formula. */
+@inline export function tanh32(x: f32): f32 {
+  const e = Mathf.exp(-2.0 * Mathf.abs(x));
+  const t: f32 = (1.0 - e) / (1.0 + e);
+  return x < 0 ? -t : t;
+}
+
+@inline export function binaryScalar(op: i32, a: f32, b: f32): f32 {
+  switch (op) {
+    case B_ADD: return a + b;
+    case B_SUB: return a - b;
+    case B_MUL: return a * b;
+    case B_DIV: return a / b;
+    case B_POW: return Mathf.pow(a, b);
+    case B_MAX: return a != a || b != b ? NaN : Mathf.max(a, b);
+    case B_MIN: return a != a || b != b ? NaN : Mathf.min(a, b);
+    default: return NaN;
+  }
+}
+
+export function unaryF32(op: i32, x: usize, out: usize, n: usize, alpha: f32): void {
+  if (op == U_SCALE || op == U_ADD_SCALAR || op == U_NEG || op == U_RELU || op == U_ABS || op == U_SQUARE) {
+    // SIMD for the cheap ones.
+    const al = f32x4.splat(alpha);
+    let i: usize = 0;
+    for (; i + 4 <= n; i += 4) {
+      const v = v128.load(x + (i << 2));
+      let r: v128;
+      if (op == U_SCALE) r = f32x4.mul(v, al);
+      else if (op == U_ADD_SCALAR) r = f32x4.add(v, al);
+      else if (op == U_NEG) r = f32x4.neg(v);
+      else if (op == U_RELU) r = f32x4.pmax(v, f32x4.splat(0)); // pmax(x, 0): NaN -> 0 like x > 0 ? x : 0
+      else if (op == U_ABS) r = f32x4.abs(v);
+      else r = f32x4.mul(v, v);
+      v128.store(out + (i << 2), r);
+    }
+    for (; i < n; i++) store<f32>(out + (i << 2), unaryScalar(op, load<f32>(x + (i << 2)), alpha));
+    return;
+  }
+  for (let i: usize = 0; i < n; i++) store<f32>(out + (i << 2), unaryScalar(op, load<f32>(x + (i << 2)), alpha));
+}
+
+/**
+ * Broadcasting binary op. `meta` holds i32s: rank, then outShape[rank], aStrides[rank],
+ * bStrides[rank] (element strides, 0 on broadcast dims). Fast paths: equal shapes; b a scalar.
+ */
+export function binaryF32(op: i32, a: usize, b: usize, out: usize, n: usize, meta: usize): void {
+  const rank = load<i32>(meta);
+  if (rank == 0) {
+    for (let i: usize = 0; i < n; i++) store<f32>(out + (i << 2), binaryScalar(op, load<f32>(a + (i << 2)), load<f32>(b + (i << 2))));
+    return;
+  }
+  // Walk the output in row-major order with one counter per dim.
+  const shape = meta + 4, sa = shape + (<usize>rank << 2), sb = sa + (<usize>rank << 2);
+  const idx = heap.alloc(<usize>rank << 2);
+  memory.fill(idx, 0, <usize>rank << 2);
+  let ia: isize = 0, ib: isize = 0;
+  const last = rank - 1;
+  const lastLen = load<i32>(shape + (<usize>last << 2));
+  const lastA = load<i32>(sa + (<usize>last << 2)), lastB = load<i32>(sb + (<usize>last << 2));
+  for (let o: usize = 0; o < n; o += <usize>lastLen) {
+    for (let j = 0; j < lastLen; j++) {
+      store<f32>(out + ((o + <usize>j) << 2), binaryScalar(op, load<f32>(a + (<usize>(ia + j * lastA) << 2)), load<f32>(b + (<usize>(ib + j * lastB) << 2))));
+    }
+    // advance the outer counters
+    for (let d = last - 1; d >= 0; d--) {
+      const p = idx + (<usize>d << 2);
+      const v = load<i32>(p) + 1;
+      const len = load<i32>(shape + (<usize>d << 2));
+      const stA = load<i32>(sa + (<usize>d << 2)), stB = load<i32>(sb + (<usize>d << 2));
+      if (v < len) {
+        store<i32>(p, v);
+        ia += stA;
+        ib += stB;
+        break;
+      }
+      store<i32>(p, 0);
+      ia -= (len - 1) * stA;
+      ib -= (len - 1) * stB;
+    }
+  }
+  heap.free(idx);
+}
+
+/** out = cond != 0 ? a : b over already-broadcast contiguous float32 arrays. */
+export function whereF32(cond: usize, a: usize, b: usize, out: usize, n: usize): void {
+  for (let i: usize = 0; i < n; i++) {
+    const o = i << 2;
+    store<f32>(out + o, load<f32>(cond + o) != 0 ? load<f32>(a + o) : load<f32>(b + o));
+  }
+}
+
+// Reductions over the middle axis of [outer, len, inner].
+export const R_SUM: i32 = 0, R_MEAN: i32 = 1, R_MAX: i32 = 2, R_AMAX: i32 = 3;
+
+export function reduceF32(op: i32, x: usize, out: usize, outer: usize, len: usize, inner: usize): void {
+  for (let o: usize = 0; o < outer; o++) {
+    for (let j: usize = 0; j < inner; j++) {
+      const base = x + ((o * len * inner + j) << 2);
+      let acc: f32 = op == R_MAX ? -Infinity : 0;
+      let nan = false;
+      for (let k: usize = 0; k < len; k++) {
+        const v = load<f32>(base + ((k * inner) << 2));
+        if (op == R_MAX) { if (v != v) nan = true; else if (v > acc) acc = v; }
+        else if (op == R_AMAX) { const av = Mathf.abs(v); if (v != v) nan = true; else if (av > acc) acc = av; }
+        else acc += v;
+      }
+      if (op == R_MEAN) acc /= <f32>len;
+      store<f32>(out + ((o * inner + j) << 2), nan ? NaN : acc);
+    }
+  }
+}
+
+/** Softmax / log-softmax over rows of length `cols`, max subtracted first. */
+export function softmaxF32(x: usize, out: usize, rows: usize, cols: usize, log: bool): void {
+  for (let r: usize = 0; r < rows; r++) {
+    const xi = x + ((r * cols) << 2), oi = out + ((r * cols) << 2);
+    let m: f32 = -Infinity;
+    for (let c: usize = 0; c < cols; c++) m = Mathf.max(m, load<f32>(xi + (c << 2)));
+    let s: f32 = 0;
+    for (let c: usize = 0; c < cols; c++) {
+      const e = Mathf.exp(load<f32>(xi + (c << 2)) - m);
+      s += e;
+      if (!log) store<f32>(oi + (c << 2), e);
+    }
+    if (log) {
+      const ls = Mathf.log(s) + m;
+      for (let c: usize = 0; c < cols; c++) store<f32>(oi + (c << 2), load<f32>(xi + (c << 2)) - ls);
+    } else {
+      const inv: f32 = 1.0 / s;
+      for (let c: usize = 0; c < cols; c++) store<f32>(oi + (c << 2), load<f32>(oi + (c << 2)) * inv);
+    }
+  }
+}
+
+/** int32 -> float32 (exact below 2^24). */
+export function i32ToF32(x: usize, out: usize, n: usize): void {
+  for (let i: usize = 0; i < n; i++) store<f32>(out + (i << 2), <f32>load<i32>(x + (i << 2)));
+}
+
+/** float32 -> int32, truncating (for casts to int32). */
+export function f32ToI32(x: usize, out: usize, n: usize): void {
+  for (let i: usize = 0; i < n; i++) {
+    const v = load<f32>(x + (i << 2));
+    store<i32>(out + (i << 2), v != v ? 0 : <i32>v);
+  }
+}

@@ -1,0 +1,140 @@
+// Pointwise kernels: cast, unary, binary (broadcasting), where. Prepended with dtype.wgsl and the
+// generated accessors for bindings a, b, c (inputs) and out. Each invocation produces one output
+// group (a whole u32 word of codes, or three words for fp6), so packed outputs need no atomics.
+// Twin of assembly/kernels/elementwise.ts.
+
+override KIND: u32 = 0u;      // 0 cast, 1 unary, 2 binary, 3 where
+override OP: u32 = 0u;        // unary / binary op id (src/backend/ops.ts)
+override FA: u32 = 0u;        // formats of a, b, c and out
+override FB: u32 = 0u;
+override FC: u32 = 0u;
+override FO: u32 = 0u;
+
+struct Params {
+  n: u32,
+  rank: u32,
+  alpha: f32,
+  flags: u32,            // bit 0 saturate, bit 1 toward zero (cast); bits 4..6: a, b, c are the output's shape
+  off: vec4<u32>,        // element offsets of a, b, c
+  shape: array<vec4<u32>, 2>,
+  sa: array<vec4<u32>, 2>,
+  sb: array<vec4<u32>, 2>,
+  sc: array<vec4<u32>, 2>,
+}
+@group(0) @binding(4) var<uniform> params: Params;
+
+fn dim(v: array<vec4<u32>, 2>, d: u32) -> u32 { return v[d / 4u][d % 4u]; }
+
+// Element index into an input with broadcast strides `s`, for output element i.
+fn bindex(i: u32, s: array<vec4<u32>, 2>, contiguous: bool, off: u32) -> u32 {
+  if (contiguous) { return i + off; }
+  var rest = i;
+  var idx = off;
+  for (var d = i32(params.rank) - 1; d >= 0; d = d - 1) {
+    let len = dim(params.shape, u32(d));
+    idx = idx + (rest % len) * dim(s, u32(d));
+    rest = rest / len;
+  }
+  return idx;
+}
+
+fn erf32(x: f32) -> f32 {
+  let z = abs(x);
+  let t = 1.0 / (1.0 + 0.5 * z);
+  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +
+    t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
+  return select(r - 1.0, 1.0 - r, x >= 0.0);
+}
+
+fn tanh32(x: f32) -> f32 {
+  let e = exp(-2.0 * abs(x));
+  let t = (1.0 - e) / (1.0 + e);
+  return select(t, -t, x < 0.0);
+}
+
+// A quiet NaN built at run time (WGSL rejects NaN and inf constants).
+fn qnan() -> f32 { return bitcast<f32>(0x7fc00000u | (params.n & 0u)); }
+
+fn is_nan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
+
+fn unary_op(x: f32) -> f32 {
+  let alpha = params.alpha;
+  switch OP {
+    case 0u: { return -x; }
+    case 1u: { return exp(x); }
+    case 2u: { return log(x); }
+    case 3u: { return sqrt(x); }
+    case 4u: { return 1.0 / sqrt(x); }
+    case 5u: { return select(0.0, x, x > 0.0); }
+    case 6u: { return 0.5 * x * (1.0 + erf32(x * 0.70710678118654752)); }
+    case 7u: { return x / (1.0 + exp(-x)); }
+    case 8u: { return 1.0 / (1.0 + exp(-x)); }
+    case 9u: { return tanh32(x); }
+    case 10u: { return abs(x); }
+    case 11u: { return x * x; }
+    case 12u: { return x * alpha; }
+    case 13u: { return pow(x, alpha); }
+    case 14u: { return x + alpha; }
+    default: { return 0.0; }
+  }
+}
+
+fn binary_op(a: f32, b: f32) -> f32 {
+  switch OP {
+    case 0u: { return a + b; }
+    case 1u: { return a - b; }
+    case 2u: { return a * b; }
+    case 3u: { return a / b; }
+    case 4u: { return pow(a, b); }
+    case 5u: { return select(max(a, b), qnan(), is_nan(a) || is_nan(b)); }
+    case 6u: { return select(min(a, b), qnan(), is_nan(a) || is_nan(b)); }
+    default: { return 0.0; }
+  }
+}
+
+// The output code of element i.
+fn compute(i: u32) -> u32 {
+  let ia = bindex(i, params.sa, (params.flags & 16u) != 0u, params.off.x);
+  if (KIND == 0u) {
+    // Integer-only path: bit-identical to the WebAssembly encoder.
+    return encode_bits(FO, decode_bits(FA, a_code(ia, FA)), (params.flags & 1u) != 0u, (params.flags & 2u) != 0u);
+  }
+  var v: f32;
+  if (KIND == 1u) {
+    v = unary_op(a_f32(ia, FA));
+  } else {
+    let ib = bindex(i, params.sb, (params.flags & 32u) != 0u, params.off.y);
+    if (KIND == 2u) {
+      v = binary_op(a_f32(ia, FA), b_f32(ib, FB));
+    } else {
+      let ic = bindex(i, params.sc, (params.flags & 64u) != 0u, params.off.z);
+      v = select(c_f32(ic, FC), b_f32(ib, FB), a_f32(ia, FA) != 0.0);
+    }
+  }
+  return encode_bits(FO, bitcast<u32>(v), false, false);
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let g = (wid.y * nwg.x + wid.x) * 256u + lid;
+  let ge = group_elems(FO);
+  let first = g * ge;
+  if (first >= params.n) { return; }
+  let b = fmt_bits(FO);
+  var words = array<u32, 3>(0u, 0u, 0u);
+  for (var j = 0u; j < ge; j = j + 1u) {
+    let i = first + j;
+    if (i >= params.n) { break; }
+    let code = compute(i);
+    let bit = j * b;
+    let w = bit >> 5u;
+    let sh = bit & 31u;
+    words[w] = words[w] | (code << sh);
+    if (sh + b > 32u) { words[w + 1u] = words[w + 1u] | (code >> (32u - sh)); }
+  }
+  let gw = group_words(FO);
+  for (var k = 0u; k < gw; k = k + 1u) {
+    // The last group may cover fewer elements; its words still belong to this tensor only.
+    if (g * gw + k < arrayLength(&out)) { out[g * gw + k] = words[k]; }
+  }
+}

@@ -1,0 +1,149 @@
+// The one interface of kernels that both backends implement (ARCHITECTURE.md layer 3). Kernels
+// take TensorRefs: a storage, an element offset, a shape and a dtype. Storage is packed exactly as
+// pack() stores codes (little-endian; 16-bit codes two a word, 8-bit four a word, fp4 eight a word
+// with element 0 in the low nibble, fp6 sixteen in three words), so one buffer means the same
+// bytes on every backend. Unless a kernel says otherwise, math is done in float32 and the result
+// is rounded once (nearest-even, ml_dtypes semantics) to the output's dtype; outputs are
+// contiguous and start at offset 0.
+import type { DType } from '../dtype/formats.js';
+import type { Category, MemoryTracker } from './memory.js';
+
+export type BackendKind = 'wasm' | 'webgpu';
+
+/** Element types of tensors: every float format, plus int32 for token ids and targets. */
+export type TensorDType = DType | 'int32';
+
+/** A block of device memory (a GPUBuffer, or a region of WebAssembly memory) with its accounting. */
+export interface Storage {
+  readonly backend: Backend;
+  /** Bytes requested (what memoryAllocated counts). */
+  readonly byteLength: number;
+  readonly category: Category;
+  readonly label: string;
+  /** True once freed; using it then is an error. */
+  readonly freed: boolean;
+}
+
+/** What a kernel sees of a tensor. */
+export interface TensorRef {
+  readonly storage: Storage;
+  /** Offset of element 0 in elements of `dtype`. */
+  readonly offset: number;
+  readonly shape: readonly number[];
+  readonly dtype: TensorDType;
+}
+
+export type UnaryOp =
+  | 'neg' | 'exp' | 'log' | 'sqrt' | 'rsqrt' | 'relu' | 'gelu' | 'silu' | 'sigmoid' | 'tanh' | 'abs' | 'square'
+  /** x * alpha */
+  | 'scale'
+  /** x ^ alpha */
+  | 'powScalar'
+  /** x + alpha */
+  | 'addScalar';
+
+/** Elementwise binary ops; inputs broadcast (NumPy rules) to the output shape. */
+export type BinaryOp = 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'maximum' | 'minimum';
+
+export type ReduceOp = 'sum' | 'mean' | 'max' | 'amax';
+
+export interface CastOptions {
+  saturate?: boolean;
+  rounding?: 'nearest-even' | 'toward-zero' | 'stochastic';
+  seed?: bigint;
+}
+
+export interface MatmulOptions {
+  /** Use A^T (the last two dims swapped). */
+  transA?: boolean;
+  transB?: boolean;
+  /** out = alpha * A @ B (applied in float32 before the final rounding). */
+  alpha?: number;
+}
+
+export interface AdamWHyper {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** 1-based step count (bias correction). */
+  step: number;
+  /** Gradients are multiplied by this before use (GradScaler's 1/scale, or 1). */
+  gradScale?: number;
+}
+
+/** The kernel set. Shapes are checked by the tensor layer; kernels may assume they fit. */
+export interface Kernels {
+  /** out = x converted to out.dtype (bit-identical to encode/decode; NaN payloads kept as there). */
+  cast(x: TensorRef, out: TensorRef, options?: CastOptions): void;
+  unary(op: UnaryOp, x: TensorRef, out: TensorRef, alpha?: number): void;
+  binary(op: BinaryOp, a: TensorRef, b: TensorRef, out: TensorRef): void;
+  /** out = cond != 0 ? a : b, broadcasting. */
+  where(cond: TensorRef, a: TensorRef, b: TensorRef, out: TensorRef): void;
+  /** Reduces `axis` (out has that dim removed), or everything when axis is null (out has shape []). float32 accumulation. */
+  reduce(op: ReduceOp, x: TensorRef, out: TensorRef, axis: number | null): void;
+  /** Softmax (or log-softmax) over the last axis, numerically stable (max subtracted). */
+  softmax(x: TensorRef, out: TensorRef, log: boolean): void;
+  /** out[..., M, N] = A[..., M, K] @ B[..., K, N] (batch dims broadcast), float32 accumulation. */
+  matmul(a: TensorRef, b: TensorRef, out: TensorRef, options?: MatmulOptions): void;
+  /** Over the last axis: out = x * rsqrt(mean(x^2) + eps) * weight; rstd (shape = x without the last dim, float32) saved for backward. */
+  rmsNorm(x: TensorRef, weight: TensorRef, out: TensorRef, rstd: TensorRef, eps: number): void;
+  /** dx and dweight (dweight accumulated: dweight += ...) of rmsNorm. */
+  rmsNormBackward(dy: TensorRef, x: TensorRef, weight: TensorRef, rstd: TensorRef, dx: TensorRef, dweight: TensorRef): void;
+  /** LayerNorm over the last axis with weight and bias; mean and rstd saved (float32). */
+  layerNorm(x: TensorRef, weight: TensorRef, bias: TensorRef, out: TensorRef, mean: TensorRef, rstd: TensorRef, eps: number): void;
+  layerNormBackward(dy: TensorRef, x: TensorRef, weight: TensorRef, mean: TensorRef, rstd: TensorRef, dx: TensorRef, dweight: TensorRef, dbias: TensorRef): void;
+  /** out[..., :] = table[ids[...], :] (ids int32; an id outside [0, rows) gives a zero row). */
+  embedding(ids: TensorRef, table: TensorRef, out: TensorRef): void;
+  /** dtable[ids[i], :] += dy[i, :] (float32 accumulation; dtable is float32). */
+  embeddingBackward(ids: TensorRef, dy: TensorRef, dtable: TensorRef): void;
+  /**
+   * Causal scaled-dot-product attention: q, k, v [B, H, T, D] -> out [B, H, T, D]; optional key
+   * padding mask [B, T] (1 = keep, 0 = pad); `lse` [B, H, T] float32 log-sum-exp saved for backward.
+   */
+  attention(q: TensorRef, k: TensorRef, v: TensorRef, out: TensorRef, lse: TensorRef, mask: TensorRef | null, scale: number): void;
+  attentionBackward(
+    dout: TensorRef, q: TensorRef, k: TensorRef, v: TensorRef, out: TensorRef, lse: TensorRef, mask: TensorRef | null, scale: number,
+    dq: TensorRef, dk: TensorRef, dv: TensorRef,
+  ): void;
+  /**
+   * Mean cross-entropy of logits [N, C] against int32 targets [N], skipping
+   * targets equal to ignoreIndex; loss: shape [], dlogits (optional, same shape as logits) gets the
+   * gradient of the mean loss times `gradScale`.
+   */
+  crossEntropy(logits: TensorRef, targets: TensorRef, loss: TensorRef, dlogits: TensorRef | null, ignoreIndex: number, gradScale: number): void;
+  /** torch._scaled_mm: per-tensor scales only here; MX and row-wise scales via the dtype layer. */
+  scaledMatmul(a: TensorRef, b: TensorRef, out: TensorRef, scaleA: number, scaleB: number): void;
+  /**
+   * GradScaler's kernel: multiplies every tensor (float32) in place by invScale and sets foundInf
+   * (shape [], float32) to 1 if any element of any tensor is inf or NaN (else leaves it).
+   */
+  nonFiniteCheckAndUnscale(tensors: readonly TensorRef[], foundInf: TensorRef, invScale: number): void;
+  /** out (shape [], float32) = sqrt(sum over tensors of sum(x^2)), float32 accumulation per tensor. */
+  globalNorm(tensors: readonly TensorRef[], out: TensorRef): void;
+  /** One AdamW step in place (PyTorch's update rule); param may be low precision, m and v float32. */
+  adamw(param: TensorRef, grad: TensorRef, m: TensorRef, v: TensorRef, hyper: AdamWHyper): void;
+}
+
+/** A backend: memory that it accounts for, plus the kernels. */
+export interface Backend extends Kernels {
+  readonly kind: BackendKind;
+  /** One line: which device and why it was chosen. */
+  readonly description: string;
+  readonly memory: MemoryTracker;
+  /** Largest single buffer the device allows, in bytes. */
+  readonly maxBufferSize: number;
+  alloc(byteLength: number, category: Category, label?: string): Storage;
+  free(storage: Storage): void;
+  /** Copies bytes into storage at byteOffset. */
+  write(storage: Storage, data: ArrayBufferView, byteOffset?: number): void;
+  /** Reads bytes back (waits for queued GPU work). */
+  read(storage: Storage, byteOffset: number, byteLength: number): Promise<Uint8Array>;
+  /** Waits until queued work is done and surfaces any device error. */
+  synchronize(): Promise<void>;
+  /** Gives pooled free buffers back to the device. */
+  emptyCache(): void;
+  /** Releases the device (GPU) or nothing (wasm). The backend is unusable afterwards. */
+  destroy(): void;
+}

@@ -1,0 +1,53 @@
+import { ShapeMismatchError, InvalidArgumentError } from '../errors.js';
+
+export type Shape = readonly number[];
+
+/** Number of elements of a shape (1 for []). */
+export function numel(shape: Shape): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** Checks a shape: non-negative safe integers. */
+export function checkShape(shape: Shape, what = 'shape'): void {
+  if (!Array.isArray(shape)) throw new InvalidArgumentError(`${what} must be an array of dimensions, got ${JSON.stringify(shape)}`);
+  for (const d of shape) if (!Number.isSafeInteger(d) || d < 0) throw new InvalidArgumentError(`${what} [${shape.join(', ')}] has an invalid dimension ${d}`);
+}
+
+/** NumPy broadcasting of two shapes; throws ShapeMismatchError naming both. */
+export function broadcastShapes(a: Shape, b: Shape): number[] {
+  const rank = Math.max(a.length, b.length);
+  const out: number[] = [];
+  for (let i = 0; i < rank; i++) {
+    const da = a[a.length - rank + i] ?? 1;
+    const db = b[b.length - rank + i] ?? 1;
+    if (da !== db && da !== 1 && db !== 1) throw new ShapeMismatchError(`shapes [${a.join(', ')}] and [${b.join(', ')}] cannot be broadcast together (dim ${i}: ${da} vs ${db})`);
+    out.push(da === 1 ? db : da);
+  }
+  return out;
+}
+
+/** Element strides of `shape` viewed as `outShape` under broadcasting (0 on broadcast dims). */
+export function broadcastStrides(shape: Shape, outShape: Shape): number[] {
+  const rank = outShape.length;
+  const strides = new Array<number>(rank).fill(0);
+  let s = 1;
+  for (let i = shape.length - 1; i >= 0; i--) {
+    const o = rank - shape.length + i;
+    strides[o] = shape[i] === 1 && outShape[o] !== 1 ? 0 : s;
+    s *= shape[i];
+  }
+  return strides;
+}
+
+export function sameShape(a: Shape, b: Shape): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/** Normalises a possibly negative axis. */
+export function normAxis(axis: number, rank: number): number {
+  const a = axis < 0 ? axis + rank : axis;
+  if (!Number.isInteger(a) || a < 0 || a >= rank) throw new InvalidArgumentError(`axis ${axis} is out of range for a tensor of rank ${rank}`);
+  return a;
+}

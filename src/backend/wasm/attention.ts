@@ -1,0 +1,5 @@
+// Placeholder: this kernel family is not implemented on this backend yet.
+import { missing } from '../not_implemented.js';
+
+export const attention = missing('attention', 'wasm');
+export const attentionBackward = missing('attentionBackward', 'wasm');

@@ -1,0 +1,312 @@
+// The CPU backend: AssemblyScript kernels over WebAssembly memory. It is also the reference that
+// every WGSL kernel is tested against. Storage lives in the module's heap; kernels run in float32
+// on staged copies of low-precision inputs (decoded exactly) and round once into the output.
+import { InvalidArgumentError, MemfitError } from '../../errors.js';
+import { formatOf } from '../../dtype/formats.js';
+import { wasm } from '../../dtype/wasm.js';
+import type {
+  AdamWHyper, Backend, BinaryOp, CastOptions, MatmulOptions, ReduceOp, Storage, TensorDType, TensorRef, UnaryOp,
+} from '../backend.js';
+import { BufferPool, MemoryTracker, type Category } from '../memory.js';
+import { BINARY_IDS, REDUCE_IDS, UNARY_IDS } from '../ops.js';
+import { broadcastStrides, numel, sameShape } from '../shape.js';
+import { wasmFamilies } from './families.js';
+
+/** Raw kernel exports of build/memfit.wasm used here (the dtype layer types the format ones). */
+export interface WasmKernelExports {
+  readonly memory: WebAssembly.Memory;
+  alloc(bytes: number): number;
+  free(ptr: number): void;
+  encodeF32(fmt: number, src: number, dst: number, n: number, mode: number, saturate: number, seed: bigint, offset: bigint): void;
+  decode(fmt: number, src: number, dst: number, n: number): void;
+  pack(bits: number, src: number, dst: number, n: number): void;
+  unpackRange(bits: number, src: number, start: number, dst: number, n: number): void;
+  unaryF32(op: number, x: number, out: number, n: number, alpha: number): void;
+  binaryF32(op: number, a: number, b: number, out: number, n: number, meta: number): void;
+  whereF32(cond: number, a: number, b: number, out: number, n: number): void;
+  reduceF32(op: number, x: number, out: number, outer: number, len: number, inner: number): void;
+  softmaxF32(x: number, out: number, rows: number, cols: number, log: number): void;
+  i32ToF32(x: number, out: number, n: number): void;
+  f32ToI32(x: number, out: number, n: number): void;
+  matmulF32(a: number, b: number, out: number, batch: number, m: number, k: number, n: number, transA: number, transB: number, alpha: number, strideA: number, strideB: number): void;
+}
+
+export function kernelExports(): WasmKernelExports {
+  return wasm() as unknown as WasmKernelExports;
+}
+
+/** Bytes that n elements of a tensor dtype take in storage (packed for sub-byte formats). */
+export function storageBytes(dtype: TensorDType, n: number): number {
+  if (dtype === 'int32') return n * 4;
+  return Math.ceil((n * formatOf(dtype).bits) / 8);
+}
+
+class WasmStorage implements Storage {
+  freed = false;
+  constructor(
+    readonly backend: WasmBackend, readonly ptr: number, readonly size: number, readonly byteLength: number,
+    readonly category: Category, readonly label: string, readonly memId: number,
+  ) {}
+}
+
+const ROUNDING = { 'nearest-even': 0, 'toward-zero': 1, stochastic: 2 } as const;
+
+/** A float32 view of a tensor for a kernel: a pointer, and a release() for any staging copy. */
+export interface Staged {
+  readonly ptr: number;
+  release(): void;
+}
+
+export class WasmBackend implements Backend {
+  readonly kind = 'wasm' as const;
+  readonly memory = new MemoryTracker();
+  /** wasm32: 4 GiB of linear memory in all; one buffer may take at most 2 GiB here. */
+  readonly maxBufferSize = 2 ** 31;
+  readonly description: string;
+  private readonly pool: BufferPool<number>;
+  private destroyed = false;
+
+  constructor(reason = 'WebAssembly (CPU)') {
+    this.description = `wasm backend: ${reason}`;
+    const w = kernelExports();
+    this.pool = new BufferPool<number>(this.memory, (size) => {
+      const p = w.alloc(size);
+      if (!p) throw new MemfitError('OUT_OF_MEMORY', `WebAssembly memory exhausted allocating ${size} bytes`);
+      return p;
+    }, (p) => w.free(p));
+  }
+
+  // ---- memory -------------------------------------------------------------------------------
+
+  alloc(byteLength: number, category: Category, label = ''): Storage {
+    this.check();
+    if (byteLength > this.maxBufferSize) {
+      throw new MemfitError('BUFFER_TOO_LARGE', `${label || 'tensor'} needs ${byteLength} bytes, more than the wasm backend's maxBufferSize ${this.maxBufferSize}`);
+    }
+    const { buffer, size } = this.pool.acquire(byteLength);
+    const id = this.memory.onAlloc(byteLength, category, label);
+    return new WasmStorage(this, buffer, size, byteLength, category, label, id);
+  }
+
+  free(storage: Storage): void {
+    const s = this.own(storage);
+    if (s.freed) throw new InvalidArgumentError(`storage ${s.label || ''} freed twice`);
+    s.freed = true;
+    this.pool.release(s.ptr, s.size);
+    this.memory.onFree(s.memId);
+  }
+
+  write(storage: Storage, data: ArrayBufferView, byteOffset = 0): void {
+    const s = this.own(storage);
+    if (byteOffset + data.byteLength > s.byteLength) throw new InvalidArgumentError(`write of ${data.byteLength} bytes at ${byteOffset} overruns a ${s.byteLength}-byte storage`);
+    new Uint8Array(kernelExports().memory.buffer, s.ptr + byteOffset, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  }
+
+  async read(storage: Storage, byteOffset: number, byteLength: number): Promise<Uint8Array> {
+    return this.readSync(storage, byteOffset, byteLength);
+  }
+
+  readSync(storage: Storage, byteOffset: number, byteLength: number): Uint8Array {
+    const s = this.own(storage);
+    if (byteOffset + byteLength > s.byteLength) throw new InvalidArgumentError(`read of ${byteLength} bytes at ${byteOffset} overruns a ${s.byteLength}-byte storage`);
+    return new Uint8Array(kernelExports().memory.buffer, s.ptr + byteOffset, byteLength).slice();
+  }
+
+  async synchronize(): Promise<void> {}
+
+  emptyCache(): void {
+    this.pool.emptyCache();
+  }
+
+  destroy(): void {
+    this.emptyCache();
+    this.destroyed = true;
+  }
+
+  /** Pointer of a storage (for kernels in family modules). */
+  ptr(storage: Storage): number {
+    return this.own(storage).ptr;
+  }
+
+  /** A scratch block accounted as 'temporary'; free with freeTemp. */
+  temp(bytes: number, label = 'scratch'): { storage: Storage; ptr: number } {
+    const storage = this.alloc(Math.max(bytes, 4), 'temporary', label);
+    return { storage, ptr: (storage as WasmStorage).ptr };
+  }
+
+  // ---- staging between storage dtypes and float32 --------------------------------------------
+
+  /** A float32 copy (or the tensor itself, when it is float32) of `x`'s elements. */
+  stageIn(x: TensorRef): Staged {
+    const n = numel(x.shape);
+    const base = this.ptr(x.storage);
+    if (x.dtype === 'float32') return { ptr: base + x.offset * 4, release() {} };
+    const w = kernelExports();
+    const t = this.temp(n * 4, 'stage-in');
+    if (x.dtype === 'int32') w.i32ToF32(base + x.offset * 4, t.ptr, n);
+    else {
+      const f = formatOf(x.dtype);
+      if (f.bits >= 8) w.decode(f.id, base + x.offset * f.codeBytes, t.ptr, n);
+      else {
+        const codes = this.temp(n, 'stage-in codes');
+        w.unpackRange(f.bits, base, x.offset, codes.ptr, n);
+        w.decode(f.id, codes.ptr, t.ptr, n);
+        this.free(codes.storage);
+      }
+    }
+    return { ptr: t.ptr, release: () => this.free(t.storage) };
+  }
+
+  /**
+   * A float32 buffer for a kernel's result; commit() rounds it into `out` (nearest-even unless
+   * options say otherwise) and releases the staging copy.
+   */
+  stageOut(out: TensorRef, options: CastOptions = {}): { ptr: number; commit(): void } {
+    const n = numel(out.shape);
+    const base = this.ptr(out.storage);
+    if (out.offset !== 0) throw new InvalidArgumentError('kernel outputs must start at offset 0');
+    if (out.dtype === 'float32' && !options.saturate && (options.rounding ?? 'nearest-even') === 'nearest-even') {
+      return { ptr: base, commit() {} };
+    }
+    const t = this.temp(n * 4, 'stage-out');
+    return { ptr: t.ptr, commit: () => { this.encodeInto(t.ptr, out, options); this.free(t.storage); } };
+  }
+
+  /** Rounds n float32 at src into out's storage. */
+  private encodeInto(src: number, out: TensorRef, options: CastOptions): void {
+    const w = kernelExports();
+    const n = numel(out.shape);
+    const base = this.ptr(out.storage);
+    if (out.dtype === 'int32') return w.f32ToI32(src, base, n);
+    const f = formatOf(out.dtype);
+    const mode = ROUNDING[options.rounding ?? 'nearest-even'];
+    const seed = options.seed ?? 0n;
+    const sat = options.saturate ? 1 : 0;
+    if (f.bits >= 8) return w.encodeF32(f.id, src, base, n, mode, sat, seed, 0n);
+    const codes = this.temp(n, 'stage-out codes');
+    w.encodeF32(f.id, src, codes.ptr, n, mode, sat, seed, 0n);
+    w.pack(f.bits, codes.ptr, base, n);
+    this.free(codes.storage);
+  }
+
+  // ---- kernels: elementwise, reductions, softmax, matmul -------------------------------------
+
+  cast(x: TensorRef, out: TensorRef, options: CastOptions = {}): void {
+    const src = this.stageIn(x); // exact: every format decodes exactly to float32
+    const n = numel(out.shape);
+    if (out.dtype === 'float32' && !options.saturate && (options.rounding ?? 'nearest-even') === 'nearest-even') {
+      new Uint8Array(kernelExports().memory.buffer).copyWithin(this.ptr(out.storage), src.ptr, src.ptr + n * 4);
+    } else this.encodeInto(src.ptr, out, options);
+    src.release();
+  }
+
+  unary(op: UnaryOp, x: TensorRef, out: TensorRef, alpha = 0): void {
+    const id = UNARY_IDS[op];
+    if (id === undefined) throw new InvalidArgumentError(`unknown unary op ${JSON.stringify(op)}`);
+    this.run([x], out, ([p], o, n) => kernelExports().unaryF32(id, p, o, n, alpha));
+  }
+
+  binary(op: BinaryOp, a: TensorRef, b: TensorRef, out: TensorRef): void {
+    const id = BINARY_IDS[op];
+    if (id === undefined) throw new InvalidArgumentError(`unknown binary op ${JSON.stringify(op)}`);
+    const w = kernelExports();
+    this.run([a, b], out, ([pa, pb], o, n) => {
+      if (sameShape(a.shape, out.shape) && sameShape(b.shape, out.shape)) return this.withMeta([0], (m) => w.binaryF32(id, pa, pb, o, n, m));
+      const shape = out.shape;
+      const meta = [shape.length, ...shape, ...broadcastStrides(a.shape, shape), ...broadcastStrides(b.shape, shape)];
+      this.withMeta(meta, (m) => w.binaryF32(id, pa, pb, o, n, m));
+    });
+  }
+
+  where(cond: TensorRef, a: TensorRef, b: TensorRef, out: TensorRef): void {
+    // Broadcast each operand to the output shape with a 0-add, then select.
+    const full = (t: TensorRef): TensorRef => {
+      if (sameShape(t.shape, out.shape)) return t;
+      const s = this.alloc(numel(out.shape) * 4, 'temporary', 'where-broadcast');
+      const zero = this.alloc(4, 'temporary', 'zero');
+      this.write(zero, new Float32Array(1));
+      const ref: TensorRef = { storage: s, offset: 0, shape: out.shape, dtype: 'float32' };
+      this.binary('add', t, { storage: zero, offset: 0, shape: [], dtype: 'float32' }, ref);
+      this.free(zero);
+      return ref;
+    };
+    const [c, x, y] = [full(cond), full(a), full(b)];
+    this.run([c, x, y], out, ([pc, px, py], o, n) => kernelExports().whereF32(pc, px, py, o, n));
+    for (const [t, orig] of [[c, cond], [x, a], [y, b]] as const) if (t !== orig) this.free(t.storage);
+  }
+
+  reduce(op: ReduceOp, x: TensorRef, out: TensorRef, axis: number | null): void {
+    const id = REDUCE_IDS[op];
+    const n = numel(x.shape);
+    const [outer, len, inner] = axis === null ? [1, n, 1]
+      : [numel(x.shape.slice(0, axis)), x.shape[axis], numel(x.shape.slice(axis + 1))];
+    this.run([x], out, ([p], o) => kernelExports().reduceF32(id, p, o, outer, len, inner));
+  }
+
+  softmax(x: TensorRef, out: TensorRef, log: boolean): void {
+    const cols = x.shape[x.shape.length - 1] ?? 1;
+    const rows = numel(x.shape) / Math.max(cols, 1);
+    this.run([x], out, ([p], o) => kernelExports().softmaxF32(p, o, rows, cols, log ? 1 : 0));
+  }
+
+  matmul(a: TensorRef, b: TensorRef, out: TensorRef, options: MatmulOptions = {}): void {
+    const r = out.shape.length;
+    const m = out.shape[r - 2], n = out.shape[r - 1];
+    const k = options.transA ? a.shape[a.shape.length - 2] : a.shape[a.shape.length - 1];
+    const batch = numel(out.shape.slice(0, r - 2));
+    const batchOf = (t: TensorRef) => numel(t.shape.slice(0, t.shape.length - 2));
+    const strideA = batchOf(a) === 1 ? 0 : m * k, strideB = batchOf(b) === 1 ? 0 : k * n;
+    this.run([a, b], out, ([pa, pb], o) => kernelExports().matmulF32(pa, pb, o, batch, m, k, n, options.transA ? 1 : 0, options.transB ? 1 : 0, options.alpha ?? 1, strideA, strideB));
+  }
+
+  // ---- kernels implemented in family modules --------------------------------------------------
+
+  rmsNorm(...args: Parameters<Backend['rmsNorm']>): void { wasmFamilies.rmsNorm(this, ...args); }
+  rmsNormBackward(...args: Parameters<Backend['rmsNormBackward']>): void { wasmFamilies.rmsNormBackward(this, ...args); }
+  layerNorm(...args: Parameters<Backend['layerNorm']>): void { wasmFamilies.layerNorm(this, ...args); }
+  layerNormBackward(...args: Parameters<Backend['layerNormBackward']>): void { wasmFamilies.layerNormBackward(this, ...args); }
+  embedding(...args: Parameters<Backend['embedding']>): void { wasmFamilies.embedding(this, ...args); }
+  embeddingBackward(...args: Parameters<Backend['embeddingBackward']>): void { wasmFamilies.embeddingBackward(this, ...args); }
+  attention(...args: Parameters<Backend['attention']>): void { wasmFamilies.attention(this, ...args); }
+  attentionBackward(...args: Parameters<Backend['attentionBackward']>): void { wasmFamilies.attentionBackward(this, ...args); }
+  crossEntropy(...args: Parameters<Backend['crossEntropy']>): void { wasmFamilies.crossEntropy(this, ...args); }
+  scaledMatmul(...args: Parameters<Backend['scaledMatmul']>): void { wasmFamilies.scaledMatmul(this, ...args); }
+  nonFiniteCheckAndUnscale(...args: Parameters<Backend['nonFiniteCheckAndUnscale']>): void { wasmFamilies.nonFiniteCheckAndUnscale(this, ...args); }
+  globalNorm(...args: Parameters<Backend['globalNorm']>): void { wasmFamilies.globalNorm(this, ...args); }
+  adamw(param: TensorRef, grad: TensorRef, m: TensorRef, v: TensorRef, hyper: AdamWHyper): void { wasmFamilies.adamw(this, param, grad, m, v, hyper); }
+
+  // ---- helpers ------------------------------------------------------------------------------
+
+  /** Stages inputs to float32, runs fn(inputPtrs, outPtr, n), rounds into out, frees staging. */
+  run(inputs: readonly TensorRef[], out: TensorRef, fn: (ptrs: number[], out: number, n: number) => void): void {
+    const staged = inputs.map((t) => this.stageIn(t));
+    const o = this.stageOut(out);
+    try {
+      fn(staged.map((s) => s.ptr), o.ptr, numel(out.shape));
+      o.commit();
+    } finally {
+      for (const s of staged) s.release();
+    }
+  }
+
+  /** Writes i32 metadata to scratch for the duration of fn. */
+  withMeta(values: readonly number[], fn: (ptr: number) => void): void {
+    const t = this.temp(values.length * 4, 'meta');
+    new Int32Array(kernelExports().memory.buffer, t.ptr, values.length).set(values);
+    try {
+      fn(t.ptr);
+    } finally {
+      this.free(t.storage);
+    }
+  }
+
+  private own(storage: Storage): WasmStorage {
+    if (!(storage instanceof WasmStorage) || storage.backend !== this) throw new InvalidArgumentError('storage belongs to another backend');
+    if (storage.freed) throw new InvalidArgumentError(`storage ${storage.label || ''} used after it was freed`);
+    return storage;
+  }
+
+  private check(): void {
+    if (this.destroyed) throw new MemfitError('BACKEND_DESTROYED', 'the wasm backend was destroyed');
+  }
+}

@@ -1,0 +1,5 @@
+// Placeholder: this kernel family is not implemented on this backend yet.
+import { missing } from '../not_implemented.js';
+
+export const embedding = missing('embedding', 'wasm');
+export const embeddingBackward = missing('embeddingBackward', 'wasm');

@@ -1,0 +1,338 @@
+// The GPU backend: WGSL compute shaders (shaders/*.wgsl) on WebGPU. Buffers come from one pooled,
+// accounted allocator; pipelines are compiled once per device and key (kernel + dtypes +
+// constants); work is recorded into one command encoder and submitted when results are read.
+import { shaders } from '../../../build/shaders.js';
+import { InvalidArgumentError, MemfitError } from '../../errors.js';
+import { formatOf } from '../../dtype/formats.js';
+import type {
+  AdamWHyper, Backend, BinaryOp, CastOptions, MatmulOptions, ReduceOp, Storage, TensorDType, TensorRef, UnaryOp,
+} from '../backend.js';
+import { BufferPool, MemoryTracker, type Category } from '../memory.js';
+import { BINARY_IDS, REDUCE_IDS, UNARY_IDS } from '../ops.js';
+import { broadcastStrides, numel, sameShape } from '../shape.js';
+import { acquireDevice, type AcquiredDevice, type WebGPUOptions } from './device.js';
+import { gpuFamilies } from './families.js';
+
+/** Format id used in shaders (int32 is 9). */
+export function fmtId(dtype: TensorDType): number {
+  return dtype === 'int32' ? 9 : formatOf(dtype).id;
+}
+
+/** A storage-buffer binding declared as array<u32>, with `<name>_code(i, fmt)` and `<name>_f32(i, fmt)` readers. */
+export function accessor(name: string, binding: number, access: 'read' | 'read_write'): string {
+  return `@group(0) @binding(${binding}) var<storage, ${access}> ${name}: array<u32>;
+fn ${name}_code(i: u32, f: u32) -> u32 {
+  let nbits = fmt_bits(f);
+  if (nbits == 32u) { return ${name}[i]; }
+  let bit = i * nbits;
+  let word = bit >> 5u;
+  let sh = bit & 31u;
+  var v = ${name}[word] >> sh;
+  if (sh + nbits > 32u) { v = v | (${name}[word + 1u] << (32u - sh)); }
+  return v & ((1u << nbits) - 1u);
+}
+fn ${name}_f32(i: u32, f: u32) -> f32 { return bitcast<f32>(decode_bits(f, ${name}_code(i, f))); }
+`;
+}
+
+class GpuStorage implements Storage {
+  freed = false;
+  constructor(
+    readonly backend: WebGPUBackend, readonly buffer: GPUBuffer, readonly size: number, readonly byteLength: number,
+    readonly category: Category, readonly label: string, readonly memId: number,
+  ) {}
+}
+
+export interface Binding {
+  readonly storage: Storage;
+  /** Name used in errors about binding limits. */
+  readonly what?: string;
+}
+
+const WORKGROUP = 256;
+const MAX_PASSES_PER_SUBMIT = 64;
+
+export class WebGPUBackend implements Backend {
+  readonly kind = 'webgpu' as const;
+  readonly memory = new MemoryTracker();
+  readonly device: GPUDevice;
+  readonly description: string;
+  readonly maxBufferSize: number;
+  readonly maxBindingSize: number;
+  readonly features: ReadonlySet<string>;
+  readonly software: boolean;
+  private readonly pool: BufferPool<GPUBuffer>;
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private encoder: GPUCommandEncoder | null = null;
+  private passes = 0;
+  private pendingUniforms: GPUBuffer[] = [];
+  private errors: string[] = [];
+  private lost: string | null = null;
+  private readonly release: () => void;
+
+  private constructor(acq: AcquiredDevice) {
+    this.device = acq.device;
+    this.description = acq.description;
+    this.features = acq.features;
+    this.software = acq.software;
+    this.release = acq.release;
+    this.maxBufferSize = this.device.limits.maxBufferSize;
+    this.maxBindingSize = this.device.limits.maxStorageBufferBindingSize;
+    this.pool = new BufferPool<GPUBuffer>(this.memory, (size) => this.device.createBuffer({
+      size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, label: `memfit pool ${size}`,
+    }), (b) => b.destroy());
+    this.device.lost.then((info) => {
+      if (info.reason !== 'destroyed') this.lost = `GPU device lost (${info.reason}): ${info.message}`;
+    });
+    this.device.addEventListener('uncapturederror', (ev) => {
+      this.errors.push((ev as GPUUncapturedErrorEvent).error.message);
+    });
+  }
+
+  /** Acquires a device (hardware, else SwiftShader in Node) and builds the backend. */
+  static async create(options: WebGPUOptions = {}): Promise<WebGPUBackend> {
+    return new WebGPUBackend(await acquireDevice(options));
+  }
+
+  // ---- memory -------------------------------------------------------------------------------
+
+  alloc(byteLength: number, category: Category, label = ''): Storage {
+    this.check();
+    if (byteLength > this.maxBufferSize) {
+      throw new MemfitError('BUFFER_TOO_LARGE', `${label || 'tensor'} needs ${byteLength} bytes, more than this device's maxBufferSize ${this.maxBufferSize}`);
+    }
+    const { buffer, size } = this.pool.acquire(Math.ceil(byteLength / 4) * 4 + 4); // +4: fp6 readers may touch the next word
+    const id = this.memory.onAlloc(byteLength, category, label);
+    return new GpuStorage(this, buffer, size, byteLength, category, label, id);
+  }
+
+  free(storage: Storage): void {
+    const s = this.own(storage);
+    s.freed = true;
+    this.pool.release(s.buffer, s.size);
+    this.memory.onFree(s.memId);
+  }
+
+  write(storage: Storage, data: ArrayBufferView, byteOffset = 0): void {
+    const s = this.own(storage);
+    if (byteOffset + data.byteLength > s.byteLength) throw new InvalidArgumentError(`write of ${data.byteLength} bytes at ${byteOffset} overruns a ${s.byteLength}-byte storage`);
+    if (byteOffset % 4 !== 0) throw new InvalidArgumentError('GPU writes must start at a multiple of 4 bytes');
+    const padded = Math.ceil(data.byteLength / 4) * 4;
+    const bytes = new Uint8Array(padded);
+    bytes.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    this.flush(); // keep queue order: earlier recorded work reads the old contents
+    this.device.queue.writeBuffer(s.buffer, byteOffset, bytes);
+  }
+
+  async read(storage: Storage, byteOffset: number, byteLength: number): Promise<Uint8Array> {
+    const s = this.own(storage);
+    if (byteOffset + byteLength > s.byteLength) throw new InvalidArgumentError(`read of ${byteLength} bytes at ${byteOffset} overruns a ${s.byteLength}-byte storage`);
+    const start = Math.floor(byteOffset / 4) * 4;
+    const size = Math.ceil((byteOffset + byteLength - start) / 4) * 4;
+    const staging = this.device.createBuffer({ size: Math.max(size, 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'memfit readback' });
+    const enc = this.encoderNow();
+    enc.copyBufferToBuffer(s.buffer, start, staging, 0, size);
+    this.flush();
+    try {
+      await staging.mapAsync(GPUMapMode.READ);
+    } catch (e) {
+      this.throwErrors();
+      throw e;
+    }
+    this.throwErrors();
+    const out = new Uint8Array(staging.getMappedRange()).slice(byteOffset - start, byteOffset - start + byteLength);
+    staging.unmap();
+    staging.destroy();
+    return out;
+  }
+
+  async synchronize(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    this.throwErrors();
+  }
+
+  emptyCache(): void {
+    this.pool.emptyCache();
+  }
+
+  destroy(): void {
+    this.flush();
+    this.emptyCache();
+    this.device.destroy();
+    this.lost = 'the webgpu backend was destroyed';
+    this.release();
+  }
+
+  // ---- dispatch -----------------------------------------------------------------------------
+
+  /** The pipeline for `kernel` (a WGSL source) with override `constants`, compiled once per key. */
+  pipeline(key: string, code: () => string, constants: Record<string, number> = {}): GPUComputePipeline {
+    const full = `${key}|${Object.entries(constants).map(([k, v]) => `${k}=${v}`).join(',')}`;
+    let p = this.pipelines.get(full);
+    if (!p) {
+      const module = this.device.createShaderModule({ code: code(), label: key });
+      p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main', constants }, label: full });
+      this.pipelines.set(full, p);
+    }
+    return p;
+  }
+
+  /** A shader source from shaders/, by file name without extension. */
+  shader(name: string): string {
+    const s = shaders[name];
+    if (s === undefined) throw new MemfitError('MISSING_SHADER', `shaders/${name}.wgsl is not in the build (run npm run build)`);
+    return s;
+  }
+
+  /**
+   * Records one dispatch: storage bindings at 0..k-1 (in order), the uniform block (if any) at
+   * binding `uniformBinding`, `invocations` threads in workgroups of `workgroupSize` (spread over
+   * two dimensions past 65535 workgroups; shaders index with (wid.y * nwg.x + wid.x)).
+   */
+  dispatch(pipeline: GPUComputePipeline, bindings: readonly Binding[], uniform: ArrayBuffer | null, workgroups: number, uniformBinding = bindings.length): void {
+    this.check();
+    const entries: GPUBindGroupEntry[] = bindings.map((b, i) => {
+      const s = this.own(b.storage);
+      if (s.size > this.maxBindingSize) {
+        throw new MemfitError('BINDING_TOO_LARGE', `${b.what ?? s.label ?? 'tensor'} (${s.byteLength} bytes) exceeds this device's maxStorageBufferBindingSize ${this.maxBindingSize}`);
+      }
+      return { binding: i, resource: { buffer: s.buffer } };
+    });
+    if (uniform) {
+      const u = this.device.createBuffer({ size: Math.ceil(uniform.byteLength / 16) * 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: 'memfit params' });
+      this.device.queue.writeBuffer(u, 0, uniform);
+      this.pendingUniforms.push(u);
+      entries.push({ binding: uniformBinding, resource: { buffer: u } });
+    }
+    const group = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    const pass = this.encoderNow().beginComputePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, group);
+    const x = Math.min(workgroups, 65535);
+    pass.dispatchWorkgroups(Math.max(x, 1), Math.max(1, Math.ceil(workgroups / 65535)));
+    pass.end();
+    if (++this.passes >= MAX_PASSES_PER_SUBMIT) this.flush();
+  }
+
+  /** Submits recorded work. */
+  flush(): void {
+    if (!this.encoder) return;
+    this.device.queue.submit([this.encoder.finish()]);
+    this.encoder = null;
+    this.passes = 0;
+    for (const u of this.pendingUniforms) u.destroy(); // destroyed once the GPU is done with it
+    this.pendingUniforms = [];
+  }
+
+  private encoderNow(): GPUCommandEncoder {
+    this.check();
+    return (this.encoder ??= this.device.createCommandEncoder({ label: 'memfit' }));
+  }
+
+  // ---- pointwise kernels ----------------------------------------------------------------------
+
+  private pointwise(kind: number, op: number, inputs: readonly TensorRef[], out: TensorRef, alpha: number, flags: number): void {
+    const [a, b = a, c = a] = inputs;
+    const n = numel(out.shape);
+    if (n === 0) return;
+    const rank = out.shape.length;
+    if (rank > 8) throw new InvalidArgumentError(`pointwise kernels take tensors of rank <= 8, got ${rank}`);
+    const constants = { KIND: kind, OP: op, FA: fmtId(a.dtype), FB: fmtId(b.dtype), FC: fmtId(c.dtype), FO: fmtId(out.dtype) };
+    const p = this.pipeline('pointwise', () => this.shader('dtype') + accessor('a', 0, 'read') + accessor('b', 1, 'read') + accessor('c', 2, 'read') + accessor('out', 3, 'read_write') + this.shader('pointwise'), constants);
+    const u = new ArrayBuffer(16 + 16 + 4 * 32);
+    const u32 = new Uint32Array(u);
+    const f32 = new Float32Array(u);
+    let fl = flags;
+    inputs.forEach((t, k) => { if (sameShape(t.shape, out.shape)) fl |= 16 << k; });
+    u32[0] = n;
+    u32[1] = rank;
+    f32[2] = alpha;
+    u32[3] = fl;
+    u32[4] = a.offset; u32[5] = b.offset; u32[6] = c.offset;
+    out.shape.forEach((d, i) => { u32[8 + i] = d; });
+    inputs.forEach((t, k) => broadcastStrides(t.shape, out.shape).forEach((s, i) => { u32[16 + 8 * k + i] = s; }));
+    const groupElems = formatOf(out.dtype === 'int32' ? 'float32' : out.dtype).bits === 6 ? 16 : 32 / (out.dtype === 'int32' ? 32 : formatOf(out.dtype).bits);
+    const groups = Math.ceil(n / groupElems);
+    this.dispatch(p, [{ storage: a.storage }, { storage: b.storage }, { storage: c.storage }, { storage: out.storage, what: 'output' }], u, Math.ceil(groups / WORKGROUP));
+  }
+
+  cast(x: TensorRef, out: TensorRef, options: CastOptions = {}): void {
+    if (options.rounding === 'stochastic') throw new MemfitError('NOT_IMPLEMENTED', 'stochastic rounding casts run on the wasm backend only (for now)');
+    this.pointwise(0, 0, [x], out, 0, (options.saturate ? 1 : 0) | (options.rounding === 'toward-zero' ? 2 : 0));
+  }
+
+  unary(op: UnaryOp, x: TensorRef, out: TensorRef, alpha = 0): void {
+    const id = UNARY_IDS[op];
+    if (id === undefined) throw new InvalidArgumentError(`unknown unary op ${JSON.stringify(op)}`);
+    this.pointwise(1, id, [x], out, alpha, 0);
+  }
+
+  binary(op: BinaryOp, a: TensorRef, b: TensorRef, out: TensorRef): void {
+    const id = BINARY_IDS[op];
+    if (id === undefined) throw new InvalidArgumentError(`unknown binary op ${JSON.stringify(op)}`);
+    this.pointwise(2, id, [a, b], out, 0, 0);
+  }
+
+  where(cond: TensorRef, a: TensorRef, b: TensorRef, out: TensorRef): void {
+    this.pointwise(3, 0, [cond, a, b], out, 0, 0);
+  }
+
+  // ---- reductions ---------------------------------------------------------------------------
+
+  reduce(op: ReduceOp, x: TensorRef, out: TensorRef, axis: number | null): void {
+    const n = numel(x.shape);
+    const [outer, len, inner] = axis === null ? [1, n, 1] : [numel(x.shape.slice(0, axis)), x.shape[axis], numel(x.shape.slice(axis + 1))];
+    const p = this.pipeline('reduce', () => this.shader('dtype') + accessor('x', 0, 'read') + accessor('out', 1, 'read_write') + this.shader('reduce'), {
+      OP: REDUCE_IDS[op], FX: fmtId(x.dtype), FO: fmtId(out.dtype),
+    });
+    const u = new Uint32Array([outer, len, inner, x.offset]);
+    this.dispatch(p, [{ storage: x.storage }, { storage: out.storage }], u.buffer, outer * inner);
+  }
+
+  softmax(x: TensorRef, out: TensorRef, log: boolean): void {
+    const cols = x.shape[x.shape.length - 1] ?? 1;
+    const rows = numel(x.shape) / Math.max(cols, 1);
+    const p = this.pipeline('softmax', () => this.shader('dtype') + accessor('x', 0, 'read') + accessor('out', 1, 'read_write') + this.shader('softmax'), {
+      LOG: log ? 1 : 0, FX: fmtId(x.dtype), FO: fmtId(out.dtype),
+    });
+    this.dispatch(p, [{ storage: x.storage }, { storage: out.storage }], new Uint32Array([rows, cols, x.offset, 0]).buffer, rows);
+  }
+
+  // ---- family kernels -------------------------------------------------------------------------
+
+  matmul(a: TensorRef, b: TensorRef, out: TensorRef, options: MatmulOptions = {}): void { gpuFamilies.matmul(this, a, b, out, options); }
+  rmsNorm(...args: Parameters<Backend['rmsNorm']>): void { gpuFamilies.rmsNorm(this, ...args); }
+  rmsNormBackward(...args: Parameters<Backend['rmsNormBackward']>): void { gpuFamilies.rmsNormBackward(this, ...args); }
+  layerNorm(...args: Parameters<Backend['layerNorm']>): void { gpuFamilies.layerNorm(this, ...args); }
+  layerNormBackward(...args: Parameters<Backend['layerNormBackward']>): void { gpuFamilies.layerNormBackward(this, ...args); }
+  embedding(...args: Parameters<Backend['embedding']>): void { gpuFamilies.embedding(this, ...args); }
+  embeddingBackward(...args: Parameters<Backend['embeddingBackward']>): void { gpuFamilies.embeddingBackward(this, ...args); }
+  attention(...args: Parameters<Backend['attention']>): void { gpuFamilies.attention(this, ...args); }
+  attentionBackward(...args: Parameters<Backend['attentionBackward']>): void { gpuFamilies.attentionBackward(this, ...args); }
+  crossEntropy(...args: Parameters<Backend['crossEntropy']>): void { gpuFamilies.crossEntropy(this, ...args); }
+  scaledMatmul(...args: Parameters<Backend['scaledMatmul']>): void { gpuFamilies.scaledMatmul(this, ...args); }
+  nonFiniteCheckAndUnscale(...args: Parameters<Backend['nonFiniteCheckAndUnscale']>): void { gpuFamilies.nonFiniteCheckAndUnscale(this, ...args); }
+  globalNorm(...args: Parameters<Backend['globalNorm']>): void { gpuFamilies.globalNorm(this, ...args); }
+  adamw(param: TensorRef, grad: TensorRef, m: TensorRef, v: TensorRef, hyper: AdamWHyper): void { gpuFamilies.adamw(this, param, grad, m, v, hyper); }
+
+  // ---- errors -------------------------------------------------------------------------------
+
+  private throwErrors(): void {
+    if (this.lost) throw new MemfitError('DEVICE_LOST', this.lost);
+    if (this.errors.length) {
+      const e = this.errors.splice(0);
+      throw new MemfitError('GPU_ERROR', `WebGPU error: ${e.join('; ')}`);
+    }
+  }
+
+  private check(): void {
+    this.throwErrors();
+  }
+
+  private own(storage: Storage): GpuStorage {
+    if (!(storage instanceof GpuStorage) || storage.backend !== this) throw new InvalidArgumentError('storage belongs to another backend');
+    if (storage.freed) throw new InvalidArgumentError(`storage ${storage.label || ''} used after it was freed`);
+    return storage;
+  }
+}
