@@ -3,6 +3,13 @@
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 
+// In the browser bundle, Node-only modules are replaced by their .browser.ts stand-ins.
+const browserStubs = {
+  name: 'browser-stubs',
+  setup(b) {
+    b.onResolve({ filter: /\/node_device\.js$/ }, (args) => ({ path: new URL(args.path.replace(/\.js$/, '.browser.ts'), 'file://' + args.resolveDir + '/').pathname }));
+  },
+};
 const common = { bundle: true, format: 'esm', target: 'es2022', sourcemap: true, loader: { '.wgsl': 'text' }, logLevel: 'warning' };
 await Promise.all([
   build({ ...common, entryPoints: ['src/index.ts'], outfile: 'dist/node/index.js', platform: 'node' }),
@@ -10,6 +17,6 @@ await Promise.all([
     ...common, entryPoints: ['src/cli/main.ts'], outfile: 'dist/node/cli.js', platform: 'node',
     packages: 'external',
   }),
-  build({ ...common, entryPoints: ['src/index.ts'], outfile: 'dist/browser/memfit.js', platform: 'browser' }),
+  build({ ...common, entryPoints: ['src/index.ts'], outfile: 'dist/browser/memfit.js', platform: 'browser', plugins: [browserStubs] }),
 ]);
 execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json'], { stdio: 'inherit' });

@@ -14,3 +14,12 @@ export { mxQuantize, mxDequantize, MX_ELEMENT_DTYPES, amax, scaleFromAmax, quant
 export type { MxTensor, PerTensorQuantized } from './dtype/mx.js';
 export { scaledMatmul } from './dtype/scaled_mm.js';
 export type { ScaledMatmulOptions, ScaledMatmulResult, MatmulScale } from './dtype/scaled_mm.js';
+export { Tensor, dispatch } from './tensor/tensor.js';
+export type { TensorOptions } from './tensor/tensor.js';
+export { createBackend } from './backend/select.js';
+export type { BackendOptions } from './backend/select.js';
+export type { Backend, BackendKind, TensorDType, TensorRef, Storage, Kernels, UnaryOp, BinaryOp, ReduceOp, CastOptions, MatmulOptions, AdamWHyper } from './backend/backend.js';
+export { MemoryTracker, CATEGORIES, sizeClass } from './backend/memory.js';
+export type { Category, MemoryStats, MemoryTrace, MemoryEvent, CategoryStats } from './backend/memory.js';
+export { WasmBackend } from './backend/wasm/backend.js';
+export { NotImplementedError } from './backend/not_implemented.js';

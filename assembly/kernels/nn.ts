@@ -1,2 +1,171 @@
-// Kernel family placeholder (filled in by the nn family).
-export const nnFamilyVersion: i32 = 0;
+// float32 kernels of the nn family on the wasm backend: RMSNorm, LayerNorm, embedding and
+// cross-entropy, forward and backward. The reference for shaders/norms.wgsl, embedding.wgsl and
+// loss.wgsl. Pointers are byte offsets into memory; every float buffer is float32, ids/targets
+// int32. Sums run sequentially in float32, row by row.
+
+/** Version marker of this family (kept for the placeholder's export). */
+export const nnFamilyVersion: i32 = 1;
+
+/** out = x * rstd * w per row; rstd[r] = 1 / sqrt(mean(x^2) + eps). */
+export function rmsNormF32(x: usize, w: usize, out: usize, rstd: usize, rows: usize, cols: usize, eps: f32): void {
+  for (let r: usize = 0; r < rows; r++) {
+    const xi = x + ((r * cols) << 2), oi = out + ((r * cols) << 2);
+    let ss: f32 = 0;
+    for (let c: usize = 0; c < cols; c++) {
+      const v = load<f32>(xi + (c << 2));
+      ss += v * v;
+    }
+    const rs: f32 = 1.0 / Mathf.sqrt(ss / <f32>cols + eps);
+    store<f32>(rstd + (r << 2), rs);
+    for (let c: usize = 0; c < cols; c++) store<f32>(oi + (c << 2), load<f32>(xi + (c << 2)) * rs * load<f32>(w + (c << 2)));
+  }
+}
+
+/**
+ * dx = rstd * (dy * w) - x * rstd^3 * mean(dy * w * x) per row; dw[c] += sum over rows of
+ * dy * x * rstd (accumulated into dw).
+ */
+export function rmsNormBackwardF32(dy: usize, x: usize, w: usize, rstd: usize, dx: usize, dw: usize, rows: usize, cols: usize): void {
+  for (let r: usize = 0; r < rows; r++) {
+    const o = (r * cols) << 2;
+    const rs = load<f32>(rstd + (r << 2));
+    let s: f32 = 0;
+    for (let c: usize = 0; c < cols; c++) s += load<f32>(dy + o + (c << 2)) * load<f32>(w + (c << 2)) * load<f32>(x + o + (c << 2));
+    const k: f32 = rs * rs * rs * (s / <f32>cols);
+    for (let c: usize = 0; c < cols; c++) {
+      const g = load<f32>(dy + o + (c << 2)) * load<f32>(w + (c << 2));
+      store<f32>(dx + o + (c << 2), rs * g - load<f32>(x + o + (c << 2)) * k);
+    }
+  }
+  for (let c: usize = 0; c < cols; c++) {
+    let s: f32 = 0;
+    for (let r: usize = 0; r < rows; r++) {
+      const o = ((r * cols + c) << 2);
+      s += load<f32>(dy + o) * load<f32>(x + o) * load<f32>(rstd + (r << 2));
+    }
+    store<f32>(dw + (c << 2), load<f32>(dw + (c << 2)) + s);
+  }
+}
+
+/** out = (x - mean) * rstd * w + b per row; mean and rstd (1 / sqrt(var + eps), biased var) saved. */
+export function layerNormF32(x: usize, w: usize, b: usize, out: usize, mean: usize, rstd: usize, rows: usize, cols: usize, eps: f32): void {
+  for (let r: usize = 0; r < rows; r++) {
+    const xi = x + ((r * cols) << 2), oi = out + ((r * cols) << 2);
+    let s: f32 = 0;
+    for (let c: usize = 0; c < cols; c++) s += load<f32>(xi + (c << 2));
+    const mu: f32 = s / <f32>cols;
+    let v: f32 = 0;
+    for (let c: usize = 0; c < cols; c++) {
+      const d = load<f32>(xi + (c << 2)) - mu;
+      v += d * d;
+    }
+    const rs: f32 = 1.0 / Mathf.sqrt(v / <f32>cols + eps);
+    store<f32>(mean + (r << 2), mu);
+    store<f32>(rstd + (r << 2), rs);
+    for (let c: usize = 0; c < cols; c++) {
+      store<f32>(oi + (c << 2), (load<f32>(xi + (c << 2)) - mu) * rs * load<f32>(w + (c << 2)) + load<f32>(b + (c << 2)));
+    }
+  }
+}
+
+/**
+ * xhat = (x - mean) * rstd, g = dy * w: dx = rstd * (g - mean(g) - xhat * mean(g * xhat));
+ * dw[c] += sum dy * xhat, db[c] += sum dy (accumulated).
+ */
+export function layerNormBackwardF32(dy: usize, x: usize, w: usize, mean: usize, rstd: usize, dx: usize, dw: usize, db: usize, rows: usize, cols: usize): void {
+  for (let r: usize = 0; r < rows; r++) {
+    const o = (r * cols) << 2;
+    const mu = load<f32>(mean + (r << 2)), rs = load<f32>(rstd + (r << 2));
+    let sg: f32 = 0, sgx: f32 = 0;
+    for (let c: usize = 0; c < cols; c++) {
+      const g = load<f32>(dy + o + (c << 2)) * load<f32>(w + (c << 2));
+      const xh = (load<f32>(x + o + (c << 2)) - mu) * rs;
+      sg += g;
+      sgx += g * xh;
+    }
+    const mg: f32 = sg / <f32>cols, mgx: f32 = sgx / <f32>cols;
+    for (let c: usize = 0; c < cols; c++) {
+      const g = load<f32>(dy + o + (c << 2)) * load<f32>(w + (c << 2));
+      const xh = (load<f32>(x + o + (c << 2)) - mu) * rs;
+      store<f32>(dx + o + (c << 2), rs * (g - mg - xh * mgx));
+    }
+  }
+  for (let c: usize = 0; c < cols; c++) {
+    let sw: f32 = 0, sb: f32 = 0;
+    for (let r: usize = 0; r < rows; r++) {
+      const o = ((r * cols + c) << 2);
+      const d = load<f32>(dy + o);
+      sw += d * ((load<f32>(x + o) - load<f32>(mean + (r << 2))) * load<f32>(rstd + (r << 2)));
+      sb += d;
+    }
+    store<f32>(dw + (c << 2), load<f32>(dw + (c << 2)) + sw);
+    store<f32>(db + (c << 2), load<f32>(db + (c << 2)) + sb);
+  }
+}
+
+/** out[i, :] = table[ids[i], :], or zeros when ids[i] is outside [0, rows). */
+export function embeddingF32(ids: usize, table: usize, out: usize, n: usize, rows: i32, cols: usize): void {
+  for (let i: usize = 0; i < n; i++) {
+    const id = load<i32>(ids + (i << 2));
+    const oi = out + ((i * cols) << 2);
+    if (id < 0 || id >= rows) {
+      memory.fill(oi, 0, cols << 2);
+      continue;
+    }
+    memory.copy(oi, table + ((<usize>id * cols) << 2), cols << 2);
+  }
+}
+
+/** dtable[ids[i], :] += dy[i, :] in order of i; out-of-range ids are skipped. */
+export function embeddingBackwardF32(ids: usize, dy: usize, dtable: usize, n: usize, rows: i32, cols: usize): void {
+  for (let i: usize = 0; i < n; i++) {
+    const id = load<i32>(ids + (i << 2));
+    if (id < 0 || id >= rows) continue;
+    const ti = dtable + ((<usize>id * cols) << 2), di = dy + ((i * cols) << 2);
+    for (let c: usize = 0; c < cols; c++) store<f32>(ti + (c << 2), load<f32>(ti + (c << 2)) + load<f32>(di + (c << 2)));
+  }
+}
+
+/**
+ * Mean cross-entropy over rows whose target != ignore. loss[0] = sum(lse - x[t]) / count (NaN
+ * when count is 0, as PyTorch); dlogits (if not 0) = (softmax - onehot) * gradScale / count on
+ * counted rows, 0 on ignored rows (and everywhere when count is 0). A target outside [0, cols)
+ * that is not `ignore` makes its row's loss NaN (PyTorch raises instead).
+ */
+export function crossEntropyF32(logits: usize, targets: usize, loss: usize, dlogits: usize, rows: usize, cols: usize, ignore: i32, gradScale: f32): void {
+  let total: f32 = 0;
+  let count: i32 = 0;
+  for (let r: usize = 0; r < rows; r++) {
+    const t = load<i32>(targets + (r << 2));
+    if (t == ignore) continue;
+    count++;
+    const xi = logits + ((r * cols) << 2);
+    const lse = rowLse(xi, cols);
+    total += t >= 0 && <usize>t < cols ? lse - load<f32>(xi + (<usize>t << 2)) : NaN;
+  }
+  store<f32>(loss, count == 0 ? NaN : total / <f32>count);
+  if (dlogits == 0) return;
+  const k: f32 = count == 0 ? 0 : gradScale / <f32>count;
+  for (let r: usize = 0; r < rows; r++) {
+    const t = load<i32>(targets + (r << 2));
+    const xi = logits + ((r * cols) << 2), di = dlogits + ((r * cols) << 2);
+    if (t == ignore) {
+      memory.fill(di, 0, cols << 2);
+      continue;
+    }
+    const lse = rowLse(xi, cols);
+    for (let c: usize = 0; c < cols; c++) {
+      let p = Mathf.exp(load<f32>(xi + (c << 2)) - lse);
+      if (<i32>c == t) p -= 1;
+      store<f32>(di + (c << 2), p * k);
+    }
+  }
+}
+
+@inline function rowLse(xi: usize, cols: usize): f32 {
+  let m: f32 = -Infinity;
+  for (let c: usize = 0; c < cols; c++) m = Mathf.max(m, load<f32>(xi + (c << 2)));
+  let s: f32 = 0;
+  for (let c: usize = 0; c < cols; c++) s += Mathf.exp(load<f32>(xi + (c << 2)) - m);
+  return Mathf.log(s) + m;
+}

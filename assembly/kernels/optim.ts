@@ -1,2 +1,52 @@
-// Kernel family placeholder (filled in by the optim family).
-export const optimFamilyVersion: i32 = 0;
+// Optimizer kernels of the wasm backend (the reference for shaders/optim.wgsl): GradScaler's
+// unscale-and-check, the global L2 norm and the AdamW step. float32 throughout.
+
+/**
+ * x[i] *= invScale for n float32 at x; if any x[i] (before scaling) is inf or NaN, stores 1.0 to
+ * the float32 at `found` (else leaves it). Returns 1 when a non-finite value was seen.
+ */
+export function unscaleF32(x: usize, n: i32, invScale: f32, found: usize): i32 {
+  let bad: u32 = 0;
+  for (let i = 0; i < n; i++) {
+    const p = x + (<usize>i << 2);
+    const v = load<f32>(p);
+    bad |= <u32>((reinterpret<u32>(v) & 0x7fffffff) >= 0x7f800000);
+    store<f32>(p, v * invScale);
+  }
+  if (bad) store<f32>(found, 1.0);
+  return <i32>bad;
+}
+
+/** sum(x^2) over n float32 at x, float32 accumulation in index order. */
+export function sumSquaresF32(x: usize, n: i32): f32 {
+  let s: f32 = 0;
+  for (let i = 0; i < n; i++) {
+    const v = load<f32>(x + (<usize>i << 2));
+    s += v * v;
+  }
+  return s;
+}
+
+/**
+ * One AdamW step over n elements (PyTorch's update, float32):
+ *   g = grad * gradScale; p *= decay (= 1 - lr * weightDecay);
+ *   m = beta1 * m + omb1 * g; v = beta2 * v + omb2 * g * g  (omb = 1 - beta);
+ *   p -= stepSize * m / (sqrt(v) / bc2Sqrt + eps)  (stepSize = lr / (1 - beta1^step), bc2Sqrt = sqrt(1 - beta2^step)).
+ * p, grad, m, v: float32 arrays.
+ */
+export function adamwF32(
+  p: usize, grad: usize, m: usize, v: usize, n: i32,
+  gradScale: f32, decay: f32, beta1: f32, omb1: f32, beta2: f32, omb2: f32, stepSize: f32, bc2Sqrt: f32, eps: f32,
+): void {
+  for (let i = 0; i < n; i++) {
+    const o = <usize>i << 2;
+    const g = load<f32>(grad + o) * gradScale;
+    const mi = beta1 * load<f32>(m + o) + omb1 * g;
+    const vi = beta2 * load<f32>(v + o) + omb2 * (g * g);
+    store<f32>(m + o, mi);
+    store<f32>(v + o, vi);
+    const denom = Mathf.sqrt(vi) / bc2Sqrt + eps;
+    const pi = load<f32>(p + o) * decay;
+    store<f32>(p + o, pi - stepSize * (mi / denom));
+  }
+}

@@ -5,11 +5,12 @@ import type { Backend, TensorDType, TensorRef } from '../../src/backend/backend.
 import { storageBytes } from '../../src/backend/wasm/backend.js';
 import { numel } from '../../src/backend/shape.js';
 
-let gpu: Promise<WebGPUBackend> | undefined;
+let gpu: WebGPUBackend | undefined;
 
-/** The WebGPU backend (created once). Fails, never skips, when no adapter can be had. */
-export function gpuBackend(): Promise<WebGPUBackend> {
-  return (gpu ??= WebGPUBackend.create());
+/** The WebGPU backend (a new one after a test file destroyed the last). Fails, never skips, when no adapter can be had. */
+export async function gpuBackend(): Promise<WebGPUBackend> {
+  if (!gpu || gpu.isDestroyed) gpu = await WebGPUBackend.create();
+  return gpu;
 }
 
 /** A tensor on `b` holding raw bytes of `dtype` (float32/int32 data as typed arrays, other dtypes as codes). */

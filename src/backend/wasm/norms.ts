@@ -1,7 +1,83 @@
-// Placeholder: this kernel family is not implemented on this backend yet.
-import { missing } from '../not_implemented.js';
+// RMSNorm and LayerNorm on the wasm backend (kernels in assembly/kernels/nn.ts). Inputs of any
+// dtype are staged to float32; out and dx are rounded once into their dtype; rstd and mean are
+// float32; dweight and dbias are float32 and accumulated into.
+import type { TensorRef } from '../backend.js';
+import { numel } from '../shape.js';
+import { kernelExports, type WasmBackend } from './backend.js';
 
-export const rmsNorm = missing('rmsNorm', 'wasm');
-export const rmsNormBackward = missing('rmsNormBackward', 'wasm');
-export const layerNorm = missing('layerNorm', 'wasm');
-export const layerNormBackward = missing('layerNormBackward', 'wasm');
+export interface NnExports {
+  rmsNormF32(x: number, w: number, out: number, rstd: number, rows: number, cols: number, eps: number): void;
+  rmsNormBackwardF32(dy: number, x: number, w: number, rstd: number, dx: number, dw: number, rows: number, cols: number): void;
+  layerNormF32(x: number, w: number, b: number, out: number, mean: number, rstd: number, rows: number, cols: number, eps: number): void;
+  layerNormBackwardF32(dy: number, x: number, w: number, mean: number, rstd: number, dx: number, dw: number, db: number, rows: number, cols: number): void;
+  embeddingF32(ids: number, table: number, out: number, n: number, rows: number, cols: number): void;
+  embeddingBackwardF32(ids: number, dy: number, dtable: number, n: number, rows: number, cols: number): void;
+  crossEntropyF32(logits: number, targets: number, loss: number, dlogits: number, rows: number, cols: number, ignore: number, gradScale: number): void;
+}
+
+export function nnExports(): NnExports {
+  return kernelExports() as unknown as NnExports;
+}
+
+/** Rows and row length of a tensor normalised over its last axis. */
+export function rowsCols(x: TensorRef): [number, number] {
+  const cols = x.shape[x.shape.length - 1] ?? 1;
+  return [cols === 0 ? 0 : numel(x.shape) / cols, cols];
+}
+
+/** Byte address of a float32 tensor's element 0 (float32 statistics and accumulators). */
+export function f32Ptr(backend: WasmBackend, t: TensorRef): number {
+  return backend.ptr(t.storage) + t.offset * 4;
+}
+
+/** Runs fn with float32 views of `inputs`, then releases them (also on error). */
+function staged(backend: WasmBackend, inputs: readonly TensorRef[], fn: (ptrs: number[]) => void): void {
+  const s = inputs.map((t) => backend.stageIn(t));
+  try {
+    fn(s.map((v) => v.ptr));
+  } finally {
+    for (const v of s) v.release();
+  }
+}
+
+export function rmsNorm(backend: WasmBackend, x: TensorRef, weight: TensorRef, out: TensorRef, rstd: TensorRef, eps: number): void {
+  const [rows, cols] = rowsCols(x);
+  if (rows * cols === 0) return;
+  staged(backend, [x, weight], ([px, pw]) => {
+    const o = backend.stageOut(out);
+    nnExports().rmsNormF32(px, pw, o.ptr, f32Ptr(backend, rstd), rows, cols, eps);
+    o.commit();
+  });
+}
+
+export function rmsNormBackward(backend: WasmBackend, dy: TensorRef, x: TensorRef, weight: TensorRef, rstd: TensorRef, dx: TensorRef, dweight: TensorRef): void {
+  const [rows, cols] = rowsCols(x);
+  if (rows * cols === 0) return;
+  staged(backend, [dy, x, weight, rstd], ([pdy, px, pw, pr]) => {
+    const o = backend.stageOut(dx);
+    nnExports().rmsNormBackwardF32(pdy, px, pw, pr, o.ptr, f32Ptr(backend, dweight), rows, cols);
+    o.commit();
+  });
+}
+
+export function layerNorm(backend: WasmBackend, x: TensorRef, weight: TensorRef, bias: TensorRef, out: TensorRef, mean: TensorRef, rstd: TensorRef, eps: number): void {
+  const [rows, cols] = rowsCols(x);
+  if (rows * cols === 0) return;
+  staged(backend, [x, weight, bias], ([px, pw, pb]) => {
+    const o = backend.stageOut(out);
+    nnExports().layerNormF32(px, pw, pb, o.ptr, f32Ptr(backend, mean), f32Ptr(backend, rstd), rows, cols, eps);
+    o.commit();
+  });
+}
+
+export function layerNormBackward(
+  backend: WasmBackend, dy: TensorRef, x: TensorRef, weight: TensorRef, mean: TensorRef, rstd: TensorRef, dx: TensorRef, dweight: TensorRef, dbias: TensorRef,
+): void {
+  const [rows, cols] = rowsCols(x);
+  if (rows * cols === 0) return;
+  staged(backend, [dy, x, weight, mean, rstd], ([pdy, px, pw, pm, pr]) => {
+    const o = backend.stageOut(dx);
+    nnExports().layerNormBackwardF32(pdy, px, pw, pm, pr, o.ptr, f32Ptr(backend, dweight), f32Ptr(backend, dbias), rows, cols);
+    o.commit();
+  });
+}

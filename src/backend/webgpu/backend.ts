@@ -156,6 +156,11 @@ export class WebGPUBackend implements Backend {
     this.pool.emptyCache();
   }
 
+  /** True after destroy() (or device loss). */
+  get isDestroyed(): boolean {
+    return this.lost !== null;
+  }
+
   destroy(): void {
     this.flush();
     this.emptyCache();

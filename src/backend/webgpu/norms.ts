@@ -1,7 +1,92 @@
-// Placeholder: this kernel family is not implemented on this backend yet.
-import { missing } from '../not_implemented.js';
+// RMSNorm and LayerNorm on the GPU (shaders/norms.wgsl; twins of assembly/kernels/nn.ts). Row
+// kernels write float32 (out/dx into a temporary cast once to their dtype when that is not
+// float32); rstd/mean are float32; dweight/dbias are float32 accumulators (+=).
+import type { TensorRef } from '../backend.js';
+import { numel } from '../shape.js';
+import { accessor, fmtId, type WebGPUBackend } from './backend.js';
 
-export const rmsNorm = missing('rmsNorm', 'webgpu');
-export const rmsNormBackward = missing('rmsNormBackward', 'webgpu');
-export const layerNorm = missing('layerNorm', 'webgpu');
-export const layerNormBackward = missing('layerNormBackward', 'webgpu');
+/** The common part of a multi-stage shader plus its `//#stage name` section. */
+export function shaderStage(source: string, name: string): string {
+  const parts = source.split(/^\/\/#stage /m);
+  const body = parts.slice(1).find((p) => p.startsWith(`${name}\n`));
+  if (body === undefined) throw new Error(`shader stage ${name} not found`);
+  return parts[0] + body.slice(name.length + 1);
+}
+
+/** A float32 tensor to write `out` into: out itself, or a temporary that done() casts into out and frees. */
+export function f32Target(g: WebGPUBackend, out: TensorRef, label: string): { ref: TensorRef; done(): void } {
+  if (out.dtype === 'float32') return { ref: out, done() {} };
+  const ref: TensorRef = { storage: g.alloc(Math.max(numel(out.shape), 1) * 4, 'temporary', label), offset: 0, shape: out.shape, dtype: 'float32' };
+  return { ref, done() { g.cast(ref, out); g.free(ref.storage); } };
+}
+
+const WG = 256;
+
+function rowsCols(x: TensorRef): [number, number] {
+  const cols = x.shape[x.shape.length - 1] ?? 1;
+  return [cols === 0 ? 0 : numel(x.shape) / cols, cols];
+}
+
+interface Offsets { x?: number; w?: number; b?: number; dy?: number; m?: number; r?: number; dw?: number; db?: number }
+
+function params(rows: number, cols: number, eps: number, o: Offsets): ArrayBuffer {
+  const u = new ArrayBuffer(48);
+  const u32 = new Uint32Array(u);
+  u32.set([rows, cols, 0, o.x ?? 0, o.w ?? 0, o.b ?? 0, o.dy ?? 0, o.m ?? 0, o.r ?? 0, o.dw ?? 0, o.db ?? 0, 0]);
+  new Float32Array(u)[2] = eps;
+  return u;
+}
+
+/** Compiles stage `name` of norms.wgsl with read accessors for `inputs` at bindings 0.. */
+function stagePipeline(g: WebGPUBackend, name: string, inputs: readonly string[], constants: Record<string, number>): GPUComputePipeline {
+  return g.pipeline(`norms:${name}`, () => g.shader('dtype') + inputs.map((n, i) => accessor(n, i, 'read')).join('') + shaderStage(g.shader('norms'), name), constants);
+}
+
+export function rmsNorm(g: WebGPUBackend, x: TensorRef, weight: TensorRef, out: TensorRef, rstd: TensorRef, eps: number): void {
+  const [rows, cols] = rowsCols(x);
+  if (rows * cols === 0) return;
+  const o = f32Target(g, out, 'rmsNorm f32');
+  const p = stagePipeline(g, 'rms_fwd', ['x', 'w'], { FX: fmtId(x.dtype), FW: fmtId(weight.dtype) });
+  g.dispatch(p, [{ storage: x.storage }, { storage: weight.storage }, { storage: o.ref.storage, what: 'rmsNorm output' }, { storage: rstd.storage }],
+    params(rows, cols, eps, { x: x.offset, w: weight.offset, r: rstd.offset }), rows, 15);
+  o.done();
+}
+
+export function rmsNormBackward(g: WebGPUBackend, dy: TensorRef, x: TensorRef, weight: TensorRef, rstd: TensorRef, dx: TensorRef, dweight: TensorRef): void {
+  const [rows, cols] = rowsCols(x);
+  if (rows * cols === 0) return;
+  const u = params(rows, cols, 0, { x: x.offset, w: weight.offset, dy: dy.offset, r: rstd.offset, dw: dweight.offset });
+  const o = f32Target(g, dx, 'rmsNormBackward dx f32');
+  const p = stagePipeline(g, 'rms_bwd_dx', ['dy', 'x', 'w', 'rstd'], { FDY: fmtId(dy.dtype), FX: fmtId(x.dtype), FW: fmtId(weight.dtype), FR: fmtId(rstd.dtype) });
+  g.dispatch(p, [{ storage: dy.storage }, { storage: x.storage }, { storage: weight.storage }, { storage: rstd.storage }, { storage: o.ref.storage, what: 'dx' }], u, rows, 15);
+  o.done();
+  const q = stagePipeline(g, 'rms_bwd_dw', ['dy', 'x', 'rstd'], { FDY: fmtId(dy.dtype), FX: fmtId(x.dtype), FR: fmtId(rstd.dtype) });
+  g.dispatch(q, [{ storage: dy.storage }, { storage: x.storage }, { storage: rstd.storage }, { storage: dweight.storage, what: 'dweight' }], u, Math.ceil(cols / WG), 15);
+}
+
+export function layerNorm(g: WebGPUBackend, x: TensorRef, weight: TensorRef, bias: TensorRef, out: TensorRef, mean: TensorRef, rstd: TensorRef, eps: number): void {
+  const [rows, cols] = rowsCols(x);
+  if (rows * cols === 0) return;
+  const o = f32Target(g, out, 'layerNorm f32');
+  const p = stagePipeline(g, 'ln_fwd', ['x', 'w', 'b'], { FX: fmtId(x.dtype), FW: fmtId(weight.dtype), FB: fmtId(bias.dtype) });
+  g.dispatch(p, [{ storage: x.storage }, { storage: weight.storage }, { storage: bias.storage }, { storage: o.ref.storage, what: 'layerNorm output' }, { storage: mean.storage }, { storage: rstd.storage }],
+    params(rows, cols, eps, { x: x.offset, w: weight.offset, b: bias.offset, m: mean.offset, r: rstd.offset }), rows, 15);
+  o.done();
+}
+
+export function layerNormBackward(
+  g: WebGPUBackend, dy: TensorRef, x: TensorRef, weight: TensorRef, mean: TensorRef, rstd: TensorRef, dx: TensorRef, dweight: TensorRef, dbias: TensorRef,
+): void {
+  const [rows, cols] = rowsCols(x);
+  if (rows * cols === 0) return;
+  const u = params(rows, cols, 0, { x: x.offset, w: weight.offset, dy: dy.offset, m: mean.offset, r: rstd.offset, dw: dweight.offset, db: dbias.offset });
+  const o = f32Target(g, dx, 'layerNormBackward dx f32');
+  const p = stagePipeline(g, 'ln_bwd_dx', ['dy', 'x', 'w', 'mean', 'rstd'], {
+    FDY: fmtId(dy.dtype), FX: fmtId(x.dtype), FW: fmtId(weight.dtype), FM: fmtId(mean.dtype), FR: fmtId(rstd.dtype),
+  });
+  g.dispatch(p, [{ storage: dy.storage }, { storage: x.storage }, { storage: weight.storage }, { storage: mean.storage }, { storage: rstd.storage }, { storage: o.ref.storage, what: 'dx' }], u, rows, 15);
+  o.done();
+  const q = stagePipeline(g, 'ln_bwd_dwb', ['dy', 'x', 'mean', 'rstd'], { FDY: fmtId(dy.dtype), FX: fmtId(x.dtype), FM: fmtId(mean.dtype), FR: fmtId(rstd.dtype) });
+  g.dispatch(q, [{ storage: dy.storage }, { storage: x.storage }, { storage: mean.storage }, { storage: rstd.storage }, { storage: dweight.storage, what: 'dweight' }, { storage: dbias.storage, what: 'dbias' }],
+    u, Math.ceil(cols / WG), 15);
+}

@@ -1,6 +1,88 @@
-// Placeholder: this kernel family is not implemented on this backend yet.
-import { missing } from '../not_implemented.js';
+// Optimizer kernels on the WebGPU backend (shaders/optim.wgsl; wasm twins in assembly/kernels/optim.ts).
+import { InvalidArgumentError } from '../../errors.js';
+import type { AdamWHyper, TensorRef } from '../backend.js';
+import { numel } from '../shape.js';
+import { adamwScalars } from '../wasm/optim.js';
+import { accessor, fmtId, type WebGPUBackend } from './backend.js';
 
-export const nonFiniteCheckAndUnscale = missing('nonFiniteCheckAndUnscale', 'webgpu');
-export const globalNorm = missing('globalNorm', 'webgpu');
-export const adamw = missing('adamw', 'webgpu');
+const WG = 256;
+/** Most workgroups one tensor's sum-of-squares pass uses (each then strides over the tensor). */
+const MAX_PARTIALS = 1024;
+
+/** One "// @@kernel NAME" section of shaders/optim.wgsl. */
+function section(g: WebGPUBackend, name: string): string {
+  const src = g.shader('optim');
+  const start = src.indexOf(`// @@kernel ${name}\n`);
+  if (start < 0) throw new Error(`shaders/optim.wgsl has no kernel ${name}`);
+  const end = src.indexOf('// @@kernel ', start + 1);
+  return src.slice(start, end < 0 ? undefined : end);
+}
+
+function requireF32(t: TensorRef, what: string): void {
+  if (t.dtype !== 'float32') throw new InvalidArgumentError(`${what} must be float32, got ${t.dtype}`);
+}
+
+/** GradScaler: every float32 tensor *= invScale in place; foundInf = 1 if any element was inf or NaN. */
+export function nonFiniteCheckAndUnscale(g: WebGPUBackend, tensors: readonly TensorRef[], foundInf: TensorRef, invScale: number): void {
+  requireF32(foundInf, 'foundInf');
+  const p = g.pipeline('optim.unscale', () => section(g, 'unscale'));
+  for (const t of tensors) {
+    requireF32(t, 'nonFiniteCheckAndUnscale tensors');
+    const n = numel(t.shape);
+    if (n === 0) continue;
+    const u = new ArrayBuffer(16);
+    new Uint32Array(u).set([n, t.offset, foundInf.offset]);
+    new Float32Array(u)[3] = invScale;
+    g.dispatch(p, [{ storage: t.storage, what: 'tensor' }, { storage: foundInf.storage, what: 'foundInf' }], u, Math.ceil(n / WG));
+  }
+}
+
+/** out (float32, shape []) = sqrt(sum over tensors of sum(x^2)): per-tensor workgroup partial sums, then one final workgroup. */
+export function globalNorm(g: WebGPUBackend, tensors: readonly TensorRef[], out: TensorRef): void {
+  requireF32(out, 'globalNorm out');
+  const plan = tensors.map((t) => {
+    const n = numel(t.shape);
+    return { t, n, groups: Math.min(Math.ceil(n / WG), MAX_PARTIALS) };
+  }).filter((e) => e.n > 0);
+  const count = plan.reduce((s, e) => s + e.groups, 0);
+  const partial = g.alloc(Math.max(count, 1) * 4, 'temporary', 'globalNorm partials');
+  try {
+    let base = 0;
+    for (const { t, n, groups } of plan) {
+      const p = g.pipeline('optim.sumsq', () => g.shader('dtype') + accessor('x', 0, 'read') + section(g, 'sumsq'), { FX: fmtId(t.dtype) });
+      g.dispatch(p, [{ storage: t.storage, what: 'tensor' }, { storage: partial }], new Uint32Array([n, t.offset, base, groups]).buffer, groups);
+      base += groups;
+    }
+    const p = g.pipeline('optim.norm', () => section(g, 'norm'));
+    g.dispatch(p, [{ storage: partial }, { storage: out.storage, what: 'globalNorm out' }], new Uint32Array([count, out.offset, 0, 0]).buffer, 1);
+  } finally {
+    g.free(partial); // the pool reuses it only for later-recorded work, which runs after this
+  }
+}
+
+/** One AdamW step in place. float32 params are updated directly; other dtypes through a float32 copy rounded back once. */
+export function adamw(g: WebGPUBackend, param: TensorRef, grad: TensorRef, m: TensorRef, v: TensorRef, hyper: AdamWHyper): void {
+  requireF32(m, 'adamw m');
+  requireF32(v, 'adamw v');
+  if (param.dtype === 'int32' || grad.dtype === 'int32') throw new InvalidArgumentError('adamw param and grad must be float dtypes');
+  const n = numel(param.shape);
+  if (n === 0) return;
+  const s = adamwScalars(hyper);
+  let work = param;
+  if (param.dtype !== 'float32') {
+    if (param.offset !== 0) throw new InvalidArgumentError('a low-precision adamw param must start at offset 0');
+    work = { storage: g.alloc(n * 4, 'temporary', 'adamw param f32'), offset: 0, shape: param.shape, dtype: 'float32' };
+    g.cast(param, work); // exact
+  }
+  const p = g.pipeline('optim.adamw', () => g.shader('dtype') + accessor('g', 1, 'read') + section(g, 'adamw'), { FG: fmtId(grad.dtype) });
+  const u = new ArrayBuffer(64);
+  const u32 = new Uint32Array(u);
+  const f32 = new Float32Array(u);
+  u32.set([n, work.offset, grad.offset, m.offset, v.offset]);
+  f32.set([s.gradScale, s.decay, s.beta1, s.omb1, s.beta2, s.omb2, s.stepSize, s.bc2Sqrt, s.eps], 5);
+  g.dispatch(p, [{ storage: work.storage, what: 'param' }, { storage: grad.storage, what: 'grad' }, { storage: m.storage, what: 'm' }, { storage: v.storage, what: 'v' }], u, Math.ceil(n / WG));
+  if (work !== param) {
+    g.cast(work, param); // rounded once, nearest-even
+    g.free(work.storage);
+  }
+}

@@ -1,0 +1,212 @@
+// Tensors: shape, dtype, backend and a reference-counted storage. Views (reshape, slice along the
+// first dimension) share storage; dispose() frees deterministically (GPU memory never waits for
+// the garbage collector). Every op goes through dispatch(), the one place where autocast policy
+// and autograd recording will apply.
+import { InvalidArgumentError, ShapeMismatchError } from '../errors.js';
+import { encode, decode } from '../dtype/encode.js';
+import { formatOf, canonicalDType } from '../dtype/formats.js';
+import { pack, unpack } from '../dtype/pack.js';
+import type { Backend, BinaryOp, CastOptions, MatmulOptions, ReduceOp, Storage, TensorDType, TensorRef, UnaryOp } from '../backend/backend.js';
+import type { Category } from '../backend/memory.js';
+import { broadcastShapes, checkShape, normAxis, numel } from '../backend/shape.js';
+import { storageBytes } from '../backend/wasm/backend.js';
+
+interface SharedStorage {
+  readonly storage: Storage;
+  refs: number;
+}
+
+export interface TensorOptions {
+  dtype?: string;
+  category?: Category;
+  label?: string;
+}
+
+function tensorDType(d: string): TensorDType {
+  return d === 'int32' ? 'int32' : canonicalDType(d);
+}
+
+export class Tensor implements TensorRef {
+  private disposed = false;
+
+  private constructor(
+    readonly backend: Backend, private readonly shared: SharedStorage, readonly offset: number,
+    readonly shape: readonly number[], readonly dtype: TensorDType,
+  ) {}
+
+  get storage(): Storage {
+    if (this.disposed) throw new InvalidArgumentError('tensor used after dispose()');
+    return this.shared.storage;
+  }
+
+  get size(): number { return numel(this.shape); }
+  get rank(): number { return this.shape.length; }
+  get category(): Category { return this.shared.storage.category; }
+
+  /** An uninitialised tensor. */
+  static empty(backend: Backend, shape: readonly number[], options: TensorOptions = {}): Tensor {
+    checkShape(shape);
+    const dtype = tensorDType(options.dtype ?? 'float32');
+    const storage = backend.alloc(storageBytes(dtype, numel(shape)), options.category ?? 'activation', options.label ?? '');
+    return new Tensor(backend, { storage, refs: 1 }, 0, [...shape], dtype);
+  }
+
+  /** A tensor from values (rounded to dtype, nearest-even) or int32 data. */
+  static from(backend: Backend, data: ArrayLike<number> | Float32Array | Int32Array, shape: readonly number[], options: TensorOptions = {}): Tensor {
+    checkShape(shape);
+    if (data.length !== numel(shape)) throw new ShapeMismatchError(`${data.length} values do not fill shape [${shape.join(', ')}] (${numel(shape)} elements)`);
+    const t = Tensor.empty(backend, shape, { category: 'data', ...options });
+    if (t.dtype === 'int32') backend.write(t.storage, Int32Array.from(data as ArrayLike<number>));
+    else {
+      const f = formatOf(t.dtype);
+      const values = data instanceof Float32Array ? data : Float64Array.from(data as ArrayLike<number>);
+      const codes = f.name === 'float32' ? Float32Array.from(values) : encode(values, f.name);
+      backend.write(t.storage, f.bits < 8 ? pack(codes as Uint8Array, f.name) : codes);
+    }
+    return t;
+  }
+
+  /** The values as float32 (int32 tensors: Int32Array). */
+  async toArray(): Promise<Float32Array | Int32Array> {
+    const n = this.size;
+    if (this.dtype === 'int32') {
+      const b = await this.backend.read(this.storage, this.offset * 4, n * 4);
+      return new Int32Array(b.buffer, b.byteOffset, n).slice();
+    }
+    const f = formatOf(this.dtype);
+    if (f.bits < 8) {
+      const first = Math.floor((this.offset * f.bits) / 8);
+      const bytes = await this.backend.read(this.storage, first, storageBytes(this.dtype, this.offset + n) - first);
+      const lead = this.offset - (first * 8) / f.bits; // codes before our first one in the first byte(s)
+      return decode(unpack(bytes, f.name, lead + n).subarray(lead), f.name);
+    }
+    const b = await this.backend.read(this.storage, this.offset * f.codeBytes, n * f.codeBytes);
+    const copy = b.slice();
+    const codes = f.codeBytes === 4 ? new Uint32Array(copy.buffer) : f.codeBytes === 2 ? new Uint16Array(copy.buffer) : copy;
+    return decode(codes, f.name);
+  }
+
+  /** A view with another shape (same number of elements); -1 infers one dimension. */
+  reshape(shape: readonly number[]): Tensor {
+    const known = shape.filter((d) => d !== -1);
+    const infer = shape.length - known.length;
+    if (infer > 1) throw new InvalidArgumentError('reshape: only one dimension can be -1');
+    const full = infer ? shape.map((d) => (d === -1 ? this.size / numel(known) : d)) : [...shape];
+    checkShape(full);
+    if (numel(full) !== this.size) throw new ShapeMismatchError(`cannot reshape [${this.shape.join(', ')}] (${this.size} elements) to [${shape.join(', ')}]`);
+    return this.view(this.offset, full);
+  }
+
+  /** Rows start..end of the first dimension, as a view (no copy). */
+  slice(start: number, end = this.shape[0]): Tensor {
+    if (this.rank === 0) throw new InvalidArgumentError('slice needs a tensor of rank >= 1');
+    if (!(Number.isInteger(start) && Number.isInteger(end) && start >= 0 && end <= this.shape[0] && start <= end)) {
+      throw new InvalidArgumentError(`slice(${start}, ${end}) is out of range for dimension 0 of size ${this.shape[0]}`);
+    }
+    const row = numel(this.shape.slice(1));
+    return this.view(this.offset + start * row, [end - start, ...this.shape.slice(1)]);
+  }
+
+  /** A copy in another dtype (bit-identical to encode/decode). */
+  to(dtype: string, options: CastOptions = {}): Tensor {
+    const out = Tensor.empty(this.backend, this.shape, { dtype, category: this.category, label: this.shared.storage.label });
+    this.backend.cast(this, out, options);
+    return out;
+  }
+
+  /** A copy on another backend (same bytes). */
+  async toBackend(backend: Backend): Promise<Tensor> {
+    const bytes = storageBytes(this.dtype, this.size);
+    // Byte-aligned elements are read in place; a sub-byte view off a byte boundary is compacted first.
+    const aligned = this.offset === 0 || this.dtype === 'int32' || formatOf(this.dtype).bits >= 8;
+    const src = aligned ? this : this.to(this.dtype);
+    const start = src.offset === 0 ? 0 : src.offset * (src.dtype === 'int32' ? 4 : formatOf(src.dtype).codeBytes);
+    const data = await this.backend.read(src.storage, start, bytes);
+    if (src !== this) src.dispose();
+    const out = Tensor.empty(backend, this.shape, { dtype: this.dtype, category: this.category, label: this.shared.storage.label });
+    backend.write(out.storage, data);
+    return out;
+  }
+
+  /** Releases this tensor's hold on its storage; the last holder frees it. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    if (--this.shared.refs === 0) this.backend.free(this.shared.storage);
+  }
+
+  get isDisposed(): boolean { return this.disposed; }
+
+  private view(offset: number, shape: number[]): Tensor {
+    if (this.disposed) throw new InvalidArgumentError('tensor used after dispose()');
+    this.shared.refs++;
+    return new Tensor(this.backend, this.shared, offset, shape, this.dtype);
+  }
+
+  // ---- ops (all through dispatch) -----------------------------------------------------------
+
+  add(b: Tensor): Tensor { return dispatch.binary('add', this, b); }
+  sub(b: Tensor): Tensor { return dispatch.binary('sub', this, b); }
+  mul(b: Tensor): Tensor { return dispatch.binary('mul', this, b); }
+  div(b: Tensor): Tensor { return dispatch.binary('div', this, b); }
+  unary(op: UnaryOp, alpha?: number): Tensor { return dispatch.unary(op, this, alpha); }
+  sum(axis: number | null = null): Tensor { return dispatch.reduce('sum', this, axis); }
+  mean(axis: number | null = null): Tensor { return dispatch.reduce('mean', this, axis); }
+  max(axis: number | null = null): Tensor { return dispatch.reduce('max', this, axis); }
+  softmax(): Tensor { return dispatch.softmax(this, false); }
+  logSoftmax(): Tensor { return dispatch.softmax(this, true); }
+  matmul(b: Tensor, options: MatmulOptions = {}): Tensor { return dispatch.matmul(this, b, options); }
+}
+
+function sameBackend(...ts: Tensor[]): Backend {
+  const b = ts[0].backend;
+  for (const t of ts) if (t.backend !== b) throw new InvalidArgumentError(`tensors are on different backends (${b.kind} and ${t.backend.kind}); move one with toBackend()`);
+  return b;
+}
+
+/** Result dtype of an op on inputs of these dtypes: float32 unless every input has the same float dtype. */
+function resultDType(...ts: Tensor[]): TensorDType {
+  const d = ts[0].dtype;
+  return ts.every((t) => t.dtype === d) && d !== 'int32' ? d : 'float32';
+}
+
+/** The single dispatch point of tensor ops. */
+export const dispatch = {
+  unary(op: UnaryOp, x: Tensor, alpha?: number): Tensor {
+    const out = Tensor.empty(x.backend, x.shape, { dtype: resultDType(x) });
+    x.backend.unary(op, x, out, alpha);
+    return out;
+  },
+  binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
+    const be = sameBackend(a, b);
+    const out = Tensor.empty(be, broadcastShapes(a.shape, b.shape), { dtype: resultDType(a, b) });
+    be.binary(op, a, b, out);
+    return out;
+  },
+  reduce(op: ReduceOp, x: Tensor, axis: number | null): Tensor {
+    const ax = axis === null ? null : normAxis(axis, x.rank);
+    const shape = ax === null ? [] : x.shape.filter((_, i) => i !== ax);
+    const out = Tensor.empty(x.backend, shape, { dtype: 'float32' }); // float32 accumulation and result
+    x.backend.reduce(op, x, out, ax);
+    return out;
+  },
+  softmax(x: Tensor, log: boolean): Tensor {
+    if (x.rank === 0) throw new InvalidArgumentError('softmax needs a tensor of rank >= 1');
+    const out = Tensor.empty(x.backend, x.shape, { dtype: 'float32' });
+    x.backend.softmax(x, out, log);
+    return out;
+  },
+  matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tensor {
+    const be = sameBackend(a, b);
+    if (a.rank < 2 || b.rank < 2) throw new ShapeMismatchError(`matmul needs tensors of rank >= 2, got [${a.shape.join(', ')}] and [${b.shape.join(', ')}]`);
+    const [m, ka] = options.transA ? [a.shape[a.rank - 1], a.shape[a.rank - 2]] : [a.shape[a.rank - 2], a.shape[a.rank - 1]];
+    const [kb, n] = options.transB ? [b.shape[b.rank - 1], b.shape[b.rank - 2]] : [b.shape[b.rank - 2], b.shape[b.rank - 1]];
+    if (ka !== kb) throw new ShapeMismatchError(`matmul inner dimensions differ: [${a.shape.join(', ')}]${options.transA ? '^T' : ''} @ [${b.shape.join(', ')}]${options.transB ? '^T' : ''} (${ka} vs ${kb})`);
+    const ba = a.shape.slice(0, -2), bb = b.shape.slice(0, -2);
+    if (numel(ba) !== 1 && numel(bb) !== 1 && ba.join() !== bb.join()) throw new ShapeMismatchError(`matmul batch dimensions differ: [${ba.join(', ')}] vs [${bb.join(', ')}]`);
+    const batch = numel(ba) !== 1 ? ba : bb;
+    const out = Tensor.empty(be, [...batch, m, n], { dtype: 'float32' });
+    be.matmul(a, b, out, options);
+    return out;
+  },
+};

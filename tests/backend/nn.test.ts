@@ -1,0 +1,294 @@
+// The nn kernel family (rmsNorm, layerNorm, embedding, crossEntropy, forward and backward): the
+// wasm backend against float64 references written here, and the WebGPU backend against wasm.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { WasmBackend } from '../../src/backend/wasm/backend.js';
+import { WebGPUBackend } from '../../src/backend/webgpu/backend.js';
+import type { Backend, TensorDType, TensorRef } from '../../src/backend/backend.js';
+
+const w = new WasmBackend();
+let g: WebGPUBackend;
+
+test.before(async () => {
+  g = await WebGPUBackend.create();
+});
+test.after(() => g.destroy());
+
+// ---- helpers ------------------------------------------------------------------------------------
+
+type Outs = Record<string, Float32Array>;
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32 * 2 - 1;
+  };
+}
+
+function randn(n: number, seed: number, scale = 1, shift = 0): Float32Array {
+  const r = rng(seed);
+  return Float32Array.from({ length: n }, () => r() * scale + shift);
+}
+
+/** bfloat16 codes (nearest-even) of float32 values. */
+function bf16Codes(x: Float32Array): Uint16Array {
+  const bits = new Uint32Array(x.buffer, x.byteOffset, x.length);
+  return Uint16Array.from(bits, (b) => (b + 0x7fff + ((b >>> 16) & 1)) >>> 16);
+}
+function bf16Values(codes: Uint16Array): Float32Array {
+  return new Float32Array(Uint32Array.from(codes, (c) => c << 16).buffer);
+}
+
+/** Data of a tensor: float32 values (encoded as bf16 when dtype is bfloat16) or int32 ids. */
+type Data = Float32Array | Int32Array;
+
+function bytesOf(dtype: TensorDType, n: number): number {
+  return dtype === 'bfloat16' ? n * 2 : n * 4;
+}
+
+function mk(b: Backend, shape: number[], dtype: TensorDType, data?: Data): TensorRef {
+  const n = shape.reduce((a, d) => a * d, 1);
+  const storage = b.alloc(bytesOf(dtype, n), 'data', 'nn test');
+  if (data) b.write(storage, dtype === 'bfloat16' ? bf16Codes(data as Float32Array) : data);
+  else b.write(storage, new Uint8Array(bytesOf(dtype, n)));
+  return { storage, offset: 0, shape, dtype };
+}
+
+async function rd(b: Backend, t: TensorRef): Promise<Float32Array> {
+  const n = t.shape.reduce((a, d) => a * d, 1);
+  const bytes = await b.read(t.storage, 0, bytesOf(t.dtype, n));
+  if (t.dtype === 'bfloat16') return bf16Values(new Uint16Array(bytes.buffer, bytes.byteOffset, n));
+  return new Float32Array(bytes.buffer, bytes.byteOffset, n).slice();
+}
+
+/** Values a kernel sees of `data` stored as `dtype`. */
+function seen(data: Float32Array, dtype: TensorDType): Float32Array {
+  return dtype === 'bfloat16' ? bf16Values(bf16Codes(data)) : data;
+}
+
+function close(what: string, actual: ArrayLike<number>, expected: ArrayLike<number>, rel = 1e-5, absScale = 1e-5): void {
+  assert.is(actual.length, expected.length, `${what}: length`);
+  let scale = 1;
+  for (let i = 0; i < expected.length; i++) if (Number.isFinite(expected[i])) scale = Math.max(scale, Math.abs(expected[i]));
+  for (let i = 0; i < expected.length; i++) {
+    const a = actual[i], e = expected[i];
+    if (Number.isNaN(e)) {
+      assert.ok(Number.isNaN(a), `${what}[${i}]: ${a} vs NaN`);
+      continue;
+    }
+    const ok = Math.abs(a - e) <= rel * Math.abs(e) + absScale * scale;
+    if (!ok) assert.unreachable(`${what}[${i}]: got ${a}, expected ${e}`);
+  }
+}
+
+/** Runs `body` on both backends (frees their storages afterwards): [wasm results, gpu results]. */
+async function both(body: (b: Backend, mk: (shape: number[], dtype: TensorDType, data?: Data) => TensorRef) => Promise<Outs>): Promise<[Outs, Outs]> {
+  const run = async (b: Backend) => {
+    const made: TensorRef[] = [];
+    const res = await body(b, (s, d, x) => { const t = mk(b, s, d, x); made.push(t); return t; });
+    for (const t of made) b.free(t.storage);
+    return res;
+  };
+  return [await run(w), await run(g)];
+}
+
+function compareBackends(wr: Outs, gr: Outs, rel = 1e-5, abs = 1e-6): void {
+  for (const k of Object.keys(wr)) close(`gpu vs wasm ${k}`, gr[k], wr[k], rel, abs);
+}
+
+// ---- float64 references -------------------------------------------------------------------------
+
+function refRms(x: Float32Array, wt: Float32Array, rows: number, cols: number, eps: number, dy: Float32Array) {
+  const out = new Float64Array(rows * cols), rstd = new Float64Array(rows), dx = new Float64Array(rows * cols), dw = new Float64Array(cols);
+  for (let r = 0; r < rows; r++) {
+    let ss = 0;
+    for (let c = 0; c < cols; c++) ss += x[r * cols + c] ** 2;
+    const rs = 1 / Math.sqrt(ss / cols + eps);
+    rstd[r] = rs;
+    let s = 0;
+    for (let c = 0; c < cols; c++) {
+      const i = r * cols + c;
+      out[i] = x[i] * rs * wt[c];
+      s += dy[i] * wt[c] * x[i];
+      dw[c] += dy[i] * x[i] * rs;
+    }
+    for (let c = 0; c < cols; c++) {
+      const i = r * cols + c;
+      dx[i] = rs * dy[i] * wt[c] - x[i] * rs ** 3 * s / cols;
+    }
+  }
+  return { out, rstd, dx, dw };
+}
+
+function refLn(x: Float32Array, wt: Float32Array, bs: Float32Array, rows: number, cols: number, eps: number, dy: Float32Array) {
+  const out = new Float64Array(rows * cols), mean = new Float64Array(rows), rstd = new Float64Array(rows);
+  const dx = new Float64Array(rows * cols), dw = new Float64Array(cols), db = new Float64Array(cols);
+  for (let r = 0; r < rows; r++) {
+    let mu = 0;
+    for (let c = 0; c < cols; c++) mu += x[r * cols + c];
+    mu /= cols;
+    let v = 0;
+    for (let c = 0; c < cols; c++) v += (x[r * cols + c] - mu) ** 2;
+    const rs = 1 / Math.sqrt(v / cols + eps);
+    mean[r] = mu;
+    rstd[r] = rs;
+    let sg = 0, sgx = 0;
+    for (let c = 0; c < cols; c++) {
+      const i = r * cols + c, xh = (x[i] - mu) * rs, gg = dy[i] * wt[c];
+      out[i] = xh * wt[c] + bs[c];
+      sg += gg;
+      sgx += gg * xh;
+      dw[c] += dy[i] * xh;
+      db[c] += dy[i];
+    }
+    for (let c = 0; c < cols; c++) {
+      const i = r * cols + c, xh = (x[i] - mu) * rs;
+      dx[i] = rs * (dy[i] * wt[c] - sg / cols - xh * sgx / cols);
+    }
+  }
+  return { out, mean, rstd, dx, dw, db };
+}
+
+function refCe(x: Float32Array, t: Int32Array, rows: number, cols: number, ignore: number, scale: number) {
+  let total = 0, count = 0;
+  const lse = new Float64Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let m = -Infinity;
+    for (let c = 0; c < cols; c++) m = Math.max(m, x[r * cols + c]);
+    let s = 0;
+    for (let c = 0; c < cols; c++) s += Math.exp(x[r * cols + c] - m);
+    lse[r] = Math.log(s) + m;
+    if (t[r] === ignore) continue;
+    count++;
+    total += lse[r] - x[r * cols + t[r]];
+  }
+  const d = new Float64Array(rows * cols);
+  for (let r = 0; r < rows; r++) {
+    if (t[r] === ignore) continue;
+    for (let c = 0; c < cols; c++) d[r * cols + c] = (Math.exp(x[r * cols + c] - lse[r]) - (c === t[r] ? 1 : 0)) * scale / count;
+  }
+  return { loss: count === 0 ? NaN : total / count, dlogits: d };
+}
+
+// ---- tests --------------------------------------------------------------------------------------
+
+const N = 6, C = 10, D = 16, V = 7;
+
+for (const [xd, od] of [['float32', 'float32'], ['bfloat16', 'float32'], ['float32', 'bfloat16']] as [TensorDType, TensorDType][]) {
+  test(`rmsNorm forward/backward (x ${xd}, out/dx ${od})`, async () => {
+    const x = randn(N * D, 1, 2), wt = randn(D, 2, 0.5, 1), dy = randn(N * D, 3);
+    const [wr, gr] = await both(async (b, t) => {
+      const X = t([N, D], xd, x), W = t([D], 'float32', wt), DY = t([N, D], xd, dy);
+      const out = t([N, D], od), rstd = t([N], 'float32'), dx = t([N, D], od), dw = t([D], 'float32');
+      b.rmsNorm(X, W, out, rstd, 1e-5);
+      b.rmsNormBackward(DY, X, W, rstd, dx, dw);
+      const dw1 = await rd(b, dw);
+      b.rmsNormBackward(DY, X, W, rstd, dx, dw);
+      return { out: await rd(b, out), rstd: await rd(b, rstd), dx: await rd(b, dx), dw1, dw2: await rd(b, dw) };
+    });
+    const ref = refRms(seen(x, xd), wt, N, D, 1e-5, seen(dy, xd));
+    const lowOut = od === 'bfloat16';
+    close('out', wr.out, ref.out, lowOut ? 2 ** -8 : 1e-5);
+    close('rstd', wr.rstd, ref.rstd);
+    close('dx', wr.dx, ref.dx, lowOut ? 2 ** -8 : 1e-5, lowOut ? 2 ** -8 : 1e-5);
+    close('dw', wr.dw1, ref.dw);
+    close('dw accumulated', wr.dw2, Array.from(ref.dw, (v) => 2 * v));
+    // bf16 outputs may round differently by one ulp when the float32 results differ in the last bits
+    if (lowOut) compareBackends(wr, gr, 2 ** -7, 1e-6);
+    else compareBackends(wr, gr);
+  });
+
+  test(`layerNorm forward/backward (x ${xd}, out/dx ${od})`, async () => {
+    const x = randn(N * D, 4, 2, 0.3), wt = randn(D, 5, 0.5, 1), bs = randn(D, 6, 0.2), dy = randn(N * D, 7);
+    const [wr, gr] = await both(async (b, t) => {
+      const X = t([N, D], xd, x), W = t([D], 'float32', wt), B = t([D], 'float32', bs), DY = t([N, D], xd, dy);
+      const out = t([N, D], od), mean = t([N], 'float32'), rstd = t([N], 'float32'), dx = t([N, D], od);
+      const dw = t([D], 'float32'), db = t([D], 'float32');
+      b.layerNorm(X, W, B, out, mean, rstd, 1e-5);
+      b.layerNormBackward(DY, X, W, mean, rstd, dx, dw, db);
+      const dw1 = await rd(b, dw), db1 = await rd(b, db);
+      b.layerNormBackward(DY, X, W, mean, rstd, dx, dw, db);
+      return { out: await rd(b, out), mean: await rd(b, mean), rstd: await rd(b, rstd), dx: await rd(b, dx), dw1, db1, dw2: await rd(b, dw), db2: await rd(b, db) };
+    });
+    const ref = refLn(seen(x, xd), wt, bs, N, D, 1e-5, seen(dy, xd));
+    const lowOut = od === 'bfloat16';
+    close('out', wr.out, ref.out, lowOut ? 2 ** -8 : 1e-5, lowOut ? 2 ** -8 : 1e-5);
+    close('mean', wr.mean, ref.mean);
+    close('rstd', wr.rstd, ref.rstd);
+    close('dx', wr.dx, ref.dx, lowOut ? 2 ** -8 : 1e-5, lowOut ? 2 ** -8 : 1e-5);
+    close('dw', wr.dw1, ref.dw);
+    close('db', wr.db1, ref.db);
+    close('dw accumulated', wr.dw2, Array.from(ref.dw, (v) => 2 * v));
+    close('db accumulated', wr.db2, Array.from(ref.db, (v) => 2 * v));
+    if (lowOut) compareBackends(wr, gr, 2 ** -7, 1e-6);
+    else compareBackends(wr, gr);
+  });
+}
+
+for (const td of ['float32', 'bfloat16'] as TensorDType[]) {
+  test(`embedding forward/backward (table/dy ${td})`, async () => {
+    const ids = new Int32Array([3, 0, 6, -1, 3, 7, 2, 3]); // -1 and 7 (= V) are out of range; 3 repeats
+    const n = ids.length;
+    const table = randn(V * D, 8), dy = randn(n * D, 9), init = randn(V * D, 10, 0.1);
+    const [wr, gr] = await both(async (b, t) => {
+      const I = t([2, n / 2], 'int32', ids), T = t([V, D], td, table), DY = t([2, n / 2, D], td, dy);
+      const out = t([2, n / 2, D], td), dt = t([V, D], 'float32', init);
+      b.embedding(I, T, out);
+      b.embeddingBackward(I, DY, dt);
+      const dt1 = await rd(b, dt);
+      b.embeddingBackward(I, DY, dt);
+      return { out: await rd(b, out), dt1, dt2: await rd(b, dt) };
+    });
+    const tv = seen(table, td), dv = seen(dy, td);
+    const out = new Float64Array(n * D), dt = Float64Array.from(init);
+    for (let i = 0; i < n; i++) {
+      const id = ids[i];
+      if (id < 0 || id >= V) continue;
+      for (let c = 0; c < D; c++) {
+        out[i * D + c] = tv[id * D + c];
+        dt[id * D + c] += dv[i * D + c];
+      }
+    }
+    close('out', wr.out, out, 0, 0); // a copy: exact
+    close('dtable', wr.dt1, dt);
+    close('dtable accumulated', wr.dt2, Array.from(dt, (v, i) => 2 * v - init[i]));
+    compareBackends(wr, gr, 0, 0); // same summation order on both backends: exact
+  });
+}
+
+for (const xd of ['float32', 'bfloat16'] as TensorDType[]) {
+  test(`crossEntropy (logits ${xd}, one ignored target)`, async () => {
+    const logits = randn(N * C, 11, 3);
+    const targets = new Int32Array([2, -100, 9, 0, 5, 5]);
+    const [wr, gr] = await both(async (b, t) => {
+      const L = t([N, C], xd, logits), T = t([N], 'int32', targets);
+      const loss = t([], 'float32'), dl = t([N, C], 'float32'), loss2 = t([], 'float32');
+      b.crossEntropy(L, T, loss, dl, -100, 0.5);
+      b.crossEntropy(L, T, loss2, null, -100, 1);
+      return { loss: await rd(b, loss), loss2: await rd(b, loss2), dl: await rd(b, dl) };
+    });
+    const ref = refCe(seen(logits, xd), targets, N, C, -100, 0.5);
+    close('loss', wr.loss, [ref.loss]);
+    close('loss without dlogits', wr.loss2, [ref.loss]);
+    close('dlogits', wr.dl, ref.dlogits);
+    for (let c = 0; c < C; c++) assert.is(wr.dl[C + c], 0, 'ignored row has zero gradient');
+    compareBackends(wr, gr);
+  });
+}
+
+test('crossEntropy with every target ignored: NaN loss (as PyTorch), zero gradients', async () => {
+  const logits = randn(3 * C, 12);
+  const [wr, gr] = await both(async (b, t) => {
+    const L = t([3, C], 'float32', logits), T = t([3], 'int32', new Int32Array([-100, -100, -100]));
+    const loss = t([], 'float32'), dl = t([3, C], 'bfloat16', randn(3 * C, 13));
+    b.crossEntropy(L, T, loss, dl, -100, 1);
+    return { loss: await rd(b, loss), dl: await rd(b, dl) };
+  });
+  for (const r of [wr, gr]) {
+    assert.ok(Number.isNaN(r.loss[0]), `loss ${r.loss[0]}`);
+    assert.ok(r.dl.every((v) => v === 0), 'zero gradients');
+  }
+});
+
+test.run();

@@ -1,0 +1,90 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { gpuBackend, WasmBackend, type WebGPUBackend } from '../helpers/backends.js';
+import { Tensor, createBackend, decode, encode, ShapeMismatchError, UnknownDTypeError, type Backend } from '../../src/index.js';
+
+let g: WebGPUBackend;
+const w = new WasmBackend();
+test.before(async () => {
+  g = await gpuBackend();
+});
+test.after(() => g.destroy());
+
+const values = Float32Array.from({ length: 37 }, (_, i) => (i - 18) * 0.37);
+
+for (const name of ['wasm', 'webgpu'] as const) {
+  const get = (): Backend => (name === 'wasm' ? w : g);
+
+  test(`${name}: from / toArray round-trips every dtype (values rounded as encode does)`, async () => {
+    for (const dtype of ['float32', 'float16', 'bfloat16', 'e4m3', 'e5m2', 'e3m2', 'e2m3', 'fp4']) {
+      const t = Tensor.from(get(), values, [37], { dtype });
+      const back = await t.toArray();
+      assert.equal(Array.from(back), Array.from(decode(encode(values, dtype), dtype)), dtype);
+      // a view at an odd element offset (sub-byte formats included)
+      const v = t.slice(5, 12);
+      assert.equal(Array.from(await v.toArray()), Array.from(back.subarray(5, 12)), `${dtype} slice`);
+      v.dispose();
+      t.dispose();
+    }
+    const ids = Tensor.from(get(), [3, -1, 7], [3], { dtype: 'int32' });
+    assert.equal(Array.from(await ids.toArray()), [3, -1, 7]);
+    ids.dispose();
+  });
+
+  test(`${name}: to(dtype) equals encode; ops; shape errors`, async () => {
+    const b = get();
+    const x = Tensor.from(b, values, [37]);
+    const h = x.to('bf16');
+    assert.equal(Array.from(await h.toArray()), Array.from(decode(encode(values, 'bf16'), 'bf16')));
+    const a = Tensor.from(b, [1, 2, 3, 4, 5, 6], [2, 3]);
+    const c = Tensor.from(b, [10, 20, 30], [3]);
+    const s = a.add(c);
+    assert.equal(Array.from(await s.toArray()), [11, 22, 33, 14, 25, 36]);
+    assert.equal(Array.from(await a.sum(1).toArray()), [6, 15]);
+    assert.equal(Array.from(await a.max(0).toArray()), [4, 5, 6]);
+    const mm = a.matmul(a, { transB: true });
+    assert.equal(mm.shape, [2, 2]);
+    assert.equal(Array.from(await mm.toArray()), [14, 32, 32, 77]);
+    assert.throws(() => a.matmul(a), (e: unknown) => e instanceof ShapeMismatchError && /inner dimensions differ/.test((e as Error).message));
+    assert.throws(() => a.add(Tensor.from(b, [1, 2], [2])), /cannot be broadcast/);
+    assert.throws(() => Tensor.from(b, [1, 2, 3], [2, 2]), /3 values do not fill shape \[2, 2\]/);
+    assert.throws(() => Tensor.empty(b, [2], { dtype: 'float7' }), (e: unknown) => e instanceof UnknownDTypeError);
+    assert.throws(() => a.reshape([4, 2]), /cannot reshape/);
+    for (const t of [x, h, a, c, s, mm]) t.dispose();
+  });
+}
+
+test('toBackend copies the same bytes; mixing backends is an error', async () => {
+  const x = Tensor.from(w, values, [37], { dtype: 'e2m1' });
+  const y = await x.slice(3).toBackend(g);
+  assert.equal(Array.from(await y.toArray()), Array.from((await x.toArray()).subarray(3)));
+  const z = Tensor.from(w, values, [37]);
+  assert.throws(() => z.add(y), /different backends/);
+  x.dispose(); y.dispose(); z.dispose();
+});
+
+test('createBackend: explicit wasm, explicit webgpu, auto, env override; one line says which and why', async () => {
+  const lines: string[] = [];
+  const a = await createBackend({ backend: 'wasm', log: (l) => lines.push(l) });
+  assert.is(a.kind, 'wasm');
+  const b = await createBackend({ backend: 'webgpu', log: (l) => lines.push(l) });
+  assert.is(b.kind, 'webgpu');
+  assert.match(lines[1], /webgpu backend on .*(swiftshader|SwiftShader|hardware)/i);
+  b.destroy();
+  process.env.MEMFIT_BACKEND = 'wasm';
+  const c = await createBackend({ log: (l) => lines.push(l) });
+  delete process.env.MEMFIT_BACKEND;
+  assert.is(c.kind, 'wasm');
+  try {
+    await createBackend({ backend: 'cuda' as never, log: null });
+    assert.unreachable();
+  } catch (e) {
+    assert.match((e as Error).message, /unknown backend "cuda"/);
+  }
+  // auto without any adapter falls back to wasm and says why
+  const d = await createBackend({ swiftshaderIcd: '/nonexistent.json', forceSoftware: true, log: (l) => lines.push(l) });
+  assert.is(d.kind, 'wasm');
+  assert.match(lines[lines.length - 1], /wasm backend: no WebGPU device/);
+});
+
+test.run();
