@@ -1,0 +1,142 @@
+// npm run conformance [-- --large] [-- --all-casts] [-- --out file.json]
+// Runs kernels on the WebGPU backend (whatever adapter is present: an H100, or SwiftShader) and on
+// the WebAssembly reference with the same inputs and reports, per case, bit-exact agreement (casts)
+// or the largest error against its bound. --large uses large shapes (for real GPUs); --all-casts
+// sweeps all 2^32 float32 inputs through the GPU cast for every format. Exit 1 on any failure.
+import { writeFileSync, renameSync } from 'node:fs';
+import { WasmBackend, storageBytes } from '../src/backend/wasm/backend.js';
+import { WebGPUBackend } from '../src/backend/webgpu/backend.js';
+import type { Backend, TensorDType, TensorRef } from '../src/backend/backend.js';
+import { numel } from '../src/backend/shape.js';
+import { FORMATS } from '../src/dtype/formats.js';
+
+const args = process.argv.slice(2);
+const large = args.includes('--large');
+const allCasts = args.includes('--all-casts');
+const outFile = args.includes('--out') ? args[args.indexOf('--out') + 1] : 'conformance-report.json';
+const log = (s: string) => process.stderr.write(s + '\n');
+
+interface CaseResult { name: string; ok: boolean; detail: string; seconds: number }
+const results: CaseResult[] = [];
+
+function randn(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  const r = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  return Float32Array.from({ length: n }, () => Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r()));
+}
+
+function tensor(b: Backend, shape: number[], dtype: TensorDType, data?: ArrayBufferView): TensorRef {
+  const storage = b.alloc(storageBytes(dtype, numel(shape)), 'data', 'conformance');
+  if (data) b.write(storage, data);
+  return { storage, offset: 0, shape, dtype };
+}
+
+async function bytesOf(b: Backend, t: TensorRef): Promise<Uint8Array> {
+  return b.read(t.storage, 0, storageBytes(t.dtype, numel(t.shape)));
+}
+
+async function run(name: string, fn: () => Promise<[boolean, string]>): Promise<void> {
+  const t0 = performance.now();
+  try {
+    const [ok, detail] = await fn();
+    results.push({ name, ok, detail, seconds: (performance.now() - t0) / 1000 });
+  } catch (e) {
+    results.push({ name, ok: false, detail: `error: ${(e as Error).message}`, seconds: (performance.now() - t0) / 1000 });
+  }
+  const r = results[results.length - 1];
+  log(`${r.ok ? 'ok  ' : 'FAIL'} ${name}: ${r.detail} (${r.seconds.toFixed(1)} s)`);
+}
+
+/** Same kernel on both backends; float32 outputs compared against |g - w| <= abs + rel * |w|. */
+async function compare(name: string, shapeOut: number[], rel: number, abs: number,
+  fn: (b: Backend, out: TensorRef) => void | Promise<void>): Promise<void> {
+  await run(name, async () => {
+    const outs: Float32Array[] = [];
+    for (const b of [gpu, wasm]) {
+      const out = tensor(b, shapeOut, 'float32');
+      await fn(b, out);
+      const bytes = await bytesOf(b, out);
+      outs.push(new Float32Array(bytes.buffer, bytes.byteOffset, numel(shapeOut)));
+      b.free(out.storage);
+    }
+    let worst = 0;
+    let bad = 0;
+    for (let i = 0; i < outs[0].length; i++) {
+      const g = outs[0][i], w = outs[1][i];
+      if (Number.isNaN(g) && Number.isNaN(w)) continue;
+      const err = Math.abs(g - w);
+      const bound = abs + rel * Math.abs(w);
+      worst = Math.max(worst, err / (bound || 1));
+      if (!(err <= bound)) bad++;
+    }
+    return [bad === 0, `${outs[0].length} values, worst error / bound = ${worst.toExponential(2)}, ${bad} over`];
+  });
+}
+
+const wasm = new WasmBackend('reference');
+const gpu = await WebGPUBackend.create();
+log(gpu.description);
+const S = large ? 8 : 1;
+
+// Casts: bit for bit.
+const castN = large ? 1 << 26 : 1 << 22;
+for (const f of FORMATS.filter((x) => x.name !== 'float32')) {
+  await run(`cast float32 -> ${f.name} (${castN} inputs spread over 2^32)`, async () => {
+    const chunk = Math.min(castN, 1 << 24);
+    const total = allCasts ? 2 ** 32 : castN;
+    const stride = allCasts ? 1 : Math.floor(2 ** 32 / castN);
+    let diff = 0;
+    for (let start = 0; start < total; start += chunk) {
+      const bits = Uint32Array.from({ length: chunk }, (_, i) => ((start + i) * stride) >>> 0);
+      const outs: Uint8Array[] = [];
+      for (const b of [gpu, wasm]) {
+        const x = tensor(b, [chunk], 'float32', bits);
+        const o = tensor(b, [chunk], f.name);
+        b.cast(x, o);
+        outs.push(await bytesOf(b, o));
+        b.free(x.storage);
+        b.free(o.storage);
+      }
+      for (let i = 0; i < outs[0].length; i++) if (outs[0][i] !== outs[1][i]) diff++;
+    }
+    return [diff === 0, `${total} inputs, ${diff} differing bytes`];
+  });
+  if (f.bits === 16) {
+    await run(`cast ${f.name} -> float32 (all 65536 codes)`, async () => {
+      const codes = Uint16Array.from({ length: 65536 }, (_, i) => i);
+      const outs: Uint8Array[] = [];
+      for (const b of [gpu, wasm]) {
+        const x = tensor(b, [65536], f.name, codes);
+        const o = tensor(b, [65536], 'float32');
+        b.cast(x, o);
+        outs.push(await bytesOf(b, o));
+      }
+      const d = outs[0].findIndex((v, i) => v !== outs[1][i]);
+      return [d < 0, d < 0 ? 'bit-identical' : `first difference at byte ${d}`];
+    });
+  }
+}
+
+// Pointwise, reductions, softmax, matmul, norms.
+const n = 4096 * S;
+const x = randn(n, 1), y = randn(n, 2);
+const K = 64 * S, M = 96 * S, N = 80 * S;
+const A = randn(M * K, 3), B = randn(K * N, 4);
+await compare(`gelu [${n}]`, [n], 30 * 2 ** -23, 2 ** -20, (b, o) => b.unary('gelu', tensor(b, [n], 'float32', x), o));
+await compare(`add broadcast [${n / 64}, 64] + [64]`, [n / 64, 64], 2 ** -23, 0, (b, o) => b.binary('add', tensor(b, [n / 64, 64], 'float32', x), tensor(b, [64], 'float32', y.subarray(0, 64)), o));
+await compare(`sum over axis 1 of [${n / 64}, 64]`, [n / 64], 64 * 2 ** -23, 64 * 2 ** -23 * 4, (b, o) => b.reduce('sum', tensor(b, [n / 64, 64], 'float32', x), o, 1));
+await compare(`softmax [${n / 256}, 256]`, [n / 256, 256], 1e-5, 1e-7, (b, o) => b.softmax(tensor(b, [n / 256, 256], 'float32', x), o, false));
+await compare(`matmul ${M}x${K}x${N} float32`, [M, N], 0, 2 * K * 2 ** -24 * K, (b, o) => b.matmul(tensor(b, [M, K], 'float32', A), tensor(b, [K, N], 'float32', B), o));
+await compare(`rmsNorm [${M}, ${K}]`, [M, K], 1e-5, 1e-6, (b, o) => {
+  const rstd = tensor(b, [M], 'float32');
+  b.rmsNorm(tensor(b, [M, K], 'float32', A), tensor(b, [K], 'float32', y.subarray(0, K)), o, rstd, 1e-6);
+});
+
+const failed = results.filter((r) => !r.ok);
+const report = { date: new Date().toISOString(), adapter: gpu.description, software: gpu.software, large, allCasts, passed: results.length - failed.length, failed: failed.length, results };
+const tmp = `${outFile}.tmp-${process.pid}`;
+writeFileSync(tmp, JSON.stringify(report, null, 2));
+renameSync(tmp, outFile);
+console.log(JSON.stringify(report, null, 2));
+gpu.destroy();
+process.exit(failed.length ? 1 : 0);
