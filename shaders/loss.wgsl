@@ -9,22 +9,6 @@
 struct Params { rows: u32, cols: u32, xoff: u32, toff: u32, ignore: i32, scale: f32, pad0: u32, pad1: u32 }
 @group(0) @binding(15) var<uniform> params: Params;
 
-var<workgroup> red: array<f32, 256>;
-
-fn wg_reduce(v: f32, lid: u32, is_max: bool) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = 128u; s > 0u; s = s >> 1u) {
-    if (lid < s) {
-      if (is_max) { red[lid] = max(red[lid], red[lid + s]); } else { red[lid] = red[lid] + red[lid + s]; }
-    }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
-
 fn nan_f32() -> f32 { return bitcast<f32>(0x7fc00000u | (params.rows & 0u)); }
 
 //#stage ce_rows

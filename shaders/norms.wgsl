@@ -11,20 +11,6 @@ struct Params {
 }
 @group(0) @binding(15) var<uniform> params: Params;
 
-var<workgroup> red: array<f32, 256>;
-
-fn wg_sum(v: f32, lid: u32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = 128u; s > 0u; s = s >> 1u) {
-    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
-
 //#stage rms_fwd
 override FX: u32 = 0u;
 override FW: u32 = 0u;

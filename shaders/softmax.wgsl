@@ -7,32 +7,6 @@ override FO: u32 = 0u;
 struct Params { rows: u32, cols: u32, off: u32, pad: u32 }
 @group(0) @binding(2) var<uniform> params: Params;
 
-var<workgroup> red: array<f32, 256>;
-
-fn reduce_max(v: f32, lid: u32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = 128u; s > 0u; s = s >> 1u) {
-    if (lid < s) { red[lid] = max(red[lid], red[lid + s]); }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
-
-fn reduce_sum(v: f32, lid: u32) -> f32 {
-  red[lid] = v;
-  workgroupBarrier();
-  for (var s = 128u; s > 0u; s = s >> 1u) {
-    if (lid < s) { red[lid] = red[lid] + red[lid + s]; }
-    workgroupBarrier();
-  }
-  let r = red[0];
-  workgroupBarrier();
-  return r;
-}
-
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let row = wid.y * nwg.x + wid.x;
@@ -40,10 +14,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let base = row * params.cols;
   var m: f32 = bitcast<f32>(0xff800000u | (params.cols & 0u)); // -inf
   for (var c = lid; c < params.cols; c = c + 256u) { m = max(m, x_f32(base + c + params.off, FX)); }
-  m = reduce_max(m, lid);
+  m = wg_max(m, lid);
   var s: f32 = 0.0;
   for (var c = lid; c < params.cols; c = c + 256u) { s = s + exp(x_f32(base + c + params.off, FX) - m); }
-  s = reduce_sum(s, lid);
+  s = wg_sum(s, lid);
   let ls = log(s) + m;
   // One word per thread: float32 outputs (the tensor layer keeps softmax outputs float32).
   for (var c = lid; c < params.cols; c = c + 256u) {

@@ -298,7 +298,7 @@ export class WebGPUBackend implements Backend {
   softmax(x: TensorRef, out: TensorRef, log: boolean): void {
     const cols = x.shape[x.shape.length - 1] ?? 1;
     const rows = numel(x.shape) / Math.max(cols, 1);
-    const p = this.pipeline('softmax', () => this.shader('dtype') + accessor('x', 0, 'read') + accessor('out', 1, 'read_write') + this.shader('softmax'), {
+    const p = this.pipeline('softmax', () => this.shader('dtype') + accessor('x', 0, 'read') + accessor('out', 1, 'read_write') + this.shader('workgroup') + this.shader('softmax'), {
       LOG: log ? 1 : 0, FX: fmtId(x.dtype), FO: fmtId(out.dtype),
     });
     this.dispatch(p, [{ storage: x.storage }, { storage: out.storage }], new Uint32Array([rows, cols, x.offset, 0]).buffer, rows);

@@ -5,14 +5,12 @@
 // ids (each invocation scans the ids), fine for the token counts of a step.
 import type { TensorRef } from '../backend.js';
 import { numel } from '../shape.js';
-import { accessor, fmtId, type WebGPUBackend } from './backend.js';
-import { f32Target, shaderStage } from './norms.js';
+import { fmtId, type WebGPUBackend } from './backend.js';
+import { f32Target, stagePipeline } from './stages.js';
 
 const WG = 256;
 
-function pipelineFor(g: WebGPUBackend, name: string, inputs: readonly string[], constants: Record<string, number>): GPUComputePipeline {
-  return g.pipeline(`embedding:${name}`, () => g.shader('dtype') + inputs.map((n, i) => accessor(n, i, 'read')).join('') + shaderStage(g.shader('embedding'), name), constants);
-}
+const pipelineFor = (g: WebGPUBackend, name: string, inputs: readonly string[], constants: Record<string, number>) => stagePipeline(g, 'embedding', name, inputs, constants);
 
 function params(n: number, cols: number, rows: number, idoff: number, toff: number, dyoff: number): ArrayBuffer {
   return new Uint32Array([n, cols, rows, idoff, toff, dyoff, 0, 0]).buffer;

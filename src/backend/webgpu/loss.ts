@@ -3,14 +3,12 @@
 // ignored the loss is NaN (as PyTorch) and dlogits are zero; ignored rows get zero gradient.
 import type { TensorRef } from '../backend.js';
 import { numel } from '../shape.js';
-import { accessor, fmtId, type WebGPUBackend } from './backend.js';
-import { f32Target, shaderStage } from './norms.js';
+import { fmtId, type WebGPUBackend } from './backend.js';
+import { f32Target, stagePipeline } from './stages.js';
 
 const WG = 256;
 
-function pipelineFor(g: WebGPUBackend, name: string, inputs: readonly string[], constants: Record<string, number>): GPUComputePipeline {
-  return g.pipeline(`loss:${name}`, () => g.shader('dtype') + inputs.map((n, i) => accessor(n, i, 'read')).join('') + shaderStage(g.shader('loss'), name), constants);
-}
+const pipelineFor = (g: WebGPUBackend, name: string, inputs: readonly string[], constants: Record<string, number>) => stagePipeline(g, 'loss', name, inputs, constants);
 
 export function crossEntropy(
   g: WebGPUBackend, logits: TensorRef, targets: TensorRef, loss: TensorRef, dlogits: TensorRef | null, ignoreIndex: number, gradScale: number,

@@ -3,22 +3,8 @@
 // float32); rstd/mean are float32; dweight/dbias are float32 accumulators (+=).
 import type { TensorRef } from '../backend.js';
 import { numel } from '../shape.js';
-import { accessor, fmtId, type WebGPUBackend } from './backend.js';
-
-/** The common part of a multi-stage shader plus its `//#stage name` section. */
-export function shaderStage(source: string, name: string): string {
-  const parts = source.split(/^\/\/#stage /m);
-  const body = parts.slice(1).find((p) => p.startsWith(`${name}\n`));
-  if (body === undefined) throw new Error(`shader stage ${name} not found`);
-  return parts[0] + body.slice(name.length + 1);
-}
-
-/** A float32 tensor to write `out` into: out itself, or a temporary that done() casts into out and frees. */
-export function f32Target(g: WebGPUBackend, out: TensorRef, label: string): { ref: TensorRef; done(): void } {
-  if (out.dtype === 'float32') return { ref: out, done() {} };
-  const ref: TensorRef = { storage: g.alloc(Math.max(numel(out.shape), 1) * 4, 'temporary', label), offset: 0, shape: out.shape, dtype: 'float32' };
-  return { ref, done() { g.cast(ref, out); g.free(ref.storage); } };
-}
+import { fmtId, type WebGPUBackend } from './backend.js';
+import { f32Target, stagePipeline } from './stages.js';
 
 const WG = 256;
 
@@ -37,16 +23,13 @@ function params(rows: number, cols: number, eps: number, o: Offsets): ArrayBuffe
   return u;
 }
 
-/** Compiles stage `name` of norms.wgsl with read accessors for `inputs` at bindings 0.. */
-function stagePipeline(g: WebGPUBackend, name: string, inputs: readonly string[], constants: Record<string, number>): GPUComputePipeline {
-  return g.pipeline(`norms:${name}`, () => g.shader('dtype') + inputs.map((n, i) => accessor(n, i, 'read')).join('') + shaderStage(g.shader('norms'), name), constants);
-}
+const stage = (g: WebGPUBackend, name: string, inputs: readonly string[], constants: Record<string, number>): GPUComputePipeline => stagePipeline(g, 'norms', name, inputs, constants);
 
 export function rmsNorm(g: WebGPUBackend, x: TensorRef, weight: TensorRef, out: TensorRef, rstd: TensorRef, eps: number): void {
   const [rows, cols] = rowsCols(x);
   if (rows * cols === 0) return;
   const o = f32Target(g, out, 'rmsNorm f32');
-  const p = stagePipeline(g, 'rms_fwd', ['x', 'w'], { FX: fmtId(x.dtype), FW: fmtId(weight.dtype) });
+  const p = stage(g, 'rms_fwd', ['x', 'w'], { FX: fmtId(x.dtype), FW: fmtId(weight.dtype) });
   g.dispatch(p, [{ storage: x.storage }, { storage: weight.storage }, { storage: o.ref.storage, what: 'rmsNorm output' }, { storage: rstd.storage }],
     params(rows, cols, eps, { x: x.offset, w: weight.offset, r: rstd.offset }), rows, 15);
   o.done();
@@ -57,10 +40,10 @@ export function rmsNormBackward(g: WebGPUBackend, dy: TensorRef, x: TensorRef, w
   if (rows * cols === 0) return;
   const u = params(rows, cols, 0, { x: x.offset, w: weight.offset, dy: dy.offset, r: rstd.offset, dw: dweight.offset });
   const o = f32Target(g, dx, 'rmsNormBackward dx f32');
-  const p = stagePipeline(g, 'rms_bwd_dx', ['dy', 'x', 'w', 'rstd'], { FDY: fmtId(dy.dtype), FX: fmtId(x.dtype), FW: fmtId(weight.dtype), FR: fmtId(rstd.dtype) });
+  const p = stage(g, 'rms_bwd_dx', ['dy', 'x', 'w', 'rstd'], { FDY: fmtId(dy.dtype), FX: fmtId(x.dtype), FW: fmtId(weight.dtype), FR: fmtId(rstd.dtype) });
   g.dispatch(p, [{ storage: dy.storage }, { storage: x.storage }, { storage: weight.storage }, { storage: rstd.storage }, { storage: o.ref.storage, what: 'dx' }], u, rows, 15);
   o.done();
-  const q = stagePipeline(g, 'rms_bwd_dw', ['dy', 'x', 'rstd'], { FDY: fmtId(dy.dtype), FX: fmtId(x.dtype), FR: fmtId(rstd.dtype) });
+  const q = stage(g, 'rms_bwd_dw', ['dy', 'x', 'rstd'], { FDY: fmtId(dy.dtype), FX: fmtId(x.dtype), FR: fmtId(rstd.dtype) });
   g.dispatch(q, [{ storage: dy.storage }, { storage: x.storage }, { storage: rstd.storage }, { storage: dweight.storage, what: 'dweight' }], u, Math.ceil(cols / WG), 15);
 }
 
@@ -68,7 +51,7 @@ export function layerNorm(g: WebGPUBackend, x: TensorRef, weight: TensorRef, bia
   const [rows, cols] = rowsCols(x);
   if (rows * cols === 0) return;
   const o = f32Target(g, out, 'layerNorm f32');
-  const p = stagePipeline(g, 'ln_fwd', ['x', 'w', 'b'], { FX: fmtId(x.dtype), FW: fmtId(weight.dtype), FB: fmtId(bias.dtype) });
+  const p = stage(g, 'ln_fwd', ['x', 'w', 'b'], { FX: fmtId(x.dtype), FW: fmtId(weight.dtype), FB: fmtId(bias.dtype) });
   g.dispatch(p, [{ storage: x.storage }, { storage: weight.storage }, { storage: bias.storage }, { storage: o.ref.storage, what: 'layerNorm output' }, { storage: mean.storage }, { storage: rstd.storage }],
     params(rows, cols, eps, { x: x.offset, w: weight.offset, b: bias.offset, m: mean.offset, r: rstd.offset }), rows, 15);
   o.done();
@@ -81,12 +64,12 @@ export function layerNormBackward(
   if (rows * cols === 0) return;
   const u = params(rows, cols, 0, { x: x.offset, w: weight.offset, dy: dy.offset, m: mean.offset, r: rstd.offset, dw: dweight.offset, db: dbias.offset });
   const o = f32Target(g, dx, 'layerNormBackward dx f32');
-  const p = stagePipeline(g, 'ln_bwd_dx', ['dy', 'x', 'w', 'mean', 'rstd'], {
+  const p = stage(g, 'ln_bwd_dx', ['dy', 'x', 'w', 'mean', 'rstd'], {
     FDY: fmtId(dy.dtype), FX: fmtId(x.dtype), FW: fmtId(weight.dtype), FM: fmtId(mean.dtype), FR: fmtId(rstd.dtype),
   });
   g.dispatch(p, [{ storage: dy.storage }, { storage: x.storage }, { storage: weight.storage }, { storage: mean.storage }, { storage: rstd.storage }, { storage: o.ref.storage, what: 'dx' }], u, rows, 15);
   o.done();
-  const q = stagePipeline(g, 'ln_bwd_dwb', ['dy', 'x', 'mean', 'rstd'], { FDY: fmtId(dy.dtype), FX: fmtId(x.dtype), FM: fmtId(mean.dtype), FR: fmtId(rstd.dtype) });
+  const q = stage(g, 'ln_bwd_dwb', ['dy', 'x', 'mean', 'rstd'], { FDY: fmtId(dy.dtype), FX: fmtId(x.dtype), FM: fmtId(mean.dtype), FR: fmtId(rstd.dtype) });
   g.dispatch(q, [{ storage: dy.storage }, { storage: x.storage }, { storage: mean.storage }, { storage: rstd.storage }, { storage: dweight.storage, what: 'dweight' }, { storage: dbias.storage, what: 'dbias' }],
     u, Math.ceil(cols / WG), 15);
 }
