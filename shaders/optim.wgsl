@@ -1,9 +1,9 @@
 // Optimizer kernels, float32: GradScaler's unscale-and-check, the global L2 norm (per-tensor
 // partial sums, then a final kernel) and the AdamW step. Twin of assembly/kernels/optim.ts.
 // This file holds several kernels; src/backend/webgpu/optim.ts compiles each section (from its
-// "// @@kernel NAME" line to the next) on its own, after shaders/dtype.wgsl and the accessors.
+// "//#stage NAME" line to the next) on its own, after shaders/dtype.wgsl and the accessors.
 
-// @@kernel unscale
+//#stage unscale
 // x[i] *= inv_scale; any non-finite x[i] stores 1.0 to found[found_off] (never 0; a plain store of
 // the same value by many invocations needs no atomics).
 struct Params { n: u32, off: u32, found_off: u32, inv_scale: f32 }
@@ -20,7 +20,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   x[params.off + i] = v * params.inv_scale;
 }
 
-// @@kernel sumsq
+//#stage sumsq
 // partial[base + w] = sum of x^2 over the elements that workgroup w visits (grid-strided), float32.
 override FX: u32 = 0u;
 struct Params { n: u32, off: u32, base: u32, groups: u32 }
@@ -47,7 +47,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (lid == 0u && w < params.groups) { partial[params.base + w] = acc[0]; }
 }
 
-// @@kernel norm
+//#stage norm
 // out[off] = sqrt(sum of partial[0..count)), one workgroup.
 struct Params { count: u32, off: u32, pad0: u32, pad1: u32 }
 @group(0) @binding(0) var<storage, read> partial: array<f32>;
@@ -68,7 +68,7 @@ fn main(@builtin(local_invocation_index) lid: u32) {
   if (lid == 0u) { out[params.off] = sqrt(acc[0]); }
 }
 
-// @@kernel adamw
+//#stage adamw
 // One AdamW step on float32 p, m, v (grad of any format), PyTorch's arrangement:
 //   g = grad * grad_scale; p *= decay; m = beta1 m + omb1 g; v = beta2 v + omb2 g^2;
 //   p -= step_size * m / (sqrt(v) / bc2_sqrt + eps).

@@ -4,18 +4,15 @@ import type { AdamWHyper, TensorRef } from '../backend.js';
 import { numel } from '../shape.js';
 import { adamwScalars } from '../wasm/optim.js';
 import { accessor, fmtId, type WebGPUBackend } from './backend.js';
+import { shaderStage } from './stages.js';
 
 const WG = 256;
 /** Most workgroups one tensor's sum-of-squares pass uses (each then strides over the tensor). */
 const MAX_PARTIALS = 1024;
 
-/** One "// @@kernel NAME" section of shaders/optim.wgsl. */
+/** One "//#stage NAME" section of shaders/optim.wgsl (its header is comments only). */
 function section(g: WebGPUBackend, name: string): string {
-  const src = g.shader('optim');
-  const start = src.indexOf(`// @@kernel ${name}\n`);
-  if (start < 0) throw new Error(`shaders/optim.wgsl has no kernel ${name}`);
-  const end = src.indexOf('// @@kernel ', start + 1);
-  return src.slice(start, end < 0 ? undefined : end);
+  return shaderStage(g.shader('optim'), name);
 }
 
 function requireF32(t: TensorRef, what: string): void {
