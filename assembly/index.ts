@@ -19,3 +19,4 @@ export * from "./kernels/elementwise";
 export * from "./kernels/matmul";
 export * from "./kernels/nn";
 export * from "./kernels/optim";
+export * from "./kernels/attention";

@@ -1,0 +1,103 @@
+// Causal scaled-dot-product attention on the wasm backend, forward and backward (FlashAttention
+// style: no [T, T] score matrix is ever stored). The reference for shaders/attention.wgsl, which
+// runs the same loops in the same order. Pointers are byte offsets into memory; every buffer is
+// float32; q, k, v, out, dout, dq, dk, dv are [BH, T, D], lse and di [BH, T], mask [B, T] (0 =
+// none; key s of batch b is excluded when mask[b, s] == 0). Query t sees keys s <= t. A query
+// row with no allowed key gets out = 0 and lse = -inf, and contributes nothing to any gradient.
+
+/** Dot product of two rows of d floats. */
+@inline
+function dot(a: usize, b: usize, d: usize): f32 {
+  let s: f32 = 0;
+  for (let i: usize = 0; i < d; i++) s += load<f32>(a + (i << 2)) * load<f32>(b + (i << 2));
+  return s;
+}
+
+@inline
+function keep(mask: usize, b: usize, t: usize, s: usize): bool {
+  return mask == 0 || load<f32>(mask + ((b * t + s) << 2)) != 0;
+}
+
+/**
+ * Forward: per query row, pass 1 finds the running max m and sum l of exp(score - m) (online),
+ * lse = m + log(l); pass 2 sums exp(score - lse) * v. bh rows of heads: batch b = bh / heads.
+ */
+export function attentionF32(q: usize, k: usize, v: usize, mask: usize, out: usize, lse: usize, bh: usize, heads: usize, t: usize, d: usize, scale: f32): void {
+  for (let r: usize = 0; r < bh; r++) {
+    const b = r / heads;
+    const base = r * t * d;
+    for (let i: usize = 0; i < t; i++) {
+      const qi = q + ((base + i * d) << 2), oi = out + ((base + i * d) << 2);
+      let m: f32 = 0, l: f32 = 0;
+      for (let s: usize = 0; s <= i; s++) {
+        if (!keep(mask, b, t, s)) continue;
+        const sc = dot(qi, k + ((base + s * d) << 2), d) * scale;
+        if (l == 0) { m = sc; l = 1; }
+        else if (sc > m) { l = l * Mathf.exp(m - sc) + 1; m = sc; }
+        else l += Mathf.exp(sc - m);
+      }
+      for (let c: usize = 0; c < d; c++) store<f32>(oi + (c << 2), 0);
+      if (l == 0) {
+        store<f32>(lse + ((r * t + i) << 2), f32.NEGATIVE_INFINITY);
+        continue;
+      }
+      const ls: f32 = m + Mathf.log(l);
+      store<f32>(lse + ((r * t + i) << 2), ls);
+      for (let s: usize = 0; s <= i; s++) {
+        if (!keep(mask, b, t, s)) continue;
+        const p = Mathf.exp(dot(qi, k + ((base + s * d) << 2), d) * scale - ls);
+        const vs = v + ((base + s * d) << 2);
+        for (let c: usize = 0; c < d; c++) store<f32>(oi + (c << 2), load<f32>(oi + (c << 2)) + p * load<f32>(vs + (c << 2)));
+      }
+    }
+  }
+}
+
+/**
+ * Backward: di[row] = sum(dout * out); with P = exp(scale q.k - lse), dP = dout.v, dS = P (dP - di):
+ * dq_t = scale sum_s dS_ts k_s, dk_s = scale sum_t dS_ts q_t, dv_s = sum_t P_ts dout_t (overwritten).
+ * di is scratch of bh * t floats.
+ */
+export function attentionBackwardF32(
+  dout: usize, q: usize, k: usize, v: usize, out: usize, lse: usize, mask: usize, dq: usize, dk: usize, dv: usize, di: usize,
+  bh: usize, heads: usize, t: usize, d: usize, scale: f32,
+): void {
+  for (let r: usize = 0; r < bh * t; r++) store<f32>(di + (r << 2), dot(dout + ((r * d) << 2), out + ((r * d) << 2), d));
+  for (let r: usize = 0; r < bh; r++) {
+    const b = r / heads;
+    const base = r * t * d;
+    // dq: one query row at a time, over its keys
+    for (let i: usize = 0; i < t; i++) {
+      const qi = q + ((base + i * d) << 2), gi = dout + ((base + i * d) << 2), dqi = dq + ((base + i * d) << 2);
+      for (let c: usize = 0; c < d; c++) store<f32>(dqi + (c << 2), 0);
+      const ls = load<f32>(lse + ((r * t + i) << 2));
+      if (ls == f32.NEGATIVE_INFINITY) continue;
+      const dd = load<f32>(di + ((r * t + i) << 2));
+      for (let s: usize = 0; s <= i; s++) {
+        if (!keep(mask, b, t, s)) continue;
+        const ks = k + ((base + s * d) << 2);
+        const p = Mathf.exp(dot(qi, ks, d) * scale - ls);
+        const ds = p * (dot(gi, v + ((base + s * d) << 2), d) - dd) * scale;
+        for (let c: usize = 0; c < d; c++) store<f32>(dqi + (c << 2), load<f32>(dqi + (c << 2)) + ds * load<f32>(ks + (c << 2)));
+      }
+    }
+    // dk, dv: one key row at a time, over the queries that see it
+    for (let s: usize = 0; s < t; s++) {
+      const ks = k + ((base + s * d) << 2), vs = v + ((base + s * d) << 2);
+      const dks = dk + ((base + s * d) << 2), dvs = dv + ((base + s * d) << 2);
+      for (let c: usize = 0; c < d; c++) { store<f32>(dks + (c << 2), 0); store<f32>(dvs + (c << 2), 0); }
+      if (!keep(mask, b, t, s)) continue;
+      for (let i: usize = s; i < t; i++) {
+        const ls = load<f32>(lse + ((r * t + i) << 2));
+        if (ls == f32.NEGATIVE_INFINITY) continue;
+        const qi = q + ((base + i * d) << 2), gi = dout + ((base + i * d) << 2);
+        const p = Mathf.exp(dot(qi, ks, d) * scale - ls);
+        const ds = p * (dot(gi, vs, d) - load<f32>(di + ((r * t + i) << 2))) * scale;
+        for (let c: usize = 0; c < d; c++) {
+          store<f32>(dvs + (c << 2), load<f32>(dvs + (c << 2)) + p * load<f32>(gi + (c << 2)));
+          store<f32>(dks + (c << 2), load<f32>(dks + (c << 2)) + ds * load<f32>(qi + (c << 2)));
+        }
+      }
+    }
+  }
+}
