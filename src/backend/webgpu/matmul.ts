@@ -2,18 +2,79 @@ import type { MatmulOptions, TensorRef } from '../backend.js';
 import { numel } from '../shape.js';
 import { accessor, fmtId, type WebGPUBackend } from './backend.js';
 
+/**
+ * Tile sizes of the register-tiled matmul (shaders/matmul.wgsl), passed as override constants.
+ * A workgroup computes tileM x tileN outputs, stepping K by tileK through workgroup memory; each
+ * invocation owns threadM x threadN of them (at most 8 x 8), so a workgroup has
+ * (tileM / threadM) * (tileN / threadN) invocations and uses (tileM + tileN) * tileK * 4 bytes of
+ * workgroup storage.
+ */
+export interface MatmulTiles {
+  readonly tileM: number;
+  readonly tileN: number;
+  readonly tileK: number;
+  readonly threadM: number;
+  readonly threadN: number;
+}
+
+/** The default: 64 x 64 x 16, 4 x 4 per invocation (256 invocations, 8 KiB). Fits every WebGPU adapter's guaranteed limits. */
+export const DEFAULT_TILES: MatmulTiles = { tileM: 64, tileN: 64, tileK: 16, threadM: 4, threadN: 4 };
+/** For adapters with >= 32 KiB of workgroup storage: 128 x 128 x 32, 8 x 8 per invocation (256 invocations, 32 KiB). */
+export const LARGE_TILES: MatmulTiles = { tileM: 128, tileN: 128, tileK: 32, threadM: 8, threadN: 8 };
+/**
+ * For software adapters (SwiftShader, llvmpipe): 64 x 64 x 16, 8 x 8 per invocation (64 invocations,
+ * 8 KiB). Fewer, fatter invocations suit a CPU; measured ~1.3x over DEFAULT_TILES on SwiftShader at 128^3.
+ */
+export const SOFTWARE_TILES: MatmulTiles = { tileM: 64, tileN: 64, tileK: 16, threadM: 8, threadN: 8 };
+/** For small outputs (m or n <= 32): 32 x 32 x 16, 2 x 2 per invocation, so few invocations idle. */
+export const SMALL_TILES: MatmulTiles = { tileM: 32, tileN: 32, tileK: 16, threadM: 2, threadN: 2 };
+
+/** What matmulTiles() looks at: adapter limits, whether the adapter is a software one, features. */
+export interface MatmulAdapter {
+  readonly software: boolean;
+  readonly maxComputeWorkgroupStorageSize: number;
+  readonly maxComputeInvocationsPerWorkgroup: number;
+  readonly features?: ReadonlySet<string>;
+}
+
+/**
+ * Picks the matmul tiles for an adapter and output shape:
+ * - unknown hardware adapters: DEFAULT_TILES (sizes every WebGPU adapter supports);
+ * - software adapters (SwiftShader, llvmpipe): SOFTWARE_TILES (8 KiB, 64 invocations);
+ * - hardware adapters with >= 32 KiB workgroup storage and >= 256 invocations: LARGE_TILES, unless
+ *   the output is too small to fill a few of them (m or n < 128: DEFAULT_TILES);
+ * - any adapter, m or n <= 32: SMALL_TILES.
+ * TODO(subgroup-matrix): adapters with 'chromium-experimental-subgroup-matrix' should get a
+ * subgroup-matrix variant here (see shaders/matmul.wgsl); not implemented, no hardware to test it.
+ */
+export function matmulTiles(adapter: MatmulAdapter, m: number, n: number): MatmulTiles {
+  if (m <= 32 || n <= 32) return SMALL_TILES;
+  if (adapter.software) return SOFTWARE_TILES;
+  if (!adapter.software && adapter.maxComputeWorkgroupStorageSize >= 32 * 1024 && adapter.maxComputeInvocationsPerWorkgroup >= 256 && m >= 128 && n >= 128) {
+    return LARGE_TILES;
+  }
+  return DEFAULT_TILES;
+}
+
 /** Batched matmul on the GPU (float32 result, cast once to out's dtype when it is not float32). */
-export function matmul(g: WebGPUBackend, a: TensorRef, b: TensorRef, out: TensorRef, options: MatmulOptions = {}): void {
+export function matmul(g: WebGPUBackend, a: TensorRef, b: TensorRef, out: TensorRef, options: MatmulOptions = {}, tiles?: MatmulTiles): void {
   const r = out.shape.length;
   const m = out.shape[r - 2], n = out.shape[r - 1];
   const k = options.transA ? a.shape[a.shape.length - 2] : a.shape[a.shape.length - 1];
   const batch = numel(out.shape.slice(0, r - 2));
   const batchOf = (t: TensorRef) => numel(t.shape.slice(0, t.shape.length - 2));
+  const t = tiles ?? matmulTiles({
+    software: g.software,
+    maxComputeWorkgroupStorageSize: g.device.limits.maxComputeWorkgroupStorageSize,
+    maxComputeInvocationsPerWorkgroup: g.device.limits.maxComputeInvocationsPerWorkgroup,
+    features: g.features,
+  }, m, n);
   const target = out.dtype === 'float32' ? out : { storage: g.alloc(m * n * batch * 4, 'temporary', 'matmul f32'), offset: 0, shape: out.shape, dtype: 'float32' as const };
   const p = g.pipeline('matmul', () => g.shader('dtype') + accessor('a', 0, 'read') + accessor('b', 1, 'read') + accessor('out', 2, 'read_write') + g.shader('matmul'), {
     FA: fmtId(a.dtype), FB: fmtId(b.dtype), TRANS_A: options.transA ? 1 : 0, TRANS_B: options.transB ? 1 : 0,
+    TILE_M: t.tileM, TILE_N: t.tileN, TILE_K: t.tileK, THREAD_M: t.threadM, THREAD_N: t.threadN,
   });
-  const tilesN = Math.ceil(n / 16), tilesM = Math.ceil(m / 16);
+  const tilesN = Math.ceil(n / t.tileN), tilesM = Math.ceil(m / t.tileM);
   const u = new ArrayBuffer(48);
   new Uint32Array(u).set([m, k, n, batch, batchOf(a) === 1 ? 0 : m * k, batchOf(b) === 1 ? 0 : k * n, a.offset, b.offset]);
   new Float32Array(u)[8] = options.alpha ?? 1;
