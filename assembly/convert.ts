@@ -14,7 +14,8 @@ import {
   return z ^ (z >> 31);
 }
 
-@inline function storeCode(dst: usize, i: usize, width: i32, code: u32): void {
+/** Stores one code of `width` bytes as element i of dst. */
+@inline export function storeCode(dst: usize, i: usize, width: i32, code: u32): void {
   if (width == 4) store<u32>(dst + (i << 2), code);
   else if (width == 2) store<u16>(dst + (i << 1), <u16>code);
   else store<u8>(dst + i, <u8>code);

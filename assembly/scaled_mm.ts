@@ -7,7 +7,8 @@
 //     simple GPU kernel uses.
 // Scales are applied to the accumulated sum (per block for MX), then the result is rounded once
 // to the output format.
-import { ROUND_NEAREST_EVEN, decodeBits32, encodeBits64, bits as fmtBits } from "./formats";
+import { ROUND_NEAREST_EVEN, decodeBits32, encodeBits64 } from "./formats";
+import { codeWidth, storeCode } from "./convert";
 
 export const SCALE_TENSOR: i32 = 0; // one float32
 export const SCALE_ROWWISE: i32 = 1; // A: M float32 (one per row); B: N float32 (one per column)
@@ -42,7 +43,7 @@ export function scaledMatmul(
   const db = work + ((<usize>m * <usize>k) << 3);
   decodeF64(fmtA, a, da, <usize>m * <usize>k);
   decodeF64(fmtB, b, db, <usize>k * <usize>n);
-  const width = fmtBits(outFmt) > 16 ? 4 : fmtBits(outFmt) > 8 ? 2 : 1;
+  const width = codeWidth(outFmt);
   const blocks = scaleAKind == SCALE_MX ? k / blockSize : 1;
   const span = scaleAKind == SCALE_MX ? blockSize : k;
   for (let i = 0; i < m; i++) {
@@ -71,9 +72,7 @@ export function scaledMatmul(
       else if (scaleAKind == SCALE_ROWWISE) total *= <f64>load<f32>(scaleA + (<usize>i << 2)) * <f64>load<f32>(scaleB + (<usize>j << 2));
       const code = encodeBits64(outFmt, reinterpret<u64>(total), ROUND_NEAREST_EVEN, false, 0);
       const o = <usize>i * <usize>n + <usize>j;
-      if (width == 4) store<u32>(dst + (o << 2), code);
-      else if (width == 2) store<u16>(dst + (o << 1), <u16>code);
-      else store<u8>(dst + o, <u8>code);
+      storeCode(dst, o, width, code);
     }
   }
 }

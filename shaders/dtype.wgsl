@@ -170,12 +170,6 @@ fn decode_bits(f: u32, code: u32) -> u32 {
   return sign | (u32(exponent + 127) << 23u) | ((frac << (23u - p)) & 0x7fffffu);
 }
 
-// Element i of a packed array of `f` codes, given the word(s) that hold it: see load_* accessors.
-fn code_shift(f: u32, i: u32) -> u32 {
-  let b = fmt_bits(f);
-  return (i * b) & 31u;
-}
-
 // Elements per output group and words per group: one word, except fp6 (16 codes in 3 words).
 fn group_elems(f: u32) -> u32 {
   let b = fmt_bits(f);
