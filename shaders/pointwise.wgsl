@@ -96,7 +96,8 @@ fn binary_op(a: f32, b: f32) -> f32 {
 fn compute(i: u32) -> u32 {
   let ia = bindex(i, params.sa, (params.flags & 16u) != 0u, params.off.x);
   if (KIND == 0u) {
-    // Integer-only path: bit-identical to the WebAssembly encoder.
+    // Integer-only path: bit-identical to the WebAssembly encoder. Same format: the code itself.
+    if (FA == FO && (params.flags & 3u) == 0u) { return a_code(ia, FA); }
     return encode_bits(FO, decode_bits(FA, a_code(ia, FA)), (params.flags & 1u) != 0u, (params.flags & 2u) != 0u);
   }
   var v: f32;

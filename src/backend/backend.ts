@@ -77,6 +77,8 @@ export interface AdamWHyper {
 export interface Kernels {
   /** out = x converted to out.dtype (bit-identical to encode/decode; NaN payloads kept as there). */
   cast(x: TensorRef, out: TensorRef, options?: CastOptions): void;
+  /** out = x with its last two dimensions swapped (same dtype; codes copied bit for bit). */
+  transpose(x: TensorRef, out: TensorRef): void;
   unary(op: UnaryOp, x: TensorRef, out: TensorRef, alpha?: number): void;
   binary(op: BinaryOp, a: TensorRef, b: TensorRef, out: TensorRef): void;
   /** out = cond != 0 ? a : b, broadcasting. */

@@ -114,6 +114,15 @@ export class Tensor implements TensorRef {
     return out;
   }
 
+  /** A contiguous copy with the last two dimensions swapped (codes copied bit for bit). */
+  transpose(): Tensor {
+    if (this.rank < 2) throw new InvalidArgumentError(`transpose needs a tensor of rank >= 2, got [${this.shape.join(', ')}]`);
+    const shape = [...this.shape.slice(0, -2), this.shape[this.rank - 1], this.shape[this.rank - 2]];
+    const out = Tensor.empty(this.backend, shape, { dtype: this.dtype, category: this.category, label: this.shared.storage.label });
+    this.backend.transpose(this, out);
+    return out;
+  }
+
   /** A copy on another backend (same bytes). */
   async toBackend(backend: Backend): Promise<Tensor> {
     const bytes = storageBytes(this.dtype, this.size);

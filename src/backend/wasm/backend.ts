@@ -192,12 +192,47 @@ export class WasmBackend implements Backend {
   // ---- kernels: elementwise, reductions, softmax, matmul -------------------------------------
 
   cast(x: TensorRef, out: TensorRef, options: CastOptions = {}): void {
+    if (x.dtype === out.dtype && !options.saturate && (options.rounding ?? 'nearest-even') === 'nearest-even') {
+      return this.moveCodes(x, out, (a, b) => b.set(a)); // same dtype: an exact copy of the codes
+    }
     const src = this.stageIn(x); // exact: every format decodes exactly to float32
     const n = numel(out.shape);
     if (out.dtype === 'float32' && !options.saturate && (options.rounding ?? 'nearest-even') === 'nearest-even') {
       new Uint8Array(kernelExports().memory.buffer).copyWithin(this.ptr(out.storage), src.ptr, src.ptr + n * 4);
     } else this.encodeInto(src.ptr, out, options);
     src.release();
+  }
+
+  transpose(x: TensorRef, out: TensorRef): void {
+    const r = x.shape.length;
+    const rows = x.shape[r - 2], cols = x.shape[r - 1];
+    this.moveCodes(x, out, (a, b, n) => {
+      for (let m = 0; m < n; m += rows * cols) {
+        for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) b[m + j * rows + i] = a[m + i * cols + j];
+      }
+    });
+  }
+
+  /**
+   * Copies x's codes (unpacked, one element each) into out (same dtype) through `permute`: moves
+   * codes, never values, so every bit (NaN payloads included) is kept.
+   */
+  private moveCodes(x: TensorRef, out: TensorRef, permute: (src: Uint8Array | Uint16Array | Uint32Array, dst: Uint8Array | Uint16Array | Uint32Array, n: number) => void): void {
+    const w = kernelExports();
+    const n = numel(x.shape);
+    const bits = x.dtype === 'int32' ? 32 : formatOf(x.dtype).bits;
+    const width = bits > 16 ? 4 : bits > 8 ? 2 : 1;
+    const src = this.temp(n * width, 'codes in'), dst = this.temp(n * width, 'codes out');
+    const base = this.ptr(x.storage);
+    if (bits < 8) w.unpackRange(bits, base, x.offset, src.ptr, n);
+    else new Uint8Array(w.memory.buffer).copyWithin(src.ptr, base + x.offset * width, base + (x.offset + n) * width);
+    const view = (p: number) => (width === 4 ? new Uint32Array(w.memory.buffer, p, n) : width === 2 ? new Uint16Array(w.memory.buffer, p, n) : new Uint8Array(w.memory.buffer, p, n));
+    permute(view(src.ptr), view(dst.ptr), n);
+    const o = this.ptr(out.storage);
+    if (bits < 8) w.pack(bits, dst.ptr, o, n);
+    else new Uint8Array(w.memory.buffer).copyWithin(o, dst.ptr, dst.ptr + n * width);
+    this.free(src.storage);
+    this.free(dst.storage);
   }
 
   unary(op: UnaryOp, x: TensorRef, out: TensorRef, alpha = 0): void {

@@ -237,7 +237,7 @@ export class WebGPUBackend implements Backend {
 
   // ---- pointwise kernels ----------------------------------------------------------------------
 
-  private pointwise(kind: number, op: number, inputs: readonly TensorRef[], out: TensorRef, alpha: number, flags: number): void {
+  private pointwise(kind: number, op: number, inputs: readonly TensorRef[], out: TensorRef, alpha: number, flags: number, strides?: readonly number[]): void {
     const [a, b = a, c = a] = inputs;
     const n = numel(out.shape);
     if (n === 0) return;
@@ -249,14 +249,14 @@ export class WebGPUBackend implements Backend {
     const u32 = new Uint32Array(u);
     const f32 = new Float32Array(u);
     let fl = flags;
-    inputs.forEach((t, k) => { if (sameShape(t.shape, out.shape)) fl |= 16 << k; });
+    inputs.forEach((t, k) => { if (!strides && sameShape(t.shape, out.shape)) fl |= 16 << k; });
     u32[0] = n;
     u32[1] = rank;
     f32[2] = alpha;
     u32[3] = fl;
     u32[4] = a.offset; u32[5] = b.offset; u32[6] = c.offset;
     out.shape.forEach((d, i) => { u32[8 + i] = d; });
-    inputs.forEach((t, k) => broadcastStrides(t.shape, out.shape).forEach((s, i) => { u32[16 + 8 * k + i] = s; }));
+    inputs.forEach((t, k) => (strides ?? broadcastStrides(t.shape, out.shape)).forEach((s, i) => { u32[16 + 8 * k + i] = s; }));
     const groupElems = formatOf(out.dtype === 'int32' ? 'float32' : out.dtype).bits === 6 ? 16 : 32 / (out.dtype === 'int32' ? 32 : formatOf(out.dtype).bits);
     const groups = Math.ceil(n / groupElems);
     this.dispatch(p, [{ storage: a.storage }, { storage: b.storage }, { storage: c.storage }, { storage: out.storage, what: 'output' }], u, Math.ceil(groups / WORKGROUP));
@@ -265,6 +265,14 @@ export class WebGPUBackend implements Backend {
   cast(x: TensorRef, out: TensorRef, options: CastOptions = {}): void {
     if (options.rounding === 'stochastic') throw new MemfitError('NOT_IMPLEMENTED', 'stochastic rounding casts run on the wasm backend only (for now)');
     this.pointwise(0, 0, [x], out, 0, (options.saturate ? 1 : 0) | (options.rounding === 'toward-zero' ? 2 : 0));
+  }
+
+  transpose(x: TensorRef, out: TensorRef): void {
+    // The integer-only cast kernel (same dtype: codes unchanged) reading x through swapped strides.
+    const r = x.shape.length;
+    const strides = broadcastStrides(x.shape, x.shape);
+    [strides[r - 2], strides[r - 1]] = [strides[r - 1], strides[r - 2]];
+    this.pointwise(0, 0, [x], out, 0, 0, strides);
   }
 
   unary(op: UnaryOp, x: TensorRef, out: TensorRef, alpha = 0): void {
