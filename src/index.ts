@@ -23,3 +23,4 @@ export { MemoryTracker, CATEGORIES, sizeClass } from './backend/memory.js';
 export type { Category, MemoryStats, MemoryTrace, MemoryEvent, CategoryStats } from './backend/memory.js';
 export { WasmBackend } from './backend/wasm/backend.js';
 export { NotImplementedError } from './backend/not_implemented.js';
+export * from './autograd/index.js';

@@ -1,0 +1,311 @@
+// Reverse-mode autograd as a layer over Tensor. A Variable wraps a Tensor; every op on Variables
+// that needs a gradient records a Node (its inputs, the tensors it saved for backward, and the
+// backward closure written beside its forward in ops.ts). backward() walks the recorded nodes in
+// reverse order of creation (the tape), frees each node's saved tensors as soon as its backward has
+// run, and accumulates (+=) into the .grad of leaf Variables (float32, category 'gradient').
+//
+// Saved tensors go through pack/unpack hooks (PyTorch's saved_tensors_hooks), installable for a
+// scope with withSavedTensorsHooks(). The default keeps a tensor as it is (a view holding a
+// reference to its storage, so an activation the user disposes stays alive until backward).
+import { InvalidArgumentError } from '../errors.js';
+import { Tensor } from '../tensor/tensor.js';
+import type { Backend } from '../backend/backend.js';
+import { storageBytes } from '../backend/wasm/backend.js';
+
+// ---- grad mode --------------------------------------------------------------------------------
+
+let gradEnabled = true;
+let inferenceDepth = 0;
+
+/** True when ops record a graph (not inside noGrad or inferenceMode). */
+export function isGradEnabled(): boolean { return gradEnabled; }
+/** True inside inferenceMode(). */
+export function isInferenceMode(): boolean { return inferenceDepth > 0; }
+
+function withMode<T>(enabled: boolean, inference: boolean, fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = enabled;
+  if (inference) inferenceDepth++;
+  try {
+    const r = fn();
+    if (r instanceof Promise) throw new InvalidArgumentError('noGrad/inferenceMode take a synchronous function');
+    return r;
+  } finally {
+    gradEnabled = prev;
+    if (inference) inferenceDepth--;
+  }
+}
+
+/** Runs fn without recording: no graph, nothing saved for backward. torch.no_grad. */
+export function noGrad<T>(fn: () => T): T { return withMode(false, false, fn); }
+
+/**
+ * Like noGrad, and the Variables created are inference variables: they can never be saved for
+ * backward later (using one in a recorded op that would save it throws). torch.inference_mode.
+ */
+export function inferenceMode<T>(fn: () => T): T { return withMode(false, true, fn); }
+
+/** Runs fn with recording on (inside noGrad, say). torch.enable_grad. */
+export function enableGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  if (inferenceDepth > 0) throw new InvalidArgumentError('enableGrad inside inferenceMode is not supported');
+  gradEnabled = true;
+  try { return fn(); } finally { gradEnabled = prev; }
+}
+
+// ---- saved-tensor hooks --------------------------------------------------------------------------
+
+/**
+ * pack(t) is called when an op saves t for backward; t is borrowed (do not dispose it; take a view
+ * or a copy to keep it). unpack(packed) is called once, when backward needs the tensor: it returns
+ * a Tensor that autograd owns and disposes right after use. release(packed), if given, is called
+ * when the saved value is dropped without being unpacked (releaseGraph).
+ */
+export interface SavedTensorsHooks<P = unknown> {
+  pack(t: Tensor): P;
+  unpack(packed: P): Tensor;
+  release?(packed: P): void;
+}
+
+/** The default: keep the tensor as it is (a new reference to the same storage). */
+export const keepSavedTensors: SavedTensorsHooks<Tensor> = {
+  pack: (t) => t.reshape(t.shape),
+  unpack: (t) => t,
+  release: (t) => t.dispose(),
+};
+
+const hookStack: SavedTensorsHooks<any>[] = [];
+
+/** Runs fn with these hooks applied to every tensor saved for backward inside it. */
+export function withSavedTensorsHooks<T, P>(hooks: SavedTensorsHooks<P>, fn: () => T): T {
+  hookStack.push(hooks);
+  try { return fn(); } finally { hookStack.pop(); }
+}
+
+const saved = { count: 0, bytes: 0 };
+
+/** Tensors currently saved for backward (packed and not yet used or released), and their bytes as tensors. */
+export function savedTensorStats(): { count: number; bytes: number } { return { ...saved }; }
+
+class SavedTensor {
+  private hooks: SavedTensorsHooks<any> | null;
+  private packed: unknown;
+  private readonly bytes: number;
+
+  constructor(t: Tensor) {
+    this.hooks = hookStack[hookStack.length - 1] ?? keepSavedTensors;
+    this.bytes = storageBytes(t.dtype, t.size);
+    this.packed = this.hooks.pack(t);
+    saved.count++;
+    saved.bytes += this.bytes;
+  }
+
+  /** The tensor back (owned by the caller); the saved value is gone afterwards. */
+  take(): Tensor {
+    if (!this.hooks) throw new InvalidArgumentError('a saved tensor was used after it was freed: backward through the same graph twice?');
+    const t = this.hooks.unpack(this.packed);
+    this.drop();
+    return t;
+  }
+
+  release(): void {
+    if (!this.hooks) return;
+    this.hooks.release?.(this.packed);
+    this.drop();
+  }
+
+  private drop(): void {
+    this.hooks = null;
+    this.packed = undefined;
+    saved.count--;
+    saved.bytes -= this.bytes;
+  }
+}
+
+// ---- graph --------------------------------------------------------------------------------------
+
+/** backward(gy, saved, needs) returns one gradient per input (null where not needed); it owns none of its arguments. */
+export type BackwardFn = (gy: Tensor, saved: (Tensor | null)[], needs: boolean[]) => (Tensor | null)[];
+
+let nextSeq = 0;
+
+/** One recorded op. */
+export class Node {
+  readonly seq = nextSeq++;
+  private saved: (SavedTensor | null)[];
+  private freed = false;
+
+  constructor(
+    readonly name: string,
+    readonly inputs: readonly Variable[],
+    readonly needs: readonly boolean[],
+    toSave: (Tensor | null)[],
+    private readonly backwardFn: BackwardFn,
+  ) {
+    this.saved = toSave.map((t) => (t ? new SavedTensor(t) : null));
+  }
+
+  /** Runs the backward closure; the saved tensors are unpacked, used and disposed. */
+  apply(gy: Tensor): (Tensor | null)[] {
+    if (this.freed) throw new InvalidArgumentError(`${this.name}: its saved tensors were already freed (backward through the same graph twice, or after releaseGraph)`);
+    this.freed = true;
+    const ts = this.saved.map((s) => (s ? s.take() : null));
+    this.saved = [];
+    try {
+      return this.backwardFn(gy, ts, [...this.needs]);
+    } finally {
+      for (const t of ts) t?.dispose();
+    }
+  }
+
+  releaseSaved(): void {
+    this.freed = true;
+    for (const s of this.saved) s?.release();
+    this.saved = [];
+  }
+}
+
+export interface VariableOptions {
+  requiresGrad?: boolean;
+}
+
+/** A Tensor with autograd: requiresGrad, grad, and the Node that produced it (null for leaves). */
+export class Variable {
+  grad: Tensor | null = null;
+  /** Created inside inferenceMode: may never be saved for backward. */
+  readonly isInference: boolean;
+
+  constructor(readonly data: Tensor, options: VariableOptions = {}, readonly gradFn: Node | null = null) {
+    this.requiresGrad = options.requiresGrad ?? gradFn !== null;
+    this.isInference = inferenceDepth > 0;
+    if (this.requiresGrad && data.dtype !== 'float32') throw new InvalidArgumentError(`only float32 variables can require grad, got ${data.dtype}`);
+  }
+
+  requiresGrad: boolean;
+
+  static from(backend: Backend, data: ArrayLike<number> | Float32Array, shape: readonly number[], options: VariableOptions & { category?: 'parameter' | 'data' | 'activation' } = {}): Variable {
+    return new Variable(Tensor.from(backend, data, shape, { category: options.category ?? 'data' }), options);
+  }
+
+  get shape(): readonly number[] { return this.data.shape; }
+  get backend(): Backend { return this.data.backend; }
+  get isLeaf(): boolean { return this.gradFn === null; }
+
+  /** A Variable on the same storage (a new reference), outside the graph. */
+  detach(): Variable { return new Variable(this.data.reshape(this.shape), { requiresGrad: false }); }
+
+  /**
+   * Backpropagates from this variable. A scalar (shape []) is seeded with 1; otherwise pass
+   * gradOutput (same shape; not taken over). Saved tensors are freed as they are used, so the graph
+   * can be walked once.
+   */
+  backward(gradOutput?: Tensor): void {
+    if (!this.requiresGrad) throw new InvalidArgumentError('backward() on a variable that does not require grad');
+    let seed: Tensor;
+    if (gradOutput) {
+      if (gradOutput.shape.join() !== this.shape.join()) throw new InvalidArgumentError(`gradOutput shape [${gradOutput.shape.join(', ')}] differs from [${this.shape.join(', ')}]`);
+      seed = gradOutput.reshape(gradOutput.shape);
+    } else {
+      if (this.shape.length !== 0) throw new InvalidArgumentError(`backward() without gradOutput needs a scalar (shape []), got [${this.shape.join(', ')}]`);
+      seed = Tensor.from(this.backend, [1], [], { category: 'temporary' });
+    }
+    runBackward(this, seed);
+  }
+
+  /** Drops the graph behind this variable without running backward (frees its saved tensors). */
+  releaseGraph(): void {
+    if (!this.gradFn) return;
+    for (const n of collect(this.gradFn)) n.releaseSaved();
+  }
+
+  /** Sets .grad to null (freeing it). */
+  zeroGrad(): void {
+    this.grad?.dispose();
+    this.grad = null;
+  }
+
+  /** Frees the data (and the grad); the graph's saved tensors are freed by backward or releaseGraph. */
+  dispose(): void {
+    this.data.dispose();
+    this.zeroGrad();
+  }
+}
+
+/** Records an op's output: a Node when grad mode is on and an input requires grad. */
+export function record(
+  name: string, out: Tensor, inputs: Variable[],
+  save: (needs: boolean[]) => (Tensor | null)[], backward: BackwardFn,
+): Variable {
+  const needs = inputs.map((v) => v.requiresGrad);
+  if (!gradEnabled || !needs.some(Boolean)) return new Variable(out, { requiresGrad: false });
+  const toSave = save(needs);
+  for (const t of toSave) {
+    if (!t) continue;
+    const owner = inputs.find((v) => v.data === t);
+    if (owner?.isInference) throw new InvalidArgumentError(`${name}: an inference variable cannot be saved for backward (it was made inside inferenceMode)`);
+  }
+  return new Variable(out, { requiresGrad: true }, new Node(name, inputs, needs, toSave, backward));
+}
+
+function collect(root: Node): Node[] {
+  const seen = new Set<Node>();
+  const stack = [root];
+  while (stack.length) {
+    const n = stack.pop()!;
+    if (seen.has(n)) continue;
+    seen.add(n);
+    for (const v of n.inputs) if (v.gradFn && !seen.has(v.gradFn)) stack.push(v.gradFn);
+  }
+  // A node is always created after the nodes of its inputs: descending seq is a topological order.
+  return [...seen].sort((a, b) => b.seq - a.seq);
+}
+
+function accumulate(v: Variable, g: Tensor): void {
+  if (g.shape.join() !== v.shape.join()) throw new InvalidArgumentError(`internal: gradient shape [${g.shape.join(', ')}] for a variable of shape [${v.shape.join(', ')}]`);
+  const be = v.backend;
+  if (!v.grad) {
+    v.grad = Tensor.empty(be, v.shape, { category: 'gradient', label: 'grad' });
+    be.unary('scale', g, v.grad, 1);
+  } else be.binary('add', v.grad, g, v.grad); // in place: grad += g
+}
+
+function runBackward(root: Variable, seed: Tensor): void {
+  if (!root.gradFn) {
+    accumulate(root, seed);
+    seed.dispose();
+    return;
+  }
+  const order = collect(root.gradFn);
+  const grads = new Map<Node, Tensor>([[root.gradFn, seed]]);
+  try {
+    for (const node of order) {
+      const gy = grads.get(node);
+      grads.delete(node);
+      if (!gy) { node.releaseSaved(); continue; }
+      let gins: (Tensor | null)[];
+      try { gins = node.apply(gy); } finally { gy.dispose(); }
+      node.inputs.forEach((v, i) => {
+        const g = gins[i];
+        if (!g) return;
+        if (!v.requiresGrad) { g.dispose(); return; }
+        if (v.gradFn) {
+          const prev = grads.get(v.gradFn);
+          if (prev) {
+            // Out of place: prev or g may be a view sharing storage with another pending gradient.
+            const sum = Tensor.empty(v.backend, prev.shape, { category: 'temporary', label: 'grad' });
+            v.backend.binary('add', prev, g, sum);
+            prev.dispose();
+            g.dispose();
+            grads.set(v.gradFn, sum);
+          } else grads.set(v.gradFn, g);
+        } else {
+          accumulate(v, g);
+          g.dispose();
+        }
+      });
+    }
+  } finally {
+    for (const g of grads.values()) g.dispose();
+    for (const n of order) n.releaseSaved();
+  }
+}
