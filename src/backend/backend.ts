@@ -149,3 +149,13 @@ export interface Backend extends Kernels {
   /** Releases the device (GPU) or nothing (wasm). The backend is unusable afterwards. */
   destroy(): void;
 }
+
+/** Kernels that both backends implement in per-family modules (norms, embedding, attention, loss, optim, scaled matmul). */
+export type FamilyKernelName =
+  | 'rmsNorm' | 'rmsNormBackward' | 'layerNorm' | 'layerNormBackward' | 'embedding' | 'embeddingBackward' | 'attention'
+  | 'attentionBackward' | 'crossEntropy' | 'scaledMatmul' | 'nonFiniteCheckAndUnscale' | 'globalNorm' | 'adamw';
+
+/** A table of kernel functions for backend type B: each Kernels method with the backend as first argument. */
+export type FamilyTable<B, K extends keyof Kernels> = {
+  [N in K]: Kernels[N] extends (...args: infer A) => infer R ? (backend: B, ...args: A) => R : never;
+};

@@ -1,7 +1,7 @@
 // The wasm backend's kernels that live in family modules (one file per kernel family, each with
 // its AssemblyScript twin in assembly/kernels/ and its shader in shaders/).
 import type { WasmBackend } from './backend.js';
-import type { Backend } from '../backend.js';
+import type { FamilyKernelName, FamilyTable } from '../backend.js';
 import * as norms from './norms.js';
 import * as embedding from './embedding.js';
 import * as attention from './attention.js';
@@ -9,11 +9,7 @@ import * as loss from './loss.js';
 import * as optim from './optim.js';
 import * as scaledMm from './scaled_mm.js';
 
-type WithBackend<F> = F extends (...args: infer A) => infer R ? (backend: WasmBackend, ...args: A) => R : never;
-type FamilyKernels = {
-  [K in 'rmsNorm' | 'rmsNormBackward' | 'layerNorm' | 'layerNormBackward' | 'embedding' | 'embeddingBackward' | 'attention'
-    | 'attentionBackward' | 'crossEntropy' | 'scaledMatmul' | 'nonFiniteCheckAndUnscale' | 'globalNorm' | 'adamw']: WithBackend<Backend[K]>;
-};
+type FamilyKernels = FamilyTable<WasmBackend, FamilyKernelName>;
 
 export const wasmFamilies: FamilyKernels = {
   rmsNorm: norms.rmsNorm,

@@ -1,7 +1,7 @@
 // The webgpu backend's kernels that live in family modules (one file per kernel family, with the
 // WGSL in shaders/ and the WebAssembly twin in assembly/kernels/).
 import type { WebGPUBackend } from './backend.js';
-import type { Backend } from '../backend.js';
+import type { FamilyKernelName, FamilyTable } from '../backend.js';
 import * as mm from './matmul.js';
 import * as norms from './norms.js';
 import * as embedding from './embedding.js';
@@ -10,11 +10,7 @@ import * as loss from './loss.js';
 import * as optim from './optim.js';
 import * as scaledMm from './scaled_mm.js';
 
-type WithBackend<F> = F extends (...args: infer A) => infer R ? (backend: WebGPUBackend, ...args: A) => R : never;
-type FamilyKernels = {
-  [K in 'matmul' | 'rmsNorm' | 'rmsNormBackward' | 'layerNorm' | 'layerNormBackward' | 'embedding' | 'embeddingBackward' | 'attention'
-    | 'attentionBackward' | 'crossEntropy' | 'scaledMatmul' | 'nonFiniteCheckAndUnscale' | 'globalNorm' | 'adamw']: WithBackend<Backend[K]>;
-};
+type FamilyKernels = FamilyTable<WebGPUBackend, FamilyKernelName | 'matmul'>;
 
 export const gpuFamilies: FamilyKernels = {
   matmul: mm.matmul,
