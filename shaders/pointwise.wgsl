@@ -88,6 +88,15 @@ fn binary_op(a: f32, b: f32) -> f32 {
     case 4u: { return pow(a, b); }
     case 5u: { return select(max(a, b), qnan(), is_nan(a) || is_nan(b)); }
     case 6u: { return select(min(a, b), qnan(), is_nan(a) || is_nan(b)); }
+    // Backward ops: a = the output gradient, b = the forward input x (or output y for 10u, 11u).
+    case 7u: { return select(0.0, a, b > 0.0); }
+    case 8u: { return a * (0.5 * (1.0 + erf32(b * 0.70710678118654752)) + b * exp(-0.5 * b * b) * 0.39894228040143268); }
+    case 9u: {
+      let s = 1.0 / (1.0 + exp(-b));
+      return a * (s * (1.0 + b * (1.0 - s)));
+    }
+    case 10u: { return a * (b * (1.0 - b)); }
+    case 11u: { return a * (1.0 - b * b); }
     default: { return 0.0; }
   }
 }

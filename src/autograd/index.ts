@@ -4,4 +4,8 @@ export {
   withSavedTensorsHooks, keepSavedTensors, savedTensorStats,
 } from './variable.js';
 export type { SavedTensorsHooks, BackwardFn, VariableOptions } from './variable.js';
-export { add, sub, mul, matmul, relu, exp, scale, sum, mean, unbroadcast } from './ops.js';
+export {
+  add, sub, mul, div, neg, scale, addScalar, exp, log, square, sqrt, relu, gelu, silu, sigmoid, tanh,
+  reshape, transpose, sum, mean, softmax, logSoftmax, matmul, constant, unbroadcast,
+} from './ops.js';
+export type { ReduceOptions } from './ops.js';

@@ -1,77 +1,20 @@
 // Differentiable ops on Variables. Each op computes its forward with the backend kernels (outputs
 // in the 'activation' category), says what it saves for backward, and gives its backward closure
-// right beside it. Gradients made during backward are 'temporary' tensors; leaves' .grad are
-// 'gradient' tensors (see variable.ts).
+// right beside it. Inputs may be any float dtype (the kernels compute in float32); outputs and
+// gradients are float32.
 import { InvalidArgumentError, ShapeMismatchError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
-import type { BinaryOp, UnaryOp } from '../backend/backend.js';
-import type { Category } from '../backend/memory.js';
-import { broadcastShapes, numel } from '../backend/shape.js';
+import type { BinaryOp, MatmulOptions, UnaryOp } from '../backend/backend.js';
+import { normAxis, numel } from '../backend/shape.js';
 import { record, Variable } from './variable.js';
+import { expand, floating, kBinary, kSum, kSumKeep, kUnary, pass, sameBackend, scalar, unbroadcast } from './kernels.js';
 
-// ---- kernel helpers (explicit categories; dispatch() always allocates 'activation') ----------
+export { unbroadcast } from './kernels.js';
 
-function same(a: Tensor, b: Tensor): void {
-  if (a.backend !== b.backend) throw new InvalidArgumentError(`variables are on different backends (${a.backend.kind} and ${b.backend.kind})`);
-}
-
-function f32(t: Tensor, op: string): void {
-  if (t.dtype !== 'float32') throw new InvalidArgumentError(`autograd ${op}: float32 tensors only, got ${t.dtype}`);
-}
-
-function kUnary(op: UnaryOp, x: Tensor, category: Category, alpha?: number): Tensor {
-  const out = Tensor.empty(x.backend, x.shape, { category });
-  x.backend.unary(op, x, out, alpha);
-  return out;
-}
-
-function kBinary(op: BinaryOp, a: Tensor, b: Tensor, category: Category, shape: readonly number[] = broadcastShapes(a.shape, b.shape)): Tensor {
-  same(a, b);
-  const out = Tensor.empty(a.backend, shape, { category });
-  a.backend.binary(op, a, b, out);
-  return out;
-}
-
-function kSum(x: Tensor, axis: number | null, category: Category): Tensor {
-  const shape = axis === null ? [] : x.shape.filter((_, i) => i !== axis);
-  const out = Tensor.empty(x.backend, shape, { category });
-  x.backend.reduce('sum', x, out, axis);
-  return out;
-}
-
-/** g broadcast to `shape` (a new tensor). */
-function expand(g: Tensor, shape: readonly number[], category: Category = 'temporary'): Tensor {
-  const zero = Tensor.from(g.backend, [0], [], { category: 'temporary' });
-  try {
-    return kBinary('add', g, zero, category, shape);
-  } finally {
-    zero.dispose();
-  }
-}
-
-function sumKeep(t: Tensor, axis: number): Tensor {
-  const s = kSum(t, axis, 'temporary');
-  const r = s.reshape([...t.shape.slice(0, axis), 1, ...t.shape.slice(axis + 1)]);
-  s.dispose();
-  return r;
-}
-
-/** Sums g (a broadcast of `shape`) over the broadcast dimensions back to `shape`; takes over g. */
-export function unbroadcast(g: Tensor, shape: readonly number[]): Tensor {
-  let t = g;
-  const swap = (n: Tensor) => { t.dispose(); t = n; };
-  while (t.rank > shape.length) swap(kSum(t, 0, 'temporary'));
-  for (let i = 0; i < shape.length; i++) if (shape[i] === 1 && t.shape[i] !== 1) swap(sumKeep(t, i));
-  return t;
-}
-
-/** A new reference to g (same storage), the gradient passed straight through. */
-const pass = (g: Tensor): Tensor => g.reshape(g.shape);
-
-// ---- ops --------------------------------------------------------------------------------------
+// ---- elementwise ------------------------------------------------------------------------------
 
 export function add(a: Variable, b: Variable): Variable {
-  f32(a.data, 'add'); f32(b.data, 'add');
+  floating(a.data, 'add'); floating(b.data, 'add');
   const y = kBinary('add', a.data, b.data, 'activation');
   return record('add', y, [a, b], () => [], (gy, _s, needs) => [
     needs[0] ? unbroadcast(pass(gy), a.shape) : null,
@@ -80,7 +23,7 @@ export function add(a: Variable, b: Variable): Variable {
 }
 
 export function sub(a: Variable, b: Variable): Variable {
-  f32(a.data, 'sub'); f32(b.data, 'sub');
+  floating(a.data, 'sub'); floating(b.data, 'sub');
   const y = kBinary('sub', a.data, b.data, 'activation');
   return record('sub', y, [a, b], () => [], (gy, _s, needs) => [
     needs[0] ? unbroadcast(pass(gy), a.shape) : null,
@@ -89,7 +32,7 @@ export function sub(a: Variable, b: Variable): Variable {
 }
 
 export function mul(a: Variable, b: Variable): Variable {
-  f32(a.data, 'mul'); f32(b.data, 'mul');
+  floating(a.data, 'mul'); floating(b.data, 'mul');
   const y = kBinary('mul', a.data, b.data, 'activation');
   // d(a*b)/da = b, d/db = a: each input is saved only if the other one needs its gradient.
   return record('mul', y, [a, b], (needs) => [needs[1] ? a.data : null, needs[0] ? b.data : null], (gy, [sa, sb], needs) => [
@@ -98,75 +41,249 @@ export function mul(a: Variable, b: Variable): Variable {
   ]);
 }
 
-/** 2-D matrix product a [M, K] @ b [K, N]. */
-export function matmul(a: Variable, b: Variable): Variable {
-  f32(a.data, 'matmul'); f32(b.data, 'matmul');
-  same(a.data, b.data);
-  if (a.data.rank !== 2 || b.data.rank !== 2) throw new ShapeMismatchError(`autograd matmul is 2-D only, got [${a.shape.join(', ')}] @ [${b.shape.join(', ')}]`);
-  const [m, k] = a.shape, [k2, n] = b.shape;
-  if (k !== k2) throw new ShapeMismatchError(`matmul inner dimensions differ: [${a.shape.join(', ')}] @ [${b.shape.join(', ')}]`);
-  const be = a.backend;
-  const y = Tensor.empty(be, [m, n], { category: 'activation' });
-  be.matmul(a.data, b.data, y);
-  return record('matmul', y, [a, b], (needs) => [needs[1] ? a.data : null, needs[0] ? b.data : null], (gy, [sa, sb], needs) => {
-    let ga: Tensor | null = null, gb: Tensor | null = null;
-    if (needs[0]) { // dA = dY @ B^T
-      ga = Tensor.empty(be, [m, k], { category: 'temporary' });
-      be.matmul(gy, sb!, ga, { transB: true });
+/** a / b with broadcasting. */
+export function div(a: Variable, b: Variable): Variable {
+  floating(a.data, 'div'); floating(b.data, 'div');
+  const y = kBinary('div', a.data, b.data, 'activation');
+  // da = gy / b; db = -gy * y / b (= -gy a / b^2, from the saved output: a is not kept).
+  return record('div', y, [a, b], (needs) => [b.data, needs[1] ? y : null], (gy, [sb, sy], needs) => {
+    const ga = kBinary('div', gy, sb!, 'temporary');
+    let gb: Tensor | null = null;
+    if (needs[1]) {
+      const t = kBinary('mul', ga, sy!, 'temporary');
+      gb = unbroadcast(kUnary('neg', t, 'temporary'), b.shape);
+      t.dispose();
     }
-    if (needs[1]) { // dB = A^T @ dY
-      gb = Tensor.empty(be, [k, n], { category: 'temporary' });
-      be.matmul(sa!, gy, gb, { transA: true });
-    }
-    return [ga, gb];
+    if (!needs[0]) { ga.dispose(); return [null, gb]; }
+    return [unbroadcast(ga, a.shape), gb];
   });
 }
 
-export function relu(x: Variable): Variable {
-  f32(x.data, 'relu');
-  const y = kUnary('relu', x.data, 'activation');
-  // Saves its output (as PyTorch does): dx = dy where y > 0, else 0.
-  return record('relu', y, [x], () => [y], (gy, [sy]) => {
-    const be = gy.backend;
-    const zero = Tensor.from(be, [0], [], { category: 'temporary' });
-    const gx = Tensor.empty(be, gy.shape, { category: 'temporary' });
-    be.where(sy!, gy, zero, gx);
-    zero.dispose();
-    return [gx];
-  });
-}
-
-export function exp(x: Variable): Variable {
-  f32(x.data, 'exp');
-  const y = kUnary('exp', x.data, 'activation');
-  return record('exp', y, [x], () => [y], (gy, [sy]) => [kBinary('mul', gy, sy!, 'temporary')]);
+export function neg(x: Variable): Variable {
+  floating(x.data, 'neg');
+  return record('neg', kUnary('neg', x.data, 'activation'), [x], () => [], (gy) => [kUnary('neg', gy, 'temporary')]);
 }
 
 /** x * c for a constant c. */
 export function scale(x: Variable, c: number): Variable {
-  f32(x.data, 'scale');
+  floating(x.data, 'scale');
   const y = kUnary('scale', x.data, 'activation', c);
   return record('scale', y, [x], () => [], (gy) => [kUnary('scale', gy, 'temporary', c)]);
 }
 
-/** Sum of every element (shape []). */
-export function sum(x: Variable): Variable {
-  f32(x.data, 'sum');
-  const y = kSum(x.data, null, 'activation');
-  const shape = x.shape;
-  return record('sum', y, [x], () => [], (gy) => [expand(gy, shape)]);
+/** x + c for a constant c. */
+export function addScalar(x: Variable, c: number): Variable {
+  floating(x.data, 'addScalar');
+  return record('addScalar', kUnary('addScalar', x.data, 'activation', c), [x], () => [], (gy) => [pass(gy)]);
 }
 
-/** Mean of every element (shape []). */
-export function mean(x: Variable): Variable {
-  f32(x.data, 'mean');
-  const y = Tensor.empty(x.backend, [], { category: 'activation' });
-  x.backend.reduce('mean', x.data, y, null);
-  const shape = x.shape, n = numel(shape);
-  return record('mean', y, [x], () => [], (gy) => {
-    const s = kUnary('scale', gy, 'temporary', 1 / n);
+export function exp(x: Variable): Variable {
+  floating(x.data, 'exp');
+  const y = kUnary('exp', x.data, 'activation');
+  return record('exp', y, [x], () => [y], (gy, [sy]) => [kBinary('mul', gy, sy!, 'temporary')]);
+}
+
+export function log(x: Variable): Variable {
+  floating(x.data, 'log');
+  const y = kUnary('log', x.data, 'activation');
+  return record('log', y, [x], () => [x.data], (gy, [sx]) => [kBinary('div', gy, sx!, 'temporary')]);
+}
+
+export function square(x: Variable): Variable {
+  floating(x.data, 'square');
+  const y = kUnary('square', x.data, 'activation');
+  return record('square', y, [x], () => [x.data], (gy, [sx]) => {
+    const t = kBinary('mul', gy, sx!, 'temporary');
+    const g = kUnary('scale', t, 'temporary', 2);
+    t.dispose();
+    return [g];
+  });
+}
+
+export function sqrt(x: Variable): Variable {
+  floating(x.data, 'sqrt');
+  const y = kUnary('sqrt', x.data, 'activation');
+  return record('sqrt', y, [x], () => [y], (gy, [sy]) => { // dx = gy / (2 sqrt(x))
+    const t = kBinary('div', gy, sy!, 'temporary');
+    const g = kUnary('scale', t, 'temporary', 0.5);
+    t.dispose();
+    return [g];
+  });
+}
+
+/** An activation whose backward is one kernel: gx = backwardOp(gy, saved), saved = x or y. */
+function activation(op: UnaryOp, backwardOp: BinaryOp, fromOutput: boolean, x: Variable): Variable {
+  floating(x.data, op);
+  const y = kUnary(op, x.data, 'activation');
+  return record(op, y, [x], () => [fromOutput ? y : x.data], (gy, [s]) => [kBinary(backwardOp, gy, s!, 'temporary')]);
+}
+
+/** max(x, 0); saves its output, as PyTorch does. */
+export const relu = (x: Variable): Variable => activation('relu', 'reluBackward', true, x);
+/** The exact (erf) GELU, torch's default approximate='none'. */
+export const gelu = (x: Variable): Variable => activation('gelu', 'geluBackward', false, x);
+/** x * sigmoid(x). */
+export const silu = (x: Variable): Variable => activation('silu', 'siluBackward', false, x);
+export const sigmoid = (x: Variable): Variable => activation('sigmoid', 'sigmoidBackwardY', true, x);
+export const tanh = (x: Variable): Variable => activation('tanh', 'tanhBackwardY', true, x);
+
+// ---- shape ------------------------------------------------------------------------------------
+
+/** A view with another shape (no copy); -1 infers one dimension. */
+export function reshape(x: Variable, shape: readonly number[]): Variable {
+  const y = x.data.reshape(shape);
+  const xs = x.shape;
+  return record('reshape', y, [x], () => [], (gy) => [gy.reshape(xs)]);
+}
+
+/** The last two dimensions swapped (a contiguous copy). */
+export function transpose(x: Variable): Variable {
+  const r = x.data.rank;
+  if (r < 2) throw new InvalidArgumentError(`transpose needs a tensor of rank >= 2, got [${x.shape.join(', ')}]`);
+  const y = Tensor.empty(x.backend, [...x.shape.slice(0, -2), x.shape[r - 1], x.shape[r - 2]], { dtype: x.data.dtype, category: 'activation' });
+  x.backend.transpose(x.data, y);
+  return record('transpose', y, [x], () => [], (gy) => {
+    const g = Tensor.empty(gy.backend, x.shape, { category: 'temporary' });
+    gy.backend.transpose(gy, g);
+    return [g];
+  });
+}
+
+// ---- reductions ---------------------------------------------------------------------------------
+
+export interface ReduceOptions {
+  /** Keep the reduced axis as a dimension of size 1. */
+  keepDim?: boolean;
+}
+
+function reduceSum(name: 'sum' | 'mean', x: Variable, axis: number | null, options: ReduceOptions): Variable {
+  floating(x.data, name);
+  const ax = axis === null ? null : normAxis(axis, x.data.rank);
+  const outShape = ax === null ? [] : x.shape.filter((_, i) => i !== ax);
+  const y0 = Tensor.empty(x.backend, outShape, { category: 'activation' });
+  x.backend.reduce(name, x.data, y0, ax);
+  let y = y0;
+  if (options.keepDim && ax !== null) {
+    y = y0.reshape([...x.shape.slice(0, ax), 1, ...x.shape.slice(ax + 1)]);
+    y0.dispose();
+  } else if (options.keepDim) {
+    y = y0.reshape(x.shape.map(() => 1));
+    y0.dispose();
+  }
+  const shape = x.shape;
+  const n = ax === null ? numel(shape) : shape[ax];
+  return record(name, y, [x], () => [], (gy) => {
+    const keep = ax === null ? gy.reshape(shape.map(() => 1)) : gy.reshape([...shape.slice(0, ax), 1, ...shape.slice(ax + 1)]);
+    const s = name === 'mean' ? kUnary('scale', keep, 'temporary', 1 / n) : pass(keep);
+    keep.dispose();
     const g = expand(s, shape);
     s.dispose();
     return [g];
   });
 }
+
+/** Sum over `axis`, or over everything (shape []) when axis is null. */
+export function sum(x: Variable, axis: number | null = null, options: ReduceOptions = {}): Variable {
+  return reduceSum('sum', x, axis, options);
+}
+
+/** Mean over `axis`, or over everything (shape []) when axis is null. */
+export function mean(x: Variable, axis: number | null = null, options: ReduceOptions = {}): Variable {
+  return reduceSum('mean', x, axis, options);
+}
+
+// ---- softmax ----------------------------------------------------------------------------------
+
+/** Softmax over the last axis. */
+export function softmax(x: Variable): Variable {
+  floating(x.data, 'softmax');
+  if (x.data.rank === 0) throw new InvalidArgumentError('softmax needs a tensor of rank >= 1');
+  const y = Tensor.empty(x.backend, x.shape, { category: 'activation' });
+  x.backend.softmax(x.data, y, false);
+  return record('softmax', y, [x], () => [y], (gy, [sy]) => { // dx = y (gy - sum(gy y))
+    const gyy = kBinary('mul', gy, sy!, 'temporary');
+    const s = kSumKeep(gyy, gy.rank - 1);
+    gyy.dispose();
+    const d = kBinary('sub', gy, s, 'temporary');
+    s.dispose();
+    const g = kBinary('mul', d, sy!, 'temporary');
+    d.dispose();
+    return [g];
+  });
+}
+
+/** log(softmax(x)) over the last axis. */
+export function logSoftmax(x: Variable): Variable {
+  floating(x.data, 'logSoftmax');
+  if (x.data.rank === 0) throw new InvalidArgumentError('logSoftmax needs a tensor of rank >= 1');
+  const y = Tensor.empty(x.backend, x.shape, { category: 'activation' });
+  x.backend.softmax(x.data, y, true);
+  return record('logSoftmax', y, [x], () => [y], (gy, [sy]) => { // dx = gy - exp(y) sum(gy)
+    const s = kSumKeep(gy, gy.rank - 1);
+    const p = kUnary('exp', sy!, 'temporary');
+    const t = kBinary('mul', p, s, 'temporary');
+    p.dispose(); s.dispose();
+    const g = kBinary('sub', gy, t, 'temporary');
+    t.dispose();
+    return [g];
+  });
+}
+
+// ---- matmul -----------------------------------------------------------------------------------
+
+/** Sums a gradient computed with the output's batch dims down to an operand with fewer (or size-1) batch dims. */
+function reduceBatch(g: Tensor, shape: readonly number[]): Tensor {
+  if (g.shape.join() === shape.join()) return g;
+  const rows = g.shape[g.rank - 2], cols = g.shape[g.rank - 1];
+  const flat = g.reshape([numel(g.shape.slice(0, -2)), rows, cols]);
+  g.dispose();
+  const s = kSum(flat, 0, 'temporary');
+  flat.dispose();
+  const r = s.reshape(shape);
+  s.dispose();
+  return r;
+}
+
+/**
+ * a [..., M, K] @ b [..., K, N] (either side may be transposed with transA/transB; batch dims equal,
+ * or one side without batch dims: it is broadcast and its gradient summed over the batch).
+ */
+export function matmul(a: Variable, b: Variable, options: Pick<MatmulOptions, 'transA' | 'transB'> = {}): Variable {
+  floating(a.data, 'matmul'); floating(b.data, 'matmul');
+  sameBackend(a.data, b.data);
+  const transA = options.transA ?? false, transB = options.transB ?? false;
+  if (a.data.rank < 2 || b.data.rank < 2) throw new ShapeMismatchError(`matmul needs tensors of rank >= 2, got [${a.shape.join(', ')}] and [${b.shape.join(', ')}]`);
+  const ra = a.data.rank, rb = b.data.rank;
+  const [m, k] = transA ? [a.shape[ra - 1], a.shape[ra - 2]] : [a.shape[ra - 2], a.shape[ra - 1]];
+  const [k2, n] = transB ? [b.shape[rb - 1], b.shape[rb - 2]] : [b.shape[rb - 2], b.shape[rb - 1]];
+  if (k !== k2) throw new ShapeMismatchError(`matmul inner dimensions differ: [${a.shape.join(', ')}]${transA ? '^T' : ''} @ [${b.shape.join(', ')}]${transB ? '^T' : ''} (${k} vs ${k2})`);
+  const ba = a.shape.slice(0, -2), bb = b.shape.slice(0, -2);
+  if (numel(ba) !== 1 && numel(bb) !== 1 && ba.join() !== bb.join()) throw new ShapeMismatchError(`matmul batch dimensions differ: [${ba.join(', ')}] vs [${bb.join(', ')}]`);
+  const batch = numel(ba) !== 1 ? ba : bb;
+  const be = a.backend;
+  const y = Tensor.empty(be, [...batch, m, n], { category: 'activation' });
+  be.matmul(a.data, b.data, y, { transA, transB });
+  return record('matmul', y, [a, b], (needs) => [needs[1] ? a.data : null, needs[0] ? b.data : null], (gy, [sa, sb], needs) => {
+    let ga: Tensor | null = null, gb: Tensor | null = null;
+    if (needs[0]) { // dA = dY @ op(B)^T, or its transpose when A was used transposed
+      ga = Tensor.empty(be, [...batch, ...(transA ? [k, m] : [m, k])], { category: 'temporary' });
+      if (transA) be.matmul(sb!, gy, ga, { transA: transB, transB: true });
+      else be.matmul(gy, sb!, ga, { transB: !transB });
+      ga = reduceBatch(ga, a.shape);
+    }
+    if (needs[1]) { // dB = op(A)^T @ dY, or its transpose when B was used transposed
+      gb = Tensor.empty(be, [...batch, ...(transB ? [n, k] : [k, n])], { category: 'temporary' });
+      if (transB) be.matmul(gy, sa!, gb, { transA: true, transB: transA });
+      else be.matmul(sa!, gy, gb, { transA: !transA });
+      gb = reduceBatch(gb, b.shape);
+    }
+    return [ga, gb];
+  });
+}
+
+/** A Variable that never needs a gradient, around `t` (a new reference to its storage). */
+export function constant(t: Tensor): Variable {
+  return new Variable(t.reshape(t.shape), { requiresGrad: false });
+}
+
+export { scalar };

@@ -175,10 +175,10 @@ export class Variable {
   /** Created inside inferenceMode: may never be saved for backward. */
   readonly isInference: boolean;
 
-  constructor(readonly data: Tensor, options: VariableOptions = {}, readonly gradFn: Node | null = null) {
+  constructor(public data: Tensor, options: VariableOptions = {}, readonly gradFn: Node | null = null) {
     this.requiresGrad = options.requiresGrad ?? gradFn !== null;
     this.isInference = inferenceDepth > 0;
-    if (this.requiresGrad && data.dtype !== 'float32') throw new InvalidArgumentError(`only float32 variables can require grad, got ${data.dtype}`);
+    if (this.requiresGrad && data.dtype === 'int32') throw new InvalidArgumentError('an int32 variable cannot require grad');
   }
 
   requiresGrad: boolean;
@@ -231,20 +231,28 @@ export class Variable {
   }
 }
 
-/** Records an op's output: a Node when grad mode is on and an input requires grad. */
+/**
+ * Records an op's output: a Node when grad mode is on and an input requires grad. `temps` are
+ * tensors the op made only to be saved (statistics such as rstd): record disposes the op's
+ * reference to them once they are saved (or at once when nothing is recorded).
+ */
 export function record(
   name: string, out: Tensor, inputs: Variable[],
-  save: (needs: boolean[]) => (Tensor | null)[], backward: BackwardFn,
+  save: (needs: boolean[]) => (Tensor | null)[], backward: BackwardFn, temps: readonly Tensor[] = [],
 ): Variable {
   const needs = inputs.map((v) => v.requiresGrad);
-  if (!gradEnabled || !needs.some(Boolean)) return new Variable(out, { requiresGrad: false });
-  const toSave = save(needs);
-  for (const t of toSave) {
-    if (!t) continue;
-    const owner = inputs.find((v) => v.data === t);
-    if (owner?.isInference) throw new InvalidArgumentError(`${name}: an inference variable cannot be saved for backward (it was made inside inferenceMode)`);
+  try {
+    if (!gradEnabled || !needs.some(Boolean)) return new Variable(out, { requiresGrad: false });
+    const toSave = save(needs);
+    for (const t of toSave) {
+      if (!t) continue;
+      const owner = inputs.find((v) => v.data === t);
+      if (owner?.isInference) throw new InvalidArgumentError(`${name}: an inference variable cannot be saved for backward (it was made inside inferenceMode)`);
+    }
+    return new Variable(out, { requiresGrad: true }, new Node(name, inputs, needs, toSave, backward));
+  } finally {
+    for (const t of temps) t.dispose();
   }
-  return new Variable(out, { requiresGrad: true }, new Node(name, inputs, needs, toSave, backward));
 }
 
 function collect(root: Node): Node[] {

@@ -43,7 +43,11 @@ export type UnaryOp =
   | 'addScalar';
 
 /** Elementwise binary ops; inputs broadcast (NumPy rules) to the output shape. */
-export type BinaryOp = 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'maximum' | 'minimum';
+export type BinaryOp = 'add' | 'sub' | 'mul' | 'div' | 'pow' | 'maximum' | 'minimum'
+  /** Activation backward: a = output gradient, b = forward input x; gives a * f'(x). */
+  | 'reluBackward' | 'geluBackward' | 'siluBackward'
+  /** Activation backward from the forward output y: a * y (1 - y) and a * (1 - y^2). */
+  | 'sigmoidBackwardY' | 'tanhBackwardY';
 
 export type ReduceOp = 'sum' | 'mean' | 'max' | 'amax';
 

@@ -1,0 +1,81 @@
+// Kernel calls with explicit memory categories, shared by the differentiable ops. Forward outputs
+// are 'activation' tensors; gradients made during backward are 'temporary' tensors (a leaf's .grad
+// is a 'gradient' tensor, see variable.ts). Tensor dispatch() always allocates 'activation', so the
+// ops call the backend directly through these.
+import { InvalidArgumentError } from '../errors.js';
+import { Tensor } from '../tensor/tensor.js';
+import type { Backend, BinaryOp, UnaryOp } from '../backend/backend.js';
+import type { Category } from '../backend/memory.js';
+import { broadcastShapes } from '../backend/shape.js';
+
+export function sameBackend(a: Tensor, b: Tensor): void {
+  if (a.backend !== b.backend) throw new InvalidArgumentError(`variables are on different backends (${a.backend.kind} and ${b.backend.kind})`);
+}
+
+/** Differentiable ops take any float dtype (computed in float32); int32 tensors are ids, not values. */
+export function floating(t: Tensor, op: string): void {
+  if (t.dtype === 'int32') throw new InvalidArgumentError(`${op}: expected a floating tensor, got int32`);
+}
+
+export function kUnary(op: UnaryOp, x: Tensor, category: Category, alpha?: number): Tensor {
+  const out = Tensor.empty(x.backend, x.shape, { category });
+  x.backend.unary(op, x, out, alpha);
+  return out;
+}
+
+export function kBinary(op: BinaryOp, a: Tensor, b: Tensor, category: Category, shape: readonly number[] = broadcastShapes(a.shape, b.shape)): Tensor {
+  sameBackend(a, b);
+  const out = Tensor.empty(a.backend, shape, { category });
+  a.backend.binary(op, a, b, out);
+  return out;
+}
+
+/** Sum over `axis` (removed), or over everything (shape []). */
+export function kSum(x: Tensor, axis: number | null, category: Category): Tensor {
+  const shape = axis === null ? [] : x.shape.filter((_, i) => i !== axis);
+  const out = Tensor.empty(x.backend, shape, { category });
+  x.backend.reduce('sum', x, out, axis);
+  return out;
+}
+
+/** Sum over `axis`, keeping it as a dimension of size 1. */
+export function kSumKeep(t: Tensor, axis: number, category: Category = 'temporary'): Tensor {
+  const s = kSum(t, axis, category);
+  const r = s.reshape([...t.shape.slice(0, axis), 1, ...t.shape.slice(axis + 1)]);
+  s.dispose();
+  return r;
+}
+
+/** A float32 scalar constant (shape []). */
+export function scalar(backend: Backend, value: number): Tensor {
+  return Tensor.from(backend, [value], [], { category: 'temporary' });
+}
+
+/** A float32 tensor of zeros (accumulators of kernels that add into their output). */
+export function zeros(backend: Backend, shape: readonly number[], category: Category): Tensor {
+  const t = Tensor.empty(backend, shape, { category });
+  backend.write(t.storage, new Uint8Array(t.storage.byteLength));
+  return t;
+}
+
+/** g broadcast to `shape` (a new tensor). */
+export function expand(g: Tensor, shape: readonly number[], category: Category = 'temporary'): Tensor {
+  const zero = scalar(g.backend, 0);
+  try {
+    return kBinary('add', g, zero, category, shape);
+  } finally {
+    zero.dispose();
+  }
+}
+
+/** Sums g (a broadcast of `shape`) over the broadcast dimensions back to `shape`; takes over g. */
+export function unbroadcast(g: Tensor, shape: readonly number[]): Tensor {
+  let t = g;
+  const swap = (n: Tensor) => { t.dispose(); t = n; };
+  while (t.rank > shape.length) swap(kSum(t, 0, 'temporary'));
+  for (let i = 0; i < shape.length; i++) if (shape[i] === 1 && t.shape[i] !== 1) swap(kSumKeep(t, i));
+  return t;
+}
+
+/** A new reference to g (same storage): the gradient passed straight through. */
+export const pass = (g: Tensor): Tensor => g.reshape(g.shape);

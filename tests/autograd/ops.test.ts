@@ -1,0 +1,145 @@
+// Every differentiable op's backward against central finite differences of a float64 reference
+// (wasm backend), plus the ops' shape errors.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { WasmBackend } from '../../src/backend/wasm/backend.js';
+import {
+  Variable, div, neg, addScalar, exp, log, square, sqrt, relu, gelu, silu, sigmoid, tanh, reshape, transpose, sum, mean,
+  softmax, logSoftmax, matmul,
+} from '../../src/autograd/index.js';
+import { gradcheck, weighted, weightedSum, refMatmul, numel, randValues, type GradCase } from '../helpers/gradcheck.js';
+
+const w = new WasmBackend();
+
+/** erf by its Taylor series (|x| <= 3 here: 60 terms are exact to float64 rounding). */
+function erf(x: number): number {
+  let term = x, s = x;
+  for (let n = 1; n < 60; n++) {
+    term *= (-x * x) / n;
+    s += term / (2 * n + 1);
+  }
+  return (2 / Math.sqrt(Math.PI)) * s;
+}
+
+const unaryCases: [string, (x: Variable) => Variable, (v: number) => number, boolean?][] = [
+  ['neg', neg, (v) => -v],
+  ['addScalar', (x) => addScalar(x, 2.5), (v) => v + 2.5],
+  ['exp', exp, Math.exp],
+  ['log', log, Math.log, true],
+  ['sqrt', sqrt, Math.sqrt, true],
+  ['square', square, (v) => v * v],
+  ['relu', relu, (v) => Math.max(v, 0)],
+  ['gelu', gelu, (v) => 0.5 * v * (1 + erf(v / Math.SQRT2))],
+  ['silu', silu, (v) => v / (1 + Math.exp(-v))],
+  ['sigmoid', sigmoid, (v) => 1 / (1 + Math.exp(-v))],
+  ['tanh', tanh, Math.tanh],
+];
+
+for (const [name, f, r, positive] of unaryCases) {
+  test(`gradcheck ${name}`, async () => {
+    const shape = [3, 5];
+    const x = randValues(15, 7).map((v) => (positive ? 0.2 + Math.abs(v) : v * 2));
+    await gradcheck(w, name, {
+      shapes: [shape], values: [x],
+      run: ([a]) => weighted(f(a)),
+      ref: ([a]) => weightedSum(a.map(r)),
+    });
+  });
+}
+
+const cases: Record<string, GradCase> = {
+  'div with broadcasting [3,4] / [4]': {
+    shapes: [[3, 4], [4]],
+    values: [randValues(12, 1), randValues(4, 2).map((v) => 1.5 + v * 0.5)],
+    run: ([a, b]) => weighted(div(a, b)),
+    ref: ([a, b]) => weightedSum(a.map((v, i) => v / b[i % 4])),
+  },
+  'reshape then transpose [4,6] -> [2,3,4] -> [2,4,3]': {
+    shapes: [[4, 6]],
+    run: ([a]) => weighted(transpose(reshape(a, [2, 3, 4]))),
+    ref: ([a]) => {
+      const y = new Float64Array(24);
+      for (let p = 0; p < 2; p++) for (let i = 0; i < 3; i++) for (let j = 0; j < 4; j++) y[p * 12 + j * 3 + i] = a[p * 12 + i * 4 + j];
+      return weightedSum(y);
+    },
+  },
+  'sum over axis 1 with keepDim, times x': {
+    shapes: [[2, 3, 4]],
+    run: ([a]) => weighted(reshape(sum(a, 1, { keepDim: true }), [2, 4])),
+    ref: ([a]) => {
+      const y = new Float64Array(8);
+      for (let p = 0; p < 2; p++) for (let i = 0; i < 3; i++) for (let j = 0; j < 4; j++) y[p * 4 + j] += a[p * 12 + i * 4 + j];
+      return weightedSum(y);
+    },
+  },
+  'mean over axis -1': {
+    shapes: [[3, 5]],
+    run: ([a]) => weighted(mean(a, -1)),
+    ref: ([a]) => weightedSum([0, 1, 2].map((i) => a.slice(i * 5, i * 5 + 5).reduce((p, v) => p + v, 0) / 5)),
+  },
+  softmax: {
+    shapes: [[3, 5]],
+    run: ([a]) => weighted(softmax(a)),
+    ref: ([a]) => weightedSum(softmaxRef(a, 5, false)),
+  },
+  logSoftmax: {
+    shapes: [[3, 5]],
+    run: ([a]) => weighted(logSoftmax(a)),
+    ref: ([a]) => weightedSum(softmaxRef(a, 5, true)),
+  },
+};
+
+function softmaxRef(a: Float64Array, c: number, logOut: boolean): Float64Array {
+  const y = new Float64Array(a.length);
+  for (let r = 0; r < a.length / c; r++) {
+    const row = a.slice(r * c, r * c + c);
+    const m = Math.max(...row);
+    const lse = m + Math.log(row.reduce((p, v) => p + Math.exp(v - m), 0));
+    row.forEach((v, j) => { y[r * c + j] = logOut ? v - lse : Math.exp(v - lse); });
+  }
+  return y;
+}
+
+const mm: [number[], number[], boolean, boolean][] = [
+  [[3, 4], [4, 5], false, false],
+  [[4, 3], [4, 5], true, false],
+  [[3, 4], [5, 4], false, true],
+  [[4, 3], [5, 4], true, true],
+  [[2, 3, 4], [2, 4, 5], false, false],
+  [[2, 3, 4], [2, 5, 4], false, true],
+  [[2, 3, 4], [4, 5], false, false],
+  [[3, 4], [2, 4, 5], false, false],
+  [[2, 4, 3], [5, 4], true, true],
+];
+for (const [sa, sb, tA, tB] of mm) {
+  cases[`matmul [${sa}]${tA ? '^T' : ''} @ [${sb}]${tB ? '^T' : ''}`] = {
+    shapes: [sa, sb],
+    run: ([a, b]) => weighted(matmul(a, b, { transA: tA, transB: tB })),
+    ref: ([a, b]) => weightedSum(refMatmul(a, sa, b, sb, tA, tB).data),
+  };
+}
+
+for (const [name, c] of Object.entries(cases)) test(`gradcheck ${name}`, () => gradcheck(w, name, c));
+
+test('shape errors name the shapes', () => {
+  const a = Variable.from(w, new Float32Array(12), [3, 4], { requiresGrad: true });
+  const b = Variable.from(w, new Float32Array(10), [2, 5], { requiresGrad: true });
+  assert.throws(() => matmul(a, b), /inner dimensions differ: \[3, 4\] @ \[2, 5\]/);
+  assert.throws(() => reshape(a, [5, 3]), /cannot reshape \[3, 4\]/);
+  assert.throws(() => transpose(reshape(a, [12])), /rank >= 2/);
+  assert.throws(() => sum(a, 2), /axis/);
+  a.dispose(); b.dispose();
+  assert.is(numel([2, 3]), 6);
+});
+
+test('a bfloat16 leaf gets a float32 gradient', async () => {
+  const x = Variable.from(w, [1, 2, 3], [3], { requiresGrad: true });
+  const xb = new Variable(x.data.to('bfloat16'), { requiresGrad: true });
+  const l = sum(square(xb));
+  l.backward();
+  assert.is(xb.grad!.dtype, 'float32');
+  assert.equal(Array.from(await xb.grad!.toArray()), [2, 4, 6]);
+  l.dispose(); xb.dispose(); x.dispose();
+});
+
+test.run();
