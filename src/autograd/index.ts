@@ -1,7 +1,7 @@
 // Reverse-mode autograd over Tensor.
 export {
   Variable, Node, record, noGrad, inferenceMode, enableGrad, isGradEnabled, isInferenceMode,
-  withSavedTensorsHooks, keepSavedTensors, savedTensorStats,
+  withSavedTensorsHooks, keepSavedTensors, savedTensorStats, tidy, keep,
 } from './variable.js';
 export type { SavedTensorsHooks, BackwardFn, VariableOptions } from './variable.js';
 export {

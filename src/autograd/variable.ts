@@ -242,17 +242,67 @@ export function record(
 ): Variable {
   const needs = inputs.map((v) => v.requiresGrad);
   try {
-    if (!gradEnabled || !needs.some(Boolean)) return new Variable(out, { requiresGrad: false });
+    if (!gradEnabled || !needs.some(Boolean)) return track(new Variable(out, { requiresGrad: false }));
     const toSave = save(needs);
     for (const t of toSave) {
       if (!t) continue;
       const owner = inputs.find((v) => v.data === t);
       if (owner?.isInference) throw new InvalidArgumentError(`${name}: an inference variable cannot be saved for backward (it was made inside inferenceMode)`);
     }
-    return new Variable(out, { requiresGrad: true }, new Node(name, inputs, needs, toSave, backward));
+    return track(new Variable(out, { requiresGrad: true }, new Node(name, inputs, needs, toSave, backward)));
   } finally {
     for (const t of temps) t.dispose();
   }
+}
+
+// ---- tidy ---------------------------------------------------------------------------------------
+
+const scopes: Set<Variable>[] = [];
+
+function track(v: Variable): Variable {
+  scopes[scopes.length - 1]?.add(v);
+  return v;
+}
+
+function collectVariables(x: unknown, into: Set<Variable>, depth = 0): void {
+  if (x instanceof Variable) into.add(x);
+  else if (depth < 4 && Array.isArray(x)) for (const e of x) collectVariables(e, into, depth + 1);
+  else if (depth < 4 && x !== null && typeof x === 'object' && Object.getPrototypeOf(x) === Object.prototype) {
+    for (const e of Object.values(x)) collectVariables(e, into, depth + 1);
+  }
+}
+
+/**
+ * Runs fn and then disposes every op output (Variable made by a differentiable op) created inside
+ * it, except those it returns (found in the result, in arrays or plain objects), which move to the
+ * enclosing scope. Saved tensors, gradients, parameters and optimizer state are not op outputs and
+ * are untouched, so a forward pass can be wrapped whole: what backward needs stays saved.
+ * (tf.tidy's role; PyTorch leaves this to the garbage collector, which does not see GPU memory.)
+ */
+export function tidy<T>(fn: () => T): T {
+  const scope = new Set<Variable>();
+  scopes.push(scope);
+  let result: T;
+  try {
+    result = fn();
+    if (result instanceof Promise) throw new InvalidArgumentError('tidy takes a synchronous function');
+  } finally {
+    scopes.pop();
+  }
+  const keep = new Set<Variable>();
+  collectVariables(result, keep);
+  const parent = scopes[scopes.length - 1];
+  for (const v of scope) {
+    if (keep.has(v)) parent?.add(v);
+    else if (!v.data.isDisposed) v.dispose();
+  }
+  return result;
+}
+
+/** Takes v out of every tidy scope (it will not be disposed by them). */
+export function keep<T extends Variable>(v: T): T {
+  for (const s of scopes) s.delete(v);
+  return v;
 }
 
 function collect(root: Node): Node[] {

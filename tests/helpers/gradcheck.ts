@@ -2,7 +2,7 @@
 // independent float64 reference of the same function.
 import * as assert from 'uvu/assert';
 import type { Backend } from '../../src/backend/backend.js';
-import { Variable } from '../../src/autograd/index.js';
+import { Variable, tidy } from '../../src/autograd/index.js';
 
 /** Deterministic values in [-1, 1), kept at least 0.05 away from 0 (kinks of relu, |x|). */
 export function randValues(n: number, seed: number): Float64Array {
@@ -33,7 +33,7 @@ export interface GradCase {
 export async function gradcheck(b: Backend, name: string, c: GradCase): Promise<void> {
   const values = c.values ?? c.shapes.map((s, i) => randValues(numel(s), 1000 + 77 * i + name.length));
   const xs = c.shapes.map((s, i) => Variable.from(b, Float32Array.from(values[i]), s, { requiresGrad: true, category: 'parameter' }));
-  const loss = c.run(xs);
+  const loss = tidy(() => c.run(xs));
   const got = (await loss.data.toArray())[0];
   loss.backward();
   const grads: Float32Array[] = [];

@@ -1,0 +1,205 @@
+// nn.functional ops: forward and backward against float64 references (wasm), WebGPU against wasm.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { WasmBackend } from '../../src/backend/wasm/backend.js';
+import type { Backend } from '../../src/backend/backend.js';
+import { Tensor } from '../../src/tensor/tensor.js';
+import { Variable, noGrad, savedTensorStats, tidy } from '../../src/autograd/index.js';
+import { linear, embedding, rmsNorm, layerNorm, scaledDotProductAttention, crossEntropy, dropout } from '../../src/nn/functional.js';
+import { Generator } from '../../src/random.js';
+import { gradcheck, weighted, weightedSum, refMatmul, randValues, numel, type GradCase } from '../helpers/gradcheck.js';
+import { gpuBackend } from '../helpers/backends.js';
+
+const w = new WasmBackend();
+
+function normRef(x: Float64Array, c: number, f: (row: Float64Array) => Float64Array): Float64Array {
+  const y = new Float64Array(x.length);
+  for (let r = 0; r < x.length / c; r++) y.set(f(x.slice(r * c, r * c + c)), r * c);
+  return y;
+}
+
+/** Causal attention with key padding, [B, H, T, D], in float64. */
+function attnRef(q: Float64Array, k: Float64Array, v: Float64Array, [B, H, T, D]: number[], mask: number[] | null): Float64Array {
+  const out = new Float64Array(q.length);
+  const sc = 1 / Math.sqrt(D);
+  for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let t = 0; t < T; t++) {
+    const base = (b * H + h) * T * D;
+    const keys: number[] = [];
+    for (let j = 0; j <= t; j++) if (!mask || mask[b * T + j] !== 0) keys.push(j);
+    const s = keys.map((j) => {
+      let d = 0;
+      for (let e = 0; e < D; e++) d += q[base + t * D + e] * k[base + j * D + e];
+      return d * sc;
+    });
+    const m = Math.max(...s);
+    const z = s.reduce((p, x) => p + Math.exp(x - m), 0);
+    keys.forEach((j, i) => {
+      const p = Math.exp(s[i] - m) / z;
+      for (let e = 0; e < D; e++) out[base + t * D + e] += p * v[base + j * D + e];
+    });
+  }
+  return out;
+}
+
+const ids = [2, 0, 5, 2, 1, 2];
+const targets = [0, 3, -100, 5, 2];
+const mask = [1, 1, 0, 1, 1, 1, 1, 0];
+
+function cases(b: Backend): Record<string, GradCase> {
+  return {
+    'linear [2,3,4] x [5,4] + [5]': {
+      shapes: [[2, 3, 4], [5, 4], [5]],
+      run: ([x, wt, bias]) => weighted(linear(x, wt, bias)),
+      ref: ([x, wt, bias]) => weightedSum(refMatmul(x, [6, 4], wt, [5, 4], false, true).data.map((v, i) => v + bias[i % 5])),
+    },
+    embedding: {
+      shapes: [[6, 4]],
+      run: ([t]) => {
+        const i = Tensor.from(b, Int32Array.from(ids), [2, 3], { dtype: 'int32' });
+        const y = embedding(i, t);
+        i.dispose();
+        return weighted(y);
+      },
+      ref: ([t]) => weightedSum(ids.flatMap((id) => Array.from(t.slice(id * 4, id * 4 + 4)))),
+    },
+    rmsNorm: {
+      shapes: [[3, 8], [8]],
+      run: ([x, g]) => weighted(rmsNorm(x, g, 1e-5)),
+      ref: ([x, g]) => weightedSum(normRef(x, 8, (r) => {
+        const rs = 1 / Math.sqrt(r.reduce((p, v) => p + v * v, 0) / 8 + 1e-5);
+        return r.map((v, j) => v * rs * g[j]);
+      })),
+    },
+    layerNorm: {
+      shapes: [[3, 8], [8], [8]],
+      run: ([x, g, bb]) => weighted(layerNorm(x, g, bb, 1e-5)),
+      ref: ([x, g, bb]) => weightedSum(normRef(x, 8, (r) => {
+        const mu = r.reduce((p, v) => p + v, 0) / 8;
+        const rs = 1 / Math.sqrt(r.reduce((p, v) => p + (v - mu) ** 2, 0) / 8 + 1e-5);
+        return r.map((v, j) => (v - mu) * rs * g[j] + bb[j]);
+      })),
+    },
+    'causal attention with a key padding mask [2,2,4,3]': {
+      shapes: [[2, 2, 4, 3], [2, 2, 4, 3], [2, 2, 4, 3]],
+      run: ([q, k, v]) => {
+        const m = Tensor.from(b, mask, [2, 4]);
+        const y = scaledDotProductAttention(q, k, v, { mask: m });
+        m.dispose();
+        return weighted(y);
+      },
+      ref: ([q, k, v]) => weightedSum(attnRef(q, k, v, [2, 2, 4, 3], mask)),
+    },
+    'cross-entropy with an ignored target': {
+      shapes: [[5, 6]],
+      run: ([x]) => {
+        const t = Tensor.from(b, Int32Array.from(targets), [5], { dtype: 'int32' });
+        const l = crossEntropy(x, t);
+        t.dispose();
+        return l;
+      },
+      ref: ([x]) => {
+        let s = 0, n = 0;
+        targets.forEach((t, r) => {
+          if (t === -100) return;
+          const row = x.slice(r * 6, r * 6 + 6);
+          const m = Math.max(...row);
+          s += m + Math.log(row.reduce((p, v) => p + Math.exp(v - m), 0)) - row[t];
+          n++;
+        });
+        return s / n;
+      },
+    },
+  };
+}
+
+for (const [name, c] of Object.entries(cases(w))) test(`gradcheck ${name}`, () => gradcheck(w, name, c));
+
+const inputs = (b: Backend, c: GradCase, seed: number) =>
+  c.shapes.map((s, i) => Variable.from(b, Float32Array.from(randValues(numel(s), seed + i)), s, { requiresGrad: true }));
+
+test('saved tensors of every op are released by backward (no leak of rstd, lse, dlogits)', () => {
+  const before = w.memory.memoryAllocated('activation');
+  for (const [name, c] of Object.entries(cases(w))) {
+    const xs = inputs(w, c, 3);
+    const l = tidy(() => c.run(xs));
+    l.backward();
+    l.dispose();
+    for (const x of xs) x.dispose();
+    assert.equal(savedTensorStats(), { count: 0, bytes: 0 }, name);
+    assert.is(w.memory.memoryAllocated('activation'), before, name);
+    assert.is(w.memory.memoryAllocated('temporary'), 0, name);
+  }
+  const [x, g] = inputs(w, { shapes: [[3, 8], [8]], run: (v) => v[0], ref: () => 0 }, 1);
+  const y = noGrad(() => rmsNorm(x, g, 1e-5));
+  assert.is(w.memory.memoryAllocated('activation'), before + 3 * 8 * 4, 'under noGrad only the output is kept (no rstd)');
+  y.dispose(); x.dispose(); g.dispose();
+});
+
+test('tidy disposes op outputs made inside it except the returned ones; backward still works', async () => {
+  const before = w.memory.memoryAllocated('activation');
+  const x = Variable.from(w, [1, 2, 3, 4, 5, 6], [2, 3], { requiresGrad: true });
+  const wt = Variable.from(w, [1, 0, -1, 2, 1, 0], [2, 3], { requiresGrad: true });
+  const { loss, hidden } = tidy(() => {
+    const h = linear(x, wt);
+    const dropped = rmsNorm(h, Variable.from(w, [1, 1], [2]), 1e-5); // not returned: disposed
+    return { loss: crossEntropy(dropped, Tensor.from(w, Int32Array.of(0, 1), [2], { dtype: 'int32' })), hidden: [h] };
+  });
+  assert.ok(!hidden[0].data.isDisposed && !loss.data.isDisposed);
+  loss.backward();
+  assert.ok(x.grad && wt.grad);
+  loss.dispose(); hidden[0].dispose();
+  assert.is(w.memory.memoryAllocated('activation'), before);
+  x.dispose(); wt.dispose();
+});
+
+test('dropout: seeded and reproducible, scales kept values by 1/(1-p), identity in eval', async () => {
+  const x = Variable.from(w, new Float32Array(1000).fill(1), [1000], { requiresGrad: true });
+  const a = dropout(x, 0.25, true, new Generator(7));
+  const b = dropout(x, 0.25, true, new Generator(7));
+  const va = await a.data.toArray(), vb = await b.data.toArray();
+  assert.equal(va, vb);
+  const kept = va.filter((v) => v !== 0);
+  assert.ok(kept.every((v) => Math.abs(v - 1 / 0.75) < 1e-6));
+  assert.ok(Math.abs(kept.length / 1000 - 0.75) < 0.05, `kept ${kept.length}`);
+  assert.is(dropout(x, 0.25, false), x);
+  assert.throws(() => dropout(x, 1.5, true), /probability/);
+  a.releaseGraph(); b.releaseGraph();
+  a.dispose(); b.dispose(); x.dispose();
+});
+
+test('errors name shapes and dtypes', () => {
+  const x = Variable.from(w, new Float32Array(12), [3, 4], { requiresGrad: true });
+  const wt = Variable.from(w, new Float32Array(15), [5, 3], { requiresGrad: true });
+  assert.throws(() => linear(x, wt), /input \[3, 4\] does not fit weight \[5, 3\]/);
+  const t = Tensor.from(w, [0, 1], [2]);
+  assert.throws(() => crossEntropy(x, t), /int32/);
+  const ti = Tensor.from(w, Int32Array.of(0, 1), [2], { dtype: 'int32' });
+  assert.throws(() => crossEntropy(x, ti), /logits \[3, 4\] and targets \[2\]/);
+  assert.throws(() => embedding(t, wt), /int32/);
+  t.dispose(); ti.dispose(); x.dispose(); wt.dispose();
+});
+
+test('WebGPU matches wasm: loss and gradients of every functional op', async () => {
+  const g = await gpuBackend();
+  const gpuCases = cases(g);
+  for (const [name, c] of Object.entries(cases(w))) {
+    const results: Float32Array[][] = [];
+    for (const [be, cc] of [[w, c], [g, gpuCases[name]]] as const) {
+      const xs = inputs(be, cc, 5);
+      const l = tidy(() => cc.run(xs));
+      const out = [(await l.data.toArray()) as Float32Array];
+      l.backward();
+      for (const x of xs) out.push((await x.grad!.toArray()) as Float32Array);
+      l.dispose();
+      xs.forEach((x) => x.dispose());
+      results.push(out);
+    }
+    results[0].forEach((a, i) => {
+      const bb = results[1][i];
+      for (let j = 0; j < a.length; j++) assert.ok(Math.abs(a[j] - bb[j]) <= 1e-5 * (1 + Math.abs(a[j])), `${name} [${i}][${j}]: wasm ${a[j]} webgpu ${bb[j]}`);
+    });
+  }
+  g.destroy();
+});
+
+test.run();
