@@ -24,3 +24,18 @@ export type { Category, MemoryStats, MemoryTrace, MemoryEvent, CategoryStats } f
 export { WasmBackend } from './backend/wasm/backend.js';
 export { NotImplementedError } from './backend/not_implemented.js';
 export * from './autograd/index.js';
+export { Generator, defaultGenerator, manualSeed } from './random.js';
+export type { GeneratorState } from './random.js';
+export { Parameter } from './nn/parameter.js';
+export type { ParameterOptions, ParameterFromOptions } from './nn/parameter.js';
+export { Module } from './nn/module.js';
+export type { StateDict, BufferOptions, ZeroGradOptions, LoadStateDictOptions, LoadStateDictResult } from './nn/module.js';
+export { ModuleList, Sequential } from './nn/container.js';
+export * as functional from './nn/functional.js';
+export { Linear, Embedding, Dropout, ReLU, GELU, SiLU, defaultBackend } from './nn/layers.js';
+export type { LayerOptions } from './nn/layers.js';
+export { RMSNorm, LayerNorm } from './nn/normalization.js';
+export { Llama, LlamaDecoderLayer, CausalSelfAttention, SwiGLU, RotaryEmbedding } from './nn/llama.js';
+export type { LlamaConfig, LlamaForwardOptions, ModelOptions } from './nn/llama.js';
+export { ByteTextDataset } from './data/byte_text.js';
+export type { TokenBatch } from './data/byte_text.js';

@@ -1,0 +1,218 @@
+// A Llama-style decoder-only language model (the architecture of Hugging Face's LlamaForCausalLM):
+// token embedding, N x [RMSNorm -> causal multi-head self-attention with rotary position encoding
+// -> residual, RMSNorm -> SwiGLU MLP -> residual], final RMSNorm, LM head. Submodules are named as
+// PyTorch users expect (in camelCase): `layers.3.selfAttn.qProj`, `layers.3.mlp.downProj`, `norm`.
+// Shapes: B batch, T sequence, C hidden size, H heads, D = C / H head dim, V vocabulary.
+import type { Backend } from '../backend/backend.js';
+import { InvalidArgumentError, ShapeMismatchError } from '../errors.js';
+import { Tensor } from '../tensor/tensor.js';
+import { constant, add, matmul, mul, reshape, silu, transpose } from '../autograd/ops.js';
+import { tidy, type Variable } from '../autograd/variable.js';
+import { defaultGenerator, type Generator } from '../random.js';
+import { ModuleList } from './container.js';
+import { crossEntropy, scaledDotProductAttention } from './functional.js';
+import { defaultBackend, Embedding, Linear, positiveInt } from './layers.js';
+import { Module } from './module.js';
+import { RMSNorm } from './normalization.js';
+
+/** The familiar Hugging Face config fields (camelCase). */
+export interface LlamaConfig {
+  vocabSize: number;
+  hiddenSize: number;
+  numHiddenLayers: number;
+  numAttentionHeads: number;
+  intermediateSize: number;
+  maxPositionEmbeddings: number;
+  /** Default 1e-6. */
+  rmsNormEps?: number;
+  /** Rotary base frequency, default 10000. */
+  ropeTheta?: number;
+  /** Only equal to numAttentionHeads (no grouped-query attention yet). */
+  numKeyValueHeads?: number;
+  /** Share the embedding matrix with the LM head (default false). */
+  tieWordEmbeddings?: boolean;
+  /** Std of the normal initialisation of linear and embedding weights (default 0.02). */
+  initializerRange?: number;
+}
+
+function checkConfig(c: LlamaConfig): Required<LlamaConfig> {
+  for (const k of ['vocabSize', 'hiddenSize', 'numHiddenLayers', 'numAttentionHeads', 'intermediateSize', 'maxPositionEmbeddings'] as const) positiveInt(k, c[k]);
+  if (c.hiddenSize % c.numAttentionHeads !== 0) throw new InvalidArgumentError(`hiddenSize ${c.hiddenSize} is not a multiple of numAttentionHeads ${c.numAttentionHeads}`);
+  if ((c.hiddenSize / c.numAttentionHeads) % 2 !== 0) throw new InvalidArgumentError(`the head dim ${c.hiddenSize / c.numAttentionHeads} must be even for rotary position encoding`);
+  if (c.numKeyValueHeads !== undefined && c.numKeyValueHeads !== c.numAttentionHeads) {
+    throw new InvalidArgumentError(`numKeyValueHeads ${c.numKeyValueHeads} != numAttentionHeads ${c.numAttentionHeads}: grouped-query attention is not supported yet`);
+  }
+  return {
+    rmsNormEps: 1e-6, ropeTheta: 10000, numKeyValueHeads: c.numAttentionHeads, tieWordEmbeddings: false, initializerRange: 0.02, ...c,
+  };
+}
+
+export interface ModelOptions {
+  backend?: Backend;
+  generator?: Generator;
+}
+
+/**
+ * Rotary position encoding (Hugging Face's rotate_half convention) as x * cos + rotateHalf(x) * sin,
+ * with rotateHalf(x) = x @ R for a fixed signed permutation R [D, D]: three existing kernels with
+ * their backward, no rope-specific kernel. The tables are non-persistent buffers (not in stateDict).
+ */
+export class RotaryEmbedding extends Module {
+  constructor(readonly headDim: number, readonly maxPositions: number, readonly theta = 10000, options: Pick<ModelOptions, 'backend'> = {}) {
+    super();
+    const be = options.backend ?? defaultBackend(), d = headDim, half = d / 2;
+    const cos = new Float32Array(maxPositions * d), sin = new Float32Array(maxPositions * d);
+    for (let t = 0; t < maxPositions; t++) for (let i = 0; i < half; i++) {
+      const a = t / theta ** ((2 * i) / d);
+      cos[t * d + i] = cos[t * d + i + half] = Math.cos(a);
+      sin[t * d + i] = sin[t * d + i + half] = Math.sin(a);
+    }
+    const r = new Float32Array(d * d); // (x @ R)[j] = -x[j + D/2] for j < D/2, x[j - D/2] otherwise
+    for (let j = 0; j < half; j++) {
+      r[(j + half) * d + j] = -1;
+      r[j * d + j + half] = 1;
+    }
+    const buf = (name: string, v: Float32Array, shape: number[]) => this.registerBuffer(name, Tensor.from(be, v, shape, { category: 'data', label: `rope.${name}` }), { persistent: false });
+    buf('cos', cos, [maxPositions, d]);
+    buf('sin', sin, [maxPositions, d]);
+    buf('rotation', r, [d, d]);
+  }
+
+  /** x [..., T, D] with positions 0..T-1. */
+  forward(x: Variable): Variable {
+    const t = x.shape[x.shape.length - 2];
+    if (t > this.maxPositions) throw new InvalidArgumentError(`sequence length ${t} exceeds maxPositionEmbeddings ${this.maxPositions}`);
+    const cosT = this.getBuffer('cos').slice(0, t), sinT = this.getBuffer('sin').slice(0, t);
+    const cos = constant(cosT), sin = constant(sinT), rot = constant(this.getBuffer('rotation'));
+    cosT.dispose(); sinT.dispose();
+    try {
+      return tidy(() => add(mul(x, cos), mul(matmul(x, rot), sin)));
+    } finally {
+      cos.dispose(); sin.dispose(); rot.dispose();
+    }
+  }
+}
+
+/** [B, T, H*D] -> [B, H, T, D] (two transposes around a free reshape). */
+function splitHeads(x: Variable, h: number): Variable {
+  const [b, t, c] = x.shape;
+  return transpose(reshape(transpose(x), [b, h, c / h, t]));
+}
+
+/** [B, H, T, D] -> [B, T, H*D]. */
+function mergeHeads(x: Variable): Variable {
+  const [b, h, t, d] = x.shape;
+  return transpose(reshape(transpose(x), [b, h * d, t]));
+}
+
+/** Multi-head causal self-attention with rotary position encoding (LlamaAttention, no biases). */
+export class CausalSelfAttention extends Module {
+  qProj: Linear; kProj: Linear; vProj: Linear; oProj: Linear;
+  rotary: RotaryEmbedding;
+
+  constructor(readonly hiddenSize: number, readonly numHeads: number, maxPositions: number, options: ModelOptions & { ropeTheta?: number; initStd?: number } = {}) {
+    super();
+    if (hiddenSize % numHeads !== 0) throw new InvalidArgumentError(`hiddenSize ${hiddenSize} is not a multiple of numHeads ${numHeads}`);
+    const lin = () => new Linear(hiddenSize, hiddenSize, { ...options, bias: false });
+    this.qProj = lin(); this.kProj = lin(); this.vProj = lin(); this.oProj = lin();
+    this.rotary = new RotaryEmbedding(hiddenSize / numHeads, maxPositions, options.ropeTheta, options);
+  }
+
+  /** x [B, T, C]; mask [B, T] (1 keep, 0 padding) or null. */
+  forward(x: Variable, mask: Tensor | null = null): Variable {
+    if (x.shape.length !== 3 || x.shape[2] !== this.hiddenSize) throw new ShapeMismatchError(`attention input must be [B, T, ${this.hiddenSize}], got [${x.shape.join(', ')}]`);
+    return tidy(() => {
+      const q = this.rotary.forward(splitHeads(this.qProj.forward(x), this.numHeads));
+      const k = this.rotary.forward(splitHeads(this.kProj.forward(x), this.numHeads));
+      const v = splitHeads(this.vProj.forward(x), this.numHeads);
+      return this.oProj.forward(mergeHeads(scaledDotProductAttention(q, k, v, { mask })));
+    });
+  }
+}
+
+/** down(silu(gate(x)) * up(x)): LlamaMLP. */
+export class SwiGLU extends Module {
+  gateProj: Linear; upProj: Linear; downProj: Linear;
+
+  constructor(hiddenSize: number, intermediateSize: number, options: ModelOptions & { initStd?: number } = {}) {
+    super();
+    this.gateProj = new Linear(hiddenSize, intermediateSize, { ...options, bias: false });
+    this.upProj = new Linear(hiddenSize, intermediateSize, { ...options, bias: false });
+    this.downProj = new Linear(intermediateSize, hiddenSize, { ...options, bias: false });
+  }
+
+  forward(x: Variable): Variable {
+    return tidy(() => this.downProj.forward(mul(silu(this.gateProj.forward(x)), this.upProj.forward(x))));
+  }
+}
+
+/** One pre-norm block: x + attn(norm(x)), then + mlp(norm(.)). LlamaDecoderLayer. */
+export class LlamaDecoderLayer extends Module {
+  inputLayernorm: RMSNorm;
+  selfAttn: CausalSelfAttention;
+  postAttentionLayernorm: RMSNorm;
+  mlp: SwiGLU;
+
+  constructor(config: LlamaConfig, options: ModelOptions = {}) {
+    super();
+    const c = checkConfig(config);
+    const o = { ...options, initStd: c.initializerRange };
+    this.inputLayernorm = new RMSNorm(c.hiddenSize, c.rmsNormEps, options);
+    this.selfAttn = new CausalSelfAttention(c.hiddenSize, c.numAttentionHeads, c.maxPositionEmbeddings, { ...o, ropeTheta: c.ropeTheta });
+    this.postAttentionLayernorm = new RMSNorm(c.hiddenSize, c.rmsNormEps, options);
+    this.mlp = new SwiGLU(c.hiddenSize, c.intermediateSize, o);
+  }
+
+  forward(x: Variable, mask: Tensor | null = null): Variable {
+    return tidy(() => {
+      const h = add(x, this.selfAttn.forward(this.inputLayernorm.forward(x), mask));
+      return add(h, this.mlp.forward(this.postAttentionLayernorm.forward(h)));
+    });
+  }
+}
+
+export interface LlamaForwardOptions {
+  /** [B, T], 1 for real tokens and 0 for padding (padding keys are never attended to). */
+  attentionMask?: Tensor | null;
+}
+
+/** The decoder-only language model: forward(ids [B, T] int32) -> logits [B, T, V]. */
+export class Llama extends Module {
+  readonly config: Required<LlamaConfig>;
+  embedTokens: Embedding;
+  layers: ModuleList<LlamaDecoderLayer>;
+  norm: RMSNorm;
+  lmHead: Linear | null;
+
+  constructor(config: LlamaConfig, options: ModelOptions = {}) {
+    super();
+    this.config = checkConfig(config);
+    const c = this.config;
+    const o = { backend: options.backend ?? defaultBackend(), generator: options.generator ?? defaultGenerator };
+    this.embedTokens = new Embedding(c.vocabSize, c.hiddenSize, { ...o, initStd: c.initializerRange });
+    this.layers = new ModuleList(Array.from({ length: c.numHiddenLayers }, () => new LlamaDecoderLayer(c, o)));
+    this.norm = new RMSNorm(c.hiddenSize, c.rmsNormEps, o);
+    this.lmHead = c.tieWordEmbeddings ? null : new Linear(c.hiddenSize, c.vocabSize, { ...o, bias: false, initStd: c.initializerRange });
+  }
+
+  forward(ids: Tensor, options: LlamaForwardOptions = {}): Variable {
+    if (ids.dtype !== 'int32' || ids.rank !== 2) throw new InvalidArgumentError(`Llama.forward: ids must be an int32 tensor [B, T], got ${ids.dtype} [${ids.shape.join(', ')}]`);
+    const mask = options.attentionMask ?? null;
+    return tidy(() => {
+      let h = this.embedTokens.forward(ids);
+      for (const layer of this.layers) h = layer.forward(h, mask);
+      h = this.norm.forward(h);
+      if (this.lmHead) return this.lmHead.forward(h);
+      const [b, t, c] = h.shape; // tied: logits = h @ E^T
+      return reshape(matmul(reshape(h, [b * t, c]), this.embedTokens.weight, { transB: true }), [b, t, this.config.vocabSize]);
+    });
+  }
+
+  /**
+   * Mean next-token cross-entropy: `targets` [B, T] int32 are the tokens each position should
+   * predict (already shifted); positions whose target is ignoreIndex (default -100) do not count.
+   */
+  loss(ids: Tensor, targets: Tensor, options: LlamaForwardOptions & { ignoreIndex?: number } = {}): Variable {
+    return tidy(() => crossEntropy(this.forward(ids, options), targets, { ignoreIndex: options.ignoreIndex }));
+  }
+}
