@@ -324,7 +324,13 @@ function accumulate(v: Variable, g: Tensor): void {
   if (!v.grad) {
     v.grad = Tensor.empty(be, v.shape, { category: 'gradient', label: 'grad' });
     be.unary('scale', g, v.grad, 1);
-  } else be.binary('add', v.grad, g, v.grad); // in place: grad += g
+  } else {
+    // Out of place: a kernel may not read and write one GPU buffer in the same dispatch.
+    const sum = Tensor.empty(be, v.shape, { category: 'gradient', label: 'grad' });
+    be.binary('add', v.grad, g, sum);
+    v.grad.dispose();
+    v.grad = sum;
+  }
 }
 
 function runBackward(root: Variable, seed: Tensor): void {

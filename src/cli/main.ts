@@ -4,6 +4,7 @@ import { Command, Option } from 'commander';
 import { MemfitError, decode, encode, finfo, formatOf, formatTable, FORMATS, type Rounding } from '../index.js';
 import { convertFile, DEFAULT_CHUNK } from './convert.js';
 import { demoLines } from './demo.js';
+import { trainCommand } from './train.js';
 import { CliError, exactDecimal, hexCode, parseHexCode, parseNumber } from './format.js';
 
 const ROUNDINGS: readonly Rounding[] = ['nearest-even', 'toward-zero', 'stochastic'];
@@ -40,7 +41,7 @@ function out(line: string): void {
 export function buildProgram(): Command {
   const program = new Command('memfit');
   program
-    .description('bit-exact low-precision floats (fp16, bf16, fp8, fp6, fp4, OCP MX): format tables and file conversion')
+    .description('train neural networks in less memory: a training demo, bit-exact low-precision floats (fp16, bf16, fp8, fp6, fp4, OCP MX), format tables and file conversion')
     .version(version(), '-V, --version')
     .configureOutput({
       outputError: (str, write) => {
@@ -129,9 +130,33 @@ Example:
       values.forEach((v, i) => out(`${String(v)} -> ${hexCode(f, codes[i])} (${exactDecimal(back[i])})`));
     });
 
+  const int = (name: string) => (v: string) => {
+    const n = Number(v);
+    if (!Number.isSafeInteger(n)) throw new CliError(`${name} must be an integer, got ${JSON.stringify(v)}`);
+    return n;
+  };
+  program
+    .command('train')
+    .description('train a tiny Llama-style model on byte-level text (State of the Union by default) and report loss, throughput and memory (what `npm start` runs)')
+    .option('--steps <n>', 'optimizer steps', int('--steps'), 300)
+    .option('--batch-size <n>', 'sequences per batch', int('--batch-size'), 8)
+    .option('--seq-len <n>', 'tokens (bytes) per sequence', int('--seq-len'), 64)
+    .option('--lr <x>', 'peak learning rate', (v) => parseNumber(v), 3e-3)
+    .option('--seed <n>', 'seed of the weights and the data order', int('--seed'), 0)
+    .addOption(new Option('--backend <kind>', 'auto: a hardware GPU if present, else wasm').choices(['auto', 'wasm', 'webgpu']).default('auto'))
+    .option('--text <file>', 'a UTF-8 text file to train on')
+    .option('--checkpoint <path>', 'save a checkpoint here (atomically) at the end and every --checkpoint-every steps')
+    .option('--checkpoint-every <n>', 'steps between checkpoints (0: only at the end)', int('--checkpoint-every'), 0)
+    .option('--resume', 'continue from --checkpoint if it exists', false)
+    .option('--sample <n>', 'bytes of text to generate at the end', int('--sample'), 120)
+    .option('--json', 'print one JSON object instead of the report', false)
+    .action(async (o) => {
+      await trainCommand(o, out);
+    });
+
   program
     .command('demo')
-    .description('print the formats table and a short conversion demo (what `npm start` runs)')
+    .description('print the formats table and a short conversion demo')
     .action(() => {
       for (const line of demoLines()) out(line);
     });

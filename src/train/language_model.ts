@@ -118,6 +118,36 @@ export class LanguageModelTrainer {
     return total / batches;
   }
 
+  /**
+   * Continues `prompt` by `length` bytes, sampling each from softmax(logits / temperature) with
+   * `generator` (greedy when temperature is 0). No cache: each byte is one forward over the last
+   * maxPositionEmbeddings bytes, under inferenceMode.
+   */
+  async generate(prompt: string, length: number, options: { temperature?: number; generator?: Generator } = {}): Promise<string> {
+    const temperature = options.temperature ?? 0.8, g = options.generator ?? new Generator(0);
+    const bytes = [...new TextEncoder().encode(prompt)];
+    if (bytes.length === 0) throw new InvalidArgumentError('generate needs a non-empty prompt');
+    const window = this.config.model.maxPositionEmbeddings, v = this.config.model.vocabSize;
+    for (let i = 0; i < length; i++) {
+      const ctx = bytes.slice(-window);
+      const ids = Tensor.from(this.backend, Int32Array.from(ctx), [1, ctx.length], { dtype: 'int32', category: 'data' });
+      const logits = inferenceMode(() => this.model.forward(ids));
+      const all = await logits.data.toArray();
+      logits.dispose(); ids.dispose();
+      const last = all.subarray((ctx.length - 1) * v, ctx.length * v);
+      let next = 0;
+      if (temperature === 0) next = last.indexOf(Math.max(...last));
+      else {
+        const m = Math.max(...last);
+        const p = Array.from(last, (x) => Math.exp((x - m) / temperature));
+        let u = g.random() * p.reduce((a, b) => a + b, 0);
+        while (next < v - 1 && (u -= p[next]) > 0) next++;
+      }
+      bytes.push(next);
+    }
+    return new TextDecoder().decode(Uint8Array.from(bytes));
+  }
+
   /** Current and peak bytes by category on the training backend. */
   memoryStats(): MemoryStats {
     return this.backend.memory.memoryStats();

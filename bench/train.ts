@@ -1,0 +1,136 @@
+// Training benchmark (`npm run bench:train`): the tiny Llama of the training proof (2 layers,
+// hidden 64, byte vocabulary; batch 8 x 64) on every backend present: tokens/s, step time, peak
+// memory by category, the extra memory a training forward holds (saved activations) and the same
+// forward under inferenceMode, the quantities of ../shared/anchors/torch_h100.md. On a hardware
+// GPU `--config small` runs the anchors' "small" shapes next to PyTorch's H100 figures.
+//
+// Usage: node --import tsx bench/train.ts [--quick] [--no-gpu] [--config tiny|small]
+// Statistic: the median step after warm-up steps (each step ends with the loss read back).
+// stdout: one JSON object, also written to bench/results/train.json (atomically). Logs: stderr.
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Backend } from '../src/backend/backend.js';
+import { CATEGORIES } from '../src/backend/memory.js';
+import { WasmBackend } from '../src/backend/wasm/backend.js';
+import { inferenceMode, tidy } from '../src/autograd/variable.js';
+import { ByteTextDataset } from '../src/data/byte_text.js';
+import { loadSotuText } from '../src/data/sotu.js';
+import { Tensor } from '../src/tensor/tensor.js';
+import { LanguageModelTrainer, TINY_LLAMA, type TrainConfig } from '../src/train/language_model.js';
+
+const argv = process.argv.slice(2);
+const flag = (f: string) => argv.includes(f);
+const configName = argv.includes('--config') ? argv[argv.indexOf('--config') + 1] : 'tiny';
+for (const a of argv) if (!['--quick', '--no-gpu', '--config', 'tiny', 'small'].includes(a)) throw new Error(`unknown argument ${a}; usage: bench/train.ts [--quick] [--no-gpu] [--config tiny|small]`);
+const log = (m: string) => process.stderr.write(`[bench:train] ${m}\n`);
+const round = (x: number) => Number(x.toPrecision(4));
+
+/** The anchors' "small" config (vocab 8192, dim 512, 8 layers, 8 heads, ffn 1408, batch 16, seq 256). */
+const SMALL: TrainConfig = {
+  ...TINY_LLAMA, batchSize: 16, seqLen: 256,
+  model: { vocabSize: 8192, hiddenSize: 512, numHiddenLayers: 8, numAttentionHeads: 8, intermediateSize: 1408, maxPositionEmbeddings: 256, rmsNormEps: 1e-5 },
+};
+/** PyTorch eager on an H100, fp32, AdamW (../shared/anchors/torch_h100.md, "small", fp32 row). */
+const TORCH_SMALL_FP32 = { stepMs: 23.4, tokensPerSecond: 175_000, peakMB: 5281, fwdActMB: 1489, infFwdMB: 144 };
+
+async function run(backend: Backend, config: TrainConfig, steps: number, warmup: number) {
+  const dataset = new ByteTextDataset(text);
+  const t = new LanguageModelTrainer(backend, dataset, { ...config, steps: steps + warmup, warmupSteps: 1 });
+  try {
+    const mem = backend.memory;
+    const ms: number[] = [];
+    let first = 0, last = 0;
+    for (let i = 0; i < warmup + steps; i++) {
+      const r = await t.trainStep();
+      if (i === 0) first = r.loss;
+      last = r.loss;
+      if (i >= warmup) ms.push(r.ms);
+    }
+    const stats = mem.memoryStats(); // the training steps' peaks, before the forward measurements reset them
+    ms.sort((a, b) => a - b);
+    const median = ms[Math.floor(ms.length / 2)];
+    // A training forward's saved activations vs the same forward under inferenceMode.
+    const batch = dataset.batch(t.dataGenerator, config.batchSize, config.seqLen);
+    const shape = [config.batchSize, config.seqLen];
+    const ids = Tensor.from(backend, batch.ids, shape, { dtype: 'int32' }), targets = Tensor.from(backend, batch.targets, shape, { dtype: 'int32' });
+    await backend.synchronize();
+    const base = mem.memoryAllocated();
+    mem.resetPeakMemoryStats();
+    const loss = tidy(() => t.model.loss(ids, targets));
+    const fwdAct = mem.memoryAllocated() - base;
+    const fwdPeak = mem.maxMemoryAllocated() - base;
+    loss.releaseGraph();
+    loss.dispose();
+    mem.resetPeakMemoryStats();
+    const li = inferenceMode(() => t.model.loss(ids, targets));
+    const infPeak = mem.maxMemoryAllocated() - base;
+    li.dispose(); ids.dispose(); targets.dispose();
+    return {
+      backend: backend.description,
+      config: configName,
+      parameters: t.model.numParameters(),
+      batch: shape,
+      steps: ms.length,
+      stepMsMedian: round(median),
+      tokensPerSecond: round((config.batchSize * config.seqLen) / (median / 1000)),
+      lossFirst: round(first), lossLast: round(last),
+      peakBytesByCategory: Object.fromEntries(CATEGORIES.map((c) => [c, stats.byCategory[c].peak])),
+      peakAllocatedBytes: stats.allocated.peak,
+      peakReservedBytes: stats.reserved.peak,
+      trainingForwardHeldBytes: fwdAct,
+      trainingForwardPeakBytes: fwdPeak,
+      inferenceForwardPeakBytes: infPeak,
+      inferenceToTrainingForward: round(infPeak / fwdPeak),
+    };
+  } finally {
+    t.dispose();
+  }
+}
+
+const text = loadSotuText({ fromYear: 1990 });
+const config = configName === 'small' ? SMALL : TINY_LLAMA;
+const quick = flag('--quick');
+const results: Record<string, unknown>[] = [];
+if (configName === 'tiny') {
+  log('wasm ...');
+  results.push(await run(new WasmBackend(), config, quick ? 5 : 30, 2));
+}
+if (!flag('--no-gpu')) {
+  const { WebGPUBackend } = await import('../src/backend/webgpu/backend.js');
+  try {
+    const g = await WebGPUBackend.create();
+    const software = g.description.toLowerCase().includes('swiftshader') || g.description.toLowerCase().includes('software');
+    if (configName === 'small' && software) log('--config small needs a hardware GPU; skipped on the software adapter');
+    else {
+      log(`webgpu (${g.description}) ...`);
+      const r = await run(g, config, software || quick ? 3 : 30, 1);
+      if (configName === 'small') {
+        Object.assign(r, {
+          torchH100Fp32: TORCH_SMALL_FP32,
+          tokensPerSecondVsTorch: round((r.tokensPerSecond as number) / TORCH_SMALL_FP32.tokensPerSecond),
+          peakVsTorch: round((r.peakAllocatedBytes as number) / 2 ** 20 / TORCH_SMALL_FP32.peakMB),
+        });
+      }
+      results.push(r);
+    }
+    g.destroy();
+  } catch (e) {
+    log(`no WebGPU backend: ${(e as Error).message}`);
+  }
+}
+const wasm = results.find((r) => String(r.backend).includes('WebAssembly'));
+const gpu = results.find((r) => r !== wasm);
+const out = {
+  date: new Date().toISOString(), host: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version },
+  results,
+  ratios: wasm && gpu ? { webgpuTokensPerSecondOverWasm: round((gpu.tokensPerSecond as number) / (wasm.tokensPerSecond as number)) } : {},
+};
+const json = JSON.stringify(out, null, 2);
+process.stdout.write(`${json}\n`);
+const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
+mkdirSync(dir, { recursive: true });
+const tmp = path.join(dir, `.train.json.tmp-${process.pid}`);
+writeFileSync(tmp, `${json}\n`);
+renameSync(tmp, path.join(dir, 'train.json'));
