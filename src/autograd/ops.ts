@@ -6,7 +6,7 @@ import { InvalidArgumentError, ShapeMismatchError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { BinaryOp, MatmulOptions, UnaryOp } from '../backend/backend.js';
 import { normAxis, numel } from '../backend/shape.js';
-import { record, Variable } from './variable.js';
+import { applyOpPolicy, record, Variable } from './variable.js';
 import { expand, floating, kBinary, kSum, kSumKeep, kUnary, pass, sameBackend, scalar, unbroadcast } from './kernels.js';
 
 export { unbroadcast } from './kernels.js';
@@ -14,6 +14,7 @@ export { unbroadcast } from './kernels.js';
 // ---- elementwise ------------------------------------------------------------------------------
 
 export function add(a: Variable, b: Variable): Variable {
+  [a, b] = applyOpPolicy('add', [a, b] as const);
   floating(a.data, 'add'); floating(b.data, 'add');
   const y = kBinary('add', a.data, b.data, 'activation');
   return record('add', y, [a, b], () => [], (gy, _s, needs) => [
@@ -23,6 +24,7 @@ export function add(a: Variable, b: Variable): Variable {
 }
 
 export function sub(a: Variable, b: Variable): Variable {
+  [a, b] = applyOpPolicy('sub', [a, b] as const);
   floating(a.data, 'sub'); floating(b.data, 'sub');
   const y = kBinary('sub', a.data, b.data, 'activation');
   return record('sub', y, [a, b], () => [], (gy, _s, needs) => [
@@ -32,6 +34,7 @@ export function sub(a: Variable, b: Variable): Variable {
 }
 
 export function mul(a: Variable, b: Variable): Variable {
+  [a, b] = applyOpPolicy('mul', [a, b] as const);
   floating(a.data, 'mul'); floating(b.data, 'mul');
   const y = kBinary('mul', a.data, b.data, 'activation');
   // d(a*b)/da = b, d/db = a: each input is saved only if the other one needs its gradient.
@@ -43,6 +46,7 @@ export function mul(a: Variable, b: Variable): Variable {
 
 /** a / b with broadcasting. */
 export function div(a: Variable, b: Variable): Variable {
+  [a, b] = applyOpPolicy('div', [a, b] as const);
   floating(a.data, 'div'); floating(b.data, 'div');
   const y = kBinary('div', a.data, b.data, 'activation');
   // da = gy / b; db = -gy * y / b (= -gy a / b^2, from the saved output: a is not kept).
@@ -60,12 +64,14 @@ export function div(a: Variable, b: Variable): Variable {
 }
 
 export function neg(x: Variable): Variable {
+  [x] = applyOpPolicy('neg', [x] as const);
   floating(x.data, 'neg');
   return record('neg', kUnary('neg', x.data, 'activation'), [x], () => [], (gy) => [kUnary('neg', gy, 'temporary')]);
 }
 
 /** x * c for a constant c. */
 export function scale(x: Variable, c: number): Variable {
+  [x] = applyOpPolicy('scale', [x] as const);
   floating(x.data, 'scale');
   const y = kUnary('scale', x.data, 'activation', c);
   return record('scale', y, [x], () => [], (gy) => [kUnary('scale', gy, 'temporary', c)]);
@@ -73,23 +79,27 @@ export function scale(x: Variable, c: number): Variable {
 
 /** x + c for a constant c. */
 export function addScalar(x: Variable, c: number): Variable {
+  [x] = applyOpPolicy('addScalar', [x] as const);
   floating(x.data, 'addScalar');
   return record('addScalar', kUnary('addScalar', x.data, 'activation', c), [x], () => [], (gy) => [pass(gy)]);
 }
 
 export function exp(x: Variable): Variable {
+  [x] = applyOpPolicy('exp', [x] as const);
   floating(x.data, 'exp');
   const y = kUnary('exp', x.data, 'activation');
   return record('exp', y, [x], () => [y], (gy, [sy]) => [kBinary('mul', gy, sy!, 'temporary')]);
 }
 
 export function log(x: Variable): Variable {
+  [x] = applyOpPolicy('log', [x] as const);
   floating(x.data, 'log');
   const y = kUnary('log', x.data, 'activation');
   return record('log', y, [x], () => [x.data], (gy, [sx]) => [kBinary('div', gy, sx!, 'temporary')]);
 }
 
 export function square(x: Variable): Variable {
+  [x] = applyOpPolicy('square', [x] as const);
   floating(x.data, 'square');
   const y = kUnary('square', x.data, 'activation');
   return record('square', y, [x], () => [x.data], (gy, [sx]) => {
@@ -101,6 +111,7 @@ export function square(x: Variable): Variable {
 }
 
 export function sqrt(x: Variable): Variable {
+  [x] = applyOpPolicy('sqrt', [x] as const);
   floating(x.data, 'sqrt');
   const y = kUnary('sqrt', x.data, 'activation');
   return record('sqrt', y, [x], () => [y], (gy, [sy]) => { // dx = gy / (2 sqrt(x))
@@ -113,6 +124,7 @@ export function sqrt(x: Variable): Variable {
 
 /** An activation whose backward is one kernel: gx = backwardOp(gy, saved), saved = x or y. */
 function activation(op: UnaryOp, backwardOp: BinaryOp, fromOutput: boolean, x: Variable): Variable {
+  [x] = applyOpPolicy(op, [x] as const);
   floating(x.data, op);
   const y = kUnary(op, x.data, 'activation');
   return record(op, y, [x], () => [fromOutput ? y : x.data], (gy, [s]) => [kBinary(backwardOp, gy, s!, 'temporary')]);
@@ -157,6 +169,7 @@ export interface ReduceOptions {
 }
 
 function reduceSum(name: 'sum' | 'mean', x: Variable, axis: number | null, options: ReduceOptions): Variable {
+  [x] = applyOpPolicy(name, [x] as const);
   floating(x.data, name);
   const ax = axis === null ? null : normAxis(axis, x.data.rank);
   const outShape = ax === null ? [] : x.shape.filter((_, i) => i !== ax);
@@ -196,6 +209,7 @@ export function mean(x: Variable, axis: number | null = null, options: ReduceOpt
 
 /** Softmax over the last axis. */
 export function softmax(x: Variable): Variable {
+  [x] = applyOpPolicy('softmax', [x] as const);
   floating(x.data, 'softmax');
   if (x.data.rank === 0) throw new InvalidArgumentError('softmax needs a tensor of rank >= 1');
   const y = Tensor.empty(x.backend, x.shape, { category: 'activation' });
@@ -214,6 +228,7 @@ export function softmax(x: Variable): Variable {
 
 /** log(softmax(x)) over the last axis. */
 export function logSoftmax(x: Variable): Variable {
+  [x] = applyOpPolicy('logSoftmax', [x] as const);
   floating(x.data, 'logSoftmax');
   if (x.data.rank === 0) throw new InvalidArgumentError('logSoftmax needs a tensor of rank >= 1');
   const y = Tensor.empty(x.backend, x.shape, { category: 'activation' });
@@ -249,6 +264,7 @@ function reduceBatch(g: Tensor, shape: readonly number[]): Tensor {
  * or one side without batch dims: it is broadcast and its gradient summed over the batch).
  */
 export function matmul(a: Variable, b: Variable, options: Pick<MatmulOptions, 'transA' | 'transB'> = {}): Variable {
+  [a, b] = applyOpPolicy('matmul', [a, b] as const);
   floating(a.data, 'matmul'); floating(b.data, 'matmul');
   sameBackend(a.data, b.data);
   const transA = options.transA ?? false, transB = options.transB ?? false;
@@ -279,6 +295,19 @@ export function matmul(a: Variable, b: Variable, options: Pick<MatmulOptions, 't
     }
     return [ga, gb];
   });
+}
+
+/**
+ * x converted to `dtype` (rounded once, nearest-even; bit-identical to Tensor.to). Differentiable:
+ * the gradient passes through unchanged (in float32), as torch's .to(dtype) does up to rounding.
+ * What an autocast policy inserts before an op.
+ */
+export function cast(x: Variable, dtype: string): Variable {
+  floating(x.data, 'cast');
+  const y = Tensor.empty(x.backend, x.shape, { dtype, category: 'activation' });
+  if (y.dtype === 'int32') { y.dispose(); throw new InvalidArgumentError('cast: a differentiable cast needs a float dtype, got int32'); }
+  x.backend.cast(x.data, y);
+  return record('cast', y, [x], () => [], (gy) => [pass(gy)]);
 }
 
 /** A Variable that never needs a gradient, around `t` (a new reference to its storage). */

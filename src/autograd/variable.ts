@@ -53,6 +53,32 @@ export function enableGrad<T>(fn: () => T): T {
   try { return fn(); } finally { gradEnabled = prev; }
 }
 
+// ---- op policy ----------------------------------------------------------------------------------
+
+/**
+ * A per-op input policy (autocast's hook): called by every differentiable op with its name and
+ * float inputs before the forward runs; it returns the inputs to use (e.g. cast to bfloat16 with
+ * the differentiable `cast` op), or the same array to leave them. Installed for a scope.
+ */
+export type OpPolicy = (op: string, inputs: readonly Variable[]) => readonly Variable[];
+
+const policyStack: OpPolicy[] = [];
+
+/** Runs fn with `policy` applied to the inputs of every differentiable op inside it. */
+export function withOpPolicy<T>(policy: OpPolicy, fn: () => T): T {
+  policyStack.push(policy);
+  try { return fn(); } finally { policyStack.pop(); }
+}
+
+/** The one dispatch point of differentiable ops: their inputs after the innermost policy (if any). */
+export function applyOpPolicy<V extends readonly Variable[]>(op: string, inputs: V): V {
+  const p = policyStack[policyStack.length - 1];
+  if (!p) return inputs;
+  const out = p(op, inputs);
+  if (out.length !== inputs.length) throw new InvalidArgumentError(`op policy for ${op} returned ${out.length} inputs, expected ${inputs.length}`);
+  return out as unknown as V;
+}
+
 // ---- saved-tensor hooks --------------------------------------------------------------------------
 
 /**

@@ -4,7 +4,7 @@
 import { InvalidArgumentError, ShapeMismatchError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { numel } from '../backend/shape.js';
-import { isGradEnabled, record, tidy, Variable } from '../autograd/variable.js';
+import { applyOpPolicy, isGradEnabled, record, tidy, Variable } from '../autograd/variable.js';
 import { add, matmul, mul, reshape } from '../autograd/ops.js';
 import { floating, kBinary, sameBackend, zeros } from '../autograd/kernels.js';
 import { defaultGenerator, type Generator } from '../random.js';
@@ -28,6 +28,7 @@ export function linear(x: Variable, weight: Variable, bias: Variable | null = nu
 
 /** Rows of `table` [V, C] picked by int32 ids [...]: out [..., C]. An id outside [0, V) gives zeros. */
 export function embedding(ids: Tensor, table: Variable): Variable {
+  [table] = applyOpPolicy('embedding', [table] as const);
   if (ids.dtype !== 'int32') throw new InvalidArgumentError(`embedding: ids must be int32, got ${ids.dtype}`);
   if (table.data.rank !== 2) throw new ShapeMismatchError(`embedding: table must be [rows, dim], got ${dims(table.shape)}`);
   sameBackend(ids, table.data);
@@ -44,6 +45,7 @@ export function embedding(ids: Tensor, table: Variable): Variable {
 
 /** RMSNorm over the last axis: x * rsqrt(mean(x^2) + eps) * weight. */
 export function rmsNorm(x: Variable, weight: Variable, eps: number): Variable {
+  [x, weight] = applyOpPolicy('rmsNorm', [x, weight] as const);
   floating(x.data, 'rmsNorm');
   const c = x.shape[x.shape.length - 1];
   if (weight.data.rank !== 1 || weight.shape[0] !== c) throw new ShapeMismatchError(`rmsNorm: weight ${dims(weight.shape)} does not fit input ${dims(x.shape)}`);
@@ -64,6 +66,7 @@ export function rmsNorm(x: Variable, weight: Variable, eps: number): Variable {
 
 /** LayerNorm over the last axis with weight and bias. */
 export function layerNorm(x: Variable, weight: Variable, bias: Variable, eps: number): Variable {
+  [x, weight, bias] = applyOpPolicy('layerNorm', [x, weight, bias] as const);
   floating(x.data, 'layerNorm');
   const c = x.shape[x.shape.length - 1];
   for (const [name, p] of [['weight', weight], ['bias', bias]] as const) {
@@ -95,6 +98,7 @@ export interface AttentionOptions {
  * no T x T buffer is kept: backward recomputes the scores from q, k and the saved log-sum-exp).
  */
 export function scaledDotProductAttention(q: Variable, k: Variable, v: Variable, options: AttentionOptions = {}): Variable {
+  [q, k, v] = applyOpPolicy('scaledDotProductAttention', [q, k, v] as const);
   for (const t of [q, k, v]) floating(t.data, 'attention');
   if (q.data.rank !== 4 || q.shape.join() !== k.shape.join() || q.shape.join() !== v.shape.join()) {
     throw new ShapeMismatchError(`attention: q, k, v must be [B, H, T, D] of one shape, got ${dims(q.shape)}, ${dims(k.shape)}, ${dims(v.shape)}`);
@@ -125,6 +129,7 @@ export interface CrossEntropyOptions {
  * instead of the logits (same size), so the logits can be freed as soon as the loss is known.
  */
 export function crossEntropy(logits: Variable, targets: Tensor, options: CrossEntropyOptions = {}): Variable {
+  [logits] = applyOpPolicy('crossEntropy', [logits] as const);
   floating(logits.data, 'crossEntropy');
   if (targets.dtype !== 'int32') throw new InvalidArgumentError(`crossEntropy: targets must be int32, got ${targets.dtype}`);
   const c = logits.shape[logits.shape.length - 1];

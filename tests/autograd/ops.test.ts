@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { WasmBackend } from '../../src/backend/wasm/backend.js';
 import {
   Variable, div, neg, addScalar, exp, log, square, sqrt, relu, gelu, silu, sigmoid, tanh, reshape, transpose, sum, mean,
-  softmax, logSoftmax, matmul,
+  softmax, logSoftmax, matmul, cast, withOpPolicy, tidy,
 } from '../../src/autograd/index.js';
 import { gradcheck, weighted, weightedSum, refMatmul, numel, randValues, type GradCase } from '../helpers/gradcheck.js';
 
@@ -140,6 +140,31 @@ test('a bfloat16 leaf gets a float32 gradient', async () => {
   assert.is(xb.grad!.dtype, 'float32');
   assert.equal(Array.from(await xb.grad!.toArray()), [2, 4, 6]);
   l.dispose(); xb.dispose(); x.dispose();
+});
+
+test('op policy (the autocast hook): casting matmul inputs to bfloat16 equals casting by hand, gradients reach the float32 leaves', async () => {
+  const run = async (viaPolicy: boolean) => {
+    const a = Variable.from(w, Float32Array.from(randValues(12, 3)), [3, 4], { requiresGrad: true });
+    const b = Variable.from(w, Float32Array.from(randValues(20, 4)), [4, 5], { requiresGrad: true });
+    const seen: string[] = [];
+    const loss = tidy(() => viaPolicy
+      ? withOpPolicy((op, xs) => { seen.push(op); return op === 'matmul' ? xs.map((x) => cast(x, 'bfloat16')) : xs; }, () => weighted(matmul(a, b)))
+      : weighted(matmul(cast(a, 'bfloat16'), cast(b, 'bfloat16'))));
+    loss.backward();
+    const r = { loss: await loss.data.toArray(), ga: await a.grad!.toArray(), gb: await b.grad!.toArray(), seen };
+    loss.dispose(); a.dispose(); b.dispose();
+    return r;
+  };
+  const p = await run(true), m = await run(false);
+  assert.ok(p.seen.includes('matmul') && p.seen.includes('mul') && p.seen.includes('sum'), p.seen.join());
+  assert.equal(p.loss, m.loss);
+  assert.equal(p.ga, m.ga);
+  assert.equal(p.gb, m.gb);
+  const plain = Variable.from(w, Float32Array.from(randValues(12, 3)), [3, 4]);
+  const c = cast(plain, 'bf16');
+  assert.is(c.data.dtype, 'bfloat16');
+  assert.throws(() => cast(plain, 'int32'), /float dtype/);
+  c.dispose(); plain.dispose();
 });
 
 test.run();
