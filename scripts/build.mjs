@@ -13,6 +13,7 @@ const browserStubs = {
 const common = { bundle: true, format: 'esm', target: 'es2022', sourcemap: true, loader: { '.wgsl': 'text' }, logLevel: 'warning' };
 await Promise.all([
   build({ ...common, entryPoints: ['src/index.ts'], outfile: 'dist/node/index.js', platform: 'node' }),
+  build({ ...common, entryPoints: ['src/node.ts'], outfile: 'dist/node/node.js', platform: 'node', packages: 'external' }),
   build({
     ...common, entryPoints: ['src/cli/main.ts'], outfile: 'dist/node/cli.js', platform: 'node',
     packages: 'external',

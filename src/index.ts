@@ -39,3 +39,10 @@ export { Llama, LlamaDecoderLayer, CausalSelfAttention, SwiGLU, RotaryEmbedding 
 export type { LlamaConfig, LlamaForwardOptions, ModelOptions } from './nn/llama.js';
 export { ByteTextDataset } from './data/byte_text.js';
 export type { TokenBatch } from './data/byte_text.js';
+export * from './optim/index.js';
+export {
+  serializeSafetensors, parseSafetensors, tensorsToSafetensors, safetensorsToTensors, SafetensorsError, MEMFIT_DTYPES_KEY,
+} from './io/safetensors.js';
+export type { RawTensor, ParsedTensor, SafetensorsHeader, LoadOptions as SafetensorsLoadOptions } from './io/safetensors.js';
+export { LanguageModelTrainer, TINY_LLAMA } from './train/language_model.js';
+export type { TrainConfig, StepResult } from './train/language_model.js';

@@ -1,0 +1,7 @@
+// memfit for Node (`import ... from 'memfit/node'`): everything in the main entry plus the file
+// APIs that need node:fs (safetensors files, training checkpoints) and the bundled text corpus.
+export * from './index.js';
+export { saveSafetensors, loadSafetensors, readSafetensorsHeader } from './io/safetensors_file.js';
+export { saveCheckpoint, loadCheckpoint, CheckpointError, CHECKPOINT_KEY } from './io/checkpoint.js';
+export type { TrainingState, JsonValue } from './io/checkpoint.js';
+export { loadSotuText } from './data/sotu.js';
