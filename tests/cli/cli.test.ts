@@ -222,8 +222,30 @@ test('demo runs and stays short', () => {
   assert.ok(r.stdout.split('\n').length <= 60);
 });
 
+test('train (what npm start runs): the loss falls, memory is reported by category, a checkpoint resumes', () => {
+  const ckpt = tmp('train.safetensors');
+  const args = ['train', '--backend', 'wasm', '--steps', '12', '--batch-size', '4', '--seq-len', '32', '--sample', '16', '--checkpoint', ckpt];
+  const r = memfit(...args, '--json');
+  assert.is(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout) as { steps: number; firstLoss: number; lastLoss: number; memory: Record<string, { current: number; peak: number }>; sample: string };
+  assert.is(j.steps, 12);
+  assert.ok(j.lastLoss < j.firstLoss - 0.3, `loss ${j.firstLoss} -> ${j.lastLoss}`);
+  assert.ok(j.memory.parameter.current > 0 && j.memory.optimizer.current === 2 * j.memory.parameter.current);
+  assert.ok(j.memory.activation.peak > 0 && j.memory.gradient.current === 0);
+  assert.ok(j.sample.startsWith('The ') && Buffer.byteLength(j.sample) >= 16);
+  const again = memfit(...args.map((a) => (a === '12' ? '14' : a)), '--resume');
+  assert.is(again.code, 0, again.stderr);
+  assert.match(again.stdout, /resumed from .* at step 12/);
+  assert.match(again.stdout, /memory by category/);
+  assert.match(again.stdout, /checkpoint: .* \(step 14\)/);
+  const bad = memfit('train', '--steps', '0');
+  assert.is(bad.code, 1);
+  assert.match(bad.stderr, /--steps must be a positive integer/);
+  noStack(bad.stderr);
+});
+
 test('--help works on the program and every command', () => {
-  for (const cmd of [[], ['finfo'], ['convert'], ['decode'], ['encode'], ['demo']]) {
+  for (const cmd of [[], ['finfo'], ['convert'], ['decode'], ['encode'], ['demo'], ['train']]) {
     const r = memfit(...cmd, '--help');
     assert.is(r.code, 0, cmd.join(' '));
     assert.match(r.stdout, /Usage: memfit/);
