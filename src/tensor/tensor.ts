@@ -75,9 +75,12 @@ export class Tensor implements TensorRef {
     }
     const f = formatOf(this.dtype);
     if (f.bits < 8) {
-      const first = Math.floor((this.offset * f.bits) / 8);
+      // Sub-byte codes come in whole-byte groups (fp4: 2 codes in 1 byte, fp6: 4 codes in 3 bytes):
+      // read from the start of the group holding our first code.
+      const groupCodes = f.bits === 6 ? 4 : 8 / f.bits, groupBytes = (groupCodes * f.bits) / 8;
+      const first = Math.floor(this.offset / groupCodes) * groupBytes;
       const bytes = await this.backend.read(this.storage, first, storageBytes(this.dtype, this.offset + n) - first);
-      const lead = this.offset - (first * 8) / f.bits; // codes before our first one in the first byte(s)
+      const lead = this.offset % groupCodes; // codes before our first one in that group
       return decode(unpack(bytes, f.name, lead + n).subarray(lead), f.name);
     }
     const b = await this.backend.read(this.storage, this.offset * f.codeBytes, n * f.codeBytes);

@@ -20,10 +20,12 @@ for (const name of ['wasm', 'webgpu'] as const) {
       const t = Tensor.from(get(), values, [37], { dtype });
       const back = await t.toArray();
       assert.equal(Array.from(back), Array.from(decode(encode(values, dtype), dtype)), dtype);
-      // a view at an odd element offset (sub-byte formats included)
-      const v = t.slice(5, 12);
-      assert.equal(Array.from(await v.toArray()), Array.from(back.subarray(5, 12)), `${dtype} slice`);
-      v.dispose();
+      // views at every offset within a packing group (fp6: 4 codes in 3 bytes; fp4: 2 in a byte)
+      for (let start = 0; start < 8; start++) {
+        const v = t.slice(start, start + 7);
+        assert.equal(Array.from(await v.toArray()), Array.from(back.subarray(start, start + 7)), `${dtype} slice(${start})`);
+        v.dispose();
+      }
       t.dispose();
     }
     const ids = Tensor.from(get(), [3, -1, 7], [3], { dtype: 'int32' });

@@ -1,0 +1,149 @@
+// safetensors files in Node. Both directions stream one tensor at a time, so a file never has to fit in
+// memory twice: saving reads each tensor back from its backend and appends it; loading reads the header,
+// validates it against the file size, then reads each tensor's range straight into a new tensor.
+// Saving is atomic: a temporary file in the target's directory is written, fsynced and renamed over the
+// target, so a crash or an error mid-write leaves any previous file untouched.
+import { randomBytes } from 'node:crypto';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import type { Backend } from '../backend/backend.js';
+import { InvalidArgumentError, MemfitError } from '../errors.js';
+import { Tensor } from '../tensor/tensor.js';
+import {
+  SafetensorsError, checkSupported, parseSafetensorsHeader, planSafetensors, rawToTensor, readTensorBytes,
+  safetensorsHeaderSize, type LoadOptions, type SafetensorsHeader,
+} from './safetensors.js';
+
+/** Largest single read or write (fs calls take at most 2 GiB - 1). */
+const IO_CHUNK = 1 << 30;
+
+/** The error `e` as a SafetensorsError whose message starts with the path. */
+function withPath(path: string, e: unknown, doing: string): SafetensorsError {
+  if (e instanceof SafetensorsError) return new SafetensorsError(`${path}: ${e.message}`, { tensor: e.tensor, cause: e });
+  const msg = e instanceof Error ? e.message : String(e);
+  return new SafetensorsError(`${path}: ${doing}: ${msg}`, { tensor: undefined, cause: e });
+}
+
+async function readFully(h: FileHandle, buf: Uint8Array, position: number): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesRead } = await h.read(buf, done, Math.min(IO_CHUNK, buf.length - done), position + done);
+    if (bytesRead === 0) throw new SafetensorsError(`file ended at byte ${position + done}, before the ${position + buf.length} its header promises (was it changed while loading?)`);
+    done += bytesRead;
+  }
+}
+
+async function writeFully(h: FileHandle, buf: Uint8Array, position: number): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesWritten } = await h.write(buf, done, Math.min(IO_CHUNK, buf.length - done), position + done);
+    done += bytesWritten;
+  }
+}
+
+/** Makes the rename durable (best effort: not every platform can fsync a directory). */
+async function syncDir(dir: string): Promise<void> {
+  let h: FileHandle | undefined;
+  try {
+    h = await open(dir, 'r');
+    await h.sync();
+  } catch {
+    /* ignore */
+  } finally {
+    await h?.close().catch(() => {});
+  }
+}
+
+/** Writes `tensors` and string `metadata` to `path` as safetensors, atomically (temp file, fsync, rename). */
+export async function saveSafetensors(path: string, tensors: Record<string, Tensor>, metadata?: Record<string, string>): Promise<void> {
+  const list = Object.entries(tensors);
+  for (const [name, t] of list) if (!(t instanceof Tensor)) throw new InvalidArgumentError(`tensor '${name}' is not a Tensor`);
+  // Names, dtypes and metadata are checked here, before any file is touched.
+  const layout = planSafetensors(list, metadata);
+  const byName = new Map(list);
+  const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  let h: FileHandle | undefined;
+  let created = false;
+  try {
+    h = await open(tmp, 'wx');
+    created = true;
+    await writeFully(h, layout.header, 0);
+    for (const { name, begin, end } of layout.order) {
+      const bytes = await readTensorBytes(byName.get(name)!);
+      if (bytes.length !== end - begin) throw new SafetensorsError(`tensor '${name}' read back ${bytes.length} bytes, expected ${end - begin}`, { tensor: name });
+      await writeFully(h, bytes, layout.header.length + begin);
+    }
+    await h.sync();
+    await h.close();
+    h = undefined;
+    await rename(tmp, path);
+    created = false;
+  } catch (e) {
+    throw withPath(path, e, 'cannot save');
+  } finally {
+    if (h) await h.close().catch(() => {});
+    if (created) await unlink(tmp).catch(() => {});
+  }
+  await syncDir(dirname(path));
+}
+
+/** Reads and validates the header of the safetensors file at `path` (no tensor data is read). */
+export async function readSafetensorsHeader(path: string): Promise<SafetensorsHeader> {
+  const h = await openForRead(path);
+  try {
+    return (await readHeader(h, path)).header;
+  } finally {
+    await h.close().catch(() => {});
+  }
+}
+
+async function openForRead(path: string): Promise<FileHandle> {
+  try {
+    return await open(path, 'r');
+  } catch (e) {
+    throw withPath(path, e, 'cannot open');
+  }
+}
+
+async function readHeader(h: FileHandle, path: string): Promise<{ header: SafetensorsHeader; size: number }> {
+  try {
+    const st = await h.stat();
+    if (!st.isFile()) throw new SafetensorsError('not a regular file');
+    const size = st.size;
+    const first = new Uint8Array(Math.min(8, size));
+    await readFully(h, first, 0);
+    const headerSize = safetensorsHeaderSize(first, size);
+    const bytes = new Uint8Array(headerSize);
+    bytes.set(first);
+    await readFully(h, bytes.subarray(8), 8);
+    return { header: parseSafetensorsHeader(bytes, size), size };
+  } catch (e) {
+    throw withPath(path, e, 'cannot read');
+  }
+}
+
+/** Loads the safetensors file at `path` into tensors on `backend` (a null-prototype record), plus its metadata. */
+export async function loadSafetensors(path: string, backend: Backend, options: LoadOptions = {}): Promise<{ tensors: Record<string, Tensor>; metadata: Record<string, string> }> {
+  const h = await openForRead(path);
+  const tensors = Object.create(null) as Record<string, Tensor>;
+  try {
+    const { header } = await readHeader(h, path);
+    try {
+      checkSupported(header.tensors);
+      for (const [name, info] of header.tensors) {
+        const [begin, end] = info.dataOffsets;
+        const bytes = new Uint8Array(end - begin);
+        await readFully(h, bytes, header.headerByteLength + begin);
+        tensors[name] = rawToTensor(backend, name, { dtype: info.memfit!.dtype, shape: info.memfit!.shape, bytes }, options.category ?? 'parameter');
+      }
+    } catch (e) {
+      throw withPath(path, e, e instanceof MemfitError ? 'cannot load' : 'cannot read');
+    }
+    return { tensors, metadata: header.metadata };
+  } catch (e) {
+    for (const t of Object.values(tensors)) t.dispose();
+    throw e;
+  } finally {
+    await h.close().catch(() => {});
+  }
+}
