@@ -6,6 +6,7 @@ import { basename, dirname, join } from 'node:path';
 import cliProgress from 'cli-progress';
 import { decode, encode, formatOf, pack, packedByteLength, unpack, type FormatTraits, type Rounding } from '../index.js';
 import { CliError } from './format.js';
+import { syncDir } from '../io/fs_sync.js';
 
 /** Elements per chunk: 1 Mi (4 MiB of float32). A multiple of 4, so packed fp6 groups never straddle chunks. */
 export const DEFAULT_CHUNK = 1 << 20;
@@ -205,15 +206,3 @@ function readValues(l: Layout, raw: Uint8Array, c: number, out: Float32Array, fi
   return decode(codes, f.name, { out });
 }
 
-/** Makes the rename durable (best effort: not every platform can fsync a directory). */
-async function syncDir(dir: string): Promise<void> {
-  let h: FileHandle | undefined;
-  try {
-    h = await open(dir, 'r');
-    await h.sync();
-  } catch {
-    /* ignore */
-  } finally {
-    await h?.close().catch(() => {});
-  }
-}

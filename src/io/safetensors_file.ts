@@ -9,6 +9,7 @@ import { basename, dirname, join } from 'node:path';
 import type { Backend } from '../backend/backend.js';
 import { InvalidArgumentError, MemfitError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
+import { syncDir } from './fs_sync.js';
 import {
   SafetensorsError, checkSupported, parseSafetensorsHeader, planSafetensors, rawToTensor, readTensorBytes,
   safetensorsHeaderSize, type LoadOptions, type SafetensorsHeader,
@@ -41,18 +42,6 @@ async function writeFully(h: FileHandle, buf: Uint8Array, position: number): Pro
   }
 }
 
-/** Makes the rename durable (best effort: not every platform can fsync a directory). */
-async function syncDir(dir: string): Promise<void> {
-  let h: FileHandle | undefined;
-  try {
-    h = await open(dir, 'r');
-    await h.sync();
-  } catch {
-    /* ignore */
-  } finally {
-    await h?.close().catch(() => {});
-  }
-}
 
 /** Writes `tensors` and string `metadata` to `path` as safetensors, atomically (temp file, fsync, rename). */
 export async function saveSafetensors(path: string, tensors: Record<string, Tensor>, metadata?: Record<string, string>): Promise<void> {

@@ -8,6 +8,7 @@ import type { AdamWHyper, Backend, TensorDType, TensorRef } from '../../src/back
 import { numel } from '../../src/backend/shape.js';
 import { decode } from '../../src/index.js';
 import { golden } from '../helpers/golden.js';
+import { rand } from '../helpers/values.js';
 
 const w = new WasmBackend();
 let g: WebGPUBackend;
@@ -35,17 +36,6 @@ async function readU16(b: Backend, t: TensorRef): Promise<Uint16Array> {
 
 function freeAll(b: Backend, ...ts: TensorRef[]): void {
   for (const t of ts) b.free(t.storage);
-}
-
-/** Deterministic pseudo-random float32 values in [-scale, scale). */
-function rand(n: number, seed: number, scale = 1): Float32Array {
-  let s = seed >>> 0 || 1;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    out[i] = ((s / 2 ** 32) * 2 - 1) * scale;
-  }
-  return out;
 }
 
 /** bfloat16 code of a finite float32, nearest-even. */

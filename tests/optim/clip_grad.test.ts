@@ -8,18 +8,9 @@ import { Tensor } from '../../src/tensor/tensor.js';
 import { Variable } from '../../src/autograd/variable.js';
 import { InvalidArgumentError } from '../../src/index.js';
 import { clipGradNorm, clipGradValue } from '../../src/optim/index.js';
+import { rand } from '../helpers/values.js';
 
 const w = new WasmBackend();
-
-function rand(n: number, seed: number, scale = 1): Float32Array {
-  let s = seed >>> 0 || 1;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    out[i] = ((s / 2 ** 32) * 2 - 1) * scale;
-  }
-  return out;
-}
 
 function withGrads(grads: (Float32Array | null)[]): Variable[] {
   return grads.map((g, k) => {

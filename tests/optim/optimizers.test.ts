@@ -13,29 +13,12 @@ import {
   SGD, Adam, AdamW, RMSprop, Adagrad, type Optimizer, type OptimizerHyper,
   type SGDHyper, type AdamHyper, type RMSpropHyper, type AdagradHyper,
 } from '../../src/optim/index.js';
+import { rand, param, setGrad } from '../helpers/values.js';
+
+/** Values in [-scale, scale) kept at least 0.1 scale away from 0. */
+const randAway = (n: number, seed: number, scale = 1): Float32Array => rand(n, seed, scale, true);
 
 const w = new WasmBackend();
-
-/** Deterministic float32 values in [-scale, scale), none of them tiny. */
-function rand(n: number, seed: number, scale = 1): Float32Array {
-  let s = seed >>> 0 || 1;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    const u = (s / 2 ** 32) * 2 - 1;
-    out[i] = (Math.sign(u) * 0.1 + u * 0.9) * scale;
-  }
-  return out;
-}
-
-function param(values: ArrayLike<number>, shape: number[], dtype = 'float32'): Variable {
-  return new Variable(Tensor.from(w, values, shape, { category: 'parameter', dtype }), { requiresGrad: true });
-}
-
-function setGrad(v: Variable, values: ArrayLike<number>): void {
-  v.grad?.dispose();
-  v.grad = Tensor.from(w, values, v.shape, { category: 'gradient' });
-}
 
 async function values(t: Tensor): Promise<Float64Array> {
   return Float64Array.from(await t.toArray());
@@ -145,15 +128,15 @@ function worst(got: ArrayLike<number>, want: ArrayLike<number>): number {
 async function compare<H extends OptimizerHyper>(
   label: string, make: (params: Variable[]) => Optimizer<H>, ref: RefStep, steps = 5, tol = 1e-6,
 ): Promise<void> {
-  const init = SHAPES.map((s, k) => rand(s.reduce((a, b) => a * b, 1), 10 + k));
-  const params = SHAPES.map((s, k) => param(init[k], s));
+  const init = SHAPES.map((s, k) => randAway(s.reduce((a, b) => a * b, 1), 10 + k));
+  const params = SHAPES.map((s, k) => param(w, init[k], s));
   const opt = make(params);
   const refP = init.map((x) => Float64Array.from(x));
   const refS: RefState[] = init.map(() => ({}));
   let moved = 0;
   for (let t = 0; t < steps; t++) {
     params.forEach((p, k) => {
-      const g = rand(init[k].length, 100 * t + k, GRAD_SCALES[t % GRAD_SCALES.length]);
+      const g = randAway(init[k].length, 100 * t + k, GRAD_SCALES[t % GRAD_SCALES.length]);
       setGrad(p, g);
       ref(refP[k], Float64Array.from(g), refS[k]);
     });
@@ -237,7 +220,7 @@ test('Adagrad: 5 steps match the float64 reference (lrDecay, weight decay, initi
 });
 
 test('defaults are PyTorch\'s', () => {
-  const p = param([1, 2], [2]);
+  const p = param(w, [1, 2], [2]);
   const group = <H extends OptimizerHyper>(o: Optimizer<H>) => {
     const { params, ...h } = o.paramGroups[0];
     assert.is(params[0], p);
@@ -252,7 +235,7 @@ test('defaults are PyTorch\'s', () => {
 });
 
 test('parameter groups: each group uses its own hyperparameters; params without grad are skipped', async () => {
-  const a = param([1, -2, 3], [3]), b = param([0.5, 0.25], [2]), frozen = param([7, 8], [2]);
+  const a = param(w, [1, -2, 3], [3]), b = param(w, [0.5, 0.25], [2]), frozen = param(w, [7, 8], [2]);
   const opt = new SGD([{ params: [a], lr: 0.5, momentum: 0.9 }, { params: [b, frozen] }], { lr: 0.1 });
   assert.is(opt.paramGroups[0].lr, 0.5);
   assert.is(opt.paramGroups[1].lr, 0.1);
@@ -270,7 +253,7 @@ test('parameter groups: each group uses its own hyperparameters; params without 
   assert.ok(opt.getState(a)?.momentumBuffer instanceof Tensor);
   assert.is(opt.getState(b), undefined, 'no momentum: no state (as PyTorch)');
   // a group added later gets the defaults
-  const c = param([1], [1]);
+  const c = param(w, [1], [1]);
   opt.addParamGroup({ params: [c], weightDecay: 0.5 });
   assert.equal({ lr: opt.paramGroups[2].lr, wd: opt.paramGroups[2].weightDecay }, { lr: 0.1, wd: 0.5 });
   opt.dispose();
@@ -291,13 +274,13 @@ test('bfloat16 parameters: float32 math, rounded once per step into bfloat16 (SG
   ];
   const n = 64;
   for (const [label, make, ref] of cases) {
-    const init = roundBf16(Float64Array.from(rand(n, 5, 2)));
-    const p = param(init, [n], 'bfloat16');
+    const init = roundBf16(Float64Array.from(randAway(n, 5, 2)));
+    const p = param(w, init, [n], 'bfloat16');
     const opt = make([p]);
     const refP = Float64Array.from(init);
     const st: RefState = {};
     for (let t = 0; t < 3; t++) {
-      const g = rand(n, 50 + t, GRAD_SCALES[t]);
+      const g = randAway(n, 50 + t, GRAD_SCALES[t]);
       setGrad(p, g);
       opt.step();
       ref(refP, Float64Array.from(g), st);
@@ -320,7 +303,7 @@ test('bfloat16 parameters: float32 math, rounded once per step into bfloat16 (SG
 });
 
 test('errors: invalid hyperparameters, unknown and unsupported options, bad params', () => {
-  const p = param([1, 2], [2]);
+  const p = param(w, [1, 2], [2]);
   const bad: [string, () => unknown, RegExp][] = [
     ['negative lr', () => new SGD([p], { lr: -1 }), /invalid lr -1/],
     ['NaN lr', () => new Adam([p], { lr: NaN }), /invalid lr NaN/],

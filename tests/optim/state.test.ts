@@ -11,32 +11,14 @@ import { InvalidArgumentError, ShapeMismatchError } from '../../src/index.js';
 import {
   SGD, Adam, AdamW, RMSprop, Adagrad, type Optimizer, type OptimizerHyper, type OptimizerStateDict, type AdamHyper,
 } from '../../src/optim/index.js';
+import { rand, param, setGrad } from '../helpers/values.js';
 
 const w = new WasmBackend();
 const bytes = (c: 'gradient' | 'optimizer' | 'temporary') => w.memory.memoryAllocated(c);
 
-function rand(n: number, seed: number, scale = 1): Float32Array {
-  let s = seed >>> 0 || 1;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    out[i] = ((s / 2 ** 32) * 2 - 1) * scale;
-  }
-  return out;
-}
-
-function param(values: ArrayLike<number>, shape: number[], dtype = 'float32'): Variable {
-  return new Variable(Tensor.from(w, values, shape, { category: 'parameter', dtype }), { requiresGrad: true });
-}
-
-function setGrad(v: Variable, values: ArrayLike<number>): void {
-  v.grad?.dispose();
-  v.grad = Tensor.from(w, values, v.shape, { category: 'gradient' });
-}
-
 const SHAPES = [[3, 4], [5]];
 const N = 17;
-const makeParams = (dtype = 'float32') => SHAPES.map((s, k) => param(rand(s[0] * (s[1] ?? 1), 1 + k), s, dtype));
+const makeParams = (dtype = 'float32') => SHAPES.map((s, k) => param(w, rand(s[0] * (s[1] ?? 1), 1 + k), s, dtype));
 
 // ---- zeroGrad ------------------------------------------------------------------------------------
 
@@ -151,7 +133,7 @@ test('stateDict round trip: 2 steps, save, load into a new optimizer over copies
     run(optB, b, 0, 2);
     const sd = optB.stateDict();
     // a fresh optimizer over copies of b's parameters, made with another lr (the state dict restores 0.01)
-    const c = await Promise.all(b.map(async (p) => param(await p.data.toArray(), [...p.shape], dtype)));
+    const c = await Promise.all(b.map(async (p) => param(w, await p.data.toArray(), [...p.shape], dtype)));
     const optC = make(c, 0.5);
     optC.loadStateDict(sd);
     assert.is(optC.paramGroups[0].lr, 0.01, `${label}: lr restored`);
@@ -173,7 +155,7 @@ test('stateDict round trip: 2 steps, save, load into a new optimizer over copies
 
 test('stateDict layout: PyTorch structure in camelCase, ids across groups, the optimizer\'s own tensors', () => {
   const [p0, p1] = makeParams();
-  const p2 = param([1, 2], [2]);
+  const p2 = param(w, [1, 2], [2]);
   const opt = new Adam([{ params: [p0, p1] }, { params: [p2], lr: 0.5, betas: [0.8, 0.9] }]);
   setGrad(p0, rand(12, 1));
   setGrad(p2, [1, 1]);
@@ -237,7 +219,7 @@ test('loadStateDict checks groups, parameter counts, keys, steps, shapes and hyp
     f(sd);
     return sd;
   };
-  const wrongShape = new Adam([param(rand(12, 1), [4, 3]), param(rand(5, 2), [5])]);
+  const wrongShape = new Adam([param(w, rand(12, 1), [4, 3]), param(w, rand(5, 2), [5])]);
   const wp = wrongShape.paramGroups[0].params;
   wp.forEach((p, k) => setGrad(p, GRADS(0, k)));
   wrongShape.step();

@@ -9,6 +9,7 @@ import { Tensor } from '../../src/tensor/tensor.js';
 import { Variable } from '../../src/autograd/variable.js';
 import { gpuBackend, type WebGPUBackend } from '../helpers/backends.js';
 import { SGD, AdamW, RMSprop, clipGradNorm, type Optimizer, type OptimizerHyper } from '../../src/optim/index.js';
+import { rand } from '../helpers/values.js';
 
 const w = new WasmBackend();
 let g: WebGPUBackend;
@@ -17,16 +18,6 @@ test.before(async () => {
   g = await gpuBackend();
 });
 test.after(() => g.destroy());
-
-function rand(n: number, seed: number, scale = 1): Float32Array {
-  let s = seed >>> 0 || 1;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    out[i] = ((s / 2 ** 32) * 2 - 1) * scale;
-  }
-  return out;
-}
 
 const SHAPES = [[2, 3], [4]];
 

@@ -1,0 +1,27 @@
+// Deterministic test values and the parameter/gradient set-up shared by the optimizer tests.
+import type { Backend } from '../../src/backend/backend.js';
+import { Tensor } from '../../src/tensor/tensor.js';
+import { Variable } from '../../src/autograd/index.js';
+
+/** Deterministic pseudo-random float32 values in [-scale, scale) (xorshift32); `awayFromZero` keeps |v| >= 0.1 scale. */
+export function rand(n: number, seed: number, scale = 1, awayFromZero = false): Float32Array {
+  let s = seed >>> 0 || 1;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    const u = (s / 2 ** 32) * 2 - 1;
+    out[i] = (awayFromZero ? Math.sign(u) * 0.1 + u * 0.9 : u) * scale;
+  }
+  return out;
+}
+
+/** A float32 (or `dtype`) leaf in the 'parameter' category that requires grad. */
+export function param(b: Backend, values: ArrayLike<number>, shape: number[], dtype = 'float32'): Variable {
+  return new Variable(Tensor.from(b, values, shape, { category: 'parameter', dtype }), { requiresGrad: true });
+}
+
+/** Replaces v.grad with these values (category 'gradient'). */
+export function setGrad(v: Variable, values: ArrayLike<number>): void {
+  v.grad?.dispose();
+  v.grad = Tensor.from(v.backend, values, v.shape, { category: 'gradient' });
+}
