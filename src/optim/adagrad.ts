@@ -64,15 +64,7 @@ export class Adagrad extends Optimizer<AdagradHyper> {
     const shape = param.shape;
     const clr = g.lr / (1 + (step - 1) * g.lrDecay);
     withStepOps(param.backend, (ops) => ops.withFloat32(param.data, (p) => {
-      let d: Tensor = grad;
-      if (g.weightDecay !== 0) {
-        d = ops.temp(shape);
-        ops.unary('scale', p, d, g.weightDecay);
-        ops.binary(g.maximize ? 'sub' : 'add', d, grad, d);
-      } else if (g.maximize) {
-        d = ops.temp(shape);
-        ops.unary('neg', grad, d);
-      }
+      const d = ops.direction(p, grad, g.weightDecay, g.maximize);
       const t = ops.temp(shape);
       ops.unary('square', d, t);
       ops.binary('add', sum, t, sum);

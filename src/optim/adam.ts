@@ -94,15 +94,7 @@ export class Adam extends Optimizer<AdamHyper> {
     const [b1, b2] = g.betas;
     const shape = param.shape;
     ops.withFloat32(param.data, (p) => {
-      let d: Tensor = grad;
-      if (!this.decoupled && g.weightDecay !== 0) {
-        d = ops.temp(shape);
-        ops.unary('scale', p, d, g.weightDecay);
-        ops.binary(g.maximize ? 'sub' : 'add', d, grad, d);
-      } else if (g.maximize) {
-        d = ops.temp(shape);
-        ops.unary('neg', grad, d);
-      }
+      const d = ops.direction(p, grad, this.decoupled ? 0 : g.weightDecay, g.maximize);
       if (this.decoupled && g.weightDecay !== 0) ops.unary('scale', p, p, 1 - g.lr * g.weightDecay);
       const t = ops.temp(shape);
       ops.unary('scale', m, m, b1);

@@ -412,6 +412,22 @@ export class StepOps {
     this.into([a, b], out, (o) => this.backend.binary(op, a, b, o));
   }
 
+  /**
+   * The update direction: grad (negated when maximizing) plus weightDecay * p (L2), in a
+   * temporary; grad itself when neither applies.
+   */
+  direction(p: Tensor, grad: Tensor, weightDecay: number, maximize: boolean): Tensor {
+    if (weightDecay === 0 && !maximize) return grad;
+    const d = this.temp(p.shape);
+    if (weightDecay === 0) {
+      this.unary('neg', grad, d);
+      return d;
+    }
+    this.unary('scale', p, d, weightDecay);
+    this.binary(maximize ? 'sub' : 'add', d, grad, d); // wd * p - grad = -grad + wd * p
+    return d;
+  }
+
   /** out = x (converted to out's dtype; exact for the same dtype). */
   copy(x: TensorRef, out: TensorRef): void {
     if (x.storage === out.storage && x.offset === out.offset && x.dtype === out.dtype) return;

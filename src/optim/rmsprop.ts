@@ -71,15 +71,7 @@ export class RMSprop extends Optimizer<RMSpropHyper> {
     const sq = state.squareAvg as Tensor;
     const shape = param.shape;
     withStepOps(param.backend, (ops) => ops.withFloat32(param.data, (p) => {
-      let d: Tensor = grad;
-      if (g.weightDecay !== 0) {
-        d = ops.temp(shape);
-        ops.unary('scale', p, d, g.weightDecay);
-        ops.binary(g.maximize ? 'sub' : 'add', d, grad, d);
-      } else if (g.maximize) {
-        d = ops.temp(shape);
-        ops.unary('neg', grad, d);
-      }
+      const d = ops.direction(p, grad, g.weightDecay, g.maximize);
       const t = ops.temp(shape);
       ops.unary('scale', sq, sq, g.alpha);
       ops.unary('square', d, t);

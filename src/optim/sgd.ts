@@ -60,15 +60,7 @@ export class SGD extends Optimizer<SGDHyper> {
     withStepOps(param.backend, (ops) => ops.withFloat32(param.data, (p) => {
       const shape = param.shape;
       // d: the gradient after maximize and weight decay (the gradient itself when neither applies).
-      let d: Tensor = grad;
-      if (g.weightDecay !== 0) {
-        d = ops.temp(shape);
-        ops.unary('scale', p, d, g.weightDecay);
-        ops.binary(g.maximize ? 'sub' : 'add', d, grad, d); // wd * p - grad = -grad + wd * p
-      } else if (g.maximize) {
-        d = ops.temp(shape);
-        ops.unary('neg', grad, d);
-      }
+      let d = ops.direction(p, grad, g.weightDecay, g.maximize);
       if (g.momentum !== 0) {
         let buf = state.momentumBuffer as Tensor | undefined;
         if (!buf) {
