@@ -1,16 +1,28 @@
 // Causal scaled-dot-product attention on the wasm backend, forward and backward (FlashAttention
-// style: no [T, T] score matrix is ever stored). The reference for shaders/attention.wgsl, which
-// runs the same loops in the same order. Pointers are byte offsets into memory; every buffer is
-// float32; q, k, v, out, dout, dq, dk, dv are [BH, T, D], lse and di [BH, T], mask [B, T] (0 =
+// style: no [T, T] score matrix is ever stored). The reference for shaders/attention.wgsl (the
+// same loops; dot products here sum four SIMD lanes, so the two agree within rounding, not bit for
+// bit). Pointers are byte offsets into memory; every buffer is float32; q, k, v, out, dout, dq, dk, dv are [BH, T, D], lse and di [BH, T], mask [B, T] (0 =
 // none; key s of batch b is excluded when mask[b, s] == 0). Query t sees keys s <= t. A query
 // row with no allowed key gets out = 0 and lse = -inf, and contributes nothing to any gradient.
 
-/** Dot product of two rows of d floats. */
+/** Dot product of two rows of d floats (four f32x4 lanes, then the tail). */
 @inline
 function dot(a: usize, b: usize, d: usize): f32 {
-  let s: f32 = 0;
-  for (let i: usize = 0; i < d; i++) s += load<f32>(a + (i << 2)) * load<f32>(b + (i << 2));
+  let acc = f32x4.splat(0);
+  let i: usize = 0;
+  for (; i + 4 <= d; i += 4) acc = f32x4.add(acc, f32x4.mul(v128.load(a + (i << 2)), v128.load(b + (i << 2))));
+  let s: f32 = (f32x4.extract_lane(acc, 0) + f32x4.extract_lane(acc, 1)) + (f32x4.extract_lane(acc, 2) + f32x4.extract_lane(acc, 3));
+  for (; i < d; i++) s += load<f32>(a + (i << 2)) * load<f32>(b + (i << 2));
   return s;
+}
+
+/** y[0..d) += alpha * x[0..d). */
+@inline
+function axpy(y: usize, x: usize, alpha: f32, d: usize): void {
+  const al = f32x4.splat(alpha);
+  let i: usize = 0;
+  for (; i + 4 <= d; i += 4) v128.store(y + (i << 2), f32x4.add(v128.load(y + (i << 2)), f32x4.mul(al, v128.load(x + (i << 2)))));
+  for (; i < d; i++) store<f32>(y + (i << 2), load<f32>(y + (i << 2)) + alpha * load<f32>(x + (i << 2)));
 }
 
 @inline
@@ -47,7 +59,7 @@ export function attentionF32(q: usize, k: usize, v: usize, mask: usize, out: usi
         if (!keep(mask, b, t, s)) continue;
         const p = Mathf.exp(dot(qi, k + ((base + s * d) << 2), d) * scale - ls);
         const vs = v + ((base + s * d) << 2);
-        for (let c: usize = 0; c < d; c++) store<f32>(oi + (c << 2), load<f32>(oi + (c << 2)) + p * load<f32>(vs + (c << 2)));
+        axpy(oi, vs, p, d);
       }
     }
   }
@@ -78,7 +90,7 @@ export function attentionBackwardF32(
         const ks = k + ((base + s * d) << 2);
         const p = Mathf.exp(dot(qi, ks, d) * scale - ls);
         const ds = p * (dot(gi, v + ((base + s * d) << 2), d) - dd) * scale;
-        for (let c: usize = 0; c < d; c++) store<f32>(dqi + (c << 2), load<f32>(dqi + (c << 2)) + ds * load<f32>(ks + (c << 2)));
+        axpy(dqi, ks, ds, d);
       }
     }
     // dk, dv: one key row at a time, over the queries that see it
@@ -93,10 +105,8 @@ export function attentionBackwardF32(
         const qi = q + ((base + i * d) << 2), gi = dout + ((base + i * d) << 2);
         const p = Mathf.exp(dot(qi, ks, d) * scale - ls);
         const ds = p * (dot(gi, vs, d) - load<f32>(di + ((r * t + i) << 2))) * scale;
-        for (let c: usize = 0; c < d; c++) {
-          store<f32>(dvs + (c << 2), load<f32>(dvs + (c << 2)) + p * load<f32>(gi + (c << 2)));
-          store<f32>(dks + (c << 2), load<f32>(dks + (c << 2)) + ds * load<f32>(qi + (c << 2)));
-        }
+        axpy(dvs, gi, p, d);
+        axpy(dks, qi, ds, d);
       }
     }
   }

@@ -28,6 +28,7 @@ export interface WasmKernelExports {
   softmaxF32(x: number, out: number, rows: number, cols: number, log: number): void;
   i32ToF32(x: number, out: number, n: number): void;
   f32ToI32(x: number, out: number, n: number): void;
+  transposeCodes(width: number, src: number, dst: number, batch: number, rows: number, cols: number): void;
   matmulF32(a: number, b: number, out: number, batch: number, m: number, k: number, n: number, transA: number, transB: number, alpha: number, strideA: number, strideB: number): void;
 }
 
@@ -205,12 +206,16 @@ export class WasmBackend implements Backend {
 
   transpose(x: TensorRef, out: TensorRef): void {
     const r = x.shape.length;
-    const rows = x.shape[r - 2], cols = x.shape[r - 1];
-    this.moveCodes(x, out, (a, b, n) => {
-      for (let m = 0; m < n; m += rows * cols) {
-        for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) b[m + j * rows + i] = a[m + i * cols + j];
-      }
-    });
+    const rows = x.shape[r - 2], cols = x.shape[r - 1], batch = numel(x.shape) / (rows * cols || 1);
+    const w = kernelExports();
+    const bits = x.dtype === 'int32' ? 32 : formatOf(x.dtype).bits;
+    if (bits >= 8 && x.storage !== out.storage) {
+      // Byte-aligned codes: one pass from x's storage straight into out's.
+      const width = bits / 8;
+      w.transposeCodes(width, this.ptr(x.storage) + x.offset * width, this.ptr(out.storage), batch, rows, cols);
+      return;
+    }
+    this.moveCodes(x, out, (a, b) => w.transposeCodes(a.BYTES_PER_ELEMENT, a.byteOffset, b.byteOffset, batch, rows, cols));
   }
 
   /**
