@@ -98,7 +98,7 @@ export function unaryF32(op: i32, x: usize, out: usize, n: usize, alpha: f32): v
 export function binaryF32(op: i32, a: usize, b: usize, out: usize, n: usize, meta: usize): void {
   const rank = load<i32>(meta);
   if (rank == 0) {
-    for (let i: usize = 0; i < n; i++) store<f32>(out + (i << 2), binaryScalar(op, load<f32>(a + (i << 2)), load<f32>(b + (i << 2))));
+    binaryRow(op, a, 1, b, 1, out, <i32>n);
     return;
   }
   // Walk the output in row-major order with one counter per dim.
@@ -110,9 +110,7 @@ export function binaryF32(op: i32, a: usize, b: usize, out: usize, n: usize, met
   const lastLen = load<i32>(shape + (<usize>last << 2));
   const lastA = load<i32>(sa + (<usize>last << 2)), lastB = load<i32>(sb + (<usize>last << 2));
   for (let o: usize = 0; o < n; o += <usize>lastLen) {
-    for (let j = 0; j < lastLen; j++) {
-      store<f32>(out + ((o + <usize>j) << 2), binaryScalar(op, load<f32>(a + (<usize>(ia + j * lastA) << 2)), load<f32>(b + (<usize>(ib + j * lastB) << 2))));
-    }
+    binaryRow(op, a + (<usize>ia << 2), lastA, b + (<usize>ib << 2), lastB, out + (o << 2), lastLen);
     // advance the outer counters
     for (let d = last - 1; d >= 0; d--) {
       const p = idx + (<usize>d << 2);
@@ -194,6 +192,31 @@ export function f32ToI32(x: usize, out: usize, n: usize): void {
   for (let i: usize = 0; i < n; i++) {
     const v = load<f32>(x + (i << 2));
     store<i32>(out + (i << 2), v != v ? 0 : <i32>v);
+  }
+}
+
+/**
+ * One row of a binary op: out[j] = op(a[j * sa], b[j * sb]) for j < len (element strides 0 or 1
+ * take the f32x4 path for add, sub, mul and div, which round exactly as the scalar ops do).
+ */
+@inline
+function binaryRow(op: i32, a: usize, sa: i32, b: usize, sb: i32, out: usize, len: i32): void {
+  let j = 0;
+  if (op <= B_DIV && sa == 1 && (sb == 1 || sb == 0)) {
+    const bs = f32x4.splat(load<f32>(b));
+    for (; j + 4 <= len; j += 4) {
+      const o = <usize>j << 2;
+      const x = v128.load(a + o), y = sb == 1 ? v128.load(b + o) : bs;
+      let r: v128;
+      if (op == B_ADD) r = f32x4.add(x, y);
+      else if (op == B_SUB) r = f32x4.sub(x, y);
+      else if (op == B_MUL) r = f32x4.mul(x, y);
+      else r = f32x4.div(x, y);
+      v128.store(out + o, r);
+    }
+  }
+  for (; j < len; j++) {
+    store<f32>(out + (<usize>j << 2), binaryScalar(op, load<f32>(a + (<usize>(j * sa) << 2)), load<f32>(b + (<usize>(j * sb) << 2))));
   }
 }
 
