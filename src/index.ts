@@ -37,6 +37,7 @@ export type { LayerOptions } from './nn/layers.js';
 export { RMSNorm, LayerNorm } from './nn/normalization.js';
 export { Llama, LlamaDecoderLayer, CausalSelfAttention, SwiGLU, RotaryEmbedding } from './nn/llama.js';
 export type { LlamaConfig, LlamaForwardOptions, ModelOptions } from './nn/llama.js';
+export { llamaConfigFromHf, hfKeyToMemfit, memfitKeyToHf, llamaStateDictFromHf } from './nn/hf_llama.js';
 export { ByteTextDataset } from './data/byte_text.js';
 export type { TokenBatch } from './data/byte_text.js';
 export * from './optim/index.js';
