@@ -2,11 +2,12 @@
 // Runs kernels on the WebGPU backend (whatever adapter is present: an H100, or SwiftShader) and on
 // the WebAssembly reference with the same inputs and reports, per case, bit-exact agreement (casts)
 // or the largest error against its bound. --large uses large shapes (for real GPUs); --all-casts
-// sweeps all 2^32 float32 inputs through the GPU cast for every format. Exit 1 on any failure.
+// sweeps all 2^32 float32 inputs through the GPU cast for every format and every rounding mode
+// (nearest-even, toward-zero, stochastic; saturating or not). Exit 1 on any failure.
 import { writeFileSync, renameSync } from 'node:fs';
 import { WasmBackend, storageBytes } from '../src/backend/wasm/backend.js';
 import { WebGPUBackend } from '../src/backend/webgpu/backend.js';
-import type { Backend, TensorDType, TensorRef } from '../src/backend/backend.js';
+import type { Backend, CastOptions, TensorDType, TensorRef } from '../src/backend/backend.js';
 import { numel } from '../src/backend/shape.js';
 import { FORMATS } from '../src/dtype/formats.js';
 
@@ -78,29 +79,44 @@ const gpu = await WebGPUBackend.create();
 log(gpu.description);
 const S = large ? 8 : 1;
 
-// Casts: bit for bit.
+// Casts: bit for bit, under nearest-even (the default), toward-zero and stochastic rounding
+// (saturating or not). Stochastic casts count positions from 0 in every chunk (a backend cast has
+// no stream offset), so each chunk takes its own seed to keep the draws independent.
 const castN = large ? 1 << 26 : 1 << 22;
+interface CastMode { label: string; opts: CastOptions; share: number }
+const castModes: CastMode[] = [
+  { label: '', opts: {}, share: 1 },
+  { label: ', toward-zero', opts: { rounding: 'toward-zero' }, share: 8 },
+  { label: ', toward-zero saturate', opts: { rounding: 'toward-zero', saturate: true }, share: 8 },
+  { label: ', stochastic', opts: { rounding: 'stochastic', seed: 0x243f6a8885a308d3n }, share: 4 },
+  { label: ', stochastic saturate', opts: { rounding: 'stochastic', seed: 0x13198a2e03707344n, saturate: true }, share: 4 },
+];
 for (const f of FORMATS.filter((x) => x.name !== 'float32')) {
-  await run(`cast float32 -> ${f.name} (${castN} inputs spread over 2^32)`, async () => {
-    const chunk = Math.min(castN, 1 << 24);
-    const total = allCasts ? 2 ** 32 : castN;
-    const stride = allCasts ? 1 : Math.floor(2 ** 32 / castN);
-    let diff = 0;
-    for (let start = 0; start < total; start += chunk) {
-      const bits = Uint32Array.from({ length: chunk }, (_, i) => ((start + i) * stride) >>> 0);
-      const outs: Uint8Array[] = [];
-      for (const b of [gpu, wasm]) {
-        const x = tensor(b, [chunk], 'float32', bits);
-        const o = tensor(b, [chunk], f.name);
-        b.cast(x, o);
-        outs.push(await bytesOf(b, o));
-        b.free(x.storage);
-        b.free(o.storage);
+  for (const mode of castModes) {
+    // Without --all-casts the extra modes take a 1/share sample (keeps SwiftShader runs short).
+    const count = allCasts ? 2 ** 32 : castN / mode.share;
+    await run(`cast float32 -> ${f.name}${mode.label} (${count} inputs spread over 2^32)`, async () => {
+      const chunk = Math.min(count, 1 << 24);
+      const total = count;
+      const stride = Math.floor(2 ** 32 / count);
+      let diff = 0;
+      for (let start = 0, k = 0n; start < total; start += chunk, k++) {
+        const bits = Uint32Array.from({ length: chunk }, (_, i) => (((start + i) * stride) + (allCasts ? 0 : (i * 40503) % stride)) >>> 0);
+        const opts: CastOptions = mode.opts.seed === undefined ? mode.opts : { ...mode.opts, seed: mode.opts.seed + k };
+        const outs: Uint8Array[] = [];
+        for (const b of [gpu, wasm]) {
+          const x = tensor(b, [chunk], 'float32', bits);
+          const o = tensor(b, [chunk], f.name);
+          b.cast(x, o, opts);
+          outs.push(await bytesOf(b, o));
+          b.free(x.storage);
+          b.free(o.storage);
+        }
+        for (let i = 0; i < outs[0].length; i++) if (outs[0][i] !== outs[1][i]) diff++;
       }
-      for (let i = 0; i < outs[0].length; i++) if (outs[0][i] !== outs[1][i]) diff++;
-    }
-    return [diff === 0, `${total} inputs, ${diff} differing bytes`];
-  });
+      return [diff === 0, `${total} inputs, ${diff} differing bytes`];
+    });
+  }
   if (f.bits === 16) {
     await run(`cast ${f.name} -> float32 (all 65536 codes)`, async () => {
       const codes = Uint16Array.from({ length: 65536 }, (_, i) => i);

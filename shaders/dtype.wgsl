@@ -81,13 +81,79 @@ fn fmt_nan_code(f: u32, negative: bool, frac: u32) -> u32 {
   }
 }
 
+// Rounding modes (src/dtype/encode.ts names them; assembly/formats.ts ROUND_*).
+const ROUND_NEAREST_EVEN: u32 = 0u;
+const ROUND_TOWARD_ZERO: u32 = 1u;
+const ROUND_STOCHASTIC: u32 = 2u;
+
+// ---- 64-bit unsigned integers as vec2<u32>(lo, hi) (WGSL has no u64) ---------------------------
+
+fn u64_add(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
+  let lo = a.x + b.x;
+  return vec2<u32>(lo, a.y + b.y + select(0u, 1u, lo < a.x));
+}
+
+// High 32 bits of the 64-bit product a * b, from 16-bit limbs (every partial sum fits in a u32).
+fn mul_hi32(a: u32, b: u32) -> u32 {
+  let a0 = a & 0xffffu;
+  let a1 = a >> 16u;
+  let b0 = b & 0xffffu;
+  let b1 = b >> 16u;
+  let p01 = a0 * b1;
+  let p10 = a1 * b0;
+  let mid = ((a0 * b0) >> 16u) + (p01 & 0xffffu) + (p10 & 0xffffu);
+  return a1 * b1 + (p01 >> 16u) + (p10 >> 16u) + (mid >> 16u);
+}
+
+// a * b mod 2^64.
+fn u64_mul(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
+  return vec2<u32>(a.x * b.x, mul_hi32(a.x, b.x) + a.x * b.y + a.y * b.x);
+}
+
+// z ^ (z >> s), 0 < s < 32.
+fn u64_xorshr(z: vec2<u32>, s: u32) -> vec2<u32> {
+  return z ^ vec2<u32>((z.x >> s) | (z.y << (32u - s)), z.y >> s);
+}
+
+// splitmix64 output number `index` of the stream `seed`: assembly/convert.ts randomBits, bit for bit.
+fn splitmix64(seed: vec2<u32>, index: vec2<u32>) -> vec2<u32> {
+  var z = u64_add(seed, u64_mul(u64_add(index, vec2<u32>(1u, 0u)), vec2<u32>(0x7f4a7c15u, 0x9e3779b9u)));
+  z = u64_mul(u64_xorshr(z, 30u), vec2<u32>(0x1ce4e5b9u, 0xbf58476du));
+  z = u64_mul(u64_xorshr(z, 27u), vec2<u32>(0x133111ebu, 0x94d049bbu));
+  return u64_xorshr(z, 31u);
+}
+
+// Stochastic rounding's decision for `rem`, the dropped low `shift` bits of a float32 significand
+// (shift > 0): round up iff rnd < rem * 2^(64 - shift) (floored), a 64-bit compare. This is
+// assembly/formats.ts encodeBits64's test on the binary64 significand (sig32 << 29) in both of its
+// ranges: (rnd >> (64 - shift64)) < rem64 for shift64 < 64, rnd < sig64 >> (shift64 - 64) below.
+fn stochastic_up(rem: u32, shift: u32, rnd: vec2<u32>) -> bool {
+  let k = 64 - i32(shift);
+  var t = vec2<u32>(0u, 0u);
+  if (k >= 32) {
+    t = vec2<u32>(0u, rem << u32(k - 32));      // rem < 2^shift: no bits lost
+  } else if (k > 0) {
+    t = vec2<u32>(rem << u32(k), rem >> u32(32 - k));
+  } else if (k > -32) {
+    t = vec2<u32>(rem >> u32(-k), 0u);
+  }
+  return rnd.y < t.y || (rnd.y == t.y && rnd.x < t.x);
+}
+
 // float32 bits -> code: nearest-even (ml_dtypes) or toward zero, optionally saturating.
 fn encode_bits(f: u32, x: u32, saturate: bool, toward_zero: bool) -> u32 {
+  return encode_bits_mode(f, x, saturate, select(ROUND_NEAREST_EVEN, ROUND_TOWARD_ZERO, toward_zero), vec2<u32>(0u, 0u));
+}
+
+// float32 bits -> code under rounding `mode` (ROUND_*); `rnd` is 64 uniform random bits
+// (splitmix64), used only by stochastic rounding. Bit-identical to assembly/formats.ts encodeBits32.
+fn encode_bits_mode(f: u32, x: u32, saturate: bool, mode: u32, rnd: vec2<u32>) -> u32 {
   if (f == F32) {
     if (saturate && (x & 0x7fffffffu) == 0x7f800000u) { return (x & 0x80000000u) | 0x7f7fffffu; }
     return x;
   }
   if (f == I32) { return u32(i32(bitcast<f32>(x))); }
+  let toward_zero = mode == ROUND_TOWARD_ZERO;
   let negative = (x >> 31u) != 0u;
   let ax = x & 0x7fffffffu;
   // 1. NaN
@@ -120,13 +186,18 @@ fn encode_bits(f: u32, x: u32, saturate: bool, toward_zero: bool) -> u32 {
   let shift = u32(23 - i32(m) + (te - e));
   // 7. round
   var q = 0u;
+  var rem = sig; // shift >= 24: every bit is dropped
   if (shift < 32u) {
     q = sig >> shift;
-    let rem = sig & ((1u << shift) - 1u);
-    if (!toward_zero) {
+    rem = sig & ((1u << shift) - 1u);
+  }
+  if (mode == ROUND_NEAREST_EVEN) {
+    if (shift < 32u) {
       let half = 1u << (shift - 1u);
       if (rem > half || (rem == half && (q & 1u) != 0u)) { q = q + 1u; }
     }
+  } else if (mode == ROUND_STOCHASTIC) {
+    if (stochastic_up(rem, shift, rnd)) { q = q + 1u; }
   }
   // 8. pack
   let code = (u32(te - lo) << m) + q;

@@ -9,17 +9,19 @@ override FA: u32 = 0u;        // formats of a, b, c and out
 override FB: u32 = 0u;
 override FC: u32 = 0u;
 override FO: u32 = 0u;
+override ROUND: u32 = 0u;     // cast rounding: 0 nearest-even, 1 toward zero, 2 stochastic (dtype.wgsl ROUND_*)
 
 struct Params {
   n: u32,
   rank: u32,
   alpha: f32,
-  flags: u32,            // bit 0 saturate, bit 1 toward zero (cast); bits 4..6: a, b, c are the output's shape
+  flags: u32,            // bit 0 saturate (cast); bits 4..6: a, b, c are the output's shape
   off: vec4<u32>,        // element offsets of a, b, c
   shape: array<vec4<u32>, 2>,
   sa: array<vec4<u32>, 2>,
   sb: array<vec4<u32>, 2>,
   sc: array<vec4<u32>, 2>,
+  rng: vec4<u32>,        // stochastic cast: seed (lo, hi), stream position of output element 0 (lo, hi)
 }
 @group(0) @binding(4) var<uniform> params: Params;
 
@@ -106,8 +108,14 @@ fn compute(i: u32) -> u32 {
   let ia = bindex(i, params.sa, (params.flags & 16u) != 0u, params.off.x);
   if (KIND == 0u) {
     // Integer-only path: bit-identical to the WebAssembly encoder. Same format: the code itself.
-    if (FA == FO && (params.flags & 3u) == 0u) { return a_code(ia, FA); }
-    return encode_bits(FO, decode_bits(FA, a_code(ia, FA)), (params.flags & 1u) != 0u, (params.flags & 2u) != 0u);
+    let saturate = (params.flags & 1u) != 0u;
+    if (FA == FO && !saturate && ROUND == ROUND_NEAREST_EVEN) { return a_code(ia, FA); }
+    var rnd = vec2<u32>(0u, 0u);
+    if (ROUND == ROUND_STOCHASTIC) {
+      // Counter of output element i (as the wasm backend: base + i, whatever the input view's offset).
+      rnd = splitmix64(params.rng.xy, u64_add(params.rng.zw, vec2<u32>(i, 0u)));
+    }
+    return encode_bits_mode(FO, decode_bits(FA, a_code(ia, FA)), saturate, ROUND, rnd);
   }
   var v: f32;
   if (KIND == 1u) {

@@ -6,7 +6,7 @@ import { gpuBackend, tensor, readF32, WasmBackend, type WebGPUBackend } from '..
 import type { Backend, BinaryOp, TensorDType, UnaryOp } from '../../src/backend/backend.js';
 import { storageBytes } from '../../src/backend/wasm/backend.js';
 import { numel } from '../../src/backend/shape.js';
-import { encode, decode } from '../../src/index.js';
+import { encode, decode, formatOf, pack, unpack } from '../../src/index.js';
 import { NARROW_FORMATS } from '../helpers/reference.js';
 
 const w = new WasmBackend();
@@ -73,6 +73,193 @@ test('GPU casts: saturate and toward-zero match the WebAssembly encoder; sub-byt
   const a = await castOn(g, src, 'bfloat16', 'float6_e3m2fn', 999);
   const b = await castOn(w, src, 'bfloat16', 'float6_e3m2fn', 999);
   assert.is(firstDiff(a, b), -1);
+});
+
+// ---- stochastic rounding ---------------------------------------------------------------------
+
+/** splitmix64 output `index` of stream `seed` (assembly/convert.ts randomBits), written independently in BigInt. */
+function splitmix64(seed: bigint, index: bigint): bigint {
+  const M = (1n << 64n) - 1n;
+  let z = (seed + (index + 1n) * 0x9e3779b97f4a7c15n) & M;
+  z = ((z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n) & M;
+  z = ((z ^ (z >> 27n)) * 0x94d049bb133111ebn) & M;
+  return z ^ (z >> 31n);
+}
+
+const hash = (i: number) => Math.imul(i ^ 0x5bd1e995, 2654435761) >>> 0;
+
+/**
+ * 2^16 float32 bit patterns: specials (±0, ±inf, NaNs with payloads, float32 max, subnormals), every
+ * exponent and sign with one- and two-bit mantissas, every exponent with the dropped bits of each
+ * format's normal-range shift (13, 16, 20..23) at 0, 1, half - 1, half, half + 1 and all ones
+ * (so near every rounding and overflow boundary, and deep below each format's subnormals), then hashes.
+ */
+function stressBits(): Uint32Array {
+  const out: number[] = [0, 0x80000000, 0x7f800000, 0xff800000, 0x7fc00000, 0xffc00000, 0x7f800001, 0xff800001,
+    0x7fbfffff, 0xffffffff, 0x7f7fffff, 0xff7fffff, 1, 0x80000001, 0x007fffff, 0x00800000, 0x00400000];
+  for (let e = 0; e < 256; e++) {
+    for (const sign of [0, 0x80000000]) {
+      const base = (sign | (e << 23)) >>> 0;
+      for (let p = 0; p < 23; p++) out.push(base | (1 << p), base | ((1 << p) + 1) & 0x7fffff, base | ((1 << p) - 1));
+      out.push(base | 0x7fffff);
+      for (const d of [13, 16, 20, 21, 22, 23]) {
+        const half = 2 ** (d - 1);
+        const kept = (hash(e * 64 + d + sign / 2 ** 31) & ((1 << (23 - d)) - 1)) << d;
+        for (const r of [0, 1, half - 1, half, half + 1, 2 ** d - 1]) out.push((base | kept | r) >>> 0);
+      }
+    }
+  }
+  for (let i = out.length; i < 1 << 16; i++) out.push(hash(i));
+  return Uint32Array.from(out.slice(0, 1 << 16));
+}
+
+/**
+ * n float32 inputs for positions start..start+n-1 of stream `seed`, each placed exactly at its
+ * stochastic decision boundary for format `dt`: the dropped bits equal the top `shift` bits of the
+ * position's random number (must not round up) or exceed them by one (must round up). Half sit in
+ * the normal range; where float32 can hold them, half sit below the format's smallest subnormal
+ * with shift = 88 - bitlength(r), which for small r (shift > 32) exercises the low-word compare.
+ * Returns the bits, whether each must round up, and how many decisions had shift > 32.
+ */
+function boundaryBits(dt: string, seed: bigint, start: number, n: number): { bits: Uint32Array; up: Uint8Array; deep32: number } {
+  const f = formatOf(dt);
+  const m = f.mantissaBits, lo = 1 - f.bias, normalShift = 23 - m;
+  const bits = new Uint32Array(n), up = new Uint8Array(n);
+  let deep32 = 0;
+  for (let j = 0; j < n; j++) {
+    const r = splitmix64(seed, BigInt(start + j));
+    let u = j & 1;
+    const sign = f.signed && (j & 2) ? 0x80000000 : 0;
+    const s = 88 - r.toString(2).length;
+    const e = lo - (s - normalShift);
+    if ((j & 4) && s > normalShift && s <= 64 && e >= -126) {
+      let sig = Number(r >> BigInt(64 - s)) + u; // in [2^23, 2^24]
+      if (sig === 2 ** 24) { sig--; u = 0; }
+      bits[j] = (sign | ((e + 127) << 23) | (sig & 0x7fffff)) >>> 0;
+      if (s > 32) deep32++;
+    } else {
+      let rem = Number(r >> BigInt(64 - normalShift)) + u;
+      if (rem === 2 ** normalShift) { rem--; u = 0; }
+      const kept = normalShift < 23 ? (hash(j) & ((1 << (23 - normalShift)) - 1)) << normalShift : 0;
+      bits[j] = (sign | ((lo + ((j >> 3) & 1) + 127) << 23) | kept | rem) >>> 0;
+    }
+    up[j] = u;
+  }
+  return { bits, up, deep32 };
+}
+
+/** Unpacked codes from a cast's output bytes. */
+function codesOf(bytes: Uint8Array, dt: string, n: number): Uint8Array | Uint16Array {
+  const f = formatOf(dt);
+  if (f.bits < 8) return unpack(bytes, dt, n);
+  return f.bits === 16 ? new Uint16Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + n * 2)) : bytes;
+}
+
+const SEEDS = [0x243f6a8885a308d3n, 7n];
+
+test('GPU casts: stochastic (two seeds) and toward-zero, saturate or not, bit-identical to the wasm backend, every format', async () => {
+  const stress = stressBits();
+  const G = stress.length, B = 1 << 13;
+  let deep32 = 0;
+  for (const dt of NARROW_FORMATS) {
+    for (const saturate of [false, true]) {
+      const opts = { rounding: 'toward-zero' as const, saturate };
+      const a = await castOn(g, stress, 'float32', dt, G, opts);
+      assert.is(firstDiff(a, await castOn(w, stress, 'float32', dt, G, opts)), -1, `${dt} ${JSON.stringify(opts)}`);
+    }
+    for (const seed of SEEDS) {
+      // The stress set at positions 0..G-1, then boundary inputs for positions G..G+B-1.
+      const bnd = boundaryBits(dt, seed, G, B);
+      deep32 += bnd.deep32;
+      const bits = new Uint32Array(G + B);
+      bits.set(stress);
+      bits.set(bnd.bits, G);
+      for (const saturate of [false, true]) {
+        const opts = { rounding: 'stochastic' as const, seed, saturate };
+        const what = `${dt} stochastic seed ${seed} saturate ${saturate}`;
+        const a = await castOn(g, bits, 'float32', dt, G + B, opts);
+        const b = await castOn(w, bits, 'float32', dt, G + B, opts);
+        const d = firstDiff(a, b);
+        assert.is(d, -1, `${what}: first differing byte ${d}`);
+        // The public encoder (counter = position, offset 0) gives the same codes.
+        const enc = encode(new Float32Array(bits.buffer), dt, { rounding: 'stochastic', seed, saturate });
+        assert.is(firstDiff(formatOf(dt).bits < 8 ? pack(enc as Uint8Array, dt) : new Uint8Array(enc.buffer), b), -1, `${what} vs encode()`);
+        // Each boundary input rounds up exactly when the independent splitmix64 says it must.
+        const got = decode(codesOf(a, dt, G + B).subarray(G), dt);
+        const x = new Float32Array(bnd.bits.buffer);
+        for (let j = 0; j < B; j++) {
+          if ((Math.abs(got[j]) > Math.abs(x[j])) !== (bnd.up[j] === 1)) {
+            assert.unreachable(`${what}: boundary input ${x[j]} at position ${G + j} gave ${got[j]}, expected rounding ${bnd.up[j] ? 'up' : 'down'}`);
+          }
+        }
+      }
+    }
+  }
+  assert.ok(deep32 > 20, `boundary inputs with shift > 32 (64-bit compare's low word): ${deep32}`);
+});
+
+test('GPU casts: stochastic from low-precision inputs and from views at a non-zero offset match wasm', async () => {
+  const all16 = Uint16Array.from({ length: 65536 }, (_, i) => i);
+  for (const [from, tos] of [
+    ['float16', ['bfloat16', 'float8_e4m3fn', 'float8_e8m0fnu', 'float4_e2m1fn']],
+    ['bfloat16', ['float16', 'float8_e5m2', 'float6_e3m2fn', 'float6_e2m3fn']],
+  ] as const) {
+    for (const to of tos) {
+      const opts = { rounding: 'stochastic' as const, seed: 99n, saturate: to.endsWith('fn') };
+      assert.is(firstDiff(await castOn(g, all16, from, to, 65536, opts), await castOn(w, all16, from, to, 65536, opts)), -1, `${from} -> ${to}`);
+    }
+  }
+  const all8 = Uint8Array.from({ length: 4096 }, (_, i) => i & 255);
+  for (const [from, to] of [['float8_e4m3fn', 'float4_e2m1fn'], ['float8_e5m2', 'float6_e2m3fn']] as const) {
+    const opts = { rounding: 'stochastic' as const, seed: 5n };
+    assert.is(firstDiff(await castOn(g, all8, from, to, 4096, opts), await castOn(w, all8, from, to, 4096, opts)), -1, `${from} -> ${to}`);
+  }
+  // Views: the counter is the output element index (the input view's offset does not move the stream).
+  const n = 3000, off = 37;
+  const vals = randn(n + off, 9).map((v) => v * 4);
+  for (const [from, data] of [['float32', vals], ['bfloat16', encode(vals, 'bf16')], ['float6_e3m2fn', pack(encode(vals, 'e3m2') as Uint8Array, 'e3m2')]] as const) {
+    const outs: Uint8Array[] = [];
+    for (const be of [g, w] as Backend[]) {
+      const x = tensor(be, [n + off], from, data);
+      const o = tensor(be, [n], 'float8_e5m2');
+      be.cast({ ...x, offset: off, shape: [n] }, o, { rounding: 'stochastic', seed: 3n });
+      outs.push(await be.read(o.storage, 0, n));
+      be.free(x.storage);
+      be.free(o.storage);
+    }
+    assert.is(firstDiff(outs[0], outs[1]), -1, `${from} view at offset ${off}`);
+    if (from === 'float32') {
+      const want = encode(vals.subarray(off), 'e5m2', { rounding: 'stochastic', seed: 3n });
+      assert.is(firstDiff(outs[0], want as Uint8Array), -1, 'counter starts at output element 0');
+    }
+  }
+});
+
+test('GPU casts: stochastic rounding differs across seeds and is unbiased', async () => {
+  const n = 1 << 16;
+  // 1 + 2^-12 lies 2^-5 of the way from 1 to bfloat16's next value 1 + 2^-7: rounds up with p = 1/32.
+  for (const [x, dt, lo, hi] of [[1 + 2 ** -12, 'bfloat16', 1, 1 + 2 ** -7], [1.09375, 'float8_e4m3fn', 1, 1.125], [-0.3, 'float4_e2m1fn', -0.5, 0]] as const) {
+    const p = (x - lo) / (hi - lo);
+    const input = new Float32Array(n).fill(x);
+    const codes: ArrayLike<number>[] = [];
+    for (const seed of [1n, 2n]) {
+      const got = decode(codesOf(await castOn(g, input, 'float32', dt, n, { rounding: 'stochastic', seed }), dt, n), dt);
+      let ups = 0, sum = 0;
+      for (let i = 0; i < n; i++) {
+        assert.ok(got[i] === lo || got[i] === hi, `${dt}: ${got[i]} is not a neighbour of ${x}`);
+        if (got[i] === hi) ups++;
+        sum += got[i];
+      }
+      const sd = Math.sqrt(n * p * (1 - p));
+      assert.ok(Math.abs(ups - n * p) < 5 * sd, `${dt} seed ${seed}: ${ups} of ${n} rounded up, expected ${n * p} ± ${5 * sd}`);
+      assert.ok(Math.abs(sum / n - Math.fround(x)) < 5 * (hi - lo) * sd / n, `${dt} seed ${seed}: mean ${sum / n}, x ${x}`);
+      codes.push(got);
+    }
+    let differ = 0;
+    for (let i = 0; i < n; i++) if (codes[0][i] !== codes[1][i]) differ++;
+    // Independent streams differ where exactly one rounds up: 2 p (1 - p) of positions.
+    assert.ok(Math.abs(differ - 2 * n * p * (1 - p)) < 6 * Math.sqrt(2 * n * p * (1 - p)), `${dt}: seeds 1 and 2 differ at ${differ} positions`);
+  }
 });
 
 function randn(n: number, seed = 1): Float32Array {

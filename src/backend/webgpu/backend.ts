@@ -52,6 +52,18 @@ export interface Binding {
 const WORKGROUP = 256;
 const MAX_PASSES_PER_SUBMIT = 64;
 
+/** Rounding-mode ids shared with shaders/dtype.wgsl (ROUND_*) and assembly/formats.ts. */
+const ROUNDING: Record<string, number> = { 'nearest-even': 0, 'toward-zero': 1, stochastic: 2 };
+
+/** A cast's rounding mode (an override constant) and its stochastic stream (uniform rng). */
+interface CastParams {
+  readonly mode: number;
+  /** Seed as an unsigned 64-bit integer. */
+  readonly seed: bigint;
+  /** Stream position (unsigned 64-bit) of output element 0. */
+  readonly base: bigint;
+}
+
 export class WebGPUBackend implements Backend {
   readonly kind = 'webgpu' as const;
   readonly memory = new MemoryTracker();
@@ -237,15 +249,16 @@ export class WebGPUBackend implements Backend {
 
   // ---- pointwise kernels ----------------------------------------------------------------------
 
-  private pointwise(kind: number, op: number, inputs: readonly TensorRef[], out: TensorRef, alpha: number, flags: number, strides?: readonly number[]): void {
+  private pointwise(kind: number, op: number, inputs: readonly TensorRef[], out: TensorRef, alpha: number, flags: number, strides?: readonly number[], cast?: CastParams): void {
     const [a, b = a, c = a] = inputs;
     const n = numel(out.shape);
     if (n === 0) return;
     const rank = out.shape.length;
     if (rank > 8) throw new InvalidArgumentError(`pointwise kernels take tensors of rank <= 8, got ${rank}`);
-    const constants = { KIND: kind, OP: op, FA: fmtId(a.dtype), FB: fmtId(b.dtype), FC: fmtId(c.dtype), FO: fmtId(out.dtype) };
+    const constants: Record<string, number> = { KIND: kind, OP: op, FA: fmtId(a.dtype), FB: fmtId(b.dtype), FC: fmtId(c.dtype), FO: fmtId(out.dtype) };
+    if (cast && cast.mode !== 0) constants.ROUND = cast.mode; // part of the pipeline key; WGSL default 0 (nearest-even)
     const p = this.pipeline('pointwise', () => this.shader('dtype') + accessor('a', 0, 'read') + accessor('b', 1, 'read') + accessor('c', 2, 'read') + accessor('out', 3, 'read_write') + this.shader('pointwise'), constants);
-    const u = new ArrayBuffer(16 + 16 + 4 * 32);
+    const u = new ArrayBuffer(16 + 16 + 4 * 32 + 16);
     const u32 = new Uint32Array(u);
     const f32 = new Float32Array(u);
     let fl = flags;
@@ -257,14 +270,27 @@ export class WebGPUBackend implements Backend {
     u32[4] = a.offset; u32[5] = b.offset; u32[6] = c.offset;
     out.shape.forEach((d, i) => { u32[8 + i] = d; });
     inputs.forEach((t, k) => (strides ?? broadcastStrides(t.shape, out.shape)).forEach((s, i) => { u32[16 + 8 * k + i] = s; }));
+    if (cast) {
+      // rng: seed and the stream position of output element 0, as (lo, hi) u32 pairs.
+      u32[40] = Number(cast.seed & 0xffffffffn); u32[41] = Number(cast.seed >> 32n);
+      u32[42] = Number(cast.base & 0xffffffffn); u32[43] = Number(cast.base >> 32n);
+    }
     const groupElems = formatOf(out.dtype === 'int32' ? 'float32' : out.dtype).bits === 6 ? 16 : 32 / (out.dtype === 'int32' ? 32 : formatOf(out.dtype).bits);
     const groups = Math.ceil(n / groupElems);
     this.dispatch(p, [{ storage: a.storage }, { storage: b.storage }, { storage: c.storage }, { storage: out.storage, what: 'output' }], u, Math.ceil(groups / WORKGROUP));
   }
 
+  /**
+   * Casts bit-identically to the wasm backend, every rounding mode. Stochastic rounding draws
+   * splitmix64(seed, i) for output element i (0-based: the input view's offset does not move the
+   * stream), seed 0 when omitted, exactly as the wasm backend's encodeF32(..., seed, offset 0).
+   */
   cast(x: TensorRef, out: TensorRef, options: CastOptions = {}): void {
-    if (options.rounding === 'stochastic') throw new MemfitError('NOT_IMPLEMENTED', 'stochastic rounding casts run on the wasm backend only (for now)');
-    this.pointwise(0, 0, [x], out, 0, (options.saturate ? 1 : 0) | (options.rounding === 'toward-zero' ? 2 : 0));
+    const rounding = options.rounding ?? 'nearest-even';
+    const mode = ROUNDING[rounding];
+    if (mode === undefined) throw new InvalidArgumentError(`unknown rounding ${JSON.stringify(rounding)}; use 'nearest-even', 'toward-zero' or 'stochastic'`);
+    const seed = mode === 2 ? BigInt.asUintN(64, options.seed ?? 0n) : 0n;
+    this.pointwise(0, 0, [x], out, 0, options.saturate ? 1 : 0, undefined, { mode, seed, base: 0n });
   }
 
   transpose(x: TensorRef, out: TensorRef): void {
