@@ -83,7 +83,9 @@ export interface Kernels {
   cast(x: TensorRef, out: TensorRef, options?: CastOptions): void;
   /** out = x with its last two dimensions swapped (same dtype; codes copied bit for bit). */
   transpose(x: TensorRef, out: TensorRef): void;
+  /** out = op(x); out may be x (in place) on every backend. */
   unary(op: UnaryOp, x: TensorRef, out: TensorRef, alpha?: number): void;
+  /** out = op(a, b) with broadcasting; out may be a or b (in place) on every backend. */
   binary(op: BinaryOp, a: TensorRef, b: TensorRef, out: TensorRef): void;
   /** out = cond != 0 ? a : b, broadcasting. */
   where(cond: TensorRef, a: TensorRef, b: TensorRef, out: TensorRef): void;

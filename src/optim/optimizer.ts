@@ -383,17 +383,12 @@ export function fillTensor(t: Tensor, value: number): void {
 
 /**
  * Elementwise kernels for a step, with its float32 temporaries ('temporary' category) freed by
- * dispose(). An output that is also an input is fine on wasm; WebGPU does not allow a buffer to be
- * bound for reading and writing in one dispatch, so there the result goes through a temporary and
- * is copied back (an exact same-dtype cast).
+ * dispose(). Outputs may be inputs (in place) on every backend.
  */
 export class StepOps {
   private readonly temps: Tensor[] = [];
-  private readonly copyOnAlias: boolean;
 
-  constructor(readonly backend: Backend) {
-    this.copyOnAlias = backend.kind !== 'wasm';
-  }
+  constructor(readonly backend: Backend) {}
 
   /** A float32 temporary of this shape, freed by dispose(). */
   temp(shape: readonly number[], label = 'optimizer temp'): Tensor {
@@ -404,12 +399,12 @@ export class StepOps {
 
   /** out = op(x, alpha); out may be x. */
   unary(op: UnaryOp, x: TensorRef, out: TensorRef, alpha?: number): void {
-    this.into([x], out, (o) => this.backend.unary(op, x, o, alpha));
+    this.backend.unary(op, x, out, alpha);
   }
 
   /** out = op(a, b) with broadcasting; out may be a or b. */
   binary(op: BinaryOp, a: TensorRef, b: TensorRef, out: TensorRef): void {
-    this.into([a, b], out, (o) => this.backend.binary(op, a, b, o));
+    this.backend.binary(op, a, b, out);
   }
 
   /**
@@ -450,17 +445,6 @@ export class StepOps {
   dispose(): void {
     for (const t of this.temps) t.dispose();
     this.temps.length = 0;
-  }
-
-  private into(inputs: readonly TensorRef[], out: TensorRef, kernel: (out: TensorRef) => void): void {
-    if (!this.copyOnAlias || !inputs.some((t) => t.storage === out.storage)) return kernel(out);
-    const t = Tensor.empty(this.backend, out.shape, { dtype: out.dtype, category: 'temporary', label: 'optimizer alias copy' });
-    try {
-      kernel(t);
-      this.backend.cast(t, out);
-    } finally {
-      t.dispose();
-    }
   }
 }
 

@@ -386,4 +386,24 @@ test('GPU errors surface as errors, not wrong numbers', async () => {
   assert.ok(threw, 'a shader compile error must be reported at the next synchronize');
 });
 
+test('in place (out is an input): unary and binary give the out-of-place result on both backends', async () => {
+  const x = randn(300, 11), y = randn(300, 12);
+  for (const dtype of ['float32', 'bfloat16'] as const) {
+    const [a, b] = await both(async (be) => {
+      const enc = (v: Float32Array) => (dtype === 'float32' ? v : encode(v, dtype));
+      const p = tensor(be, [300], dtype, enc(x)), q = tensor(be, [300], dtype, enc(y));
+      be.binary('mul', p, q, p);      // p = x * y
+      be.unary('addScalar', p, p, 1); // p = x * y + 1
+      be.binary('sub', q, p, q);      // q = y - p
+      const o = tensor(be, [300], 'float32');
+      be.cast(q, o);
+      return readF32(be, o);
+    });
+    close(a, b, 0, 0, `in place ${dtype}`);
+    const f = Math.fround;
+    const want = Float32Array.from(x, (v, i) => f(y[i] - f(f(v * y[i]) + 1))); // float32 rounding after each op
+    if (dtype === 'float32') close(a, want, 0, 0, 'in place float32 vs plain arithmetic');
+  }
+});
+
 test.run();

@@ -253,6 +253,20 @@ export class WebGPUBackend implements Backend {
     const [a, b = a, c = a] = inputs;
     const n = numel(out.shape);
     if (n === 0) return;
+    if (inputs.some((t) => t.storage === out.storage)) {
+      // In place (out is an input): WebGPU forbids binding one buffer for reading and writing in a
+      // dispatch, so the result goes to a temporary and is copied over (same bytes as wasm gives).
+      const outBytes = out.dtype === 'int32' ? 4 * n : Math.ceil((n * formatOf(out.dtype).bits) / 8);
+      const bytes = Math.ceil(outBytes / 4) * 4; // whole words, as the kernel writes them
+      const tmp = this.alloc(outBytes, 'temporary', 'in-place result');
+      try {
+        this.pointwise(kind, op, inputs, { ...out, storage: tmp }, alpha, flags, strides, cast);
+        this.encoderNow().copyBufferToBuffer(this.own(tmp).buffer, 0, this.own(out.storage).buffer, 0, bytes);
+      } finally {
+        this.free(tmp);
+      }
+      return;
+    }
     const rank = out.shape.length;
     if (rank > 8) throw new InvalidArgumentError(`pointwise kernels take tensors of rank <= 8, got ${rank}`);
     const constants: Record<string, number> = { KIND: kind, OP: op, FA: fmtId(a.dtype), FB: fmtId(b.dtype), FC: fmtId(c.dtype), FO: fmtId(out.dtype) };
