@@ -1,12 +1,18 @@
 // Kernel calls with explicit memory categories, shared by the differentiable ops. Forward outputs
-// are 'activation' tensors; gradients made during backward are 'temporary' tensors (a leaf's .grad
-// is a 'gradient' tensor, see variable.ts). Tensor dispatch() always allocates 'activation', so the
-// ops call the backend directly through these.
+// are 'activation' tensors while a graph is recorded (the memory training holds) and 'temporary'
+// under noGrad/inferenceMode, so an inference forward never counts as activations; gradients made
+// during backward are 'temporary' (a leaf's .grad is a 'gradient' tensor, see variable.ts).
 import { InvalidArgumentError } from '../errors.js';
+import { isGradEnabled } from './variable.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { Backend, BinaryOp, UnaryOp } from '../backend/backend.js';
 import type { Category } from '../backend/memory.js';
 import { broadcastShapes } from '../backend/shape.js';
+
+/** The category of op outputs: 'activation' while recording, 'temporary' under noGrad / inferenceMode. */
+export function outCategory(): Category {
+  return isGradEnabled() ? 'activation' : 'temporary';
+}
 
 export function sameBackend(a: Tensor, b: Tensor): void {
   if (a.backend !== b.backend) throw new InvalidArgumentError(`variables are on different backends (${a.backend.kind} and ${b.backend.kind})`);

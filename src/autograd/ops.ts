@@ -1,5 +1,5 @@
 // Differentiable ops on Variables. Each op computes its forward with the backend kernels (outputs
-// in the 'activation' category), says what it saves for backward, and gives its backward closure
+// in the 'activation' category while a graph is recorded, 'temporary' otherwise), says what it saves for backward, and gives its backward closure
 // right beside it. Inputs may be any float dtype (the kernels compute in float32); outputs and
 // gradients are float32.
 import { InvalidArgumentError, ShapeMismatchError } from '../errors.js';
@@ -7,7 +7,7 @@ import { Tensor } from '../tensor/tensor.js';
 import type { BinaryOp, MatmulOptions, UnaryOp } from '../backend/backend.js';
 import { normAxis, numel } from '../backend/shape.js';
 import { applyOpPolicy, record, Variable } from './variable.js';
-import { expand, floating, kBinary, kSum, kSumKeep, kUnary, pass, sameBackend, scalar, unbroadcast } from './kernels.js';
+import { expand, floating, kBinary, kSum, kSumKeep, kUnary, outCategory, pass, sameBackend, scalar, unbroadcast } from './kernels.js';
 
 export { unbroadcast } from './kernels.js';
 
@@ -16,7 +16,7 @@ export { unbroadcast } from './kernels.js';
 export function add(a: Variable, b: Variable): Variable {
   [a, b] = applyOpPolicy('add', [a, b] as const);
   floating(a.data, 'add'); floating(b.data, 'add');
-  const y = kBinary('add', a.data, b.data, 'activation');
+  const y = kBinary('add', a.data, b.data, outCategory());
   return record('add', y, [a, b], () => [], (gy, _s, needs) => [
     needs[0] ? unbroadcast(pass(gy), a.shape) : null,
     needs[1] ? unbroadcast(pass(gy), b.shape) : null,
@@ -26,7 +26,7 @@ export function add(a: Variable, b: Variable): Variable {
 export function sub(a: Variable, b: Variable): Variable {
   [a, b] = applyOpPolicy('sub', [a, b] as const);
   floating(a.data, 'sub'); floating(b.data, 'sub');
-  const y = kBinary('sub', a.data, b.data, 'activation');
+  const y = kBinary('sub', a.data, b.data, outCategory());
   return record('sub', y, [a, b], () => [], (gy, _s, needs) => [
     needs[0] ? unbroadcast(pass(gy), a.shape) : null,
     needs[1] ? unbroadcast(kUnary('neg', gy, 'temporary'), b.shape) : null,
@@ -36,7 +36,7 @@ export function sub(a: Variable, b: Variable): Variable {
 export function mul(a: Variable, b: Variable): Variable {
   [a, b] = applyOpPolicy('mul', [a, b] as const);
   floating(a.data, 'mul'); floating(b.data, 'mul');
-  const y = kBinary('mul', a.data, b.data, 'activation');
+  const y = kBinary('mul', a.data, b.data, outCategory());
   // d(a*b)/da = b, d/db = a: each input is saved only if the other one needs its gradient.
   return record('mul', y, [a, b], (needs) => [needs[1] ? a.data : null, needs[0] ? b.data : null], (gy, [sa, sb], needs) => [
     needs[0] ? unbroadcast(kBinary('mul', gy, sb!, 'temporary'), a.shape) : null,
@@ -48,7 +48,7 @@ export function mul(a: Variable, b: Variable): Variable {
 export function div(a: Variable, b: Variable): Variable {
   [a, b] = applyOpPolicy('div', [a, b] as const);
   floating(a.data, 'div'); floating(b.data, 'div');
-  const y = kBinary('div', a.data, b.data, 'activation');
+  const y = kBinary('div', a.data, b.data, outCategory());
   // da = gy / b; db = -gy * y / b (= -gy a / b^2, from the saved output: a is not kept).
   return record('div', y, [a, b], (needs) => [b.data, needs[1] ? y : null], (gy, [sb, sy], needs) => {
     const ga = kBinary('div', gy, sb!, 'temporary');
@@ -66,14 +66,14 @@ export function div(a: Variable, b: Variable): Variable {
 export function neg(x: Variable): Variable {
   [x] = applyOpPolicy('neg', [x] as const);
   floating(x.data, 'neg');
-  return record('neg', kUnary('neg', x.data, 'activation'), [x], () => [], (gy) => [kUnary('neg', gy, 'temporary')]);
+  return record('neg', kUnary('neg', x.data, outCategory()), [x], () => [], (gy) => [kUnary('neg', gy, 'temporary')]);
 }
 
 /** x * c for a constant c. */
 export function scale(x: Variable, c: number): Variable {
   [x] = applyOpPolicy('scale', [x] as const);
   floating(x.data, 'scale');
-  const y = kUnary('scale', x.data, 'activation', c);
+  const y = kUnary('scale', x.data, outCategory(), c);
   return record('scale', y, [x], () => [], (gy) => [kUnary('scale', gy, 'temporary', c)]);
 }
 
@@ -81,27 +81,27 @@ export function scale(x: Variable, c: number): Variable {
 export function addScalar(x: Variable, c: number): Variable {
   [x] = applyOpPolicy('addScalar', [x] as const);
   floating(x.data, 'addScalar');
-  return record('addScalar', kUnary('addScalar', x.data, 'activation', c), [x], () => [], (gy) => [pass(gy)]);
+  return record('addScalar', kUnary('addScalar', x.data, outCategory(), c), [x], () => [], (gy) => [pass(gy)]);
 }
 
 export function exp(x: Variable): Variable {
   [x] = applyOpPolicy('exp', [x] as const);
   floating(x.data, 'exp');
-  const y = kUnary('exp', x.data, 'activation');
+  const y = kUnary('exp', x.data, outCategory());
   return record('exp', y, [x], () => [y], (gy, [sy]) => [kBinary('mul', gy, sy!, 'temporary')]);
 }
 
 export function log(x: Variable): Variable {
   [x] = applyOpPolicy('log', [x] as const);
   floating(x.data, 'log');
-  const y = kUnary('log', x.data, 'activation');
+  const y = kUnary('log', x.data, outCategory());
   return record('log', y, [x], () => [x.data], (gy, [sx]) => [kBinary('div', gy, sx!, 'temporary')]);
 }
 
 export function square(x: Variable): Variable {
   [x] = applyOpPolicy('square', [x] as const);
   floating(x.data, 'square');
-  const y = kUnary('square', x.data, 'activation');
+  const y = kUnary('square', x.data, outCategory());
   return record('square', y, [x], () => [x.data], (gy, [sx]) => {
     const t = kBinary('mul', gy, sx!, 'temporary');
     const g = kUnary('scale', t, 'temporary', 2);
@@ -113,7 +113,7 @@ export function square(x: Variable): Variable {
 export function sqrt(x: Variable): Variable {
   [x] = applyOpPolicy('sqrt', [x] as const);
   floating(x.data, 'sqrt');
-  const y = kUnary('sqrt', x.data, 'activation');
+  const y = kUnary('sqrt', x.data, outCategory());
   return record('sqrt', y, [x], () => [y], (gy, [sy]) => { // dx = gy / (2 sqrt(x))
     const t = kBinary('div', gy, sy!, 'temporary');
     const g = kUnary('scale', t, 'temporary', 0.5);
@@ -126,7 +126,7 @@ export function sqrt(x: Variable): Variable {
 function activation(op: UnaryOp, backwardOp: BinaryOp, fromOutput: boolean, x: Variable): Variable {
   [x] = applyOpPolicy(op, [x] as const);
   floating(x.data, op);
-  const y = kUnary(op, x.data, 'activation');
+  const y = kUnary(op, x.data, outCategory());
   return record(op, y, [x], () => [fromOutput ? y : x.data], (gy, [s]) => [kBinary(backwardOp, gy, s!, 'temporary')]);
 }
 
@@ -152,7 +152,7 @@ export function reshape(x: Variable, shape: readonly number[]): Variable {
 export function transpose(x: Variable): Variable {
   const r = x.data.rank;
   if (r < 2) throw new InvalidArgumentError(`transpose needs a tensor of rank >= 2, got [${x.shape.join(', ')}]`);
-  const y = Tensor.empty(x.backend, [...x.shape.slice(0, -2), x.shape[r - 1], x.shape[r - 2]], { dtype: x.data.dtype, category: 'activation' });
+  const y = Tensor.empty(x.backend, [...x.shape.slice(0, -2), x.shape[r - 1], x.shape[r - 2]], { dtype: x.data.dtype, category: outCategory() });
   x.backend.transpose(x.data, y);
   return record('transpose', y, [x], () => [], (gy) => {
     const g = Tensor.empty(gy.backend, x.shape, { category: 'temporary' });
@@ -173,7 +173,7 @@ function reduceSum(name: 'sum' | 'mean', x: Variable, axis: number | null, optio
   floating(x.data, name);
   const ax = axis === null ? null : normAxis(axis, x.data.rank);
   const outShape = ax === null ? [] : x.shape.filter((_, i) => i !== ax);
-  const y0 = Tensor.empty(x.backend, outShape, { category: 'activation' });
+  const y0 = Tensor.empty(x.backend, outShape, { category: outCategory() });
   x.backend.reduce(name, x.data, y0, ax);
   let y = y0;
   if (options.keepDim && ax !== null) {
@@ -212,7 +212,7 @@ export function softmax(x: Variable): Variable {
   [x] = applyOpPolicy('softmax', [x] as const);
   floating(x.data, 'softmax');
   if (x.data.rank === 0) throw new InvalidArgumentError('softmax needs a tensor of rank >= 1');
-  const y = Tensor.empty(x.backend, x.shape, { category: 'activation' });
+  const y = Tensor.empty(x.backend, x.shape, { category: outCategory() });
   x.backend.softmax(x.data, y, false);
   return record('softmax', y, [x], () => [y], (gy, [sy]) => { // dx = y (gy - sum(gy y))
     const gyy = kBinary('mul', gy, sy!, 'temporary');
@@ -231,7 +231,7 @@ export function logSoftmax(x: Variable): Variable {
   [x] = applyOpPolicy('logSoftmax', [x] as const);
   floating(x.data, 'logSoftmax');
   if (x.data.rank === 0) throw new InvalidArgumentError('logSoftmax needs a tensor of rank >= 1');
-  const y = Tensor.empty(x.backend, x.shape, { category: 'activation' });
+  const y = Tensor.empty(x.backend, x.shape, { category: outCategory() });
   x.backend.softmax(x.data, y, true);
   return record('logSoftmax', y, [x], () => [y], (gy, [sy]) => { // dx = gy - exp(y) sum(gy)
     const s = kSumKeep(gy, gy.rank - 1);
@@ -277,7 +277,7 @@ export function matmul(a: Variable, b: Variable, options: Pick<MatmulOptions, 't
   if (numel(ba) !== 1 && numel(bb) !== 1 && ba.join() !== bb.join()) throw new ShapeMismatchError(`matmul batch dimensions differ: [${ba.join(', ')}] vs [${bb.join(', ')}]`);
   const batch = numel(ba) !== 1 ? ba : bb;
   const be = a.backend;
-  const y = Tensor.empty(be, [...batch, m, n], { category: 'activation' });
+  const y = Tensor.empty(be, [...batch, m, n], { category: outCategory() });
   be.matmul(a.data, b.data, y, { transA, transB });
   return record('matmul', y, [a, b], (needs) => [needs[1] ? a.data : null, needs[0] ? b.data : null], (gy, [sa, sb], needs) => {
     let ga: Tensor | null = null, gb: Tensor | null = null;
@@ -304,7 +304,7 @@ export function matmul(a: Variable, b: Variable, options: Pick<MatmulOptions, 't
  */
 export function cast(x: Variable, dtype: string): Variable {
   floating(x.data, 'cast');
-  const y = Tensor.empty(x.backend, x.shape, { dtype, category: 'activation' });
+  const y = Tensor.empty(x.backend, x.shape, { dtype, category: outCategory() });
   if (y.dtype === 'int32') { y.dispose(); throw new InvalidArgumentError('cast: a differentiable cast needs a float dtype, got int32'); }
   x.backend.cast(x.data, y);
   return record('cast', y, [x], () => [], (gy) => [pass(gy)]);

@@ -6,7 +6,7 @@ import { Tensor } from '../tensor/tensor.js';
 import { numel } from '../backend/shape.js';
 import { applyOpPolicy, isGradEnabled, record, tidy, Variable } from '../autograd/variable.js';
 import { add, matmul, mul, reshape } from '../autograd/ops.js';
-import { floating, kBinary, sameBackend, zeros } from '../autograd/kernels.js';
+import { floating, kBinary, outCategory, sameBackend, zeros } from '../autograd/kernels.js';
 import { defaultGenerator, type Generator } from '../random.js';
 
 const dims = (s: readonly number[]): string => `[${s.join(', ')}]`;
@@ -33,7 +33,7 @@ export function embedding(ids: Tensor, table: Variable): Variable {
   if (table.data.rank !== 2) throw new ShapeMismatchError(`embedding: table must be [rows, dim], got ${dims(table.shape)}`);
   sameBackend(ids, table.data);
   const be = table.backend;
-  const y = Tensor.empty(be, [...ids.shape, table.shape[1]], { category: 'activation' });
+  const y = Tensor.empty(be, [...ids.shape, table.shape[1]], { category: outCategory() });
   be.embedding(ids, table.data, y);
   const shape = table.shape;
   return record('embedding', y, [table], () => [ids], (gy, [sids]) => {
@@ -51,8 +51,8 @@ export function rmsNorm(x: Variable, weight: Variable, eps: number): Variable {
   if (weight.data.rank !== 1 || weight.shape[0] !== c) throw new ShapeMismatchError(`rmsNorm: weight ${dims(weight.shape)} does not fit input ${dims(x.shape)}`);
   sameBackend(x.data, weight.data);
   const be = x.backend;
-  const y = Tensor.empty(be, x.shape, { category: 'activation' });
-  const rstd = Tensor.empty(be, x.shape.slice(0, -1), { category: 'activation', label: 'rstd' });
+  const y = Tensor.empty(be, x.shape, { category: outCategory() });
+  const rstd = Tensor.empty(be, x.shape.slice(0, -1), { category: outCategory(), label: 'rstd' });
   be.rmsNorm(x.data, weight.data, y, rstd, eps);
   return record('rmsNorm', y, [x, weight], () => [x.data, weight.data, rstd], (gy, [sx, sw, sr], needs) => {
     const dx = Tensor.empty(be, x.shape, { category: 'temporary' });
@@ -73,9 +73,9 @@ export function layerNorm(x: Variable, weight: Variable, bias: Variable, eps: nu
     if (p.data.rank !== 1 || p.shape[0] !== c) throw new ShapeMismatchError(`layerNorm: ${name} ${dims(p.shape)} does not fit input ${dims(x.shape)}`);
   }
   const be = x.backend;
-  const y = Tensor.empty(be, x.shape, { category: 'activation' });
-  const mean = Tensor.empty(be, x.shape.slice(0, -1), { category: 'activation', label: 'mean' });
-  const rstd = Tensor.empty(be, x.shape.slice(0, -1), { category: 'activation', label: 'rstd' });
+  const y = Tensor.empty(be, x.shape, { category: outCategory() });
+  const mean = Tensor.empty(be, x.shape.slice(0, -1), { category: outCategory(), label: 'mean' });
+  const rstd = Tensor.empty(be, x.shape.slice(0, -1), { category: outCategory(), label: 'rstd' });
   be.layerNorm(x.data, weight.data, bias.data, y, mean, rstd, eps);
   return record('layerNorm', y, [x, weight, bias], () => [x.data, weight.data, mean, rstd], (gy, [sx, sw, sm, sr], needs) => {
     const dx = Tensor.empty(be, x.shape, { category: 'temporary' });
@@ -108,8 +108,8 @@ export function scaledDotProductAttention(q: Variable, k: Variable, v: Variable,
   if (mask && (mask.rank !== 2 || mask.shape[0] !== b || mask.shape[1] !== t)) throw new ShapeMismatchError(`attention: mask ${dims(mask.shape)} must be [B, T] = [${b}, ${t}]`);
   const scale = options.scale ?? 1 / Math.sqrt(d);
   const be = q.backend;
-  const out = Tensor.empty(be, q.shape, { category: 'activation' });
-  const lse = Tensor.empty(be, [b, h, t], { category: 'activation', label: 'lse' });
+  const out = Tensor.empty(be, q.shape, { category: outCategory() });
+  const lse = Tensor.empty(be, [b, h, t], { category: outCategory(), label: 'lse' });
   be.attention(q.data, k.data, v.data, out, lse, mask, scale);
   return record('attention', out, [q, k, v], () => [q.data, k.data, v.data, out, lse, mask], (gy, [sq, sk, sv, so, sl, sm], needs) => {
     const g = [0, 1, 2].map(() => Tensor.empty(be, q.shape, { category: 'temporary' }));
@@ -140,9 +140,9 @@ export function crossEntropy(logits: Variable, targets: Tensor, options: CrossEn
   sameBackend(logits.data, targets);
   const be = logits.backend;
   const x2 = logits.data.reshape([rows, c]), t1 = targets.reshape([rows]);
-  const loss = Tensor.empty(be, [], { category: 'activation' });
+  const loss = Tensor.empty(be, [], { category: outCategory() });
   const wantGrad = logits.requiresGrad && isGradEnabled();
-  const dl = wantGrad ? Tensor.empty(be, [rows, c], { category: 'activation', label: 'dlogits' }) : null;
+  const dl = wantGrad ? Tensor.empty(be, [rows, c], { category: outCategory(), label: 'dlogits' }) : null;
   try {
     be.crossEntropy(x2, t1, loss, dl, options.ignoreIndex ?? -100, 1);
   } finally {
@@ -167,7 +167,7 @@ export function dropout(x: Variable, p: number, training: boolean, generator: Ge
     const s = 1 / (1 - p);
     for (let i = 0; i < n; i++) keep[i] = generator.random() < p ? 0 : s;
   }
-  const mask = Tensor.from(x.backend, keep, x.shape, { category: 'activation', label: 'dropout mask' });
+  const mask = Tensor.from(x.backend, keep, x.shape, { category: outCategory(), label: 'dropout mask' });
   try {
     return mul(x, new Variable(mask, { requiresGrad: false }));
   } finally {
