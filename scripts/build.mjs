@@ -12,8 +12,9 @@ const browserStubs = {
 };
 const common = { bundle: true, format: 'esm', target: 'es2022', sourcemap: true, loader: { '.wgsl': 'text' }, logLevel: 'warning' };
 await Promise.all([
-  build({ ...common, entryPoints: ['src/index.ts'], outfile: 'dist/node/index.js', platform: 'node' }),
-  build({ ...common, entryPoints: ['src/node.ts'], outfile: 'dist/node/node.js', platform: 'node', packages: 'external' }),
+  // One build with code splitting: memfit and memfit/node share one copy of every module (one
+  // Tensor class, one grad mode), so objects from one entry work with the other.
+  build({ ...common, entryPoints: ['src/index.ts', 'src/node.ts'], outdir: 'dist/node', splitting: true, platform: 'node', packages: 'external' }),
   build({
     ...common, entryPoints: ['src/cli/main.ts'], outfile: 'dist/node/cli.js', platform: 'node',
     packages: 'external',
