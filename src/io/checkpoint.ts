@@ -7,13 +7,17 @@ import { InvalidArgumentError, MemfitError } from '../errors.js';
 import type { Module } from '../nn/module.js';
 import type { Optimizer, OptimizerStateDict, OptimizerHyper, ParamState } from '../optim/optimizer.js';
 import type { LRScheduler, SchedulerStateDict } from '../optim/lr_scheduler.js';
-import type { Generator, GeneratorState } from '../random.js';
+import { defaultGenerator, type Generator, type GeneratorState } from '../random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { loadSafetensors, saveSafetensors } from './safetensors_file.js';
 
 /** The metadata key holding a checkpoint's JSON part. */
 export const CHECKPOINT_KEY = 'memfit.checkpoint';
 const FORMAT = 1;
+/** The name under which the default generator (dropout's, manualSeed's) is saved. */
+const DEFAULT_GENERATOR = 'memfit.default';
+
+type GeneratorSnapshot = { words: GeneratorState; spare: number | null };
 
 /** JSON-able values (for `extra`). */
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [k: string]: JsonValue };
@@ -25,7 +29,7 @@ export interface TrainingState {
   scheduler?: LRScheduler;
   /** Optimizer steps taken. */
   step: number;
-  /** Generators whose state is saved and restored (data order, dropout, ...), by name. */
+  /** Generators whose state is saved and restored (data order, ...), by name; the default generator always is. */
   generators?: Record<string, Generator>;
   /** Anything else JSON-able (a config, a data position). */
   extra?: Record<string, JsonValue>;
@@ -36,7 +40,7 @@ interface CheckpointJson {
   step: number;
   optimizer: { paramGroups: unknown[]; numbers: Record<string, Record<string, number>> } | null;
   scheduler: SchedulerStateDict | null;
-  generators: Record<string, { words: GeneratorState; spare: number | null }>;
+  generators: Record<string, GeneratorSnapshot>;
   extra: Record<string, JsonValue>;
 }
 
@@ -69,52 +73,81 @@ export async function saveCheckpoint(path: string, state: TrainingState): Promis
     step: state.step,
     optimizer,
     scheduler: state.scheduler ? state.scheduler.stateDict() : null,
-    generators: Object.fromEntries(Object.entries(state.generators ?? {}).map(([k, g]) => [k, g.getState()])),
+    generators: Object.fromEntries([...Object.entries(state.generators ?? {}), [DEFAULT_GENERATOR, defaultGenerator] as const].map(([k, g]) => [k, g.getState()])),
     extra: state.extra ?? {},
   };
   await saveSafetensors(path, tensors, { [CHECKPOINT_KEY]: JSON.stringify(json) });
 }
 
 /**
- * Restores a checkpoint into `state` (model weights, optimizer state, scheduler, generators) and
- * returns its step and extra. Everything is checked before the model is written (strict keys and
- * shapes); tensors are loaded onto the model's backend.
+ * Restores a checkpoint into `state` (model weights, optimizer state, scheduler, generators, and
+ * the default generator that dropout draws from) and returns its step and extra. All or nothing:
+ * the file, the model's keys and shapes, the step and the generator states are checked first; the
+ * scheduler and generators are restored from snapshots if the optimizer then refuses its state;
+ * the model is written last. Tensors are loaded onto the model's backend.
  */
 export async function loadCheckpoint(path: string, state: Omit<TrainingState, 'step'>): Promise<{ step: number; extra: Record<string, JsonValue> }> {
   const params = state.model.parameters();
   if (params.length === 0) throw new InvalidArgumentError('loadCheckpoint: the model has no parameters');
   const { tensors, metadata } = await loadSafetensors(path, params[0].backend, { category: 'temporary' });
+  const fail = (msg: string): never => { throw new CheckpointError(`${path}: ${msg}`); };
   try {
     const raw = metadata[CHECKPOINT_KEY];
-    if (raw === undefined) throw new CheckpointError(`${path}: not a memfit checkpoint (no '${CHECKPOINT_KEY}' metadata)`);
+    if (raw === undefined) fail(`not a memfit checkpoint (no '${CHECKPOINT_KEY}' metadata)`);
     let json: CheckpointJson;
     try {
       json = JSON.parse(raw) as CheckpointJson;
     } catch {
-      throw new CheckpointError(`${path}: the '${CHECKPOINT_KEY}' metadata is not valid JSON`);
+      return fail(`the '${CHECKPOINT_KEY}' metadata is not valid JSON`);
     }
-    if (json.format !== FORMAT) throw new CheckpointError(`${path}: checkpoint format ${String(json.format)} is not supported (expected ${FORMAT})`);
-    const model: Record<string, Tensor> = {};
-    const opt: Record<string, ParamState> = {};
+    if (typeof json !== 'object' || json === null || json.format !== FORMAT) fail(`checkpoint format ${String(json?.format)} is not supported (expected ${FORMAT})`);
+    if (!Number.isSafeInteger(json.step) || json.step < 0) fail(`step ${String(json.step)} is not an integer >= 0`);
+    // Null-prototype records and numeric indices only: names from the file never reach a prototype.
+    const model = Object.create(null) as Record<string, Tensor>;
+    const opt = Object.create(null) as Record<string, ParamState>;
+    const entry = (idx: string): ParamState => {
+      if (!/^(0|[1-9]\d*)$/.test(idx)) fail(`optimizer state index '${idx}' is not a parameter number`);
+      return (opt[idx] ??= Object.create(null) as ParamState);
+    };
     for (const [name, t] of Object.entries(tensors)) {
       if (name.startsWith('model.')) model[name.slice(6)] = t;
       else if (name.startsWith('optimizer.')) {
         const [, idx, ...key] = name.split('.');
-        (opt[idx] ??= {})[key.join('.')] = t;
-      } else throw new CheckpointError(`${path}: unexpected tensor '${name}'`);
+        entry(idx)[key.join('.')] = t;
+      } else fail(`unexpected tensor '${name}'`);
     }
-    if (state.optimizer && !json.optimizer) throw new CheckpointError(`${path}: the checkpoint has no optimizer state`);
-    if (state.scheduler && !json.scheduler) throw new CheckpointError(`${path}: the checkpoint has no scheduler state`);
-    for (const name of Object.keys(state.generators ?? {})) {
-      if (!json.generators?.[name]) throw new CheckpointError(`${path}: the checkpoint has no state for generator '${name}'`);
+    if (state.optimizer && !json.optimizer) fail('the checkpoint has no optimizer state');
+    if (state.scheduler && !json.scheduler) fail('the checkpoint has no scheduler state');
+    const generators: [Generator, GeneratorSnapshot][] = [];
+    for (const [name, g] of [...Object.entries(state.generators ?? {}), [DEFAULT_GENERATOR, defaultGenerator] as const]) {
+      const saved = json.generators?.[name];
+      if (!saved) {
+        if (name === DEFAULT_GENERATOR) continue; // checkpoints written before it was saved
+        fail(`the checkpoint has no state for generator '${name}'`);
+      }
+      if (!(saved.spare === null || typeof saved.spare === 'number')) fail(`generator '${name}': spare must be a number or null`);
+      generators.push([g, saved]);
     }
-    state.model.loadStateDict(model); // strict: checks every key and shape before writing
-    if (state.optimizer && json.optimizer) {
-      for (const [idx, nums] of Object.entries(json.optimizer.numbers)) Object.assign((opt[idx] ??= {}), nums);
-      state.optimizer.loadStateDict({ state: opt, paramGroups: json.optimizer.paramGroups } as OptimizerStateDict<OptimizerHyper>);
+    state.model.checkStateDict(model); // strict: every key and shape, before anything is written
+    // Restore what can be undone first, then the optimizer (which checks everything before it
+    // changes anything), then the model.
+    const undo = { scheduler: state.scheduler?.stateDict(), generators: generators.map(([g]) => g.getState()) };
+    try {
+      if (state.scheduler && json.scheduler) state.scheduler.loadStateDict(json.scheduler);
+      for (const [g, saved] of generators) g.setState(saved);
+      if (state.optimizer && json.optimizer) {
+        for (const [idx, nums] of Object.entries(json.optimizer.numbers ?? {})) {
+          if (typeof nums !== 'object' || nums === null) fail(`optimizer numbers for ${idx} are not an object`);
+          for (const [k, v] of Object.entries(nums)) entry(idx)[k] = v;
+        }
+        state.optimizer.loadStateDict({ state: opt, paramGroups: json.optimizer.paramGroups } as OptimizerStateDict<OptimizerHyper>);
+      }
+    } catch (e) {
+      if (state.scheduler && undo.scheduler) state.scheduler.loadStateDict(undo.scheduler);
+      generators.forEach(([g], i) => g.setState(undo.generators[i]));
+      throw e;
     }
-    if (state.scheduler && json.scheduler) state.scheduler.loadStateDict(json.scheduler);
-    for (const [name, g] of Object.entries(state.generators ?? {})) g.setState(json.generators[name]);
+    state.model.loadStateDict(model);
     return { step: json.step, extra: json.extra ?? {} };
   } finally {
     for (const t of Object.values(tensors)) t.dispose(); // model and optimizer copied what they keep

@@ -383,6 +383,21 @@ export abstract class Module {
    * throws naming the key. Non-strict returns the keys it did not match.
    */
   loadStateDict(stateDict: Readonly<StateDict>, options: LoadStateDictOptions = {}): LoadStateDictResult {
+    const { plan, missingKeys, unexpectedKeys } = this.#planLoad(stateDict, options);
+    for (const [src, dst] of plan) {
+      if (src === dst || (src.storage === dst.storage && src.offset === dst.offset && src.dtype === dst.dtype)) continue; // its own values
+      dst.backend.cast(src, dst); // same dtype: an exact copy of the codes
+    }
+    return { missingKeys, unexpectedKeys };
+  }
+
+  /** Checks a state dict as loadStateDict does (same errors) without writing anything. */
+  checkStateDict(stateDict: Readonly<StateDict>, options: LoadStateDictOptions = {}): LoadStateDictResult {
+    const { missingKeys, unexpectedKeys } = this.#planLoad(stateDict, options);
+    return { missingKeys, unexpectedKeys };
+  }
+
+  #planLoad(stateDict: Readonly<StateDict>, options: LoadStateDictOptions): LoadStateDictResult & { plan: [Tensor, Tensor][] } {
     const slots = this.#slots();
     const expected = new Set(slots.map((s) => s.key));
     const has = (k: string): boolean => Object.prototype.hasOwnProperty.call(stateDict, k);
@@ -418,11 +433,7 @@ export abstract class Module {
     }
     if (otherProblems.length) throw new InvalidArgumentError(`loadStateDict: ${[...otherProblems, ...shapeProblems].join('; ')}`);
     if (shapeProblems.length) throw new ShapeMismatchError(`loadStateDict: ${shapeProblems.join('; ')}`);
-    for (const [src, dst] of plan) {
-      if (src === dst || (src.storage === dst.storage && src.offset === dst.offset && src.dtype === dst.dtype)) continue; // its own values
-      dst.backend.cast(src, dst); // same dtype: an exact copy of the codes
-    }
-    return { missingKeys, unexpectedKeys };
+    return { plan, missingKeys, unexpectedKeys };
   }
 
   // ---- dtype, backend, lifetime ----------------------------------------------------------------

@@ -12,7 +12,9 @@ import type { Backend } from '../../src/backend/backend.js';
 import { ByteTextDataset } from '../../src/data/byte_text.js';
 import { loadSotuText } from '../../src/data/sotu.js';
 import { LanguageModelTrainer, TINY_LLAMA, type TrainConfig } from '../../src/train/language_model.js';
-import { CheckpointError, loadCheckpoint, saveCheckpoint } from '../../src/io/checkpoint.js';
+import { CheckpointError, CHECKPOINT_KEY, loadCheckpoint, saveCheckpoint } from '../../src/io/checkpoint.js';
+import { parseSafetensors, serializeSafetensors, toRawTensor, type RawTensor } from '../../src/io/safetensors.js';
+import { defaultGenerator } from '../../src/random.js';
 import { gpuBackend } from '../helpers/backends.js';
 
 /** Asserts that p rejects (and, if given, that check accepts the error). */
@@ -113,7 +115,9 @@ test('a failed save leaves the previous checkpoint intact; a truncated or foreig
     // Truncated file: a clear error naming the path; the model is untouched.
     const cut = join(dir, 'cut.safetensors');
     writeFileSync(cut, before.subarray(0, before.length - 100));
+    const w0 = await t.model.getParameter('norm.weight').data.toArray();
     await rejects(loadCheckpoint(cut, t.trainingState()), (e: Error) => e.message.includes(cut));
+    assert.equal(await t.model.getParameter('norm.weight').data.toArray(), w0, 'the model is untouched');
     // A safetensors file that is not a checkpoint.
     const foreign = join(dir, 'foreign.safetensors');
     const header = Buffer.from(JSON.stringify({ x: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }).padEnd(64, ' '));
@@ -121,6 +125,54 @@ test('a failed save leaves the previous checkpoint intact; a truncated or foreig
     len.writeBigUInt64LE(BigInt(header.length));
     writeFileSync(foreign, Buffer.concat([len, header, Buffer.alloc(4)]));
     await rejects(loadCheckpoint(foreign, t.trainingState()), (e: Error) => e instanceof CheckpointError && /not a memfit checkpoint/.test(e.message));
+    t.dispose();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** Rewrites a checkpoint file with its JSON edited (and tensors renamed or added). */
+function rewrite(from: string, to: string, edit: (json: Record<string, any>) => void, extra: Record<string, RawTensor> = {}): void {
+  const { tensors, metadata } = parseSafetensors(new Uint8Array(readFileSync(from)));
+  const json = JSON.parse(metadata[CHECKPOINT_KEY]);
+  edit(json);
+  const entries: Record<string, RawTensor> = { ...extra };
+  for (const [k, t] of tensors) entries[k] = toRawTensor(k, t);
+  writeFileSync(to, serializeSafetensors(entries, { [CHECKPOINT_KEY]: JSON.stringify(json) }));
+}
+
+test('loading is all or nothing, never touches prototypes, and restores the default generator', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'memfit-ckpt-'));
+  try {
+    const path = join(dir, 'ckpt.safetensors');
+    const t = new LanguageModelTrainer(new WasmBackend(), dataset, small);
+    await t.trainStep();
+    defaultGenerator.manualSeed(42);
+    await saveCheckpoint(path, t.trainingState());
+    const draws = [defaultGenerator.random(), defaultGenerator.random()];
+    await t.trainStep();
+    const weightsBefore = await t.model.getParameter('layers.0.mlp.upProj.weight').data.toArray();
+    const lrBefore = t.scheduler.getLastLr();
+    // An optimizer state that is refused: the model, scheduler and generators stay as they were.
+    const bad = join(dir, 'bad.safetensors');
+    rewrite(path, bad, (j) => { j.optimizer.paramGroups[0].lr = -1; });
+    await rejects(loadCheckpoint(bad, t.trainingState()), (e) => /lr/.test(e.message));
+    assert.equal(await t.model.getParameter('layers.0.mlp.upProj.weight').data.toArray(), weightsBefore, 'model untouched');
+    assert.equal(t.scheduler.getLastLr(), lrBefore, 'scheduler restored');
+    // Hostile names: '__proto__' as an optimizer index or a state key.
+    const evil = join(dir, 'evil.safetensors');
+    rewrite(path, evil, (j) => { j.optimizer.numbers = JSON.parse('{"__proto__": {"polluted": 1}}'); }); // an own key, as JSON.parse makes it
+    await rejects(loadCheckpoint(evil, t.trainingState()), (e) => e instanceof CheckpointError && /not a parameter number/.test(e.message));
+    rewrite(path, evil, () => {}, { 'optimizer.__proto__.polluted': { dtype: 'float32', shape: [1], bytes: new Uint8Array(4) } });
+    await rejects(loadCheckpoint(evil, t.trainingState()));
+    assert.is(({} as Record<string, unknown>).polluted, undefined, 'Object.prototype untouched');
+    // A step that is not a step.
+    rewrite(path, evil, (j) => { j.step = -3; });
+    await rejects(loadCheckpoint(evil, t.trainingState()), (e) => /step -3/.test(e.message));
+    // The good file: the default generator continues where it was saved.
+    defaultGenerator.manualSeed(7);
+    assert.is((await loadCheckpoint(path, t.trainingState())).step, 1);
+    assert.equal([defaultGenerator.random(), defaultGenerator.random()], draws);
     t.dispose();
   } finally {
     rmSync(dir, { recursive: true, force: true });
