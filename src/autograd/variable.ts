@@ -168,15 +168,30 @@ export class Node {
     toSave: (Tensor | null)[],
     private readonly backwardFn: BackwardFn,
   ) {
-    this.saved = toSave.map((t) => (t ? new SavedTensor(t) : null));
+    const saved: (SavedTensor | null)[] = [];
+    try {
+      for (const t of toSave) saved.push(t ? new SavedTensor(t) : null);
+    } catch (e) { // a pack hook failed: release what was packed
+      for (const x of saved) x?.release();
+      throw e;
+    }
+    this.saved = saved;
   }
 
   /** Runs the backward closure; the saved tensors are unpacked, used and disposed. */
   apply(gy: Tensor): (Tensor | null)[] {
     if (this.freed) throw new InvalidArgumentError(`${this.name}: its saved tensors were already freed (backward through the same graph twice, or after releaseGraph)`);
     this.freed = true;
-    const ts = this.saved.map((s) => (s ? s.take() : null));
-    this.saved = [];
+    const ts: (Tensor | null)[] = [];
+    try {
+      for (const s of this.saved) ts.push(s ? s.take() : null);
+    } catch (e) { // an unpack hook failed: free what was taken and release the rest
+      for (const t of ts) t?.dispose();
+      for (const s of this.saved) s?.release();
+      throw e;
+    } finally {
+      this.saved = [];
+    }
     try {
       return this.backwardFn(gy, ts, [...this.needs]);
     } finally {
@@ -267,16 +282,23 @@ export function record(
   save: (needs: boolean[]) => (Tensor | null)[], backward: BackwardFn, temps: readonly Tensor[] = [],
 ): Variable {
   const needs = inputs.map((v) => v.requiresGrad);
+  let recorded = false;
   try {
-    if (!gradEnabled || !needs.some(Boolean)) return track(new Variable(out, { requiresGrad: false }));
+    if (!gradEnabled || !needs.some(Boolean)) {
+      recorded = true;
+      return track(new Variable(out, { requiresGrad: false }));
+    }
     const toSave = save(needs);
     for (const t of toSave) {
       if (!t) continue;
       const owner = inputs.find((v) => v.data === t);
       if (owner?.isInference) throw new InvalidArgumentError(`${name}: an inference variable cannot be saved for backward (it was made inside inferenceMode)`);
     }
-    return track(new Variable(out, { requiresGrad: true }, new Node(name, inputs, needs, toSave, backward)));
+    const v = track(new Variable(out, { requiresGrad: true }, new Node(name, inputs, needs, toSave, backward)));
+    recorded = true;
+    return v;
   } finally {
+    if (!recorded) out.dispose(); // the op failed: its output must not leak
     for (const t of temps) t.dispose();
   }
 }
@@ -312,6 +334,13 @@ export function tidy<T>(fn: () => T): T {
   try {
     result = fn();
     if (result instanceof Promise) throw new InvalidArgumentError('tidy takes a synchronous function');
+  } catch (e) {
+    // Nothing escapes: free every op output made inside, with the graphs (saved tensors) behind them.
+    for (const v of scope) {
+      v.releaseGraph();
+      if (!v.data.isDisposed) v.dispose();
+    }
+    throw e;
   } finally {
     scopes.pop();
   }

@@ -5,6 +5,7 @@ import { Tensor } from '../../src/tensor/tensor.js';
 import {
   Variable, add, sub, mul, matmul, relu, exp, scale, sum, mean, noGrad, inferenceMode,
   withSavedTensorsHooks, savedTensorStats, isGradEnabled, type SavedTensorsHooks,
+  tidy,
 } from '../../src/autograd/index.js';
 
 const w = new WasmBackend();
@@ -319,6 +320,37 @@ test('backward through the same graph twice is an error (saved tensors were free
   l.backward();
   assert.throws(() => l.backward(), /freed/);
   l.dispose(); a.dispose();
+});
+
+test('errors leak nothing: tidy that throws, an op refused after its forward, a failing pack or unpack hook', async () => {
+  const before = act();
+  const x = Variable.from(w, [1, 2, 3], [3], { requiresGrad: true });
+  assert.throws(() => tidy(() => {
+    exp(x); // recorded, with a saved output
+    throw new Error('boom');
+  }), /boom/);
+  assert.is(act(), before, 'the op output of the failed tidy was freed');
+  assert.equal(savedTensorStats(), { count: 0, bytes: 0 }, 'and its saved tensors');
+  const inf = inferenceMode(() => scale(x, 2)); // temporary: made under inferenceMode
+  assert.throws(() => mul(x, inf), /inference/);
+  assert.is(act(), before, 'the refused op freed its output');
+  const failingPack: SavedTensorsHooks<Tensor> = { pack: () => { throw new Error('pack failed'); }, unpack: (t) => t };
+  assert.throws(() => withSavedTensorsHooks(failingPack, () => exp(x)), /pack failed/);
+  assert.is(act(), before);
+  let calls = 0;
+  const failingUnpack: SavedTensorsHooks<Tensor> = {
+    pack: (t) => t.reshape(t.shape),
+    unpack: (t) => { if (++calls === 2) { t.dispose(); throw new Error('unpack failed'); } return t; },
+    release: (t) => t.dispose(),
+  };
+  const l = tidy(() => withSavedTensorsHooks(failingUnpack, () => sum(mul(exp(x), exp(x)))));
+  assert.throws(() => l.backward(), /unpack failed/);
+  l.dispose();
+  assert.equal(savedTensorStats(), { count: 0, bytes: 0 });
+  assert.is(act(), before, 'no activation left');
+  inf.dispose();
+  assert.is(w.memory.memoryAllocated('temporary'), 0, 'no temporary left');
+  x.dispose();
 });
 
 test.run();
