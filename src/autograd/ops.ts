@@ -275,7 +275,8 @@ export function matmul(a: Variable, b: Variable, options: Pick<MatmulOptions, 't
   if (k !== k2) throw new ShapeMismatchError(`matmul inner dimensions differ: [${a.shape.join(', ')}]${transA ? '^T' : ''} @ [${b.shape.join(', ')}]${transB ? '^T' : ''} (${k} vs ${k2})`);
   const ba = a.shape.slice(0, -2), bb = b.shape.slice(0, -2);
   if (numel(ba) !== 1 && numel(bb) !== 1 && ba.join() !== bb.join()) throw new ShapeMismatchError(`matmul batch dimensions differ: [${ba.join(', ')}] vs [${bb.join(', ')}]`);
-  const batch = numel(ba) !== 1 ? ba : bb;
+  // The broadcast batch shape; when both have one element, the longer one (PyTorch keeps [1, 1, M, N]).
+  const batch = numel(ba) !== 1 ? ba : numel(bb) !== 1 ? bb : ba.length >= bb.length ? ba : bb;
   const be = a.backend;
   const y = Tensor.empty(be, [...batch, m, n], { category: outCategory() });
   be.matmul(a.data, b.data, y, { transA, transB });

@@ -216,7 +216,7 @@ export const dispatch = {
     if (ka !== kb) throw new ShapeMismatchError(`matmul inner dimensions differ: [${a.shape.join(', ')}]${options.transA ? '^T' : ''} @ [${b.shape.join(', ')}]${options.transB ? '^T' : ''} (${ka} vs ${kb})`);
     const ba = a.shape.slice(0, -2), bb = b.shape.slice(0, -2);
     if (numel(ba) !== 1 && numel(bb) !== 1 && ba.join() !== bb.join()) throw new ShapeMismatchError(`matmul batch dimensions differ: [${ba.join(', ')}] vs [${bb.join(', ')}]`);
-    const batch = numel(ba) !== 1 ? ba : bb;
+    const batch = numel(ba) !== 1 ? ba : numel(bb) !== 1 ? bb : ba.length >= bb.length ? ba : bb; // size-1 batch dims kept, as PyTorch
     const out = Tensor.empty(be, [...batch, m, n], { dtype: 'float32' });
     be.matmul(a, b, out, options);
     return out;

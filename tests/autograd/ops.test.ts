@@ -110,6 +110,8 @@ const mm: [number[], number[], boolean, boolean][] = [
   [[2, 3, 4], [4, 5], false, false],
   [[3, 4], [2, 4, 5], false, false],
   [[2, 4, 3], [5, 4], true, true],
+  [[1, 1, 3, 4], [4, 5], false, false],
+  [[3, 4], [1, 4, 5], false, false],
 ];
 for (const [sa, sb, tA, tB] of mm) {
   cases[`matmul [${sa}]${tA ? '^T' : ''} @ [${sb}]${tB ? '^T' : ''}`] = {
@@ -120,6 +122,14 @@ for (const [sa, sb, tA, tB] of mm) {
 }
 
 for (const [name, c] of Object.entries(cases)) test(`gradcheck ${name}`, () => gradcheck(w, name, c));
+
+test('matmul keeps size-1 batch dims as PyTorch does', () => {
+  const a = Variable.from(w, new Float32Array(12), [1, 1, 3, 4]);
+  const b = Variable.from(w, new Float32Array(20), [4, 5]);
+  const y = matmul(a, b);
+  assert.equal(y.shape, [1, 1, 3, 5]);
+  y.dispose(); a.dispose(); b.dispose();
+});
 
 test('shape errors name the shapes', () => {
   const a = Variable.from(w, new Float32Array(12), [3, 4], { requiresGrad: true });
