@@ -87,6 +87,11 @@ export function layerNorm(x: Variable, weight: Variable, bias: Variable, eps: nu
 }
 
 export interface AttentionOptions {
+  /**
+   * Must be true: only causal attention (query t sees keys <= t) is implemented. PyTorch's default
+   * is false, so it is asked for explicitly rather than assumed.
+   */
+  isCausal: boolean;
   /** Key padding mask [B, T]: 1 keeps a key, 0 masks it (float32 or int32). */
   mask?: Tensor | null;
   /** Score scale; 1/sqrt(D) by default. */
@@ -96,8 +101,10 @@ export interface AttentionOptions {
 /**
  * Causal scaled-dot-product attention, q, k, v [B, H, T, D] -> [B, H, T, D] (one fused kernel;
  * no T x T buffer is kept: backward recomputes the scores from q, k and the saved log-sum-exp).
+ * A query whose keys are all masked gets zeros (PyTorch's SDPA gives NaN there).
  */
-export function scaledDotProductAttention(q: Variable, k: Variable, v: Variable, options: AttentionOptions = {}): Variable {
+export function scaledDotProductAttention(q: Variable, k: Variable, v: Variable, options: AttentionOptions): Variable {
+  if (options?.isCausal !== true) throw new InvalidArgumentError('scaledDotProductAttention: only causal attention is implemented; pass { isCausal: true }');
   [q, k, v] = applyOpPolicy('scaledDotProductAttention', [q, k, v] as const);
   for (const t of [q, k, v]) floating(t.data, 'attention');
   if (q.data.rank !== 4 || q.shape.join() !== k.shape.join() || q.shape.join() !== v.shape.join()) {

@@ -108,24 +108,32 @@ function mergeHeads(x: Variable): Variable {
 /** Multi-head causal self-attention with rotary position encoding (LlamaAttention, no biases). */
 export class CausalSelfAttention extends Module {
   qProj: Linear; kProj: Linear; vProj: Linear; oProj: Linear;
-  rotary: RotaryEmbedding;
+  /** Its own rotary tables, or null when it uses tables shared by the model (one copy for all layers). */
+  rotary: RotaryEmbedding | null;
+  readonly #shared: RotaryEmbedding | null;
 
-  constructor(readonly hiddenSize: number, readonly numHeads: number, maxPositions: number, options: ModelOptions & { ropeTheta?: number; initStd?: number } = {}) {
+  constructor(
+    readonly hiddenSize: number, readonly numHeads: number, maxPositions: number,
+    options: ModelOptions & { ropeTheta?: number; initStd?: number; rotary?: RotaryEmbedding } = {},
+  ) {
     super();
     if (hiddenSize % numHeads !== 0) throw new InvalidArgumentError(`hiddenSize ${hiddenSize} is not a multiple of numHeads ${numHeads}`);
-    const lin = () => new Linear(hiddenSize, hiddenSize, { ...options, bias: false });
+    const lin = () => new Linear(hiddenSize, hiddenSize, { backend: options.backend, generator: options.generator, initStd: options.initStd, bias: false });
     this.qProj = lin(); this.kProj = lin(); this.vProj = lin(); this.oProj = lin();
-    this.rotary = new RotaryEmbedding(hiddenSize / numHeads, maxPositions, options.ropeTheta, options);
+    if (options.rotary && options.rotary.headDim !== hiddenSize / numHeads) throw new InvalidArgumentError(`the shared rotary tables are for head dim ${options.rotary.headDim}, not ${hiddenSize / numHeads}`);
+    this.#shared = options.rotary ?? null;
+    this.rotary = options.rotary ? null : new RotaryEmbedding(hiddenSize / numHeads, maxPositions, options.ropeTheta, options);
   }
 
   /** x [B, T, C]; mask [B, T] (1 keep, 0 padding) or null. */
   forward(x: Variable, mask: Tensor | null = null): Variable {
     if (x.shape.length !== 3 || x.shape[2] !== this.hiddenSize) throw new ShapeMismatchError(`attention input must be [B, T, ${this.hiddenSize}], got [${x.shape.join(', ')}]`);
+    const rope = (this.rotary ?? this.#shared)!;
     return tidy(() => {
-      const q = this.rotary.forward(splitHeads(this.qProj.forward(x), this.numHeads));
-      const k = this.rotary.forward(splitHeads(this.kProj.forward(x), this.numHeads));
+      const q = rope.forward(splitHeads(this.qProj.forward(x), this.numHeads));
+      const k = rope.forward(splitHeads(this.kProj.forward(x), this.numHeads));
       const v = splitHeads(this.vProj.forward(x), this.numHeads);
-      return this.oProj.forward(mergeHeads(scaledDotProductAttention(q, k, v, { mask })));
+      return this.oProj.forward(mergeHeads(scaledDotProductAttention(q, k, v, { isCausal: true, mask })));
     });
   }
 }
@@ -153,12 +161,13 @@ export class LlamaDecoderLayer extends Module {
   postAttentionLayernorm: RMSNorm;
   mlp: SwiGLU;
 
-  constructor(config: LlamaConfig, options: ModelOptions = {}) {
+  /** options.rotary: rotary tables shared by the model's layers (else the layer makes its own). */
+  constructor(config: LlamaConfig, options: ModelOptions & { rotary?: RotaryEmbedding } = {}) {
     super();
     const c = checkConfig(config);
-    const o = { ...options, initStd: c.initializerRange };
+    const o = { backend: options.backend, generator: options.generator, initStd: c.initializerRange };
     this.inputLayernorm = new RMSNorm(c.hiddenSize, c.rmsNormEps, options);
-    this.selfAttn = new CausalSelfAttention(c.hiddenSize, c.numAttentionHeads, c.maxPositionEmbeddings, { ...o, ropeTheta: c.ropeTheta });
+    this.selfAttn = new CausalSelfAttention(c.hiddenSize, c.numAttentionHeads, c.maxPositionEmbeddings, { ...o, ropeTheta: c.ropeTheta, rotary: options.rotary });
     this.postAttentionLayernorm = new RMSNorm(c.hiddenSize, c.rmsNormEps, options);
     this.mlp = new SwiGLU(c.hiddenSize, c.intermediateSize, o);
   }
@@ -180,6 +189,8 @@ export interface LlamaForwardOptions {
 export class Llama extends Module {
   readonly config: Required<LlamaConfig>;
   embedTokens: Embedding;
+  /** One set of rotary tables for all layers (non-persistent buffers: not in stateDict). */
+  rotaryEmb: RotaryEmbedding;
   layers: ModuleList<LlamaDecoderLayer>;
   norm: RMSNorm;
   lmHead: Linear | null;
@@ -190,7 +201,8 @@ export class Llama extends Module {
     const c = this.config;
     const o = { backend: options.backend ?? defaultBackend(), generator: options.generator ?? defaultGenerator };
     this.embedTokens = new Embedding(c.vocabSize, c.hiddenSize, { ...o, initStd: c.initializerRange });
-    this.layers = new ModuleList(Array.from({ length: c.numHiddenLayers }, () => new LlamaDecoderLayer(c, o)));
+    this.rotaryEmb = new RotaryEmbedding(c.hiddenSize / c.numAttentionHeads, c.maxPositionEmbeddings, c.ropeTheta, o);
+    this.layers = new ModuleList(Array.from({ length: c.numHiddenLayers }, () => new LlamaDecoderLayer(c, { ...o, rotary: this.rotaryEmb })));
     this.norm = new RMSNorm(c.hiddenSize, c.rmsNormEps, o);
     this.lmHead = c.tieWordEmbeddings ? null : new Linear(c.hiddenSize, c.vocabSize, { ...o, bias: false, initStd: c.initializerRange });
   }

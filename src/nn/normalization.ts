@@ -6,11 +6,14 @@ import { defaultBackend, positiveInt, type LayerOptions } from './layers.js';
 import { Module } from './module.js';
 import type { Parameter } from './parameter.js';
 
-/** x * rsqrt(mean(x^2) + eps) * weight; weight starts at ones. torch.nn.RMSNorm / LlamaRMSNorm. */
+/**
+ * x * rsqrt(mean(x^2) + eps) * weight; weight starts at ones. torch.nn.RMSNorm: eps defaults to
+ * float32's machine epsilon, as there (Llama passes its rmsNormEps).
+ */
 export class RMSNorm extends Module {
   weight: Parameter;
 
-  constructor(readonly normalizedShape: number, readonly eps = 1e-6, options: Pick<LayerOptions, 'backend'> = {}) {
+  constructor(readonly normalizedShape: number, readonly eps = 2 ** -23, options: Pick<LayerOptions, 'backend'> = {}) {
     super();
     positiveInt('normalizedShape', normalizedShape);
     this.weight = constantParameter(options.backend ?? defaultBackend(), [normalizedShape], 1, 'rmsnorm.weight');

@@ -83,7 +83,7 @@ function cases(b: Backend): Record<string, GradCase> {
       shapes: [[2, 2, 4, 3], [2, 2, 4, 3], [2, 2, 4, 3]],
       run: ([q, k, v]) => {
         const m = Tensor.from(b, mask, [2, 4]);
-        const y = scaledDotProductAttention(q, k, v, { mask: m });
+        const y = scaledDotProductAttention(q, k, v, { isCausal: true, mask: m });
         m.dispose();
         return weighted(y);
       },

@@ -17,7 +17,10 @@ const model = (b: Backend = w, config = cfg) => new Llama(config, { backend: b, 
 const ids = (b: Backend, v: number[], shape = [1, v.length]) => Tensor.from(b, Int32Array.from(v), shape, { dtype: 'int32' });
 
 test('submodules and parameters are named like PyTorch (camelCase); numParameters matches the formula', () => {
+  const data0 = w.memory.memoryAllocated('data');
   const m = model();
+  const D = cfg.hiddenSize / cfg.numAttentionHeads, P = cfg.maxPositionEmbeddings;
+  assert.is(w.memory.memoryAllocated('data') - data0, (2 * P * D + D * D) * 4, 'one set of rotary tables for all layers');
   const names = m.namedParameters().map(([n]) => n);
   for (const n of ['embedTokens.weight', 'layers.0.selfAttn.qProj.weight', 'layers.1.mlp.downProj.weight', 'layers.1.postAttentionLayernorm.weight', 'norm.weight', 'lmHead.weight']) {
     assert.ok(names.includes(n), n);
