@@ -32,6 +32,7 @@ export { Module } from './nn/module.js';
 export type { StateDict, BufferOptions, ZeroGradOptions, LoadStateDictOptions, LoadStateDictResult } from './nn/module.js';
 export { ModuleList, Sequential } from './nn/container.js';
 export * as functional from './nn/functional.js';
+export * as init from './nn/init.js';
 export { Linear, Embedding, Dropout, ReLU, GELU, SiLU, defaultBackend } from './nn/layers.js';
 export type { LayerOptions } from './nn/layers.js';
 export { RMSNorm, LayerNorm } from './nn/normalization.js';

@@ -38,6 +38,16 @@ export class ModuleList<M extends Module = Module> extends Module implements Ite
     return this;
   }
 
+  /** Appends one module (torch's ModuleList.append). */
+  append(module: M): this {
+    return this.push(module);
+  }
+
+  /** Appends every module of an iterable (torch's ModuleList.extend). */
+  extend(modules: Iterable<M>): this {
+    return this.push(...modules);
+  }
+
   /** The children in order. */
   [Symbol.iterator](): Iterator<M> {
     return this.#items[Symbol.iterator]();

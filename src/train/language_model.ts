@@ -68,7 +68,12 @@ export class LanguageModelTrainer {
     if (config.model.vocabSize < ByteTextDataset.vocabSize) throw new InvalidArgumentError(`vocabSize ${config.model.vocabSize} is smaller than the 256 byte values`);
     if (config.seqLen > config.model.maxPositionEmbeddings) throw new InvalidArgumentError(`seqLen ${config.seqLen} exceeds maxPositionEmbeddings ${config.model.maxPositionEmbeddings}`);
     this.model = new Llama(config.model, { backend, generator: new Generator(config.seed) });
-    this.optimizer = new AdamW(this.model.parameters(), { lr: config.lr, weightDecay: config.weightDecay });
+    // Weight decay on matrices only, not on norm weights (as Hugging Face's Trainer groups them).
+    const params = this.model.parameters();
+    this.optimizer = new AdamW([
+      { params: params.filter((p) => p.data.rank >= 2), weightDecay: config.weightDecay },
+      { params: params.filter((p) => p.data.rank < 2), weightDecay: 0 },
+    ], { lr: config.lr });
     this.scheduler = cosineWithWarmup(this.optimizer, { warmupSteps: config.warmupSteps, totalSteps: config.steps, minLrRatio: config.minLrRatio });
     this.dataGenerator = new Generator(config.seed + 1);
   }

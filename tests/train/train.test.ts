@@ -84,7 +84,7 @@ test('resume from a checkpoint gives exactly the losses of an uninterrupted run'
     const rest: number[] = [];
     for (let i = 5; i < 8; i++) rest.push((await resumed.trainStep()).loss);
     assert.equal(rest, straight.slice(5), 'bit-identical losses after resuming');
-    assert.equal(resumed.scheduler.getLastLr(), [resumed.optimizer.paramGroups[0].lr]);
+    assert.equal(resumed.scheduler.getLastLr(), resumed.optimizer.paramGroups.map((g) => g.lr));
     resumed.dispose();
   } finally {
     rmSync(dir, { recursive: true, force: true });
