@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { WasmBackend } from '../../src/backend/wasm/backend.js';
 import {
   Variable, div, neg, addScalar, exp, log, square, sqrt, relu, gelu, silu, sigmoid, tanh, reshape, transpose, sum, mean,
-  softmax, logSoftmax, matmul, cast, withOpPolicy, tidy,
+  softmax, logSoftmax, matmul, cast, withOpPolicy, tidy, mul,
 } from '../../src/autograd/index.js';
 import { gradcheck, weighted, weightedSum, refMatmul, numel, randValues, type GradCase } from '../helpers/gradcheck.js';
 
@@ -77,6 +77,19 @@ const cases: Record<string, GradCase> = {
     run: ([a]) => weighted(mean(a, -1)),
     ref: ([a]) => weightedSum([0, 1, 2].map((i) => a.slice(i * 5, i * 5 + 5).reduce((p, v) => p + v, 0) / 5)),
   },
+  'sum over everything with keepDim': {
+    shapes: [[2, 3]],
+    run: ([a]) => weighted(sum(a, null, { keepDim: true })),
+    ref: ([a]) => weightedSum([a.reduce((p, v) => p + v, 0)]),
+  },
+  'mean over axis 0 with keepDim, broadcast back against x': {
+    shapes: [[3, 4]],
+    run: ([a]) => weighted(mul(mean(a, 0, { keepDim: true }), a)),
+    ref: ([a]) => {
+      const m = [0, 1, 2, 3].map((j) => (a[j] + a[4 + j] + a[8 + j]) / 3);
+      return weightedSum(a.map((v, i) => m[i % 4] * v));
+    },
+  },
   softmax: {
     shapes: [[3, 5]],
     run: ([a]) => weighted(softmax(a)),
@@ -122,6 +135,16 @@ for (const [sa, sb, tA, tB] of mm) {
 }
 
 for (const [name, c] of Object.entries(cases)) test(`gradcheck ${name}`, () => gradcheck(w, name, c));
+
+test('cast passes the gradient straight through (float32), rounding only the forward', async () => {
+  const x = Variable.from(w, [1.001, -2.5, 3.3], [3], { requiresGrad: true });
+  const y = cast(x, 'bfloat16');
+  assert.equal(Array.from(await y.data.toArray()), [1, -2.5, 3.296875]);
+  const l = tidy(() => weighted(y));
+  l.backward();
+  assert.equal(Array.from(await x.grad!.toArray()), Array.from(Float32Array.from(randValues(3, 99))));
+  l.dispose(); y.dispose(); x.dispose();
+});
 
 test('matmul keeps size-1 batch dims as PyTorch does', () => {
   const a = Variable.from(w, new Float32Array(12), [1, 1, 3, 4]);

@@ -19,9 +19,9 @@ function normRef(x: Float64Array, c: number, f: (row: Float64Array) => Float64Ar
 }
 
 /** Causal attention with key padding, [B, H, T, D], in float64. */
-function attnRef(q: Float64Array, k: Float64Array, v: Float64Array, [B, H, T, D]: number[], mask: number[] | null): Float64Array {
+function attnRef(q: Float64Array, k: Float64Array, v: Float64Array, [B, H, T, D]: number[], mask: number[] | null, scale?: number): Float64Array {
   const out = new Float64Array(q.length);
-  const sc = 1 / Math.sqrt(D);
+  const sc = scale ?? 1 / Math.sqrt(D);
   for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let t = 0; t < T; t++) {
     const base = (b * H + h) * T * D;
     const keys: number[] = [];
@@ -89,6 +89,19 @@ function cases(b: Backend): Record<string, GradCase> {
       },
       ref: ([q, k, v]) => weightedSum(attnRef(q, k, v, [2, 2, 4, 3], mask)),
     },
+    'attention with scale 0.3, no mask [1,1,5,4]': {
+      shapes: [[1, 1, 5, 4], [1, 1, 5, 4], [1, 1, 5, 4]],
+      run: ([q, k, v]) => weighted(scaledDotProductAttention(q, k, v, { isCausal: true, scale: 0.3 })),
+      ref: ([q, k, v]) => weightedSum(attnRef(q, k, v, [1, 1, 5, 4], null, 0.3)),
+    },
+    'dropout backward (the same seeded mask in the reference)': {
+      shapes: [[4, 5]],
+      run: ([x]) => weighted(dropout(x, 0.3, true, new Generator(11))),
+      ref: ([x]) => {
+        const g = new Generator(11);
+        return weightedSum(x.map((v) => (g.random() < 0.3 ? 0 : v / 0.7)));
+      },
+    },
     'cross-entropy with an ignored target': {
       shapes: [[5, 6]],
       run: ([x]) => {
@@ -151,6 +164,43 @@ test('tidy disposes op outputs made inside it except the returned ones; backward
   loss.dispose(); hidden[0].dispose();
   assert.is(w.memory.memoryAllocated('activation'), before);
   x.dispose(); wt.dispose();
+});
+
+test('only some inputs need a gradient: the partial branches give the same gradients as the full ones', async () => {
+  const xs = randValues(24, 1), ws = randValues(8, 2), bs = randValues(8, 3);
+  const qkv = [4, 5, 6].map((s) => randValues(2 * 2 * 4 * 3, s));
+  const grads = async (needs: boolean[], run: (v: Variable[]) => Variable, inputs: [Float64Array, number[]][]) => {
+    const vs = inputs.map(([d, shape], i) => Variable.from(w, Float32Array.from(d), shape, { requiresGrad: needs[i] }));
+    const l = tidy(() => run(vs));
+    l.backward();
+    const out = await Promise.all(vs.map(async (v) => (v.grad ? Array.from(await v.grad.toArray()) : null)));
+    l.dispose(); vs.forEach((v) => v.dispose());
+    return out;
+  };
+  const cases: [string, (v: Variable[]) => Variable, [Float64Array, number[]][]][] = [
+    ['rmsNorm', ([x, g]) => weighted(rmsNorm(x, g, 1e-5)), [[xs, [3, 8]], [ws, [8]]]],
+    ['layerNorm', ([x, g, b]) => weighted(layerNorm(x, g, b, 1e-5)), [[xs, [3, 8]], [ws, [8]], [bs, [8]]]],
+    ['attention', ([q, k, v]) => weighted(scaledDotProductAttention(q, k, v, { isCausal: true })), qkv.map((d) => [d, [2, 2, 4, 3]] as [Float64Array, number[]])],
+  ];
+  for (const [name, run, inputs] of cases) {
+    const all = await grads(inputs.map(() => true), run, inputs);
+    for (let i = 0; i < inputs.length; i++) {
+      const only = await grads(inputs.map((_, j) => j === i), run, inputs);
+      assert.equal(only[i], all[i], `${name}: input ${i} alone`);
+      assert.ok(only.every((g, j) => j === i || g === null), `${name}: no gradient for the others`);
+    }
+  }
+});
+
+test('cross-entropy with every target ignored: NaN loss (0 / 0, as PyTorch) and a zero gradient', async () => {
+  const x = Variable.from(w, Float32Array.from(randValues(6, 9)), [2, 3], { requiresGrad: true });
+  const t = Tensor.from(w, Int32Array.of(-100, -100), [2], { dtype: 'int32' });
+  const l = crossEntropy(x, t);
+  assert.ok(Number.isNaN((await l.data.toArray())[0]));
+  l.backward();
+  assert.equal(Array.from(await x.grad!.toArray()), [0, 0, 0, 0, 0, 0]);
+  assert.throws(() => scaledDotProductAttention(x, x, x, { isCausal: false }), /only causal/);
+  l.dispose(); t.dispose(); x.dispose();
 });
 
 test('dropout: seeded and reproducible, scales kept values by 1/(1-p), identity in eval', async () => {

@@ -5,7 +5,8 @@ import * as assert from 'uvu/assert';
 import { WasmBackend } from '../../src/backend/wasm/backend.js';
 import type { Backend } from '../../src/backend/backend.js';
 import { Tensor } from '../../src/tensor/tensor.js';
-import { inferenceMode, savedTensorStats, tidy } from '../../src/autograd/index.js';
+import { inferenceMode, savedTensorStats, tidy, withSavedTensorsHooks, type SavedTensorsHooks } from '../../src/autograd/index.js';
+import { storageBytes } from '../../src/backend/wasm/backend.js';
 import { Llama, RotaryEmbedding, SwiGLU, type LlamaConfig } from '../../src/nn/llama.js';
 import { Generator } from '../../src/random.js';
 import { gradcheck, weighted, weightedSum } from '../helpers/gradcheck.js';
@@ -132,6 +133,40 @@ test('an inference forward leaves the activation category at zero bytes througho
   yt.dispose();
   assert.is(act(), 0, 'back to zero once the graph is released');
   x.dispose(); m.dispose();
+});
+
+test('saved-tensor hooks offload every saved tensor of a whole Llama (int32 ids, statistics, fused ops) to the host: identical gradients', async () => {
+  interface Host { shape: number[]; dtype: string; bytes: Uint8Array }
+  let packed = 0;
+  const offload: SavedTensorsHooks<Host> = {
+    pack: (t) => {
+      packed++;
+      const width = t.dtype === 'int32' ? 4 : storageBytes(t.dtype, 1);
+      return { shape: [...t.shape], dtype: t.dtype, bytes: w.readSync(t.storage, t.offset * width, storageBytes(t.dtype, t.size)).slice() };
+    },
+    unpack: (h) => {
+      const t = Tensor.empty(w, h.shape, { dtype: h.dtype, category: 'activation' });
+      w.write(t.storage, h.bytes);
+      return t;
+    },
+  };
+  const run = async (hooks: SavedTensorsHooks<Host> | null) => {
+    const m = model();
+    const x = ids(w, [3, 1, 4, 1, 5, 9, 2, 6], [2, 4]), y = ids(w, [1, 4, 1, 5, 9, 2, 6, -100], [2, 4]);
+    const mask = Tensor.from(w, [1, 1, 1, 1, 0, 1, 1, 1], [2, 4]);
+    const l = tidy(() => (hooks ? withSavedTensorsHooks(hooks, () => m.loss(x, y, { attentionMask: mask })) : m.loss(x, y, { attentionMask: mask })));
+    const held = w.memory.memoryAllocated('activation');
+    l.backward();
+    const grads = await Promise.all(m.parameters().map((p) => p.grad!.toArray()));
+    l.dispose(); x.dispose(); y.dispose(); mask.dispose(); m.dispose();
+    return { grads, held };
+  };
+  const base = await run(null);
+  const off = await run(offload);
+  assert.ok(packed > 50, `${packed} tensors went through the hooks`);
+  assert.ok(base.held > 2000, `on the device: ${base.held} bytes of saved activations`);
+  assert.is(off.held, 4, 'offloaded: only the loss stays on the device');
+  assert.equal(off.grads, base.grads);
 });
 
 test('WebGPU matches wasm: logits, loss and every parameter gradient of a tiny Llama', async () => {
