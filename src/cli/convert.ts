@@ -6,7 +6,7 @@ import { basename, dirname, join } from 'node:path';
 import cliProgress from 'cli-progress';
 import { decode, encode, formatOf, pack, packedByteLength, unpack, type FormatTraits, type Rounding } from '../index.js';
 import { CliError } from './format.js';
-import { syncDir } from '../io/fs_sync.js';
+import { readFully, syncDir, writeFully } from '../io/fs_sync.js';
 
 /** Elements per chunk: 1 Mi (4 MiB of float32). A multiple of 4, so packed fp6 groups never straddle chunks. */
 export const DEFAULT_CHUNK = 1 << 20;
@@ -65,23 +65,6 @@ export function elementCount(l: Layout, size: number, file: string): number {
     throw new CliError(`${file}: size ${size} bytes is not a whole number of ${l.f.name} elements (${b} bytes each)`);
   }
   return size / b;
-}
-
-async function readFully(h: FileHandle, buf: Uint8Array, position: number, file: string): Promise<void> {
-  let done = 0;
-  while (done < buf.length) {
-    const { bytesRead } = await h.read(buf, done, buf.length - done, position + done);
-    if (bytesRead === 0) throw new CliError(`${file}: file ended early at byte ${position + done} (was it changed while converting?)`);
-    done += bytesRead;
-  }
-}
-
-async function writeFully(h: FileHandle, buf: Uint8Array): Promise<void> {
-  let done = 0;
-  while (done < buf.length) {
-    const { bytesWritten } = await h.write(buf, done, buf.length - done);
-    done += bytesWritten;
-  }
 }
 
 function bytesOf(a: ArrayBufferView): Uint8Array {
@@ -158,7 +141,7 @@ export async function convertFile(opts: ConvertOptions): Promise<void> {
       // Chunks start on whole groups; by elementCount the last one ends exactly at the end of the file.
       const inBytes = bytesFor(src, c);
       const raw = new Uint8Array(inBuf, 0, inBytes);
-      await readFully(inH, raw, inPos, opts.input);
+      await readFully(inH, raw, inPos, (at) => new CliError(`${opts.input}: file ended early at byte ${at} (was it changed while converting?)`));
       const vals = readValues(src, raw, c, values.subarray(0, c), opts.input, i);
       const codes = encode(vals, dst.f.name, { saturate: opts.saturate, rounding: opts.rounding, seed, offset: i });
       const outBytes = dst.packed ? pack(codes as Uint8Array, dst.f.name) : bytesOf(codes);

@@ -1,6 +1,29 @@
-// Durability helper for atomic writes (temp file + rename), shared by the CLI's convert and the
-// safetensors writer.
+// File helpers shared by the CLI's convert and the safetensors files: whole reads and writes (a
+// single read or write may move fewer bytes than asked), and the directory fsync that makes an
+// atomic rename durable.
 import { open, type FileHandle } from 'node:fs/promises';
+
+/** Largest single read/write (Node refuses more than 2 GiB in one call). */
+const IO_CHUNK = 1 << 30;
+
+/** Reads exactly buf.length bytes at `position`; at end of file throws eof(position reached). */
+export async function readFully(h: FileHandle, buf: Uint8Array, position: number, eof: (at: number) => Error): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesRead } = await h.read(buf, done, Math.min(IO_CHUNK, buf.length - done), position + done);
+    if (bytesRead === 0) throw eof(position + done);
+    done += bytesRead;
+  }
+}
+
+/** Writes all of buf at `position` (or at the current position when null). */
+export async function writeFully(h: FileHandle, buf: Uint8Array, position: number | null = null): Promise<void> {
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesWritten } = await h.write(buf, done, Math.min(IO_CHUNK, buf.length - done), position === null ? null : position + done);
+    done += bytesWritten;
+  }
+}
 
 /** Makes the rename durable (best effort: not every platform can fsync a directory). */
 export async function syncDir(dir: string): Promise<void> {

@@ -9,14 +9,15 @@ import { basename, dirname, join } from 'node:path';
 import type { Backend } from '../backend/backend.js';
 import { InvalidArgumentError, MemfitError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
-import { syncDir } from './fs_sync.js';
+import { readFully as readAll, syncDir, writeFully } from './fs_sync.js';
 import {
   SafetensorsError, checkSupported, parseSafetensorsHeader, planSafetensors, rawToTensor, readTensorBytes,
   safetensorsHeaderSize, type LoadOptions, type SafetensorsHeader,
 } from './safetensors.js';
 
-/** Largest single read or write (fs calls take at most 2 GiB - 1). */
-const IO_CHUNK = 1 << 30;
+/** Reads exactly buf.length bytes; a short file is a SafetensorsError. */
+const readFully = (h: FileHandle, buf: Uint8Array, position: number): Promise<void> =>
+  readAll(h, buf, position, (at) => new SafetensorsError(`file ended at byte ${at}, before the ${position + buf.length} its header promises (was it changed while loading?)`));
 
 /** The error `e` as a SafetensorsError whose message starts with the path. */
 function withPath(path: string, e: unknown, doing: string): SafetensorsError {
@@ -25,22 +26,6 @@ function withPath(path: string, e: unknown, doing: string): SafetensorsError {
   return new SafetensorsError(`${path}: ${doing}: ${msg}`, { tensor: undefined, cause: e });
 }
 
-async function readFully(h: FileHandle, buf: Uint8Array, position: number): Promise<void> {
-  let done = 0;
-  while (done < buf.length) {
-    const { bytesRead } = await h.read(buf, done, Math.min(IO_CHUNK, buf.length - done), position + done);
-    if (bytesRead === 0) throw new SafetensorsError(`file ended at byte ${position + done}, before the ${position + buf.length} its header promises (was it changed while loading?)`);
-    done += bytesRead;
-  }
-}
-
-async function writeFully(h: FileHandle, buf: Uint8Array, position: number): Promise<void> {
-  let done = 0;
-  while (done < buf.length) {
-    const { bytesWritten } = await h.write(buf, done, Math.min(IO_CHUNK, buf.length - done), position + done);
-    done += bytesWritten;
-  }
-}
 
 
 /** Writes `tensors` and string `metadata` to `path` as safetensors, atomically (temp file, fsync, rename). */
