@@ -29,7 +29,7 @@ export type { GeneratorState } from './random.js';
 export { Parameter } from './nn/parameter.js';
 export type { ParameterOptions, ParameterFromOptions } from './nn/parameter.js';
 export { Module } from './nn/module.js';
-export type { StateDict, BufferOptions, ZeroGradOptions, LoadStateDictOptions, LoadStateDictResult } from './nn/module.js';
+export type { StateDict, BufferOptions, LoadStateDictOptions, LoadStateDictResult } from './nn/module.js';
 export { ModuleList, Sequential } from './nn/container.js';
 export * as functional from './nn/functional.js';
 export * as init from './nn/init.js';

@@ -206,6 +206,12 @@ export class Node {
   }
 }
 
+/** Options of zeroGrad() (Variable, Module, Optimizer). */
+export interface ZeroGradOptions {
+  /** Free the gradients (default true) rather than filling them with zeros. */
+  setToNone?: boolean;
+}
+
 export interface VariableOptions {
   requiresGrad?: boolean;
 }
@@ -259,10 +265,20 @@ export class Variable {
     for (const n of collect(this.gradFn)) n.releaseSaved();
   }
 
-  /** Sets .grad to null (freeing it). */
-  zeroGrad(): void {
-    this.grad?.dispose();
-    this.grad = null;
+  /**
+   * Frees .grad (setToNone, the default, as PyTorch), or with setToNone: false writes zeros into it
+   * (no allocation; NaN and inf become 0 too).
+   */
+  zeroGrad(options: ZeroGradOptions = {}): void {
+    if (!this.grad) return;
+    if (options.setToNone ?? true) {
+      this.grad.dispose();
+      this.grad = null;
+      return;
+    }
+    // Gradients are whole float32 tensors (accumulate() makes them): byte offset = element offset * 4.
+    const g = this.grad;
+    g.backend.write(g.storage, new Uint8Array(g.size * 4), g.offset * 4);
   }
 
   /** Frees the data (and the grad); the graph's saved tensors are freed by backward or releaseGraph. */

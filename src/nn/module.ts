@@ -17,6 +17,7 @@ import { Tensor } from '../tensor/tensor.js';
 import type { Backend } from '../backend/backend.js';
 import { canonicalDType, formatOf } from '../dtype/formats.js';
 import { Parameter } from './parameter.js';
+import type { ZeroGradOptions } from '../autograd/variable.js';
 
 /** A state dict: dotted name -> tensor, in PyTorch's order and naming. */
 export type StateDict = Record<string, Tensor>;
@@ -25,12 +26,6 @@ export type StateDict = Record<string, Tensor>;
 export interface BufferOptions {
   /** Saved in stateDict (default true); false for tensors recomputed at construction (rotary tables). */
   persistent?: boolean;
-}
-
-/** Options of zeroGrad(). */
-export interface ZeroGradOptions {
-  /** Free the gradients (default true) rather than filling them with zeros. */
-  setToNone?: boolean;
 }
 
 /** Options of loadStateDict(). */
@@ -320,15 +315,7 @@ export abstract class Module {
 
   /** Frees every parameter's gradient (default), or with setToNone: false fills them with zeros in place. */
   zeroGrad(options: ZeroGradOptions = {}): void {
-    for (const p of this.parameters()) {
-      if (options.setToNone ?? true) { p.zeroGrad(); continue; }
-      const g = p.grad;
-      if (!g) continue;
-      const bits = g.dtype === 'int32' ? 32 : formatOf(g.dtype).bits;
-      // Byte-aligned elements are zeroed exactly; a sub-byte view must start at 0 (the last byte may be shared).
-      if (bits < 8 && g.offset !== 0) throw new InvalidArgumentError('zeroGrad: a sub-byte gradient view off offset 0 cannot be zeroed in place');
-      g.backend.write(g.storage, new Uint8Array(Math.ceil((g.size * bits) / 8)), (g.offset * bits) / 8);
-    }
+    for (const p of this.parameters()) p.zeroGrad(options);
   }
 
   /** Number of elements of all parameters (each once); trainableOnly: only those that require grad. */

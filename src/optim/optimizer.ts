@@ -7,7 +7,7 @@
 import { InvalidArgumentError, ShapeMismatchError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { formatOf } from '../dtype/formats.js';
-import { Variable } from '../autograd/variable.js';
+import { Variable, type ZeroGradOptions } from '../autograd/variable.js';
 import type { Backend, BinaryOp, TensorRef, UnaryOp } from '../backend/backend.js';
 
 /** Hyperparameters every optimizer has: the learning rate that schedulers set. */
@@ -43,12 +43,6 @@ export interface OptimizerStateDict<H extends OptimizerHyper> {
 export interface StateSpec {
   tensors: readonly string[];
   numbers: readonly string[];
-}
-
-/** Options of zeroGrad(). */
-export interface ZeroGradOptions {
-  /** Free the gradients (true, the default, as PyTorch) rather than filling them with zeros. */
-  setToNone?: boolean;
 }
 
 // PyTorch options that change nothing here (or that cannot be honoured), named in the error.
@@ -161,8 +155,7 @@ export abstract class Optimizer<H extends OptimizerHyper> {
   zeroGrad({ setToNone = true }: ZeroGradOptions = {}): void {
     for (const g of this.paramGroups) {
       for (const p of g.params) {
-        if (setToNone) p.zeroGrad();
-        else if (p.grad) fillTensor(p.grad, 0);
+        p.zeroGrad({ setToNone });
       }
     }
   }

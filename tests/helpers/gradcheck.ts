@@ -3,16 +3,9 @@
 import * as assert from 'uvu/assert';
 import type { Backend } from '../../src/backend/backend.js';
 import { Variable, tidy } from '../../src/autograd/index.js';
+import { randValues } from './values.js';
 
-/** Deterministic values in [-1, 1), kept at least 0.05 away from 0 (kinks of relu, |x|). */
-export function randValues(n: number, seed: number): Float64Array {
-  let s = seed >>> 0 || 1;
-  return Float64Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    const v = (s / 2 ** 32) * 2 - 1;
-    return Math.abs(v) < 0.05 ? v + Math.sign(v || 1) * 0.1 : v;
-  });
-}
+export { randValues };
 
 export const numel = (s: readonly number[]): number => s.reduce((p, d) => p * d, 1);
 

@@ -1,4 +1,4 @@
-// Deterministic test values and the parameter/gradient set-up shared by the optimizer tests.
+// Deterministic test values (one module for all the generators) and the parameter/gradient set-up of the optimizer tests.
 import type { Backend } from '../../src/backend/backend.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { Variable } from '../../src/autograd/index.js';
@@ -13,6 +13,16 @@ export function rand(n: number, seed: number, scale = 1, awayFromZero = false): 
     out[i] = (awayFromZero ? Math.sign(u) * 0.1 + u * 0.9 : u) * scale;
   }
   return out;
+}
+
+/** Float64 values in [-1, 1) from a 32-bit LCG, at least 0.05 from 0 (kinks of relu, |x|); the gradient checks' inputs. */
+export function randValues(n: number, seed: number): Float64Array {
+  let s = seed >>> 0 || 1;
+  return Float64Array.from({ length: n }, () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    const v = (s / 2 ** 32) * 2 - 1;
+    return Math.abs(v) < 0.05 ? v + Math.sign(v || 1) * 0.1 : v;
+  });
 }
 
 /** A float32 (or `dtype`) leaf in the 'parameter' category that requires grad. */
