@@ -99,25 +99,31 @@ if (configName === 'tiny') {
 }
 if (!flag('--no-gpu')) {
   const { WebGPUBackend } = await import('../src/backend/webgpu/backend.js');
+  let g: Backend | null = null;
   try {
-    const g = await WebGPUBackend.create();
-    const software = g.description.toLowerCase().includes('swiftshader') || g.description.toLowerCase().includes('software');
-    if (configName === 'small' && software) log('--config small needs a hardware GPU; skipped on the software adapter');
-    else {
-      log(`webgpu (${g.description}) ...`);
-      const r = await run(g, config, software || quick ? 3 : 30, 1);
-      if (configName === 'small') {
-        Object.assign(r, {
-          torchH100Fp32: TORCH_SMALL_FP32,
-          tokensPerSecondVsTorch: round((r.tokensPerSecond as number) / TORCH_SMALL_FP32.tokensPerSecond),
-          peakVsTorch: round((r.peakAllocatedBytes as number) / 2 ** 20 / TORCH_SMALL_FP32.peakMB),
-        });
-      }
-      results.push(r);
-    }
-    g.destroy();
+    g = await WebGPUBackend.create();
   } catch (e) {
     log(`no WebGPU backend: ${(e as Error).message}`);
+  }
+  if (g) {
+    try {
+      const software = /swiftshader|software/i.test(g.description);
+      if (configName === 'small' && software) log('--config small needs a hardware GPU; skipped on the software adapter');
+      else {
+        log(`webgpu (${g.description}) ...`);
+        const r = await run(g, config, software || quick ? 3 : 30, 1);
+        if (configName === 'small') {
+          Object.assign(r, {
+            torchH100Fp32: TORCH_SMALL_FP32,
+            tokensPerSecondVsTorch: round(r.tokensPerSecond / TORCH_SMALL_FP32.tokensPerSecond),
+            peakVsTorch: round(r.peakAllocatedBytes / 2 ** 20 / TORCH_SMALL_FP32.peakMB),
+          });
+        }
+        results.push(r);
+      }
+    } finally {
+      g.destroy();
+    }
   }
 }
 const wasm = results.find((r) => String(r.backend).includes('WebAssembly'));

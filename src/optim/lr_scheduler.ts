@@ -77,7 +77,7 @@ export abstract class LRScheduler {
     const n = this.optimizer.paramGroups.length;
     for (const [key, v] of [['baseLrs', baseLrs], ['lastLr', lastLr]] as const) {
       if (!Array.isArray(v) || !v.every((x) => typeof x === 'number' && Number.isFinite(x))) throw new InvalidArgumentError(`${this.name}.loadStateDict: ${key} must be an array of numbers`);
-      if (key === 'baseLrs' && v.length !== n) throw new InvalidArgumentError(`${this.name}.loadStateDict: ${v.length} base rates for ${n} parameter groups`);
+      if (v.length !== n) throw new InvalidArgumentError(`${this.name}.loadStateDict: ${key} has ${v.length} rates for ${n} parameter groups`);
     }
     this.loadHyper(sd);
     this.lastEpoch = lastEpoch as number;

@@ -194,7 +194,7 @@ test('stateDict: JSON round trip; a new scheduler resumes the same sequence (Seq
   }
   const s = new StepLR(sgd(1), 2);
   assert.throws(() => s.loadStateDict({ ...s.stateDict(), stepSize: 0 }), /stepSize must be an integer >= 1/);
-  assert.throws(() => s.loadStateDict({ ...s.stateDict(), baseLrs: [1, 2] }), /2 base rates for 1 parameter groups/);
+  assert.throws(() => s.loadStateDict({ ...s.stateDict(), baseLrs: [1, 2] }), /baseLrs has 2 rates for 1 parameter groups/);
   assert.throws(() => s.loadStateDict({ ...s.stateDict(), lastEpoch: 0.5 }), /lastEpoch/);
 });
 
