@@ -1,16 +1,28 @@
 // Causal scaled-dot-product attention, forward and backward: the WGSL twin of
-// assembly/kernels/attention.ts (same loops, same order). One file, several stages (see
-// src/backend/webgpu/attention.ts): one invocation per (b, h, row), looping over the other axis,
-// so no [T, T] score matrix is stored and every sum is deterministic (no atomics).
-//   fwd:  per query row: online max/sum -> lse, then out = sum exp(score - lse) * v.
-//   di:   per query row: di = sum(dout * out).
-//   dq:   per query row: dq = scale * sum_s P (dP - di) k_s.
-//   dk:   per key row:   dk = scale * sum_t P (dP - di) q_t.
-//   dv:   per key row:   dv = sum_t P dout_t.
+// assembly/kernels/attention.ts (same loops, same order, dot products over four lanes then the
+// tail as there; exp and log differ in the last bits). One file, four stages (see
+// src/backend/webgpu/attention.ts). The row stages (fwd, dq, dkdv; shared code in `//#part rows`)
+// run a workgroup of 64 invocations on 64 consecutive rows of one (b, h), one row an invocation,
+// its own rows in registers (row loops are written out: `//#unroll`), looping over the rows of the
+// other axis. Those come from one of two layouts, by the host-set constant TILED:
+//   1 (hardware GPUs): staged KT rows at a time in workgroup memory (decoded to float32 once per
+//     workgroup, read as vec4), two barriers a tile;
+//   0 (software adapters): read from storage by each invocation: no barrier and no workgroup
+//     memory, which cost SwiftShader more than the reloads (a barrier costs every invocation about
+//     a hundred loop iterations, and compile time grows with workgroup memory).
+// No [T, T] score matrix is stored and every sum is deterministic (no atomics).
+//   fwd:  per query row: online max/sum over the keys -> lse, then out = sum exp(score - lse) v
+//         (a second pass over the keys, with v).
+//   di:   per query row: ld = [lse as float32 | di = dout . out], a float32 scratch of 2 bh t
+//         words, so that dq and dkdv bind one buffer for both (8 storage buffers at most).
+//   dq:   per query row: dq = scale sum_s P (dP - di) k_s.
+//   dkdv: per key row s: dv = sum_t P dout_t, dk = scale sum_t P (dP - di) q_t (one pass).
 // Query t sees keys s <= t whose mask[b, s] != 0 (HAS_MASK). A query row with no allowed key gets
 // out = 0 and lse = -inf, and contributes nothing to the gradients. Outputs are float32 rows at
-// offset 0; inputs are read through dtype accessors at their element offsets (di is float32:
-// format 0).
+// offset 0; inputs are read through dtype accessors at their element offsets (ld is float32:
+// format 0). Constants set by the host: DH (head dim d), D4 = ceil(DH / 4) vec4s a row, DF =
+// floor(DH / 4) of them whole; TILED; KT rows a tile (1 when not TILED) and KSTEP other-axis rows
+// a loop step (KT when TILED, else all of them).
 
 struct Params {
   bh: u32, heads: u32, t: u32, d: u32,
@@ -20,176 +32,358 @@ struct Params {
 }
 @group(0) @binding(15) var<uniform> params: Params;
 
-fn row_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 { return (wid.y * nwg.x + wid.x) * 64u + lid; }
+const DR: u32 = DH % 4u; // tail elements (in vec4 DF)
+const DT: u32 = min(DF, D4 - 1u); // the tail vec4 (DF), clamped so that rows without a tail still compile
+
+alias Row = array<vec4<f32>, D4>;
 
 // -inf, built at run time (WGSL rejects an infinite constant)
 fn neg_inf() -> f32 { return bitcast<f32>(0xff800000u | (params.t & 0u)); }
 
-//#stage fwd
+// dot(a, b) over DH elements: four lanes over the whole vec4s, (l0 + l1) + (l2 + l3), then the tail
+// one by one: the order of dot() in assembly/kernels/attention.ts.
+fn dot_rows(a: ptr<function, Row>, b: ptr<function, Row>) -> f32 {
+  var acc = vec4<f32>(0.0);
+  //#unroll $c DF
+  acc = acc + (*a)[$c] * (*b)[$c];
+  //#end
+  var s = (acc.x + acc.y) + (acc.z + acc.w);
+  if (DR > 0u) { s = s + (*a)[DT].x * (*b)[DT].x; }
+  if (DR > 1u) { s = s + (*a)[DT].y * (*b)[DT].y; }
+  if (DR > 2u) { s = s + (*a)[DT].z * (*b)[DT].z; }
+  return s;
+}
+
+// y += alpha * x (element by element, as axpy() there).
+fn axpy_rows(y: ptr<function, Row>, x: ptr<function, Row>, alpha: f32) {
+  //#unroll $c D4
+  (*y)[$c] = (*y)[$c] + alpha * (*x)[$c];
+  //#end
+}
+
+fn zero_row(y: ptr<function, Row>) {
+  //#unroll $c D4
+  (*y)[$c] = vec4<f32>(0.0);
+  //#end
+}
+
+//#part rows
+// The row stages' shared code (they bind q, k, val and m).
 override FQ: u32 = 0u;
 override FK: u32 = 0u;
 override FV: u32 = 0u;
 override FM: u32 = 0u;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
-@group(0) @binding(5) var<storage, read_write> lse: array<f32>;
+
+// TILED: two tiles of KT rows (A: rows [0, KT), B: rows [KT, 2 KT), each row D4 vec4s) and two
+// floats per tile row (mask flag / lse, di).
+var<workgroup> tile: array<vec4<f32>, 2u * KT * D4>;
+var<workgroup> tf: array<f32, KT>;
+var<workgroup> tg: array<f32, KT>;
+
+// The (uniform) block of 64 rows of workgroup w: x = (b, h) index r, y = first row.
+fn block(wid: vec3<u32>, nwg: vec3<u32>) -> vec2<u32> {
+  let w = wid.y * nwg.x + wid.x;
+  let per = (params.t + 63u) / 64u;
+  return vec2<u32>(w / per, (w % per) * 64u);
+}
 
 fn allowed(b: u32, s: u32) -> bool { return params.has_mask == 0u || m_f32(b * params.t + s + params.moff, FM) != 0.0; }
 
-fn score(qb: u32, kb: u32) -> f32 {
-  var s: f32 = 0.0;
-  for (var c = 0u; c < params.d; c = c + 1u) { s = s + q_f32(qb + c + params.qoff, FQ) * k_f32(kb + c + params.koff, FK); }
-  return s * params.scale;
+// Rows of q / k / v at element offset `at` (the tensors' offsets applied here).
+fn q_row(at: u32) -> Row {
+  var y: Row;
+  //#unroll $e DH
+  y[$e / 4u][$e % 4u] = q_f32(at + $e + params.qoff, FQ);
+  //#end
+  return y;
 }
+fn k_row(at: u32) -> Row {
+  var y: Row;
+  //#unroll $e DH
+  y[$e / 4u][$e % 4u] = k_f32(at + $e + params.koff, FK);
+  //#end
+  return y;
+}
+fn v_row(at: u32) -> Row {
+  var y: Row;
+  //#unroll $e DH
+  y[$e / 4u][$e % 4u] = val_f32(at + $e + params.voff, FV);
+  //#end
+  return y;
+}
+
+// Row j of the tiles (0 <= j < 2 KT).
+fn tile_row(j: u32) -> Row {
+  let at = j * D4;
+  var y: Row;
+  //#unroll $c D4
+  y[$c] = tile[at + $c];
+  //#end
+  return y;
+}
+
+// Key s of the block at element offset `at`, j = s - k0 in the current tile: its k, its v, and
+// whether it is allowed.
+fn key_k(at: u32, j: u32) -> Row { if (TILED == 1u) { return tile_row(j); } return k_row(at); }
+fn key_v(at: u32, j: u32) -> Row { if (TILED == 1u) { return tile_row(KT + j); } return v_row(at); }
+fn key_ok(b: u32, s: u32, j: u32) -> bool { if (TILED == 1u) { return tf[j] != 0.0; } return allowed(b, s); }
+
+// TILED: stages keys [k0, k0 + KT) of the (b, h) block at `base`: k in tile A, v in tile B (when
+// with_v), tf = 1 for a key that exists and is allowed. Uniform control flow; ends with a barrier
+// (the caller barriers again after using the tile).
+fn stage_keys(lid: u32, base: u32, b: u32, k0: u32, with_v: bool) {
+  for (var e = lid; e < KT * DH; e = e + 64u) {
+    let j = e / DH;
+    let c = e - j * DH;
+    let s = k0 + j;
+    var kv: f32 = 0.0;
+    var vv: f32 = 0.0;
+    if (s < params.t) {
+      let at = base + s * params.d + c;
+      kv = k_f32(at + params.koff, FK);
+      if (with_v) { vv = val_f32(at + params.voff, FV); }
+    }
+    tile[j * D4 + c / 4u][c % 4u] = kv;
+    if (with_v) { tile[(KT + j) * D4 + c / 4u][c % 4u] = vv; }
+  }
+  for (var j = lid; j < KT; j = j + 64u) {
+    let s = k0 + j;
+    tf[j] = select(0.0, 1.0, s < params.t && allowed(b, s));
+  }
+  workgroupBarrier();
+}
+
+//#part dout
+fn dout_row(at: u32) -> Row {
+  var y: Row;
+  //#unroll $e DH
+  y[$e / 4u][$e % 4u] = dout_f32(at + $e + params.dooff, FDO);
+  //#end
+  return y;
+}
+
+//#stage fwd +rows
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<storage, read_write> lse: array<f32>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let row = row_index(wid, nwg, lid);
-  if (row >= params.bh * params.t) { return; }
-  let r = row / params.t;
-  let i = row % params.t;
+  let blk = block(wid, nwg);
+  let r = blk.x;
+  let i = blk.y + lid; // this invocation's query row
+  let live = i < params.t;
   let b = r / params.heads;
   let base = r * params.t * params.d;
   let qb = base + i * params.d;
+  let kend = min(blk.y + 64u, params.t); // keys any row of the block sees
+  var q: Row;
+  if (live) { q = q_row(qb); }
+  // pass 1: online max and sum of exp
   var mx: f32 = 0.0;
   var sum: f32 = 0.0;
-  for (var s = 0u; s <= i; s = s + 1u) {
-    if (!allowed(b, s)) { continue; }
-    let sc = score(qb, base + s * params.d);
-    if (sum == 0.0) { mx = sc; sum = 1.0; }
-    else if (sc > mx) { sum = sum * exp(mx - sc) + 1.0; mx = sc; }
-    else { sum = sum + exp(sc - mx); }
+  for (var k0 = 0u; k0 < kend; k0 = k0 + KSTEP) {
+    if (TILED == 1u) { stage_keys(lid, base, b, k0, false); }
+    if (live) {
+      for (var j = 0u; j < KSTEP && k0 + j <= i; j = j + 1u) {
+        let s = k0 + j;
+        if (!key_ok(b, s, j)) { continue; }
+        var k = key_k(base + s * params.d, j);
+        let sc = dot_rows(&q, &k) * params.scale;
+        if (sum == 0.0) { mx = sc; sum = 1.0; }
+        else if (sc > mx) { sum = sum * exp(mx - sc) + 1.0; mx = sc; }
+        else { sum = sum + exp(sc - mx); }
+      }
+    }
+    if (TILED == 1u) { workgroupBarrier(); }
   }
-  for (var c = 0u; c < params.d; c = c + 1u) { out[qb + c] = 0.0; }
-  if (sum == 0.0) {
-    lse[row + params.loff] = neg_inf();
-    return;
+  var ls = neg_inf();
+  if (sum != 0.0) { ls = mx + log(sum); }
+  // pass 2: out = sum exp(score - lse) v
+  var acc: Row;
+  zero_row(&acc);
+  for (var k0 = 0u; k0 < kend; k0 = k0 + KSTEP) {
+    if (TILED == 1u) { stage_keys(lid, base, b, k0, true); }
+    if (live && sum != 0.0) {
+      for (var j = 0u; j < KSTEP && k0 + j <= i; j = j + 1u) {
+        let s = k0 + j;
+        if (!key_ok(b, s, j)) { continue; }
+        var k = key_k(base + s * params.d, j);
+        var v = key_v(base + s * params.d, j);
+        axpy_rows(&acc, &v, exp(dot_rows(&q, &k) * params.scale - ls));
+      }
+    }
+    if (TILED == 1u) { workgroupBarrier(); }
   }
-  let ls = mx + log(sum);
-  lse[row + params.loff] = ls;
-  for (var s = 0u; s <= i; s = s + 1u) {
-    if (!allowed(b, s)) { continue; }
-    let p = exp(score(qb, base + s * params.d) - ls);
-    let vb = base + s * params.d;
-    for (var c = 0u; c < params.d; c = c + 1u) { out[qb + c] = out[qb + c] + p * val_f32(vb + c + params.voff, FV); }
-  }
+  if (!live) { return; }
+  lse[r * params.t + i + params.loff] = ls;
+  //#unroll $e DH
+  out[qb + $e] = acc[$e / 4u][$e % 4u];
+  //#end
 }
 
 //#stage di
 override FDO: u32 = 0u;
 override FO: u32 = 0u;
-@group(0) @binding(2) var<storage, read_write> di: array<f32>;
+override FL: u32 = 0u;
+@group(0) @binding(3) var<storage, read_write> ld: array<f32>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let row = row_index(wid, nwg, lid);
-  if (row >= params.bh * params.t) { return; }
+  let row = (wid.y * nwg.x + wid.x) * 64u + lid;
+  let rows = params.bh * params.t;
+  if (row >= rows) { return; }
   let rb = row * params.d;
-  var s: f32 = 0.0;
-  for (var c = 0u; c < params.d; c = c + 1u) { s = s + dout_f32(rb + c + params.dooff, FDO) * o_f32(rb + c + params.ooff, FO); }
-  di[row] = s;
+  var g: Row;
+  var o: Row;
+  //#unroll $e DH
+  g[$e / 4u][$e % 4u] = dout_f32(rb + $e + params.dooff, FDO);
+  o[$e / 4u][$e % 4u] = o_f32(rb + $e + params.ooff, FO);
+  //#end
+  ld[row] = l_f32(row + params.loff, FL);
+  ld[rows + row] = dot_rows(&g, &o);
 }
 
-//#stage dq
+//#stage dq +rows +dout
 override FDO: u32 = 0u;
-override FQ: u32 = 0u;
-override FK: u32 = 0u;
-override FV: u32 = 0u;
-override FL: u32 = 0u;
-override FM: u32 = 0u;
-@group(0) @binding(7) var<storage, read_write> dq: array<f32>;
-
-fn allowed(b: u32, s: u32) -> bool { return params.has_mask == 0u || m_f32(b * params.t + s + params.moff, FM) != 0.0; }
+@group(0) @binding(6) var<storage, read_write> dq: array<f32>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let row = row_index(wid, nwg, lid);
-  if (row >= params.bh * params.t) { return; }
-  let r = row / params.t;
-  let i = row % params.t;
+  let blk = block(wid, nwg);
+  let r = blk.x;
+  let i = blk.y + lid;
+  let live = i < params.t;
   let b = r / params.heads;
   let base = r * params.t * params.d;
   let qb = base + i * params.d;
-  for (var c = 0u; c < params.d; c = c + 1u) { dq[qb + c] = 0.0; }
-  let ls = l_f32(row + params.loff, FL);
-  if (ls == neg_inf()) { return; }
-  let dd = di_f32(row, 0u);
-  for (var s = 0u; s <= i; s = s + 1u) {
-    if (!allowed(b, s)) { continue; }
-    let kb = base + s * params.d;
-    var sc: f32 = 0.0;
-    var dp: f32 = 0.0;
-    for (var c = 0u; c < params.d; c = c + 1u) { sc = sc + q_f32(qb + c + params.qoff, FQ) * k_f32(kb + c + params.koff, FK); }
-    for (var c = 0u; c < params.d; c = c + 1u) { dp = dp + dout_f32(qb + c + params.dooff, FDO) * val_f32(kb + c + params.voff, FV); }
-    let p = exp(sc * params.scale - ls);
-    let ds = p * (dp - dd) * params.scale;
-    for (var c = 0u; c < params.d; c = c + 1u) { dq[qb + c] = dq[qb + c] + ds * k_f32(kb + c + params.koff, FK); }
+  let row = r * params.t + i;
+  let kend = min(blk.y + 64u, params.t);
+  var q: Row;
+  var g: Row; // dout row
+  var acc: Row; // dq
+  zero_row(&acc);
+  var dd: f32 = 0.0;
+  var ls = neg_inf();
+  if (live) {
+    q = q_row(qb);
+    g = dout_row(qb);
+    ls = ld_f32(row, 0u);
+    dd = ld_f32(params.bh * params.t + row, 0u);
+  }
+  let on = live && ls != neg_inf();
+  for (var k0 = 0u; k0 < kend; k0 = k0 + KSTEP) {
+    if (TILED == 1u) { stage_keys(lid, base, b, k0, true); }
+    if (on) {
+      for (var j = 0u; j < KSTEP && k0 + j <= i; j = j + 1u) {
+        let s = k0 + j;
+        if (!key_ok(b, s, j)) { continue; }
+        var k = key_k(base + s * params.d, j);
+        var v = key_v(base + s * params.d, j);
+        let p = exp(dot_rows(&q, &k) * params.scale - ls);
+        let ds = p * (dot_rows(&g, &v) - dd) * params.scale;
+        axpy_rows(&acc, &k, ds);
+      }
+    }
+    if (TILED == 1u) { workgroupBarrier(); }
+  }
+  if (live) {
+    //#unroll $e DH
+    dq[qb + $e] = acc[$e / 4u][$e % 4u];
+    //#end
   }
 }
 
-//#stage dk
+//#stage dkdv +rows +dout
 override FDO: u32 = 0u;
-override FQ: u32 = 0u;
-override FK: u32 = 0u;
-override FV: u32 = 0u;
-override FL: u32 = 0u;
-override FM: u32 = 0u;
-@group(0) @binding(7) var<storage, read_write> dk: array<f32>;
-
-fn allowed(b: u32, s: u32) -> bool { return params.has_mask == 0u || m_f32(b * params.t + s + params.moff, FM) != 0.0; }
+@group(0) @binding(6) var<storage, read_write> dk: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dv: array<f32>;
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let row = row_index(wid, nwg, lid);
-  if (row >= params.bh * params.t) { return; }
-  let r = row / params.t;
-  let s = row % params.t;
+  let blk = block(wid, nwg);
+  let r = blk.x;
+  let s = blk.y + lid; // this invocation's key row
+  let live = s < params.t;
   let b = r / params.heads;
   let base = r * params.t * params.d;
   let kb = base + s * params.d;
-  for (var c = 0u; c < params.d; c = c + 1u) { dk[kb + c] = 0.0; }
-  if (!allowed(b, s)) { return; }
-  for (var i = s; i < params.t; i = i + 1u) {
-    let ls = l_f32(r * params.t + i + params.loff, FL);
-    if (ls == neg_inf()) { continue; }
-    let qb = base + i * params.d;
-    var sc: f32 = 0.0;
-    var dp: f32 = 0.0;
-    for (var c = 0u; c < params.d; c = c + 1u) { sc = sc + q_f32(qb + c + params.qoff, FQ) * k_f32(kb + c + params.koff, FK); }
-    for (var c = 0u; c < params.d; c = c + 1u) { dp = dp + dout_f32(qb + c + params.dooff, FDO) * val_f32(kb + c + params.voff, FV); }
-    let p = exp(sc * params.scale - ls);
-    let ds = p * (dp - di_f32(r * params.t + i, 0u)) * params.scale;
-    for (var c = 0u; c < params.d; c = c + 1u) { dk[kb + c] = dk[kb + c] + ds * q_f32(qb + c + params.qoff, FQ); }
+  let lrow = r * params.t; // row of query 0 of (b, h) in ld
+  var k: Row;
+  var v: Row;
+  var dka: Row;
+  var dva: Row;
+  zero_row(&dka);
+  zero_row(&dva);
+  let on = live && allowed(b, s);
+  if (on) {
+    k = k_row(kb);
+    v = v_row(kb);
   }
-}
-
-//#stage dv
-override FDO: u32 = 0u;
-override FQ: u32 = 0u;
-override FK: u32 = 0u;
-override FL: u32 = 0u;
-override FM: u32 = 0u;
-@group(0) @binding(5) var<storage, read_write> dv: array<f32>;
-
-fn allowed(b: u32, s: u32) -> bool { return params.has_mask == 0u || m_f32(b * params.t + s + params.moff, FM) != 0.0; }
-
-@compute @workgroup_size(64)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let row = row_index(wid, nwg, lid);
-  if (row >= params.bh * params.t) { return; }
-  let r = row / params.t;
-  let s = row % params.t;
-  let b = r / params.heads;
-  let base = r * params.t * params.d;
-  let kb = base + s * params.d;
-  for (var c = 0u; c < params.d; c = c + 1u) { dv[kb + c] = 0.0; }
-  if (!allowed(b, s)) { return; }
-  for (var i = s; i < params.t; i = i + 1u) {
-    let ls = l_f32(r * params.t + i + params.loff, FL);
-    if (ls == neg_inf()) { continue; }
-    let qb = base + i * params.d;
-    var sc: f32 = 0.0;
-    for (var c = 0u; c < params.d; c = c + 1u) { sc = sc + q_f32(qb + c + params.qoff, FQ) * k_f32(kb + c + params.koff, FK); }
-    let p = exp(sc * params.scale - ls);
-    for (var c = 0u; c < params.d; c = c + 1u) { dv[kb + c] = dv[kb + c] + p * dout_f32(qb + c + params.dooff, FDO); }
+  // queries [blk.y, t) see some key of the block; TILED: q in tile A, dout in tile B, lse in tf, di in tg
+  for (var q0 = blk.y; q0 < params.t; q0 = q0 + KSTEP) {
+    if (TILED == 1u) {
+      for (var e = lid; e < KT * DH; e = e + 64u) {
+        let j = e / DH;
+        let c = e - j * DH;
+        let i = q0 + j;
+        var qv: f32 = 0.0;
+        var gv: f32 = 0.0;
+        if (i < params.t) {
+          let at = base + i * params.d + c;
+          qv = q_f32(at + params.qoff, FQ);
+          gv = dout_f32(at + params.dooff, FDO);
+        }
+        tile[j * D4 + c / 4u][c % 4u] = qv;
+        tile[(KT + j) * D4 + c / 4u][c % 4u] = gv;
+      }
+      for (var j = lid; j < KT; j = j + 64u) {
+        let i = q0 + j;
+        var lv = neg_inf();
+        var dv0: f32 = 0.0;
+        if (i < params.t) {
+          lv = ld_f32(lrow + i, 0u);
+          dv0 = ld_f32(params.bh * params.t + lrow + i, 0u);
+        }
+        tf[j] = lv;
+        tg[j] = dv0;
+      }
+      workgroupBarrier();
+    }
+    if (on) {
+      for (var j = 0u; j < KSTEP && q0 + j < params.t; j = j + 1u) {
+        let i = q0 + j;
+        if (i < s) { continue; }
+        var ls: f32;
+        var dd: f32;
+        var qi: Row;
+        var gi: Row;
+        if (TILED == 1u) {
+          ls = tf[j];
+          dd = tg[j];
+        } else {
+          ls = ld_f32(lrow + i, 0u);
+          dd = ld_f32(params.bh * params.t + lrow + i, 0u);
+        }
+        if (ls == neg_inf()) { continue; }
+        if (TILED == 1u) {
+          qi = tile_row(j);
+          gi = tile_row(KT + j);
+        } else {
+          qi = q_row(base + i * params.d);
+          gi = dout_row(base + i * params.d);
+        }
+        let p = exp(dot_rows(&qi, &k) * params.scale - ls);
+        let ds = p * (dot_rows(&gi, &v) - dd) * params.scale;
+        axpy_rows(&dva, &gi, p);
+        axpy_rows(&dka, &qi, ds);
+      }
+    }
+    if (TILED == 1u) { workgroupBarrier(); }
+  }
+  if (live) {
+    //#unroll $e DH
+    dk[kb + $e] = dka[$e / 4u][$e % 4u];
+    dv[kb + $e] = dva[$e / 4u][$e % 4u];
+    //#end
   }
 }

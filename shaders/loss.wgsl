@@ -1,13 +1,17 @@
 // Mean cross-entropy with ignore_index: the WGSL twin of crossEntropyF32 in
 // assembly/kernels/nn.ts. Stages (see src/backend/webgpu/loss.ts), sharing a float32 scratch of
 // 3 * rows + 1 words: [row loss | row logsumexp | row counted (1/0) | count].
-//   ce_rows:  one workgroup per row: max, sum of exp, logsumexp, row loss (0 when ignored, NaN
-//             for a target outside [0, cols) that is not ignored).
-//   ce_total: one workgroup: loss = sum / count (NaN when count is 0, as PyTorch); count saved.
+//   ce_rows:  RT invocations per row (64 / RT rows a workgroup; RT from rowThreads() in
+//             src/backend/webgpu/stages.ts, 1 on software adapters: no barrier): max, sum of exp,
+//             logsumexp, row loss (0 when ignored, NaN for a target outside [0, cols) that is not
+//             ignored).
+//   ce_total: one workgroup of 64: loss = sum / count (NaN when count is 0, as PyTorch); count saved.
 //   ce_grad:  one invocation per logit: (softmax - onehot) * gradScale / count, 0 on ignored rows.
 
 struct Params { rows: u32, cols: u32, xoff: u32, toff: u32, ignore: i32, scale: f32, pad0: u32, pad1: u32 }
 @group(0) @binding(15) var<uniform> params: Params;
+
+override RT: u32 = 1u; // ce_rows: invocations per row, a power of two, 1..64
 
 fn nan_f32() -> f32 { return bitcast<f32>(0x7fc00000u | (params.rows & 0u)); }
 
@@ -15,18 +19,19 @@ fn nan_f32() -> f32 { return bitcast<f32>(0x7fc00000u | (params.rows & 0u)); }
 override FX: u32 = 0u;
 @group(0) @binding(2) var<storage, read_write> scratch: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let row = wid.y * nwg.x + wid.x;
-  if (row >= params.rows) { return; } // uniform per workgroup
+  let row = (wid.y * nwg.x + wid.x) * (64u / RT) + lid / RT;
+  let lane = lid & (RT - 1u);
+  let live = row < params.rows; // no early return before the (uniform) reductions
   let base = row * params.cols + params.xoff;
   var m: f32 = bitcast<f32>(0xff800000u | (params.cols & 0u)); // -inf
-  for (var c = lid; c < params.cols; c = c + 256u) { m = max(m, x_f32(base + c, FX)); }
-  m = wg_reduce(m, lid, true);
+  if (live) { for (var c = lane; c < params.cols; c = c + RT) { m = max(m, x_f32(base + c, FX)); } }
+  m = grp_max(m, lid, RT);
   var s: f32 = 0.0;
-  for (var c = lid; c < params.cols; c = c + 256u) { s = s + exp(x_f32(base + c, FX) - m); }
-  s = wg_reduce(s, lid, false);
-  if (lid == 0u) {
+  if (live) { for (var c = lane; c < params.cols; c = c + RT) { s = s + exp(x_f32(base + c, FX) - m); } }
+  s = grp_sum(s, lid, RT);
+  if (live && lane == 0u) {
     let lse = log(s) + m;
     let t = bitcast<i32>(tg_code(row + params.toff, 9u));
     var rl: f32 = 0.0;
@@ -45,16 +50,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 @group(0) @binding(0) var<storage, read_write> scratch: array<f32>;
 @group(0) @binding(1) var<storage, read_write> loss: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(64)
 fn main(@builtin(local_invocation_index) lid: u32) {
   var s: f32 = 0.0;
   var k: f32 = 0.0;
-  for (var r = lid; r < params.rows; r = r + 256u) {
+  for (var r = lid; r < params.rows; r = r + 64u) {
     s = s + scratch[r];
     k = k + scratch[2u * params.rows + r];
   }
-  s = wg_reduce(s, lid, false);
-  k = wg_reduce(k, lid, false);
+  let sk = grp_sum2(vec2<f32>(s, k), lid, 64u);
+  s = sk.x;
+  k = sk.y;
   if (lid == 0u) {
     if (k == 0.0) { loss[0] = nan_f32(); } else { loss[0] = s / k; }
     scratch[3u * params.rows] = k;

@@ -1,8 +1,11 @@
 // RMSNorm and LayerNorm, forward and backward: the WGSL twins of assembly/kernels/nn.ts. One file,
 // several stages: src/backend/webgpu/norms.ts compiles the common part below plus one
-// `//#stage NAME` section (with the accessors it needs) as `main`. Row kernels run one workgroup
-// per row (256 threads, tree reductions); weight/bias gradients one invocation per column,
-// summing rows in order (deterministic) and adding into the float32 accumulator.
+// `//#stage NAME` section (with the accessors it needs) as `main`. Row kernels run workgroups of
+// 64 invocations, RT invocations a row (64 / RT rows a workgroup; RT from rowThreads() in
+// src/backend/webgpu/stages.ts: 1 on software adapters, so no barrier), each summing a strided
+// part of the row in order, then grp_sum over the row's RT invocations. Weight/bias gradients:
+// one invocation per column, summing rows in order (deterministic) and adding into the float32
+// accumulator.
 
 struct Params {
   rows: u32, cols: u32, eps: f32, xoff: u32,
@@ -11,26 +14,34 @@ struct Params {
 }
 @group(0) @binding(15) var<uniform> params: Params;
 
+override RT: u32 = 1u; // invocations per row: a power of two, 1..64
+
+fn row_of(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 { return (wid.y * nwg.x + wid.x) * (64u / RT) + lid / RT; }
+
 //#stage rms_fwd
 override FX: u32 = 0u;
 override FW: u32 = 0u;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<storage, read_write> rstd: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let row = wid.y * nwg.x + wid.x;
-  if (row >= params.rows) { return; } // uniform per workgroup
+  let row = row_of(wid, nwg, lid);
+  let lane = lid & (RT - 1u);
+  let live = row < params.rows; // no early return before the (uniform) reduction
   let base = row * params.cols;
   var s: f32 = 0.0;
-  for (var c = lid; c < params.cols; c = c + 256u) {
-    let v = x_f32(base + c + params.xoff, FX);
-    s = s + v * v;
+  if (live) {
+    for (var c = lane; c < params.cols; c = c + RT) {
+      let v = x_f32(base + c + params.xoff, FX);
+      s = s + v * v;
+    }
   }
-  s = wg_sum(s, lid);
+  s = grp_sum(s, lid, RT);
+  if (!live) { return; }
   let rs = 1.0 / sqrt(s / f32(params.cols) + params.eps);
-  if (lid == 0u) { rstd[row + params.roff] = rs; }
-  for (var c = lid; c < params.cols; c = c + 256u) {
+  if (lane == 0u) { rstd[row + params.roff] = rs; }
+  for (var c = lane; c < params.cols; c = c + RT) {
     out[base + c] = x_f32(base + c + params.xoff, FX) * rs * w_f32(c + params.woff, FW);
   }
 }
@@ -42,19 +53,23 @@ override FW: u32 = 0u;
 override FR: u32 = 0u;
 @group(0) @binding(4) var<storage, read_write> dx: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let row = wid.y * nwg.x + wid.x;
-  if (row >= params.rows) { return; }
+  let row = row_of(wid, nwg, lid);
+  let lane = lid & (RT - 1u);
+  let live = row < params.rows;
   let base = row * params.cols;
-  let rs = rstd_f32(row + params.roff, FR);
   var s: f32 = 0.0;
-  for (var c = lid; c < params.cols; c = c + 256u) {
-    s = s + dy_f32(base + c + params.dyoff, FDY) * w_f32(c + params.woff, FW) * x_f32(base + c + params.xoff, FX);
+  if (live) {
+    for (var c = lane; c < params.cols; c = c + RT) {
+      s = s + dy_f32(base + c + params.dyoff, FDY) * w_f32(c + params.woff, FW) * x_f32(base + c + params.xoff, FX);
+    }
   }
-  s = wg_sum(s, lid);
+  s = grp_sum(s, lid, RT);
+  if (!live) { return; }
+  let rs = rstd_f32(row + params.roff, FR);
   let k = rs * rs * rs * (s / f32(params.cols));
-  for (var c = lid; c < params.cols; c = c + 256u) {
+  for (var c = lane; c < params.cols; c = c + RT) {
     let g = dy_f32(base + c + params.dyoff, FDY) * w_f32(c + params.woff, FW);
     dx[base + c] = rs * g - x_f32(base + c + params.xoff, FX) * k;
   }
@@ -86,26 +101,30 @@ override FB: u32 = 0u;
 @group(0) @binding(4) var<storage, read_write> mean: array<f32>;
 @group(0) @binding(5) var<storage, read_write> rstd: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let row = wid.y * nwg.x + wid.x;
-  if (row >= params.rows) { return; }
+  let row = row_of(wid, nwg, lid);
+  let lane = lid & (RT - 1u);
+  let live = row < params.rows;
   let base = row * params.cols;
   let n = f32(params.cols);
   var s: f32 = 0.0;
-  for (var c = lid; c < params.cols; c = c + 256u) { s = s + x_f32(base + c + params.xoff, FX); }
-  let mu = wg_sum(s, lid) / n;
+  if (live) { for (var c = lane; c < params.cols; c = c + RT) { s = s + x_f32(base + c + params.xoff, FX); } }
+  let mu = grp_sum(s, lid, RT) / n;
   var v: f32 = 0.0;
-  for (var c = lid; c < params.cols; c = c + 256u) {
-    let d = x_f32(base + c + params.xoff, FX) - mu;
-    v = v + d * d;
+  if (live) {
+    for (var c = lane; c < params.cols; c = c + RT) {
+      let d = x_f32(base + c + params.xoff, FX) - mu;
+      v = v + d * d;
+    }
   }
-  let rs = 1.0 / sqrt(wg_sum(v, lid) / n + params.eps);
-  if (lid == 0u) {
+  let rs = 1.0 / sqrt(grp_sum(v, lid, RT) / n + params.eps);
+  if (!live) { return; }
+  if (lane == 0u) {
     mean[row + params.moff] = mu;
     rstd[row + params.roff] = rs;
   }
-  for (var c = lid; c < params.cols; c = c + 256u) {
+  for (var c = lane; c < params.cols; c = c + RT) {
     out[base + c] = (x_f32(base + c + params.xoff, FX) - mu) * rs * w_f32(c + params.woff, FW) + b_f32(c + params.boff, FB);
   }
 }
@@ -118,25 +137,32 @@ override FM: u32 = 0u;
 override FR: u32 = 0u;
 @group(0) @binding(5) var<storage, read_write> dx: array<f32>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let row = wid.y * nwg.x + wid.x;
-  if (row >= params.rows) { return; }
+  let row = row_of(wid, nwg, lid);
+  let lane = lid & (RT - 1u);
+  let live = row < params.rows;
   let base = row * params.cols;
   let n = f32(params.cols);
-  let mu = mean_f32(row + params.moff, FM);
-  let rs = rstd_f32(row + params.roff, FR);
+  var mu: f32 = 0.0;
+  var rs: f32 = 0.0;
   var sg: f32 = 0.0;
   var sgx: f32 = 0.0;
-  for (var c = lid; c < params.cols; c = c + 256u) {
-    let g = dy_f32(base + c + params.dyoff, FDY) * w_f32(c + params.woff, FW);
-    let xh = (x_f32(base + c + params.xoff, FX) - mu) * rs;
-    sg = sg + g;
-    sgx = sgx + g * xh;
+  if (live) {
+    mu = mean_f32(row + params.moff, FM);
+    rs = rstd_f32(row + params.roff, FR);
+    for (var c = lane; c < params.cols; c = c + RT) {
+      let g = dy_f32(base + c + params.dyoff, FDY) * w_f32(c + params.woff, FW);
+      let xh = (x_f32(base + c + params.xoff, FX) - mu) * rs;
+      sg = sg + g;
+      sgx = sgx + g * xh;
+    }
   }
-  let mg = wg_sum(sg, lid) / n;
-  let mgx = wg_sum(sgx, lid) / n;
-  for (var c = lid; c < params.cols; c = c + 256u) {
+  let sums = grp_sum2(vec2<f32>(sg, sgx), lid, RT);
+  if (!live) { return; }
+  let mg = sums.x / n;
+  let mgx = sums.y / n;
+  for (var c = lane; c < params.cols; c = c + RT) {
     let g = dy_f32(base + c + params.dyoff, FDY) * w_f32(c + params.woff, FW);
     let xh = (x_f32(base + c + params.xoff, FX) - mu) * rs;
     dx[base + c] = rs * (g - mg - xh * mgx);

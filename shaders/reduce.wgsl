@@ -1,6 +1,7 @@
 // Reductions over the middle axis of [outer, len, inner] (axis = null: [1, n, 1]): one workgroup
-// per output element, threads strided over the axis, then a tree in workgroup memory. float32
-// accumulation. Twin of reduceF32 in assembly/kernels/elementwise.ts.
+// of 64 per output element (the host dispatches one workgroup an output; 64 rather than 256
+// invocations: a quarter of the barrier work, which dominates on software adapters), threads
+// strided over the axis, then a tree in workgroup memory. float32 accumulation. Twin of reduceF32 in assembly/kernels/elementwise.ts.
 override OP: u32 = 0u; // 0 sum, 1 mean, 2 max, 3 amax
 override FX: u32 = 0u;
 override FO: u32 = 0u;
@@ -8,10 +9,10 @@ override FO: u32 = 0u;
 struct Params { outer: u32, len: u32, inner: u32, off: u32 }
 @group(0) @binding(2) var<uniform> params: Params;
 
-var<workgroup> acc: array<f32, 256>;
-var<workgroup> nan: array<u32, 256>;
+var<workgroup> acc: array<f32, 64>;
+var<workgroup> nan: array<u32, 64>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let o = wid.y * nwg.x + wid.x; // output element
   if (o >= params.outer * params.inner) { return; }
@@ -20,7 +21,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let base = oo * params.len * params.inner + j + params.off;
   var a: f32 = select(0.0, bitcast<f32>(0xff800000u | (params.len & 0u)), OP == 2u); // max starts at -inf
   var bad = 0u;
-  for (var k = lid; k < params.len; k = k + 256u) {
+  for (var k = lid; k < params.len; k = k + 64u) {
     let v = x_f32(base + k * params.inner, FX);
     if ((bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u) { bad = 1u; }
     else if (OP == 2u) { a = max(a, v); }
@@ -30,7 +31,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   acc[lid] = a;
   nan[lid] = bad;
   workgroupBarrier();
-  for (var s = 128u; s > 0u; s = s >> 1u) {
+  for (var s = 32u; s > 0u; s = s >> 1u) {
     if (lid < s) {
       if (OP >= 2u) { acc[lid] = max(acc[lid], acc[lid + s]); } else { acc[lid] = acc[lid] + acc[lid + s]; }
       nan[lid] = nan[lid] | nan[lid + s];

@@ -6,6 +6,7 @@ import * as assert from 'uvu/assert';
 import { WasmBackend } from '../../src/backend/wasm/backend.js';
 import { WebGPUBackend } from '../../src/backend/webgpu/backend.js';
 import type { Backend, TensorDType, TensorRef } from '../../src/backend/backend.js';
+import * as gpuAttention from '../../src/backend/webgpu/attention.js';
 
 const w = new WasmBackend();
 let g: WebGPUBackend;
@@ -145,19 +146,31 @@ interface Case {
   q: Float32Array; k: Float32Array; v: Float32Array; dout: Float32Array;
   mask: Float32Array | Int32Array | null;
   inDtype: TensorDType; outDtype: TensorDType; maskDtype?: TensorDType;
+  /** [B, H, T, D] (default the file's B, H, T, D) and scale (default 1 / sqrt(D)); gpu-vs-wasm only. */
+  shape?: [number, number, number, number];
+  scale?: number;
+  /** WebGPU layout (attentionLayout): tiled (hardware GPUs; a number: that many tile rows) or not (software adapters); default the adapter's. */
+  tiled?: boolean | number;
 }
 type Result = Record<'out' | 'lse' | 'dq' | 'dk' | 'dv', Float32Array>;
 
 async function runOn(b: Backend, c: Case): Promise<Result> {
-  const shape = [B, H, T, D];
+  const shape = c.shape ?? [B, H, T, D];
+  const [b0, h0, t0] = shape;
+  const scale = c.scale ?? 1 / Math.sqrt(shape[3]);
   const made: TensorRef[] = [];
   const m = (s: number[], d: TensorDType, x?: Float32Array | Int32Array) => { const t = mk(b, s, d, x); made.push(t); return t; };
   const q = m(shape, c.inDtype, c.q), k = m(shape, c.inDtype, c.k), v = m(shape, c.inDtype, c.v), dout = m(shape, c.inDtype, c.dout);
-  const mask = c.mask ? m([B, T], c.maskDtype ?? 'float32', c.mask) : null;
-  const out = m(shape, c.outDtype), lse = m([B, H, T], 'float32');
+  const mask = c.mask ? m([b0, t0], c.maskDtype ?? 'float32', c.mask) : null;
+  const out = m(shape, c.outDtype), lse = m([b0, h0, t0], 'float32');
   const dq = m(shape, c.outDtype), dk = m(shape, c.outDtype), dv = m(shape, c.outDtype);
-  b.attention(q, k, v, out, lse, mask, SCALE);
-  b.attentionBackward(dout, q, k, v, out, lse, mask, SCALE, dq, dk, dv);
+  if (b === g && c.tiled !== undefined) {
+    gpuAttention.attention(g, q, k, v, out, lse, mask, scale, c.tiled);
+    gpuAttention.attentionBackward(g, dout, q, k, v, out, lse, mask, scale, dq, dk, dv, c.tiled);
+  } else {
+    b.attention(q, k, v, out, lse, mask, scale);
+    b.attentionBackward(dout, q, k, v, out, lse, mask, scale, dq, dk, dv);
+  }
   const res = { out: await rd(b, out), lse: await rd(b, lse), dq: await rd(b, dq), dk: await rd(b, dk), dv: await rd(b, dv) };
   for (const t of made) b.free(t.storage);
   return res;
@@ -239,6 +252,14 @@ async function gpuVsWasm(c: Case, rel = 1e-5, abs = 1e-6): Promise<void> {
   for (const key of ['out', 'lse', 'dq', 'dk', 'dv'] as const) close(`gpu ${key}`, b[key], a[key], rel, abs);
 }
 
+test('attentionLayout: untiled on software adapters, tiled (KT rows, tiles within 6 KiB) on hardware', () => {
+  assert.equal(gpuAttention.attentionLayout({ software: true }, 16), { DH: 16, D4: 4, DF: 4, TILED: 0, KT: 1, KSTEP: 2 ** 30 });
+  assert.equal(gpuAttention.attentionLayout({ software: false }, 16), { DH: 16, D4: 4, DF: 4, TILED: 1, KT: 64, KSTEP: 64 });
+  assert.equal(gpuAttention.attentionLayout({ software: false }, 64).KT, 24);
+  assert.equal(gpuAttention.attentionLayout({ software: false }, 6), { DH: 6, D4: 2, DF: 1, TILED: 1, KT: 64, KSTEP: 64 });
+  assert.equal(gpuAttention.attentionLayout({ software: false }, 1024).KT, 1);
+});
+
 test('webgpu: matches wasm, no mask', async () => {
   await gpuVsWasm({ ...base, mask: null, inDtype: 'float32', outDtype: 'float32' });
 });
@@ -252,6 +273,71 @@ test('webgpu: matches wasm, bfloat16 inputs (float32 and bfloat16 outputs)', asy
   await gpuVsWasm({ ...base, mask: PAD, inDtype: 'bfloat16', outDtype: 'float32' });
   // bf16 outputs: a 1e-5 difference in float32 can round to neighbouring bf16 values
   await gpuVsWasm({ ...base, mask: PAD, inDtype: 'bfloat16', outDtype: 'bfloat16' }, 2 ** -7, 1e-6);
+});
+
+// Longer sequences than one 64-row workgroup, several key tiles per block (KT = 64 for d <= 24,
+// fewer for larger d: 42 at d = 36, 24 at d = 64), head dims with a tail (d % 4 != 0), padding
+// that masks whole leading tiles of keys (query rows with no key) and keys in later tiles.
+function longCase(shape: [number, number, number, number], seed: number, masked: boolean, inDtype: TensorDType = 'float32'): Case {
+  const [b0, h0, t0, d0] = shape;
+  const n = b0 * h0 * t0 * d0;
+  let mask: Float32Array | null = null;
+  if (masked) {
+    const r = rng(seed + 7);
+    mask = Float32Array.from({ length: b0 * t0 }, (_, i) => {
+      const [bb, s] = [Math.floor(i / t0), i % t0];
+      if (bb === 1 && s < 70) return 0; // batch 1: the first 70 keys (a whole tile and more) are padding
+      return r() < -0.8 ? 0 : 1; // and about one key in ten anywhere
+    });
+  }
+  return { q: randn(n, seed, 1.5), k: randn(n, seed + 1, 1.5), v: randn(n, seed + 2), dout: randn(n, seed + 3), mask, inDtype, outDtype: 'float32', shape };
+}
+
+test('webgpu: matches wasm, longer sequences (several row blocks, head dims with a tail)', async () => {
+  await gpuVsWasm(longCase([2, 2, 150, 36], 20, true)); // three row blocks, T not a multiple of 64
+  await gpuVsWasm(longCase([2, 1, 130, 6], 30, true)); // d = 6: one whole vec4 and a tail of 2
+  await gpuVsWasm(longCase([2, 3, 65, 3], 50, false, 'bfloat16')); // d = 3: tail only; 65 = 64 + 1 rows
+  await gpuVsWasm(longCase([1, 2, 97, 64], 40, false)); // rows of 64 written out (UNROLL_MAX)
+});
+
+test('webgpu tiled layout (hardware GPUs, forced here): matches wasm, several key tiles a block', async () => {
+  // small tiles: several a block, and quick to compile on SwiftShader (workgroup memory is slow to compile there)
+  await gpuVsWasm({ ...base, mask: Int32Array.from(PAD), maskDtype: 'int32', inDtype: 'bfloat16', outDtype: 'float32', tiled: 3 });
+  await gpuVsWasm({ ...longCase([2, 2, 150, 36], 20, true), tiled: 16 }); // padding spans whole tiles
+  await gpuVsWasm({ ...longCase([2, 1, 70, 6], 30, true), tiled: true }); // the adapter-independent choice: KT 64
+  assert.throws(() => gpuAttention.attentionLayout(g, 36, 43), /tile rows/); // 43 rows of 36 floats: over 6 KiB
+});
+
+test('webgpu: both layouts give the same bits (same operations in the same order)', async () => {
+  for (const c of [longCase([2, 2, 150, 36], 70, true), longCase([2, 1, 70, 6], 71, true, 'bfloat16')]) {
+    const a = await runOn(g, { ...c, tiled: false }), b = await runOn(g, { ...c, tiled: 16 });
+    for (const key of ['out', 'lse', 'dq', 'dk', 'dv'] as const) close(`tiled vs untiled ${key}`, b[key], a[key], 0, 0);
+  }
+});
+
+test('webgpu: longer padded sequences: rows with no key give out 0, lse -inf, no gradient', async () => {
+  const c = longCase([2, 2, 150, 36], 60, true);
+  const got = await runOn(g, c);
+  for (let h = 0; h < 2; h++) for (let t = 0; t < 70; t++) {
+    const row = (1 * 2 + h) * 150 + t;
+    assert.is(got.lse[row], -Infinity);
+    for (let d = 0; d < 36; d++) {
+      assert.is(got.out[row * 36 + d], 0);
+      assert.is(got.dq[row * 36 + d], 0);
+      assert.is(got.dk[row * 36 + d], 0);
+      assert.is(got.dv[row * 36 + d], 0);
+    }
+  }
+});
+
+test('webgpu: head dims above the limit are refused', async () => {
+  const shape = [1, 1, 2, 1025];
+  const q = mk(g, shape, 'float32'), o = mk(g, shape, 'float32'), l = mk(g, [1, 1, 2], 'float32');
+  try {
+    assert.throws(() => g.attention(q, q, q, o, l, null, 1), /head dims up to 1024/);
+  } finally {
+    for (const t of [q, o, l]) g.free(t.storage);
+  }
 });
 
 test.run();

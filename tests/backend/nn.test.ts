@@ -5,6 +5,9 @@ import * as assert from 'uvu/assert';
 import { WasmBackend } from '../../src/backend/wasm/backend.js';
 import { WebGPUBackend } from '../../src/backend/webgpu/backend.js';
 import type { Backend, TensorDType, TensorRef } from '../../src/backend/backend.js';
+import * as gpuNorms from '../../src/backend/webgpu/norms.js';
+import * as gpuLoss from '../../src/backend/webgpu/loss.js';
+import { rowThreads } from '../../src/backend/webgpu/stages.js';
 
 const w = new WasmBackend();
 let g: WebGPUBackend;
@@ -290,5 +293,90 @@ test('crossEntropy with every target ignored: NaN loss (as PyTorch), zero gradie
     assert.ok(r.dl.every((v) => v === 0), 'zero gradients');
   }
 });
+
+// ---- row layouts: rowThreads() gives 1 invocation a row on software adapters; the hardware
+// layouts (several invocations a row, grp_sum over them) are forced here ---------------------------
+
+test('rowThreads: 1 on software adapters; on hardware about 8 elements an invocation, at most 64', () => {
+  assert.is(rowThreads({ software: true }, 4096), 1);
+  assert.is(rowThreads({ software: false }, 5), 1);
+  assert.is(rowThreads({ software: false }, 64), 8);
+  assert.is(rowThreads({ software: false }, 100), 16);
+  assert.is(rowThreads({ software: false }, 8192), 64);
+});
+
+for (const [rows, cols] of [[37, 300], [70, 5], [3, 129]]) {
+  test(`row kernels with forced invocations a row (${rows} x ${cols}; 1, 2, 8, 64): gpu matches wasm`, async () => {
+    const x = randn(rows * cols, 21, 2, 0.3), wt = randn(cols, 22, 0.5, 1), bs = randn(cols, 23, 0.2), dy = randn(rows * cols, 24);
+    const logits = randn(rows * cols, 25, 3);
+    const targets = Int32Array.from({ length: rows }, (_, i) => (i % 5 === 4 ? -100 : (i * 7) % cols));
+    const run = async (b: Backend, threads?: number): Promise<Outs> => {
+      const made: TensorRef[] = [];
+      const t = (sh: number[], d: TensorDType, v?: Data) => { const r = mk(b, sh, d, v); made.push(r); return r; };
+      const X = t([rows, cols], 'float32', x), W = t([cols], 'float32', wt), B = t([cols], 'float32', bs), DY = t([rows, cols], 'float32', dy);
+      const out = t([rows, cols], 'float32'), rstd = t([rows], 'float32'), dx = t([rows, cols], 'float32'), dw = t([cols], 'float32');
+      const lout = t([rows, cols], 'float32'), mean = t([rows], 'float32'), lrstd = t([rows], 'float32'), ldx = t([rows, cols], 'float32');
+      const ldw = t([cols], 'float32'), ldb = t([cols], 'float32');
+      const L = t([rows, cols], 'float32', logits), T = t([rows], 'int32', targets), loss = t([], 'float32'), dl = t([rows, cols], 'float32');
+      if (b === g) {
+        gpuNorms.rmsNorm(g, X, W, out, rstd, 1e-5, threads);
+        gpuNorms.rmsNormBackward(g, DY, X, W, rstd, dx, dw, threads);
+        gpuNorms.layerNorm(g, X, W, B, lout, mean, lrstd, 1e-5, threads);
+        gpuNorms.layerNormBackward(g, DY, X, W, mean, lrstd, ldx, ldw, ldb, threads);
+        gpuLoss.crossEntropy(g, L, T, loss, dl, -100, 0.5, threads);
+      } else {
+        b.rmsNorm(X, W, out, rstd, 1e-5);
+        b.rmsNormBackward(DY, X, W, rstd, dx, dw);
+        b.layerNorm(X, W, B, lout, mean, lrstd, 1e-5);
+        b.layerNormBackward(DY, X, W, mean, lrstd, ldx, ldw, ldb);
+        b.crossEntropy(L, T, loss, dl, -100, 0.5);
+      }
+      const res: Outs = {};
+      for (const [k, v] of Object.entries({ out, rstd, dx, dw, lout, mean, lrstd, ldx, ldw, ldb, loss, dl })) res[k] = await rd(b, v);
+      for (const r of made) b.free(r.storage);
+      return res;
+    };
+    const wr = await run(w);
+    for (const threads of [1, 2, 8, 64]) compareBackends(wr, await run(g, threads), 1e-5, 1e-6);
+  });
+}
+
+test('row kernels refuse a row-thread count that is not a power of two in [1, 64]', () => {
+  const t = mk(g, [2, 4], 'float32'), r = mk(g, [2], 'float32'), wt = mk(g, [4], 'float32');
+  try {
+    for (const bad of [0, 3, 128]) assert.throws(() => gpuNorms.rmsNorm(g, t, wt, t, r, 1e-5, bad), /power of two/);
+  } finally {
+    for (const x of [t, r, wt]) g.free(x.storage);
+  }
+});
+
+// ---- embedding backward over several 64-position chunks of the links pass ------------------------
+
+const V2 = 300;
+const idPatterns: [string, (i: number) => number][] = [
+  ['one id everywhere', () => 5],
+  ['every id distinct', (i) => (i * 7) % V2],
+  ['few ids repeated across chunks, some out of range', (i) => [3, 0, 299, -1, 3, 300, 7, 3][(i * 5) % 8]],
+  ['runs that straddle chunk boundaries', (i) => Math.floor(i / 40) % 4],
+];
+for (const [what, idOf] of idPatterns) {
+  test(`embedding backward, ${what} (n = 200): gpu = wasm exactly, = float64 reference`, async () => {
+    const n = 200, cols = 5;
+    const ids = Int32Array.from({ length: n }, (_, i) => idOf(i));
+    const dy = randn(n * cols, 31), init = randn(V2 * cols, 32, 0.1);
+    const [wr, gr] = await both(async (b, t) => {
+      const I = t([n], 'int32', ids), DY = t([n, cols], 'float32', dy), dt = t([V2, cols], 'float32', init);
+      b.embeddingBackward(I, DY, dt);
+      return { dt: await rd(b, dt) };
+    });
+    const ref = Float64Array.from(init);
+    for (let i = 0; i < n; i++) {
+      if (ids[i] < 0 || ids[i] >= V2) continue;
+      for (let c = 0; c < cols; c++) ref[ids[i] * cols + c] += dy[i * cols + c];
+    }
+    close('dtable', wr.dt, ref);
+    compareBackends(wr, gr, 0, 0); // same summation order on both backends: exact
+  });
+}
 
 test.run();

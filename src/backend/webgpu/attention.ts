@@ -1,17 +1,54 @@
 // Causal scaled-dot-product attention on the GPU (shaders/attention.wgsl; twin of
-// assembly/kernels/attention.ts). One invocation per (b, h, row) looping over the other axis: no
-// [T, T] score matrix in device memory, deterministic sums, no atomics. out, dq, dk, dv are written
-// as float32 (into a temporary cast once to their dtype when that is not float32); lse is float32.
-// A query row with no allowed key gets out = 0 and lse = -inf, and no gradient.
+// assembly/kernels/attention.ts). Workgroups of 64 rows of one (b, h), one row an invocation held
+// in registers, looping over the other axis: no [T, T] score matrix in device memory,
+// deterministic sums, no atomics. The head dim is compiled in (one pipeline per d). out, dq, dk,
+// dv are written as float32 (into a temporary cast once to their dtype when that is not float32);
+// lse is float32. A query row with no allowed key gets out = 0 and lse = -inf, and no gradient.
 import { InvalidArgumentError } from '../../errors.js';
 import type { TensorRef } from '../backend.js';
 import { fmtId, type WebGPUBackend } from './backend.js';
 import { f32Target, stagePipeline } from './stages.js';
 
-const WG = 64;
+/** Rows a workgroup (one an invocation). */
+const ROWS = 64;
+/** Largest head dim: two tiles of one row of d floats must fit in 16 KiB of workgroup memory. */
+export const MAX_HEAD_DIM = 1024;
+
+/** Compile-time constants of shaders/attention.wgsl (see there). */
+export interface AttentionLayout {
+  readonly DH: number;
+  readonly D4: number;
+  readonly DF: number;
+  /** 1: the other axis staged through workgroup memory in tiles of KT rows; 0: read from storage. */
+  readonly TILED: number;
+  readonly KT: number;
+  readonly KSTEP: number;
+}
+
+/**
+ * The layout for head dim d:
+ * - hardware adapters: tiled, KT rows a tile, at most 64 and at most 1536 floats (6 KiB) a tile, so
+ *   that the two tiles and their per-row floats stay under 16 KiB of workgroup memory;
+ * - software adapters (SwiftShader, llvmpipe): untiled. There a barrier costs each invocation about
+ *   a hundred loop iterations and compile time grows with workgroup memory (~75 ms a KiB): the
+ *   untiled stages run ~1.5-2x faster and compile ~10x faster at d = 16.
+ * `tiled` overrides the choice: a boolean, or a number of tile rows (1..64, tiled; tests run the
+ * hardware layout on SwiftShader with small tiles: several a block, and quick to compile).
+ */
+export function attentionLayout(adapter: { readonly software: boolean }, d: number, tiled: boolean | number = !adapter.software): AttentionLayout {
+  const D4 = Math.max(1, Math.ceil(d / 4));
+  const fit = Math.max(1, Math.min(ROWS, Math.floor(384 / D4)));
+  if (typeof tiled === 'number' && !(Number.isInteger(tiled) && tiled >= 1 && tiled <= fit)) {
+    throw new InvalidArgumentError(`attention tile rows must be an integer in [1, ${fit}] at head dim ${d}, got ${tiled}`);
+  }
+  const KT = tiled === false ? 1 : tiled === true ? fit : tiled;
+  return { DH: d, D4, DF: Math.floor(d / 4), TILED: tiled === false ? 0 : 1, KT, KSTEP: tiled === false ? 2 ** 30 : KT };
+}
 
 function dims(q: TensorRef): [number, number, number, number] {
   if (q.shape.length !== 4) throw new InvalidArgumentError(`attention expects q of shape [B, H, T, D], got [${q.shape.join(', ')}]`);
+  const d = q.shape[3];
+  if (d > MAX_HEAD_DIM) throw new InvalidArgumentError(`attention supports head dims up to ${MAX_HEAD_DIM}, got ${d}`);
   return q.shape as unknown as [number, number, number, number];
 }
 
@@ -29,24 +66,43 @@ function params(bh: number, heads: number, t: number, d: number, scale: number, 
   return u;
 }
 
-const stage = (g: WebGPUBackend, name: string, inputs: readonly string[], constants: Record<string, number>): GPUComputePipeline => stagePipeline(g, 'attention', name, inputs, constants);
+/** Format ids of the inputs, by accessor name, and the override constants naming them. */
+function formatsOf(t: Partial<Record<'q' | 'k' | 'val' | 'm' | 'dout' | 'o' | 'l', TensorRef | null>>): { formats: Record<string, number>; F: Record<string, number> } {
+  const formats: Record<string, number> = { ld: 0 };
+  const F: Record<string, number> = {};
+  const names = { q: 'FQ', k: 'FK', val: 'FV', m: 'FM', dout: 'FDO', o: 'FO', l: 'FL' } as const;
+  for (const [n, ref] of Object.entries(t) as [keyof typeof names, TensorRef | null][]) {
+    const f = ref ? fmtId(ref.dtype) : 0; // no mask: m is bound (to q) but never read
+    formats[n] = f;
+    F[names[n]] = f;
+  }
+  return { formats, F };
+}
 
-export function attention(g: WebGPUBackend, q: TensorRef, k: TensorRef, v: TensorRef, out: TensorRef, lse: TensorRef, mask: TensorRef | null, scale: number): void {
+const pick = (F: Record<string, number>, ...keys: string[]): Record<string, number> => Object.fromEntries(keys.map((k) => [k, F[k]]));
+
+/** Workgroups of the row stages: one per 64 rows of each (b, h). */
+const rowGroups = (bh: number, t: number): number => bh * Math.ceil(t / ROWS);
+
+export function attention(
+  g: WebGPUBackend, q: TensorRef, k: TensorRef, v: TensorRef, out: TensorRef, lse: TensorRef, mask: TensorRef | null, scale: number, tiled?: boolean | number,
+): void {
   const [B, H, T, D] = dims(q);
-  const rows = B * H * T;
-  if (rows === 0) return;
+  if (B * H * T === 0) return;
   atZero(out);
   const m = mask ?? q; // bound but unread when there is no mask
   const o = f32Target(g, out, 'attention f32');
-  const p = stage(g, 'fwd', ['q', 'k', 'val', 'm'], { FQ: fmtId(q.dtype), FK: fmtId(k.dtype), FV: fmtId(v.dtype), FM: mask ? fmtId(mask.dtype) : 0 });
+  const { formats, F } = formatsOf({ q, k, val: v, m: mask });
+  const defs = attentionLayout(g, D, tiled) as unknown as Record<string, number>;
+  const p = stagePipeline(g, 'attention', 'fwd', ['q', 'k', 'val', 'm'], pick(F, 'FQ', 'FK', 'FV', 'FM'), { defs, formats });
   g.dispatch(p, [{ storage: q.storage }, { storage: k.storage }, { storage: v.storage }, { storage: m.storage }, { storage: o.ref.storage, what: 'attention output' }, { storage: lse.storage, what: 'lse' }],
-    params(B * H, H, T, D, scale, mask !== null, { q: q.offset, k: k.offset, v: v.offset, m: mask?.offset ?? 0, l: lse.offset }), Math.ceil(rows / WG), 15);
+    params(B * H, H, T, D, scale, mask !== null, { q: q.offset, k: k.offset, v: v.offset, m: mask?.offset ?? 0, l: lse.offset }), rowGroups(B * H, T), 15);
   o.done();
 }
 
 export function attentionBackward(
   g: WebGPUBackend, dout: TensorRef, q: TensorRef, k: TensorRef, v: TensorRef, out: TensorRef, lse: TensorRef, mask: TensorRef | null, scale: number,
-  dq: TensorRef, dk: TensorRef, dv: TensorRef,
+  dq: TensorRef, dk: TensorRef, dv: TensorRef, tiled?: boolean | number,
 ): void {
   const [B, H, T, D] = dims(q);
   const rows = B * H * T;
@@ -54,24 +110,27 @@ export function attentionBackward(
   atZero(dq, dk, dv);
   const m = mask ?? q;
   const u = params(B * H, H, T, D, scale, mask !== null, { q: q.offset, k: k.offset, v: v.offset, m: mask?.offset ?? 0, o: out.offset, l: lse.offset, dout: dout.offset });
-  const wg = Math.ceil(rows / WG);
-  const F = { FDO: fmtId(dout.dtype), FQ: fmtId(q.dtype), FK: fmtId(k.dtype), FV: fmtId(v.dtype), FL: fmtId(lse.dtype), FM: mask ? fmtId(mask.dtype) : 0 };
-  const di: TensorRef = { storage: g.alloc(rows * 4, 'temporary', 'attention di'), offset: 0, shape: [rows], dtype: 'float32' };
+  const { formats, F } = formatsOf({ q, k, val: v, m: mask, dout, o: out, l: lse });
+  const defs = attentionLayout(g, D, tiled) as unknown as Record<string, number>;
+  const stage = (name: string, inputs: string[], keys: string[]) => stagePipeline(g, 'attention', name, inputs, pick(F, ...keys), { defs, formats });
+  // [lse as float32 | di = rowwise dout . out], one buffer so that dq and dkdv stay within 8 storage buffers
+  const ld = g.alloc(2 * rows * 4, 'temporary', 'attention lse/di');
   try {
-    g.dispatch(stage(g, 'di', ['dout', 'o'], { FDO: F.FDO, FO: fmtId(out.dtype) }), [{ storage: dout.storage }, { storage: out.storage }, { storage: di.storage, what: 'di' }], u, wg, 15);
-    const ins = [{ storage: dout.storage }, { storage: q.storage }, { storage: k.storage }, { storage: v.storage }, { storage: lse.storage }, { storage: m.storage }, { storage: di.storage }];
-    const names = ['dout', 'q', 'k', 'val', 'l', 'm', 'di'];
+    g.dispatch(stage('di', ['dout', 'o', 'l'], ['FDO', 'FO', 'FL']),
+      [{ storage: dout.storage }, { storage: out.storage }, { storage: lse.storage }, { storage: ld, what: 'attention lse/di' }], u, Math.ceil(rows / ROWS), 15);
+    const ins = [{ storage: dout.storage }, { storage: q.storage }, { storage: k.storage }, { storage: v.storage }, { storage: m.storage }, { storage: ld }];
+    const names = ['dout', 'q', 'k', 'val', 'm', 'ld'];
+    const keys = ['FDO', 'FQ', 'FK', 'FV', 'FM'];
+    const wg = rowGroups(B * H, T);
     const oq = f32Target(g, dq, 'attentionBackward dq f32');
-    g.dispatch(stage(g, 'dq', names, F), [...ins, { storage: oq.ref.storage, what: 'dq' }], u, wg, 15);
+    g.dispatch(stage('dq', names, keys), [...ins, { storage: oq.ref.storage, what: 'dq' }], u, wg, 15);
     oq.done();
     const ok = f32Target(g, dk, 'attentionBackward dk f32');
-    g.dispatch(stage(g, 'dk', names, F), [...ins, { storage: ok.ref.storage, what: 'dk' }], u, wg, 15);
-    ok.done();
     const ov = f32Target(g, dv, 'attentionBackward dv f32');
-    g.dispatch(stage(g, 'dv', ['dout', 'q', 'k', 'l', 'm'], { FDO: F.FDO, FQ: F.FQ, FK: F.FK, FL: F.FL, FM: F.FM }),
-      [{ storage: dout.storage }, { storage: q.storage }, { storage: k.storage }, { storage: lse.storage }, { storage: m.storage }, { storage: ov.ref.storage, what: 'dv' }], u, wg, 15);
+    g.dispatch(stage('dkdv', names, keys), [...ins, { storage: ok.ref.storage, what: 'dk' }, { storage: ov.ref.storage, what: 'dv' }], u, wg, 15);
+    ok.done();
     ov.done();
   } finally {
-    g.free(di.storage);
+    g.free(ld);
   }
 }

@@ -1,8 +1,8 @@
 // Embedding lookup and scatter-add backward on the GPU (shaders/embedding.wgsl; twins of
-// assembly/kernels/nn.ts). The backward needs no float atomics: a links pass chains equal ids in
+// assembly/kernels/nn.ts). The backward needs no float atomics: a links pass (one workgroup,
+// positions in order 64 at a time, a last-position-per-id table; O(64 n)) chains equal ids in
 // order of position, then one invocation per (first position of an id, column) adds the chain
-// into dtable, in the same order as the wasm kernel. The links pass is O(n^2) in the number of
-// ids (each invocation scans the ids), fine for the token counts of a step.
+// into dtable, in the same order as the wasm kernel (bit-identical results).
 import type { TensorRef } from '../backend.js';
 import { numel } from '../shape.js';
 import { fmtId, type WebGPUBackend } from './backend.js';
@@ -32,9 +32,9 @@ export function embeddingBackward(g: WebGPUBackend, ids: TensorRef, dy: TensorRe
   const [rows, cols] = [dtable.shape[0] ?? 0, dtable.shape[1] ?? 1];
   if (n * cols === 0 || rows === 0) return;
   const u = params(n, cols, rows, ids.offset, dtable.offset, dy.offset);
-  const links = g.alloc(n * 8, 'temporary', 'embedding links');
-  const p = pipelineFor(g, 'emb_links', ['ids'], {});
-  g.dispatch(p, [{ storage: ids.storage }, { storage: links }], u, Math.ceil(n / WG), 15);
+  // [next (n) | head (n) | last position per table row (rows)]
+  const links = g.alloc((2 * n + rows) * 4, 'temporary', 'embedding links');
+  g.dispatch(pipelineFor(g, 'emb_links', ['ids'], {}), [{ storage: ids.storage }, { storage: links }], u, 1, 15);
   const q = pipelineFor(g, 'emb_bwd', ['ids', 'dy'], { FDY: fmtId(dy.dtype) });
   g.dispatch(q, [{ storage: ids.storage }, { storage: dy.storage }, { storage: links }, { storage: dtable.storage, what: 'dtable' }], u, Math.ceil((n * cols) / WG), 15);
   g.free(links);
