@@ -76,10 +76,9 @@ export class Adam extends Optimizer<AdamHyper> {
       let gr: Tensor = grad;
       let gradScale = g.maximize ? -1 : 1;
       if (!this.decoupled && g.weightDecay !== 0) {
-        // L2: the kernel sees -grad + wd * p (maximize) or grad + wd * p, in a float32 temporary.
-        gr = ops.temp(param.shape);
-        ops.unary('scale', param.data, gr, g.weightDecay);
-        ops.binary(g.maximize ? 'sub' : 'add', gr, grad, gr);
+        // L2: the kernel sees -grad + wd * p (maximize) or grad + wd * p, in a float32 temporary
+        // (maximize alone needs none: the kernel's gradScale -1 does it).
+        gr = ops.direction(param.data, grad, g.weightDecay, g.maximize);
         gradScale = 1;
       }
       param.backend.adamw(param.data, gr, m, v, {
