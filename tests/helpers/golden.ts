@@ -1,16 +1,17 @@
-// Loads the shared golden data (ml_dtypes 0.6.0 / PyTorch 2.11 outputs; never edited).
+// Loads the golden data (ml_dtypes 0.6.0 / PyTorch 2.11 outputs; never edited), kept in the
+// repository at tests/fixtures/golden (see its PROVENANCE.md).
 import { readFileSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-/** The golden directory: $MEMFIT_GOLDEN, else ../shared/golden beside the repository. */
-export const GOLDEN_DIR = process.env.MEMFIT_GOLDEN ?? resolve(here, '../../../shared/golden');
+/** The golden directory: $MEMFIT_GOLDEN, else the repository's own copy in tests/fixtures/golden. */
+export const GOLDEN_DIR = process.env.MEMFIT_GOLDEN ?? resolve(here, '../fixtures/golden');
 
 export function golden<T = any>(file: string): T {
   const p = resolve(GOLDEN_DIR, file);
-  if (!existsSync(p)) throw new Error(`golden file ${p} is missing: set MEMFIT_GOLDEN to the shared/golden directory`);
+  if (!existsSync(p)) throw new Error(`golden file ${p} is missing: tests/fixtures/golden is part of the repository (or set MEMFIT_GOLDEN to a golden directory)`);
   return JSON.parse(readFileSync(p, 'utf8')) as T;
 }
 
