@@ -1,38 +1,51 @@
-// Choosing a backend: WebGPU on a hardware adapter first; else (Node on Linux) SwiftShader found
-// by itself; else the wasm backend. One line says which backend runs and why.
+// Choosing a backend. The automatic choice takes WebGPU on a hardware adapter, else the wasm
+// backend: a software adapter (SwiftShader, lavapipe, a browser's fallback adapter) is about 100x
+// slower than wasm, so it is used only when asked for (`backend: 'webgpu'` or MEMFIT_BACKEND=webgpu).
+// One line says which backend runs and why; driver messages appear only with `verbose`.
 import { InvalidArgumentError } from '../errors.js';
 import type { Backend, BackendKind } from './backend.js';
 import { WasmBackend } from './wasm/backend.js';
 import type { WebGPUOptions } from './webgpu/device.js';
 
 export interface BackendOptions extends WebGPUOptions {
-  /** 'auto' (default), 'webgpu' or 'wasm'; the MEMFIT_BACKEND environment variable overrides 'auto'. */
+  /**
+   * 'auto' (default): WebGPU on a hardware adapter, else wasm. 'webgpu': WebGPU on any adapter,
+   * software included, or an error. 'wasm'. The MEMFIT_BACKEND environment variable overrides 'auto'.
+   */
   backend?: 'auto' | BackendKind;
   /** Where the one-line message goes (default console.error); null for silence. */
   log?: ((line: string) => void) | null;
+  /** Also log what the WebGPU probe saw (driver messages, adapters refused); MEMFIT_VERBOSE=1 does the same. */
+  verbose?: boolean;
 }
 
 function envOf(name: string): string | undefined {
   return typeof process !== 'undefined' ? process.env?.[name] : undefined;
 }
 
+const BACKENDS = ['auto', 'webgpu', 'wasm'] as const;
+
 /** Creates a backend. With backend 'webgpu' a missing device is an error; with 'auto' it falls back to wasm. */
 export async function createBackend(options: BackendOptions = {}): Promise<Backend> {
-  let want = options.backend ?? 'auto';
+  let want: string = options.backend ?? 'auto';
   const env = envOf('MEMFIT_BACKEND');
-  if (want === 'auto' && env) want = env as BackendKind;
-  if (!['auto', 'webgpu', 'wasm'].includes(want)) throw new InvalidArgumentError(`unknown backend ${JSON.stringify(want)}; use 'auto', 'webgpu' or 'wasm'`);
+  if (want === 'auto' && env) want = env;
+  if (!(BACKENDS as readonly string[]).includes(want)) throw new InvalidArgumentError(`unknown backend ${JSON.stringify(want)}; use 'auto', 'webgpu' or 'wasm'`);
   const toggles = [...(options.dawnToggles ?? []), ...(envOf('MEMFIT_DAWN_TOGGLES')?.split(',').filter(Boolean) ?? [])];
   const log = options.log === undefined ? (l: string) => console.error(l) : options.log;
+  const verbose = options.verbose ?? /^(1|true|yes)$/i.test(envOf('MEMFIT_VERBOSE') ?? '');
   let backend: Backend;
-  if (want === 'wasm') backend = new WasmBackend('requested');
+  if (want === 'wasm') backend = new WasmBackend(options.backend === 'wasm' ? 'requested' : 'requested by MEMFIT_BACKEND');
   else {
+    const auto = want === 'auto';
     const { WebGPUBackend } = await import('./webgpu/backend.js');
     try {
-      backend = await WebGPUBackend.create({ ...options, dawnToggles: toggles });
+      backend = await WebGPUBackend.create({ ...options, dawnToggles: toggles, requireHardware: auto || options.requireHardware, quietProbe: auto });
     } catch (e) {
-      if (want === 'webgpu') throw e;
-      backend = new WasmBackend(`no WebGPU device (${(e as Error).message})`);
+      if (!auto) throw e;
+      const why = (e as Error).message;
+      backend = new WasmBackend(`automatic choice: ${why}; software WebGPU is ~100x slower than wasm, use backend 'webgpu' to ask for it`);
+      if (verbose) for (const d of (e as { details?: readonly string[] }).details ?? []) log?.(`memfit: webgpu probe: ${d}`);
     }
   }
   log?.(`memfit: ${backend.description}`);

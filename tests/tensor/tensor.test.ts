@@ -1,5 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { gpuDeviceNodes, hardwareIcds, probeAdapter } from '../../src/backend/webgpu/node_device.js';
+import { DEFAULT_SWIFTSHADER_ICD } from '../../src/backend/webgpu/device.js';
 import { gpuBackend, WasmBackend, type WebGPUBackend } from '../helpers/backends.js';
 import { Tensor, createBackend, decode, encode, ShapeMismatchError, UnknownDTypeError, type Backend } from '../../src/index.js';
 
@@ -103,16 +106,61 @@ test('createBackend: explicit wasm, explicit webgpu, auto, env override; one lin
   const c = await createBackend({ log: (l) => lines.push(l) });
   delete process.env.MEMFIT_BACKEND;
   assert.is(c.kind, 'wasm');
+  assert.match(lines[lines.length - 1], /requested by MEMFIT_BACKEND/);
   try {
     await createBackend({ backend: 'cuda' as never, log: null });
     assert.unreachable();
   } catch (e) {
     assert.match((e as Error).message, /unknown backend "cuda"/);
   }
-  // auto without any adapter falls back to wasm and says why
-  const d = await createBackend({ swiftshaderIcd: '/nonexistent.json', forceSoftware: true, log: (l) => lines.push(l) });
-  assert.is(d.kind, 'wasm');
-  assert.match(lines[lines.length - 1], /wasm backend: no WebGPU device/);
+  // auto never takes a software adapter: SwiftShader exists here, yet wasm is chosen, and the line says why
+  const d = await createBackend({ log: (l) => lines.push(l) });
+  if (gpuDeviceNodes().length === 0 || hardwareIcds().length === 0) {
+    assert.is(d.kind, 'wasm');
+    assert.match(lines[lines.length - 1], /wasm backend: automatic choice: no hardware WebGPU adapter: .*software WebGPU is ~100x slower than wasm/);
+  } else if (d.kind === 'webgpu') {
+    assert.not.ok((d as unknown as { software: boolean }).software, 'auto chose a software adapter');
+    d.destroy();
+  }
+  // explicit webgpu without SwiftShader or hardware is an error, auto falls back
+  const e = await createBackend({ swiftshaderIcd: '/nonexistent.json', forceSoftware: true, log: (l) => lines.push(l) });
+  assert.is(e.kind, 'wasm');
+  try {
+    await createBackend({ backend: 'webgpu', swiftshaderIcd: '/nonexistent.json', forceSoftware: true, log: null });
+    assert.unreachable();
+  } catch (err) {
+    assert.match((err as Error).message, /no SwiftShader Vulkan ICD at \/nonexistent.json/);
+  }
+});
+
+test('the automatic backend choice is quiet: one line on stderr, no driver messages (they appear with MEMFIT_VERBOSE=1)', () => {
+  const script = `import { createBackend } from ${JSON.stringify(new URL('../../dist/node/index.js', import.meta.url).href)};
+const b = await createBackend(); process.stdout.write(b.kind); b.destroy();`;
+  const env = { ...process.env };
+  delete env.MEMFIT_BACKEND; delete env.MEMFIT_VERBOSE; delete env.XDG_RUNTIME_DIR; delete env.VK_ICD_FILENAMES; delete env.VK_DRIVER_FILES;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env, encoding: 'utf8' });
+  assert.is(r.status, 0, r.stderr);
+  const err = r.stderr.trim().split('\n');
+  assert.equal(err.length, 1, r.stderr);
+  assert.match(err[0], new RegExp(`^memfit: ${r.stdout} backend`));
+  const v = spawnSync(process.execPath, ['--input-type=module', '-e', script], { env: { ...env, MEMFIT_VERBOSE: '1' }, encoding: 'utf8' });
+  assert.is(v.status, 0, v.stderr);
+  if (r.stdout === 'wasm') assert.match(v.stderr, /memfit: webgpu probe: /);
+});
+
+test('the WebGPU probe runs Dawn in a child and captures what the drivers print', () => {
+  const sw = probeAdapter(DEFAULT_SWIFTSHADER_ICD, []);
+  assert.ok(sw.adapter, sw.error ?? sw.stderr);
+  assert.ok(sw.adapter!.software, 'SwiftShader must be seen as a software adapter');
+  assert.is(sw.icd, DEFAULT_SWIFTSHADER_ICD);
+  // A hardware driver without its device (Mesa's ICDs on a machine with no GPU): no adapter, and
+  // whatever it printed is in .stderr, not on this process's stderr.
+  const mesa = hardwareIcds()[0];
+  if (mesa && gpuDeviceNodes().length === 0) {
+    const p = probeAdapter(mesa, []);
+    assert.is(p.adapter, null);
+    assert.type(p.stderr, 'string');
+  }
 });
 
 test.run();

@@ -7,8 +7,10 @@ export interface WebGPUOptions {
   dawnToggles?: readonly string[];
   /** Path of a Vulkan ICD JSON for the software adapter; default Debian chromium's SwiftShader. */
   swiftshaderIcd?: string;
-  /** Refuse the software adapter (hardware or nothing). */
+  /** Refuse a software adapter (SwiftShader, lavapipe, a browser's fallback adapter): hardware or nothing. */
   requireHardware?: boolean;
+  /** Node: ask a child process for the adapter first, so driver messages never reach this process's stderr (automatic choice). */
+  quietProbe?: boolean;
   /** Force the software adapter even where hardware exists (tests). */
   forceSoftware?: boolean;
   powerPreference?: GPUPowerPreference;
@@ -31,12 +33,16 @@ export const WANTED_FEATURES = ['shader-f16', 'subgroups', 'chromium-experimenta
 
 /** Why no device could be had (used for the one-line backend message). */
 export class NoWebGPUError extends MemfitError {
-  constructor(reason: string) {
+  /** What the probe saw (driver messages, adapters refused): shown under `verbose`. */
+  readonly details: readonly string[];
+  constructor(reason: string, details: readonly string[] = []) {
     super('NO_WEBGPU', reason);
+    this.details = details;
   }
 }
 
 export function isSoftware(info: GPUAdapterInfo | undefined): boolean {
+  if ((info as (GPUAdapterInfo & { isFallbackAdapter?: boolean }) | undefined)?.isFallbackAdapter) return true;
   const s = `${info?.vendor ?? ''} ${info?.architecture ?? ''} ${info?.device ?? ''} ${info?.description ?? ''}`.toLowerCase();
   return s.includes('swiftshader') || s.includes('llvmpipe') || s.includes('lavapipe');
 }
@@ -73,8 +79,8 @@ async function browserDevice(options: WebGPUOptions): Promise<AcquiredDevice> {
   if (!gpu) throw new NoWebGPUError('navigator.gpu is not available (WebGPU disabled, or not a secure context)');
   const adapter = await gpu.requestAdapter({ powerPreference: options.powerPreference ?? 'high-performance' });
   if (!adapter) throw new NoWebGPUError('the browser returned no WebGPU adapter');
-  const software = isSoftware(adapter.info);
-  if (software && options.requireHardware) throw new NoWebGPUError(`only a software adapter (${describe(adapter.info)}) is available`);
+  const software = isSoftware(adapter.info) || !!(adapter as GPUAdapter & { isFallbackAdapter?: boolean }).isFallbackAdapter;
+  if (software && options.requireHardware) throw new NoWebGPUError(`the browser offers only a software adapter (${describe(adapter.info)})`);
   return deviceFrom(adapter, software, software ? 'the browser offers only a software adapter' : 'browser adapter', () => {});
 }
 
