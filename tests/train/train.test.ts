@@ -179,4 +179,31 @@ test('loading is all or nothing, never touches prototypes, and restores the defa
   }
 });
 
+test('each step records memory by category at its peak (= maxMemoryAllocated after a reset), for AdamW, Adam and SGD', async () => {
+  for (const [optimizer, moments] of [['adamw', 2], ['adam', 2], ['sgd', 1]] as const) {
+    const w = new WasmBackend();
+    const t = new LanguageModelTrainer(w, dataset, { ...small, optimizer });
+    const params = t.model.numParameters() * 4;
+    const losses: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      w.memory.resetPeakMemoryStats();
+      const r = await t.trainStep();
+      losses.push(r.loss);
+      const sum = Object.values(r.memory).reduce((a, b) => a + b, 0);
+      assert.is(r.peakAllocated, w.memory.maxMemoryAllocated(), `${optimizer} step ${r.step}: peak from the trace = the tracker's peak`);
+      assert.is(sum, r.peakAllocated, 'the breakdown sums to the peak');
+      assert.is(r.memory.parameter, params);
+      // The peak is in the backward pass (activations and gradients live) or in the optimizer step
+      // (gradients and state); on the first step the state is created at the step.
+      assert.ok(r.memory.gradient > 0, `${optimizer}: gradients at the peak`);
+      assert.ok(r.memory.data > 0, 'the batch is data');
+      if (r.step > 1) assert.is(r.memory.optimizer, moments * params, `${optimizer}: ${moments} float32 state tensor(s) per weight`);
+    }
+    assert.is(w.memory.memoryAllocated('optimizer'), moments * params);
+    assert.ok(losses.every(Number.isFinite));
+    t.dispose();
+  }
+  assert.throws(() => new LanguageModelTrainer(new WasmBackend(), dataset, { ...small, optimizer: 'lion' as never }), /unknown optimizer "lion"; use one of adamw, adam, sgd/);
+});
+
 test.run();
