@@ -57,6 +57,19 @@ export const TINY_LLAMA: TrainConfig = {
   seed: 0,
 };
 
+/**
+ * TINY_LLAMA with a run's choices: warmup is capped at a tenth of the steps and the context grows
+ * to seqLen when that is longer. What `memfit train` and the demo page train.
+ */
+export function tinyLlamaConfig(options: Partial<Pick<TrainConfig, 'steps' | 'batchSize' | 'seqLen' | 'lr' | 'seed' | 'optimizer'>> = {}): TrainConfig {
+  const c: TrainConfig = { ...TINY_LLAMA, ...options };
+  return {
+    ...c,
+    warmupSteps: Math.min(TINY_LLAMA.warmupSteps, Math.floor(c.steps / 10)),
+    model: { ...TINY_LLAMA.model, maxPositionEmbeddings: Math.max(TINY_LLAMA.model.maxPositionEmbeddings, c.seqLen) },
+  };
+}
+
 /** One step's record. */
 export interface StepResult {
   step: number;
