@@ -10,6 +10,13 @@ const browserStubs = {
     b.onResolve({ filter: /\/node_device\.js$/ }, (args) => ({ path: new URL(args.path.replace(/\.js$/, '.browser.ts'), 'file://' + args.resolveDir + '/').pathname }));
   },
 };
+// The demo page's script imports the library from the browser bundle next to it (one copy of memfit).
+const libraryFromBundle = {
+  name: 'library-from-bundle',
+  setup(b) {
+    b.onResolve({ filter: /^\.\.\/index\.js$/ }, () => ({ path: './memfit.js', external: true }));
+  },
+};
 const common = { bundle: true, format: 'esm', target: 'es2022', sourcemap: true, loader: { '.wgsl': 'text' }, logLevel: 'warning' };
 await Promise.all([
   // One build with code splitting: memfit and memfit/node share one copy of every module (one
@@ -20,5 +27,6 @@ await Promise.all([
     packages: 'external',
   }),
   build({ ...common, entryPoints: ['src/index.ts'], outfile: 'dist/browser/memfit.js', platform: 'browser', plugins: [browserStubs] }),
+  build({ ...common, entryPoints: ['src/demo/page.ts'], outfile: 'dist/browser/demo.js', platform: 'browser', plugins: [libraryFromBundle] }),
 ]);
 execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.json'], { stdio: 'inherit' });

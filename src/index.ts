@@ -46,5 +46,9 @@ export {
   serializeSafetensors, parseSafetensors, tensorsToSafetensors, safetensorsToTensors, SafetensorsError, MEMFIT_DTYPES_KEY,
 } from './io/safetensors.js';
 export type { RawTensor, ParsedTensor, SafetensorsHeader, LoadOptions as SafetensorsLoadOptions } from './io/safetensors.js';
-export { LanguageModelTrainer, TINY_LLAMA } from './train/language_model.js';
-export type { TrainConfig, StepResult } from './train/language_model.js';
+export { LanguageModelTrainer, TINY_LLAMA, TRAIN_OPTIMIZERS, tinyLlamaConfig } from './train/language_model.js';
+export type { TrainConfig, StepResult, TrainOptimizer } from './train/language_model.js';
+export { lineChart, lossChart, throughputChart, memoryChart, trainingCharts, CATEGORY_COLORS } from './report/charts.js';
+export type { ChartStep, ChartSeries, ChartOptions, ValidationPoint } from './report/charts.js';
+export { trainingReportHtml, isTrainingReportHtml, REPORT_GENERATOR } from './report/html.js';
+export type { TrainingReportData } from './report/html.js';

@@ -150,6 +150,8 @@ Example:
     .option('--resume', 'continue from --checkpoint if it exists', false)
     .option('--sample <n>', 'bytes of text to generate at the end', int('--sample'), 120)
     .option('--json', 'print one JSON object instead of the report', false)
+    .option('--report <file>', 'write an HTML report: loss, tokens/s and memory by category per step (one self-contained file, replaced atomically)')
+    .option('--force', 'let --report replace a file that is not a memfit report', false)
     .action(async (o) => {
       await trainCommand(o, out);
     });

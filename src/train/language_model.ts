@@ -1,16 +1,18 @@
 // Training a Llama-style language model on byte-level text: AdamW, linear warmup + cosine decay,
 // gradient clipping, memory by category per step, evaluation, and checkpoints that resume exactly.
+// (Adam and SGD with momentum are the other optimizers the demo page offers.)
 // What `npm start`, `npm run bench:train` and the training tests run.
 import type { Backend } from '../backend/backend.js';
-import type { MemoryStats } from '../backend/memory.js';
+import { CATEGORIES, type Category, type MemoryEvent, type MemoryStats, type MemoryTrace } from '../backend/memory.js';
 import { inferenceMode, tidy } from '../autograd/variable.js';
 import { InvalidArgumentError } from '../errors.js';
 import { ByteTextDataset, type TokenBatch } from '../data/byte_text.js';
 import { Llama, type LlamaConfig } from '../nn/llama.js';
-import { AdamW } from '../optim/adam.js';
+import { Adam, AdamW } from '../optim/adam.js';
+import { SGD } from '../optim/sgd.js';
 import { clipGradNorm } from '../optim/clip_grad.js';
 import { cosineWithWarmup } from '../optim/lr_scheduler.js';
-import type { LambdaLR } from '../optim/lr_scheduler.js';
+import type { AnyOptimizer, LambdaLR } from '../optim/lr_scheduler.js';
 import { Generator } from '../random.js';
 import { Tensor } from '../tensor/tensor.js';
 
@@ -30,7 +32,16 @@ export interface TrainConfig {
   maxGradNorm: number;
   /** Seeds the weights and the data order. */
   seed: number;
+  /**
+   * 'adamw' (default), 'adam' (weightDecay as an L2 term, as torch.optim.Adam) or 'sgd' (momentum
+   * 0.9, weightDecay as L2). Weight decay applies to matrices only in each case.
+   */
+  optimizer?: TrainOptimizer;
 }
+
+/** The optimizers LanguageModelTrainer can build. */
+export type TrainOptimizer = 'adamw' | 'adam' | 'sgd';
+export const TRAIN_OPTIMIZERS: readonly TrainOptimizer[] = ['adamw', 'adam', 'sgd'];
 
 /** The tiny Llama of the training proof: 2 layers, hidden 64, 4 heads, vocabulary 256 bytes. */
 export const TINY_LLAMA: TrainConfig = {
@@ -46,6 +57,19 @@ export const TINY_LLAMA: TrainConfig = {
   seed: 0,
 };
 
+/**
+ * TINY_LLAMA with a run's choices: warmup is capped at a tenth of the steps and the context grows
+ * to seqLen when that is longer. What `memfit train` and the demo page train.
+ */
+export function tinyLlamaConfig(options: Partial<Pick<TrainConfig, 'steps' | 'batchSize' | 'seqLen' | 'lr' | 'seed' | 'optimizer'>> = {}): TrainConfig {
+  const c: TrainConfig = { ...TINY_LLAMA, ...options };
+  return {
+    ...c,
+    warmupSteps: Math.min(TINY_LLAMA.warmupSteps, Math.floor(c.steps / 10)),
+    model: { ...TINY_LLAMA.model, maxPositionEmbeddings: Math.max(TINY_LLAMA.model.maxPositionEmbeddings, c.seqLen) },
+  };
+}
+
 /** One step's record. */
 export interface StepResult {
   step: number;
@@ -54,11 +78,34 @@ export interface StepResult {
   /** Wall time of the step, including the loss read-back. */
   ms: number;
   tokensPerSecond: number;
+  /**
+   * Bytes allocated by category at the moment the step's allocated total peaked (the breakdown of
+   * the step's peak, which sums to `peakAllocated`), from a memory trace of the step.
+   */
+  memory: Record<Category, number>;
+  /** Highest memoryAllocated() during the step. */
+  peakAllocated: number;
+}
+
+/**
+ * Replays a trace from the per-category bytes at its start and returns the breakdown at the first
+ * moment the total was highest.
+ */
+function breakdownAtPeak(start: Record<Category, number>, events: readonly MemoryEvent[]): { memory: Record<Category, number>; peak: number } {
+  const now = { ...start };
+  let total = CATEGORIES.reduce((a, c) => a + now[c], 0), peak = total, memory = { ...now };
+  for (const e of events) {
+    const d = e.kind === 'alloc' ? e.bytes : -e.bytes;
+    now[e.category] += d;
+    total += d;
+    if (total > peak) { peak = total; memory = { ...now }; }
+  }
+  return { memory, peak };
 }
 
 export class LanguageModelTrainer {
   readonly model: Llama;
-  readonly optimizer: AdamW;
+  readonly optimizer: AnyOptimizer;
   readonly scheduler: LambdaLR;
   /** Draws the training batches (saved in checkpoints). */
   readonly dataGenerator: Generator;
@@ -70,10 +117,15 @@ export class LanguageModelTrainer {
     this.model = new Llama(config.model, { backend, generator: new Generator(config.seed) });
     // Weight decay on matrices only, not on norm weights (as Hugging Face's Trainer groups them).
     const params = this.model.parameters();
-    this.optimizer = new AdamW([
+    const groups = [
       { params: params.filter((p) => p.data.rank >= 2), weightDecay: config.weightDecay },
       { params: params.filter((p) => p.data.rank < 2), weightDecay: 0 },
-    ], { lr: config.lr });
+    ];
+    const kind = config.optimizer ?? 'adamw';
+    if (kind === 'adamw') this.optimizer = new AdamW(groups, { lr: config.lr });
+    else if (kind === 'adam') this.optimizer = new Adam(groups, { lr: config.lr });
+    else if (kind === 'sgd') this.optimizer = new SGD(groups, { lr: config.lr, momentum: 0.9 });
+    else throw new InvalidArgumentError(`unknown optimizer ${JSON.stringify(kind)}; use one of ${TRAIN_OPTIMIZERS.join(', ')}`);
     this.scheduler = cosineWithWarmup(this.optimizer, { warmupSteps: config.warmupSteps, totalSteps: config.steps, minLrRatio: config.minLrRatio });
     this.dataGenerator = new Generator(config.seed + 1);
   }
@@ -86,28 +138,38 @@ export class LanguageModelTrainer {
     ];
   }
 
-  /** One optimizer step on a fresh batch: forward, backward, clip, AdamW, schedule, zeroGrad (frees the grads). */
+  /** One optimizer step on a fresh batch: forward, backward, clip, optimizer, schedule, zeroGrad (frees the grads). */
   async trainStep(): Promise<StepResult> {
     const t0 = performance.now();
     const { batchSize, seqLen, maxGradNorm } = this.config;
-    const [ids, targets] = this.upload(this.dataset.batch(this.dataGenerator, batchSize, seqLen));
     const lr = this.optimizer.paramGroups[0].lr;
-    let lossValue: number;
+    // The step runs under a memory trace (data, activations, gradients and optimizer state all
+    // allocate inside it) so that the breakdown at its peak can be replayed afterwards.
+    const mem = this.backend.memory;
+    const start = Object.fromEntries(CATEGORIES.map((c) => [c, mem.memoryAllocated(c)])) as Record<Category, number>;
+    let lossValue: number, trace: MemoryTrace;
+    mem.startTrace();
     try {
-      const loss = tidy(() => this.model.loss(ids, targets));
-      loss.backward();
-      if (maxGradNorm > 0) clipGradNorm(this.model.parameters(), maxGradNorm).dispose();
-      this.optimizer.step();
-      this.scheduler.step();
-      this.optimizer.zeroGrad();
-      lossValue = (await loss.data.toArray())[0];
-      loss.dispose();
+      const [ids, targets] = this.upload(this.dataset.batch(this.dataGenerator, batchSize, seqLen));
+      try {
+        const loss = tidy(() => this.model.loss(ids, targets));
+        loss.backward();
+        if (maxGradNorm > 0) clipGradNorm(this.model.parameters(), maxGradNorm).dispose();
+        this.optimizer.step();
+        this.scheduler.step();
+        this.optimizer.zeroGrad();
+        lossValue = (await loss.data.toArray())[0];
+        loss.dispose();
+      } finally {
+        ids.dispose(); targets.dispose();
+      }
     } finally {
-      ids.dispose(); targets.dispose();
+      trace = mem.stopTrace();
     }
     this.step++;
     const ms = performance.now() - t0;
-    return { step: this.step, loss: lossValue, lr, ms, tokensPerSecond: (batchSize * seqLen) / (ms / 1000) };
+    const { memory, peak } = breakdownAtPeak(start, trace.events);
+    return { step: this.step, loss: lossValue, lr, ms, tokensPerSecond: (batchSize * seqLen) / (ms / 1000), memory, peakAllocated: peak };
   }
 
   /** Mean loss over `batches` validation batches drawn from a generator seeded with `seed` (no graph, nothing saved). */
@@ -159,7 +221,7 @@ export class LanguageModelTrainer {
   }
 
   /** Everything a checkpoint holds (see io/checkpoint.ts). */
-  trainingState(): { model: Llama; optimizer: AdamW; scheduler: LambdaLR; step: number; generators: Record<string, Generator> } {
+  trainingState(): { model: Llama; optimizer: AnyOptimizer; scheduler: LambdaLR; step: number; generators: Record<string, Generator> } {
     return { model: this.model, optimizer: this.optimizer, scheduler: this.scheduler, step: this.step, generators: { data: this.dataGenerator } };
   }
 

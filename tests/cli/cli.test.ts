@@ -244,6 +244,69 @@ test('train (what npm start runs): the loss falls, memory is reported by categor
   noStack(bad.stderr);
 });
 
+test('train --report writes one self-contained HTML report with the three charts, and never replaces a foreign file or the input', () => {
+  const report = tmp('report.html');
+  const args = ['train', '--backend', 'wasm', '--steps', '8', '--batch-size', '2', '--seq-len', '16', '--sample', '8'];
+  const r = memfit(...args, '--report', report);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, new RegExp(`report: ${report.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\n`));
+  const html = readFileSync(report, 'utf8');
+  assert.match(html, /^<!doctype html>/);
+  assert.not.match(html, /\b(?:src|href|action)\s*=|<link\b|url\(|@import/i, 'no external resources');
+  assert.match(html, /Content-Security-Policy" content="default-src 'none'/);
+  const chart = (id: string): string => {
+    const m = new RegExp(`<svg[^>]*data-chart="${id}"[\\s\\S]*?</svg>`).exec(html);
+    assert.ok(m, `the ${id} chart`);
+    return m![0];
+  };
+  const seriesPoints = (svg: string, name: string): number => {
+    const m = new RegExp(`<path data-series="${name}" d="([^"]*)"`).exec(svg);
+    assert.ok(m, `series ${name}`);
+    return (m![1].match(/[ML]/g) ?? []).length;
+  };
+  assert.is(seriesPoints(chart('loss'), 'train loss'), 8);
+  assert.is(seriesPoints(chart('loss'), 'validation loss'), 1);
+  assert.match(chart('loss'), /cross-entropy \(nats per byte\)/);
+  assert.is(seriesPoints(chart('throughput'), 'tokens/s per step'), 8);
+  assert.match(chart('throughput'), />tokens\/s</);
+  for (const c of ['parameter', 'gradient', 'optimizer', 'activation', 'data', 'temporary']) assert.is(seriesPoints(chart('memory'), c), 8, c);
+  assert.match(chart('memory'), /allocated \((KiB|MiB)\)/);
+  const records = JSON.parse(/<script type="application\/json" id="memfit-records">(.*?)<\/script>/s.exec(html)![1]) as { steps: { step: number; loss: number; memory: Record<string, number>; peakAllocated: number }[] };
+  assert.equal(records.steps.map((s) => s.step), [1, 2, 3, 4, 5, 6, 7, 8]);
+  for (const s of records.steps) assert.is(Object.values(s.memory).reduce((a, b) => a + b, 0), s.peakAllocated);
+  assert.ok(records.steps[7].memory.optimizer === 2 * records.steps[7].memory.parameter, 'AdamW state at the peak');
+  // A report replaces a report.
+  assert.is(memfit(...args, '--report', report).code, 0);
+
+  // A file that is not a report: refused before training, untouched, nothing left behind; --force replaces it.
+  const notes = tmp('notes.html');
+  writeFileSync(notes, '<!doctype html><title>my notes</title>');
+  const before = readdirSync(dir).sort();
+  const refused = memfit(...args, '--report', notes);
+  assert.is(refused.code, 1);
+  assert.match(refused.stderr, /--report .*notes\.html exists and is not a memfit report; not replacing it \(choose another path, or pass --force\)/);
+  assert.not.match(refused.stdout, /training a Llama/, 'refused before training');
+  noStack(refused.stderr);
+  assert.is(readFileSync(notes, 'utf8'), '<!doctype html><title>my notes</title>');
+  assert.equal(readdirSync(dir).sort(), before, 'no temporary file left');
+  const forced = memfit(...args, '--report', notes, '--force');
+  assert.is(forced.code, 0, forced.stderr);
+  assert.match(readFileSync(notes, 'utf8'), /<meta name="generator" content="memfit training report">/);
+
+  // The --text input is never the report, --force or not.
+  const corpus = tmp('corpus.txt');
+  writeFileSync(corpus, 'Four score and seven years ago our fathers brought forth on this continent a new nation. '.repeat(20));
+  for (const extra of [[], ['--force']]) {
+    const r2 = memfit(...args, '--text', corpus, '--report', corpus, ...extra);
+    assert.is(r2.code, 1);
+    assert.match(r2.stderr, /--report .*corpus\.txt is the --text file; choose another report path/);
+  }
+  assert.match(readFileSync(corpus, 'utf8'), /^Four score/);
+  const dirReport = memfit(...args, '--report', dir);
+  assert.is(dirReport.code, 1);
+  assert.match(dirReport.stderr, /exists and is not a regular file/);
+});
+
 test('--help works on the program and every command', () => {
   for (const cmd of [[], ['finfo'], ['convert'], ['decode'], ['encode'], ['demo'], ['train']]) {
     const r = memfit(...cmd, '--help');

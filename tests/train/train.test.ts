@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WasmBackend } from '../../src/backend/wasm/backend.js';
 import type { Backend } from '../../src/backend/backend.js';
+import type { Category } from '../../src/backend/memory.js';
 import { ByteTextDataset } from '../../src/data/byte_text.js';
 import { loadSotuText } from '../../src/data/sotu.js';
 import { LanguageModelTrainer, TINY_LLAMA, type TrainConfig } from '../../src/train/language_model.js';
@@ -177,6 +178,32 @@ test('loading is all or nothing, never touches prototypes, and restores the defa
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('each step records memory by category at its peak (= maxMemoryAllocated after a reset), for AdamW, Adam and SGD', async () => {
+  for (const [optimizer, moments] of [['adamw', 2], ['adam', 2], ['sgd', 1]] as const) {
+    const w = new WasmBackend();
+    const t = new LanguageModelTrainer(w, dataset, { ...small, optimizer });
+    const params = t.model.numParameters() * 4;
+    const losses: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      w.memory.resetPeakMemoryStats();
+      const r = await t.trainStep();
+      losses.push(r.loss);
+      const sum = Object.values(r.memory).reduce((a, b) => a + b, 0);
+      assert.is(r.peakAllocated, w.memory.maxMemoryAllocated(), `${optimizer} step ${r.step}: peak from the trace = the tracker's peak`);
+      assert.is(sum, r.peakAllocated, 'the breakdown sums to the peak');
+      assert.is(r.memory.parameter, params);
+      for (const [k, v] of Object.entries(r.memory)) assert.ok(v <= w.memory.maxMemoryAllocated(k as Category), `${k} at the peak <= its own peak`);
+      assert.ok(r.memory.activation + r.memory.gradient > 0, `${optimizer}: activations or gradients at the peak`);
+      assert.ok(r.memory.data > 0, 'the batch is data');
+      if (r.step > 1) assert.is(r.memory.optimizer, moments * params, `${optimizer}: ${moments} float32 state tensor(s) per weight`);
+    }
+    assert.is(w.memory.memoryAllocated('optimizer'), moments * params);
+    assert.ok(losses.every(Number.isFinite));
+    t.dispose();
+  }
+  assert.throws(() => new LanguageModelTrainer(new WasmBackend(), dataset, { ...small, optimizer: 'lion' as never }), /unknown optimizer "lion"; use one of adamw, adam, sgd/);
 });
 
 test.run();

@@ -1,0 +1,79 @@
+// A training report as ONE self-contained HTML file: inline CSS and SVG charts (src/report/charts.ts),
+// a summary table, the generated sample and the per-step records as inert JSON; a Content-Security-
+// Policy that forbids every request. Written by `memfit train --report` and the demo page's "Save
+// report" button. Browser-safe.
+import { trainingCharts, type ChartStep, type ValidationPoint } from './charts.js';
+
+/** The <meta name="generator"> content that marks a file as a memfit report (and so replaceable). */
+export const REPORT_GENERATOR = 'memfit training report';
+
+export interface TrainingReportData {
+  title?: string;
+  /** Rows of the summary table: [label, value]. */
+  summary: readonly (readonly [string, string])[];
+  steps: readonly ChartStep[];
+  validation?: readonly ValidationPoint[];
+  /** Text the model generated at the end. */
+  sample?: string;
+  /** When the run ended (default: now). */
+  date?: Date;
+}
+
+function esc(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+}
+
+const STYLE = `
+body { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 24px; color: #222; background: #f4f5f7; }
+h1 { font-size: 20px; margin: 0 0 4px; }
+.when { color: #666; font-size: 13px; margin-bottom: 16px; }
+.charts { display: flex; flex-wrap: wrap; gap: 16px; }
+.charts svg { max-width: 100%; height: auto; border: 1px solid #ddd; border-radius: 6px; background: #fff; }
+table { border-collapse: collapse; background: #fff; margin: 16px 0; font-size: 13px; }
+td { border: 1px solid #ddd; padding: 4px 10px; vertical-align: top; }
+td:first-child { color: #555; white-space: nowrap; }
+pre { white-space: pre-wrap; background: #fff; border: 1px solid #ddd; border-radius: 6px; padding: 10px; max-width: 1000px; font-size: 13px; }
+`;
+
+/** The report document. */
+export function trainingReportHtml(data: TrainingReportData): string {
+  const title = data.title ?? 'memfit training report';
+  const charts = trainingCharts(data.steps, data.validation ?? []);
+  // The records, for anyone who wants to re-plot them: JSON in an inert script element ('<' escaped
+  // so that no string can close it).
+  const json = JSON.stringify({ steps: data.steps, validation: data.validation ?? [] }).replace(/</g, '\\u003c');
+  const rows = data.summary.map(([k, v]) => `<tr><td>${esc(k)}</td><td>${esc(v)}</td></tr>`).join('\n');
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="generator" content="${REPORT_GENERATOR}">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${esc(title)}</title>
+<style>${STYLE}</style>
+</head>
+<body>
+<h1>${esc(title)}</h1>
+<div class="when">${esc((data.date ?? new Date()).toISOString())}</div>
+<table>
+${rows}
+</table>
+<div class="charts">
+${charts.loss}
+${charts.throughput}
+${charts.memory}
+</div>
+${data.sample ? `<h2 style="font-size:16px">Generated text</h2>\n<pre>${esc(data.sample)}</pre>` : ''}
+<script type="application/json" id="memfit-records">${json}</script>
+</body>
+</html>
+`;
+}
+
+const HEAD = new RegExp(`^<!doctype html>\\s*<html[^>]*>\\s*<head>\\s*<meta charset="utf-8">\\s*<meta name="generator" content="${REPORT_GENERATOR}">`, 'i');
+
+/** True when `head` (the start of a file) is a report this module wrote. */
+export function isTrainingReportHtml(head: string): boolean {
+  return HEAD.test(head);
+}
