@@ -1,7 +1,7 @@
 // memfit: train neural networks in less memory. Public API.
 export { MemfitError, UnknownDTypeError, InvalidArgumentError, ShapeMismatchError } from './errors.js';
-export { FORMATS, DTYPE_NAMES, formatOf, canonicalDType, codeValue, maxFiniteCode } from './dtype/formats.js';
-export type { DType, FormatTraits, NanEncoding } from './dtype/formats.js';
+export { FORMATS, DTYPE_NAMES, formatOf, canonicalDType, codeValue, maxFiniteCode, isDTypeName } from './dtype/formats.js';
+export type { DType, DTypeAlias, DTypeName, FormatTraits, NanEncoding } from './dtype/formats.js';
 export { finfo, formatTable } from './dtype/finfo.js';
 export type { FInfo } from './dtype/finfo.js';
 export { encode, decode } from './dtype/encode.js';

@@ -1,4 +1,4 @@
-import { FORMATS, codeValue, formatOf, maxFiniteCode, type DType } from './formats.js';
+import { FORMATS, codeValue, formatOf, maxFiniteCode, type DType, type DTypeName } from './formats.js';
 
 /** Machine limits of a format, like torch.finfo / ml_dtypes.finfo (same values as ml_dtypes). */
 export interface FInfo {
@@ -30,7 +30,7 @@ export interface FInfo {
 const cache = new Map<DType, FInfo>();
 
 /** finfo(dtype): limits derived from the format definition. */
-export function finfo(dtype: string): FInfo {
+export function finfo(dtype: DTypeName): FInfo {
   const f = formatOf(dtype);
   const hit = cache.get(f.name);
   if (hit) return hit;
@@ -68,7 +68,7 @@ function fmt(v: number): string {
 }
 
 /** A printable table of every format (or the given ones): bits, layout, range and specials. */
-export function formatTable(dtypes: readonly string[] = FORMATS.map((f) => f.name)): string {
+export function formatTable(dtypes: readonly DTypeName[] = FORMATS.map((f) => f.name)): string {
   const head = ['dtype', 'bits', 'E', 'M', 'bias', 'max', 'min', 'eps', 'smallest normal', 'smallest subnormal', 'inf', 'NaN'];
   const rows = dtypes.map((d) => {
     const i = finfo(d);

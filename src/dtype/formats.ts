@@ -28,34 +28,56 @@ export interface FormatTraits {
   readonly signed: boolean;
   readonly hasInf: boolean;
   readonly nan: NanEncoding;
-  readonly aliases: readonly string[];
+  readonly aliases: readonly DTypeAlias[];
   /** Bytes per code when unpacked: 4, 2 or 1. */
   readonly codeBytes: 1 | 2 | 4;
 }
 
+/** Aliases of each format (matched case-insensitively at run time). */
+const ALIASES = {
+  float32: ['f32', 'fp32', 'float', 'single'],
+  float16: ['f16', 'fp16', 'half'],
+  bfloat16: ['bf16'],
+  float8_e4m3fn: ['e4m3fn', 'e4m3', 'fp8_e4m3', 'fp8_e4m3fn', 'f8e4m3fn', 'f8_e4m3', 'mxfp8_e4m3'],
+  float8_e5m2: ['e5m2', 'fp8_e5m2', 'f8e5m2', 'f8_e5m2', 'mxfp8_e5m2'],
+  float8_e8m0fnu: ['e8m0fnu', 'e8m0', 'fp8_e8m0', 'f8e8m0fnu', 'mx_scale'],
+  float6_e3m2fn: ['e3m2fn', 'e3m2', 'fp6_e3m2', 'f6e3m2fn', 'mxfp6_e3m2'],
+  float6_e2m3fn: ['e2m3fn', 'e2m3', 'fp6_e2m3', 'f6e2m3fn', 'mxfp6_e2m3'],
+  float4_e2m1fn: ['e2m1fn', 'e2m1', 'fp4', 'fp4_e2m1', 'f4e2m1fn', 'mxfp4', 'nvfp4'],
+} as const satisfies Record<DType, readonly string[]>;
+
+/** Every alias, as a type. */
+export type DTypeAlias = (typeof ALIASES)[DType][number];
+
+/**
+ * A dtype name the library accepts: a canonical name or an alias. Typed so that a typo such as
+ * 'float8_e4m3fnn' does not compile; at run time any string is accepted case-insensitively and an
+ * unknown one throws UnknownDTypeError (use `isDTypeName` to narrow a string first).
+ */
+export type DTypeName = DType | DTypeAlias;
+
 function traits(
   name: DType, id: number, bits: number, exponentBits: number, mantissaBits: number,
-  signed: boolean, hasInf: boolean, nan: NanEncoding, aliases: string[],
+  signed: boolean, hasInf: boolean, nan: NanEncoding,
 ): FormatTraits {
   const codeBytes = bits > 16 ? 4 : bits > 8 ? 2 : 1;
   return {
     name, id, bits, exponentBits, mantissaBits, bias: (1 << (exponentBits - 1)) - 1,
-    signed, hasInf, nan, aliases, codeBytes,
+    signed, hasInf, nan, aliases: ALIASES[name], codeBytes,
   };
 }
 
 /** Every format, in id order. */
 export const FORMATS: readonly FormatTraits[] = [
-  traits('float32', 0, 32, 8, 23, true, true, 'ieee', ['f32', 'fp32', 'float', 'single']),
-  traits('float16', 1, 16, 5, 10, true, true, 'ieee', ['f16', 'fp16', 'half']),
-  traits('bfloat16', 2, 16, 8, 7, true, true, 'ieee', ['bf16']),
-  traits('float8_e4m3fn', 3, 8, 4, 3, true, false, 'all-ones',
-    ['e4m3fn', 'e4m3', 'fp8_e4m3', 'fp8_e4m3fn', 'f8e4m3fn', 'f8_e4m3', 'mxfp8_e4m3']),
-  traits('float8_e5m2', 4, 8, 5, 2, true, true, 'ieee', ['e5m2', 'fp8_e5m2', 'f8e5m2', 'f8_e5m2', 'mxfp8_e5m2']),
-  traits('float8_e8m0fnu', 5, 8, 8, 0, false, false, 'unsigned-all-ones', ['e8m0fnu', 'e8m0', 'fp8_e8m0', 'f8e8m0fnu', 'mx_scale']),
-  traits('float6_e3m2fn', 6, 6, 3, 2, true, false, 'none', ['e3m2fn', 'e3m2', 'fp6_e3m2', 'f6e3m2fn', 'mxfp6_e3m2']),
-  traits('float6_e2m3fn', 7, 6, 2, 3, true, false, 'none', ['e2m3fn', 'e2m3', 'fp6_e2m3', 'f6e2m3fn', 'mxfp6_e2m3']),
-  traits('float4_e2m1fn', 8, 4, 2, 1, true, false, 'none', ['e2m1fn', 'e2m1', 'fp4', 'fp4_e2m1', 'f4e2m1fn', 'mxfp4', 'nvfp4']),
+  traits('float32', 0, 32, 8, 23, true, true, 'ieee'),
+  traits('float16', 1, 16, 5, 10, true, true, 'ieee'),
+  traits('bfloat16', 2, 16, 8, 7, true, true, 'ieee'),
+  traits('float8_e4m3fn', 3, 8, 4, 3, true, false, 'all-ones'),
+  traits('float8_e5m2', 4, 8, 5, 2, true, true, 'ieee'),
+  traits('float8_e8m0fnu', 5, 8, 8, 0, false, false, 'unsigned-all-ones'),
+  traits('float6_e3m2fn', 6, 6, 3, 2, true, false, 'none'),
+  traits('float6_e2m3fn', 7, 6, 2, 3, true, false, 'none'),
+  traits('float4_e2m1fn', 8, 4, 2, 1, true, false, 'none'),
 ];
 
 const BY_NAME = new Map<string, FormatTraits>();
@@ -65,12 +87,21 @@ for (const f of FORMATS) {
 }
 
 /** Every accepted name: canonical names first, then aliases. */
-export const DTYPE_NAMES: readonly string[] = [
+export const DTYPE_NAMES: readonly DTypeName[] = [
   ...FORMATS.map((f) => f.name),
   ...FORMATS.flatMap((f) => f.aliases),
 ];
 
-/** Looks a dtype up by canonical name or alias (case-insensitive); throws UnknownDTypeError listing the valid names. */
+/** Whether `name` is a dtype name or alias (case-insensitive): narrows a string from a file or a command line. */
+export function isDTypeName(name: unknown): name is DTypeName {
+  return typeof name === 'string' && BY_NAME.has(name.toLowerCase());
+}
+
+/**
+ * Looks a dtype up by canonical name or alias (case-insensitive); throws UnknownDTypeError listing
+ * the valid names. It takes any string (names read from files and command lines); the functions
+ * that convert data take a `DTypeName`.
+ */
 export function formatOf(dtype: string): FormatTraits {
   const f = typeof dtype === 'string' ? BY_NAME.get(dtype.toLowerCase()) : undefined;
   if (!f) throw new UnknownDTypeError(dtype, DTYPE_NAMES);

@@ -1,7 +1,7 @@
 import { InvalidArgumentError, ShapeMismatchError } from '../errors.js';
 import { decode, encode } from './encode.js';
 import { finfo } from './finfo.js';
-import { formatOf, type DType } from './formats.js';
+import { formatOf, type DType, type DTypeName } from './formats.js';
 import { wasm } from './wasm.js';
 
 /** Element formats of the OCP MX v1.0 concrete formats: MXFP8 (E4M3, E5M2), MXFP6 (E3M2, E2M3), MXFP4 (E2M1). */
@@ -35,7 +35,7 @@ function checkBlockSize(blockSize: number): void {
  * code, elements round-to-nearest-even(V / X) with normals clamped to the element max. All-zero
  * blocks get the smallest scale 2^-127; a block holding NaN or ±inf gets the NaN scale.
  */
-export function mxQuantize(values: Float32Array | readonly number[], elemDtype: string, options: { blockSize?: number } = {}): MxTensor {
+export function mxQuantize(values: Float32Array | readonly number[], elemDtype: DTypeName, options: { blockSize?: number } = {}): MxTensor {
   const dtype = mxElement(elemDtype);
   const blockSize = options.blockSize ?? 32;
   checkBlockSize(blockSize);
@@ -103,7 +103,7 @@ export function amax(values: ArrayLike<number>): number {
  * Per-tensor scale for fp8 training: scale = max(dtype) / amax / 2^margin, so that amax maps to the
  * format's max (x * scale is what gets encoded; divide by scale to dequantise). amax 0 gives 1.
  */
-export function scaleFromAmax(amaxValue: number, dtype: string, options: { margin?: number } = {}): number {
+export function scaleFromAmax(amaxValue: number, dtype: DTypeName, options: { margin?: number } = {}): number {
   if (!(amaxValue >= 0)) throw new InvalidArgumentError(`amax must be a non-negative number, got ${amaxValue}`);
   if (amaxValue === 0 || !Number.isFinite(amaxValue)) return 1;
   return finfo(dtype).max / amaxValue / 2 ** (options.margin ?? 0);
@@ -117,7 +117,7 @@ export interface PerTensorQuantized {
 }
 
 /** Quantises with one scale from the tensor's amax; saturating by default, as fp8 training recipes do. */
-export function quantizePerTensor(values: Float32Array | readonly number[], dtype: string, options: { margin?: number; saturate?: boolean } = {}): PerTensorQuantized {
+export function quantizePerTensor(values: Float32Array | readonly number[], dtype: DTypeName, options: { margin?: number; saturate?: boolean } = {}): PerTensorQuantized {
   const scale = scaleFromAmax(amax(values), dtype, options);
   const scaled = Float64Array.from(values as ArrayLike<number>, (v) => v * scale);
   return { dtype: formatOf(dtype).name, scale, codes: encode(scaled, dtype, { saturate: options.saturate ?? true }) };

@@ -1,16 +1,30 @@
 import { InvalidArgumentError } from '../errors.js';
-import { formatOf } from './formats.js';
+import { formatOf, type DTypeName } from './formats.js';
 import { wasm } from './wasm.js';
 
 /** Bytes that `n` packed codes of `dtype` take: ceil(n * bits / 8). */
-export function packedByteLength(dtype: string, n: number): number {
+export function packedByteLength(dtype: DTypeName, n: number): number {
   return Math.ceil((n * formatOf(dtype).bits) / 8);
 }
 
-function subByteBits(dtype: string): 4 | 6 {
+function subByteBits(dtype: DTypeName): 4 | 6 {
   const f = formatOf(dtype);
   if (f.bits !== 4 && f.bits !== 6) throw new InvalidArgumentError(`pack/unpack are for the 4- and 6-bit formats; ${f.name} has ${f.bits}-bit codes, one per element already`);
   return f.bits;
+}
+
+/** A plain list or another typed array of codes, checked element by element (integers in [0, limit]). */
+function codesFromList(codes: ArrayLike<number>, limit: number, name: string): Uint8Array {
+  if (codes === null || typeof codes !== 'object' || typeof codes.length !== 'number') {
+    throw new InvalidArgumentError(`codes must be a Uint8Array or an array of integer codes, got ${codes === null ? 'null' : typeof codes}`);
+  }
+  const out = new Uint8Array(codes.length);
+  for (let i = 0; i < codes.length; i++) {
+    const c = codes[i];
+    if (typeof c !== 'number' || !Number.isInteger(c) || c < 0 || c > limit) throw new InvalidArgumentError(`code ${JSON.stringify(c) ?? String(c)} at index ${i} does not fit ${name} (integers 0..${limit})`);
+    out[i] = c;
+  }
+  return out;
 }
 
 // Chunks are whole groups (2 fp4 codes a byte, 4 fp6 codes in 3 bytes), so a chunk boundary never splits a byte.
@@ -22,15 +36,16 @@ const GROUP = 1 << 15;
  * fp6: four codes in three bytes, element j of each group in bits [6j, 6j+6).
  * An odd tail is zero-filled. Throws on a code that does not fit the format.
  */
-export function pack(codes: Uint8Array, dtype: string): Uint8Array {
+export function pack(codes: Uint8Array | ArrayLike<number>, dtype: DTypeName): Uint8Array {
   const bits = subByteBits(dtype);
-  const n = codes.length;
+  const list = codes instanceof Uint8Array ? codes : codesFromList(codes, (1 << bits) - 1, formatOf(dtype).name);
+  const n = list.length;
   const out = new Uint8Array(packedByteLength(dtype, n));
   const w = wasm();
   const limit = (1 << bits) - 1;
   for (let i = 0; i < n; i += GROUP) {
     const c = Math.min(GROUP, n - i);
-    const part = codes.subarray(i, i + c);
+    const part = list.subarray(i, i + c);
     const dst = out.subarray((i * bits) / 8, (i * bits) / 8 + Math.ceil((c * bits) / 8));
     const src = w.alloc(c);
     const d = w.alloc(dst.length);
@@ -49,7 +64,7 @@ export function pack(codes: Uint8Array, dtype: string): Uint8Array {
 }
 
 /** Unpacks `length` fp4/fp6 codes from packed bytes to one code a byte (the inverse of pack). */
-export function unpack(packed: Uint8Array, dtype: string, length: number): Uint8Array {
+export function unpack(packed: Uint8Array, dtype: DTypeName, length: number): Uint8Array {
   const bits = subByteBits(dtype);
   if (!Number.isSafeInteger(length) || length < 0) throw new InvalidArgumentError(`length must be a non-negative integer, got ${length}`);
   const need = packedByteLength(dtype, length);

@@ -1,6 +1,6 @@
 import { InvalidArgumentError, ShapeMismatchError } from '../errors.js';
 import { decode } from './encode.js';
-import { formatOf, type DType } from './formats.js';
+import { formatOf, type DType, type DTypeName } from './formats.js';
 import { wasm, type CodeArray } from './wasm.js';
 
 /**
@@ -15,14 +15,14 @@ export interface ScaledMatmulOptions {
   k: number;
   n: number;
   /** Element format of A (default float8_e4m3fn); any format of 8 bits or fewer, codes one a byte. */
-  aDtype?: string;
-  bDtype?: string;
+  aDtype?: DTypeName;
+  bDtype?: DTypeName;
   scaleA: MatmulScale;
   scaleB: MatmulScale;
   /** MX block size along K (default 32). */
   blockSize?: number;
   /** Output format (default float32); the result is rounded once to it, nearest-even, non-saturating. */
-  outDtype?: string;
+  outDtype?: DTypeName;
   /**
    * 'float64' (default): binary64 with compensated (Neumaier) summation: exact for e4m3 x e4m3 and within
    * 2^-100 relative otherwise. 'float32': float32 adds in increasing k, as a simple GPU kernel does.
