@@ -48,7 +48,7 @@ import {
   // Every overflow code is >= maxCode, every in-range code <= maxCode: one min clamps (inf, NaN or max).
   code = i32x4.min_s(code, ovf);
   code = v128.bitselect(nanC, code, i32x4.gt_s(a, i32x4.splat(0x7f800000)));
-  return v128.or(code, i32x4.shr_u(sign, signShift));
+  return v128.xor(code, i32x4.shr_u(sign, signShift));
 }
 
 /**
@@ -64,8 +64,8 @@ import {
   const subThresh = i32x4.splat((127 + emin(fmt)) << 23); // below 2^emin: target subnormal
   const magic = i32x4.splat((127 + emin(fmt) - m + 23) << 23); // 2^(emin - m + 23)
   const ovf = i32x4.splat(overflowCode(fmt, saturate));
-  // Positive NaN code (the input's sign is ORed in below; fp6/fp4's NaN code is -0 already, so the
-  // OR leaves it alone).
+  // Positive NaN code; the input's sign is XORed in below (codes have a clear sign bit but fp6/fp4's
+  // NaN code, -0.0, whose sign a negative NaN flips to +0.0, as ml_dtypes does).
   const nanC = i32x4.splat(nanCode(fmt, false, 0));
   const signShift = 32 - bits(fmt);
   const blocks = n >> 4;

@@ -13,7 +13,7 @@ export const E2M1FN: i32 = 8;
 export const FORMAT_COUNT: i32 = 9;
 
 // How a format spells NaN.
-export const NAN_NONE: i32 = 0; // no NaN: NaN input encodes as -0 (ml_dtypes' fp6/fp4 rule)
+export const NAN_NONE: i32 = 0; // no NaN: NaN input encodes as a zero of the opposite sign (ml_dtypes' fp6/fp4 rule)
 export const NAN_IEEE: i32 = 1; // exponent all ones, mantissa non-zero; canonical quiet NaN keeps only the sign
 export const NAN_PAYLOAD: i32 = 2; // like IEEE, but keeps the top payload bits (numpy's float16, f32 demotion)
 export const NAN_ALL_ONES: i32 = 3; // S.1111.111 ("fn" formats): one NaN per sign
@@ -105,7 +105,9 @@ export const ROUND_STOCHASTIC: i32 = 2;
   const k = nanKind(fmt);
   const s: u32 = negative ? signBit(fmt) : 0;
   const m = mbits(fmt);
-  if (k == NAN_NONE) return signBit(fmt); // ml_dtypes maps NaN to the code of -0.0 whatever its sign
+  // ml_dtypes (fp6/fp4 have no NaN): a NaN with its sign bit clear gives the code of -0.0, one with
+  // it set gives +0.0: the code's sign is the NaN's sign flipped.
+  if (k == NAN_NONE) return negative ? 0 : signBit(fmt);
   if (k == NAN_UNSIGNED) return 0xff;
   if (k == NAN_ALL_ONES) return s | (((<u32>1) << (ebits(fmt) + m)) - 1);
   if (k == NAN_IEEE) return s | infCode(fmt) | ((<u32>1) << (m - 1));

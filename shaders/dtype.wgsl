@@ -77,7 +77,7 @@ fn fmt_nan_code(f: u32, negative: bool, frac: u32) -> u32 {
     case 2u, 4u: { return s | fmt_inf_code(f) | (1u << (fmt_mbits(f) - 1u)); }
     case 3u: { return s | 0x7fu; }
     case 5u: { return 0xffu; }
-    default: { return fmt_sign_bit(f); } // fp6 / fp4: the code of -0.0
+    default: { return select(fmt_sign_bit(f), 0u, negative); } // fp6 / fp4: the zero of the opposite sign (ml_dtypes)
   }
 }
 

@@ -46,7 +46,7 @@ export class ReferenceEncoder {
   private nanCode(negative: boolean, payloadTop: number): number {
     const f = this.f;
     switch (f.nan) {
-      case 'none': return this.signMask; // ml_dtypes: the code of -0.0
+      case 'none': return negative ? 0 : this.signMask; // ml_dtypes: the zero of the NaN's opposite sign
       case 'unsigned-all-ones': return 0xff;
       case 'all-ones': return (negative ? this.signMask : 0) | (2 ** (f.bits - 1) - 1);
       case 'ieee': {
