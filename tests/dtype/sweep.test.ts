@@ -3,7 +3,8 @@
 // boundary (zero, subnormal/normal, the overflow threshold, inf/NaN), for every format and mode.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { encode, finfo } from '../../src/index.js';
+import { readFileSync } from 'node:fs';
+import { encode, finfo, type DTypeName } from '../../src/index.js';
 import { NARROW_FORMATS } from '../helpers/reference.js';
 import { sweep } from '../helpers/sweep.js';
 
@@ -32,25 +33,31 @@ for (const dtype of NARROW_FORMATS) {
   }
 }
 
-// An independent check of the NaN rule, not through the reference: tests/fixtures/golden/README.md
-// records ml_dtypes' behaviour (made with ml_dtypes itself): fp6/fp4 have no NaN, and a float32 NaN
-// becomes the code of -0.0 when its sign bit is clear and +0.0 (code 0) when it is set. Every one of
-// the 2 x (2^23 - 1) NaN bit patterns, in every rounding mode.
-for (const dtype of ['float6_e3m2fn', 'float6_e2m3fn', 'float4_e2m1fn'] as const) {
-  test(`${dtype}: every float32 NaN gives the zero of the opposite sign (ml_dtypes), in every mode`, () => {
-    const negZero = 1 << (finfo(dtype).bits - 1);
-    const n = (1 << 23) - 1;
-    const bits = new Uint32Array(2 * n);
-    for (let i = 0; i < n; i++) { bits[i] = 0x7f800001 + i; bits[n + i] = (0xff800001 + i) >>> 0; }
+// An independent check of NaN handling, not through the reference: tests/fixtures/ml_dtypes_nan.json
+// holds what ml_dtypes itself makes of every one of the 2 x (2^23 - 1) float32 NaN bit patterns
+// (scripts/make-nan-fixture.py). fp6/fp4 have no NaN: a NaN with its sign bit clear becomes -0.0,
+// one with it set +0.0. memfit keeps that rule in every rounding mode.
+const NAN = JSON.parse(readFileSync(new URL('../fixtures/ml_dtypes_nan.json', import.meta.url), 'utf8')) as { formats: Record<string, [number, number, number][]> };
+for (const [dtype, runs] of Object.entries(NAN.formats)) {
+  test(`${dtype}: every float32 NaN gives ml_dtypes' code`, () => {
+    const n = runs.reduce((a, r) => a + r[1], 0);
+    assert.is(n, 2 * (2 ** 23 - 1));
+    const bits = new Uint32Array(n), expected = new Uint16Array(n);
+    let k = 0;
+    for (const [first, count, code] of runs) for (let i = 0; i < count; i++, k++) { bits[k] = first + i; expected[k] = code; }
     const x = new Float32Array(bits.buffer);
-    for (const opts of [{}, { saturate: true }, { rounding: 'toward-zero' as const }, { rounding: 'stochastic' as const, seed: 7 }]) {
-      const codes = encode(x, dtype, opts);
+    const modes = finfo(dtype as DTypeName).bits <= 6
+      ? [{}, { saturate: true }, { rounding: 'toward-zero' as const }, { rounding: 'stochastic' as const, seed: 7 }]
+      : [{}];
+    for (const opts of modes) {
+      const codes = encode(x, dtype as DTypeName, opts);
       let bad = -1;
-      for (let i = 0; i < 2 * n && bad < 0; i++) if (codes[i] !== (i < n ? negZero : 0)) bad = i;
-      assert.is(bad, -1, bad < 0 ? '' : `${JSON.stringify(opts)}: 0x${bits[bad].toString(16)} -> 0x${codes[bad].toString(16)}`);
+      for (let i = 0; i < n && bad < 0; i++) if (codes[i] !== expected[i]) bad = i;
+      assert.is(bad, -1, bad < 0 ? '' : `${JSON.stringify(opts)}: 0x${bits[bad].toString(16)} -> 0x${codes[bad].toString(16)}, ml_dtypes 0x${expected[bad].toString(16)}`);
     }
-    // Float64 input takes the same rule (ml_dtypes rounds through float32).
-    assert.equal([...encode(new Float64Array(BigUint64Array.of(0x7ff8000000000001n, 0xfff8000000000001n).buffer), dtype)], [negZero, 0]);
+    // binary64 NaNs follow the same rule (ml_dtypes rounds through float32)
+    const f64 = encode(new Float64Array(BigUint64Array.of(0x7ff8000000000001n, 0xfff8000000000001n).buffer), dtype as DTypeName);
+    assert.equal([...f64], [expected[0], expected[n - 1]]);
   });
 }
 
