@@ -362,11 +362,17 @@ async function valueSource(src: ByteSource, a: Analysis, name: string): Promise<
     numel, rowLen, rows, bytesPerElement, describe, align: 1,
     read: async (start, count) => {
       const v = (await r.values(start, count)) as Float32Array; // decoded fp8: a new array, ours to scale in place
+      // Float32Array stores round the (exact) double product once.
       if (role.scale === 'tensor') {
         const s = scales[0];
-        for (let i = 0; i < count; i++) v[i] = Math.fround(v[i] * s);
+        for (let i = 0; i < count; i++) v[i] *= s;
       } else {
-        for (let i = 0; i < count; i++) v[i] = Math.fround(v[i] * scales[Math.floor((start + i) / rowLen)]);
+        for (let i = 0; i < count; ) {
+          const row = Math.floor((start + i) / rowLen);
+          const s = scales[row];
+          const end = Math.min(count, (row + 1) * rowLen - start);
+          for (; i < end; i++) v[i] *= s;
+        }
       }
       return v;
     },
@@ -385,6 +391,38 @@ function lcm(a: number, b: number): number {
 function* chunks(n: number, unit: number, target = CHUNK_ELEMENTS): Generator<[number, number]> {
   const size = Math.max(unit, Math.floor(target / unit) * unit);
   for (let s = 0; s < n; s += size) yield [s, Math.min(size, n - s)];
+}
+
+/**
+ * The chunks of `vs` with their values, the next chunk's read started before this one is handed out, so that
+ * reading overlaps the work on the previous chunk (one chunk of read-ahead).
+ */
+async function* readAhead(vs: ValueSource, list: ReadonlyArray<readonly [number, number]>): AsyncGenerator<[number, number, Float32Array | Float64Array]> {
+  const start = (i: number) => {
+    const p = vs.read(list[i][0], list[i][1]);
+    p.catch(() => {}); // handled when awaited below; no unhandled rejection while it waits
+    return p;
+  };
+  let next = list.length ? start(0) : null;
+  for (let i = 0; i < list.length; i++) {
+    const x = await next!;
+    next = i + 1 < list.length ? start(i + 1) : null;
+    yield [list[i][0], list[i][1], x];
+  }
+}
+
+/** A sink that lets one write run while the caller computes the next chunk; flush() waits for it. */
+class WriteBehind implements ByteSink {
+  private pending: Promise<void> = Promise.resolve();
+  constructor(private readonly sink: ByteSink) {}
+  async write(offset: number, bytes: Uint8Array): Promise<void> {
+    await this.pending;
+    this.pending = this.sink.write(offset, bytes);
+    this.pending.catch(() => {}); // surfaced by the next write or flush
+  }
+  flush(): Promise<void> {
+    return this.pending;
+  }
 }
 
 // ---- statistics -------------------------------------------------------------------------------------
@@ -582,8 +620,8 @@ export async function inspectSource(source: ByteSource, options: InspectOptions 
           ? await valueSource(source, { ...a, roles: new Map([[name, { kind: 'values', dtype: info.memfit!.dtype }]]) }, name)
           : await valueSource(source, a, name);
         const acc = new StatsAccumulator();
-        for (const [s, c] of chunks(vs.numel, vs.align)) {
-          acc.add(await vs.read(s, c));
+        for await (const [s, c, x] of readAhead(vs, [...chunks(vs.numel, vs.align)])) {
+          acc.add(x);
           options.onProgress?.(done + Math.min(bytes, Math.round((s + c) * (bytes / Math.max(vs.numel, 1)))), header.dataByteLength);
         }
         stats = acc.result();
@@ -801,25 +839,39 @@ function finiteAmax(x: Float32Array | Float64Array, from = 0, to = x.length): nu
 
 class ErrorAccumulator {
   maxAbs = 0; sumSqErr = 0; sumSqRef = 0; clamped = 0; nonFinite = 0; blewUp = 0;
-  /** x: inputs; deq: dequantised outputs; limit(i): the magnitude beyond which x[i] is clamped. */
-  add(x: Float32Array | Float64Array, deq: Float32Array, limit: (i: number) => number): void {
-    for (let i = 0; i < x.length; i++) {
-      const v = x[i];
-      if (v - v !== 0) {
-        this.nonFinite++;
-        continue;
+  /**
+   * x: inputs; deq: dequantised outputs. Elements come in groups of `groupLen` (the last may be shorter);
+   * limits[g] is the magnitude beyond which an input of group g was clamped (the format's max times its scale).
+   */
+  add(x: Float32Array | Float64Array, deq: Float32Array, limits: ArrayLike<number>, groupLen: number): void {
+    let maxAbs = this.maxAbs, sumSqErr = 0, sumSqRef = 0, clamped = 0, nonFinite = 0, blewUp = 0;
+    for (let g = 0, start = 0; start < x.length; g++, start += groupLen) {
+      const limit = limits[g];
+      const end = Math.min(x.length, start + groupLen);
+      for (let i = start; i < end; i++) {
+        const v = x[i];
+        const d = deq[i];
+        if (v - v !== 0) {
+          nonFinite++;
+          continue;
+        }
+        if (Math.abs(v) > limit) clamped++;
+        if (d - d !== 0) {
+          blewUp++;
+          continue;
+        }
+        const e = Math.abs(d - v);
+        if (e > maxAbs) maxAbs = e;
+        sumSqErr += e * e;
+        sumSqRef += v * v;
       }
-      if (Math.abs(v) > limit(i)) this.clamped++;
-      const d = deq[i];
-      if (d - d !== 0) {
-        this.blewUp++;
-        continue;
-      }
-      const e = Math.abs(d - v);
-      if (e > this.maxAbs) this.maxAbs = e;
-      this.sumSqErr += e * e;
-      this.sumSqRef += v * v;
     }
+    this.maxAbs = maxAbs;
+    this.sumSqErr += sumSqErr;
+    this.sumSqRef += sumSqRef;
+    this.clamped += clamped;
+    this.nonFinite += nonFinite;
+    this.blewUp += blewUp;
   }
   result(numel: number) {
     const rel = this.sumSqErr === 0 ? 0 : this.sumSqRef === 0 ? Infinity : Math.sqrt(this.sumSqErr / this.sumSqRef);
@@ -914,7 +966,8 @@ export async function planConversion(source: ByteSource, options: ConvertModelOp
 
   return {
     outputBytes: layout.byteLength,
-    run: async (sink) => {
+    run: async (out) => {
+      const sink = new WriteBehind(out);
       await sink.write(0, layout.header);
       const reports: TensorConversionReport[] = [];
       let done = 0;
@@ -955,6 +1008,7 @@ export async function planConversion(source: ByteSource, options: ConvertModelOp
           bytesBefore: inBytes, bytesAfter: outBytes, scaleTensor: target.scale === 'none' ? null : n + SCALE_SUFFIX, ...r,
         });
       }
+      await sink.flush();
       return {
         target, bytesBefore: source.size, bytesAfter: layout.byteLength, converted: selected.size, copied: names.length - selected.size,
         tensors: reports, conversion, ...(seed !== undefined ? { seed: seed.toString() } : {}),
@@ -992,7 +1046,7 @@ async function convertTensor(vs: ValueSource, target: ConvertTarget, o: TensorOu
   let tensorScale = 1;
   if (scale === 'tensor') {
     let amax = 0;
-    for (const [s, c] of chunks(vs.numel, unit, o.chunk)) amax = Math.max(amax, finiteAmax(await vs.read(s, c)));
+    for await (const [, , x] of readAhead(vs, [...chunks(vs.numel, unit, o.chunk)])) amax = Math.max(amax, finiteAmax(x));
     tensorScale = fp8Scale(amax, dtype);
     await o.sink.write(o.scale, f32Bytes(Float32Array.of(tensorScale)));
   }
@@ -1001,26 +1055,32 @@ async function convertTensor(vs: ValueSource, target: ConvertTarget, o: TensorOu
     // Rows of length 0 (shape [n, 0]): no chunk visits them, but their scales exist; 1, as for an all-zero row.
     await o.sink.write(o.scale, f32Bytes(new Float32Array(vs.rows).fill(1)));
   }
-  for (const [start, count] of chunks(vs.numel, unit, o.chunk)) {
-    const x = await vs.read(start, count);
+  for await (const [start, count, x] of readAhead(vs, [...chunks(vs.numel, unit, o.chunk)])) {
     let codes: Uint8Array | Uint16Array | Uint32Array;
     let deq: Float32Array;
     if (scale === 'none') {
       codes = encode(x, dtype, encodeOpts(start));
       deq = decode(codes, dtype);
-      err.add(x, deq, () => max);
+      err.add(x, deq, [max], count);
     } else if (scale === 'tensor' || scale === 'row') {
       const scales = new Float32Array(scale === 'tensor' ? 1 : count / Math.max(rowLen, 1));
       if (scale === 'tensor') scales[0] = tensorScale;
       else for (let r = 0; r < scales.length; r++) scales[r] = fp8Scale(finiteAmax(x, r * rowLen, (r + 1) * rowLen), dtype);
-      const scaleAt = scale === 'tensor' ? () => tensorScale : (i: number) => scales[Math.floor(i / rowLen)];
-      // x / scale rounded to float32 (as PyTorch divides a float32 tensor); binary64 for F64 input.
+      const groupLen = scale === 'tensor' ? count : rowLen;
+      // x / scale rounded to float32 (as PyTorch divides a float32 tensor); binary64 for F64 input. Storing a
+      // double into a Float32Array rounds it once; the product of two float32 values is exact in a double.
       const scaled = x instanceof Float64Array ? new Float64Array(count) : new Float32Array(count);
-      for (let i = 0; i < count; i++) scaled[i] = x[i] / scaleAt(i);
+      for (let g = 0, a = 0; a < count; g++, a += groupLen) {
+        const sc = scales[g];
+        for (let i = a, end = Math.min(count, a + groupLen); i < end; i++) scaled[i] = x[i] / sc;
+      }
       codes = encode(scaled, dtype, encodeOpts(start));
       deq = decode(codes, dtype);
-      for (let i = 0; i < count; i++) deq[i] = Math.fround(deq[i] * scaleAt(i));
-      err.add(x, deq, (i) => max * scaleAt(i));
+      for (let g = 0, a = 0; a < count; g++, a += groupLen) {
+        const sc = scales[g];
+        for (let i = a, end = Math.min(count, a + groupLen); i < end; i++) deq[i] *= sc;
+      }
+      err.add(x, deq, Float64Array.from(scales, (sc) => max * sc), groupLen);
       if (scale === 'row') await o.sink.write(o.scale + (start / Math.max(rowLen, 1)) * 4, f32Bytes(scales));
     } else {
       const x32 = x instanceof Float32Array ? x : Float32Array.from(x);
@@ -1046,11 +1106,13 @@ async function convertTensor(vs: ValueSource, target: ConvertTarget, o: TensorOu
         codes = c8;
         scaleOffset = (start / rowLen) * perRow;
       }
-      const blockOf = flatMx ? (i: number) => Math.floor(i / bs) : (i: number) => Math.floor(i / rowLen) * perRow + Math.floor((i % rowLen) / bs);
-      err.add(x, deq, (i) => {
-        const s = scales[blockOf(i)];
-        return s === 0xff ? Infinity : max * 2 ** (s - 127);
-      });
+      const limits = Float64Array.from(scales, (c) => (c === 0xff ? Infinity : max * 2 ** (c - 127)));
+      if (flatMx) err.add(x, deq, limits, bs);
+      else {
+        for (let r = 0; r * rowLen < count; r++) {
+          err.add(x.subarray(r * rowLen, (r + 1) * rowLen), deq.subarray(r * rowLen, (r + 1) * rowLen), limits.subarray(r * perRow, (r + 1) * perRow), bs);
+        }
+      }
       await o.sink.write(o.scale + scaleOffset, scales);
     }
     await o.sink.write(o.data + packedByteLength(dtype, start), bytesOfCodes(codes, dtype));
