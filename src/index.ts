@@ -46,6 +46,13 @@ export {
   serializeSafetensors, parseSafetensors, tensorsToSafetensors, safetensorsToTensors, SafetensorsError, MEMFIT_DTYPES_KEY,
 } from './io/safetensors.js';
 export type { RawTensor, ParsedTensor, SafetensorsHeader, LoadOptions as SafetensorsLoadOptions } from './io/safetensors.js';
+export {
+  inspectSafetensorsBytes, convertSafetensorsBytes, resolveTarget, fp8Scale, ConvertError, CONVERSION_KEY, SCALE_SUFFIX, CONVERT_TARGETS, STAT_DTYPES,
+} from './io/convert_model.js';
+export type {
+  ConvertModelOptions, ConvertReport, TensorConversionReport, ConvertTarget, ScaleKind, ConversionMetadata, ConvertedTensorEntry, ConversionRun,
+  InspectOptions, InspectReport, InspectedTensor, TensorStats, DTypeTotal,
+} from './io/convert_model.js';
 export { LanguageModelTrainer, TINY_LLAMA, TRAIN_OPTIMIZERS, tinyLlamaConfig } from './train/language_model.js';
 export type { TrainConfig, StepResult, TrainOptimizer } from './train/language_model.js';
 export { lineChart, lossChart, throughputChart, memoryChart, trainingCharts, CATEGORY_COLORS } from './report/charts.js';

@@ -5,3 +5,5 @@ export { saveSafetensors, loadSafetensors, readSafetensorsHeader } from './io/sa
 export { saveCheckpoint, loadCheckpoint, CheckpointError, CHECKPOINT_KEY } from './io/checkpoint.js';
 export type { TrainingState, JsonValue } from './io/checkpoint.js';
 export { loadSotuText } from './data/sotu.js';
+export { inspectSafetensors, convertSafetensors } from './io/convert_model_file.js';
+export type { ConvertFileOptions } from './io/convert_model_file.js';

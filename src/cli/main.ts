@@ -5,6 +5,8 @@ import { MemfitError, decode, encode, finfo, formatOf, formatTable, FORMATS, typ
 import { convertFile, DEFAULT_CHUNK } from './convert.js';
 import { demoLines } from './demo.js';
 import { trainCommand } from './train.js';
+import { addInspectCommand } from './inspect.js';
+import { addConvertModelCommand } from './convert_model.js';
 import { CliError, exactDecimal, hexCode, parseHexCode, parseNumber } from './format.js';
 
 const ROUNDINGS: readonly Rounding[] = ['nearest-even', 'toward-zero', 'stochastic'];
@@ -98,6 +100,9 @@ Example:
         seed: opts.seed, unpacked: opts.unpacked, chunk: opts.chunkSize, progress: !opts.quiet,
       });
     });
+
+  addInspectCommand(program, out);
+  addConvertModelCommand(program, { out, parseSeed, rounding: roundingOption });
 
   program
     .command('decode')

@@ -474,8 +474,9 @@ function checkString(s: unknown, what: string): string {
 /**
  * The reference writer's order of the dtypes memfit writes (its Dtype enum order, "increasing alignment");
  * it writes the highest first, then by name, and so do we, so that our files are byte-identical to its own.
+ * FILE_DTYPE_BITS lists the dtypes in that order (checked against the reference for every dtype but F4, F6 and FNUZ).
  */
-const WRITE_RANK: ReadonlyMap<string, number> = new Map([['U8', 4], ['F8_E5M2', 6], ['F8_E4M3', 7], ['F16', 13], ['BF16', 14], ['I32', 15], ['F32', 17]]);
+const WRITE_RANK: ReadonlyMap<string, number> = new Map([...FILE_DTYPE_BITS.keys()].map((d, i) => [d, i]));
 
 /** Order of the strings' UTF-8 bytes (= code point order), as Rust orders str; JS `<` compares UTF-16 units. */
 function compareCodePoints(a: string, b: string): number {
@@ -494,11 +495,35 @@ function compareCodePoints(a: string, b: string): number {
 }
 
 /**
+ * A tensor given by its file dtype and file shape, written as it is: how a file's tensors that memfit does not
+ * hold (F64, I64, BOOL, raw U8, ...) are copied through unchanged (memfit convert-model does).
+ */
+export interface FileTensorSpec {
+  /** A safetensors dtype string ('F64', 'I64', 'U8', ...). */
+  readonly fileDType: string;
+  readonly fileShape: readonly number[];
+}
+
+function fileRow(name: string, spec: FileTensorSpec) {
+  const bits = FILE_DTYPE_BITS.get(spec.fileDType);
+  if (bits === undefined) throw new InvalidArgumentError(`tensor '${name}': unknown file dtype ${JSON.stringify(spec.fileDType)} (known: ${[...FILE_DTYPE_BITS.keys()].join(', ')})`);
+  const shape = spec.fileShape;
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    throw new InvalidArgumentError(`tensor '${name}': shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
+  }
+  const n = numelOf(shape);
+  const bytes = n < 0 ? -1 : byteSize(n, bits);
+  if (bytes < 0) throw new InvalidArgumentError(`tensor '${name}': shape ${fmtShape(shape)} is too large`);
+  if ((n * bits) % 8 !== 0) throw new InvalidArgumentError(`tensor '${name}': ${n} ${spec.fileDType} elements do not end on a byte boundary`);
+  return { name, dtype: null, shape: [...shape], bytes, fileDType: spec.fileDType, fileShape: [...shape], rank: WRITE_RANK.get(spec.fileDType) ?? 0 };
+}
+
+/**
  * The header and data offsets of a file holding `specs` (name -> dtype and logical shape) and `metadata`.
  * Tensors go in the reference writer's order (widest dtypes first, then by name), so 4-byte elements sit
  * at 4-byte-aligned offsets; the JSON is space-padded to a multiple of 8 bytes, as the reference pads it.
  */
-export function planSafetensors(specs: ReadonlyArray<readonly [string, RawTensorSpec]>, metadata: Record<string, string> = {}): SafetensorsLayout {
+export function planSafetensors(specs: ReadonlyArray<readonly [string, RawTensorSpec | FileTensorSpec]>, metadata: Record<string, string> = {}): SafetensorsLayout {
   if (metadata === null || typeof metadata !== 'object') throw new InvalidArgumentError('metadata must be an object of strings');
   const meta: string[] = [];
   for (const [k, v] of Object.entries(metadata)) {
@@ -513,6 +538,7 @@ export function planSafetensors(specs: ReadonlyArray<readonly [string, RawTensor
     if (seen.has(name)) throw new InvalidArgumentError(`tensor name '${name}' given twice`);
     seen.add(name);
     if (spec === null || typeof spec !== 'object') throw new InvalidArgumentError(`tensor '${name}' must be a tensor, got ${spec === null ? 'null' : typeof spec}`);
+    if ('fileDType' in spec) return fileRow(name, spec);
     const dtype = tensorDType(spec.dtype);
     const shape = spec.shape;
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
@@ -526,7 +552,7 @@ export function planSafetensors(specs: ReadonlyArray<readonly [string, RawTensor
   });
   rows.sort((a, b) => b.rank - a.rank || compareCodePoints(a.name, b.name));
 
-  const memfit = rows.filter((r) => r.fileDType === 'U8').map((r) => `${JSON.stringify(r.name)}:{"dtype":"${r.dtype}","shape":[${r.shape.join(',')}]}`);
+  const memfit = rows.filter((r) => r.fileDType === 'U8' && r.dtype !== null).map((r) => `${JSON.stringify(r.name)}:{"dtype":"${r.dtype}","shape":[${r.shape.join(',')}]}`);
   if (memfit.length) meta.push(`${JSON.stringify(MEMFIT_DTYPES_KEY)}:${JSON.stringify(`{${memfit.join(',')}}`)}`);
   const parts: string[] = meta.length ? [`"__metadata__":{${meta.join(',')}}`] : [];
   const order: Array<{ name: string; begin: number; end: number }> = [];

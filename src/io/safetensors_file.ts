@@ -20,7 +20,7 @@ const readFully = (h: FileHandle, buf: Uint8Array, position: number): Promise<vo
   readAll(h, buf, position, (at) => new SafetensorsError(`file ended at byte ${at}, before the ${position + buf.length} its header promises (was it changed while loading?)`));
 
 /** The error `e` as a SafetensorsError whose message starts with the path. */
-function withPath(path: string, e: unknown, doing: string): SafetensorsError {
+export function withPath(path: string, e: unknown, doing: string): SafetensorsError {
   if (e instanceof SafetensorsError) return new SafetensorsError(`${path}: ${e.message}`, { tensor: e.tensor, cause: e });
   const msg = e instanceof Error ? e.message : String(e);
   return new SafetensorsError(`${path}: ${doing}: ${msg}`, { tensor: undefined, cause: e });

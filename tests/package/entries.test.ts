@@ -27,4 +27,14 @@ test('memfit and memfit/node share classes; a model from one is checkpointed wit
   }
 });
 
+test('memfit/node has the model-file tools; the main entry their bytes versions', async () => {
+  const main = await import('../../dist/node/index.js');
+  const node = await import('../../dist/node/node.js');
+  assert.is(typeof node.inspectSafetensors, 'function');
+  assert.is(typeof node.convertSafetensors, 'function');
+  assert.is(main.convertSafetensorsBytes, node.convertSafetensorsBytes);
+  assert.is(main.ConvertError, node.ConvertError);
+  assert.not.ok('convertSafetensors' in main, 'the file version needs node:fs: memfit/node only');
+});
+
 test.run();

@@ -1,0 +1,109 @@
+// `memfit inspect` and `memfit convert-model`, run as child processes (needs dist/node/cli.js: node scripts/build.mjs).
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseSafetensors } from '../../src/io/safetensors.js';
+import { CONVERSION_KEY, convertSafetensorsBytes, inspectSafetensorsBytes } from '../../src/io/convert_model.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'memfit-cli-model-'));
+const MODEL = join(ROOT, 'tests/fixtures/io/convert/model-f32.safetensors');
+const model = new Uint8Array(readFileSync(MODEL));
+
+function memfit(...args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ['bin/memfit.js', ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+const tmp = (name: string) => join(dir, name);
+
+function failsClearly(r: { code: number | null; stdout: string; stderr: string }, re: RegExp): void {
+  assert.is(r.code, 1, r.stderr);
+  assert.match(r.stderr, /^memfit: /);
+  assert.match(r.stderr, re);
+  assert.not.match(r.stderr, /\n\s+at |internal error/, 'no stack trace');
+}
+
+test('inspect lists every tensor with dtype, shape and bytes, and totals by dtype', () => {
+  const r = memfit('inspect', MODEL);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, /model-f32\.safetensors: 10 tensors, 8\.3 KiB \(header \d+ B\); metadata: format=pt/);
+  assert.match(r.stdout, /model\.layers\.0\.mlp\.down_proj\.weight\s+float32\s+\[8, 33\]\s+1\.0 KiB/);
+  assert.match(r.stdout, /f64\.bias\s+F64\s+\[3\]\s+24 B/);
+  assert.match(r.stdout, /flags\s+BOOL\s+\[2\]\s+2 B/);
+  assert.match(r.stdout, /totals by dtype:\nfloat32\s+7 tensors\s+1,908 elements\s+7\.5 KiB\nF64\s+1 tensor\s+3 elements\s+24 B/);
+  assert.not.match(r.stdout, /absmax/, 'no statistics without --stats');
+});
+
+test('inspect --stats --json equals inspectSafetensors; --stats text has the statistics and the overflow table', async () => {
+  const r = memfit('inspect', '--stats', '--json', MODEL);
+  assert.is(r.code, 0, r.stderr);
+  const got = JSON.parse(r.stdout);
+  const want = JSON.parse(JSON.stringify(await inspectSafetensorsBytes(model, { stats: true }), (_k, x) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x)));
+  assert.equal(got, want);
+  const specials = got.tensors.find((t: { name: string }) => t.name === 'specials.weight');
+  assert.is(specials.stats.nonFinite, 3);
+  assert.is(specials.stats.overflow.float8_e4m3fn, 7, '500, -1e6, 57344, 61440, 65504, ±3e38 overflow e4m3 (464 ties to 448)');
+  const text = memfit('inspect', '--stats', MODEL);
+  assert.is(text.code, 0, text.stderr);
+  assert.match(text.stdout, /name\s+dtype\s+shape\s+bytes\s+scale\s+min\s+max\s+absmax\s+mean\s+std\s+non-finite/);
+  assert.match(text.stdout, /values that would overflow \/ flush to zero in each format/);
+  assert.match(text.stdout, /specials\.weight\s+3\/3\s+0\/1\s+7\/8\s/);
+});
+
+test('convert-model writes what convertSafetensorsBytes writes and prints the per-tensor error report and sizes', async () => {
+  const out = tmp('fp8.safetensors');
+  const r = memfit('convert-model', MODEL, out, '--to', 'e4m3', '--scale', 'row', '--exclude', 'embed');
+  assert.is(r.code, 0, r.stderr);
+  const want = await convertSafetensorsBytes(model, { to: 'e4m3', scale: 'row', exclude: ['embed'] });
+  const got = new Uint8Array(readFileSync(out));
+  const meta = JSON.parse(parseSafetensors(got).metadata[CONVERSION_KEY]);
+  // Byte-identical apart from the version string recorded in the metadata.
+  const again = await convertSafetensorsBytes(model, { to: 'e4m3', scale: 'row', exclude: ['embed'], memfitVersion: meta.runs[0].memfit });
+  assert.equal([...got], [...again.bytes]);
+  assert.match(r.stdout, /-> .*fp8\.safetensors: to float8_e4m3fn \(per row\)/);
+  assert.match(r.stdout, /name\s+shape\s+from\s+to\s+max abs err\s+rel RMS err\s+clamped\s+non-finite/);
+  assert.match(r.stdout, /model\.layers\.0\.self_attn\.q_proj\.weight\s+\[16, 64\]\s+float32\s+float8_e4m3fn\*row\s+\S+\s+\S+\s+0 \(0\.00%\)\s+0/);
+  assert.match(r.stdout, /model\.embed_tokens\.weight\s+\[32, 16\]\s+float32\s+copied/);
+  assert.match(r.stdout, new RegExp(`size: 8\\.3 KiB -> ${(want.bytes.length / 1024).toFixed(1)} KiB \\(\\d+\\.\\d\\d%\\); 5 tensors converted, 5 copied`));
+  // --json and dequantising back.
+  const j = memfit('convert-model', out, tmp('back.safetensors'), '--to', 'float32', '--json', '-q');
+  assert.is(j.code, 0, j.stderr);
+  const report = JSON.parse(j.stdout);
+  assert.is(report.converted, 6, 'the five converted tensors and the float32 embedding');
+  assert.is(report.tensors.find((t: { name: string }) => t.name === 'specials.weight').from, 'float8_e4m3fn*row');
+  assert.equal(readdirSync(dir).sort(), ['back.safetensors', 'fp8.safetensors'], 'no temporary files');
+});
+
+test('convert-model errors: exit 1 with a clear message, no stack, nothing written, the input never overwritten', () => {
+  writeFileSync(tmp('keep.safetensors'), 'previous');
+  failsClearly(memfit('convert-model', MODEL, tmp('keep.safetensors'), '--to', 'float7'), /unknown target "float7"; targets: float32, float16, bfloat16/);
+  failsClearly(memfit('convert-model', MODEL, tmp('keep.safetensors'), '--to', 'bf16', '--include', 'lm_head'), /--include lm_head: matches no tensor of the file/);
+  failsClearly(memfit('convert-model', MODEL, tmp('keep.safetensors'), '--to', 'bf16', '--scale', 'row'), /stored without scales/);
+  failsClearly(memfit('convert-model', MODEL, tmp('keep.safetensors'), '--to', 'mxfp4', '--rounding', 'stochastic'), /nearest-even/);
+  failsClearly(memfit('convert-model', MODEL, tmp('keep.safetensors'), '--to', 'mxfp4', '--block-size', '0'), /--block-size must be a positive integer/);
+  assert.is(readFileSync(tmp('keep.safetensors'), 'utf8'), 'previous', 'output untouched');
+  const copy = tmp('in.safetensors');
+  writeFileSync(copy, model);
+  failsClearly(memfit('convert-model', copy, copy, '--to', 'bf16'), /is the input file/);
+  assert.equal([...readFileSync(copy)], [...model], 'input untouched');
+  writeFileSync(tmp('trunc.safetensors'), model.subarray(0, 100));
+  failsClearly(memfit('convert-model', tmp('trunc.safetensors'), tmp('x.safetensors'), '--to', 'bf16'), /trunc\.safetensors: header length \d+ bytes runs past the end/);
+  failsClearly(memfit('inspect', tmp('trunc.safetensors')), /trunc\.safetensors: header length/);
+  failsClearly(memfit('inspect', tmp('absent.safetensors')), /absent\.safetensors: cannot open/);
+  assert.equal(readdirSync(dir).filter((f) => !['keep.safetensors', 'in.safetensors', 'trunc.safetensors', 'fp8.safetensors', 'back.safetensors'].includes(f)), [], 'no partial or temporary files');
+});
+
+test('convert-model --help documents the scale naming convention', () => {
+  const r = memfit('convert-model', '--help');
+  assert.is(r.code, 0);
+  assert.match(r.stdout, /<name>_scale \(x\.weight -> x\.weight_scale\)/);
+  assert.match(r.stdout, /--to float32 dequantises/);
+});
+
+test.after(() => rmSync(dir, { recursive: true, force: true }));
+
+test.run();
