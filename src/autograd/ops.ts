@@ -152,7 +152,7 @@ export function reshape(x: Variable, shape: readonly number[]): Variable {
 export function transpose(x: Variable): Variable {
   const r = x.data.rank;
   if (r < 2) throw new InvalidArgumentError(`transpose needs a tensor of rank >= 2, got [${x.shape.join(', ')}]`);
-  const y = Tensor.empty(x.backend, [...x.shape.slice(0, -2), x.shape[r - 1], x.shape[r - 2]], { dtype: x.data.dtype, category: outCategory() });
+  const y = Tensor.empty(x.backend, [...x.shape.slice(0, -2), x.shape[r - 1], x.shape[r - 2]], { dtype: x.data.dtype, category: outCategory(), label: 'transpose' });
   x.backend.transpose(x.data, y);
   return record('transpose', y, [x], () => [], (gy) => {
     const g = Tensor.empty(gy.backend, x.shape, { category: 'temporary' });

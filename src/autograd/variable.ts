@@ -7,6 +7,7 @@
 // Saved tensors go through pack/unpack hooks (PyTorch's saved_tensors_hooks), installable for a
 // scope with withSavedTensorsHooks(). The default keeps a tensor as it is (a view holding a
 // reference to its storage, so an activation the user disposes stays alive until backward).
+import { currentModulePath, setAllocationOp, withAllocationOp, withModulePath } from '../backend/alloc_label.js';
 import { InvalidArgumentError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { Backend } from '../backend/backend.js';
@@ -72,6 +73,7 @@ export function withOpPolicy<T>(policy: OpPolicy, fn: () => T): T {
 
 /** The one dispatch point of differentiable ops: their inputs after the innermost policy (if any). */
 export function applyOpPolicy<V extends readonly Variable[]>(op: string, inputs: V): V {
+  setAllocationOp(op); // the op's allocations are labelled with its name (until record() ends it)
   const p = policyStack[policyStack.length - 1];
   if (!p) return inputs;
   const out = p(op, inputs);
@@ -158,6 +160,8 @@ let nextSeq = 0;
 /** One recorded op. */
 export class Node {
   readonly seq = nextSeq++;
+  /** The module whose forward recorded this node ('' outside modules): its backward allocations are labelled with it. */
+  readonly modulePath = currentModulePath();
   private saved: (SavedTensor | null)[];
   private freed = false;
 
@@ -180,6 +184,10 @@ export class Node {
 
   /** Runs the backward closure; the saved tensors are unpacked, used and disposed. */
   apply(gy: Tensor): (Tensor | null)[] {
+    return withModulePath(this.modulePath, () => withAllocationOp(`${this.name}.backward`, () => this.run(gy)));
+  }
+
+  private run(gy: Tensor): (Tensor | null)[] {
     if (this.freed) throw new InvalidArgumentError(`${this.name}: its saved tensors were already freed (backward through the same graph twice, or after releaseGraph)`);
     this.freed = true;
     const ts: (Tensor | null)[] = [];
@@ -254,7 +262,7 @@ export class Variable {
       seed = gradOutput.reshape(gradOutput.shape);
     } else {
       if (this.shape.length !== 0) throw new InvalidArgumentError(`backward() without gradOutput needs a scalar (shape []), got [${this.shape.join(', ')}]`);
-      seed = Tensor.from(this.backend, [1], [], { category: 'temporary' });
+      seed = Tensor.from(this.backend, [1], [], { category: 'temporary', label: 'backward seed' });
     }
     runBackward(this, seed);
   }
@@ -316,6 +324,7 @@ export function record(
   } finally {
     if (!recorded) out.dispose(); // the op failed: its output must not leak
     for (const t of temps) t.dispose();
+    setAllocationOp(null);
   }
 }
 

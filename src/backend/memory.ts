@@ -3,6 +3,7 @@
 // allocations and frees between two points; freed buffers are pooled by size class so that a
 // steady training loop allocates nothing new from the device.
 import { InvalidArgumentError } from '../errors.js';
+import { allocationLabel } from './alloc_label.js';
 
 /** What a buffer holds; PyTorch users know these as the parts of a memory breakdown. */
 export type Category = 'parameter' | 'gradient' | 'optimizer' | 'activation' | 'data' | 'temporary';
@@ -94,7 +95,7 @@ export class MemoryTracker {
   onAlloc(bytes: number, category: Category, label = ''): number {
     const c = this.cats.get(category);
     if (!c) throw new InvalidArgumentError(`unknown memory category ${JSON.stringify(category)}; use one of ${CATEGORIES.join(', ')}`);
-    const ev: MemoryEvent = { kind: 'alloc', id: this.nextId++, bytes, category, label, seq: this.seq++ };
+    const ev: MemoryEvent = { kind: 'alloc', id: this.nextId++, bytes, category, label: allocationLabel(label), seq: this.seq++ };
     this.live.set(ev.id, ev);
     for (const k of [this.total, c]) {
       k.current += bytes;

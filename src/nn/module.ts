@@ -12,6 +12,7 @@
 // (gradient checkpointing, adapters) can be put around any submodule without the model's code
 // knowing; a wrapper lists the child it wraps in stateDictTransparentChildren() to keep the
 // model's checkpoint keys unchanged.
+import { currentModulePath, insideModule, withModulePath } from '../backend/alloc_label.js';
 import { InvalidArgumentError, MemfitError, ShapeMismatchError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { Backend } from '../backend/backend.js';
@@ -70,6 +71,27 @@ function describe(v: unknown): string {
   return `${/^[aeiou]/i.test(name) ? 'an' : 'a'} ${name}`;
 }
 
+/** The dotted names of the submodules of the outermost module whose forward is running. */
+let rootNames: { root: Module; names: Map<Module, string> } | null = null;
+
+/** Runs a module's forward with its dotted path as the allocation context. */
+function runLabelled<T>(m: Module, fn: () => T): T {
+  if (!insideModule()) {
+    const names = new Map<Module, string>();
+    for (const [n, sub] of m.namedModules()) if (!names.has(sub)) names.set(sub, n);
+    const saved = rootNames;
+    rootNames = { root: m, names };
+    try {
+      return withModulePath(m.constructor.name, fn);
+    } finally {
+      rootNames = saved;
+    }
+  }
+  const name = rootNames?.names.get(m);
+  const path = name !== undefined && name !== '' ? name : `${currentModulePath()}.${m.constructor.name}`;
+  return withModulePath(path, fn);
+}
+
 /** Base class of layers and models; subclasses assign children and Parameters as properties and define forward. */
 export abstract class Module {
   /** True in training mode (the default), false after eval(); layers like dropout read it. */
@@ -78,6 +100,25 @@ export abstract class Module {
   // ES #private: not an enumerable property, so it can neither be mistaken for a child nor clash
   // with a subclass's property names.
   #buffers = new Map<string, BufferEntry>();
+
+  constructor() {
+    // forward is wrapped per instance so that allocations made inside it are labelled with this
+    // module's dotted path (memory traces say who allocated what). Own, non-enumerable: never a child.
+    const self = this;
+    let wrapped: ((...args: unknown[]) => unknown) | undefined;
+    Object.defineProperty(this, 'forward', {
+      configurable: true, enumerable: false,
+      get(): unknown {
+        const f = Object.getPrototypeOf(self).forward as unknown;
+        if (typeof f !== 'function') return f;
+        wrapped ??= function labelled(this: Module, ...args: unknown[]): unknown {
+          return runLabelled(self, () => (f as (...a: unknown[]) => unknown).apply(this, args));
+        };
+        return wrapped;
+      },
+      set(v: unknown): void { Object.defineProperty(self, 'forward', { value: v, writable: true, configurable: true, enumerable: false }); },
+    });
+  }
 
   /**
    * Calls this module's forward with `args`: the generic entry point for code that runs modules it

@@ -2,6 +2,7 @@
 // first dimension) share storage; dispose() frees deterministically (GPU memory never waits for
 // the garbage collector). Every op goes through dispatch(), the one place where autocast policy
 // and autograd recording will apply.
+import { withAllocationOp } from '../backend/alloc_label.js';
 import { InvalidArgumentError, ShapeMismatchError } from '../errors.js';
 import { encode, decode } from '../dtype/encode.js';
 import { formatOf, canonicalDType } from '../dtype/formats.js';
@@ -157,17 +158,18 @@ export class Tensor implements TensorRef {
 
   // ---- ops (all through dispatch) -----------------------------------------------------------
 
-  add(b: Tensor): Tensor { return dispatch.binary('add', this, b); }
-  sub(b: Tensor): Tensor { return dispatch.binary('sub', this, b); }
-  mul(b: Tensor): Tensor { return dispatch.binary('mul', this, b); }
-  div(b: Tensor): Tensor { return dispatch.binary('div', this, b); }
-  unary(op: UnaryOp, alpha?: number): Tensor { return dispatch.unary(op, this, alpha); }
-  sum(axis: number | null = null): Tensor { return dispatch.reduce('sum', this, axis); }
-  mean(axis: number | null = null): Tensor { return dispatch.reduce('mean', this, axis); }
-  max(axis: number | null = null): Tensor { return dispatch.reduce('max', this, axis); }
-  softmax(): Tensor { return dispatch.softmax(this, false); }
-  logSoftmax(): Tensor { return dispatch.softmax(this, true); }
-  matmul(b: Tensor, options: MatmulOptions = {}): Tensor { return dispatch.matmul(this, b, options); }
+  // Each op's allocations are labelled with its name (memory traces say who allocated).
+  add(b: Tensor): Tensor { return withAllocationOp('add', () => dispatch.binary('add', this, b)); }
+  sub(b: Tensor): Tensor { return withAllocationOp('sub', () => dispatch.binary('sub', this, b)); }
+  mul(b: Tensor): Tensor { return withAllocationOp('mul', () => dispatch.binary('mul', this, b)); }
+  div(b: Tensor): Tensor { return withAllocationOp('div', () => dispatch.binary('div', this, b)); }
+  unary(op: UnaryOp, alpha?: number): Tensor { return withAllocationOp(op, () => dispatch.unary(op, this, alpha)); }
+  sum(axis: number | null = null): Tensor { return withAllocationOp('sum', () => dispatch.reduce('sum', this, axis)); }
+  mean(axis: number | null = null): Tensor { return withAllocationOp('mean', () => dispatch.reduce('mean', this, axis)); }
+  max(axis: number | null = null): Tensor { return withAllocationOp('max', () => dispatch.reduce('max', this, axis)); }
+  softmax(): Tensor { return withAllocationOp('softmax', () => dispatch.softmax(this, false)); }
+  logSoftmax(): Tensor { return withAllocationOp('logSoftmax', () => dispatch.softmax(this, true)); }
+  matmul(b: Tensor, options: MatmulOptions = {}): Tensor { return withAllocationOp('matmul', () => dispatch.matmul(this, b, options)); }
 }
 
 function sameBackend(...ts: Tensor[]): Backend {
