@@ -1,76 +1,25 @@
 // One table of format traits drives every encoder and decoder (layer 1 of ARCHITECTURE.md).
 //
-// Format ids are shared with src/dtype/formats.ts; keep the two tables in the same order.
-export const F32: i32 = 0;
-export const F16: i32 = 1;
-export const BF16: i32 = 2;
-export const E4M3FN: i32 = 3;
-export const E5M2: i32 = 4;
-export const E8M0FNU: i32 = 5;
-export const E3M2FN: i32 = 6;
-export const E2M3FN: i32 = 7;
-export const E2M1FN: i32 = 8;
-export const FORMAT_COUNT: i32 = 9;
-
-// How a format spells NaN.
-export const NAN_NONE: i32 = 0; // no NaN: NaN input encodes as a zero of the opposite sign (ml_dtypes' fp6/fp4 rule)
-export const NAN_IEEE: i32 = 1; // exponent all ones, mantissa non-zero; canonical quiet NaN keeps only the sign
-export const NAN_PAYLOAD: i32 = 2; // like IEEE, but keeps the top payload bits (numpy's float16, f32 demotion)
-export const NAN_ALL_ONES: i32 = 3; // S.1111.111 ("fn" formats): one NaN per sign
-export const NAN_UNSIGNED: i32 = 4; // 0xFF of an unsigned format (e8m0fnu)
-
-// Rounding modes (src/dtype/encode.ts names them).
-export const ROUND_NEAREST_EVEN: i32 = 0;
-export const ROUND_TOWARD_ZERO: i32 = 1;
-export const ROUND_STOCHASTIC: i32 = 2;
-
-// The trait table, as switches rather than arrays so that a call with a constant format folds to
-// a constant: the SIMD kernels are instantiated per format (convert.ts) with every shift and mask
-// known at compile time.
+// The format ids, NaN kinds, rounding-mode ids and the trait switches (bits, ebits, mbits,
+// nanKind, hasInf, isSigned) are generated from the TypeScript table (src/dtype/formats.ts) by
+// scripts/gen-constants.ts into build/constants.ts, so the three languages cannot disagree. They
+// are switches rather than arrays so that a call with a constant format folds to a constant: the
+// SIMD kernels are instantiated per format (convert.ts) with every shift and mask known at compile time.
 //   fmt:        f32  f16  bf16 e4m3fn e5m2 e8m0fnu e3m2fn e2m3fn e2m1fn
 //   bits        32   16   16   8      8    8       6      6      4
 //   exponent    8    5    8    4      5    8       3      2      2
 //   mantissa    23   10   7    3      2    0       2      3      1
-@inline export function bits(fmt: i32): i32 {
-  switch (fmt) {
-    case F32: return 32;
-    case F16: case BF16: return 16;
-    case E3M2FN: case E2M3FN: return 6;
-    case E2M1FN: return 4;
-    default: return 8;
-  }
-}
-@inline export function ebits(fmt: i32): i32 {
-  switch (fmt) {
-    case F16: case E5M2: return 5;
-    case E4M3FN: return 4;
-    case E3M2FN: return 3;
-    case E2M3FN: case E2M1FN: return 2;
-    default: return 8; // f32, bf16, e8m0fnu
-  }
-}
-@inline export function mbits(fmt: i32): i32 {
-  switch (fmt) {
-    case F32: return 23;
-    case F16: return 10;
-    case BF16: return 7;
-    case E4M3FN: case E2M3FN: return 3;
-    case E5M2: case E3M2FN: return 2;
-    case E2M1FN: return 1;
-    default: return 0; // e8m0fnu
-  }
-}
-@inline export function nanKind(fmt: i32): i32 {
-  switch (fmt) {
-    case F32: case F16: return NAN_PAYLOAD;
-    case BF16: case E5M2: return NAN_IEEE;
-    case E4M3FN: return NAN_ALL_ONES;
-    case E8M0FNU: return NAN_UNSIGNED;
-    default: return NAN_NONE; // fp6, fp4
-  }
-}
-@inline export function hasInf(fmt: i32): bool { return fmt == F32 || fmt == F16 || fmt == BF16 || fmt == E5M2; }
-@inline export function isSigned(fmt: i32): bool { return fmt != E8M0FNU; }
+import {
+  F32, F16, BF16, E4M3FN, E5M2, E8M0FNU, E3M2FN, E2M3FN, E2M1FN, FORMAT_COUNT,
+  NAN_NONE, NAN_IEEE, NAN_PAYLOAD, NAN_ALL_ONES, NAN_UNSIGNED, ROUND_NEAREST_EVEN, ROUND_TOWARD_ZERO, ROUND_STOCHASTIC,
+  bits, ebits, mbits, nanKind, hasInf, isSigned,
+} from "../build/constants";
+export {
+  F32, F16, BF16, E4M3FN, E5M2, E8M0FNU, E3M2FN, E2M3FN, E2M1FN, FORMAT_COUNT,
+  NAN_NONE, NAN_IEEE, NAN_PAYLOAD, NAN_ALL_ONES, NAN_UNSIGNED, ROUND_NEAREST_EVEN, ROUND_TOWARD_ZERO, ROUND_STOCHASTIC,
+  bits, ebits, mbits, nanKind, hasInf, isSigned,
+};
+
 /** IEEE-style bias (1 << (E-1)) - 1; no format here overrides it. */
 @inline export function bias(fmt: i32): i32 { return (1 << (ebits(fmt) - 1)) - 1; }
 /** Smallest normal exponent; e8m0fnu reuses it for its quirky code 0 (see encodeBits64). */

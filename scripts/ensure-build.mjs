@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const STAMP = join(root, 'dist', '.build-inputs');
 const INPUT_DIRS = ['assembly', 'src', 'shaders'];
-const INPUT_FILES = ['scripts/build.mjs', 'scripts/embed-wasm.mjs', 'scripts/embed-shaders.mjs', 'asconfig.json', 'tsconfig.json', 'package.json'];
+const INPUT_FILES = ['scripts/build.mjs', 'scripts/gen-constants.ts', 'scripts/embed-wasm.mjs', 'scripts/embed-shaders.mjs', 'asconfig.json', 'tsconfig.json', 'package.json'];
 
 function files(dir) {
   const out = [];

@@ -6,85 +6,47 @@
 //   exponent    8    5    8    4      5    8       3      2      2
 //   mantissa    23   10   7    3      2    0       2      3      1
 
-const F32: u32 = 0u;
-const F16: u32 = 1u;
-const BF16: u32 = 2u;
-const E4M3FN: u32 = 3u;
-const E5M2: u32 = 4u;
-const E8M0FNU: u32 = 5u;
-const E3M2FN: u32 = 6u;
-const E2M3FN: u32 = 7u;
-const E2M1FN: u32 = 8u;
-const I32: u32 = 9u;
+// Format ids (F32 ... E2M1FN, I32), NAN_*, ROUND_*, op ids and the trait switches fmt_bits,
+// fmt_ebits, fmt_mbits, fmt_nan_kind, fmt_has_inf and fmt_is_signed come first, generated from the
+// TypeScript table (build/constants.wgsl, by scripts/gen-constants.ts).
 
-fn fmt_bits(f: u32) -> u32 {
-  switch f {
-    case 0u, 9u: { return 32u; }
-    case 1u, 2u: { return 16u; }
-    case 6u, 7u: { return 6u; }
-    case 8u: { return 4u; }
-    default: { return 8u; }
-  }
-}
-fn fmt_ebits(f: u32) -> u32 {
-  switch f {
-    case 1u, 4u: { return 5u; }
-    case 3u: { return 4u; }
-    case 6u: { return 3u; }
-    case 7u, 8u: { return 2u; }
-    default: { return 8u; }
-  }
-}
-fn fmt_mbits(f: u32) -> u32 {
-  switch f {
-    case 0u: { return 23u; }
-    case 1u: { return 10u; }
-    case 2u: { return 7u; }
-    case 3u, 7u: { return 3u; }
-    case 4u, 6u: { return 2u; }
-    case 8u: { return 1u; }
-    default: { return 0u; }
-  }
-}
-fn fmt_has_inf(f: u32) -> bool { return f == F32 || f == F16 || f == BF16 || f == E5M2; }
 fn fmt_bias(f: u32) -> i32 { return (1 << (fmt_ebits(f) - 1u)) - 1; }
-fn fmt_sign_bit(f: u32) -> u32 { return select(1u << (fmt_bits(f) - 1u), 0u, f == E8M0FNU); }
+fn fmt_sign_bit(f: u32) -> u32 { return select(0u, 1u << (fmt_bits(f) - 1u), fmt_is_signed(f)); }
 fn fmt_inf_code(f: u32) -> u32 { return ((1u << fmt_ebits(f)) - 1u) << fmt_mbits(f); }
+
+// Whether the format's NaN is its all-ones code (e4m3fn, e8m0fnu): one code less of finite range.
+fn fmt_nan_is_top(f: u32) -> bool { let k = fmt_nan_kind(f); return k == NAN_ALL_ONES || k == NAN_UNSIGNED; }
 
 fn fmt_max_code(f: u32) -> u32 {
   let ones = (1u << (fmt_ebits(f) + fmt_mbits(f))) - 1u;
   if (fmt_has_inf(f)) { return ones - (1u << fmt_mbits(f)); }
-  if (f == E4M3FN || f == E8M0FNU) { return ones - 1u; }
+  if (fmt_nan_is_top(f)) { return ones - 1u; }
   return ones;
 }
 
 fn fmt_overflow_code(f: u32, saturate: bool) -> u32 {
   if (saturate) { return fmt_max_code(f); }
   if (fmt_has_inf(f)) { return fmt_inf_code(f); }
-  if (f == E4M3FN || f == E8M0FNU) { return fmt_max_code(f) + 1u; }
+  if (fmt_nan_is_top(f)) { return fmt_max_code(f) + 1u; }
   return fmt_max_code(f);
 }
 
 // NaN code for a float32 NaN with fraction bits `frac` (numpy keeps float16 payloads).
 fn fmt_nan_code(f: u32, negative: bool, frac: u32) -> u32 {
   let s = select(0u, fmt_sign_bit(f), negative);
-  switch f {
-    case 0u, 1u: {
+  switch fmt_nan_kind(f) {
+    case NAN_PAYLOAD: {
       var p = frac >> (23u - fmt_mbits(f));
       if (p == 0u) { p = 1u; }
       return s | fmt_inf_code(f) | p;
     }
-    case 2u, 4u: { return s | fmt_inf_code(f) | (1u << (fmt_mbits(f) - 1u)); }
-    case 3u: { return s | 0x7fu; }
-    case 5u: { return 0xffu; }
+    case NAN_IEEE: { return s | fmt_inf_code(f) | (1u << (fmt_mbits(f) - 1u)); }
+    case NAN_ALL_ONES: { return s | ((1u << (fmt_ebits(f) + fmt_mbits(f))) - 1u); }
+    case NAN_UNSIGNED: { return 0xffu; }
     default: { return select(fmt_sign_bit(f), 0u, negative); } // fp6 / fp4: the zero of the opposite sign (ml_dtypes)
   }
 }
 
-// Rounding modes (src/dtype/encode.ts names them; assembly/formats.ts ROUND_*).
-const ROUND_NEAREST_EVEN: u32 = 0u;
-const ROUND_TOWARD_ZERO: u32 = 1u;
-const ROUND_STOCHASTIC: u32 = 2u;
 
 // ---- 64-bit unsigned integers as vec2<u32>(lo, hi) (WGSL has no u64) ---------------------------
 
@@ -209,10 +171,10 @@ fn encode_bits_mode(f: u32, x: u32, saturate: bool, mode: u32, rnd: vec2<u32>) -
 // code -> float32 bits, exact.
 fn decode_bits(f: u32, code: u32) -> u32 {
   switch f {
-    case 0u: { return code; }
-    case 9u: { return bitcast<u32>(f32(bitcast<i32>(code))); }
-    case 2u: { return code << 16u; }
-    case 5u: {
+    case F32: { return code; }
+    case I32: { return bitcast<u32>(f32(bitcast<i32>(code))); }
+    case BF16: { return code << 16u; }
+    case E8M0FNU: {
       if (code == 0xffu) { return 0x7fc00000u; }
       return select(code << 23u, 0x00400000u, code == 0u);
     }

@@ -62,43 +62,43 @@ fn is_nan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u
 fn unary_op(x: f32) -> f32 {
   let alpha = params.alpha;
   switch OP {
-    case 0u: { return -x; }
-    case 1u: { return exp(x); }
-    case 2u: { return log(x); }
-    case 3u: { return sqrt(x); }
-    case 4u: { return 1.0 / sqrt(x); }
-    case 5u: { return select(0.0, x, x > 0.0); }
-    case 6u: { return 0.5 * x * (1.0 + erf32(x * 0.70710678118654752)); }
-    case 7u: { return x / (1.0 + exp(-x)); }
-    case 8u: { return 1.0 / (1.0 + exp(-x)); }
-    case 9u: { return tanh32(x); }
-    case 10u: { return abs(x); }
-    case 11u: { return x * x; }
-    case 12u: { return x * alpha; }
-    case 13u: { return pow(x, alpha); }
-    case 14u: { return x + alpha; }
+    case U_NEG: { return -x; }
+    case U_EXP: { return exp(x); }
+    case U_LOG: { return log(x); }
+    case U_SQRT: { return sqrt(x); }
+    case U_RSQRT: { return 1.0 / sqrt(x); }
+    case U_RELU: { return select(0.0, x, x > 0.0); }
+    case U_GELU: { return 0.5 * x * (1.0 + erf32(x * 0.70710678118654752)); }
+    case U_SILU: { return x / (1.0 + exp(-x)); }
+    case U_SIGMOID: { return 1.0 / (1.0 + exp(-x)); }
+    case U_TANH: { return tanh32(x); }
+    case U_ABS: { return abs(x); }
+    case U_SQUARE: { return x * x; }
+    case U_SCALE: { return x * alpha; }
+    case U_POW_SCALAR: { return pow(x, alpha); }
+    case U_ADD_SCALAR: { return x + alpha; }
     default: { return 0.0; }
   }
 }
 
 fn binary_op(a: f32, b: f32) -> f32 {
   switch OP {
-    case 0u: { return a + b; }
-    case 1u: { return a - b; }
-    case 2u: { return a * b; }
-    case 3u: { return a / b; }
-    case 4u: { return pow(a, b); }
-    case 5u: { return select(max(a, b), qnan(), is_nan(a) || is_nan(b)); }
-    case 6u: { return select(min(a, b), qnan(), is_nan(a) || is_nan(b)); }
-    // Backward ops: a = the output gradient, b = the forward input x (or output y for 10u, 11u).
-    case 7u: { return select(0.0, a, b > 0.0); }
-    case 8u: { return a * (0.5 * (1.0 + erf32(b * 0.70710678118654752)) + b * exp(-0.5 * b * b) * 0.39894228040143268); }
-    case 9u: {
+    case B_ADD: { return a + b; }
+    case B_SUB: { return a - b; }
+    case B_MUL: { return a * b; }
+    case B_DIV: { return a / b; }
+    case B_POW: { return pow(a, b); }
+    case B_MAXIMUM: { return select(max(a, b), qnan(), is_nan(a) || is_nan(b)); }
+    case B_MINIMUM: { return select(min(a, b), qnan(), is_nan(a) || is_nan(b)); }
+    // Backward ops: a = the output gradient, b = the forward input x (or output y for the _Y ops).
+    case B_RELU_BACKWARD: { return select(0.0, a, b > 0.0); }
+    case B_GELU_BACKWARD: { return a * (0.5 * (1.0 + erf32(b * 0.70710678118654752)) + b * exp(-0.5 * b * b) * 0.39894228040143268); }
+    case B_SILU_BACKWARD: {
       let s = 1.0 / (1.0 + exp(-b));
       return a * (s * (1.0 + b * (1.0 - s)));
     }
-    case 10u: { return a * (b * (1.0 - b)); }
-    case 11u: { return a * (1.0 - b * b); }
+    case B_SIGMOID_BACKWARD_Y: { return a * (b * (1.0 - b)); }
+    case B_TANH_BACKWARD_Y: { return a * (1.0 - b * b); }
     default: { return 0.0; }
   }
 }

@@ -1,14 +1,12 @@
-// float32 elementwise kernels of the wasm backend (the reference for shaders/elementwise.wgsl).
-// Op ids are shared with src/backend/ops.ts.
+// float32 elementwise kernels of the wasm backend (the reference for shaders/pointwise.wgsl and reduce.wgsl).
 
-// Unary ops.
-export const U_NEG: i32 = 0, U_EXP: i32 = 1, U_LOG: i32 = 2, U_SQRT: i32 = 3, U_RSQRT: i32 = 4, U_RELU: i32 = 5,
-  U_GELU: i32 = 6, U_SILU: i32 = 7, U_SIGMOID: i32 = 8, U_TANH: i32 = 9, U_ABS: i32 = 10, U_SQUARE: i32 = 11,
-  U_SCALE: i32 = 12, U_POW_SCALAR: i32 = 13, U_ADD_SCALAR: i32 = 14;
-// Binary ops.
-export const B_ADD: i32 = 0, B_SUB: i32 = 1, B_MUL: i32 = 2, B_DIV: i32 = 3, B_POW: i32 = 4, B_MAX: i32 = 5, B_MIN: i32 = 6,
-  // Backward ops: a = the output gradient, b = the forward input x (or output y where noted).
-  B_RELU_BWD: i32 = 7, B_GELU_BWD: i32 = 8, B_SILU_BWD: i32 = 9, B_SIGMOID_BWD_Y: i32 = 10, B_TANH_BWD_Y: i32 = 11;
+// Op ids: generated from src/backend/ops.ts (build/constants.ts). Binary backward ops: a = the
+// output gradient, b = the forward input x (or output y where noted).
+import {
+  U_NEG, U_EXP, U_LOG, U_SQRT, U_RSQRT, U_RELU, U_GELU, U_SILU, U_SIGMOID, U_TANH, U_ABS, U_SQUARE, U_SCALE, U_POW_SCALAR, U_ADD_SCALAR,
+  B_ADD, B_SUB, B_MUL, B_DIV, B_POW, B_MAXIMUM, B_MINIMUM, B_RELU_BACKWARD, B_GELU_BACKWARD, B_SILU_BACKWARD, B_SIGMOID_BACKWARD_Y, B_TANH_BACKWARD_Y,
+  R_SUM, R_MEAN, R_MAX, R_AMAX,
+} from "../../build/constants";
 
 /** erf(x), |error| < 1.2e-7 (Numerical Recipes erfc, Chebyshev fit); the WGSL twin uses the same formula. */
 @inline export function erf32(x: f32): f32 {
@@ -54,17 +52,17 @@ export const B_ADD: i32 = 0, B_SUB: i32 = 1, B_MUL: i32 = 2, B_DIV: i32 = 3, B_P
     case B_MUL: return a * b;
     case B_DIV: return a / b;
     case B_POW: return Mathf.pow(a, b);
-    case B_MAX: return a != a || b != b ? NaN : Mathf.max(a, b);
-    case B_MIN: return a != a || b != b ? NaN : Mathf.min(a, b);
-    case B_RELU_BWD: return b > 0 ? a : 0;
+    case B_MAXIMUM: return a != a || b != b ? NaN : Mathf.max(a, b);
+    case B_MINIMUM: return a != a || b != b ? NaN : Mathf.min(a, b);
+    case B_RELU_BACKWARD: return b > 0 ? a : 0;
     // gelu'(x) = Phi(x) + x phi(x)
-    case B_GELU_BWD: return a * (0.5 * (1.0 + erf32(b * 0.70710678118654752)) + b * Mathf.exp(-0.5 * b * b) * 0.39894228040143268);
-    case B_SILU_BWD: { // silu'(x) = s (1 + x (1 - s)), s = sigmoid(x)
+    case B_GELU_BACKWARD: return a * (0.5 * (1.0 + erf32(b * 0.70710678118654752)) + b * Mathf.exp(-0.5 * b * b) * 0.39894228040143268);
+    case B_SILU_BACKWARD: { // silu'(x) = s (1 + x (1 - s)), s = sigmoid(x)
       const s: f32 = 1.0 / (1.0 + Mathf.exp(-b));
       return a * (s * (1.0 + b * (1.0 - s)));
     }
-    case B_SIGMOID_BWD_Y: return a * (b * (1.0 - b));
-    case B_TANH_BWD_Y: return a * (1.0 - b * b);
+    case B_SIGMOID_BACKWARD_Y: return a * (b * (1.0 - b));
+    case B_TANH_BACKWARD_Y: return a * (1.0 - b * b);
     default: return NaN;
   }
 }
@@ -140,7 +138,6 @@ export function whereF32(cond: usize, a: usize, b: usize, out: usize, n: usize):
 }
 
 // Reductions over the middle axis of [outer, len, inner].
-export const R_SUM: i32 = 0, R_MEAN: i32 = 1, R_MAX: i32 = 2, R_AMAX: i32 = 3;
 
 export function reduceF32(op: i32, x: usize, out: usize, outer: usize, len: usize, inner: usize): void {
   for (let o: usize = 0; o < outer; o++) {

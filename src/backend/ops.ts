@@ -1,4 +1,5 @@
-// Op ids shared with the kernels (assembly/kernels/elementwise.ts and shaders/elementwise.wgsl).
+// Op ids: the one source. scripts/gen-constants.ts generates the AssemblyScript and WGSL constants
+// (U_*, B_*, R_*: build/constants.ts and build/constants.wgsl) that the kernels switch on.
 import type { BinaryOp, ReduceOp, UnaryOp } from './backend.js';
 
 export const UNARY_IDS: Record<UnaryOp, number> = {

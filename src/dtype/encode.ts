@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from '../errors.js';
-import { formatOf, type FormatTraits } from './formats.js';
+import { formatOf, ROUNDING_IDS, type FormatTraits } from './formats.js';
 import { WasmArray } from './host_array.js';
 import { streamKernel, type Side } from './stream.js';
 import { wasm, type CodeArray } from './wasm.js';
@@ -7,7 +7,6 @@ import { wasm, type CodeArray } from './wasm.js';
 /** Rounding modes: IEEE nearest-even (default, ml_dtypes), toward zero, or unbiased stochastic. */
 export type Rounding = 'nearest-even' | 'toward-zero' | 'stochastic';
 
-const ROUNDING_IDS: Record<Rounding, number> = { 'nearest-even': 0, 'toward-zero': 1, stochastic: 2 };
 
 export interface EncodeOptions {
   /** Clamp finite overflow and ±inf to ±max (the OCP MX conversion rule); NaN stays NaN where the format has one. */

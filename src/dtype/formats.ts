@@ -28,6 +28,8 @@ export interface FormatTraits {
   readonly signed: boolean;
   readonly hasInf: boolean;
   readonly nan: NanEncoding;
+  /** A NaN input keeps its top payload bits (numpy's float16 conversion, float32 itself) instead of becoming the canonical NaN. */
+  readonly nanKeepsPayload: boolean;
   readonly aliases: readonly DTypeAlias[];
   /** Bytes per code when unpacked: 4, 2 or 1. */
   readonly codeBytes: 1 | 2 | 4;
@@ -63,11 +65,15 @@ function traits(
   const codeBytes = bits > 16 ? 4 : bits > 8 ? 2 : 1;
   return {
     name, id, bits, exponentBits, mantissaBits, bias: (1 << (exponentBits - 1)) - 1,
-    signed, hasInf, nan, aliases: ALIASES[name], codeBytes,
+    signed, hasInf, nan, nanKeepsPayload: name === 'float32' || name === 'float16', aliases: ALIASES[name], codeBytes,
   };
 }
 
-/** Every format, in id order. */
+/**
+ * Every format, in id order. This table is the one source of the format traits: the
+ * AssemblyScript and WGSL constants and trait functions are generated from it at build time
+ * (scripts/gen-constants.ts writes build/constants.ts and build/constants.wgsl).
+ */
 export const FORMATS: readonly FormatTraits[] = [
   traits('float32', 0, 32, 8, 23, true, true, 'ieee'),
   traits('float16', 1, 16, 5, 10, true, true, 'ieee'),
@@ -79,6 +85,12 @@ export const FORMATS: readonly FormatTraits[] = [
   traits('float6_e2m3fn', 7, 6, 2, 3, true, false, 'none'),
   traits('float4_e2m1fn', 8, 4, 2, 1, true, false, 'none'),
 ];
+
+/** The format id kernels use for int32 tensors (ids, targets), after the float formats. */
+export const INT32_FORMAT_ID = 9;
+
+/** Rounding-mode ids shared with the kernels (generated constants ROUND_*). */
+export const ROUNDING_IDS = { 'nearest-even': 0, 'toward-zero': 1, stochastic: 2 } as const;
 
 const BY_NAME = new Map<string, FormatTraits>();
 for (const f of FORMATS) {

@@ -2,7 +2,7 @@
 // every WGSL kernel is tested against. Storage lives in the module's heap; kernels run in float32
 // on staged copies of low-precision inputs (decoded exactly) and round once into the output.
 import { InvalidArgumentError, MemfitError } from '../../errors.js';
-import { formatOf } from '../../dtype/formats.js';
+import { formatOf, ROUNDING_IDS } from '../../dtype/formats.js';
 import { wasm } from '../../dtype/wasm.js';
 import type {
   AdamWHyper, Backend, BinaryOp, CastOptions, MatmulOptions, ReduceOp, Storage, TensorDType, TensorRef, UnaryOp,
@@ -50,7 +50,6 @@ class WasmStorage implements Storage {
   ) {}
 }
 
-const ROUNDING = { 'nearest-even': 0, 'toward-zero': 1, stochastic: 2 } as const;
 
 /** A float32 view of a tensor for a kernel: a pointer, and a release() for any staging copy. */
 export interface Staged {
@@ -180,7 +179,7 @@ export class WasmBackend implements Backend {
     const base = this.ptr(out.storage);
     if (out.dtype === 'int32') return w.f32ToI32(src, base, n);
     const f = formatOf(out.dtype);
-    const mode = ROUNDING[options.rounding ?? 'nearest-even'];
+    const mode = ROUNDING_IDS[options.rounding ?? 'nearest-even'];
     const seed = options.seed ?? 0n;
     const sat = options.saturate ? 1 : 0;
     if (f.bits >= 8) return w.encodeF32(f.id, src, base, n, mode, sat, seed, 0n);

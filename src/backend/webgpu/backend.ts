@@ -3,7 +3,7 @@
 // constants); work is recorded into one command encoder and submitted when results are read.
 import { shaders } from '../../../build/shaders.js';
 import { InvalidArgumentError, MemfitError } from '../../errors.js';
-import { formatOf } from '../../dtype/formats.js';
+import { formatOf, INT32_FORMAT_ID, ROUNDING_IDS } from '../../dtype/formats.js';
 import type {
   AdamWHyper, Backend, BinaryOp, CastOptions, MatmulOptions, ReduceOp, Storage, TensorDType, TensorRef, UnaryOp,
 } from '../backend.js';
@@ -15,7 +15,7 @@ import { gpuFamilies } from './families.js';
 
 /** Format id used in shaders (int32 is 9). */
 export function fmtId(dtype: TensorDType): number {
-  return dtype === 'int32' ? 9 : formatOf(dtype).id;
+  return dtype === 'int32' ? INT32_FORMAT_ID : formatOf(dtype).id;
 }
 
 /** A storage-buffer binding declared as array<u32>, with `<name>_code(i, fmt)` and `<name>_f32(i, fmt)` readers. */
@@ -52,8 +52,6 @@ export interface Binding {
 const WORKGROUP = 256;
 const MAX_PASSES_PER_SUBMIT = 64;
 
-/** Rounding-mode ids shared with shaders/dtype.wgsl (ROUND_*) and assembly/formats.ts. */
-const ROUNDING: Record<string, number> = { 'nearest-even': 0, 'toward-zero': 1, stochastic: 2 };
 
 /** A cast's rounding mode (an override constant) and its stochastic stream (uniform rng). */
 interface CastParams {
@@ -301,7 +299,7 @@ export class WebGPUBackend implements Backend {
    */
   cast(x: TensorRef, out: TensorRef, options: CastOptions = {}): void {
     const rounding = options.rounding ?? 'nearest-even';
-    const mode = ROUNDING[rounding];
+    const mode = ROUNDING_IDS[rounding];
     if (mode === undefined) throw new InvalidArgumentError(`unknown rounding ${JSON.stringify(rounding)}; use 'nearest-even', 'toward-zero' or 'stochastic'`);
     const seed = mode === 2 ? BigInt.asUintN(64, options.seed ?? 0n) : 0n;
     this.pointwise(0, 0, [x], out, 0, options.saturate ? 1 : 0, undefined, { mode, seed, base: 0n });

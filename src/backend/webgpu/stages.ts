@@ -4,6 +4,9 @@
 // `//#unroll $v N` ... `//#end` blocks are written out N times (expandUnroll).
 import type { TensorRef } from '../backend.js';
 import { numel } from '../shape.js';
+import { formatOf, INT32_FORMAT_ID } from '../../dtype/formats.js';
+
+const F32_ID = formatOf('float32').id;
 import { accessor, type WebGPUBackend } from './backend.js';
 
 /**
@@ -67,8 +70,8 @@ export interface StageOptions {
 
 /** A read accessor as backend.ts accessor() gives, one load for 32-bit formats (float32 0, int32 9). */
 export function readAccessor(name: string, binding: number, fmt?: number): string {
-  if (fmt !== 0 && fmt !== 9) return accessor(name, binding, 'read');
-  const value = fmt === 0 ? `bitcast<f32>(${name}[i])` : `f32(bitcast<i32>(${name}[i]))`;
+  if (fmt !== F32_ID && fmt !== INT32_FORMAT_ID) return accessor(name, binding, 'read');
+  const value = fmt === F32_ID ? `bitcast<f32>(${name}[i])` : `f32(bitcast<i32>(${name}[i]))`;
   return `@group(0) @binding(${binding}) var<storage, read> ${name}: array<u32>;
 fn ${name}_code(i: u32, f: u32) -> u32 { return ${name}[i]; }
 fn ${name}_f32(i: u32, f: u32) -> f32 { return ${value}; }
@@ -82,7 +85,7 @@ export function stagePipeline(
   const defs = Object.entries(options.defs ?? {});
   for (const [k, v] of defs) if (!(Number.isInteger(v) && v >= 0 && v < 2 ** 32)) throw new Error(`shader const ${k} must be a u32, got ${v}`);
   const formats = options.formats ?? {};
-  const fast = inputs.filter((n) => formats[n] === 0 || formats[n] === 9).map((n) => `${n}=${formats[n]}`);
+  const fast = inputs.filter((n) => formats[n] === F32_ID || formats[n] === INT32_FORMAT_ID).map((n) => `${n}=${formats[n]}`);
   const key = [`${file}:${name}`, defs.map(([k, v]) => `${k}=${v}`).join(','), fast.join(',')].join(':');
   return g.pipeline(key, () => g.shader('dtype') + g.shader('workgroup') + defs.map(([k, v]) => `const ${k}: u32 = ${v}u;\n`).join('')
     + inputs.map((n, i) => readAccessor(n, i, formats[n])).join('') + shaderStage(g.shader(file), name, options.defs), constants);
