@@ -15,7 +15,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import type { Backend, TensorDType, TensorRef } from '../src/backend/backend.js';
-import { WasmBackend, storageBytes } from '../src/backend/wasm/backend.js';
+import { WasmBackend } from '../src/backend/wasm/backend.js';
+import { storageBytes } from '../src/backend/storage.js';
 import { numel } from '../src/backend/shape.js';
 import { encode } from '../src/index.js';
 

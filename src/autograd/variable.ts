@@ -11,7 +11,7 @@ import { currentModulePath, setAllocationOp, withAllocationOp, withModulePath } 
 import { InvalidArgumentError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { Backend } from '../backend/backend.js';
-import { storageBytes } from '../backend/wasm/backend.js';
+import { storageBytes } from '../backend/storage.js';
 
 // ---- grad mode --------------------------------------------------------------------------------
 

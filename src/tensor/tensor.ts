@@ -10,7 +10,7 @@ import { pack, unpack } from '../dtype/pack.js';
 import type { Backend, BinaryOp, CastOptions, MatmulOptions, ReduceOp, Storage, TensorDType, TensorRef, UnaryOp } from '../backend/backend.js';
 import type { Category } from '../backend/memory.js';
 import { broadcastShapes, checkShape, normAxis, numel } from '../backend/shape.js';
-import { storageBytes } from '../backend/wasm/backend.js';
+import { storageBytes } from '../backend/storage.js';
 
 interface SharedStorage {
   readonly storage: Storage;

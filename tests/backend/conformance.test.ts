@@ -4,7 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpuBackend, tensor, readF32, WasmBackend, type WebGPUBackend } from '../helpers/backends.js';
 import type { Backend, BinaryOp, TensorDType, UnaryOp } from '../../src/backend/backend.js';
-import { storageBytes } from '../../src/backend/wasm/backend.js';
+import { storageBytes } from '../../src/backend/storage.js';
 import { numel } from '../../src/backend/shape.js';
 import { encode, decode, formatOf, pack, unpack } from '../../src/index.js';
 import { NARROW_FORMATS } from '../helpers/reference.js';

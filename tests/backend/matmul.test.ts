@@ -7,7 +7,7 @@ import { WasmBackend } from '../../src/backend/wasm/backend.js';
 import { WebGPUBackend } from '../../src/backend/webgpu/backend.js';
 import { DEFAULT_TILES, LARGE_TILES, SMALL_TILES, SOFTWARE_TILES, matmul as gpuMatmul, matmulTiles, type MatmulTiles } from '../../src/backend/webgpu/matmul.js';
 import type { Backend, TensorDType, TensorRef } from '../../src/backend/backend.js';
-import { storageBytes } from '../../src/backend/wasm/backend.js';
+import { storageBytes } from '../../src/backend/storage.js';
 import { numel } from '../../src/backend/shape.js';
 import { decode, encode } from '../../src/index.js';
 

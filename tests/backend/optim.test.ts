@@ -2,7 +2,8 @@
 // both backends: wasm against float64 references and golden data, WebGPU against wasm.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { WasmBackend, storageBytes } from '../../src/backend/wasm/backend.js';
+import { WasmBackend } from '../../src/backend/wasm/backend.js';
+import { storageBytes } from '../../src/backend/storage.js';
 import { WebGPUBackend } from '../../src/backend/webgpu/backend.js';
 import type { AdamWHyper, Backend, TensorDType, TensorRef } from '../../src/backend/backend.js';
 import { numel } from '../../src/backend/shape.js';

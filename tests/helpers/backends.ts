@@ -2,7 +2,7 @@
 import { WasmBackend } from '../../src/backend/wasm/backend.js';
 import { WebGPUBackend } from '../../src/backend/webgpu/backend.js';
 import type { Backend, TensorDType, TensorRef } from '../../src/backend/backend.js';
-import { storageBytes } from '../../src/backend/wasm/backend.js';
+import { storageBytes } from '../../src/backend/storage.js';
 import { numel } from '../../src/backend/shape.js';
 
 let gpu: WebGPUBackend | undefined;

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gpuBackend, type WebGPUBackend } from '../helpers/backends.js';
 import { WasmBackend } from '../../src/backend/wasm/backend.js';
-import { storageBytes } from '../../src/backend/wasm/backend.js';
+import { storageBytes } from '../../src/backend/storage.js';
 import type { TensorDType } from '../../src/backend/backend.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { InvalidArgumentError } from '../../src/errors.js';

@@ -6,7 +6,7 @@ import { WasmBackend } from '../../src/backend/wasm/backend.js';
 import type { Backend } from '../../src/backend/backend.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { inferenceMode, savedTensorStats, tidy, withSavedTensorsHooks, type SavedTensorsHooks } from '../../src/autograd/index.js';
-import { storageBytes } from '../../src/backend/wasm/backend.js';
+import { storageBytes } from '../../src/backend/storage.js';
 import { Llama, RotaryEmbedding, SwiGLU, type LlamaConfig } from '../../src/nn/llama.js';
 import { Generator } from '../../src/random.js';
 import { gradcheck, weighted, weightedSum } from '../helpers/gradcheck.js';

@@ -36,11 +36,6 @@ export function kernelExports(): WasmKernelExports {
   return wasm() as unknown as WasmKernelExports;
 }
 
-/** Bytes that n elements of a tensor dtype take in storage (packed for sub-byte formats). */
-export function storageBytes(dtype: TensorDType, n: number): number {
-  if (dtype === 'int32') return n * 4;
-  return Math.ceil((n * formatOf(dtype).bits) / 8);
-}
 
 class WasmStorage implements Storage {
   freed = false;

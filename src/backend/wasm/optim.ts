@@ -1,4 +1,5 @@
 // Optimizer kernels on the wasm backend (AssemblyScript twins in assembly/kernels/optim.ts).
+import { adamwScalars } from '../adamw.js';
 import { InvalidArgumentError } from '../../errors.js';
 import type { AdamWHyper, TensorRef } from '../backend.js';
 import { numel } from '../shape.js';
@@ -46,24 +47,6 @@ export function globalNorm(backend: WasmBackend, tensors: readonly TensorRef[], 
     }
   }
   new Float32Array(kernelExports().memory.buffer, f32Ptr(backend, out, 'globalNorm out'), 1)[0] = Math.sqrt(total);
-}
-
-/** Scalars of one AdamW step, shared with the WebGPU backend (PyTorch's arrangement of the update). */
-export function adamwScalars(h: AdamWHyper): {
-  gradScale: number; decay: number; beta1: number; omb1: number; beta2: number; omb2: number; stepSize: number; bc2Sqrt: number; eps: number;
-} {
-  if (!(h.step >= 1)) throw new InvalidArgumentError(`adamw step must be >= 1, got ${h.step}`);
-  const bc1 = 1 - h.beta1 ** h.step;
-  const bc2 = 1 - h.beta2 ** h.step;
-  return {
-    gradScale: h.gradScale ?? 1,
-    decay: 1 - h.lr * h.weightDecay,
-    beta1: h.beta1, omb1: 1 - h.beta1,
-    beta2: h.beta2, omb2: 1 - h.beta2,
-    stepSize: h.lr / bc1,
-    bc2Sqrt: Math.sqrt(bc2),
-    eps: h.eps,
-  };
 }
 
 /** One AdamW step in place; param may be any float dtype (updated in float32, rounded once), m and v float32. */

@@ -2,7 +2,7 @@
 import { InvalidArgumentError } from '../../errors.js';
 import type { AdamWHyper, TensorRef } from '../backend.js';
 import { numel } from '../shape.js';
-import { adamwScalars } from '../wasm/optim.js';
+import { adamwScalars } from '../adamw.js';
 import { accessor, fmtId, type WebGPUBackend } from './backend.js';
 import { shaderStage } from './stages.js';
 
