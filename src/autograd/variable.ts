@@ -7,10 +7,10 @@
 // Saved tensors go through pack/unpack hooks (PyTorch's saved_tensors_hooks), installable for a
 // scope with withSavedTensorsHooks(). The default keeps a tensor as it is (a view holding a
 // reference to its storage, so an activation the user disposes stays alive until backward).
-import { currentModulePath, setAllocationOp, withAllocationOp, withModulePath } from '../backend/alloc_label.js';
+import { currentModulePath, observeOp, setAllocationOp, withModulePath, type OpContext } from '../backend/op_context.js';
 import { InvalidArgumentError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
-import type { Backend } from '../backend/backend.js';
+import type { Backend, TensorDType } from '../backend/backend.js';
 import { storageBytes } from '../backend/storage.js';
 
 // ---- grad mode --------------------------------------------------------------------------------
@@ -56,41 +56,69 @@ export function enableGrad<T>(fn: () => T): T {
 
 // ---- op policy ----------------------------------------------------------------------------------
 
+/** What a policy decides for one op: the inputs to compute from, and the dtype of its output. */
+export interface OpDecision {
+  /** The inputs to use (e.g. cast to bfloat16 with the differentiable `cast` op); default: unchanged. */
+  readonly inputs?: readonly Variable[];
+  /** The output's dtype; default: the op's own rule (float32 for most ops). */
+  readonly outputDtype?: TensorDType;
+}
+
 /**
- * A per-op input policy (autocast's hook): called by every differentiable op with its name and
- * float inputs before the forward runs; it returns the inputs to use (e.g. cast to bfloat16 with
- * the differentiable `cast` op), or the same array to leave them. Installed for a scope.
+ * A per-op policy (autocast's hook): called by every op with its PyTorch name ('matmul', 'linear',
+ * 'softmax', 'rms_norm', ...) and its float inputs before the forward runs. It returns the inputs
+ * to use (an array), or an OpDecision that can also choose the output dtype. Installed for a scope;
+ * the innermost policy decides.
  */
-export type OpPolicy = (op: string, inputs: readonly Variable[]) => readonly Variable[];
+export type OpPolicy = (op: string, inputs: readonly Variable[]) => readonly Variable[] | OpDecision;
 
 const policyStack: OpPolicy[] = [];
 
-/** Runs fn with `policy` applied to the inputs of every differentiable op inside it. */
+/** Runs fn with `policy` deciding the inputs (and output dtype) of every op inside it. */
 export function withOpPolicy<T>(policy: OpPolicy, fn: () => T): T {
   policyStack.push(policy);
   try { return fn(); } finally { policyStack.pop(); }
 }
 
-/** The one dispatch point of differentiable ops: their inputs after the innermost policy (if any). */
-export function applyOpPolicy<V extends readonly Variable[]>(op: string, inputs: V): V {
-  setAllocationOp(op); // the op's allocations are labelled with its name (until record() ends it)
+/** The innermost policy's decision for `op` (inputs unchanged and no dtype when there is none). */
+export function decideOp<V extends readonly Variable[]>(op: string, inputs: V): { inputs: V; outputDtype?: TensorDType } {
   const p = policyStack[policyStack.length - 1];
-  if (!p) return inputs;
-  const out = p(op, inputs);
+  if (!p) return { inputs };
+  const d = p(op, inputs);
+  const decision: OpDecision = Array.isArray(d) ? { inputs: d as readonly Variable[] } : (d as OpDecision);
+  const out = decision.inputs ?? inputs;
   if (out.length !== inputs.length) throw new InvalidArgumentError(`op policy for ${op} returned ${out.length} inputs, expected ${inputs.length}`);
-  return out as unknown as V;
+  if (decision.outputDtype !== undefined && decision.outputDtype === 'int32') throw new InvalidArgumentError(`op policy for ${op}: the output dtype must be a float dtype`);
+  return { inputs: out as unknown as V, outputDtype: decision.outputDtype };
+}
+
+/**
+ * The policy step of an op written by hand (ops outside `apply`): the inputs after the innermost
+ * policy, with the op's allocations labelled with its name until record() ends it. Ops defined
+ * with defineOp get this (and the output dtype) from apply.
+ */
+export function applyOpPolicy<V extends readonly Variable[]>(op: string, inputs: V): V {
+  setAllocationOp(op);
+  return decideOp(op, inputs).inputs;
 }
 
 // ---- saved-tensor hooks --------------------------------------------------------------------------
 
+/** Which tensor a pack hook receives: the op that saves it, the module it runs in, and the slot. */
+export interface SavedTensorContext extends OpContext {
+  /** 'input0', 'input1', ... (the op's inputs, after its policy), 'output', or the name of a statistic ('rstd', 'lse', ...). */
+  readonly slot: string;
+}
+
 /**
- * pack(t) is called when an op saves t for backward; t is borrowed (do not dispose it; take a view
- * or a copy to keep it). unpack(packed) is called once, when backward needs the tensor: it returns
- * a Tensor that autograd owns and disposes right after use. release(packed), if given, is called
- * when the saved value is dropped without being unpacked (releaseGraph).
+ * pack(t, ctx) is called when an op saves t for backward; t is borrowed (do not dispose it; take a
+ * view or a copy to keep it); ctx says which op, module and slot. unpack(packed) is called once,
+ * when backward needs the tensor: it returns a Tensor that autograd owns and disposes right after
+ * use. release(packed), if given, is called when the saved value is dropped without being unpacked
+ * (releaseGraph).
  */
 export interface SavedTensorsHooks<P = unknown> {
-  pack(t: Tensor): P;
+  pack(t: Tensor, ctx: SavedTensorContext): P;
   unpack(packed: P): Tensor;
   release?(packed: P): void;
 }
@@ -120,10 +148,10 @@ class SavedTensor {
   private packed: unknown;
   private readonly bytes: number;
 
-  constructor(t: Tensor) {
+  constructor(t: Tensor, ctx: SavedTensorContext) {
     this.hooks = hookStack[hookStack.length - 1] ?? keepSavedTensors;
     this.bytes = storageBytes(t.dtype, t.size);
-    this.packed = this.hooks.pack(t);
+    this.packed = this.hooks.pack(t, ctx);
     saved.count++;
     saved.bytes += this.bytes;
   }
@@ -171,10 +199,11 @@ export class Node {
     readonly needs: readonly boolean[],
     toSave: (Tensor | null)[],
     private readonly backwardFn: BackwardFn,
+    slots: readonly string[] = [],
   ) {
     const saved: (SavedTensor | null)[] = [];
     try {
-      for (const t of toSave) saved.push(t ? new SavedTensor(t) : null);
+      toSave.forEach((t, i) => saved.push(t ? new SavedTensor(t, { op: name, module: this.modulePath, slot: slots[i] ?? `saved${i}` }) : null));
     } catch (e) { // a pack hook failed: release what was packed
       for (const x of saved) x?.release();
       throw e;
@@ -184,7 +213,7 @@ export class Node {
 
   /** Runs the backward closure; the saved tensors are unpacked, used and disposed. */
   apply(gy: Tensor): (Tensor | null)[] {
-    return withModulePath(this.modulePath, () => withAllocationOp(`${this.name}.backward`, () => this.run(gy)));
+    return withModulePath(this.modulePath, () => observeOp(`${this.name}.backward`, () => this.run(gy)));
   }
 
   private run(gy: Tensor): (Tensor | null)[] {
@@ -304,6 +333,7 @@ export class Variable {
 export function record(
   name: string, out: Tensor, inputs: Variable[],
   save: (needs: boolean[]) => (Tensor | null)[], backward: BackwardFn, temps: readonly Tensor[] = [],
+  slots?: readonly string[],
 ): Variable {
   const needs = inputs.map((v) => v.requiresGrad);
   let recorded = false;
@@ -318,7 +348,7 @@ export function record(
       const owner = inputs.find((v) => v.data === t);
       if (owner?.isInference) throw new InvalidArgumentError(`${name}: an inference variable cannot be saved for backward (it was made inside inferenceMode)`);
     }
-    const v = track(new Variable(out, { requiresGrad: true }, new Node(name, inputs, needs, toSave, backward)));
+    const v = track(new Variable(out, { requiresGrad: true }, new Node(name, inputs, needs, toSave, backward, slots ?? savedSlots(toSave, inputs, out))));
     recorded = true;
     return v;
   } finally {
@@ -326,6 +356,18 @@ export function record(
     for (const t of temps) t.dispose();
     setAllocationOp(null);
   }
+}
+
+/** The slot of each saved tensor: an input ('input0', ...), the output, or the statistic's own name ('rstd', ...). */
+function savedSlots(toSave: readonly (Tensor | null)[], inputs: readonly Variable[], out: Tensor): string[] {
+  return toSave.map((t, i) => {
+    if (!t) return '';
+    const k = inputs.findIndex((v) => v.data === t);
+    if (k >= 0) return `input${k}`;
+    if (t === out) return 'output';
+    const label = t.storage.label;
+    return label ? label.slice(label.lastIndexOf('/') + 1) : `saved${i}`;
+  });
 }
 
 // ---- tidy ---------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@
 // (gradient checkpointing, adapters) can be put around any submodule without the model's code
 // knowing; a wrapper lists the child it wraps in stateDictTransparentChildren() to keep the
 // model's checkpoint keys unchanged.
-import { currentModulePath, insideModule, withModulePath } from '../backend/alloc_label.js';
+import { currentModulePath, insideModule, withModulePath } from '../backend/op_context.js';
 import { InvalidArgumentError, MemfitError, ShapeMismatchError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { Backend } from '../backend/backend.js';

@@ -4,6 +4,7 @@
 //
 // step() only queues kernels: step counts live on the host (a number per parameter state), and
 // nothing is ever read back, so a training loop never waits for the device inside step().
+import { observeOp } from '../backend/op_context.js';
 import { InvalidArgumentError, ShapeMismatchError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { formatOf } from '../dtype/formats.js';
@@ -142,7 +143,7 @@ export abstract class Optimizer<H extends OptimizerHyper> {
     }
     for (const [p, grad, group] of work) {
       const state = this.state.get(p) ?? {};
-      this.updateParam(p, grad, group, state);
+      observeOp(`${this.name}.step`, () => this.updateParam(p, grad, group, state)); // labels and observers, as every op
       if (Object.keys(state).length > 0) this.state.set(p, state);
     }
   }

@@ -2,7 +2,7 @@
 // first dimension) share storage; dispose() frees deterministically (GPU memory never waits for
 // the garbage collector). Every op goes through dispatch(), the one place where autocast policy
 // and autograd recording will apply.
-import { withAllocationOp } from '../backend/alloc_label.js';
+import { observeOp } from '../backend/op_context.js';
 import { InvalidArgumentError, ShapeMismatchError } from '../errors.js';
 import { encode, decode } from '../dtype/encode.js';
 import { formatOf, canonicalDType } from '../dtype/formats.js';
@@ -159,17 +159,17 @@ export class Tensor implements TensorRef {
   // ---- ops (all through dispatch) -----------------------------------------------------------
 
   // Each op's allocations are labelled with its name (memory traces say who allocated).
-  add(b: Tensor): Tensor { return withAllocationOp('add', () => dispatch.binary('add', this, b)); }
-  sub(b: Tensor): Tensor { return withAllocationOp('sub', () => dispatch.binary('sub', this, b)); }
-  mul(b: Tensor): Tensor { return withAllocationOp('mul', () => dispatch.binary('mul', this, b)); }
-  div(b: Tensor): Tensor { return withAllocationOp('div', () => dispatch.binary('div', this, b)); }
-  unary(op: UnaryOp, alpha?: number): Tensor { return withAllocationOp(op, () => dispatch.unary(op, this, alpha)); }
-  sum(axis: number | null = null): Tensor { return withAllocationOp('sum', () => dispatch.reduce('sum', this, axis)); }
-  mean(axis: number | null = null): Tensor { return withAllocationOp('mean', () => dispatch.reduce('mean', this, axis)); }
-  max(axis: number | null = null): Tensor { return withAllocationOp('max', () => dispatch.reduce('max', this, axis)); }
-  softmax(): Tensor { return withAllocationOp('softmax', () => dispatch.softmax(this, false)); }
-  logSoftmax(): Tensor { return withAllocationOp('logSoftmax', () => dispatch.softmax(this, true)); }
-  matmul(b: Tensor, options: MatmulOptions = {}): Tensor { return withAllocationOp('matmul', () => dispatch.matmul(this, b, options)); }
+  add(b: Tensor): Tensor { return observeOp('add', () => dispatch.binary('add', this, b)); }
+  sub(b: Tensor): Tensor { return observeOp('sub', () => dispatch.binary('sub', this, b)); }
+  mul(b: Tensor): Tensor { return observeOp('mul', () => dispatch.binary('mul', this, b)); }
+  div(b: Tensor): Tensor { return observeOp('div', () => dispatch.binary('div', this, b)); }
+  unary(op: UnaryOp, alpha?: number): Tensor { return observeOp(op, () => dispatch.unary(op, this, alpha)); }
+  sum(axis: number | null = null): Tensor { return observeOp('sum', () => dispatch.reduce('sum', this, axis)); }
+  mean(axis: number | null = null): Tensor { return observeOp('mean', () => dispatch.reduce('mean', this, axis)); }
+  max(axis: number | null = null): Tensor { return observeOp('max', () => dispatch.reduce('max', this, axis)); }
+  softmax(): Tensor { return observeOp('softmax', () => dispatch.softmax(this, false)); }
+  logSoftmax(): Tensor { return observeOp('logSoftmax', () => dispatch.softmax(this, true)); }
+  matmul(b: Tensor, options: MatmulOptions = {}): Tensor { return observeOp('matmul', () => dispatch.matmul(this, b, options)); }
 }
 
 function sameBackend(...ts: Tensor[]): Backend {
@@ -178,8 +178,8 @@ function sameBackend(...ts: Tensor[]): Backend {
   return b;
 }
 
-/** Result dtype of an op on inputs of these dtypes: float32 unless every input has the same float dtype. */
-function resultDType(...ts: Tensor[]): TensorDType {
+/** Result dtype of an elementwise op on inputs of these dtypes: float32 unless every input has the same float dtype (the one rule of every route). */
+export function resultDType(...ts: Tensor[]): TensorDType {
   const d = ts[0].dtype;
   return ts.every((t) => t.dtype === d) && d !== 'int32' ? d : 'float32';
 }
@@ -212,15 +212,25 @@ export const dispatch = {
   },
   matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tensor {
     const be = sameBackend(a, b);
-    if (a.rank < 2 || b.rank < 2) throw new ShapeMismatchError(`matmul needs tensors of rank >= 2, got [${a.shape.join(', ')}] and [${b.shape.join(', ')}]`);
-    const [m, ka] = options.transA ? [a.shape[a.rank - 1], a.shape[a.rank - 2]] : [a.shape[a.rank - 2], a.shape[a.rank - 1]];
-    const [kb, n] = options.transB ? [b.shape[b.rank - 1], b.shape[b.rank - 2]] : [b.shape[b.rank - 2], b.shape[b.rank - 1]];
-    if (ka !== kb) throw new ShapeMismatchError(`matmul inner dimensions differ: [${a.shape.join(', ')}]${options.transA ? '^T' : ''} @ [${b.shape.join(', ')}]${options.transB ? '^T' : ''} (${ka} vs ${kb})`);
-    const ba = a.shape.slice(0, -2), bb = b.shape.slice(0, -2);
-    if (numel(ba) !== 1 && numel(bb) !== 1 && ba.join() !== bb.join()) throw new ShapeMismatchError(`matmul batch dimensions differ: [${ba.join(', ')}] vs [${bb.join(', ')}]`);
-    const batch = numel(ba) !== 1 ? ba : numel(bb) !== 1 ? bb : ba.length >= bb.length ? ba : bb; // size-1 batch dims kept, as PyTorch
+    const { batch, m, n } = matmulShape(a, b, options);
     const out = Tensor.empty(be, [...batch, m, n], { dtype: 'float32' });
     be.matmul(a, b, out, options);
     return out;
   },
 };
+
+/**
+ * The shapes of a [..., M, K] @ b [..., K, N] (either side transposed with transA/transB), checked
+ * once for every route: batch dims equal, or one side without batch dims (broadcast); when both
+ * have one element, the longer batch shape is kept (PyTorch keeps [1, 1, M, N]).
+ */
+export function matmulShape(a: Tensor, b: Tensor, options: MatmulOptions = {}): { batch: readonly number[]; m: number; k: number; n: number } {
+  if (a.rank < 2 || b.rank < 2) throw new ShapeMismatchError(`matmul needs tensors of rank >= 2, got [${a.shape.join(', ')}] and [${b.shape.join(', ')}]`);
+  const [m, ka] = options.transA ? [a.shape[a.rank - 1], a.shape[a.rank - 2]] : [a.shape[a.rank - 2], a.shape[a.rank - 1]];
+  const [kb, n] = options.transB ? [b.shape[b.rank - 1], b.shape[b.rank - 2]] : [b.shape[b.rank - 2], b.shape[b.rank - 1]];
+  if (ka !== kb) throw new ShapeMismatchError(`matmul inner dimensions differ: [${a.shape.join(', ')}]${options.transA ? '^T' : ''} @ [${b.shape.join(', ')}]${options.transB ? '^T' : ''} (${ka} vs ${kb})`);
+  const ba = a.shape.slice(0, -2), bb = b.shape.slice(0, -2);
+  if (numel(ba) !== 1 && numel(bb) !== 1 && ba.join() !== bb.join()) throw new ShapeMismatchError(`matmul batch dimensions differ: [${ba.join(', ')}] vs [${bb.join(', ')}]`);
+  const batch = numel(ba) !== 1 ? ba : numel(bb) !== 1 ? bb : ba.length >= bb.length ? ba : bb;
+  return { batch, m, k: ka, n };
+}
