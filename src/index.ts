@@ -42,6 +42,8 @@ export { llamaConfigFromHf, hfKeyToMemfit, memfitKeyToHf, llamaStateDictFromHf }
 export { ByteTextDataset } from './data/byte_text.js';
 export type { TokenBatch } from './data/byte_text.js';
 export * from './optim/index.js';
+export { autocast, autocastModule, autocastDtype, autocastClass, AUTOCAST_LOWER_PRECISION_OPS, AUTOCAST_FLOAT32_OPS, AUTOCAST_PROMOTE_OPS } from './amp/autocast.js';
+export type { AutocastOptions, AutocastDType } from './amp/autocast.js';
 export {
   serializeSafetensors, parseSafetensors, tensorsToSafetensors, safetensorsToTensors, SafetensorsError, MEMFIT_DTYPES_KEY,
 } from './io/safetensors.js';

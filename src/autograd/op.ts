@@ -14,7 +14,7 @@ import type { TensorDType } from '../backend/backend.js';
 import type { Category } from '../backend/memory.js';
 import { Tensor, resultDType } from '../tensor/tensor.js';
 import { observeOp } from '../backend/op_context.js';
-import { decideOp, record, type BackwardFn, type Variable } from './variable.js';
+import { decideOp, isGradEnabled, record, type BackwardFn, type Variable } from './variable.js';
 import { outCategory } from './kernels.js';
 
 /** What an op's forward returns. */
@@ -41,6 +41,13 @@ export interface OpIO {
   output(like: Tensor, shape: readonly number[]): Tensor;
   /** A float32 tensor in the output category (statistics saved for backward: rstd, lse, ...). */
   stat(like: Tensor, shape: readonly number[], label: string): Tensor;
+  /** The dtype the policy lets this op keep float32 tensors it saves in (float32 unless a policy says otherwise). */
+  readonly saveDtype: TensorDType;
+  /**
+   * What to save of a float32 tensor t: t itself, or (when the policy chose a lower saveDtype) a
+   * rounded copy in the output category that the op lists in its temps.
+   */
+  forSaving(t: Tensor, label: string): Tensor;
 }
 
 export interface OpDef<A extends unknown[] = []> {
@@ -66,13 +73,20 @@ export function sameDtypeOrFloat32(inputs: readonly Variable[]): TensorDType {
 /** Runs op on inputs: policy, allocation, recording, saved-tensor context, labels, observers. */
 export function apply<A extends unknown[]>(op: OpDef<A>, inputs: readonly Variable[], ...args: A): Variable {
   return observeOp(op.name, () => {
-    const decided = op.bypassPolicy ? { inputs, outputDtype: undefined } : decideOp(op.name, inputs);
+    const decided: { inputs: readonly Variable[]; outputDtype?: TensorDType; saveDtype?: TensorDType } = op.bypassPolicy ? { inputs } : decideOp(op.name, inputs);
     const dtype = decided.outputDtype ?? op.outputDtype?.(decided.inputs) ?? 'float32';
+    const saveDtype = decided.saveDtype ?? 'float32';
     const category = outCategory();
     const io: OpIO = {
-      dtype, category,
+      dtype, category, saveDtype,
       output: (like, shape) => Tensor.empty(like.backend, shape, { dtype, category }),
       stat: (like, shape, label) => Tensor.empty(like.backend, shape, { category, label }),
+      forSaving: (t, label) => {
+        if (t.dtype !== 'float32' || saveDtype === 'float32' || !isGradEnabled()) return t;
+        const c = Tensor.empty(t.backend, t.shape, { dtype: saveDtype, category, label });
+        t.backend.cast(t, c);
+        return c;
+      },
     };
     const r = op.forward(io, decided.inputs, ...args);
     return record(op.name, r.y, [...decided.inputs], r.save ?? (() => []), r.backward, r.temps ?? [], r.slots);

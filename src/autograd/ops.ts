@@ -7,6 +7,7 @@ import { InvalidArgumentError } from '../errors.js';
 import { canonicalDType, type DTypeName } from '../dtype/formats.js';
 import { Tensor, matmulShape } from '../tensor/tensor.js';
 import type { BinaryOp, MatmulOptions, TensorDType, UnaryOp } from '../backend/backend.js';
+import type { Category } from '../backend/memory.js';
 import { normAxis, numel, broadcastShapes } from '../backend/shape.js';
 import { Variable } from './variable.js';
 import { apply, defineOp, sameDtypeOrFloat32, type OpIO } from './op.js';
@@ -343,9 +344,9 @@ export function matmul(a: Variable, b: Variable, options: Pick<MatmulOptions, 't
 
 const CAST = defineOp({
   name: 'to', bypassPolicy: true, // what policies insert: they never see it
-  forward: (io, [x], dtype: TensorDType) => {
+  forward: (io, [x], dtype: TensorDType, category?: Category) => {
     floating(x.data, 'cast');
-    const y = Tensor.empty(x.backend, x.shape, { dtype, category: io.category });
+    const y = Tensor.empty(x.backend, x.shape, { dtype, category: category ?? io.category });
     x.backend.cast(x.data, y);
     return { y, backward: (gy) => [pass(gy)] };
   },
@@ -356,9 +357,9 @@ const CAST = defineOp({
  * the gradient passes through unchanged (in float32), as torch's .to(dtype) does up to rounding.
  * What an autocast policy inserts before an op.
  */
-export function cast(x: Variable, dtype: DTypeName): Variable {
+export function cast(x: Variable, dtype: DTypeName, options: { category?: Category } = {}): Variable {
   if ((dtype as string) === 'int32') throw new InvalidArgumentError('cast: a differentiable cast needs a float dtype, got int32');
-  return apply(CAST, [x], canonicalDType(dtype));
+  return apply(CAST, [x], canonicalDType(dtype), options.category);
 }
 
 /** A Variable that never needs a gradient, around `t` (a new reference to its storage). */

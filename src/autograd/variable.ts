@@ -62,6 +62,11 @@ export interface OpDecision {
   readonly inputs?: readonly Variable[];
   /** The output's dtype; default: the op's own rule (float32 for most ops). */
   readonly outputDtype?: TensorDType;
+  /**
+   * The dtype the op may keep float32 tensors it saves for backward in (a rounded copy instead of
+   * the float32 tensor): ops that support it say so; default float32 (exact).
+   */
+  readonly saveDtype?: TensorDType;
 }
 
 /**
@@ -81,7 +86,7 @@ export function withOpPolicy<T>(policy: OpPolicy, fn: () => T): T {
 }
 
 /** The innermost policy's decision for `op` (inputs unchanged and no dtype when there is none). */
-export function decideOp<V extends readonly Variable[]>(op: string, inputs: V): { inputs: V; outputDtype?: TensorDType } {
+export function decideOp<V extends readonly Variable[]>(op: string, inputs: V): { inputs: V; outputDtype?: TensorDType; saveDtype?: TensorDType } {
   const p = policyStack[policyStack.length - 1];
   if (!p) return { inputs };
   const d = p(op, inputs);
@@ -89,7 +94,8 @@ export function decideOp<V extends readonly Variable[]>(op: string, inputs: V): 
   const out = decision.inputs ?? inputs;
   if (out.length !== inputs.length) throw new InvalidArgumentError(`op policy for ${op} returned ${out.length} inputs, expected ${inputs.length}`);
   if (decision.outputDtype !== undefined && decision.outputDtype === 'int32') throw new InvalidArgumentError(`op policy for ${op}: the output dtype must be a float dtype`);
-  return { inputs: out as unknown as V, outputDtype: decision.outputDtype };
+  if (decision.saveDtype === 'int32') throw new InvalidArgumentError(`op policy for ${op}: the save dtype must be a float dtype`);
+  return { inputs: out as unknown as V, outputDtype: decision.outputDtype, saveDtype: decision.saveDtype };
 }
 
 /**
@@ -143,14 +149,34 @@ const saved = { count: 0, bytes: 0 };
 /** Tensors currently saved for backward (packed and not yet used or released), and their bytes as tensors. */
 export function savedTensorStats(): { count: number; bytes: number } { return { ...saved }; }
 
+/**
+ * Tensors that are an exact, cheap function of another tensor that stays resident (autocast's
+ * casts of float32 parameters): saving one keeps a reference to its source and recomputes it in
+ * backward, so no copy is held between forward and backward. Registered by whoever makes them.
+ */
+const recomputable = new WeakMap<Tensor, { source: Tensor; make: (source: Tensor) => Tensor }>();
+
+/** Registers t as recomputable from `source` (which must not change before backward) by `make`. */
+export function markRecomputable(t: Tensor, source: Tensor, make: (source: Tensor) => Tensor): void {
+  recomputable.set(t, { source, make });
+}
+
+/** The hooks of a recomputable tensor: the source is kept (a new reference), the tensor made again on unpack. */
+const recomputeHooks: SavedTensorsHooks<{ source: Tensor; make: (source: Tensor) => Tensor }> = {
+  pack: (t) => { const r = recomputable.get(t)!; return { source: r.source.reshape(r.source.shape), make: r.make }; },
+  unpack: (p) => { try { return p.make(p.source); } finally { p.source.dispose(); } },
+  release: (p) => p.source.dispose(),
+};
+
 class SavedTensor {
   private hooks: SavedTensorsHooks<any> | null;
   private packed: unknown;
   private readonly bytes: number;
 
   constructor(t: Tensor, ctx: SavedTensorContext) {
-    this.hooks = hookStack[hookStack.length - 1] ?? keepSavedTensors;
-    this.bytes = storageBytes(t.dtype, t.size);
+    const again = recomputable.has(t);
+    this.hooks = again ? recomputeHooks : hookStack[hookStack.length - 1] ?? keepSavedTensors;
+    this.bytes = again ? 0 : storageBytes(t.dtype, t.size); // a recomputed tensor holds no new memory
     this.packed = this.hooks.pack(t, ctx);
     saved.count++;
     saved.bytes += this.bytes;

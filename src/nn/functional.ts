@@ -104,8 +104,11 @@ const RMS_NORM = defineOp({
     const y = io.output(x.data, x.shape);
     const rstd = io.stat(x.data, x.shape.slice(0, -1), 'rstd');
     be.rmsNorm(x.data, weight.data, y, rstd, eps);
+    // The input may be kept rounded (a policy's saveDtype): the float32 residual stream is then not held for backward.
+    const sx = x.requiresGrad || weight.requiresGrad ? io.forSaving(x.data, 'input') : x.data;
     return {
-      y, temps: [rstd], save: () => [x.data, weight.data, rstd], slots: ['input0', 'input1', 'rstd'],
+      y, temps: sx === x.data ? [rstd] : [rstd, sx], slots: ['input0', 'input1', 'rstd'],
+      save: () => [sx, weight.data, rstd],
       backward: (gy, [sx, sw, sr], needs) => {
         const dx = Tensor.empty(be, x.shape, { category: 'temporary' });
         const dw = zeros(be, [c], 'temporary');
@@ -135,8 +138,10 @@ const LAYER_NORM = defineOp({
     const mean = io.stat(x.data, x.shape.slice(0, -1), 'mean');
     const rstd = io.stat(x.data, x.shape.slice(0, -1), 'rstd');
     be.layerNorm(x.data, weight.data, bias.data, y, mean, rstd, eps);
+    const sx = x.requiresGrad || weight.requiresGrad || bias.requiresGrad ? io.forSaving(x.data, 'input') : x.data;
     return {
-      y, temps: [mean, rstd], save: () => [x.data, weight.data, mean, rstd], slots: ['input0', 'input1', 'mean', 'rstd'],
+      y, temps: sx === x.data ? [mean, rstd] : [mean, rstd, sx], slots: ['input0', 'input1', 'mean', 'rstd'],
+      save: () => [sx, weight.data, mean, rstd],
       backward: (gy, [sx, sw, sm, sr], needs) => {
         const dx = Tensor.empty(be, x.shape, { category: 'temporary' });
         const dw = zeros(be, [c], 'temporary'), db = zeros(be, [c], 'temporary');
@@ -241,8 +246,11 @@ const CROSS_ENTROPY = defineOp({
       x2.dispose(); t1.dispose();
     }
     const shape = logits.shape;
+    // The gradient may be kept rounded (a policy's saveDtype, e.g. autocast's bfloat16): half the bytes.
+    const kept = dl ? io.forSaving(dl, 'dlogits') : null;
+    if (kept !== dl) dl!.dispose();
     return {
-      y: loss, temps: dl ? [dl] : [], save: () => [dl], slots: ['dlogits'],
+      y: loss, temps: kept ? [kept] : [], save: () => [kept], slots: ['dlogits'],
       backward: (gy, [sdl]) => {
         const g = kBinary('mul', sdl!, gy, 'temporary');
         const r = g.reshape(shape);

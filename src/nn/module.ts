@@ -104,19 +104,21 @@ export abstract class Module {
   constructor() {
     // forward is wrapped per instance so that allocations made inside it are labelled with this
     // module's dotted path (memory traces say who allocated what). Own, non-enumerable: never a child.
+    // Assigning a forward (a wrapper such as autocast's) replaces the implementation, still labelled.
     const self = this;
+    let own: unknown;
     let wrapped: ((...args: unknown[]) => unknown) | undefined;
     Object.defineProperty(this, 'forward', {
       configurable: true, enumerable: false,
       get(): unknown {
-        const f = Object.getPrototypeOf(self).forward as unknown;
+        const f = own ?? (Object.getPrototypeOf(self).forward as unknown);
         if (typeof f !== 'function') return f;
         wrapped ??= function labelled(this: Module, ...args: unknown[]): unknown {
           return runLabelled(self, () => (f as (...a: unknown[]) => unknown).apply(this, args));
         };
         return wrapped;
       },
-      set(v: unknown): void { Object.defineProperty(self, 'forward', { value: v, writable: true, configurable: true, enumerable: false }); },
+      set(v: unknown): void { own = v; wrapped = undefined; },
     });
   }
 
