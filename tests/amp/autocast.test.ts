@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import {
   WasmBackend, Llama, Linear, Tensor, Variable, manualSeed, tidy, autocast, autocastModule, autocastClass, withOpObserver,
   matmul, add, mul, sum, mean, exp, log, square, sqrt, relu, gelu, silu, sigmoid, tanh, softmax, logSoftmax, cast, functional,
-  InvalidArgumentError, type AutocastDType,
+  InvalidArgumentError, savedTensorStats, type AutocastDType,
 } from '../../src/index.js';
 
 const be = new WasmBackend();
@@ -70,7 +70,7 @@ test('float32-class ops read lower-precision inputs exactly: the same bits as ca
   assert.is(autocastClass('rms_norm'), 'float32');
   assert.is(autocastClass('linear'), 'lower');
   assert.is(autocastClass('add'), 'same');
-  for (const t of [x, a, b]) t.dispose();
+  for (const t of [x, a, b]) { t.releaseGraph(); t.dispose(); }
 });
 
 test('the cast cache: a parameter used twice is cast once per region, and the copy is released when the region ends', () => {
@@ -120,7 +120,7 @@ test('bad input: an unsupported dtype, an async function, a non-function: clear 
   assert.throws(() => autocast({}, 5 as never), /fn must be a function/);
   const y = matmul(v([2, 2]), v([2, 2]));
   assert.is(y.data.dtype, 'float32', 'no region is left installed');
-  y.dispose();
+  y.releaseGraph(); y.dispose();
 });
 
 // ---- memory --------------------------------------------------------------------------------------
@@ -162,6 +162,10 @@ test('bf16 autocast keeps at most 0.55 of float32\'s saved activations on the ti
   });
   // and autocast's loss is near float32's
   assert.ok(Math.abs(bf.loss - f32.loss) < 0.02, `${bf.loss} vs ${f32.loss}`);
+});
+
+test.after.each(() => {
+  assert.equal(savedTensorStats(), { count: 0, bytes: 0 }, 'a test left saved tensors behind');
 });
 
 test.run();
