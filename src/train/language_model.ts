@@ -5,6 +5,7 @@
 import type { Backend } from '../backend/backend.js';
 import { CATEGORIES, type Category, type MemoryEvent, type MemoryStats, type MemoryTrace } from '../backend/memory.js';
 import { inferenceMode, tidy } from '../autograd/variable.js';
+import { autocast } from '../amp/autocast.js';
 import { InvalidArgumentError } from '../errors.js';
 import { ByteTextDataset, type TokenBatch } from '../data/byte_text.js';
 import { Llama, type LlamaConfig } from '../nn/llama.js';
@@ -37,7 +38,17 @@ export interface TrainConfig {
    * 0.9, weightDecay as L2). Weight decay applies to matrices only in each case.
    */
   optimizer?: TrainOptimizer;
+  /**
+   * The precision (PyTorch Lightning's names): '32-true' (default, float32 throughout),
+   * 'bf16-mixed' (float32 weights, forward under bfloat16 autocast), 'bf16-true' (bfloat16
+   * weights, updated in float32 and rounded once; no float32 master copy).
+   */
+  precision?: TrainPrecision;
 }
+
+/** The precisions LanguageModelTrainer runs. */
+export type TrainPrecision = '32-true' | 'bf16-mixed' | 'bf16-true';
+export const TRAIN_PRECISIONS: readonly TrainPrecision[] = ['32-true', 'bf16-mixed', 'bf16-true'];
 
 /** The optimizers LanguageModelTrainer can build. */
 export type TrainOptimizer = 'adamw' | 'adam' | 'sgd';
@@ -61,7 +72,7 @@ export const TINY_LLAMA: TrainConfig = {
  * TINY_LLAMA with a run's choices: warmup is capped at a tenth of the steps and the context grows
  * to seqLen when that is longer. What `memfit train` and the demo page train.
  */
-export function tinyLlamaConfig(options: Partial<Pick<TrainConfig, 'steps' | 'batchSize' | 'seqLen' | 'lr' | 'seed' | 'optimizer'>> = {}): TrainConfig {
+export function tinyLlamaConfig(options: Partial<Pick<TrainConfig, 'steps' | 'batchSize' | 'seqLen' | 'lr' | 'seed' | 'optimizer' | 'precision'>> = {}): TrainConfig {
   const c: TrainConfig = { ...TINY_LLAMA, ...options };
   return {
     ...c,
@@ -114,7 +125,10 @@ export class LanguageModelTrainer {
   constructor(readonly backend: Backend, readonly dataset: ByteTextDataset, readonly config: TrainConfig) {
     if (config.model.vocabSize < ByteTextDataset.vocabSize) throw new InvalidArgumentError(`vocabSize ${config.model.vocabSize} is smaller than the 256 byte values`);
     if (config.seqLen > config.model.maxPositionEmbeddings) throw new InvalidArgumentError(`seqLen ${config.seqLen} exceeds maxPositionEmbeddings ${config.model.maxPositionEmbeddings}`);
+    const precision = config.precision ?? '32-true';
+    if (!TRAIN_PRECISIONS.includes(precision)) throw new InvalidArgumentError(`unknown precision ${JSON.stringify(precision)}; use one of ${TRAIN_PRECISIONS.join(', ')}`);
     this.model = new Llama(config.model, { backend, generator: new Generator(config.seed) });
+    if (precision === 'bf16-true') this.model.to('bfloat16');
     // Weight decay on matrices only, not on norm weights (as Hugging Face's Trainer groups them).
     const params = this.model.parameters();
     const groups = [
@@ -128,6 +142,11 @@ export class LanguageModelTrainer {
     else throw new InvalidArgumentError(`unknown optimizer ${JSON.stringify(kind)}; use one of ${TRAIN_OPTIMIZERS.join(', ')}`);
     this.scheduler = cosineWithWarmup(this.optimizer, { warmupSteps: config.warmupSteps, totalSteps: config.steps, minLrRatio: config.minLrRatio });
     this.dataGenerator = new Generator(config.seed + 1);
+  }
+
+  /** Runs a forward in the configured precision (under autocast for the mixed ones). */
+  private forward<T>(fn: () => T): T {
+    return this.config.precision === 'bf16-mixed' ? autocast({ dtype: 'bfloat16' }, fn) : fn();
   }
 
   private upload(batch: TokenBatch): [Tensor, Tensor] {
@@ -152,7 +171,7 @@ export class LanguageModelTrainer {
     try {
       const [ids, targets] = this.upload(this.dataset.batch(this.dataGenerator, batchSize, seqLen));
       try {
-        const loss = tidy(() => this.model.loss(ids, targets));
+        const loss = this.forward(() => tidy(() => this.model.loss(ids, targets)));
         loss.backward();
         if (maxGradNorm > 0) clipGradNorm(this.model.parameters(), maxGradNorm).dispose();
         this.optimizer.step();
@@ -178,7 +197,7 @@ export class LanguageModelTrainer {
     let total = 0;
     for (let i = 0; i < batches; i++) {
       const [ids, targets] = this.upload(this.dataset.batch(g, this.config.batchSize, this.config.seqLen, 'validation'));
-      const loss = inferenceMode(() => this.model.loss(ids, targets));
+      const loss = this.forward(() => inferenceMode(() => this.model.loss(ids, targets)));
       total += (await loss.data.toArray())[0];
       loss.dispose(); ids.dispose(); targets.dispose();
     }
@@ -198,7 +217,7 @@ export class LanguageModelTrainer {
     for (let i = 0; i < length; i++) {
       const ctx = bytes.slice(-window);
       const ids = Tensor.from(this.backend, Int32Array.from(ctx), [1, ctx.length], { dtype: 'int32', category: 'data' });
-      const logits = inferenceMode(() => this.model.forward(ids));
+      const logits = this.forward(() => inferenceMode(() => this.model.forward(ids)));
       const all = await logits.data.toArray();
       logits.dispose(); ids.dispose();
       const last = all.subarray((ctx.length - 1) * v, ctx.length * v);
