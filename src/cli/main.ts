@@ -74,7 +74,7 @@ export function buildProgram(): Command {
     .command('convert')
     .description('convert a raw little-endian file of codes of one dtype to codes of another, streaming')
     .argument('<input>', 'input file (float32 values, or codes of --from)')
-    .argument('<output>', 'output file (replaced atomically)')
+    .argument('<output>', 'output file (replaced atomically; a device or FIFO is written in place)')
     .requiredOption('--from <dtype>', 'dtype of the input codes')
     .requiredOption('--to <dtype>', 'dtype of the output codes')
     .option('--saturate', 'clamp overflow and ±inf to ±max instead of producing inf/NaN')
@@ -82,6 +82,7 @@ export function buildProgram(): Command {
     .option('--seed <n>', 'seed for --rounding stochastic (reproducible for the same seed and chunk size)', parseSeed)
     .option('--unpacked', 'fp4/fp6 files hold one code a byte (default: packed, fp4 two a byte, fp6 four in three bytes)')
     .option('-q, --quiet', 'no progress bar')
+    .option('--force', 'allow the output to be the input file itself (replaced by its conversion)')
     .addOption(new Option('--chunk-size <elements>', 'elements per chunk (multiple of 4)').argParser(parseChunk).default(DEFAULT_CHUNK).hideHelp())
     .addHelpText('after', `
 16-bit codes are little-endian uint16; float32 input is read as float32 values, other inputs are
@@ -91,11 +92,11 @@ fp6 file of s bytes holds floor(8s/6) codes (trailing bits are padding).
 Example:
   memfit convert --from float32 --to e4m3fn --saturate weights.f32 weights.e4m3`)
     .action(async (input: string, output: string, opts: {
-      from: string; to: string; saturate?: boolean; rounding: Rounding; seed?: bigint; unpacked?: boolean; quiet?: boolean; chunkSize: number;
+      from: string; to: string; saturate?: boolean; rounding: Rounding; seed?: bigint; unpacked?: boolean; quiet?: boolean; force?: boolean; chunkSize: number;
     }) => {
       await convertFile({
         from: opts.from, to: opts.to, input, output, saturate: opts.saturate, rounding: opts.rounding,
-        seed: opts.seed, unpacked: opts.unpacked, chunk: opts.chunkSize, progress: !opts.quiet,
+        seed: opts.seed, unpacked: opts.unpacked, chunk: opts.chunkSize, progress: !opts.quiet, force: opts.force,
       });
     });
 
