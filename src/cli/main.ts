@@ -149,6 +149,7 @@ Example:
     .option('--checkpoint <path>', 'save a checkpoint here (atomically) at the end and every --checkpoint-every steps')
     .option('--checkpoint-every <n>', 'steps between checkpoints (0: only at the end)', int('--checkpoint-every'), 0)
     .option('--resume', 'continue from --checkpoint if it exists', false)
+    .option('--force', 'overwrite an existing --checkpoint file that is not a checkpoint of this run', false)
     .option('--sample <n>', 'bytes of text to generate at the end', int('--sample'), 120)
     .option('--json', 'print one JSON object instead of the report', false)
     .action(async (o) => {
