@@ -1,10 +1,13 @@
-import { InvalidArgumentError } from '../errors.js';
+import { describeValue, InvalidArgumentError } from '../errors.js';
 import { formatOf } from './formats.js';
-import { wasm } from './wasm.js';
+import { hostCopy } from './host_array.js';
+import { memoryBuffer, wasm, wasmAlloc, wasmFree } from './wasm.js';
 
 /** Bytes that `n` packed codes of `dtype` take: ceil(n * bits / 8). */
 export function packedByteLength(dtype: string, n: number): number {
-  return Math.ceil((n * formatOf(dtype).bits) / 8);
+  const bits = formatOf(dtype).bits;
+  if (!(typeof n === 'number' && Number.isSafeInteger(n) && n >= 0)) throw new InvalidArgumentError(`packedByteLength: n must be a non-negative integer, got ${describeValue(n)}`);
+  return Math.ceil((n * bits) / 8);
 }
 
 function subByteBits(dtype: string): 4 | 6 {
@@ -24,6 +27,8 @@ const GROUP = 1 << 15;
  */
 export function pack(codes: Uint8Array, dtype: string): Uint8Array {
   const bits = subByteBits(dtype);
+  if (!(codes instanceof Uint8Array)) throw new InvalidArgumentError(`pack codes must be a Uint8Array (one code a byte, as encode returns), got ${describeValue(codes)}`);
+  codes = hostCopy(codes, 'pack codes'); // a view of WebAssembly memory would be detached by the allocations below
   const n = codes.length;
   const out = new Uint8Array(packedByteLength(dtype, n));
   const w = wasm();
@@ -32,17 +37,18 @@ export function pack(codes: Uint8Array, dtype: string): Uint8Array {
     const c = Math.min(GROUP, n - i);
     const part = codes.subarray(i, i + c);
     const dst = out.subarray((i * bits) / 8, (i * bits) / 8 + Math.ceil((c * bits) / 8));
-    const src = w.alloc(c);
-    const d = w.alloc(dst.length);
+    let src = 0, d = 0;
     try {
-      new Uint8Array(w.memory.buffer, src, c).set(part);
+      src = wasmAlloc(c, 'pack input');
+      d = wasmAlloc(dst.length, 'pack output');
+      new Uint8Array(memoryBuffer(), src, c).set(part);
       const bad = w.firstCodeAbove(src, c, limit);
       if (bad >= 0) throw new InvalidArgumentError(`code ${part[bad]} at index ${i + bad} does not fit ${formatOf(dtype).name} (${bits} bits)`);
       w.pack(bits, src, d, c);
-      dst.set(new Uint8Array(w.memory.buffer, d, dst.length));
+      dst.set(new Uint8Array(memoryBuffer(), d, dst.length));
     } finally {
-      w.free(src);
-      w.free(d);
+      wasmFree(src);
+      wasmFree(d);
     }
   }
   return out;
@@ -51,7 +57,9 @@ export function pack(codes: Uint8Array, dtype: string): Uint8Array {
 /** Unpacks `length` fp4/fp6 codes from packed bytes to one code a byte (the inverse of pack). */
 export function unpack(packed: Uint8Array, dtype: string, length: number): Uint8Array {
   const bits = subByteBits(dtype);
-  if (!Number.isSafeInteger(length) || length < 0) throw new InvalidArgumentError(`length must be a non-negative integer, got ${length}`);
+  if (!(packed instanceof Uint8Array)) throw new InvalidArgumentError(`unpack bytes must be a Uint8Array, got ${describeValue(packed)}`);
+  if (!(typeof length === 'number' && Number.isSafeInteger(length) && length >= 0)) throw new InvalidArgumentError(`unpack length must be a non-negative integer, got ${describeValue(length)}`);
+  packed = hostCopy(packed, 'unpack bytes');
   const need = packedByteLength(dtype, length);
   if (packed.length < need) throw new InvalidArgumentError(`${length} ${formatOf(dtype).name} codes need ${need} packed bytes, got ${packed.length}`);
   const out = new Uint8Array(length);
@@ -59,15 +67,16 @@ export function unpack(packed: Uint8Array, dtype: string, length: number): Uint8
   for (let i = 0; i < length; i += GROUP) {
     const c = Math.min(GROUP, length - i);
     const bytes = Math.ceil((c * bits) / 8);
-    const src = w.alloc(bytes);
-    const d = w.alloc(c);
+    let src = 0, d = 0;
     try {
-      new Uint8Array(w.memory.buffer, src, bytes).set(packed.subarray((i * bits) / 8, (i * bits) / 8 + bytes));
+      src = wasmAlloc(bytes, 'unpack input');
+      d = wasmAlloc(c, 'unpack output');
+      new Uint8Array(memoryBuffer(), src, bytes).set(packed.subarray((i * bits) / 8, (i * bits) / 8 + bytes));
       w.unpack(bits, src, d, c);
-      out.set(new Uint8Array(w.memory.buffer, d, c), i);
+      out.set(new Uint8Array(memoryBuffer(), d, c), i);
     } finally {
-      w.free(src);
-      w.free(d);
+      wasmFree(src);
+      wasmFree(d);
     }
   }
   return out;
