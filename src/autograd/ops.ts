@@ -3,7 +3,7 @@
 // right beside it. Inputs may be any float dtype (the kernels compute in float32); outputs and
 // gradients are float32.
 import { InvalidArgumentError, ShapeMismatchError } from '../errors.js';
-import { Tensor } from '../tensor/tensor.js';
+import { Tensor, withOutputs } from '../tensor/tensor.js';
 import type { BinaryOp, MatmulOptions, UnaryOp } from '../backend/backend.js';
 import { normAxis, numel } from '../backend/shape.js';
 import { applyOpPolicy, record, Variable } from './variable.js';
@@ -152,8 +152,11 @@ export function reshape(x: Variable, shape: readonly number[]): Variable {
 export function transpose(x: Variable): Variable {
   const r = x.data.rank;
   if (r < 2) throw new InvalidArgumentError(`transpose needs a tensor of rank >= 2, got [${x.shape.join(', ')}]`);
-  const y = Tensor.empty(x.backend, [...x.shape.slice(0, -2), x.shape[r - 1], x.shape[r - 2]], { dtype: x.data.dtype, category: outCategory() });
-  x.backend.transpose(x.data, y);
+  const y = withOutputs(() => {
+    const t = Tensor.empty(x.backend, [...x.shape.slice(0, -2), x.shape[r - 1], x.shape[r - 2]], { dtype: x.data.dtype, category: outCategory(), label: 'transpose' });
+    x.backend.transpose(x.data, t);
+    return t;
+  });
   return record('transpose', y, [x], () => [], (gy) => {
     const g = Tensor.empty(gy.backend, x.shape, { category: 'temporary' });
     gy.backend.transpose(gy, g);
@@ -173,8 +176,11 @@ function reduceSum(name: 'sum' | 'mean', x: Variable, axis: number | null, optio
   floating(x.data, name);
   const ax = axis === null ? null : normAxis(axis, x.data.rank);
   const outShape = ax === null ? [] : x.shape.filter((_, i) => i !== ax);
-  const y0 = Tensor.empty(x.backend, outShape, { category: outCategory() });
-  x.backend.reduce(name, x.data, y0, ax);
+  const y0 = withOutputs(() => {
+    const t = Tensor.empty(x.backend, outShape, { category: outCategory(), label: name });
+    x.backend.reduce(name, x.data, t, ax);
+    return t;
+  });
   let y = y0;
   if (options.keepDim && ax !== null) {
     y = y0.reshape([...x.shape.slice(0, ax), 1, ...x.shape.slice(ax + 1)]);
@@ -212,8 +218,11 @@ export function softmax(x: Variable): Variable {
   [x] = applyOpPolicy('softmax', [x] as const);
   floating(x.data, 'softmax');
   if (x.data.rank === 0) throw new InvalidArgumentError('softmax needs a tensor of rank >= 1');
-  const y = Tensor.empty(x.backend, x.shape, { category: outCategory() });
-  x.backend.softmax(x.data, y, false);
+  const y = withOutputs(() => {
+    const t = Tensor.empty(x.backend, x.shape, { category: outCategory(), label: 'softmax' });
+    x.backend.softmax(x.data, t, false);
+    return t;
+  });
   return record('softmax', y, [x], () => [y], (gy, [sy]) => { // dx = y (gy - sum(gy y))
     const gyy = kBinary('mul', gy, sy!, 'temporary');
     const s = kSumKeep(gyy, gy.rank - 1);
@@ -231,8 +240,11 @@ export function logSoftmax(x: Variable): Variable {
   [x] = applyOpPolicy('logSoftmax', [x] as const);
   floating(x.data, 'logSoftmax');
   if (x.data.rank === 0) throw new InvalidArgumentError('logSoftmax needs a tensor of rank >= 1');
-  const y = Tensor.empty(x.backend, x.shape, { category: outCategory() });
-  x.backend.softmax(x.data, y, true);
+  const y = withOutputs(() => {
+    const t = Tensor.empty(x.backend, x.shape, { category: outCategory(), label: 'logSoftmax' });
+    x.backend.softmax(x.data, t, true);
+    return t;
+  });
   return record('logSoftmax', y, [x], () => [y], (gy, [sy]) => { // dx = gy - exp(y) sum(gy)
     const s = kSumKeep(gy, gy.rank - 1);
     const p = kUnary('exp', sy!, 'temporary');
@@ -278,8 +290,11 @@ export function matmul(a: Variable, b: Variable, options: Pick<MatmulOptions, 't
   // The broadcast batch shape; when both have one element, the longer one (PyTorch keeps [1, 1, M, N]).
   const batch = numel(ba) !== 1 ? ba : numel(bb) !== 1 ? bb : ba.length >= bb.length ? ba : bb;
   const be = a.backend;
-  const y = Tensor.empty(be, [...batch, m, n], { category: outCategory() });
-  be.matmul(a.data, b.data, y, { transA, transB });
+  const y = withOutputs(() => {
+    const t = Tensor.empty(be, [...batch, m, n], { category: outCategory(), label: 'matmul' });
+    be.matmul(a.data, b.data, t, { transA, transB });
+    return t;
+  });
   return record('matmul', y, [a, b], (needs) => [needs[1] ? a.data : null, needs[0] ? b.data : null], (gy, [sa, sb], needs) => {
     let ga: Tensor | null = null, gb: Tensor | null = null;
     if (needs[0]) { // dA = dY @ op(B)^T, or its transpose when A was used transposed
@@ -305,9 +320,12 @@ export function matmul(a: Variable, b: Variable, options: Pick<MatmulOptions, 't
  */
 export function cast(x: Variable, dtype: string): Variable {
   floating(x.data, 'cast');
-  const y = Tensor.empty(x.backend, x.shape, { dtype, category: outCategory() });
-  if (y.dtype === 'int32') { y.dispose(); throw new InvalidArgumentError('cast: a differentiable cast needs a float dtype, got int32'); }
-  x.backend.cast(x.data, y);
+  const y = withOutputs(() => {
+    const t = Tensor.empty(x.backend, x.shape, { dtype, category: outCategory(), label: 'cast' });
+    if (t.dtype === 'int32') throw new InvalidArgumentError('cast: a differentiable cast needs a float dtype, got int32');
+    x.backend.cast(x.data, t);
+    return t;
+  });
   return record('cast', y, [x], () => [], (gy) => [pass(gy)]);
 }
 

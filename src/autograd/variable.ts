@@ -8,7 +8,7 @@
 // scope with withSavedTensorsHooks(). The default keeps a tensor as it is (a view holding a
 // reference to its storage, so an activation the user disposes stays alive until backward).
 import { InvalidArgumentError } from '../errors.js';
-import { Tensor } from '../tensor/tensor.js';
+import { Tensor, withOutputs } from '../tensor/tensor.js';
 import type { Backend } from '../backend/backend.js';
 import { storageBytes } from '../backend/wasm/backend.js';
 
@@ -193,7 +193,8 @@ export class Node {
       this.saved = [];
     }
     try {
-      return this.backwardFn(gy, ts, [...this.needs]);
+      // A backward function that throws midway frees every tensor it made (withOutputs).
+      return withOutputs(() => this.backwardFn(gy, ts, [...this.needs]));
     } finally {
       for (const t of ts) t?.dispose();
     }
@@ -393,13 +394,20 @@ function accumulate(v: Variable, g: Tensor): void {
   if (g.shape.join() !== v.shape.join()) throw new InvalidArgumentError(`internal: gradient shape [${g.shape.join(', ')}] for a variable of shape [${v.shape.join(', ')}]`);
   const be = v.backend;
   if (!v.grad) {
-    v.grad = Tensor.empty(be, v.shape, { category: 'gradient', label: 'grad' });
-    be.unary('scale', g, v.grad, 1);
+    v.grad = withOutputs(() => {
+      const grad = Tensor.empty(be, v.shape, { category: 'gradient', label: 'grad' });
+      be.unary('scale', g, grad, 1);
+      return grad;
+    });
   } else {
     // Out of place: a kernel may not read and write one GPU buffer in the same dispatch.
-    const sum = Tensor.empty(be, v.shape, { category: 'gradient', label: 'grad' });
-    be.binary('add', v.grad, g, sum);
-    v.grad.dispose();
+    const prev = v.grad;
+    const sum = withOutputs(() => {
+      const t = Tensor.empty(be, v.shape, { category: 'gradient', label: 'grad' });
+      be.binary('add', prev, g, t);
+      return t;
+    });
+    prev.dispose();
     v.grad = sum;
   }
 }
@@ -419,25 +427,33 @@ function runBackward(root: Variable, seed: Tensor): void {
       if (!gy) { node.releaseSaved(); continue; }
       let gins: (Tensor | null)[];
       try { gins = node.apply(gy); } finally { gy.dispose(); }
-      node.inputs.forEach((v, i) => {
-        const g = gins[i];
-        if (!g) return;
-        if (!v.requiresGrad) { g.dispose(); return; }
-        if (v.gradFn) {
-          const prev = grads.get(v.gradFn);
-          if (prev) {
-            // Out of place: prev or g may be a view sharing storage with another pending gradient.
-            const sum = Tensor.empty(v.backend, prev.shape, { category: 'temporary', label: 'grad' });
-            v.backend.binary('add', prev, g, sum);
-            prev.dispose();
+      try {
+        node.inputs.forEach((v, i) => {
+          const g = gins[i];
+          if (!g) return;
+          if (!v.requiresGrad) { g.dispose(); return; }
+          if (v.gradFn) {
+            const prev = grads.get(v.gradFn);
+            if (prev) {
+              // Out of place: prev or g may be a view sharing storage with another pending gradient.
+              const sum = withOutputs(() => {
+                const t = Tensor.empty(v.backend, prev.shape, { category: 'temporary', label: 'grad' });
+                v.backend.binary('add', prev, g, t);
+                return t;
+              });
+              prev.dispose();
+              g.dispose();
+              grads.set(v.gradFn, sum);
+            } else grads.set(v.gradFn, g);
+          } else {
+            accumulate(v, g);
             g.dispose();
-            grads.set(v.gradFn, sum);
-          } else grads.set(v.gradFn, g);
-        } else {
-          accumulate(v, g);
-          g.dispose();
-        }
-      });
+          }
+        });
+      } catch (e) {
+        for (const g of gins) g?.dispose(); // dispose is idempotent: those already used are unaffected
+        throw e;
+      }
     }
   } finally {
     for (const g of grads.values()) g.dispose();

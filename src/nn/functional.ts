@@ -2,7 +2,7 @@
 // (or a short composition) with its backward beside it. Shapes in comments: B batch, T sequence,
 // H heads, D head dim, C channels/classes.
 import { InvalidArgumentError, ShapeMismatchError } from '../errors.js';
-import { Tensor } from '../tensor/tensor.js';
+import { Tensor, withOutputs } from '../tensor/tensor.js';
 import { numel } from '../backend/shape.js';
 import { applyOpPolicy, isGradEnabled, record, tidy, Variable } from '../autograd/variable.js';
 import { add, matmul, mul, reshape } from '../autograd/ops.js';
@@ -33,8 +33,11 @@ export function embedding(ids: Tensor, table: Variable): Variable {
   if (table.data.rank !== 2) throw new ShapeMismatchError(`embedding: table must be [rows, dim], got ${dims(table.shape)}`);
   sameBackend(ids, table.data);
   const be = table.backend;
-  const y = Tensor.empty(be, [...ids.shape, table.shape[1]], { category: outCategory() });
-  be.embedding(ids, table.data, y);
+  const y = withOutputs(() => {
+    const t = Tensor.empty(be, [...ids.shape, table.shape[1]], { category: outCategory(), label: 'embedding' });
+    be.embedding(ids, table.data, t);
+    return t;
+  });
   const shape = table.shape;
   return record('embedding', y, [table], () => [ids], (gy, [sids]) => {
     const g = zeros(be, shape, 'temporary');
@@ -51,9 +54,12 @@ export function rmsNorm(x: Variable, weight: Variable, eps: number): Variable {
   if (weight.data.rank !== 1 || weight.shape[0] !== c) throw new ShapeMismatchError(`rmsNorm: weight ${dims(weight.shape)} does not fit input ${dims(x.shape)}`);
   sameBackend(x.data, weight.data);
   const be = x.backend;
-  const y = Tensor.empty(be, x.shape, { category: outCategory() });
-  const rstd = Tensor.empty(be, x.shape.slice(0, -1), { category: outCategory(), label: 'rstd' });
-  be.rmsNorm(x.data, weight.data, y, rstd, eps);
+  const [y, rstd] = withOutputs(() => {
+    const out = Tensor.empty(be, x.shape, { category: outCategory(), label: 'rmsNorm' });
+    const r = Tensor.empty(be, x.shape.slice(0, -1), { category: outCategory(), label: 'rstd' });
+    be.rmsNorm(x.data, weight.data, out, r, eps);
+    return [out, r] as const;
+  });
   return record('rmsNorm', y, [x, weight], () => [x.data, weight.data, rstd], (gy, [sx, sw, sr], needs) => {
     const dx = Tensor.empty(be, x.shape, { category: 'temporary' });
     const dw = zeros(be, [c], 'temporary');
@@ -73,10 +79,13 @@ export function layerNorm(x: Variable, weight: Variable, bias: Variable, eps: nu
     if (p.data.rank !== 1 || p.shape[0] !== c) throw new ShapeMismatchError(`layerNorm: ${name} ${dims(p.shape)} does not fit input ${dims(x.shape)}`);
   }
   const be = x.backend;
-  const y = Tensor.empty(be, x.shape, { category: outCategory() });
-  const mean = Tensor.empty(be, x.shape.slice(0, -1), { category: outCategory(), label: 'mean' });
-  const rstd = Tensor.empty(be, x.shape.slice(0, -1), { category: outCategory(), label: 'rstd' });
-  be.layerNorm(x.data, weight.data, bias.data, y, mean, rstd, eps);
+  const [y, mean, rstd] = withOutputs(() => {
+    const out = Tensor.empty(be, x.shape, { category: outCategory(), label: 'layerNorm' });
+    const m = Tensor.empty(be, x.shape.slice(0, -1), { category: outCategory(), label: 'mean' });
+    const r = Tensor.empty(be, x.shape.slice(0, -1), { category: outCategory(), label: 'rstd' });
+    be.layerNorm(x.data, weight.data, bias.data, out, m, r, eps);
+    return [out, m, r] as const;
+  });
   return record('layerNorm', y, [x, weight, bias], () => [x.data, weight.data, mean, rstd], (gy, [sx, sw, sm, sr], needs) => {
     const dx = Tensor.empty(be, x.shape, { category: 'temporary' });
     const dw = zeros(be, [c], 'temporary'), db = zeros(be, [c], 'temporary');
@@ -115,9 +124,12 @@ export function scaledDotProductAttention(q: Variable, k: Variable, v: Variable,
   if (mask && (mask.rank !== 2 || mask.shape[0] !== b || mask.shape[1] !== t)) throw new ShapeMismatchError(`attention: mask ${dims(mask.shape)} must be [B, T] = [${b}, ${t}]`);
   const scale = options.scale ?? 1 / Math.sqrt(d);
   const be = q.backend;
-  const out = Tensor.empty(be, q.shape, { category: outCategory() });
-  const lse = Tensor.empty(be, [b, h, t], { category: outCategory(), label: 'lse' });
-  be.attention(q.data, k.data, v.data, out, lse, mask, scale);
+  const [out, lse] = withOutputs(() => {
+    const o = Tensor.empty(be, q.shape, { category: outCategory(), label: 'attention' });
+    const l = Tensor.empty(be, [b, h, t], { category: outCategory(), label: 'lse' });
+    be.attention(q.data, k.data, v.data, o, l, mask, scale);
+    return [o, l] as const;
+  });
   return record('attention', out, [q, k, v], () => [q.data, k.data, v.data, out, lse, mask], (gy, [sq, sk, sv, so, sl, sm], needs) => {
     const g = [0, 1, 2].map(() => Tensor.empty(be, q.shape, { category: 'temporary' }));
     be.attentionBackward(gy, sq!, sk!, sv!, so!, sl!, sm, scale, g[0], g[1], g[2]);
@@ -146,15 +158,15 @@ export function crossEntropy(logits: Variable, targets: Tensor, options: CrossEn
   }
   sameBackend(logits.data, targets);
   const be = logits.backend;
-  const x2 = logits.data.reshape([rows, c]), t1 = targets.reshape([rows]);
-  const loss = Tensor.empty(be, [], { category: outCategory() });
   const wantGrad = logits.requiresGrad && isGradEnabled();
-  const dl = wantGrad ? Tensor.empty(be, [rows, c], { category: outCategory(), label: 'dlogits' }) : null;
-  try {
-    be.crossEntropy(x2, t1, loss, dl, options.ignoreIndex ?? -100, 1);
-  } finally {
+  const [loss, dl] = withOutputs(() => {
+    const x2 = logits.data.reshape([rows, c]), t1 = targets.reshape([rows]);
+    const l = Tensor.empty(be, [], { category: outCategory(), label: 'crossEntropy' });
+    const d = wantGrad ? Tensor.empty(be, [rows, c], { category: outCategory(), label: 'dlogits' }) : null;
+    be.crossEntropy(x2, t1, l, d, options.ignoreIndex ?? -100, 1);
     x2.dispose(); t1.dispose();
-  }
+    return [l, d] as const;
+  });
   const shape = logits.shape;
   return record('crossEntropy', loss, [logits], () => [dl], (gy, [sdl]) => {
     const g = kBinary('mul', sdl!, gy, 'temporary');

@@ -257,6 +257,7 @@ export abstract class Optimizer<H extends OptimizerHyper> {
     try {
       for (const { param, values } of plan) {
         const s: ParamState = {};
+        fresh.set(param, s); // before the copies: freed with the rest if one fails
         for (const [k, v] of Object.entries(values)) {
           if (typeof v === 'number') s[k] = v;
           else {
@@ -265,7 +266,6 @@ export abstract class Optimizer<H extends OptimizerHyper> {
             param.backend.cast(v, copy);
           }
         }
-        fresh.set(param, s);
       }
     } catch (e) {
       for (const s of fresh.values()) disposeState(s);
