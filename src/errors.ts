@@ -20,6 +20,21 @@ export function describeValue(v: unknown): string {
   return proto === null || proto === Object.prototype ? 'an object' : `a ${proto.constructor?.name || 'object'}`;
 }
 
+/**
+ * Checks an options argument of `fn`: undefined or a plain object whose keys are all in `known`
+ * (an unknown key is refused, never ignored). Returns it as an object.
+ */
+export function checkOptions<T extends object>(options: T | undefined, known: readonly string[], fn: string): Partial<T> {
+  if (options === undefined) return {};
+  if (options === null || typeof options !== 'object' || Array.isArray(options) || ArrayBuffer.isView(options)) {
+    throw new InvalidArgumentError(`${fn}: options must be an object, got ${describeValue(options)}`);
+  }
+  for (const k of Object.keys(options)) {
+    if (!known.includes(k)) throw new InvalidArgumentError(`${fn}: unknown option ${JSON.stringify(k)} (known: ${known.join(', ')})`);
+  }
+  return options;
+}
+
 /** A dtype name that memfit does not know; the message lists the valid names. */
 export class UnknownDTypeError extends MemfitError {
   constructor(name: unknown, valid: readonly string[]) {

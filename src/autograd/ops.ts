@@ -2,11 +2,11 @@
 // in the 'activation' category while a graph is recorded, 'temporary' otherwise), says what it saves for backward, and gives its backward closure
 // right beside it. Inputs may be any float dtype (the kernels compute in float32); outputs and
 // gradients are float32.
-import { InvalidArgumentError, ShapeMismatchError } from '../errors.js';
-import { Tensor, withOutputs } from '../tensor/tensor.js';
+import { checkOptions, describeValue, InvalidArgumentError, ShapeMismatchError } from '../errors.js';
+import { checkTensor, Tensor, withOutputs } from '../tensor/tensor.js';
 import type { BinaryOp, MatmulOptions, UnaryOp } from '../backend/backend.js';
 import { normAxis, numel } from '../backend/shape.js';
-import { applyOpPolicy, record, Variable } from './variable.js';
+import { applyOpPolicy, checkVariables, record, Variable } from './variable.js';
 import { expand, floating, kBinary, kSum, kSumKeep, kUnary, outCategory, pass, sameBackend, scalar, unbroadcast } from './kernels.js';
 
 export { unbroadcast } from './kernels.js';
@@ -70,7 +70,13 @@ export function neg(x: Variable): Variable {
 }
 
 /** x * c for a constant c. */
+/** Throws unless `c` is a number (a string or null would become NaN or 0 in the kernel). */
+function constantArg(op: string, c: unknown): void {
+  if (typeof c !== 'number') throw new InvalidArgumentError(`${op}: the constant must be a number, got ${describeValue(c)}`);
+}
+
 export function scale(x: Variable, c: number): Variable {
+  constantArg('scale', c);
   [x] = applyOpPolicy('scale', [x] as const);
   floating(x.data, 'scale');
   const y = kUnary('scale', x.data, outCategory(), c);
@@ -79,6 +85,7 @@ export function scale(x: Variable, c: number): Variable {
 
 /** x + c for a constant c. */
 export function addScalar(x: Variable, c: number): Variable {
+  constantArg('addScalar', c);
   [x] = applyOpPolicy('addScalar', [x] as const);
   floating(x.data, 'addScalar');
   return record('addScalar', kUnary('addScalar', x.data, outCategory(), c), [x], () => [], (gy) => [pass(gy)]);
@@ -143,6 +150,7 @@ export const tanh = (x: Variable): Variable => activation('tanh', 'tanhBackwardY
 
 /** A view with another shape (no copy); -1 infers one dimension. */
 export function reshape(x: Variable, shape: readonly number[]): Variable {
+  checkVariables('reshape', [x]);
   const y = x.data.reshape(shape);
   const xs = x.shape;
   return record('reshape', y, [x], () => [], (gy) => [gy.reshape(xs)]);
@@ -150,6 +158,7 @@ export function reshape(x: Variable, shape: readonly number[]): Variable {
 
 /** The last two dimensions swapped (a contiguous copy). */
 export function transpose(x: Variable): Variable {
+  checkVariables('transpose', [x]);
   const r = x.data.rank;
   if (r < 2) throw new InvalidArgumentError(`transpose needs a tensor of rank >= 2, got [${x.shape.join(', ')}]`);
   const y = withOutputs(() => {
@@ -279,7 +288,9 @@ export function matmul(a: Variable, b: Variable, options: Pick<MatmulOptions, 't
   [a, b] = applyOpPolicy('matmul', [a, b] as const);
   floating(a.data, 'matmul'); floating(b.data, 'matmul');
   sameBackend(a.data, b.data);
-  const transA = options.transA ?? false, transB = options.transB ?? false;
+  const o = checkOptions(options, ['transA', 'transB'], 'matmul');
+  const transA = o.transA ?? false, transB = o.transB ?? false;
+  if (typeof transA !== 'boolean' || typeof transB !== 'boolean') throw new InvalidArgumentError(`matmul: transA and transB must be booleans, got ${describeValue(transA)} and ${describeValue(transB)}`);
   if (a.data.rank < 2 || b.data.rank < 2) throw new ShapeMismatchError(`matmul needs tensors of rank >= 2, got [${a.shape.join(', ')}] and [${b.shape.join(', ')}]`);
   const ra = a.data.rank, rb = b.data.rank;
   const [m, k] = transA ? [a.shape[ra - 1], a.shape[ra - 2]] : [a.shape[ra - 2], a.shape[ra - 1]];
@@ -319,6 +330,7 @@ export function matmul(a: Variable, b: Variable, options: Pick<MatmulOptions, 't
  * What an autocast policy inserts before an op.
  */
 export function cast(x: Variable, dtype: string): Variable {
+  checkVariables('cast', [x]);
   floating(x.data, 'cast');
   const y = withOutputs(() => {
     const t = Tensor.empty(x.backend, x.shape, { dtype, category: outCategory(), label: 'cast' });
@@ -331,6 +343,7 @@ export function cast(x: Variable, dtype: string): Variable {
 
 /** A Variable that never needs a gradient, around `t` (a new reference to its storage). */
 export function constant(t: Tensor): Variable {
+  checkTensor(t, 'constant');
   return new Variable(t.reshape(t.shape), { requiresGrad: false });
 }
 

@@ -7,7 +7,7 @@
 // Saved tensors go through pack/unpack hooks (PyTorch's saved_tensors_hooks), installable for a
 // scope with withSavedTensorsHooks(). The default keeps a tensor as it is (a view holding a
 // reference to its storage, so an activation the user disposes stays alive until backward).
-import { InvalidArgumentError } from '../errors.js';
+import { describeValue, InvalidArgumentError } from '../errors.js';
 import { Tensor, withOutputs } from '../tensor/tensor.js';
 import type { Backend } from '../backend/backend.js';
 import { storageBytes } from '../backend/wasm/backend.js';
@@ -71,7 +71,17 @@ export function withOpPolicy<T>(policy: OpPolicy, fn: () => T): T {
 }
 
 /** The one dispatch point of differentiable ops: their inputs after the innermost policy (if any). */
+/** Throws an InvalidArgumentError naming the argument unless every input is a Variable. */
+export function checkVariables(op: string, inputs: readonly unknown[]): void {
+  inputs.forEach((v, i) => {
+    if (!(v instanceof Variable)) {
+      throw new InvalidArgumentError(`${op}: argument ${i + 1} must be a Variable, got ${describeValue(v)}${v instanceof Tensor ? ' (wrap it: new Variable(tensor))' : ''}`);
+    }
+  });
+}
+
 export function applyOpPolicy<V extends readonly Variable[]>(op: string, inputs: V): V {
+  checkVariables(op, inputs);
   const p = policyStack[policyStack.length - 1];
   if (!p) return inputs;
   const out = p(op, inputs);
@@ -224,6 +234,8 @@ export class Variable {
   readonly isInference: boolean;
 
   constructor(public data: Tensor, options: VariableOptions = {}, readonly gradFn: Node | null = null) {
+    if (!(data instanceof Tensor)) throw new InvalidArgumentError(`Variable: data must be a Tensor, got ${describeValue(data)}`);
+    if (options === null || typeof options !== 'object') throw new InvalidArgumentError(`Variable: options must be an object, got ${describeValue(options)}`);
     this.requiresGrad = options.requiresGrad ?? gradFn !== null;
     this.isInference = inferenceDepth > 0;
     if (this.requiresGrad && data.dtype === 'int32') throw new InvalidArgumentError('an int32 variable cannot require grad');

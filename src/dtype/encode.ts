@@ -1,4 +1,4 @@
-import { describeValue, InvalidArgumentError } from '../errors.js';
+import { checkOptions, describeValue, InvalidArgumentError } from '../errors.js';
 import { formatOf, type FormatTraits } from './formats.js';
 import { isWasmView, WasmArray } from './host_array.js';
 import { streamKernel, wasmPtr, type Side } from './stream.js';
@@ -39,21 +39,6 @@ function codeArrayType(f: FormatTraits): typeof Uint8Array | typeof Uint16Array 
 
 function codeArrayName(f: FormatTraits): string {
   return codeArrayType(f).name;
-}
-
-/**
- * Checks an options argument of `fn`: undefined or a plain object whose keys are all in `known`
- * (an unknown key is refused, never ignored). Returns it as an object.
- */
-export function checkOptions<T extends object>(options: T | undefined, known: readonly string[], fn: string): Partial<T> {
-  if (options === undefined) return {};
-  if (options === null || typeof options !== 'object' || Array.isArray(options) || ArrayBuffer.isView(options)) {
-    throw new InvalidArgumentError(`${fn}: options must be an object, got ${describeValue(options)}`);
-  }
-  for (const k of Object.keys(options)) {
-    if (!known.includes(k)) throw new InvalidArgumentError(`${fn}: unknown option ${JSON.stringify(k)} (known: ${known.join(', ')})`);
-  }
-  return options;
 }
 
 /** Checks an `out` argument: right length and element size. */

@@ -1,4 +1,4 @@
-import { InvalidArgumentError } from '../errors.js';
+import { describeValue, InvalidArgumentError } from '../errors.js';
 import { formatOf } from './formats.js';
 import { isStaleMemoryView, memoryBuffer, view, wasmAlloc, wasmFree } from './wasm.js';
 
@@ -21,7 +21,7 @@ export class WasmArray {
   private ptrValue: number;
 
   constructor(kind: WasmArrayKind, length: number) {
-    if (!Number.isSafeInteger(length) || length < 0) throw new InvalidArgumentError(`WasmArray length must be a non-negative integer, got ${length}`);
+    if (!Number.isSafeInteger(length) || length < 0) throw new InvalidArgumentError(`WasmArray length must be a non-negative integer, got ${describeValue(length)}`);
     if (kind === 'float64') {
       this.bytesPerElement = 8;
       this.float = true;

@@ -1,5 +1,5 @@
-import { describeValue, InvalidArgumentError, ShapeMismatchError } from '../errors.js';
-import { checkOptions, decode, encode } from './encode.js';
+import { checkOptions, describeValue, InvalidArgumentError, ShapeMismatchError } from '../errors.js';
+import { decode, encode } from './encode.js';
 import { finfo } from './finfo.js';
 import { formatOf, type DType } from './formats.js';
 import { hostCopy } from './host_array.js';

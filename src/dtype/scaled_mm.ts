@@ -1,5 +1,5 @@
-import { describeValue, InvalidArgumentError, ShapeMismatchError } from '../errors.js';
-import { checkOptions, decode } from './encode.js';
+import { checkOptions, describeValue, InvalidArgumentError, ShapeMismatchError } from '../errors.js';
+import { decode } from './encode.js';
 import { formatOf, type DType } from './formats.js';
 import { hostCopy } from './host_array.js';
 import { memoryBuffer, wasm, wasmAlloc, wasmFree, type CodeArray } from './wasm.js';

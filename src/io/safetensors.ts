@@ -10,7 +10,7 @@
 // length before checking it against what is there, parses the JSON itself (JSON.parse silently keeps the
 // last of duplicate keys and rounds integers above 2^53) and reports every problem as a SafetensorsError
 // naming the tensor. docs/safetensors.md has the format notes and the memfit dtype mapping.
-import { InvalidArgumentError, MemfitError } from '../errors.js';
+import { describeValue, InvalidArgumentError, MemfitError } from '../errors.js';
 import { formatOf } from '../dtype/formats.js';
 import type { Backend, TensorDType } from '../backend/backend.js';
 import type { Category } from '../backend/memory.js';
@@ -499,7 +499,7 @@ function compareCodePoints(a: string, b: string): number {
  * at 4-byte-aligned offsets; the JSON is space-padded to a multiple of 8 bytes, as the reference pads it.
  */
 export function planSafetensors(specs: ReadonlyArray<readonly [string, RawTensorSpec]>, metadata: Record<string, string> = {}): SafetensorsLayout {
-  if (metadata === null || typeof metadata !== 'object') throw new InvalidArgumentError('metadata must be an object of strings');
+  if (metadata === null || typeof metadata !== 'object') throw new InvalidArgumentError(`metadata must be an object of strings, got ${describeValue(metadata)}`);
   const meta: string[] = [];
   for (const [k, v] of Object.entries(metadata)) {
     checkString(k, 'metadata key');
@@ -556,6 +556,7 @@ function allocate(n: number): Uint8Array {
 
 /** A safetensors file holding `entries` (bytes in memfit's storage packing) and string `metadata`. */
 export function serializeSafetensors(entries: Record<string, RawTensor>, metadata?: Record<string, string>): Uint8Array {
+  if (entries === null || typeof entries !== 'object') throw new InvalidArgumentError(`serializeSafetensors: entries must be an object of raw tensors, got ${describeValue(entries)}`);
   const list = Object.entries(entries);
   const layout = planSafetensors(list, metadata);
   const out = allocate(layout.byteLength);
@@ -596,6 +597,7 @@ export async function readTensorBytes(t: Tensor): Promise<Uint8Array> {
 
 /** A safetensors file of `tensors` (read back from their backends) and string `metadata`. */
 export async function tensorsToSafetensors(tensors: Record<string, Tensor>, metadata?: Record<string, string>): Promise<Uint8Array> {
+  if (tensors === null || typeof tensors !== 'object') throw new InvalidArgumentError(`tensorsToSafetensors: tensors must be an object of Tensors, got ${describeValue(tensors)}`);
   const list = Object.entries(tensors);
   for (const [name, t] of list) if (!(t instanceof Tensor)) throw new InvalidArgumentError(`tensor '${name}' is not a Tensor`);
   const layout = planSafetensors(list, metadata);

@@ -1,10 +1,10 @@
 // torch.nn.functional: the differentiable ops that layers are made of, each a fused backend kernel
 // (or a short composition) with its backward beside it. Shapes in comments: B batch, T sequence,
 // H heads, D head dim, C channels/classes.
-import { InvalidArgumentError, ShapeMismatchError } from '../errors.js';
-import { Tensor, withOutputs } from '../tensor/tensor.js';
+import { checkOptions, describeValue, InvalidArgumentError, ShapeMismatchError } from '../errors.js';
+import { checkTensor, Tensor, withOutputs } from '../tensor/tensor.js';
 import { numel } from '../backend/shape.js';
-import { applyOpPolicy, isGradEnabled, record, tidy, Variable } from '../autograd/variable.js';
+import { applyOpPolicy, checkVariables, isGradEnabled, record, tidy, Variable } from '../autograd/variable.js';
 import { add, matmul, mul, reshape } from '../autograd/ops.js';
 import { floating, kBinary, outCategory, sameBackend, zeros } from '../autograd/kernels.js';
 import { defaultGenerator, type Generator } from '../random.js';
@@ -13,6 +13,7 @@ const dims = (s: readonly number[]): string => `[${s.join(', ')}]`;
 
 /** y = x @ weight^T + bias: x [..., in], weight [out, in], bias [out] or null. */
 export function linear(x: Variable, weight: Variable, bias: Variable | null = null): Variable {
+  checkVariables('linear', bias === null ? [x, weight] : [x, weight, bias]);
   const inF = x.shape[x.shape.length - 1];
   if (weight.data.rank !== 2 || weight.shape[1] !== inF) throw new ShapeMismatchError(`linear: input ${dims(x.shape)} does not fit weight ${dims(weight.shape)} (expected [out, ${inF}])`);
   const outF = weight.shape[0];
@@ -28,6 +29,7 @@ export function linear(x: Variable, weight: Variable, bias: Variable | null = nu
 
 /** Rows of `table` [V, C] picked by int32 ids [...]: out [..., C]. An id outside [0, V) gives zeros. */
 export function embedding(ids: Tensor, table: Variable): Variable {
+  checkTensor(ids, 'embedding ids');
   [table] = applyOpPolicy('embedding', [table] as const);
   if (ids.dtype !== 'int32') throw new InvalidArgumentError(`embedding: ids must be int32, got ${ids.dtype}`);
   if (table.data.rank !== 2) throw new ShapeMismatchError(`embedding: table must be [rows, dim], got ${dims(table.shape)}`);
@@ -47,7 +49,13 @@ export function embedding(ids: Tensor, table: Variable): Variable {
 }
 
 /** RMSNorm over the last axis: x * rsqrt(mean(x^2) + eps) * weight. */
+/** Throws unless eps is a finite number >= 0 (a string would become NaN in the kernel). */
+function checkEps(op: string, eps: unknown): void {
+  if (!(typeof eps === 'number' && Number.isFinite(eps) && eps >= 0)) throw new InvalidArgumentError(`${op}: eps must be a finite number >= 0, got ${describeValue(eps)}`);
+}
+
 export function rmsNorm(x: Variable, weight: Variable, eps: number): Variable {
+  checkEps('rmsNorm', eps);
   [x, weight] = applyOpPolicy('rmsNorm', [x, weight] as const);
   floating(x.data, 'rmsNorm');
   const c = x.shape[x.shape.length - 1];
@@ -72,6 +80,7 @@ export function rmsNorm(x: Variable, weight: Variable, eps: number): Variable {
 
 /** LayerNorm over the last axis with weight and bias. */
 export function layerNorm(x: Variable, weight: Variable, bias: Variable, eps: number): Variable {
+  checkEps('layerNorm', eps);
   [x, weight, bias] = applyOpPolicy('layerNorm', [x, weight, bias] as const);
   floating(x.data, 'layerNorm');
   const c = x.shape[x.shape.length - 1];
@@ -121,6 +130,7 @@ export function scaledDotProductAttention(q: Variable, k: Variable, v: Variable,
   }
   const [b, h, t, d] = q.shape;
   const mask = options.mask ?? null;
+  if (mask !== null) checkTensor(mask, 'attention mask');
   if (mask && (mask.rank !== 2 || mask.shape[0] !== b || mask.shape[1] !== t)) throw new ShapeMismatchError(`attention: mask ${dims(mask.shape)} must be [B, T] = [${b}, ${t}]`);
   const scale = options.scale ?? 1 / Math.sqrt(d);
   const be = q.backend;
@@ -150,6 +160,9 @@ export interface CrossEntropyOptions {
 export function crossEntropy(logits: Variable, targets: Tensor, options: CrossEntropyOptions = {}): Variable {
   [logits] = applyOpPolicy('crossEntropy', [logits] as const);
   floating(logits.data, 'crossEntropy');
+  checkTensor(targets, 'crossEntropy targets');
+  const ignoreIndex: unknown = checkOptions(options, ['ignoreIndex'], 'crossEntropy').ignoreIndex ?? -100;
+  if (!(typeof ignoreIndex === 'number' && Number.isSafeInteger(ignoreIndex))) throw new InvalidArgumentError(`crossEntropy: ignoreIndex must be an integer, got ${describeValue(ignoreIndex)}`);
   if (targets.dtype !== 'int32') throw new InvalidArgumentError(`crossEntropy: targets must be int32, got ${targets.dtype}`);
   const c = logits.shape[logits.shape.length - 1];
   const rows = numel(logits.shape.slice(0, -1));
@@ -163,7 +176,7 @@ export function crossEntropy(logits: Variable, targets: Tensor, options: CrossEn
     const x2 = logits.data.reshape([rows, c]), t1 = targets.reshape([rows]);
     const l = Tensor.empty(be, [], { category: outCategory(), label: 'crossEntropy' });
     const d = wantGrad ? Tensor.empty(be, [rows, c], { category: outCategory(), label: 'dlogits' }) : null;
-    be.crossEntropy(x2, t1, l, d, options.ignoreIndex ?? -100, 1);
+    be.crossEntropy(x2, t1, l, d, ignoreIndex, 1);
     x2.dispose(); t1.dispose();
     return [l, d] as const;
   });
@@ -178,7 +191,8 @@ export function crossEntropy(logits: Variable, targets: Tensor, options: CrossEn
 
 /** Dropout: zeroes each element with probability p and scales the rest by 1/(1-p); identity when not training. */
 export function dropout(x: Variable, p: number, training: boolean, generator: Generator = defaultGenerator): Variable {
-  if (!(p >= 0 && p <= 1)) throw new InvalidArgumentError(`dropout probability must be in [0, 1], got ${p}`);
+  checkVariables('dropout', [x]);
+  if (!(typeof p === 'number' && p >= 0 && p <= 1)) throw new InvalidArgumentError(`dropout probability must be a number in [0, 1], got ${describeValue(p)}`);
   if (!training || p === 0) return x;
   const n = x.data.size;
   const keep = new Float32Array(n);

@@ -80,6 +80,7 @@ export class Tensor implements TensorRef {
   /** An uninitialised tensor. */
   static empty(backend: Backend, shape: readonly number[], options: TensorOptions = {}): Tensor {
     checkShape(shape);
+    if (options === null || typeof options !== 'object') throw new InvalidArgumentError(`tensor options must be an object, got ${describeValue(options)}`);
     const dtype = tensorDType(options.dtype ?? 'float32');
     const storage = backend.alloc(storageBytes(dtype, numel(shape)), options.category ?? 'activation', options.label ?? '');
     return new Tensor(backend, { storage, refs: 1 }, 0, [...shape], dtype);
@@ -88,6 +89,7 @@ export class Tensor implements TensorRef {
   /** A tensor from values (rounded to dtype, nearest-even) or int32 data. */
   static from(backend: Backend, data: ArrayLike<number> | Float32Array | Int32Array, shape: readonly number[], options: TensorOptions = {}): Tensor {
     checkShape(shape);
+    if (options === null || typeof options !== 'object') throw new InvalidArgumentError(`tensor options must be an object, got ${describeValue(options)}`);
     const typed = ArrayBuffer.isView(data) && !(data instanceof DataView) && !(data instanceof BigInt64Array) && !(data instanceof BigUint64Array);
     if (!typed && !Array.isArray(data)) throw new InvalidArgumentError(`Tensor.from: data must be an array or a typed array of numbers, got ${describeValue(data)}`);
     if (!typed) {
