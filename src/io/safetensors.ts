@@ -20,6 +20,16 @@ import { Tensor } from '../tensor/tensor.js';
 export const MAX_HEADER_BYTES = 100_000_000;
 
 /**
+ * Most tensors a file may hold (and entries in any header object). Real checkpoints hold hundreds to
+ * a few tens of thousands; a 100 MB header of empty tensors would otherwise be 1.5 million entries,
+ * tens of seconds and gigabytes to parse and load. Checked while parsing, before the entries are built.
+ */
+export const MAX_TENSORS = 100_000;
+
+/** Longest array in a header (a shape's rank; data_offsets has 2). */
+export const MAX_RANK = 64;
+
+/**
  * `__metadata__` key under which memfit records the real dtype and logical shape of tensors stored as U8
  * (fp4, fp6, e8m0): a JSON object string, name -> {"dtype": canonical memfit name, "shape": [...]}.
  */
@@ -249,6 +259,7 @@ function parseJson(s: string, what: string): Json {
         if (s[i] !== '"') fail('expected a string key');
         const key = str();
         if (obj.has(key)) fail(`duplicate key ${JSON.stringify(key)}`);
+        if (obj.size >= MAX_TENSORS + 1) fail(`an object with more than ${MAX_TENSORS + 1} entries (memfit reads at most ${MAX_TENSORS} tensors a file; corrupt or hostile file?)`);
         ws();
         if (s[i] !== ':') fail("expected ':'");
         i++;
@@ -270,6 +281,7 @@ function parseJson(s: string, what: string): Json {
         return arr;
       }
       for (;;) {
+        if (arr.length >= MAX_RANK) fail(`an array longer than ${MAX_RANK} (memfit reads shapes of rank <= ${MAX_RANK})`);
         arr.push(value(depth + 1));
         ws();
         if (s[i] === ',') i++;
@@ -501,11 +513,13 @@ function compareCodePoints(a: string, b: string): number {
 export function planSafetensors(specs: ReadonlyArray<readonly [string, RawTensorSpec]>, metadata: Record<string, string> = {}): SafetensorsLayout {
   if (metadata === null || typeof metadata !== 'object') throw new InvalidArgumentError(`metadata must be an object of strings, got ${describeValue(metadata)}`);
   const meta: string[] = [];
+  if (Object.keys(metadata).length > MAX_TENSORS) throw new InvalidArgumentError(`${Object.keys(metadata).length} metadata entries are more than the ${MAX_TENSORS} a safetensors header may hold here`);
   for (const [k, v] of Object.entries(metadata)) {
     checkString(k, 'metadata key');
     if (k === MEMFIT_DTYPES_KEY) throw new InvalidArgumentError(`metadata key "${MEMFIT_DTYPES_KEY}" is reserved: memfit writes it for fp4/fp6/e8m0 tensors`);
     meta.push(`${JSON.stringify(k)}:${JSON.stringify(checkString(v, `metadata value of ${JSON.stringify(k)}`))}`);
   }
+  if (specs.length > MAX_TENSORS) throw new InvalidArgumentError(`${specs.length} tensors are more than the ${MAX_TENSORS} a safetensors file may hold here (readers refuse more)`);
   const seen = new Set<string>();
   const rows = specs.map(([name, spec]) => {
     checkString(name, 'tensor name');
@@ -518,6 +532,7 @@ export function planSafetensors(specs: ReadonlyArray<readonly [string, RawTensor
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
       throw new InvalidArgumentError(`tensor '${name}': shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
     }
+    if (shape.length > MAX_RANK) throw new InvalidArgumentError(`tensor '${name}': rank ${shape.length} is above the ${MAX_RANK} a safetensors file may hold here`);
     const bytes = byteSize(numelOf(shape), dtypeBits(dtype));
     if (bytes < 0) throw new InvalidArgumentError(`tensor '${name}': shape ${fmtShape(shape)} is too large`);
     const fileDType = TO_FILE.get(dtype) ?? 'U8';
