@@ -3,7 +3,7 @@
 // memory breakdown by category and a sample. Checkpoints are written atomically and resumable; an
 // existing file is overwritten only when it is a checkpoint of this run (or with --force), and a
 // run whose loss or weights become non-finite stops before saving them.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import { createBackend } from '../backend/select.js';
@@ -120,7 +120,10 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
     else out(line);
   };
   const checkpointExists = opts.checkpoint !== undefined && existsSync(opts.checkpoint);
-  if (checkpointExists && !opts.resume && !opts.force) {
+  // A device or FIFO is written in place and never replaced (io/fs_sync.ts): nothing there to protect or resume.
+  const regular = checkpointExists && statSync(opts.checkpoint!).isFile();
+  if (opts.resume && checkpointExists && !regular) throw new CliError(`cannot resume from --checkpoint ${opts.checkpoint}: it is not a regular file`);
+  if (regular && !opts.resume && !opts.force) {
     const why = await notThisRun(opts.checkpoint!, run);
     if (why) throw new CliError(`--checkpoint ${opts.checkpoint} exists and is not a checkpoint of this run (${why}); continue it with --resume, choose another path, or add --force to overwrite it`);
   }

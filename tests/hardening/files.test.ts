@@ -104,6 +104,10 @@ test('train --checkpoint into a FIFO writes the checkpoint through it', async ()
   const parsed = parseSafetensors(new Uint8Array(bytes));
   assert.ok(parsed.metadata['memfit.checkpoint'], 'a checkpoint came through the pipe');
   assert.ok(lstatSync(fifo).isFIFO());
+  // Nothing to resume from a FIFO: refused at once (reading it would wait for a writer forever).
+  const resume = memfitSync('train', '--backend', 'wasm', '--steps', '1', '--checkpoint', fifo, '--resume');
+  assert.is(resume.code, 1);
+  assert.match(resume.stderr, /cannot resume from --checkpoint .*ckpt\.fifo: it is not a regular file/);
 });
 
 // A private copy of /dev/null (char 1:3): mknod needs root. As root the unfixed code replaced the
