@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  AdamW, cosineWithWarmup, InvalidArgumentError, Linear, MemfitError, parseSafetensors, serializeSafetensors, StepLR, sum, Tensor, Variable, WasmBackend,
+  AdamW, cosineWithWarmup, Generator, InvalidArgumentError, Linear, MemfitError, parseSafetensors, serializeSafetensors, StepLR, sum, Tensor, Variable, WasmBackend,
   type RawTensor,
 } from '../../src/index.js';
 import { loadCheckpoint, saveCheckpoint } from '../../src/io/checkpoint.js';
@@ -96,6 +96,8 @@ test('a checkpoint with absurd step counts or a non-object extra is refused as a
       ['AdamW step 2^60', (j) => { for (const k of Object.keys(j.optimizer.numbers)) j.optimizer.numbers[k].step = 2 ** 60; }, /step must be a non-negative integer no larger than 2\^40/],
       ['scheduler "x"', (j) => { j.scheduler = 'x'; }, /scheduler must be a JSON object or null/],
       ['generators []', (j) => { j.generators = []; }, /generators must be a JSON object/],
+      ['generator spare Infinity', (j) => { j.generators['memfit.default'].spare = '1e999'; }, /spare must be a number or null/],
+      ['generator words', (j) => { j.generators['memfit.default'].words = [1, 2, 3, 2 ** 40]; }, /generator state must be four uint32 words/],
     ];
     const w0 = Array.from(await s.model.weight.data.toArray());
     const sched0 = s.scheduler.stateDict();
@@ -135,6 +137,16 @@ test('a checkpoint with absurd step counts or a non-object extra is refused as a
     s.dispose();
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('Generator.setState refuses a non-object, bad words and a non-finite spare', () => {
+  const g = new Generator(1);
+  const before = g.getState();
+  invalid(() => g.setState(null as never), /generator state must be an object/);
+  invalid(() => g.setState({ words: [1, 2, 3], spare: null }), /four uint32 words/);
+  invalid(() => g.setState({ words: [1, 2, 3, 4], spare: Infinity }), /spare must be a finite number or null, got Infinity/);
+  invalid(() => g.setState({ words: [1, 2, 3, 4], spare: 'x' as never }), /got "x"/);
+  assert.equal(g.getState(), before, 'unchanged');
 });
 
 test.run();
