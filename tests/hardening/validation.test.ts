@@ -6,7 +6,7 @@ import * as assert from 'uvu/assert';
 import {
   add, AdamW, allocate, functional, amax, decode, dequantizePerTensor, encode, finfo, formatOf, InvalidArgumentError, Linear, matmul, MemfitError,
   mul, mxDequantize, mxQuantize, pack, packedByteLength, parseSafetensors, quantizePerTensor, safetensorsToTensors, scaledMatmul,
-  scaleFromAmax, serializeSafetensors, StepLR, Tensor, unpack, Variable, WasmBackend,
+  savedTensorStats, scaleFromAmax, serializeSafetensors, StepLR, Tensor, unpack, Variable, WasmBackend,
 } from '../../src/index.js';
 import { describeValue } from '../../src/errors.js';
 
@@ -138,6 +138,7 @@ test('a sweep of the autograd, nn and optimizer API with hostile arguments: only
   const lin = new Linear(4, 4, { backend: w });
   const opt = new AdamW(lin.parameters(), { lr: 0.1 });
   const sched = new StepLR(opt, 2);
+  const saved0 = savedTensorStats();
   const made: Variable[] = [];
   const keep = (v: unknown): void => { if (v instanceof Variable) made.push(v); };
   const calls: Array<[string, number, (...a: unknown[]) => unknown, unknown[]]> = [
@@ -166,7 +167,8 @@ test('a sweep of the autograd, nn and optimizer API with hostile arguments: only
     }
   }
   assert.equal(problems, []);
-  for (const v of made) v.dispose();
+  for (const v of made) { v.releaseGraph(); v.dispose(); } // dispose() alone keeps the graph's saved tensors (by design)
+  assert.equal(savedTensorStats(), saved0, 'no saved tensor outlives the sweep');
   for (const t of [x.data, wt.data, ids]) t.dispose();
   opt.dispose();
   lin.dispose();
