@@ -1,5 +1,5 @@
 // memfit: train neural networks in less memory. Public API.
-export { MemfitError, UnknownDTypeError, InvalidArgumentError, ShapeMismatchError } from './errors.js';
+export { MemfitError, UnknownDTypeError, InvalidArgumentError, ShapeMismatchError, OutOfMemoryError } from './errors.js';
 export { FORMATS, DTYPE_NAMES, formatOf, canonicalDType, codeValue, maxFiniteCode, isDTypeName } from './dtype/formats.js';
 export type { DType, DTypeAlias, DTypeName, FormatTraits, NanEncoding } from './dtype/formats.js';
 export { finfo, formatTable } from './dtype/finfo.js';

@@ -12,9 +12,9 @@
 // and optimizer steps through `observeOp`, the part of it that applies without a graph).
 import type { TensorDType } from '../backend/backend.js';
 import type { Category } from '../backend/memory.js';
-import { Tensor, resultDType } from '../tensor/tensor.js';
+import { Tensor, resultDType, withOutputs } from '../tensor/tensor.js';
 import { observeOp } from '../backend/op_context.js';
-import { decideOp, isGradEnabled, record, type BackwardFn, type Variable } from './variable.js';
+import { checkVariables, decideOp, isGradEnabled, record, type BackwardFn, type Variable } from './variable.js';
 import { outCategory } from './kernels.js';
 
 /** What an op's forward returns. */
@@ -72,6 +72,7 @@ export function sameDtypeOrFloat32(inputs: readonly Variable[]): TensorDType {
 
 /** Runs op on inputs: policy, allocation, recording, saved-tensor context, labels, observers. */
 export function apply<A extends unknown[]>(op: OpDef<A>, inputs: readonly Variable[], ...args: A): Variable {
+  checkVariables(op.name, inputs);
   return observeOp(op.name, () => {
     const decided: { inputs: readonly Variable[]; outputDtype?: TensorDType; saveDtype?: TensorDType } = op.bypassPolicy ? { inputs } : decideOp(op.name, inputs);
     const dtype = decided.outputDtype ?? op.outputDtype?.(decided.inputs) ?? 'float32';
@@ -88,7 +89,8 @@ export function apply<A extends unknown[]>(op: OpDef<A>, inputs: readonly Variab
         return c;
       },
     };
-    const r = op.forward(io, decided.inputs, ...args);
+    // A forward that throws frees every tensor it made (withOutputs); record frees the output if recording fails.
+    const r = withOutputs(() => op.forward(io, decided.inputs, ...args));
     return record(op.name, r.y, [...decided.inputs], r.save ?? (() => []), r.backward, r.temps ?? [], r.slots);
   });
 }

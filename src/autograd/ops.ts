@@ -3,9 +3,9 @@
 // `apply` runs them all the same way (policy, allocation in the chosen dtype, recording, saved-tensor
 // context, labels, observers). Inputs may be any float dtype (kernels compute in float32);
 // gradients are float32.
-import { InvalidArgumentError } from '../errors.js';
+import { checkOptions, describeValue, InvalidArgumentError } from '../errors.js';
 import { canonicalDType, type DTypeName } from '../dtype/formats.js';
-import { Tensor, matmulShape } from '../tensor/tensor.js';
+import { checkTensor, Tensor, matmulShape } from '../tensor/tensor.js';
 import type { BinaryOp, MatmulOptions, TensorDType, UnaryOp } from '../backend/backend.js';
 import type { Category } from '../backend/memory.js';
 import { normAxis, numel, broadcastShapes } from '../backend/shape.js';
@@ -14,6 +14,11 @@ import { apply, defineOp, sameDtypeOrFloat32, type OpIO } from './op.js';
 import { expand, floating, kBinary, kSum, kSumKeep, kUnary, pass, sameBackend, scalar, unbroadcast } from './kernels.js';
 
 export { unbroadcast } from './kernels.js';
+
+/** Throws unless `c` is a number (a string or null would become NaN or 0 in the kernel). */
+function constantArg(op: string, c: unknown): void {
+  if (typeof c !== 'number') throw new InvalidArgumentError(`${op}: the constant must be a number, got ${describeValue(c)}`);
+}
 
 /** io's output holding op(x) (a unary kernel). */
 function unaryOut(io: OpIO, op: UnaryOp, x: Tensor, alpha?: number): Tensor {
@@ -106,9 +111,9 @@ const ADD_SCALAR = LINEAR_UNARY('add', 'addScalar', () => null);
 
 export const neg = (x: Variable): Variable => apply(NEG, [x], 0);
 /** x * c for a constant c (PyTorch's mul with a scalar). */
-export const scale = (x: Variable, c: number): Variable => apply(SCALE, [x], c);
+export const scale = (x: Variable, c: number): Variable => { constantArg('scale', c); return apply(SCALE, [x], c); };
 /** x + c for a constant c (PyTorch's add with a scalar). */
-export const addScalar = (x: Variable, c: number): Variable => apply(ADD_SCALAR, [x], c);
+export const addScalar = (x: Variable, c: number): Variable => { constantArg('addScalar', c); return apply(ADD_SCALAR, [x], c); };
 
 /** A unary op with its backward from the saved input or output. */
 function unaryOp(name: string, op: UnaryOp, saveOutput: boolean, grad: (gy: Tensor, s: Tensor) => Tensor) {
@@ -339,7 +344,11 @@ const MATMUL = defineOp({
  * or one side without batch dims: it is broadcast and its gradient summed over the batch).
  */
 export function matmul(a: Variable, b: Variable, options: Pick<MatmulOptions, 'transA' | 'transB'> = {}): Variable {
-  return apply(MATMUL, [a, b], options);
+  const o = checkOptions(options, ['transA', 'transB'], 'matmul');
+  if ((o.transA !== undefined && typeof o.transA !== 'boolean') || (o.transB !== undefined && typeof o.transB !== 'boolean')) {
+    throw new InvalidArgumentError(`matmul: transA and transB must be booleans, got ${describeValue(o.transA)} and ${describeValue(o.transB)}`);
+  }
+  return apply(MATMUL, [a, b], o);
 }
 
 const CAST = defineOp({
@@ -364,6 +373,8 @@ export function cast(x: Variable, dtype: DTypeName, options: { category?: Catego
 
 /** A Variable that never needs a gradient, around `t` (a new reference to its storage). */
 export function constant(t: Tensor): Variable {
+  checkTensor(t, 'constant');
+  checkTensor(t, 'constant');
   return new Variable(t.reshape(t.shape), { requiresGrad: false });
 }
 

@@ -8,8 +8,8 @@
 // scope with withSavedTensorsHooks(). The default keeps a tensor as it is (a view holding a
 // reference to its storage, so an activation the user disposes stays alive until backward).
 import { currentModulePath, observeOp, setAllocationOp, withModulePath, type OpContext } from '../backend/op_context.js';
-import { InvalidArgumentError } from '../errors.js';
-import { Tensor } from '../tensor/tensor.js';
+import { describeValue, InvalidArgumentError } from '../errors.js';
+import { Tensor, withOutputs } from '../tensor/tensor.js';
 import type { Backend, TensorDType } from '../backend/backend.js';
 import { storageBytes } from '../backend/storage.js';
 
@@ -85,6 +85,15 @@ export function withOpPolicy<T>(policy: OpPolicy, fn: () => T): T {
   try { return fn(); } finally { policyStack.pop(); }
 }
 
+/** Throws an InvalidArgumentError naming the argument unless every input is a Variable. */
+export function checkVariables(op: string, inputs: readonly unknown[]): void {
+  inputs.forEach((v, i) => {
+    if (!(v instanceof Variable)) {
+      throw new InvalidArgumentError(`${op}: argument ${i + 1} must be a Variable, got ${describeValue(v)}${v instanceof Tensor ? ' (wrap it: new Variable(tensor))' : ''}`);
+    }
+  });
+}
+
 /** The innermost policy's decision for `op` (inputs unchanged and no dtype when there is none). */
 export function decideOp<V extends readonly Variable[]>(op: string, inputs: V): { inputs: V; outputDtype?: TensorDType; saveDtype?: TensorDType } {
   const p = policyStack[policyStack.length - 1];
@@ -92,7 +101,8 @@ export function decideOp<V extends readonly Variable[]>(op: string, inputs: V): 
   const d = p(op, inputs);
   const decision: OpDecision = Array.isArray(d) ? { inputs: d as readonly Variable[] } : (d as OpDecision);
   const out = decision.inputs ?? inputs;
-  if (out.length !== inputs.length) throw new InvalidArgumentError(`op policy for ${op} returned ${out.length} inputs, expected ${inputs.length}`);
+  if (!Array.isArray(out) || out.length !== inputs.length) throw new InvalidArgumentError(`op policy for ${op} returned ${Array.isArray(out) ? out.length : describeValue(out)} inputs, expected ${inputs.length}`);
+  checkVariables(`op policy for ${op}`, out);
   if (decision.outputDtype !== undefined && decision.outputDtype === 'int32') throw new InvalidArgumentError(`op policy for ${op}: the output dtype must be a float dtype`);
   if (decision.saveDtype === 'int32') throw new InvalidArgumentError(`op policy for ${op}: the save dtype must be a float dtype`);
   return { inputs: out as unknown as V, outputDtype: decision.outputDtype, saveDtype: decision.saveDtype };
@@ -104,6 +114,7 @@ export function decideOp<V extends readonly Variable[]>(op: string, inputs: V): 
  * with defineOp get this (and the output dtype) from apply.
  */
 export function applyOpPolicy<V extends readonly Variable[]>(op: string, inputs: V): V {
+  checkVariables(op, inputs);
   setAllocationOp(op);
   return decideOp(op, inputs).inputs;
 }
@@ -256,7 +267,8 @@ export class Node {
       this.saved = [];
     }
     try {
-      return this.backwardFn(gy, ts, [...this.needs]);
+      // A backward function that throws midway frees every tensor it made (withOutputs).
+      return withOutputs(() => this.backwardFn(gy, ts, [...this.needs]));
     } finally {
       for (const t of ts) t?.dispose();
     }
@@ -286,6 +298,8 @@ export class Variable {
   readonly isInference: boolean;
 
   constructor(public data: Tensor, options: VariableOptions = {}, readonly gradFn: Node | null = null) {
+    if (!(data instanceof Tensor)) throw new InvalidArgumentError(`Variable: data must be a Tensor, got ${describeValue(data)}`);
+    if (options === null || typeof options !== 'object') throw new InvalidArgumentError(`Variable: options must be an object, got ${describeValue(options)}`);
     this.requiresGrad = options.requiresGrad ?? gradFn !== null;
     this.isInference = inferenceDepth > 0;
     if (this.requiresGrad && data.dtype === 'int32') throw new InvalidArgumentError('an int32 variable cannot require grad');
@@ -470,13 +484,20 @@ function accumulate(v: Variable, g: Tensor): void {
   if (g.shape.join() !== v.shape.join()) throw new InvalidArgumentError(`internal: gradient shape [${g.shape.join(', ')}] for a variable of shape [${v.shape.join(', ')}]`);
   const be = v.backend;
   if (!v.grad) {
-    v.grad = Tensor.empty(be, v.shape, { category: 'gradient', label: 'grad' });
-    be.unary('scale', g, v.grad, 1);
+    v.grad = withOutputs(() => {
+      const grad = Tensor.empty(be, v.shape, { category: 'gradient', label: 'grad' });
+      be.unary('scale', g, grad, 1);
+      return grad;
+    });
   } else {
     // Out of place: a kernel may not read and write one GPU buffer in the same dispatch.
-    const sum = Tensor.empty(be, v.shape, { category: 'gradient', label: 'grad' });
-    be.binary('add', v.grad, g, sum);
-    v.grad.dispose();
+    const prev = v.grad;
+    const sum = withOutputs(() => {
+      const t = Tensor.empty(be, v.shape, { category: 'gradient', label: 'grad' });
+      be.binary('add', prev, g, t);
+      return t;
+    });
+    prev.dispose();
     v.grad = sum;
   }
 }
@@ -496,25 +517,33 @@ function runBackward(root: Variable, seed: Tensor): void {
       if (!gy) { node.releaseSaved(); continue; }
       let gins: (Tensor | null)[];
       try { gins = node.apply(gy); } finally { gy.dispose(); }
-      node.inputs.forEach((v, i) => {
-        const g = gins[i];
-        if (!g) return;
-        if (!v.requiresGrad) { g.dispose(); return; }
-        if (v.gradFn) {
-          const prev = grads.get(v.gradFn);
-          if (prev) {
-            // Out of place: prev or g may be a view sharing storage with another pending gradient.
-            const sum = Tensor.empty(v.backend, prev.shape, { category: 'temporary', label: 'grad' });
-            v.backend.binary('add', prev, g, sum);
-            prev.dispose();
+      try {
+        node.inputs.forEach((v, i) => {
+          const g = gins[i];
+          if (!g) return;
+          if (!v.requiresGrad) { g.dispose(); return; }
+          if (v.gradFn) {
+            const prev = grads.get(v.gradFn);
+            if (prev) {
+              // Out of place: prev or g may be a view sharing storage with another pending gradient.
+              const sum = withOutputs(() => {
+                const t = Tensor.empty(v.backend, prev.shape, { category: 'temporary', label: 'grad' });
+                v.backend.binary('add', prev, g, t);
+                return t;
+              });
+              prev.dispose();
+              g.dispose();
+              grads.set(v.gradFn, sum);
+            } else grads.set(v.gradFn, g);
+          } else {
+            accumulate(v, g);
             g.dispose();
-            grads.set(v.gradFn, sum);
-          } else grads.set(v.gradFn, g);
-        } else {
-          accumulate(v, g);
-          g.dispose();
-        }
-      });
+          }
+        });
+      } catch (e) {
+        for (const g of gins) g?.dispose(); // dispose is idempotent: those already used are unaffected
+        throw e;
+      }
     }
   } finally {
     for (const g of grads.values()) g.dispose();

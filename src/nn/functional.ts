@@ -1,10 +1,10 @@
 // torch.nn.functional: the differentiable ops that layers are made of, each a fused backend kernel
 // (or a short composition) with its backward beside it. Shapes in comments: B batch, T sequence,
 // H heads, D head dim, C channels/classes.
-import { InvalidArgumentError, ShapeMismatchError } from '../errors.js';
-import { Tensor } from '../tensor/tensor.js';
+import { checkOptions, describeValue, InvalidArgumentError, ShapeMismatchError } from '../errors.js';
+import { checkTensor, Tensor, withOutputs } from '../tensor/tensor.js';
 import { numel } from '../backend/shape.js';
-import { isGradEnabled, Variable } from '../autograd/variable.js';
+import { checkVariables, isGradEnabled, Variable } from '../autograd/variable.js';
 import { apply, defineOp } from '../autograd/op.js';
 import { floating, kBinary, kSum, outCategory, sameBackend, zeros } from '../autograd/kernels.js';
 import { defaultGenerator, type Generator } from '../random.js';
@@ -60,6 +60,8 @@ const LINEAR = defineOp({
 
 /** y = x @ weight^T + bias: x [..., in], weight [out, in], bias [out] or null. */
 export function linear(x: Variable, weight: Variable, bias: Variable | null = null): Variable {
+  checkVariables('linear', bias === null ? [x, weight] : [x, weight, bias]);
+  checkVariables('linear', bias === null ? [x, weight] : [x, weight, bias]);
   const inF = x.shape[x.shape.length - 1];
   if (weight.data.rank !== 2 || weight.shape[1] !== inF) throw new ShapeMismatchError(`linear: input ${dims(x.shape)} does not fit weight ${dims(weight.shape)} (expected [out, ${inF}])`);
   const outF = weight.shape[0];
@@ -89,9 +91,16 @@ const EMBEDDING = defineOp({
 
 /** Rows of `table` [V, C] picked by int32 ids [...]: out [..., C]. An id outside [0, V) gives zeros. */
 export function embedding(ids: Tensor, table: Variable): Variable {
+  checkTensor(ids, 'embedding ids');
+  checkVariables('embedding', [table]);
   if (ids.dtype !== 'int32') throw new InvalidArgumentError(`embedding: ids must be int32, got ${ids.dtype}`);
   if (table.data.rank !== 2) throw new ShapeMismatchError(`embedding: table must be [rows, dim], got ${dims(table.shape)}`);
   return apply(EMBEDDING, [table], ids);
+}
+
+/** Throws unless eps is a finite number >= 0 (a string would become NaN in the kernel). */
+function checkEps(op: string, eps: unknown): void {
+  if (!(typeof eps === 'number' && Number.isFinite(eps) && eps >= 0)) throw new InvalidArgumentError(`${op}: eps must be a finite number >= 0, got ${describeValue(eps)}`);
 }
 
 const RMS_NORM = defineOp({
@@ -123,6 +132,8 @@ const RMS_NORM = defineOp({
 
 /** RMSNorm over the last axis: x * rsqrt(mean(x^2) + eps) * weight. */
 export function rmsNorm(x: Variable, weight: Variable, eps: number): Variable {
+  checkVariables('rmsNorm', [x, weight]);
+  checkEps('rmsNorm', eps);
   const c = x.shape[x.shape.length - 1];
   if (weight.data.rank !== 1 || weight.shape[0] !== c) throw new ShapeMismatchError(`rmsNorm: weight ${dims(weight.shape)} does not fit input ${dims(x.shape)}`);
   return apply(RMS_NORM, [x, weight], eps);
@@ -154,6 +165,8 @@ const LAYER_NORM = defineOp({
 
 /** LayerNorm over the last axis with weight and bias. */
 export function layerNorm(x: Variable, weight: Variable, bias: Variable, eps: number): Variable {
+  checkVariables('layerNorm', [x, weight, bias]);
+  checkEps('layerNorm', eps);
   const c = x.shape[x.shape.length - 1];
   for (const [name, p] of [['weight', weight], ['bias', bias]] as const) {
     if (p.data.rank !== 1 || p.shape[0] !== c) throw new ShapeMismatchError(`layerNorm: ${name} ${dims(p.shape)} does not fit input ${dims(x.shape)}`);
@@ -180,6 +193,7 @@ export interface AttentionOptions {
  */
 export function scaledDotProductAttention(q: Variable, k: Variable, v: Variable, options: AttentionOptions): Variable {
   if (options?.isCausal !== true) throw new InvalidArgumentError('scaledDotProductAttention: only causal attention is implemented; pass { isCausal: true }');
+  if (options.mask !== undefined && options.mask !== null) checkTensor(options.mask, 'attention mask');
   return apply(ATTENTION, [q, k, v], options);
 }
 
@@ -220,12 +234,16 @@ export interface CrossEntropyOptions {
  * instead of the logits (same size), so the logits can be freed as soon as the loss is known.
  */
 export function crossEntropy(logits: Variable, targets: Tensor, options: CrossEntropyOptions = {}): Variable {
+  checkVariables('crossEntropy', [logits]);
+  checkTensor(targets, 'crossEntropy targets');
+  const ignoreIndex: unknown = checkOptions(options, ['ignoreIndex'], 'crossEntropy').ignoreIndex ?? -100;
+  if (!(typeof ignoreIndex === 'number' && Number.isSafeInteger(ignoreIndex))) throw new InvalidArgumentError(`crossEntropy: ignoreIndex must be an integer, got ${describeValue(ignoreIndex)}`);
   if (targets.dtype !== 'int32') throw new InvalidArgumentError(`crossEntropy: targets must be int32, got ${targets.dtype}`);
   const rows = numel(logits.shape.slice(0, -1));
   if (logits.data.rank < 2 || targets.size !== rows || targets.shape.join() !== logits.shape.slice(0, -1).join()) {
     throw new ShapeMismatchError(`crossEntropy: logits ${dims(logits.shape)} and targets ${dims(targets.shape)} do not match (targets must be the logits' shape without the last dim)`);
   }
-  return apply(CROSS_ENTROPY, [logits], targets, options.ignoreIndex ?? -100);
+  return apply(CROSS_ENTROPY, [logits], targets, ignoreIndex);
 }
 
 const CROSS_ENTROPY = defineOp({
@@ -272,7 +290,8 @@ const DROPOUT = defineOp({
 
 /** Dropout: zeroes each element with probability p and scales the rest by 1/(1-p); identity when not training. */
 export function dropout(x: Variable, p: number, training: boolean, generator: Generator = defaultGenerator): Variable {
-  if (!(p >= 0 && p <= 1)) throw new InvalidArgumentError(`dropout probability must be in [0, 1], got ${p}`);
+  checkVariables('dropout', [x]);
+  if (!(typeof p === 'number' && p >= 0 && p <= 1)) throw new InvalidArgumentError(`dropout probability must be a number in [0, 1], got ${describeValue(p)}`);
   if (!training || p === 0) return x;
   const n = x.data.size;
   const keep = new Float32Array(n);

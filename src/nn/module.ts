@@ -13,7 +13,7 @@
 // knowing; a wrapper lists the child it wraps in stateDictTransparentChildren() to keep the
 // model's checkpoint keys unchanged.
 import { currentModulePath, insideModule, withModulePath } from '../backend/op_context.js';
-import { InvalidArgumentError, MemfitError, ShapeMismatchError } from '../errors.js';
+import { describeValue, InvalidArgumentError, MemfitError, ShapeMismatchError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { Backend } from '../backend/backend.js';
 import { canonicalDType, formatOf } from '../dtype/formats.js';
@@ -428,6 +428,10 @@ export abstract class Module {
   }
 
   #planLoad(stateDict: Readonly<StateDict>, options: LoadStateDictOptions): LoadStateDictResult & { plan: [Tensor, Tensor][] } {
+    if (stateDict === null || typeof stateDict !== 'object' || Array.isArray(stateDict) || stateDict instanceof Tensor) {
+      throw new InvalidArgumentError(`loadStateDict: the state dict must be an object of Tensors, got ${describeValue(stateDict)}`);
+    }
+    if (options === null || typeof options !== 'object') throw new InvalidArgumentError(`loadStateDict: options must be an object, got ${describeValue(options)}`);
     const slots = this.#slots();
     const expected = new Set(slots.map((s) => s.key));
     const has = (k: string): boolean => Object.prototype.hasOwnProperty.call(stateDict, k);

@@ -5,7 +5,7 @@
 // step() only queues kernels: step counts live on the host (a number per parameter state), and
 // nothing is ever read back, so a training loop never waits for the device inside step().
 import { observeOp } from '../backend/op_context.js';
-import { InvalidArgumentError, ShapeMismatchError } from '../errors.js';
+import { describeValue, InvalidArgumentError, ShapeMismatchError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { formatOf } from '../dtype/formats.js';
 import { Variable, type ZeroGradOptions } from '../autograd/variable.js';
@@ -27,6 +27,14 @@ export type ParamsInput<H extends OptimizerHyper> = Iterable<Variable> | readonl
 
 /** State of one parameter: float32 tensors (in the 'optimizer' category) and numbers (step counts). */
 export type ParamState = Record<string, Tensor | number>;
+
+
+/**
+ * Largest step count (an optimizer's per-parameter `step`, a scheduler's `lastEpoch`) a saved state
+ * may hold: 2^40, about 10^12 steps, far beyond any run; 2^53 is where counting stops being exact,
+ * and learning-rate formulas lose their precision well before.
+ */
+export const MAX_STEP = 2 ** 40;
 
 /** A parameter group in a state dict: hyperparameters and parameter ids. */
 export type ParamGroupState<H extends OptimizerHyper> = H & { params: number[]; initialLr?: number };
@@ -237,7 +245,7 @@ export abstract class Optimizer<H extends OptimizerHyper> {
       }
       for (const k of spec.numbers) {
         const v = entry[k];
-        if (!(typeof v === 'number' && Number.isInteger(v) && v >= 0)) throw new InvalidArgumentError(`${where}: state[${id}].${k} must be a non-negative integer, got ${String(v)}`);
+        if (!(typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= MAX_STEP)) throw new InvalidArgumentError(`${where}: state[${id}].${k} must be a non-negative integer no larger than 2^40, got ${describeValue(v)}`);
       }
       for (const k of spec.tensors) {
         const t = entry[k];
@@ -258,6 +266,7 @@ export abstract class Optimizer<H extends OptimizerHyper> {
     try {
       for (const { param, values } of plan) {
         const s: ParamState = {};
+        fresh.set(param, s); // before the copies: freed with the rest if one fails
         for (const [k, v] of Object.entries(values)) {
           if (typeof v === 'number') s[k] = v;
           else {
@@ -266,7 +275,6 @@ export abstract class Optimizer<H extends OptimizerHyper> {
             param.backend.cast(v, copy);
           }
         }
-        fresh.set(param, s);
       }
     } catch (e) {
       for (const s of fresh.values()) disposeState(s);

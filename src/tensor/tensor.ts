@@ -3,7 +3,7 @@
 // the garbage collector). Every op goes through dispatch(), the one place where autocast policy
 // and autograd recording will apply.
 import { observeOp } from '../backend/op_context.js';
-import { InvalidArgumentError, ShapeMismatchError } from '../errors.js';
+import { describeValue, InvalidArgumentError, ShapeMismatchError } from '../errors.js';
 import { encode, decode } from '../dtype/encode.js';
 import { formatOf, canonicalDType } from '../dtype/formats.js';
 import { pack, unpack } from '../dtype/pack.js';
@@ -27,13 +27,47 @@ function tensorDType(d: string): TensorDType {
   return d === 'int32' ? 'int32' : canonicalDType(d);
 }
 
+/** Tensors made (allocated, or views taken) inside each open withOutputs call, innermost last. */
+const scopes: Tensor[][] = [];
+
+/**
+ * Runs `fn` (an op, or a backward function: allocate outputs, run kernels, return the result).
+ * When anything in it throws (a disposed input, an unknown op, memory that runs out at the second
+ * output), every tensor made inside it, outputs, intermediates and views alike, is disposed before
+ * the error goes on: a failed op never leaks memory. On success they are the caller's (and an
+ * enclosing withOutputs still frees them if it fails later). `fn` must be synchronous.
+ */
+export function withOutputs<R>(fn: () => R): R {
+  const made: Tensor[] = [];
+  scopes.push(made);
+  let result: R;
+  try {
+    result = fn();
+  } catch (e) {
+    scopes.pop();
+    for (const t of made) t.dispose();
+    throw e;
+  }
+  scopes.pop();
+  scopes[scopes.length - 1]?.push(...made);
+  return result;
+}
+
+/** Throws (naming `what`) unless `t` is a Tensor that has not been disposed: checked before an op allocates anything. */
+export function checkTensor(t: unknown, what: string): asserts t is Tensor {
+  if (!(t instanceof Tensor)) throw new InvalidArgumentError(`${what} must be a Tensor, got ${describeValue(t)}`);
+  if (t.isDisposed) throw new InvalidArgumentError(`${what}: tensor used after dispose()`);
+}
+
 export class Tensor implements TensorRef {
   private disposed = false;
 
   private constructor(
     readonly backend: Backend, private readonly shared: SharedStorage, readonly offset: number,
     readonly shape: readonly number[], readonly dtype: TensorDType,
-  ) {}
+  ) {
+    scopes[scopes.length - 1]?.push(this);
+  }
 
   get storage(): Storage {
     if (this.disposed) throw new InvalidArgumentError('tensor used after dispose()');
@@ -47,6 +81,7 @@ export class Tensor implements TensorRef {
   /** An uninitialised tensor. */
   static empty(backend: Backend, shape: readonly number[], options: TensorOptions = {}): Tensor {
     checkShape(shape);
+    if (options === null || typeof options !== 'object') throw new InvalidArgumentError(`tensor options must be an object, got ${describeValue(options)}`);
     const dtype = tensorDType(options.dtype ?? 'float32');
     const storage = backend.alloc(storageBytes(dtype, numel(shape)), options.category ?? 'activation', options.label ?? '');
     return new Tensor(backend, { storage, refs: 1 }, 0, [...shape], dtype);
@@ -55,16 +90,26 @@ export class Tensor implements TensorRef {
   /** A tensor from values (rounded to dtype, nearest-even) or int32 data. */
   static from(backend: Backend, data: ArrayLike<number> | Float32Array | Int32Array, shape: readonly number[], options: TensorOptions = {}): Tensor {
     checkShape(shape);
-    if (data.length !== numel(shape)) throw new ShapeMismatchError(`${data.length} values do not fill shape [${shape.join(', ')}] (${numel(shape)} elements)`);
-    const t = Tensor.empty(backend, shape, { category: 'data', ...options });
-    if (t.dtype === 'int32') backend.write(t.storage, Int32Array.from(data as ArrayLike<number>));
-    else {
-      const f = formatOf(t.dtype);
-      const values = data instanceof Float32Array ? data : Float64Array.from(data as ArrayLike<number>);
-      const codes = f.name === 'float32' ? Float32Array.from(values) : encode(values, f.name);
-      backend.write(t.storage, f.bits < 8 ? pack(codes as Uint8Array, f.name) : codes);
+    if (options === null || typeof options !== 'object') throw new InvalidArgumentError(`tensor options must be an object, got ${describeValue(options)}`);
+    const typed = ArrayBuffer.isView(data) && !(data instanceof DataView) && !(data instanceof BigInt64Array) && !(data instanceof BigUint64Array);
+    if (!typed && !Array.isArray(data)) throw new InvalidArgumentError(`Tensor.from: data must be an array or a typed array of numbers, got ${describeValue(data)}`);
+    if (!typed) {
+      for (let i = 0; i < data.length; i++) {
+        if (typeof data[i] !== 'number') throw new InvalidArgumentError(`Tensor.from: data[${i}] is not a number: ${describeValue(data[i])}`);
+      }
     }
-    return t;
+    if (data.length !== numel(shape)) throw new ShapeMismatchError(`${data.length} values do not fill shape [${shape.join(', ')}] (${numel(shape)} elements)`);
+    return withOutputs(() => {
+      const t = Tensor.empty(backend, shape, { category: 'data', ...options });
+      if (t.dtype === 'int32') backend.write(t.storage, Int32Array.from(data as ArrayLike<number>));
+      else {
+        const f = formatOf(t.dtype);
+        const values = data instanceof Float32Array ? data : Float64Array.from(data as ArrayLike<number>);
+        const codes = f.name === 'float32' ? Float32Array.from(values) : encode(values, f.name);
+        backend.write(t.storage, f.bits < 8 ? pack(codes as Uint8Array, f.name) : codes);
+      }
+      return t;
+    });
   }
 
   /** The values as float32 (int32 tensors: Int32Array). */
@@ -113,18 +158,24 @@ export class Tensor implements TensorRef {
 
   /** A copy in another dtype (bit-identical to encode/decode). */
   to(dtype: string, options: CastOptions = {}): Tensor {
-    const out = Tensor.empty(this.backend, this.shape, { dtype, category: this.category, label: this.shared.storage.label });
-    this.backend.cast(this, out, options);
-    return out;
+    checkTensor(this, 'to');
+    return withOutputs(() => {
+      const out = Tensor.empty(this.backend, this.shape, { dtype, category: this.category, label: this.shared.storage.label });
+      this.backend.cast(this, out, options);
+      return out;
+    });
   }
 
   /** A contiguous copy with the last two dimensions swapped (codes copied bit for bit). */
   transpose(): Tensor {
     if (this.rank < 2) throw new InvalidArgumentError(`transpose needs a tensor of rank >= 2, got [${this.shape.join(', ')}]`);
+    checkTensor(this, 'transpose');
     const shape = [...this.shape.slice(0, -2), this.shape[this.rank - 1], this.shape[this.rank - 2]];
-    const out = Tensor.empty(this.backend, shape, { dtype: this.dtype, category: this.category, label: this.shared.storage.label });
-    this.backend.transpose(this, out);
-    return out;
+    return withOutputs(() => {
+      const out = Tensor.empty(this.backend, shape, { dtype: this.dtype, category: this.category, label: this.shared.storage.label });
+      this.backend.transpose(this, out);
+      return out;
+    });
   }
 
   /** A copy on another backend (same bytes). */
@@ -134,11 +185,17 @@ export class Tensor implements TensorRef {
     const aligned = this.offset === 0 || this.dtype === 'int32' || formatOf(this.dtype).bits >= 8;
     const src = aligned ? this : this.to(this.dtype);
     const start = src.offset === 0 ? 0 : src.offset * (src.dtype === 'int32' ? 4 : formatOf(src.dtype).codeBytes);
-    const data = await this.backend.read(src.storage, start, bytes);
-    if (src !== this) src.dispose();
-    const out = Tensor.empty(backend, this.shape, { dtype: this.dtype, category: this.category, label: this.shared.storage.label });
-    backend.write(out.storage, data);
-    return out;
+    let data: Uint8Array;
+    try {
+      data = await this.backend.read(src.storage, start, bytes);
+    } finally {
+      if (src !== this) src.dispose();
+    }
+    return withOutputs(() => {
+      const out = Tensor.empty(backend, this.shape, { dtype: this.dtype, category: this.category, label: this.shared.storage.label });
+      backend.write(out.storage, data);
+      return out;
+    });
   }
 
   /** Releases this tensor's hold on its storage; the last holder frees it. */
@@ -184,38 +241,55 @@ export function resultDType(...ts: Tensor[]): TensorDType {
   return ts.every((t) => t.dtype === d) && d !== 'int32' ? d : 'float32';
 }
 
-/** The single dispatch point of tensor ops. */
+/** The single dispatch point of tensor ops. Inputs are checked before, and outputs freed after, a failure. */
 export const dispatch = {
   unary(op: UnaryOp, x: Tensor, alpha?: number): Tensor {
-    const out = Tensor.empty(x.backend, x.shape, { dtype: resultDType(x) });
-    x.backend.unary(op, x, out, alpha);
-    return out;
+    checkTensor(x, op);
+    return withOutputs(() => {
+      const out = Tensor.empty(x.backend, x.shape, { dtype: resultDType(x), label: op });
+      x.backend.unary(op, x, out, alpha);
+      return out;
+    });
   },
   binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
+    checkTensor(a, op);
+    checkTensor(b, op);
     const be = sameBackend(a, b);
-    const out = Tensor.empty(be, broadcastShapes(a.shape, b.shape), { dtype: resultDType(a, b) });
-    be.binary(op, a, b, out);
-    return out;
+    return withOutputs(() => {
+      const out = Tensor.empty(be, broadcastShapes(a.shape, b.shape), { dtype: resultDType(a, b), label: op });
+      be.binary(op, a, b, out);
+      return out;
+    });
   },
   reduce(op: ReduceOp, x: Tensor, axis: number | null): Tensor {
+    checkTensor(x, op);
     const ax = axis === null ? null : normAxis(axis, x.rank);
     const shape = ax === null ? [] : x.shape.filter((_, i) => i !== ax);
-    const out = Tensor.empty(x.backend, shape, { dtype: 'float32' }); // float32 accumulation and result
-    x.backend.reduce(op, x, out, ax);
-    return out;
+    return withOutputs(() => {
+      const out = Tensor.empty(x.backend, shape, { dtype: 'float32', label: op }); // float32 accumulation and result
+      x.backend.reduce(op, x, out, ax);
+      return out;
+    });
   },
   softmax(x: Tensor, log: boolean): Tensor {
+    checkTensor(x, log ? 'logSoftmax' : 'softmax');
     if (x.rank === 0) throw new InvalidArgumentError('softmax needs a tensor of rank >= 1');
-    const out = Tensor.empty(x.backend, x.shape, { dtype: 'float32' });
-    x.backend.softmax(x, out, log);
-    return out;
+    return withOutputs(() => {
+      const out = Tensor.empty(x.backend, x.shape, { dtype: 'float32', label: log ? 'logSoftmax' : 'softmax' });
+      x.backend.softmax(x, out, log);
+      return out;
+    });
   },
   matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tensor {
+    checkTensor(a, 'matmul');
+    checkTensor(b, 'matmul');
     const be = sameBackend(a, b);
     const { batch, m, n } = matmulShape(a, b, options);
-    const out = Tensor.empty(be, [...batch, m, n], { dtype: 'float32' });
-    be.matmul(a, b, out, options);
-    return out;
+    return withOutputs(() => {
+      const out = Tensor.empty(be, [...batch, m, n], { dtype: 'float32' });
+      be.matmul(a, b, out, options);
+      return out;
+    });
   },
 };
 

@@ -234,6 +234,27 @@ export class LanguageModelTrainer {
     return new TextDecoder().decode(Uint8Array.from(bytes));
   }
 
+  /**
+   * The name of the first parameter or optimizer state tensor holding a NaN or an infinity (e.g.
+   * 'lmHead.weight', 'optimizer state expAvgSq of lmHead.weight'), or null when every value is
+   * finite. Reads them back: call it before saving a checkpoint, not every step.
+   */
+  async firstNonFinite(): Promise<string | null> {
+    const finite = async (t: Tensor): Promise<boolean> => (await t.toArray()).every(Number.isFinite);
+    const params = this.model.namedParameters();
+    for (const [name, p] of params) if (!(await finite(p.data))) return name;
+    const sd = this.optimizer.stateDict(); // the optimizer's own tensors, in parameter order
+    const order = sd.paramGroups.flatMap((g) => g.params);
+    const all = this.optimizer.paramGroups.flatMap((g) => g.params);
+    const names = new Map(params.map(([name, p]) => [p as unknown, name]));
+    for (const [i, id] of order.entries()) {
+      for (const [key, v] of Object.entries(sd.state[id] ?? {})) {
+        if (v instanceof Tensor && !(await finite(v))) return `optimizer state ${key} of ${names.get(all[i]) ?? `parameter ${id}`}`;
+      }
+    }
+    return null;
+  }
+
   /** Current and peak bytes by category on the training backend. */
   memoryStats(): MemoryStats {
     return this.backend.memory.memoryStats();

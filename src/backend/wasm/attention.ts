@@ -26,7 +26,7 @@ export function attentionDims(q: TensorRef): [number, number, number, number] {
 }
 
 function staged(backend: WasmBackend, inputs: readonly (TensorRef | null)[], fn: (ptrs: number[]) => void): void {
-  const s = inputs.map((t) => (t ? backend.stageIn(t) : { ptr: 0, release() {} }));
+  const s = backend.stageAll(inputs);
   try {
     fn(s.map((v) => v.ptr));
   } finally {
