@@ -29,8 +29,9 @@ export interface AutocastOptions {
   /** Cast each float32 parameter once per region (default true), as PyTorch's cast cache. */
   cacheEnabled?: boolean;
   /**
-   * Let float32-class ops keep the float32 tensors they save for backward in the autocast dtype
-   * (rms_norm/layer_norm's input, cross_entropy's gradient): default true. Forward results are
+   * Let float32-class ops keep the float32 tensors they save for backward in bfloat16 under
+   * bfloat16 autocast (rms_norm/layer_norm's input, cross_entropy's gradient): default true;
+   * float16 autocast never does (its range would flush small gradient entries). Forward results are
    * unchanged; gradients differ by the rounding of those tensors (bounded in the tests). false saves
    * them in float32, as PyTorch does.
    */
@@ -125,7 +126,9 @@ function policyFor(region: Region) {
       case 'lower': return { inputs: inputs.map((x) => lowered(region, x, dtype)), outputDtype: dtype };
       // Kernels read the inputs exactly: no up-cast copy is made or saved. The float32 tensors the op
       // saves for backward (rms_norm's input, cross_entropy's gradient) may be kept in the autocast dtype.
-      case 'float32': return { inputs, outputDtype: 'float32', saveDtype: region.saveLowered ? dtype : 'float32' };
+      // Only bfloat16 (float32's exponent range: nothing overflows or flushes): float16 would lose
+      // cross_entropy's small gradient entries to its subnormal range before the GradScaler scales them.
+      case 'float32': return { inputs, outputDtype: 'float32', saveDtype: region.saveLowered && dtype === 'bfloat16' ? dtype : 'float32' };
       case 'promote': {
         const d = widest(inputs);
         return { inputs: inputs.map((x) => (x.data.dtype === d || x.data.dtype === 'int32' ? x : cast(x, d as AutocastDType | 'float32'))), outputDtype: d };

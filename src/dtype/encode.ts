@@ -1,5 +1,5 @@
 import { checkOptions, describeValue, InvalidArgumentError } from '../errors.js';
-import { formatOf, ROUNDING_IDS, type FormatTraits } from './formats.js';
+import { formatOf, ROUNDING_IDS, type DTypeName, type FormatTraits } from './formats.js';
 import { isWasmView, WasmArray } from './host_array.js';
 import { streamKernel, wasmPtr, type Side } from './stream.js';
 import { memoryBuffer, view, wasm, type CodeArray } from './wasm.js';
@@ -69,7 +69,7 @@ const ENCODE_OPTIONS = ['saturate', 'rounding', 'seed', 'offset', 'out'] as cons
  * Encodes values to codes of `dtype`, one code per element (Uint32Array for float32 bits,
  * Uint16Array for 16-bit formats, Uint8Array otherwise, fp6/fp4 unpacked: see pack()).
  */
-export function encode(values: EncodeInput, dtype: string, options: EncodeOptions = {}): CodeArray {
+export function encode(values: EncodeInput, dtype: DTypeName, options: EncodeOptions = {}): CodeArray {
   const f = formatOf(dtype);
   const o = checkOptions(options, ENCODE_OPTIONS, 'encode');
   if (o.saturate !== undefined && typeof o.saturate !== 'boolean') throw new InvalidArgumentError(`encode: options.saturate must be a boolean, got ${describeValue(o.saturate)}`);
@@ -118,7 +118,7 @@ export function encode(values: EncodeInput, dtype: string, options: EncodeOption
 export type DecodeInput = CodeArray | readonly number[] | WasmArray;
 
 /** Decodes codes of `dtype` to float32 values (exact: every format here is a subset of float32). */
-export function decode(codes: DecodeInput, dtype: string, options: { out?: Float32Array | WasmArray } = {}): Float32Array {
+export function decode(codes: DecodeInput, dtype: DTypeName, options: { out?: Float32Array | WasmArray } = {}): Float32Array {
   const f = formatOf(dtype);
   const o = checkOptions(options, ['out'], 'decode');
   let data: CodeArray | WasmArray;

@@ -1,9 +1,9 @@
 import { describeValue, InvalidArgumentError } from '../errors.js';
-import { formatOf } from './formats.js';
+import { formatOf, type DTypeName } from './formats.js';
 import { isStaleMemoryView, memoryBuffer, view, wasmAlloc, wasmFree } from './wasm.js';
 
 /** Element kinds a WasmArray can hold: float64 input, or any dtype's unpacked codes (float32 as Float32Array). */
-export type WasmArrayKind = 'float64' | string;
+export type WasmArrayKind = 'float64' | DTypeName;
 
 /** Live arrays, to tell a view of one from a view of freed (or never allocated) memory. */
 const live = new Set<WasmArray>();

@@ -12,6 +12,7 @@
 // (gradient checkpointing, adapters) can be put around any submodule without the model's code
 // knowing; a wrapper lists the child it wraps in stateDictTransparentChildren() to keep the
 // model's checkpoint keys unchanged.
+import type { DTypeName } from '../dtype/formats.js';
 import { currentModulePath, insideModule, withModulePath } from '../backend/op_context.js';
 import { describeValue, InvalidArgumentError, MemfitError, ShapeMismatchError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -495,10 +496,10 @@ export abstract class Module {
    * each `param.data` (the Parameter objects stay the same) and disposing the old storage; a
    * converted parameter's grad is freed. Values round exactly as Tensor.to does.
    */
-  to(dtype: string): this;
+  to(dtype: DTypeName): this;
   /** Moves every parameter, gradient and buffer to `backend`, disposing the old storage. */
   to(backend: Backend): Promise<this>;
-  to(target: string | Backend): this | Promise<this> {
+  to(target: DTypeName | Backend): this | Promise<this> {
     return typeof target === 'string' ? this.#toDType(target) : this.#toBackend(target);
   }
 

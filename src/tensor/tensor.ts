@@ -2,6 +2,7 @@
 // first dimension) share storage; dispose() frees deterministically (GPU memory never waits for
 // the garbage collector). Every op goes through dispatch(), the one place where autocast policy
 // and autograd recording will apply.
+import type { DTypeName } from '../dtype/formats.js';
 import { observeOp } from '../backend/op_context.js';
 import { describeValue, InvalidArgumentError, ShapeMismatchError } from '../errors.js';
 import { encode, decode } from '../dtype/encode.js';
@@ -18,7 +19,8 @@ interface SharedStorage {
 }
 
 export interface TensorOptions {
-  dtype?: string;
+  /** A dtype name or alias, or 'int32' (ids); float32 by default. */
+  dtype?: DTypeName | 'int32';
   category?: Category;
   label?: string;
 }
@@ -157,7 +159,7 @@ export class Tensor implements TensorRef {
   }
 
   /** A copy in another dtype (bit-identical to encode/decode). */
-  to(dtype: string, options: CastOptions = {}): Tensor {
+  to(dtype: DTypeName | 'int32', options: CastOptions = {}): Tensor {
     checkTensor(this, 'to');
     return withOutputs(() => {
       const out = Tensor.empty(this.backend, this.shape, { dtype, category: this.category, label: this.shared.storage.label });

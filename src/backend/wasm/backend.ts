@@ -3,6 +3,7 @@
 // on staged copies of low-precision inputs (decoded exactly) and round once into the output.
 import { humanBytes, InvalidArgumentError, MemfitError, OutOfMemoryError } from '../../errors.js';
 import { formatOf, ROUNDING_IDS } from '../../dtype/formats.js';
+import { allocationLabel } from '../op_context.js';
 import { GROW_LIMIT, wasm, wasmAlloc, wasmFree, WASM_MEMORY_LIMIT } from '../../dtype/wasm.js';
 import type {
   AdamWHyper, Backend, BinaryOp, CastOptions, MatmulOptions, ReduceOp, Storage, TensorDType, TensorRef, UnaryOp,
@@ -88,7 +89,8 @@ export class WasmBackend implements Backend {
         got = this.pool.acquire(byteLength);
       } catch (e2) {
         if (!(e2 instanceof OutOfMemoryError)) throw e2;
-        const what = label ? `tensor '${label}'` : 'a tensor';
+        const who = allocationLabel(label); // the module path and op that allocate, as memory traces show them
+        const what = who ? `tensor '${who}'` : 'a tensor';
         const now = kernelExports().memory.buffer.byteLength, live = this.memory.memoryAllocated();
         throw new OutOfMemoryError(what, byteLength, WASM_MEMORY_LIMIT, `WebAssembly memory (${humanBytes(now)} now, ${humanBytes(live)} of it live tensors of this backend) could not grow to hold it (${GROW_LIMIT})`);
       }
