@@ -149,7 +149,8 @@ test('nonFiniteCheckAndUnscale: scales in place; foundInf stays 0 for finite ten
     // finite: scaled, foundInf left at 0
     const ta = tensor(b, [300], 'float32', a), tc = tensor(b, [70_000], 'float32', c);
     const found = tensor(b, [], 'float32', Float32Array.of(0));
-    b.nonFiniteCheckAndUnscale([ta, tc], found, inv);
+    const tinv = tensor(b, [], 'float32', Float32Array.of(inv)); // the inverse scale lives on the device
+    b.nonFiniteCheckAndUnscale([ta, tc], found, tinv);
     assert.equal((await readF32(b, found))[0], 0, `${b.kind}: foundInf stays 0`);
     for (const [t, x] of [[ta, a], [tc, c]] as const) {
       const got = await readF32(b, t);
@@ -158,7 +159,8 @@ test('nonFiniteCheckAndUnscale: scales in place; foundInf stays 0 for finite ten
     }
     // foundInf already 1 is left alone by a finite pass
     const one = tensor(b, [], 'float32', Float32Array.of(1));
-    b.nonFiniteCheckAndUnscale([ta], one, 1);
+    const tone = tensor(b, [1], 'float32', Float32Array.of(1));
+    b.nonFiniteCheckAndUnscale([ta], one, tone);
     assert.equal((await readF32(b, one))[0], 1, `${b.kind}: foundInf kept at 1`);
     // inf in one tensor, NaN in another
     for (const bad of [Infinity, -Infinity, NaN]) {
@@ -166,13 +168,14 @@ test('nonFiniteCheckAndUnscale: scales in place; foundInf stays 0 for finite ten
       (bad !== bad ? y : x)[bad !== bad ? 39_999 : 17] = bad;
       const tx = tensor(b, [500], 'float32', x), ty = tensor(b, [40_000], 'float32', y);
       const f = tensor(b, [], 'float32', Float32Array.of(0));
-      b.nonFiniteCheckAndUnscale([tx, ty], f, 0.5);
+      const half = tensor(b, [], 'float32', Float32Array.of(0.5));
+      b.nonFiniteCheckAndUnscale([tx, ty], f, half);
       assert.equal((await readF32(b, f))[0], 1, `${b.kind}: foundInf set by ${bad}`);
       const gx = await readF32(b, tx);
       assert.equal(gx[3], Math.fround(x[3] * 0.5), `${b.kind}: still scaled`);
-      freeAll(b, tx, ty, f);
+      freeAll(b, tx, ty, f, half);
     }
-    freeAll(b, ta, tc, found, one);
+    freeAll(b, ta, tc, found, one, tinv, tone);
   }
 });
 

@@ -5,7 +5,7 @@ import { InvalidArgumentError, MemfitError } from '../../errors.js';
 import { formatOf, ROUNDING_IDS } from '../../dtype/formats.js';
 import { wasm } from '../../dtype/wasm.js';
 import type {
-  AdamWHyper, Backend, BinaryOp, CastOptions, MatmulOptions, ReduceOp, Storage, TensorDType, TensorRef, UnaryOp,
+  Backend, BinaryOp, CastOptions, MatmulOptions, ReduceOp, Storage, TensorDType, TensorRef, UnaryOp,
 } from '../backend.js';
 import { BufferPool, MemoryTracker, type Category } from '../memory.js';
 import { BINARY_IDS, REDUCE_IDS, UNARY_IDS } from '../ops.js';
@@ -307,7 +307,8 @@ export class WasmBackend implements Backend {
   scaledMatmul(...args: Parameters<Backend['scaledMatmul']>): void { wasmFamilies.scaledMatmul(this, ...args); }
   nonFiniteCheckAndUnscale(...args: Parameters<Backend['nonFiniteCheckAndUnscale']>): void { wasmFamilies.nonFiniteCheckAndUnscale(this, ...args); }
   globalNorm(...args: Parameters<Backend['globalNorm']>): void { wasmFamilies.globalNorm(this, ...args); }
-  adamw(param: TensorRef, grad: TensorRef, m: TensorRef, v: TensorRef, hyper: AdamWHyper): void { wasmFamilies.adamw(this, param, grad, m, v, hyper); }
+  ampUpdateScale(...args: Parameters<Backend['ampUpdateScale']>): void { wasmFamilies.ampUpdateScale(this, ...args); }
+  adamw(...args: Parameters<Backend['adamw']>): void { wasmFamilies.adamw(this, ...args); }
 
   // ---- helpers ------------------------------------------------------------------------------
 
