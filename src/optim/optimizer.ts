@@ -351,12 +351,13 @@ export abstract class Optimizer<H extends OptimizerHyper> {
 
   /**
    * The state of one parameter (its tensors are the optimizer's own: do not dispose them), or
-   * undefined before its first step. Under a GradScaler, a `step` here is the host's count, which
-   * assumes that steps whose found-inf flag is not read back yet counted (exact after synchronize()).
+   * undefined before its first step (a step skipped by a found-inf flag is none). Under a
+   * GradScaler, the count here is the host's, which assumes that steps whose flag is not read back
+   * yet counted (exact after synchronize()).
    */
   getState(param: Variable): Readonly<ParamState> | undefined {
     const s = this.state.get(param);
-    return s ? { ...s } : undefined;
+    return s && this.hasState(param) ? { ...s } : undefined;
   }
 
   /**
