@@ -26,27 +26,35 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 // GradScaler's scale update (torch._amp_update_scale_), one invocation:
 //   found != 0: scale *= backoff, tracker = 0;
 //   else: tracker + 1 == interval ? (scale *= growth if finite; tracker = 0) : tracker += 1;
-// then inv = 1 / scale: exact bit arithmetic for a power of two with a normal reciprocal (WGSL's
-// division may be off by an ulp, and the unscale must be exact), a division otherwise.
+// then inv = 1 / scale: exact bit arithmetic for a power of two (WGSL's division may be off by an ulp
+// or flush a subnormal result, and the unscale must be exact), a division otherwise. inv is written
+// as bits, so that the subnormal 2^-127 (the inverse of 2^127) survives.
 struct Params { scale_off: u32, inv_off: u32, tracker_off: u32, found_off: u32, growth: f32, backoff: f32, interval: i32, pad: u32 }
 @group(0) @binding(0) var<storage, read_write> scale: array<f32>;
-@group(0) @binding(1) var<storage, read_write> inv: array<f32>;
+@group(0) @binding(1) var<storage, read_write> inv: array<u32>;
 @group(0) @binding(2) var<storage, read_write> tracker: array<i32>;
 @group(0) @binding(3) var<storage, read> found: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;
 
-fn reciprocal(s: f32) -> f32 {
+// Any nonzero flag (NaN too) is set: tested on the bits, since WGSL may assume NaN away in comparisons.
+fn flag_set(f: f32) -> bool { return (bitcast<u32>(f) & 0x7fffffffu) != 0u; }
+
+/** The bits of 1 / s. */
+fn reciprocal_bits(s: f32) -> u32 {
   let b = bitcast<u32>(s);
   let e = (b >> 23u) & 0xffu;
-  // s = +-2^(e - 127) with 1 <= e <= 253: 1 / s = +-2^(127 - e), biased exponent 254 - e.
-  if ((b & 0x7fffffu) == 0u && e >= 1u && e <= 253u) { return bitcast<f32>((b & 0x80000000u) | ((254u - e) << 23u)); }
-  return 1.0 / s;
+  if ((b & 0x7fffffu) == 0u) {
+    // s = +-2^(e - 127): 1 / s = +-2^(127 - e), biased exponent 254 - e (2^-127, for e = 254, is subnormal: bit 22).
+    if (e >= 1u && e <= 253u) { return (b & 0x80000000u) | ((254u - e) << 23u); }
+    if (e == 254u) { return (b & 0x80000000u) | 0x400000u; }
+  }
+  return bitcast<u32>(1.0 / s);
 }
 
 @compute @workgroup_size(1)
 fn main() {
   var s = scale[params.scale_off];
-  if (found[params.found_off] != 0.0) {
+  if (flag_set(found[params.found_off])) {
     s = s * params.backoff;
     tracker[params.tracker_off] = 0;
   } else {
@@ -60,7 +68,7 @@ fn main() {
     }
   }
   scale[params.scale_off] = s;
-  inv[params.inv_off] = reciprocal(s);
+  inv[params.inv_off] = reciprocal_bits(s);
 }
 
 //#stage sumsq
@@ -158,7 +166,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let i = (wid.y * nwg.x + wid.x) * 256u + lid;
-  if (i >= params.n || found[params.off_found] != 0.0) { return; }
+  // Any nonzero flag (NaN too) skips: tested on the bits, since WGSL may assume NaN away in comparisons.
+  if (i >= params.n || (bitcast<u32>(found[params.off_found]) & 0x7fffffffu) != 0u) { return; }
   var step_size = params.step_size;
   var bc2_sqrt = params.bc2_sqrt;
   if (params.use_sc != 0u) {

@@ -145,8 +145,9 @@ export interface Kernels {
    * foundInf are float32 and growthTracker int32, one element each. If foundInf is nonzero:
    * scale *= backoffFactor and the tracker is reset to 0; else the tracker counts up, and when it
    * reaches growthInterval, scale *= growthFactor (kept only if finite) and the tracker is reset.
-   * Products are float32 (the factors rounded to float32). invScale = 1 / scale afterwards
-   * (exact for powers of two on every backend; correctly rounded on wasm).
+   * Products are float32 (the factors rounded to float32; a GPU may flush a subnormal scale to 0).
+   * invScale = 1 / scale afterwards (exact for powers of two on every backend; correctly rounded on
+   * wasm, WGSL's division elsewhere on WebGPU).
    */
   ampUpdateScale(
     scale: TensorRef, invScale: TensorRef, growthTracker: TensorRef, foundInf: TensorRef,

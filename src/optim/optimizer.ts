@@ -235,10 +235,10 @@ export abstract class Optimizer<H extends OptimizerHyper> {
           }
         }
       }
+      if (found && flagged.length > 0) this.reconcileLater(flags.get(found.backend)!.flag, flagged); // read before it is freed (in queue order)
     } finally {
       for (const { owned } of flags.values()) for (const t of owned) t.dispose();
     }
-    if (found && flagged.length > 0) this.reconcileLater(found, flagged);
   }
 
   /**
@@ -272,7 +272,10 @@ export abstract class Optimizer<H extends OptimizerHyper> {
     return tr;
   }
 
-  /** The flag of this step on `backend` (the given one, or zero) and 1 - [flag != 0], as temporaries. */
+  /**
+   * The flag of this step on `backend` as exactly 0 or 1 (a given flag normalised: any nonzero
+   * value, NaN included, is 1; WGSL's `where` may not see a NaN as nonzero), and 1 - flag.
+   */
   private flagsFor(backend: Backend, found: Tensor | undefined, into: Map<Backend, { flag: Tensor; notFound: Tensor; owned: Tensor[] }>): { flag: Tensor; notFound: Tensor } {
     const owned: Tensor[] = [];
     const make = (v: number, label: string) => {
@@ -280,8 +283,19 @@ export abstract class Optimizer<H extends OptimizerHyper> {
       owned.push(t);
       return t;
     };
-    const flag = found ?? make(0, 'found_inf');
     const zero = make(0, 'zero'), one = make(1, 'one');
+    const flag = make(0, 'found_inf');
+    if (found) {
+      const f0 = found.reshape([]); // a [1] flag as a scalar (a view)
+      owned.push(f0);
+      found = f0;
+      const copy = make(0, 'found_inf copy');
+      backend.cast(found, copy);
+      backend.nonFiniteCheckAndUnscale([copy], flag, one); // NaN or inf: 1 (tested on the bits)
+      const nonzero = make(0, 'found_inf nonzero');
+      backend.where(found, one, zero, nonzero); // finite nonzero: 1
+      backend.binary('maximum', flag, nonzero, flag);
+    }
     const notFound = make(0, 'not found_inf');
     backend.where(flag, zero, one, notFound);
     const f = { flag, notFound, owned };

@@ -5,7 +5,7 @@
 // and NaN gradients, and checkpoints that resume bit for bit.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -15,48 +15,13 @@ import {
 } from '../../src/index.js';
 import { saveCheckpoint, loadCheckpoint, CheckpointError, loadSotuText } from '../../src/node.js';
 import { f32Bits, snapshot } from '../helpers/optim_state.js';
-
-const be = new WasmBackend();
-const golden = JSON.parse(readFileSync(new URL('../fixtures/golden/gradscaler.json', import.meta.url), 'utf8')) as {
-  init_scale: number; growth_factor: number; backoff_factor: number; growth_interval: number; lr: number;
-  trace: { step: number; grad_kind: 'finite' | 'inf' | 'nan'; scale_after_update: number; param_changed: boolean; param0: number }[];
-  state_dict_after: GradScalerStateDict; defaults: GradScalerStateDict;
-};
+import { golden, goldenRun } from '../helpers/grad_scaler.js';
 
 const constant = (values: number[], shape: number[] = [values.length]) => new Variable(Tensor.from(be, values, shape));
 
-/** The golden run: SGD lr 0.1 on sum(p * [1, 2, 3, 4]), the loss times inf or NaN where marked. */
-export async function goldenRun(backend = be): Promise<{ scales: number[]; changed: boolean[]; param0: number[]; state: unknown }> {
-  const p = new Variable(Tensor.from(backend, [1, 1, 1, 1], [4], { category: 'parameter' }), { requiresGrad: true });
-  const w = new Variable(Tensor.from(backend, [1, 2, 3, 4], [4]));
-  const opt = new SGD([p], { lr: golden.lr });
-  const scaler = new GradScaler({ initScale: golden.init_scale, growthFactor: golden.growth_factor, backoffFactor: golden.backoff_factor, growthInterval: golden.growth_interval });
-  const out = { scales: [] as number[], changed: [] as boolean[], param0: [] as number[], state: null as unknown };
-  for (const row of golden.trace) {
-    const before = await p.data.toArray();
-    const bad = row.grad_kind === 'finite' ? null : new Variable(Tensor.from(backend, [row.grad_kind === 'inf' ? Infinity : NaN], []));
-    const loss = tidy(() => (bad ? mul(sum(mul(p, w)), bad) : sum(mul(p, w))));
-    const scaled = scaler.scale(loss);
-    scaled.backward();
-    scaler.step(opt);
-    scaler.update();
-    opt.zeroGrad();
-    const after = await p.data.toArray();
-    out.scales.push(await scaler.getScale());
-    out.changed.push(after.some((x, i) => x !== before[i]));
-    out.param0.push(after[0]);
-    for (const v of [loss, scaled, bad]) v?.dispose();
-  }
-  out.state = await scaler.stateDict();
-  scaler.dispose();
-  opt.dispose();
-  p.dispose();
-  w.dispose();
-  return out;
-}
-
+const be = new WasmBackend();
 test('the 20-step trace of torch.amp.GradScaler (gradscaler.json): the scale after every update, whether each step changed the parameter, its value, and the final state dict, exactly', async () => {
-  const r = await goldenRun();
+  const r = await goldenRun(be);
   assert.equal(r.scales, golden.trace.map((t) => t.scale_after_update));
   assert.equal(r.changed, golden.trace.map((t) => t.param_changed));
   assert.equal(r.param0, golden.trace.map((t) => t.param0));

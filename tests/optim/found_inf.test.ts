@@ -6,80 +6,20 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { WasmBackend } from '../../src/backend/wasm/backend.js';
-import type { Backend } from '../../src/backend/backend.js';
 import { Tensor } from '../../src/tensor/tensor.js';
-import type { Variable } from '../../src/autograd/variable.js';
 import { MemfitError, InvalidArgumentError } from '../../src/index.js';
-import {
-  SGD, Adam, AdamW, RMSprop, Adagrad, type Optimizer, type OptimizerHyper, type OptimizerStateDict,
-} from '../../src/optim/index.js';
-import { rand, param, setGrad } from '../helpers/values.js';
-import { f32Bits, snapshot, stateBits } from '../helpers/optim_state.js';
+import { SGD, Adam, AdamW } from '../../src/optim/index.js';
+import { setGrad } from '../helpers/values.js';
+import { CASES, SKIPS, makeParams, gradsAt, runFlagged, snapshot } from '../helpers/optim_state.js';
 
 const w = new WasmBackend();
-const SHAPES = [[3, 4], [5]];
-
-const CASES: [string, (ps: Variable[]) => Optimizer<OptimizerHyper>, string][] = [
-  ['SGD', (ps) => new SGD(ps, { lr: 0.1 }), 'float32'],
-  ['SGD momentum dampening nesterov=false', (ps) => new SGD(ps, { lr: 0.1, momentum: 0.9, dampening: 0.3, weightDecay: 0.01 }), 'float32'],
-  ['SGD nesterov maximize', (ps) => new SGD(ps, { lr: 0.05, momentum: 0.8, nesterov: true, maximize: true }), 'float32'],
-  ['Adam L2', (ps) => new Adam(ps, { lr: 0.01, weightDecay: 0.1 }), 'float32'],
-  ['AdamW', (ps) => new AdamW(ps, { lr: 0.01, betas: [0.8, 0.9] }), 'float32'],
-  ['AdamW bfloat16', (ps) => new AdamW(ps, { lr: 0.02 }), 'bfloat16'],
-  ['AdamW amsgrad maximize', (ps) => new AdamW(ps, { lr: 0.01, amsgrad: true, maximize: true }), 'float32'],
-  ['RMSprop centered momentum', (ps) => new RMSprop(ps, { lr: 0.01, centered: true, momentum: 0.5, weightDecay: 0.1 }), 'float32'],
-  ['Adagrad lrDecay', (ps) => new Adagrad(ps, { lr: 0.1, lrDecay: 0.3, initialAccumulatorValue: 0.1 }), 'float32'],
-  ['Adagrad bfloat16', (ps) => new Adagrad(ps, { lr: 0.1 }), 'bfloat16'],
-];
-
-/** Steps whose gradients hold inf or NaN (the first among them: the parameters' state starts with a skip). */
-const SKIPS = new Set([0, 3, 4, 7]);
-const STEPS = 10;
-
-function makeParams(b: Backend, dtype: string): Variable[] {
-  return SHAPES.map((s, k) => param(b, rand(s[0] * (s[1] ?? 1), 1 + k), s, dtype));
-}
-
-/** The gradients of step t: finite, or with an inf / NaN / -inf planted on skipped steps. */
-function gradsAt(t: number, k: number, n: number): Float32Array {
-  const g = rand(n, 100 + 10 * t + k, [1, 0.3, 2][t % 3]);
-  if (SKIPS.has(t)) g[(t + k) % n] = [Infinity, NaN, -Infinity][(t + k) % 3];
-  return g;
-}
-
-type Mode = 'plain' | 'flag, never awaited' | 'flag, synchronized each step';
-
-/** Runs STEPS steps; 'plain' does not step on skipped iterations (PyTorch's GradScaler), the others pass the flag. */
-async function run(b: Backend, make: (ps: Variable[]) => Optimizer<OptimizerHyper>, dtype: string, mode: Mode, check?: (before: string[], after: string[], t: number) => void) {
-  const ps = makeParams(b, dtype);
-  const opt = make(ps);
-  for (let t = 0; t < STEPS; t++) {
-    ps.forEach((p, k) => setGrad(p, gradsAt(t, k, p.data.size)));
-    if (mode === 'plain') {
-      if (!SKIPS.has(t)) opt.step();
-      continue;
-    }
-    const flag = Tensor.from(b, [SKIPS.has(t) ? 1 : 0], [], { category: 'temporary' });
-    const before = check ? await snapshot(ps, opt) : null;
-    opt.step({ foundInf: flag });
-    flag.dispose();
-    if (mode === 'flag, synchronized each step') await opt.synchronize();
-    if (check) check(before!, await snapshot(ps, opt), t);
-  }
-  await opt.synchronize();
-  const result = { params: await Promise.all(ps.map((p) => f32Bits(p.data))), state: await stateBits(opt) };
-  opt.zeroGrad();
-  opt.dispose();
-  for (const p of ps) p.dispose();
-  return result;
-}
 
 for (const [label, make, dtype] of CASES) {
   test(`${label}: flagged steps change nothing; the rest equal an optimizer never stepped on those iterations, bit for bit, flags read back or not`, async () => {
-    const plain = await run(w, make, dtype, 'plain');
-    const lazy = await run(w, make, dtype, 'flag, never awaited');
+    const plain = await runFlagged(w, make, dtype, 'plain');
+    const lazy = await runFlagged(w, make, dtype, 'flag, never awaited');
     let skipped = 0;
-    const eager = await run(w, make, dtype, 'flag, synchronized each step', (before, after, t) => {
+    const eager = await runFlagged(w, make, dtype, 'flag, synchronized each step', (before, after, t) => {
       if (!SKIPS.has(t)) return;
       skipped++;
       // The host counts are settled here: a skipped step leaves params, state tensors and counts as they were.
