@@ -278,25 +278,23 @@ export abstract class Optimizer<H extends OptimizerHyper> {
    */
   private flagsFor(backend: Backend, found: Tensor | undefined, into: Map<Backend, { flag: Tensor; notFound: Tensor; owned: Tensor[] }>): { flag: Tensor; notFound: Tensor } {
     const owned: Tensor[] = [];
-    const make = (v: number, label: string) => {
-      const t = Tensor.from(backend, [v], [], { category: 'temporary', label });
+    const make = (v: number | null, label: string) => {
+      const t = v === null ? Tensor.empty(backend, [], { category: 'temporary', label }) : Tensor.from(backend, [v], [], { category: 'temporary', label });
       owned.push(t);
       return t;
     };
     const zero = make(0, 'zero'), one = make(1, 'one');
-    const flag = make(0, 'found_inf');
+    let flag: Tensor;
     if (found) {
       const f0 = found.reshape([]); // a [1] flag as a scalar (a view)
       owned.push(f0);
-      found = f0;
-      const copy = make(0, 'found_inf copy');
-      backend.cast(found, copy);
+      flag = make(null, 'found_inf');
+      backend.where(f0, one, zero, flag); // finite nonzero: 1
+      const copy = make(null, 'found_inf copy');
+      backend.cast(f0, copy);
       backend.nonFiniteCheckAndUnscale([copy], flag, one); // NaN or inf: 1 (tested on the bits)
-      const nonzero = make(0, 'found_inf nonzero');
-      backend.where(found, one, zero, nonzero); // finite nonzero: 1
-      backend.binary('maximum', flag, nonzero, flag);
-    }
-    const notFound = make(0, 'not found_inf');
+    } else flag = make(0, 'found_inf');
+    const notFound = make(null, 'not found_inf');
     backend.where(flag, zero, one, notFound);
     const f = { flag, notFound, owned };
     into.set(backend, f);
