@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import {
   WasmBackend, Tensor, Variable, GradScaler, GradScalerError, MemfitError, InvalidArgumentError, SGD, AdamW, Linear, Llama,
   ByteTextDataset, Generator, manualSeed, autocast, tidy, clipGradNorm, cosineWithWarmup, mul, sum, square, scale as scaleOp,
-  defineOp, apply, sameDtypeOrFloat32, functional, type GradScalerStateDict, type Optimizer, type OptimizerHyper,
+  defineOp, apply, sameDtypeOrFloat32, add, type GradScalerStateDict, type Optimizer, type OptimizerHyper,
 } from '../../src/index.js';
 import { saveCheckpoint, loadCheckpoint, CheckpointError, loadSotuText } from '../../src/node.js';
 import { f32Bits, snapshot } from '../helpers/optim_state.js';
@@ -110,6 +110,26 @@ test('a step whose gradients hold inf leaves every parameter and every optimizer
   assert.not.equal(await snapshot(model.parameters(), opt), before, 'a finite step updates again');
   assert.equal(Object.values(opt.stateDict().state).map((s) => s.step), [3, 3], 'skipped steps are not counted');
   scaler.dispose(); opt.dispose(); model.dispose(); x.dispose();
+});
+
+test('two optimizers, one scaler: each skips on its own gradients, the update backs off if either held inf', async () => {
+  const pa = new Variable(Tensor.from(be, [1, 2], [2], { category: 'parameter' }), { requiresGrad: true });
+  const pb = new Variable(Tensor.from(be, [3, 4], [2], { category: 'parameter' }), { requiresGrad: true });
+  const a = new SGD([pa], { lr: 0.5 }), b = new SGD([pb], { lr: 0.5 });
+  const scaler = new GradScaler({ initScale: 4 });
+  const big = constant([1, Infinity]);
+  const loss = tidy(() => add(sum(pa), sum(mul(pb, big))));
+  const scaled = scaler.scale(loss);
+  scaled.backward();
+  scaler.step(a);
+  scaler.step(b);
+  scaler.update();
+  assert.equal(Array.from(await pa.data.toArray()), [0.5, 1.5], 'optimizer a (finite gradients) stepped');
+  assert.equal(Array.from(await pb.data.toArray()), [3, 4], 'optimizer b (an inf gradient) did not');
+  assert.is(await scaler.getScale(), 2, 'the combined flag backed the scale off');
+  for (const v of [loss, scaled, big]) v.dispose();
+  for (const o of [a, b]) { o.zeroGrad(); o.dispose(); }
+  scaler.dispose(); pa.dispose(); pb.dispose();
 });
 
 // ---- misuse ---------------------------------------------------------------------------------------
