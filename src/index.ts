@@ -18,7 +18,7 @@ export { Tensor, dispatch } from './tensor/tensor.js';
 export type { TensorOptions } from './tensor/tensor.js';
 export { createBackend } from './backend/select.js';
 export type { BackendOptions } from './backend/select.js';
-export type { Backend, BackendKind, TensorDType, TensorRef, Storage, Kernels, UnaryOp, BinaryOp, ReduceOp, CastOptions, MatmulOptions, AdamWHyper } from './backend/backend.js';
+export type { Backend, BackendKind, TensorDType, TensorRef, Storage, Kernels, UnaryOp, BinaryOp, ReduceOp, CastOptions, MatmulOptions, AdamWHyper, AdamWDeviceInputs } from './backend/backend.js';
 export { MemoryTracker, CATEGORIES, sizeClass } from './backend/memory.js';
 export type { Category, MemoryStats, MemoryTrace, MemoryEvent, CategoryStats } from './backend/memory.js';
 export { WasmBackend } from './backend/wasm/backend.js';
@@ -44,6 +44,8 @@ export type { TokenBatch } from './data/byte_text.js';
 export * from './optim/index.js';
 export { autocast, autocastModule, autocastDtype, autocastClass, AUTOCAST_LOWER_PRECISION_OPS, AUTOCAST_FLOAT32_OPS, AUTOCAST_PROMOTE_OPS } from './amp/autocast.js';
 export type { AutocastOptions, AutocastDType } from './amp/autocast.js';
+export { GradScaler, GradScalerError } from './amp/grad_scaler.js';
+export type { GradScalerOptions, GradScalerStateDict } from './amp/grad_scaler.js';
 export {
   serializeSafetensors, parseSafetensors, tensorsToSafetensors, safetensorsToTensors, SafetensorsError, MEMFIT_DTYPES_KEY,
 } from './io/safetensors.js';

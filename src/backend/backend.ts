@@ -77,6 +77,17 @@ export interface AdamWHyper {
   gradScale?: number;
 }
 
+/** What the device decides in an AdamW step taken under a GradScaler (nothing is read back). */
+export interface AdamWDeviceInputs {
+  /** float32, one element: when it is nonzero the kernel writes nothing (the GradScaler's skipped step). */
+  foundInf: TensorRef;
+  /**
+   * float32 [2]: the step's (stepSize, bc2Sqrt), chosen on the device when the host does not know
+   * the step count yet; they replace the ones computed from `hyper`.
+   */
+  scalars?: TensorRef;
+}
+
 /** The kernel set. Shapes are checked by the tensor layer; kernels may assume they fit. */
 export interface Kernels {
   /** out = x converted to out.dtype (bit-identical to encode/decode; NaN payloads kept as there). */
@@ -124,14 +135,32 @@ export interface Kernels {
   /** torch._scaled_mm: per-tensor scales only here; MX and row-wise scales via the dtype layer. */
   scaledMatmul(a: TensorRef, b: TensorRef, out: TensorRef, scaleA: number, scaleB: number): void;
   /**
-   * GradScaler's kernel: multiplies every tensor (float32) in place by invScale and sets foundInf
-   * (shape [], float32) to 1 if any element of any tensor is inf or NaN (else leaves it).
+   * GradScaler's kernel (torch._amp_foreach_non_finite_check_and_unscale_): multiplies every tensor
+   * (float32) in place by invScale (float32, one element, read on the device) and sets foundInf
+   * (float32, one element) to 1 if any element of any tensor is inf or NaN (else leaves it).
    */
-  nonFiniteCheckAndUnscale(tensors: readonly TensorRef[], foundInf: TensorRef, invScale: number): void;
+  nonFiniteCheckAndUnscale(tensors: readonly TensorRef[], foundInf: TensorRef, invScale: TensorRef): void;
+  /**
+   * GradScaler's scale update (torch._amp_update_scale_), on the device. scale, invScale and
+   * foundInf are float32 and growthTracker int32, one element each. If foundInf is nonzero:
+   * scale *= backoffFactor and the tracker is reset to 0; else the tracker counts up, and when it
+   * reaches growthInterval, scale *= growthFactor (kept only if finite) and the tracker is reset.
+   * Products are float32 (the factors rounded to float32; a GPU may flush a subnormal scale to 0).
+   * invScale = 1 / scale afterwards (exact for powers of two on every backend; correctly rounded on
+   * wasm, WGSL's division elsewhere on WebGPU).
+   */
+  ampUpdateScale(
+    scale: TensorRef, invScale: TensorRef, growthTracker: TensorRef, foundInf: TensorRef,
+    growthFactor: number, backoffFactor: number, growthInterval: number,
+  ): void;
   /** out (shape [], float32) = sqrt(sum over tensors of sum(x^2)), float32 accumulation per tensor. */
   globalNorm(tensors: readonly TensorRef[], out: TensorRef): void;
-  /** One AdamW step in place (PyTorch's update rule); param may be low precision, m and v float32. */
-  adamw(param: TensorRef, grad: TensorRef, m: TensorRef, v: TensorRef, hyper: AdamWHyper): void;
+  /**
+   * One AdamW step in place (PyTorch's update rule); param may be low precision, m and v float32.
+   * With `device`, the step is skipped on the device when device.foundInf is nonzero (param, m and
+   * v keep every bit), and device.scalars, if given, supply the bias-corrected scalars.
+   */
+  adamw(param: TensorRef, grad: TensorRef, m: TensorRef, v: TensorRef, hyper: AdamWHyper, device?: AdamWDeviceInputs): void;
 }
 
 /** A backend: memory that it accounts for, plus the kernels. */
@@ -159,7 +188,7 @@ export interface Backend extends Kernels {
 /** Kernels that both backends implement in per-family modules (norms, embedding, attention, loss, optim, scaled matmul). */
 export type FamilyKernelName =
   | 'rmsNorm' | 'rmsNormBackward' | 'layerNorm' | 'layerNormBackward' | 'embedding' | 'embeddingBackward' | 'attention'
-  | 'attentionBackward' | 'crossEntropy' | 'scaledMatmul' | 'nonFiniteCheckAndUnscale' | 'globalNorm' | 'adamw';
+  | 'attentionBackward' | 'crossEntropy' | 'scaledMatmul' | 'nonFiniteCheckAndUnscale' | 'ampUpdateScale' | 'globalNorm' | 'adamw';
 
 /** A table of kernel functions for backend type B: each Kernels method with the backend as first argument. */
 export type FamilyTable<B, K extends keyof Kernels> = {

@@ -1,5 +1,5 @@
-// Training checkpoints: model, optimizer, scheduler, step, generator states (and, later, the grad
-// scaler) in ONE safetensors file, written atomically (temp file, fsync, rename over the target),
+// Training checkpoints: model, optimizer, scheduler, step, generator states and the grad scaler
+// in ONE safetensors file, written atomically (temp file, fsync, rename over the target),
 // so a crash mid-write leaves the previous checkpoint whole. Tensors are stored under `model.<key>`
 // and `optimizer.<param index>.<state key>`; everything else is JSON in the metadata key
 // `memfit.checkpoint`. Resuming restores every piece, so the next step equals an uninterrupted run.
@@ -8,6 +8,7 @@ import { MAX_STEP } from '../optim/optimizer.js';
 import type { Module } from '../nn/module.js';
 import type { Optimizer, OptimizerStateDict, OptimizerHyper, ParamState } from '../optim/optimizer.js';
 import type { LRScheduler, SchedulerStateDict } from '../optim/lr_scheduler.js';
+import type { GradScaler, GradScalerStateDict } from '../amp/grad_scaler.js';
 import { defaultGenerator, type Generator, type GeneratorState } from '../random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { loadSafetensors, saveSafetensors } from './safetensors_file.js';
@@ -28,6 +29,8 @@ export interface TrainingState {
   model: Module;
   optimizer?: Optimizer<OptimizerHyper>;
   scheduler?: LRScheduler;
+  /** The GradScaler of mixed-precision training (its scale and growth tracker; PyTorch's keys). */
+  scaler?: GradScaler;
   /** Optimizer steps taken. */
   step: number;
   /** Generators whose state is saved and restored (data order, ...), by name; the default generator always is. */
@@ -41,6 +44,8 @@ interface CheckpointJson {
   step: number;
   optimizer: { paramGroups: unknown[]; numbers: Record<string, Record<string, number>> } | null;
   scheduler: SchedulerStateDict | null;
+  /** Absent in checkpoints written before the scaler joined them. */
+  scaler?: GradScalerStateDict | Record<string, never> | null;
   generators: Record<string, GeneratorSnapshot>;
   extra: Record<string, JsonValue>;
 }
@@ -67,7 +72,9 @@ export async function saveCheckpoint(path: string, state: TrainingState): Promis
   const tensors: Record<string, Tensor> = {};
   for (const [k, t] of Object.entries(state.model.stateDict())) tensors[`model.${k}`] = t;
   let optimizer: CheckpointJson['optimizer'] = null;
+  const scaler = state.scaler ? await state.scaler.stateDict() : null; // read back from the device
   if (state.optimizer) {
+    await state.optimizer.synchronize(); // step counts of steps taken under a GradScaler come back first
     const sd = state.optimizer.stateDict();
     const numbers: Record<string, Record<string, number>> = {};
     for (const [idx, s] of Object.entries(sd.state)) {
@@ -83,6 +90,7 @@ export async function saveCheckpoint(path: string, state: TrainingState): Promis
     step: state.step,
     optimizer,
     scheduler: state.scheduler ? state.scheduler.stateDict() : null,
+    scaler,
     generators: Object.fromEntries([...Object.entries(state.generators ?? {}), [DEFAULT_GENERATOR, defaultGenerator] as const].map(([k, g]) => [k, g.getState()])),
     extra: state.extra ?? {},
   };
@@ -132,6 +140,7 @@ export async function loadCheckpoint(path: string, state: Omit<TrainingState, 's
     }
     if (state.optimizer && !json.optimizer) fail('the checkpoint has no optimizer state');
     if (state.scheduler && !json.scheduler) fail('the checkpoint has no scheduler state');
+    if (state.scaler && !json.scaler) fail('the checkpoint has no grad scaler state');
     const generators: [Generator, GeneratorSnapshot][] = [];
     for (const [name, g] of [...Object.entries(state.generators ?? {}), [DEFAULT_GENERATOR, defaultGenerator] as const]) {
       const saved = (json.generators !== undefined && Object.prototype.hasOwnProperty.call(json.generators, name) ? json.generators[name] : undefined) as GeneratorSnapshot;
@@ -146,9 +155,13 @@ export async function loadCheckpoint(path: string, state: Omit<TrainingState, 's
     state.model.checkStateDict(model); // strict: every key and shape, before anything is written
     // Restore what can be undone first, then the optimizer (which checks everything before it
     // changes anything), then the model.
-    const undo = { scheduler: state.scheduler?.stateDict(), generators: generators.map(([g]) => g.getState()) };
+    const undo = {
+      scheduler: state.scheduler?.stateDict(), generators: generators.map(([g]) => g.getState()),
+      scaler: state.scaler ? await state.scaler.stateDict() : undefined,
+    };
     try {
       if (state.scheduler && json.scheduler) state.scheduler.loadStateDict(json.scheduler);
+      if (state.scaler && json.scaler) state.scaler.loadStateDict(json.scaler);
       for (const [g, saved] of generators) g.setState(saved);
       if (state.optimizer && json.optimizer) {
         for (const [idx, nums] of Object.entries(json.optimizer.numbers ?? {})) {
@@ -159,6 +172,7 @@ export async function loadCheckpoint(path: string, state: Omit<TrainingState, 's
       }
     } catch (e) {
       if (state.scheduler && undo.scheduler) state.scheduler.loadStateDict(undo.scheduler);
+      if (state.scaler && undo.scaler && Object.keys(undo.scaler).length > 0) state.scaler.loadStateDict(undo.scaler);
       generators.forEach(([g], i) => g.setState(undo.generators[i]));
       throw e;
     }

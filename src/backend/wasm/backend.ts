@@ -6,7 +6,7 @@ import { formatOf, ROUNDING_IDS } from '../../dtype/formats.js';
 import { allocationLabel } from '../op_context.js';
 import { GROW_LIMIT, wasm, wasmAlloc, wasmFree, WASM_MEMORY_LIMIT } from '../../dtype/wasm.js';
 import type {
-  AdamWHyper, Backend, BinaryOp, CastOptions, MatmulOptions, ReduceOp, Storage, TensorDType, TensorRef, UnaryOp,
+  Backend, BinaryOp, CastOptions, MatmulOptions, ReduceOp, Storage, TensorDType, TensorRef, UnaryOp,
 } from '../backend.js';
 import { BufferPool, MemoryTracker, type Category } from '../memory.js';
 import { BINARY_IDS, REDUCE_IDS, UNARY_IDS } from '../ops.js';
@@ -338,7 +338,8 @@ export class WasmBackend implements Backend {
   scaledMatmul(...args: Parameters<Backend['scaledMatmul']>): void { wasmFamilies.scaledMatmul(this, ...args); }
   nonFiniteCheckAndUnscale(...args: Parameters<Backend['nonFiniteCheckAndUnscale']>): void { wasmFamilies.nonFiniteCheckAndUnscale(this, ...args); }
   globalNorm(...args: Parameters<Backend['globalNorm']>): void { wasmFamilies.globalNorm(this, ...args); }
-  adamw(param: TensorRef, grad: TensorRef, m: TensorRef, v: TensorRef, hyper: AdamWHyper): void { wasmFamilies.adamw(this, param, grad, m, v, hyper); }
+  ampUpdateScale(...args: Parameters<Backend['ampUpdateScale']>): void { wasmFamilies.ampUpdateScale(this, ...args); }
+  adamw(...args: Parameters<Backend['adamw']>): void { wasmFamilies.adamw(this, ...args); }
 
   // ---- helpers ------------------------------------------------------------------------------
 

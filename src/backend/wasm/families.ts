@@ -23,6 +23,7 @@ export const wasmFamilies: FamilyKernels = {
   crossEntropy: loss.crossEntropy,
   scaledMatmul: scaledMm.scaledMatmul,
   nonFiniteCheckAndUnscale: optim.nonFiniteCheckAndUnscale,
+  ampUpdateScale: optim.ampUpdateScale,
   globalNorm: optim.globalNorm,
   adamw: optim.adamw,
 };

@@ -5,7 +5,7 @@ import { shaders } from '../../../build/shaders.js';
 import { InvalidArgumentError, MemfitError } from '../../errors.js';
 import { formatOf, INT32_FORMAT_ID, ROUNDING_IDS } from '../../dtype/formats.js';
 import type {
-  AdamWHyper, Backend, BinaryOp, CastOptions, MatmulOptions, ReduceOp, Storage, TensorDType, TensorRef, UnaryOp,
+  Backend, BinaryOp, CastOptions, MatmulOptions, ReduceOp, Storage, TensorDType, TensorRef, UnaryOp,
 } from '../backend.js';
 import { BufferPool, MemoryTracker, type Category } from '../memory.js';
 import { BINARY_IDS, REDUCE_IDS, UNARY_IDS } from '../ops.js';
@@ -365,7 +365,8 @@ export class WebGPUBackend implements Backend {
   scaledMatmul(...args: Parameters<Backend['scaledMatmul']>): void { gpuFamilies.scaledMatmul(this, ...args); }
   nonFiniteCheckAndUnscale(...args: Parameters<Backend['nonFiniteCheckAndUnscale']>): void { gpuFamilies.nonFiniteCheckAndUnscale(this, ...args); }
   globalNorm(...args: Parameters<Backend['globalNorm']>): void { gpuFamilies.globalNorm(this, ...args); }
-  adamw(param: TensorRef, grad: TensorRef, m: TensorRef, v: TensorRef, hyper: AdamWHyper): void { gpuFamilies.adamw(this, param, grad, m, v, hyper); }
+  ampUpdateScale(...args: Parameters<Backend['ampUpdateScale']>): void { gpuFamilies.ampUpdateScale(this, ...args); }
+  adamw(...args: Parameters<Backend['adamw']>): void { gpuFamilies.adamw(this, ...args); }
 
   // ---- errors -------------------------------------------------------------------------------
 

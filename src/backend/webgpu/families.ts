@@ -25,6 +25,7 @@ export const gpuFamilies: FamilyKernels = {
   crossEntropy: loss.crossEntropy,
   scaledMatmul: scaledMm.scaledMatmul,
   nonFiniteCheckAndUnscale: optim.nonFiniteCheckAndUnscale,
+  ampUpdateScale: optim.ampUpdateScale,
   globalNorm: optim.globalNorm,
   adamw: optim.adamw,
 };
