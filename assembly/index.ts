@@ -20,3 +20,4 @@ export * from "./kernels/matmul";
 export * from "./kernels/nn";
 export * from "./kernels/optim";
 export * from "./kernels/attention";
+export * from "./kernels/vision";
