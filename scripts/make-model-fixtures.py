@@ -554,8 +554,12 @@ def check(root):
         ref = load_file(os.path.join(d, 'memfit_outputs.safetensors'))
         if cfg.get('library') == 'torchvision':
             block = tvr.BasicBlock if cfg['block'] == 'basic' else tvr.Bottleneck
-            m = NarrowResNet(block, cfg['layers'], cfg['width'], cfg['num_classes']) if cfg['width'] != 64 else \
-                tvr.ResNet(block, cfg['layers'], num_classes=cfg['num_classes'])
+            if cfg['architecture'] in ('resnet18', 'resnet34', 'resnet50', 'resnet101', 'resnet152'):
+                m = getattr(tvr, cfg['architecture'])(num_classes=cfg['num_classes'])  # torchvision.models.resnet18(...)
+            elif cfg['width'] != 64:
+                m = NarrowResNet(block, cfg['layers'], cfg['width'], cfg['num_classes'])
+            else:
+                m = tvr.ResNet(block, cfg['layers'], num_classes=cfg['num_classes'])
             m.load_state_dict(sd, strict=True)
             m.eval()
             out = m(ref['input'])
