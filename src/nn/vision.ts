@@ -1,14 +1,16 @@
 // Differentiable vision ops (torch.nn.functional's conv2d, batch_norm, max_pool2d,
-// adaptive_avg_pool2d) on NCHW tensors. Each op is one backend kernel (src/backend/*/vision.ts)
-// with its saved tensors and backward beside it, named as PyTorch names it (camelCase), and calls
-// applyOpPolicy first. Outputs and gradients are float32.
+// adaptive_avg_pool2d) on NCHW tensors: each one op record (defineOp, PyTorch's name) of one
+// backend kernel (src/backend/*/vision.ts) with its saved tensors and backward beside it, run by
+// apply (policy, allocation, recording). Outputs are in the dtype apply chooses (float32 unless a
+// policy says otherwise); gradients are float32.
 import { InvalidArgumentError, ShapeMismatchError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { Conv2dGeometry, Pool2dGeometry } from '../backend/backend.js';
 import type { Category } from '../backend/memory.js';
 import { numel } from '../backend/shape.js';
-import { applyOpPolicy, isGradEnabled, record, type Variable } from '../autograd/variable.js';
-import { floating, kSum, kUnary, outCategory, sameBackend, zeros } from '../autograd/kernels.js';
+import type { Variable } from '../autograd/variable.js';
+import { apply, defineOp } from '../autograd/op.js';
+import { floating, kSum, kUnary, sameBackend, zeros } from '../autograd/kernels.js';
 
 const dims = (s: readonly number[]): string => `[${s.join(', ')}]`;
 
@@ -21,11 +23,6 @@ export function pair(name: string, v: Size2d, min: number): [number, number] {
     throw new InvalidArgumentError(`${name} must be an integer >= ${min} or a pair of them, got ${JSON.stringify(v)}`);
   }
   return p;
-}
-
-function check4d(op: string, x: Variable): void {
-  floating(x.data, op);
-  if (x.data.rank !== 4) throw new ShapeMismatchError(`${op}: input must be [N, C, H, W], got ${dims(x.shape)}`);
 }
 
 // ---- conv2d -------------------------------------------------------------------------------------
@@ -58,54 +55,61 @@ export function conv2dGeometry(xShape: readonly number[], wShape: readonly numbe
   return { geom: { stride, padding, dilation, groups }, outShape: [n, o, oh, ow] };
 }
 
+const CONV2D = defineOp({
+  name: 'conv2d',
+  forward: (io, [x, weight, bias], geom: Conv2dGeometry, outShape: number[]) => {
+    floating(x.data, 'conv2d');
+    floating(weight.data, 'conv2d');
+    sameBackend(x.data, weight.data);
+    const be = x.backend;
+    const o = outShape[1];
+    const y = io.output(x.data, outShape);
+    try {
+      be.conv2d(x.data, weight.data, y, geom);
+      if (bias) {
+        const b = bias.data.reshape([o, 1, 1]);
+        try { be.binary('add', y, b, y); } finally { b.dispose(); }
+      }
+    } catch (e) {
+      y.dispose();
+      throw e;
+    }
+    const xShape = x.shape, wShape = weight.shape;
+    return {
+      y, save: (needs) => [needs[1] ? x.data : null, needs[0] ? weight.data : null], slots: ['input0', 'input1'],
+      backward: (gy, [sx, sw], needs) => {
+        let dx: Tensor | null = null, dw: Tensor | null = null, db: Tensor | null = null;
+        if (needs[0]) {
+          dx = Tensor.empty(be, xShape, { category: 'temporary' });
+          be.conv2dBackwardInput(gy, sw!, dx, geom);
+        }
+        if (needs[1]) {
+          dw = zeros(be, wShape, 'temporary');
+          be.conv2dBackwardWeight(gy, sx!, dw, geom);
+        }
+        if (bias && needs[2]) {
+          const flat = gy.reshape([outShape[0], o, outShape[2] * outShape[3]]);
+          const s = kSum(flat, 2, 'temporary');
+          flat.dispose();
+          db = kSum(s, 0, 'temporary');
+          s.dispose();
+        }
+        return bias ? [dx, dw, db] : [dx, dw];
+      },
+    };
+  },
+});
+
 /**
  * 2-D convolution (cross-correlation, as PyTorch): x [N, C, H, W], weight [O, C / groups, kh, kw],
  * bias [O] or null -> [N, O, OH, OW]. Saves x (for the weight gradient) and weight (for the input
- * gradient), each only when the other's gradient is needed.
+ * gradient), each only when the other's gradient is needed. PyTorch's name: conv2d.
  */
 export function conv2d(x: Variable, weight: Variable, bias: Variable | null = null, options: Conv2dOptions = {}): Variable {
-  const ins = applyOpPolicy('conv2d', (bias ? [x, weight, bias] : [x, weight]) as readonly Variable[]);
-  [x, weight] = [ins[0], ins[1]];
-  bias = bias ? ins[2] : null;
-  check4d('conv2d', x);
-  floating(weight.data, 'conv2d');
-  sameBackend(x.data, weight.data);
+  if (x.data.rank !== 4) throw new ShapeMismatchError(`conv2d: input must be [N, C, H, W], got ${dims(x.shape)}`);
   const { geom, outShape } = conv2dGeometry(x.shape, weight.shape, options);
-  const o = outShape[1];
-  if (bias && (bias.data.rank !== 1 || bias.shape[0] !== o)) throw new ShapeMismatchError(`conv2d: bias ${dims(bias.shape)} does not fit ${o} output channels`);
-  const be = x.backend;
-  const y = Tensor.empty(be, outShape, { category: outCategory() });
-  try {
-    be.conv2d(x.data, weight.data, y, geom);
-    if (bias) {
-      const b = bias.data.reshape([o, 1, 1]);
-      try { be.binary('add', y, b, y); } finally { b.dispose(); }
-    }
-  } catch (e) {
-    y.dispose();
-    throw e;
-  }
-  const xShape = x.shape, wShape = weight.shape;
-  const inputs = bias ? [x, weight, bias] : [x, weight];
-  return record('conv2d', y, inputs, (needs) => [needs[1] ? x.data : null, needs[0] ? weight.data : null], (gy, [sx, sw], needs) => {
-    let dx: Tensor | null = null, dw: Tensor | null = null, db: Tensor | null = null;
-    if (needs[0]) {
-      dx = Tensor.empty(be, xShape, { category: 'temporary' });
-      be.conv2dBackwardInput(gy, sw!, dx, geom);
-    }
-    if (needs[1]) {
-      dw = zeros(be, wShape, 'temporary');
-      be.conv2dBackwardWeight(gy, sx!, dw, geom);
-    }
-    if (needs[2]) {
-      const flat = gy.reshape([outShape[0], o, outShape[2] * outShape[3]]);
-      const s = kSum(flat, 2, 'temporary');
-      flat.dispose();
-      db = kSum(s, 0, 'temporary');
-      s.dispose();
-    }
-    return bias ? [dx, dw, db] : [dx, dw];
-  });
+  if (bias && (bias.data.rank !== 1 || bias.shape[0] !== outShape[1])) throw new ShapeMismatchError(`conv2d: bias ${dims(bias.shape)} does not fit ${outShape[1]} output channels`);
+  return apply(CONV2D, bias ? [x, weight, bias] : [x, weight], geom, outShape);
 }
 
 // ---- batch norm ---------------------------------------------------------------------------------
@@ -119,6 +123,68 @@ export interface BatchNormOptions {
   eps?: number;
 }
 
+interface BatchNormArgs {
+  runningMean: Tensor | null;
+  runningVar: Tensor | null;
+  hasWeight: boolean;
+  hasBias: boolean;
+  training: boolean;
+  momentum: number;
+  eps: number;
+}
+
+const BATCH_NORM = defineOp({
+  name: 'batch_norm',
+  forward: (io, inputs, a: BatchNormArgs) => {
+    const x = inputs[0];
+    const weight = a.hasWeight ? inputs[1] : null, bias = a.hasBias ? inputs[a.hasWeight ? 2 : 1] : null;
+    floating(x.data, 'batch_norm');
+    const c = x.shape[1];
+    const perChannel = numel(x.shape) / Math.max(c, 1);
+    for (const [name, t] of [['weight', weight?.data], ['bias', bias?.data], ['runningMean', a.runningMean], ['runningVar', a.runningVar]] as const) {
+      if (t && (t.rank !== 1 || t.shape[0] !== c)) throw new ShapeMismatchError(`batchNorm: ${name} ${dims(t.shape)} does not fit ${c} channels of input ${dims(x.shape)}`);
+      if (t) sameBackend(x.data, t);
+    }
+    const be = x.backend;
+    if (a.training && perChannel <= 1) throw new InvalidArgumentError(`batchNorm: expected more than 1 value per channel when training, got input ${dims(x.shape)}`);
+    const made: Tensor[] = [];
+    const mk = (t: Tensor): Tensor => { made.push(t); return t; };
+    let mean: Tensor, rstd: Tensor;
+    if (a.training) {
+      mean = mk(io.stat(x.data, [c], 'mean'));
+      const variance = mk(Tensor.empty(be, [c], { category: 'temporary', label: 'batch_norm var' }));
+      be.batchNormStats(x.data, mean, variance);
+      rstd = mk(rsqrtPlus(variance, a.eps, io.category));
+      if (a.runningMean && a.runningVar) updateRunning(a.runningMean, a.runningVar, mean, variance, a.momentum, perChannel);
+    } else {
+      mean = mk(a.runningMean!.reshape([c]));
+      rstd = mk(rsqrtPlus(a.runningVar!, a.eps, io.category));
+    }
+    const w = weight?.data ?? mk(filled(be, c, 1)), b = bias?.data ?? mk(filled(be, c, 0));
+    const y = io.output(x.data, x.shape);
+    try {
+      be.batchNorm(x.data, mean, rstd, w, b, y);
+    } catch (e) {
+      y.dispose();
+      for (const t of made) t.dispose();
+      throw e;
+    }
+    const xShape = x.shape, training = a.training;
+    return {
+      y, temps: made, save: () => [x.data, w, mean, rstd], slots: ['input0', 'weight', 'mean', 'rstd'],
+      backward: (gy, [sx, sw, sm, sr], needs) => {
+        const dx = Tensor.empty(be, xShape, { category: 'temporary' });
+        const dw = zeros(be, [c], 'temporary'), db = zeros(be, [c], 'temporary');
+        be.batchNormBackward(gy, sx!, sm!, sr!, sw!, dx, dw, db, training);
+        const grads: (Tensor | null)[] = [needs[0] ? dx : (dx.dispose(), null)];
+        if (weight) grads.push(needs[1] ? dw : (dw.dispose(), null)); else dw.dispose();
+        if (bias) grads.push(needs[grads.length] ? db : (db.dispose(), null)); else db.dispose();
+        return grads;
+      },
+    };
+  },
+});
+
 /**
  * Batch normalisation over x [N, C, ...] per channel (torch.nn.functional.batch_norm). training:
  * normalises with the batch's mean and biased variance and, when running statistics are given,
@@ -129,61 +195,12 @@ export interface BatchNormOptions {
 export function batchNorm(
   x: Variable, runningMean: Tensor | null, runningVar: Tensor | null, weight: Variable | null, bias: Variable | null, options: BatchNormOptions,
 ): Variable {
-  const ins = applyOpPolicy('batchNorm', [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])] as readonly Variable[]);
-  x = ins[0];
-  if (weight) weight = ins[1];
-  if (bias) bias = ins[weight ? 2 : 1];
-  floating(x.data, 'batchNorm');
   if (x.data.rank < 2) throw new ShapeMismatchError(`batchNorm: input must be [N, C, ...], got ${dims(x.shape)}`);
-  const c = x.shape[1];
-  const perChannel = numel(x.shape) / Math.max(c, 1);
-  for (const [name, t] of [['weight', weight?.data], ['bias', bias?.data], ['runningMean', runningMean], ['runningVar', runningVar]] as const) {
-    if (t && (t.rank !== 1 || t.shape[0] !== c)) throw new ShapeMismatchError(`batchNorm: ${name} ${dims(t.shape)} does not fit ${c} channels of input ${dims(x.shape)}`);
-    if (t) sameBackend(x.data, t);
-  }
   const eps = options.eps ?? 1e-5, momentum = options.momentum ?? 0.1;
   if (!(eps >= 0)) throw new InvalidArgumentError(`batchNorm: eps must be >= 0, got ${eps}`);
-  const be = x.backend;
-  const training = options.training;
-  if (!training && (!runningMean || !runningVar)) throw new InvalidArgumentError('batchNorm: eval mode (training false) needs runningMean and runningVar');
-  if (training && perChannel <= 1) throw new InvalidArgumentError(`batchNorm: expected more than 1 value per channel when training, got input ${dims(x.shape)}`);
-  const cat = outCategory();
-  const made: Tensor[] = [];
-  const mk = (t: Tensor): Tensor => { made.push(t); return t; };
-  try {
-    let mean: Tensor, rstd: Tensor;
-    if (training) {
-      mean = mk(Tensor.empty(be, [c], { category: cat, label: 'batchNorm mean' }));
-      const variance = mk(Tensor.empty(be, [c], { category: 'temporary', label: 'batchNorm var' }));
-      be.batchNormStats(x.data, mean, variance);
-      rstd = mk(rsqrtPlus(variance, eps, cat));
-      if (runningMean && runningVar) updateRunning(runningMean, runningVar, mean, variance, momentum, perChannel);
-    } else {
-      mean = mk(runningMean!.reshape([c]));
-      rstd = mk(rsqrtPlus(runningVar!, eps, cat));
-    }
-    const w = weight?.data ?? mk(filled(be, c, 1)), b = bias?.data ?? mk(filled(be, c, 0));
-    const y = Tensor.empty(be, x.shape, { category: cat });
-    try {
-      be.batchNorm(x.data, mean, rstd, w, b, y);
-    } catch (e) {
-      y.dispose();
-      throw e;
-    }
-    const xShape = x.shape;
-    const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
-    return record('batchNorm', y, inputs, () => [x.data, w, mean, rstd], (gy, [sx, sw, sm, sr], needs) => {
-      const dx = Tensor.empty(be, xShape, { category: 'temporary' });
-      const dw = zeros(be, [c], 'temporary'), db = zeros(be, [c], 'temporary');
-      be.batchNormBackward(gy, sx!, sm!, sr!, sw!, dx, dw, db, training);
-      const grads: (Tensor | null)[] = [needs[0] ? dx : (dx.dispose(), null)];
-      if (weight) grads.push(needs[1] ? dw : (dw.dispose(), null)); else dw.dispose();
-      if (bias) grads.push(needs[grads.length] ? db : (db.dispose(), null)); else db.dispose();
-      return grads;
-    });
-  } finally {
-    for (const t of made) t.dispose(); // record keeps its own references to what it saves
-  }
+  if (!options.training && (!runningMean || !runningVar)) throw new InvalidArgumentError('batchNorm: eval mode (training false) needs runningMean and runningVar');
+  const inputs = [x, ...(weight ? [weight] : []), ...(bias ? [bias] : [])];
+  return apply(BATCH_NORM, inputs, { runningMean, runningVar, hasWeight: weight !== null, hasBias: bias !== null, training: options.training, momentum, eps });
 }
 
 /** 1 / sqrt(v + eps) as a new [C] float32 tensor. */
@@ -253,50 +270,69 @@ export function maxPool2dGeometry(xShape: readonly number[], kernelSize: Size2d,
   return { geom: { kernel, stride, padding, dilation }, outShape: [n, c, oh, ow] };
 }
 
+const MAX_POOL2D = defineOp({
+  name: 'max_pool2d',
+  forward: (io, [x], geom: Pool2dGeometry, outShape: number[]) => {
+    floating(x.data, 'max_pool2d');
+    const be = x.backend;
+    const y = io.output(x.data, outShape);
+    const idx = Tensor.empty(be, outShape, { dtype: 'int32', category: io.category, label: 'max_pool2d indices' });
+    try {
+      be.maxPool2d(x.data, y, idx, geom);
+    } catch (e) {
+      y.dispose();
+      idx.dispose();
+      throw e;
+    }
+    const xShape = x.shape;
+    return {
+      y, temps: [idx], save: () => [idx], slots: ['indices'],
+      backward: (gy, [si]) => {
+        const dx = Tensor.empty(be, xShape, { category: 'temporary' });
+        be.maxPool2dBackward(gy, si!, dx, geom);
+        return [dx];
+      },
+    };
+  },
+});
+
 /**
  * Max pooling, x [N, C, H, W] -> [N, C, OH, OW] (torch.nn.functional.max_pool2d). Saves int32
  * indices of the maxima (PyTorch keeps int64) for backward.
  */
 export function maxPool2d(x: Variable, kernelSize: Size2d, options: MaxPool2dOptions = {}): Variable {
-  [x] = applyOpPolicy('maxPool2d', [x] as const);
-  check4d('maxPool2d', x);
+  if (x.data.rank !== 4) throw new ShapeMismatchError(`maxPool2d: input must be [N, C, H, W], got ${dims(x.shape)}`);
   const { geom, outShape } = maxPool2dGeometry(x.shape, kernelSize, options);
-  const be = x.backend;
-  const y = Tensor.empty(be, outShape, { category: outCategory() });
-  const wantGrad = x.requiresGrad && isGradEnabled();
-  const idx = Tensor.empty(be, outShape, { dtype: 'int32', category: wantGrad ? outCategory() : 'temporary', label: 'maxPool2d indices' });
-  try {
-    be.maxPool2d(x.data, y, idx, geom);
-  } catch (e) {
-    y.dispose();
-    idx.dispose();
-    throw e;
-  }
-  const xShape = x.shape;
-  return record('maxPool2d', y, [x], () => [idx], (gy, [si]) => {
-    const dx = Tensor.empty(be, xShape, { category: 'temporary' });
-    be.maxPool2dBackward(gy, si!, dx, geom);
-    return [dx];
-  }, [idx]);
+  return apply(MAX_POOL2D, [x], geom, outShape);
 }
+
+const ADAPTIVE_AVG_POOL2D = defineOp({
+  name: 'adaptive_avg_pool2d',
+  forward: (io, [x], outShape: number[]) => {
+    floating(x.data, 'adaptive_avg_pool2d');
+    const be = x.backend;
+    const y = io.output(x.data, outShape);
+    be.adaptiveAvgPool2d(x.data, y);
+    const xShape = x.shape;
+    return {
+      y,
+      backward: (gy) => {
+        const dx = Tensor.empty(be, xShape, { category: 'temporary' });
+        be.adaptiveAvgPool2dBackward(gy, dx);
+        return [dx];
+      },
+    };
+  },
+});
 
 /**
  * Adaptive average pooling to `outputSize` (torch.nn.functional.adaptive_avg_pool2d): output cell
  * (i, j) averages rows [floor(i H / OH), ceil((i + 1) H / OH)) and the same for columns.
  */
 export function adaptiveAvgPool2d(x: Variable, outputSize: Size2d): Variable {
-  [x] = applyOpPolicy('adaptiveAvgPool2d', [x] as const);
-  check4d('adaptiveAvgPool2d', x);
+  if (x.data.rank !== 4) throw new ShapeMismatchError(`adaptiveAvgPool2d: input must be [N, C, H, W], got ${dims(x.shape)}`);
   const [oh, ow] = pair('adaptiveAvgPool2d outputSize', outputSize, 1);
   const [n, c, h, w] = x.shape;
   if (h < 1 || w < 1) throw new ShapeMismatchError(`adaptiveAvgPool2d: input ${dims(x.shape)} has an empty plane`);
-  const be = x.backend;
-  const y = Tensor.empty(be, [n, c, oh, ow], { category: outCategory() });
-  be.adaptiveAvgPool2d(x.data, y);
-  const xShape = x.shape;
-  return record('adaptiveAvgPool2d', y, [x], () => [], (gy) => {
-    const dx = Tensor.empty(be, xShape, { category: 'temporary' });
-    be.adaptiveAvgPool2dBackward(gy, dx);
-    return [dx];
-  });
+  return apply(ADAPTIVE_AVG_POOL2D, [x], [n, c, oh, ow]);
 }

@@ -63,7 +63,7 @@ test('gradcheck maxPool2d 3x3 stride 2 padding 1 and adaptiveAvgPool2d 5x4 -> 2x
   });
 });
 
-test('the ops call the op policy with PyTorch names (conv2d, batchNorm, maxPool2d, adaptiveAvgPool2d)', () => {
+test('the ops run on the one road with PyTorch names (conv2d, batch_norm, max_pool2d, adaptive_avg_pool2d)', () => {
   const seen: string[] = [];
   const x = Variable.from(w, new Float32Array(2 * 2 * 4 * 4).map((_, i) => Math.sin(i)), [2, 2, 4, 4], { requiresGrad: true });
   const c = new Conv2d(2, 2, 3, { padding: 1, backend: w }), bn = new BatchNorm2d(2, { backend: w });
@@ -71,7 +71,7 @@ test('the ops call the op policy with PyTorch names (conv2d, batchNorm, maxPool2
     const y = adaptiveAvgPool2d(maxPool2d(bn.forward(c.forward(x)), 2), 1);
     y.dispose();
   });
-  assert.equal(seen, ['conv2d', 'batchNorm', 'maxPool2d', 'adaptiveAvgPool2d']);
+  assert.equal(seen.filter((op) => op !== 'relu'), ['conv2d', 'batch_norm', 'max_pool2d', 'adaptive_avg_pool2d']);
   c.dispose(); bn.dispose(); x.dispose();
 });
 
