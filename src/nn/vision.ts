@@ -5,7 +5,7 @@
 // policy says otherwise); gradients are float32.
 import { InvalidArgumentError, ShapeMismatchError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
-import type { Conv2dGeometry, Pool2dGeometry } from '../backend/backend.js';
+import type { Conv2dGeometry, Pool2dGeometry, TensorDType } from '../backend/backend.js';
 import type { Category } from '../backend/memory.js';
 import { numel } from '../backend/shape.js';
 import type { Variable } from '../autograd/variable.js';
@@ -13,6 +13,9 @@ import { apply, defineOp } from '../autograd/op.js';
 import { floating, kSum, kUnary, sameBackend, zeros } from '../autograd/kernels.js';
 
 const dims = (s: readonly number[]): string => `[${s.join(', ')}]`;
+
+/** Pooling and batch norm keep their input's float dtype (bfloat16 in, bfloat16 out, as PyTorch; autocast leaves them alone). */
+const inputDtype = (inputs: readonly Variable[]): TensorDType => (inputs[0].data.dtype === 'int32' ? 'float32' : inputs[0].data.dtype);
 
 /** A size given as one number (both dimensions) or [height, width]. */
 export type Size2d = number | readonly [number, number];
@@ -135,6 +138,7 @@ interface BatchNormArgs {
 
 const BATCH_NORM = defineOp({
   name: 'batch_norm',
+  outputDtype: inputDtype,
   forward: (io, inputs, a: BatchNormArgs) => {
     const x = inputs[0];
     const weight = a.hasWeight ? inputs[1] : null, bias = a.hasBias ? inputs[a.hasWeight ? 2 : 1] : null;
@@ -272,6 +276,7 @@ export function maxPool2dGeometry(xShape: readonly number[], kernelSize: Size2d,
 
 const MAX_POOL2D = defineOp({
   name: 'max_pool2d',
+  outputDtype: inputDtype,
   forward: (io, [x], geom: Pool2dGeometry, outShape: number[]) => {
     floating(x.data, 'max_pool2d');
     const be = x.backend;
@@ -308,6 +313,7 @@ export function maxPool2d(x: Variable, kernelSize: Size2d, options: MaxPool2dOpt
 
 const ADAPTIVE_AVG_POOL2D = defineOp({
   name: 'adaptive_avg_pool2d',
+  outputDtype: inputDtype,
   forward: (io, [x], outShape: number[]) => {
     floating(x.data, 'adaptive_avg_pool2d');
     const be = x.backend;
