@@ -12,3 +12,4 @@ export * from "./kernels/matmul";
 export * from "./kernels/nn";
 export * from "./kernels/optim";
 export * from "./kernels/attention";
+export * from "./kernels/vision";

@@ -39,6 +39,18 @@ export { RMSNorm, LayerNorm } from './nn/normalization.js';
 export { Llama, LlamaDecoderLayer, CausalSelfAttention, SwiGLU, RotaryEmbedding } from './nn/llama.js';
 export type { LlamaConfig, LlamaForwardOptions, ModelOptions } from './nn/llama.js';
 export { llamaConfigFromHf, hfKeyToMemfit, memfitKeyToHf, llamaStateDictFromHf } from './nn/hf_llama.js';
+export { Conv2d, BatchNorm2d, MaxPool2d, AdaptiveAvgPool2d, Flatten } from './nn/vision_layers.js';
+export type { BatchNormLayerOptions } from './nn/vision_layers.js';
+export { ResNet, BasicBlock, Bottleneck, RESNET_CONFIGS, resnet } from './nn/resnet.js';
+export type { ResNetConfig, ResNetName, ResNetBlock, ResNetOptions } from './nn/resnet.js';
+export {
+  BertForMaskedLM, BertModel, BertEmbeddings, BertLayer, BertEncoder, BertSelfAttention, BertAttention, BertIntermediate, BertResidualOutput,
+  BertOnlyMLMHead, BertLMPredictionHead, BertPredictionHeadTransform, BERT_BASE,
+} from './nn/bert.js';
+export type { BertConfig, BertOptions, BertForwardOptions } from './nn/bert.js';
+export { bertConfigFromHf, bertConfigToHf, hfBertKeyToMemfit, memfitBertKeyToHf, bertStateDictFromHf } from './nn/hf_bert.js';
+export { modelToFolderFiles, modelFromFolderFiles, modelFromConfig, weightsToTensors, ModelFolderError } from './io/model_folder.js';
+export type { PretrainedModel, ModelFolderFiles, LoadedModel, LoadModelOptions } from './io/model_folder.js';
 export { ByteTextDataset } from './data/byte_text.js';
 export type { TokenBatch } from './data/byte_text.js';
 export * from './optim/index.js';

@@ -72,7 +72,7 @@ export function linear(x: Variable, weight: Variable, bias: Variable | null = nu
 
 const EMBEDDING = defineOp({
   name: 'embedding',
-  forward: (io, [table], ids: Tensor) => {
+  forward: (io, [table], ids: Tensor, paddingIdx: number | null) => {
     sameBackend(ids, table.data);
     const be = table.backend;
     const y = io.output(table.data, [...ids.shape, table.shape[1]]);
@@ -82,7 +82,19 @@ const EMBEDDING = defineOp({
       y, save: () => [ids], slots: ['ids'],
       backward: (gy, [sids]) => {
         const g = zeros(be, shape, 'temporary');
-        be.embeddingBackward(sids!, gy, g);
+        if (paddingIdx === null) be.embeddingBackward(sids!, gy, g);
+        else { // the padding id becomes -1, which the backward kernel skips
+          const t = Tensor.from(be, [paddingIdx, -1], [2], { category: 'temporary' });
+          const keep = Tensor.empty(be, sids!.shape, { category: 'temporary' }), back = Tensor.empty(be, sids!.shape, { dtype: 'int32', category: 'temporary' });
+          const p = t.slice(0, 1).reshape([]), m = t.slice(1, 2).reshape([]);
+          try {
+            be.binary('sub', sids!, p, keep);
+            be.where(keep, sids!, m, back);
+            be.embeddingBackward(back, gy, g);
+          } finally {
+            for (const x of [t, keep, back, p, m]) x.dispose();
+          }
+        }
         return [g];
       },
     };
@@ -90,12 +102,17 @@ const EMBEDDING = defineOp({
 });
 
 /** Rows of `table` [V, C] picked by int32 ids [...]: out [..., C]. An id outside [0, V) gives zeros. */
-export function embedding(ids: Tensor, table: Variable): Variable {
+export interface EmbeddingOptions {
+  /** Rows at this id get no gradient (torch's padding_idx; the forward still reads the row). */
+  paddingIdx?: number | null;
+}
+
+export function embedding(ids: Tensor, table: Variable, options: EmbeddingOptions = {}): Variable {
   checkTensor(ids, 'embedding ids');
   checkVariables('embedding', [table]);
   if (ids.dtype !== 'int32') throw new InvalidArgumentError(`embedding: ids must be int32, got ${ids.dtype}`);
   if (table.data.rank !== 2) throw new ShapeMismatchError(`embedding: table must be [rows, dim], got ${dims(table.shape)}`);
-  return apply(EMBEDDING, [table], ids);
+  return apply(EMBEDDING, [table], ids, options.paddingIdx ?? null);
 }
 
 /** Throws unless eps is a finite number >= 0 (a string would become NaN in the kernel). */
@@ -176,8 +193,8 @@ export function layerNorm(x: Variable, weight: Variable, bias: Variable, eps: nu
 
 export interface AttentionOptions {
   /**
-   * Must be true: only causal attention (query t sees keys <= t) is implemented. PyTorch's default
-   * is false, so it is asked for explicitly rather than assumed.
+   * true: causal attention (query t sees keys <= t, a decoder); false: every key (an encoder such
+   * as BERT). Required: PyTorch's default is false, so it is asked for explicitly rather than assumed.
    */
   isCausal: boolean;
   /** Key padding mask [B, T]: 1 keeps a key, 0 masks it (float32 or int32). */
@@ -187,12 +204,12 @@ export interface AttentionOptions {
 }
 
 /**
- * Causal scaled-dot-product attention, q, k, v [B, H, T, D] -> [B, H, T, D] (one fused kernel;
- * no T x T buffer is kept: backward recomputes the scores from q, k and the saved log-sum-exp).
- * A query whose keys are all masked gets zeros (PyTorch's SDPA gives NaN there).
+ * Scaled-dot-product attention, q, k, v [B, H, T, D] -> [B, H, T, D], causal or bidirectional
+ * (one fused kernel; no T x T buffer is kept: backward recomputes the scores from q, k and the
+ * saved log-sum-exp). A query whose keys are all masked gets zeros (PyTorch's SDPA gives NaN there).
  */
 export function scaledDotProductAttention(q: Variable, k: Variable, v: Variable, options: AttentionOptions): Variable {
-  if (options?.isCausal !== true) throw new InvalidArgumentError('scaledDotProductAttention: only causal attention is implemented; pass { isCausal: true }');
+  if (typeof options?.isCausal !== 'boolean') throw new InvalidArgumentError('scaledDotProductAttention: pass { isCausal: true } (a decoder) or { isCausal: false } (an encoder)');
   if (options.mask !== undefined && options.mask !== null) checkTensor(options.mask, 'attention mask');
   return apply(ATTENTION, [q, k, v], options);
 }
@@ -211,12 +228,13 @@ const ATTENTION = defineOp({
     const be = q.backend;
     const out = io.output(q.data, q.shape);
     const lse = io.stat(q.data, [b, h, t], 'lse');
-    be.attention(q.data, k.data, v.data, out, lse, mask, scale);
+    const causal = options.isCausal;
+    be.attention(q.data, k.data, v.data, out, lse, mask, scale, causal);
     return {
       y: out, temps: [lse], save: () => [q.data, k.data, v.data, out, lse, mask], slots: ['input0', 'input1', 'input2', 'output', 'lse', 'mask'],
       backward: (gy, [sq, sk, sv, so, sl, sm], needs) => {
         const g = [0, 1, 2].map(() => Tensor.empty(be, q.shape, { category: 'temporary' }));
-        be.attentionBackward(gy, sq!, sk!, sv!, so!, sl!, sm, scale, g[0], g[1], g[2]);
+        be.attentionBackward(gy, sq!, sk!, sv!, so!, sl!, sm, scale, g[0], g[1], g[2], causal);
         return g.map((x, i) => (needs[i] ? x : (x.dispose(), null)));
       },
     };
@@ -306,3 +324,7 @@ export function dropout(x: Variable, p: number, training: boolean, generator: Ge
     mask.dispose(); // the node keeps its own reference when it saves the mask
   }
 }
+
+// Vision ops (src/nn/vision.ts), so that functional.conv2d etc. are where PyTorch users look.
+export { conv2d, batchNorm, maxPool2d, adaptiveAvgPool2d } from './vision.js';
+export type { Conv2dOptions, BatchNormOptions, MaxPool2dOptions, Size2d } from './vision.js';

@@ -340,6 +340,16 @@ export class WasmBackend implements Backend {
   globalNorm(...args: Parameters<Backend['globalNorm']>): void { wasmFamilies.globalNorm(this, ...args); }
   ampUpdateScale(...args: Parameters<Backend['ampUpdateScale']>): void { wasmFamilies.ampUpdateScale(this, ...args); }
   adamw(...args: Parameters<Backend['adamw']>): void { wasmFamilies.adamw(this, ...args); }
+  conv2d(...args: Parameters<Backend['conv2d']>): void { wasmFamilies.conv2d(this, ...args); }
+  conv2dBackwardInput(...args: Parameters<Backend['conv2dBackwardInput']>): void { wasmFamilies.conv2dBackwardInput(this, ...args); }
+  conv2dBackwardWeight(...args: Parameters<Backend['conv2dBackwardWeight']>): void { wasmFamilies.conv2dBackwardWeight(this, ...args); }
+  batchNormStats(...args: Parameters<Backend['batchNormStats']>): void { wasmFamilies.batchNormStats(this, ...args); }
+  batchNorm(...args: Parameters<Backend['batchNorm']>): void { wasmFamilies.batchNorm(this, ...args); }
+  batchNormBackward(...args: Parameters<Backend['batchNormBackward']>): void { wasmFamilies.batchNormBackward(this, ...args); }
+  maxPool2d(...args: Parameters<Backend['maxPool2d']>): void { wasmFamilies.maxPool2d(this, ...args); }
+  maxPool2dBackward(...args: Parameters<Backend['maxPool2dBackward']>): void { wasmFamilies.maxPool2dBackward(this, ...args); }
+  adaptiveAvgPool2d(...args: Parameters<Backend['adaptiveAvgPool2d']>): void { wasmFamilies.adaptiveAvgPool2d(this, ...args); }
+  adaptiveAvgPool2dBackward(...args: Parameters<Backend['adaptiveAvgPool2dBackward']>): void { wasmFamilies.adaptiveAvgPool2dBackward(this, ...args); }
 
   // ---- helpers ------------------------------------------------------------------------------
 
