@@ -6,6 +6,7 @@ import type { Backend } from '../backend/backend.js';
 import { CATEGORIES, type Category, type MemoryEvent, type MemoryStats, type MemoryTrace } from '../backend/memory.js';
 import { inferenceMode, tidy } from '../autograd/variable.js';
 import { autocast } from '../amp/autocast.js';
+import { GradScaler } from '../amp/grad_scaler.js';
 import { InvalidArgumentError } from '../errors.js';
 import { ByteTextDataset, type TokenBatch } from '../data/byte_text.js';
 import { Llama, type LlamaConfig } from '../nn/llama.js';
@@ -40,15 +41,16 @@ export interface TrainConfig {
   optimizer?: TrainOptimizer;
   /**
    * The precision (PyTorch Lightning's names): '32-true' (default, float32 throughout),
-   * 'bf16-mixed' (float32 weights, forward under bfloat16 autocast), 'bf16-true' (bfloat16
-   * weights, updated in float32 and rounded once; no float32 master copy).
+   * 'bf16-mixed' (float32 weights, forward under bfloat16 autocast), '16-mixed' (float32 weights,
+   * float16 autocast and a GradScaler), 'bf16-true' (bfloat16 weights, updated in float32 and
+   * rounded once; no float32 master copy).
    */
   precision?: TrainPrecision;
 }
 
 /** The precisions LanguageModelTrainer runs. */
-export type TrainPrecision = '32-true' | 'bf16-mixed' | 'bf16-true';
-export const TRAIN_PRECISIONS: readonly TrainPrecision[] = ['32-true', 'bf16-mixed', 'bf16-true'];
+export type TrainPrecision = '32-true' | 'bf16-mixed' | '16-mixed' | 'bf16-true';
+export const TRAIN_PRECISIONS: readonly TrainPrecision[] = ['32-true', 'bf16-mixed', '16-mixed', 'bf16-true'];
 
 /** The optimizers LanguageModelTrainer can build. */
 export type TrainOptimizer = 'adamw' | 'adam' | 'sgd';
@@ -120,6 +122,8 @@ export class LanguageModelTrainer {
   readonly scheduler: LambdaLR;
   /** Draws the training batches (saved in checkpoints). */
   readonly dataGenerator: Generator;
+  /** The loss scaler of '16-mixed' (saved in checkpoints), else null. */
+  readonly scaler: GradScaler | null;
   step = 0;
 
   constructor(readonly backend: Backend, readonly dataset: ByteTextDataset, readonly config: TrainConfig) {
@@ -129,6 +133,7 @@ export class LanguageModelTrainer {
     if (!TRAIN_PRECISIONS.includes(precision)) throw new InvalidArgumentError(`unknown precision ${JSON.stringify(precision)}; use one of ${TRAIN_PRECISIONS.join(', ')}`);
     this.model = new Llama(config.model, { backend, generator: new Generator(config.seed) });
     if (precision === 'bf16-true') this.model.to('bfloat16');
+    this.scaler = precision === '16-mixed' ? new GradScaler() : null;
     // Weight decay on matrices only, not on norm weights (as Hugging Face's Trainer groups them).
     const params = this.model.parameters();
     const groups = [
@@ -146,7 +151,8 @@ export class LanguageModelTrainer {
 
   /** Runs a forward in the configured precision (under autocast for the mixed ones). */
   private forward<T>(fn: () => T): T {
-    return this.config.precision === 'bf16-mixed' ? autocast({ dtype: 'bfloat16' }, fn) : fn();
+    const p = this.config.precision;
+    return p === 'bf16-mixed' || p === '16-mixed' ? autocast({ dtype: p === '16-mixed' ? 'float16' : 'bfloat16' }, fn) : fn();
   }
 
   private upload(batch: TokenBatch): [Tensor, Tensor] {
@@ -172,9 +178,15 @@ export class LanguageModelTrainer {
       const [ids, targets] = this.upload(this.dataset.batch(this.dataGenerator, batchSize, seqLen));
       try {
         const loss = this.forward(() => tidy(() => this.model.loss(ids, targets)));
-        loss.backward();
+        const scaler = this.scaler;
+        if (scaler) { // float16: the loss is scaled before backward, the gradients unscaled before clipping
+          const scaled = scaler.scale(loss);
+          scaled.backward();
+          scaled.dispose();
+          scaler.unscale(this.optimizer);
+        } else loss.backward();
         if (maxGradNorm > 0) clipGradNorm(this.model.parameters(), maxGradNorm).dispose();
-        this.optimizer.step();
+        if (scaler) { scaler.step(this.optimizer); scaler.update(); } else this.optimizer.step();
         this.scheduler.step();
         this.optimizer.zeroGrad();
         lossValue = (await loss.data.toArray())[0];
@@ -261,13 +273,14 @@ export class LanguageModelTrainer {
   }
 
   /** Everything a checkpoint holds (see io/checkpoint.ts). */
-  trainingState(): { model: Llama; optimizer: AnyOptimizer; scheduler: LambdaLR; step: number; generators: Record<string, Generator> } {
-    return { model: this.model, optimizer: this.optimizer, scheduler: this.scheduler, step: this.step, generators: { data: this.dataGenerator } };
+  trainingState(): { model: Llama; optimizer: AnyOptimizer; scheduler: LambdaLR; step: number; generators: Record<string, Generator>; scaler?: GradScaler } {
+    return { model: this.model, optimizer: this.optimizer, scheduler: this.scheduler, step: this.step, generators: { data: this.dataGenerator }, ...(this.scaler ? { scaler: this.scaler } : {}) };
   }
 
   /** Frees the model and the optimizer state. */
   dispose(): void {
     this.optimizer.zeroGrad();
+    this.scaler?.dispose();
     this.optimizer.dispose();
     this.model.dispose();
   }

@@ -243,7 +243,7 @@ test('train --precision bf16-mixed trains under autocast; an unknown precision i
   assert.match(r.stdout, /precision bf16-mixed/);
   const bad = memfit('train', '--steps', '1', '--precision', 'fp7');
   assert.is(bad.code, 1);
-  assert.match(bad.stderr, /--precision.*fp7.*32-true, bf16-mixed, bf16-true/s);
+  assert.match(bad.stderr, /--precision.*fp7.*32-true, bf16-mixed, 16-mixed, bf16-true/s);
 });
 
 test('train (what npm start runs): the loss falls, memory is reported by category, a checkpoint resumes', () => {

@@ -55,9 +55,9 @@ test('a tiny Llama trains on State of the Union text on wasm: the loss falls wel
 
 let float32Final = NaN;
 
-test('bf16-mixed (autocast) trains to within 2% of float32\'s final loss; bf16-true (bfloat16 weights) within 5%', async () => {
+test('bf16-mixed and 16-mixed (autocast, with a GradScaler for float16) train to within 2% of float32\'s final loss; bf16-true (bfloat16 weights) within 5%', async () => {
   assert.ok(Number.isFinite(float32Final), 'the float32 run above ran first');
-  for (const [precision, bound] of [['bf16-mixed', 0.02], ['bf16-true', 0.05]] as const) {
+  for (const [precision, bound] of [['bf16-mixed', 0.02], ['16-mixed', 0.02], ['bf16-true', 0.05]] as const) {
     const w = new WasmBackend();
     const t = new LanguageModelTrainer(w, dataset, { ...TINY_LLAMA, precision });
     const losses: number[] = [];
