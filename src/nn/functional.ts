@@ -86,13 +86,14 @@ const EMBEDDING = defineOp({
         else { // the padding id becomes -1, which the backward kernel skips
           const t = Tensor.from(be, [paddingIdx, -1], [2], { category: 'temporary' });
           const keep = Tensor.empty(be, sids!.shape, { category: 'temporary' }), back = Tensor.empty(be, sids!.shape, { dtype: 'int32', category: 'temporary' });
-          const p = t.slice(0, 1).reshape([]), m = t.slice(1, 2).reshape([]);
+          const s0 = t.slice(0, 1), s1 = t.slice(1, 2);
+          const p = s0.reshape([]), m = s1.reshape([]);
           try {
             be.binary('sub', sids!, p, keep);
             be.where(keep, sids!, m, back);
             be.embeddingBackward(back, gy, g);
           } finally {
-            for (const x of [t, keep, back, p, m]) x.dispose();
+            for (const x of [t, s0, s1, keep, back, p, m]) x.dispose(); // every view holds the storage
           }
         }
         return [g];

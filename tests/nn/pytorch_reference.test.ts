@@ -155,6 +155,7 @@ test('webgpu: Llama and BERT', async () => {
   const g = await gpuBackend();
   await llamaCase(g);
   await bertCase(g);
+  assert.is(g.memory.memoryAllocated('temporary'), 0, 'backward leaves no temporaries (the padding-id views of embedding)');
 });
 
 test.after(() => {
