@@ -134,6 +134,34 @@ export interface Kernels {
   adamw(param: TensorRef, grad: TensorRef, m: TensorRef, v: TensorRef, hyper: AdamWHyper): void;
 }
 
+/**
+ * Work counters of a backend since it was created (`backend.stats()`); take the difference of two
+ * snapshots for a span of work. The WebGPU-only counters stay 0 on wasm.
+ */
+export interface BackendStats {
+  /**
+   * Buffers obtained from the device: pool misses (memoryStats().deviceAllocations) plus, on
+   * WebGPU, read-back staging buffers and uniform buffers.
+   */
+  readonly deviceAllocations: number;
+  /** Bytes copied from the host into device memory: write(), and uniform blocks on WebGPU. */
+  readonly bytesUploaded: number;
+  /** Bytes copied back to the host by read(). */
+  readonly bytesRead: number;
+  /** Compute dispatches recorded (WebGPU). */
+  readonly dispatches: number;
+  /** Compute passes begun (WebGPU). */
+  readonly computePasses: number;
+  /** Command buffers submitted to the queue (WebGPU). */
+  readonly submits: number;
+  /** Uniform buffers created (WebGPU; included in deviceAllocations). */
+  readonly uniformBuffersCreated: number;
+  /** Bind groups created (WebGPU). */
+  readonly bindGroupsCreated: number;
+  /** Compute pipelines compiled (WebGPU). */
+  readonly pipelinesCreated: number;
+}
+
 /** A backend: memory that it accounts for, plus the kernels. */
 export interface Backend extends Kernels {
   readonly kind: BackendKind;
@@ -152,6 +180,8 @@ export interface Backend extends Kernels {
   synchronize(): Promise<void>;
   /** Gives pooled free buffers back to the device. */
   emptyCache(): void;
+  /** Work counters since the backend was created (device allocations, uploads, dispatches, submits). */
+  stats(): BackendStats;
   /** Releases the device (GPU) or nothing (wasm). The backend is unusable afterwards. */
   destroy(): void;
 }

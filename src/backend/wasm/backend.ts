@@ -5,7 +5,7 @@ import { InvalidArgumentError, MemfitError } from '../../errors.js';
 import { formatOf, ROUNDING_IDS } from '../../dtype/formats.js';
 import { wasm } from '../../dtype/wasm.js';
 import type {
-  AdamWHyper, Backend, BinaryOp, CastOptions, MatmulOptions, ReduceOp, Storage, TensorDType, TensorRef, UnaryOp,
+  AdamWHyper, Backend, BackendStats, BinaryOp, CastOptions, MatmulOptions, ReduceOp, Storage, TensorDType, TensorRef, UnaryOp,
 } from '../backend.js';
 import { BufferPool, MemoryTracker, type Category } from '../memory.js';
 import { BINARY_IDS, REDUCE_IDS, UNARY_IDS } from '../ops.js';
@@ -60,6 +60,8 @@ export class WasmBackend implements Backend {
   readonly description: string;
   private readonly pool: BufferPool<number>;
   private destroyed = false;
+  private bytesUploaded = 0;
+  private bytesRead = 0;
 
   constructor(reason = 'WebAssembly (CPU)') {
     this.description = `wasm backend: ${reason}`;
@@ -95,6 +97,7 @@ export class WasmBackend implements Backend {
     const s = this.own(storage);
     if (byteOffset + data.byteLength > s.byteLength) throw new InvalidArgumentError(`write of ${data.byteLength} bytes at ${byteOffset} overruns a ${s.byteLength}-byte storage`);
     new Uint8Array(kernelExports().memory.buffer, s.ptr + byteOffset, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    this.bytesUploaded += data.byteLength;
   }
 
   async read(storage: Storage, byteOffset: number, byteLength: number): Promise<Uint8Array> {
@@ -104,6 +107,7 @@ export class WasmBackend implements Backend {
   readSync(storage: Storage, byteOffset: number, byteLength: number): Uint8Array {
     const s = this.own(storage);
     if (byteOffset + byteLength > s.byteLength) throw new InvalidArgumentError(`read of ${byteLength} bytes at ${byteOffset} overruns a ${s.byteLength}-byte storage`);
+    this.bytesRead += byteLength;
     return new Uint8Array(kernelExports().memory.buffer, s.ptr + byteOffset, byteLength).slice();
   }
 
@@ -111,6 +115,14 @@ export class WasmBackend implements Backend {
 
   emptyCache(): void {
     this.pool.emptyCache();
+  }
+
+  /** deviceAllocations are pool misses (blocks taken from the module's heap); the WebGPU-only counters are 0. */
+  stats(): BackendStats {
+    return {
+      deviceAllocations: this.memory.deviceAllocations, bytesUploaded: this.bytesUploaded, bytesRead: this.bytesRead,
+      dispatches: 0, computePasses: 0, submits: 0, uniformBuffersCreated: 0, bindGroupsCreated: 0, pipelinesCreated: 0,
+    };
   }
 
   destroy(): void {

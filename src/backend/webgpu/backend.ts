@@ -5,7 +5,7 @@ import { shaders } from '../../../build/shaders.js';
 import { InvalidArgumentError, MemfitError } from '../../errors.js';
 import { formatOf, INT32_FORMAT_ID, ROUNDING_IDS } from '../../dtype/formats.js';
 import type {
-  AdamWHyper, Backend, BinaryOp, CastOptions, MatmulOptions, ReduceOp, Storage, TensorDType, TensorRef, UnaryOp,
+  AdamWHyper, Backend, BackendStats, BinaryOp, CastOptions, MatmulOptions, ReduceOp, Storage, TensorDType, TensorRef, UnaryOp,
 } from '../backend.js';
 import { BufferPool, MemoryTracker, type Category } from '../memory.js';
 import { BINARY_IDS, REDUCE_IDS, UNARY_IDS } from '../ops.js';
@@ -77,6 +77,10 @@ export class WebGPUBackend implements Backend {
   private passes = 0;
   private pendingUniforms: GPUBuffer[] = [];
   private errors: string[] = [];
+  private readonly counts = {
+    bytesUploaded: 0, bytesRead: 0, dispatches: 0, computePasses: 0, submits: 0,
+    stagingBuffers: 0, uniformBuffersCreated: 0, bindGroupsCreated: 0, pipelinesCreated: 0,
+  };
   private lost: string | null = null;
   private readonly release: () => void;
 
@@ -132,6 +136,7 @@ export class WebGPUBackend implements Backend {
     bytes.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     this.flush(); // keep queue order: earlier recorded work reads the old contents
     this.device.queue.writeBuffer(s.buffer, byteOffset, bytes);
+    this.counts.bytesUploaded += padded;
   }
 
   async read(storage: Storage, byteOffset: number, byteLength: number): Promise<Uint8Array> {
@@ -140,6 +145,8 @@ export class WebGPUBackend implements Backend {
     const start = Math.floor(byteOffset / 4) * 4;
     const size = Math.ceil((byteOffset + byteLength - start) / 4) * 4;
     const staging = this.device.createBuffer({ size: Math.max(size, 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'memfit readback' });
+    this.counts.stagingBuffers++;
+    this.counts.bytesRead += size;
     const enc = this.encoderNow();
     enc.copyBufferToBuffer(s.buffer, start, staging, 0, size);
     this.flush();
@@ -166,6 +173,11 @@ export class WebGPUBackend implements Backend {
     this.pool.emptyCache();
   }
 
+  stats(): BackendStats {
+    const { stagingBuffers, ...c } = this.counts;
+    return { ...c, deviceAllocations: this.memory.deviceAllocations + stagingBuffers + c.uniformBuffersCreated };
+  }
+
   /** True after destroy() (or device loss). */
   get isDestroyed(): boolean {
     return this.lost !== null;
@@ -188,6 +200,7 @@ export class WebGPUBackend implements Backend {
     if (!p) {
       const module = this.device.createShaderModule({ code: code(), label: key });
       p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main', constants }, label: full });
+      this.counts.pipelinesCreated++;
       this.pipelines.set(full, p);
     }
     return p;
@@ -217,11 +230,16 @@ export class WebGPUBackend implements Backend {
     if (uniform) {
       const u = this.device.createBuffer({ size: Math.ceil(uniform.byteLength / 16) * 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: 'memfit params' });
       this.device.queue.writeBuffer(u, 0, uniform);
+      this.counts.uniformBuffersCreated++;
+      this.counts.bytesUploaded += uniform.byteLength;
       this.pendingUniforms.push(u);
       entries.push({ binding: uniformBinding, resource: { buffer: u } });
     }
     const group = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+    this.counts.bindGroupsCreated++;
     const pass = this.encoderNow().beginComputePass();
+    this.counts.computePasses++;
+    this.counts.dispatches++;
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, group);
     const x = Math.min(workgroups, 65535);
@@ -234,6 +252,7 @@ export class WebGPUBackend implements Backend {
   flush(): void {
     if (!this.encoder) return;
     this.device.queue.submit([this.encoder.finish()]);
+    this.counts.submits++;
     this.encoder = null;
     this.passes = 0;
     for (const u of this.pendingUniforms) u.destroy(); // destroyed once the GPU is done with it
