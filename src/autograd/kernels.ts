@@ -60,7 +60,7 @@ export function scalar(backend: Backend, value: number): Tensor {
 /** A float32 tensor of zeros (accumulators of kernels that add into their output). */
 export function zeros(backend: Backend, shape: readonly number[], category: Category): Tensor {
   const t = Tensor.empty(backend, shape, { category });
-  backend.write(t.storage, new Uint8Array(t.storage.byteLength));
+  backend.fill(t, 0);
   return t;
 }
 

@@ -81,6 +81,12 @@ export interface AdamWHyper {
 export interface Kernels {
   /** out = x converted to out.dtype (bit-identical to encode/decode; NaN payloads kept as there). */
   cast(x: TensorRef, out: TensorRef, options?: CastOptions): void;
+  /**
+   * Every element of out = value, rounded once (nearest-even) from the number to out.dtype (int32:
+   * an integer). out may be a view (any offset); bits of the storage outside it are kept. Runs on
+   * the device: nothing is uploaded.
+   */
+  fill(out: TensorRef, value: number): void;
   /** out = x with its last two dimensions swapped (same dtype; codes copied bit for bit). */
   transpose(x: TensorRef, out: TensorRef): void;
   /** out = op(x); out may be x (in place) on every backend. */

@@ -11,6 +11,7 @@ import { BufferPool, MemoryTracker, type Category } from '../memory.js';
 import { BINARY_IDS, REDUCE_IDS, UNARY_IDS } from '../ops.js';
 import { broadcastStrides, numel, sameShape } from '../shape.js';
 import { wasmFamilies } from './families.js';
+import { fillPlan, fillWords } from '../fill.js';
 
 /** Raw kernel exports of build/memfit.wasm used here (the dtype layer types the format ones). */
 export interface WasmKernelExports {
@@ -208,6 +209,11 @@ export class WasmBackend implements Backend {
       new Uint8Array(kernelExports().memory.buffer).copyWithin(this.ptr(out.storage), src.ptr, src.ptr + n * 4);
     } else this.encodeInto(src.ptr, out, options);
     src.release();
+  }
+
+  fill(out: TensorRef, value: number): void {
+    const plan = fillPlan(out.dtype, out.offset, numel(out.shape), value, out.storage.byteLength);
+    if (plan) fillWords(new Uint32Array(kernelExports().memory.buffer), this.ptr(out.storage) >>> 2, plan); // heap blocks are 16-byte aligned
   }
 
   transpose(x: TensorRef, out: TensorRef): void {
