@@ -32,15 +32,13 @@ struct Params { part: array<Part, 7> }
 var<workgroup> acc: array<f32, 256>;
 
 fn xval(k: u32, i: u32) -> f32 {
-  switch k {
-    case 0u: { return x0_f32(i, FX0); }
-    case 1u: { return x1_f32(i, FX1); }
-    case 2u: { return x2_f32(i, FX2); }
-    case 3u: { return x3_f32(i, FX3); }
-    case 4u: { return x4_f32(i, FX4); }
-    case 5u: { return x5_f32(i, FX5); }
-    default: { return x6_f32(i, FX6); }
-  }
+  if (k == 0u) { return x0_f32(i, FX0); }
+  if (k == 1u) { return x1_f32(i, FX1); }
+  if (k == 2u) { return x2_f32(i, FX2); }
+  if (k == 3u) { return x3_f32(i, FX3); }
+  if (k == 4u) { return x4_f32(i, FX4); }
+  if (k == 5u) { return x5_f32(i, FX5); }
+  return x6_f32(i, FX6);
 }
 
 @compute @workgroup_size(256)
