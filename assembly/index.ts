@@ -5,18 +5,11 @@ export { firstCodeAbove, pack, unpack } from "./pack";
 export { mxQuantize, mxDequantize } from "./mx";
 export { scaledMatmul } from "./scaled_mm";
 
-/** Allocates `size` bytes (16-byte aligned) from the module's heap. */
-export function alloc(size: usize): usize {
-  return heap.alloc(size);
-}
-
-/** Frees a block returned by alloc. */
-export function free(ptr: usize): void {
-  heap.free(ptr);
-}
+export { alloc, free } from "./alloc";
 export { unpackRange } from "./pack";
 export * from "./kernels/elementwise";
 export * from "./kernels/matmul";
 export * from "./kernels/nn";
 export * from "./kernels/optim";
 export * from "./kernels/attention";
+export * from "./kernels/vision";

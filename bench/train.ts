@@ -5,6 +5,8 @@
 // GPU `--config small` runs the anchors' "small" shapes next to PyTorch's H100 figures.
 //
 // Usage: node --import tsx bench/train.ts [--quick] [--no-gpu] [--config tiny|small]
+//        node --import tsx bench/train.ts --model resnet152|bert-base|llama-small [--autocast bf16] [--batch N] [--steps N]
+//        (full-size models: bench/train_models.ts; JSON in bench/results/train-<model>.json)
 // Statistic: the median step after warm-up steps (each step ends with the loss read back); the
 // same median of each backend.stats() counter over a step (device allocations, dispatches,
 // compute passes, submits, bytes uploaded, uniform buffers and bind groups created).
@@ -21,12 +23,48 @@ import { ByteTextDataset } from '../src/data/byte_text.js';
 import { loadSotuText } from '../src/data/sotu.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { LanguageModelTrainer, TINY_LLAMA, type TrainConfig } from '../src/train/language_model.js';
+import { BENCH_MODELS, benchModel, type BenchModel } from './train_models.js';
 
 const argv = process.argv.slice(2);
 const flag = (f: string) => argv.includes(f);
 const configName = argv.includes('--config') ? argv[argv.indexOf('--config') + 1] : 'tiny';
-for (const a of argv) if (!['--quick', '--no-gpu', '--config', 'tiny', 'small'].includes(a)) throw new Error(`unknown argument ${a}; usage: bench/train.ts [--quick] [--no-gpu] [--config tiny|small]`);
 const log = (m: string) => process.stderr.write(`[bench:train] ${m}\n`);
+if (argv.includes('--model')) { // the full-size models (bench/train_models.ts)
+  await benchModels(argv);
+  process.exit(0);
+}
+for (const a of argv) if (!['--quick', '--no-gpu', '--config', 'tiny', 'small'].includes(a)) throw new Error(`unknown argument ${a}; usage: bench/train.ts [--quick] [--no-gpu] [--config tiny|small] | --model ${BENCH_MODELS.join('|')} [--autocast bf16] [--batch N] [--steps N] [--no-gpu]`);
+
+/** --model NAME [--autocast bf16|fp16] [--batch N] [--steps N] [--no-gpu]: wasm, then a hardware GPU if there is one. */
+async function benchModels(args: string[]): Promise<void> {
+  const value = (f: string): string | undefined => (args.includes(f) ? args[args.indexOf(f) + 1] : undefined);
+  const name = value('--model') as BenchModel;
+  if (!BENCH_MODELS.includes(name)) throw new Error(`--model must be one of ${BENCH_MODELS.join(', ')}, got ${name}`);
+  const amp = value('--autocast');
+  const autocastDtype = amp === undefined ? null : amp === 'bf16' || amp === 'bfloat16' ? 'bfloat16' : amp === 'fp16' || amp === 'float16' ? 'float16' : null;
+  if (amp !== undefined && !autocastDtype) throw new Error(`--autocast must be bf16 or fp16, got ${amp}`);
+  const num = (f: string): number | undefined => (value(f) === undefined ? undefined : Number(value(f)));
+  const opts = { batch: num('--batch'), steps: num('--steps'), autocast: autocastDtype, log };
+  const results: Record<string, unknown>[] = [];
+  log(`${name} on wasm ...`);
+  results.push(await benchModel(name, new WasmBackend(), opts));
+  if (!args.includes('--no-gpu')) {
+    const { WebGPUBackend } = await import('../src/backend/webgpu/backend.js');
+    const g = await WebGPUBackend.create().catch((e: Error) => { log(`no WebGPU backend: ${e.message}`); return null; });
+    if (g && g.software) log(`${g.description}: a software adapter; full-size models are measured on hardware GPUs only`);
+    else if (g) results.push(await benchModel(name, g, opts));
+    g?.destroy();
+  }
+  const out = { date: new Date().toISOString(), host: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version }, results };
+  const json = JSON.stringify(out, null, 2);
+  process.stdout.write(`${json}\n`);
+  const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
+  mkdirSync(dir, { recursive: true });
+  const file = `train-${name}${autocastDtype ? `-${autocastDtype}` : ''}.json`;
+  const tmp = path.join(dir, `.${file}.tmp-${process.pid}`);
+  writeFileSync(tmp, `${json}\n`);
+  renameSync(tmp, path.join(dir, file));
+}
 const round = (x: number) => Number(x.toPrecision(4));
 const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 

@@ -1,4 +1,4 @@
-// Causal scaled-dot-product attention, forward and backward: the WGSL twin of
+// Scaled-dot-product attention (causal, or bidirectional with CAUSAL = 0), forward and backward: the WGSL twin of
 // assembly/kernels/attention.ts (same loops, same order, dot products over four lanes then the
 // tail as there; exp and log differ in the last bits). One file, four stages (see
 // src/backend/webgpu/attention.ts). The row stages (fwd, dq, dkdv; shared code in `//#part rows`)
@@ -17,7 +17,7 @@
 //         words, so that dq and dkdv bind one buffer for both (8 storage buffers at most).
 //   dq:   per query row: dq = scale sum_s P (dP - di) k_s.
 //   dkdv: per key row s: dv = sum_t P dout_t, dk = scale sum_t P (dP - di) q_t (one pass).
-// Query t sees keys s <= t whose mask[b, s] != 0 (HAS_MASK). A query row with no allowed key gets
+// Query t sees keys s <= t (every key s when CAUSAL is 0) whose mask[b, s] != 0 (HAS_MASK). A query row with no allowed key gets
 // out = 0 and lse = -inf, and contributes nothing to the gradients. Outputs are float32 rows at
 // offset 0; inputs are read through dtype accessors at their element offsets (ld is float32:
 // format 0). Constants set by the host: DH (head dim d), D4 = ceil(DH / 4) vec4s a row, DF =
@@ -68,6 +68,7 @@ fn zero_row(y: ptr<function, Row>) {
 }
 
 //#part rows
+override CAUSAL: u32 = 1u; // 0: every key (bidirectional attention)
 // The row stages' shared code (they bind q, k, val and m).
 override FQ: u32 = 0u;
 override FK: u32 = 0u;
@@ -175,7 +176,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let b = r / params.heads;
   let base = r * params.t * params.d;
   let qb = base + i * params.d;
-  let kend = min(blk.y + 64u, params.t); // keys any row of the block sees
+  var kend = params.t; // keys any row of the block sees
+  if (CAUSAL == 1u) { kend = min(blk.y + 64u, params.t); }
   var q: Row;
   if (live) { q = q_row(qb); }
   // pass 1: online max and sum of exp
@@ -184,7 +186,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   for (var k0 = 0u; k0 < kend; k0 = k0 + KSTEP) {
     if (TILED == 1u) { stage_keys(lid, base, b, k0, false); }
     if (live) {
-      for (var j = 0u; j < KSTEP && k0 + j <= i; j = j + 1u) {
+      for (var j = 0u; j < KSTEP && k0 + j < kend && (CAUSAL == 0u || k0 + j <= i); j = j + 1u) {
         let s = k0 + j;
         if (!key_ok(b, s, j)) { continue; }
         var k = key_k(base + s * params.d, j);
@@ -204,7 +206,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   for (var k0 = 0u; k0 < kend; k0 = k0 + KSTEP) {
     if (TILED == 1u) { stage_keys(lid, base, b, k0, true); }
     if (live && sum != 0.0) {
-      for (var j = 0u; j < KSTEP && k0 + j <= i; j = j + 1u) {
+      for (var j = 0u; j < KSTEP && k0 + j < kend && (CAUSAL == 0u || k0 + j <= i); j = j + 1u) {
         let s = k0 + j;
         if (!key_ok(b, s, j)) { continue; }
         var k = key_k(base + s * params.d, j);
@@ -257,7 +259,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let base = r * params.t * params.d;
   let qb = base + i * params.d;
   let row = r * params.t + i;
-  let kend = min(blk.y + 64u, params.t);
+  var kend = params.t;
+  if (CAUSAL == 1u) { kend = min(blk.y + 64u, params.t); }
   var q: Row;
   var g: Row; // dout row
   var acc: Row; // dq
@@ -274,7 +277,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   for (var k0 = 0u; k0 < kend; k0 = k0 + KSTEP) {
     if (TILED == 1u) { stage_keys(lid, base, b, k0, true); }
     if (on) {
-      for (var j = 0u; j < KSTEP && k0 + j <= i; j = j + 1u) {
+      for (var j = 0u; j < KSTEP && k0 + j < kend && (CAUSAL == 0u || k0 + j <= i); j = j + 1u) {
         let s = k0 + j;
         if (!key_ok(b, s, j)) { continue; }
         var k = key_k(base + s * params.d, j);
@@ -320,7 +323,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     v = v_row(kb);
   }
   // queries [blk.y, t) see some key of the block; TILED: q in tile A, dout in tile B, lse in tf, di in tg
-  for (var q0 = blk.y; q0 < params.t; q0 = q0 + KSTEP) {
+  var q0start = blk.y;
+  if (CAUSAL == 0u) { q0start = 0u; }
+  for (var q0 = q0start; q0 < params.t; q0 = q0 + KSTEP) {
     if (TILED == 1u) {
       for (var e = lid; e < KT * DH; e = e + 64u) {
         let j = e / DH;
@@ -352,7 +357,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (on) {
       for (var j = 0u; j < KSTEP && q0 + j < params.t; j = j + 1u) {
         let i = q0 + j;
-        if (i < s) { continue; }
+        if (CAUSAL == 1u && i < s) { continue; }
         var ls: f32;
         var dd: f32;
         var qi: Row;

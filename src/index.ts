@@ -1,5 +1,5 @@
 // memfit: train neural networks in less memory. Public API.
-export { MemfitError, UnknownDTypeError, InvalidArgumentError, ShapeMismatchError } from './errors.js';
+export { MemfitError, UnknownDTypeError, InvalidArgumentError, ShapeMismatchError, OutOfMemoryError } from './errors.js';
 export { FORMATS, DTYPE_NAMES, formatOf, canonicalDType, codeValue, maxFiniteCode, isDTypeName } from './dtype/formats.js';
 export type { DType, DTypeAlias, DTypeName, FormatTraits, NanEncoding } from './dtype/formats.js';
 export { finfo, formatTable } from './dtype/finfo.js';
@@ -18,7 +18,7 @@ export { Tensor, dispatch } from './tensor/tensor.js';
 export type { TensorOptions } from './tensor/tensor.js';
 export { createBackend } from './backend/select.js';
 export type { BackendOptions } from './backend/select.js';
-export type { Backend, BackendKind, TensorDType, TensorRef, Storage, Kernels, UnaryOp, BinaryOp, ReduceOp, CastOptions, MatmulOptions, AdamWHyper, BackendStats } from './backend/backend.js';
+export type { Backend, BackendKind, TensorDType, TensorRef, Storage, Kernels, UnaryOp, BinaryOp, ReduceOp, CastOptions, MatmulOptions, AdamWHyper, AdamWDeviceInputs, BackendStats } from './backend/backend.js';
 export { MemoryTracker, CATEGORIES, sizeClass } from './backend/memory.js';
 export type { Category, MemoryStats, MemoryTrace, MemoryEvent, CategoryStats } from './backend/memory.js';
 export { WasmBackend } from './backend/wasm/backend.js';
@@ -39,9 +39,25 @@ export { RMSNorm, LayerNorm } from './nn/normalization.js';
 export { Llama, LlamaDecoderLayer, CausalSelfAttention, SwiGLU, RotaryEmbedding } from './nn/llama.js';
 export type { LlamaConfig, LlamaForwardOptions, ModelOptions } from './nn/llama.js';
 export { llamaConfigFromHf, hfKeyToMemfit, memfitKeyToHf, llamaStateDictFromHf } from './nn/hf_llama.js';
+export { Conv2d, BatchNorm2d, MaxPool2d, AdaptiveAvgPool2d, Flatten } from './nn/vision_layers.js';
+export type { BatchNormLayerOptions } from './nn/vision_layers.js';
+export { ResNet, BasicBlock, Bottleneck, RESNET_CONFIGS, resnet } from './nn/resnet.js';
+export type { ResNetConfig, ResNetName, ResNetBlock, ResNetOptions } from './nn/resnet.js';
+export {
+  BertForMaskedLM, BertModel, BertEmbeddings, BertLayer, BertEncoder, BertSelfAttention, BertAttention, BertIntermediate, BertResidualOutput,
+  BertOnlyMLMHead, BertLMPredictionHead, BertPredictionHeadTransform, BERT_BASE,
+} from './nn/bert.js';
+export type { BertConfig, BertOptions, BertForwardOptions } from './nn/bert.js';
+export { bertConfigFromHf, bertConfigToHf, hfBertKeyToMemfit, memfitBertKeyToHf, bertStateDictFromHf } from './nn/hf_bert.js';
+export { modelToFolderFiles, modelFromFolderFiles, modelFromConfig, weightsToTensors, ModelFolderError } from './io/model_folder.js';
+export type { PretrainedModel, ModelFolderFiles, LoadedModel, LoadModelOptions } from './io/model_folder.js';
 export { ByteTextDataset } from './data/byte_text.js';
 export type { TokenBatch } from './data/byte_text.js';
 export * from './optim/index.js';
+export { autocast, autocastModule, autocastDtype, autocastClass, AUTOCAST_LOWER_PRECISION_OPS, AUTOCAST_FLOAT32_OPS, AUTOCAST_PROMOTE_OPS } from './amp/autocast.js';
+export type { AutocastOptions, AutocastDType } from './amp/autocast.js';
+export { GradScaler, GradScalerError } from './amp/grad_scaler.js';
+export type { GradScalerOptions, GradScalerStateDict } from './amp/grad_scaler.js';
 export {
   serializeSafetensors, parseSafetensors, tensorsToSafetensors, safetensorsToTensors, SafetensorsError, MEMFIT_DTYPES_KEY,
 } from './io/safetensors.js';
@@ -53,8 +69,8 @@ export type {
   ConvertModelOptions, ConvertReport, TensorConversionReport, ConvertTarget, ScaleKind, ConversionMetadata, ConvertedTensorEntry, ConversionRun,
   InspectOptions, InspectReport, InspectedTensor, TensorStats, DTypeTotal,
 } from './io/convert_model.js';
-export { LanguageModelTrainer, TINY_LLAMA, TRAIN_OPTIMIZERS, tinyLlamaConfig } from './train/language_model.js';
-export type { TrainConfig, StepResult, TrainOptimizer } from './train/language_model.js';
+export { LanguageModelTrainer, TINY_LLAMA, TRAIN_OPTIMIZERS, TRAIN_PRECISIONS, tinyLlamaConfig } from './train/language_model.js';
+export type { TrainConfig, StepResult, TrainOptimizer, TrainPrecision } from './train/language_model.js';
 export { lineChart, lossChart, throughputChart, memoryChart, trainingCharts, CATEGORY_COLORS } from './report/charts.js';
 export type { ChartStep, ChartSeries, ChartOptions, ValidationPoint } from './report/charts.js';
 export { trainingReportHtml, isTrainingReportHtml, REPORT_GENERATOR } from './report/html.js';

@@ -7,3 +7,5 @@ export type { TrainingState, JsonValue } from './io/checkpoint.js';
 export { loadSotuText } from './data/sotu.js';
 export { inspectSafetensors, convertSafetensors } from './io/convert_model_file.js';
 export type { ConvertFileOptions } from './io/convert_model_file.js';
+export { saveModelFolder, loadModelFolder } from './io/model_folder_file.js';
+export type { SaveModelFolderOptions } from './io/model_folder_file.js';

@@ -3,7 +3,7 @@
 // checkpoints so a resumed run draws the same numbers. sfc32 (Chris Doty-Humphrey's Small Fast
 // Counting generator, 128-bit state, period >= 2^32) in 32-bit integer arithmetic: the same
 // sequence in every JavaScript engine.
-import { InvalidArgumentError } from './errors.js';
+import { describeValue, InvalidArgumentError } from './errors.js';
 
 /** A generator's whole state: four uint32 words. */
 export type GeneratorState = [number, number, number, number];
@@ -60,12 +60,16 @@ export class Generator {
 
   /** Restores a state from getState(). */
   setState(state: { words: readonly number[]; spare: number | null }): this {
+    if (state === null || typeof state !== 'object') throw new InvalidArgumentError(`generator state must be an object { words, spare }, got ${describeValue(state)}`);
     const w = state.words;
     if (!Array.isArray(w) || w.length !== 4 || !w.every((x) => Number.isInteger(x) && x >= 0 && x < 2 ** 32)) {
       throw new InvalidArgumentError('generator state must be four uint32 words');
     }
+    if (!(state.spare === null || state.spare === undefined || (typeof state.spare === 'number' && Number.isFinite(state.spare)))) {
+      throw new InvalidArgumentError(`generator state: spare must be a finite number or null, got ${describeValue(state.spare)}`);
+    }
     [this.a, this.b, this.c, this.d] = w;
-    this.spare = state.spare;
+    this.spare = state.spare ?? null;
     return this;
   }
 }

@@ -1,8 +1,8 @@
-// Causal scaled-dot-product attention on the wasm backend, forward and backward (FlashAttention
+// Scaled-dot-product attention (causal, or bidirectional with causal = 0) on the wasm backend, forward and backward (FlashAttention
 // style: no [T, T] score matrix is ever stored). The reference for shaders/attention.wgsl (the
 // same loops; dot products here sum four SIMD lanes, so the two agree within rounding, not bit for
 // bit). Pointers are byte offsets into memory; every buffer is float32; q, k, v, out, dout, dq, dk, dv are [BH, T, D], lse and di [BH, T], mask [B, T] (0 =
-// none; key s of batch b is excluded when mask[b, s] == 0). Query t sees keys s <= t. A query
+// none; key s of batch b is excluded when mask[b, s] == 0). Query t sees keys s <= t (every key s when causal is 0). A query
 // row with no allowed key gets out = 0 and lse = -inf, and contributes nothing to any gradient.
 
 /** Dot product of two rows of d floats (four f32x4 lanes, then the tail). */
@@ -34,14 +34,15 @@ function keep(mask: usize, b: usize, t: usize, s: usize): bool {
  * Forward: per query row, pass 1 finds the running max m and sum l of exp(score - m) (online),
  * lse = m + log(l); pass 2 sums exp(score - lse) * v. bh rows of heads: batch b = bh / heads.
  */
-export function attentionF32(q: usize, k: usize, v: usize, mask: usize, out: usize, lse: usize, bh: usize, heads: usize, t: usize, d: usize, scale: f32): void {
+export function attentionF32(q: usize, k: usize, v: usize, mask: usize, out: usize, lse: usize, bh: usize, heads: usize, t: usize, d: usize, scale: f32, causal: i32): void {
   for (let r: usize = 0; r < bh; r++) {
     const b = r / heads;
     const base = r * t * d;
     for (let i: usize = 0; i < t; i++) {
       const qi = q + ((base + i * d) << 2), oi = out + ((base + i * d) << 2);
       let m: f32 = 0, l: f32 = 0;
-      for (let s: usize = 0; s <= i; s++) {
+      const send: usize = causal ? i + 1 : t;
+      for (let s: usize = 0; s < send; s++) {
         if (!keep(mask, b, t, s)) continue;
         const sc = dot(qi, k + ((base + s * d) << 2), d) * scale;
         if (l == 0) { m = sc; l = 1; }
@@ -55,7 +56,7 @@ export function attentionF32(q: usize, k: usize, v: usize, mask: usize, out: usi
       }
       const ls: f32 = m + Mathf.log(l);
       store<f32>(lse + ((r * t + i) << 2), ls);
-      for (let s: usize = 0; s <= i; s++) {
+      for (let s: usize = 0; s < send; s++) {
         if (!keep(mask, b, t, s)) continue;
         const p = Mathf.exp(dot(qi, k + ((base + s * d) << 2), d) * scale - ls);
         const vs = v + ((base + s * d) << 2);
@@ -72,7 +73,7 @@ export function attentionF32(q: usize, k: usize, v: usize, mask: usize, out: usi
  */
 export function attentionBackwardF32(
   dout: usize, q: usize, k: usize, v: usize, out: usize, lse: usize, mask: usize, dq: usize, dk: usize, dv: usize, di: usize,
-  bh: usize, heads: usize, t: usize, d: usize, scale: f32,
+  bh: usize, heads: usize, t: usize, d: usize, scale: f32, causal: i32,
 ): void {
   for (let r: usize = 0; r < bh * t; r++) store<f32>(di + (r << 2), dot(dout + ((r * d) << 2), out + ((r * d) << 2), d));
   for (let r: usize = 0; r < bh; r++) {
@@ -85,7 +86,8 @@ export function attentionBackwardF32(
       const ls = load<f32>(lse + ((r * t + i) << 2));
       if (ls == f32.NEGATIVE_INFINITY) continue;
       const dd = load<f32>(di + ((r * t + i) << 2));
-      for (let s: usize = 0; s <= i; s++) {
+      const send: usize = causal ? i + 1 : t;
+      for (let s: usize = 0; s < send; s++) {
         if (!keep(mask, b, t, s)) continue;
         const ks = k + ((base + s * d) << 2);
         const p = Mathf.exp(dot(qi, ks, d) * scale - ls);
@@ -99,7 +101,7 @@ export function attentionBackwardF32(
       const dks = dk + ((base + s * d) << 2), dvs = dv + ((base + s * d) << 2);
       for (let c: usize = 0; c < d; c++) { store<f32>(dks + (c << 2), 0); store<f32>(dvs + (c << 2), 0); }
       if (!keep(mask, b, t, s)) continue;
-      for (let i: usize = s; i < t; i++) {
+      for (let i: usize = causal ? s : 0; i < t; i++) {
         const ls = load<f32>(lse + ((r * t + i) << 2));
         if (ls == f32.NEGATIVE_INFINITY) continue;
         const qi = q + ((base + i * d) << 2), gi = dout + ((base + i * d) << 2);

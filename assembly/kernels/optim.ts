@@ -1,5 +1,5 @@
 // Optimizer kernels of the wasm backend (the reference for shaders/optim.wgsl): GradScaler's
-// unscale-and-check, the global L2 norm and the AdamW step. float32 throughout.
+// unscale-and-check and scale update, the global L2 norm and the AdamW step. float32 throughout.
 
 /**
  * x[i] *= invScale for n float32 at x; if any x[i] (before scaling) is inf or NaN, stores 1.0 to
@@ -15,6 +15,30 @@ export function unscaleF32(x: usize, n: i32, invScale: f32, found: usize): i32 {
   }
   if (bad) store<f32>(found, 1.0);
   return <i32>bad;
+}
+
+/**
+ * GradScaler's scale update (torch._amp_update_scale_) on the float32 at `scale`, the int32 growth
+ * tracker at `tracker` and the float32 flag at `found`:
+ *   found != 0: scale *= backoff, tracker = 0;
+ *   else: tracker + 1 == interval ? (scale *= growth if the product is finite; tracker = 0) : tracker += 1.
+ * Then the float32 at `inv` = 1 / scale (correctly rounded).
+ */
+export function ampUpdateScaleF32(scale: usize, inv: usize, tracker: usize, found: usize, growth: f32, backoff: f32, interval: i32): void {
+  let s = load<f32>(scale);
+  if (load<f32>(found) != 0) { // NaN counts as set, as PyTorch's `if (*found_inf)`
+    s = s * backoff;
+    store<i32>(tracker, 0);
+  } else {
+    const successful = load<i32>(tracker) + 1;
+    if (successful == interval) {
+      const grown = s * growth;
+      if ((reinterpret<u32>(grown) & 0x7fffffff) < 0x7f800000) s = grown;
+      store<i32>(tracker, 0);
+    } else store<i32>(tracker, successful);
+  }
+  store<f32>(scale, s);
+  store<f32>(inv, <f32>1.0 / s);
 }
 
 /** sum(x^2) over n float32 at x, float32 accumulation in index order. */

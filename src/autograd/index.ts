@@ -1,9 +1,13 @@
 // Reverse-mode autograd over Tensor.
 export {
   Variable, Node, record, noGrad, inferenceMode, enableGrad, isGradEnabled, isInferenceMode,
-  withSavedTensorsHooks, keepSavedTensors, savedTensorStats, tidy, keep, withOpPolicy, applyOpPolicy,
+  withSavedTensorsHooks, keepSavedTensors, savedTensorStats, tidy, keep, withOpPolicy, applyOpPolicy, decideOp,
 } from './variable.js';
-export type { SavedTensorsHooks, BackwardFn, VariableOptions, OpPolicy, ZeroGradOptions } from './variable.js';
+export { apply, defineOp, sameDtypeOrFloat32 } from './op.js';
+export type { OpDef, OpIO, OpResult } from './op.js';
+export { withOpObserver, observeOp, currentModulePath } from '../backend/op_context.js';
+export type { OpContext, OpObserver } from '../backend/op_context.js';
+export type { SavedTensorsHooks, SavedTensorContext, BackwardFn, VariableOptions, OpPolicy, OpDecision, ZeroGradOptions } from './variable.js';
 export {
   add, sub, mul, div, neg, scale, addScalar, exp, log, square, sqrt, relu, gelu, silu, sigmoid, tanh,
   reshape, transpose, sum, mean, softmax, logSoftmax, matmul, cast, constant, unbroadcast,

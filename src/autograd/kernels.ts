@@ -4,7 +4,7 @@
 // during backward are 'temporary' (a leaf's .grad is a 'gradient' tensor, see variable.ts).
 import { InvalidArgumentError } from '../errors.js';
 import { isGradEnabled } from './variable.js';
-import { Tensor } from '../tensor/tensor.js';
+import { Tensor, withOutputs } from '../tensor/tensor.js';
 import type { Backend, BinaryOp, UnaryOp } from '../backend/backend.js';
 import type { Category } from '../backend/memory.js';
 import { broadcastShapes } from '../backend/shape.js';
@@ -23,25 +23,33 @@ export function floating(t: Tensor, op: string): void {
   if (t.dtype === 'int32') throw new InvalidArgumentError(`${op}: expected a floating tensor, got int32`);
 }
 
+// Every kernel call here frees its output when the kernel throws (withOutputs).
+
 export function kUnary(op: UnaryOp, x: Tensor, category: Category, alpha?: number): Tensor {
-  const out = Tensor.empty(x.backend, x.shape, { category });
-  x.backend.unary(op, x, out, alpha);
-  return out;
+  return withOutputs(() => {
+    const out = Tensor.empty(x.backend, x.shape, { category, label: op });
+    x.backend.unary(op, x, out, alpha);
+    return out;
+  });
 }
 
 export function kBinary(op: BinaryOp, a: Tensor, b: Tensor, category: Category, shape: readonly number[] = broadcastShapes(a.shape, b.shape)): Tensor {
   sameBackend(a, b);
-  const out = Tensor.empty(a.backend, shape, { category });
-  a.backend.binary(op, a, b, out);
-  return out;
+  return withOutputs(() => {
+    const out = Tensor.empty(a.backend, shape, { category, label: op });
+    a.backend.binary(op, a, b, out);
+    return out;
+  });
 }
 
 /** Sum over `axis` (removed), or over everything (shape []). */
 export function kSum(x: Tensor, axis: number | null, category: Category): Tensor {
   const shape = axis === null ? [] : x.shape.filter((_, i) => i !== axis);
-  const out = Tensor.empty(x.backend, shape, { category });
-  x.backend.reduce('sum', x, out, axis);
-  return out;
+  return withOutputs(() => {
+    const out = Tensor.empty(x.backend, shape, { category, label: 'sum' });
+    x.backend.reduce('sum', x, out, axis);
+    return out;
+  });
 }
 
 /** Sum over `axis`, keeping it as a dimension of size 1. */
@@ -59,9 +67,11 @@ export function scalar(backend: Backend, value: number): Tensor {
 
 /** A float32 tensor of zeros (accumulators of kernels that add into their output). */
 export function zeros(backend: Backend, shape: readonly number[], category: Category): Tensor {
-  const t = Tensor.empty(backend, shape, { category });
-  backend.fill(t, 0);
-  return t;
+  return withOutputs(() => {
+    const t = Tensor.empty(backend, shape, { category, label: 'zeros' });
+    backend.fill(t, 0);
+    return t;
+  });
 }
 
 /** g broadcast to `shape` (a new tensor). */

@@ -7,10 +7,10 @@
 // Saved tensors go through pack/unpack hooks (PyTorch's saved_tensors_hooks), installable for a
 // scope with withSavedTensorsHooks(). The default keeps a tensor as it is (a view holding a
 // reference to its storage, so an activation the user disposes stays alive until backward).
-import { currentModulePath, setAllocationOp, withAllocationOp, withModulePath } from '../backend/alloc_label.js';
-import { InvalidArgumentError } from '../errors.js';
-import { Tensor } from '../tensor/tensor.js';
-import type { Backend } from '../backend/backend.js';
+import { currentModulePath, observeOp, setAllocationOp, withModulePath, type OpContext } from '../backend/op_context.js';
+import { describeValue, InvalidArgumentError } from '../errors.js';
+import { Tensor, withOutputs } from '../tensor/tensor.js';
+import type { Backend, TensorDType } from '../backend/backend.js';
 import { storageBytes } from '../backend/storage.js';
 
 // ---- grad mode --------------------------------------------------------------------------------
@@ -56,41 +56,86 @@ export function enableGrad<T>(fn: () => T): T {
 
 // ---- op policy ----------------------------------------------------------------------------------
 
+/** What a policy decides for one op: the inputs to compute from, and the dtype of its output. */
+export interface OpDecision {
+  /** The inputs to use (e.g. cast to bfloat16 with the differentiable `cast` op); default: unchanged. */
+  readonly inputs?: readonly Variable[];
+  /** The output's dtype; default: the op's own rule (float32 for most ops). */
+  readonly outputDtype?: TensorDType;
+  /**
+   * The dtype the op may keep float32 tensors it saves for backward in (a rounded copy instead of
+   * the float32 tensor): ops that support it say so; default float32 (exact).
+   */
+  readonly saveDtype?: TensorDType;
+}
+
 /**
- * A per-op input policy (autocast's hook): called by every differentiable op with its name and
- * float inputs before the forward runs; it returns the inputs to use (e.g. cast to bfloat16 with
- * the differentiable `cast` op), or the same array to leave them. Installed for a scope.
+ * A per-op policy (autocast's hook): called by every op with its PyTorch name ('matmul', 'linear',
+ * 'softmax', 'rms_norm', ...) and its float inputs before the forward runs. It returns the inputs
+ * to use (an array), or an OpDecision that can also choose the output dtype. Installed for a scope;
+ * the innermost policy decides.
  */
-export type OpPolicy = (op: string, inputs: readonly Variable[]) => readonly Variable[];
+export type OpPolicy = (op: string, inputs: readonly Variable[]) => readonly Variable[] | OpDecision;
 
 const policyStack: OpPolicy[] = [];
 
-/** Runs fn with `policy` applied to the inputs of every differentiable op inside it. */
+/** Runs fn with `policy` deciding the inputs (and output dtype) of every op inside it. */
 export function withOpPolicy<T>(policy: OpPolicy, fn: () => T): T {
   policyStack.push(policy);
   try { return fn(); } finally { policyStack.pop(); }
 }
 
-/** The one dispatch point of differentiable ops: their inputs after the innermost policy (if any). */
-export function applyOpPolicy<V extends readonly Variable[]>(op: string, inputs: V): V {
-  setAllocationOp(op); // the op's allocations are labelled with its name (until record() ends it)
+/** Throws an InvalidArgumentError naming the argument unless every input is a Variable. */
+export function checkVariables(op: string, inputs: readonly unknown[]): void {
+  inputs.forEach((v, i) => {
+    if (!(v instanceof Variable)) {
+      throw new InvalidArgumentError(`${op}: argument ${i + 1} must be a Variable, got ${describeValue(v)}${v instanceof Tensor ? ' (wrap it: new Variable(tensor))' : ''}`);
+    }
+  });
+}
+
+/** The innermost policy's decision for `op` (inputs unchanged and no dtype when there is none). */
+export function decideOp<V extends readonly Variable[]>(op: string, inputs: V): { inputs: V; outputDtype?: TensorDType; saveDtype?: TensorDType } {
   const p = policyStack[policyStack.length - 1];
-  if (!p) return inputs;
-  const out = p(op, inputs);
-  if (out.length !== inputs.length) throw new InvalidArgumentError(`op policy for ${op} returned ${out.length} inputs, expected ${inputs.length}`);
-  return out as unknown as V;
+  if (!p) return { inputs };
+  const d = p(op, inputs);
+  const decision: OpDecision = Array.isArray(d) ? { inputs: d as readonly Variable[] } : (d as OpDecision);
+  const out = decision.inputs ?? inputs;
+  if (!Array.isArray(out) || out.length !== inputs.length) throw new InvalidArgumentError(`op policy for ${op} returned ${Array.isArray(out) ? out.length : describeValue(out)} inputs, expected ${inputs.length}`);
+  checkVariables(`op policy for ${op}`, out);
+  if (decision.outputDtype !== undefined && decision.outputDtype === 'int32') throw new InvalidArgumentError(`op policy for ${op}: the output dtype must be a float dtype`);
+  if (decision.saveDtype === 'int32') throw new InvalidArgumentError(`op policy for ${op}: the save dtype must be a float dtype`);
+  return { inputs: out as unknown as V, outputDtype: decision.outputDtype, saveDtype: decision.saveDtype };
+}
+
+/**
+ * The policy step of an op written by hand (ops outside `apply`): the inputs after the innermost
+ * policy, with the op's allocations labelled with its name until record() ends it. Ops defined
+ * with defineOp get this (and the output dtype) from apply.
+ */
+export function applyOpPolicy<V extends readonly Variable[]>(op: string, inputs: V): V {
+  checkVariables(op, inputs);
+  setAllocationOp(op);
+  return decideOp(op, inputs).inputs;
 }
 
 // ---- saved-tensor hooks --------------------------------------------------------------------------
 
+/** Which tensor a pack hook receives: the op that saves it, the module it runs in, and the slot. */
+export interface SavedTensorContext extends OpContext {
+  /** 'input0', 'input1', ... (the op's inputs, after its policy), 'output', or the name of a statistic ('rstd', 'lse', ...). */
+  readonly slot: string;
+}
+
 /**
- * pack(t) is called when an op saves t for backward; t is borrowed (do not dispose it; take a view
- * or a copy to keep it). unpack(packed) is called once, when backward needs the tensor: it returns
- * a Tensor that autograd owns and disposes right after use. release(packed), if given, is called
- * when the saved value is dropped without being unpacked (releaseGraph).
+ * pack(t, ctx) is called when an op saves t for backward; t is borrowed (do not dispose it; take a
+ * view or a copy to keep it); ctx says which op, module and slot. unpack(packed) is called once,
+ * when backward needs the tensor: it returns a Tensor that autograd owns and disposes right after
+ * use. release(packed), if given, is called when the saved value is dropped without being unpacked
+ * (releaseGraph).
  */
 export interface SavedTensorsHooks<P = unknown> {
-  pack(t: Tensor): P;
+  pack(t: Tensor, ctx: SavedTensorContext): P;
   unpack(packed: P): Tensor;
   release?(packed: P): void;
 }
@@ -115,15 +160,35 @@ const saved = { count: 0, bytes: 0 };
 /** Tensors currently saved for backward (packed and not yet used or released), and their bytes as tensors. */
 export function savedTensorStats(): { count: number; bytes: number } { return { ...saved }; }
 
+/**
+ * Tensors that are an exact, cheap function of another tensor that stays resident (autocast's
+ * casts of float32 parameters): saving one keeps a reference to its source and recomputes it in
+ * backward, so no copy is held between forward and backward. Registered by whoever makes them.
+ */
+const recomputable = new WeakMap<Tensor, { source: Tensor; make: (source: Tensor) => Tensor }>();
+
+/** Registers t as recomputable from `source` (which must not change before backward) by `make`. */
+export function markRecomputable(t: Tensor, source: Tensor, make: (source: Tensor) => Tensor): void {
+  recomputable.set(t, { source, make });
+}
+
+/** The hooks of a recomputable tensor: the source is kept (a new reference), the tensor made again on unpack. */
+const recomputeHooks: SavedTensorsHooks<{ source: Tensor; make: (source: Tensor) => Tensor }> = {
+  pack: (t) => { const r = recomputable.get(t)!; return { source: r.source.reshape(r.source.shape), make: r.make }; },
+  unpack: (p) => { try { return p.make(p.source); } finally { p.source.dispose(); } },
+  release: (p) => p.source.dispose(),
+};
+
 class SavedTensor {
   private hooks: SavedTensorsHooks<any> | null;
   private packed: unknown;
   private readonly bytes: number;
 
-  constructor(t: Tensor) {
-    this.hooks = hookStack[hookStack.length - 1] ?? keepSavedTensors;
-    this.bytes = storageBytes(t.dtype, t.size);
-    this.packed = this.hooks.pack(t);
+  constructor(t: Tensor, ctx: SavedTensorContext) {
+    const again = recomputable.has(t);
+    this.hooks = again ? recomputeHooks : hookStack[hookStack.length - 1] ?? keepSavedTensors;
+    this.bytes = again ? 0 : storageBytes(t.dtype, t.size); // a recomputed tensor holds no new memory
+    this.packed = this.hooks.pack(t, ctx);
     saved.count++;
     saved.bytes += this.bytes;
   }
@@ -171,10 +236,11 @@ export class Node {
     readonly needs: readonly boolean[],
     toSave: (Tensor | null)[],
     private readonly backwardFn: BackwardFn,
+    slots: readonly string[] = [],
   ) {
     const saved: (SavedTensor | null)[] = [];
     try {
-      for (const t of toSave) saved.push(t ? new SavedTensor(t) : null);
+      toSave.forEach((t, i) => saved.push(t ? new SavedTensor(t, { op: name, module: this.modulePath, slot: slots[i] ?? `saved${i}` }) : null));
     } catch (e) { // a pack hook failed: release what was packed
       for (const x of saved) x?.release();
       throw e;
@@ -184,7 +250,7 @@ export class Node {
 
   /** Runs the backward closure; the saved tensors are unpacked, used and disposed. */
   apply(gy: Tensor): (Tensor | null)[] {
-    return withModulePath(this.modulePath, () => withAllocationOp(`${this.name}.backward`, () => this.run(gy)));
+    return withModulePath(this.modulePath, () => observeOp(`${this.name}.backward`, () => this.run(gy)));
   }
 
   private run(gy: Tensor): (Tensor | null)[] {
@@ -201,7 +267,8 @@ export class Node {
       this.saved = [];
     }
     try {
-      return this.backwardFn(gy, ts, [...this.needs]);
+      // A backward function that throws midway frees every tensor it made (withOutputs).
+      return withOutputs(() => this.backwardFn(gy, ts, [...this.needs]));
     } finally {
       for (const t of ts) t?.dispose();
     }
@@ -231,6 +298,8 @@ export class Variable {
   readonly isInference: boolean;
 
   constructor(public data: Tensor, options: VariableOptions = {}, readonly gradFn: Node | null = null) {
+    if (!(data instanceof Tensor)) throw new InvalidArgumentError(`Variable: data must be a Tensor, got ${describeValue(data)}`);
+    if (options === null || typeof options !== 'object') throw new InvalidArgumentError(`Variable: options must be an object, got ${describeValue(options)}`);
     this.requiresGrad = options.requiresGrad ?? gradFn !== null;
     this.isInference = inferenceDepth > 0;
     if (this.requiresGrad && data.dtype === 'int32') throw new InvalidArgumentError('an int32 variable cannot require grad');
@@ -304,6 +373,7 @@ export class Variable {
 export function record(
   name: string, out: Tensor, inputs: Variable[],
   save: (needs: boolean[]) => (Tensor | null)[], backward: BackwardFn, temps: readonly Tensor[] = [],
+  slots?: readonly string[],
 ): Variable {
   const needs = inputs.map((v) => v.requiresGrad);
   let recorded = false;
@@ -318,7 +388,7 @@ export function record(
       const owner = inputs.find((v) => v.data === t);
       if (owner?.isInference) throw new InvalidArgumentError(`${name}: an inference variable cannot be saved for backward (it was made inside inferenceMode)`);
     }
-    const v = track(new Variable(out, { requiresGrad: true }, new Node(name, inputs, needs, toSave, backward)));
+    const v = track(new Variable(out, { requiresGrad: true }, new Node(name, inputs, needs, toSave, backward, slots ?? savedSlots(toSave, inputs, out))));
     recorded = true;
     return v;
   } finally {
@@ -326,6 +396,18 @@ export function record(
     for (const t of temps) t.dispose();
     setAllocationOp(null);
   }
+}
+
+/** The slot of each saved tensor: an input ('input0', ...), the output, or the statistic's own name ('rstd', ...). */
+function savedSlots(toSave: readonly (Tensor | null)[], inputs: readonly Variable[], out: Tensor): string[] {
+  return toSave.map((t, i) => {
+    if (!t) return '';
+    const k = inputs.findIndex((v) => v.data === t);
+    if (k >= 0) return `input${k}`;
+    if (t === out) return 'output';
+    const label = t.storage.label;
+    return label ? label.slice(label.lastIndexOf('/') + 1) : `saved${i}`;
+  });
 }
 
 // ---- tidy ---------------------------------------------------------------------------------------
@@ -402,13 +484,20 @@ function accumulate(v: Variable, g: Tensor): void {
   if (g.shape.join() !== v.shape.join()) throw new InvalidArgumentError(`internal: gradient shape [${g.shape.join(', ')}] for a variable of shape [${v.shape.join(', ')}]`);
   const be = v.backend;
   if (!v.grad) {
-    v.grad = Tensor.empty(be, v.shape, { category: 'gradient', label: 'grad' });
-    be.unary('scale', g, v.grad, 1);
+    v.grad = withOutputs(() => {
+      const grad = Tensor.empty(be, v.shape, { category: 'gradient', label: 'grad' });
+      be.unary('scale', g, grad, 1);
+      return grad;
+    });
   } else {
     // Out of place: a kernel may not read and write one GPU buffer in the same dispatch.
-    const sum = Tensor.empty(be, v.shape, { category: 'gradient', label: 'grad' });
-    be.binary('add', v.grad, g, sum);
-    v.grad.dispose();
+    const prev = v.grad;
+    const sum = withOutputs(() => {
+      const t = Tensor.empty(be, v.shape, { category: 'gradient', label: 'grad' });
+      be.binary('add', prev, g, t);
+      return t;
+    });
+    prev.dispose();
     v.grad = sum;
   }
 }
@@ -428,25 +517,33 @@ function runBackward(root: Variable, seed: Tensor): void {
       if (!gy) { node.releaseSaved(); continue; }
       let gins: (Tensor | null)[];
       try { gins = node.apply(gy); } finally { gy.dispose(); }
-      node.inputs.forEach((v, i) => {
-        const g = gins[i];
-        if (!g) return;
-        if (!v.requiresGrad) { g.dispose(); return; }
-        if (v.gradFn) {
-          const prev = grads.get(v.gradFn);
-          if (prev) {
-            // Out of place: prev or g may be a view sharing storage with another pending gradient.
-            const sum = Tensor.empty(v.backend, prev.shape, { category: 'temporary', label: 'grad' });
-            v.backend.binary('add', prev, g, sum);
-            prev.dispose();
+      try {
+        node.inputs.forEach((v, i) => {
+          const g = gins[i];
+          if (!g) return;
+          if (!v.requiresGrad) { g.dispose(); return; }
+          if (v.gradFn) {
+            const prev = grads.get(v.gradFn);
+            if (prev) {
+              // Out of place: prev or g may be a view sharing storage with another pending gradient.
+              const sum = withOutputs(() => {
+                const t = Tensor.empty(v.backend, prev.shape, { category: 'temporary', label: 'grad' });
+                v.backend.binary('add', prev, g, t);
+                return t;
+              });
+              prev.dispose();
+              g.dispose();
+              grads.set(v.gradFn, sum);
+            } else grads.set(v.gradFn, g);
+          } else {
+            accumulate(v, g);
             g.dispose();
-            grads.set(v.gradFn, sum);
-          } else grads.set(v.gradFn, g);
-        } else {
-          accumulate(v, g);
-          g.dispose();
-        }
-      });
+          }
+        });
+      } catch (e) {
+        for (const g of gins) g?.dispose(); // dispose is idempotent: those already used are unaffected
+        throw e;
+      }
     }
   } finally {
     for (const g of grads.values()) g.dispose();

@@ -77,6 +77,17 @@ export interface AdamWHyper {
   gradScale?: number;
 }
 
+/** What the device decides in an AdamW step taken under a GradScaler (nothing is read back). */
+export interface AdamWDeviceInputs {
+  /** float32, one element: when it is nonzero the kernel writes nothing (the GradScaler's skipped step). */
+  foundInf: TensorRef;
+  /**
+   * float32 [2]: the step's (stepSize, bc2Sqrt), chosen on the device when the host does not know
+   * the step count yet; they replace the ones computed from `hyper`.
+   */
+  scalars?: TensorRef;
+}
+
 /** The kernel set. Shapes are checked by the tensor layer; kernels may assume they fit. */
 export interface Kernels {
   /** out = x converted to out.dtype (bit-identical to encode/decode; NaN payloads kept as there). */
@@ -113,13 +124,14 @@ export interface Kernels {
   /** dtable[ids[i], :] += dy[i, :] (float32 accumulation; dtable is float32). */
   embeddingBackward(ids: TensorRef, dy: TensorRef, dtable: TensorRef): void;
   /**
-   * Causal scaled-dot-product attention: q, k, v [B, H, T, D] -> out [B, H, T, D]; optional key
+   * Scaled-dot-product attention: q, k, v [B, H, T, D] -> out [B, H, T, D]; optional key
    * padding mask [B, T] (1 = keep, 0 = pad); `lse` [B, H, T] float32 log-sum-exp saved for backward.
+   * causal (default true): query t sees keys s <= t; false: every (unmasked) key (BERT).
    */
-  attention(q: TensorRef, k: TensorRef, v: TensorRef, out: TensorRef, lse: TensorRef, mask: TensorRef | null, scale: number): void;
+  attention(q: TensorRef, k: TensorRef, v: TensorRef, out: TensorRef, lse: TensorRef, mask: TensorRef | null, scale: number, causal?: boolean): void;
   attentionBackward(
     dout: TensorRef, q: TensorRef, k: TensorRef, v: TensorRef, out: TensorRef, lse: TensorRef, mask: TensorRef | null, scale: number,
-    dq: TensorRef, dk: TensorRef, dv: TensorRef,
+    dq: TensorRef, dk: TensorRef, dv: TensorRef, causal?: boolean,
   ): void;
   /**
    * Mean cross-entropy of logits [N, C] against int32 targets [N], skipping
@@ -130,14 +142,74 @@ export interface Kernels {
   /** torch._scaled_mm: per-tensor scales only here; MX and row-wise scales via the dtype layer. */
   scaledMatmul(a: TensorRef, b: TensorRef, out: TensorRef, scaleA: number, scaleB: number): void;
   /**
-   * GradScaler's kernel: multiplies every tensor (float32) in place by invScale and sets foundInf
-   * (shape [], float32) to 1 if any element of any tensor is inf or NaN (else leaves it).
+   * GradScaler's kernel (torch._amp_foreach_non_finite_check_and_unscale_): multiplies every tensor
+   * (float32) in place by invScale (float32, one element, read on the device) and sets foundInf
+   * (float32, one element) to 1 if any element of any tensor is inf or NaN (else leaves it).
    */
-  nonFiniteCheckAndUnscale(tensors: readonly TensorRef[], foundInf: TensorRef, invScale: number): void;
+  nonFiniteCheckAndUnscale(tensors: readonly TensorRef[], foundInf: TensorRef, invScale: TensorRef): void;
+  /**
+   * GradScaler's scale update (torch._amp_update_scale_), on the device. scale, invScale and
+   * foundInf are float32 and growthTracker int32, one element each. If foundInf is nonzero:
+   * scale *= backoffFactor and the tracker is reset to 0; else the tracker counts up, and when it
+   * reaches growthInterval, scale *= growthFactor (kept only if finite) and the tracker is reset.
+   * Products are float32 (the factors rounded to float32; a GPU may flush a subnormal scale to 0).
+   * invScale = 1 / scale afterwards (exact for powers of two on every backend; correctly rounded on
+   * wasm, WGSL's division elsewhere on WebGPU).
+   */
+  ampUpdateScale(
+    scale: TensorRef, invScale: TensorRef, growthTracker: TensorRef, foundInf: TensorRef,
+    growthFactor: number, backoffFactor: number, growthInterval: number,
+  ): void;
   /** out (shape [], float32) = sqrt(sum over tensors of sum(x^2)), float32 accumulation per tensor. */
   globalNorm(tensors: readonly TensorRef[], out: TensorRef): void;
-  /** One AdamW step in place (PyTorch's update rule); param may be low precision, m and v float32. */
-  adamw(param: TensorRef, grad: TensorRef, m: TensorRef, v: TensorRef, hyper: AdamWHyper): void;
+  /**
+   * One AdamW step in place (PyTorch's update rule); param may be low precision, m and v float32.
+   * With `device`, the step is skipped on the device when device.foundInf is nonzero (param, m and
+   * v keep every bit), and device.scalars, if given, supply the bias-corrected scalars.
+   */
+  adamw(param: TensorRef, grad: TensorRef, m: TensorRef, v: TensorRef, hyper: AdamWHyper, device?: AdamWDeviceInputs): void;
+  // ---- vision kernels (NCHW; shapes checked by the ops in src/nn/vision.ts) ----
+  /** out [N, O, OH, OW] = conv2d(x [N, C, H, W], weight [O, C / groups, kh, kw]) (no bias), torch.nn.functional.conv2d. */
+  conv2d(x: TensorRef, weight: TensorRef, out: TensorRef, geom: Conv2dGeometry): void;
+  /** dx [N, C, H, W] (overwritten) of conv2d from dy [N, O, OH, OW]. */
+  conv2dBackwardInput(dy: TensorRef, weight: TensorRef, dx: TensorRef, geom: Conv2dGeometry): void;
+  /** dweight [O, C / groups, kh, kw] (float32, accumulated: dweight += ...) of conv2d. */
+  conv2dBackwardWeight(dy: TensorRef, x: TensorRef, dweight: TensorRef, geom: Conv2dGeometry): void;
+  /** Per channel of x [N, C, ...]: mean [C] and biased variance [C] (float32, two passes). */
+  batchNormStats(x: TensorRef, mean: TensorRef, variance: TensorRef): void;
+  /** out = (x - mean[c]) * rstd[c] * weight[c] + bias[c] over x [N, C, ...]. */
+  batchNorm(x: TensorRef, mean: TensorRef, rstd: TensorRef, weight: TensorRef, bias: TensorRef, out: TensorRef): void;
+  /**
+   * dx (overwritten), dweight and dbias (float32, accumulated) of batchNorm. training: mean and rstd
+   * were the batch's own statistics (their gradient flows into dx); false: constants (eval mode).
+   */
+  batchNormBackward(
+    dy: TensorRef, x: TensorRef, mean: TensorRef, rstd: TensorRef, weight: TensorRef, dx: TensorRef, dweight: TensorRef, dbias: TensorRef, training: boolean,
+  ): void;
+  /** Max over windows of x [N, C, H, W] -> out [N, C, OH, OW]; indices (int32, same shape) = h * W + w of each max (NaN wins, as PyTorch). */
+  maxPool2d(x: TensorRef, out: TensorRef, indices: TensorRef, geom: Pool2dGeometry): void;
+  /** dx [N, C, H, W] (overwritten) = dy scattered to the saved indices (summed where windows overlap). */
+  maxPool2dBackward(dy: TensorRef, indices: TensorRef, dx: TensorRef, geom: Pool2dGeometry): void;
+  /** out [N, C, OH, OW] = means over PyTorch's adaptive windows [floor(i H / OH), ceil((i + 1) H / OH)) of x [N, C, H, W]. */
+  adaptiveAvgPool2d(x: TensorRef, out: TensorRef): void;
+  /** dx [N, C, H, W] (overwritten) of adaptiveAvgPool2d. */
+  adaptiveAvgPool2dBackward(dy: TensorRef, dx: TensorRef): void;
+}
+
+/** conv2d's stride, padding and dilation ([height, width]) and groups. */
+export interface Conv2dGeometry {
+  readonly stride: readonly [number, number];
+  readonly padding: readonly [number, number];
+  readonly dilation: readonly [number, number];
+  readonly groups: number;
+}
+
+/** maxPool2d's window, stride, padding (implicit -inf) and dilation ([height, width]); the output shape (ceilMode) is the out tensor's. */
+export interface Pool2dGeometry {
+  readonly kernel: readonly [number, number];
+  readonly stride: readonly [number, number];
+  readonly padding: readonly [number, number];
+  readonly dilation: readonly [number, number];
 }
 
 /**
@@ -195,7 +267,13 @@ export interface Backend extends Kernels {
 /** Kernels that both backends implement in per-family modules (norms, embedding, attention, loss, optim, scaled matmul). */
 export type FamilyKernelName =
   | 'rmsNorm' | 'rmsNormBackward' | 'layerNorm' | 'layerNormBackward' | 'embedding' | 'embeddingBackward' | 'attention'
-  | 'attentionBackward' | 'crossEntropy' | 'scaledMatmul' | 'nonFiniteCheckAndUnscale' | 'globalNorm' | 'adamw';
+  | 'attentionBackward' | 'crossEntropy' | 'scaledMatmul' | 'nonFiniteCheckAndUnscale' | 'ampUpdateScale' | 'globalNorm' | 'adamw'
+  | VisionKernelName;
+
+/** The vision kernels (src/backend/wasm/vision.ts, src/backend/webgpu/vision.ts, shaders/vision.wgsl). */
+export type VisionKernelName =
+  | 'conv2d' | 'conv2dBackwardInput' | 'conv2dBackwardWeight' | 'batchNormStats' | 'batchNorm' | 'batchNormBackward'
+  | 'maxPool2d' | 'maxPool2dBackward' | 'adaptiveAvgPool2d' | 'adaptiveAvgPool2dBackward';
 
 /** A table of kernel functions for backend type B: each Kernels method with the backend as first argument. */
 export type FamilyTable<B, K extends keyof Kernels> = {

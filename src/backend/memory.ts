@@ -3,7 +3,7 @@
 // allocations and frees between two points; freed buffers are pooled by size class so that a
 // steady training loop allocates nothing new from the device.
 import { InvalidArgumentError } from '../errors.js';
-import { allocationLabel } from './alloc_label.js';
+import { allocationLabel } from './op_context.js';
 
 /** What a buffer holds; PyTorch users know these as the parts of a memory breakdown. */
 export type Category = 'parameter' | 'gradient' | 'optimizer' | 'activation' | 'data' | 'temporary';

@@ -1,4 +1,4 @@
-import { ShapeMismatchError, InvalidArgumentError } from '../errors.js';
+import { describeValue, ShapeMismatchError, InvalidArgumentError } from '../errors.js';
 
 export type Shape = readonly number[];
 
@@ -11,8 +11,10 @@ export function numel(shape: Shape): number {
 
 /** Checks a shape: non-negative safe integers. */
 export function checkShape(shape: Shape, what = 'shape'): void {
-  if (!Array.isArray(shape)) throw new InvalidArgumentError(`${what} must be an array of dimensions, got ${JSON.stringify(shape)}`);
-  for (const d of shape) if (!Number.isSafeInteger(d) || d < 0) throw new InvalidArgumentError(`${what} [${shape.join(', ')}] has an invalid dimension ${d}`);
+  if (!Array.isArray(shape)) throw new InvalidArgumentError(`${what} must be an array of dimensions, got ${describeValue(shape)}`);
+  for (const d of shape) {
+    if (!Number.isSafeInteger(d) || d < 0) throw new InvalidArgumentError(`${what} [${shape.map(describeValue).join(', ')}] has an invalid dimension ${describeValue(d)}`);
+  }
 }
 
 /** NumPy broadcasting of two shapes; throws ShapeMismatchError naming both. */

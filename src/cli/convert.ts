@@ -1,12 +1,10 @@
 // `memfit convert`: streams a raw little-endian file of codes of one dtype into codes of another.
-import { unlinkSync } from 'node:fs';
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { endianness } from 'node:os';
-import { basename, dirname, join } from 'node:path';
 import cliProgress from 'cli-progress';
 import { decode, encode, formatOf, pack, packedByteLength, unpack, type FormatTraits, type Rounding } from '../index.js';
 import { CliError } from './format.js';
-import { readFully, syncDir, writeFully } from '../io/fs_sync.js';
+import { openOutput, readFully, sameFile, writeFully, type OutputFile } from '../io/fs_sync.js';
 
 /** Elements per chunk: 1 Mi (4 MiB of float32). A multiple of 4, so packed fp6 groups never straddle chunks. */
 export const DEFAULT_CHUNK = 1 << 20;
@@ -29,6 +27,8 @@ export interface ConvertOptions {
   chunk?: number;
   /** Show a progress bar on stderr when it is a TTY and the input is large. */
   progress?: boolean;
+  /** Allow the output to be the input file itself (it is then replaced by its conversion). */
+  force?: boolean;
 }
 
 /** How a dtype is laid out in the file. */
@@ -78,9 +78,11 @@ function mib(bytes: number): string {
 /**
  * Converts `input` (codes of `from`) to `output` (codes of `to`), chunk by chunk, so memory stays
  * bounded whatever the file size. float32 input is read as values; other inputs are decoded to
- * float32 (exact), then encoded. The output is written to `<output>.tmp-<pid>` in the same directory,
- * fsynced and renamed over `output`; on failure the temporary file is removed and an existing
- * `output` is left untouched.
+ * float32 (exact), then encoded. A regular output is written to a temporary file in the same
+ * directory, fsynced and renamed over `output`; on failure the temporary file is removed and an
+ * existing `output` is left untouched. A character device or FIFO output is written in place, never
+ * replaced (io/fs_sync.ts, openOutput). An output that is the input file (same device and inode) is
+ * refused unless `force`.
  *
  * Stochastic rounding: one seed for the whole file (random when not given) and each chunk's element
  * offset, so the output equals a single encode() of the whole file, whatever the chunk size.
@@ -94,30 +96,28 @@ export async function convertFile(opts: ConvertOptions): Promise<void> {
   if (opts.seed !== undefined && opts.rounding !== 'stochastic') throw new CliError('--seed only applies to --rounding stochastic');
 
   const inH = await open(opts.input, 'r');
-  let tmp: string | undefined;
-  let outH: FileHandle | undefined;
+  let out: OutputFile | undefined;
   let bar: cliProgress.SingleBar | undefined;
   // Interrupted (Ctrl-C): remove the temporary file synchronously, we are about to exit; output stays untouched.
   const onSignal = (sig: NodeJS.Signals) => {
     bar?.stop();
-    if (tmp) {
-      try { unlinkSync(tmp); } catch { /* already gone */ }
-    }
+    out?.abortSync();
     process.exit(sig === 'SIGINT' ? 130 : 143);
   };
   try {
     const st = await inH.stat();
     if (!st.isFile()) throw new CliError(`${opts.input}: not a regular file`);
+    if (!opts.force && await sameFile(opts.input, opts.output)) {
+      throw new CliError(`${opts.output} is the input file itself; converting it in place would replace ${opts.input} (choose another output, or add --force to replace it)`);
+    }
     const size = st.size;
     const n = elementCount(src, size, opts.input);
 
-    const tmpName = join(dirname(opts.output), `${basename(opts.output)}.tmp-${process.pid}`);
-    outH = await open(tmpName, 'wx').catch((e: Error) => {
-      throw new CliError(`cannot write ${opts.output}: ${e.message}`);
-    });
-    tmp = tmpName; // ours to delete from here on
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
+    out = await openOutput(opts.output).catch((e: Error) => {
+      throw new CliError(`cannot write ${opts.output}: ${e.message}`);
+    });
 
     if (opts.progress && process.stderr.isTTY && size > PROGRESS_MIN_BYTES) {
       bar = new cliProgress.SingleBar({
@@ -145,16 +145,11 @@ export async function convertFile(opts: ConvertOptions): Promise<void> {
       const vals = readValues(src, raw, c, values.subarray(0, c), opts.input, i);
       const codes = encode(vals, dst.f.name, { saturate: opts.saturate, rounding: opts.rounding, seed, offset: i });
       const outBytes = dst.packed ? pack(codes as Uint8Array, dst.f.name) : bytesOf(codes);
-      await writeFully(outH, outBytes);
+      await writeFully(out.handle, outBytes);
       inPos += inBytes;
       bar?.update(inPos, { done: mib(inPos) });
     }
-    await outH.sync();
-    await outH.close();
-    outH = undefined;
-    await rename(tmp, opts.output);
-    tmp = undefined;
-    await syncDir(dirname(opts.output));
+    await out.commit();
     bar?.stop();
     bar = undefined;
   } finally {
@@ -162,8 +157,7 @@ export async function convertFile(opts: ConvertOptions): Promise<void> {
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
     await inH.close().catch(() => {});
-    if (outH) await outH.close().catch(() => {});
-    if (tmp) await unlink(tmp).catch(() => {});
+    await out?.abort();
   }
 }
 

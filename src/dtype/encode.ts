@@ -1,8 +1,8 @@
-import { InvalidArgumentError } from '../errors.js';
-import { formatOf, ROUNDING_IDS, type FormatTraits } from './formats.js';
-import { WasmArray } from './host_array.js';
-import { streamKernel, type Side } from './stream.js';
-import { wasm, type CodeArray } from './wasm.js';
+import { checkOptions, describeValue, InvalidArgumentError } from '../errors.js';
+import { formatOf, ROUNDING_IDS, type DTypeName, type FormatTraits } from './formats.js';
+import { isWasmView, WasmArray } from './host_array.js';
+import { streamKernel, wasmPtr, type Side } from './stream.js';
+import { memoryBuffer, view, wasm, type CodeArray } from './wasm.js';
 
 /** Rounding modes: IEEE nearest-even (default, ml_dtypes), toward zero, or unbiased stochastic. */
 export type Rounding = 'nearest-even' | 'toward-zero' | 'stochastic';
@@ -41,12 +41,13 @@ function codeArrayName(f: FormatTraits): string {
 
 /** Checks an `out` argument: right length and element size. */
 export function checkOut(f: FormatTraits, out: CodeArray | WasmArray, n: number, what = 'out'): void {
-  if (out.length !== n) throw new InvalidArgumentError(`${what} has length ${out.length}, expected ${n}`);
   const ok = out instanceof WasmArray ? out.bytesPerElement === f.codeBytes && !out.float || f.name === 'float32' && out.bytesPerElement === 4
-    : out.constructor === codeArrayType(f);
+    : out !== null && typeof out === 'object' && out.constructor === codeArrayType(f);
   if (!ok) {
-    throw new InvalidArgumentError(`${what} for ${f.name} must be a ${codeArrayName(f)} (or a WasmArray of ${f.name})`);
+    throw new InvalidArgumentError(`${what} for ${f.name} must be a ${codeArrayName(f)} (or a WasmArray of ${f.name}), got ${describeValue(out)}`);
   }
+  if (!(out instanceof WasmArray)) isWasmView(out, what); // a stale view first: its length reads 0
+  if (out.length !== n) throw new InvalidArgumentError(`${what} has length ${out.length}, expected ${n}`);
 }
 
 function randomSeed(): bigint {
@@ -55,80 +56,113 @@ function randomSeed(): bigint {
   return (BigInt(a[0]) << 32n) | BigInt(a[1]);
 }
 
-function seedOf(seed: number | bigint | undefined): bigint {
+function seedOf(seed: unknown): bigint {
   if (seed === undefined) return randomSeed();
-  if (typeof seed === 'number' && !Number.isSafeInteger(seed)) throw new InvalidArgumentError(`seed must be an integer, got ${seed}`);
-  return BigInt.asUintN(64, BigInt(seed));
+  if (typeof seed === 'bigint') return BigInt.asUintN(64, seed);
+  if (typeof seed === 'number' && Number.isSafeInteger(seed)) return BigInt.asUintN(64, BigInt(seed));
+  throw new InvalidArgumentError(`options.seed must be an integer (a number up to 2^53 or a bigint), got ${describeValue(seed)}`);
 }
+
+const ENCODE_OPTIONS = ['saturate', 'rounding', 'seed', 'offset', 'out'] as const;
 
 /**
  * Encodes values to codes of `dtype`, one code per element (Uint32Array for float32 bits,
  * Uint16Array for 16-bit formats, Uint8Array otherwise, fp6/fp4 unpacked: see pack()).
  */
-export function encode(values: EncodeInput, dtype: string, options: EncodeOptions = {}): CodeArray {
+export function encode(values: EncodeInput, dtype: DTypeName, options: EncodeOptions = {}): CodeArray {
   const f = formatOf(dtype);
-  const rounding = options.rounding ?? 'nearest-even';
-  const mode = ROUNDING_IDS[rounding];
-  if (mode === undefined) throw new InvalidArgumentError(`unknown rounding ${JSON.stringify(rounding)}; use 'nearest-even', 'toward-zero' or 'stochastic'`);
-  const seed = mode === 2 ? seedOf(options.seed) : 0n;
-  const offset = options.offset ?? 0;
-  if (!Number.isSafeInteger(offset) || offset < 0) throw new InvalidArgumentError(`offset must be a non-negative integer, got ${offset}`);
+  const o = checkOptions(options, ENCODE_OPTIONS, 'encode');
+  if (o.saturate !== undefined && typeof o.saturate !== 'boolean') throw new InvalidArgumentError(`encode: options.saturate must be a boolean, got ${describeValue(o.saturate)}`);
+  const rounding: unknown = o.rounding ?? 'nearest-even';
+  // own keys only, so that 'toString' or '__proto__' is no rounding mode
+  const mode = typeof rounding === 'string' && Object.hasOwn(ROUNDING_IDS, rounding) ? ROUNDING_IDS[rounding as Rounding] : undefined;
+  if (mode === undefined) throw new InvalidArgumentError(`encode: unknown rounding ${describeValue(rounding)}; use 'nearest-even', 'toward-zero' or 'stochastic'`);
+  if (o.seed !== undefined) seedOf(o.seed); // checked whatever the mode
+  const seed = mode === 2 ? seedOf(o.seed) : 0n;
+  const offset: unknown = o.offset ?? 0;
+  if (!(typeof offset === 'number' && Number.isSafeInteger(offset) && offset >= 0)) throw new InvalidArgumentError(`encode: options.offset must be a non-negative integer, got ${describeValue(offset)}`);
   let src: Side;
-  if (values instanceof Float32Array) src = { data: values, bytesPer: 4, float: true };
-  else if (values instanceof Float64Array) src = { data: values, bytesPer: 8, float: true };
+  if (values instanceof Float32Array) src = { data: values, bytesPer: 4, float: true, what: 'encode values' };
+  else if (values instanceof Float64Array) src = { data: values, bytesPer: 8, float: true, what: 'encode values' };
   else if (values instanceof WasmArray) {
-    if (!values.float) throw new InvalidArgumentError('encode input WasmArray must hold float32 or float64 values');
-    src = { data: values, bytesPer: values.bytesPerElement, float: true };
-  } else if (Array.isArray(values)) src = { data: Float64Array.from(values as number[]), bytesPer: 8, float: true };
-  else throw new InvalidArgumentError('encode expects a Float32Array, Float64Array, number[] or WasmArray');
+    values.livePtr('encode values');
+    if (!values.float) throw new InvalidArgumentError('encode values: a WasmArray to encode must hold float32 or float64 values');
+    src = { data: values, bytesPer: values.bytesPerElement, float: true, what: 'encode values' };
+  } else if (Array.isArray(values)) {
+    const copy = new Float64Array(values.length);
+    for (let i = 0; i < values.length; i++) {
+      const v: unknown = values[i];
+      if (typeof v !== 'number') throw new InvalidArgumentError(`encode values[${i}] is not a number: ${describeValue(v)}`);
+      copy[i] = v;
+    }
+    src = { data: copy, bytesPer: 8, float: true, what: 'encode values' };
+  } else throw new InvalidArgumentError(`encode expects a Float32Array, Float64Array, number[] or WasmArray as values, got ${describeValue(values)}`);
   const n = values.length;
-  const out = options.out ?? newCodes(f, n);
-  checkOut(f, out, n);
+  const out = o.out ?? newCodes(f, n);
+  checkOut(f, out, n, 'encode options.out');
+  const dst: Side = { data: out, bytesPer: f.codeBytes, float: false, what: 'encode options.out' };
+  // Checked (freed or stale arrays refused) and taken before anything is allocated.
+  wasmPtr(src);
+  const outPtr = wasmPtr(dst);
   const w = wasm();
-  const sat = options.saturate ? 1 : 0;
+  const sat = o.saturate ? 1 : 0;
   const kernel = src.bytesPer === 4 ? w.encodeF32 : w.encodeF64;
-  streamKernel(src, { data: out, bytesPer: f.codeBytes, float: false }, n, (s, d, c, off) =>
+  streamKernel(src, dst, n, (s, d, c, off) =>
     kernel(f.id, s, d, c, mode, sat, seed, BigInt(offset + off)));
-  return out instanceof WasmArray ? (out.array as CodeArray) : out;
+  if (out instanceof WasmArray) return out.array as CodeArray;
+  // A view of a WasmArray: a fresh view, in case memory grew (detaching the one given) during the call.
+  return outPtr !== null ? (view(outPtr, n, f.codeBytes as 1 | 2 | 4) as CodeArray) : out;
 }
 
 /** Input codes: the dtype's code array type (or any array of integer codes, validated and copied). */
 export type DecodeInput = CodeArray | readonly number[] | WasmArray;
 
 /** Decodes codes of `dtype` to float32 values (exact: every format here is a subset of float32). */
-export function decode(codes: DecodeInput, dtype: string, options: { out?: Float32Array | WasmArray } = {}): Float32Array {
+export function decode(codes: DecodeInput, dtype: DTypeName, options: { out?: Float32Array | WasmArray } = {}): Float32Array {
   const f = formatOf(dtype);
-  const n = codes.length;
+  const o = checkOptions(options, ['out'], 'decode');
   let data: CodeArray | WasmArray;
   if (codes instanceof WasmArray) {
-    if (codes.bytesPerElement !== f.codeBytes) throw new InvalidArgumentError(`decode input WasmArray does not hold ${f.name} codes`);
+    codes.livePtr('decode codes');
+    if (codes.bytesPerElement !== f.codeBytes || codes.float && f.name !== 'float32') throw new InvalidArgumentError(`decode codes: the WasmArray does not hold ${f.name} codes`);
     data = codes;
-  } else if (codes.constructor === codeArrayType(f)) {
+  } else if (codes !== null && typeof codes === 'object' && codes.constructor === codeArrayType(f)) {
     data = codes as CodeArray;
-  } else {
-    const copy = newCodes(f, n);
-    for (let i = 0; i < n; i++) {
-      const c = (codes as ArrayLike<number>)[i];
-      if (!Number.isInteger(c) || c < 0 || c >= 2 ** f.bits) {
-        throw new InvalidArgumentError(`code ${c} at index ${i} is not a valid ${f.name} code (0..${2 ** f.bits - 1})`);
+  } else if (Array.isArray(codes) || ArrayBuffer.isView(codes) && !(codes instanceof DataView)) {
+    const list = codes as ArrayLike<unknown>;
+    if (ArrayBuffer.isView(codes)) isWasmView(codes, 'decode codes');
+    const copy = newCodes(f, list.length);
+    for (let i = 0; i < list.length; i++) {
+      const c = list[i];
+      if (!(typeof c === 'number' && Number.isInteger(c) && c >= 0 && c < 2 ** f.bits)) {
+        throw new InvalidArgumentError(`code ${describeValue(c)} at index ${i} is not a valid ${f.name} code (0..${2 ** f.bits - 1})`);
       }
       copy[i] = c;
     }
     data = copy;
-  }
-  const out = options.out ?? new Float32Array(n);
-  if (out.length !== n) throw new InvalidArgumentError(`out has length ${out.length}, expected ${n}`);
+  } else throw new InvalidArgumentError(`decode codes must be a ${codeArrayName(f)}, an array of integer codes or a WasmArray, got ${describeValue(codes)}`);
+  const n = data.length;
+  const out = o.out ?? new Float32Array(n);
+  const outOk = out instanceof WasmArray ? out.float && out.bytesPerElement === 4 : out !== null && typeof out === 'object' && out.constructor === Float32Array;
+  if (!outOk) throw new InvalidArgumentError(`decode options.out must be a Float32Array (or a float32 WasmArray), got ${describeValue(out)}`);
+  if (!(out instanceof WasmArray)) isWasmView(out, 'decode options.out');
+  if (out.length !== n) throw new InvalidArgumentError(`decode options.out has length ${out.length}, expected ${n}`);
+  const src: Side = { data, bytesPer: f.codeBytes, float: false, what: 'decode codes' };
+  const dst: Side = { data: out, bytesPer: 4, float: true, what: 'decode options.out' };
+  wasmPtr(src);
+  const outPtr = wasmPtr(dst);
   const w = wasm();
   const limit = 2 ** f.bits - 1;
-  streamKernel({ data, bytesPer: f.codeBytes, float: false }, { data: out, bytesPer: 4, float: true }, n, (s, d, c, off) => {
+  streamKernel(src, dst, n, (s, d, c, off) => {
     if (f.bits < 8) {
       const bad = w.firstCodeAbove(s, c, limit);
       if (bad >= 0) {
-        const code = data instanceof WasmArray ? (data.array as Uint8Array)[off + bad] : (data as Uint8Array)[off + bad];
+        const code = new Uint8Array(memoryBuffer(), s + bad, 1)[0];
         throw new InvalidArgumentError(`code ${code} at index ${off + bad} is not a valid ${f.name} code (0..${limit})`);
       }
     }
     w.decode(f.id, s, d, c);
   });
-  return out instanceof WasmArray ? (out.array as Float32Array) : out;
+  if (out instanceof WasmArray) return out.array as Float32Array;
+  return outPtr !== null ? (view(outPtr, n, 4, true) as Float32Array) : out;
 }

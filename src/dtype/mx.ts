@@ -1,8 +1,27 @@
-import { InvalidArgumentError, ShapeMismatchError } from '../errors.js';
+import { checkOptions, describeValue, InvalidArgumentError, ShapeMismatchError } from '../errors.js';
 import { decode, encode } from './encode.js';
 import { finfo } from './finfo.js';
 import { formatOf, type DType, type DTypeName } from './formats.js';
-import { wasm } from './wasm.js';
+import { hostCopy } from './host_array.js';
+import { memoryBuffer, wasm, wasmAlloc, wasmFree } from './wasm.js';
+
+/** Numbers of `values` (a typed array of numbers or an array of numbers), checked: an InvalidArgumentError naming `what` otherwise. */
+function numbers(values: unknown, what: string): ArrayLike<number> {
+  if (ArrayBuffer.isView(values) && !(values instanceof DataView) && !(values instanceof BigInt64Array) && !(values instanceof BigUint64Array)) {
+    return hostCopy(values as Float32Array, what);
+  }
+  if (!Array.isArray(values)) throw new InvalidArgumentError(`${what} must be a Float32Array or an array of numbers, got ${describeValue(values)}`);
+  values.forEach((v: unknown, i) => {
+    if (typeof v !== 'number') throw new InvalidArgumentError(`${what}[${i}] is not a number: ${describeValue(v)}`);
+  });
+  return values as number[];
+}
+
+/** `values` as float32 (see numbers()). */
+function float32Values(values: unknown, what: string): Float32Array {
+  const v = numbers(values, what);
+  return v instanceof Float32Array ? v : Float32Array.from(v);
+}
 
 /** Element formats of the OCP MX v1.0 concrete formats: MXFP8 (E4M3, E5M2), MXFP6 (E3M2, E2M3), MXFP4 (E2M1). */
 export const MX_ELEMENT_DTYPES: readonly DType[] = ['float8_e4m3fn', 'float8_e5m2', 'float6_e3m2fn', 'float6_e2m3fn', 'float4_e2m1fn'];
@@ -26,8 +45,8 @@ function mxElement(elemDtype: string): DType {
   return f.name;
 }
 
-function checkBlockSize(blockSize: number): void {
-  if (!Number.isSafeInteger(blockSize) || blockSize < 1) throw new InvalidArgumentError(`blockSize must be a positive integer, got ${blockSize}`);
+function checkBlockSize(blockSize: unknown): void {
+  if (!(typeof blockSize === 'number' && Number.isSafeInteger(blockSize) && blockSize >= 1)) throw new InvalidArgumentError(`blockSize must be a positive integer, got ${describeValue(blockSize)}`);
 }
 
 /**
@@ -37,59 +56,68 @@ function checkBlockSize(blockSize: number): void {
  */
 export function mxQuantize(values: Float32Array | readonly number[], elemDtype: DTypeName, options: { blockSize?: number } = {}): MxTensor {
   const dtype = mxElement(elemDtype);
-  const blockSize = options.blockSize ?? 32;
+  const blockSize = checkOptions(options, ['blockSize'], 'mxQuantize').blockSize ?? 32;
   checkBlockSize(blockSize);
-  const src = values instanceof Float32Array ? values : Float32Array.from(values);
+  const src = float32Values(values, 'mxQuantize values');
   const n = src.length;
   const nScales = Math.ceil(n / blockSize);
   const w = wasm();
-  const pSrc = w.alloc(Math.max(n * 4, 16));
-  const pScales = w.alloc(Math.max(nScales, 16));
-  const pCodes = w.alloc(Math.max(n, 16));
+  let pSrc = 0, pScales = 0, pCodes = 0;
   try {
-    new Float32Array(w.memory.buffer, pSrc, n).set(src);
+    pSrc = wasmAlloc(Math.max(n * 4, 16), 'mxQuantize values');
+    pScales = wasmAlloc(Math.max(nScales, 16), 'mxQuantize scales');
+    pCodes = wasmAlloc(Math.max(n, 16), 'mxQuantize codes');
+    new Float32Array(memoryBuffer(), pSrc, n).set(src);
     w.mxQuantize(formatOf(dtype).id, pSrc, pScales, pCodes, n, blockSize);
     return {
       elemDtype: dtype, blockSize, length: n,
-      scales: new Uint8Array(w.memory.buffer, pScales, nScales).slice(),
-      codes: new Uint8Array(w.memory.buffer, pCodes, n).slice(),
+      scales: new Uint8Array(memoryBuffer(), pScales, nScales).slice(),
+      codes: new Uint8Array(memoryBuffer(), pCodes, n).slice(),
     };
   } finally {
-    w.free(pSrc);
-    w.free(pScales);
-    w.free(pCodes);
+    wasmFree(pSrc);
+    wasmFree(pScales);
+    wasmFree(pCodes);
   }
 }
 
 /** Inverse of mxQuantize: element value times 2^(scale - 127), rounded once to float32; NaN scale -> NaN block. */
 export function mxDequantize(mx: MxTensor): Float32Array {
+  if (mx === null || typeof mx !== 'object') throw new InvalidArgumentError(`mxDequantize expects an MxTensor (from mxQuantize), got ${describeValue(mx)}`);
   const dtype = mxElement(mx.elemDtype);
   checkBlockSize(mx.blockSize);
-  const n = mx.length;
-  if (mx.codes.length !== n) throw new ShapeMismatchError(`MX tensor has ${mx.codes.length} element codes, expected length ${n}`);
+  const n: unknown = mx.length;
+  if (!(typeof n === 'number' && Number.isSafeInteger(n) && n >= 0)) throw new InvalidArgumentError(`mxDequantize: length must be a non-negative integer, got ${describeValue(n)}`);
+  for (const k of ['scales', 'codes'] as const) {
+    if (!(mx[k] instanceof Uint8Array)) throw new InvalidArgumentError(`mxDequantize: ${k} must be a Uint8Array, got ${describeValue(mx[k])}`);
+  }
+  const scales = hostCopy(mx.scales, 'mxDequantize scales'), codes = hostCopy(mx.codes, 'mxDequantize codes');
+  if (codes.length !== n) throw new ShapeMismatchError(`MX tensor has ${codes.length} element codes, expected length ${n}`);
   const nScales = Math.ceil(n / mx.blockSize);
-  if (mx.scales.length !== nScales) throw new ShapeMismatchError(`MX tensor has ${mx.scales.length} scales, expected ceil(${n} / ${mx.blockSize}) = ${nScales}`);
+  if (scales.length !== nScales) throw new ShapeMismatchError(`MX tensor has ${scales.length} scales, expected ceil(${n} / ${mx.blockSize}) = ${nScales}`);
   const w = wasm();
-  const pScales = w.alloc(Math.max(nScales, 16));
-  const pCodes = w.alloc(Math.max(n, 16));
-  const pDst = w.alloc(Math.max(n * 4, 16));
+  let pScales = 0, pCodes = 0, pDst = 0;
   try {
-    new Uint8Array(w.memory.buffer, pScales, nScales).set(mx.scales);
-    new Uint8Array(w.memory.buffer, pCodes, n).set(mx.codes);
+    pScales = wasmAlloc(Math.max(nScales, 16), 'mxDequantize scales');
+    pCodes = wasmAlloc(Math.max(n, 16), 'mxDequantize codes');
+    pDst = wasmAlloc(Math.max(n * 4, 16), 'mxDequantize values');
+    new Uint8Array(memoryBuffer(), pScales, nScales).set(scales);
+    new Uint8Array(memoryBuffer(), pCodes, n).set(codes);
     const limit = 2 ** formatOf(dtype).bits - 1;
     const bad = w.firstCodeAbove(pCodes, n, limit);
-    if (bad >= 0) throw new InvalidArgumentError(`code ${mx.codes[bad]} at index ${bad} is not a valid ${dtype} code`);
+    if (bad >= 0) throw new InvalidArgumentError(`code ${codes[bad]} at index ${bad} is not a valid ${dtype} code`);
     w.mxDequantize(formatOf(dtype).id, pScales, pCodes, pDst, n, mx.blockSize);
-    return new Float32Array(w.memory.buffer, pDst, n).slice();
+    return new Float32Array(memoryBuffer(), pDst, n).slice();
   } finally {
-    w.free(pScales);
-    w.free(pCodes);
-    w.free(pDst);
+    wasmFree(pScales);
+    wasmFree(pCodes);
+    wasmFree(pDst);
   }
 }
 
 /** Largest |x| (NaN if any element is NaN), as torch.amax(abs(x)). */
 export function amax(values: ArrayLike<number>): number {
+  values = numbers(values, 'amax values');
   let m = 0;
   for (let i = 0; i < values.length; i++) {
     const a = Math.abs(values[i]);
@@ -104,9 +132,12 @@ export function amax(values: ArrayLike<number>): number {
  * format's max (x * scale is what gets encoded; divide by scale to dequantise). amax 0 gives 1.
  */
 export function scaleFromAmax(amaxValue: number, dtype: DTypeName, options: { margin?: number } = {}): number {
-  if (!(amaxValue >= 0)) throw new InvalidArgumentError(`amax must be a non-negative number, got ${amaxValue}`);
+  const max = finfo(dtype).max;
+  const margin: unknown = checkOptions(options, ['margin'], 'scaleFromAmax').margin ?? 0;
+  if (!(typeof margin === 'number' && Number.isFinite(margin))) throw new InvalidArgumentError(`scaleFromAmax: options.margin must be a finite number, got ${describeValue(margin)}`);
+  if (!(typeof amaxValue === 'number' && amaxValue >= 0)) throw new InvalidArgumentError(`amax must be a non-negative number, got ${describeValue(amaxValue)}`);
   if (amaxValue === 0 || !Number.isFinite(amaxValue)) return 1;
-  return finfo(dtype).max / amaxValue / 2 ** (options.margin ?? 0);
+  return max / amaxValue / 2 ** margin;
 }
 
 /** A per-tensor scaled quantisation: codes of x * scale, and the scale. */
@@ -118,13 +149,17 @@ export interface PerTensorQuantized {
 
 /** Quantises with one scale from the tensor's amax; saturating by default, as fp8 training recipes do. */
 export function quantizePerTensor(values: Float32Array | readonly number[], dtype: DTypeName, options: { margin?: number; saturate?: boolean } = {}): PerTensorQuantized {
-  const scale = scaleFromAmax(amax(values), dtype, options);
-  const scaled = Float64Array.from(values as ArrayLike<number>, (v) => v * scale);
-  return { dtype: formatOf(dtype).name, scale, codes: encode(scaled, dtype, { saturate: options.saturate ?? true }) };
+  const { margin, saturate } = checkOptions(options, ['margin', 'saturate'], 'quantizePerTensor');
+  const v = numbers(values, 'quantizePerTensor values');
+  const scale = scaleFromAmax(amax(v), dtype, { margin });
+  const scaled = Float64Array.from(v, (x) => x * scale);
+  return { dtype: formatOf(dtype).name, scale, codes: encode(scaled, dtype, { saturate: saturate ?? true }) };
 }
 
 /** Inverse of quantizePerTensor: decode(codes) / scale, rounded once to float32. */
 export function dequantizePerTensor(q: PerTensorQuantized): Float32Array {
+  if (q === null || typeof q !== 'object') throw new InvalidArgumentError(`dequantizePerTensor expects the result of quantizePerTensor, got ${describeValue(q)}`);
+  if (!(typeof q.scale === 'number' && Number.isFinite(q.scale) && q.scale > 0)) throw new InvalidArgumentError(`dequantizePerTensor: scale must be a positive finite number, got ${describeValue(q.scale)}`);
   const v = decode(q.codes, q.dtype);
   for (let i = 0; i < v.length; i++) v[i] = v[i] / q.scale;
   return v;

@@ -1,10 +1,13 @@
-import { InvalidArgumentError } from '../errors.js';
+import { describeValue, InvalidArgumentError } from '../errors.js';
 import { formatOf, type DTypeName } from './formats.js';
-import { wasm } from './wasm.js';
+import { hostCopy } from './host_array.js';
+import { memoryBuffer, wasm, wasmAlloc, wasmFree } from './wasm.js';
 
 /** Bytes that `n` packed codes of `dtype` take: ceil(n * bits / 8). */
 export function packedByteLength(dtype: DTypeName, n: number): number {
-  return Math.ceil((n * formatOf(dtype).bits) / 8);
+  const bits = formatOf(dtype).bits;
+  if (!(typeof n === 'number' && Number.isSafeInteger(n) && n >= 0)) throw new InvalidArgumentError(`packedByteLength: n must be a non-negative integer, got ${describeValue(n)}`);
+  return Math.ceil((n * bits) / 8);
 }
 
 function subByteBits(dtype: DTypeName): 4 | 6 {
@@ -16,12 +19,12 @@ function subByteBits(dtype: DTypeName): 4 | 6 {
 /** A plain list or another typed array of codes, checked element by element (integers in [0, limit]). */
 function codesFromList(codes: ArrayLike<number>, limit: number, name: string): Uint8Array {
   if (codes === null || typeof codes !== 'object' || typeof codes.length !== 'number') {
-    throw new InvalidArgumentError(`codes must be a Uint8Array or an array of integer codes, got ${codes === null ? 'null' : typeof codes}`);
+    throw new InvalidArgumentError(`pack codes must be a Uint8Array or an array of integer codes, got ${describeValue(codes)}`);
   }
   const out = new Uint8Array(codes.length);
   for (let i = 0; i < codes.length; i++) {
     const c = codes[i];
-    if (typeof c !== 'number' || !Number.isInteger(c) || c < 0 || c > limit) throw new InvalidArgumentError(`code ${JSON.stringify(c) ?? String(c)} at index ${i} does not fit ${name} (integers 0..${limit})`);
+    if (typeof c !== 'number' || !Number.isInteger(c) || c < 0 || c > limit) throw new InvalidArgumentError(`pack codes[${i}] = ${describeValue(c)} does not fit ${name} (integers 0..${limit})`);
     out[i] = c;
   }
   return out;
@@ -38,7 +41,8 @@ const GROUP = 1 << 15;
  */
 export function pack(codes: Uint8Array | ArrayLike<number>, dtype: DTypeName): Uint8Array {
   const bits = subByteBits(dtype);
-  const list = codes instanceof Uint8Array ? codes : codesFromList(codes, (1 << bits) - 1, formatOf(dtype).name);
+  // a Uint8Array is copied: a view of WebAssembly memory would be detached by the allocations below
+  const list = codes instanceof Uint8Array ? hostCopy(codes, 'pack codes') : codesFromList(codes, (1 << bits) - 1, formatOf(dtype).name);
   const n = list.length;
   const out = new Uint8Array(packedByteLength(dtype, n));
   const w = wasm();
@@ -47,17 +51,18 @@ export function pack(codes: Uint8Array | ArrayLike<number>, dtype: DTypeName): U
     const c = Math.min(GROUP, n - i);
     const part = list.subarray(i, i + c);
     const dst = out.subarray((i * bits) / 8, (i * bits) / 8 + Math.ceil((c * bits) / 8));
-    const src = w.alloc(c);
-    const d = w.alloc(dst.length);
+    let src = 0, d = 0;
     try {
-      new Uint8Array(w.memory.buffer, src, c).set(part);
+      src = wasmAlloc(c, 'pack input');
+      d = wasmAlloc(dst.length, 'pack output');
+      new Uint8Array(memoryBuffer(), src, c).set(part);
       const bad = w.firstCodeAbove(src, c, limit);
       if (bad >= 0) throw new InvalidArgumentError(`code ${part[bad]} at index ${i + bad} does not fit ${formatOf(dtype).name} (${bits} bits)`);
       w.pack(bits, src, d, c);
-      dst.set(new Uint8Array(w.memory.buffer, d, dst.length));
+      dst.set(new Uint8Array(memoryBuffer(), d, dst.length));
     } finally {
-      w.free(src);
-      w.free(d);
+      wasmFree(src);
+      wasmFree(d);
     }
   }
   return out;
@@ -66,7 +71,9 @@ export function pack(codes: Uint8Array | ArrayLike<number>, dtype: DTypeName): U
 /** Unpacks `length` fp4/fp6 codes from packed bytes to one code a byte (the inverse of pack). */
 export function unpack(packed: Uint8Array, dtype: DTypeName, length: number): Uint8Array {
   const bits = subByteBits(dtype);
-  if (!Number.isSafeInteger(length) || length < 0) throw new InvalidArgumentError(`length must be a non-negative integer, got ${length}`);
+  if (!(packed instanceof Uint8Array)) throw new InvalidArgumentError(`unpack bytes must be a Uint8Array, got ${describeValue(packed)}`);
+  if (!(typeof length === 'number' && Number.isSafeInteger(length) && length >= 0)) throw new InvalidArgumentError(`unpack length must be a non-negative integer, got ${describeValue(length)}`);
+  packed = hostCopy(packed, 'unpack bytes');
   const need = packedByteLength(dtype, length);
   if (packed.length < need) throw new InvalidArgumentError(`${length} ${formatOf(dtype).name} codes need ${need} packed bytes, got ${packed.length}`);
   const out = new Uint8Array(length);
@@ -74,15 +81,16 @@ export function unpack(packed: Uint8Array, dtype: DTypeName, length: number): Ui
   for (let i = 0; i < length; i += GROUP) {
     const c = Math.min(GROUP, length - i);
     const bytes = Math.ceil((c * bits) / 8);
-    const src = w.alloc(bytes);
-    const d = w.alloc(c);
+    let src = 0, d = 0;
     try {
-      new Uint8Array(w.memory.buffer, src, bytes).set(packed.subarray((i * bits) / 8, (i * bits) / 8 + bytes));
+      src = wasmAlloc(bytes, 'unpack input');
+      d = wasmAlloc(c, 'unpack output');
+      new Uint8Array(memoryBuffer(), src, bytes).set(packed.subarray((i * bits) / 8, (i * bits) / 8 + bytes));
       w.unpack(bits, src, d, c);
-      out.set(new Uint8Array(w.memory.buffer, d, c), i);
+      out.set(new Uint8Array(memoryBuffer(), d, c), i);
     } finally {
-      w.free(src);
-      w.free(d);
+      wasmFree(src);
+      wasmFree(d);
     }
   }
   return out;

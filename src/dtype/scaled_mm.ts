@@ -1,7 +1,10 @@
-import { InvalidArgumentError, ShapeMismatchError } from '../errors.js';
+import { checkOptions, describeValue, InvalidArgumentError, ShapeMismatchError } from '../errors.js';
 import { decode } from './encode.js';
 import { formatOf, type DType, type DTypeName } from './formats.js';
-import { wasm, type CodeArray } from './wasm.js';
+import { hostCopy } from './host_array.js';
+import { memoryBuffer, wasm, wasmAlloc, wasmFree, type CodeArray } from './wasm.js';
+
+const SCALED_MM_OPTIONS = ['m', 'k', 'n', 'aDtype', 'bDtype', 'scaleA', 'scaleB', 'blockSize', 'outDtype', 'accumulate'] as const;
 
 /**
  * A scale for one operand: a number (per tensor), a Float32Array (per row of A: M values; per
@@ -52,7 +55,7 @@ function scaleKind(s: MatmulScale, which: 'A' | 'B', count: number, mxCount: num
     if (s.length !== mxCount) throw new ShapeMismatchError(`scale${which} has ${s.length} E8M0 block scales, expected ${mxCount}`);
     return KIND.mx;
   }
-  throw new InvalidArgumentError(`scale${which} must be a number, a Float32Array or a Uint8Array of E8M0 codes`);
+  throw new InvalidArgumentError(`scale${which} must be a number, a Float32Array or a Uint8Array of E8M0 codes, got ${describeValue(s)}`);
 }
 
 /**
@@ -60,9 +63,19 @@ function scaleKind(s: MatmulScale, which: 'A' | 'B', count: number, mxCount: num
  * matrix of fp8 (or fp6/fp4, unpacked) codes, row-major. Products are exact; see `accumulate`.
  */
 export function scaledMatmul(a: Uint8Array, b: Uint8Array, options: ScaledMatmulOptions): ScaledMatmulResult {
+  if (options === undefined) throw new InvalidArgumentError('scaledMatmul: options { m, k, n, scaleA, scaleB } are required');
+  checkOptions(options, SCALED_MM_OPTIONS, 'scaledMatmul');
+  for (const [name, v] of [['A', a], ['B', b]] as const) {
+    if (!(v instanceof Uint8Array)) throw new InvalidArgumentError(`scaledMatmul: ${name} must be a Uint8Array of codes (one a byte), got ${describeValue(v)}`);
+  }
+  // Views of WebAssembly memory would be detached by the allocations below: copies.
+  a = hostCopy(a, 'scaledMatmul A');
+  b = hostCopy(b, 'scaledMatmul B');
+  const scaleA = typeof options.scaleA === 'object' && options.scaleA !== null && ArrayBuffer.isView(options.scaleA) ? hostCopy(options.scaleA, 'scaleA') : options.scaleA;
+  const scaleB = typeof options.scaleB === 'object' && options.scaleB !== null && ArrayBuffer.isView(options.scaleB) ? hostCopy(options.scaleB, 'scaleB') : options.scaleB;
   const { m, k, n } = options;
   for (const [name, v] of [['m', m], ['k', k], ['n', n]] as const) {
-    if (!Number.isSafeInteger(v) || v < 1) throw new InvalidArgumentError(`${name} must be a positive integer, got ${v}`);
+    if (!(typeof v === 'number' && Number.isSafeInteger(v) && v >= 1)) throw new InvalidArgumentError(`${name} must be a positive integer, got ${describeValue(v)}`);
   }
   const fa = formatOf(options.aDtype ?? 'float8_e4m3fn');
   const fb = formatOf(options.bDtype ?? 'float8_e4m3fn');
@@ -71,13 +84,13 @@ export function scaledMatmul(a: Uint8Array, b: Uint8Array, options: ScaledMatmul
   if (a.length !== m * k) throw new ShapeMismatchError(`A has ${a.length} codes, expected m * k = ${m} * ${k} = ${m * k}`);
   if (b.length !== k * n) throw new ShapeMismatchError(`B has ${b.length} codes, expected k * n = ${k} * ${n} = ${k * n}`);
   const blockSize = options.blockSize ?? 32;
-  const isMx = options.scaleA instanceof Uint8Array || options.scaleB instanceof Uint8Array;
+  const isMx = scaleA instanceof Uint8Array || scaleB instanceof Uint8Array;
   if (isMx && (!Number.isSafeInteger(blockSize) || blockSize < 1 || k % blockSize !== 0)) {
     throw new ShapeMismatchError(`MX block scales need k (${k}) to be a multiple of blockSize (${blockSize})`);
   }
   const kb = isMx ? k / blockSize : 0;
-  const ka = scaleKind(options.scaleA, 'A', m, m * kb);
-  const kbKind = scaleKind(options.scaleB, 'B', n, kb * n);
+  const ka = scaleKind(scaleA, 'A', m, m * kb);
+  const kbKind = scaleKind(scaleB, 'B', n, kb * n);
   if (ka !== kbKind) throw new InvalidArgumentError('scaleA and scaleB must be of the same kind (both per-tensor, both row/column-wise, or both MX block scales)');
   const acc = options.accumulate ?? 'float64';
   if (acc !== 'float64' && acc !== 'float32') throw new InvalidArgumentError(`accumulate must be 'float64' or 'float32', got ${JSON.stringify(acc)}`);
@@ -86,9 +99,9 @@ export function scaledMatmul(a: Uint8Array, b: Uint8Array, options: ScaledMatmul
   const sizeOf = (s: MatmulScale) => (typeof s === 'number' ? 4 : s.byteLength);
   const ptrs: number[] = [];
   const put = (data: ArrayBufferView | number, bytes: number): number => {
-    const p = w.alloc(Math.max(bytes, 16));
+    const p = wasmAlloc(Math.max(bytes, 16), 'scaledMatmul operand');
     ptrs.push(p);
-    const dst = new Uint8Array(w.memory.buffer, p, bytes);
+    const dst = new Uint8Array(memoryBuffer(), p, bytes);
     if (typeof data === 'number') dst.set(new Uint8Array(Float32Array.of(data).buffer));
     else dst.set(new Uint8Array(data.buffer, data.byteOffset, bytes));
     return p;
@@ -96,19 +109,19 @@ export function scaledMatmul(a: Uint8Array, b: Uint8Array, options: ScaledMatmul
   try {
     const pa = put(a, a.length);
     const pb = put(b, b.length);
-    const psa = put(options.scaleA, sizeOf(options.scaleA));
-    const psb = put(options.scaleB, sizeOf(options.scaleB));
+    const psa = put(scaleA, sizeOf(scaleA));
+    const psb = put(scaleB, sizeOf(scaleB));
     for (const [p, len, f] of [[pa, a.length, fa], [pb, b.length, fb]] as const) {
       const bad = w.firstCodeAbove(p, len, 2 ** f.bits - 1);
       if (bad >= 0) throw new InvalidArgumentError(`code at index ${bad} is not a valid ${f.name} code`);
     }
-    const pd = w.alloc(m * n * out.codeBytes);
+    const pd = wasmAlloc(Math.max(m * n * out.codeBytes, 16), 'scaledMatmul result');
     ptrs.push(pd);
     w.scaledMatmul(fa.id, fb.id, pa, pb, m, k, n, psa, ka, psb, kbKind, blockSize, acc === 'float32' ? 1 : 0, out.id, pd);
-    const bytes = new Uint8Array(w.memory.buffer, pd, m * n * out.codeBytes).slice();
+    const bytes = new Uint8Array(memoryBuffer(), pd, m * n * out.codeBytes).slice();
     const codes = out.codeBytes === 4 ? new Uint32Array(bytes.buffer) : out.codeBytes === 2 ? new Uint16Array(bytes.buffer) : bytes;
     return { dtype: out.name, codes, values: decode(codes, out.name) };
   } finally {
-    for (const p of ptrs) w.free(p);
+    for (const p of ptrs) wasmFree(p);
   }
 }

@@ -1,12 +1,14 @@
-// Training checkpoints: model, optimizer, scheduler, step, generator states (and, later, the grad
-// scaler) in ONE safetensors file, written atomically (temp file, fsync, rename over the target),
+// Training checkpoints: model, optimizer, scheduler, step, generator states and the grad scaler
+// in ONE safetensors file, written atomically (temp file, fsync, rename over the target),
 // so a crash mid-write leaves the previous checkpoint whole. Tensors are stored under `model.<key>`
 // and `optimizer.<param index>.<state key>`; everything else is JSON in the metadata key
 // `memfit.checkpoint`. Resuming restores every piece, so the next step equals an uninterrupted run.
-import { InvalidArgumentError, MemfitError } from '../errors.js';
+import { describeValue, InvalidArgumentError, MemfitError } from '../errors.js';
+import { MAX_STEP } from '../optim/optimizer.js';
 import type { Module } from '../nn/module.js';
 import type { Optimizer, OptimizerStateDict, OptimizerHyper, ParamState } from '../optim/optimizer.js';
 import type { LRScheduler, SchedulerStateDict } from '../optim/lr_scheduler.js';
+import type { GradScaler, GradScalerStateDict } from '../amp/grad_scaler.js';
 import { defaultGenerator, type Generator, type GeneratorState } from '../random.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { loadSafetensors, saveSafetensors } from './safetensors_file.js';
@@ -27,6 +29,8 @@ export interface TrainingState {
   model: Module;
   optimizer?: Optimizer<OptimizerHyper>;
   scheduler?: LRScheduler;
+  /** The GradScaler of mixed-precision training (its scale and growth tracker; PyTorch's keys). */
+  scaler?: GradScaler;
   /** Optimizer steps taken. */
   step: number;
   /** Generators whose state is saved and restored (data order, ...), by name; the default generator always is. */
@@ -40,6 +44,8 @@ interface CheckpointJson {
   step: number;
   optimizer: { paramGroups: unknown[]; numbers: Record<string, Record<string, number>> } | null;
   scheduler: SchedulerStateDict | null;
+  /** Absent in checkpoints written before the scaler joined them. */
+  scaler?: GradScalerStateDict | Record<string, never> | null;
   generators: Record<string, GeneratorSnapshot>;
   extra: Record<string, JsonValue>;
 }
@@ -52,12 +58,23 @@ export class CheckpointError extends MemfitError {
 }
 
 /** Writes the training state to `path` atomically. */
+/** A plain JSON object (not null, an array or a class instance). */
+function isPlainObject(v: unknown): v is Record<string, JsonValue> {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return false;
+  const proto = Object.getPrototypeOf(v) as unknown;
+  return proto === Object.prototype || proto === null;
+}
+
 export async function saveCheckpoint(path: string, state: TrainingState): Promise<void> {
-  if (!Number.isInteger(state.step) || state.step < 0) throw new InvalidArgumentError(`checkpoint step must be an integer >= 0, got ${state.step}`);
+  if (state === null || typeof state !== 'object') throw new InvalidArgumentError(`saveCheckpoint: state must be an object { model, optimizer, scheduler, step, ... }, got ${describeValue(state)}`);
+  if (!(Number.isSafeInteger(state.step) && state.step >= 0 && state.step <= MAX_STEP)) throw new InvalidArgumentError(`checkpoint step must be a non-negative integer no larger than 2^40, got ${describeValue(state.step)}`);
+  if (state.extra !== undefined && !isPlainObject(state.extra)) throw new InvalidArgumentError(`checkpoint extra must be a plain object of JSON values, got ${describeValue(state.extra)}`);
   const tensors: Record<string, Tensor> = {};
   for (const [k, t] of Object.entries(state.model.stateDict())) tensors[`model.${k}`] = t;
   let optimizer: CheckpointJson['optimizer'] = null;
+  const scaler = state.scaler ? await state.scaler.stateDict() : null; // read back from the device
   if (state.optimizer) {
+    await state.optimizer.synchronize(); // step counts of steps taken under a GradScaler come back first
     const sd = state.optimizer.stateDict();
     const numbers: Record<string, Record<string, number>> = {};
     for (const [idx, s] of Object.entries(sd.state)) {
@@ -73,6 +90,7 @@ export async function saveCheckpoint(path: string, state: TrainingState): Promis
     step: state.step,
     optimizer,
     scheduler: state.scheduler ? state.scheduler.stateDict() : null,
+    scaler,
     generators: Object.fromEntries([...Object.entries(state.generators ?? {}), [DEFAULT_GENERATOR, defaultGenerator] as const].map(([k, g]) => [k, g.getState()])),
     extra: state.extra ?? {},
   };
@@ -101,7 +119,11 @@ export async function loadCheckpoint(path: string, state: Omit<TrainingState, 's
       return fail(`the '${CHECKPOINT_KEY}' metadata is not valid JSON`);
     }
     if (typeof json !== 'object' || json === null || json.format !== FORMAT) fail(`checkpoint format ${String(json?.format)} is not supported (expected ${FORMAT})`);
-    if (!Number.isSafeInteger(json.step) || json.step < 0) fail(`step ${String(json.step)} is not an integer >= 0`);
+    if (!(Number.isSafeInteger(json.step) && json.step >= 0 && json.step <= MAX_STEP)) fail(`step ${describeValue(json.step)} is not a non-negative integer no larger than 2^40`);
+    if (json.extra !== undefined && !isPlainObject(json.extra)) fail(`extra must be a JSON object, got ${describeValue(json.extra)}`);
+    if (json.generators !== undefined && !isPlainObject(json.generators)) fail(`generators must be a JSON object, got ${describeValue(json.generators)}`);
+    if (json.scheduler !== null && json.scheduler !== undefined && !isPlainObject(json.scheduler)) fail(`scheduler must be a JSON object or null, got ${describeValue(json.scheduler)}`);
+    if (json.optimizer !== null && json.optimizer !== undefined && (!isPlainObject(json.optimizer) || !Array.isArray(json.optimizer.paramGroups))) fail('optimizer must be null or { paramGroups: [...], numbers: {...} }');
     // Null-prototype records and numeric indices only: names from the file never reach a prototype.
     const model = Object.create(null) as Record<string, Tensor>;
     const opt = Object.create(null) as Record<string, ParamState>;
@@ -118,22 +140,28 @@ export async function loadCheckpoint(path: string, state: Omit<TrainingState, 's
     }
     if (state.optimizer && !json.optimizer) fail('the checkpoint has no optimizer state');
     if (state.scheduler && !json.scheduler) fail('the checkpoint has no scheduler state');
+    if (state.scaler && !json.scaler) fail('the checkpoint has no grad scaler state');
     const generators: [Generator, GeneratorSnapshot][] = [];
     for (const [name, g] of [...Object.entries(state.generators ?? {}), [DEFAULT_GENERATOR, defaultGenerator] as const]) {
-      const saved = json.generators?.[name];
+      const saved = (json.generators !== undefined && Object.prototype.hasOwnProperty.call(json.generators, name) ? json.generators[name] : undefined) as GeneratorSnapshot;
       if (!saved) {
         if (name === DEFAULT_GENERATOR) continue; // checkpoints written before it was saved
         fail(`the checkpoint has no state for generator '${name}'`);
       }
+      if (!isPlainObject(saved)) fail(`generator '${name}': the state must be a JSON object, got ${describeValue(saved)}`);
       if (!(saved.spare === null || typeof saved.spare === 'number')) fail(`generator '${name}': spare must be a number or null`);
       generators.push([g, saved]);
     }
     state.model.checkStateDict(model); // strict: every key and shape, before anything is written
     // Restore what can be undone first, then the optimizer (which checks everything before it
     // changes anything), then the model.
-    const undo = { scheduler: state.scheduler?.stateDict(), generators: generators.map(([g]) => g.getState()) };
+    const undo = {
+      scheduler: state.scheduler?.stateDict(), generators: generators.map(([g]) => g.getState()),
+      scaler: state.scaler ? await state.scaler.stateDict() : undefined,
+    };
     try {
       if (state.scheduler && json.scheduler) state.scheduler.loadStateDict(json.scheduler);
+      if (state.scaler && json.scaler) state.scaler.loadStateDict(json.scaler);
       for (const [g, saved] of generators) g.setState(saved);
       if (state.optimizer && json.optimizer) {
         for (const [idx, nums] of Object.entries(json.optimizer.numbers ?? {})) {
@@ -144,6 +172,7 @@ export async function loadCheckpoint(path: string, state: Omit<TrainingState, 's
       }
     } catch (e) {
       if (state.scheduler && undo.scheduler) state.scheduler.loadStateDict(undo.scheduler);
+      if (state.scaler && undo.scaler && Object.keys(undo.scaler).length > 0) state.scaler.loadStateDict(undo.scaler);
       generators.forEach(([g], i) => g.setState(undo.generators[i]));
       throw e;
     }

@@ -1,9 +1,29 @@
-// File helpers shared by the CLI's convert and the safetensors files: whole reads and writes (a
-// single read or write may move fewer bytes than asked), and the directory fsync that makes an
-// atomic rename durable, and whole-file atomic replacement.
+// File helpers shared by the CLI's convert, the safetensors files and the checkpoints: whole reads
+// and writes (a single read or write may move fewer bytes than asked), the directory fsync that
+// makes an atomic rename durable, and openOutput(), the one way memfit writes an output file.
+//
+// openOutput() decides how a target is written:
+// - a regular file, or a path that does not exist: atomically. A temporary file
+//   `.<name>.memfit-tmp-<pid>-<8 hex>` is written in the target's directory, fsynced and renamed
+//   over the target, so a failure or a crash leaves any previous file whole. A symbolic link is
+//   followed: the file it points to is replaced and the link is kept.
+// - a character device (/dev/null, a terminal) or a FIFO (a named pipe, `>(...)`): written directly,
+//   never replaced (a rename would put a regular file in place of the device or pipe).
+// - a directory, a block device, a socket or a dangling symbolic link: refused with an
+//   InvalidArgumentError naming the path.
+//
+// Stale temporary files: a process killed mid-write (SIGKILL, power loss) leaves its temporary file
+// behind. Each atomic write first removes the temporaries of the same target that match the name
+// above and are provably stale: their writer's pid is not alive on this machine (and is not ours), or
+// they were last modified more than an hour ago (a live writer keeps writing, so its file stays
+// fresh; this also covers a dead writer's pid reused by another process). A concurrent writer of the
+// same target is never disturbed. Temporaries of the earlier naming, `.<name>.tmp-<pid>-<8 hex>`, are
+// cleaned by the same rules.
+import { unlinkSync } from 'node:fs';
+import { lstat, open, readdir, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { InvalidArgumentError } from '../errors.js';
 
 /** Largest single read/write (Node refuses more than 2 GiB in one call). */
 const IO_CHUNK = 1 << 30;
@@ -40,27 +60,172 @@ export async function syncDir(dir: string): Promise<void> {
   }
 }
 
+/** A temporary file older than this (since its last write) is stale whoever wrote it. */
+export const STALE_TEMP_MS = 60 * 60 * 1000;
+
+/** The temporary-file name prefix for a target file name. */
+function tempPrefix(name: string): string {
+  return `.${name}.memfit-tmp-`;
+}
+
+const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** Matches our temporaries of `name` (and the earlier `.<name>.tmp-<pid>-<hex>` ones); group 1 is the pid. */
+function tempPattern(name: string): RegExp {
+  return new RegExp(`^\\.${escapeRegExp(name)}\\.(?:memfit-tmp|tmp)-(\\d+)-[0-9a-f]{8}$`);
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'; // exists, owned by another user
+  }
+}
+
 /**
- * Replaces `path` with `data` atomically: a temporary file in the same directory is written,
- * fsynced and renamed over it, so readers see the old file or the new one, never a part.
+ * Removes stale temporaries of `target` (see the top of this file); returns the names removed. Never
+ * throws: cleaning is best effort and must not stop a save.
+ */
+export async function removeStaleTemps(target: string, now = Date.now()): Promise<string[]> {
+  const dir = dirname(target), re = tempPattern(basename(target)), removed: string[] = [];
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return removed;
+  }
+  for (const name of names) {
+    const m = re.exec(name);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    const path = join(dir, name);
+    try {
+      const st = await lstat(path);
+      if (!st.isFile()) continue;
+      const deadWriter = pid !== process.pid && Number.isSafeInteger(pid) && pid > 0 && !pidAlive(pid);
+      if (deadWriter || now - st.mtimeMs > STALE_TEMP_MS) {
+        await unlink(path);
+        removed.push(name);
+      }
+    } catch {
+      /* gone already, or not ours to remove */
+    }
+  }
+  return removed;
+}
+
+/** How openOutput() writes a target: see the top of this file. */
+export type OutputMode = 'atomic' | 'direct';
+
+/** The file (after following symbolic links) that writing `path` changes, and how it is written. */
+export async function outputTarget(path: string): Promise<{ path: string; mode: OutputMode }> {
+  let link;
+  try {
+    link = await lstat(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { path, mode: 'atomic' };
+    throw e;
+  }
+  let target = path;
+  let st = link;
+  if (link.isSymbolicLink()) {
+    try {
+      target = await realpath(path);
+      st = await stat(target);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new InvalidArgumentError(`${path} is a symbolic link to a missing file; memfit will not replace the link (write to the file it should point to instead)`);
+      throw e;
+    }
+  }
+  if (st.isFile()) return { path: target, mode: 'atomic' };
+  if (st.isCharacterDevice() || st.isFIFO()) return { path: target, mode: 'direct' };
+  const kind = st.isDirectory() ? 'a directory' : st.isBlockDevice() ? 'a block device' : st.isSocket() ? 'a socket' : 'not a regular file';
+  throw new InvalidArgumentError(`${path} is ${kind}; memfit writes only regular files (replaced atomically), character devices and FIFOs (written in place)`);
+}
+
+/** An output file being written: write through `handle`, then commit() or abort(). */
+export interface OutputFile {
+  /** The file written (symbolic links followed). */
+  readonly path: string;
+  readonly mode: OutputMode;
+  /** Write sequentially (position null): a FIFO cannot seek. */
+  readonly handle: FileHandle;
+  /** Atomic: fsync, rename over the target, fsync the directory. Direct: close. */
+  commit(): Promise<void>;
+  /** Closes and removes the temporary file (atomic); the target is untouched. Safe to call after commit. */
+  abort(): Promise<void>;
+  /** abort() for signal handlers, synchronous (the handle is left to the exiting process). */
+  abortSync(): void;
+}
+
+/**
+ * Opens `path` for writing as described at the top of this file. A FIFO's open waits for a reader,
+ * as any writer of a pipe does.
+ */
+export async function openOutput(path: string): Promise<OutputFile> {
+  const target = await outputTarget(path);
+  if (target.mode === 'direct') {
+    const handle = await open(target.path, 'w');
+    let open_ = true;
+    return {
+      ...target, handle,
+      async commit() { open_ = false; await handle.close(); },
+      async abort() { if (open_) { open_ = false; await handle.close().catch(() => {}); } },
+      abortSync() {},
+    };
+  }
+  await removeStaleTemps(target.path);
+  const dir = dirname(target.path);
+  const tmp = join(dir, `${tempPrefix(basename(target.path))}${process.pid}-${randomBytes(4).toString('hex')}`);
+  const handle = await open(tmp, 'wx');
+  let state: 'open' | 'closed' | 'done' = 'open';
+  const out: OutputFile = {
+    ...target, handle,
+    async commit() {
+      await handle.sync();
+      await handle.close();
+      state = 'closed';
+      await rename(tmp, target.path);
+      state = 'done';
+      await syncDir(dir);
+    },
+    async abort() {
+      if (state === 'open') await handle.close().catch(() => {});
+      if (state !== 'done') await unlink(tmp).catch(() => {});
+      state = 'done';
+    },
+    abortSync() {
+      if (state === 'done') return;
+      try { unlinkSync(tmp); } catch { /* already gone */ }
+      state = 'done';
+    },
+  };
+  return out;
+}
+
+/** True when `a` and `b` name the same existing file (same device and inode, links followed). */
+export async function sameFile(a: string, b: string): Promise<boolean> {
+  try {
+    const [sa, sb] = await Promise.all([stat(a), stat(b)]);
+    return sa.dev === sb.dev && sa.ino === sb.ino;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Writes `data` to `path` the one way memfit writes outputs (openOutput: a regular file replaced
+ * atomically, a device or FIFO written in place, anything else refused).
  */
 export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
   const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : data;
-  const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
-  let h: FileHandle | undefined;
-  let created = false;
+  const out = await openOutput(path);
   try {
-    h = await open(tmp, 'wx');
-    created = true;
-    await writeFully(h, bytes, 0);
-    await h.sync();
-    await h.close();
-    h = undefined;
-    await rename(tmp, path);
-    created = false;
+    await writeFully(out.handle, bytes);
+    await out.commit();
   } finally {
-    if (h) await h.close().catch(() => {});
-    if (created) await unlink(tmp).catch(() => {});
+    await out.abort();
   }
-  await syncDir(dirname(path));
 }

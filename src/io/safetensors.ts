@@ -10,7 +10,7 @@
 // length before checking it against what is there, parses the JSON itself (JSON.parse silently keeps the
 // last of duplicate keys and rounds integers above 2^53) and reports every problem as a SafetensorsError
 // naming the tensor. docs/safetensors.md has the format notes and the memfit dtype mapping.
-import { InvalidArgumentError, MemfitError } from '../errors.js';
+import { describeValue, InvalidArgumentError, MemfitError } from '../errors.js';
 import { formatOf } from '../dtype/formats.js';
 import type { Backend, TensorDType } from '../backend/backend.js';
 import type { Category } from '../backend/memory.js';
@@ -18,6 +18,16 @@ import { Tensor } from '../tensor/tensor.js';
 
 /** Largest header the reference implementation accepts (its MAX_HEADER_SIZE, 100 MB). */
 export const MAX_HEADER_BYTES = 100_000_000;
+
+/**
+ * Most tensors a file may hold (and entries in any header object). Real checkpoints hold hundreds to
+ * a few tens of thousands; a 100 MB header of empty tensors would otherwise be 1.5 million entries,
+ * tens of seconds and gigabytes to parse and load. Checked while parsing, before the entries are built.
+ */
+export const MAX_TENSORS = 100_000;
+
+/** Longest array in a header (a shape's rank; data_offsets has 2). */
+export const MAX_RANK = 64;
 
 /**
  * `__metadata__` key under which memfit records the real dtype and logical shape of tensors stored as U8
@@ -249,6 +259,7 @@ function parseJson(s: string, what: string): Json {
         if (s[i] !== '"') fail('expected a string key');
         const key = str();
         if (obj.has(key)) fail(`duplicate key ${JSON.stringify(key)}`);
+        if (obj.size >= MAX_TENSORS + 1) fail(`an object with more than ${MAX_TENSORS + 1} entries (memfit reads at most ${MAX_TENSORS} tensors a file; corrupt or hostile file?)`);
         ws();
         if (s[i] !== ':') fail("expected ':'");
         i++;
@@ -270,6 +281,7 @@ function parseJson(s: string, what: string): Json {
         return arr;
       }
       for (;;) {
+        if (arr.length >= MAX_RANK) fail(`an array longer than ${MAX_RANK} (memfit reads shapes of rank <= ${MAX_RANK})`);
         arr.push(value(depth + 1));
         ws();
         if (s[i] === ',') i++;
@@ -524,13 +536,15 @@ function fileRow(name: string, spec: FileTensorSpec) {
  * at 4-byte-aligned offsets; the JSON is space-padded to a multiple of 8 bytes, as the reference pads it.
  */
 export function planSafetensors(specs: ReadonlyArray<readonly [string, RawTensorSpec | FileTensorSpec]>, metadata: Record<string, string> = {}): SafetensorsLayout {
-  if (metadata === null || typeof metadata !== 'object') throw new InvalidArgumentError('metadata must be an object of strings');
+  if (metadata === null || typeof metadata !== 'object') throw new InvalidArgumentError(`metadata must be an object of strings, got ${describeValue(metadata)}`);
   const meta: string[] = [];
+  if (Object.keys(metadata).length > MAX_TENSORS) throw new InvalidArgumentError(`${Object.keys(metadata).length} metadata entries are more than the ${MAX_TENSORS} a safetensors header may hold here`);
   for (const [k, v] of Object.entries(metadata)) {
     checkString(k, 'metadata key');
     if (k === MEMFIT_DTYPES_KEY) throw new InvalidArgumentError(`metadata key "${MEMFIT_DTYPES_KEY}" is reserved: memfit writes it for fp4/fp6/e8m0 tensors`);
     meta.push(`${JSON.stringify(k)}:${JSON.stringify(checkString(v, `metadata value of ${JSON.stringify(k)}`))}`);
   }
+  if (specs.length > MAX_TENSORS) throw new InvalidArgumentError(`${specs.length} tensors are more than the ${MAX_TENSORS} a safetensors file may hold here (readers refuse more)`);
   const seen = new Set<string>();
   const rows = specs.map(([name, spec]) => {
     checkString(name, 'tensor name');
@@ -544,6 +558,7 @@ export function planSafetensors(specs: ReadonlyArray<readonly [string, RawTensor
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
       throw new InvalidArgumentError(`tensor '${name}': shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
     }
+    if (shape.length > MAX_RANK) throw new InvalidArgumentError(`tensor '${name}': rank ${shape.length} is above the ${MAX_RANK} a safetensors file may hold here`);
     const bytes = byteSize(numelOf(shape), dtypeBits(dtype));
     if (bytes < 0) throw new InvalidArgumentError(`tensor '${name}': shape ${fmtShape(shape)} is too large`);
     const fileDType = TO_FILE.get(dtype) ?? 'U8';
@@ -582,6 +597,7 @@ function allocate(n: number): Uint8Array {
 
 /** A safetensors file holding `entries` (bytes in memfit's storage packing) and string `metadata`. */
 export function serializeSafetensors(entries: Record<string, RawTensor>, metadata?: Record<string, string>): Uint8Array {
+  if (entries === null || typeof entries !== 'object') throw new InvalidArgumentError(`serializeSafetensors: entries must be an object of raw tensors, got ${describeValue(entries)}`);
   const list = Object.entries(entries);
   const layout = planSafetensors(list, metadata);
   const out = allocate(layout.byteLength);
@@ -622,6 +638,7 @@ export async function readTensorBytes(t: Tensor): Promise<Uint8Array> {
 
 /** A safetensors file of `tensors` (read back from their backends) and string `metadata`. */
 export async function tensorsToSafetensors(tensors: Record<string, Tensor>, metadata?: Record<string, string>): Promise<Uint8Array> {
+  if (tensors === null || typeof tensors !== 'object') throw new InvalidArgumentError(`tensorsToSafetensors: tensors must be an object of Tensors, got ${describeValue(tensors)}`);
   const list = Object.entries(tensors);
   for (const [name, t] of list) if (!(t instanceof Tensor)) throw new InvalidArgumentError(`tensor '${name}' is not a Tensor`);
   const layout = planSafetensors(list, metadata);

@@ -2,14 +2,13 @@
 // memory twice: saving reads each tensor back from its backend and appends it; loading reads the header,
 // validates it against the file size, then reads each tensor's range straight into a new tensor.
 // Saving is atomic: a temporary file in the target's directory is written, fsynced and renamed over the
-// target, so a crash or an error mid-write leaves any previous file untouched.
-import { randomBytes } from 'node:crypto';
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+// target, so a crash or an error mid-write leaves any previous file untouched (a device or FIFO target
+// is written in place, never replaced: fs_sync.ts, openOutput).
+import { open, type FileHandle } from 'node:fs/promises';
 import type { Backend } from '../backend/backend.js';
 import { InvalidArgumentError, MemfitError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
-import { readFully as readAll, syncDir, writeFully } from './fs_sync.js';
+import { openOutput, readFully as readAll, writeFully, type OutputFile } from './fs_sync.js';
 import {
   SafetensorsError, checkSupported, parseSafetensorsHeader, planSafetensors, rawToTensor, readTensorBytes,
   safetensorsHeaderSize, type LoadOptions, type SafetensorsHeader,
@@ -28,37 +27,34 @@ export function withPath(path: string, e: unknown, doing: string): SafetensorsEr
 
 
 
-/** Writes `tensors` and string `metadata` to `path` as safetensors, atomically (temp file, fsync, rename). */
+/**
+ * Writes `tensors` and string `metadata` to `path` as safetensors: atomically (temp file, fsync,
+ * rename) over a regular file, in place into a character device or FIFO (see openOutput in fs_sync.ts).
+ */
 export async function saveSafetensors(path: string, tensors: Record<string, Tensor>, metadata?: Record<string, string>): Promise<void> {
+  if (typeof path !== 'string' || path === '') throw new InvalidArgumentError(`saveSafetensors: path must be a non-empty string, got ${path === '' ? "''" : typeof path}`);
+  if (tensors === null || typeof tensors !== 'object') throw new InvalidArgumentError(`saveSafetensors: tensors must be an object of Tensors, got ${tensors === null ? 'null' : typeof tensors}`);
   const list = Object.entries(tensors);
   for (const [name, t] of list) if (!(t instanceof Tensor)) throw new InvalidArgumentError(`tensor '${name}' is not a Tensor`);
   // Names, dtypes and metadata are checked here, before any file is touched.
   const layout = planSafetensors(list, metadata);
   const byName = new Map(list);
-  const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
-  let h: FileHandle | undefined;
-  let created = false;
+  let out: OutputFile | undefined;
   try {
-    h = await open(tmp, 'wx');
-    created = true;
-    await writeFully(h, layout.header, 0);
+    out = await openOutput(path);
+    // Sequential writes, in data order: a FIFO cannot seek.
+    await writeFully(out.handle, layout.header);
     for (const { name, begin, end } of layout.order) {
       const bytes = await readTensorBytes(byName.get(name)!);
       if (bytes.length !== end - begin) throw new SafetensorsError(`tensor '${name}' read back ${bytes.length} bytes, expected ${end - begin}`, { tensor: name });
-      await writeFully(h, bytes, layout.header.length + begin);
+      await writeFully(out.handle, bytes);
     }
-    await h.sync();
-    await h.close();
-    h = undefined;
-    await rename(tmp, path);
-    created = false;
+    await out.commit();
   } catch (e) {
     throw withPath(path, e, 'cannot save');
   } finally {
-    if (h) await h.close().catch(() => {});
-    if (created) await unlink(tmp).catch(() => {});
+    await out?.abort();
   }
-  await syncDir(dirname(path));
 }
 
 /** Reads and validates the header of the safetensors file at `path` (no tensor data is read). */

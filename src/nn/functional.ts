@@ -1,95 +1,200 @@
 // torch.nn.functional: the differentiable ops that layers are made of, each a fused backend kernel
 // (or a short composition) with its backward beside it. Shapes in comments: B batch, T sequence,
 // H heads, D head dim, C channels/classes.
-import { InvalidArgumentError, ShapeMismatchError } from '../errors.js';
-import { Tensor } from '../tensor/tensor.js';
+import { checkOptions, describeValue, InvalidArgumentError, ShapeMismatchError } from '../errors.js';
+import { checkTensor, Tensor, withOutputs } from '../tensor/tensor.js';
 import { numel } from '../backend/shape.js';
-import { applyOpPolicy, isGradEnabled, record, tidy, Variable } from '../autograd/variable.js';
-import { add, matmul, mul, reshape } from '../autograd/ops.js';
-import { floating, kBinary, outCategory, sameBackend, zeros } from '../autograd/kernels.js';
+import { checkVariables, isGradEnabled, Variable } from '../autograd/variable.js';
+import { apply, defineOp } from '../autograd/op.js';
+import { floating, kBinary, kSum, outCategory, sameBackend, zeros } from '../autograd/kernels.js';
 import { defaultGenerator, type Generator } from '../random.js';
 
 const dims = (s: readonly number[]): string => `[${s.join(', ')}]`;
 
+const LINEAR = defineOp({
+  name: 'linear',
+  forward: (io, [x, weight, bias]) => {
+    floating(x.data, 'linear');
+    sameBackend(x.data, weight.data);
+    const inF = x.shape[x.shape.length - 1];
+    const outF = weight.shape[0];
+    const be = x.backend;
+    // Flattened to 2-D so the weight gradient is one matmul over all rows (no batched product + sum).
+    const rows = numel(x.shape.slice(0, -1));
+    const x2 = x.data.reshape([rows, inF]);
+    const y = io.output(x.data, [...x.shape.slice(0, -1), outF]);
+    const y2 = y.reshape([rows, outF]);
+    try {
+      be.matmul(x2, weight.data, y2, { transB: true });
+      if (bias) be.binary('add', y2, bias.data, y2);
+    } finally {
+      x2.dispose(); y2.dispose();
+    }
+    return {
+      y, save: (needs) => [needs[1] ? x.data : null, needs[0] ? weight.data : null], slots: ['input0', 'input1'],
+      backward: (gy, [sx, sw], needs) => {
+        const g2 = gy.reshape([rows, outF]);
+        try {
+          let gx: Tensor | null = null, gw: Tensor | null = null, gb: Tensor | null = null;
+          if (needs[0]) { // dX = dY @ W
+            gx = Tensor.empty(be, x.shape, { category: 'temporary' });
+            const gx2 = gx.reshape([rows, inF]);
+            be.matmul(g2, sw!, gx2, {});
+            gx2.dispose();
+          }
+          if (needs[1]) { // dW = dY^T @ X
+            gw = Tensor.empty(be, weight.shape, { category: 'temporary' });
+            const sx2 = sx!.reshape([rows, inF]);
+            be.matmul(g2, sx2, gw, { transA: true });
+            sx2.dispose();
+          }
+          if (bias && needs[2]) gb = kSum(g2, 0, 'temporary'); // db = the rows of dY summed
+          return [gx, gw, gb];
+        } finally {
+          g2.dispose();
+        }
+      },
+    };
+  },
+});
+
 /** y = x @ weight^T + bias: x [..., in], weight [out, in], bias [out] or null. */
 export function linear(x: Variable, weight: Variable, bias: Variable | null = null): Variable {
+  checkVariables('linear', bias === null ? [x, weight] : [x, weight, bias]);
+  checkVariables('linear', bias === null ? [x, weight] : [x, weight, bias]);
   const inF = x.shape[x.shape.length - 1];
   if (weight.data.rank !== 2 || weight.shape[1] !== inF) throw new ShapeMismatchError(`linear: input ${dims(x.shape)} does not fit weight ${dims(weight.shape)} (expected [out, ${inF}])`);
   const outF = weight.shape[0];
   if (bias && (bias.data.rank !== 1 || bias.shape[0] !== outF)) throw new ShapeMismatchError(`linear: bias ${dims(bias.shape)} does not fit weight ${dims(weight.shape)}`);
-  // Flattened to 2-D so the weight gradient is one matmul over all rows (no batched product + sum).
-  return tidy(() => {
-    const flat = x.data.rank === 2 ? x : reshape(x, [-1, inF]);
-    let y = matmul(flat, weight, { transB: true });
-    if (bias) y = add(y, bias);
-    return x.data.rank === 2 ? y : reshape(y, [...x.shape.slice(0, -1), outF]);
-  });
+  if (x.data.rank < 1) throw new ShapeMismatchError('linear: the input must have at least one dimension');
+  return apply(LINEAR, bias ? [x, weight, bias] : [x, weight]);
 }
 
+const EMBEDDING = defineOp({
+  name: 'embedding',
+  forward: (io, [table], ids: Tensor, paddingIdx: number | null) => {
+    sameBackend(ids, table.data);
+    const be = table.backend;
+    const y = io.output(table.data, [...ids.shape, table.shape[1]]);
+    be.embedding(ids, table.data, y);
+    const shape = table.shape;
+    return {
+      y, save: () => [ids], slots: ['ids'],
+      backward: (gy, [sids]) => {
+        const g = zeros(be, shape, 'temporary');
+        if (paddingIdx === null) be.embeddingBackward(sids!, gy, g);
+        else { // the padding id becomes -1, which the backward kernel skips
+          const t = Tensor.from(be, [paddingIdx, -1], [2], { category: 'temporary' });
+          const keep = Tensor.empty(be, sids!.shape, { category: 'temporary' }), back = Tensor.empty(be, sids!.shape, { dtype: 'int32', category: 'temporary' });
+          const p = t.slice(0, 1).reshape([]), m = t.slice(1, 2).reshape([]);
+          try {
+            be.binary('sub', sids!, p, keep);
+            be.where(keep, sids!, m, back);
+            be.embeddingBackward(back, gy, g);
+          } finally {
+            for (const x of [t, keep, back, p, m]) x.dispose();
+          }
+        }
+        return [g];
+      },
+    };
+  },
+});
+
 /** Rows of `table` [V, C] picked by int32 ids [...]: out [..., C]. An id outside [0, V) gives zeros. */
-export function embedding(ids: Tensor, table: Variable): Variable {
-  [table] = applyOpPolicy('embedding', [table] as const);
+export interface EmbeddingOptions {
+  /** Rows at this id get no gradient (torch's padding_idx; the forward still reads the row). */
+  paddingIdx?: number | null;
+}
+
+export function embedding(ids: Tensor, table: Variable, options: EmbeddingOptions = {}): Variable {
+  checkTensor(ids, 'embedding ids');
+  checkVariables('embedding', [table]);
   if (ids.dtype !== 'int32') throw new InvalidArgumentError(`embedding: ids must be int32, got ${ids.dtype}`);
   if (table.data.rank !== 2) throw new ShapeMismatchError(`embedding: table must be [rows, dim], got ${dims(table.shape)}`);
-  sameBackend(ids, table.data);
-  const be = table.backend;
-  const y = Tensor.empty(be, [...ids.shape, table.shape[1]], { category: outCategory() });
-  be.embedding(ids, table.data, y);
-  const shape = table.shape;
-  return record('embedding', y, [table], () => [ids], (gy, [sids]) => {
-    const g = zeros(be, shape, 'temporary');
-    be.embeddingBackward(sids!, gy, g);
-    return [g];
-  });
+  return apply(EMBEDDING, [table], ids, options.paddingIdx ?? null);
 }
+
+/** Throws unless eps is a finite number >= 0 (a string would become NaN in the kernel). */
+function checkEps(op: string, eps: unknown): void {
+  if (!(typeof eps === 'number' && Number.isFinite(eps) && eps >= 0)) throw new InvalidArgumentError(`${op}: eps must be a finite number >= 0, got ${describeValue(eps)}`);
+}
+
+const RMS_NORM = defineOp({
+  name: 'rms_norm',
+  forward: (io, [x, weight], eps: number) => {
+    floating(x.data, 'rms_norm');
+    const c = x.shape[x.shape.length - 1];
+    sameBackend(x.data, weight.data);
+    const be = x.backend;
+    const y = io.output(x.data, x.shape);
+    const rstd = io.stat(x.data, x.shape.slice(0, -1), 'rstd');
+    be.rmsNorm(x.data, weight.data, y, rstd, eps);
+    // The input may be kept rounded (a policy's saveDtype): the float32 residual stream is then not held for backward.
+    const sx = x.requiresGrad || weight.requiresGrad ? io.forSaving(x.data, 'input') : x.data;
+    return {
+      y, temps: sx === x.data ? [rstd] : [rstd, sx], slots: ['input0', 'input1', 'rstd'],
+      save: () => [sx, weight.data, rstd],
+      backward: (gy, [sx, sw, sr], needs) => {
+        const dx = Tensor.empty(be, x.shape, { category: 'temporary' });
+        const dw = zeros(be, [c], 'temporary');
+        be.rmsNormBackward(gy, sx!, sw!, sr!, dx, dw);
+        if (!needs[0]) dx.dispose();
+        if (!needs[1]) dw.dispose();
+        return [needs[0] ? dx : null, needs[1] ? dw : null];
+      },
+    };
+  },
+});
 
 /** RMSNorm over the last axis: x * rsqrt(mean(x^2) + eps) * weight. */
 export function rmsNorm(x: Variable, weight: Variable, eps: number): Variable {
-  [x, weight] = applyOpPolicy('rmsNorm', [x, weight] as const);
-  floating(x.data, 'rmsNorm');
+  checkVariables('rmsNorm', [x, weight]);
+  checkEps('rmsNorm', eps);
   const c = x.shape[x.shape.length - 1];
   if (weight.data.rank !== 1 || weight.shape[0] !== c) throw new ShapeMismatchError(`rmsNorm: weight ${dims(weight.shape)} does not fit input ${dims(x.shape)}`);
-  sameBackend(x.data, weight.data);
-  const be = x.backend;
-  const y = Tensor.empty(be, x.shape, { category: outCategory() });
-  const rstd = Tensor.empty(be, x.shape.slice(0, -1), { category: outCategory(), label: 'rstd' });
-  be.rmsNorm(x.data, weight.data, y, rstd, eps);
-  return record('rmsNorm', y, [x, weight], () => [x.data, weight.data, rstd], (gy, [sx, sw, sr], needs) => {
-    const dx = Tensor.empty(be, x.shape, { category: 'temporary' });
-    const dw = zeros(be, [c], 'temporary');
-    be.rmsNormBackward(gy, sx!, sw!, sr!, dx, dw);
-    if (!needs[0]) dx.dispose();
-    if (!needs[1]) dw.dispose();
-    return [needs[0] ? dx : null, needs[1] ? dw : null];
-  }, [rstd]);
+  return apply(RMS_NORM, [x, weight], eps);
 }
+
+const LAYER_NORM = defineOp({
+  name: 'layer_norm',
+  forward: (io, [x, weight, bias], eps: number) => {
+    floating(x.data, 'layer_norm');
+    const c = x.shape[x.shape.length - 1];
+    const be = x.backend;
+    const y = io.output(x.data, x.shape);
+    const mean = io.stat(x.data, x.shape.slice(0, -1), 'mean');
+    const rstd = io.stat(x.data, x.shape.slice(0, -1), 'rstd');
+    be.layerNorm(x.data, weight.data, bias.data, y, mean, rstd, eps);
+    const sx = x.requiresGrad || weight.requiresGrad || bias.requiresGrad ? io.forSaving(x.data, 'input') : x.data;
+    return {
+      y, temps: sx === x.data ? [mean, rstd] : [mean, rstd, sx], slots: ['input0', 'input1', 'mean', 'rstd'],
+      save: () => [sx, weight.data, mean, rstd],
+      backward: (gy, [sx, sw, sm, sr], needs) => {
+        const dx = Tensor.empty(be, x.shape, { category: 'temporary' });
+        const dw = zeros(be, [c], 'temporary'), db = zeros(be, [c], 'temporary');
+        be.layerNormBackward(gy, sx!, sw!, sm!, sr!, dx, dw, db);
+        return [dx, dw, db].map((g, i) => (needs[i] ? g : (g.dispose(), null)));
+      },
+    };
+  },
+});
 
 /** LayerNorm over the last axis with weight and bias. */
 export function layerNorm(x: Variable, weight: Variable, bias: Variable, eps: number): Variable {
-  [x, weight, bias] = applyOpPolicy('layerNorm', [x, weight, bias] as const);
-  floating(x.data, 'layerNorm');
+  checkVariables('layerNorm', [x, weight, bias]);
+  checkEps('layerNorm', eps);
   const c = x.shape[x.shape.length - 1];
   for (const [name, p] of [['weight', weight], ['bias', bias]] as const) {
     if (p.data.rank !== 1 || p.shape[0] !== c) throw new ShapeMismatchError(`layerNorm: ${name} ${dims(p.shape)} does not fit input ${dims(x.shape)}`);
   }
-  const be = x.backend;
-  const y = Tensor.empty(be, x.shape, { category: outCategory() });
-  const mean = Tensor.empty(be, x.shape.slice(0, -1), { category: outCategory(), label: 'mean' });
-  const rstd = Tensor.empty(be, x.shape.slice(0, -1), { category: outCategory(), label: 'rstd' });
-  be.layerNorm(x.data, weight.data, bias.data, y, mean, rstd, eps);
-  return record('layerNorm', y, [x, weight, bias], () => [x.data, weight.data, mean, rstd], (gy, [sx, sw, sm, sr], needs) => {
-    const dx = Tensor.empty(be, x.shape, { category: 'temporary' });
-    const dw = zeros(be, [c], 'temporary'), db = zeros(be, [c], 'temporary');
-    be.layerNormBackward(gy, sx!, sw!, sm!, sr!, dx, dw, db);
-    const out = [dx, dw, db].map((g, i) => (needs[i] ? g : (g.dispose(), null)));
-    return out;
-  }, [mean, rstd]);
+  return apply(LAYER_NORM, [x, weight, bias], eps);
 }
 
 export interface AttentionOptions {
   /**
-   * Must be true: only causal attention (query t sees keys <= t) is implemented. PyTorch's default
-   * is false, so it is asked for explicitly rather than assumed.
+   * true: causal attention (query t sees keys <= t, a decoder); false: every key (an encoder such
+   * as BERT). Required: PyTorch's default is false, so it is asked for explicitly rather than assumed.
    */
   isCausal: boolean;
   /** Key padding mask [B, T]: 1 keeps a key, 0 masks it (float32 or int32). */
@@ -99,31 +204,42 @@ export interface AttentionOptions {
 }
 
 /**
- * Causal scaled-dot-product attention, q, k, v [B, H, T, D] -> [B, H, T, D] (one fused kernel;
- * no T x T buffer is kept: backward recomputes the scores from q, k and the saved log-sum-exp).
- * A query whose keys are all masked gets zeros (PyTorch's SDPA gives NaN there).
+ * Scaled-dot-product attention, q, k, v [B, H, T, D] -> [B, H, T, D], causal or bidirectional
+ * (one fused kernel; no T x T buffer is kept: backward recomputes the scores from q, k and the
+ * saved log-sum-exp). A query whose keys are all masked gets zeros (PyTorch's SDPA gives NaN there).
  */
 export function scaledDotProductAttention(q: Variable, k: Variable, v: Variable, options: AttentionOptions): Variable {
-  if (options?.isCausal !== true) throw new InvalidArgumentError('scaledDotProductAttention: only causal attention is implemented; pass { isCausal: true }');
-  [q, k, v] = applyOpPolicy('scaledDotProductAttention', [q, k, v] as const);
-  for (const t of [q, k, v]) floating(t.data, 'attention');
-  if (q.data.rank !== 4 || q.shape.join() !== k.shape.join() || q.shape.join() !== v.shape.join()) {
-    throw new ShapeMismatchError(`attention: q, k, v must be [B, H, T, D] of one shape, got ${dims(q.shape)}, ${dims(k.shape)}, ${dims(v.shape)}`);
-  }
-  const [b, h, t, d] = q.shape;
-  const mask = options.mask ?? null;
-  if (mask && (mask.rank !== 2 || mask.shape[0] !== b || mask.shape[1] !== t)) throw new ShapeMismatchError(`attention: mask ${dims(mask.shape)} must be [B, T] = [${b}, ${t}]`);
-  const scale = options.scale ?? 1 / Math.sqrt(d);
-  const be = q.backend;
-  const out = Tensor.empty(be, q.shape, { category: outCategory() });
-  const lse = Tensor.empty(be, [b, h, t], { category: outCategory(), label: 'lse' });
-  be.attention(q.data, k.data, v.data, out, lse, mask, scale);
-  return record('attention', out, [q, k, v], () => [q.data, k.data, v.data, out, lse, mask], (gy, [sq, sk, sv, so, sl, sm], needs) => {
-    const g = [0, 1, 2].map(() => Tensor.empty(be, q.shape, { category: 'temporary' }));
-    be.attentionBackward(gy, sq!, sk!, sv!, so!, sl!, sm, scale, g[0], g[1], g[2]);
-    return g.map((x, i) => (needs[i] ? x : (x.dispose(), null)));
-  }, [lse]);
+  if (typeof options?.isCausal !== 'boolean') throw new InvalidArgumentError('scaledDotProductAttention: pass { isCausal: true } (a decoder) or { isCausal: false } (an encoder)');
+  if (options.mask !== undefined && options.mask !== null) checkTensor(options.mask, 'attention mask');
+  return apply(ATTENTION, [q, k, v], options);
 }
+
+const ATTENTION = defineOp({
+  name: 'scaled_dot_product_attention',
+  forward: (io, [q, k, v], options: AttentionOptions) => {
+    for (const t of [q, k, v]) floating(t.data, 'attention');
+    if (q.data.rank !== 4 || q.shape.join() !== k.shape.join() || q.shape.join() !== v.shape.join()) {
+      throw new ShapeMismatchError(`attention: q, k, v must be [B, H, T, D] of one shape, got ${dims(q.shape)}, ${dims(k.shape)}, ${dims(v.shape)}`);
+    }
+    const [b, h, t, d] = q.shape;
+    const mask = options.mask ?? null;
+    if (mask && (mask.rank !== 2 || mask.shape[0] !== b || mask.shape[1] !== t)) throw new ShapeMismatchError(`attention: mask ${dims(mask.shape)} must be [B, T] = [${b}, ${t}]`);
+    const scale = options.scale ?? 1 / Math.sqrt(d);
+    const be = q.backend;
+    const out = io.output(q.data, q.shape);
+    const lse = io.stat(q.data, [b, h, t], 'lse');
+    const causal = options.isCausal;
+    be.attention(q.data, k.data, v.data, out, lse, mask, scale, causal);
+    return {
+      y: out, temps: [lse], save: () => [q.data, k.data, v.data, out, lse, mask], slots: ['input0', 'input1', 'input2', 'output', 'lse', 'mask'],
+      backward: (gy, [sq, sk, sv, so, sl, sm], needs) => {
+        const g = [0, 1, 2].map(() => Tensor.empty(be, q.shape, { category: 'temporary' }));
+        be.attentionBackward(gy, sq!, sk!, sv!, so!, sl!, sm, scale, g[0], g[1], g[2], causal);
+        return g.map((x, i) => (needs[i] ? x : (x.dispose(), null)));
+      },
+    };
+  },
+});
 
 export interface CrossEntropyOptions {
   /** Targets equal to this are skipped (PyTorch's default -100). */
@@ -136,37 +252,64 @@ export interface CrossEntropyOptions {
  * instead of the logits (same size), so the logits can be freed as soon as the loss is known.
  */
 export function crossEntropy(logits: Variable, targets: Tensor, options: CrossEntropyOptions = {}): Variable {
-  [logits] = applyOpPolicy('crossEntropy', [logits] as const);
-  floating(logits.data, 'crossEntropy');
+  checkVariables('crossEntropy', [logits]);
+  checkTensor(targets, 'crossEntropy targets');
+  const ignoreIndex: unknown = checkOptions(options, ['ignoreIndex'], 'crossEntropy').ignoreIndex ?? -100;
+  if (!(typeof ignoreIndex === 'number' && Number.isSafeInteger(ignoreIndex))) throw new InvalidArgumentError(`crossEntropy: ignoreIndex must be an integer, got ${describeValue(ignoreIndex)}`);
   if (targets.dtype !== 'int32') throw new InvalidArgumentError(`crossEntropy: targets must be int32, got ${targets.dtype}`);
-  const c = logits.shape[logits.shape.length - 1];
   const rows = numel(logits.shape.slice(0, -1));
   if (logits.data.rank < 2 || targets.size !== rows || targets.shape.join() !== logits.shape.slice(0, -1).join()) {
     throw new ShapeMismatchError(`crossEntropy: logits ${dims(logits.shape)} and targets ${dims(targets.shape)} do not match (targets must be the logits' shape without the last dim)`);
   }
-  sameBackend(logits.data, targets);
-  const be = logits.backend;
-  const x2 = logits.data.reshape([rows, c]), t1 = targets.reshape([rows]);
-  const loss = Tensor.empty(be, [], { category: outCategory() });
-  const wantGrad = logits.requiresGrad && isGradEnabled();
-  const dl = wantGrad ? Tensor.empty(be, [rows, c], { category: outCategory(), label: 'dlogits' }) : null;
-  try {
-    be.crossEntropy(x2, t1, loss, dl, options.ignoreIndex ?? -100, 1);
-  } finally {
-    x2.dispose(); t1.dispose();
-  }
-  const shape = logits.shape;
-  return record('crossEntropy', loss, [logits], () => [dl], (gy, [sdl]) => {
-    const g = kBinary('mul', sdl!, gy, 'temporary');
-    const r = g.reshape(shape);
-    g.dispose();
-    return [r];
-  }, dl ? [dl] : []);
+  return apply(CROSS_ENTROPY, [logits], targets, ignoreIndex);
 }
+
+const CROSS_ENTROPY = defineOp({
+  name: 'cross_entropy',
+  forward: (io, [logits], targets: Tensor, ignoreIndex: number) => {
+    floating(logits.data, 'cross_entropy');
+    sameBackend(logits.data, targets);
+    const c = logits.shape[logits.shape.length - 1];
+    const rows = numel(logits.shape.slice(0, -1));
+    const be = logits.backend;
+    const x2 = logits.data.reshape([rows, c]), t1 = targets.reshape([rows]);
+    const loss = io.output(logits.data, []);
+    const wantGrad = logits.requiresGrad && isGradEnabled();
+    const dl = wantGrad ? io.stat(logits.data, [rows, c], 'dlogits') : null;
+    try {
+      be.crossEntropy(x2, t1, loss, dl, ignoreIndex, 1);
+    } finally {
+      x2.dispose(); t1.dispose();
+    }
+    const shape = logits.shape;
+    // The gradient may be kept rounded (a policy's saveDtype, e.g. autocast's bfloat16): half the bytes.
+    const kept = dl ? io.forSaving(dl, 'dlogits') : null;
+    if (kept !== dl) dl!.dispose();
+    return {
+      y: loss, temps: kept ? [kept] : [], save: () => [kept], slots: ['dlogits'],
+      backward: (gy, [sdl]) => {
+        const g = kBinary('mul', sdl!, gy, 'temporary');
+        const r = g.reshape(shape);
+        g.dispose();
+        return [r];
+      },
+    };
+  },
+});
+
+const DROPOUT = defineOp({
+  name: 'dropout',
+  forward: (io, [x], mask: Tensor) => {
+    const y = io.output(x.data, x.shape);
+    x.backend.binary('mul', x.data, mask, y);
+    return { y, save: () => [mask], slots: ['mask'], backward: (gy, [sm]) => [kBinary('mul', gy, sm!, 'temporary')] };
+  },
+});
 
 /** Dropout: zeroes each element with probability p and scales the rest by 1/(1-p); identity when not training. */
 export function dropout(x: Variable, p: number, training: boolean, generator: Generator = defaultGenerator): Variable {
-  if (!(p >= 0 && p <= 1)) throw new InvalidArgumentError(`dropout probability must be in [0, 1], got ${p}`);
+  checkVariables('dropout', [x]);
+  if (!(typeof p === 'number' && p >= 0 && p <= 1)) throw new InvalidArgumentError(`dropout probability must be a number in [0, 1], got ${describeValue(p)}`);
   if (!training || p === 0) return x;
   const n = x.data.size;
   const keep = new Float32Array(n);
@@ -176,8 +319,12 @@ export function dropout(x: Variable, p: number, training: boolean, generator: Ge
   }
   const mask = Tensor.from(x.backend, keep, x.shape, { category: outCategory(), label: 'dropout mask' });
   try {
-    return mul(x, new Variable(mask, { requiresGrad: false }));
+    return apply(DROPOUT, [x], mask);
   } finally {
-    mask.dispose(); // mul saved its own reference when it needs one
+    mask.dispose(); // the node keeps its own reference when it saves the mask
   }
 }
+
+// Vision ops (src/nn/vision.ts), so that functional.conv2d etc. are where PyTorch users look.
+export { conv2d, batchNorm, maxPool2d, adaptiveAvgPool2d } from './vision.js';
+export type { Conv2dOptions, BatchNormOptions, MaxPool2dOptions, Size2d } from './vision.js';

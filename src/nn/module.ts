@@ -12,8 +12,9 @@
 // (gradient checkpointing, adapters) can be put around any submodule without the model's code
 // knowing; a wrapper lists the child it wraps in stateDictTransparentChildren() to keep the
 // model's checkpoint keys unchanged.
-import { currentModulePath, insideModule, withModulePath } from '../backend/alloc_label.js';
-import { InvalidArgumentError, MemfitError, ShapeMismatchError } from '../errors.js';
+import type { DTypeName } from '../dtype/formats.js';
+import { currentModulePath, insideModule, withModulePath } from '../backend/op_context.js';
+import { describeValue, InvalidArgumentError, MemfitError, ShapeMismatchError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { Backend } from '../backend/backend.js';
 import { canonicalDType, formatOf } from '../dtype/formats.js';
@@ -104,19 +105,21 @@ export abstract class Module {
   constructor() {
     // forward is wrapped per instance so that allocations made inside it are labelled with this
     // module's dotted path (memory traces say who allocated what). Own, non-enumerable: never a child.
+    // Assigning a forward (a wrapper such as autocast's) replaces the implementation, still labelled.
     const self = this;
+    let own: unknown;
     let wrapped: ((...args: unknown[]) => unknown) | undefined;
     Object.defineProperty(this, 'forward', {
       configurable: true, enumerable: false,
       get(): unknown {
-        const f = Object.getPrototypeOf(self).forward as unknown;
+        const f = own ?? (Object.getPrototypeOf(self).forward as unknown);
         if (typeof f !== 'function') return f;
         wrapped ??= function labelled(this: Module, ...args: unknown[]): unknown {
           return runLabelled(self, () => (f as (...a: unknown[]) => unknown).apply(this, args));
         };
         return wrapped;
       },
-      set(v: unknown): void { Object.defineProperty(self, 'forward', { value: v, writable: true, configurable: true, enumerable: false }); },
+      set(v: unknown): void { own = v; wrapped = undefined; },
     });
   }
 
@@ -426,6 +429,10 @@ export abstract class Module {
   }
 
   #planLoad(stateDict: Readonly<StateDict>, options: LoadStateDictOptions): LoadStateDictResult & { plan: [Tensor, Tensor][] } {
+    if (stateDict === null || typeof stateDict !== 'object' || Array.isArray(stateDict) || stateDict instanceof Tensor) {
+      throw new InvalidArgumentError(`loadStateDict: the state dict must be an object of Tensors, got ${describeValue(stateDict)}`);
+    }
+    if (options === null || typeof options !== 'object') throw new InvalidArgumentError(`loadStateDict: options must be an object, got ${describeValue(options)}`);
     const slots = this.#slots();
     const expected = new Set(slots.map((s) => s.key));
     const has = (k: string): boolean => Object.prototype.hasOwnProperty.call(stateDict, k);
@@ -489,10 +496,10 @@ export abstract class Module {
    * each `param.data` (the Parameter objects stay the same) and disposing the old storage; a
    * converted parameter's grad is freed. Values round exactly as Tensor.to does.
    */
-  to(dtype: string): this;
+  to(dtype: DTypeName): this;
   /** Moves every parameter, gradient and buffer to `backend`, disposing the old storage. */
   to(backend: Backend): Promise<this>;
-  to(target: string | Backend): this | Promise<this> {
+  to(target: DTypeName | Backend): this | Promise<this> {
     return typeof target === 'string' ? this.#toDType(target) : this.#toBackend(target);
   }
 

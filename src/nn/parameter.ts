@@ -2,6 +2,7 @@
 // Its storage is accounted in the 'parameter' memory category, so a memory breakdown shows weights
 // apart from activations and data; the constructor insists on that rather than silently copying,
 // because a copy would double the weight's memory for as long as the caller keeps its tensor.
+import type { DTypeName } from '../dtype/formats.js';
 import { InvalidArgumentError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { Backend } from '../backend/backend.js';
@@ -16,7 +17,7 @@ export interface ParameterOptions {
 /** Options of Parameter.from(). */
 export interface ParameterFromOptions extends ParameterOptions {
   /** Storage dtype (values rounded nearest-even); default float32. */
-  dtype?: string;
+  dtype?: DTypeName;
   /** Label of the storage in memory traces. */
   label?: string;
 }

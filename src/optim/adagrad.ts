@@ -4,7 +4,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import type { Variable } from '../autograd/variable.js';
 import {
   Optimizer, checkBool, checkNumber, withStepOps,
-  type ParamGroup, type ParamState, type ParamsInput, type StateSpec,
+  type ParamGroup, type ParamState, type ParamsInput, type SkipContext, type StateSpec,
 } from './optimizer.js';
 
 /** Hyperparameters of Adagrad (PyTorch's names in camelCase). */
@@ -54,25 +54,28 @@ export class Adagrad extends Optimizer<AdagradHyper> {
     return { tensors: ['sum'], numbers: ['step'] };
   }
 
-  protected override updateParam(param: Variable, grad: Tensor, g: ParamGroup<AdagradHyper>, state: ParamState): void {
+  protected override updateParam(param: Variable, grad: Tensor, g: ParamGroup<AdagradHyper>, state: ParamState, skip: SkipContext | null): void {
     if (state.step === undefined) {
       state.step = 0;
       state.sum = this.newState(param, 'sum', g.initialAccumulatorValue);
     }
     const step = (state.step as number) + 1;
-    const sum = state.sum as Tensor;
     const shape = param.shape;
-    const clr = g.lr / (1 + (step - 1) * g.lrDecay);
-    withStepOps(param.backend, (ops) => ops.withFloat32(param.data, (p) => {
-      const d = ops.direction(p, grad, g.weightDecay, g.maximize);
+    withStepOps(param.backend, (ops) => ops.withFloat32(param.data, (p0) => {
+      const negClr = g.lrDecay === 0 ? -g.lr : ops.stepScalar(skip, step, (t) => -(g.lr / (1 + (t - 1) * g.lrDecay)));
+      const tx = ops.transaction(skip?.foundInf ?? null);
+      const d = ops.direction(p0, grad, g.weightDecay, g.maximize);
+      const p = tx.stage(p0);
+      const sum = tx.stage(state.sum as Tensor);
       const t = ops.temp(shape);
       ops.unary('square', d, t);
       ops.binary('add', sum, t, sum);
       ops.unary('sqrt', sum, t);
       ops.unary('addScalar', t, t, g.eps);
       ops.binary('div', d, t, t);
-      ops.unary('scale', t, t, -clr);
+      ops.scaleBy(t, t, negClr);
       ops.binary('add', p, t, p);
+      tx.commit();
     }));
     state.step = step;
   }

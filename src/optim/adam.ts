@@ -1,12 +1,15 @@
 // Adam and AdamW with PyTorch's update rules (torch.optim.Adam, torch.optim.AdamW). Both run the
 // backend's fused adamw kernel: AdamW with its decoupled weight decay, Adam with weight decay 0
 // after adding the L2 term to (a temporary copy of) the gradient. AMSGrad, which the kernel does
-// not do, is composed from elementwise kernels.
-import type { Tensor } from '../tensor/tensor.js';
+// not do, is composed from elementwise kernels. Under a GradScaler the fused kernel itself skips on
+// the found-inf flag; the bias corrections come from the host (several candidates chosen on the
+// device while the step count is not back from it, see optimizer.ts).
+import { Tensor } from '../tensor/tensor.js';
 import type { Variable } from '../autograd/variable.js';
+import { adamwScalars } from '../backend/adamw.js';
 import {
   Optimizer, checkBetas, checkBool, checkNumber, withStepOps,
-  type ParamGroup, type ParamState, type ParamsInput, type StateSpec, type StepOps,
+  type ParamGroup, type ParamState, type ParamsInput, type SkipContext, type StateSpec, type StepOps,
 } from './optimizer.js';
 
 /** Hyperparameters of Adam and AdamW (PyTorch's names in camelCase). */
@@ -60,7 +63,7 @@ export class Adam extends Optimizer<AdamHyper> {
     return { tensors: g.amsgrad ? ['expAvg', 'expAvgSq', 'maxExpAvgSq'] : ['expAvg', 'expAvgSq'], numbers: ['step'] };
   }
 
-  protected override updateParam(param: Variable, grad: Tensor, g: ParamGroup<AdamHyper>, state: ParamState): void {
+  protected override updateParam(param: Variable, grad: Tensor, g: ParamGroup<AdamHyper>, state: ParamState, skip: SkipContext | null): void {
     if (state.step === undefined) {
       state.step = 0;
       state.expAvg = this.newState(param, 'expAvg');
@@ -72,7 +75,7 @@ export class Adam extends Optimizer<AdamHyper> {
     const step = (state.step as number) + 1;
     const m = state.expAvg as Tensor, v = state.expAvgSq as Tensor;
     withStepOps(param.backend, (ops) => {
-      if (g.amsgrad) return this.amsgradStep(ops, param, grad, g, m, v, state.maxExpAvgSq as Tensor, step);
+      if (g.amsgrad) return this.amsgradStep(ops, param, grad, g, m, v, state.maxExpAvgSq as Tensor, step, skip);
       let gr: Tensor = grad;
       let gradScale = g.maximize ? -1 : 1;
       if (!this.decoupled && g.weightDecay !== 0) {
@@ -81,19 +84,30 @@ export class Adam extends Optimizer<AdamHyper> {
         gr = ops.direction(param.data, grad, g.weightDecay, g.maximize);
         gradScale = 1;
       }
-      param.backend.adamw(param.data, gr, m, v, {
+      const hyper = {
         lr: g.lr, beta1: g.betas[0], beta2: g.betas[1], eps: g.eps,
         weightDecay: this.decoupled ? g.weightDecay : 0, step, gradScale,
+      };
+      if (!skip) return param.backend.adamw(param.data, gr, m, v, hyper);
+      // The kernel's own scalars for the step the host knows, or the device's choice among candidates.
+      const sc = ops.stepScalars(skip, step, (t) => {
+        const s = adamwScalars({ ...hyper, step: t });
+        return [s.stepSize, s.bc2Sqrt];
       });
+      param.backend.adamw(param.data, gr, m, v, hyper, { foundInf: skip.foundInf, scalars: sc instanceof Tensor ? sc : undefined });
     });
     state.step = step;
   }
 
-  private amsgradStep(ops: StepOps, param: Variable, grad: Tensor, g: AdamHyper, m: Tensor, v: Tensor, vmax: Tensor, step: number): void {
+  private amsgradStep(ops: StepOps, param: Variable, grad: Tensor, g: AdamHyper, m0: Tensor, v0: Tensor, vmax0: Tensor, step: number, skip: SkipContext | null): void {
     const [b1, b2] = g.betas;
     const shape = param.shape;
-    ops.withFloat32(param.data, (p) => {
-      const d = ops.direction(p, grad, this.decoupled ? 0 : g.weightDecay, g.maximize);
+    const invBc2Sqrt = ops.stepScalar(skip, step, (t) => 1 / Math.sqrt(1 - b2 ** t));
+    const negStepSize = ops.stepScalar(skip, step, (t) => -g.lr / (1 - b1 ** t));
+    ops.withFloat32(param.data, (p0) => {
+      const tx = ops.transaction(skip?.foundInf ?? null);
+      const d = ops.direction(p0, grad, this.decoupled ? 0 : g.weightDecay, g.maximize);
+      const [p, m, v, vmax] = [p0, m0, v0, vmax0].map((x) => tx.stage(x));
       if (this.decoupled && g.weightDecay !== 0) ops.unary('scale', p, p, 1 - g.lr * g.weightDecay);
       const t = ops.temp(shape);
       ops.unary('scale', m, m, b1);
@@ -104,13 +118,13 @@ export class Adam extends Optimizer<AdamHyper> {
       ops.unary('scale', t, t, 1 - b2);
       ops.binary('add', v, t, v);
       ops.binary('maximum', vmax, v, vmax);
-      const bc1 = 1 - b1 ** step, bc2 = 1 - b2 ** step;
       ops.unary('sqrt', vmax, t);
-      ops.unary('scale', t, t, 1 / Math.sqrt(bc2));
+      ops.scaleBy(t, t, invBc2Sqrt);
       ops.unary('addScalar', t, t, g.eps);
       ops.binary('div', m, t, t);
-      ops.unary('scale', t, t, -g.lr / bc1);
+      ops.scaleBy(t, t, negStepSize);
       ops.binary('add', p, t, p);
+      tx.commit();
     });
   }
 }

@@ -2,7 +2,7 @@
 export { Optimizer } from './optimizer.js';
 export type {
   OptimizerHyper, ParamGroup, ParamGroupInput, ParamsInput, ParamState, ParamGroupState, OptimizerStateDict,
-  StateSpec,
+  StateSpec, StepOptions, SkipContext,
 } from './optimizer.js';
 export { SGD } from './sgd.js';
 export type { SGDHyper } from './sgd.js';

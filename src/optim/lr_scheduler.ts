@@ -4,8 +4,8 @@
 // a rate never depends on rounding accumulated over earlier steps and a scheduler can jump to any
 // epoch (stepTo). The difference from PyTorch's chainable form shows only when something else also
 // changes a group's lr between steps (PyTorch would build on that change; this overrides it).
-import { InvalidArgumentError } from '../errors.js';
-import { Optimizer, type OptimizerHyper } from './optimizer.js';
+import { describeValue, InvalidArgumentError } from '../errors.js';
+import { MAX_STEP, Optimizer, type OptimizerHyper } from './optimizer.js';
 
 /** A scheduler's state: plain JSON-able numbers (and nested states for SequentialLR). */
 export interface SchedulerStateDict {
@@ -45,7 +45,7 @@ export abstract class LRScheduler {
 
   /** Sets lastEpoch to `epoch` and each group's lr to its rate there. */
   stepTo(epoch: number): void {
-    if (!Number.isInteger(epoch) || epoch < 0) throw new InvalidArgumentError(`${this.name}: epoch must be an integer >= 0, got ${epoch}`);
+    if (!Number.isSafeInteger(epoch) || epoch < 0 || epoch > MAX_STEP) throw new InvalidArgumentError(`${this.name}: epoch must be a non-negative integer no larger than 2^40, got ${describeValue(epoch)}`);
     const groups = this.optimizer.paramGroups;
     if (groups.length !== this.baseLrs.length) {
       throw new InvalidArgumentError(`${this.name}: the optimizer has ${groups.length} parameter groups but the scheduler was made for ${this.baseLrs.length}`);
@@ -73,10 +73,12 @@ export abstract class LRScheduler {
   loadStateDict(sd: SchedulerStateDict): void {
     if (typeof sd !== 'object' || sd === null) throw new InvalidArgumentError(`${this.name}.loadStateDict: expected an object`);
     const { lastEpoch, baseLrs, lastLr } = sd;
-    if (!Number.isInteger(lastEpoch) || (lastEpoch as number) < -1) throw new InvalidArgumentError(`${this.name}.loadStateDict: lastEpoch must be an integer >= -1`);
+    if (!(typeof lastEpoch === 'number' && Number.isSafeInteger(lastEpoch) && lastEpoch >= 0 && lastEpoch <= MAX_STEP)) {
+      throw new InvalidArgumentError(`${this.name}.loadStateDict: lastEpoch must be a non-negative integer no larger than 2^40, got ${describeValue(lastEpoch)}`);
+    }
     const n = this.optimizer.paramGroups.length;
     for (const [key, v] of [['baseLrs', baseLrs], ['lastLr', lastLr]] as const) {
-      if (!Array.isArray(v) || !v.every((x) => typeof x === 'number' && Number.isFinite(x))) throw new InvalidArgumentError(`${this.name}.loadStateDict: ${key} must be an array of numbers`);
+      if (!Array.isArray(v) || !v.every((x) => typeof x === 'number' && Number.isFinite(x) && x >= 0)) throw new InvalidArgumentError(`${this.name}.loadStateDict: ${key} must be an array of finite numbers >= 0`);
       if (v.length !== n) throw new InvalidArgumentError(`${this.name}.loadStateDict: ${key} has ${v.length} rates for ${n} parameter groups`);
     }
     this.loadHyper(sd);
@@ -293,7 +295,7 @@ export class SequentialLR extends LRScheduler {
   }
 
   override stepTo(epoch: number): void {
-    if (!Number.isInteger(epoch) || epoch < 0) throw new InvalidArgumentError(`SequentialLR: epoch must be an integer >= 0, got ${epoch}`);
+    if (!Number.isSafeInteger(epoch) || epoch < 0 || epoch > MAX_STEP) throw new InvalidArgumentError(`SequentialLR: epoch must be a non-negative integer no larger than 2^40, got ${describeValue(epoch)}`);
     const [s, local] = this.locate(epoch);
     s.stepTo(local);
     super.stepTo(epoch); // the same rates again, recorded here

@@ -4,7 +4,20 @@
 //
 // step() only queues kernels: step counts live on the host (a number per parameter state), and
 // nothing is ever read back, so a training loop never waits for the device inside step().
-import { InvalidArgumentError, ShapeMismatchError } from '../errors.js';
+//
+// Under a GradScaler, step({ foundInf }) is decided on the device: when the flag is set, every
+// parameter and every state tensor keeps its bits (the fused AdamW kernel writes nothing; the
+// composed updates compute into working copies committed with `where`). Whether a step counted is
+// then known on the device first, so a parameter stepped with a flag gets a device step count
+// (float32 [], as PyTorch's fused optimizers keep it), incremented on the device unless the flag is
+// set. The host keeps its own count, assuming each step counted, and reconciles it from an
+// asynchronous read of the flag (started by step(), never awaited there). Until those reads are
+// back, step-dependent scalars (Adam's bias corrections, Adagrad's lr decay) are computed on the
+// host, in float64 as always, for every count the device may hold, and the device picks the one
+// for its count; once they are back (any await in the loop), there is one candidate and nothing to
+// pick. stateDict() needs the host counts exact: `await optimizer.synchronize()` first.
+import { observeOp } from '../backend/op_context.js';
+import { describeValue, InvalidArgumentError, MemfitError, ShapeMismatchError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Variable, type ZeroGradOptions } from '../autograd/variable.js';
 import type { Backend, BinaryOp, TensorRef, UnaryOp } from '../backend/backend.js';
@@ -26,6 +39,14 @@ export type ParamsInput<H extends OptimizerHyper> = Iterable<Variable> | readonl
 /** State of one parameter: float32 tensors (in the 'optimizer' category) and numbers (step counts). */
 export type ParamState = Record<string, Tensor | number>;
 
+
+/**
+ * Largest step count (an optimizer's per-parameter `step`, a scheduler's `lastEpoch`) a saved state
+ * may hold: 2^40, about 10^12 steps, far beyond any run; 2^53 is where counting stops being exact,
+ * and learning-rate formulas lose their precision well before.
+ */
+export const MAX_STEP = 2 ** 40;
+
 /** A parameter group in a state dict: hyperparameters and parameter ids. */
 export type ParamGroupState<H extends OptimizerHyper> = H & { params: number[]; initialLr?: number };
 
@@ -36,6 +57,40 @@ export type ParamGroupState<H extends OptimizerHyper> = H & { params: number[]; 
 export interface OptimizerStateDict<H extends OptimizerHyper> {
   state: Record<number, ParamState>;
   paramGroups: ParamGroupState<H>[];
+}
+
+/** Options of Optimizer.step. */
+export interface StepOptions {
+  /**
+   * A found-inf flag on the parameters' backend (float32, one element), as GradScaler.step passes
+   * it: where it is nonzero on the device, the step changes nothing (parameters, state tensors and
+   * step counts keep their values). Nothing is read back before the update.
+   */
+  foundInf?: Tensor;
+}
+
+/**
+ * What an update under a found-inf flag gets (`null` for plain steps of parameters whose counts
+ * the host knows): the flag, the parameter's step count on the device, and the host's bounds of
+ * that count.
+ */
+export interface SkipContext {
+  /** float32, one element: nonzero means this step changes nothing. */
+  readonly foundInf: Tensor;
+  /** float32 []: the steps this parameter took before this one, on the device (skipped ones not counted). */
+  readonly step: Tensor;
+  /** The device count is one of lo, lo + 1, ..., hi (hi - lo steps' flags are not read back yet). */
+  readonly lo: number;
+  readonly hi: number;
+}
+
+/** A parameter stepped under a found-inf flag: its device step count and the host's view of it. */
+interface Tracked {
+  readonly step: Tensor;
+  /** The host's count, assuming every step whose flag is not back yet counted. */
+  hi: number;
+  /** Steps whose flag is not back yet. */
+  pending: number;
 }
 
 /** The state keys an optimizer keeps for a parameter of a group with given hyperparameters. */
@@ -60,6 +115,12 @@ export abstract class Optimizer<H extends OptimizerHyper> {
   /** Hyperparameters a group gets when it does not give its own. */
   readonly defaults: Readonly<H>;
   private readonly state = new Map<Variable, ParamState>();
+  /** Parameters stepped under a found-inf flag (see the header). */
+  private readonly tracked = new Map<Variable, Tracked>();
+  /** Bumped when the state is replaced: flags read back later belong to the old state. */
+  private epoch = 0;
+  private readonly inflight = new Set<Promise<void>>();
+  private readFailure: unknown = null;
 
   /** `defaults` are the optimizer's own (PyTorch's) defaults; `options` override them (unknown keys are errors). */
   constructor(params: ParamsInput<H>, defaults: H, options: Partial<H> = {}) {
@@ -93,8 +154,17 @@ export abstract class Optimizer<H extends OptimizerHyper> {
   /** The state keys kept for a parameter of `group` (what loadStateDict expects). */
   protected abstract stateSpec(group: H): StateSpec;
 
-  /** Updates one parameter that has a gradient; `state` is its (possibly empty) state record, to fill lazily. */
-  protected abstract updateParam(param: Variable, grad: Tensor, group: ParamGroup<H>, state: ParamState): void;
+  /**
+   * Updates one parameter that has a gradient; `state` is its (possibly empty) state record, to fill
+   * lazily. With `skip`, the update must leave the parameter and its state tensors bit-identical
+   * where skip.foundInf is nonzero, and must take its step count from the device (see SkipContext).
+   */
+  protected abstract updateParam(param: Variable, grad: Tensor, group: ParamGroup<H>, state: ParamState, skip: SkipContext | null): void;
+
+  /** Steps a parameter's state records (its count before any device tracking): the state's `step`, or 0. */
+  protected stepsTaken(state: ParamState): number {
+    return typeof state.step === 'number' ? state.step : 0;
+  }
 
   /** Adds a parameter group (torch add_param_group); hyperparameters not given come from the defaults. */
   addParamGroup(group: ParamGroupInput<H>): void {
@@ -120,8 +190,16 @@ export abstract class Optimizer<H extends OptimizerHyper> {
     this.paramGroups.push(full);
   }
 
-  /** One optimization step over every parameter that has a gradient (the others are skipped). Queues kernels; reads nothing back. */
-  step(): void {
+  /**
+   * One optimization step over every parameter that has a gradient (the others are skipped). Queues
+   * kernels; reads nothing back before the update. With `foundInf` (GradScaler.step passes it), the
+   * step is skipped on the device where the flag is set.
+   */
+  step(options: StepOptions = {}): void {
+    if (typeof options === 'function') throw new InvalidArgumentError(`${this.name}.step(closure) is not supported: compute the loss and call backward() before step()`);
+    if (typeof options !== 'object' || options === null) throw new InvalidArgumentError(`${this.name}.step: options must be an object ({ foundInf })`);
+    for (const k of Object.keys(options)) if (k !== 'foundInf') throw new InvalidArgumentError(`${this.name}.step: unknown option '${k}' (known: foundInf)`);
+    const found = options.foundInf;
     // Everything is checked before the first update, so that an error leaves no half-made step.
     const work: [Variable, Tensor, ParamGroup<H>][] = [];
     let index = 0;
@@ -139,11 +217,142 @@ export abstract class Optimizer<H extends OptimizerHyper> {
         work.push([p, grad, group]);
       }
     }
-    for (const [p, grad, group] of work) {
-      const state = this.state.get(p) ?? {};
-      this.updateParam(p, grad, group, state);
-      if (Object.keys(state).length > 0) this.state.set(p, state);
+    if (found !== undefined) this.checkFlag(found, work);
+    const flags = new Map<Backend, { flag: Tensor; notFound: Tensor; owned: Tensor[] }>();
+    const flagged: Variable[] = [];
+    try {
+      for (const [p, grad, group] of work) {
+        const state = this.state.get(p) ?? {};
+        let tr = this.tracked.get(p);
+        if (found && !tr) tr = this.track(p, state);
+        let skip: SkipContext | null = null;
+        let f: { flag: Tensor; notFound: Tensor } | null = null;
+        if (tr) {
+          f = flags.get(p.backend) ?? this.flagsFor(p.backend, found, flags);
+          skip = { foundInf: f.flag, step: tr.step, lo: tr.hi - tr.pending, hi: tr.hi };
+        }
+        observeOp(`${this.name}.step`, () => this.updateParam(p, grad, group, state, skip)); // labels and observers, as every op
+        if (Object.keys(state).length > 0) this.state.set(p, state);
+        if (tr && f) {
+          p.backend.binary('add', tr.step, f.notFound, tr.step); // counts unless the flag is set
+          tr.hi += 1;
+          if (found) {
+            tr.pending += 1;
+            flagged.push(p);
+          }
+        }
+      }
+      if (found && flagged.length > 0) this.reconcileLater(flags.get(found.backend)!.flag, flagged); // read before it is freed (in queue order)
+    } finally {
+      for (const { owned } of flags.values()) for (const t of owned) t.dispose();
     }
+  }
+
+  /**
+   * Waits until the found-inf flags of earlier steps are read back, so that the host's step counts
+   * are exact (stateDict needs them). Any await in a training loop usually does it already.
+   */
+  async synchronize(): Promise<void> {
+    while (this.inflight.size > 0) await Promise.all([...this.inflight]);
+    if (this.readFailure !== null) {
+      const e = this.readFailure;
+      this.readFailure = null;
+      throw e;
+    }
+  }
+
+  private checkFlag(found: Tensor, work: readonly [Variable, Tensor, ParamGroup<H>][]): void {
+    const where = `${this.name}.step: foundInf`;
+    if (!(found instanceof Tensor)) throw new InvalidArgumentError(`${where} must be a Tensor (GradScaler's found-inf flag)`);
+    if (found.isDisposed) throw new InvalidArgumentError(`${where} was disposed`);
+    if (found.dtype !== 'float32' || found.size !== 1) throw new InvalidArgumentError(`${where} must be float32 with one element, got ${found.dtype} [${found.shape.join(', ')}]`);
+    for (const [p] of work) {
+      if (p.backend !== found.backend) throw new InvalidArgumentError(`${where} is on the ${found.backend.kind} backend but a parameter is on ${p.backend.kind}`);
+    }
+  }
+
+  /** Starts the device step count of `param` from the host's (exact: no flag was pending). */
+  private track(param: Variable, state: ParamState): Tracked {
+    const count = this.stepsTaken(state);
+    const tr: Tracked = { step: Tensor.from(param.backend, [count], [], { category: 'optimizer', label: `${this.name}.step` }), hi: count, pending: 0 };
+    this.tracked.set(param, tr);
+    return tr;
+  }
+
+  /**
+   * The flag of this step on `backend` as exactly 0 or 1 (a given flag normalised: any nonzero
+   * value, NaN included, is 1; WGSL's `where` may not see a NaN as nonzero), and 1 - flag.
+   */
+  private flagsFor(backend: Backend, found: Tensor | undefined, into: Map<Backend, { flag: Tensor; notFound: Tensor; owned: Tensor[] }>): { flag: Tensor; notFound: Tensor } {
+    const owned: Tensor[] = [];
+    const make = (v: number | null, label: string) => {
+      const t = v === null ? Tensor.empty(backend, [], { category: 'temporary', label }) : Tensor.from(backend, [v], [], { category: 'temporary', label });
+      owned.push(t);
+      return t;
+    };
+    const zero = make(0, 'zero'), one = make(1, 'one');
+    let flag: Tensor;
+    if (found) {
+      const f0 = found.reshape([]); // a [1] flag as a scalar (a view)
+      owned.push(f0);
+      flag = make(null, 'found_inf');
+      backend.where(f0, one, zero, flag); // finite nonzero: 1
+      const copy = make(null, 'found_inf copy');
+      backend.cast(f0, copy);
+      backend.nonFiniteCheckAndUnscale([copy], flag, one); // NaN or inf: 1 (tested on the bits)
+    } else flag = make(0, 'found_inf');
+    const notFound = make(null, 'not found_inf');
+    backend.where(flag, zero, one, notFound);
+    const f = { flag, notFound, owned };
+    into.set(backend, f);
+    return f;
+  }
+
+  /** Reads the flag back asynchronously and then settles the host counts of `params` for that step. */
+  private reconcileLater(found: Tensor, params: readonly Variable[]): void {
+    const epoch = this.epoch;
+    const read = found.backend.read(found.storage, found.offset * 4, 4); // the flag as it is now, in queue order
+    const done = read.then((bytes) => {
+      if (epoch !== this.epoch) return; // the state was replaced meanwhile
+      const skipped = new DataView(bytes.buffer, bytes.byteOffset, 4).getFloat32(0, true) !== 0; // NaN counts as set
+      for (const p of params) {
+        const tr = this.tracked.get(p);
+        if (!tr) continue;
+        tr.pending -= 1;
+        if (skipped) {
+          tr.hi -= 1;
+          const s = this.state.get(p);
+          if (s && typeof s.step === 'number') s.step -= 1;
+        }
+      }
+    }, (e: unknown) => {
+      if (epoch === this.epoch) this.readFailure = e;
+    }).finally(() => this.inflight.delete(done));
+    this.inflight.add(done);
+  }
+
+  /** Throws unless every host step count is exact. */
+  private requireSettled(what: string): void {
+    let pending = 0;
+    for (const tr of this.tracked.values()) pending = Math.max(pending, tr.pending);
+    if (pending > 0) {
+      throw new MemfitError('PENDING_STEPS', `${this.name}.${what}: the found-inf flags of ${pending} step(s) are still on the device, so the step counts are not known yet; await optimizer.synchronize() first`);
+    }
+    if (this.readFailure !== null) throw new MemfitError('PENDING_STEPS', `${this.name}.${what}: reading a found-inf flag back failed (${String(this.readFailure)}); the step counts are unknown`);
+  }
+
+  /** Whether param's state counts as taken (a parameter whose every step was skipped has none, as in PyTorch). */
+  private hasState(param: Variable): boolean {
+    const tr = this.tracked.get(param);
+    return this.state.has(param) && (!tr || tr.hi > 0);
+  }
+
+  /** Drops the device step counts (the state is being replaced or freed). */
+  private untrack(): void {
+    this.epoch++;
+    for (const tr of this.tracked.values()) tr.step.dispose();
+    this.tracked.clear();
+    this.readFailure = null;
   }
 
   /**
@@ -159,17 +368,25 @@ export abstract class Optimizer<H extends OptimizerHyper> {
     }
   }
 
-  /** The state of one parameter (its tensors are the optimizer's own: do not dispose them), or undefined before its first step. */
+  /**
+   * The state of one parameter (its tensors are the optimizer's own: do not dispose them), or
+   * undefined before its first step (a step skipped by a found-inf flag is none). Under a
+   * GradScaler, the count here is the host's, which assumes that steps whose flag is not read back
+   * yet counted (exact after synchronize()).
+   */
   getState(param: Variable): Readonly<ParamState> | undefined {
     const s = this.state.get(param);
-    return s ? { ...s } : undefined;
+    return s && this.hasState(param) ? { ...s } : undefined;
   }
 
   /**
    * The state in PyTorch's layout. The tensors are the optimizer's own (not copies): do not
-   * dispose them, and expect later steps to change them in place.
+   * dispose them, and expect later steps to change them in place. After steps taken under a
+   * GradScaler, await synchronize() first (the step counts must be back from the device); a
+   * parameter whose steps were all skipped has no state, as in PyTorch.
    */
   stateDict(): OptimizerStateDict<H> {
+    this.requireSettled('stateDict');
     const state: Record<number, ParamState> = {};
     const paramGroups: ParamGroupState<H>[] = [];
     let index = 0;
@@ -177,7 +394,7 @@ export abstract class Optimizer<H extends OptimizerHyper> {
       const ids: number[] = [];
       for (const p of g.params) {
         const s = this.state.get(p);
-        if (s) state[index] = { ...s };
+        if (s && this.hasState(p)) state[index] = { ...s };
         ids.push(index++);
       }
       const { params: _params, ...hyper } = g;
@@ -235,7 +452,7 @@ export abstract class Optimizer<H extends OptimizerHyper> {
       }
       for (const k of spec.numbers) {
         const v = entry[k];
-        if (!(typeof v === 'number' && Number.isInteger(v) && v >= 0)) throw new InvalidArgumentError(`${where}: state[${id}].${k} must be a non-negative integer, got ${String(v)}`);
+        if (!(typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= MAX_STEP)) throw new InvalidArgumentError(`${where}: state[${id}].${k} must be a non-negative integer no larger than 2^40, got ${describeValue(v)}`);
       }
       for (const k of spec.tensors) {
         const t = entry[k];
@@ -256,6 +473,7 @@ export abstract class Optimizer<H extends OptimizerHyper> {
     try {
       for (const { param, values } of plan) {
         const s: ParamState = {};
+        fresh.set(param, s); // before the copies: freed with the rest if one fails
         for (const [k, v] of Object.entries(values)) {
           if (typeof v === 'number') s[k] = v;
           else {
@@ -264,7 +482,6 @@ export abstract class Optimizer<H extends OptimizerHyper> {
             param.backend.cast(v, copy);
           }
         }
-        fresh.set(param, s);
       }
     } catch (e) {
       for (const s of fresh.values()) disposeState(s);
@@ -272,6 +489,7 @@ export abstract class Optimizer<H extends OptimizerHyper> {
     }
     for (const s of this.state.values()) disposeState(s);
     this.state.clear();
+    this.untrack(); // the loaded counts are exact host numbers
     for (const [p, s] of fresh) this.state.set(p, s);
     this.paramGroups.forEach((g, gi) => {
       for (const k of Object.keys(g)) if (k !== 'params') delete (g as unknown as Record<string, unknown>)[k];
@@ -283,6 +501,7 @@ export abstract class Optimizer<H extends OptimizerHyper> {
   dispose(): void {
     for (const s of this.state.values()) disposeState(s);
     this.state.clear();
+    this.untrack();
   }
 
   /** A float32 state tensor for `param` in the 'optimizer' category, filled with `value` (null: left for the caller to write). */
@@ -399,6 +618,48 @@ export class StepOps {
     this.backend.cast(x, out);
   }
 
+  /** out = x * s for a number s (rounded to float32, as the scale kernel does) or a float32 tensor of one element. */
+  scaleBy(x: TensorRef, out: TensorRef, s: number | Tensor): void {
+    if (typeof s === 'number') this.unary('scale', x, out, s);
+    else this.binary('mul', x, s, out);
+  }
+
+  /**
+   * Scalars of this update that depend on its step count t (bias corrections, a decayed lr):
+   * `values(t)` computed on the host in float64, for the one t the host knows (numbers), or for
+   * every t the device count allows, the device choosing (a float32 temporary [k]). `t` is the
+   * count after this step: hostT without skip, else skip.step + 1.
+   */
+  stepScalars(skip: SkipContext | null, hostT: number, values: (t: number) => number[]): number[] | Tensor {
+    if (!skip || skip.lo === skip.hi) return values(skip ? skip.hi + 1 : hostT);
+    const k = values(skip.hi + 1).length;
+    const chosen = this.temp([k], 'step scalars');
+    this.backend.write(chosen.storage, Float32Array.from(values(skip.hi + 1)));
+    const cond = this.temp([], 'step scalars cond');
+    for (let c = skip.hi - 1; c >= skip.lo; c--) {
+      const cand = this.temp([k], 'step scalars');
+      this.backend.write(cand.storage, Float32Array.from(values(c + 1)));
+      this.unary('addScalar', skip.step, cond, -c); // 0 exactly when the device count is c (integers below 2^24)
+      this.backend.where(cond, chosen, cand, chosen);
+    }
+    return chosen;
+  }
+
+  /** The one value of stepScalars as a number or a one-element tensor (for scaleBy). */
+  stepScalar(skip: SkipContext | null, hostT: number, value: (t: number) => number): number | Tensor {
+    const s = this.stepScalars(skip, hostT, (t) => [value(t)]);
+    return Array.isArray(s) ? s[0] : s;
+  }
+
+  /**
+   * Working copies for an update that must change nothing where `foundInf` is set: stage(t) gives
+   * a float32 copy of t to update in place, commit() writes each copy back where the flag is 0
+   * (where the flag is set, t keeps every bit). Without a flag, stage(t) is t and commit() nothing.
+   */
+  transaction(foundInf: Tensor | null): StepTransaction {
+    return new StepTransaction(this, foundInf);
+  }
+
   /**
    * Runs fn on a float32 version of param: the tensor itself when float32, else a float32 copy
    * that is rounded back into param's dtype once at the end.
@@ -415,6 +676,28 @@ export class StepOps {
   dispose(): void {
     for (const t of this.temps) t.dispose();
     this.temps.length = 0;
+  }
+}
+
+/** See StepOps.transaction. */
+export class StepTransaction {
+  private readonly staged: [Tensor, Tensor][] = [];
+
+  constructor(private readonly ops: StepOps, private readonly foundInf: Tensor | null) {}
+
+  /** A working copy of t (t itself without a flag). */
+  stage(t: Tensor): Tensor {
+    if (!this.foundInf) return t;
+    const copy = this.ops.temp(t.shape, 'optimizer working copy');
+    this.ops.copy(t, copy);
+    this.staged.push([t, copy]);
+    return copy;
+  }
+
+  /** Writes the working copies back unless the flag is set. */
+  commit(): void {
+    for (const [t, copy] of this.staged) this.ops.backend.where(this.foundInf!, t, copy, t);
+    this.staged.length = 0;
   }
 }
 

@@ -4,7 +4,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import type { Variable } from '../autograd/variable.js';
 import {
   Optimizer, checkBool, checkNumber, withStepOps,
-  type ParamGroup, type ParamState, type ParamsInput, type StateSpec,
+  type ParamGroup, type ParamState, type ParamsInput, type SkipContext, type StateSpec,
 } from './optimizer.js';
 
 /** Hyperparameters of RMSprop (PyTorch's names in camelCase). */
@@ -60,7 +60,7 @@ export class RMSprop extends Optimizer<RMSpropHyper> {
     return { tensors, numbers: ['step'] };
   }
 
-  protected override updateParam(param: Variable, grad: Tensor, g: ParamGroup<RMSpropHyper>, state: ParamState): void {
+  protected override updateParam(param: Variable, grad: Tensor, g: ParamGroup<RMSpropHyper>, state: ParamState, skip: SkipContext | null): void {
     if (state.step === undefined) {
       state.step = 0;
       state.squareAvg = this.newState(param, 'squareAvg');
@@ -68,10 +68,12 @@ export class RMSprop extends Optimizer<RMSpropHyper> {
     // Buffers for options switched on after the first step start at zero, as they would have.
     if (g.momentum > 0 && !state.momentumBuffer) state.momentumBuffer = this.newState(param, 'momentumBuffer');
     if (g.centered && !state.gradAvg) state.gradAvg = this.newState(param, 'gradAvg');
-    const sq = state.squareAvg as Tensor;
     const shape = param.shape;
-    withStepOps(param.backend, (ops) => ops.withFloat32(param.data, (p) => {
-      const d = ops.direction(p, grad, g.weightDecay, g.maximize);
+    withStepOps(param.backend, (ops) => ops.withFloat32(param.data, (p0) => {
+      const tx = ops.transaction(skip?.foundInf ?? null);
+      const d = ops.direction(p0, grad, g.weightDecay, g.maximize);
+      const p = tx.stage(p0);
+      const sq = tx.stage(state.squareAvg as Tensor);
       const t = ops.temp(shape);
       ops.unary('scale', sq, sq, g.alpha);
       ops.unary('square', d, t);
@@ -79,7 +81,7 @@ export class RMSprop extends Optimizer<RMSpropHyper> {
       ops.binary('add', sq, t, sq);
       const avg = ops.temp(shape);
       if (g.centered) {
-        const ga = state.gradAvg as Tensor;
+        const ga = tx.stage(state.gradAvg as Tensor);
         ops.unary('scale', ga, ga, g.alpha);
         ops.unary('scale', d, t, 1 - g.alpha);
         ops.binary('add', ga, t, ga);
@@ -90,12 +92,13 @@ export class RMSprop extends Optimizer<RMSpropHyper> {
       ops.unary('addScalar', avg, avg, g.eps);
       ops.binary('div', d, avg, t); // t = g / avg
       if (g.momentum > 0) {
-        const buf = state.momentumBuffer as Tensor;
+        const buf = tx.stage(state.momentumBuffer as Tensor);
         ops.unary('scale', buf, buf, g.momentum);
         ops.binary('add', buf, t, buf);
         ops.unary('scale', buf, t, -g.lr);
       } else ops.unary('scale', t, t, -g.lr);
       ops.binary('add', p, t, p);
+      tx.commit();
     }));
     state.step = (state.step as number) + 1;
   }

@@ -5,7 +5,7 @@ import type { Tensor } from '../tensor/tensor.js';
 import type { Variable } from '../autograd/variable.js';
 import {
   Optimizer, checkBool, checkNumber, withStepOps,
-  type ParamGroup, type ParamState, type ParamsInput, type StateSpec,
+  type ParamGroup, type ParamState, type ParamsInput, type SkipContext, type StateSpec,
 } from './optimizer.js';
 
 /** Hyperparameters of SGD (PyTorch's names in camelCase). */
@@ -56,25 +56,37 @@ export class SGD extends Optimizer<SGDHyper> {
     return { tensors: g.momentum !== 0 ? ['momentumBuffer'] : [], numbers: [] };
   }
 
-  protected override updateParam(param: Variable, grad: Tensor, g: ParamGroup<SGDHyper>, state: ParamState): void {
-    withStepOps(param.backend, (ops) => ops.withFloat32(param.data, (p) => {
+  protected override stepsTaken(state: ParamState): number {
+    return state.momentumBuffer ? 1 : 0; // SGD counts no steps; only 'has it stepped' matters (the buffer's first value)
+  }
+
+  protected override updateParam(param: Variable, grad: Tensor, g: ParamGroup<SGDHyper>, state: ParamState, skip: SkipContext | null): void {
+    withStepOps(param.backend, (ops) => ops.withFloat32(param.data, (p0) => {
       const shape = param.shape;
+      const tx = ops.transaction(skip?.foundInf ?? null);
       // d: the gradient after maximize and weight decay (the gradient itself when neither applies).
-      let d = ops.direction(p, grad, g.weightDecay, g.maximize);
+      let d = ops.direction(p0, grad, g.weightDecay, g.maximize);
+      const p = tx.stage(p0);
       if (g.momentum !== 0) {
         let buf = state.momentumBuffer as Tensor | undefined;
-        if (!buf) {
+        if (!buf && !skip) {
           buf = this.newState(param, 'momentumBuffer', null); // a copy of d, as PyTorch's clone
           state.momentumBuffer = buf;
           ops.copy(d, buf);
         } else {
-          ops.unary('scale', buf, buf, g.momentum);
-          if (g.dampening === 0) ops.binary('add', buf, d, buf);
+          // Under a flag the host does not know whether this is the buffer's first step: the
+          // device does (its step count is 0), and chooses between d and the running update.
+          if (!buf) state.momentumBuffer = buf = this.newState(param, 'momentumBuffer', 0);
+          const b = tx.stage(buf);
+          ops.unary('scale', b, b, g.momentum);
+          if (g.dampening === 0) ops.binary('add', b, d, b);
           else {
             const t = ops.temp(shape);
             ops.unary('scale', d, t, 1 - g.dampening);
-            ops.binary('add', buf, t, buf);
+            ops.binary('add', b, t, b);
           }
+          if (skip) ops.backend.where(skip.step, b, d, b);
+          buf = b;
         }
         if (g.nesterov) {
           const t = ops.temp(shape);
@@ -86,6 +98,7 @@ export class SGD extends Optimizer<SGDHyper> {
       const u = ops.temp(shape);
       ops.unary('scale', d, u, -g.lr);
       ops.binary('add', p, u, p);
+      tx.commit();
     }));
   }
 }

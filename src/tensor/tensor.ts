@@ -2,8 +2,9 @@
 // first dimension) share storage; dispose() frees deterministically (GPU memory never waits for
 // the garbage collector). Every op goes through dispatch(), the one place where autocast policy
 // and autograd recording will apply.
-import { withAllocationOp } from '../backend/alloc_label.js';
-import { InvalidArgumentError, ShapeMismatchError } from '../errors.js';
+import type { DTypeName } from '../dtype/formats.js';
+import { observeOp } from '../backend/op_context.js';
+import { describeValue, InvalidArgumentError, ShapeMismatchError } from '../errors.js';
 import { encode, decode } from '../dtype/encode.js';
 import { formatOf, canonicalDType } from '../dtype/formats.js';
 import { pack, unpack } from '../dtype/pack.js';
@@ -18,7 +19,8 @@ interface SharedStorage {
 }
 
 export interface TensorOptions {
-  dtype?: string;
+  /** A dtype name or alias, or 'int32' (ids); float32 by default. */
+  dtype?: DTypeName | 'int32';
   category?: Category;
   label?: string;
 }
@@ -27,13 +29,47 @@ function tensorDType(d: string): TensorDType {
   return d === 'int32' ? 'int32' : canonicalDType(d);
 }
 
+/** Tensors made (allocated, or views taken) inside each open withOutputs call, innermost last. */
+const scopes: Tensor[][] = [];
+
+/**
+ * Runs `fn` (an op, or a backward function: allocate outputs, run kernels, return the result).
+ * When anything in it throws (a disposed input, an unknown op, memory that runs out at the second
+ * output), every tensor made inside it, outputs, intermediates and views alike, is disposed before
+ * the error goes on: a failed op never leaks memory. On success they are the caller's (and an
+ * enclosing withOutputs still frees them if it fails later). `fn` must be synchronous.
+ */
+export function withOutputs<R>(fn: () => R): R {
+  const made: Tensor[] = [];
+  scopes.push(made);
+  let result: R;
+  try {
+    result = fn();
+  } catch (e) {
+    scopes.pop();
+    for (const t of made) t.dispose();
+    throw e;
+  }
+  scopes.pop();
+  scopes[scopes.length - 1]?.push(...made);
+  return result;
+}
+
+/** Throws (naming `what`) unless `t` is a Tensor that has not been disposed: checked before an op allocates anything. */
+export function checkTensor(t: unknown, what: string): asserts t is Tensor {
+  if (!(t instanceof Tensor)) throw new InvalidArgumentError(`${what} must be a Tensor, got ${describeValue(t)}`);
+  if (t.isDisposed) throw new InvalidArgumentError(`${what}: tensor used after dispose()`);
+}
+
 export class Tensor implements TensorRef {
   private disposed = false;
 
   private constructor(
     readonly backend: Backend, private readonly shared: SharedStorage, readonly offset: number,
     readonly shape: readonly number[], readonly dtype: TensorDType,
-  ) {}
+  ) {
+    scopes[scopes.length - 1]?.push(this);
+  }
 
   get storage(): Storage {
     if (this.disposed) throw new InvalidArgumentError('tensor used after dispose()');
@@ -47,6 +83,7 @@ export class Tensor implements TensorRef {
   /** An uninitialised tensor. */
   static empty(backend: Backend, shape: readonly number[], options: TensorOptions = {}): Tensor {
     checkShape(shape);
+    if (options === null || typeof options !== 'object') throw new InvalidArgumentError(`tensor options must be an object, got ${describeValue(options)}`);
     const dtype = tensorDType(options.dtype ?? 'float32');
     const storage = backend.alloc(storageBytes(dtype, numel(shape)), options.category ?? 'activation', options.label ?? '');
     return new Tensor(backend, { storage, refs: 1 }, 0, [...shape], dtype);
@@ -55,16 +92,26 @@ export class Tensor implements TensorRef {
   /** A tensor from values (rounded to dtype, nearest-even) or int32 data. */
   static from(backend: Backend, data: ArrayLike<number> | Float32Array | Int32Array, shape: readonly number[], options: TensorOptions = {}): Tensor {
     checkShape(shape);
-    if (data.length !== numel(shape)) throw new ShapeMismatchError(`${data.length} values do not fill shape [${shape.join(', ')}] (${numel(shape)} elements)`);
-    const t = Tensor.empty(backend, shape, { category: 'data', ...options });
-    if (t.dtype === 'int32') backend.write(t.storage, Int32Array.from(data as ArrayLike<number>));
-    else {
-      const f = formatOf(t.dtype);
-      const values = data instanceof Float32Array ? data : Float64Array.from(data as ArrayLike<number>);
-      const codes = f.name === 'float32' ? Float32Array.from(values) : encode(values, f.name);
-      backend.write(t.storage, f.bits < 8 ? pack(codes as Uint8Array, f.name) : codes);
+    if (options === null || typeof options !== 'object') throw new InvalidArgumentError(`tensor options must be an object, got ${describeValue(options)}`);
+    const typed = ArrayBuffer.isView(data) && !(data instanceof DataView) && !(data instanceof BigInt64Array) && !(data instanceof BigUint64Array);
+    if (!typed && !Array.isArray(data)) throw new InvalidArgumentError(`Tensor.from: data must be an array or a typed array of numbers, got ${describeValue(data)}`);
+    if (!typed) {
+      for (let i = 0; i < data.length; i++) {
+        if (typeof data[i] !== 'number') throw new InvalidArgumentError(`Tensor.from: data[${i}] is not a number: ${describeValue(data[i])}`);
+      }
     }
-    return t;
+    if (data.length !== numel(shape)) throw new ShapeMismatchError(`${data.length} values do not fill shape [${shape.join(', ')}] (${numel(shape)} elements)`);
+    return withOutputs(() => {
+      const t = Tensor.empty(backend, shape, { category: 'data', ...options });
+      if (t.dtype === 'int32') backend.write(t.storage, Int32Array.from(data as ArrayLike<number>));
+      else {
+        const f = formatOf(t.dtype);
+        const values = data instanceof Float32Array ? data : Float64Array.from(data as ArrayLike<number>);
+        const codes = f.name === 'float32' ? Float32Array.from(values) : encode(values, f.name);
+        backend.write(t.storage, f.bits < 8 ? pack(codes as Uint8Array, f.name) : codes);
+      }
+      return t;
+    });
   }
 
   /** The values as float32 (int32 tensors: Int32Array). */
@@ -112,19 +159,25 @@ export class Tensor implements TensorRef {
   }
 
   /** A copy in another dtype (bit-identical to encode/decode). */
-  to(dtype: string, options: CastOptions = {}): Tensor {
-    const out = Tensor.empty(this.backend, this.shape, { dtype, category: this.category, label: this.shared.storage.label });
-    this.backend.cast(this, out, options);
-    return out;
+  to(dtype: DTypeName | 'int32', options: CastOptions = {}): Tensor {
+    checkTensor(this, 'to');
+    return withOutputs(() => {
+      const out = Tensor.empty(this.backend, this.shape, { dtype, category: this.category, label: this.shared.storage.label });
+      this.backend.cast(this, out, options);
+      return out;
+    });
   }
 
   /** A contiguous copy with the last two dimensions swapped (codes copied bit for bit). */
   transpose(): Tensor {
     if (this.rank < 2) throw new InvalidArgumentError(`transpose needs a tensor of rank >= 2, got [${this.shape.join(', ')}]`);
+    checkTensor(this, 'transpose');
     const shape = [...this.shape.slice(0, -2), this.shape[this.rank - 1], this.shape[this.rank - 2]];
-    const out = Tensor.empty(this.backend, shape, { dtype: this.dtype, category: this.category, label: this.shared.storage.label });
-    this.backend.transpose(this, out);
-    return out;
+    return withOutputs(() => {
+      const out = Tensor.empty(this.backend, shape, { dtype: this.dtype, category: this.category, label: this.shared.storage.label });
+      this.backend.transpose(this, out);
+      return out;
+    });
   }
 
   /** A copy on another backend (same bytes). */
@@ -134,11 +187,17 @@ export class Tensor implements TensorRef {
     const aligned = this.offset === 0 || this.dtype === 'int32' || formatOf(this.dtype).bits >= 8;
     const src = aligned ? this : this.to(this.dtype);
     const start = src.offset === 0 ? 0 : src.offset * (src.dtype === 'int32' ? 4 : formatOf(src.dtype).codeBytes);
-    const data = await this.backend.read(src.storage, start, bytes);
-    if (src !== this) src.dispose();
-    const out = Tensor.empty(backend, this.shape, { dtype: this.dtype, category: this.category, label: this.shared.storage.label });
-    backend.write(out.storage, data);
-    return out;
+    let data: Uint8Array;
+    try {
+      data = await this.backend.read(src.storage, start, bytes);
+    } finally {
+      if (src !== this) src.dispose();
+    }
+    return withOutputs(() => {
+      const out = Tensor.empty(backend, this.shape, { dtype: this.dtype, category: this.category, label: this.shared.storage.label });
+      backend.write(out.storage, data);
+      return out;
+    });
   }
 
   /** Releases this tensor's hold on its storage; the last holder frees it. */
@@ -159,17 +218,17 @@ export class Tensor implements TensorRef {
   // ---- ops (all through dispatch) -----------------------------------------------------------
 
   // Each op's allocations are labelled with its name (memory traces say who allocated).
-  add(b: Tensor): Tensor { return withAllocationOp('add', () => dispatch.binary('add', this, b)); }
-  sub(b: Tensor): Tensor { return withAllocationOp('sub', () => dispatch.binary('sub', this, b)); }
-  mul(b: Tensor): Tensor { return withAllocationOp('mul', () => dispatch.binary('mul', this, b)); }
-  div(b: Tensor): Tensor { return withAllocationOp('div', () => dispatch.binary('div', this, b)); }
-  unary(op: UnaryOp, alpha?: number): Tensor { return withAllocationOp(op, () => dispatch.unary(op, this, alpha)); }
-  sum(axis: number | null = null): Tensor { return withAllocationOp('sum', () => dispatch.reduce('sum', this, axis)); }
-  mean(axis: number | null = null): Tensor { return withAllocationOp('mean', () => dispatch.reduce('mean', this, axis)); }
-  max(axis: number | null = null): Tensor { return withAllocationOp('max', () => dispatch.reduce('max', this, axis)); }
-  softmax(): Tensor { return withAllocationOp('softmax', () => dispatch.softmax(this, false)); }
-  logSoftmax(): Tensor { return withAllocationOp('logSoftmax', () => dispatch.softmax(this, true)); }
-  matmul(b: Tensor, options: MatmulOptions = {}): Tensor { return withAllocationOp('matmul', () => dispatch.matmul(this, b, options)); }
+  add(b: Tensor): Tensor { return observeOp('add', () => dispatch.binary('add', this, b)); }
+  sub(b: Tensor): Tensor { return observeOp('sub', () => dispatch.binary('sub', this, b)); }
+  mul(b: Tensor): Tensor { return observeOp('mul', () => dispatch.binary('mul', this, b)); }
+  div(b: Tensor): Tensor { return observeOp('div', () => dispatch.binary('div', this, b)); }
+  unary(op: UnaryOp, alpha?: number): Tensor { return observeOp(op, () => dispatch.unary(op, this, alpha)); }
+  sum(axis: number | null = null): Tensor { return observeOp('sum', () => dispatch.reduce('sum', this, axis)); }
+  mean(axis: number | null = null): Tensor { return observeOp('mean', () => dispatch.reduce('mean', this, axis)); }
+  max(axis: number | null = null): Tensor { return observeOp('max', () => dispatch.reduce('max', this, axis)); }
+  softmax(): Tensor { return observeOp('softmax', () => dispatch.softmax(this, false)); }
+  logSoftmax(): Tensor { return observeOp('logSoftmax', () => dispatch.softmax(this, true)); }
+  matmul(b: Tensor, options: MatmulOptions = {}): Tensor { return observeOp('matmul', () => dispatch.matmul(this, b, options)); }
 }
 
 function sameBackend(...ts: Tensor[]): Backend {
@@ -178,49 +237,76 @@ function sameBackend(...ts: Tensor[]): Backend {
   return b;
 }
 
-/** Result dtype of an op on inputs of these dtypes: float32 unless every input has the same float dtype. */
-function resultDType(...ts: Tensor[]): TensorDType {
+/** Result dtype of an elementwise op on inputs of these dtypes: float32 unless every input has the same float dtype (the one rule of every route). */
+export function resultDType(...ts: Tensor[]): TensorDType {
   const d = ts[0].dtype;
   return ts.every((t) => t.dtype === d) && d !== 'int32' ? d : 'float32';
 }
 
-/** The single dispatch point of tensor ops. */
+/** The single dispatch point of tensor ops. Inputs are checked before, and outputs freed after, a failure. */
 export const dispatch = {
   unary(op: UnaryOp, x: Tensor, alpha?: number): Tensor {
-    const out = Tensor.empty(x.backend, x.shape, { dtype: resultDType(x) });
-    x.backend.unary(op, x, out, alpha);
-    return out;
+    checkTensor(x, op);
+    return withOutputs(() => {
+      const out = Tensor.empty(x.backend, x.shape, { dtype: resultDType(x), label: op });
+      x.backend.unary(op, x, out, alpha);
+      return out;
+    });
   },
   binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
+    checkTensor(a, op);
+    checkTensor(b, op);
     const be = sameBackend(a, b);
-    const out = Tensor.empty(be, broadcastShapes(a.shape, b.shape), { dtype: resultDType(a, b) });
-    be.binary(op, a, b, out);
-    return out;
+    return withOutputs(() => {
+      const out = Tensor.empty(be, broadcastShapes(a.shape, b.shape), { dtype: resultDType(a, b), label: op });
+      be.binary(op, a, b, out);
+      return out;
+    });
   },
   reduce(op: ReduceOp, x: Tensor, axis: number | null): Tensor {
+    checkTensor(x, op);
     const ax = axis === null ? null : normAxis(axis, x.rank);
     const shape = ax === null ? [] : x.shape.filter((_, i) => i !== ax);
-    const out = Tensor.empty(x.backend, shape, { dtype: 'float32' }); // float32 accumulation and result
-    x.backend.reduce(op, x, out, ax);
-    return out;
+    return withOutputs(() => {
+      const out = Tensor.empty(x.backend, shape, { dtype: 'float32', label: op }); // float32 accumulation and result
+      x.backend.reduce(op, x, out, ax);
+      return out;
+    });
   },
   softmax(x: Tensor, log: boolean): Tensor {
+    checkTensor(x, log ? 'logSoftmax' : 'softmax');
     if (x.rank === 0) throw new InvalidArgumentError('softmax needs a tensor of rank >= 1');
-    const out = Tensor.empty(x.backend, x.shape, { dtype: 'float32' });
-    x.backend.softmax(x, out, log);
-    return out;
+    return withOutputs(() => {
+      const out = Tensor.empty(x.backend, x.shape, { dtype: 'float32', label: log ? 'logSoftmax' : 'softmax' });
+      x.backend.softmax(x, out, log);
+      return out;
+    });
   },
   matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tensor {
+    checkTensor(a, 'matmul');
+    checkTensor(b, 'matmul');
     const be = sameBackend(a, b);
-    if (a.rank < 2 || b.rank < 2) throw new ShapeMismatchError(`matmul needs tensors of rank >= 2, got [${a.shape.join(', ')}] and [${b.shape.join(', ')}]`);
-    const [m, ka] = options.transA ? [a.shape[a.rank - 1], a.shape[a.rank - 2]] : [a.shape[a.rank - 2], a.shape[a.rank - 1]];
-    const [kb, n] = options.transB ? [b.shape[b.rank - 1], b.shape[b.rank - 2]] : [b.shape[b.rank - 2], b.shape[b.rank - 1]];
-    if (ka !== kb) throw new ShapeMismatchError(`matmul inner dimensions differ: [${a.shape.join(', ')}]${options.transA ? '^T' : ''} @ [${b.shape.join(', ')}]${options.transB ? '^T' : ''} (${ka} vs ${kb})`);
-    const ba = a.shape.slice(0, -2), bb = b.shape.slice(0, -2);
-    if (numel(ba) !== 1 && numel(bb) !== 1 && ba.join() !== bb.join()) throw new ShapeMismatchError(`matmul batch dimensions differ: [${ba.join(', ')}] vs [${bb.join(', ')}]`);
-    const batch = numel(ba) !== 1 ? ba : numel(bb) !== 1 ? bb : ba.length >= bb.length ? ba : bb; // size-1 batch dims kept, as PyTorch
-    const out = Tensor.empty(be, [...batch, m, n], { dtype: 'float32' });
-    be.matmul(a, b, out, options);
-    return out;
+    const { batch, m, n } = matmulShape(a, b, options);
+    return withOutputs(() => {
+      const out = Tensor.empty(be, [...batch, m, n], { dtype: 'float32' });
+      be.matmul(a, b, out, options);
+      return out;
+    });
   },
 };
+
+/**
+ * The shapes of a [..., M, K] @ b [..., K, N] (either side transposed with transA/transB), checked
+ * once for every route: batch dims equal, or one side without batch dims (broadcast); when both
+ * have one element, the longer batch shape is kept (PyTorch keeps [1, 1, M, N]).
+ */
+export function matmulShape(a: Tensor, b: Tensor, options: MatmulOptions = {}): { batch: readonly number[]; m: number; k: number; n: number } {
+  if (a.rank < 2 || b.rank < 2) throw new ShapeMismatchError(`matmul needs tensors of rank >= 2, got [${a.shape.join(', ')}] and [${b.shape.join(', ')}]`);
+  const [m, ka] = options.transA ? [a.shape[a.rank - 1], a.shape[a.rank - 2]] : [a.shape[a.rank - 2], a.shape[a.rank - 1]];
+  const [kb, n] = options.transB ? [b.shape[b.rank - 1], b.shape[b.rank - 2]] : [b.shape[b.rank - 2], b.shape[b.rank - 1]];
+  if (ka !== kb) throw new ShapeMismatchError(`matmul inner dimensions differ: [${a.shape.join(', ')}]${options.transA ? '^T' : ''} @ [${b.shape.join(', ')}]${options.transB ? '^T' : ''} (${ka} vs ${kb})`);
+  const ba = a.shape.slice(0, -2), bb = b.shape.slice(0, -2);
+  if (numel(ba) !== 1 && numel(bb) !== 1 && ba.join() !== bb.join()) throw new ShapeMismatchError(`matmul batch dimensions differ: [${ba.join(', ')}] vs [${bb.join(', ')}]`);
+  const batch = numel(ba) !== 1 ? ba : numel(bb) !== 1 ? bb : ba.length >= bb.length ? ba : bb;
+  return { batch, m, k: ka, n };
+}

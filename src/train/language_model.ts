@@ -5,6 +5,8 @@
 import type { Backend } from '../backend/backend.js';
 import { CATEGORIES, type Category, type MemoryEvent, type MemoryStats, type MemoryTrace } from '../backend/memory.js';
 import { inferenceMode, tidy } from '../autograd/variable.js';
+import { autocast } from '../amp/autocast.js';
+import { GradScaler } from '../amp/grad_scaler.js';
 import { InvalidArgumentError } from '../errors.js';
 import { ByteTextDataset, type TokenBatch } from '../data/byte_text.js';
 import { Llama, type LlamaConfig } from '../nn/llama.js';
@@ -37,7 +39,18 @@ export interface TrainConfig {
    * 0.9, weightDecay as L2). Weight decay applies to matrices only in each case.
    */
   optimizer?: TrainOptimizer;
+  /**
+   * The precision (PyTorch Lightning's names): '32-true' (default, float32 throughout),
+   * 'bf16-mixed' (float32 weights, forward under bfloat16 autocast), '16-mixed' (float32 weights,
+   * float16 autocast and a GradScaler), 'bf16-true' (bfloat16 weights, updated in float32 and
+   * rounded once; no float32 master copy).
+   */
+  precision?: TrainPrecision;
 }
+
+/** The precisions LanguageModelTrainer runs. */
+export type TrainPrecision = '32-true' | 'bf16-mixed' | '16-mixed' | 'bf16-true';
+export const TRAIN_PRECISIONS: readonly TrainPrecision[] = ['32-true', 'bf16-mixed', '16-mixed', 'bf16-true'];
 
 /** The optimizers LanguageModelTrainer can build. */
 export type TrainOptimizer = 'adamw' | 'adam' | 'sgd';
@@ -61,7 +74,7 @@ export const TINY_LLAMA: TrainConfig = {
  * TINY_LLAMA with a run's choices: warmup is capped at a tenth of the steps and the context grows
  * to seqLen when that is longer. What `memfit train` and the demo page train.
  */
-export function tinyLlamaConfig(options: Partial<Pick<TrainConfig, 'steps' | 'batchSize' | 'seqLen' | 'lr' | 'seed' | 'optimizer'>> = {}): TrainConfig {
+export function tinyLlamaConfig(options: Partial<Pick<TrainConfig, 'steps' | 'batchSize' | 'seqLen' | 'lr' | 'seed' | 'optimizer' | 'precision'>> = {}): TrainConfig {
   const c: TrainConfig = { ...TINY_LLAMA, ...options };
   return {
     ...c,
@@ -109,12 +122,18 @@ export class LanguageModelTrainer {
   readonly scheduler: LambdaLR;
   /** Draws the training batches (saved in checkpoints). */
   readonly dataGenerator: Generator;
+  /** The loss scaler of '16-mixed' (saved in checkpoints), else null. */
+  readonly scaler: GradScaler | null;
   step = 0;
 
   constructor(readonly backend: Backend, readonly dataset: ByteTextDataset, readonly config: TrainConfig) {
     if (config.model.vocabSize < ByteTextDataset.vocabSize) throw new InvalidArgumentError(`vocabSize ${config.model.vocabSize} is smaller than the 256 byte values`);
     if (config.seqLen > config.model.maxPositionEmbeddings) throw new InvalidArgumentError(`seqLen ${config.seqLen} exceeds maxPositionEmbeddings ${config.model.maxPositionEmbeddings}`);
+    const precision = config.precision ?? '32-true';
+    if (!TRAIN_PRECISIONS.includes(precision)) throw new InvalidArgumentError(`unknown precision ${JSON.stringify(precision)}; use one of ${TRAIN_PRECISIONS.join(', ')}`);
     this.model = new Llama(config.model, { backend, generator: new Generator(config.seed) });
+    if (precision === 'bf16-true') this.model.to('bfloat16');
+    this.scaler = precision === '16-mixed' ? new GradScaler() : null;
     // Weight decay on matrices only, not on norm weights (as Hugging Face's Trainer groups them).
     const params = this.model.parameters();
     const groups = [
@@ -128,6 +147,12 @@ export class LanguageModelTrainer {
     else throw new InvalidArgumentError(`unknown optimizer ${JSON.stringify(kind)}; use one of ${TRAIN_OPTIMIZERS.join(', ')}`);
     this.scheduler = cosineWithWarmup(this.optimizer, { warmupSteps: config.warmupSteps, totalSteps: config.steps, minLrRatio: config.minLrRatio });
     this.dataGenerator = new Generator(config.seed + 1);
+  }
+
+  /** Runs a forward in the configured precision (under autocast for the mixed ones). */
+  private forward<T>(fn: () => T): T {
+    const p = this.config.precision;
+    return p === 'bf16-mixed' || p === '16-mixed' ? autocast({ dtype: p === '16-mixed' ? 'float16' : 'bfloat16' }, fn) : fn();
   }
 
   private upload(batch: TokenBatch): [Tensor, Tensor] {
@@ -152,10 +177,16 @@ export class LanguageModelTrainer {
     try {
       const [ids, targets] = this.upload(this.dataset.batch(this.dataGenerator, batchSize, seqLen));
       try {
-        const loss = tidy(() => this.model.loss(ids, targets));
-        loss.backward();
+        const loss = this.forward(() => tidy(() => this.model.loss(ids, targets)));
+        const scaler = this.scaler;
+        if (scaler) { // float16: the loss is scaled before backward, the gradients unscaled before clipping
+          const scaled = scaler.scale(loss);
+          scaled.backward();
+          scaled.dispose();
+          scaler.unscale(this.optimizer);
+        } else loss.backward();
         if (maxGradNorm > 0) clipGradNorm(this.model.parameters(), maxGradNorm).dispose();
-        this.optimizer.step();
+        if (scaler) { scaler.step(this.optimizer); scaler.update(); } else this.optimizer.step();
         this.scheduler.step();
         this.optimizer.zeroGrad();
         lossValue = (await loss.data.toArray())[0];
@@ -178,7 +209,7 @@ export class LanguageModelTrainer {
     let total = 0;
     for (let i = 0; i < batches; i++) {
       const [ids, targets] = this.upload(this.dataset.batch(g, this.config.batchSize, this.config.seqLen, 'validation'));
-      const loss = inferenceMode(() => this.model.loss(ids, targets));
+      const loss = this.forward(() => inferenceMode(() => this.model.loss(ids, targets)));
       total += (await loss.data.toArray())[0];
       loss.dispose(); ids.dispose(); targets.dispose();
     }
@@ -198,7 +229,7 @@ export class LanguageModelTrainer {
     for (let i = 0; i < length; i++) {
       const ctx = bytes.slice(-window);
       const ids = Tensor.from(this.backend, Int32Array.from(ctx), [1, ctx.length], { dtype: 'int32', category: 'data' });
-      const logits = inferenceMode(() => this.model.forward(ids));
+      const logits = this.forward(() => inferenceMode(() => this.model.forward(ids)));
       const all = await logits.data.toArray();
       logits.dispose(); ids.dispose();
       const last = all.subarray((ctx.length - 1) * v, ctx.length * v);
@@ -215,19 +246,41 @@ export class LanguageModelTrainer {
     return new TextDecoder().decode(Uint8Array.from(bytes));
   }
 
+  /**
+   * The name of the first parameter or optimizer state tensor holding a NaN or an infinity (e.g.
+   * 'lmHead.weight', 'optimizer state expAvgSq of lmHead.weight'), or null when every value is
+   * finite. Reads them back: call it before saving a checkpoint, not every step.
+   */
+  async firstNonFinite(): Promise<string | null> {
+    const finite = async (t: Tensor): Promise<boolean> => (await t.toArray()).every(Number.isFinite);
+    const params = this.model.namedParameters();
+    for (const [name, p] of params) if (!(await finite(p.data))) return name;
+    const sd = this.optimizer.stateDict(); // the optimizer's own tensors, in parameter order
+    const order = sd.paramGroups.flatMap((g) => g.params);
+    const all = this.optimizer.paramGroups.flatMap((g) => g.params);
+    const names = new Map(params.map(([name, p]) => [p as unknown, name]));
+    for (const [i, id] of order.entries()) {
+      for (const [key, v] of Object.entries(sd.state[id] ?? {})) {
+        if (v instanceof Tensor && !(await finite(v))) return `optimizer state ${key} of ${names.get(all[i]) ?? `parameter ${id}`}`;
+      }
+    }
+    return null;
+  }
+
   /** Current and peak bytes by category on the training backend. */
   memoryStats(): MemoryStats {
     return this.backend.memory.memoryStats();
   }
 
   /** Everything a checkpoint holds (see io/checkpoint.ts). */
-  trainingState(): { model: Llama; optimizer: AnyOptimizer; scheduler: LambdaLR; step: number; generators: Record<string, Generator> } {
-    return { model: this.model, optimizer: this.optimizer, scheduler: this.scheduler, step: this.step, generators: { data: this.dataGenerator } };
+  trainingState(): { model: Llama; optimizer: AnyOptimizer; scheduler: LambdaLR; step: number; generators: Record<string, Generator>; scaler?: GradScaler } {
+    return { model: this.model, optimizer: this.optimizer, scheduler: this.scheduler, step: this.step, generators: { data: this.dataGenerator }, ...(this.scaler ? { scaler: this.scaler } : {}) };
   }
 
   /** Frees the model and the optimizer state. */
   dispose(): void {
     this.optimizer.zeroGrad();
+    this.scaler?.dispose();
     this.optimizer.dispose();
     this.model.dispose();
   }

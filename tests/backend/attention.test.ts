@@ -1,5 +1,5 @@
-// Causal attention (forward and backward): the wasm backend against a float64 reference written
-// here (naive softmax attention with causal + key-padding mask; backward by the formulas and, for
+// Attention, causal and bidirectional (forward and backward): the wasm backend against a float64
+// reference written here (naive softmax attention with causal + key-padding mask; backward by the formulas and, for
 // dq, by central finite differences), and the WebGPU backend against wasm.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -82,7 +82,8 @@ function close(what: string, actual: ArrayLike<number>, expected: ArrayLike<numb
 
 interface Ref { out: Float64Array; lse: Float64Array; dq: Float64Array; dk: Float64Array; dv: Float64Array }
 
-const allowed = (mask: ArrayLike<number> | null, b: number, t: number, s: number): boolean => s <= t && (!mask || mask[b * T + s] !== 0);
+let refCausal = true; // the reference's mode (set by checkRef)
+const allowed = (mask: ArrayLike<number> | null, b: number, t: number, s: number): boolean => (!refCausal || s <= t) && (!mask || mask[b * T + s] !== 0);
 
 function refForward(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, mask: ArrayLike<number> | null): { out: Float64Array; lse: Float64Array; P: Float64Array } {
   const out = new Float64Array(N), lse = new Float64Array(B * H * T), P = new Float64Array(B * H * T * T);
@@ -151,6 +152,8 @@ interface Case {
   scale?: number;
   /** WebGPU layout (attentionLayout): tiled (hardware GPUs; a number: that many tile rows) or not (software adapters); default the adapter's. */
   tiled?: boolean | number;
+  /** Default true; false: bidirectional (every unmasked key). */
+  causal?: boolean;
 }
 type Result = Record<'out' | 'lse' | 'dq' | 'dk' | 'dv', Float32Array>;
 
@@ -165,11 +168,14 @@ async function runOn(b: Backend, c: Case): Promise<Result> {
   const out = m(shape, c.outDtype), lse = m([b0, h0, t0], 'float32');
   const dq = m(shape, c.outDtype), dk = m(shape, c.outDtype), dv = m(shape, c.outDtype);
   if (b === g && c.tiled !== undefined) {
-    gpuAttention.attention(g, q, k, v, out, lse, mask, scale, c.tiled);
-    gpuAttention.attentionBackward(g, dout, q, k, v, out, lse, mask, scale, dq, dk, dv, c.tiled);
-  } else {
+    gpuAttention.attention(g, q, k, v, out, lse, mask, scale, c.causal ?? true, c.tiled);
+    gpuAttention.attentionBackward(g, dout, q, k, v, out, lse, mask, scale, dq, dk, dv, c.causal ?? true, c.tiled);
+  } else if (c.causal === undefined) {
     b.attention(q, k, v, out, lse, mask, scale);
     b.attentionBackward(dout, q, k, v, out, lse, mask, scale, dq, dk, dv);
+  } else {
+    b.attention(q, k, v, out, lse, mask, scale, c.causal);
+    b.attentionBackward(dout, q, k, v, out, lse, mask, scale, dq, dk, dv, c.causal);
   }
   const res = { out: await rd(b, out), lse: await rd(b, lse), dq: await rd(b, dq), dk: await rd(b, dk), dv: await rd(b, dv) };
   for (const t of made) b.free(t.storage);
@@ -181,12 +187,17 @@ const base = { q: randn(N, 1, 1.5), k: randn(N, 2, 1.5), v: randn(N, 3), dout: r
 const PAD = Float32Array.from([1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 0]);
 
 function checkRef(what: string, got: Result, c: Case, rel: number, abs: number): void {
-  const r = reference(seen(c.q, c.inDtype), seen(c.k, c.inDtype), seen(c.v, c.inDtype), c.mask, seen(c.dout, c.inDtype));
-  close(`${what} out`, got.out, r.out, rel, abs, true);
-  close(`${what} lse`, got.lse, r.lse, rel, abs, true);
-  close(`${what} dq`, got.dq, r.dq, rel, abs, true);
-  close(`${what} dk`, got.dk, r.dk, rel, abs, true);
-  close(`${what} dv`, got.dv, r.dv, rel, abs, true);
+  refCausal = c.causal ?? true;
+  try {
+    const r = reference(seen(c.q, c.inDtype), seen(c.k, c.inDtype), seen(c.v, c.inDtype), c.mask, seen(c.dout, c.inDtype));
+    close(`${what} out`, got.out, r.out, rel, abs, true);
+    close(`${what} lse`, got.lse, r.lse, rel, abs, true);
+    close(`${what} dq`, got.dq, r.dq, rel, abs, true);
+    close(`${what} dk`, got.dk, r.dk, rel, abs, true);
+    close(`${what} dv`, got.dv, r.dv, rel, abs, true);
+  } finally {
+    refCausal = true;
+  }
 }
 
 // ---- wasm against the float64 reference --------------------------------------------------------
@@ -213,6 +224,17 @@ test('wasm: padded batch (fully masked query rows give out 0, lse -inf, no gradi
     const i = ((1 * H + h) * T + s) * D + d;
     assert.is(got.dk[i], 0);
     assert.is(got.dv[i], 0);
+  }
+});
+
+test('wasm: bidirectional attention (causal false), with and without padding, matches float64 reference', async () => {
+  for (const mask of [null, PAD]) {
+    const c: Case = { ...base, mask, inDtype: 'float32', outDtype: 'float32', causal: false };
+    const got = await runOn(w, c);
+    checkRef(`bidirectional ${mask ? 'padded' : 'nomask'}`, got, c, 1e-5, 2e-6);
+    // differs from the causal result (row 0 sees all keys)
+    const causal = await runOn(w, { ...c, causal: true });
+    assert.ok(Math.abs(got.out[0] - causal.out[0]) > 1e-4);
   }
 });
 
@@ -267,6 +289,13 @@ test('webgpu: matches wasm, no mask', async () => {
 test('webgpu: matches wasm, padded batch (float32 and int32 masks)', async () => {
   await gpuVsWasm({ ...base, mask: PAD, inDtype: 'float32', outDtype: 'float32' });
   await gpuVsWasm({ ...base, mask: Int32Array.from(PAD), maskDtype: 'int32', inDtype: 'float32', outDtype: 'float32' });
+});
+
+test('webgpu: matches wasm, bidirectional (causal false), both layouts', async () => {
+  await gpuVsWasm({ ...base, mask: PAD, inDtype: 'float32', outDtype: 'float32', causal: false });
+  await gpuVsWasm({ ...base, mask: null, inDtype: 'float32', outDtype: 'float32', causal: false, tiled: 3 });
+  await gpuVsWasm({ ...longCase([2, 1, 130, 6], 31, true), causal: false }); // several row blocks
+  await gpuVsWasm({ ...longCase([2, 1, 70, 6], 32, true), causal: false, tiled: 16 });
 });
 
 test('webgpu: matches wasm, bfloat16 inputs (float32 and bfloat16 outputs)', async () => {

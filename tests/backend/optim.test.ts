@@ -1,5 +1,6 @@
-// Optimizer kernels (GradScaler unscale, global norm, AdamW) and the per-tensor scaled matmul on
-// both backends: wasm against float64 references and golden data, WebGPU against wasm.
+// Optimizer kernels (GradScaler unscale and scale update, global norm, AdamW plain and under a
+// found-inf flag) and the per-tensor scaled matmul on both backends: wasm against float64
+// references and golden data, WebGPU against wasm.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { WasmBackend } from '../../src/backend/wasm/backend.js';
@@ -149,7 +150,8 @@ test('nonFiniteCheckAndUnscale: scales in place; foundInf stays 0 for finite ten
     // finite: scaled, foundInf left at 0
     const ta = tensor(b, [300], 'float32', a), tc = tensor(b, [70_000], 'float32', c);
     const found = tensor(b, [], 'float32', Float32Array.of(0));
-    b.nonFiniteCheckAndUnscale([ta, tc], found, inv);
+    const tinv = tensor(b, [], 'float32', Float32Array.of(inv)); // the inverse scale lives on the device
+    b.nonFiniteCheckAndUnscale([ta, tc], found, tinv);
     assert.equal((await readF32(b, found))[0], 0, `${b.kind}: foundInf stays 0`);
     for (const [t, x] of [[ta, a], [tc, c]] as const) {
       const got = await readF32(b, t);
@@ -158,7 +160,8 @@ test('nonFiniteCheckAndUnscale: scales in place; foundInf stays 0 for finite ten
     }
     // foundInf already 1 is left alone by a finite pass
     const one = tensor(b, [], 'float32', Float32Array.of(1));
-    b.nonFiniteCheckAndUnscale([ta], one, 1);
+    const tone = tensor(b, [1], 'float32', Float32Array.of(1));
+    b.nonFiniteCheckAndUnscale([ta], one, tone);
     assert.equal((await readF32(b, one))[0], 1, `${b.kind}: foundInf kept at 1`);
     // inf in one tensor, NaN in another
     for (const bad of [Infinity, -Infinity, NaN]) {
@@ -166,13 +169,98 @@ test('nonFiniteCheckAndUnscale: scales in place; foundInf stays 0 for finite ten
       (bad !== bad ? y : x)[bad !== bad ? 39_999 : 17] = bad;
       const tx = tensor(b, [500], 'float32', x), ty = tensor(b, [40_000], 'float32', y);
       const f = tensor(b, [], 'float32', Float32Array.of(0));
-      b.nonFiniteCheckAndUnscale([tx, ty], f, 0.5);
+      const half = tensor(b, [], 'float32', Float32Array.of(0.5));
+      b.nonFiniteCheckAndUnscale([tx, ty], f, half);
       assert.equal((await readF32(b, f))[0], 1, `${b.kind}: foundInf set by ${bad}`);
       const gx = await readF32(b, tx);
       assert.equal(gx[3], Math.fround(x[3] * 0.5), `${b.kind}: still scaled`);
-      freeAll(b, tx, ty, f);
+      freeAll(b, tx, ty, f, half);
     }
-    freeAll(b, ta, tc, found, one);
+    freeAll(b, ta, tc, found, one, tinv, tone);
+  }
+});
+
+// ---- GradScaler scale update and AdamW under a found-inf flag ----------------------------------
+
+/** torch._amp_update_scale_ in float32, the reference of ampUpdateScale. */
+function updateRef(scale: number, tracker: number, found: number, growth: number, backoff: number, interval: number): [number, number, number] {
+  let s = Math.fround(scale), t = tracker;
+  if (found !== 0) { s = Math.fround(s * Math.fround(backoff)); t = 0; }
+  else if (t + 1 === interval) {
+    const grown = Math.fround(s * Math.fround(growth));
+    if (Number.isFinite(grown)) s = grown;
+    t = 0;
+  } else t += 1;
+  return [s, t, Math.fround(1 / s)];
+}
+
+test('ampUpdateScale: backoff on inf/NaN flags, growth at the interval (kept only if finite), the tracker, and the exact inverse; GPU equals wasm equals the reference', async () => {
+  // [scale, tracker, found, growth, backoff, interval]
+  const cases: [number, number, number, number, number, number][] = [
+    [65536, 0, 1, 2, 0.5, 2000], [65536, 5, NaN, 2, 0.5, 2000], [1024, 1, 0, 2, 0.5, 3], [1024, 2, 0, 2, 0.5, 3],
+    [2 ** 127, 2, 0, 2, 0.5, 3], [2 ** -126, 0, 1, 2, 0.5, 3], [2 ** -100, 0, 1, 2, 0.5, 3], [1000, 6, 0, 3, 0.25, 7], [1000, 0, 2, 3, 0.25, 7],
+    [3, 0, 0, 2, 0.5, 1], [2 ** 126, 0, 0, 2, 0.5, 1],
+  ];
+  for (const b of [w, g] as Backend[]) {
+    for (const [scale, tracker, found, growth, backoff, interval] of cases) {
+      const ts = tensor(b, [], 'float32', Float32Array.of(scale)), ti = tensor(b, [], 'float32', Float32Array.of(123));
+      const tt = tensor(b, [], 'int32', Int32Array.of(tracker)), tf = tensor(b, [1], 'float32', Float32Array.of(found));
+      b.ampUpdateScale(ts, ti, tt, tf, growth, backoff, interval);
+      const [ws, wt, wi] = updateRef(scale, tracker, found, growth, backoff, interval);
+      const label = `${b.kind} scale ${scale} tracker ${tracker} found ${found} interval ${interval}`;
+      const got = (await readF32(b, ts))[0];
+      // WGSL may flush subnormal results: a scale backed off below 2^-126 may become 0 on a GPU (nowhere near real use).
+      if (b === g && ws !== 0 && Math.abs(ws) < 2 ** -126) assert.ok(got === ws || got === 0, `${label}: scale ${got}`);
+      else assert.is(got, ws, `${label}: scale`);
+      const tb = await b.read(tt.storage, 0, 4);
+      assert.is(new Int32Array(tb.buffer, tb.byteOffset, 1)[0], wt, `${label}: tracker`);
+      const inv = (await readF32(b, ti))[0];
+      if (got !== ws) { freeAll(b, ts, ti, tt, tf); continue; }
+      // exact for powers of two on both backends; other scales: correctly rounded on wasm, WGSL's division (2.5 ulp) on the GPU
+      const pow2 = Number.isInteger(Math.log2(ws));
+      if (b === w || pow2) assert.is(inv, wi, `${label}: inverse`);
+      else assert.ok(Math.abs(inv - wi) <= 3 * 2 ** (Math.floor(Math.log2(wi)) - 23), `${label}: inverse ${inv} vs ${wi}`);
+      const left = (await readF32(b, tf))[0];
+      assert.ok(Object.is(left, found), `${label}: the flag is left as it was (${left})`);
+      freeAll(b, ts, ti, tt, tf);
+    }
+  }
+});
+
+test('adamw under a found-inf flag: a set flag (1 or NaN) writes nothing, float32 and bfloat16 params, on both backends; device scalars equal the host ones', async () => {
+  const n = 600;
+  const p0 = rand(n, 41), codes = Uint16Array.from(rand(n, 42, 2), (x) => bf16(x));
+  const grad = rand(n, 43), m0 = rand(n, 44, 0.1), v0 = Float32Array.from(rand(n, 45, 0.1), (x) => x * x);
+  grad[17] = Infinity;
+  const h: AdamWHyper = { ...HYPER, step: 4 };
+  for (const b of [w, g] as Backend[]) {
+    for (const [dtype, data] of [['float32', p0], ['bfloat16', codes]] as const) {
+      for (const flag of [1, NaN]) {
+        const t = { p: tensor(b, [n], dtype, data), gr: tensor(b, [n], 'float32', grad), m: tensor(b, [n], 'float32', m0), v: tensor(b, [n], 'float32', v0) };
+        const f = tensor(b, [], 'float32', Float32Array.of(flag));
+        const before = await Promise.all([b.read(t.p.storage, 0, t.p.storage.byteLength), readF32(b, t.m), readF32(b, t.v)]);
+        b.adamw(t.p, t.gr, t.m, t.v, h, { foundInf: f });
+        const after = await Promise.all([b.read(t.p.storage, 0, t.p.storage.byteLength), readF32(b, t.m), readF32(b, t.v)]);
+        assert.equal(after.map((x) => Array.from(x)), before.map((x) => Array.from(x)), `${b.kind} ${dtype} flag ${flag}: something was written`);
+        freeAll(b, t.p, t.gr, t.m, t.v, f);
+      }
+    }
+    // A clear flag, with and without scalars from the device: the same bits as the plain kernel.
+    const grad2 = rand(n, 46);
+    const results: number[][] = [];
+    for (const mode of ['plain', 'flag', 'flag + device scalars']) {
+      const t = { p: tensor(b, [n], 'float32', p0), gr: tensor(b, [n], 'float32', grad2), m: tensor(b, [n], 'float32', m0), v: tensor(b, [n], 'float32', v0) };
+      const f = tensor(b, [], 'float32', Float32Array.of(0));
+      const bc1 = 1 - h.beta1 ** h.step, bc2 = 1 - h.beta2 ** h.step;
+      const sc = tensor(b, [2], 'float32', Float32Array.of(h.lr / bc1, Math.sqrt(bc2)));
+      if (mode === 'plain') b.adamw(t.p, t.gr, t.m, t.v, h);
+      else if (mode === 'flag') b.adamw(t.p, t.gr, t.m, t.v, h, { foundInf: f });
+      else b.adamw(t.p, t.gr, t.m, t.v, { ...h, step: 1 }, { foundInf: f, scalars: sc }); // the scalars win over hyper.step
+      results.push([...await readF32(b, t.p), ...await readF32(b, t.m), ...await readF32(b, t.v)]);
+      freeAll(b, t.p, t.gr, t.m, t.v, f, sc);
+    }
+    assert.equal(results[1], results[0], `${b.kind}: clear flag`);
+    assert.equal(results[2], results[0], `${b.kind}: device scalars`);
   }
 });
 

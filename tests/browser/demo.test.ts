@@ -56,9 +56,11 @@ test('a visitor trains the tiny Llama on wasm: the charts draw, the loss falls, 
     const adapter = await page.evaluate('(async () => !!(navigator.gpu && await navigator.gpu.requestAdapter()))()');
     assert.is(await page.isDisabled('option[value=webgpu]'), !adapter, `WebGPU offered: ${!adapter ? 'no' : 'yes'}`);
     assert.match(await page.textContent('#corpus') ?? '', /^1,\d{3},\d{3} characters/);
-    // Options that have not landed are shown, disabled, as coming.
-    assert.ok(await page.isDisabled('#precision') && await page.isDisabled('#checkpointing'));
-    assert.match(await page.textContent('label:has(#precision)') ?? '', /coming/);
+    // Options that have not landed are shown, disabled, as coming; precision has landed.
+    assert.ok(await page.isDisabled('#checkpointing'));
+    assert.match(await page.textContent('label:has(#checkpointing)') ?? '', /coming/);
+    assert.not.ok(await page.isDisabled('#precision'));
+    await page.selectOption('#precision', 'bf16-mixed'); // the run below trains under bfloat16 autocast
 
     await page.selectOption('#backend', 'wasm');
     await page.selectOption('#optimizer', 'sgd');

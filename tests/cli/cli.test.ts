@@ -237,6 +237,15 @@ test('train picks its backend quietly: one line says which and why, no driver no
   }
 });
 
+test('train --precision bf16-mixed trains under autocast; an unknown precision is refused', () => {
+  const r = memfit('train', '--steps', '3', '--batch-size', '2', '--seq-len', '16', '--sample', '0', '--precision', 'bf16-mixed', '--backend', 'wasm');
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, /precision bf16-mixed/);
+  const bad = memfit('train', '--steps', '1', '--precision', 'fp7');
+  assert.is(bad.code, 1);
+  assert.match(bad.stderr, /--precision.*fp7.*32-true, bf16-mixed, 16-mixed, bf16-true/s);
+});
+
 test('train (what npm start runs): the loss falls, memory is reported by category, a checkpoint resumes', () => {
   const ckpt = tmp('train.safetensors');
   const args = ['train', '--backend', 'wasm', '--steps', '12', '--batch-size', '4', '--seq-len', '32', '--sample', '16', '--checkpoint', ckpt];

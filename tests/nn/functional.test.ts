@@ -19,13 +19,13 @@ function normRef(x: Float64Array, c: number, f: (row: Float64Array) => Float64Ar
 }
 
 /** Causal attention with key padding, [B, H, T, D], in float64. */
-function attnRef(q: Float64Array, k: Float64Array, v: Float64Array, [B, H, T, D]: number[], mask: number[] | null, scale?: number): Float64Array {
+function attnRef(q: Float64Array, k: Float64Array, v: Float64Array, [B, H, T, D]: number[], mask: number[] | null, scale?: number, causal = true): Float64Array {
   const out = new Float64Array(q.length);
   const sc = scale ?? 1 / Math.sqrt(D);
   for (let b = 0; b < B; b++) for (let h = 0; h < H; h++) for (let t = 0; t < T; t++) {
     const base = (b * H + h) * T * D;
     const keys: number[] = [];
-    for (let j = 0; j <= t; j++) if (!mask || mask[b * T + j] !== 0) keys.push(j);
+    for (let j = 0; j < (causal ? t + 1 : T); j++) if (!mask || mask[b * T + j] !== 0) keys.push(j);
     const s = keys.map((j) => {
       let d = 0;
       for (let e = 0; e < D; e++) d += q[base + t * D + e] * k[base + j * D + e];
@@ -88,6 +88,16 @@ function cases(b: Backend): Record<string, GradCase> {
         return weighted(y);
       },
       ref: ([q, k, v]) => weightedSum(attnRef(q, k, v, [2, 2, 4, 3], mask)),
+    },
+    'bidirectional attention (isCausal false) with a key padding mask [2,2,4,3]': {
+      shapes: [[2, 2, 4, 3], [2, 2, 4, 3], [2, 2, 4, 3]],
+      run: ([q, k, v]) => {
+        const m = Tensor.from(b, mask, [2, 4]);
+        const y = scaledDotProductAttention(q, k, v, { isCausal: false, mask: m });
+        m.dispose();
+        return weighted(y);
+      },
+      ref: ([q, k, v]) => weightedSum(attnRef(q, k, v, [2, 2, 4, 3], mask, undefined, false)),
     },
     'attention with scale 0.3, no mask [1,1,5,4]': {
       shapes: [[1, 1, 5, 4], [1, 1, 5, 4], [1, 1, 5, 4]],
@@ -199,7 +209,7 @@ test('cross-entropy with every target ignored: NaN loss (0 / 0, as PyTorch) and 
   assert.ok(Number.isNaN((await l.data.toArray())[0]));
   l.backward();
   assert.equal(Array.from(await x.grad!.toArray()), [0, 0, 0, 0, 0, 0]);
-  assert.throws(() => scaledDotProductAttention(x, x, x, { isCausal: false }), /only causal/);
+  assert.throws(() => scaledDotProductAttention(x, x, x, {} as { isCausal: boolean }), /pass \{ isCausal: true \}/); // no silent default
   l.dispose(); t.dispose(); x.dispose();
 });
 

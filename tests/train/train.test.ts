@@ -50,6 +50,24 @@ test('a tiny Llama trains on State of the Union text on wasm: the loss falls wel
   assert.is(w.memory.memoryAllocated('optimizer'), 2 * params, 'AdamW: two float32 moments per weight');
   t.dispose();
   assert.is(w.memory.memoryAllocated('optimizer') + w.memory.memoryAllocated('parameter'), 0);
+  float32Final = last;
+});
+
+let float32Final = NaN;
+
+test('bf16-mixed and 16-mixed (autocast, with a GradScaler for float16) train to within 2% of float32\'s final loss; bf16-true (bfloat16 weights) within 5%', async () => {
+  assert.ok(Number.isFinite(float32Final), 'the float32 run above ran first');
+  for (const [precision, bound] of [['bf16-mixed', 0.02], ['16-mixed', 0.02], ['bf16-true', 0.05]] as const) {
+    const w = new WasmBackend();
+    const t = new LanguageModelTrainer(w, dataset, { ...TINY_LLAMA, precision });
+    const losses: number[] = [];
+    for (let i = 0; i < TINY_LLAMA.steps; i++) losses.push((await t.trainStep()).loss);
+    const last = losses.slice(-20).reduce((p, v) => p + v, 0) / 20;
+    assert.ok(Math.abs(last - float32Final) <= bound * float32Final, `${precision}: final loss ${last} vs float32 ${float32Final}`);
+    if (precision === 'bf16-true') assert.is(w.memory.memoryAllocated('parameter'), t.model.numParameters() * 2, 'bfloat16 weights: 2 bytes each');
+    t.dispose();
+  }
+  assert.throws(() => new LanguageModelTrainer(new WasmBackend(), dataset, { ...TINY_LLAMA, precision: 'fp8' as never }), /unknown precision "fp8"/);
 });
 
 async function losses(backend: Backend, config: TrainConfig, steps: number): Promise<number[]> {

@@ -1,4 +1,4 @@
-// Causal scaled-dot-product attention on the wasm backend (kernels in assembly/kernels/attention.ts).
+// Scaled-dot-product attention (causal or not) on the wasm backend (kernels in assembly/kernels/attention.ts).
 // q, k, v, out: [B, H, T, D]; mask [B, T] (1 keep, 0 pad) or null; lse [B, H, T] float32. Inputs of
 // any dtype are staged to float32; out, dq, dk, dv are rounded once into their dtype. A query row
 // with no allowed key (all of its keys masked) gets out = 0 and lse = -inf, and no gradient.
@@ -8,10 +8,10 @@ import { kernelExports, type WasmBackend } from './backend.js';
 import { f32Ptr } from './norms.js';
 
 export interface AttentionExports {
-  attentionF32(q: number, k: number, v: number, mask: number, out: number, lse: number, bh: number, heads: number, t: number, d: number, scale: number): void;
+  attentionF32(q: number, k: number, v: number, mask: number, out: number, lse: number, bh: number, heads: number, t: number, d: number, scale: number, causal: number): void;
   attentionBackwardF32(
     dout: number, q: number, k: number, v: number, out: number, lse: number, mask: number, dq: number, dk: number, dv: number, di: number,
-    bh: number, heads: number, t: number, d: number, scale: number,
+    bh: number, heads: number, t: number, d: number, scale: number, causal: number,
   ): void;
 }
 
@@ -26,7 +26,7 @@ export function attentionDims(q: TensorRef): [number, number, number, number] {
 }
 
 function staged(backend: WasmBackend, inputs: readonly (TensorRef | null)[], fn: (ptrs: number[]) => void): void {
-  const s = inputs.map((t) => (t ? backend.stageIn(t) : { ptr: 0, release() {} }));
+  const s = backend.stageAll(inputs);
   try {
     fn(s.map((v) => v.ptr));
   } finally {
@@ -34,19 +34,19 @@ function staged(backend: WasmBackend, inputs: readonly (TensorRef | null)[], fn:
   }
 }
 
-export function attention(backend: WasmBackend, q: TensorRef, k: TensorRef, v: TensorRef, out: TensorRef, lse: TensorRef, mask: TensorRef | null, scale: number): void {
+export function attention(backend: WasmBackend, q: TensorRef, k: TensorRef, v: TensorRef, out: TensorRef, lse: TensorRef, mask: TensorRef | null, scale: number, causal = true): void {
   const [B, H, T, D] = attentionDims(q);
   if (B * H * T === 0) return;
   staged(backend, [q, k, v, mask], ([pq, pk, pv, pm]) => {
     const o = backend.stageOut(out);
-    exportsOf().attentionF32(pq, pk, pv, pm, o.ptr, f32Ptr(backend, lse), B * H, H, T, D, scale);
+    exportsOf().attentionF32(pq, pk, pv, pm, o.ptr, f32Ptr(backend, lse), B * H, H, T, D, scale, causal ? 1 : 0);
     o.commit();
   });
 }
 
 export function attentionBackward(
   backend: WasmBackend, dout: TensorRef, q: TensorRef, k: TensorRef, v: TensorRef, out: TensorRef, lse: TensorRef, mask: TensorRef | null, scale: number,
-  dq: TensorRef, dk: TensorRef, dv: TensorRef,
+  dq: TensorRef, dk: TensorRef, dv: TensorRef, causal = true,
 ): void {
   const [B, H, T, D] = attentionDims(q);
   if (B * H * T === 0) return;
@@ -54,7 +54,7 @@ export function attentionBackward(
     const di = backend.temp(B * H * T * 4, 'attention di');
     const oq = backend.stageOut(dq), ok = backend.stageOut(dk), ov = backend.stageOut(dv);
     try {
-      exportsOf().attentionBackwardF32(pdo, pq, pk, pv, po, pl, pm, oq.ptr, ok.ptr, ov.ptr, di.ptr, B * H, H, T, D, scale);
+      exportsOf().attentionBackwardF32(pdo, pq, pk, pv, po, pl, pm, oq.ptr, ok.ptr, ov.ptr, di.ptr, B * H, H, T, D, scale, causal ? 1 : 0);
       oq.commit();
       ok.commit();
       ov.commit();

@@ -1,11 +1,12 @@
 // The CPU backend: AssemblyScript kernels over WebAssembly memory. It is also the reference that
 // every WGSL kernel is tested against. Storage lives in the module's heap; kernels run in float32
 // on staged copies of low-precision inputs (decoded exactly) and round once into the output.
-import { InvalidArgumentError, MemfitError } from '../../errors.js';
+import { humanBytes, InvalidArgumentError, MemfitError, OutOfMemoryError } from '../../errors.js';
 import { formatOf, ROUNDING_IDS } from '../../dtype/formats.js';
-import { wasm } from '../../dtype/wasm.js';
+import { allocationLabel } from '../op_context.js';
+import { GROW_LIMIT, wasm, wasmAlloc, wasmFree, WASM_MEMORY_LIMIT } from '../../dtype/wasm.js';
 import type {
-  AdamWHyper, Backend, BackendStats, BinaryOp, CastOptions, MatmulOptions, ReduceOp, Storage, TensorDType, TensorRef, UnaryOp,
+  Backend, BackendStats, BinaryOp, CastOptions, MatmulOptions, ReduceOp, Storage, TensorDType, TensorRef, UnaryOp,
 } from '../backend.js';
 import { BufferPool, MemoryTracker, type Category } from '../memory.js';
 import { BINARY_IDS, REDUCE_IDS, UNARY_IDS } from '../ops.js';
@@ -56,7 +57,11 @@ export interface Staged {
 export class WasmBackend implements Backend {
   readonly kind = 'wasm' as const;
   readonly memory = new MemoryTracker();
-  /** wasm32: 4 GiB of linear memory in all; one buffer may take at most 2 GiB here. */
+  /**
+   * wasm32: 4 GiB of linear memory in all; one buffer may take at most 2 GiB here (the module's
+   * allocator gives blocks of 64 MiB and more their own pages, so a 2 GiB buffer is possible
+   * whenever the memory can grow by that much; when it cannot, alloc throws OutOfMemoryError).
+   */
   readonly maxBufferSize = 2 ** 31;
   readonly description: string;
   private readonly pool: BufferPool<number>;
@@ -66,12 +71,7 @@ export class WasmBackend implements Backend {
 
   constructor(reason = 'WebAssembly (CPU)') {
     this.description = `wasm backend: ${reason}`;
-    const w = kernelExports();
-    this.pool = new BufferPool<number>(this.memory, (size) => {
-      const p = w.alloc(size);
-      if (!p) throw new MemfitError('OUT_OF_MEMORY', `WebAssembly memory exhausted allocating ${size} bytes`);
-      return p;
-    }, (p) => w.free(p));
+    this.pool = new BufferPool<number>(this.memory, (size) => wasmAlloc(size, `a ${size}-byte buffer`), wasmFree);
   }
 
   // ---- memory -------------------------------------------------------------------------------
@@ -81,9 +81,25 @@ export class WasmBackend implements Backend {
     if (byteLength > this.maxBufferSize) {
       throw new MemfitError('BUFFER_TOO_LARGE', `${label || 'tensor'} needs ${byteLength} bytes, more than the wasm backend's maxBufferSize ${this.maxBufferSize}`);
     }
-    const { buffer, size } = this.pool.acquire(byteLength);
+    let got: { buffer: number; size: number };
+    try {
+      got = this.pool.acquire(byteLength);
+    } catch (e) {
+      if (!(e instanceof OutOfMemoryError)) throw e;
+      // As PyTorch's caching allocator does: give the cached free buffers back, then try once more.
+      this.pool.emptyCache();
+      try {
+        got = this.pool.acquire(byteLength);
+      } catch (e2) {
+        if (!(e2 instanceof OutOfMemoryError)) throw e2;
+        const who = allocationLabel(label); // the module path and op that allocate, as memory traces show them
+        const what = who ? `tensor '${who}'` : 'a tensor';
+        const now = kernelExports().memory.buffer.byteLength, live = this.memory.memoryAllocated();
+        throw new OutOfMemoryError(what, byteLength, WASM_MEMORY_LIMIT, `WebAssembly memory (${humanBytes(now)} now, ${humanBytes(live)} of it live tensors of this backend) could not grow to hold it (${GROW_LIMIT})`);
+      }
+    }
     const id = this.memory.onAlloc(byteLength, category, label);
-    return new WasmStorage(this, buffer, size, byteLength, category, label, id);
+    return new WasmStorage(this, got.buffer, got.size, byteLength, category, label, id);
   }
 
   free(storage: Storage): void {
@@ -167,17 +183,19 @@ export class WasmBackend implements Backend {
 
   /**
    * A float32 buffer for a kernel's result; commit() rounds it into `out` (nearest-even unless
-   * options say otherwise) and releases the staging copy.
+   * options say otherwise) and releases the staging copy; release() frees it unused (after an error).
    */
-  stageOut(out: TensorRef, options: CastOptions = {}): { ptr: number; commit(): void } {
+  stageOut(out: TensorRef, options: CastOptions = {}): { ptr: number; commit(): void; release(): void } {
     const n = numel(out.shape);
     const base = this.ptr(out.storage);
     if (out.offset !== 0) throw new InvalidArgumentError('kernel outputs must start at offset 0');
     if (out.dtype === 'float32' && !options.saturate && (options.rounding ?? 'nearest-even') === 'nearest-even') {
-      return { ptr: base, commit() {} };
+      return { ptr: base, commit() {}, release() {} };
     }
     const t = this.temp(n * 4, 'stage-out');
-    return { ptr: t.ptr, commit: () => { this.encodeInto(t.ptr, out, options); this.free(t.storage); } };
+    let held = true;
+    const release = () => { if (held) { held = false; this.free(t.storage); } };
+    return { ptr: t.ptr, commit: () => { try { this.encodeInto(t.ptr, out, options); } finally { release(); } }, release };
   }
 
   /** Rounds n float32 at src into out's storage. */
@@ -203,12 +221,16 @@ export class WasmBackend implements Backend {
     if (x.dtype === out.dtype && !options.saturate && (options.rounding ?? 'nearest-even') === 'nearest-even') {
       return this.moveCodes(x, out, (a, b) => b.set(a)); // same dtype: an exact copy of the codes
     }
+    this.ptr(out.storage); // checked before staging
     const src = this.stageIn(x); // exact: every format decodes exactly to float32
-    const n = numel(out.shape);
-    if (out.dtype === 'float32' && !options.saturate && (options.rounding ?? 'nearest-even') === 'nearest-even') {
-      new Uint8Array(kernelExports().memory.buffer).copyWithin(this.ptr(out.storage), src.ptr, src.ptr + n * 4);
-    } else this.encodeInto(src.ptr, out, options);
-    src.release();
+    try {
+      const n = numel(out.shape);
+      if (out.dtype === 'float32' && !options.saturate && (options.rounding ?? 'nearest-even') === 'nearest-even') {
+        new Uint8Array(kernelExports().memory.buffer).copyWithin(this.ptr(out.storage), src.ptr, src.ptr + n * 4);
+      } else this.encodeInto(src.ptr, out, options);
+    } finally {
+      src.release();
+    }
   }
 
   fill(out: TensorRef, value: number): void {
@@ -239,17 +261,21 @@ export class WasmBackend implements Backend {
     const n = numel(x.shape);
     const bits = x.dtype === 'int32' ? 32 : formatOf(x.dtype).bits;
     const width = bits > 16 ? 4 : bits > 8 ? 2 : 1;
-    const src = this.temp(n * width, 'codes in'), dst = this.temp(n * width, 'codes out');
-    const base = this.ptr(x.storage);
-    if (bits < 8) w.unpackRange(bits, base, x.offset, src.ptr, n);
-    else new Uint8Array(w.memory.buffer).copyWithin(src.ptr, base + x.offset * width, base + (x.offset + n) * width);
-    const view = (p: number) => (width === 4 ? new Uint32Array(w.memory.buffer, p, n) : width === 2 ? new Uint16Array(w.memory.buffer, p, n) : new Uint8Array(w.memory.buffer, p, n));
-    permute(view(src.ptr), view(dst.ptr), n);
-    const o = this.ptr(out.storage);
-    if (bits < 8) w.pack(bits, dst.ptr, o, n);
-    else new Uint8Array(w.memory.buffer).copyWithin(o, dst.ptr, dst.ptr + n * width);
-    this.free(src.storage);
-    this.free(dst.storage);
+    const base = this.ptr(x.storage), o = this.ptr(out.storage); // both checked before any temporary
+    const src = this.temp(n * width, 'codes in');
+    let dst: { storage: Storage; ptr: number } | undefined;
+    try {
+      dst = this.temp(n * width, 'codes out');
+      if (bits < 8) w.unpackRange(bits, base, x.offset, src.ptr, n);
+      else new Uint8Array(w.memory.buffer).copyWithin(src.ptr, base + x.offset * width, base + (x.offset + n) * width);
+      const view = (p: number) => (width === 4 ? new Uint32Array(w.memory.buffer, p, n) : width === 2 ? new Uint16Array(w.memory.buffer, p, n) : new Uint8Array(w.memory.buffer, p, n));
+      permute(view(src.ptr), view(dst.ptr), n);
+      if (bits < 8) w.pack(bits, dst.ptr, o, n);
+      else new Uint8Array(w.memory.buffer).copyWithin(o, dst.ptr, dst.ptr + n * width);
+    } finally {
+      this.free(src.storage);
+      if (dst) this.free(dst.storage);
+    }
   }
 
   unary(op: UnaryOp, x: TensorRef, out: TensorRef, alpha = 0): void {
@@ -282,9 +308,14 @@ export class WasmBackend implements Backend {
       this.free(zero);
       return ref;
     };
-    const [c, x, y] = [full(cond), full(a), full(b)];
-    this.run([c, x, y], out, ([pc, px, py], o, n) => kernelExports().whereF32(pc, px, py, o, n));
-    for (const [t, orig] of [[c, cond], [x, a], [y, b]] as const) if (t !== orig) this.free(t.storage);
+    for (const t of [cond, a, b, out]) this.ptr(t.storage); // every operand checked before any temporary
+    const made: TensorRef[] = [];
+    try {
+      const [c, x, y] = [cond, a, b].map((t) => { const f = full(t); if (f !== t) made.push(f); return f; });
+      this.run([c, x, y], out, ([pc, px, py], o, n) => kernelExports().whereF32(pc, px, py, o, n));
+    } finally {
+      for (const t of made) this.free(t.storage);
+    }
   }
 
   reduce(op: ReduceOp, x: TensorRef, out: TensorRef, axis: number | null): void {
@@ -325,18 +356,48 @@ export class WasmBackend implements Backend {
   scaledMatmul(...args: Parameters<Backend['scaledMatmul']>): void { wasmFamilies.scaledMatmul(this, ...args); }
   nonFiniteCheckAndUnscale(...args: Parameters<Backend['nonFiniteCheckAndUnscale']>): void { wasmFamilies.nonFiniteCheckAndUnscale(this, ...args); }
   globalNorm(...args: Parameters<Backend['globalNorm']>): void { wasmFamilies.globalNorm(this, ...args); }
-  adamw(param: TensorRef, grad: TensorRef, m: TensorRef, v: TensorRef, hyper: AdamWHyper): void { wasmFamilies.adamw(this, param, grad, m, v, hyper); }
+  ampUpdateScale(...args: Parameters<Backend['ampUpdateScale']>): void { wasmFamilies.ampUpdateScale(this, ...args); }
+  adamw(...args: Parameters<Backend['adamw']>): void { wasmFamilies.adamw(this, ...args); }
+  conv2d(...args: Parameters<Backend['conv2d']>): void { wasmFamilies.conv2d(this, ...args); }
+  conv2dBackwardInput(...args: Parameters<Backend['conv2dBackwardInput']>): void { wasmFamilies.conv2dBackwardInput(this, ...args); }
+  conv2dBackwardWeight(...args: Parameters<Backend['conv2dBackwardWeight']>): void { wasmFamilies.conv2dBackwardWeight(this, ...args); }
+  batchNormStats(...args: Parameters<Backend['batchNormStats']>): void { wasmFamilies.batchNormStats(this, ...args); }
+  batchNorm(...args: Parameters<Backend['batchNorm']>): void { wasmFamilies.batchNorm(this, ...args); }
+  batchNormBackward(...args: Parameters<Backend['batchNormBackward']>): void { wasmFamilies.batchNormBackward(this, ...args); }
+  maxPool2d(...args: Parameters<Backend['maxPool2d']>): void { wasmFamilies.maxPool2d(this, ...args); }
+  maxPool2dBackward(...args: Parameters<Backend['maxPool2dBackward']>): void { wasmFamilies.maxPool2dBackward(this, ...args); }
+  adaptiveAvgPool2d(...args: Parameters<Backend['adaptiveAvgPool2d']>): void { wasmFamilies.adaptiveAvgPool2d(this, ...args); }
+  adaptiveAvgPool2dBackward(...args: Parameters<Backend['adaptiveAvgPool2dBackward']>): void { wasmFamilies.adaptiveAvgPool2dBackward(this, ...args); }
 
   // ---- helpers ------------------------------------------------------------------------------
 
-  /** Stages inputs to float32, runs fn(inputPtrs, outPtr, n), rounds into out, frees staging. */
-  run(inputs: readonly TensorRef[], out: TensorRef, fn: (ptrs: number[], out: number, n: number) => void): void {
-    const staged = inputs.map((t) => this.stageIn(t));
-    const o = this.stageOut(out);
+  /**
+   * Float32 views of `inputs` (null gives pointer 0). Every operand is checked (live, ours) before
+   * anything is staged, and what was staged is released if a later one fails.
+   */
+  stageAll(inputs: readonly (TensorRef | null)[]): Staged[] {
+    for (const t of inputs) if (t) this.ptr(t.storage);
+    const staged: Staged[] = [];
     try {
+      for (const t of inputs) staged.push(t ? this.stageIn(t) : { ptr: 0, release() {} });
+    } catch (e) {
+      for (const s of staged) s.release();
+      throw e;
+    }
+    return staged;
+  }
+
+  /** Stages inputs to float32, runs fn(inputPtrs, outPtr, n), rounds into out, frees staging (also on error). */
+  run(inputs: readonly TensorRef[], out: TensorRef, fn: (ptrs: number[], out: number, n: number) => void): void {
+    this.ptr(out.storage); // checked before anything is staged
+    const staged = this.stageAll(inputs);
+    let o: ReturnType<WasmBackend['stageOut']> | undefined;
+    try {
+      o = this.stageOut(out);
       fn(staged.map((s) => s.ptr), o.ptr, numel(out.shape));
       o.commit();
     } finally {
+      o?.release();
       for (const s of staged) s.release();
     }
   }

@@ -8,6 +8,7 @@ import * as attention from './attention.js';
 import * as loss from './loss.js';
 import * as optim from './optim.js';
 import * as scaledMm from './scaled_mm.js';
+import * as vision from './vision.js';
 
 type FamilyKernels = FamilyTable<WasmBackend, FamilyKernelName>;
 
@@ -23,6 +24,17 @@ export const wasmFamilies: FamilyKernels = {
   crossEntropy: loss.crossEntropy,
   scaledMatmul: scaledMm.scaledMatmul,
   nonFiniteCheckAndUnscale: optim.nonFiniteCheckAndUnscale,
+  ampUpdateScale: optim.ampUpdateScale,
   globalNorm: optim.globalNorm,
   adamw: optim.adamw,
+  conv2d: vision.conv2d,
+  conv2dBackwardInput: vision.conv2dBackwardInput,
+  conv2dBackwardWeight: vision.conv2dBackwardWeight,
+  batchNormStats: vision.batchNormStats,
+  batchNorm: vision.batchNorm,
+  batchNormBackward: vision.batchNormBackward,
+  maxPool2d: vision.maxPool2d,
+  maxPool2dBackward: vision.maxPool2dBackward,
+  adaptiveAvgPool2d: vision.adaptiveAvgPool2d,
+  adaptiveAvgPool2dBackward: vision.adaptiveAvgPool2dBackward,
 };

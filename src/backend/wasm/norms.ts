@@ -32,7 +32,7 @@ export function f32Ptr(backend: WasmBackend, t: TensorRef): number {
 
 /** Runs fn with float32 views of `inputs`, then releases them (also on error). */
 function staged(backend: WasmBackend, inputs: readonly TensorRef[], fn: (ptrs: number[]) => void): void {
-  const s = inputs.map((t) => backend.stageIn(t));
+  const s = backend.stageAll(inputs);
   try {
     fn(s.map((v) => v.ptr));
   } finally {

@@ -1,12 +1,13 @@
 // Optimizer kernels on the wasm backend (AssemblyScript twins in assembly/kernels/optim.ts).
 import { adamwScalars } from '../adamw.js';
 import { InvalidArgumentError } from '../../errors.js';
-import type { AdamWHyper, TensorRef } from '../backend.js';
+import type { AdamWDeviceInputs, AdamWHyper, TensorRef } from '../backend.js';
 import { numel } from '../shape.js';
 import { kernelExports, type WasmBackend } from './backend.js';
 
 interface OptimExports {
   unscaleF32(x: number, n: number, invScale: number, found: number): number;
+  ampUpdateScaleF32(scale: number, inv: number, tracker: number, found: number, growth: number, backoff: number, interval: number): void;
   sumSquaresF32(x: number, n: number): number;
   adamwF32(
     p: number, grad: number, m: number, v: number, n: number,
@@ -23,14 +24,33 @@ function f32Ptr(backend: WasmBackend, t: TensorRef, what: string): number {
   return backend.ptr(t.storage) + t.offset * 4;
 }
 
+/** The float32 at a one-element tensor (this backend's memory is the host's: reading it waits for nothing). */
+function f32At(backend: WasmBackend, t: TensorRef, what: string): number {
+  if (numel(t.shape) !== 1) throw new InvalidArgumentError(`${what} must have one element, got shape [${t.shape.join(', ')}]`);
+  return new Float32Array(kernelExports().memory.buffer, f32Ptr(backend, t, what), 1)[0];
+}
+
 /** GradScaler: every float32 tensor *= invScale in place; foundInf = 1 if any element was inf or NaN. */
-export function nonFiniteCheckAndUnscale(backend: WasmBackend, tensors: readonly TensorRef[], foundInf: TensorRef, invScale: number): void {
+export function nonFiniteCheckAndUnscale(backend: WasmBackend, tensors: readonly TensorRef[], foundInf: TensorRef, invScale: TensorRef): void {
   const found = f32Ptr(backend, foundInf, 'foundInf');
+  const inv = f32At(backend, invScale, 'invScale');
   for (const t of tensors) {
     const n = numel(t.shape);
     if (n === 0) continue;
-    k().unscaleF32(f32Ptr(backend, t, 'nonFiniteCheckAndUnscale tensors'), n, invScale, found);
+    k().unscaleF32(f32Ptr(backend, t, 'nonFiniteCheckAndUnscale tensors'), n, inv, found);
   }
+}
+
+/** GradScaler's scale update (torch._amp_update_scale_); see Kernels.ampUpdateScale. */
+export function ampUpdateScale(
+  backend: WasmBackend, scale: TensorRef, invScale: TensorRef, growthTracker: TensorRef, foundInf: TensorRef,
+  growthFactor: number, backoffFactor: number, growthInterval: number,
+): void {
+  if (growthTracker.dtype !== 'int32') throw new InvalidArgumentError(`growthTracker must be int32, got ${growthTracker.dtype}`);
+  k().ampUpdateScaleF32(
+    f32Ptr(backend, scale, 'scale'), f32Ptr(backend, invScale, 'invScale'), backend.ptr(growthTracker.storage) + growthTracker.offset * 4,
+    f32Ptr(backend, foundInf, 'foundInf'), growthFactor, backoffFactor, growthInterval,
+  );
 }
 
 /** out (float32, shape []) = sqrt(sum over tensors of sum(x^2)); float32 accumulation. */
@@ -49,11 +69,24 @@ export function globalNorm(backend: WasmBackend, tensors: readonly TensorRef[], 
   new Float32Array(kernelExports().memory.buffer, f32Ptr(backend, out, 'globalNorm out'), 1)[0] = Math.sqrt(total);
 }
 
-/** One AdamW step in place; param may be any float dtype (updated in float32, rounded once), m and v float32. */
-export function adamw(backend: WasmBackend, param: TensorRef, grad: TensorRef, m: TensorRef, v: TensorRef, hyper: AdamWHyper): void {
+/**
+ * One AdamW step in place; param may be any float dtype (updated in float32, rounded once), m and v
+ * float32. With `device`: nothing is written when device.foundInf is nonzero, and device.scalars
+ * replace (stepSize, bc2Sqrt).
+ */
+export function adamw(backend: WasmBackend, param: TensorRef, grad: TensorRef, m: TensorRef, v: TensorRef, hyper: AdamWHyper, device?: AdamWDeviceInputs): void {
   const n = numel(param.shape);
-  if (n === 0) return;
   const s = adamwScalars(hyper);
+  if (device) {
+    if (f32At(backend, device.foundInf, 'foundInf') !== 0) return; // skipped: param, m and v untouched (NaN counts as set)
+    if (device.scalars) {
+      if (numel(device.scalars.shape) !== 2) throw new InvalidArgumentError(`adamw scalars must have 2 elements, got shape [${device.scalars.shape.join(', ')}]`);
+      const sc = new Float32Array(kernelExports().memory.buffer, f32Ptr(backend, device.scalars, 'adamw scalars'), 2);
+      s.stepSize = sc[0];
+      s.bc2Sqrt = sc[1];
+    }
+  }
+  if (n === 0) return;
   const pm = f32Ptr(backend, m, 'adamw m');
   const pv = f32Ptr(backend, v, 'adamw v');
   const g = backend.stageIn(grad);

@@ -1,4 +1,4 @@
-// Causal scaled-dot-product attention on the GPU (shaders/attention.wgsl; twin of
+// Scaled-dot-product attention (causal or not) on the GPU (shaders/attention.wgsl; twin of
 // assembly/kernels/attention.ts). Workgroups of 64 rows of one (b, h), one row an invocation held
 // in registers, looping over the other axis: no [T, T] score matrix in device memory,
 // deterministic sums, no atomics. The head dim is compiled in (one pipeline per d). out, dq, dk,
@@ -85,7 +85,7 @@ const pick = (F: Record<string, number>, ...keys: string[]): Record<string, numb
 const rowGroups = (bh: number, t: number): number => bh * Math.ceil(t / ROWS);
 
 export function attention(
-  g: WebGPUBackend, q: TensorRef, k: TensorRef, v: TensorRef, out: TensorRef, lse: TensorRef, mask: TensorRef | null, scale: number, tiled?: boolean | number,
+  g: WebGPUBackend, q: TensorRef, k: TensorRef, v: TensorRef, out: TensorRef, lse: TensorRef, mask: TensorRef | null, scale: number, causal = true, tiled?: boolean | number,
 ): void {
   const [B, H, T, D] = dims(q);
   if (B * H * T === 0) return;
@@ -94,7 +94,7 @@ export function attention(
   const o = f32Target(g, out, 'attention f32');
   const { formats, F } = formatsOf({ q, k, val: v, m: mask });
   const defs = attentionLayout(g, D, tiled) as unknown as Record<string, number>;
-  const p = stagePipeline(g, 'attention', 'fwd', ['q', 'k', 'val', 'm'], pick(F, 'FQ', 'FK', 'FV', 'FM'), { defs, formats });
+  const p = stagePipeline(g, 'attention', 'fwd', ['q', 'k', 'val', 'm'], { ...pick(F, 'FQ', 'FK', 'FV', 'FM'), CAUSAL: causal ? 1 : 0 }, { defs, formats });
   g.dispatch(p, [{ storage: q.storage }, { storage: k.storage }, { storage: v.storage }, { storage: m.storage }, { storage: o.ref.storage, what: 'attention output' }, { storage: lse.storage, what: 'lse' }],
     params(B * H, H, T, D, scale, mask !== null, { q: q.offset, k: k.offset, v: v.offset, m: mask?.offset ?? 0, l: lse.offset }), rowGroups(B * H, T), 15);
   o.done();
@@ -102,7 +102,7 @@ export function attention(
 
 export function attentionBackward(
   g: WebGPUBackend, dout: TensorRef, q: TensorRef, k: TensorRef, v: TensorRef, out: TensorRef, lse: TensorRef, mask: TensorRef | null, scale: number,
-  dq: TensorRef, dk: TensorRef, dv: TensorRef, tiled?: boolean | number,
+  dq: TensorRef, dk: TensorRef, dv: TensorRef, causal = true, tiled?: boolean | number,
 ): void {
   const [B, H, T, D] = dims(q);
   const rows = B * H * T;
@@ -112,7 +112,7 @@ export function attentionBackward(
   const u = params(B * H, H, T, D, scale, mask !== null, { q: q.offset, k: k.offset, v: v.offset, m: mask?.offset ?? 0, o: out.offset, l: lse.offset, dout: dout.offset });
   const { formats, F } = formatsOf({ q, k, val: v, m: mask, dout, o: out, l: lse });
   const defs = attentionLayout(g, D, tiled) as unknown as Record<string, number>;
-  const stage = (name: string, inputs: string[], keys: string[]) => stagePipeline(g, 'attention', name, inputs, pick(F, ...keys), { defs, formats });
+  const stage = (name: string, inputs: string[], keys: string[]) => stagePipeline(g, 'attention', name, inputs, { ...pick(F, ...keys), ...(name === 'di' ? {} : { CAUSAL: causal ? 1 : 0 }) }, { defs, formats });
   // [lse as float32 | di = rowwise dout . out], one buffer so that dq and dkdv stay within 8 storage buffers
   const ld = g.alloc(2 * rows * 4, 'temporary', 'attention lse/di');
   try {

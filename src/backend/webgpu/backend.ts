@@ -6,7 +6,7 @@ import { shaders } from '../../../build/shaders.js';
 import { InvalidArgumentError, MemfitError } from '../../errors.js';
 import { formatOf, INT32_FORMAT_ID, ROUNDING_IDS } from '../../dtype/formats.js';
 import type {
-  AdamWHyper, Backend, BackendStats, BinaryOp, CastOptions, MatmulOptions, ReduceOp, Storage, TensorDType, TensorRef, UnaryOp,
+  Backend, BackendStats, BinaryOp, CastOptions, MatmulOptions, ReduceOp, Storage, TensorDType, TensorRef, UnaryOp,
 } from '../backend.js';
 import { BufferPool, MemoryTracker, sizeClass, type Category } from '../memory.js';
 import { fillPlan } from '../fill.js';
@@ -550,7 +550,18 @@ export class WebGPUBackend implements Backend {
   scaledMatmul(...args: Parameters<Backend['scaledMatmul']>): void { gpuFamilies.scaledMatmul(this, ...args); }
   nonFiniteCheckAndUnscale(...args: Parameters<Backend['nonFiniteCheckAndUnscale']>): void { gpuFamilies.nonFiniteCheckAndUnscale(this, ...args); }
   globalNorm(...args: Parameters<Backend['globalNorm']>): void { gpuFamilies.globalNorm(this, ...args); }
-  adamw(param: TensorRef, grad: TensorRef, m: TensorRef, v: TensorRef, hyper: AdamWHyper): void { gpuFamilies.adamw(this, param, grad, m, v, hyper); }
+  ampUpdateScale(...args: Parameters<Backend['ampUpdateScale']>): void { gpuFamilies.ampUpdateScale(this, ...args); }
+  adamw(...args: Parameters<Backend['adamw']>): void { gpuFamilies.adamw(this, ...args); }
+  conv2d(...args: Parameters<Backend['conv2d']>): void { gpuFamilies.conv2d(this, ...args); }
+  conv2dBackwardInput(...args: Parameters<Backend['conv2dBackwardInput']>): void { gpuFamilies.conv2dBackwardInput(this, ...args); }
+  conv2dBackwardWeight(...args: Parameters<Backend['conv2dBackwardWeight']>): void { gpuFamilies.conv2dBackwardWeight(this, ...args); }
+  batchNormStats(...args: Parameters<Backend['batchNormStats']>): void { gpuFamilies.batchNormStats(this, ...args); }
+  batchNorm(...args: Parameters<Backend['batchNorm']>): void { gpuFamilies.batchNorm(this, ...args); }
+  batchNormBackward(...args: Parameters<Backend['batchNormBackward']>): void { gpuFamilies.batchNormBackward(this, ...args); }
+  maxPool2d(...args: Parameters<Backend['maxPool2d']>): void { gpuFamilies.maxPool2d(this, ...args); }
+  maxPool2dBackward(...args: Parameters<Backend['maxPool2dBackward']>): void { gpuFamilies.maxPool2dBackward(this, ...args); }
+  adaptiveAvgPool2d(...args: Parameters<Backend['adaptiveAvgPool2d']>): void { gpuFamilies.adaptiveAvgPool2d(this, ...args); }
+  adaptiveAvgPool2dBackward(...args: Parameters<Backend['adaptiveAvgPool2dBackward']>): void { gpuFamilies.adaptiveAvgPool2dBackward(this, ...args); }
 
   // ---- errors -------------------------------------------------------------------------------
 

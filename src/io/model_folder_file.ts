@@ -1,0 +1,54 @@
+// Model folders on disk (Node): saveModelFolder writes config.json and model.safetensors, each
+// atomically (temporary file, fsync, rename); it creates the folder and never replaces an existing
+// file unless asked to (overwrite: true). loadModelFolder reads them back (src/io/model_folder.ts).
+import { mkdir, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeFileAtomic } from './fs_sync.js';
+import {
+  ModelFolderError, modelFromFolderFiles, modelToFolderFiles, type LoadedModel, type LoadModelOptions, type PretrainedModel,
+} from './model_folder.js';
+
+export interface SaveModelFolderOptions {
+  /** Replace config.json / model.safetensors if they exist (default false: an error). */
+  overwrite?: boolean;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw e;
+  }
+}
+
+/** Writes `model` as a folder PyTorch loads (see src/io/model_folder.ts). */
+export async function saveModelFolder(dir: string, model: PretrainedModel, options: SaveModelFolderOptions = {}): Promise<void> {
+  const files = await modelToFolderFiles(model); // everything is read back before any file is touched
+  const cfg = join(dir, 'config.json'), w = join(dir, 'model.safetensors');
+  await mkdir(dir, { recursive: true });
+  if (!options.overwrite) {
+    for (const p of [cfg, w]) if (await exists(p)) throw new ModelFolderError(`${p} exists; pass { overwrite: true } to replace it`);
+  }
+  await writeFileAtomic(w, files.weights);
+  await writeFileAtomic(cfg, files.config);
+}
+
+/** Reads a model folder written here or by PyTorch code (Hugging Face layout for Llama/BERT, torchvision keys for ResNets). */
+export async function loadModelFolder(dir: string, options: LoadModelOptions = {}): Promise<LoadedModel> {
+  const read = async (name: string): Promise<Buffer> => {
+    try {
+      return await readFile(join(dir, name));
+    } catch (e) {
+      throw new ModelFolderError(`${join(dir, name)}: cannot read (${(e as Error).message})`);
+    }
+  };
+  const [config, weights] = await Promise.all([read('config.json'), read('model.safetensors')]);
+  try {
+    return modelFromFolderFiles({ config: config.toString('utf8'), weights: new Uint8Array(weights.buffer, weights.byteOffset, weights.length) }, options);
+  } catch (e) {
+    if (e instanceof Error) e.message = `${dir}: ${e.message}`;
+    throw e;
+  }
+}
