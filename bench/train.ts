@@ -7,13 +7,15 @@
 // Usage: node --import tsx bench/train.ts [--quick] [--no-gpu] [--config tiny|small]
 //        node --import tsx bench/train.ts --model resnet152|bert-base|llama-small [--autocast bf16] [--batch N] [--steps N]
 //        (full-size models: bench/train_models.ts; JSON in bench/results/train-<model>.json)
-// Statistic: the median step after warm-up steps (each step ends with the loss read back).
+// Statistic: the median step after warm-up steps (each step ends with the loss read back); the
+// same median of each backend.stats() counter over a step (device allocations, dispatches,
+// compute passes, submits, bytes uploaded, uniform buffers and bind groups created).
 // stdout: one JSON object, also written to bench/results/train.json (atomically). Logs: stderr.
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Backend } from '../src/backend/backend.js';
+import type { Backend, BackendStats } from '../src/backend/backend.js';
 import { CATEGORIES } from '../src/backend/memory.js';
 import { WasmBackend } from '../src/backend/wasm/backend.js';
 import { inferenceMode, tidy } from '../src/autograd/variable.js';
@@ -64,6 +66,7 @@ async function benchModels(args: string[]): Promise<void> {
   renameSync(tmp, path.join(dir, file));
 }
 const round = (x: number) => Number(x.toPrecision(4));
+const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** The anchors' "small" config (vocab 8192, dim 512, 8 layers, 8 heads, ffn 1408, batch 16, seq 256). */
 const SMALL: TrainConfig = {
@@ -79,16 +82,22 @@ async function run(backend: Backend, config: TrainConfig, steps: number, warmup:
   try {
     const mem = backend.memory;
     const ms: number[] = [];
+    const counts: Record<string, number>[] = [];
     let first = 0, last = 0;
     for (let i = 0; i < warmup + steps; i++) {
+      const before = backend.stats();
       const r = await t.trainStep();
+      const after = backend.stats();
       if (i === 0) first = r.loss;
       last = r.loss;
-      if (i >= warmup) ms.push(r.ms);
+      if (i >= warmup) {
+        ms.push(r.ms);
+        counts.push(Object.fromEntries(Object.keys(after).map((k) => [k, after[k as keyof BackendStats] - before[k as keyof BackendStats]])));
+      }
     }
+    const perStep = Object.fromEntries(Object.keys(counts[0]).map((k) => [k, median(counts.map((c) => c[k]))]));
     const stats = mem.memoryStats(); // the training steps' peaks, before the forward measurements reset them
-    ms.sort((a, b) => a - b);
-    const median = ms[Math.floor(ms.length / 2)];
+    const stepMs = median(ms);
     // A training forward's saved activations vs the same forward under inferenceMode.
     const batch = dataset.batch(t.dataGenerator, config.batchSize, config.seqLen);
     const shape = [config.batchSize, config.seqLen];
@@ -111,8 +120,9 @@ async function run(backend: Backend, config: TrainConfig, steps: number, warmup:
       parameters: t.model.numParameters(),
       batch: shape,
       steps: ms.length,
-      stepMsMedian: round(median),
-      tokensPerSecond: round((config.batchSize * config.seqLen) / (median / 1000)),
+      stepMsMedian: round(stepMs),
+      tokensPerSecond: round((config.batchSize * config.seqLen) / (stepMs / 1000)),
+      perStep,
       lossFirst: round(first), lossLast: round(last),
       peakBytesByCategory: Object.fromEntries(CATEGORIES.map((c) => [c, stats.byCategory[c].peak])),
       peakAllocatedBytes: stats.allocated.peak,

@@ -18,7 +18,7 @@ export { Tensor, dispatch } from './tensor/tensor.js';
 export type { TensorOptions } from './tensor/tensor.js';
 export { createBackend } from './backend/select.js';
 export type { BackendOptions } from './backend/select.js';
-export type { Backend, BackendKind, TensorDType, TensorRef, Storage, Kernels, UnaryOp, BinaryOp, ReduceOp, CastOptions, MatmulOptions, AdamWHyper, AdamWDeviceInputs } from './backend/backend.js';
+export type { Backend, BackendKind, TensorDType, TensorRef, Storage, Kernels, UnaryOp, BinaryOp, ReduceOp, CastOptions, MatmulOptions, AdamWHyper, AdamWDeviceInputs, BackendStats } from './backend/backend.js';
 export { MemoryTracker, CATEGORIES, sizeClass } from './backend/memory.js';
 export type { Category, MemoryStats, MemoryTrace, MemoryEvent, CategoryStats } from './backend/memory.js';
 export { WasmBackend } from './backend/wasm/backend.js';

@@ -69,7 +69,7 @@ export function scalar(backend: Backend, value: number): Tensor {
 export function zeros(backend: Backend, shape: readonly number[], category: Category): Tensor {
   return withOutputs(() => {
     const t = Tensor.empty(backend, shape, { category, label: 'zeros' });
-    backend.write(t.storage, new Uint8Array(t.storage.byteLength));
+    backend.fill(t, 0);
     return t;
   });
 }

@@ -92,6 +92,12 @@ export interface AdamWDeviceInputs {
 export interface Kernels {
   /** out = x converted to out.dtype (bit-identical to encode/decode; NaN payloads kept as there). */
   cast(x: TensorRef, out: TensorRef, options?: CastOptions): void;
+  /**
+   * Every element of out = value, rounded once (nearest-even) from the number to out.dtype (int32:
+   * an integer). out may be a view (any offset); bits of the storage outside it are kept. Runs on
+   * the device: nothing is uploaded.
+   */
+  fill(out: TensorRef, value: number): void;
   /** out = x with its last two dimensions swapped (same dtype; codes copied bit for bit). */
   transpose(x: TensorRef, out: TensorRef): void;
   /** out = op(x); out may be x (in place) on every backend. */
@@ -206,6 +212,34 @@ export interface Pool2dGeometry {
   readonly dilation: readonly [number, number];
 }
 
+/**
+ * Work counters of a backend since it was created (`backend.stats()`); take the difference of two
+ * snapshots for a span of work. The WebGPU-only counters stay 0 on wasm.
+ */
+export interface BackendStats {
+  /**
+   * Buffers obtained from the device: pool misses (memoryStats().deviceAllocations) plus, on
+   * WebGPU, read-back staging buffers and uniform buffers.
+   */
+  readonly deviceAllocations: number;
+  /** Bytes copied from the host into device memory: write(), and uniform blocks on WebGPU. */
+  readonly bytesUploaded: number;
+  /** Bytes copied back to the host by read(). */
+  readonly bytesRead: number;
+  /** Compute dispatches recorded (WebGPU). */
+  readonly dispatches: number;
+  /** Compute passes begun (WebGPU). */
+  readonly computePasses: number;
+  /** Command buffers submitted to the queue (WebGPU). */
+  readonly submits: number;
+  /** Uniform buffers created (WebGPU; included in deviceAllocations). */
+  readonly uniformBuffersCreated: number;
+  /** Bind groups created (WebGPU). */
+  readonly bindGroupsCreated: number;
+  /** Compute pipelines compiled (WebGPU). */
+  readonly pipelinesCreated: number;
+}
+
 /** A backend: memory that it accounts for, plus the kernels. */
 export interface Backend extends Kernels {
   readonly kind: BackendKind;
@@ -224,6 +258,8 @@ export interface Backend extends Kernels {
   synchronize(): Promise<void>;
   /** Gives pooled free buffers back to the device. */
   emptyCache(): void;
+  /** Work counters since the backend was created (device allocations, uploads, dispatches, submits). */
+  stats(): BackendStats;
   /** Releases the device (GPU) or nothing (wasm). The backend is unusable afterwards. */
   destroy(): void;
 }

@@ -208,10 +208,16 @@ export class MemoryTracker {
 
 /**
  * Free buffers by size class. `create(size)` makes a device buffer of exactly the class size and
- * `destroy` gives one back; the tracker sees every byte held.
+ * `destroy` gives one back; the tracker sees every byte held. A request takes the free buffer of
+ * its class that was created first, so which buffer serves which request depends only on the set of
+ * free buffers, not on the order they were freed in: a training step that allocates and frees the
+ * same way as the one before gets the same buffers (the WebGPU backend's cached bind groups hit).
  */
 export class BufferPool<B> {
-  private readonly free = new Map<number, B[]>();
+  /** Per size class, a binary min-heap of free buffers by creation number. */
+  private readonly free = new Map<number, { id: number; buffer: B }[]>();
+  private readonly ids = new Map<B, number>();
+  private nextId = 0;
 
   constructor(
     private readonly tracker: MemoryTracker,
@@ -222,15 +228,32 @@ export class BufferPool<B> {
   /** A buffer of at least `bytes` (its size class), reused when one is free. */
   acquire(bytes: number): { buffer: B; size: number } {
     const size = sizeClass(bytes);
-    const list = this.free.get(size);
-    const hit = list?.pop();
-    if (hit !== undefined) {
+    const heap = this.free.get(size);
+    if (heap?.length) {
+      const top = heap[0];
+      const last = heap.pop()!;
+      if (heap.length) {
+        // sift `last` down from the root
+        let i = 0;
+        for (;;) {
+          const l = 2 * i + 1, r = l + 1;
+          let m = i;
+          const at = (k: number) => (k === i ? last.id : heap[k].id);
+          if (l < heap.length && heap[l].id < at(m)) m = l;
+          if (r < heap.length && heap[r].id < at(m)) m = r;
+          if (m === i) break;
+          heap[i] = heap[m];
+          i = m;
+        }
+        heap[i] = last;
+      }
       this.tracker.poolHits++;
       this.tracker.pooledBuffers--;
       this.tracker.pooledBytes -= size;
-      return { buffer: hit, size };
+      return { buffer: top.buffer, size };
     }
     const buffer = this.create(size);
+    this.ids.set(buffer, this.nextId++);
     this.tracker.deviceAllocations++;
     this.tracker.onReserve(size);
     return { buffer, size };
@@ -238,18 +261,27 @@ export class BufferPool<B> {
 
   /** Returns a buffer (of class `size`) to the pool. */
   release(buffer: B, size: number): void {
-    let list = this.free.get(size);
-    if (!list) this.free.set(size, (list = []));
-    list.push(buffer);
+    let heap = this.free.get(size);
+    if (!heap) this.free.set(size, (heap = []));
+    const id = this.ids.get(buffer);
+    if (id === undefined) throw new InvalidArgumentError('a buffer returned to a pool that did not create it');
+    let i = heap.push({ id, buffer }) - 1;
+    while (i > 0) { // sift up
+      const p = (i - 1) >> 1;
+      if (heap[p].id <= id) break;
+      [heap[p], heap[i]] = [heap[i], heap[p]];
+      i = p;
+    }
     this.tracker.pooledBuffers++;
     this.tracker.pooledBytes += size;
   }
 
   /** Gives every pooled buffer back to the device. torch.cuda.empty_cache. */
   emptyCache(): void {
-    for (const [size, list] of this.free) {
-      for (const b of list) {
-        this.destroy(b);
+    for (const [size, heap] of this.free) {
+      for (const { buffer } of heap) {
+        this.destroy(buffer);
+        this.ids.delete(buffer);
         this.tracker.onReserve(-size);
       }
     }

@@ -19,7 +19,6 @@
 import { observeOp } from '../backend/op_context.js';
 import { describeValue, InvalidArgumentError, MemfitError, ShapeMismatchError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
-import { formatOf } from '../dtype/formats.js';
 import { Variable, type ZeroGradOptions } from '../autograd/variable.js';
 import type { Backend, BinaryOp, TensorRef, UnaryOp } from '../backend/backend.js';
 
@@ -566,31 +565,9 @@ export function checkBetas(owner: string, betas: unknown): void {
 
 // ---- device helpers ------------------------------------------------------------------------------
 
-const FILL_CHUNK = 1 << 16;
-
-/**
- * Writes `value` into every element of t from the host, in chunks: no device temporaries, and
- * exact whatever t held before (scaling by 0 would keep NaN and inf). float32 tensors take any
- * value; other float dtypes only 0 (all-zero codes) and only when t covers its whole storage.
- */
+/** Sets every element of t to `value` on the device (the backend's fill kernel: nothing uploaded, exact whatever t held before). */
 export function fillTensor(t: Tensor, value: number): void {
-  const be = t.backend;
-  if (t.dtype === 'float32') {
-    const n = t.size;
-    const chunk = new Float32Array(Math.min(n, FILL_CHUNK)).fill(value);
-    for (let i = 0; i < n; i += FILL_CHUNK) {
-      const m = Math.min(FILL_CHUNK, n - i);
-      be.write(t.storage, m === chunk.length ? chunk : chunk.subarray(0, m), (t.offset + i) * 4);
-    }
-    return;
-  }
-  if (t.dtype === 'int32' || value !== 0) throw new InvalidArgumentError(`cannot fill a ${t.dtype} tensor with ${value} (float32 tensors take any value, other float dtypes only 0)`);
-  const bytes = Math.ceil((t.size * formatOf(t.dtype).bits) / 8);
-  if (t.offset !== 0 || bytes !== t.storage.byteLength) {
-    throw new InvalidArgumentError(`cannot zero a ${t.dtype} view (offset ${t.offset}) in place; gradients to zero must be float32 or whole tensors`);
-  }
-  const zeros = new Uint8Array(Math.min(bytes, FILL_CHUNK * 4));
-  for (let i = 0; i < bytes; i += zeros.length) be.write(t.storage, zeros.subarray(0, Math.min(zeros.length, bytes - i)), i);
+  t.backend.fill(t, value);
 }
 
 /**

@@ -287,6 +287,26 @@ test('globalNorm over 3 tensors (float32, bfloat16, 70,000 float32 elements) mat
   assert.ok(Math.abs(got[0] - got[1]) <= 1e-5 * want, `gpu ${got[1]} vs wasm ${got[0]}`);
 });
 
+test('globalNorm over 17 tensors (three seven-tensor dispatches on WebGPU; views, an empty tensor, bfloat16 among them) matches float64 on both backends', async () => {
+  const sizes = [5, 300, 0, 1, 70_000, 17, 256, 257, 3, 1000, 9, 64, 2, 513, 40, 7, 600];
+  const xs = sizes.map((n, i) => rand(n + 3, 40 + i, 1 + i / 4));
+  const bf = 9; // tensor 9 is bfloat16
+  const bfCodes = Uint16Array.from(xs[bf], (v) => bf16(v));
+  xs[bf] = decode(bfCodes, 'bfloat16');
+  let ss = 0;
+  xs.forEach((x, i) => { for (const v of (i === bf ? x : x.subarray(3))) ss += v * v; }); // float32 tensors are views at offset 3
+  const want = Math.sqrt(ss);
+  for (const b of [w, g] as Backend[]) {
+    const ts = xs.map((x, i): TensorRef => (i === bf ? tensor(b, [x.length], 'bfloat16', bfCodes)
+      : { ...tensor(b, [x.length], 'float32', x), offset: 3, shape: [sizes[i]] }));
+    const out = tensor(b, [], 'float32', Float32Array.of(-1));
+    b.globalNorm(ts, out);
+    const r = (await readF32(b, out))[0];
+    assert.ok(Math.abs(r - want) <= 1e-5 * want, `${b.kind}: globalNorm ${r} vs ${want}`);
+    freeAll(b, ...ts, out);
+  }
+});
+
 // ---- scaled matmul ----------------------------------------------------------------------------
 
 interface MmCase {

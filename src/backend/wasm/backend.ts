@@ -6,12 +6,13 @@ import { formatOf, ROUNDING_IDS } from '../../dtype/formats.js';
 import { allocationLabel } from '../op_context.js';
 import { GROW_LIMIT, wasm, wasmAlloc, wasmFree, WASM_MEMORY_LIMIT } from '../../dtype/wasm.js';
 import type {
-  Backend, BinaryOp, CastOptions, MatmulOptions, ReduceOp, Storage, TensorDType, TensorRef, UnaryOp,
+  Backend, BackendStats, BinaryOp, CastOptions, MatmulOptions, ReduceOp, Storage, TensorDType, TensorRef, UnaryOp,
 } from '../backend.js';
 import { BufferPool, MemoryTracker, type Category } from '../memory.js';
 import { BINARY_IDS, REDUCE_IDS, UNARY_IDS } from '../ops.js';
 import { broadcastStrides, numel, sameShape } from '../shape.js';
 import { wasmFamilies } from './families.js';
+import { fillPlan, fillWords } from '../fill.js';
 
 /** Raw kernel exports of build/memfit.wasm used here (the dtype layer types the format ones). */
 export interface WasmKernelExports {
@@ -65,6 +66,8 @@ export class WasmBackend implements Backend {
   readonly description: string;
   private readonly pool: BufferPool<number>;
   private destroyed = false;
+  private bytesUploaded = 0;
+  private bytesRead = 0;
 
   constructor(reason = 'WebAssembly (CPU)') {
     this.description = `wasm backend: ${reason}`;
@@ -111,6 +114,7 @@ export class WasmBackend implements Backend {
     const s = this.own(storage);
     if (byteOffset + data.byteLength > s.byteLength) throw new InvalidArgumentError(`write of ${data.byteLength} bytes at ${byteOffset} overruns a ${s.byteLength}-byte storage`);
     new Uint8Array(kernelExports().memory.buffer, s.ptr + byteOffset, data.byteLength).set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    this.bytesUploaded += data.byteLength;
   }
 
   async read(storage: Storage, byteOffset: number, byteLength: number): Promise<Uint8Array> {
@@ -120,6 +124,7 @@ export class WasmBackend implements Backend {
   readSync(storage: Storage, byteOffset: number, byteLength: number): Uint8Array {
     const s = this.own(storage);
     if (byteOffset + byteLength > s.byteLength) throw new InvalidArgumentError(`read of ${byteLength} bytes at ${byteOffset} overruns a ${s.byteLength}-byte storage`);
+    this.bytesRead += byteLength;
     return new Uint8Array(kernelExports().memory.buffer, s.ptr + byteOffset, byteLength).slice();
   }
 
@@ -127,6 +132,14 @@ export class WasmBackend implements Backend {
 
   emptyCache(): void {
     this.pool.emptyCache();
+  }
+
+  /** deviceAllocations are pool misses (blocks taken from the module's heap); the WebGPU-only counters are 0. */
+  stats(): BackendStats {
+    return {
+      deviceAllocations: this.memory.deviceAllocations, bytesUploaded: this.bytesUploaded, bytesRead: this.bytesRead,
+      dispatches: 0, computePasses: 0, submits: 0, uniformBuffersCreated: 0, bindGroupsCreated: 0, pipelinesCreated: 0,
+    };
   }
 
   destroy(): void {
@@ -218,6 +231,11 @@ export class WasmBackend implements Backend {
     } finally {
       src.release();
     }
+  }
+
+  fill(out: TensorRef, value: number): void {
+    const plan = fillPlan(out.dtype, out.offset, numel(out.shape), value, out.storage.byteLength);
+    if (plan) fillWords(new Uint32Array(kernelExports().memory.buffer), this.ptr(out.storage) >>> 2, plan); // heap blocks are 16-byte aligned
   }
 
   transpose(x: TensorRef, out: TensorRef): void {

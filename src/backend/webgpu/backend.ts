@@ -1,13 +1,15 @@
 // The GPU backend: WGSL compute shaders (shaders/*.wgsl) on WebGPU. Buffers come from one pooled,
 // accounted allocator; pipelines are compiled once per device and key (kernel + dtypes +
-// constants); work is recorded into one command encoder and submitted when results are read.
+// constants); work is recorded into one command encoder and compute pass (uniforms in a ring
+// written once a submit, bind groups cached) and submitted when results are read.
 import { shaders } from '../../../build/shaders.js';
 import { InvalidArgumentError, MemfitError } from '../../errors.js';
 import { formatOf, INT32_FORMAT_ID, ROUNDING_IDS } from '../../dtype/formats.js';
 import type {
-  Backend, BinaryOp, CastOptions, MatmulOptions, ReduceOp, Storage, TensorDType, TensorRef, UnaryOp,
+  Backend, BackendStats, BinaryOp, CastOptions, MatmulOptions, ReduceOp, Storage, TensorDType, TensorRef, UnaryOp,
 } from '../backend.js';
-import { BufferPool, MemoryTracker, type Category } from '../memory.js';
+import { BufferPool, MemoryTracker, sizeClass, type Category } from '../memory.js';
+import { fillPlan } from '../fill.js';
 import { BINARY_IDS, REDUCE_IDS, UNARY_IDS } from '../ops.js';
 import { broadcastStrides, numel, sameShape } from '../shape.js';
 import { acquireDevice, type AcquiredDevice, type WebGPUOptions } from './device.js';
@@ -20,20 +22,34 @@ export function fmtId(dtype: TensorDType): number {
 
 /** A storage-buffer binding declared as array<u32>, with `<name>_code(i, fmt)` and `<name>_f32(i, fmt)` readers. */
 export function accessor(name: string, binding: number, access: 'read' | 'read_write'): string {
-  return `@group(0) @binding(${binding}) var<storage, ${access}> ${name}: array<u32>;
-fn ${name}_code(i: u32, f: u32) -> u32 {
+  return `@group(0) @binding(${binding}) var<storage, ${access}> ${name}: array<u32>;\n${readers(name, name)}`;
+}
+
+/**
+ * `<name>_code(i, fmt)` and `<name>_f32(i, fmt)` reading the array `array` (declared elsewhere):
+ * an input read through the output's read_write binding when both are one buffer.
+ */
+export function readers(name: string, array: string): string {
+  return `fn ${name}_code(i: u32, f: u32) -> u32 {
   let nbits = fmt_bits(f);
-  if (nbits == 32u) { return ${name}[i]; }
+  if (nbits == 32u) { return ${array}[i]; }
   let bit = i * nbits;
   let word = bit >> 5u;
   let sh = bit & 31u;
-  var v = ${name}[word] >> sh;
-  if (sh + nbits > 32u) { v = v | (${name}[word + 1u] << (32u - sh)); }
+  var v = ${array}[word] >> sh;
+  if (sh + nbits > 32u) { v = v | (${array}[word + 1u] << (32u - sh)); }
   return v & ((1u << nbits) - 1u);
 }
 fn ${name}_f32(i: u32, f: u32) -> f32 { return bitcast<f32>(decode_bits(f, ${name}_code(i, f))); }
 `;
 }
+
+/** WGSL extensions a shader may ask for with a `//#enable NAME` line, and the device feature each needs. */
+export const WGSL_EXTENSIONS: Readonly<Record<string, string>> = {
+  f16: 'shader-f16',
+  subgroups: 'subgroups',
+  chromium_experimental_subgroup_matrix: 'chromium-experimental-subgroup-matrix',
+};
 
 class GpuStorage implements Storage {
   freed = false;
@@ -47,10 +63,21 @@ export interface Binding {
   readonly storage: Storage;
   /** Name used in errors about binding limits. */
   readonly what?: string;
+  /** Binding number (default: its index in the list). */
+  readonly binding?: number;
 }
 
 const WORKGROUP = 256;
-const MAX_PASSES_PER_SUBMIT = 64;
+/** Dispatches recorded before a submit (the GPU starts on a long sequence while the rest is recorded). */
+const MAX_DISPATCHES_PER_SUBMIT = 64;
+/** The uniform ring: every dispatch's uniform block of one submit, written with one writeBuffer. */
+const UNIFORM_RING_BYTES = 64 * 1024;
+/** The upload ring: writes into buffers that recorded work uses, copied in their place in the order. */
+const UPLOAD_RING_BYTES = 256 * 1024;
+/** Read-back staging buffers up to this size are kept for the next read of their size class. */
+const STAGING_KEEP_BYTES = 64 * 1024;
+/** Bind groups kept (the least recently used goes past this). */
+const BIND_GROUP_CACHE = 4096;
 
 
 /** A cast's rounding mode (an override constant) and its stochastic stream (uniform rng). */
@@ -74,9 +101,28 @@ export class WebGPUBackend implements Backend {
   private readonly pool: BufferPool<GPUBuffer>;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private encoder: GPUCommandEncoder | null = null;
-  private passes = 0;
-  private pendingUniforms: GPUBuffer[] = [];
+  private pass: GPUComputePassEncoder | null = null;
+  private passPipeline: GPUComputePipeline | null = null;
+  /** Dispatches recorded into the current encoder. */
+  private recorded = 0;
+  /** Buffers that recorded, not yet submitted commands use: a write into one must keep its place. */
+  private readonly recordedBuffers = new Set<GPUBuffer>();
+  private uniformRing: GPUBuffer | null = null;
+  private readonly uniformHost = new Uint8Array(UNIFORM_RING_BYTES);
+  private uniformUsed = 0;
+  private readonly uniformAlign: number;
+  private uploadRing: GPUBuffer | null = null;
+  private uploadUsed = 0;
+  private readonly staging = new Map<number, GPUBuffer[]>();
+  private readonly bindGroups = new Map<string, GPUBindGroup>();
+  private readonly layouts = new WeakMap<GPUComputePipeline, GPUBindGroupLayout>();
+  private readonly ids = new WeakMap<object, number>();
+  private nextId = 1;
   private errors: string[] = [];
+  private readonly counts = {
+    bytesUploaded: 0, bytesRead: 0, dispatches: 0, computePasses: 0, submits: 0,
+    otherBuffers: 0, uniformBuffersCreated: 0, bindGroupsCreated: 0, pipelinesCreated: 0,
+  };
   private lost: string | null = null;
   private readonly release: () => void;
 
@@ -88,6 +134,7 @@ export class WebGPUBackend implements Backend {
     this.release = acq.release;
     this.maxBufferSize = this.device.limits.maxBufferSize;
     this.maxBindingSize = this.device.limits.maxStorageBufferBindingSize;
+    this.uniformAlign = this.device.limits.minUniformBufferOffsetAlignment;
     this.pool = new BufferPool<GPUBuffer>(this.memory, (size) => this.device.createBuffer({
       size, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, label: `memfit pool ${size}`,
     }), (b) => b.destroy());
@@ -128,9 +175,24 @@ export class WebGPUBackend implements Backend {
     if (byteOffset + data.byteLength > s.byteLength) throw new InvalidArgumentError(`write of ${data.byteLength} bytes at ${byteOffset} overruns a ${s.byteLength}-byte storage`);
     if (byteOffset % 4 !== 0) throw new InvalidArgumentError('GPU writes must start at a multiple of 4 bytes');
     const padded = Math.ceil(data.byteLength / 4) * 4;
-    const bytes = new Uint8Array(padded);
-    bytes.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-    this.flush(); // keep queue order: earlier recorded work reads the old contents
+    let bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    if (padded !== data.byteLength) {
+      bytes = new Uint8Array(padded);
+      bytes.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    }
+    this.counts.bytesUploaded += padded;
+    if (this.recordedBuffers.has(s.buffer)) {
+      // Recorded, unsubmitted work uses this buffer, and queue.writeBuffer would land before it: the
+      // bytes go through the upload ring and a copy recorded in order (past a submit when large).
+      if (padded <= UPLOAD_RING_BYTES - this.uploadUsed) {
+        const ring = (this.uploadRing ??= this.createBuffer(UPLOAD_RING_BYTES, GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, 'memfit upload ring'));
+        this.device.queue.writeBuffer(ring, this.uploadUsed, bytes);
+        this.copy(ring, this.uploadUsed, s.buffer, byteOffset, padded);
+        this.uploadUsed += padded;
+        return;
+      }
+      this.flush();
+    }
     this.device.queue.writeBuffer(s.buffer, byteOffset, bytes);
   }
 
@@ -139,20 +201,26 @@ export class WebGPUBackend implements Backend {
     if (byteOffset + byteLength > s.byteLength) throw new InvalidArgumentError(`read of ${byteLength} bytes at ${byteOffset} overruns a ${s.byteLength}-byte storage`);
     const start = Math.floor(byteOffset / 4) * 4;
     const size = Math.ceil((byteOffset + byteLength - start) / 4) * 4;
-    const staging = this.device.createBuffer({ size: Math.max(size, 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'memfit readback' });
-    const enc = this.encoderNow();
-    enc.copyBufferToBuffer(s.buffer, start, staging, 0, size);
+    const cls = size <= STAGING_KEEP_BYTES ? sizeClass(size) : Math.max(size, 4);
+    const staging = this.staging.get(cls)?.pop() ?? this.createBuffer(cls, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'memfit readback');
+    this.counts.bytesRead += size;
+    this.copy(s.buffer, start, staging, 0, size);
     this.flush();
     try {
-      await staging.mapAsync(GPUMapMode.READ);
+      await staging.mapAsync(GPUMapMode.READ, 0, size);
     } catch (e) {
+      staging.destroy();
       this.throwErrors();
       throw e;
     }
-    this.throwErrors();
-    const out = new Uint8Array(staging.getMappedRange()).slice(byteOffset - start, byteOffset - start + byteLength);
+    const out = new Uint8Array(staging.getMappedRange(0, size)).slice(byteOffset - start, byteOffset - start + byteLength);
     staging.unmap();
-    staging.destroy();
+    if (cls <= STAGING_KEEP_BYTES && !this.lost) {
+      let list = this.staging.get(cls);
+      if (!list) this.staging.set(cls, (list = []));
+      list.push(staging);
+    } else staging.destroy();
+    this.throwErrors();
     return out;
   }
 
@@ -162,8 +230,18 @@ export class WebGPUBackend implements Backend {
     this.throwErrors();
   }
 
+  /** Gives pooled buffers (and kept read-back buffers) back to the device; recorded work is submitted first. */
   emptyCache(): void {
+    this.flush();
     this.pool.emptyCache();
+    this.bindGroups.clear(); // they hold the destroyed buffers
+    for (const list of this.staging.values()) for (const b of list) b.destroy();
+    this.staging.clear();
+  }
+
+  stats(): BackendStats {
+    const { otherBuffers, ...c } = this.counts;
+    return { ...c, deviceAllocations: this.memory.deviceAllocations + otherBuffers };
   }
 
   /** True after destroy() (or device loss). */
@@ -181,16 +259,35 @@ export class WebGPUBackend implements Backend {
 
   // ---- dispatch -----------------------------------------------------------------------------
 
-  /** The pipeline for `kernel` (a WGSL source) with override `constants`, compiled once per key. */
+  /**
+   * The pipeline for `kernel` (a WGSL source) with override `constants`, compiled once per key.
+   * `//#enable NAME` lines anywhere in the source become `enable NAME;` directives at its top (WGSL
+   * wants them before everything, the dtype library included); a name the device lacks the
+   * feature for is a MemfitError naming both.
+   */
   pipeline(key: string, code: () => string, constants: Record<string, number> = {}): GPUComputePipeline {
     const full = `${key}|${Object.entries(constants).map(([k, v]) => `${k}=${v}`).join(',')}`;
     let p = this.pipelines.get(full);
     if (!p) {
-      const module = this.device.createShaderModule({ code: code(), label: key });
+      const module = this.device.createShaderModule({ code: this.withDirectives(key, code()), label: key });
       p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main', constants }, label: full });
+      this.counts.pipelinesCreated++;
       this.pipelines.set(full, p);
     }
     return p;
+  }
+
+  /** `source` with an `enable` directive first for each `//#enable NAME` line in it. */
+  withDirectives(key: string, source: string): string {
+    const names = [...new Set([...source.matchAll(/^[ \t]*\/\/#enable[ \t]+(\S+)[ \t]*$/gm)].map((m) => m[1]))];
+    for (const n of names) {
+      const feature = WGSL_EXTENSIONS[n];
+      if (feature === undefined) throw new MemfitError('UNKNOWN_WGSL_EXTENSION', `shader ${key} asks for WGSL extension ${JSON.stringify(n)}; known: ${Object.keys(WGSL_EXTENSIONS).join(', ')}`);
+      if (!this.features.has(feature)) {
+        throw new MemfitError('UNSUPPORTED_FEATURE', `shader ${key} needs \`enable ${n};\` (device feature '${feature}'), which this device does not offer (${this.description})`);
+      }
+    }
+    return names.map((n) => `enable ${n};\n`).join('') + source;
   }
 
   /** A shader source from shaders/, by file name without extension. */
@@ -201,48 +298,123 @@ export class WebGPUBackend implements Backend {
   }
 
   /**
-   * Records one dispatch: storage bindings at 0..k-1 (in order), the uniform block (if any) at
-   * binding `uniformBinding`, `invocations` threads in workgroups of `workgroupSize` (spread over
-   * two dimensions past 65535 workgroups; shaders index with (wid.y * nwg.x + wid.x)).
+   * Records one dispatch into the open compute pass: storage bindings at 0..k-1 (in order, or at
+   * their `binding`), the uniform block (if any) at binding `uniformBinding`, `workgroups`
+   * workgroups (spread over two dimensions past 65535; shaders index with (wid.y * nwg.x + wid.x)).
+   * Dispatches in one pass run in order, each seeing the writes of those before it (each is its own
+   * usage scope, WebGPU spec 3.4.4). The uniform block goes into the uniform ring (one writeBuffer a
+   * submit); bind groups are cached by pipeline, buffers and uniform slot.
    */
   dispatch(pipeline: GPUComputePipeline, bindings: readonly Binding[], uniform: ArrayBuffer | null, workgroups: number, uniformBinding = bindings.length): void {
     this.check();
-    const entries: GPUBindGroupEntry[] = bindings.map((b, i) => {
+    const usize = uniform ? Math.ceil(uniform.byteLength / 16) * 16 : 0;
+    const slot = Math.ceil(usize / this.uniformAlign) * this.uniformAlign;
+    if (slot > UNIFORM_RING_BYTES) throw new InvalidArgumentError(`a uniform block of ${uniform?.byteLength} bytes is larger than the ${UNIFORM_RING_BYTES}-byte uniform ring`);
+    if (this.uniformUsed + slot > UNIFORM_RING_BYTES) this.flush();
+    const buffers = bindings.map((b) => {
       const s = this.own(b.storage);
       if (s.size > this.maxBindingSize) {
         throw new MemfitError('BINDING_TOO_LARGE', `${b.what ?? s.label ?? 'tensor'} (${s.byteLength} bytes) exceeds this device's maxStorageBufferBindingSize ${this.maxBindingSize}`);
       }
-      return { binding: i, resource: { buffer: s.buffer } };
+      return s.buffer;
     });
+    let key = `${this.idOf(pipeline)}`;
+    bindings.forEach((b, i) => { key += ` ${b.binding ?? i}:${this.idOf(buffers[i])}`; });
+    const offset = this.uniformUsed;
     if (uniform) {
-      const u = this.device.createBuffer({ size: Math.ceil(uniform.byteLength / 16) * 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: 'memfit params' });
-      this.device.queue.writeBuffer(u, 0, uniform);
-      this.pendingUniforms.push(u);
-      entries.push({ binding: uniformBinding, resource: { buffer: u } });
+      this.uniformRing ??= this.createBuffer(UNIFORM_RING_BYTES, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, 'memfit uniforms', true);
+      this.uniformHost.set(new Uint8Array(uniform), offset);
+      this.uniformHost.fill(0, offset + uniform.byteLength, offset + usize);
+      this.uniformUsed += slot;
+      key += ` u${uniformBinding}:${offset}+${usize}`;
     }
-    const group = this.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
-    const pass = this.encoderNow().beginComputePass();
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, group);
+    let group = this.bindGroups.get(key);
+    if (group) this.bindGroups.delete(key); // re-inserted below: most recently used last
+    else {
+      const entries: GPUBindGroupEntry[] = buffers.map((buffer, i) => ({ binding: bindings[i].binding ?? i, resource: { buffer } }));
+      if (uniform) entries.push({ binding: uniformBinding, resource: { buffer: this.uniformRing!, offset, size: usize } });
+      let layout = this.layouts.get(pipeline);
+      if (!layout) this.layouts.set(pipeline, (layout = pipeline.getBindGroupLayout(0)));
+      group = this.device.createBindGroup({ layout, entries });
+      this.counts.bindGroupsCreated++;
+      if (this.bindGroups.size >= BIND_GROUP_CACHE) this.bindGroups.delete(this.bindGroups.keys().next().value!);
+    }
+    this.bindGroups.set(key, group);
+    for (const b of buffers) this.recordedBuffers.add(b);
+    if (!this.pass) {
+      this.pass = this.encoderNow().beginComputePass();
+      this.passPipeline = null;
+      this.counts.computePasses++;
+    }
+    if (this.passPipeline !== pipeline) this.pass.setPipeline((this.passPipeline = pipeline));
+    this.pass.setBindGroup(0, group);
     const x = Math.min(workgroups, 65535);
-    pass.dispatchWorkgroups(Math.max(x, 1), Math.max(1, Math.ceil(workgroups / 65535)));
-    pass.end();
-    if (++this.passes >= MAX_PASSES_PER_SUBMIT) this.flush();
+    this.pass.dispatchWorkgroups(Math.max(x, 1), Math.max(1, Math.ceil(workgroups / 65535)));
+    this.counts.dispatches++;
+    if (++this.recorded >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
   }
 
-  /** Submits recorded work. */
+  /** Records a buffer copy (after the dispatches recorded so far). */
+  private copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, size: number): void {
+    this.endPass();
+    this.encoderNow().copyBufferToBuffer(src, srcOffset, dst, dstOffset, size);
+    this.recordedBuffers.add(src).add(dst);
+  }
+
+  private endPass(): void {
+    if (!this.pass) return;
+    this.pass.end();
+    this.pass = null;
+    this.passPipeline = null;
+  }
+
+  /** Submits recorded work (after writing the uniform blocks it reads). */
   flush(): void {
+    this.endPass();
     if (!this.encoder) return;
+    if (this.uniformUsed > 0) {
+      this.device.queue.writeBuffer(this.uniformRing!, 0, this.uniformHost, 0, this.uniformUsed);
+      this.counts.bytesUploaded += this.uniformUsed;
+    }
     this.device.queue.submit([this.encoder.finish()]);
+    this.counts.submits++;
     this.encoder = null;
-    this.passes = 0;
-    for (const u of this.pendingUniforms) u.destroy(); // destroyed once the GPU is done with it
-    this.pendingUniforms = [];
+    this.recorded = 0;
+    this.uniformUsed = 0;
+    this.uploadUsed = 0;
+    this.recordedBuffers.clear();
   }
 
   private encoderNow(): GPUCommandEncoder {
     this.check();
     return (this.encoder ??= this.device.createCommandEncoder({ label: 'memfit' }));
+  }
+
+  /** A device buffer outside the pool (rings, read-back staging), counted in stats(). */
+  private createBuffer(size: number, usage: number, label: string, uniform = false): GPUBuffer {
+    this.counts.otherBuffers++;
+    if (uniform) this.counts.uniformBuffersCreated++;
+    return this.device.createBuffer({ size, usage, label });
+  }
+
+  /** A small id per pipeline and buffer (bind group keys). */
+  private idOf(o: object): number {
+    let id = this.ids.get(o);
+    if (id === undefined) this.ids.set(o, (id = this.nextId++));
+    return id;
+  }
+
+  // ---- fill -----------------------------------------------------------------------------------
+
+  fill(out: TensorRef, value: number): void {
+    const plan = fillPlan(out.dtype, out.offset, numel(out.shape), value, out.storage.byteLength);
+    if (!plan) return;
+    const p = this.pipeline('fill', () => this.shader('fill'));
+    const u = new Uint32Array(8);
+    u.set([plan.firstWord, plan.words, plan.firstMask, plan.lastMask]);
+    u.set(plan.pattern, 4);
+    u[7] = plan.pattern.length;
+    this.dispatch(p, [{ storage: out.storage, what: 'fill output' }], u.buffer, Math.ceil(plan.words / WORKGROUP));
   }
 
   // ---- pointwise kernels ----------------------------------------------------------------------
@@ -251,25 +423,36 @@ export class WebGPUBackend implements Backend {
     const [a, b = a, c = a] = inputs;
     const n = numel(out.shape);
     if (n === 0) return;
-    if (inputs.some((t) => t.storage === out.storage)) {
-      // In place (out is an input): WebGPU forbids binding one buffer for reading and writing in a
-      // dispatch, so the result goes to a temporary and is copied over (same bytes as wasm gives).
-      const outBytes = out.dtype === 'int32' ? 4 * n : Math.ceil((n * formatOf(out.dtype).bits) / 8);
-      const bytes = Math.ceil(outBytes / 4) * 4; // whole words, as the kernel writes them
-      const tmp = this.alloc(outBytes, 'temporary', 'in-place result');
-      try {
-        this.pointwise(kind, op, inputs, { ...out, storage: tmp }, alpha, flags, strides, cast);
-        this.encoderNow().copyBufferToBuffer(this.own(tmp).buffer, 0, this.own(out.storage).buffer, 0, bytes);
-      } finally {
-        this.free(tmp);
+    // In place (out is an input): WebGPU forbids binding one buffer for reading and writing in a
+    // dispatch. Where each output element reads only itself from that input (same dtype, offset 0,
+    // same shape, no broadcast or strides), the input is read through the output's read_write
+    // binding (each invocation reads only the words it writes); otherwise the result goes to a
+    // temporary and is copied over (same bytes as wasm gives).
+    const bound = [a, b, c]; // b and c stand in for a where the kernel has fewer inputs
+    const aliased = bound.map((t) => t.storage === out.storage);
+    if (aliased.some((x) => x)) {
+      const direct = !strides && bound.every((t, k) => !aliased[k] || (t.dtype === out.dtype && t.offset === 0 && sameShape(t.shape, out.shape)));
+      if (!direct) {
+        const outBytes = out.dtype === 'int32' ? 4 * n : Math.ceil((n * formatOf(out.dtype).bits) / 8);
+        const bytes = Math.ceil(outBytes / 4) * 4; // whole words, as the kernel writes them
+        const tmp = this.alloc(outBytes, 'temporary', 'in-place result');
+        try {
+          this.pointwise(kind, op, inputs, { ...out, storage: tmp }, alpha, flags, strides, cast);
+          this.copy(this.own(tmp).buffer, 0, this.own(out.storage).buffer, 0, bytes);
+        } finally {
+          this.free(tmp);
+        }
+        return;
       }
-      return;
     }
     const rank = out.shape.length;
     if (rank > 8) throw new InvalidArgumentError(`pointwise kernels take tensors of rank <= 8, got ${rank}`);
     const constants: Record<string, number> = { KIND: kind, OP: op, FA: fmtId(a.dtype), FB: fmtId(b.dtype), FC: fmtId(c.dtype), FO: fmtId(out.dtype) };
     if (cast && cast.mode !== 0) constants.ROUND = cast.mode; // part of the pipeline key; WGSL default 0 (nearest-even)
-    const p = this.pipeline('pointwise', () => this.shader('dtype') + accessor('a', 0, 'read') + accessor('b', 1, 'read') + accessor('c', 2, 'read') + accessor('out', 3, 'read_write') + this.shader('pointwise'), constants);
+    const names = ['a', 'b', 'c'] as const;
+    const alias = names.map((x, k) => (aliased[k] ? x : '')).join(''); // inputs read through `out`
+    const p = this.pipeline(alias ? `pointwise:inplace=${alias}` : 'pointwise', () => this.shader('dtype')
+      + names.map((x, k) => (aliased[k] ? readers(x, 'out') : accessor(x, k, 'read'))).join('') + accessor('out', 3, 'read_write') + this.shader('pointwise'), constants);
     const u = new ArrayBuffer(16 + 16 + 4 * 32 + 16);
     const u32 = new Uint32Array(u);
     const f32 = new Float32Array(u);
@@ -289,7 +472,9 @@ export class WebGPUBackend implements Backend {
     }
     const groupElems = formatOf(out.dtype === 'int32' ? 'float32' : out.dtype).bits === 6 ? 16 : 32 / (out.dtype === 'int32' ? 32 : formatOf(out.dtype).bits);
     const groups = Math.ceil(n / groupElems);
-    this.dispatch(p, [{ storage: a.storage }, { storage: b.storage }, { storage: c.storage }, { storage: out.storage, what: 'output' }], u, Math.ceil(groups / WORKGROUP));
+    const bindings: Binding[] = bound.flatMap((t, k) => (aliased[k] ? [] : [{ storage: t.storage, binding: k }]));
+    bindings.push({ storage: out.storage, what: 'output', binding: 3 });
+    this.dispatch(p, bindings, u, Math.ceil(groups / WORKGROUP), 4);
   }
 
   /**

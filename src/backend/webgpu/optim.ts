@@ -3,8 +3,8 @@ import { InvalidArgumentError } from '../../errors.js';
 import type { AdamWDeviceInputs, AdamWHyper, TensorRef } from '../backend.js';
 import { numel } from '../shape.js';
 import { adamwScalars } from '../adamw.js';
-import { accessor, fmtId, type WebGPUBackend } from './backend.js';
-import { shaderStage } from './stages.js';
+import { accessor, fmtId, type Binding, type WebGPUBackend } from './backend.js';
+import { readAccessor, shaderStage } from './stages.js';
 
 const WG = 256;
 /** Most workgroups one tensor's sum-of-squares pass uses (each then strides over the tensor). */
@@ -59,7 +59,13 @@ export function ampUpdateScale(
   ], u, 1);
 }
 
-/** out (float32, shape []) = sqrt(sum over tensors of sum(x^2)): per-tensor workgroup partial sums, then one final workgroup. */
+/** Tensors one sum-of-squares dispatch reads: seven, with the partial sums the eighth storage binding (WebGPU's default limit). */
+const SUMSQ_TENSORS = 7;
+
+/**
+ * out (float32, shape []) = sqrt(sum over tensors of sum(x^2)): workgroup partial sums (at most
+ * MAX_PARTIALS a tensor, seven tensors a dispatch), then one final workgroup.
+ */
 export function globalNorm(g: WebGPUBackend, tensors: readonly TensorRef[], out: TensorRef): void {
   requireF32(out, 'globalNorm out');
   const plan = tensors.map((t) => {
@@ -70,9 +76,21 @@ export function globalNorm(g: WebGPUBackend, tensors: readonly TensorRef[], out:
   const partial = g.alloc(Math.max(count, 1) * 4, 'temporary', 'globalNorm partials');
   try {
     let base = 0;
-    for (const { t, n, groups } of plan) {
-      const p = g.pipeline('optim.sumsq', () => g.shader('dtype') + accessor('x', 0, 'read') + section(g, 'sumsq'), { FX: fmtId(t.dtype) });
-      g.dispatch(p, [{ storage: t.storage, what: 'tensor' }, { storage: partial }], new Uint32Array([n, t.offset, base, groups]).buffer, groups);
+    for (let c = 0; c < plan.length; c += SUMSQ_TENSORS) {
+      const chunk = plan.slice(c, c + SUMSQ_TENSORS);
+      // Unused slots read the first tensor again (groups 0: nothing is read).
+      const slots = Array.from({ length: SUMSQ_TENSORS }, (_, k) => chunk[k] ?? chunk[0]);
+      const fmts = slots.map((e) => fmtId(e.t.dtype));
+      const p = g.pipeline(`optim.sumsq:${fmts.join(',')}`, () => g.shader('dtype') + fmts.map((f, k) => `const FX${k}: u32 = ${f}u;\n${readAccessor(`x${k}`, k, f)}`).join('') + section(g, 'sumsq'));
+      const u = new Uint32Array(4 * SUMSQ_TENSORS);
+      let groups = 0;
+      chunk.forEach(({ t, n, groups: gr }, k) => {
+        u.set([n, t.offset, base + groups, gr], 4 * k);
+        groups += gr;
+      });
+      const bindings = slots.map((e): Binding => ({ storage: e.t.storage, what: 'tensor' }));
+      bindings.push({ storage: partial });
+      g.dispatch(p, bindings, u.buffer, groups);
       base += groups;
     }
     const p = g.pipeline('optim.norm', () => section(g, 'norm'));

@@ -1,7 +1,9 @@
 // Multi-stage shader files: a common part, then `//#stage NAME` sections, each compiled (with the
 // dtype and workgroup libraries and the accessors it reads) as its own pipeline with entry 'main';
 // `//#part NAME` sections are snippets that stages share (`//#stage NAME +PART`), and
-// `//#unroll $v N` ... `//#end` blocks are written out N times (expandUnroll).
+// `//#unroll $v N` ... `//#end` blocks are written out N times (expandUnroll). A `//#enable NAME`
+// line anywhere in a pipeline's source (f16, subgroups, ...) becomes `enable NAME;` at its very top,
+// before the dtype library (WebGPUBackend.pipeline).
 import type { TensorRef } from '../backend.js';
 import { numel } from '../shape.js';
 import { formatOf, INT32_FORMAT_ID } from '../../dtype/formats.js';
