@@ -354,8 +354,7 @@ export class Variable {
       return;
     }
     // Gradients are whole float32 tensors (accumulate() makes them): byte offset = element offset * 4.
-    const g = this.grad;
-    g.backend.write(g.storage, new Uint8Array(g.size * 4), g.offset * 4);
+    this.grad.backend.fill(this.grad, 0); // on the device: no zeros uploaded
   }
 
   /** Frees the data (and the grad); the graph's saved tensors are freed by backward or releaseGraph. */
