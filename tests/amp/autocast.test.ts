@@ -164,6 +164,13 @@ test('bf16 autocast keeps at most 0.55 of float32\'s saved activations on the ti
   assert.ok(Math.abs(bf.loss - f32.loss) < 0.02, `${bf.loss} vs ${f32.loss}`);
 });
 
+test('the medium config (hidden 256, 4 layers, 8 heads, intermediate 704, batch 8 x 128): at most 0.55 too', async () => {
+  const MEDIUM = { vocabSize: 256, hiddenSize: 256, numHiddenLayers: 4, numAttentionHeads: 8, intermediateSize: 704, maxPositionEmbeddings: 128 };
+  const f32 = await trainingForward(MEDIUM, 8, 128);
+  const bf = await trainingForward(MEDIUM, 8, 128, { dtype: 'bfloat16' });
+  assert.ok(bf.held / f32.held <= 0.55, `saved activations ${bf.held} / ${f32.held} = ${(bf.held / f32.held).toFixed(4)}`);
+});
+
 test.after.each(() => {
   assert.equal(savedTensorStats(), { count: 0, bytes: 0 }, 'a test left saved tensors behind');
 });
