@@ -4,7 +4,7 @@
 // forward under inferenceMode, the quantities of ../shared/anchors/torch_h100.md. On a hardware
 // GPU `--config small` runs the anchors' "small" shapes next to PyTorch's H100 figures.
 //
-// Usage: node --import tsx bench/train.ts [--quick] [--no-gpu] [--config tiny|small]
+// Usage: node --import tsx bench/train.ts [--quick] [--no-gpu] [--config tiny|small] [--precision 32-true,bf16-mixed,16-mixed,bf16-true]
 //        node --import tsx bench/train.ts --model resnet152|bert-base|llama-small [--autocast bf16] [--batch N] [--steps N]
 //        (full-size models: bench/train_models.ts; JSON in bench/results/train-<model>.json)
 // Statistic: the median step after warm-up steps (each step ends with the loss read back); the
@@ -22,7 +22,7 @@ import { inferenceMode, tidy } from '../src/autograd/variable.js';
 import { ByteTextDataset } from '../src/data/byte_text.js';
 import { loadSotuText } from '../src/data/sotu.js';
 import { Tensor } from '../src/tensor/tensor.js';
-import { LanguageModelTrainer, TINY_LLAMA, type TrainConfig } from '../src/train/language_model.js';
+import { LanguageModelTrainer, TINY_LLAMA, TRAIN_PRECISIONS, type TrainConfig, type TrainPrecision } from '../src/train/language_model.js';
 import { BENCH_MODELS, benchModel, type BenchModel } from './train_models.js';
 
 const argv = process.argv.slice(2);
@@ -33,7 +33,9 @@ if (argv.includes('--model')) { // the full-size models (bench/train_models.ts)
   await benchModels(argv);
   process.exit(0);
 }
-for (const a of argv) if (!['--quick', '--no-gpu', '--config', 'tiny', 'small'].includes(a)) throw new Error(`unknown argument ${a}; usage: bench/train.ts [--quick] [--no-gpu] [--config tiny|small] | --model ${BENCH_MODELS.join('|')} [--autocast bf16] [--batch N] [--steps N] [--no-gpu]`);
+const precisions = (argv.includes('--precision') ? argv[argv.indexOf('--precision') + 1] ?? '' : '32-true').split(',') as TrainPrecision[];
+for (const p of precisions) if (!TRAIN_PRECISIONS.includes(p)) throw new Error(`--precision takes a comma-separated list of ${TRAIN_PRECISIONS.join(', ')}; got ${p}`);
+for (const a of argv) if (!['--quick', '--no-gpu', '--config', 'tiny', 'small', '--precision', precisions.join(',')].includes(a)) throw new Error(`unknown argument ${a}; usage: bench/train.ts [--quick] [--no-gpu] [--config tiny|small] | --model ${BENCH_MODELS.join('|')} [--autocast bf16] [--batch N] [--steps N] [--no-gpu]`);
 
 /** --model NAME [--autocast bf16|fp16] [--batch N] [--steps N] [--no-gpu]: wasm, then a hardware GPU if there is one. */
 async function benchModels(args: string[]): Promise<void> {
@@ -105,18 +107,19 @@ async function run(backend: Backend, config: TrainConfig, steps: number, warmup:
     await backend.synchronize();
     const base = mem.memoryAllocated();
     mem.resetPeakMemoryStats();
-    const loss = tidy(() => t.model.loss(ids, targets));
+    const loss = t.inPrecision(() => tidy(() => t.model.loss(ids, targets)));
     const fwdAct = mem.memoryAllocated() - base;
     const fwdPeak = mem.maxMemoryAllocated() - base;
     loss.releaseGraph();
     loss.dispose();
     mem.resetPeakMemoryStats();
-    const li = inferenceMode(() => t.model.loss(ids, targets));
+    const li = t.inPrecision(() => inferenceMode(() => t.model.loss(ids, targets)));
     const infPeak = mem.maxMemoryAllocated() - base;
     li.dispose(); ids.dispose(); targets.dispose();
     return {
       backend: backend.description,
       config: configName,
+      precision: config.precision ?? '32-true',
       parameters: t.model.numParameters(),
       batch: shape,
       steps: ms.length,
@@ -142,8 +145,10 @@ const config = configName === 'small' ? SMALL : TINY_LLAMA;
 const quick = flag('--quick');
 const results: Record<string, unknown>[] = [];
 if (configName === 'tiny') {
-  log('wasm ...');
-  results.push(await run(new WasmBackend(), config, quick ? 5 : 30, 2));
+  for (const precision of precisions) {
+    log(`wasm, ${precision} ...`);
+    results.push(await run(new WasmBackend(), { ...config, precision }, quick ? 5 : 30, 2));
+  }
 }
 if (!flag('--no-gpu')) {
   const { WebGPUBackend } = await import('../src/backend/webgpu/backend.js');
@@ -158,8 +163,9 @@ if (!flag('--no-gpu')) {
       const software = /swiftshader|software/i.test(g.description);
       if (configName === 'small' && software) log('--config small needs a hardware GPU; skipped on the software adapter');
       else {
-        log(`webgpu (${g.description}) ...`);
-        const r = await run(g, config, software || quick ? 3 : 30, 1);
+        for (const precision of precisions) {
+        log(`webgpu (${g.description}), ${precision} ...`);
+        const r = await run(g, { ...config, precision }, software || quick ? 3 : 30, 1);
         if (configName === 'small') {
           Object.assign(r, {
             torchH100Fp32: TORCH_SMALL_FP32,
@@ -168,14 +174,25 @@ if (!flag('--no-gpu')) {
           });
         }
         results.push(r);
+        }
       }
     } finally {
       g.destroy();
     }
   }
 }
-const wasm = results.find((r) => String(r.backend).includes('WebAssembly'));
-const gpu = results.find((r) => r !== wasm);
+// Each precision against 32-true on the same backend, same run: saved-activation bytes, peak, step time.
+for (const r of results) {
+  const base = results.find((b) => b.backend === r.backend && b.precision === '32-true');
+  if (!base || base === r) continue;
+  r.vsFloat32 = {
+    trainingForwardHeldBytes: round((r.trainingForwardHeldBytes as number) / (base.trainingForwardHeldBytes as number)),
+    peakAllocatedBytes: round((r.peakAllocatedBytes as number) / (base.peakAllocatedBytes as number)),
+    stepMs: round((r.stepMsMedian as number) / (base.stepMsMedian as number)),
+  };
+}
+const wasm = results.find((r) => String(r.backend).includes('wasm') && r.precision === precisions[0]);
+const gpu = results.find((r) => !String(r.backend).includes('wasm') && r.precision === precisions[0]);
 const out = {
   date: new Date().toISOString(), host: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version },
   results,

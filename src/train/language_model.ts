@@ -149,8 +149,8 @@ export class LanguageModelTrainer {
     this.dataGenerator = new Generator(config.seed + 1);
   }
 
-  /** Runs a forward in the configured precision (under autocast for the mixed ones). */
-  private forward<T>(fn: () => T): T {
+  /** Runs fn (a forward) in the configured precision: under autocast for the mixed ones. */
+  inPrecision<T>(fn: () => T): T {
     const p = this.config.precision;
     return p === 'bf16-mixed' || p === '16-mixed' ? autocast({ dtype: p === '16-mixed' ? 'float16' : 'bfloat16' }, fn) : fn();
   }
@@ -177,7 +177,7 @@ export class LanguageModelTrainer {
     try {
       const [ids, targets] = this.upload(this.dataset.batch(this.dataGenerator, batchSize, seqLen));
       try {
-        const loss = this.forward(() => tidy(() => this.model.loss(ids, targets)));
+        const loss = this.inPrecision(() => tidy(() => this.model.loss(ids, targets)));
         const scaler = this.scaler;
         if (scaler) { // float16: the loss is scaled before backward, the gradients unscaled before clipping
           const scaled = scaler.scale(loss);
@@ -209,7 +209,7 @@ export class LanguageModelTrainer {
     let total = 0;
     for (let i = 0; i < batches; i++) {
       const [ids, targets] = this.upload(this.dataset.batch(g, this.config.batchSize, this.config.seqLen, 'validation'));
-      const loss = this.forward(() => inferenceMode(() => this.model.loss(ids, targets)));
+      const loss = this.inPrecision(() => inferenceMode(() => this.model.loss(ids, targets)));
       total += (await loss.data.toArray())[0];
       loss.dispose(); ids.dispose(); targets.dispose();
     }
@@ -229,7 +229,7 @@ export class LanguageModelTrainer {
     for (let i = 0; i < length; i++) {
       const ctx = bytes.slice(-window);
       const ids = Tensor.from(this.backend, Int32Array.from(ctx), [1, ctx.length], { dtype: 'int32', category: 'data' });
-      const logits = this.forward(() => inferenceMode(() => this.model.forward(ids)));
+      const logits = this.inPrecision(() => inferenceMode(() => this.model.forward(ids)));
       const all = await logits.data.toArray();
       logits.dispose(); ids.dispose();
       const last = all.subarray((ctx.length - 1) * v, ctx.length * v);
