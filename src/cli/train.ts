@@ -99,6 +99,9 @@ function readTextFile(path: string): Uint8Array {
   return bytes;
 }
 
+/** Under 16-mixed, this many steps in a row with a non-finite loss stop the run. */
+const MAX_SKIPPED_IN_A_ROW = 20;
+
 /** Runs the training; `out` receives the report lines. */
 export async function trainCommand(opts: TrainCommandOptions, out: (line: string) => void): Promise<void> {
   for (const k of ['steps', 'batchSize', 'seqLen'] as const) {
@@ -178,9 +181,17 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
     const records: StepResult[] = [];
     let tokens = 0, ms = 0;
     const t0 = performance.now();
+    let skippedInARow = 0;
     while (trainer.step < config.steps) {
       const r = await trainer.trainStep();
-      if (!Number.isFinite(r.loss)) { bar?.stop(); stop(`the loss is ${r.loss}`); }
+      if (!Number.isFinite(r.loss)) {
+        // Under 16-mixed the GradScaler has skipped this step on the device (parameters and optimizer
+        // state untouched) and lowered the scale: training goes on, unless it keeps happening.
+        if (trainer.scaler && ++skippedInARow < MAX_SKIPPED_IN_A_ROW) { note(`step ${r.step}: the loss is ${r.loss}; the GradScaler skipped the update`); continue; }
+        bar?.stop();
+        stop(trainer.scaler ? `the loss was not finite for ${MAX_SKIPPED_IN_A_ROW} steps in a row` : `the loss is ${r.loss}`);
+      }
+      skippedInARow = 0;
       losses.push(r.loss);
       records.push(r);
       if (trainer.step > 1) { tokens += config.batchSize * config.seqLen; ms += r.ms; } // the first step compiles and warms up

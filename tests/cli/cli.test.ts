@@ -246,6 +246,13 @@ test('train --precision bf16-mixed trains under autocast; an unknown precision i
   assert.match(bad.stderr, /--precision.*fp7.*32-true, bf16-mixed, 16-mixed, bf16-true/s);
 });
 
+test('train --precision 16-mixed: a non-finite loss is a step the GradScaler skips; twenty in a row stop the run', () => {
+  const r = memfit('train', '--backend', 'wasm', '--precision', '16-mixed', '--lr', '1e30', '--steps', '60', '--batch-size', '2', '--seq-len', '16', '--sample', '0');
+  assert.is(r.code, 1, r.stderr);
+  assert.match(r.stdout, /the GradScaler skipped the update/);
+  assert.match(r.stderr, /the loss was not finite for 20 steps in a row/);
+});
+
 test('train (what npm start runs): the loss falls, memory is reported by category, a checkpoint resumes', () => {
   const ckpt = tmp('train.safetensors');
   const args = ['train', '--backend', 'wasm', '--steps', '12', '--batch-size', '4', '--seq-len', '32', '--sample', '16', '--checkpoint', ckpt];
