@@ -44,7 +44,9 @@ export async function loadModelFolder(dir: string, options: LoadModelOptions = {
       throw new ModelFolderError(`${join(dir, name)}: cannot read (${(e as Error).message})`);
     }
   };
-  const [config, weights] = await Promise.all([read('config.json'), read('model.safetensors')]);
+  // One after the other: a folder missing both files is reported by its config.json, every time.
+  const config = await read('config.json');
+  const weights = await read('model.safetensors');
   try {
     return modelFromFolderFiles({ config: config.toString('utf8'), weights: new Uint8Array(weights.buffer, weights.byteOffset, weights.length) }, options);
   } catch (e) {
