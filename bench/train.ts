@@ -1,7 +1,7 @@
 // Training benchmark (`npm run bench:train`): the tiny Llama of the training proof (2 layers,
 // hidden 64, byte vocabulary; batch 8 x 64) on every backend present: tokens/s, step time, peak
 // memory by category, the extra memory a training forward holds (saved activations) and the same
-// forward under inferenceMode, the quantities of ../shared/anchors/torch_h100.md. On a hardware
+// forward under inferenceMode, the quantities of docs/torch_h100_anchors.md. On a hardware
 // GPU `--config small` runs the anchors' "small" shapes next to PyTorch's H100 figures.
 //
 // Usage: node --import tsx bench/train.ts [--quick] [--no-gpu] [--config tiny|small] [--precision 32-true,bf16-mixed,16-mixed,bf16-true]
@@ -75,7 +75,7 @@ const SMALL: TrainConfig = {
   ...TINY_LLAMA, batchSize: 16, seqLen: 256,
   model: { vocabSize: 8192, hiddenSize: 512, numHiddenLayers: 8, numAttentionHeads: 8, intermediateSize: 1408, maxPositionEmbeddings: 256, rmsNormEps: 1e-5 },
 };
-/** PyTorch eager on an H100, fp32, AdamW (../shared/anchors/torch_h100.md, "small", fp32 row). */
+/** PyTorch eager on an H100, fp32, AdamW (docs/torch_h100_anchors.md, "small", fp32 row). */
 const TORCH_SMALL_FP32 = { stepMs: 23.4, tokensPerSecond: 175_000, peakMB: 5281, fwdActMB: 1489, infFwdMB: 144 };
 
 async function run(backend: Backend, config: TrainConfig, steps: number, warmup: number) {

@@ -8,12 +8,12 @@
 import type { Backend } from '../backend/backend.js';
 import { InvalidArgumentError, ShapeMismatchError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
-import { add, addScalar, gelu, matmul, relu, reshape, scale, softmax, transpose } from '../autograd/ops.js';
+import { add, addScalar, gelu, matmul, relu, reshape, scale, softmax } from '../autograd/ops.js';
 import { constant } from '../autograd/ops.js';
 import { tidy, type Variable } from '../autograd/variable.js';
 import { defaultGenerator, type Generator } from '../random.js';
 import { ModuleList } from './container.js';
-import { crossEntropy, dropout, embedding, linear, scaledDotProductAttention } from './functional.js';
+import { crossEntropy, dropout, embedding, linear, mergeHeads, scaledDotProductAttention, splitHeads } from './functional.js';
 import { constantParameter } from './init.js';
 import { defaultBackend, Embedding, Linear, positiveInt } from './layers.js';
 import { Module } from './module.js';
@@ -117,18 +117,6 @@ export class BertEmbeddings extends Module {
       if (tt !== tokenTypeIds) tt.dispose();
     }
   }
-}
-
-/** [B, T, H*D] -> [B, H, T, D]. */
-function splitHeads(x: Variable, h: number): Variable {
-  const [b, t, c] = x.shape;
-  return transpose(reshape(transpose(x), [b, h, c / h, t]));
-}
-
-/** [B, H, T, D] -> [B, T, H*D]. */
-function mergeHeads(x: Variable): Variable {
-  const [b, h, t, d] = x.shape;
-  return transpose(reshape(transpose(x), [b, h * d, t]));
 }
 
 /** query, key, value projections and bidirectional attention over unmasked keys. BertSelfAttention. */

@@ -6,6 +6,7 @@ import { checkTensor, Tensor, withOutputs } from '../tensor/tensor.js';
 import { numel } from '../backend/shape.js';
 import { checkVariables, isGradEnabled, Variable } from '../autograd/variable.js';
 import { apply, defineOp } from '../autograd/op.js';
+import { reshape, transpose } from '../autograd/ops.js';
 import { floating, kBinary, kSum, outCategory, sameBackend, zeros } from '../autograd/kernels.js';
 import { defaultGenerator, type Generator } from '../random.js';
 
@@ -190,6 +191,18 @@ export function layerNorm(x: Variable, weight: Variable, bias: Variable, eps: nu
     if (p.data.rank !== 1 || p.shape[0] !== c) throw new ShapeMismatchError(`layerNorm: ${name} ${dims(p.shape)} does not fit input ${dims(x.shape)}`);
   }
   return apply(LAYER_NORM, [x, weight, bias], eps);
+}
+
+/** Attention heads: [B, T, H*D] -> [B, H, T, D] (two transposes around a free reshape). */
+export function splitHeads(x: Variable, h: number): Variable {
+  const [b, t, c] = x.shape;
+  return transpose(reshape(transpose(x), [b, h, c / h, t]));
+}
+
+/** [B, H, T, D] -> [B, T, H*D], the inverse of splitHeads. */
+export function mergeHeads(x: Variable): Variable {
+  const [b, h, t, d] = x.shape;
+  return transpose(reshape(transpose(x), [b, h * d, t]));
 }
 
 export interface AttentionOptions {

@@ -6,11 +6,11 @@
 import type { Backend } from '../backend/backend.js';
 import { InvalidArgumentError, ShapeMismatchError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
-import { constant, add, matmul, mul, reshape, silu, transpose } from '../autograd/ops.js';
+import { constant, add, matmul, mul, reshape, silu } from '../autograd/ops.js';
 import { tidy, type Variable } from '../autograd/variable.js';
 import { defaultGenerator, type Generator } from '../random.js';
 import { ModuleList } from './container.js';
-import { crossEntropy, scaledDotProductAttention } from './functional.js';
+import { crossEntropy, mergeHeads, scaledDotProductAttention, splitHeads } from './functional.js';
 import { defaultBackend, Embedding, Linear, positiveInt } from './layers.js';
 import { Module } from './module.js';
 import { RMSNorm } from './normalization.js';
@@ -91,18 +91,6 @@ export class RotaryEmbedding extends Module {
       cos.dispose(); sin.dispose(); rot.dispose();
     }
   }
-}
-
-/** [B, T, H*D] -> [B, H, T, D] (two transposes around a free reshape). */
-function splitHeads(x: Variable, h: number): Variable {
-  const [b, t, c] = x.shape;
-  return transpose(reshape(transpose(x), [b, h, c / h, t]));
-}
-
-/** [B, H, T, D] -> [B, T, H*D]. */
-function mergeHeads(x: Variable): Variable {
-  const [b, h, t, d] = x.shape;
-  return transpose(reshape(transpose(x), [b, h * d, t]));
 }
 
 /** Multi-head causal self-attention with rotary position encoding (LlamaAttention, no biases). */

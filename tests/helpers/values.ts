@@ -35,3 +35,15 @@ export function setGrad(v: Variable, values: ArrayLike<number>): void {
   v.grad?.dispose();
   v.grad = Tensor.from(v.backend, values, v.shape, { category: 'gradient' });
 }
+
+/** A seeded PRNG (mulberry32) of floats in [0, 1), so that failures reproduce. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -1,6 +1,7 @@
 // memfit's model-file tools (src/io/convert_model.ts, convert_model_file.ts): conversions equal PyTorch's
 // (fixtures made with it), round trips are bit-exact, MX blocks equal mxQuantize, statistics equal a
 // brute-force count, selection and bad input give clear errors, and a failed write loses nothing.
+import { mulberry32 as rng } from '../helpers/values.js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
@@ -25,17 +26,6 @@ const FIXTURES = new URL('../fixtures/io/', import.meta.url);
 const fixture = (name: string): Uint8Array => new Uint8Array(readFileSync(new URL(name, FIXTURES)));
 const model = fixture('convert/model-f32.safetensors');
 
-/** Seeded PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const f32 = (a: Float32Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 const raw = (shape: number[], values: Float32Array): RawTensor => ({ dtype: 'float32', shape, bytes: f32(values) });

@@ -1,4 +1,5 @@
 import { test } from 'uvu';
+import { mulberry32 as rng } from '../helpers/values.js';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,17 +27,6 @@ const DTYPES: TensorDType[] = [
   'float32', 'float16', 'bfloat16', 'float8_e4m3fn', 'float8_e5m2', 'float8_e8m0fnu', 'float6_e3m2fn', 'float6_e2m3fn', 'float4_e2m1fn', 'int32',
 ];
 
-/** Seeded PRNG (mulberry32), so failures reproduce. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const bitsOf = (d: TensorDType): number => (d === 'int32' ? 32 : formatOf(d).bits);
 const numel = (shape: readonly number[]): number => shape.reduce((a, b) => a * b, 1);
