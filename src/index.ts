@@ -15,6 +15,8 @@ export type { MxTensor, PerTensorQuantized } from './dtype/mx.js';
 export { scaledMatmul } from './dtype/scaled_mm.js';
 export type { ScaledMatmulOptions, ScaledMatmulResult, MatmulScale } from './dtype/scaled_mm.js';
 export { Tensor, dispatch } from './tensor/tensor.js';
+export { setDefaultDtype, getDefaultDtype, DEFAULT_DTYPES } from './tensor/default_dtype.js';
+export type { DefaultDType } from './tensor/default_dtype.js';
 export type { TensorOptions } from './tensor/tensor.js';
 export { createBackend } from './backend/select.js';
 export type { BackendOptions } from './backend/select.js';

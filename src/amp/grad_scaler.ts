@@ -118,7 +118,7 @@ export class GradScaler {
     this.lazyInit(list[0].backend);
     const scaled = list.map((v) => {
       // A copy: the graph keeps the scale of this iteration even if update() changes it before backward.
-      const s = Tensor.empty(v.backend, [], { category: 'temporary', label: 'GradScaler.scale' });
+      const s = Tensor.empty(v.backend, [], { dtype: 'float32', category: 'temporary', label: 'GradScaler.scale' });
       v.backend.cast(this.scaleT!, s);
       const sv = new Variable(s, { requiresGrad: false });
       try {
@@ -179,7 +179,7 @@ export class GradScaler {
         if (newScale.dtype !== 'float32' || newScale.size !== 1) throw new InvalidArgumentError(`GradScaler.update: newScale must be float32 with one element, got ${newScale.dtype} [${newScale.shape.join(', ')}]`);
         if (newScale.backend !== be) throw new InvalidArgumentError(`GradScaler.update: newScale is on the ${newScale.backend.kind} backend, the scale on ${be.kind}`);
         be.cast(newScale, this.scaleT); // one element either way: the same bits
-        const one = Tensor.from(be, [1], [], { category: 'temporary', label: 'one' });
+        const one = Tensor.from(be, [1], [], { dtype: 'float32', category: 'temporary', label: 'one' });
         be.binary('div', one, this.scaleT, this.invScaleT!);
         one.dispose();
       }
@@ -188,7 +188,7 @@ export class GradScaler {
       if (found.length === 0) throw new GradScalerError('GradScaler.update: no inf checks were recorded prior to update(); call step(optimizer) (or unscale) first');
       let combined = found[0];
       if (found.length > 1) {
-        combined = Tensor.empty(be, [], { category: 'temporary', label: 'GradScaler.found_inf' });
+        combined = Tensor.empty(be, [], { dtype: 'float32', category: 'temporary', label: 'GradScaler.found_inf' });
         be.binary('add', found[0], found[1], combined);
         for (const f of found.slice(2)) be.binary('add', combined, f, combined);
       }
@@ -266,8 +266,8 @@ export class GradScaler {
   private lazyInit(backend: Backend): void {
     if (this.scaleT) return;
     this.backend = backend;
-    this.scaleT = Tensor.from(backend, [this.initScale], [], { category: 'optimizer', label: 'GradScaler.scale' });
-    this.invScaleT = Tensor.from(backend, [1 / this.initScale], [], { category: 'optimizer', label: 'GradScaler.inv_scale' });
+    this.scaleT = Tensor.from(backend, [this.initScale], [], { dtype: 'float32', category: 'optimizer', label: 'GradScaler.scale' });
+    this.invScaleT = Tensor.from(backend, [1 / this.initScale], [], { dtype: 'float32', category: 'optimizer', label: 'GradScaler.inv_scale' });
     this.trackerT = Tensor.from(backend, Int32Array.of(this.initGrowthTracker), [], { dtype: 'int32', category: 'optimizer', label: 'GradScaler.growth_tracker' });
   }
 
@@ -297,7 +297,7 @@ export class GradScaler {
       }
     }
     if (grads.length === 0) return { stage: 'unscaled', foundInf: null };
-    const found = Tensor.from(this.backend!, [0], [], { category: 'temporary', label: 'GradScaler.found_inf' });
+    const found = Tensor.from(this.backend!, [0], [], { dtype: 'float32', category: 'temporary', label: 'GradScaler.found_inf' });
     this.backend!.nonFiniteCheckAndUnscale(grads, found, this.invScaleT!);
     return { stage: 'unscaled', foundInf: found };
   }

@@ -27,7 +27,7 @@ export function floating(t: Tensor, op: string): void {
 
 export function kUnary(op: UnaryOp, x: Tensor, category: Category, alpha?: number): Tensor {
   return withOutputs(() => {
-    const out = Tensor.empty(x.backend, x.shape, { category, label: op });
+    const out = Tensor.empty(x.backend, x.shape, { dtype: 'float32', category, label: op });
     x.backend.unary(op, x, out, alpha);
     return out;
   });
@@ -36,7 +36,7 @@ export function kUnary(op: UnaryOp, x: Tensor, category: Category, alpha?: numbe
 export function kBinary(op: BinaryOp, a: Tensor, b: Tensor, category: Category, shape: readonly number[] = broadcastShapes(a.shape, b.shape)): Tensor {
   sameBackend(a, b);
   return withOutputs(() => {
-    const out = Tensor.empty(a.backend, shape, { category, label: op });
+    const out = Tensor.empty(a.backend, shape, { dtype: 'float32', category, label: op });
     a.backend.binary(op, a, b, out);
     return out;
   });
@@ -46,7 +46,7 @@ export function kBinary(op: BinaryOp, a: Tensor, b: Tensor, category: Category, 
 export function kSum(x: Tensor, axis: number | null, category: Category): Tensor {
   const shape = axis === null ? [] : x.shape.filter((_, i) => i !== axis);
   return withOutputs(() => {
-    const out = Tensor.empty(x.backend, shape, { category, label: 'sum' });
+    const out = Tensor.empty(x.backend, shape, { dtype: 'float32', category, label: 'sum' });
     x.backend.reduce('sum', x, out, axis);
     return out;
   });
@@ -62,13 +62,13 @@ export function kSumKeep(t: Tensor, axis: number, category: Category = 'temporar
 
 /** A float32 scalar constant (shape []). */
 export function scalar(backend: Backend, value: number): Tensor {
-  return Tensor.from(backend, [value], [], { category: 'temporary' });
+  return Tensor.from(backend, [value], [], { dtype: 'float32', category: 'temporary' });
 }
 
 /** A float32 tensor of zeros (accumulators of kernels that add into their output). */
 export function zeros(backend: Backend, shape: readonly number[], category: Category): Tensor {
   return withOutputs(() => {
-    const t = Tensor.empty(backend, shape, { category, label: 'zeros' });
+    const t = Tensor.empty(backend, shape, { dtype: 'float32', category, label: 'zeros' });
     backend.fill(t, 0);
     return t;
   });

@@ -81,7 +81,7 @@ export function apply<A extends unknown[]>(op: OpDef<A>, inputs: readonly Variab
     const io: OpIO = {
       dtype, category, saveDtype,
       output: (like, shape) => Tensor.empty(like.backend, shape, { dtype, category }),
-      stat: (like, shape, label) => Tensor.empty(like.backend, shape, { category, label }),
+      stat: (like, shape, label) => Tensor.empty(like.backend, shape, { dtype: 'float32', category, label }),
       forSaving: (t, label) => {
         if (t.dtype !== 'float32' || saveDtype === 'float32' || !isGradEnabled()) return t;
         const c = Tensor.empty(t.backend, t.shape, { dtype: saveDtype, category, label });

@@ -184,7 +184,7 @@ const TRANSPOSE = defineOp({
     x.backend.transpose(x.data, y);
     return {
       y, backward: (gy) => {
-        const g = Tensor.empty(gy.backend, x.shape, { category: 'temporary' });
+        const g = Tensor.empty(gy.backend, x.shape, { dtype: 'float32', category: 'temporary' });
         gy.backend.transpose(gy, g);
         return [g];
       },
@@ -322,13 +322,13 @@ const MATMUL = defineOp({
       backward: (gy, [sa, sb], needs) => {
         let ga: Tensor | null = null, gb: Tensor | null = null;
         if (needs[0]) { // dA = dY @ op(B)^T, or its transpose when A was used transposed
-          ga = Tensor.empty(be, [...batch, ...(transA ? [k, m] : [m, k])], { category: 'temporary' });
+          ga = Tensor.empty(be, [...batch, ...(transA ? [k, m] : [m, k])], { dtype: 'float32', category: 'temporary' });
           if (transA) be.matmul(sb!, gy, ga, { transA: transB, transB: true });
           else be.matmul(gy, sb!, ga, { transB: !transB });
           ga = reduceBatch(ga, a.shape);
         }
         if (needs[1]) { // dB = op(A)^T @ dY, or its transpose when B was used transposed
-          gb = Tensor.empty(be, [...batch, ...(transB ? [n, k] : [k, n])], { category: 'temporary' });
+          gb = Tensor.empty(be, [...batch, ...(transB ? [n, k] : [k, n])], { dtype: 'float32', category: 'temporary' });
           if (transB) be.matmul(gy, sa!, gb, { transA: true, transB: transA });
           else be.matmul(sa!, gy, gb, { transA: !transA });
           gb = reduceBatch(gb, b.shape);

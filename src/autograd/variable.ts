@@ -331,7 +331,7 @@ export class Variable {
       seed = gradOutput.reshape(gradOutput.shape);
     } else {
       if (this.shape.length !== 0) throw new InvalidArgumentError(`backward() without gradOutput needs a scalar (shape []), got [${this.shape.join(', ')}]`);
-      seed = Tensor.from(this.backend, [1], [], { category: 'temporary', label: 'backward seed' });
+      seed = Tensor.from(this.backend, [1], [], { dtype: 'float32', category: 'temporary', label: 'backward seed' });
     }
     runBackward(this, seed);
   }
@@ -484,7 +484,7 @@ function accumulate(v: Variable, g: Tensor): void {
   const be = v.backend;
   if (!v.grad) {
     v.grad = withOutputs(() => {
-      const grad = Tensor.empty(be, v.shape, { category: 'gradient', label: 'grad' });
+      const grad = Tensor.empty(be, v.shape, { dtype: 'float32', category: 'gradient', label: 'grad' });
       be.unary('scale', g, grad, 1);
       return grad;
     });
@@ -492,7 +492,7 @@ function accumulate(v: Variable, g: Tensor): void {
     // Out of place: a kernel may not read and write one GPU buffer in the same dispatch.
     const prev = v.grad;
     const sum = withOutputs(() => {
-      const t = Tensor.empty(be, v.shape, { category: 'gradient', label: 'grad' });
+      const t = Tensor.empty(be, v.shape, { dtype: 'float32', category: 'gradient', label: 'grad' });
       be.binary('add', prev, g, t);
       return t;
     });
@@ -526,7 +526,7 @@ function runBackward(root: Variable, seed: Tensor): void {
             if (prev) {
               // Out of place: prev or g may be a view sharing storage with another pending gradient.
               const sum = withOutputs(() => {
-                const t = Tensor.empty(v.backend, prev.shape, { category: 'temporary', label: 'grad' });
+                const t = Tensor.empty(v.backend, prev.shape, { dtype: 'float32', category: 'temporary', label: 'grad' });
                 v.backend.binary('add', prev, g, t);
                 return t;
               });

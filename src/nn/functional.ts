@@ -38,13 +38,13 @@ const LINEAR = defineOp({
         try {
           let gx: Tensor | null = null, gw: Tensor | null = null, gb: Tensor | null = null;
           if (needs[0]) { // dX = dY @ W
-            gx = Tensor.empty(be, x.shape, { category: 'temporary' });
+            gx = Tensor.empty(be, x.shape, { dtype: 'float32', category: 'temporary' });
             const gx2 = gx.reshape([rows, inF]);
             be.matmul(g2, sw!, gx2, {});
             gx2.dispose();
           }
           if (needs[1]) { // dW = dY^T @ X
-            gw = Tensor.empty(be, weight.shape, { category: 'temporary' });
+            gw = Tensor.empty(be, weight.shape, { dtype: 'float32', category: 'temporary' });
             const sx2 = sx!.reshape([rows, inF]);
             be.matmul(g2, sx2, gw, { transA: true });
             sx2.dispose();
@@ -85,7 +85,7 @@ const EMBEDDING = defineOp({
         const g = zeros(be, shape, 'temporary');
         if (paddingIdx === null) be.embeddingBackward(sids!, gy, g);
         else { // the padding id becomes -1, which the backward kernel skips
-          const t = Tensor.from(be, [paddingIdx, -1], [2], { category: 'temporary' });
+          const t = Tensor.from(be, [paddingIdx, -1], [2], { dtype: 'float32', category: 'temporary' });
           const keep = Tensor.empty(be, sids!.shape, { category: 'temporary' }), back = Tensor.empty(be, sids!.shape, { dtype: 'int32', category: 'temporary' });
           const s0 = t.slice(0, 1), s1 = t.slice(1, 2);
           const p = s0.reshape([]), m = s1.reshape([]);
@@ -138,7 +138,7 @@ const RMS_NORM = defineOp({
       y, temps: sx === x.data ? [rstd] : [rstd, sx], slots: ['input0', 'input1', 'rstd'],
       save: () => [sx, weight.data, rstd],
       backward: (gy, [sx, sw, sr], needs) => {
-        const dx = Tensor.empty(be, x.shape, { category: 'temporary' });
+        const dx = Tensor.empty(be, x.shape, { dtype: 'float32', category: 'temporary' });
         const dw = zeros(be, [c], 'temporary');
         be.rmsNormBackward(gy, sx!, sw!, sr!, dx, dw);
         if (!needs[0]) dx.dispose();
@@ -173,7 +173,7 @@ const LAYER_NORM = defineOp({
       y, temps: sx === x.data ? [mean, rstd] : [mean, rstd, sx], slots: ['input0', 'input1', 'mean', 'rstd'],
       save: () => [sx, weight.data, mean, rstd],
       backward: (gy, [sx, sw, sm, sr], needs) => {
-        const dx = Tensor.empty(be, x.shape, { category: 'temporary' });
+        const dx = Tensor.empty(be, x.shape, { dtype: 'float32', category: 'temporary' });
         const dw = zeros(be, [c], 'temporary'), db = zeros(be, [c], 'temporary');
         be.layerNormBackward(gy, sx!, sw!, sm!, sr!, dx, dw, db);
         return [dx, dw, db].map((g, i) => (needs[i] ? g : (g.dispose(), null)));
@@ -247,7 +247,7 @@ const ATTENTION = defineOp({
     return {
       y: out, temps: [lse], save: () => [q.data, k.data, v.data, out, lse, mask], slots: ['input0', 'input1', 'input2', 'output', 'lse', 'mask'],
       backward: (gy, [sq, sk, sv, so, sl, sm], needs) => {
-        const g = [0, 1, 2].map(() => Tensor.empty(be, q.shape, { category: 'temporary' }));
+        const g = [0, 1, 2].map(() => Tensor.empty(be, q.shape, { dtype: 'float32', category: 'temporary' }));
         be.attentionBackward(gy, sq!, sk!, sv!, so!, sl!, sm, scale, g[0], g[1], g[2], causal);
         return g.map((x, i) => (needs[i] ? x : (x.dispose(), null)));
       },
@@ -331,7 +331,7 @@ export function dropout(x: Variable, p: number, training: boolean, generator: Ge
     const s = 1 / (1 - p);
     for (let i = 0; i < n; i++) keep[i] = generator.random() < p ? 0 : s;
   }
-  const mask = Tensor.from(x.backend, keep, x.shape, { category: outCategory(), label: 'dropout mask' });
+  const mask = Tensor.from(x.backend, keep, x.shape, { dtype: 'float32', category: outCategory(), label: 'dropout mask' });
   try {
     return apply(DROPOUT, [x], mask);
   } finally {

@@ -72,7 +72,7 @@ export class RotaryEmbedding extends Module {
       r[(j + half) * d + j] = -1;
       r[j * d + j + half] = 1;
     }
-    const buf = (name: string, v: Float32Array, shape: number[]) => this.registerBuffer(name, Tensor.from(be, v, shape, { category: 'data', label: `rope.${name}` }), { persistent: false });
+    const buf = (name: string, v: Float32Array, shape: number[]) => this.registerBuffer(name, Tensor.from(be, v, shape, { dtype: 'float32', category: 'data', label: `rope.${name}` }), { persistent: false });
     buf('cos', cos, [maxPositions, d]);
     buf('sin', sin, [maxPositions, d]);
     buf('rotation', r, [d, d]);

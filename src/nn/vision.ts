@@ -83,7 +83,7 @@ const CONV2D = defineOp({
       backward: (gy, [sx, sw], needs) => {
         let dx: Tensor | null = null, dw: Tensor | null = null, db: Tensor | null = null;
         if (needs[0]) {
-          dx = Tensor.empty(be, xShape, { category: 'temporary' });
+          dx = Tensor.empty(be, xShape, { dtype: 'float32', category: 'temporary' });
           be.conv2dBackwardInput(gy, sw!, dx, geom);
         }
         if (needs[1]) {
@@ -156,7 +156,7 @@ const BATCH_NORM = defineOp({
     let mean: Tensor, rstd: Tensor;
     if (a.training) {
       mean = mk(io.stat(x.data, [c], 'mean'));
-      const variance = mk(Tensor.empty(be, [c], { category: 'temporary', label: 'batch_norm var' }));
+      const variance = mk(Tensor.empty(be, [c], { dtype: 'float32', category: 'temporary', label: 'batch_norm var' }));
       be.batchNormStats(x.data, mean, variance);
       rstd = mk(rsqrtPlus(variance, a.eps, io.category));
       if (a.runningMean && a.runningVar) updateRunning(a.runningMean, a.runningVar, mean, variance, a.momentum, perChannel);
@@ -177,7 +177,7 @@ const BATCH_NORM = defineOp({
     return {
       y, temps: made, save: () => [x.data, w, mean, rstd], slots: ['input0', 'weight', 'mean', 'rstd'],
       backward: (gy, [sx, sw, sm, sr], needs) => {
-        const dx = Tensor.empty(be, xShape, { category: 'temporary' });
+        const dx = Tensor.empty(be, xShape, { dtype: 'float32', category: 'temporary' });
         const dw = zeros(be, [c], 'temporary'), db = zeros(be, [c], 'temporary');
         be.batchNormBackward(gy, sx!, sm!, sr!, sw!, dx, dw, db, training);
         const grads: (Tensor | null)[] = [needs[0] ? dx : (dx.dispose(), null)];
@@ -218,7 +218,7 @@ function rsqrtPlus(v: Tensor, eps: number, category: Category): Tensor {
 }
 
 function filled(be: Tensor['backend'], c: number, value: number): Tensor {
-  return Tensor.from(be, new Float32Array(c).fill(value), [c], { category: 'temporary' });
+  return Tensor.from(be, new Float32Array(c).fill(value), [c], { dtype: 'float32', category: 'temporary' });
 }
 
 /** running = (1 - m) running + m batch (in place; unbiased variance: var * count / (count - 1)). */
@@ -293,7 +293,7 @@ const MAX_POOL2D = defineOp({
     return {
       y, temps: [idx], save: () => [idx], slots: ['indices'],
       backward: (gy, [si]) => {
-        const dx = Tensor.empty(be, xShape, { category: 'temporary' });
+        const dx = Tensor.empty(be, xShape, { dtype: 'float32', category: 'temporary' });
         be.maxPool2dBackward(gy, si!, dx, geom);
         return [dx];
       },
@@ -323,7 +323,7 @@ const ADAPTIVE_AVG_POOL2D = defineOp({
     return {
       y,
       backward: (gy) => {
-        const dx = Tensor.empty(be, xShape, { category: 'temporary' });
+        const dx = Tensor.empty(be, xShape, { dtype: 'float32', category: 'temporary' });
         be.adaptiveAvgPool2dBackward(gy, dx);
         return [dx];
       },

@@ -104,7 +104,7 @@ export class BatchNorm2d extends Module {
     });
     if (updating) {
       const n = this.getBuffer('num_batches_tracked');
-      const one = Tensor.from(n.backend, [1], [], { category: 'temporary' });
+      const one = Tensor.from(n.backend, [1], [], { dtype: 'float32', category: 'temporary' });
       try { n.backend.binary('add', n, one, n); } finally { one.dispose(); }
     }
     return y;

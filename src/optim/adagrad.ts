@@ -3,12 +3,12 @@
 import type { Tensor } from '../tensor/tensor.js';
 import type { Variable } from '../autograd/variable.js';
 import {
-  Optimizer, checkBool, checkNumber, withStepOps,
+  Optimizer, type OptimizerHyper, checkBool, checkNumber, withStepOps,
   type ParamGroup, type ParamState, type ParamsInput, type SkipContext, type StateSpec,
 } from './optimizer.js';
 
 /** Hyperparameters of Adagrad (PyTorch's names in camelCase). */
-export interface AdagradHyper {
+export interface AdagradHyper extends OptimizerHyper {
   /** Learning rate (default 1e-2). */
   lr: number;
   /** Learning-rate decay: step t uses lr / (1 + (t - 1) lrDecay) (default 0). */

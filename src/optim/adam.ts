@@ -8,12 +8,12 @@ import { Tensor } from '../tensor/tensor.js';
 import type { Variable } from '../autograd/variable.js';
 import { adamwScalars } from '../backend/adamw.js';
 import {
-  Optimizer, checkBetas, checkBool, checkNumber, withStepOps,
+  Optimizer, type OptimizerHyper, checkBetas, checkBool, checkNumber, withStepOps,
   type ParamGroup, type ParamState, type ParamsInput, type SkipContext, type StateSpec, type StepOps,
 } from './optimizer.js';
 
 /** Hyperparameters of Adam and AdamW (PyTorch's names in camelCase). */
-export interface AdamHyper {
+export interface AdamHyper extends OptimizerHyper {
   /** Learning rate (default 1e-3). */
   lr: number;
   /** Decay rates of the first and second moment averages (default [0.9, 0.999]). */

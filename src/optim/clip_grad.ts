@@ -35,8 +35,8 @@ export function clipGradNorm(params: Iterable<Variable> | Variable, maxNorm: num
   if (typeof normType !== 'number' || !(normType > 0)) throw new InvalidArgumentError(`clipGradNorm: normType must be a number > 0 or Infinity, got ${String(normType)}`);
   const { backend, grads } = gradsOf(params, 'clipGradNorm');
   if (!backend) throw new InvalidArgumentError('clipGradNorm: no parameters given (the norm needs a backend to live on)');
-  if (grads.length === 0) return Tensor.from(backend, [0], [], { category: 'temporary', label: 'grad norm' });
-  const total = Tensor.empty(backend, [], { category: 'temporary', label: 'grad norm' });
+  if (grads.length === 0) return Tensor.from(backend, [0], [], { dtype: 'float32', category: 'temporary', label: 'grad norm' });
+  const total = Tensor.empty(backend, [], { dtype: 'float32', category: 'temporary', label: 'grad norm' });
   try {
     withStepOps(backend, (ops) => {
       if (normType === 2) backend.globalNorm(grads, total);
@@ -60,8 +60,8 @@ export function clipGradNorm(params: Iterable<Variable> | Variable, maxNorm: num
       }
       const coef = ops.temp([]);
       ops.unary('addScalar', total, coef, 1e-6);
-      const max = Tensor.from(backend, [maxNorm], [], { category: 'temporary', label: 'max norm' });
-      const one = Tensor.from(backend, [1], [], { category: 'temporary', label: 'one' });
+      const max = Tensor.from(backend, [maxNorm], [], { dtype: 'float32', category: 'temporary', label: 'max norm' });
+      const one = Tensor.from(backend, [1], [], { dtype: 'float32', category: 'temporary', label: 'one' });
       try {
         ops.binary('div', max, coef, coef);
         ops.binary('minimum', coef, one, coef);
@@ -86,8 +86,8 @@ export function clipGradValue(params: Iterable<Variable> | Variable, clipValue: 
   if (typeof clipValue !== 'number' || !(clipValue >= 0)) throw new InvalidArgumentError(`clipGradValue: clipValue must be a number >= 0, got ${String(clipValue)}`);
   const { backend, grads } = gradsOf(params, 'clipGradValue');
   if (!backend || grads.length === 0) return;
-  const hi = Tensor.from(backend, [clipValue], [], { category: 'temporary', label: 'clip value' });
-  const lo = Tensor.from(backend, [-clipValue], [], { category: 'temporary', label: 'clip value' });
+  const hi = Tensor.from(backend, [clipValue], [], { dtype: 'float32', category: 'temporary', label: 'clip value' });
+  const lo = Tensor.from(backend, [-clipValue], [], { dtype: 'float32', category: 'temporary', label: 'clip value' });
   try {
     withStepOps(backend, (ops) => {
       for (const g of grads) {

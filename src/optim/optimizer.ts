@@ -20,10 +20,43 @@ import { observeOp } from '../backend/op_context.js';
 import { describeValue, InvalidArgumentError, MemfitError, ShapeMismatchError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Variable, type ZeroGradOptions } from '../autograd/variable.js';
-import type { Backend, BinaryOp, TensorRef, UnaryOp } from '../backend/backend.js';
+import type { Backend, BinaryOp, CastOptions, TensorRef, UnaryOp } from '../backend/backend.js';
+import { defaultGenerator } from '../random.js';
 
-/** Hyperparameters every optimizer has: the learning rate that schedulers set. */
-export interface OptimizerHyper {
+/**
+ * How an optimizer writes parameters stored in a lower precision than float32 (a model cast with
+ * `model.to('bfloat16')` or built after `setDefaultDtype('bfloat16')`). Without these options the
+ * update is computed in float32 from the parameter's value and rounded into its dtype once,
+ * nearest-even: updates smaller than half a unit in the last place are lost (bfloat16 keeps 8
+ * significant bits). Options of any optimizer and of each parameter group.
+ */
+export interface WeightPrecisionOptions {
+  /**
+   * Keep a float32 master copy of every parameter that is not float32 (state key `master`, in the
+   * 'optimizer' category: 4 bytes a parameter): the update runs on it and the parameter is its
+   * rounding, so small updates accumulate (apex's O2, mixed precision with a half-precision model).
+   * Default false.
+   */
+  masterWeights?: boolean;
+  /**
+   * Round updated weights into the parameter's dtype stochastically (unbiased: a value rounds up
+   * with probability proportional to its distance from the lower neighbour; torchao's
+   * `bf16_stochastic_round`), so small updates survive on average without master weights.
+   * Default false.
+   */
+  stochasticRounding?: boolean;
+  /**
+   * Seed of the stochastic-rounding stream (an integer in [0, 2^32)). Drawn from the default
+   * generator when a group asks for stochastic rounding without one (so `manualSeed` makes runs
+   * reproducible). Each parameter's stream advances at every step (its state's `roundingStep`).
+   */
+  roundingSeed?: number;
+}
+
+const WEIGHT_PRECISION_KEYS = ['masterWeights', 'stochasticRounding', 'roundingSeed'] as const;
+
+/** Hyperparameters every optimizer has: the learning rate that schedulers set, and how low-precision weights are written. */
+export interface OptimizerHyper extends WeightPrecisionOptions {
   lr: number;
 }
 
@@ -129,6 +162,7 @@ export abstract class Optimizer<H extends OptimizerHyper> {
     this.checkKeys(options as Record<string, unknown>, 'options', false);
     this.defaults = { ...this.defaults, ...cloneHyper(options) };
     this.validateGroup(this.defaults);
+    checkWeightPrecision(this.name, this.defaults);
     if (params instanceof Variable || params === null || typeof (params as Iterable<unknown>)?.[Symbol.iterator] !== 'function') {
       throw new InvalidArgumentError(`${this.name}: params must be an iterable of Variables or of parameter groups (wrap a single Variable in an array)`);
     }
@@ -187,6 +221,8 @@ export abstract class Optimizer<H extends OptimizerHyper> {
     });
     const full = { ...cloneHyper(this.defaults), ...cloneHyper(hyper as Partial<H>), params: list } as ParamGroup<H>;
     this.validateGroup(full);
+    checkWeightPrecision(this.name, full);
+    if (full.stochasticRounding && full.roundingSeed === undefined) full.roundingSeed = defaultGenerator.nextUint32();
     this.paramGroups.push(full);
   }
 
@@ -201,10 +237,11 @@ export abstract class Optimizer<H extends OptimizerHyper> {
     for (const k of Object.keys(options)) if (k !== 'foundInf') throw new InvalidArgumentError(`${this.name}.step: unknown option '${k}' (known: foundInf)`);
     const found = options.foundInf;
     // Everything is checked before the first update, so that an error leaves no half-made step.
-    const work: [Variable, Tensor, ParamGroup<H>][] = [];
+    const work: [Variable, Tensor, ParamGroup<H>, number][] = [];
     let index = 0;
     for (const group of this.paramGroups) {
       this.validateGroup(group); // hyperparameters may have been changed since the last step
+      checkWeightPrecision(this.name, group);
       for (const p of group.params) {
         const id = index++;
         const grad = p.grad;
@@ -214,14 +251,14 @@ export abstract class Optimizer<H extends OptimizerHyper> {
         }
         if (grad.backend !== p.backend) throw new InvalidArgumentError(`${this.name}: parameter ${id} is on the ${p.backend.kind} backend but its grad is on ${grad.backend.kind}`);
         if (p.data.offset !== 0) throw new InvalidArgumentError(`${this.name}: parameter ${id} is a view at offset ${p.data.offset}; optimizers update tensors that start at their storage's beginning (use a copy)`);
-        work.push([p, grad, group]);
+        work.push([p, grad, group, id]);
       }
     }
     if (found !== undefined) this.checkFlag(found, work);
     const flags = new Map<Backend, { flag: Tensor; notFound: Tensor; owned: Tensor[] }>();
     const flagged: Variable[] = [];
     try {
-      for (const [p, grad, group] of work) {
+      for (const [p, grad, group, id] of work) {
         const state = this.state.get(p) ?? {};
         let tr = this.tracked.get(p);
         if (found && !tr) tr = this.track(p, state);
@@ -231,7 +268,7 @@ export abstract class Optimizer<H extends OptimizerHyper> {
           f = flags.get(p.backend) ?? this.flagsFor(p.backend, found, flags);
           skip = { foundInf: f.flag, step: tr.step, lo: tr.hi - tr.pending, hi: tr.hi };
         }
-        observeOp(`${this.name}.step`, () => this.updateParam(p, grad, group, state, skip)); // labels and observers, as every op
+        observeOp(`${this.name}.step`, () => this.updateWeights(p, id, grad, group, state, skip)); // labels and observers, as every op
         if (Object.keys(state).length > 0) this.state.set(p, state);
         if (tr && f) {
           p.backend.binary('add', tr.step, f.notFound, tr.step); // counts unless the flag is set
@@ -249,6 +286,48 @@ export abstract class Optimizer<H extends OptimizerHyper> {
   }
 
   /**
+   * updateParam, with the weight-precision options of the group: a parameter stored below float32
+   * is updated through a float32 version of it (its master copy, or a copy made for this step) and
+   * rounded back (stochastically when asked). Under a found-inf flag the rounded value is
+   * committed with `where`, so a skipped step leaves every bit of the parameter as it was.
+   */
+  private updateWeights(param: Variable, id: number, grad: Tensor, group: ParamGroup<H>, state: ParamState, skip: SkipContext | null): void {
+    if (param.data.dtype === 'float32' || (!group.masterWeights && !group.stochasticRounding)) {
+      return this.updateParam(param, grad, group, state, skip);
+    }
+    const be = param.backend;
+    const owned: Tensor[] = [];
+    try {
+      let weights: Tensor;
+      if (group.masterWeights) {
+        if (!(state.master instanceof Tensor)) {
+          state.master = this.newState(param, 'master', null);
+          be.cast(param.data, state.master); // exact: every lower-precision value is a float32
+        }
+        weights = state.master;
+      } else {
+        weights = Tensor.empty(be, param.shape, { dtype: 'float32', category: 'temporary', label: `${this.name} weights f32` });
+        owned.push(weights);
+        be.cast(param.data, weights);
+      }
+      this.updateParam(new Variable(weights, { requiresGrad: false }), grad, group, state, skip);
+      let rounding: CastOptions = {};
+      if (group.stochasticRounding) {
+        const n = typeof state.roundingStep === 'number' ? state.roundingStep : 0;
+        rounding = { rounding: 'stochastic', seed: streamSeed(group.roundingSeed ?? 0, id, n) };
+        state.roundingStep = n + 1;
+      }
+      if (!skip) return be.cast(weights, param.data, rounding);
+      const next = Tensor.empty(be, param.shape, { dtype: param.data.dtype, category: 'temporary', label: `${this.name} weights` });
+      owned.push(next);
+      be.cast(weights, next, rounding);
+      be.where(skip.foundInf, param.data, next, param.data);
+    } finally {
+      for (const t of owned) t.dispose();
+    }
+  }
+
+  /**
    * Waits until the found-inf flags of earlier steps are read back, so that the host's step counts
    * are exact (stateDict needs them). Any await in a training loop usually does it already.
    */
@@ -261,7 +340,7 @@ export abstract class Optimizer<H extends OptimizerHyper> {
     }
   }
 
-  private checkFlag(found: Tensor, work: readonly [Variable, Tensor, ParamGroup<H>][]): void {
+  private checkFlag(found: Tensor, work: readonly [Variable, Tensor, ParamGroup<H>, number][]): void {
     const where = `${this.name}.step: foundInf`;
     if (!(found instanceof Tensor)) throw new InvalidArgumentError(`${where} must be a Tensor (GradScaler's found-inf flag)`);
     if (found.isDisposed) throw new InvalidArgumentError(`${where} was disposed`);
@@ -274,7 +353,7 @@ export abstract class Optimizer<H extends OptimizerHyper> {
   /** Starts the device step count of `param` from the host's (exact: no flag was pending). */
   private track(param: Variable, state: ParamState): Tracked {
     const count = this.stepsTaken(state);
-    const tr: Tracked = { step: Tensor.from(param.backend, [count], [], { category: 'optimizer', label: `${this.name}.step` }), hi: count, pending: 0 };
+    const tr: Tracked = { step: Tensor.from(param.backend, [count], [], { dtype: 'float32', category: 'optimizer', label: `${this.name}.step` }), hi: count, pending: 0 };
     this.tracked.set(param, tr);
     return tr;
   }
@@ -286,7 +365,7 @@ export abstract class Optimizer<H extends OptimizerHyper> {
   private flagsFor(backend: Backend, found: Tensor | undefined, into: Map<Backend, { flag: Tensor; notFound: Tensor; owned: Tensor[] }>): { flag: Tensor; notFound: Tensor } {
     const owned: Tensor[] = [];
     const make = (v: number | null, label: string) => {
-      const t = v === null ? Tensor.empty(backend, [], { category: 'temporary', label }) : Tensor.from(backend, [v], [], { category: 'temporary', label });
+      const t = v === null ? Tensor.empty(backend, [], { dtype: 'float32', category: 'temporary', label }) : Tensor.from(backend, [v], [], { category: 'temporary', label });
       owned.push(t);
       return t;
     };
@@ -436,6 +515,7 @@ export abstract class Optimizer<H extends OptimizerHyper> {
       this.checkKeys(hyper, `paramGroups[${gi}]`, true);
       const merged = { ...cloneHyper(this.defaults), ...cloneHyper(hyper as unknown as H) };
       this.validateGroup(merged);
+      checkWeightPrecision(this.name, merged);
       newHyper.push(merged);
     });
     const plan: { param: Variable; values: Record<string, Tensor | number> }[] = [];
@@ -446,15 +526,23 @@ export abstract class Optimizer<H extends OptimizerHyper> {
       if (typeof entry !== 'object' || entry === null) throw new InvalidArgumentError(`${where}: state[${id}] is not an object`);
       const { param } = target;
       const spec = this.stateSpec(newHyper[target.group]);
-      const expected = new Set([...spec.tensors, ...spec.numbers]);
+      // A parameter below float32 may also have a master copy and a rounding-stream position (both
+      // optional: a state saved without them starts them at the next step).
+      const lowPrecision = param.data.dtype !== 'float32';
+      const optional = [
+        ...(lowPrecision && newHyper[target.group].masterWeights ? ['master'] : []),
+        ...(lowPrecision && newHyper[target.group].stochasticRounding ? ['roundingStep'] : []),
+      ];
+      const expected = new Set([...spec.tensors, ...spec.numbers, ...optional]);
       for (const k of Object.keys(entry)) {
         if (!expected.has(k)) throw new InvalidArgumentError(`${where}: state[${id}] has key '${k}', which ${this.name} with these hyperparameters does not keep (expected ${[...expected].join(', ') || 'no state'})`);
       }
-      for (const k of spec.numbers) {
+      const present = (k: string) => optional.includes(k) && entry[k] !== undefined;
+      for (const k of [...spec.numbers, ...['roundingStep'].filter(present)]) {
         const v = entry[k];
         if (!(typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= MAX_STEP)) throw new InvalidArgumentError(`${where}: state[${id}].${k} must be a non-negative integer no larger than 2^40, got ${describeValue(v)}`);
       }
-      for (const k of spec.tensors) {
+      for (const k of [...spec.tensors, ...['master'].filter(present)]) {
         const t = entry[k];
         if (!(t instanceof Tensor)) throw new InvalidArgumentError(`${where}: state[${id}].${k} is missing or not a Tensor`);
         if (t.isDisposed) throw new InvalidArgumentError(`${where}: state[${id}].${k} was disposed`);
@@ -477,7 +565,7 @@ export abstract class Optimizer<H extends OptimizerHyper> {
         for (const [k, v] of Object.entries(values)) {
           if (typeof v === 'number') s[k] = v;
           else {
-            const copy = Tensor.empty(param.backend, param.shape, { category: 'optimizer', label: `${this.name}.${k}` });
+            const copy = Tensor.empty(param.backend, param.shape, { dtype: 'float32', category: 'optimizer', label: `${this.name}.${k}` });
             s[k] = copy;
             param.backend.cast(v, copy);
           }
@@ -506,7 +594,7 @@ export abstract class Optimizer<H extends OptimizerHyper> {
 
   /** A float32 state tensor for `param` in the 'optimizer' category, filled with `value` (null: left for the caller to write). */
   protected newState(param: Variable, key: string, value: number | null = 0): Tensor {
-    const t = Tensor.empty(param.backend, param.shape, { category: 'optimizer', label: `${this.name}.${key}` });
+    const t = Tensor.empty(param.backend, param.shape, { dtype: 'float32', category: 'optimizer', label: `${this.name}.${key}` });
     try {
       if (value !== null) fillTensor(t, value);
     } catch (e) {
@@ -517,7 +605,7 @@ export abstract class Optimizer<H extends OptimizerHyper> {
   }
 
   private checkKeys(hyper: Record<string, unknown>, what: string, allowInitialLr: boolean): void {
-    const known = Object.keys(this.defaults);
+    const known = [...new Set([...Object.keys(this.defaults), ...WEIGHT_PRECISION_KEYS])];
     for (const k of Object.keys(hyper)) {
       if (k === 'initialLr' && allowInitialLr) {
         const v = hyper[k];
@@ -528,6 +616,29 @@ export abstract class Optimizer<H extends OptimizerHyper> {
       if (!known.includes(k)) throw new InvalidArgumentError(`${this.name}: ${what}: unknown option '${k}' (known: ${known.join(', ')})`);
     }
   }
+}
+
+/** Throws unless the weight-precision options of a group are valid. */
+function checkWeightPrecision(owner: string, g: WeightPrecisionOptions): void {
+  if (g.masterWeights !== undefined) checkBool(owner, 'masterWeights', g.masterWeights);
+  if (g.stochasticRounding !== undefined) checkBool(owner, 'stochasticRounding', g.stochasticRounding);
+  const s = g.roundingSeed;
+  if (s !== undefined && !(Number.isInteger(s) && s >= 0 && s < 2 ** 32)) {
+    throw new InvalidArgumentError(`${owner}: roundingSeed must be an integer in [0, 2^32), got ${describeValue(s)}`);
+  }
+}
+
+/**
+ * The stochastic-rounding seed of parameter `id` at its `step`-th rounding: the three numbers mixed
+ * (splitmix64's finalizer over a weighted sum), so every parameter and every step draws a fresh
+ * stream from one group seed.
+ */
+export function streamSeed(seed: number, id: number, step: number): bigint {
+  const M = (1n << 64n) - 1n;
+  let z = (BigInt(seed) * 0x9e3779b97f4a7c15n + BigInt(id) * 0xbf58476d1ce4e5b9n + BigInt(step) * 0x94d049bb133111ebn + 1n) & M;
+  z = ((z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n) & M;
+  z = ((z ^ (z >> 27n)) * 0x94d049bb133111ebn) & M;
+  return z ^ (z >> 31n);
 }
 
 function disposeState(s: ParamState): void {
@@ -581,7 +692,7 @@ export class StepOps {
 
   /** A float32 temporary of this shape, freed by dispose(). */
   temp(shape: readonly number[], label = 'optimizer temp'): Tensor {
-    const t = Tensor.empty(this.backend, shape, { category: 'temporary', label });
+    const t = Tensor.empty(this.backend, shape, { dtype: 'float32', category: 'temporary', label });
     this.temps.push(t);
     return t;
   }

@@ -3,12 +3,12 @@
 import type { Tensor } from '../tensor/tensor.js';
 import type { Variable } from '../autograd/variable.js';
 import {
-  Optimizer, checkBool, checkNumber, withStepOps,
+  Optimizer, type OptimizerHyper, checkBool, checkNumber, withStepOps,
   type ParamGroup, type ParamState, type ParamsInput, type SkipContext, type StateSpec,
 } from './optimizer.js';
 
 /** Hyperparameters of RMSprop (PyTorch's names in camelCase). */
-export interface RMSpropHyper {
+export interface RMSpropHyper extends OptimizerHyper {
   /** Learning rate (default 1e-2). */
   lr: number;
   /** Smoothing constant of the squared-gradient average (default 0.99). */

@@ -4,12 +4,12 @@ import { InvalidArgumentError } from '../errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Variable } from '../autograd/variable.js';
 import {
-  Optimizer, checkBool, checkNumber, withStepOps,
+  Optimizer, type OptimizerHyper, checkBool, checkNumber, withStepOps,
   type ParamGroup, type ParamState, type ParamsInput, type SkipContext, type StateSpec,
 } from './optimizer.js';
 
 /** Hyperparameters of SGD (PyTorch's names in camelCase). */
-export interface SGDHyper {
+export interface SGDHyper extends OptimizerHyper {
   /** Learning rate (default 1e-3). */
   lr: number;
   /** Momentum factor (default 0: no momentum buffer). */

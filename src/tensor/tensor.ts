@@ -12,6 +12,7 @@ import type { Backend, BinaryOp, CastOptions, MatmulOptions, ReduceOp, Storage, 
 import type { Category } from '../backend/memory.js';
 import { broadcastShapes, checkShape, normAxis, numel } from '../backend/shape.js';
 import { storageBytes } from '../backend/storage.js';
+import { getDefaultDtype } from './default_dtype.js';
 
 interface SharedStorage {
   readonly storage: Storage;
@@ -19,7 +20,7 @@ interface SharedStorage {
 }
 
 export interface TensorOptions {
-  /** A dtype name or alias, or 'int32' (ids); float32 by default. */
+  /** A dtype name or alias, or 'int32' (ids); getDefaultDtype() (float32 unless changed) by default. */
   dtype?: DTypeName | 'int32';
   category?: Category;
   label?: string;
@@ -84,7 +85,7 @@ export class Tensor implements TensorRef {
   static empty(backend: Backend, shape: readonly number[], options: TensorOptions = {}): Tensor {
     checkShape(shape);
     if (options === null || typeof options !== 'object') throw new InvalidArgumentError(`tensor options must be an object, got ${describeValue(options)}`);
-    const dtype = tensorDType(options.dtype ?? 'float32');
+    const dtype = tensorDType(options.dtype ?? getDefaultDtype());
     const storage = backend.alloc(storageBytes(dtype, numel(shape)), options.category ?? 'activation', options.label ?? '');
     return new Tensor(backend, { storage, refs: 1 }, 0, [...shape], dtype);
   }
