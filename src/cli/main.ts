@@ -1,7 +1,7 @@
 // The `memfit` command (bin/memfit.js runs the bundle of this file, dist/node/cli.js).
 import { createRequire } from 'node:module';
 import { Command, Option } from 'commander';
-import { MemfitError, decode, encode, finfo, formatOf, formatTable, FORMATS, type Rounding } from '../index.js';
+import { MemfitError, decode, encode, finfo, formatOf, formatTable, FORMATS, type Rounding, TRAIN_PRECISIONS } from '../index.js';
 import { convertFile, DEFAULT_CHUNK } from './convert.js';
 import { demoLines } from './demo.js';
 import { trainCommand } from './train.js';
@@ -151,7 +151,9 @@ Example:
     .option('--seed <n>', 'seed of the weights and the data order', int('--seed'), 0)
     .addOption(new Option('--backend <kind>', 'auto: a hardware GPU if present, else wasm (webgpu: any adapter, SwiftShader included)').choices(['auto', 'wasm', 'webgpu']).default('auto'))
     .option('--verbose', 'also print what the WebGPU probe saw (driver messages, adapters refused)', false)
-    .addOption(new Option('--precision <p>', '32-true (float32), bf16-mixed (bfloat16 autocast, float32 weights), 16-mixed (float16 autocast + GradScaler) or bf16-true (bfloat16 weights)').choices(['32-true', 'bf16-mixed', '16-mixed', 'bf16-true']).default('32-true'))
+    .addOption(new Option('--precision <p>', '32-true (float32), bf16-mixed (bfloat16 autocast, float32 weights), 16-mixed (float16 autocast + GradScaler), bf16-true or 16-true (bfloat16 or float16 weights)').choices([...TRAIN_PRECISIONS]).default('32-true'))
+    .option('--master-weights', 'bf16-true / 16-true: keep float32 master weights in the optimizer (4 more bytes a parameter)', false)
+    .option('--stochastic-rounding', 'bf16-true / 16-true: round weight updates stochastically instead of to nearest', false)
     .option('--text <file>', 'a UTF-8 text file to train on')
     .option('--checkpoint <path>', 'save a checkpoint here (atomically) at the end and every --checkpoint-every steps')
     .option('--checkpoint-every <n>', 'steps between checkpoints (0: only at the end)', int('--checkpoint-every'), 0)

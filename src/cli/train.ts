@@ -26,8 +26,12 @@ export interface TrainCommandOptions {
   backend: 'auto' | 'wasm' | 'webgpu';
   /** Log what the WebGPU probe saw. */
   verbose?: boolean;
-  /** '32-true' (default), 'bf16-mixed' or 'bf16-true'. */
+  /** '32-true' (default), 'bf16-mixed', '16-mixed', 'bf16-true' or '16-true'. */
   precision?: TrainPrecision;
+  /** bf16-true / 16-true: float32 master weights in the optimizer. */
+  masterWeights?: boolean;
+  /** bf16-true / 16-true: stochastic rounding of weight updates. */
+  stochasticRounding?: boolean;
   /** A UTF-8 text file to train on instead of the State of the Union corpus. */
   text?: string;
   checkpoint?: string;
@@ -117,7 +121,13 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
   }
   const reportInputs = { '--text': opts.text, '--checkpoint': opts.checkpoint };
   if (opts.report) checkReportTarget(opts.report, { force: opts.force, inputs: reportInputs });
-  const config: TrainConfig = tinyLlamaConfig({ steps: opts.steps, batchSize: opts.batchSize, seqLen: opts.seqLen, lr: opts.lr, seed: opts.seed, precision: opts.precision });
+  if ((opts.masterWeights || opts.stochasticRounding) && opts.precision !== 'bf16-true' && opts.precision !== '16-true') {
+    throw new CliError(`${opts.masterWeights ? '--master-weights' : '--stochastic-rounding'} applies to the half-precision weights of --precision bf16-true or 16-true (got ${opts.precision ?? '32-true'})`);
+  }
+  const config: TrainConfig = tinyLlamaConfig({
+    steps: opts.steps, batchSize: opts.batchSize, seqLen: opts.seqLen, lr: opts.lr, seed: opts.seed, precision: opts.precision,
+    masterWeights: opts.masterWeights || undefined, stochasticRounding: opts.stochasticRounding || undefined,
+  });
   const run: RunRecord = {
     command: 'memfit train', model: { ...config.model }, batchSize: config.batchSize, seqLen: config.seqLen, steps: config.steps,
     lr: config.lr, seed: config.seed, data: opts.text ? resolve(opts.text) : 'sotu',
@@ -171,7 +181,7 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
     const m = config.model;
     if (!opts.json) {
       out(`training a Llama-style model: ${m.numHiddenLayers} layers, hidden ${m.hiddenSize}, ${m.numAttentionHeads} heads, vocabulary ${m.vocabSize} bytes, ${trainer.model.numParameters().toLocaleString('en-US')} parameters`);
-      out(`data: ${source}, ${text.length.toLocaleString('en-US')} bytes; batch ${config.batchSize} x ${config.seqLen} tokens, AdamW lr ${config.lr}, warmup ${config.warmupSteps} + cosine, precision ${config.precision ?? '32-true'}`);
+      out(`data: ${source}, ${text.length.toLocaleString('en-US')} bytes; batch ${config.batchSize} x ${config.seqLen} tokens, AdamW lr ${config.lr}, warmup ${config.warmupSteps} + cosine, precision ${config.precision ?? '32-true'}${config.masterWeights ? ', float32 master weights' : ''}${config.stochasticRounding ? ', stochastic rounding' : ''}`);
     }
     const bar = !opts.json && process.stderr.isTTY
       ? new cliProgress.SingleBar({ format: 'train |{bar}| {value}/{total} steps | loss {loss} | {tps} tok/s | ETA {eta_formatted}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic)

@@ -42,15 +42,19 @@ export interface TrainConfig {
   /**
    * The precision (PyTorch Lightning's names): '32-true' (default, float32 throughout),
    * 'bf16-mixed' (float32 weights, forward under bfloat16 autocast), '16-mixed' (float32 weights,
-   * float16 autocast and a GradScaler), 'bf16-true' (bfloat16 weights, updated in float32 and
-   * rounded once; no float32 master copy).
+   * float16 autocast and a GradScaler), 'bf16-true' and '16-true' (bfloat16 or float16 weights,
+   * updated in float32 and rounded once; see masterWeights and stochasticRounding).
    */
   precision?: TrainPrecision;
+  /** '-true' precisions: keep float32 master weights in the optimizer (4 more bytes a parameter). Default false. */
+  masterWeights?: boolean;
+  /** '-true' precisions: round weight updates stochastically (an unbiased rounding) instead of nearest-even. Default false. */
+  stochasticRounding?: boolean;
 }
 
 /** The precisions LanguageModelTrainer runs. */
-export type TrainPrecision = '32-true' | 'bf16-mixed' | '16-mixed' | 'bf16-true';
-export const TRAIN_PRECISIONS: readonly TrainPrecision[] = ['32-true', 'bf16-mixed', '16-mixed', 'bf16-true'];
+export type TrainPrecision = '32-true' | 'bf16-mixed' | '16-mixed' | 'bf16-true' | '16-true';
+export const TRAIN_PRECISIONS: readonly TrainPrecision[] = ['32-true', 'bf16-mixed', '16-mixed', 'bf16-true', '16-true'];
 
 /** The optimizers LanguageModelTrainer can build. */
 export type TrainOptimizer = 'adamw' | 'adam' | 'sgd';
@@ -74,7 +78,7 @@ export const TINY_LLAMA: TrainConfig = {
  * TINY_LLAMA with a run's choices: warmup is capped at a tenth of the steps and the context grows
  * to seqLen when that is longer. What `memfit train` and the demo page train.
  */
-export function tinyLlamaConfig(options: Partial<Pick<TrainConfig, 'steps' | 'batchSize' | 'seqLen' | 'lr' | 'seed' | 'optimizer' | 'precision'>> = {}): TrainConfig {
+export function tinyLlamaConfig(options: Partial<Pick<TrainConfig, 'steps' | 'batchSize' | 'seqLen' | 'lr' | 'seed' | 'optimizer' | 'precision' | 'masterWeights' | 'stochasticRounding'>> = {}): TrainConfig {
   const c: TrainConfig = { ...TINY_LLAMA, ...options };
   return {
     ...c,
@@ -132,7 +136,11 @@ export class LanguageModelTrainer {
     const precision = config.precision ?? '32-true';
     if (!TRAIN_PRECISIONS.includes(precision)) throw new InvalidArgumentError(`unknown precision ${JSON.stringify(precision)}; use one of ${TRAIN_PRECISIONS.join(', ')}`);
     this.model = new Llama(config.model, { backend, generator: new Generator(config.seed) });
+    if ((config.masterWeights || config.stochasticRounding) && precision !== 'bf16-true' && precision !== '16-true') {
+      throw new InvalidArgumentError(`masterWeights and stochasticRounding apply to the half-precision weights of bf16-true and 16-true, not to ${precision}`);
+    }
     if (precision === 'bf16-true') this.model.to('bfloat16');
+    if (precision === '16-true') this.model.to('float16');
     this.scaler = precision === '16-mixed' ? new GradScaler() : null;
     // Weight decay on matrices only, not on norm weights (as Hugging Face's Trainer groups them).
     const params = this.model.parameters();
@@ -141,9 +149,11 @@ export class LanguageModelTrainer {
       { params: params.filter((p) => p.data.rank < 2), weightDecay: 0 },
     ];
     const kind = config.optimizer ?? 'adamw';
-    if (kind === 'adamw') this.optimizer = new AdamW(groups, { lr: config.lr });
-    else if (kind === 'adam') this.optimizer = new Adam(groups, { lr: config.lr });
-    else if (kind === 'sgd') this.optimizer = new SGD(groups, { lr: config.lr, momentum: 0.9 });
+    // roundingSeed from the run's seed: a checkpoint's param groups carry it on.
+    const weights = { masterWeights: config.masterWeights, stochasticRounding: config.stochasticRounding, roundingSeed: config.stochasticRounding ? config.seed >>> 0 : undefined };
+    if (kind === 'adamw') this.optimizer = new AdamW(groups, { lr: config.lr, ...weights });
+    else if (kind === 'adam') this.optimizer = new Adam(groups, { lr: config.lr, ...weights });
+    else if (kind === 'sgd') this.optimizer = new SGD(groups, { lr: config.lr, momentum: 0.9, ...weights });
     else throw new InvalidArgumentError(`unknown optimizer ${JSON.stringify(kind)}; use one of ${TRAIN_OPTIMIZERS.join(', ')}`);
     this.scheduler = cosineWithWarmup(this.optimizer, { warmupSteps: config.warmupSteps, totalSteps: config.steps, minLrRatio: config.minLrRatio });
     this.dataGenerator = new Generator(config.seed + 1);

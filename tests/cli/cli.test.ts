@@ -243,7 +243,18 @@ test('train --precision bf16-mixed trains under autocast; an unknown precision i
   assert.match(r.stdout, /precision bf16-mixed/);
   const bad = memfit('train', '--steps', '1', '--precision', 'fp7');
   assert.is(bad.code, 1);
-  assert.match(bad.stderr, /--precision.*fp7.*32-true, bf16-mixed, 16-mixed, bf16-true/s);
+  assert.match(bad.stderr, /--precision.*fp7.*32-true, bf16-mixed, 16-mixed, bf16-true, 16-true/s);
+});
+
+test('train --precision bf16-true --master-weights --stochastic-rounding trains half-precision weights; the flags are refused for float32 weights', () => {
+  const r = memfit('train', '--steps', '3', '--batch-size', '2', '--seq-len', '16', '--sample', '0', '--precision', 'bf16-true', '--master-weights', '--stochastic-rounding', '--backend', 'wasm');
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, /precision bf16-true, float32 master weights, stochastic rounding/);
+  const f16 = memfit('train', '--steps', '2', '--batch-size', '2', '--seq-len', '16', '--sample', '0', '--precision', '16-true', '--backend', 'wasm');
+  assert.is(f16.code, 0, f16.stderr);
+  const bad = memfit('train', '--steps', '1', '--master-weights', '--backend', 'wasm');
+  assert.is(bad.code, 1, bad.stderr);
+  assert.match(bad.stderr, /--master-weights applies to .*bf16-true or 16-true \(got 32-true\)/);
 });
 
 test('train --precision 16-mixed: a non-finite loss is a step the GradScaler skips; twenty in a row stop the run', () => {
