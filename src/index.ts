@@ -24,6 +24,7 @@ export type { Backend, BackendKind, TensorDType, TensorRef, Storage, Kernels, Un
 export { MemoryTracker, CATEGORIES, sizeClass } from './backend/memory.js';
 export type { Category, MemoryStats, MemoryTrace, MemoryEvent, CategoryStats } from './backend/memory.js';
 export { WasmBackend } from './backend/wasm/backend.js';
+export { MetaBackend } from './backend/meta.js';
 export { NotImplementedError } from './backend/not_implemented.js';
 export * from './autograd/index.js';
 export { Generator, defaultGenerator, manualSeed } from './random.js';

@@ -8,7 +8,8 @@
 import type { DType } from '../dtype/formats.js';
 import type { Category, MemoryTracker } from './memory.js';
 
-export type BackendKind = 'wasm' | 'webgpu';
+/** 'meta': shapes and memory accounting without values (src/backend/meta.ts). */
+export type BackendKind = 'wasm' | 'webgpu' | 'meta';
 
 /** Element types of tensors: every float format, plus int32 for token ids and targets. */
 export type TensorDType = DType | 'int32';

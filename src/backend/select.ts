@@ -4,13 +4,15 @@
 // One line says which backend runs and why; driver messages appear only with `verbose`.
 import { InvalidArgumentError } from '../errors.js';
 import type { Backend, BackendKind } from './backend.js';
+import { MetaBackend } from './meta.js';
 import { WasmBackend } from './wasm/backend.js';
 import type { WebGPUOptions } from './webgpu/device.js';
 
 export interface BackendOptions extends WebGPUOptions {
   /**
    * 'auto' (default): WebGPU on a hardware adapter, else wasm. 'webgpu': WebGPU on any adapter,
-   * software included, or an error. 'wasm'. The MEMFIT_BACKEND environment variable overrides 'auto'.
+   * software included, or an error. 'wasm'. 'meta': no values, only shapes and memory accounting
+   * (PyTorch's meta device). The MEMFIT_BACKEND environment variable overrides 'auto'.
    */
   backend?: 'auto' | BackendKind;
   /** Where the one-line message goes (default console.error); null for silence. */
@@ -23,19 +25,20 @@ function envOf(name: string): string | undefined {
   return typeof process !== 'undefined' ? process.env?.[name] : undefined;
 }
 
-const BACKENDS = ['auto', 'webgpu', 'wasm'] as const;
+const BACKENDS = ['auto', 'webgpu', 'wasm', 'meta'] as const;
 
 /** Creates a backend. With backend 'webgpu' a missing device is an error; with 'auto' it falls back to wasm. */
 export async function createBackend(options: BackendOptions = {}): Promise<Backend> {
   let want: string = options.backend ?? 'auto';
   const env = envOf('MEMFIT_BACKEND');
   if (want === 'auto' && env) want = env;
-  if (!(BACKENDS as readonly string[]).includes(want)) throw new InvalidArgumentError(`unknown backend ${JSON.stringify(want)}; use 'auto', 'webgpu' or 'wasm'`);
+  if (!(BACKENDS as readonly string[]).includes(want)) throw new InvalidArgumentError(`unknown backend ${JSON.stringify(want)}; use 'auto', 'webgpu', 'wasm' or 'meta'`);
   const toggles = [...(options.dawnToggles ?? []), ...(envOf('MEMFIT_DAWN_TOGGLES')?.split(',').filter(Boolean) ?? [])];
   const log = options.log === undefined ? (l: string) => console.error(l) : options.log;
   const verbose = options.verbose ?? /^(1|true|yes)$/i.test(envOf('MEMFIT_VERBOSE') ?? '');
   let backend: Backend;
-  if (want === 'wasm') backend = new WasmBackend(options.backend === 'wasm' ? 'requested' : 'requested by MEMFIT_BACKEND');
+  if (want === 'meta') backend = new MetaBackend();
+  else if (want === 'wasm') backend = new WasmBackend(options.backend === 'wasm' ? 'requested' : 'requested by MEMFIT_BACKEND');
   else {
     const auto = want === 'auto';
     const { WebGPUBackend } = await import('./webgpu/backend.js');

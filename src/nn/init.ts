@@ -8,6 +8,8 @@ import type { Generator } from '../random.js';
 
 /** A Parameter of `shape` with values from fill(i) (float32, category 'parameter'). */
 export function parameterFrom(backend: Backend, shape: readonly number[], fill: (i: number) => number, label = 'parameter'): Parameter {
+  // The meta backend holds no values: nothing to draw (the generator does not advance).
+  if (backend.kind === 'meta') return new Parameter(Tensor.empty(backend, shape, { category: 'parameter', label }));
   const values = new Float32Array(numel(shape));
   for (let i = 0; i < values.length; i++) values[i] = fill(i);
   return new Parameter(Tensor.from(backend, values, shape, { category: 'parameter', label }));
