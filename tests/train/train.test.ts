@@ -103,6 +103,17 @@ test('the same run on WebGPU (SwiftShader) matches the wasm losses for the first
   g.destroy();
 });
 
+test('the precision presets on WebGPU (SwiftShader) agree with wasm for the first steps (relative 5e-3: bfloat16 and float16 roundings of differently ordered sums)', async () => {
+  const g = await gpuBackend();
+  for (const extra of [{ precision: 'bf16-mixed' }, { precision: '16-mixed' }, { precision: 'bf16-true', stochasticRounding: true }] as const) {
+    const config: TrainConfig = { ...small, ...extra };
+    const a = await losses(new WasmBackend(), config, 3);
+    const b = await losses(g, config, 3);
+    a.forEach((v, i) => assert.ok(Math.abs(v - b[i]) <= 5e-3 * v, `${JSON.stringify(extra)} step ${i + 1}: wasm ${v} webgpu ${b[i]}`));
+  }
+  g.destroy();
+});
+
 test('resume from a checkpoint gives exactly the losses of an uninterrupted run', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'memfit-ckpt-'));
   try {
