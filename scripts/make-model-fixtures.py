@@ -18,6 +18,10 @@ Models:
     (stem and layer1 8 channels instead of 64), 10 classes, input [2, 3, 64, 64].
   - resnet50_w8: Bottleneck [2, 1, 1, 1] at width 8 (ResNet-50's block with downsampling in every
     stage), 10 classes, input [2, 3, 64, 64].
+  - resnet18_full.json (only this one with --resnet18-full): torchvision's full-size resnet18 with
+    weights and input from a formula memfit recomputes bit for bit (tests/helpers/formula_weights.ts),
+    so only results are stored: logits, loss, a digest of every gradient (a fixed sample of 32
+    elements, sum, sum of squares) in float32 and float64, and the updated running statistics.
   - resnet_shapes.json: every state-dict key, shape and dtype of torchvision's full-size resnet18,
     resnet34, resnet50, resnet101 and resnet152 (no weights: 45-230 MB each).
   - llama_tiny: Hugging Face's Llama modeling code re-typed in plain PyTorch (below), 2 layers,
@@ -174,6 +178,100 @@ def resnet_shapes():
         out[name] = [[k, list(v.shape), str(v.dtype).replace('torch.', '')] for k, v in m.state_dict().items()]
     with open(os.path.join(OUT, 'resnet_shapes.json'), 'w') as f:
         json.dump({'torchvision': torchvision.__version__.split('+')[0], 'models': out}, f, separators=(',', ':'))
+        f.write('\n')
+
+
+# ---- full-size ResNet-18 with weights from a formula ----------------------------------------------
+
+def lowbias32(x):
+    """Chris Wellons' lowbias32 integer hash on uint32 arrays (tests/helpers/formula_weights.ts: the same)."""
+    x = x.astype(np.uint32)
+    x ^= x >> np.uint32(16)
+    x = (x * np.uint32(0x7feb352d)).astype(np.uint32)
+    x ^= x >> np.uint32(15)
+    x = (x * np.uint32(0x846ca68b)).astype(np.uint32)
+    x ^= x >> np.uint32(16)
+    return x
+
+
+def fnv1a32(text):
+    h = 0x811c9dc5
+    for b in text.encode('utf-8'):
+        h = ((h ^ b) * 0x01000193) & 0xffffffff
+    return h
+
+
+def formula_values(key, n, bound, center=0.0):
+    """n float32 values center + bound * (2u - 1), u = lowbias32(i * 0x9e3779b1 + fnv1a32(key)) >> 8 over 2^24,
+    computed in float64 and rounded once: memfit computes the same bits without the fixture storing them."""
+    i = np.arange(n, dtype=np.uint64)
+    h = lowbias32(((i * np.uint64(0x9e3779b1) + np.uint64(fnv1a32(key))) & np.uint64(0xffffffff)).astype(np.uint32))
+    u = (h >> np.uint32(8)).astype(np.float64) / 2.0 ** 24
+    return (center + bound * (2.0 * u - 1.0)).astype(np.float32)
+
+
+def formula_state(model):
+    """Every parameter and buffer of a torchvision ResNet from formula_values: convolutions and fc
+    U(-sqrt(6 / fan_in), +) (Kaiming uniform), batch-norm weight 1 +- 0.1, bias +- 0.1, running
+    mean +- 0.1, running var 1 +- 0.5 (num_batches_tracked 0)."""
+    out = {}
+    for k, v in model.state_dict().items():
+        n = v.numel()
+        if k.endswith('num_batches_tracked'):
+            out[k] = torch.zeros_like(v)
+            continue
+        if v.dim() >= 2:
+            vals = formula_values(k, n, math.sqrt(6.0 / (v[0].numel())))
+        elif k.startswith('fc.'):
+            vals = formula_values(k, n, 1.0 / math.sqrt(512.0))
+        elif k.endswith('running_var'):
+            vals = formula_values(k, n, 0.5, 1.0)
+        elif k.endswith('weight'):
+            vals = formula_values(k, n, 0.1, 1.0)
+        else:
+            vals = formula_values(k, n, 0.1)
+        out[k] = torch.from_numpy(vals.copy()).reshape(v.shape)
+    return out
+
+
+def grad_digest(g):
+    """A fixed sample of 32 elements (index k * 7919 mod n), the sum and the sum of squares (float64)."""
+    flat = g.detach().reshape(-1).double()
+    n = flat.numel()
+    idx = [(k * 7919) % n for k in range(min(32, n))]
+    return {'sample': [flat[i].item() for i in idx], 'sum': flat.sum().item(), 'sumsq': (flat * flat).sum().item()}
+
+
+def resnet18_full_fixture():
+    """torchvision's resnet18 at full size (11.7M parameters, 1000 classes) on a [2, 3, 224, 224]
+    batch, train mode. Weights and input come from formula_values, so the fixture holds only the
+    results (JSON, about 100 kB): logits, loss, a digest of every gradient and of every updated
+    running statistic, and PyTorch float32's own error against float64 for each."""
+    model = tvr.resnet18()
+    state = formula_state(model)
+    x = torch.from_numpy(formula_values('input', 2 * 3 * 224 * 224, 1.0).copy()).reshape(2, 3, 224, 224)
+    labels = torch.tensor([3, 907], dtype=torch.int64)
+    res = {}
+    for dtype in (torch.float32, torch.float64):
+        m = tvr.resnet18().to(dtype)
+        m.load_state_dict(state)
+        m.train()
+        logits = m(x.to(dtype))
+        loss = F.cross_entropy(logits, labels)
+        loss.backward()
+        res[dtype] = (logits.detach(), loss.detach(), dict(m.named_parameters()), dict(m.named_buffers()))
+    (l32, s32, p32, b32), (l64, s64, p64, b64) = res[torch.float32], res[torch.float64]
+    ref = {
+        'library': 'torchvision', 'torchvision': torchvision.__version__.split('+')[0], 'torch': torch.__version__.split('+')[0],
+        'model': 'resnet18', 'input_shape': [2, 3, 224, 224], 'labels': labels.tolist(),
+        'logits': l32.reshape(-1).tolist(), 'loss': s32.item(),
+        'f64err': {'logits': rel_max_error(l32, l64), 'loss': rel_max_error(s32.reshape(1), s64.reshape(1))},
+        'grad': {k: grad_digest(p.grad) for k, p in p32.items()},
+        'grad_f64': {k: grad_digest(p.grad) for k, p in p64.items()},
+        'running': {k: grad_digest(b) for k, b in b32.items() if b.dtype != torch.int64},
+    }
+    with open(os.path.join(OUT, 'resnet18_full.json'), 'w') as f:
+        json.dump(ref, f, separators=(',', ':'))
         f.write('\n')
 
 
@@ -586,6 +684,8 @@ def check(root):
 if __name__ == '__main__':
     if len(sys.argv) == 3 and sys.argv[1] == '--check':
         check(sys.argv[2])
+    elif len(sys.argv) == 2 and sys.argv[1] == '--resnet18-full':
+        resnet18_full_fixture()
     else:
         os.makedirs(OUT, exist_ok=True)
         resnet_fixture('resnet18_w8', tvr.BasicBlock, [2, 2, 2, 2], 8)
