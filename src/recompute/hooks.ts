@@ -40,6 +40,8 @@ interface HostEntry {
   readonly shape: readonly number[];
   readonly dtype: TensorDType;
   readonly backend: Backend;
+  /** A copy to the host was started (the tensor is counted as host memory). */
+  moving: boolean;
   released: boolean;
 }
 
@@ -70,12 +72,13 @@ export function saveOnHost(options: SaveOnHostOptions = {}): SaveOnHostHooks {
   const movable = (t: Tensor): boolean => t.backend.kind !== 'wasm' && (t.dtype === 'int32' || formatOf(t.dtype).bits >= 8);
   return {
     pack(t, ctx): HostEntry {
-      const e: HostEntry = { device: t.reshape(t.shape), host: null, shape: [...t.shape], dtype: t.dtype, backend: t.backend, released: false };
+      const e: HostEntry = { device: t.reshape(t.shape), host: null, shape: [...t.shape], dtype: t.dtype, backend: t.backend, moving: false, released: false };
       if (t.backend.kind === 'wasm' && !o.quiet && !wasmNoted) {
         wasmNoted = true;
         console.warn('memfit saveOnHost: on the wasm backend tensors already live in host (WebAssembly) memory; saved tensors stay where they are.');
       }
       if (!movable(t) || !filter(t, ctx)) return e;
+      e.moving = true;
       const codeBytes = t.dtype === 'int32' ? 4 : formatOf(t.dtype).codeBytes;
       const p = t.backend.read(t.storage, t.offset * codeBytes, storageBytes(t.dtype, t.size)).then((bytes) => {
         if (e.released || !e.device) return; // used or dropped before the copy landed
@@ -112,7 +115,8 @@ export function saveOnHost(options: SaveOnHostOptions = {}): SaveOnHostHooks {
       if (e.host) { host.count--; host.bytes -= e.host.byteLength; }
       e.host = null;
     },
-    bytes: () => 0, // counted as host memory (hostStats); until a copy lands the device buffer is still held
+    // a tensor on its way to the host counts as host memory (hostStats), though its device buffer is held until the copy lands
+    bytes: (e, t) => (e.moving ? 0 : storageBytes(t.dtype, t.size)),
     async flush(): Promise<void> {
       while (inFlight.size) await Promise.all([...inFlight]);
     },

@@ -1,13 +1,13 @@
 // checkpoint and saveOnHost on the WebGPU backend (SwiftShader in CI; tensors kept tiny):
 // checkpointed gradients equal the plain ones and wasm's within the usual bound, and saveOnHost
 // moves saved activations off the device (device bytes drop once the copies land) with gradients
-// equal to those without it.
+// equal to those without it; compressed activations decode on the device as on the host.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpuBackend, type WebGPUBackend } from '../helpers/backends.js';
 import {
   WasmBackend, Module, Linear, RMSNorm, Variable, manualSeed, tidy, withSavedTensorsHooks, savedTensorStats,
-  checkpoint, saveOnHost, silu, add, sum, type Backend,
+  checkpoint, saveOnHost, compressSavedTensors, mxQuantize, mxDequantize, Tensor, silu, add, sum, type Backend,
 } from '../../src/index.js';
 
 let g: WebGPUBackend;
@@ -78,6 +78,19 @@ test('WebGPU saveOnHost: the saved activations leave the device once their copie
   close(got, plain, 0, 'saveOnHost vs plain');
   assert.equal(hooks.hostStats(), { count: 0, bytes: 0 });
   assert.is(g.memory.memoryAllocated('activation'), base);
+});
+
+test('WebGPU compressSavedTensors: MX fp8 decodes exactly as mxQuantize/mxDequantize; bfloat16 as a cast', async () => {
+  const v = Float32Array.from({ length: 128 }, (_, i) => Math.sin(i * 1.3) * (1 + (i % 5) * 7));
+  const t = Tensor.from(g, v, [2, 64]);
+  const ctx = { op: 'linear', module: '', slot: 'output' };
+  const mx = compressSavedTensors({ dtype: 'float8_e4m3fn', scale: 'mx' });
+  const back = mx.unpack(mx.pack(t, ctx));
+  assert.equal([...await back.toArray()], [...mxDequantize(mxQuantize(v, 'float8_e4m3fn'))]);
+  const bf = compressSavedTensors({ dtype: 'bfloat16' });
+  const b2 = bf.unpack(bf.pack(t, ctx));
+  assert.equal([...await b2.toArray()], [...await t.to('bfloat16').to('float32').toArray()]);
+  back.dispose(); b2.dispose(); t.dispose();
 });
 
 test.run();
