@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import {
   WasmBackend, Llama, BertModel, Module, Linear, RMSNorm, Dropout, Tensor, Variable, Generator, manualSeed, defaultGenerator, tidy, autocast,
   checkpoint, checkpointModules, saveMatmuls, matmul, add, mul, relu, silu, sum, scale, savedTensorStats, withOpObserver,
-  CheckpointError, InvalidArgumentError, functional, type CheckpointPolicy, type PolicyContext,
+  CheckpointError, InvalidArgumentError, functional, noGrad, type CheckpointPolicy, type PolicyContext,
 } from '../../src/index.js';
 
 const be = new WasmBackend();
@@ -322,6 +322,16 @@ test('Llama under bfloat16 autocast with saveMatmuls on each layer (attention ke
   ck.undo();
   ids.dispose();
   assert.equal(savedTensorStats(), { count: 0, bytes: 0 });
+});
+
+test('without grad (noGrad, evaluation) checkpoint just runs fn once and keeps nothing', () => {
+  const x = rand([3, 4], 5), w = rand([4, 4], 6);
+  let calls = 0;
+  const y = noGrad(() => checkpoint((h: Variable) => { calls++; return matmul(h, w); }, x));
+  assert.is(calls, 1);
+  assert.not.ok(y.requiresGrad);
+  assert.equal(savedTensorStats(), { count: 0, bytes: 0 });
+  for (const v of [x, w, y]) v.dispose();
 });
 
 test('gradients w.r.t. a functional op chain: checkpoint returns what fn returns (arrays too)', async () => {
