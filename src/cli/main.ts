@@ -155,6 +155,7 @@ Example:
     .option('--master-weights', 'bf16-true / 16-true: keep float32 master weights in the optimizer (4 more bytes a parameter)', false)
     .option('--stochastic-rounding', 'bf16-true / 16-true: round weight updates stochastically instead of to nearest', false)
     .option('--text <file>', 'a UTF-8 text file to train on')
+    .option('--checkpoint-modules <regex>', 'activation checkpointing: recompute in backward the activations of the modules whose dotted names match (e.g. \'^layers\\.\\d+$\')')
     .option('--checkpoint <path>', 'save a checkpoint here (atomically) at the end and every --checkpoint-every steps')
     .option('--checkpoint-every <n>', 'steps between checkpoints (0: only at the end)', int('--checkpoint-every'), 0)
     .option('--resume', 'continue from --checkpoint if it exists', false)

@@ -44,6 +44,8 @@ export interface TrainCommandOptions {
   json: boolean;
   /** Write an HTML report (loss, tokens/s, memory by category per step) to this file. */
   report?: string;
+  /** Checkpoint the modules whose dotted names match this regular expression (activations recomputed in backward). */
+  checkpointModules?: string;
 }
 
 const mib = (b: number): string => `${(b / 2 ** 20).toFixed(2)} MiB`;
@@ -126,7 +128,7 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
   }
   const config: TrainConfig = tinyLlamaConfig({
     steps: opts.steps, batchSize: opts.batchSize, seqLen: opts.seqLen, lr: opts.lr, seed: opts.seed, precision: opts.precision,
-    masterWeights: opts.masterWeights || undefined, stochasticRounding: opts.stochasticRounding || undefined,
+    masterWeights: opts.masterWeights || undefined, stochasticRounding: opts.stochasticRounding || undefined, checkpointModules: opts.checkpointModules,
   });
   const run: RunRecord = {
     command: 'memfit train', model: { ...config.model }, batchSize: config.batchSize, seqLen: config.seqLen, steps: config.steps,
@@ -182,6 +184,7 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
     if (!opts.json) {
       out(`training a Llama-style model: ${m.numHiddenLayers} layers, hidden ${m.hiddenSize}, ${m.numAttentionHeads} heads, vocabulary ${m.vocabSize} bytes, ${trainer.model.numParameters().toLocaleString('en-US')} parameters`);
       out(`data: ${source}, ${text.length.toLocaleString('en-US')} bytes; batch ${config.batchSize} x ${config.seqLen} tokens, AdamW lr ${config.lr}, warmup ${config.warmupSteps} + cosine, precision ${config.precision ?? '32-true'}${config.masterWeights ? ', float32 master weights' : ''}${config.stochasticRounding ? ', stochastic rounding' : ''}`);
+      if (trainer.checkpointed.length) out(`activation checkpointing: ${trainer.checkpointed.join(', ')} (recomputed in backward)`);
     }
     const bar = !opts.json && process.stderr.isTTY
       ? new cliProgress.SingleBar({ format: 'train |{bar}| {value}/{total} steps | loss {loss} | {tps} tok/s | ETA {eta_formatted}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic)
@@ -218,7 +221,7 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
       backend: backend.kind, description: backend.description, steps: trainer.step, firstLoss: losses[0] ?? null, lastLoss: losses[losses.length - 1] ?? null,
       validationLoss: val, tokensPerSecond: ms > 0 ? tokens / (ms / 1000) : null, seconds: (performance.now() - t0) / 1000,
       memory: Object.fromEntries(CATEGORIES.map((c) => [c, { current: stats.byCategory[c].current, peak: stats.byCategory[c].peak }])),
-      peakAllocated: stats.allocated.peak, peakReserved: stats.reserved.peak, sample,
+      peakAllocated: stats.allocated.peak, peakReserved: stats.reserved.peak, checkpointedModules: trainer.checkpointed, sample,
     };
     if (opts.report) {
       await writeTrainingReport(opts.report, {
@@ -231,6 +234,7 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
           ['loss', losses.length ? `${losses[0].toFixed(4)} -> ${losses[losses.length - 1].toFixed(4)}; validation ${val.toFixed(4)}` : `validation ${val.toFixed(4)}`],
           ['throughput', result.tokensPerSecond ? `${Math.round(result.tokensPerSecond).toLocaleString('en-US')} tokens/s (after step 1), ${result.seconds.toFixed(1)} s in all` : `${result.seconds.toFixed(1)} s in all`],
           ['peak memory', `${mib(stats.allocated.peak)} allocated, ${mib(stats.reserved.peak)} reserved`],
+          ...(trainer.checkpointed.length ? [['activation checkpointing', trainer.checkpointed.join(', ')] as [string, string]] : []),
         ],
         steps: records, validation: [{ step: trainer.step, loss: val }], sample,
       }, { force: opts.force, inputs: reportInputs });
