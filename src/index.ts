@@ -69,7 +69,7 @@ export type {
   ConvertModelOptions, ConvertReport, TensorConversionReport, ConvertTarget, ScaleKind, ConversionMetadata, ConvertedTensorEntry, ConversionRun,
   InspectOptions, InspectReport, InspectedTensor, TensorStats, DTypeTotal,
 } from './io/convert_model.js';
-export { LanguageModelTrainer, TINY_LLAMA, TRAIN_OPTIMIZERS, TRAIN_PRECISIONS, tinyLlamaConfig } from './train/language_model.js';
+export { LanguageModelTrainer, TINY_LLAMA, MEDIUM_LLAMA, TRAIN_OPTIMIZERS, TRAIN_PRECISIONS, tinyLlamaConfig } from './train/language_model.js';
 export type { TrainConfig, StepResult, TrainOptimizer, TrainPrecision } from './train/language_model.js';
 export { lineChart, lossChart, throughputChart, memoryChart, trainingCharts, CATEGORY_COLORS } from './report/charts.js';
 export type { ChartStep, ChartSeries, ChartOptions, ValidationPoint } from './report/charts.js';

@@ -7,6 +7,7 @@ import { demoLines } from './demo.js';
 import { trainCommand } from './train.js';
 import { addInspectCommand } from './inspect.js';
 import { addConvertModelCommand } from './convert_model.js';
+import { addPlanCommand } from './plan.js';
 import { CliError, exactDecimal, hexCode, parseHexCode, parseNumber } from './format.js';
 
 const ROUNDINGS: readonly Rounding[] = ['nearest-even', 'toward-zero', 'stochastic'];
@@ -163,6 +164,8 @@ Example:
     .action(async (o) => {
       await trainCommand(o, out);
     });
+
+  addPlanCommand(program, out, int);
 
   program
     .command('demo')
