@@ -82,3 +82,13 @@ export class OutOfMemoryError extends MemfitError {
     this.limit = limit;
   }
 }
+
+/**
+ * A checkpoint's recompute did not reproduce its forward (torch.utils.checkpoint.CheckpointError):
+ * fn saved other tensors (shape, dtype or number) the second time, or a policy decided otherwise.
+ */
+export class CheckpointError extends MemfitError {
+  constructor(message: string) {
+    super('CHECKPOINT', message);
+  }
+}

@@ -1,5 +1,5 @@
 // memfit: train neural networks in less memory. Public API.
-export { MemfitError, UnknownDTypeError, InvalidArgumentError, ShapeMismatchError, OutOfMemoryError } from './errors.js';
+export { MemfitError, UnknownDTypeError, InvalidArgumentError, ShapeMismatchError, OutOfMemoryError, CheckpointError } from './errors.js';
 export { FORMATS, DTYPE_NAMES, formatOf, canonicalDType, codeValue, maxFiniteCode, isDTypeName } from './dtype/formats.js';
 export type { DType, DTypeAlias, DTypeName, FormatTraits, NanEncoding } from './dtype/formats.js';
 export { finfo, formatTable } from './dtype/finfo.js';
@@ -56,6 +56,7 @@ export type { TokenBatch } from './data/byte_text.js';
 export * from './optim/index.js';
 export { autocast, autocastModule, autocastDtype, autocastClass, AUTOCAST_LOWER_PRECISION_OPS, AUTOCAST_FLOAT32_OPS, AUTOCAST_PROMOTE_OPS } from './amp/autocast.js';
 export type { AutocastOptions, AutocastDType } from './amp/autocast.js';
+export * from './recompute/index.js';
 export { GradScaler, GradScalerError } from './amp/grad_scaler.js';
 export type { GradScalerOptions, GradScalerStateDict } from './amp/grad_scaler.js';
 export {

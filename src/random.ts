@@ -26,6 +26,7 @@ export class Generator {
 
   /** The next uint32. */
   nextUint32(): number {
+    if (drawObservers.length) noteDraw(this);
     const t = (((this.a + this.b) >>> 0) + this.d) >>> 0;
     this.d = (this.d + 1) >>> 0;
     this.a = (this.b ^ (this.b >>> 9)) >>> 0;
@@ -43,6 +44,7 @@ export class Generator {
 
   /** A standard normal (Box-Muller). */
   normal(): number {
+    if (drawObservers.length) noteDraw(this);
     if (this.spare !== null) { const s = this.spare; this.spare = null; return s; }
     const u1 = (this.nextUint32() + 1) / (2 ** 32 + 1), u2 = this.random();
     const r = Math.sqrt(-2 * Math.log(u1));
@@ -72,6 +74,21 @@ export class Generator {
     this.spare = state.spare ?? null;
     return this;
   }
+}
+
+/** Told of each generator before it draws (a checkpoint notes the states to replay its dropout masks). */
+export type DrawObserver = (g: Generator) => void;
+
+const drawObservers: DrawObserver[] = [];
+
+function noteDraw(g: Generator): void {
+  for (const o of drawObservers) o(g);
+}
+
+/** Runs fn with `observer` told of every generator about to draw inside it. */
+export function withDrawObserver<T>(observer: DrawObserver, fn: () => T): T {
+  drawObservers.push(observer);
+  try { return fn(); } finally { drawObservers.splice(drawObservers.lastIndexOf(observer), 1); }
 }
 
 /** The default generator (torch.manual_seed's). */

@@ -14,7 +14,7 @@
 import { InvalidArgumentError, MemfitError } from '../errors.js';
 import { canonicalDType } from '../dtype/formats.js';
 import type { TensorDType } from '../backend/backend.js';
-import { isGradEnabled, markRecomputable, withOpPolicy, type OpDecision, type Variable } from '../autograd/variable.js';
+import { isGradEnabled, markRecomputable, withOpPolicy, type OpDecision, type OpPolicy, type Variable } from '../autograd/variable.js';
 import { cast } from '../autograd/ops.js';
 import type { Module } from '../nn/module.js';
 
@@ -138,6 +138,14 @@ function policyFor(region: Region) {
   };
 }
 
+/** The options each live autocast policy was made from (a checkpoint's recompute re-enters them). */
+const policyOptions = new WeakMap<OpPolicy, AutocastOptions>();
+
+/** The autocast options behind `policy` (undefined when it is not an autocast region's). */
+export function autocastOptionsOf(policy: OpPolicy): AutocastOptions | undefined {
+  return policyOptions.get(policy);
+}
+
 /**
  * Runs fn with autocast: torch.autocast(device, dtype) as a scope. Nestable; the innermost region
  * decides, and `{ enabled: false }` turns it off for a subgraph (run it in float32 by hand).
@@ -154,7 +162,9 @@ export function autocast<T>(options: AutocastOptions, fn: () => T): T {
   };
   regions.push(region);
   try {
-    const r = withOpPolicy(policyFor(region), fn);
+    const policy = policyFor(region);
+    policyOptions.set(policy, { ...options });
+    const r = withOpPolicy(policy, fn);
     if (r instanceof Promise) throw new MemfitError('INVALID_ARGUMENT', 'autocast: fn returned a Promise; autocast takes a synchronous function');
     return r;
   } finally {

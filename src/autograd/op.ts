@@ -70,6 +70,22 @@ export function sameDtypeOrFloat32(inputs: readonly Variable[]): TensorDType {
   return inputs.length ? resultDType(...inputs.map((v) => v.data)) : 'float32'; // the rule Tensor methods use
 }
 
+/**
+ * Sees every op (except the casts policies insert) after its policy step: it may run it (`run`)
+ * and look at the result, or return a Variable without running it. Installed for a scope by a
+ * checkpoint (src/recompute): its forward notes which outputs a selective policy keeps, and its
+ * recompute hands those back instead of computing them again. The innermost one decides.
+ */
+export type OpInterceptor = (op: string, inputs: readonly Variable[], run: () => Variable) => Variable;
+
+const interceptors: OpInterceptor[] = [];
+
+/** Runs fn with `interceptor` seeing each op inside it (see OpInterceptor). */
+export function withOpInterceptor<T>(interceptor: OpInterceptor, fn: () => T): T {
+  interceptors.push(interceptor);
+  try { return fn(); } finally { interceptors.pop(); }
+}
+
 /** Runs op on inputs: policy, allocation, recording, saved-tensor context, labels, observers. */
 export function apply<A extends unknown[]>(op: OpDef<A>, inputs: readonly Variable[], ...args: A): Variable {
   checkVariables(op.name, inputs);
@@ -90,7 +106,11 @@ export function apply<A extends unknown[]>(op: OpDef<A>, inputs: readonly Variab
       },
     };
     // A forward that throws frees every tensor it made (withOutputs); record frees the output if recording fails.
-    const r = withOutputs(() => op.forward(io, decided.inputs, ...args));
-    return record(op.name, r.y, [...decided.inputs], r.save ?? (() => []), r.backward, r.temps ?? [], r.slots);
+    const run = (): Variable => {
+      const r = withOutputs(() => op.forward(io, decided.inputs, ...args));
+      return record(op.name, r.y, [...decided.inputs], r.save ?? (() => []), r.backward, r.temps ?? [], r.slots);
+    };
+    const intercept = op.bypassPolicy ? undefined : interceptors[interceptors.length - 1];
+    return intercept ? intercept(op.name, decided.inputs, run) : run();
   });
 }

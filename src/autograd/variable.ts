@@ -77,12 +77,22 @@ export interface OpDecision {
  */
 export type OpPolicy = (op: string, inputs: readonly Variable[]) => readonly Variable[] | OpDecision;
 
-const policyStack: OpPolicy[] = [];
+let policyStack: OpPolicy[] = [];
 
 /** Runs fn with `policy` deciding the inputs (and output dtype) of every op inside it. */
 export function withOpPolicy<T>(policy: OpPolicy, fn: () => T): T {
   policyStack.push(policy);
   try { return fn(); } finally { policyStack.pop(); }
+}
+
+/** The installed policies, outermost first (a copy): what a recompute re-enters (src/recompute). */
+export function opPolicyStack(): readonly OpPolicy[] { return [...policyStack]; }
+
+/** Runs fn with no op policy installed (the stack is restored afterwards). */
+export function withoutOpPolicies<T>(fn: () => T): T {
+  const prev = policyStack;
+  policyStack = [];
+  try { return fn(); } finally { policyStack = prev; }
 }
 
 /** Throws an InvalidArgumentError naming the argument unless every input is a Variable. */
@@ -138,6 +148,12 @@ export interface SavedTensorsHooks<P = unknown> {
   pack(t: Tensor, ctx: SavedTensorContext): P;
   unpack(packed: P): Tensor;
   release?(packed: P): void;
+  /**
+   * The bytes of memory the packed value holds on the tensor's device, for savedTensorStats()
+   * (default: the tensor's own bytes). Hooks that keep nothing there (a checkpoint, which
+   * recomputes; an offload to the host) say 0; a compressed copy says its size.
+   */
+  bytes?(packed: P, t: Tensor): number;
 }
 
 /** The default: keep the tensor as it is (a new reference to the same storage). */
@@ -179,16 +195,27 @@ const recomputeHooks: SavedTensorsHooks<{ source: Tensor; make: (source: Tensor)
   release: (p) => p.source.dispose(),
 };
 
-class SavedTensor {
+/** The hooks a tensor saved now goes through (the innermost installed, else keepSavedTensors). */
+export function currentSavedTensorsHooks(): SavedTensorsHooks<unknown> {
+  return hookStack[hookStack.length - 1] ?? keepSavedTensors;
+}
+
+/**
+ * One tensor saved for backward: packed by the hooks in force when it is made (or by `hooks`),
+ * unpacked once by take(), or dropped by release(). Nodes hold these; so do checkpoints (their
+ * inputs), so that what they keep is counted and goes through the same hooks.
+ */
+export class SavedTensor {
   private hooks: SavedTensorsHooks<any> | null;
   private packed: unknown;
   private readonly bytes: number;
 
-  constructor(t: Tensor, ctx: SavedTensorContext) {
+  constructor(t: Tensor, ctx: SavedTensorContext, hooks?: SavedTensorsHooks<any>) {
     const again = recomputable.has(t);
-    this.hooks = again ? recomputeHooks : hookStack[hookStack.length - 1] ?? keepSavedTensors;
-    this.bytes = again ? 0 : storageBytes(t.dtype, t.size); // a recomputed tensor holds no new memory
+    this.hooks = again ? recomputeHooks : hooks ?? currentSavedTensorsHooks();
     this.packed = this.hooks.pack(t, ctx);
+    // a recomputed tensor holds no new memory; hooks may say what they hold
+    this.bytes = again ? 0 : this.hooks.bytes ? this.hooks.bytes(this.packed, t) : storageBytes(t.dtype, t.size);
     saved.count++;
     saved.bytes += this.bytes;
   }
@@ -246,6 +273,7 @@ export class Node {
       throw e;
     }
     this.saved = saved;
+    discarded?.push(this);
   }
 
   /** Runs the backward closure; the saved tensors are unpacked, used and disposed. */
@@ -338,8 +366,8 @@ export class Variable {
 
   /** Drops the graph behind this variable without running backward (frees its saved tensors). */
   releaseGraph(): void {
-    if (!this.gradFn) return;
-    for (const n of collect(this.gradFn)) n.releaseSaved();
+    if (!this.gradFn || this.gradFn.seq < graphFloor) return;
+    for (const n of collect(this.gradFn, graphFloor)) n.releaseSaved();
   }
 
   /**
@@ -466,14 +494,49 @@ export function keep<T extends Variable>(v: T): T {
   return v;
 }
 
-function collect(root: Node): Node[] {
+/** Nodes recorded before this seq are not released by releaseGraph (set while a recompute runs). */
+let graphFloor = 0;
+/** The nodes recorded inside the innermost discardGraph (all released at its end, reachable or not). */
+let discarded: Node[] | null = null;
+
+/**
+ * Runs fn as a throwaway forward (a checkpoint's recompute): every op output made inside is
+ * disposed and every graph recorded inside released when it ends, whether it returns or throws;
+ * graphs recorded before it started are never released from inside (a closure may hold a
+ * Variable of the outer graph). Errors propagate.
+ */
+export function discardGraph(fn: () => void): void {
+  const scope = new Set<Variable>();
+  const prevFloor = graphFloor, prevDiscarded = discarded;
+  const nodes: Node[] = [];
+  graphFloor = nextSeq;
+  discarded = nodes;
+  scopes.push(scope);
+  try {
+    fn();
+  } finally {
+    scopes.pop();
+    discarded = prevDiscarded;
+    graphFloor = prevFloor;
+    for (const n of nodes) n.releaseSaved();
+    for (const v of scope) if (!v.data.isDisposed) v.dispose();
+  }
+}
+
+/** Puts an op output made by hand (not by record) into the innermost tidy scope. */
+export function trackOutput<T extends Variable>(v: T): T {
+  track(v);
+  return v;
+}
+
+function collect(root: Node, floor = 0): Node[] {
   const seen = new Set<Node>();
   const stack = [root];
   while (stack.length) {
     const n = stack.pop()!;
     if (seen.has(n)) continue;
     seen.add(n);
-    for (const v of n.inputs) if (v.gradFn && !seen.has(v.gradFn)) stack.push(v.gradFn);
+    for (const v of n.inputs) if (v.gradFn && v.gradFn.seq >= floor && !seen.has(v.gradFn)) stack.push(v.gradFn);
   }
   // A node is always created after the nodes of its inputs: descending seq is a topological order.
   return [...seen].sort((a, b) => b.seq - a.seq);

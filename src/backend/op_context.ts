@@ -6,7 +6,7 @@
 // optimizer updates).
 
 let currentOp: string | null = null;
-const modules: string[] = [];
+let modules: string[] = [];
 
 /** The label an allocation gets: module path / op / the allocator's own label, each where known. */
 export function allocationLabel(explicit = ''): string {
@@ -41,6 +41,19 @@ export function withModulePath<T>(path: string, fn: () => T): T {
 /** The dotted path of the module whose forward is running ('' outside any). */
 export function currentModulePath(): string {
   return modules[modules.length - 1] ?? '';
+}
+
+/** The module paths in force, outermost first (a copy): what a recompute runs under again. */
+export function modulePathStack(): readonly string[] {
+  return [...modules];
+}
+
+/** Runs fn with the module path stack replaced by `stack` (restored afterwards). */
+export function withModulePathStack<T>(stack: readonly string[], fn: () => T): T {
+  const prevModules = modules, prevOp = currentOp;
+  modules = [...stack];
+  currentOp = null;
+  try { return fn(); } finally { modules = prevModules; currentOp = prevOp; }
 }
 
 /** Whether a module forward is running (the outermost one names its submodules). */

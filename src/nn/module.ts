@@ -13,7 +13,7 @@
 // knowing; a wrapper lists the child it wraps in stateDictTransparentChildren() to keep the
 // model's checkpoint keys unchanged.
 import type { DTypeName } from '../dtype/formats.js';
-import { currentModulePath, insideModule, withModulePath } from '../backend/op_context.js';
+import { currentModulePath, insideModule, modulePathStack, withModulePath, withModulePathStack } from '../backend/op_context.js';
 import { describeValue, InvalidArgumentError, MemfitError, ShapeMismatchError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { Backend } from '../backend/backend.js';
@@ -75,6 +75,49 @@ function describe(v: unknown): string {
 /** The dotted names of the submodules of the outermost module whose forward is running. */
 let rootNames: { root: Module; names: Map<Module, string> } | null = null;
 
+/** Where a module forward runs: the path stack and the names of the outermost module's submodules. */
+export interface ModuleContext {
+  readonly paths: readonly string[];
+  readonly names: { root: Module; names: Map<Module, string> } | null;
+}
+
+/** The module context in force now (a checkpoint captures it to recompute under it). */
+export function moduleContext(): ModuleContext {
+  return { paths: modulePathStack(), names: rootNames };
+}
+
+/** Runs fn in a captured module context: its ops get the module paths they had when it was captured. */
+export function withModuleContext<T>(ctx: ModuleContext, fn: () => T): T {
+  const saved = rootNames;
+  rootNames = ctx.names;
+  try {
+    return withModulePathStack(ctx.paths, fn);
+  } finally {
+    rootNames = saved;
+  }
+}
+
+/**
+ * Wraps a module's forward call (inside its labelled scope): `call(...args)` runs the forward.
+ * Set per instance by checkpointModules (src/recompute) without touching the module's code.
+ */
+export type ForwardWrapper = (call: (...args: unknown[]) => unknown, args: unknown[]) => unknown;
+
+const forwardWrappers = new WeakMap<Module, ForwardWrapper>();
+
+/** Installs (or with null removes) the wrapper of m's forward; returns the one it replaces. */
+export function setForwardWrapper(m: Module, wrapper: ForwardWrapper | null): ForwardWrapper | null {
+  const prev = forwardWrappers.get(m) ?? null;
+  if (wrapper) forwardWrappers.set(m, wrapper);
+  else forwardWrappers.delete(m);
+  return prev;
+}
+
+/** The wrapper installed on m's forward, if any. */
+export function forwardWrapper(m: Module): ForwardWrapper | null {
+  return forwardWrappers.get(m) ?? null;
+}
+
 /** Runs a module's forward with its dotted path as the allocation context. */
 function runLabelled<T>(m: Module, fn: () => T): T {
   if (!insideModule()) {
@@ -115,7 +158,11 @@ export abstract class Module {
         const f = own ?? (Object.getPrototypeOf(self).forward as unknown);
         if (typeof f !== 'function') return f;
         wrapped ??= function labelled(this: Module, ...args: unknown[]): unknown {
-          return runLabelled(self, () => (f as (...a: unknown[]) => unknown).apply(this, args));
+          const call = (...a: unknown[]): unknown => (f as (...a: unknown[]) => unknown).apply(this, a);
+          return runLabelled(self, () => {
+            const w = forwardWrappers.get(self);
+            return w ? w(call, args) : call(...args);
+          });
         };
         return wrapped;
       },

@@ -1,0 +1,4 @@
+// Gradient recompute: checkpointing, non-invasive wrapping, per-op policies, saved-tensor hooks.
+export { checkpoint, checkpointWith, checkpointModules, CHECKPOINT_DECISIONS } from './checkpoint.js';
+export type { CheckpointOptions, CheckpointPolicy, CheckpointDecision, PolicyContext, CheckpointModulesResult } from './checkpoint.js';
+export { saveMatmuls, saveOps, saveAll, recomputeAll, MATMUL_OPS } from './policies.js';
