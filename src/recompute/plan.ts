@@ -8,7 +8,7 @@ import type { Category } from '../backend/memory.js';
 import { humanBytes, InvalidArgumentError, MemfitError, describeValue } from '../errors.js';
 import type { Module } from '../nn/module.js';
 import { checkpointModules } from './checkpoint.js';
-import type { CheckpointPolicy } from './policies.js';
+import type { CheckpointPolicy } from './checkpoint.js';
 import { saveMatmuls } from './policies.js';
 import { predictPeak } from './predict.js';
 import { atPeak, defaultLoss, median, peakItem, profileMemory, StepRunner, type CandidateProfile, type MemoryProfile, type MemoryTimeline, type ProfileOptions, type TokenBatchTensors } from './profile.js';

@@ -12,12 +12,12 @@ import { withOpObserver, type OpObserver } from '../backend/op_context.js';
 import { CATEGORIES, type Category, type MemoryEvent } from '../backend/memory.js';
 import { tidy, Variable } from '../autograd/variable.js';
 import { InvalidArgumentError, describeValue } from '../errors.js';
-import { Module } from '../nn/module.js';
+import { Module, setForwardWrapper } from '../nn/module.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkpointModules } from './checkpoint.js';
 import { curvePeak, peakModelOf, predictPeak, type PeakItem, type PeakModel } from './predict.js';
 import { saveMatmuls } from './policies.js';
-import type { CheckpointPolicy } from './policies.js';
+import type { CheckpointPolicy } from './checkpoint.js';
 
 /** A language-model batch: token ids and the targets each position predicts, both [B, T] int32. */
 export interface TokenBatchTensors {
@@ -72,7 +72,7 @@ export interface StepMeasurement {
 /** A module's own figures, without checkpointing. */
 export interface ModuleProfile {
   name: string;
-  /** Saved-activation bytes allocated inside the module's forward and still held when the forward ends. */
+  /** Saved-activation bytes allocated while the module's forward runs and still held when the whole forward ends. */
   heldBytes: number;
   /** Median wall time of the module's forward alone, ms (between two synchronize calls). */
   forwardMs: number;
@@ -294,39 +294,38 @@ export interface StepRecord {
   recomputeMs: number;
 }
 
-/** Held bytes of each module: live forward allocations whose label starts with its path. */
-function heldByModule(live: readonly MemoryEvent[], names: readonly string[]): Map<string, number> {
-  const out = new Map(names.map((n) => [n, 0]));
-  for (const e of live) {
-    const path = e.label.split('/')[0];
-    for (const n of names) if (path === n || path.startsWith(`${n}.`)) out.set(n, out.get(n)! + e.bytes);
-  }
-  return out;
-}
-
-/** Forward time of each module alone, on the inputs it received in one forward of the step. */
-async function forwardTimes<B>(runner: StepRunner<B>, names: readonly string[], repeats: number): Promise<Map<string, number>> {
+/**
+ * Held bytes and forward time of each module. One step runs with each module's forward wrapped:
+ * the allocations made while it is on the stack (shared submodules it calls included, whatever
+ * their labels) that are still live when the whole forward ends are its held bytes; the inputs it
+ * received are kept, and its forward alone is then timed on them.
+ */
+async function moduleFigures<B>(runner: StepRunner<B>, names: readonly string[], repeats: number): Promise<{ held: Map<string, number>; ms: Map<string, number> }> {
   const modules = new Map(runner.model.namedModules());
   const captured = new Map<string, unknown[]>();
+  const made = new Map<string, Set<number>>(names.map((n) => [n, new Set()]));
+  const mem = runner.backend.memory;
   const restore: (() => void)[] = [];
   for (const n of names) {
     const m = modules.get(n)!;
-    const desc = Object.getOwnPropertyDescriptor(m, 'forward');
-    const f = (m as unknown as { forward: (...a: unknown[]) => unknown }).forward;
-    Object.defineProperty(m, 'forward', {
-      configurable: true, writable: true, enumerable: false,
-      value(this: Module, ...args: unknown[]): unknown {
-        if (!captured.has(n)) captured.set(n, args.map((a) => (a instanceof Variable ? a.detach() : a instanceof Tensor ? a.reshape(a.shape) : a)));
-        return f.apply(this, args);
-      },
+    const prev = setForwardWrapper(m, (call, args) => {
+      if (!captured.has(n)) captured.set(n, args.map((a) => (a instanceof Variable ? a.detach() : a instanceof Tensor ? a.reshape(a.shape) : a)));
+      mem.startTrace();
+      try {
+        return prev ? prev(call, args) : call(...args);
+      } finally {
+        for (const e of mem.stopTrace().live) made.get(n)!.add(e.id);
+      }
     });
-    restore.push(() => { if (desc) Object.defineProperty(m, 'forward', desc); else delete (m as unknown as { forward?: unknown }).forward; });
+    restore.push(() => setForwardWrapper(m, prev));
   }
+  let live: readonly MemoryEvent[];
   try {
-    await runner.step();
+    live = (await runner.step()).forwardLive;
   } finally {
     for (const r of restore) r();
   }
+  const held = new Map(names.map((n) => [n, live.filter((e) => made.get(n)!.has(e.id)).reduce((a, e) => a + e.bytes, 0)]));
   const be = runner.backend, out = new Map<string, number>();
   try {
     for (const n of names) {
@@ -348,7 +347,7 @@ async function forwardTimes<B>(runner: StepRunner<B>, names: readonly string[], 
   } finally {
     for (const args of captured.values()) for (const a of args) if (a instanceof Variable || a instanceof Tensor) a.dispose();
   }
-  return out;
+  return { held, ms: out };
 }
 
 /** A single candidate as the peak prediction needs it. */
@@ -387,10 +386,9 @@ export async function profileMemory<B = TokenBatchTensors>(model: Module, sample
   // Warm-up, then the unplanned step with its timeline and the modules' held bytes.
   for (let i = 0; i < warmup; i++) await runner.step();
   const first = await runner.step(true);
-  const held = heldByModule(first.forwardLive, names);
   log(`unplanned step: peak ${first.m.peakBytes} bytes, ${first.m.heldBytes} held after forward`);
-  const fwd = await forwardTimes(runner, names, fwdRepeats);
-  const modules: ModuleProfile[] = names.map((n) => ({ name: n, heldBytes: held.get(n)!, forwardMs: fwd.get(n)! }));
+  const figures = await moduleFigures(runner, names, fwdRepeats);
+  const modules: ModuleProfile[] = names.map((n) => ({ name: n, heldBytes: figures.held.get(n)!, forwardMs: figures.ms.get(n)! }));
 
   // Each candidate alone, and the combinations: memory from one step (exact), time from `repeats`
   // rounds that alternate the unplanned step with each configuration (paired differences).
