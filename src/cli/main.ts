@@ -161,6 +161,7 @@ Example:
     .option('--sample <n>', 'bytes of text to generate at the end', int('--sample'), 120)
     .option('--json', 'print one JSON object instead of the report', false)
     .option('--report <file>', 'write an HTML report: loss, tokens/s and memory by category per step (one self-contained file, replaced atomically)')
+    .option('--memory-budget <bytes|%>', 'checkpoint what `memfit plan` would choose so that a step\'s peak fits: bytes (256MiB) or a percentage of the unplanned activation memory (50%)')
     .action(async (o) => {
       await trainCommand(o, out);
     });

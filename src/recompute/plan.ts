@@ -69,6 +69,11 @@ export interface PlanOptions<B> extends ProfileOptions<B> {
   profile?: MemoryProfile;
   /** Measure the planned step after applying the plan (default true): measuredPeakBytes and measuredStepMs. */
   measure?: boolean;
+  /**
+   * Bytes every step of the real run will hold that the sample step does not (an optimizer's state,
+   * allocated by its first step): added to every predicted peak (default 0).
+   */
+  reserveBytes?: number;
 }
 
 export interface CheckpointPlan {
@@ -182,18 +187,20 @@ export async function planCheckpoints<B = TokenBatchTensors>(model: Module, samp
   parseMemoryBudget(options.budget); // bad input fails before the (slow) profile
   const policies = options.policies ?? { saveMatmuls };
   const profile = options.profile ?? await profileMemory(model, sampleBatch, options);
-  const budget = budgetBytes(options.budget, profile);
+  const extra = options.reserveBytes ?? 0;
+  if (!Number.isSafeInteger(extra) || extra < 0) throw new InvalidArgumentError(`planCheckpoints: reserveBytes must be an integer >= 0, got ${describeValue(options.reserveBytes)}`);
+  const budget = budgetBytes(options.budget, profile) + ('percent' in parseMemoryBudget(options.budget) ? extra : 0);
   const base = profile.baseline;
   const { sets, front, method } = planSets(profile);
-  const minimumPeakBytes = Math.min(...sets.map((s) => s.predictedPeakBytes));
-  const set = cheapestFit(sets, budget);
-  if (!set) throw new MemoryBudgetError(budget, minimumPeakBytes, base.peakBytes);
+  const minimumPeakBytes = Math.min(...sets.map((s) => s.predictedPeakBytes)) + extra;
+  const set = cheapestFit(sets, budget - extra);
+  if (!set) throw new MemoryBudgetError(budget, minimumPeakBytes, base.peakBytes + extra);
   const chosen = set.names.map((n) => profile.candidates.find((c) => c.name === n)!);
   const applied = applyCandidates(model, chosen, policies);
   const plan: CheckpointPlan = {
     budgetBytes: budget, chosen, wrapped: applied.wrapped,
-    unplannedPeakBytes: base.peakBytes, unplannedStepMs: base.stepMs,
-    predictedPeakBytes: set.predictedPeakBytes, predictedStepMs: base.stepMs + set.msAdded,
+    unplannedPeakBytes: base.peakBytes + extra, unplannedStepMs: base.stepMs,
+    predictedPeakBytes: set.predictedPeakBytes + extra, predictedStepMs: base.stepMs + set.msAdded,
     minimumPeakBytes, method, front, profile, undo: applied.undo,
   };
   if (options.measure ?? true) {
