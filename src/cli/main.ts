@@ -154,6 +154,7 @@ Example:
     .option('--verbose', 'also print what the WebGPU probe saw (driver messages, adapters refused)', false)
     .addOption(new Option('--precision <p>', '32-true (float32), bf16-mixed (bfloat16 autocast, float32 weights), 16-mixed (float16 autocast + GradScaler) or bf16-true (bfloat16 weights)').choices(['32-true', 'bf16-mixed', '16-mixed', 'bf16-true']).default('32-true'))
     .option('--text <file>', 'a UTF-8 text file to train on')
+    .option('--checkpoint-modules <regex>', 'activation checkpointing: recompute in backward the activations of the modules whose dotted names match (e.g. \'^layers\\.\\d+$\')')
     .option('--checkpoint <path>', 'save a checkpoint here (atomically) at the end and every --checkpoint-every steps')
     .option('--checkpoint-every <n>', 'steps between checkpoints (0: only at the end)', int('--checkpoint-every'), 0)
     .option('--resume', 'continue from --checkpoint if it exists', false)

@@ -45,6 +45,8 @@ export interface TrainCommandOptions {
   json: boolean;
   /** Write an HTML report (loss, tokens/s, memory by category per step) to this file. */
   report?: string;
+  /** Checkpoint the modules whose dotted names match this regular expression (activations recomputed in backward). */
+  checkpointModules?: string;
   /** Checkpoint what planCheckpoints chooses so that a step's peak fits this budget (bytes, '256MiB', or '50%'). */
   memoryBudget?: string;
 }
@@ -152,6 +154,7 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
   }
   if (!(Number.isFinite(opts.lr) && opts.lr > 0)) throw new CliError(`--lr must be a positive finite number, got ${opts.lr}`);
   if (opts.memoryBudget !== undefined) {
+    if (opts.checkpointModules !== undefined) throw new CliError('--memory-budget chooses what to checkpoint itself; give it or --checkpoint-modules, not both');
     try { parseMemoryBudget(opts.memoryBudget); } catch (e) { throw new CliError(`--memory-budget: ${(e as Error).message}`); }
   }
   if (opts.resume && !opts.checkpoint) throw new CliError('--resume needs --checkpoint <path>');
@@ -160,7 +163,9 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
   }
   const reportInputs = { '--text': opts.text, '--checkpoint': opts.checkpoint };
   if (opts.report) checkReportTarget(opts.report, { force: opts.force, inputs: reportInputs });
-  const config: TrainConfig = tinyLlamaConfig({ steps: opts.steps, batchSize: opts.batchSize, seqLen: opts.seqLen, lr: opts.lr, seed: opts.seed, precision: opts.precision });
+  const config: TrainConfig = tinyLlamaConfig({
+    steps: opts.steps, batchSize: opts.batchSize, seqLen: opts.seqLen, lr: opts.lr, seed: opts.seed, precision: opts.precision, checkpointModules: opts.checkpointModules,
+  });
   const run: RunRecord = {
     command: 'memfit train', model: { ...config.model }, batchSize: config.batchSize, seqLen: config.seqLen, steps: config.steps,
     lr: config.lr, seed: config.seed, data: opts.text ? resolve(opts.text) : 'sotu',
@@ -216,6 +221,7 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
     if (!opts.json) {
       out(`training a Llama-style model: ${m.numHiddenLayers} layers, hidden ${m.hiddenSize}, ${m.numAttentionHeads} heads, vocabulary ${m.vocabSize} bytes, ${trainer.model.numParameters().toLocaleString('en-US')} parameters`);
       out(`data: ${source}, ${text.length.toLocaleString('en-US')} bytes; batch ${config.batchSize} x ${config.seqLen} tokens, AdamW lr ${config.lr}, warmup ${config.warmupSteps} + cosine, precision ${config.precision ?? '32-true'}`);
+      if (trainer.checkpointed.length) out(`activation checkpointing: ${trainer.checkpointed.join(', ')} (recomputed in backward)`);
     }
     const bar = !opts.json && process.stderr.isTTY
       ? new cliProgress.SingleBar({ format: 'train |{bar}| {value}/{total} steps | loss {loss} | {tps} tok/s | ETA {eta_formatted}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic)
@@ -252,7 +258,7 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
       backend: backend.kind, description: backend.description, steps: trainer.step, firstLoss: losses[0] ?? null, lastLoss: losses[losses.length - 1] ?? null,
       validationLoss: val, tokensPerSecond: ms > 0 ? tokens / (ms / 1000) : null, seconds: (performance.now() - t0) / 1000,
       memory: Object.fromEntries(CATEGORIES.map((c) => [c, { current: stats.byCategory[c].current, peak: stats.byCategory[c].peak }])),
-      peakAllocated: stats.allocated.peak, peakReserved: stats.reserved.peak, sample,
+      peakAllocated: stats.allocated.peak, peakReserved: stats.reserved.peak, checkpointedModules: trainer.checkpointed, sample,
     };
     if (opts.report) {
       await writeTrainingReport(opts.report, {
@@ -265,6 +271,7 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
           ['loss', losses.length ? `${losses[0].toFixed(4)} -> ${losses[losses.length - 1].toFixed(4)}; validation ${val.toFixed(4)}` : `validation ${val.toFixed(4)}`],
           ['throughput', result.tokensPerSecond ? `${Math.round(result.tokensPerSecond).toLocaleString('en-US')} tokens/s (after step 1), ${result.seconds.toFixed(1)} s in all` : `${result.seconds.toFixed(1)} s in all`],
           ['peak memory', `${mib(stats.allocated.peak)} allocated, ${mib(stats.reserved.peak)} reserved`],
+          ...(trainer.checkpointed.length ? [['activation checkpointing', trainer.checkpointed.join(', ')] as [string, string]] : []),
         ],
         steps: records, validation: [{ step: trainer.step, loss: val }], sample,
       }, { force: opts.force, inputs: reportInputs });

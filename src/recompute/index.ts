@@ -2,3 +2,5 @@
 export { checkpoint, checkpointWith, checkpointModules, CHECKPOINT_DECISIONS } from './checkpoint.js';
 export type { CheckpointOptions, CheckpointPolicy, CheckpointDecision, PolicyContext, CheckpointModulesResult } from './checkpoint.js';
 export { saveMatmuls, saveOps, saveAll, recomputeAll, MATMUL_OPS } from './policies.js';
+export { saveOnHost, compressSavedTensors, activationsOnly } from './hooks.js';
+export type { SaveOnHostOptions, SaveOnHostHooks, CompressOptions, CompressDType, SavedTensorFilter } from './hooks.js';

@@ -16,6 +16,7 @@ import { clipGradNorm } from '../optim/clip_grad.js';
 import { cosineWithWarmup } from '../optim/lr_scheduler.js';
 import type { AnyOptimizer, LambdaLR } from '../optim/lr_scheduler.js';
 import { Generator } from '../random.js';
+import { checkpointModules } from '../recompute/checkpoint.js';
 import { Tensor } from '../tensor/tensor.js';
 
 export interface TrainConfig {
@@ -46,6 +47,12 @@ export interface TrainConfig {
    * rounded once; no float32 master copy).
    */
   precision?: TrainPrecision;
+  /**
+   * Activation checkpointing: a regular expression (its source, e.g. '^layers\.\d+$') over the
+   * model's dotted module names; the matching modules are wrapped by checkpointModules (their
+   * activations are recomputed in backward instead of kept). Gradients are unchanged.
+   */
+  checkpointModules?: string;
 }
 
 /** The precisions LanguageModelTrainer runs. */
@@ -85,7 +92,7 @@ export const MEDIUM_LLAMA: TrainConfig = {
  * TINY_LLAMA with a run's choices: warmup is capped at a tenth of the steps and the context grows
  * to seqLen when that is longer. What `memfit train` and the demo page train.
  */
-export function tinyLlamaConfig(options: Partial<Pick<TrainConfig, 'steps' | 'batchSize' | 'seqLen' | 'lr' | 'seed' | 'optimizer' | 'precision'>> = {}): TrainConfig {
+export function tinyLlamaConfig(options: Partial<Pick<TrainConfig, 'steps' | 'batchSize' | 'seqLen' | 'lr' | 'seed' | 'optimizer' | 'precision' | 'checkpointModules'>> = {}): TrainConfig {
   const c: TrainConfig = { ...TINY_LLAMA, ...options };
   return {
     ...c,
@@ -135,6 +142,8 @@ export class LanguageModelTrainer {
   readonly dataGenerator: Generator;
   /** The loss scaler of '16-mixed' (saved in checkpoints), else null. */
   readonly scaler: GradScaler | null;
+  /** The modules whose forwards are checkpointed (config.checkpointModules), in model order. */
+  readonly checkpointed: string[] = [];
   step = 0;
 
   constructor(readonly backend: Backend, readonly dataset: ByteTextDataset, readonly config: TrainConfig) {
@@ -144,6 +153,15 @@ export class LanguageModelTrainer {
     if (!TRAIN_PRECISIONS.includes(precision)) throw new InvalidArgumentError(`unknown precision ${JSON.stringify(precision)}; use one of ${TRAIN_PRECISIONS.join(', ')}`);
     this.model = new Llama(config.model, { backend, generator: new Generator(config.seed) });
     if (precision === 'bf16-true') this.model.to('bfloat16');
+    if (config.checkpointModules !== undefined) {
+      let re: RegExp;
+      try {
+        re = new RegExp(config.checkpointModules);
+      } catch (e) {
+        throw new InvalidArgumentError(`checkpointModules: ${JSON.stringify(config.checkpointModules)} is not a regular expression (${(e as Error).message})`);
+      }
+      this.checkpointed = checkpointModules(this.model, re).wrapped;
+    }
     this.scaler = precision === '16-mixed' ? new GradScaler() : null;
     // Weight decay on matrices only, not on norm weights (as Hugging Face's Trainer groups them).
     const params = this.model.parameters();

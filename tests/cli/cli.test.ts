@@ -246,6 +246,31 @@ test('train --precision bf16-mixed trains under autocast; an unknown precision i
   assert.match(bad.stderr, /--precision.*fp7.*32-true, bf16-mixed, 16-mixed, bf16-true/s);
 });
 
+test('train --checkpoint-modules: the layers named, the same losses bit for bit, a lower activation peak; no match lists the modules', () => {
+  const args = ['train', '--backend', 'wasm', '--steps', '3', '--batch-size', '4', '--seq-len', '32', '--sample', '0', '--json'];
+  const plain = memfit(...args);
+  assert.is(plain.code, 0, plain.stderr);
+  const ck = memfit(...args, '--checkpoint-modules', '^layers\\.\\d+$');
+  assert.is(ck.code, 0, ck.stderr);
+  const a = JSON.parse(plain.stdout), b = JSON.parse(ck.stdout);
+  assert.equal(a.checkpointedModules, []);
+  assert.equal(b.checkpointedModules, ['layers.0', 'layers.1']);
+  assert.is(b.firstLoss, a.firstLoss);
+  assert.is(b.lastLoss, a.lastLoss);
+  assert.is(b.validationLoss, a.validationLoss);
+  assert.ok(b.memory.activation.peak < a.memory.activation.peak * 0.8, `activation peak ${b.memory.activation.peak} vs ${a.memory.activation.peak}`);
+  const text = memfit('train', '--backend', 'wasm', '--steps', '1', '--batch-size', '2', '--seq-len', '16', '--sample', '0', '--checkpoint-modules', 'mlp$');
+  assert.is(text.code, 0, text.stderr);
+  assert.match(text.stdout, /activation checkpointing: layers\.0\.mlp, layers\.1\.mlp \(recomputed in backward\)/);
+  const none = memfit('train', '--steps', '1', '--checkpoint-modules', '^blocks');
+  assert.is(none.code, 1);
+  assert.match(none.stderr, /memfit: checkpointModules: \/\^blocks\/ matches none of Llama's submodules: embedTokens, rotaryEmb, layers, layers\.0, /);
+  noStack(none.stderr);
+  const bad = memfit('train', '--steps', '1', '--checkpoint-modules', '(');
+  assert.is(bad.code, 1);
+  assert.match(bad.stderr, /"\(" is not a regular expression/);
+});
+
 test('train --precision 16-mixed: a non-finite loss is a step the GradScaler skips; twenty in a row stop the run', () => {
   const r = memfit('train', '--backend', 'wasm', '--precision', '16-mixed', '--lr', '1e30', '--steps', '60', '--batch-size', '2', '--seq-len', '16', '--sample', '0');
   assert.is(r.code, 1, r.stderr);

@@ -5,9 +5,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
-  WasmBackend, Llama, Module, Linear, RMSNorm, Dropout, Tensor, Variable, Generator, manualSeed, defaultGenerator, tidy, autocast,
+  WasmBackend, Llama, BertModel, Module, Linear, RMSNorm, Dropout, Tensor, Variable, Generator, manualSeed, defaultGenerator, tidy, autocast,
   checkpoint, checkpointModules, saveMatmuls, matmul, add, mul, relu, silu, sum, scale, savedTensorStats, withOpObserver,
-  CheckpointError, InvalidArgumentError, functional, type CheckpointPolicy, type PolicyContext,
+  CheckpointError, InvalidArgumentError, functional, noGrad, type CheckpointPolicy, type PolicyContext,
 } from '../../src/index.js';
 
 const be = new WasmBackend();
@@ -273,6 +273,65 @@ test('checkpointModules: a predicate and options; outermost matches only; no mat
     && /matches none of Llama's submodules: embedTokens, rotaryEmb, layers, layers\.0, /.test((e as Error).message));
   assert.throws(() => checkpointModules(model, 'layers' as never), /RegExp or a function/);
   assert.throws(() => checkpointModules(model, /layers/, { polic: 1 } as never), /options must be an object with keys/);
+});
+
+test('BERT with attention and hidden dropout (its own generator): checkpointed encoder layers give bit-identical gradients', async () => {
+  const g = new Generator(1);
+  manualSeed(0);
+  const model = new BertModel({ vocabSize: 32, hiddenSize: 16, numHiddenLayers: 2, numAttentionHeads: 2, intermediateSize: 32, maxPositionEmbeddings: 16 }, { backend: be, generator: g });
+  const ids = Tensor.from(be, Int32Array.from({ length: 16 }, (_, i) => (i * 5) % 32), [2, 8], { dtype: 'int32' });
+  const run = async (): Promise<Record<string, number[]>> => {
+    g.manualSeed(9);
+    const loss = tidy(() => sum(model.forward(ids)));
+    loss.backward();
+    const out: Record<string, number[]> = {};
+    for (const [n, p] of model.namedParameters()) if (p.grad) out[n] = await bits(p.grad);
+    model.zeroGrad(); loss.dispose();
+    return out;
+  };
+  const ref = await run();
+  const ck = checkpointModules(model, /^encoder\.layer\.\d+$/);
+  assert.equal(ck.wrapped, ['encoder.layer.0', 'encoder.layer.1']);
+  assert.equal(await run(), ref);
+  ck.undo();
+  const sel = checkpointModules(model, /^encoder\.layer\.\d+$/, { policy: saveMatmuls });
+  assert.equal(await run(), ref);
+  sel.undo();
+  const fresh = checkpointModules(model, /^encoder\.layer\.\d+$/, { preserveRngState: false });
+  assert.not.equal(await run(), ref, 'dropout is on: masks drawn anew change the gradients');
+  fresh.undo();
+  ids.dispose();
+  assert.equal(savedTensorStats(), { count: 0, bytes: 0 });
+});
+
+test('Llama under bfloat16 autocast with saveMatmuls on each layer (attention kept, norms recomputed): bit-identical', async () => {
+  manualSeed(0);
+  const model = new Llama({ vocabSize: 64, hiddenSize: 16, numHiddenLayers: 2, numAttentionHeads: 2, intermediateSize: 40, maxPositionEmbeddings: 8 }, { backend: be });
+  const ids = Tensor.from(be, Int32Array.from({ length: 16 }, (_, i) => (i * 3) % 64), [2, 8], { dtype: 'int32' });
+  const run = async (): Promise<Record<string, number[]>> => {
+    const loss = autocast({ dtype: 'bfloat16' }, () => tidy(() => model.loss(ids, ids)));
+    loss.backward();
+    const out: Record<string, number[]> = {};
+    for (const [n, p] of model.namedParameters()) out[n] = await bits(p.grad);
+    model.zeroGrad(); loss.dispose();
+    return out;
+  };
+  const ref = await run();
+  const ck = checkpointModules(model, /^layers\.\d+$/, { policy: saveMatmuls });
+  assert.equal(await run(), ref);
+  ck.undo();
+  ids.dispose();
+  assert.equal(savedTensorStats(), { count: 0, bytes: 0 });
+});
+
+test('without grad (noGrad, evaluation) checkpoint just runs fn once and keeps nothing', () => {
+  const x = rand([3, 4], 5), w = rand([4, 4], 6);
+  let calls = 0;
+  const y = noGrad(() => checkpoint((h: Variable) => { calls++; return matmul(h, w); }, x));
+  assert.is(calls, 1);
+  assert.not.ok(y.requiresGrad);
+  assert.equal(savedTensorStats(), { count: 0, bytes: 0 });
+  for (const v of [x, w, y]) v.dispose();
 });
 
 test('gradients w.r.t. a functional op chain: checkpoint returns what fn returns (arrays too)', async () => {

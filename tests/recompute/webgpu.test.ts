@@ -1,0 +1,96 @@
+// checkpoint and saveOnHost on the WebGPU backend (SwiftShader in CI; tensors kept tiny):
+// checkpointed gradients equal the plain ones and wasm's within the usual bound, and saveOnHost
+// moves saved activations off the device (device bytes drop once the copies land) with gradients
+// equal to those without it; compressed activations decode on the device as on the host.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { gpuBackend, type WebGPUBackend } from '../helpers/backends.js';
+import {
+  WasmBackend, Module, Linear, RMSNorm, Variable, manualSeed, tidy, withSavedTensorsHooks, savedTensorStats,
+  checkpoint, saveOnHost, compressSavedTensors, mxQuantize, mxDequantize, Tensor, silu, add, sum, type Backend,
+} from '../../src/index.js';
+
+let g: WebGPUBackend;
+test.before(async () => { g = await gpuBackend(); });
+test.after(() => g.destroy());
+
+class Mlp extends Module {
+  norm: RMSNorm;
+  up: Linear;
+  down: Linear;
+  constructor(be: Backend) {
+    super();
+    manualSeed(4);
+    this.norm = new RMSNorm(8, 1e-5, { backend: be });
+    this.up = new Linear(8, 16, { backend: be });
+    this.down = new Linear(16, 8, { backend: be });
+  }
+  forward(x: Variable): Variable {
+    return tidy(() => add(x, this.down.forward(silu(this.up.forward(this.norm.forward(x))))));
+  }
+}
+
+const input = (be: Backend) => Variable.from(be, Float32Array.from({ length: 24 }, (_, i) => Math.sin(i * 0.7)), [3, 8], { requiresGrad: true });
+
+async function grads(net: Mlp, be: Backend, wrap: (f: () => Variable) => Variable, between?: () => Promise<void>): Promise<number[]> {
+  const x = input(be);
+  const loss = wrap(() => tidy(() => sum(net.forward(x))));
+  await between?.();
+  loss.backward();
+  const out: number[] = [];
+  for (const p of [...net.parameters(), x]) out.push(...await p.grad!.toArray());
+  net.zeroGrad(); loss.dispose(); x.dispose();
+  return out;
+}
+
+const close = (a: number[], b: number[], tol: number, what: string) => {
+  assert.is(a.length, b.length);
+  for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= tol * (1 + Math.abs(b[i])), `${what} [${i}]: ${a[i]} vs ${b[i]}`);
+};
+
+test('WebGPU: checkpointed gradients equal the plain ones (same kernels run again) and wasm\'s within 1e-5', async () => {
+  const net = new Mlp(g);
+  const plain = await grads(net, g, (f) => f());
+  const ck = await grads(net, g, (f) => checkpoint(f));
+  close(ck, plain, 0, 'checkpoint vs plain on WebGPU');
+  const wasm = new WasmBackend();
+  close(ck, await grads(new Mlp(wasm), wasm, (f) => checkpoint(f)), 1e-5, 'WebGPU vs wasm');
+  assert.equal(savedTensorStats(), { count: 0, bytes: 0 });
+});
+
+test('WebGPU saveOnHost: the saved activations leave the device once their copies land; gradients equal', async () => {
+  const net = new Mlp(g);
+  const plain = await grads(net, g, (f) => f());
+  const base = g.memory.memoryAllocated('activation');
+  let held = 0, moved = 0, host = 0;
+  const hooks = saveOnHost();
+  const got = await grads(net, g, (f) => withSavedTensorsHooks(hooks, f), async () => {
+    held = g.memory.memoryAllocated('activation') - base;
+    await hooks.flush();
+    moved = g.memory.memoryAllocated('activation') - base;
+    host = hooks.hostStats().bytes;
+  });
+  // saved activations: the norm's input and output ([3, 8]), up's output and silu's output ([3, 16])
+  assert.ok(host >= (2 * 24 + 2 * 48) * 4, `host holds ${host} bytes`);
+  // every activation but the loss left the device; the host also holds x (the norm's input, 'data' memory)
+  assert.is(held - moved, host - 24 * 4, `device activation bytes ${held} -> ${moved}`);
+  assert.is(moved, 4 + 3 * 4, 'only the loss scalar and the norm\'s rstd statistic (kept by the default filter) stay');
+  close(got, plain, 0, 'saveOnHost vs plain');
+  assert.equal(hooks.hostStats(), { count: 0, bytes: 0 });
+  assert.is(g.memory.memoryAllocated('activation'), base);
+});
+
+test('WebGPU compressSavedTensors: MX fp8 decodes exactly as mxQuantize/mxDequantize; bfloat16 as a cast', async () => {
+  const v = Float32Array.from({ length: 128 }, (_, i) => Math.sin(i * 1.3) * (1 + (i % 5) * 7));
+  const t = Tensor.from(g, v, [2, 64]);
+  const ctx = { op: 'linear', module: '', slot: 'output' };
+  const mx = compressSavedTensors({ dtype: 'float8_e4m3fn', scale: 'mx' });
+  const back = mx.unpack(mx.pack(t, ctx));
+  assert.equal([...await back.toArray()], [...mxDequantize(mxQuantize(v, 'float8_e4m3fn'))]);
+  const bf = compressSavedTensors({ dtype: 'bfloat16' });
+  const b2 = bf.unpack(bf.pack(t, ctx));
+  assert.equal([...await b2.toArray()], [...await t.to('bfloat16').to('float32').toArray()]);
+  back.dispose(); b2.dispose(); t.dispose();
+});
+
+test.run();
