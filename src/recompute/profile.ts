@@ -382,6 +382,12 @@ export async function profileMemory<B = TokenBatchTensors>(model: Module, sample
   const log = options.log ?? (() => {});
   const runner = new StepRunner<B>(model, sampleBatch, options.loss ?? defaultLoss);
   const names = selectModules(model, options.modules);
+  const singles: CandidateSpec[] = names.flatMap((n) => [{ modules: [n] }, ...Object.keys(policies).map((p) => ({ modules: [n], policy: p }))]);
+  const combos: CandidateSpec[][] = [...defaultCombinations(names), ...(options.combinations ?? []).map((c) => [...c])];
+  const singleNames = new Set(singles.map(candidateName));
+  for (const c of combos) for (const s of c) {
+    if (!singleNames.has(candidateName(s))) throw new InvalidArgumentError(`combination member ${JSON.stringify(candidateName(s))} is not a candidate; the candidates are ${[...singleNames].join(', ')}`);
+  }
 
   // Warm-up, then the unplanned step with its timeline and the modules' held bytes.
   for (let i = 0; i < warmup; i++) await runner.step();
@@ -392,9 +398,6 @@ export async function profileMemory<B = TokenBatchTensors>(model: Module, sample
 
   // Each candidate alone, and the combinations: memory from one step (exact), time from `repeats`
   // rounds that alternate the unplanned step with each configuration (paired differences).
-  const singles: CandidateSpec[] = names.flatMap((n) => [{ modules: [n] }, ...Object.keys(policies).map((p) => ({ modules: [n], policy: p }))]);
-  const combos: CandidateSpec[][] = [...defaultCombinations(names), ...(options.combinations ?? []).map((c) => [...c])];
-  for (const c of combos) for (const s of c) for (const n of s.modules) if (!names.includes(n) && !model.namedModules().some(([m]) => m === n)) throw new InvalidArgumentError(`combination names no submodule ${JSON.stringify(n)}`);
   const configs: CandidateSpec[][] = [...singles.map((s) => [s]), ...combos];
   const measured = configs.map(() => ({ peak: 0, held: 0, before: 0, ms: [] as number[], diff: [] as number[], rec: [] as number[] }));
   for (const [i, cfg] of configs.entries()) {
@@ -406,13 +409,13 @@ export async function profileMemory<B = TokenBatchTensors>(model: Module, sample
     log(`${cfg.map(candidateName).join(' + ')}: peak ${measured[i].peak} bytes`);
   }
   const baseMs: number[] = [];
-  for (let r = 0; r < repeats; r++) {
+  for (let round = 0; round < repeats; round++) {
     for (const [i, cfg] of configs.entries()) {
       const base = (await runner.step()).m.stepMs;
       baseMs.push(base);
-      const r = await withCheckpointed(model, cfg, policies, () => runner.step());
-      const ms = r.m.stepMs;
-      measured[i].rec.push(r.recomputeMs);
+      const rec = await withCheckpointed(model, cfg, policies, () => runner.step());
+      const ms = rec.m.stepMs;
+      measured[i].rec.push(rec.recomputeMs);
       measured[i].ms.push(ms);
       measured[i].diff.push(ms - base);
     }

@@ -83,6 +83,12 @@ test('memfit train --memory-budget: the plan is printed and the run\'s peak stay
   assert.is(bad.code, 1);
   assert.match(bad.stderr, /memfit: --memory-budget: memory budget .* is below the smallest peak checkpointing can reach/);
   assert.not.match(bad.stdout, /loss/);
+  const both = memfit('train', '--steps', '1', '--memory-budget', '50%', '--checkpoint-modules', 'layers');
+  assert.is(both.code, 1);
+  assert.match(both.stderr, /--memory-budget chooses what to checkpoint itself; give it or --checkpoint-modules, not both/);
+  const help = memfit('plan', '--help');
+  assert.is(help.code, 0);
+  assert.match(help.stdout, /--budget <bytes\|%>/);
 });
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));

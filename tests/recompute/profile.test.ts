@@ -84,6 +84,7 @@ test('bad input: a model without loss(), unknown module names, bad counts', asyn
   await assertRejects(() => profileMemory(model, batch, { modules: ['layers.9'] }), /no submodule "layers.9" in the model; its modules are .*layers\.0\.mlp/);
   await assertRejects(() => profileMemory(model, batch, { modules: /nothing/ }), /selects none/);
   await assertRejects(() => profileMemory(model, batch, { repeats: 0 }), /repeats must be an integer >= 1/);
+  await assertRejects(() => profileMemory(model, batch, { modules: ['layers.0', 'layers.1'], policies: {}, combinations: [[{ modules: ['layers.0'] }, { modules: ['norm'] }]] }), /combination member "norm" is not a candidate; the candidates are layers.0, layers.1/);
 });
 
 async function assertRejects(fn: () => Promise<unknown>, re: RegExp): Promise<void> {
