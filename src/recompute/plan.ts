@@ -92,7 +92,7 @@ export interface CheckpointPlan {
   predictedStepMs: number;
   /** The smallest predicted peak any plan of these candidates reaches. */
   minimumPeakBytes: number;
-  /** Measured after applying (absent with measure: false). */
+  /** Measured after applying (absent with measure: false); the peak, like the predictions, with reserveBytes added. */
   measuredPeakBytes?: number;
   measuredStepMs?: number;
   /** Bytes by category at the planned step's peak (with measure). */
@@ -209,7 +209,7 @@ export async function planCheckpoints<B = TokenBatchTensors>(model: Module, samp
       const first = await runner.step(true);
       const ms: number[] = [];
       for (let i = 0; i < (options.repeats ?? 5); i++) ms.push((await runner.step()).m.stepMs);
-      plan.measuredPeakBytes = first.m.peakBytes;
+      plan.measuredPeakBytes = first.m.peakBytes + extra;
       plan.measuredStepMs = median(ms);
       plan.measuredAtPeak = atPeak(first.timeline!);
       plan.measuredTimeline = first.timeline;
