@@ -56,7 +56,7 @@ export function planReportData(plan: CheckpointPlan, summary: readonly (readonly
     },
     timelines: [
       { title: 'One training step, unplanned: memory by category', points: p.timeline.points },
-      ...(plan.measuredTimeline ? [{ title: `One training step, planned (${plan.wrapped.length ? plan.wrapped.join(', ') : 'nothing checkpointed'})`, points: plan.measuredTimeline.points }] : []),
+      ...(plan.measuredTimeline ? [{ title: `One training step, planned (${plan.chosen.length ? plan.chosen.map((c) => c.name).join(', ') : 'nothing checkpointed'})`, points: plan.measuredTimeline.points }] : []),
     ],
     tables: [
       {
