@@ -39,6 +39,13 @@ const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
 const ms = (x: number): string => `${x.toFixed(1)} ms`;
 const signedMs = (x: number): string => `${x >= 0 ? '+' : ''}${x.toFixed(1)} ms`;
 
+/** The planned timeline's title: the chosen candidates, or their count when the names do not fit. */
+function plannedTitle(plan: CheckpointPlan): string {
+  const names = plan.chosen.map((c) => c.name).join(', ');
+  const title = `One training step, planned (${names || 'nothing checkpointed'})`;
+  return title.length <= 72 ? title : `One training step, planned (${plan.chosen.length} checkpoints: see the summary)`;
+}
+
 /** The report's data for a plan (exported for tests). */
 export function planReportData(plan: CheckpointPlan, summary: readonly (readonly [string, string])[]): PlanReportData {
   const p = plan.profile, base = p.baseline;
@@ -56,7 +63,7 @@ export function planReportData(plan: CheckpointPlan, summary: readonly (readonly
     },
     timelines: [
       { title: 'One training step, unplanned: memory by category', points: p.timeline.points },
-      ...(plan.measuredTimeline ? [{ title: `One training step, planned (${plan.chosen.length ? plan.chosen.map((c) => c.name).join(', ') : 'nothing checkpointed'})`, points: plan.measuredTimeline.points }] : []),
+      ...(plan.measuredTimeline ? [{ title: plannedTitle(plan), points: plan.measuredTimeline.points }] : []),
     ],
     tables: [
       {

@@ -24,6 +24,8 @@ export interface ChartSeries {
   kind?: 'line' | 'markers' | 'area';
   /** Stroke width (default 1.5). */
   width?: number;
+  /** Marker radius of a 'markers' series (default 3.5). */
+  radius?: number;
 }
 
 export interface ChartOptions {
@@ -176,7 +178,7 @@ export function lineChart(series: readonly ChartSeries[], options: ChartOptions)
         parts.push(`<path data-series="${name}" d="${d}" fill="none" stroke="${s.color}" stroke-width="${s.width ?? 1}"/>`);
       } else if (s.kind === 'markers') {
         parts.push(`<path data-series="${name}" d="${d}" fill="none" stroke="none"/>`);
-        for (const [x, y] of pts) parts.push(`<circle cx="${c(X(x))}" cy="${c(Y(y))}" r="3.5" fill="${s.color}" stroke="#fff" stroke-width="1"/>`);
+        for (const [x, y] of pts) parts.push(`<circle cx="${c(X(x))}" cy="${c(Y(y))}" r="${s.radius ?? 3.5}" fill="${s.color}" stroke="#fff" stroke-width="1"/>`);
       } else {
         parts.push(`<path data-series="${name}" d="${d}" fill="none" stroke="${s.color}" stroke-width="${s.width ?? 1.5}" stroke-linejoin="round"/>`);
       }
@@ -282,7 +284,7 @@ export function tradeoffChart(data: {
     { label: 'Pareto front', points: front, color: '#0072B2', width: 2 },
   ];
   if (data.measured?.length) series.push({ label: 'measured', points: pts(data.measured), color: '#E69F00', kind: 'markers' });
-  if (data.chosen) series.push({ label: 'chosen plan', points: pts([data.chosen]), color: '#D55E00', kind: 'markers' });
+  if (data.chosen) series.push({ label: 'chosen plan', points: pts([data.chosen]), color: '#D55E00', kind: 'markers', radius: 6.5 });
   return lineChart(series, {
     id: 'tradeoff', title: 'Checkpointing: memory saved vs throughput lost', note: 'one point per candidate set; lower right is better',
     xLabel: `peak memory saved (${unit})`, yLabel: 'throughput lost (%)', ...size,
