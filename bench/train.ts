@@ -5,6 +5,8 @@
 // GPU `--config small` runs the anchors' "small" shapes next to PyTorch's H100 figures.
 //
 // Usage: node --import tsx bench/train.ts [--quick] [--no-gpu] [--config tiny|small] [--precision 32-true,bf16-mixed,16-mixed,bf16-true]
+//        node --import tsx bench/train.ts --checkpoint none,layers,selective,plan50 [--quick]
+//        (activation checkpointing on wasm, tiny and medium Llama: ratios to none; JSON in bench/results/train-checkpoint.json)
 //        node --import tsx bench/train.ts --model resnet152|bert-base|llama-small [--autocast bf16] [--batch N] [--steps N]
 //        (full-size models: bench/train_models.ts; JSON in bench/results/train-<model>.json)
 // Statistic: the median step after warm-up steps (each step ends with the loss read back); the
@@ -22,7 +24,8 @@ import { inferenceMode, tidy } from '../src/autograd/variable.js';
 import { ByteTextDataset } from '../src/data/byte_text.js';
 import { loadSotuText } from '../src/data/sotu.js';
 import { Tensor } from '../src/tensor/tensor.js';
-import { LanguageModelTrainer, TINY_LLAMA, TRAIN_PRECISIONS, type TrainConfig, type TrainPrecision } from '../src/train/language_model.js';
+import { LanguageModelTrainer, MEDIUM_LLAMA, TINY_LLAMA, TRAIN_PRECISIONS, type TrainConfig, type TrainPrecision } from '../src/train/language_model.js';
+import { Generator } from '../src/random.js';
 import { BENCH_MODELS, benchModel, type BenchModel } from './train_models.js';
 
 const argv = process.argv.slice(2);
@@ -32,6 +35,110 @@ const log = (m: string) => process.stderr.write(`[bench:train] ${m}\n`);
 if (argv.includes('--model')) { // the full-size models (bench/train_models.ts)
   await benchModels(argv);
   process.exit(0);
+}
+if (argv.includes('--checkpoint')) { // activation checkpointing (src/recompute)
+  await benchCheckpoint(argv);
+  process.exit(0);
+}
+
+/** The --checkpoint modes: none, per-layer checkpointing, per-layer under saveMatmuls, the planner at 50% of the unplanned activation memory. */
+type CheckpointMode = 'none' | 'layers' | 'selective' | 'plan50';
+
+/**
+ * --checkpoint none,layers,selective,plan50 [--quick]: for the tiny and the medium Llama on wasm,
+ * one trainer per mode, their training steps interleaved (so the shared machine's load falls on
+ * every mode alike); per mode the median step time, the median step peak and the saved-activation
+ * bytes a training forward holds, with their ratios to none.
+ */
+async function benchCheckpoint(args: string[]): Promise<void> {
+  const CHECKPOINT_MODES: readonly CheckpointMode[] = ['none', 'layers', 'selective', 'plan50'];
+  const round = (x: number) => Number(x.toPrecision(4));
+  const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const modes = (args[args.indexOf('--checkpoint') + 1] ?? '').split(',') as CheckpointMode[];
+  for (const m of modes) if (!CHECKPOINT_MODES.includes(m)) throw new Error(`--checkpoint takes a comma-separated list of ${CHECKPOINT_MODES.join(', ')}; got ${m}`);
+  for (const a of args) if (!['--checkpoint', modes.join(','), '--quick'].includes(a)) throw new Error(`unknown argument ${a}; usage: bench/train.ts --checkpoint ${CHECKPOINT_MODES.join(',')} [--quick]`);
+  const quick = args.includes('--quick');
+  const { checkpointModules } = await import('../src/recompute/checkpoint.js');
+  const { saveMatmuls } = await import('../src/recompute/policies.js');
+  const { planCheckpoints, MemoryBudgetError } = await import('../src/recompute/plan.js');
+  const dataset = new ByteTextDataset(loadSotuText({ fromYear: 1990 }));
+  const results: Record<string, unknown>[] = [];
+  for (const [name, config] of [['tiny', TINY_LLAMA], ['medium', MEDIUM_LLAMA]] as const) {
+    const steps = quick ? 3 : name === 'tiny' ? 20 : 6, warmup = 1;
+    const rows: Record<string, unknown>[] = [];
+    const trainers: { mode: CheckpointMode; t: LanguageModelTrainer; ms: number[]; peaks: number[]; row: Record<string, unknown> }[] = [];
+    for (const mode of modes) {
+      const backend = new WasmBackend(); // one per mode: each one's memory accounting is its own
+      const t = new LanguageModelTrainer(backend, dataset, { ...config, steps: steps + warmup, warmupSteps: 1 });
+      const row: Record<string, unknown> = { config: name, mode };
+      log(`${name}: ${mode} ...`);
+      if (mode === 'layers') row.checkpointed = checkpointModules(t.model, /^layers\.\d+$/).wrapped;
+      else if (mode === 'selective') row.checkpointed = checkpointModules(t.model, /^layers\.\d+$/, { policy: saveMatmuls }).wrapped;
+      else if (mode === 'plan50') {
+        const b = dataset.batch(new Generator(config.seed + 2), config.batchSize, config.seqLen), shape = [config.batchSize, config.seqLen];
+        const ids = Tensor.from(backend, b.ids, shape, { dtype: 'int32' }), targets = Tensor.from(backend, b.targets, shape, { dtype: 'int32' });
+        try {
+          // The AdamW state the first step allocates (two float32 moments a parameter) counts in the budget.
+          const reserveBytes = 8 * t.model.numParameters();
+          const plan = await planCheckpoints(t.model, { ids, targets }, { budget: '50%', repeats: 1, warmup: 0, forwardRepeats: 3, measure: false, reserveBytes, log: (l) => log(`  ${l}`) });
+          Object.assign(row, {
+            checkpointed: plan.chosen.map((c) => c.name), planMethod: plan.method, budgetBytes: plan.budgetBytes,
+            predictedPeakBytes: plan.predictedPeakBytes, unplannedPeakBytes: plan.unplannedPeakBytes, minimumPeakBytes: plan.minimumPeakBytes,
+          });
+        } catch (e) {
+          if (!(e instanceof MemoryBudgetError)) throw e;
+          Object.assign(row, { infeasible: e.message, budgetBytes: e.budgetBytes, minimumPeakBytes: e.minimumPeakBytes, unplannedPeakBytes: e.unplannedPeakBytes });
+          log(`${name}: plan50 infeasible: ${e.message}`);
+        } finally {
+          ids.dispose(); targets.dispose();
+        }
+      }
+      trainers.push({ mode, t, ms: [], peaks: [], row });
+    }
+    // Interleaved steps: every trainer's step i runs before any trainer's step i + 1.
+    for (let i = 0; i < warmup + steps; i++) {
+      for (const x of trainers) {
+        if (x.row.infeasible) continue;
+        const r = await x.t.trainStep();
+        if (i >= warmup) { x.ms.push(r.ms); x.peaks.push(r.peakAllocated); }
+      }
+    }
+    for (const x of trainers) {
+      if (!x.row.infeasible) {
+        const { t } = x, backend = t.backend, mem = backend.memory;
+        const b = dataset.batch(t.dataGenerator, config.batchSize, config.seqLen), shape = [config.batchSize, config.seqLen];
+        const ids = Tensor.from(backend, b.ids, shape, { dtype: 'int32' }), targets = Tensor.from(backend, b.targets, shape, { dtype: 'int32' });
+        const base = mem.memoryAllocated();
+        const loss = tidy(() => t.model.loss(ids, targets));
+        const held = mem.memoryAllocated() - base;
+        loss.releaseGraph(); loss.dispose(); ids.dispose(); targets.dispose();
+        Object.assign(x.row, { steps: x.ms.length, stepMsMedian: round(median(x.ms)), peakAllocatedBytes: median(x.peaks), savedActivationBytes: held });
+      }
+      x.t.dispose();
+      x.t.backend.destroy();
+      rows.push(x.row);
+    }
+    const none = rows.find((r) => r.mode === 'none');
+    const plan = rows.find((r) => r.mode === 'plan50' && r.budgetBytes !== undefined);
+    if (plan) for (const r of rows) if (r.peakAllocatedBytes !== undefined) r.fitsPlan50Budget = (r.peakAllocatedBytes as number) <= (plan.budgetBytes as number);
+    for (const r of rows) {
+      if (!none || r === none || r.infeasible) continue;
+      r.vsNone = {
+        savedActivationBytes: round((r.savedActivationBytes as number) / (none.savedActivationBytes as number)),
+        peakAllocatedBytes: round((r.peakAllocatedBytes as number) / (none.peakAllocatedBytes as number)),
+        stepMs: round((r.stepMsMedian as number) / (none.stepMsMedian as number)),
+      };
+    }
+    results.push({ config: name, model: config.model, batch: [config.batchSize, config.seqLen], backend: 'wasm', rows });
+  }
+  const out = { date: new Date().toISOString(), host: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, loadavg: os.loadavg() }, results };
+  const json = JSON.stringify(out, null, 2);
+  process.stdout.write(`${json}\n`);
+  const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
+  mkdirSync(dir, { recursive: true });
+  const tmp = path.join(dir, `.train-checkpoint.json.tmp-${process.pid}`);
+  writeFileSync(tmp, `${json}\n`);
+  renameSync(tmp, path.join(dir, 'train-checkpoint.json'));
 }
 const precisions = (argv.includes('--precision') ? argv[argv.indexOf('--precision') + 1] ?? '' : '32-true').split(',') as TrainPrecision[];
 for (const p of precisions) if (!TRAIN_PRECISIONS.includes(p)) throw new Error(`--precision takes a comma-separated list of ${TRAIN_PRECISIONS.join(', ')}; got ${p}`);

@@ -7,6 +7,7 @@ import { demoLines } from './demo.js';
 import { trainCommand } from './train.js';
 import { addInspectCommand } from './inspect.js';
 import { addConvertModelCommand } from './convert_model.js';
+import { addPlanCommand } from './plan.js';
 import { CliError, exactDecimal, hexCode, parseHexCode, parseNumber } from './format.js';
 
 const ROUNDINGS: readonly Rounding[] = ['nearest-even', 'toward-zero', 'stochastic'];
@@ -163,9 +164,12 @@ Example:
     .option('--sample <n>', 'bytes of text to generate at the end', int('--sample'), 120)
     .option('--json', 'print one JSON object instead of the report', false)
     .option('--report <file>', 'write an HTML report: loss, tokens/s and memory by category per step (one self-contained file, replaced atomically)')
+    .option('--memory-budget <bytes|%>', 'checkpoint what `memfit plan` would choose so that a step\'s peak fits: bytes (256MiB) or a percentage of the unplanned activation memory (50%)')
     .action(async (o) => {
       await trainCommand(o, out);
     });
+
+  addPlanCommand(program, out, int);
 
   program
     .command('demo')

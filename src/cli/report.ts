@@ -1,9 +1,9 @@
-// `memfit train --report <file>`: where the HTML report may go (never over an input, never over a
+// `memfit train --report <file>` and `memfit plan --report <file>`: where the HTML report may go (never over an input, never over a
 // file that is not a memfit report unless --force), and the atomic write.
 import { closeSync, openSync, readSync, statSync, type Stats } from 'node:fs';
 import { resolve } from 'node:path';
 import { writeFileAtomic } from '../io/fs_sync.js';
-import { isTrainingReportHtml, trainingReportHtml, type TrainingReportData } from '../report/html.js';
+import { isMemfitReportHtml, trainingReportHtml, type TrainingReportData } from '../report/html.js';
 import { CliError } from './format.js';
 
 function statOrNull(path: string): Stats | null {
@@ -41,17 +41,22 @@ export function checkReportTarget(path: string, options: { force?: boolean; inpu
   }
   if (st === null) return;
   if (!st.isFile()) throw new CliError(`--report ${path} exists and is not a regular file`);
-  if (!options.force && !isTrainingReportHtml(readHead(path))) {
+  if (!options.force && !isMemfitReportHtml(readHead(path))) {
     throw new CliError(`--report ${path} exists and is not a memfit report; not replacing it (choose another path, or pass --force)`);
+  }
+}
+
+/** Checks the target again (it may have appeared during the run) and writes the report's HTML atomically. */
+export async function writeReportFile(path: string, html: string, options: { force?: boolean; inputs?: Record<string, string | undefined> } = {}): Promise<void> {
+  checkReportTarget(path, options);
+  try {
+    await writeFileAtomic(path, html);
+  } catch (e) {
+    throw new CliError(`cannot write the report ${path}: ${(e as Error).message}`);
   }
 }
 
 /** Checks the target again (it may have appeared during training) and writes the report atomically. */
 export async function writeTrainingReport(path: string, data: TrainingReportData, options: { force?: boolean; inputs?: Record<string, string | undefined> } = {}): Promise<void> {
-  checkReportTarget(path, options);
-  try {
-    await writeFileAtomic(path, trainingReportHtml(data));
-  } catch (e) {
-    throw new CliError(`cannot write the report ${path}: ${(e as Error).message}`);
-  }
+  await writeReportFile(path, trainingReportHtml(data), options);
 }

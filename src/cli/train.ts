@@ -15,6 +15,11 @@ import { sameFile } from '../io/fs_sync.js';
 import { readSafetensorsHeader } from '../io/safetensors_file.js';
 import { LanguageModelTrainer, tinyLlamaConfig, type StepResult, type TrainConfig, type TrainPrecision } from '../train/language_model.js';
 import { CliError } from './format.js';
+import { humanBytes } from './inspect.js';
+import { MemoryBudgetError, parseMemoryBudget, planCheckpoints } from '../recompute/plan.js';
+import { Generator } from '../random.js';
+import { Tensor } from '../tensor/tensor.js';
+import type { Llama } from '../nn/llama.js';
 import { checkReportTarget, writeTrainingReport } from './report.js';
 
 export interface TrainCommandOptions {
@@ -46,6 +51,8 @@ export interface TrainCommandOptions {
   report?: string;
   /** Checkpoint the modules whose dotted names match this regular expression (activations recomputed in backward). */
   checkpointModules?: string;
+  /** Checkpoint what planCheckpoints chooses so that a step's peak fits this budget (bytes, '256MiB', or '50%'). */
+  memoryBudget?: string;
 }
 
 const mib = (b: number): string => `${(b / 2 ** 20).toFixed(2)} MiB`;
@@ -105,6 +112,39 @@ function readTextFile(path: string): Uint8Array {
   return bytes;
 }
 
+/**
+ * The bytes of optimizer state the first step will allocate (none once it exists): per float32
+ * parameter element, Adam and AdamW keep two moments, SGD with momentum one buffer.
+ */
+function optimizerStateToCome(trainer: LanguageModelTrainer): number {
+  if (trainer.backend.memory.memoryAllocated('optimizer') > 0) return 0;
+  const perElement = (trainer.config.optimizer ?? 'adamw') === 'sgd' ? 4 : 8;
+  return trainer.model.parameters().reduce((a, p) => a + p.data.size * perElement, 0);
+}
+
+/**
+ * --memory-budget: profiles the trainer's model on one batch (drawn from its own generator, so the
+ * training data order is unchanged) and checkpoints what planCheckpoints chooses (kept for the run).
+ */
+async function planTrainerCheckpoints(trainer: LanguageModelTrainer, budget: string, note: (line: string) => void): Promise<void> {
+  const { batchSize, seqLen, seed } = trainer.config;
+  const b = trainer.dataset.batch(new Generator(seed + 2), batchSize, seqLen);
+  const ids = Tensor.from(trainer.backend, b.ids, [batchSize, seqLen], { dtype: 'int32', category: 'data', label: 'ids' });
+  const targets = Tensor.from(trainer.backend, b.targets, [batchSize, seqLen], { dtype: 'int32', category: 'data', label: 'targets' });
+  try {
+    const plan = await planCheckpoints<{ ids: Tensor; targets: Tensor }>(trainer.model, { ids, targets }, {
+      budget, repeats: 3, measure: false, loss: (m, x) => trainer.inPrecision(() => (m as Llama).loss(x.ids, x.targets)), reserveBytes: optimizerStateToCome(trainer),
+    });
+    note(`memory budget ${budget} = ${humanBytes(plan.budgetBytes)}: checkpointing ${plan.chosen.length ? plan.chosen.map((c) => c.name).join(', ') : 'nothing'} (predicted peak ${humanBytes(plan.predictedPeakBytes)} = ${plan.predictedPeakBytes} bytes with the optimizer state, unplanned ${humanBytes(plan.unplannedPeakBytes)}; step time +${(plan.predictedStepMs - plan.unplannedStepMs).toFixed(1)} ms)`);
+  } catch (e) {
+    if (e instanceof MemoryBudgetError) throw new CliError(`--memory-budget: ${e.message}`);
+    throw e;
+  } finally {
+    ids.dispose(); targets.dispose();
+    trainer.backend.memory.resetPeakMemoryStats(); // the run's peaks start after the profile's steps
+  }
+}
+
 /** Under 16-mixed, this many steps in a row with a non-finite loss stop the run. */
 const MAX_SKIPPED_IN_A_ROW = 20;
 
@@ -117,6 +157,10 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
     if (!Number.isSafeInteger(opts[k]) || opts[k] < 0) throw new CliError(`${flag(k)} must be an integer >= 0, got ${opts[k]}`);
   }
   if (!(Number.isFinite(opts.lr) && opts.lr > 0)) throw new CliError(`--lr must be a positive finite number, got ${opts.lr}`);
+  if (opts.memoryBudget !== undefined) {
+    if (opts.checkpointModules !== undefined) throw new CliError('--memory-budget chooses what to checkpoint itself; give it or --checkpoint-modules, not both');
+    try { parseMemoryBudget(opts.memoryBudget); } catch (e) { throw new CliError(`--memory-budget: ${(e as Error).message}`); }
+  }
   if (opts.resume && !opts.checkpoint) throw new CliError('--resume needs --checkpoint <path>');
   if (opts.checkpoint && opts.text && (resolve(opts.checkpoint) === resolve(opts.text) || await sameFile(opts.checkpoint, opts.text))) {
     throw new CliError(`--checkpoint ${opts.checkpoint} is the --text file; a checkpoint would overwrite the training data (choose another path)`);
@@ -180,6 +224,7 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
       if (saved.steps !== undefined && saved.steps !== config.steps) note(`the learning-rate schedule now ends at step ${config.steps} (the checkpoint's run planned ${saved.steps})`);
       if (saved.data !== undefined && saved.data !== run.data) note(`the checkpoint was trained on ${saved.data === 'sotu' ? 'the State of the Union corpus' : saved.data}; continuing on ${source}`);
     }
+    if (opts.memoryBudget !== undefined) await planTrainerCheckpoints(trainer, opts.memoryBudget, note);
     const m = config.model;
     if (!opts.json) {
       out(`training a Llama-style model: ${m.numHiddenLayers} layers, hidden ${m.hiddenSize}, ${m.numAttentionHeads} heads, vocabulary ${m.vocabSize} bytes, ${trainer.model.numParameters().toLocaleString('en-US')} parameters`);

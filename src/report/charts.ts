@@ -24,6 +24,8 @@ export interface ChartSeries {
   kind?: 'line' | 'markers' | 'area';
   /** Stroke width (default 1.5). */
   width?: number;
+  /** Marker radius of a 'markers' series (default 3.5). */
+  radius?: number;
 }
 
 export interface ChartOptions {
@@ -176,7 +178,7 @@ export function lineChart(series: readonly ChartSeries[], options: ChartOptions)
         parts.push(`<path data-series="${name}" d="${d}" fill="none" stroke="${s.color}" stroke-width="${s.width ?? 1}"/>`);
       } else if (s.kind === 'markers') {
         parts.push(`<path data-series="${name}" d="${d}" fill="none" stroke="none"/>`);
-        for (const [x, y] of pts) parts.push(`<circle cx="${c(X(x))}" cy="${c(Y(y))}" r="3.5" fill="${s.color}" stroke="#fff" stroke-width="1"/>`);
+        for (const [x, y] of pts) parts.push(`<circle cx="${c(X(x))}" cy="${c(Y(y))}" r="${s.radius ?? 3.5}" fill="${s.color}" stroke="#fff" stroke-width="1"/>`);
       } else {
         parts.push(`<path data-series="${name}" d="${d}" fill="none" stroke="${s.color}" stroke-width="${s.width ?? 1.5}" stroke-linejoin="round"/>`);
       }
@@ -255,4 +257,55 @@ export function memoryChart(steps: readonly ChartStep[], size: { width?: number;
 /** The three charts of a training run. */
 export function trainingCharts(steps: readonly ChartStep[], validation: readonly ValidationPoint[] = [], size: { width?: number; height?: number } = {}): { loss: string; throughput: string; memory: string } {
   return { loss: lossChart(steps, validation, size), throughput: throughputChart(steps, size), memory: memoryChart(steps, size) };
+}
+
+/** One candidate set of a checkpoint plan: the peak bytes it saves and the throughput it loses. */
+export interface TradeoffPoint {
+  /** Bytes of peak memory saved against the unplanned step. */
+  bytesSaved: number;
+  /** Fraction of throughput lost against the unplanned step (0.1: 10 % fewer tokens/s). */
+  throughputLost: number;
+}
+
+/**
+ * The checkpoint planner's trade-off: memory saved against throughput lost, one point per candidate
+ * set (predicted), the Pareto front through the sets no other beats, the sets measured (candidates
+ * alone and combinations) and the chosen plan.
+ */
+export function tradeoffChart(data: {
+  sets: readonly TradeoffPoint[]; front: readonly TradeoffPoint[]; measured?: readonly TradeoffPoint[]; chosen?: TradeoffPoint | null;
+}, size: { width?: number; height?: number } = {}): string {
+  const max = Math.max(1, ...[...data.sets, ...data.front, ...(data.measured ?? [])].map((p) => Math.abs(p.bytesSaved)));
+  const { unit, scale } = byteUnit(max);
+  const pts = (ps: readonly TradeoffPoint[]): Point[] => ps.map((p) => [p.bytesSaved / scale, p.throughputLost * 100] as Point);
+  const front = pts(data.front).sort((a, b) => a[0] - b[0]);
+  const series: ChartSeries[] = [
+    { label: 'candidate sets (predicted)', points: pts(data.sets), color: '#9a9a9a', kind: 'markers' },
+    { label: 'Pareto front', points: front, color: '#0072B2', width: 2 },
+  ];
+  if (data.measured?.length) series.push({ label: 'measured', points: pts(data.measured), color: '#E69F00', kind: 'markers' });
+  if (data.chosen) series.push({ label: 'chosen plan', points: pts([data.chosen]), color: '#D55E00', kind: 'markers', radius: 6.5 });
+  return lineChart(series, {
+    id: 'tradeoff', title: 'Checkpointing: memory saved vs throughput lost', note: 'one point per candidate set; lower right is better',
+    xLabel: `peak memory saved (${unit})`, yLabel: 'throughput lost (%)', ...size,
+  });
+}
+
+/** Bytes by category after event `index` of a training step. */
+export interface TimelinePoint {
+  index: number;
+  bytes: Readonly<Record<Category, number>>;
+}
+
+/** Memory of one training step by category, allocation by allocation, stacked (PyTorch's memory-snapshot view). */
+export function memoryTimelineChart(points: readonly TimelinePoint[], options: { title?: string; note?: string; width?: number; height?: number } = {}): string {
+  const peak = Math.max(0, ...points.map((p) => CATEGORIES.reduce((a, k) => a + p.bytes[k], 0)));
+  const { unit, scale } = byteUnit(peak);
+  const series: ChartSeries[] = CATEGORIES.map((k) => ({
+    label: k, color: CATEGORY_COLORS[k], kind: 'area' as const, points: points.map((p) => [p.index, p.bytes[k] / scale] as Point),
+  }));
+  return lineChart(series, {
+    id: 'timeline', title: options.title ?? 'Memory of one training step by category', note: options.note ?? 'stacked: the top edge is memoryAllocated() after each allocation or free',
+    xLabel: 'allocation or free (event number)', yLabel: `allocated (${unit})`, width: options.width, height: options.height,
+  });
 }

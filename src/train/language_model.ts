@@ -82,6 +82,17 @@ export const TINY_LLAMA: TrainConfig = {
 };
 
 /**
+ * The "medium" config of the checkpointing benchmark: byte vocabulary, hidden 256, 4 layers, 8
+ * heads, intermediate 704, batch 8 x 128 (the other fields as TINY_LLAMA).
+ */
+export const MEDIUM_LLAMA: TrainConfig = {
+  ...TINY_LLAMA,
+  model: { vocabSize: 256, hiddenSize: 256, numHiddenLayers: 4, numAttentionHeads: 8, intermediateSize: 704, maxPositionEmbeddings: 128, rmsNormEps: 1e-5 },
+  batchSize: 8,
+  seqLen: 128,
+};
+
+/**
  * TINY_LLAMA with a run's choices: warmup is capped at a tenth of the steps and the context grows
  * to seqLen when that is longer. What `memfit train` and the demo page train.
  */
