@@ -86,7 +86,7 @@ const EMBEDDING = defineOp({
         if (paddingIdx === null) be.embeddingBackward(sids!, gy, g);
         else { // the padding id becomes -1, which the backward kernel skips
           const t = Tensor.from(be, [paddingIdx, -1], [2], { dtype: 'float32', category: 'temporary' });
-          const keep = Tensor.empty(be, sids!.shape, { category: 'temporary' }), back = Tensor.empty(be, sids!.shape, { dtype: 'int32', category: 'temporary' });
+          const keep = Tensor.empty(be, sids!.shape, { dtype: 'float32', category: 'temporary' }), back = Tensor.empty(be, sids!.shape, { dtype: 'int32', category: 'temporary' });
           const s0 = t.slice(0, 1), s1 = t.slice(1, 2);
           const p = s0.reshape([]), m = s1.reshape([]);
           try {

@@ -365,7 +365,7 @@ export abstract class Optimizer<H extends OptimizerHyper> {
   private flagsFor(backend: Backend, found: Tensor | undefined, into: Map<Backend, { flag: Tensor; notFound: Tensor; owned: Tensor[] }>): { flag: Tensor; notFound: Tensor } {
     const owned: Tensor[] = [];
     const make = (v: number | null, label: string) => {
-      const t = v === null ? Tensor.empty(backend, [], { dtype: 'float32', category: 'temporary', label }) : Tensor.from(backend, [v], [], { category: 'temporary', label });
+      const t = v === null ? Tensor.empty(backend, [], { dtype: 'float32', category: 'temporary', label }) : Tensor.from(backend, [v], [], { dtype: 'float32', category: 'temporary', label });
       owned.push(t);
       return t;
     };
