@@ -1,0 +1,309 @@
+// fp8 training of Linear layers (torchao's convert_to_float8_training, Transformer Engine's
+// fp8_autocast recipes): the three matmuls of a Linear (y = x W^T, dX = dY W, dW = dY^T X) run on
+// fp8 codes through the backend's scaledMatmul with float32 accumulation. Forward operands are
+// float8_e4m3fn, the output gradient float8_e5m2 (TE's "hybrid" format). Quantization is
+// q = saturate(fp8(x * scale)) with the product in float32, and the matmul multiplies by the
+// inverse scales (TE's scale_inv).
+//
+// Recipes:
+// - 'delayed' (TE's DelayedScaling): each of input, weight and output gradient has an amax history
+//   [L] (default 1024), a scale and its inverse, all on the device. A tensor is quantized with the
+//   scale from earlier steps; then its amax goes into history[0] and the scale is updated as TE's
+//   amax_and_scale_update does: amax = max(history) ('max') or history[0] ('mostRecent'), the
+//   history is rolled by one and history[0] zeroed, scale = 448 (57344) / amax / 2^margin, kept when
+//   amax is zero or not finite. So the history is rolled after it is used: the newest amax counts
+//   for the next step's scale. The update runs right after each quantization of that tensor (TE
+//   runs it once per step, after the forward or backward; with one call of the layer per step that
+//   is the same thing). Scales start at 1 and histories at 0, as in TE.
+// - 'current' (torchao's tensorwise dynamic scaling, TE's Float8CurrentScaling): the scale is
+//   448 / max(amax(x), 1e-12) of the tensor itself, computed on the device at every call; no state.
+// Nothing is read back to the host. The quantized input and weight (1 byte an element) are what
+// the op saves for backward, with the inverse scales they were made with (as TE saves its fp8 casts).
+// Biases stay in the input's precision (added after the matmul; their gradient is a float32 sum).
+import { InvalidArgumentError, ShapeMismatchError, checkOptions, describeValue } from '../errors.js';
+import type { Backend, Float8ScaleOptions, TensorRef } from '../backend/backend.js';
+import type { Category } from '../backend/memory.js';
+import { numel } from '../backend/shape.js';
+import { Tensor } from '../tensor/tensor.js';
+import { apply, defineOp, sameDtypeOrFloat32 } from '../autograd/op.js';
+import { checkVariables, type Variable } from '../autograd/variable.js';
+import { floating, kSum, sameBackend } from '../autograd/kernels.js';
+import { Linear } from '../nn/layers.js';
+import type { Module } from '../nn/module.js';
+
+/** Transformer Engine's DelayedScaling: scales from a history of amaxes of earlier steps. */
+export interface DelayedScalingRecipe {
+  readonly scaling: 'delayed';
+  /** Length of each amax history (default 1024, TE's default). */
+  readonly amaxHistoryLen?: number;
+  /** 'max' (default) of the history, or its 'mostRecent' entry. */
+  readonly amaxComputeAlgo?: 'max' | 'mostRecent';
+  /** The scale is divided by 2^margin (default 0). */
+  readonly margin?: number;
+}
+
+/** Current (dynamic, tensorwise) scaling: the scale of each tensor from its own amax, every call. */
+export interface CurrentScalingRecipe {
+  readonly scaling: 'current';
+}
+
+export type Float8Recipe = DelayedScalingRecipe | CurrentScalingRecipe;
+
+/** Which Linear layers convertToFloat8Training converts: a RegExp tested on the dotted name, or a predicate. */
+export type Float8Filter = RegExp | ((name: string, module: Linear) => boolean);
+
+export interface Float8TrainingOptions {
+  /** Layers to convert (default: every Linear). A filter that matches none is an error. */
+  filter?: Float8Filter;
+  /** Default: delayed scaling with TE's defaults (history 1024, 'max', margin 0). */
+  recipe?: Float8Recipe;
+}
+
+/** Largest finite values of the two fp8 formats. */
+export const FLOAT8_E4M3_MAX = 448;
+export const FLOAT8_E5M2_MAX = 57344;
+
+/** The three tensors of a Linear that are quantized, by their names in buffer keys (torchao's). */
+export const FLOAT8_ROLES = ['input', 'weight', 'grad_output'] as const;
+export type Float8Role = (typeof FLOAT8_ROLES)[number];
+
+/** Delayed scaling's device state of one tensor role: buffers of the Float8Linear. */
+interface ScalingState {
+  readonly history: Tensor;
+  readonly scale: Tensor;
+  readonly scaleInv: Tensor;
+}
+
+interface ResolvedRecipe {
+  readonly scaling: 'delayed' | 'current';
+  readonly amaxHistoryLen: number;
+  readonly amaxComputeAlgo: 'max' | 'mostRecent';
+  readonly margin: number;
+}
+
+function resolveRecipe(recipe: Float8Recipe | undefined): ResolvedRecipe {
+  if (recipe === undefined) return { scaling: 'delayed', amaxHistoryLen: 1024, amaxComputeAlgo: 'max', margin: 0 };
+  if (recipe === null || typeof recipe !== 'object') throw new InvalidArgumentError(`float8 recipe must be an object, got ${describeValue(recipe)}`);
+  if (recipe.scaling === 'current') {
+    checkOptions(recipe, ['scaling'], 'float8 current-scaling recipe');
+    return { scaling: 'current', amaxHistoryLen: 1, amaxComputeAlgo: 'mostRecent', margin: 0 };
+  }
+  if (recipe.scaling !== 'delayed') throw new InvalidArgumentError(`float8 recipe.scaling must be 'delayed' or 'current', got ${describeValue((recipe as { scaling: unknown }).scaling)}`);
+  checkOptions(recipe, ['scaling', 'amaxHistoryLen', 'amaxComputeAlgo', 'margin'], 'float8 delayed-scaling recipe');
+  const len = recipe.amaxHistoryLen ?? 1024;
+  if (!Number.isSafeInteger(len) || len < 1) throw new InvalidArgumentError(`amaxHistoryLen must be a positive integer, got ${describeValue(len)}`);
+  const algo = recipe.amaxComputeAlgo ?? 'max';
+  if (algo !== 'max' && algo !== 'mostRecent') throw new InvalidArgumentError(`amaxComputeAlgo must be 'max' or 'mostRecent', got ${describeValue(algo)}`);
+  const margin = recipe.margin ?? 0;
+  if (!Number.isSafeInteger(margin) || margin < 0 || margin > 100) throw new InvalidArgumentError(`margin must be an integer in [0, 100], got ${describeValue(margin)}`);
+  return { scaling: 'delayed', amaxHistoryLen: len, amaxComputeAlgo: algo, margin };
+}
+
+/** A float32 [1]-shaped view of element 0 of t, shape [] (kernel outputs start at offset 0). */
+function first(t: Tensor): TensorRef {
+  return { storage: t.storage, offset: t.offset, shape: [], dtype: 'float32' };
+}
+
+/** x quantized to fp8 and the inverse scale it was made with (a [1] tensor the caller owns). */
+interface Quantized {
+  readonly q: Tensor;
+  readonly inv: Tensor;
+}
+
+function quantize(be: Backend, x: Tensor, dtype: 'float8_e4m3fn' | 'float8_e5m2', recipe: ResolvedRecipe, state: ScalingState | null, category: Category, role: Float8Role): Quantized {
+  const fp8Max = dtype === 'float8_e4m3fn' ? FLOAT8_E4M3_MAX : FLOAT8_E5M2_MAX;
+  const made: Tensor[] = [];
+  const make = (shape: readonly number[], opts: { dtype?: 'float32' | typeof dtype; category: Category; label: string }): Tensor => {
+    const t = Tensor.empty(be, shape, opts);
+    made.push(t);
+    return t;
+  };
+  try {
+    const inv = make([1], { category, label: `${role}_scale_inv` });
+    let scale: Tensor;
+    if (recipe.scaling === 'current' || state === null) {
+      const amax = make([1], { category: 'temporary', label: `${role}_amax` });
+      scale = make([1], { category: 'temporary', label: `${role}_scale` });
+      be.reduce('amax', x, first(amax), null);
+      be.float8ScaleUpdate(amax, scale, inv, { fp8Max, algorithm: 'current' });
+    } else {
+      scale = state.scale;
+      be.cast(state.scaleInv, inv); // the inverse scale of this quantization, before the update below
+    }
+    const scaled = make(x.shape, { category: 'temporary', label: `${role}_scaled` });
+    be.binary('mul', x, scale, scaled);
+    const q = make(x.shape, { dtype, category, label: `${role}_fp8` });
+    be.cast(scaled, q, { saturate: true });
+    if (recipe.scaling === 'delayed' && state !== null) {
+      be.reduce('amax', x, first(state.history), null); // the newest amax (history[0] is 0 after every update)
+      const options: Float8ScaleOptions = { fp8Max, margin: recipe.margin, algorithm: recipe.amaxComputeAlgo };
+      be.float8ScaleUpdate(state.history, state.scale, state.scaleInv, options);
+    }
+    for (const t of made) if (t !== q && t !== inv) t.dispose();
+    return { q, inv };
+  } catch (e) {
+    for (const t of made) t.dispose();
+    throw e;
+  }
+}
+
+/** What a float8_linear call needs besides its inputs. */
+export interface Float8LinearConfig {
+  readonly recipe: ResolvedRecipe;
+  /** Delayed scaling's state by role (null: current scaling). */
+  readonly state: Readonly<Record<Float8Role, ScalingState>> | null;
+}
+
+const FLOAT8_LINEAR = defineOp({
+  name: 'float8_linear',
+  outputDtype: (inputs) => sameDtypeOrFloat32(inputs.slice(0, 1)),
+  forward: (io, [x, weight, bias], config: Float8LinearConfig) => {
+    floating(x.data, 'float8_linear');
+    sameBackend(x.data, weight.data);
+    const be = x.backend;
+    const inF = x.shape[x.shape.length - 1];
+    const outF = weight.shape[0];
+    const rows = numel(x.shape.slice(0, -1));
+    const x2 = x.data.reshape([rows, inF]);
+    const y = io.output(x.data, [...x.shape.slice(0, -1), outF]);
+    const y2 = y.reshape([rows, outF]);
+    const st = config.state;
+    let xq: Quantized | null = null, wq: Quantized | null = null;
+    let wt: Tensor | null = null;
+    try {
+      xq = quantize(be, x2, 'float8_e4m3fn', config.recipe, st?.input ?? null, io.category, 'input');
+      wq = quantize(be, weight.data, 'float8_e4m3fn', config.recipe, st?.weight ?? null, io.category, 'weight');
+      wt = wq.q.transpose(); // [in, out]: scaledMatmul's B
+      be.scaledMatmul(xq.q, wt, y2, xq.inv, wq.inv);
+      if (bias) be.binary('add', y2, bias.data, y2);
+    } catch (e) {
+      for (const t of [xq?.q, xq?.inv, wq?.q, wq?.inv]) t?.dispose();
+      throw e;
+    } finally {
+      x2.dispose(); y2.dispose(); wt?.dispose();
+    }
+    const { q: sxq, inv: sxInv } = xq, { q: swq, inv: swInv } = wq;
+    return {
+      y, temps: [sxq, sxInv, swq, swInv],
+      save: (needs) => [needs[1] ? sxq : null, needs[1] ? sxInv : null, needs[0] ? swq : null, needs[0] ? swInv : null],
+      slots: ['input_fp8', 'input_scale_inv', 'weight_fp8', 'weight_scale_inv'],
+      backward: (gy, [xs, xsInv, ws, wsInv], needs) => {
+        const g2 = gy.reshape([rows, outF]);
+        let gq: Quantized | null = null;
+        let gt: Tensor | null = null;
+        const out: (Tensor | null)[] = [null, null, null];
+        try {
+          gq = quantize(be, g2, 'float8_e5m2', config.recipe, st?.grad_output ?? null, 'temporary', 'grad_output');
+          if (needs[0]) { // dX = dY @ W: [rows, out] x [out, in]
+            const gx = out[0] = Tensor.empty(be, x.shape, { category: 'temporary' });
+            const gx2 = gx.reshape([rows, inF]);
+            try { be.scaledMatmul(gq.q, ws!, gx2, gq.inv, wsInv!); } finally { gx2.dispose(); }
+          }
+          if (needs[1]) { // dW = dY^T @ X: [out, rows] x [rows, in]
+            gt = gq.q.transpose();
+            out[1] = Tensor.empty(be, weight.shape, { category: 'temporary' });
+            be.scaledMatmul(gt, xs!, out[1], gq.inv, xsInv!);
+          }
+          if (bias && needs[2]) out[2] = kSum(g2, 0, 'temporary'); // db: the rows of dY summed, in float32
+          return out;
+        } catch (e) {
+          for (const t of out) t?.dispose();
+          throw e;
+        } finally {
+          g2.dispose(); gt?.dispose(); gq?.q.dispose(); gq?.inv.dispose();
+        }
+      },
+    };
+  },
+});
+
+/** y = x W^T + b with the three matmuls in fp8 (see the top of this file). */
+export function float8Linear(x: Variable, weight: Variable, bias: Variable | null, config: Float8LinearConfig): Variable {
+  checkVariables('float8_linear', bias === null ? [x, weight] : [x, weight, bias]);
+  const inF = x.shape[x.shape.length - 1];
+  if (x.data.rank < 1) throw new ShapeMismatchError('float8_linear: the input must have at least one dimension');
+  if (weight.data.rank !== 2 || weight.shape[1] !== inF) throw new ShapeMismatchError(`float8_linear: input [${x.shape.join(', ')}] does not fit weight [${weight.shape.join(', ')}]`);
+  return apply(FLOAT8_LINEAR, bias ? [x, weight, bias] : [x, weight], config);
+}
+
+/**
+ * A Linear whose matmuls run in fp8 (torchao's Float8Linear). It shares the parameters of the layer
+ * it replaced. Delayed scaling keeps, per role (input, weight, grad_output), the buffers
+ * `fp8_amax_history_<role>` [L], `fp8_scale_<role>` [1] and `fp8_scale_inv_<role>` [1] (float32,
+ * in the state dict and so in checkpoints).
+ */
+export class Float8Linear extends Linear {
+  readonly recipe: Float8Recipe;
+  readonly #config: Float8LinearConfig;
+
+  constructor(source: Linear, recipe: Float8Recipe = { scaling: 'delayed' }) {
+    super(source.inFeatures, source.outFeatures, { parameters: { weight: source.weight, bias: source.bias } });
+    const r = resolveRecipe(recipe);
+    this.recipe = recipe;
+    this.training = source.training;
+    let state: Record<Float8Role, ScalingState> | null = null;
+    if (r.scaling === 'delayed') {
+      const be = source.weight.data.backend;
+      const made: Tensor[] = [];
+      const buf = (name: string, values: Float32Array): Tensor => {
+        const t = Tensor.from(be, values, [values.length], { category: 'data', label: name });
+        made.push(t);
+        return t;
+      };
+      const s = {} as Record<Float8Role, ScalingState>;
+      try {
+        for (const role of FLOAT8_ROLES) {
+          s[role] = {
+            history: buf(`fp8_amax_history_${role}`, new Float32Array(r.amaxHistoryLen)),
+            scale: buf(`fp8_scale_${role}`, Float32Array.of(1)),
+            scaleInv: buf(`fp8_scale_inv_${role}`, Float32Array.of(1)),
+          };
+        }
+      } catch (e) {
+        for (const t of made) t.dispose();
+        throw e;
+      }
+      for (const role of FLOAT8_ROLES) {
+        this.registerBuffer(`fp8_amax_history_${role}`, s[role].history);
+        this.registerBuffer(`fp8_scale_${role}`, s[role].scale);
+        this.registerBuffer(`fp8_scale_inv_${role}`, s[role].scaleInv);
+      }
+      state = s;
+    }
+    this.#config = { recipe: r, state };
+  }
+
+  override forward(x: Variable): Variable {
+    return float8Linear(x, this.weight, this.bias, this.#config);
+  }
+}
+
+/**
+ * Replaces the Linear layers of `model` whose dotted names match `filter` by Float8Linear layers
+ * sharing their parameters (torchao's convert_to_float8_training), and returns the model. Already
+ * converted layers are left as they are. A filter that matches no Linear is an error that lists
+ * the Linear names, and nothing is changed.
+ */
+export function convertToFloat8Training<M extends Module>(model: M, options: Float8TrainingOptions = {}): M {
+  checkOptions(options, ['filter', 'recipe'], 'convertToFloat8Training');
+  const filter = options.filter;
+  if (filter !== undefined && !(filter instanceof RegExp) && typeof filter !== 'function') {
+    throw new InvalidArgumentError(`convertToFloat8Training: filter must be a RegExp or a function (name, module) => boolean, got ${describeValue(filter)}`);
+  }
+  const recipe = options.recipe ?? { scaling: 'delayed' };
+  resolveRecipe(recipe); // a bad recipe fails before anything changes
+  const linears = model.namedModules().filter((e): e is [string, Linear] => e[1] instanceof Linear && !(e[1] instanceof Float8Linear));
+  const matches = (name: string, m: Linear): boolean => {
+    if (filter === undefined) return true;
+    if (filter instanceof RegExp) { filter.lastIndex = 0; return filter.test(name); }
+    return filter(name, m) === true;
+  };
+  const chosen = linears.filter(([n, m]) => matches(n, m));
+  if (chosen.length === 0) {
+    const names = linears.map(([n]) => JSON.stringify(n || '(the model itself)'));
+    throw new InvalidArgumentError(`convertToFloat8Training: the filter ${filter instanceof RegExp ? String(filter) : 'function'} matches no Linear layer (${linears.length ? `Linear layers: ${names.join(', ')}` : `${model.constructor.name} has no unconverted Linear layer`})`);
+  }
+  if (chosen.some(([n]) => n === '')) throw new InvalidArgumentError('convertToFloat8Training: the model itself is a Linear; wrap it in a module (or use new Float8Linear(linear))');
+  for (const [name, m] of chosen) model.setSubmodule(name, new Float8Linear(m, recipe));
+  return model;
+}
