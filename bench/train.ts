@@ -4,7 +4,7 @@
 // forward under inferenceMode, the quantities of docs/torch_h100_anchors.md. On a hardware
 // GPU `--config small` runs the anchors' "small" shapes next to PyTorch's H100 figures.
 //
-// Usage: node --import tsx bench/train.ts [--quick] [--no-gpu] [--config tiny|small] [--precision 32-true,bf16-mixed,16-mixed,bf16-true]
+// Usage: node --import tsx bench/train.ts [--quick] [--no-gpu] [--config tiny|small] [--precision 32-true,bf16-mixed,16-mixed,bf16-true,fp8]
 //        node --import tsx bench/train.ts --model resnet152|bert-base|llama-small [--autocast bf16] [--batch N] [--steps N]
 //        (full-size models: bench/train_models.ts; JSON in bench/results/train-<model>.json)
 // Statistic: the median step after warm-up steps (each step ends with the loss read back); the

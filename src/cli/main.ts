@@ -151,7 +151,7 @@ Example:
     .option('--seed <n>', 'seed of the weights and the data order', int('--seed'), 0)
     .addOption(new Option('--backend <kind>', 'auto: a hardware GPU if present, else wasm (webgpu: any adapter, SwiftShader included)').choices(['auto', 'wasm', 'webgpu']).default('auto'))
     .option('--verbose', 'also print what the WebGPU probe saw (driver messages, adapters refused)', false)
-    .addOption(new Option('--precision <p>', '32-true (float32), bf16-mixed (bfloat16 autocast, float32 weights), 16-mixed (float16 autocast + GradScaler) or bf16-true (bfloat16 weights)').choices(['32-true', 'bf16-mixed', '16-mixed', 'bf16-true']).default('32-true'))
+    .addOption(new Option('--precision <p>', '32-true (float32), bf16-mixed (bfloat16 autocast, float32 weights), 16-mixed (float16 autocast + GradScaler), bf16-true (bfloat16 weights) or fp8 (Linear layers in fp8 with delayed scaling, the rest under bfloat16 autocast)').choices(['32-true', 'bf16-mixed', '16-mixed', 'bf16-true', 'fp8']).default('32-true'))
     .option('--text <file>', 'a UTF-8 text file to train on')
     .option('--checkpoint <path>', 'save a checkpoint here (atomically) at the end and every --checkpoint-every steps')
     .option('--checkpoint-every <n>', 'steps between checkpoints (0: only at the end)', int('--checkpoint-every'), 0)

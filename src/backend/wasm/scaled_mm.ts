@@ -1,26 +1,11 @@
-// torch._scaled_mm on the wasm backend, per-tensor scales read from device tensors: the dtype
-// layer's reference kernel (assembly/scaled_mm.ts) with float32 accumulation in increasing k, the
-// order the WGSL kernel uses; and float8 training's scale update (twin of shaders/float8.wgsl).
+// torch._scaled_mm on the wasm backend, per-tensor scales read from device tensors, in the steps
+// of the WGSL kernel (the dtype layer's reference, assembly/scaled_mm.ts, rounds once from
+// float64 instead); and float8 training's scale update (twin of shaders/float8.wgsl).
 import { InvalidArgumentError } from '../../errors.js';
 import { formatOf } from '../../dtype/formats.js';
-import { wasm } from '../../dtype/wasm.js';
 import { FLOAT8_AMAX_EPS, type Float8ScaleOptions, type TensorRef } from '../backend.js';
 import { numel } from '../shape.js';
 import { kernelExports, type WasmBackend } from './backend.js';
-
-const SCALE_TENSOR = 0;
-
-/** Codes of an fp8 (or narrower) operand, one a byte: a pointer and a release(). */
-function codesOf(backend: WasmBackend, t: TensorRef, n: number): { ptr: number; release(): void } {
-  if (t.dtype === 'int32') throw new InvalidArgumentError('scaledMatmul operands must be float formats of 8 bits or fewer');
-  const f = formatOf(t.dtype);
-  if (f.bits > 8) throw new InvalidArgumentError(`scaledMatmul takes formats of 8 bits or fewer, got ${f.name}`);
-  const base = backend.ptr(t.storage);
-  if (f.bits === 8) return { ptr: base + t.offset, release() {} };
-  const c = backend.temp(n, 'scaled_mm codes');
-  kernelExports().unpackRange(f.bits, base, t.offset, c.ptr, n);
-  return { ptr: c.ptr, release: () => backend.free(c.storage) };
-}
 
 /** The address of a float32 one-element tensor (a scale on the device). */
 export function scalarPtr(backend: WasmBackend, t: TensorRef, what: string): number {
@@ -29,35 +14,45 @@ export function scalarPtr(backend: WasmBackend, t: TensorRef, what: string): num
   return backend.ptr(t.storage) + t.offset * 4;
 }
 
-/** out[M, N] = (A * scaleA) @ (B * scaleB), A [M, K] and B [K, N] fp8 codes, scales float32 [1] tensors; float32 accumulation, rounded once to out.dtype. */
+/**
+ * out[M, N] = (A * scaleA) @ (B * scaleB), A [M, K] and B [K, N] codes of 8 bits or fewer, scales
+ * float32 [1] tensors. The operands are decoded exactly into float32 and multiplied by the backend's
+ * float32 matmul (products of two fp8 values are exact in float32; sums in increasing k within K
+ * blocks of 256, so for K <= 256 the order of the WGSL kernel); the sum is multiplied by scaleA,
+ * then by scaleB, in float32, and rounded to out.dtype: the WGSL kernel's steps.
+ */
 export function scaledMatmul(backend: WasmBackend, a: TensorRef, b: TensorRef, out: TensorRef, scaleA: TensorRef, scaleB: TensorRef): void {
   const [m, k] = a.shape.slice(-2);
   const n = b.shape[b.shape.length - 1];
   if (a.shape.length !== 2 || b.shape.length !== 2 || b.shape[0] !== k) {
     throw new InvalidArgumentError(`scaledMatmul takes A [M, K] and B [K, N], got [${a.shape}] and [${b.shape}]`);
   }
+  for (const t of [a, b]) {
+    if (t.dtype === 'int32' || formatOf(t.dtype).bits > 8) throw new InvalidArgumentError(`scaledMatmul takes formats of 8 bits or fewer, got ${t.dtype}`);
+  }
   if (out.offset !== 0) throw new InvalidArgumentError('kernel outputs must start at offset 0');
   if (out.dtype === 'int32') throw new InvalidArgumentError('scaledMatmul output must be a float dtype');
-  const sa = scalarPtr(backend, scaleA, 'scaleA'), sb = scalarPtr(backend, scaleB, 'scaleB');
+  scalarPtr(backend, scaleA, 'scaleA');
+  scalarPtr(backend, scaleB, 'scaleB');
   if (m === 0 || n === 0) return;
-  const fo = formatOf(out.dtype);
-  const w = wasm();
-  if (k === 0) {
-    // an empty sum: zeros of the output format
-    new Uint8Array(kernelExports().memory.buffer, backend.ptr(out.storage), out.storage.byteLength).fill(0);
-    return;
-  }
-  const ca = codesOf(backend, a, m * k);
-  const cb = codesOf(backend, b, k * n);
-  const narrow = fo.bits < 8 ? backend.temp(m * n, 'scaled_mm out codes') : null;
+  const made: TensorRef[] = [];
+  const f32 = (shape: number[], label: string): TensorRef => {
+    const t: TensorRef = { storage: backend.alloc(Math.max(numel(shape), 1) * 4, 'temporary', label), offset: 0, shape, dtype: 'float32' };
+    made.push(t);
+    return t;
+  };
   try {
-    const dst = narrow ? narrow.ptr : backend.ptr(out.storage);
-    w.scaledMatmul(formatOf(a.dtype).id, formatOf(b.dtype).id, ca.ptr, cb.ptr, m, k, n, sa, SCALE_TENSOR, sb, SCALE_TENSOR, 32, 1, fo.id, dst);
-    if (narrow) kernelExports().pack(fo.bits, narrow.ptr, backend.ptr(out.storage), m * n);
+    const af = f32([m, k], 'scaled_mm A'), bf = f32([k, n], 'scaled_mm B');
+    backend.cast(a, af);
+    backend.cast(b, bf);
+    const target = out.dtype === 'float32' ? out : f32([m, n], 'scaled_mm f32');
+    if (k === 0) backend.fill(target, 0);
+    else backend.matmul(af, bf, target);
+    backend.binary('mul', target, scaleA, target);
+    backend.binary('mul', target, scaleB, target);
+    if (target !== out) backend.cast(target, out);
   } finally {
-    ca.release();
-    cb.release();
-    if (narrow) backend.free(narrow.storage);
+    for (const t of made) backend.free(t.storage);
   }
 }
 
