@@ -19,7 +19,8 @@
 //   448 / max(amax(x), 1e-12) of the tensor itself, computed on the device at every call; no state.
 // Nothing is read back to the host. The quantized input and weight (1 byte an element) are what
 // the op saves for backward, with the inverse scales they were made with (as TE saves its fp8 casts).
-// Biases stay in the input's precision (added after the matmul; their gradient is a float32 sum).
+// Biases are added to the output after the matmul (their gradient is a float32 sum). The output is
+// in the autocast dtype inside autocast (TE's layers output the activation dtype), else the input's.
 import { InvalidArgumentError, ShapeMismatchError, checkOptions, describeValue } from '../errors.js';
 import type { Backend, Float8ScaleOptions, TensorRef } from '../backend/backend.js';
 import type { Category } from '../backend/memory.js';
@@ -29,6 +30,7 @@ import { apply, defineOp, sameDtypeOrFloat32 } from '../autograd/op.js';
 import { checkVariables, type Variable } from '../autograd/variable.js';
 import { floating, kSum, sameBackend } from '../autograd/kernels.js';
 import { Linear } from '../nn/layers.js';
+import { autocastDtype } from './autocast.js';
 import type { Module } from '../nn/module.js';
 
 /** Transformer Engine's DelayedScaling: scales from a history of amaxes of earlier steps. */
@@ -156,7 +158,8 @@ export interface Float8LinearConfig {
 
 const FLOAT8_LINEAR = defineOp({
   name: 'float8_linear',
-  outputDtype: (inputs) => sameDtypeOrFloat32(inputs.slice(0, 1)),
+  // Under autocast, the autocast dtype (as TE's layers output the activation dtype); else the input's.
+  outputDtype: (inputs) => autocastDtype() ?? sameDtypeOrFloat32(inputs.slice(0, 1)),
   forward: (io, [x, weight, bias], config: Float8LinearConfig) => {
     floating(x.data, 'float8_linear');
     sameBackend(x.data, weight.data);

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { WasmBackend } from '../../src/backend/wasm/backend.js';
 import type { Backend, Float8ScaleOptions } from '../../src/backend/backend.js';
 import {
-  AdamW, Float8Linear, InvalidArgumentError, Linear, MemfitError, Module, Tensor, Variable,
+  AdamW, autocast, Float8Linear, InvalidArgumentError, Linear, MemfitError, Module, Tensor, Variable,
   convertToFloat8Training, decode, encode, type Float8Recipe,
 } from '../../src/index.js';
 import { loadCheckpoint, saveCheckpoint } from '../../src/io/checkpoint.js';
@@ -222,6 +222,21 @@ test('fp8 saves its quantized input and weight (1 byte an element) for backward,
   y.dispose();
   assert.is(b.memory.memoryAllocated('activation'), before, 'nothing left after backward');
   g.dispose(); x.data.dispose(); x.grad?.dispose(); m.zeroGrad(); m.dispose();
+});
+
+test('under autocast the fp8 linear outputs the autocast dtype (its gradients stay float32); outside, its input\'s dtype', () => {
+  const m = new One(w, 16, 8);
+  convertToFloat8Training(m);
+  const x = new Variable(Tensor.from(w, rand(4 * 16, 5), [4, 16]), { requiresGrad: true });
+  const y = m.forward(x);
+  assert.is(y.data.dtype, 'float32');
+  const yb = autocast({ dtype: 'bfloat16' }, () => m.forward(x));
+  assert.is(yb.data.dtype, 'bfloat16');
+  yb.backward(Tensor.from(w, new Float32Array(4 * 8).fill(0.5), [4, 8], { dtype: 'bfloat16' }));
+  assert.is(x.grad!.dtype, 'float32');
+  assert.is(m.fc.weight.grad!.dtype, 'float32');
+  for (const t of [y, yb]) t.dispose();
+  x.grad!.dispose(); x.data.dispose(); m.zeroGrad(); m.dispose();
 });
 
 // ---- convertToFloat8Training -------------------------------------------------------------------
