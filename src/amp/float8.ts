@@ -17,6 +17,13 @@
 //   is the same thing). Scales start at 1 and histories at 0, as in TE.
 // - 'current' (torchao's tensorwise dynamic scaling, TE's Float8CurrentScaling): the scale is
 //   448 / max(amax(x), 1e-12) of the tensor itself, computed on the device at every call; no state.
+// - 'mx' (OCP MXFP8, torchao's MXLinear, TE's MXFP8BlockScaling, all tensors e4m3 as their
+//   defaults): every 32 elements along the reduction dimension share an E8M0 scale
+//   2^(floor(log2(amax)) - 8) (the OCP rule, which floors; torchao's default FLOOR mode; cuBLAS's
+//   RCEIL rounds up instead), so each tensor is quantized along the axis its matmul reduces over
+//   (x along in-features for y and along tokens for dW, and so on). Emulated: the quantized values
+//   are dequantized (exactly) to float32 and multiplied by the backend's float32 matmul, as
+//   torchao's emulated MX kernels do; no state. Dimensions must be multiples of 32.
 // Nothing is read back to the host. The quantized input and weight (1 byte an element) are what
 // the op saves for backward, with the inverse scales they were made with (as TE saves its fp8 casts).
 // Biases are added to the output after the matmul (their gradient is a float32 sum). The output is
@@ -49,7 +56,16 @@ export interface CurrentScalingRecipe {
   readonly scaling: 'current';
 }
 
-export type Float8Recipe = DelayedScalingRecipe | CurrentScalingRecipe;
+/**
+ * MXFP8 block scaling (OCP MX; torchao's MXLinear, TE's MXFP8BlockScaling): every 32 consecutive
+ * elements along the reduction dimension share an E8M0 scale, all three tensors in float8_e4m3fn.
+ * Emulated: the matmuls run on the dequantized values in float32 (see the top of this file).
+ */
+export interface MXScalingRecipe {
+  readonly scaling: 'mx';
+}
+
+export type Float8Recipe = DelayedScalingRecipe | CurrentScalingRecipe | MXScalingRecipe;
 
 /** Which Linear layers convertToFloat8Training converts: a RegExp tested on the dotted name, or a predicate. */
 export type Float8Filter = RegExp | ((name: string, module: Linear) => boolean);
@@ -77,7 +93,7 @@ interface ScalingState {
 }
 
 interface ResolvedRecipe {
-  readonly scaling: 'delayed' | 'current';
+  readonly scaling: 'delayed' | 'current' | 'mx';
   readonly amaxHistoryLen: number;
   readonly amaxComputeAlgo: 'max' | 'mostRecent';
   readonly margin: number;
@@ -90,7 +106,11 @@ function resolveRecipe(recipe: Float8Recipe | undefined): ResolvedRecipe {
     checkOptions(recipe, ['scaling'], 'float8 current-scaling recipe');
     return { scaling: 'current', amaxHistoryLen: 1, amaxComputeAlgo: 'mostRecent', margin: 0 };
   }
-  if (recipe.scaling !== 'delayed') throw new InvalidArgumentError(`float8 recipe.scaling must be 'delayed' or 'current', got ${describeValue((recipe as { scaling: unknown }).scaling)}`);
+  if (recipe.scaling === 'mx') {
+    checkOptions(recipe, ['scaling'], 'float8 MX recipe');
+    return { scaling: 'mx', amaxHistoryLen: 1, amaxComputeAlgo: 'mostRecent', margin: 0 };
+  }
+  if (recipe.scaling !== 'delayed') throw new InvalidArgumentError(`float8 recipe.scaling must be 'delayed', 'current' or 'mx', got ${describeValue((recipe as { scaling: unknown }).scaling)}`);
   checkOptions(recipe, ['scaling', 'amaxHistoryLen', 'amaxComputeAlgo', 'margin'], 'float8 delayed-scaling recipe');
   const len = recipe.amaxHistoryLen ?? 1024;
   if (!Number.isSafeInteger(len) || len < 1) throw new InvalidArgumentError(`amaxHistoryLen must be a positive integer, got ${describeValue(len)}`);
@@ -220,12 +240,173 @@ const FLOAT8_LINEAR = defineOp({
   },
 });
 
+// ---- MXFP8 (emulated) --------------------------------------------------------------------------
+
+/** Elements that share one E8M0 scale. */
+export const MX_BLOCK = 32;
+
+/** x [R, C] in MXFP8 along one axis: e4m3 codes [R, C] and E8M0 scales ([R, C / 32] rowwise, [R / 32, C] columnwise). */
+interface MXTensor {
+  readonly q: Tensor;
+  readonly scales: Tensor;
+  readonly along: 'rows' | 'columns';
+}
+
+/**
+ * OCP MX quantization of x [R, C] in blocks of 32 along its rows (each row split in blocks of C)
+ * or its columns: scale = 2^(floor(log2(amax of the block)) - 8) (the OCP rule, which floors; 8 is
+ * e4m3's largest exponent; clamped to E8M0's [2^-127, 2^127]), q = saturate(e4m3(x / scale)).
+ * The floor comes from casting amax * 2^-8 to float8_e8m0fnu rounding toward zero.
+ */
+function mxQuantize(be: Backend, x: Tensor, along: 'rows' | 'columns', category: Category, role: string): MXTensor {
+  const [r, c] = x.shape;
+  const blocked = along === 'rows' ? [r, c / MX_BLOCK, MX_BLOCK] : [r / MX_BLOCK, MX_BLOCK, c];
+  const scaleShape = along === 'rows' ? [r, c / MX_BLOCK] : [r / MX_BLOCK, c];
+  const scaleView = along === 'rows' ? [r, c / MX_BLOCK, 1] : [r / MX_BLOCK, 1, c];
+  const made: Tensor[] = [];
+  const make = (shape: readonly number[], dtype: 'float32' | 'float8_e4m3fn' | 'float8_e8m0fnu', cat: Category, label: string): Tensor => {
+    const t = Tensor.empty(be, shape, { dtype, category: cat, label });
+    made.push(t);
+    return t;
+  };
+  const xb = x.reshape(blocked);
+  made.push(xb);
+  try {
+    const amax = make(scaleShape, 'float32', 'temporary', `${role}_mx_amax`);
+    be.reduce('amax', xb, amax, along === 'rows' ? 2 : 1);
+    be.unary('scale', amax, amax, 2 ** -8);
+    const scales = make(scaleShape, 'float8_e8m0fnu', category, `${role}_mx_scales`);
+    be.cast(amax, scales, { rounding: 'toward-zero', saturate: true });
+    const sf = make(scaleShape, 'float32', 'temporary', `${role}_mx_scale_f32`);
+    be.cast(scales, sf);
+    const sv = sf.reshape(scaleView);
+    made.push(sv);
+    const scaled = make(blocked, 'float32', 'temporary', `${role}_mx_scaled`);
+    be.binary('div', xb, sv, scaled);
+    const q = make([r, c], 'float8_e4m3fn', category, `${role}_mx`);
+    const qb = q.reshape(blocked); // cast between tensors of one shape (WebGPU's cast reads rows by the shapes)
+    made.push(qb);
+    be.cast(scaled, qb, { saturate: true });
+    for (const t of made) if (t !== q && t !== scales) t.dispose();
+    return { q, scales, along };
+  } catch (e) {
+    for (const t of made) t.dispose();
+    throw e;
+  }
+}
+
+/** The values of an MX tensor in float32 (exact: fp8 value times a power of two), a temporary. */
+function mxDequantize(be: Backend, m: MXTensor, label: string): Tensor {
+  const [r, c] = m.q.shape;
+  const out = Tensor.empty(be, [r, c], { category: 'temporary', label });
+  const parts: Tensor[] = [];
+  try {
+    const sf = Tensor.empty(be, m.scales.shape, { category: 'temporary', label: `${label}_scales` });
+    parts.push(sf);
+    be.cast(m.scales, sf);
+    const blocked = m.along === 'rows' ? [r, c / MX_BLOCK, MX_BLOCK] : [r / MX_BLOCK, MX_BLOCK, c];
+    const ob = out.reshape(blocked), sv = sf.reshape(m.along === 'rows' ? [r, c / MX_BLOCK, 1] : [r / MX_BLOCK, 1, c]);
+    parts.push(ob, sv);
+    be.cast(m.q, out);
+    be.binary('mul', ob, sv, ob);
+    return out;
+  } catch (e) {
+    out.dispose();
+    throw e;
+  } finally {
+    for (const t of parts) t.dispose();
+  }
+}
+
+function mxDims(what: string, dims: Record<string, number>): void {
+  const bad = Object.entries(dims).filter(([, v]) => v % MX_BLOCK !== 0);
+  if (bad.length) throw new ShapeMismatchError(`${what}: MXFP8 needs ${bad.map(([k, v]) => `${k} (${v})`).join(', ')} to be a multiple of ${MX_BLOCK}`);
+}
+
+const MX_LINEAR = defineOp({
+  name: 'mx_linear',
+  outputDtype: (inputs) => autocastDtype() ?? sameDtypeOrFloat32(inputs.slice(0, 1)),
+  forward: (io, [x, weight, bias]) => {
+    floating(x.data, 'mx_linear');
+    sameBackend(x.data, weight.data);
+    const be = x.backend;
+    const inF = x.shape[x.shape.length - 1];
+    const outF = weight.shape[0];
+    const rows = numel(x.shape.slice(0, -1));
+    mxDims('mx_linear', { 'in features': inF, 'out features': outF, 'rows (tokens)': rows });
+    const x2 = x.data.reshape([rows, inF]);
+    const y = io.output(x.data, [...x.shape.slice(0, -1), outF]);
+    const y2 = y.reshape([rows, outF]);
+    const keep: Tensor[] = [];
+    const tmp: Tensor[] = [x2, y2];
+    let xc: MXTensor, wc: MXTensor;
+    try {
+      // y = x W^T: both in blocks along in-features (rows of x and of W)
+      const xr = mxQuantize(be, x2, 'rows', 'temporary', 'input');
+      const wr = mxQuantize(be, weight.data, 'rows', 'temporary', 'weight');
+      tmp.push(xr.q, xr.scales, wr.q, wr.scales);
+      const xd = mxDequantize(be, xr, 'input_mx_f32'), wd = mxDequantize(be, wr, 'weight_mx_f32');
+      tmp.push(xd, wd);
+      be.matmul(xd, wd, y2, { transB: true });
+      if (bias) be.binary('add', y2, bias.data, y2);
+      // for backward: x in blocks along tokens (dW), W in blocks along out-features (dX)
+      xc = mxQuantize(be, x2, 'columns', io.category, 'input');
+      keep.push(xc.q, xc.scales);
+      wc = mxQuantize(be, weight.data, 'columns', io.category, 'weight');
+      keep.push(wc.q, wc.scales);
+    } catch (e) {
+      for (const t of keep) t.dispose();
+      throw e;
+    } finally {
+      for (const t of tmp) t.dispose();
+    }
+    return {
+      y, temps: keep,
+      save: (needs) => [needs[1] ? xc.q : null, needs[1] ? xc.scales : null, needs[0] ? wc.q : null, needs[0] ? wc.scales : null],
+      slots: ['input_mx', 'input_mx_scales', 'weight_mx', 'weight_mx_scales'],
+      backward: (gy, [xq, xs, wq, ws], needs) => {
+        const g2 = gy.reshape([rows, outF]);
+        const tmpB: Tensor[] = [g2];
+        const out: (Tensor | null)[] = [null, null, null];
+        try {
+          if (needs[0]) { // dX = dY W: dY in blocks along out-features (its rows), W along out-features (its columns)
+            const gr = mxQuantize(be, g2, 'rows', 'temporary', 'grad_output');
+            tmpB.push(gr.q, gr.scales);
+            const gd = mxDequantize(be, gr, 'grad_output_mx_f32'), wd = mxDequantize(be, { q: wq!, scales: ws!, along: 'columns' }, 'weight_mx_f32');
+            tmpB.push(gd, wd);
+            const gx = out[0] = Tensor.empty(be, x.shape, { category: 'temporary' });
+            const gx2 = gx.reshape([rows, inF]);
+            tmpB.push(gx2);
+            be.matmul(gd, wd, gx2);
+          }
+          if (needs[1]) { // dW = dY^T X: both in blocks along tokens (their columns)
+            const gc = mxQuantize(be, g2, 'columns', 'temporary', 'grad_output');
+            tmpB.push(gc.q, gc.scales);
+            const gd = mxDequantize(be, gc, 'grad_output_mx_f32'), xd = mxDequantize(be, { q: xq!, scales: xs!, along: 'columns' }, 'input_mx_f32');
+            tmpB.push(gd, xd);
+            out[1] = Tensor.empty(be, weight.shape, { category: 'temporary' });
+            be.matmul(gd, xd, out[1], { transA: true });
+          }
+          if (bias && needs[2]) out[2] = kSum(g2, 0, 'temporary');
+          return out;
+        } catch (e) {
+          for (const t of out) t?.dispose();
+          throw e;
+        } finally {
+          for (const t of tmpB) t.dispose();
+        }
+      },
+    };
+  },
+});
+
 /** y = x W^T + b with the three matmuls in fp8 (see the top of this file). */
 export function float8Linear(x: Variable, weight: Variable, bias: Variable | null, config: Float8LinearConfig): Variable {
   checkVariables('float8_linear', bias === null ? [x, weight] : [x, weight, bias]);
   const inF = x.shape[x.shape.length - 1];
   if (x.data.rank < 1) throw new ShapeMismatchError('float8_linear: the input must have at least one dimension');
   if (weight.data.rank !== 2 || weight.shape[1] !== inF) throw new ShapeMismatchError(`float8_linear: input [${x.shape.join(', ')}] does not fit weight [${weight.shape.join(', ')}]`);
+  if (config.recipe.scaling === 'mx') return apply(MX_LINEAR, bias ? [x, weight, bias] : [x, weight]);
   return apply(FLOAT8_LINEAR, bias ? [x, weight, bias] : [x, weight], config);
 }
 
@@ -305,6 +486,10 @@ export function convertToFloat8Training<M extends Module>(model: M, options: Flo
   if (chosen.length === 0) {
     const names = linears.map(([n]) => JSON.stringify(n || '(the model itself)'));
     throw new InvalidArgumentError(`convertToFloat8Training: the filter ${filter instanceof RegExp ? String(filter) : 'function'} matches no Linear layer (${linears.length ? `Linear layers: ${names.join(', ')}` : `${model.constructor.name} has no unconverted Linear layer`})`);
+  }
+  if (resolveRecipe(recipe).scaling === 'mx') {
+    const bad = chosen.filter(([, m]) => m.inFeatures % MX_BLOCK !== 0 || m.outFeatures % MX_BLOCK !== 0);
+    if (bad.length) throw new InvalidArgumentError(`convertToFloat8Training: MXFP8 needs in and out features that are multiples of ${MX_BLOCK}; not: ${bad.map(([n, m]) => `${JSON.stringify(n)} [${m.outFeatures}, ${m.inFeatures}]`).join(', ')}`);
   }
   if (chosen.some(([n]) => n === '')) throw new InvalidArgumentError('convertToFloat8Training: the model itself is a Linear; wrap it in a module (or use new Float8Linear(linear))');
   for (const [name, m] of chosen) model.setSubmodule(name, new Float8Linear(m, recipe));

@@ -239,6 +239,71 @@ test('under autocast the fp8 linear outputs the autocast dtype (its gradients st
   x.grad!.dispose(); x.data.dispose(); m.zeroGrad(); m.dispose();
 });
 
+// ---- MXFP8 -------------------------------------------------------------------------------------
+
+/** Host OCP MX quantization of x [R, C] in blocks of 32 along rows or columns, dequantized: q * 2^(floor(log2 amax) - 8). */
+function mxRef(x: Float32Array, r: number, c: number, along: 'rows' | 'columns'): Float64Array {
+  const out = new Float64Array(r * c);
+  const idx = (b: number, i: number): number => (along === 'rows' ? Math.floor(b / (c / 32)) * c + (b % (c / 32)) * 32 + i : (Math.floor(b / c) * 32 + i) * c + (b % c));
+  for (let b = 0; b < (r * c) / 32; b++) {
+    let amax = 0;
+    for (let i = 0; i < 32; i++) amax = Math.max(amax, Math.abs(x[idx(b, i)]));
+    let e = amax > 0 ? Math.floor(Math.log2(amax)) : -127;
+    if (amax > 0 && 2 ** e > amax) e--;
+    if (amax > 0 && 2 ** (e + 1) <= amax) e++;
+    const scale = 2 ** Math.min(127, Math.max(-127, e - 8));
+    const block = Float32Array.from({ length: 32 }, (_, i) => x[idx(b, i)] / scale);
+    const q = decode(encode(Float64Array.from(block), 'float8_e4m3fn', { saturate: true }), 'float8_e4m3fn');
+    for (let i = 0; i < 32; i++) out[idx(b, i)] = q[i] * scale;
+  }
+  return out;
+}
+
+test('MXFP8 (emulated): one linear forward and backward agrees with a float64 reference of OCP block quantization, each matmul quantized along its reduction axis', async () => {
+  const M = 64, K = 32, N = 64;
+  const m = new One(w, K, N, false);
+  const W = await m.fc.weight.data.toArray() as Float32Array;
+  const x = rand(M * K, 61, 3).map((v, i) => v * 2 ** ((Math.floor(i / K) % 7) - 3)), gy = rand(M * N, 62, 1e-2); // rows of different magnitudes
+  x[5] = 0; for (let i = 32; i < 64; i++) x[i] = 0; // a zero block: scale 2^-127, zeros
+  convertToFloat8Training(m, { recipe: { scaling: 'mx' } });
+  assert.equal(Object.keys(m.stateDict()), ['fc.weight'], 'no state');
+  const r = await runLinear(w, m, x, [M, K], gy);
+  const xr = mxRef(x, M, K, 'rows'), wr = mxRef(W, N, K, 'rows');
+  near('y', r.y, mmRef(M, K, N, (i, k) => xr[i * K + k], (k, j) => wr[j * K + k], 1), K);
+  const gr = mxRef(gy, M, N, 'rows'), wc = mxRef(W, N, K, 'columns');
+  near('dx', r.gx, mmRef(M, N, K, (i, j) => gr[i * N + j], (j, k) => wc[j * K + k], 1), N);
+  const gc = mxRef(gy, M, N, 'columns'), xc = mxRef(x, M, K, 'columns');
+  near('dW', r.gw, mmRef(N, M, K, (j, i) => gc[i * N + j], (i, k) => xc[i * K + k], 1), M);
+  // the values quantized along rows and along columns differ: the test would see a wrong axis
+  assert.ok(xr.some((v, i) => v !== xc[i]));
+  const bad = new One(w, 48, 32);
+  assert.throws(() => convertToFloat8Training(bad, { recipe: { scaling: 'mx' } }), /MXFP8 needs in and out features that are multiples of 32; not: "fc" \[32, 48\]/);
+  assert.ok(!(bad.fc instanceof Float8Linear), 'nothing changed');
+  const xv = new Variable(Tensor.from(w, rand(10 * K, 3), [10, K]));
+  assert.throws(() => m.forward(xv), /rows \(tokens\) \(10\) to be a multiple of 32/);
+  xv.data.dispose(); m.dispose(); bad.dispose();
+});
+
+test('MXFP8 on WebGPU (SwiftShader) agrees with wasm: within float32 matmul error', async () => {
+  const g = await gpuBackend();
+  const M = 32, K = 64, N = 32;
+  const src = new One(w, K, N);
+  const x = rand(M * K, 71, 2), gy = rand(M * N, 72, 0.1);
+  const rs = [];
+  for (const b of [w, g]) {
+    const m = new One(b, K, N);
+    for (const k of ['weight', 'bias'] as const) b.write(m.fc[k]!.data.storage, await src.fc[k]!.data.toArray());
+    convertToFloat8Training(m, { recipe: { scaling: 'mx' } });
+    rs.push(await runLinear(b, m, x, [M, K], gy));
+    m.dispose();
+  }
+  for (const k of ['y', 'gx', 'gw', 'gb'] as const) {
+    const p = rs[0][k]!, q = rs[1][k]!;
+    const scale = p.reduce((s, v) => Math.max(s, Math.abs(v)), 0);
+    p.forEach((v, i) => assert.ok(Math.abs(v - q[i]) <= 1e-5 * scale, `${k}[${i}]: wasm ${v} webgpu ${q[i]}`));
+  }
+});
+
 // ---- convertToFloat8Training -------------------------------------------------------------------
 
 class Net extends Module {
@@ -258,7 +323,7 @@ test('convertToFloat8Training: a RegExp or a predicate on dotted names; shared p
   assert.throws(() => convertToFloat8Training(n, { filter: /^lm_head$/ }),
     (e: Error) => e instanceof InvalidArgumentError && e instanceof MemfitError && /matches no Linear layer.*"up", "down", "head"/.test(e.message));
   assert.throws(() => convertToFloat8Training(n, { recipe: { scaling: 'delayed', amaxHistoryLen: 0 } }), /amaxHistoryLen must be a positive integer/);
-  assert.throws(() => convertToFloat8Training(n, { recipe: { scaling: 'sometimes' } as unknown as Float8Recipe }), /'delayed' or 'current'/);
+  assert.throws(() => convertToFloat8Training(n, { recipe: { scaling: 'sometimes' } as unknown as Float8Recipe }), /'delayed', 'current' or 'mx'/);
   assert.throws(() => convertToFloat8Training(n, { filter: 'up' as never }), /filter must be a RegExp or a function/);
   assert.equal(Object.keys(n.stateDict()), keys, 'nothing changed');
   assert.ok(!(n.up instanceof Float8Linear));
