@@ -121,7 +121,7 @@ function resolveRecipe(recipe: Float8Recipe | undefined): ResolvedRecipe {
   return { scaling: 'delayed', amaxHistoryLen: len, amaxComputeAlgo: algo, margin };
 }
 
-/** A float32 [1]-shaped view of element 0 of t, shape [] (kernel outputs start at offset 0). */
+/** Element 0 of a float32 tensor as a shape-[] TensorRef (a reduce writes its one value there). */
 function first(t: Tensor): TensorRef {
   return { storage: t.storage, offset: t.offset, shape: [], dtype: 'float32' };
 }
