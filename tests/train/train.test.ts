@@ -103,25 +103,28 @@ test('the same run on WebGPU (SwiftShader) matches the wasm losses for the first
   g.destroy();
 });
 
-test('resume from a checkpoint gives exactly the losses of an uninterrupted run', async () => {
+test('resume from a checkpoint gives exactly the losses of an uninterrupted run (float32, and fp8 with its amax histories and scales)', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'memfit-ckpt-'));
   try {
-    const path = join(dir, 'ckpt.safetensors');
-    const straight = await losses(new WasmBackend(), small, 8);
-    const first = new LanguageModelTrainer(new WasmBackend(), dataset, small);
-    for (let i = 0; i < 5; i++) await first.trainStep();
-    await saveCheckpoint(path, first.trainingState());
-    first.dispose();
-    // A fresh process's worth of state: another seed, so nothing matches until the load.
-    const resumed = new LanguageModelTrainer(new WasmBackend(), dataset, { ...small, seed: 99 });
-    const { step } = await loadCheckpoint(path, resumed.trainingState());
-    assert.is(step, 5);
-    resumed.step = step;
-    const rest: number[] = [];
-    for (let i = 5; i < 8; i++) rest.push((await resumed.trainStep()).loss);
-    assert.equal(rest, straight.slice(5), 'bit-identical losses after resuming');
-    assert.equal(resumed.scheduler.getLastLr(), resumed.optimizer.paramGroups.map((g) => g.lr));
-    resumed.dispose();
+    for (const precision of ['32-true', 'fp8'] as const) {
+      const config = { ...small, precision };
+      const path = join(dir, `ckpt-${precision}.safetensors`);
+      const straight = await losses(new WasmBackend(), config, 8);
+      const first = new LanguageModelTrainer(new WasmBackend(), dataset, config);
+      for (let i = 0; i < 5; i++) await first.trainStep();
+      await saveCheckpoint(path, first.trainingState());
+      first.dispose();
+      // A fresh process's worth of state: another seed, so nothing matches until the load.
+      const resumed = new LanguageModelTrainer(new WasmBackend(), dataset, { ...config, seed: 99 });
+      const { step } = await loadCheckpoint(path, resumed.trainingState());
+      assert.is(step, 5);
+      resumed.step = step;
+      const rest: number[] = [];
+      for (let i = 5; i < 8; i++) rest.push((await resumed.trainStep()).loss);
+      assert.equal(rest, straight.slice(5), `${precision}: bit-identical losses after resuming`);
+      assert.equal(resumed.scheduler.getLastLr(), resumed.optimizer.paramGroups.map((g) => g.lr));
+      resumed.dispose();
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
