@@ -9,9 +9,9 @@
 // - 'delayed' (TE's DelayedScaling): each of input, weight and output gradient has an amax history
 //   [L] (default 1024), a scale and its inverse, all on the device. A tensor is quantized with the
 //   scale from earlier steps; then its amax goes into history[0] and the scale is updated as TE's
-//   amax_and_scale_update does: amax = max(history) ('max') or history[0] ('mostRecent'), the
-//   history is rolled by one and history[0] zeroed, scale = 448 (57344) / amax / 2^margin, kept when
-//   amax is zero or not finite. So the history is rolled after it is used: the newest amax counts
+//   amax_and_scale_update kernel does: amax = the largest entry of the history ('max'; NaN entries
+//   skipped, as its fmaxf) or history[0] ('mostRecent'), the history is rolled by one and
+//   history[0] zeroed, scale = 448 (57344) * 2^-margin / amax, kept when amax is zero or not finite. So the history is rolled after it is used: the newest amax counts
 //   for the next step's scale. The update runs right after each quantization of that tensor (TE
 //   runs it once per step, after the forward or backward; with one call of the layer per step that
 //   is the same thing). Scales start at 1 and histories at 0, as in TE.

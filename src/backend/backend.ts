@@ -160,12 +160,13 @@ export interface Kernels {
   /**
    * Float8 training's scale update, on the device (nothing is read back). history is float32 [L]
    * (L >= 1) whose element 0 holds the newest amax; scale and scaleInv are float32 one-element tensors.
-   * 'current' (torchao's dynamic scaling): scale = fp8Max / max(history[0], FLOAT8_AMAX_EPS),
-   * history untouched. 'max' | 'mostRecent' (Transformer Engine's delayed scaling):
-   * amax = max(history) (NaN propagates) or history[0]; then the history is rolled by one (element
-   * i + 1 to i, element 0 to L - 1) and element 0 set to 0; scale = fp8Max / amax / 2^margin when
-   * amax is finite and > 0, else the scale is kept. Both: scaleInv = 1 / scale. float32 arithmetic,
-   * each operation rounded (wasm: correctly rounded; WebGPU: WGSL's division).
+   * 'current' (torchao's dynamic scaling): scale = fp8Max / max(history[0], FLOAT8_AMAX_EPS) (NaN
+   * stays NaN, as torch.clamp), history untouched. 'max' | 'mostRecent' (Transformer Engine's
+   * delayed scaling, its amax_and_scale_update kernel): amax = the largest entry of the history (NaN
+   * entries skipped, as fmaxf) or history[0]; the history is rolled by one (element i + 1 to i,
+   * element 0 to L - 1) and element 0 set to 0; scale = (fp8Max * 2^-margin) / amax when amax is
+   * finite and > 0, else the scale is kept. Both: scaleInv = 1 / scale. float32 arithmetic, each
+   * operation rounded (wasm: correctly rounded; WebGPU: WGSL's division).
    */
   float8ScaleUpdate(history: TensorRef, scale: TensorRef, scaleInv: TensorRef, options: Float8ScaleOptions): void;
   /**

@@ -49,18 +49,18 @@ async function scaleTrace(b: Backend, len: number, amaxes: number[], options: Fl
 
 const AMAXES = [2, 4, 1, 0, 0.5, NaN, 3, 2, 1, Infinity];
 
-test("delayed scaling ('max', history 3): Transformer Engine's update step by step, computed by hand", async () => {
-  // history[0] = amax; amax = max(history) (NaN wins); roll by one (i + 1 -> i, 0 -> last); history[0] = 0;
-  // scale = 448 / amax if amax is finite and > 0, else the previous scale.
+test("delayed scaling ('max', history 3): Transformer Engine's amax_and_scale_update step by step, computed by hand", async () => {
+  // history[0] = amax; amax = the largest entry (NaN entries skipped, as TE's fmaxf); roll by one
+  // (i + 1 -> i, 0 -> last); history[0] = 0; scale = 448 / amax if amax is finite and > 0, else kept.
   const want: [number[], number][] = [
     [[0, 0, 2], 224], // [2,0,0]: max 2
     [[0, 2, 4], 112], // [4,0,2]: max 4
     [[0, 4, 1], 112], // [1,2,4]: max 4; the roll drops the 2 (TE keeps L - 1 older amaxes and the newest)
     [[0, 1, 0], 112], // [0,4,1]: max 4
     [[0, 0, 0.5], 448], // [0.5,1,0]: max 1
-    [[0, 0.5, NaN], 448], // [NaN,0,0.5]: NaN keeps the scale
-    [[0, NaN, 3], 448], // [3,0.5,NaN]: NaN
-    [[0, 3, 2], 448], // [2,NaN,3]: NaN
+    [[0, 0.5, NaN], 896], // [NaN,0,0.5]: the NaN is skipped, max 0.5
+    [[0, NaN, 3], f(448 / 3)], // [3,0.5,NaN]: max 3
+    [[0, 3, 2], f(448 / 3)], // [2,NaN,3]: max 3
     [[0, 2, 1], f(448 / 3)], // [1,3,2]: max 3
     [[0, 1, Infinity], f(448 / 3)], // [inf,2,1]: inf keeps the scale
   ];
@@ -70,11 +70,13 @@ test("delayed scaling ('max', history 3): Transformer Engine's update step by st
     assert.is(g.scale, want[i][1], `step ${i + 1}: scale`);
     assert.is(g.inv, f(1 / want[i][1]), `step ${i + 1}: scaleInv = 1 / scale`);
   });
+  const nan = await scaleTrace(w, 2, [NaN, NaN], { fp8Max: 448, algorithm: 'max' });
+  assert.equal(nan.map((r) => r.scale), [1, 1], 'only NaN seen: the initial scale is kept');
 });
 
 test("delayed scaling ('mostRecent', margin 1), history of 1, and current scaling: by hand", async () => {
   const recent = await scaleTrace(w, 3, AMAXES, { fp8Max: 57344, algorithm: 'mostRecent', margin: 1 });
-  const scales = [14336, 7168, 28672, 28672, 57344, 57344, f(57344 / 3) / 2, 14336, 28672, 28672];
+  const scales = [14336, 7168, 28672, 28672, 57344, 57344, f(28672 / 3), 14336, 28672, 28672]; // (57344 / 2) / amax; 0, NaN, inf keep it
   assert.equal(recent.map((r) => r.scale), scales.map(f));
   const one = await scaleTrace(w, 1, [2, 0, 8], { fp8Max: 448, algorithm: 'max' });
   assert.equal(one.map((r) => [r.history[0], r.scale]), [[0, 224], [0, 224], [0, 56]], 'L = 1: the history is always zeroed');

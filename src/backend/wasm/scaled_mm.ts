@@ -71,13 +71,17 @@ export function float8ScaleUpdate(backend: WasmBackend, history: TensorRef, scal
     s[0] = f(fp8Max / Math.max(h[0], FLOAT8_AMAX_EPS)); // Math.max(NaN, eps) is NaN, as torch.clamp
   } else {
     let amax = h[0];
-    if (options.algorithm === 'max') for (let i = 1; i < h.length; i++) amax = Number.isNaN(amax) || Number.isNaN(h[i]) ? NaN : Math.max(amax, h[i]);
+    if (options.algorithm === 'max') { // fmaxf from 0: NaN entries are skipped, an inf is kept
+      amax = 0;
+      for (let i = 0; i < h.length; i++) if (h[i] > amax) amax = h[i];
+    }
     // torch.roll(history, -1) then history[0] = 0 (TE's _update_amax_history)
     const newest = h[0];
     h.copyWithin(0, 1);
     h[h.length - 1] = newest;
     h[0] = 0;
-    if (amax > 0 && Number.isFinite(amax)) s[0] = f(f(fp8Max / amax) / 2 ** (options.margin ?? 0));
+    const scaledMax = f(fp8Max * 2 ** -(options.margin ?? 0)); // TE's fp8_max * 2^-margin, then one division
+    if (amax > 0 && Number.isFinite(amax)) s[0] = f(scaledMax / amax);
   }
   inv[0] = f(1 / s[0]);
 }

@@ -54,6 +54,6 @@ export function float8ScaleUpdate(g: WebGPUBackend, history: TensorRef, scale: T
   const p = g.pipeline('float8.scale_update', () => g.shader('float8'));
   const u = new ArrayBuffer(32);
   new Uint32Array(u).set([history.shape[0], history.offset, scale.offset, scaleInv.offset, ALGORITHMS[options.algorithm]]);
-  new Float32Array(u).set([options.fp8Max, 2 ** -(options.margin ?? 0)], 5);
+  new Float32Array(u).set([options.fp8Max, Math.fround(options.fp8Max * 2 ** -(options.margin ?? 0))], 5);
   g.dispatch(p, [{ storage: history.storage, what: 'amax history' }, { storage: scale.storage, what: 'scale' }, { storage: scaleInv.storage, what: 'scaleInv' }], u, 1);
 }
