@@ -4,7 +4,7 @@
 // forward under inferenceMode, the quantities of docs/torch_h100_anchors.md. On a hardware
 // GPU `--config small` runs the anchors' "small" shapes next to PyTorch's H100 figures.
 //
-// Usage: node --import tsx bench/train.ts [--quick] [--no-gpu] [--config tiny|small] [--precision 32-true,bf16-mixed,16-mixed,bf16-true]
+// Usage: node --import tsx bench/train.ts [--quick] [--no-gpu] [--config tiny|small] [--precision 32-true,bf16-mixed,16-mixed,bf16-true,16-true,fp8]
 //        node --import tsx bench/train.ts --checkpoint none,layers,selective,plan50 [--quick]
 //        (activation checkpointing on wasm, tiny and medium Llama: ratios to none; JSON in bench/results/train-checkpoint.json)
 //        node --import tsx bench/train.ts --model resnet152|bert-base|llama-small [--autocast bf16] [--batch N] [--steps N]

@@ -1,12 +1,15 @@
-// torch._scaled_mm with per-tensor scales: out[M, N] = (A * scale_a) @ (B * scale_b), A [M, K] and
+// torch._scaled_mm with per-tensor scales read on the device (float32 one-element tensors at
+// sa[off_sa] and sb[off_sb]): out[M, N] = (A * scale_a) @ (B * scale_b), A [M, K] and
 // B [K, N] fp8 codes (decoded exactly on load), float32 accumulation in increasing k (16 x 16
 // tiles through workgroup memory), float32 output (cast to the output dtype by the caller).
 // Twin of assembly/scaled_mm.ts with float32 accumulation.
 override FA: u32 = 3u;
 override FB: u32 = 3u;
 
-struct Params { m: u32, k: u32, n: u32, tiles_n: u32, off_a: u32, off_b: u32, scale_a: f32, scale_b: f32 }
+struct Params { m: u32, k: u32, n: u32, tiles_n: u32, off_a: u32, off_b: u32, off_sa: u32, off_sb: u32 }
 @group(0) @binding(3) var<uniform> params: Params;
+@group(0) @binding(4) var<storage, read> sa: array<f32>;
+@group(0) @binding(5) var<storage, read> sb: array<f32>;
 
 const T: u32 = 16u;
 var<workgroup> ta: array<array<f32, 16>, 16>;
@@ -38,6 +41,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     workgroupBarrier();
   }
   if (row < params.m && col < params.n) {
-    out[row * params.n + col] = bitcast<u32>(sum * params.scale_a * params.scale_b);
+    out[row * params.n + col] = bitcast<u32>(sum * sa[params.off_sa] * sb[params.off_sb]);
   }
 }

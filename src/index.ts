@@ -37,7 +37,7 @@ export { ModuleList, Sequential } from './nn/container.js';
 export * as functional from './nn/functional.js';
 export * as init from './nn/init.js';
 export { Linear, Embedding, Dropout, ReLU, GELU, SiLU, defaultBackend } from './nn/layers.js';
-export type { LayerOptions } from './nn/layers.js';
+export type { LayerOptions, LinearParameters } from './nn/layers.js';
 export { RMSNorm, LayerNorm } from './nn/normalization.js';
 export { Llama, LlamaDecoderLayer, CausalSelfAttention, SwiGLU, RotaryEmbedding } from './nn/llama.js';
 export type { LlamaConfig, LlamaForwardOptions, ModelOptions } from './nn/llama.js';
@@ -62,6 +62,8 @@ export type { AutocastOptions, AutocastDType } from './amp/autocast.js';
 export * from './recompute/index.js';
 export { GradScaler, GradScalerError } from './amp/grad_scaler.js';
 export type { GradScalerOptions, GradScalerStateDict } from './amp/grad_scaler.js';
+export { convertToFloat8Training, Float8Linear, FLOAT8_E4M3_MAX, FLOAT8_E5M2_MAX } from './amp/float8.js';
+export type { Float8Recipe, DelayedScalingRecipe, CurrentScalingRecipe, Float8Filter, Float8TrainingOptions } from './amp/float8.js';
 export {
   serializeSafetensors, parseSafetensors, tensorsToSafetensors, safetensorsToTensors, SafetensorsError, MEMFIT_DTYPES_KEY,
 } from './io/safetensors.js';

@@ -66,6 +66,18 @@ export interface MatmulOptions {
   alpha?: number;
 }
 
+/** What float8ScaleUpdate computes (see there). */
+export interface Float8ScaleOptions {
+  /** Largest finite value of the fp8 format (448 for float8_e4m3fn, 57344 for float8_e5m2). */
+  readonly fp8Max: number;
+  /** Delayed scaling's margin: the scale is divided by 2^margin (default 0). */
+  readonly margin?: number;
+  readonly algorithm: 'max' | 'mostRecent' | 'current';
+}
+
+/** The smallest amax current scaling divides by (torchao's EPS = 1e-12, rounded to float32). */
+export const FLOAT8_AMAX_EPS = Math.fround(1e-12);
+
 export interface AdamWHyper {
   lr: number;
   beta1: number;
@@ -140,8 +152,24 @@ export interface Kernels {
    * gradient of the mean loss times `gradScale`.
    */
   crossEntropy(logits: TensorRef, targets: TensorRef, loss: TensorRef, dlogits: TensorRef | null, ignoreIndex: number, gradScale: number): void;
-  /** torch._scaled_mm: per-tensor scales only here; MX and row-wise scales via the dtype layer. */
-  scaledMatmul(a: TensorRef, b: TensorRef, out: TensorRef, scaleA: number, scaleB: number): void;
+  /**
+   * torch._scaled_mm with per-tensor scales read on the device: out[M, N] = (A * scaleA) @ (B * scaleB),
+   * A [M, K] and B [K, N] codes of formats of 8 bits or fewer; scaleA and scaleB are float32 tensors
+   * of one element (the dequantization scales, TE's scale_inv). MX and row-wise scales via the dtype layer.
+   */
+  scaledMatmul(a: TensorRef, b: TensorRef, out: TensorRef, scaleA: TensorRef, scaleB: TensorRef): void;
+  /**
+   * Float8 training's scale update, on the device (nothing is read back). history is float32 [L]
+   * (L >= 1) whose element 0 holds the newest amax; scale and scaleInv are float32 one-element tensors.
+   * 'current' (torchao's dynamic scaling): scale = fp8Max / max(history[0], FLOAT8_AMAX_EPS) (NaN
+   * stays NaN, as torch.clamp), history untouched. 'max' | 'mostRecent' (Transformer Engine's
+   * delayed scaling, its amax_and_scale_update kernel): amax = the largest entry of the history (NaN
+   * entries skipped, as fmaxf) or history[0]; the history is rolled by one (element i + 1 to i,
+   * element 0 to L - 1) and element 0 set to 0; scale = (fp8Max * 2^-margin) / amax when amax is
+   * finite and > 0, else the scale is kept. Both: scaleInv = 1 / scale. float32 arithmetic, each
+   * operation rounded (wasm: correctly rounded; WebGPU: WGSL's division).
+   */
+  float8ScaleUpdate(history: TensorRef, scale: TensorRef, scaleInv: TensorRef, options: Float8ScaleOptions): void;
   /**
    * GradScaler's kernel (torch._amp_foreach_non_finite_check_and_unscale_): multiplies every tensor
    * (float32) in place by invScale (float32, one element, read on the device) and sets foundInf
@@ -268,7 +296,7 @@ export interface Backend extends Kernels {
 /** Kernels that both backends implement in per-family modules (norms, embedding, attention, loss, optim, scaled matmul). */
 export type FamilyKernelName =
   | 'rmsNorm' | 'rmsNormBackward' | 'layerNorm' | 'layerNormBackward' | 'embedding' | 'embeddingBackward' | 'attention'
-  | 'attentionBackward' | 'crossEntropy' | 'scaledMatmul' | 'nonFiniteCheckAndUnscale' | 'ampUpdateScale' | 'globalNorm' | 'adamw'
+  | 'attentionBackward' | 'crossEntropy' | 'scaledMatmul' | 'float8ScaleUpdate' | 'nonFiniteCheckAndUnscale' | 'ampUpdateScale' | 'globalNorm' | 'adamw'
   | VisionKernelName;
 
 /** The vision kernels (src/backend/wasm/vision.ts, src/backend/webgpu/vision.ts, shaders/vision.wgsl). */

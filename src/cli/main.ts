@@ -152,7 +152,7 @@ Example:
     .option('--seed <n>', 'seed of the weights and the data order', int('--seed'), 0)
     .addOption(new Option('--backend <kind>', 'auto: a hardware GPU if present, else wasm (webgpu: any adapter, SwiftShader included)').choices(['auto', 'wasm', 'webgpu']).default('auto'))
     .option('--verbose', 'also print what the WebGPU probe saw (driver messages, adapters refused)', false)
-    .addOption(new Option('--precision <p>', '32-true (float32), bf16-mixed (bfloat16 autocast, float32 weights), 16-mixed (float16 autocast + GradScaler), bf16-true or 16-true (bfloat16 or float16 weights)').choices([...TRAIN_PRECISIONS]).default('32-true'))
+    .addOption(new Option('--precision <p>', '32-true (float32), bf16-mixed (bfloat16 autocast, float32 weights), 16-mixed (float16 autocast + GradScaler), bf16-true or 16-true (bfloat16 or float16 weights), or fp8 (Linear layers in fp8 with delayed scaling, the rest under bfloat16 autocast)').choices([...TRAIN_PRECISIONS]).default('32-true'))
     .option('--master-weights', 'bf16-true / 16-true: keep float32 master weights in the optimizer (4 more bytes a parameter)', false)
     .option('--stochastic-rounding', 'bf16-true / 16-true: round weight updates stochastically instead of to nearest', false)
     .option('--text <file>', 'a UTF-8 text file to train on')

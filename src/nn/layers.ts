@@ -33,15 +33,26 @@ export function positiveInt(name: string, v: number): number {
   return v;
 }
 
+/** Existing parameters a Linear takes over instead of initialising its own (weight [out, in], bias [out] or null). */
+export interface LinearParameters {
+  readonly weight: Parameter;
+  readonly bias: Parameter | null;
+}
+
 /** y = x W^T + b. torch.nn.Linear: W, b ~ U(-1/sqrt(in), 1/sqrt(in)). */
 export class Linear extends Module {
   weight: Parameter;
   bias: Parameter | null;
 
-  constructor(readonly inFeatures: number, readonly outFeatures: number, options: LayerOptions & { bias?: boolean; initStd?: number } = {}) {
+  constructor(readonly inFeatures: number, readonly outFeatures: number, options: LayerOptions & { bias?: boolean; initStd?: number; parameters?: LinearParameters } = {}) {
     super();
     positiveInt('inFeatures', inFeatures);
     positiveInt('outFeatures', outFeatures);
+    if (options.parameters) { // adopted, not initialised (a subclass taking over a layer: Float8Linear)
+      this.weight = options.parameters.weight;
+      this.bias = options.parameters.bias;
+      return;
+    }
     const be = options.backend ?? defaultBackend(), g = options.generator ?? defaultGenerator;
     const bound = 1 / Math.sqrt(inFeatures);
     // initStd: normal(0, std) instead (Llama's initializer_range), biases zero.

@@ -7,6 +7,7 @@ import { CATEGORIES, type Category, type MemoryEvent, type MemoryStats, type Mem
 import { inferenceMode, tidy } from '../autograd/variable.js';
 import { autocast } from '../amp/autocast.js';
 import { GradScaler } from '../amp/grad_scaler.js';
+import { convertToFloat8Training } from '../amp/float8.js';
 import { InvalidArgumentError } from '../errors.js';
 import { ByteTextDataset, type TokenBatch } from '../data/byte_text.js';
 import { Llama, type LlamaConfig } from '../nn/llama.js';
@@ -44,7 +45,10 @@ export interface TrainConfig {
    * The precision (PyTorch Lightning's names): '32-true' (default, float32 throughout),
    * 'bf16-mixed' (float32 weights, forward under bfloat16 autocast), '16-mixed' (float32 weights,
    * float16 autocast and a GradScaler), 'bf16-true' and '16-true' (bfloat16 or float16 weights,
-   * updated in float32 and rounded once; see masterWeights and stochasticRounding).
+   * updated in float32 and rounded once; see masterWeights and stochasticRounding), 'fp8' (Hugging Face
+   * Accelerate's mixed_precision="fp8": float32 weights, every Linear but the LM head in fp8 through
+   * convertToFloat8Training with Transformer Engine's default delayed scaling, everything else under
+   * bfloat16 autocast).
    */
   precision?: TrainPrecision;
   /** '-true' precisions: keep float32 master weights in the optimizer (4 more bytes a parameter). Default false. */
@@ -60,8 +64,8 @@ export interface TrainConfig {
 }
 
 /** The precisions LanguageModelTrainer runs. */
-export type TrainPrecision = '32-true' | 'bf16-mixed' | '16-mixed' | 'bf16-true' | '16-true';
-export const TRAIN_PRECISIONS: readonly TrainPrecision[] = ['32-true', 'bf16-mixed', '16-mixed', 'bf16-true', '16-true'];
+export type TrainPrecision = '32-true' | 'bf16-mixed' | '16-mixed' | 'bf16-true' | '16-true' | 'fp8';
+export const TRAIN_PRECISIONS: readonly TrainPrecision[] = ['32-true', 'bf16-mixed', '16-mixed', 'bf16-true', '16-true', 'fp8'];
 
 /** The optimizers LanguageModelTrainer can build. */
 export type TrainOptimizer = 'adamw' | 'adam' | 'sgd';
@@ -161,6 +165,7 @@ export class LanguageModelTrainer {
     }
     if (precision === 'bf16-true') this.model.to('bfloat16');
     if (precision === '16-true') this.model.to('float16');
+    if (precision === 'fp8') convertToFloat8Training(this.model, { filter: (name) => name !== 'lmHead' });
     if (config.checkpointModules !== undefined) {
       let re: RegExp;
       try {
@@ -191,7 +196,7 @@ export class LanguageModelTrainer {
   /** Runs fn (a forward) in the configured precision: under autocast for the mixed ones. */
   inPrecision<T>(fn: () => T): T {
     const p = this.config.precision;
-    return p === 'bf16-mixed' || p === '16-mixed' ? autocast({ dtype: p === '16-mixed' ? 'float16' : 'bfloat16' }, fn) : fn();
+    return p === 'bf16-mixed' || p === '16-mixed' || p === 'fp8' ? autocast({ dtype: p === '16-mixed' ? 'float16' : 'bfloat16' }, fn) : fn();
   }
 
   private upload(batch: TokenBatch): [Tensor, Tensor] {

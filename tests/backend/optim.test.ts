@@ -318,11 +318,13 @@ async function runScaledMm(b: Backend, c: MmCase, outDtype: TensorDType): Promis
   const a = tensor(b, [c.M, c.K], c.a_dtype as TensorDType, Uint8Array.from(c.a_codes_rowmajor_MxK));
   const bb = tensor(b, [c.K, c.N], c.b_dtype as TensorDType, Uint8Array.from(c.b_codes_rowmajor_KxN));
   const out = tensor(b, [c.M, c.N], outDtype);
-  b.scaledMatmul(a, bb, out, c.scale_a, c.scale_b);
+  // the scales are device tensors: both in one buffer (scaleB at an offset), read on the device
+  const scales = tensor(b, [3], 'float32', Float32Array.of(-7, c.scale_a, c.scale_b));
+  b.scaledMatmul(a, bb, out, { ...scales, offset: 1, shape: [1] }, { ...scales, offset: 2, shape: [] });
   let r: Float32Array;
   if (outDtype === 'float32') r = await readF32(b, out);
   else r = decode(await readU16(b, out), outDtype);
-  freeAll(b, a, bb, out);
+  freeAll(b, a, bb, out, scales);
   return r;
 }
 

@@ -243,7 +243,7 @@ test('train --precision bf16-mixed trains under autocast; an unknown precision i
   assert.match(r.stdout, /precision bf16-mixed/);
   const bad = memfit('train', '--steps', '1', '--precision', 'fp7');
   assert.is(bad.code, 1);
-  assert.match(bad.stderr, /--precision.*fp7.*32-true, bf16-mixed, 16-mixed, bf16-true, 16-true/s);
+  assert.match(bad.stderr, /--precision.*fp7.*32-true, bf16-mixed, 16-mixed, bf16-true, 16-true, fp8/s);
 });
 
 test('train --precision bf16-true --master-weights --stochastic-rounding trains half-precision weights; the flags are refused for float32 weights', () => {
@@ -280,6 +280,12 @@ test('train --checkpoint-modules: the layers named, the same losses bit for bit,
   const bad = memfit('train', '--steps', '1', '--checkpoint-modules', '(');
   assert.is(bad.code, 1);
   assert.match(bad.stderr, /"\(" is not a regular expression/);
+});
+
+test('train --precision fp8 trains with fp8 Linear layers', () => {
+  const r = memfit('train', '--steps', '3', '--batch-size', '2', '--seq-len', '16', '--sample', '0', '--precision', 'fp8', '--backend', 'wasm');
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, /precision fp8/);
 });
 
 test('train --precision 16-mixed: a non-finite loss is a step the GradScaler skips; twenty in a row stop the run', () => {

@@ -354,6 +354,7 @@ export class WasmBackend implements Backend {
   attentionBackward(...args: Parameters<Backend['attentionBackward']>): void { wasmFamilies.attentionBackward(this, ...args); }
   crossEntropy(...args: Parameters<Backend['crossEntropy']>): void { wasmFamilies.crossEntropy(this, ...args); }
   scaledMatmul(...args: Parameters<Backend['scaledMatmul']>): void { wasmFamilies.scaledMatmul(this, ...args); }
+  float8ScaleUpdate(...args: Parameters<Backend['float8ScaleUpdate']>): void { wasmFamilies.float8ScaleUpdate(this, ...args); }
   nonFiniteCheckAndUnscale(...args: Parameters<Backend['nonFiniteCheckAndUnscale']>): void { wasmFamilies.nonFiniteCheckAndUnscale(this, ...args); }
   globalNorm(...args: Parameters<Backend['globalNorm']>): void { wasmFamilies.globalNorm(this, ...args); }
   ampUpdateScale(...args: Parameters<Backend['ampUpdateScale']>): void { wasmFamilies.ampUpdateScale(this, ...args); }

@@ -23,6 +23,7 @@ export const wasmFamilies: FamilyKernels = {
   attentionBackward: attention.attentionBackward,
   crossEntropy: loss.crossEntropy,
   scaledMatmul: scaledMm.scaledMatmul,
+  float8ScaleUpdate: scaledMm.float8ScaleUpdate,
   nonFiniteCheckAndUnscale: optim.nonFiniteCheckAndUnscale,
   ampUpdateScale: optim.ampUpdateScale,
   globalNorm: optim.globalNorm,

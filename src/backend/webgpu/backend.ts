@@ -548,6 +548,7 @@ export class WebGPUBackend implements Backend {
   attentionBackward(...args: Parameters<Backend['attentionBackward']>): void { gpuFamilies.attentionBackward(this, ...args); }
   crossEntropy(...args: Parameters<Backend['crossEntropy']>): void { gpuFamilies.crossEntropy(this, ...args); }
   scaledMatmul(...args: Parameters<Backend['scaledMatmul']>): void { gpuFamilies.scaledMatmul(this, ...args); }
+  float8ScaleUpdate(...args: Parameters<Backend['float8ScaleUpdate']>): void { gpuFamilies.float8ScaleUpdate(this, ...args); }
   nonFiniteCheckAndUnscale(...args: Parameters<Backend['nonFiniteCheckAndUnscale']>): void { gpuFamilies.nonFiniteCheckAndUnscale(this, ...args); }
   globalNorm(...args: Parameters<Backend['globalNorm']>): void { gpuFamilies.globalNorm(this, ...args); }
   ampUpdateScale(...args: Parameters<Backend['ampUpdateScale']>): void { gpuFamilies.ampUpdateScale(this, ...args); }

@@ -25,6 +25,7 @@ export const gpuFamilies: FamilyKernels = {
   attentionBackward: attention.attentionBackward,
   crossEntropy: loss.crossEntropy,
   scaledMatmul: scaledMm.scaledMatmul,
+  float8ScaleUpdate: scaledMm.float8ScaleUpdate,
   nonFiniteCheckAndUnscale: optim.nonFiniteCheckAndUnscale,
   ampUpdateScale: optim.ampUpdateScale,
   globalNorm: optim.globalNorm,
