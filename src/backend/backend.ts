@@ -103,7 +103,11 @@ export interface AdamWDeviceInputs {
 
 /** The kernel set. Shapes are checked by the tensor layer; kernels may assume they fit. */
 export interface Kernels {
-  /** out = x converted to out.dtype (bit-identical to encode/decode; NaN payloads kept as there). */
+  /**
+   * out = x converted to out.dtype (bit-identical to encode/decode; NaN payloads kept as there).
+   * x and out hold the same number of elements, taken in row-major order (their shapes may differ,
+   * as in a reshape).
+   */
   cast(x: TensorRef, out: TensorRef, options?: CastOptions): void;
   /**
    * Every element of out = value, rounded once (nearest-even) from the number to out.dtype (int32:

@@ -8,7 +8,7 @@ import { gpuBackend, tensor, readF32, WasmBackend, type WebGPUBackend } from '..
 import type { Backend, BackendStats, TensorDType, TensorRef } from '../../src/backend/backend.js';
 import { storageBytes } from '../../src/backend/storage.js';
 import { BufferPool, MemoryTracker } from '../../src/backend/memory.js';
-import { encode, FORMATS, InvalidArgumentError, MemfitError } from '../../src/index.js';
+import { decode, encode, FORMATS, InvalidArgumentError, MemfitError } from '../../src/index.js';
 import { ByteTextDataset } from '../../src/data/byte_text.js';
 import { loadSotuText } from '../../src/data/sotu.js';
 import { LanguageModelTrainer, TINY_LLAMA } from '../../src/train/language_model.js';
@@ -165,6 +165,26 @@ test('emptyCache with recorded work on a freed buffer: the work is submitted fir
   assert.equal([...await readF32(g, y)], [-0, -1, -2, -3, -4, -5, -6, -7]);
   await g.synchronize();
   g.free(y.storage);
+});
+
+test('cast between shapes of the same size reads in row-major order on both backends (a reshape, never a broadcast); different sizes are refused', async () => {
+  const values = Float32Array.from({ length: 3 * 64 }, (_, i) => (i % 97) - 48.25);
+  const bf = encode(values, 'bfloat16') as Uint16Array;
+  for (const b of [w, g] as Backend[]) {
+    const x = tensor(b, [3, 2, 32], 'bfloat16', bf);
+    const out = tensor(b, [3, 64], 'float32');
+    b.cast(x, out);
+    assert.equal(Array.from(await readF32(b, out)), Array.from(values, (v) => v), b.kind);
+    const fp8 = tensor(b, [6, 32], 'float8_e4m3fn');
+    b.cast(out, fp8, { saturate: true });
+    const back = tensor(b, [192], 'float32');
+    b.cast(fp8, back);
+    assert.equal(Array.from(await readF32(b, back)), Array.from(decode(encode(values, 'float8_e4m3fn', { saturate: true }), 'float8_e4m3fn')), b.kind);
+    for (const t of [x, out, fp8, back]) b.free(t.storage);
+  }
+  const x = tensor(g, [2, 32], 'float32'), out = tensor(g, [2, 2, 32], 'float32');
+  assert.throws(() => g.cast(x, out), (e: unknown) => e instanceof InvalidArgumentError && /different numbers of elements/.test((e as Error).message));
+  g.free(x.storage); g.free(out.storage);
 });
 
 test('BufferPool hands out the free buffer created first, whatever order they were freed in', () => {

@@ -487,7 +487,11 @@ export class WebGPUBackend implements Backend {
     const mode = ROUNDING_IDS[rounding];
     if (mode === undefined) throw new InvalidArgumentError(`unknown rounding ${JSON.stringify(rounding)}; use 'nearest-even', 'toward-zero' or 'stochastic'`);
     const seed = mode === 2 ? BigInt.asUintN(64, options.seed ?? 0n) : 0n;
-    this.pointwise(0, 0, [x], out, 0, options.saturate ? 1 : 0, undefined, { mode, seed, base: 0n });
+    // Same number of elements, taken in row-major order: x is read with out's shape (a reshape),
+    // never broadcast into it.
+    if (numel(x.shape) !== numel(out.shape)) throw new InvalidArgumentError(`cast: x [${x.shape.join(', ')}] and out [${out.shape.join(', ')}] hold different numbers of elements`);
+    const src: TensorRef = x.shape.join() === out.shape.join() ? x : { storage: x.storage, offset: x.offset, shape: out.shape, dtype: x.dtype };
+    this.pointwise(0, 0, [src], out, 0, options.saturate ? 1 : 0, undefined, { mode, seed, base: 0n });
   }
 
   transpose(x: TensorRef, out: TensorRef): void {
