@@ -3,6 +3,9 @@
 // Llama built under bfloat16 trains bit for bit as one built in float32 and cast with to('bfloat16');
 // bad dtypes are refused and change nothing.
 import { test } from 'uvu';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as assert from 'uvu/assert';
 import {
   AdamW, BatchNorm2d, Embedding, Generator, InvalidArgumentError, Linear, Llama, Module, RMSNorm, SiLU, Tensor, WasmBackend, functional,
@@ -108,6 +111,32 @@ test('a Llama built under bfloat16 has bfloat16 weights and float32 rotary table
   }
   assert.ok(losses[4] < losses[0] - 0.1, `the loss falls: ${losses.join(', ')}`);
   x.dispose(); y.dispose(); opt.dispose(); model.dispose();
+});
+
+test('memfit\'s own tensors name their dtype: every Tensor.empty / Tensor.from in src/ without one is a place meant to follow the default', () => {
+  // The places that follow getDefaultDtype(): parameters (init, Parameter.from through options),
+  // BatchNorm's running statistics, Variable.from, and Tensor.from itself.
+  const allowed = [
+    'nn/init.ts: Tensor.empty(backend, shape, { category: \'parameter\', label })',
+    'nn/init.ts: Tensor.from(backend, values, shape, { category: \'parameter\', label })',
+    'nn/vision_layers.ts: Tensor.from(be, new Float32Array(numFeatures), [numFeatures], { category: \'data\', label: \'running_mean\' })',
+    'nn/vision_layers.ts: Tensor.from(be, new Float32Array(numFeatures).fill(1), [numFeatures], { category: \'data\', label: \'running_var\' })',
+    'autograd/variable.ts: Tensor.from(backend, data, shape, { category: options.category ?? \'data\' })',
+    'tensor/tensor.ts: Tensor.empty(backend, shape, { category: \'data\', ...options })',
+  ];
+  const root = fileURLToPath(new URL('../../src/', import.meta.url));
+  const found: string[] = [];
+  for (const rel of readdirSync(root, { recursive: true }) as string[]) {
+    if (!rel.endsWith('.ts')) continue;
+    const src = readFileSync(join(root, rel), 'utf8');
+    for (const m of src.matchAll(/Tensor\.(empty|from)\(/g)) {
+      let i = m.index! + m[0].length, depth = 1;
+      while (depth > 0 && i < src.length) { const c = src[i++]; if ('([{'.includes(c)) depth++; else if (')]}'.includes(c)) depth--; }
+      const call = src.slice(m.index, i).replace(/\s+/g, ' ');
+      if (!call.includes('dtype')) found.push(`${rel.split(sep).join('/')}: ${call}`);
+    }
+  }
+  assert.equal(found.sort(), [...allowed].sort());
 });
 
 test('bad dtypes are InvalidArgumentErrors naming the allowed ones; the default is unchanged', () => {
