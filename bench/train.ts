@@ -1,10 +1,13 @@
 // Training benchmark (`npm run bench:train`): the tiny Llama of the training proof (2 layers,
-// hidden 64, byte vocabulary; batch 8 x 64) on every backend present: tokens/s, step time, peak
+// hidden 64, byte vocabulary; batch 8 x 64) and a medium one (4 layers, hidden 256, 8 heads,
+// intermediate 704; batch 8 x 128) on the wasm backend at 1 thread and at all threads (the default
+// of createBackend: the cores, at most 4) with the speedup from threads, and the tiny one on WebGPU
+// when there is an adapter: tokens/s, step time, peak
 // memory by category, the extra memory a training forward holds (saved activations) and the same
 // forward under inferenceMode, the quantities of docs/torch_h100_anchors.md. On a hardware
 // GPU `--config small` runs the anchors' "small" shapes next to PyTorch's H100 figures.
 //
-// Usage: node --import tsx bench/train.ts [--quick] [--no-gpu] [--config tiny|small] [--precision 32-true,bf16-mixed,16-mixed,bf16-true]
+// Usage: node --import tsx bench/train.ts [--quick] [--no-gpu] [--config tiny,medium|small] [--threads 1,all] [--precision 32-true,bf16-mixed,16-mixed,bf16-true]
 //        node --import tsx bench/train.ts --model resnet152|bert-base|llama-small [--autocast bf16] [--batch N] [--steps N]
 //        (full-size models: bench/train_models.ts; JSON in bench/results/train-<model>.json)
 // Statistic: the median step after warm-up steps (each step ends with the loss read back); the
@@ -18,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 import type { Backend, BackendStats } from '../src/backend/backend.js';
 import { CATEGORIES } from '../src/backend/memory.js';
 import { WasmBackend } from '../src/backend/wasm/backend.js';
+import { defaultThreads } from '../src/backend/wasm/threads.js';
 import { inferenceMode, tidy } from '../src/autograd/variable.js';
 import { ByteTextDataset } from '../src/data/byte_text.js';
 import { loadSotuText } from '../src/data/sotu.js';
@@ -27,7 +31,13 @@ import { BENCH_MODELS, benchModel, type BenchModel } from './train_models.js';
 
 const argv = process.argv.slice(2);
 const flag = (f: string) => argv.includes(f);
-const configName = argv.includes('--config') ? argv[argv.indexOf('--config') + 1] : 'tiny';
+const configArg = argv.includes('--config') ? argv[argv.indexOf('--config') + 1] ?? '' : 'tiny,medium';
+const configNames = configArg.split(',');
+for (const c of configNames) if (!['tiny', 'medium', 'small'].includes(c) || (c === 'small' && configNames.length > 1)) throw new Error(`--config takes tiny, medium (or both: tiny,medium) or small; got ${configArg}`);
+const configName = configNames[0];
+const threadsArg = argv.includes('--threads') ? argv[argv.indexOf('--threads') + 1] ?? '' : '1,all';
+const threadCounts = threadsArg.split(',').map((t) => (t === 'all' ? defaultThreads() : Number(t)));
+for (const t of threadCounts) if (!Number.isInteger(t) || t < 1) throw new Error(`--threads takes a comma-separated list of counts or 'all'; got ${threadsArg}`);
 const log = (m: string) => process.stderr.write(`[bench:train] ${m}\n`);
 if (argv.includes('--model')) { // the full-size models (bench/train_models.ts)
   await benchModels(argv);
@@ -35,7 +45,7 @@ if (argv.includes('--model')) { // the full-size models (bench/train_models.ts)
 }
 const precisions = (argv.includes('--precision') ? argv[argv.indexOf('--precision') + 1] ?? '' : '32-true').split(',') as TrainPrecision[];
 for (const p of precisions) if (!TRAIN_PRECISIONS.includes(p)) throw new Error(`--precision takes a comma-separated list of ${TRAIN_PRECISIONS.join(', ')}; got ${p}`);
-for (const a of argv) if (!['--quick', '--no-gpu', '--config', 'tiny', 'small', '--precision', precisions.join(',')].includes(a)) throw new Error(`unknown argument ${a}; usage: bench/train.ts [--quick] [--no-gpu] [--config tiny|small] | --model ${BENCH_MODELS.join('|')} [--autocast bf16] [--batch N] [--steps N] [--no-gpu]`);
+for (const a of argv) if (!['--quick', '--no-gpu', '--config', configArg, '--threads', threadsArg, '--precision', precisions.join(',')].includes(a)) throw new Error(`unknown argument ${a}; usage: bench/train.ts [--quick] [--no-gpu] [--config tiny,medium|small] [--threads 1,all] [--precision ...] | --model ${BENCH_MODELS.join('|')} [--autocast bf16] [--batch N] [--steps N] [--no-gpu]`);
 
 /** --model NAME [--autocast bf16|fp16] [--batch N] [--steps N] [--no-gpu]: wasm, then a hardware GPU if there is one. */
 async function benchModels(args: string[]): Promise<void> {
@@ -68,6 +78,12 @@ async function benchModels(args: string[]): Promise<void> {
   renameSync(tmp, path.join(dir, file));
 }
 const round = (x: number) => Number(x.toPrecision(4));
+
+/** The medium config of issue #13: byte vocabulary, hidden 256, 4 layers, 8 heads, intermediate 704; batch 8 x 128. */
+const MEDIUM: TrainConfig = {
+  ...TINY_LLAMA, batchSize: 8, seqLen: 128,
+  model: { vocabSize: 256, hiddenSize: 256, numHiddenLayers: 4, numAttentionHeads: 8, intermediateSize: 704, maxPositionEmbeddings: 128, rmsNormEps: 1e-5 },
+};
 const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** The anchors' "small" config (vocab 8192, dim 512, 8 layers, 8 heads, ffn 1408, batch 16, seq 256). */
@@ -78,7 +94,7 @@ const SMALL: TrainConfig = {
 /** PyTorch eager on an H100, fp32, AdamW (docs/torch_h100_anchors.md, "small", fp32 row). */
 const TORCH_SMALL_FP32 = { stepMs: 23.4, tokensPerSecond: 175_000, peakMB: 5281, fwdActMB: 1489, infFwdMB: 144 };
 
-async function run(backend: Backend, config: TrainConfig, steps: number, warmup: number) {
+async function run(backend: Backend, config: TrainConfig, steps: number, warmup: number, configName: string) {
   const dataset = new ByteTextDataset(text);
   const t = new LanguageModelTrainer(backend, dataset, { ...config, steps: steps + warmup, warmupSteps: 1 });
   try {
@@ -119,6 +135,7 @@ async function run(backend: Backend, config: TrainConfig, steps: number, warmup:
     return {
       backend: backend.description,
       config: configName,
+      threads: backend instanceof WasmBackend ? backend.threads : undefined,
       precision: config.precision ?? '32-true',
       parameters: t.model.numParameters(),
       batch: shape,
@@ -144,11 +161,25 @@ const text = loadSotuText({ fromYear: 1990 });
 const config = configName === 'small' ? SMALL : TINY_LLAMA;
 const quick = flag('--quick');
 const results: Record<string, unknown>[] = [];
-if (configName === 'tiny') {
+for (const name of configNames.filter((c) => c !== 'small')) {
+  const c = name === 'medium' ? MEDIUM : TINY_LLAMA;
   for (const precision of precisions) {
-    log(`wasm, ${precision} ...`);
-    results.push(await run(new WasmBackend(), { ...config, precision }, quick ? 5 : 30, 2));
+    for (const threads of threadCounts) {
+      log(`wasm, ${name}, ${precision}, ${threads} thread(s) ...`);
+      const w = await WasmBackend.create(`${threads} thread(s)`, { threads });
+      try {
+        results.push(await run(w, { ...c, precision }, quick ? (name === 'medium' ? 3 : 5) : name === 'medium' ? 10 : 30, name === 'medium' ? 1 : 2, name));
+      } finally {
+        w.destroy();
+      }
+    }
   }
+}
+// Threads against one thread: same config and precision, same run.
+for (const r of results) {
+  const one = results.find((b) => b.threads === 1 && b.config === r.config && b.precision === r.precision);
+  if (!one || one === r || r.threads === undefined) continue;
+  r.vsOneThread = { speedup: round((one.stepMsMedian as number) / (r.stepMsMedian as number)) };
 }
 if (!flag('--no-gpu')) {
   const { WebGPUBackend } = await import('../src/backend/webgpu/backend.js');
@@ -165,7 +196,7 @@ if (!flag('--no-gpu')) {
       else {
         for (const precision of precisions) {
         log(`webgpu (${g.description}), ${precision} ...`);
-        const r = await run(g, { ...config, precision }, software || quick ? 3 : 30, 1);
+        const r = await run(g, { ...config, precision }, software || quick ? 3 : 30, 1, configName);
         if (configName === 'small') {
           Object.assign(r, {
             torchH100Fp32: TORCH_SMALL_FP32,
@@ -183,7 +214,7 @@ if (!flag('--no-gpu')) {
 }
 // Each precision against 32-true on the same backend, same run: saved-activation bytes, peak, step time.
 for (const r of results) {
-  const base = results.find((b) => b.backend === r.backend && b.precision === '32-true');
+  const base = results.find((b) => b.backend === r.backend && b.config === r.config && b.precision === '32-true');
   if (!base || base === r) continue;
   r.vsFloat32 = {
     trainingForwardHeldBytes: round((r.trainingForwardHeldBytes as number) / (base.trainingForwardHeldBytes as number)),

@@ -35,7 +35,12 @@ function keep(mask: usize, b: usize, t: usize, s: usize): bool {
  * lse = m + log(l); pass 2 sums exp(score - lse) * v. bh rows of heads: batch b = bh / heads.
  */
 export function attentionF32(q: usize, k: usize, v: usize, mask: usize, out: usize, lse: usize, bh: usize, heads: usize, t: usize, d: usize, scale: f32, causal: i32): void {
-  for (let r: usize = 0; r < bh; r++) {
+  attentionF32Heads(q, k, v, mask, out, lse, heads, t, d, scale, causal, 0, bh);
+}
+
+/** attentionF32 for the (batch, head) rows [r0, r1) only (threads split the heads). */
+export function attentionF32Heads(q: usize, k: usize, v: usize, mask: usize, out: usize, lse: usize, heads: usize, t: usize, d: usize, scale: f32, causal: i32, r0: usize, r1: usize): void {
+  for (let r: usize = r0; r < r1; r++) {
     const b = r / heads;
     const base = r * t * d;
     for (let i: usize = 0; i < t; i++) {
@@ -75,8 +80,16 @@ export function attentionBackwardF32(
   dout: usize, q: usize, k: usize, v: usize, out: usize, lse: usize, mask: usize, dq: usize, dk: usize, dv: usize, di: usize,
   bh: usize, heads: usize, t: usize, d: usize, scale: f32, causal: i32,
 ): void {
-  for (let r: usize = 0; r < bh * t; r++) store<f32>(di + (r << 2), dot(dout + ((r * d) << 2), out + ((r * d) << 2), d));
-  for (let r: usize = 0; r < bh; r++) {
+  attentionBackwardF32Heads(dout, q, k, v, out, lse, mask, dq, dk, dv, di, heads, t, d, scale, causal, 0, bh);
+}
+
+/** attentionBackwardF32 for the (batch, head) rows [r0, r1) only (threads split the heads). */
+export function attentionBackwardF32Heads(
+  dout: usize, q: usize, k: usize, v: usize, out: usize, lse: usize, mask: usize, dq: usize, dk: usize, dv: usize, di: usize,
+  heads: usize, t: usize, d: usize, scale: f32, causal: i32, r0: usize, r1: usize,
+): void {
+  for (let r: usize = r0 * t; r < r1 * t; r++) store<f32>(di + (r << 2), dot(dout + ((r * d) << 2), out + ((r * d) << 2), d));
+  for (let r: usize = r0; r < r1; r++) {
     const b = r / heads;
     const base = r * t * d;
     // dq: one query row at a time, over its keys

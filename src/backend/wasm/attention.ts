@@ -39,7 +39,9 @@ export function attention(backend: WasmBackend, q: TensorRef, k: TensorRef, v: T
   if (B * H * T === 0) return;
   staged(backend, [q, k, v, mask], ([pq, pk, pv, pm]) => {
     const o = backend.stageOut(out);
-    exportsOf().attentionF32(pq, pk, pv, pm, o.ptr, f32Ptr(backend, lse), B * H, H, T, D, scale, causal ? 1 : 0);
+    const pl = f32Ptr(backend, lse), c = causal ? 1 : 0;
+    // Heads run in parallel (each head's rows are computed as on one thread).
+    backend.parallelFor(B * H, 1, B * H * T * T * D, (r0, r1) => ({ fn: 'attentionF32Heads', args: [pq, pk, pv, pm, o.ptr, pl, H, T, D, scale, c, r0, r1] }));
     o.commit();
   });
 }
@@ -54,7 +56,10 @@ export function attentionBackward(
     const di = backend.temp(B * H * T * 4, 'attention di');
     const oq = backend.stageOut(dq), ok = backend.stageOut(dk), ov = backend.stageOut(dv);
     try {
-      exportsOf().attentionBackwardF32(pdo, pq, pk, pv, po, pl, pm, oq.ptr, ok.ptr, ov.ptr, di.ptr, B * H, H, T, D, scale, causal ? 1 : 0);
+      const c = causal ? 1 : 0;
+      backend.parallelFor(B * H, 1, 2 * B * H * T * T * D, (r0, r1) => ({
+        fn: 'attentionBackwardF32Heads', args: [pdo, pq, pk, pv, po, pl, pm, oq.ptr, ok.ptr, ov.ptr, di.ptr, H, T, D, scale, c, r0, r1],
+      }));
       oq.commit();
       ok.commit();
       ov.commit();

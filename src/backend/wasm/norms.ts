@@ -45,7 +45,9 @@ export function rmsNorm(backend: WasmBackend, x: TensorRef, weight: TensorRef, o
   if (rows * cols === 0) return;
   staged(backend, [x, weight], ([px, pw]) => {
     const o = backend.stageOut(out);
-    nnExports().rmsNormF32(px, pw, o.ptr, f32Ptr(backend, rstd), rows, cols, eps);
+    const pr = f32Ptr(backend, rstd);
+    // Rows in parallel (each row is computed as on one thread).
+    backend.parallelFor(rows, 1, rows * cols * 2, (a, b) => ({ fn: 'rmsNormF32', args: [px + a * cols * 4, pw, o.ptr + a * cols * 4, pr + a * 4, b - a, cols, eps] }));
     o.commit();
   });
 }
@@ -65,7 +67,10 @@ export function layerNorm(backend: WasmBackend, x: TensorRef, weight: TensorRef,
   if (rows * cols === 0) return;
   staged(backend, [x, weight, bias], ([px, pw, pb]) => {
     const o = backend.stageOut(out);
-    nnExports().layerNormF32(px, pw, pb, o.ptr, f32Ptr(backend, mean), f32Ptr(backend, rstd), rows, cols, eps);
+    const pm = f32Ptr(backend, mean), pr = f32Ptr(backend, rstd);
+    backend.parallelFor(rows, 1, rows * cols * 3, (a, b) => ({
+      fn: 'layerNormF32', args: [px + a * cols * 4, pw, pb, o.ptr + a * cols * 4, pm + a * 4, pr + a * 4, b - a, cols, eps],
+    }));
     o.commit();
   });
 }
