@@ -116,7 +116,7 @@ test('attention forward and backward are bit-identical across threads (causal an
   }
 });
 
-test('softmax, log-softmax, RMSNorm, LayerNorm, unary and binary ops are bit-identical across threads', async () => {
+test('softmax, log-softmax, RMSNorm (and backward), LayerNorm, unary, binary (broadcasting too) and transposes are bit-identical across threads', async () => {
   const [rows, cols] = [45, 37];
   const n = rows * cols;
   await identical('row and element kernels', (b) => {
@@ -130,6 +130,18 @@ test('softmax, log-softmax, RMSNorm, LayerNorm, unary and binary ops are bit-ide
     b.layerNorm(x, w, bias, out(), out([rows]), out([rows]), 1e-5);
     for (const op of ['exp', 'silu', 'gelu', 'tanh', 'relu', 'scale'] as const) b.unary(op, x, out(), 0.7);
     for (const op of ['add', 'mul', 'div', 'sub'] as const) b.binary(op, x, y, out());
+    // broadcasting: a row vector, a column, and [3, 1, 37] against [3, 15, 37]
+    b.binary('mul', x, w, out());
+    b.binary('sub', { ...y, shape: [rows, 1], storage: y.storage }, x, out());
+    b.binary('add', { ...x, shape: [3, 15, cols] }, { ...y, shape: [3, 1, cols] }, out([3, 15, cols]));
+    b.binary('maximum', { ...x, shape: [3, 15, cols] }, { ...w, shape: [cols] }, out([3, 15, cols]));
+    // transposes (a batch of 5 matrices 9 x 37), RMSNorm backward (dx by rows, dweight by columns)
+    b.transpose({ ...x, shape: [5, 9, cols] }, out([5, cols, 9]));
+    const rstd = out([rows]);
+    b.rmsNorm(x, w, out(), rstd, 1e-5);
+    const dw = out([cols]);
+    b.fill(dw, 0.25);
+    b.rmsNormBackward(y, x, w, rstd, out(), dw);
     for (const t of [x, y, w, bias]) b.free(t.storage);
     return outs;
   });

@@ -5,7 +5,7 @@ import { humanBytes, InvalidArgumentError, MemfitError, OutOfMemoryError } from 
 import { formatOf, ROUNDING_IDS } from '../../dtype/formats.js';
 import { allocationLabel } from '../op_context.js';
 import { GROW_LIMIT, Scratch, wasm, wasmAlloc, wasmFree, WASM_MEMORY_LIMIT } from '../../dtype/wasm.js';
-import { MAX_WORKERS, splitRange, Threads, type KernelPart } from './threads.js';
+import { MAX_PARTS, MAX_WORKERS, splitRange, Threads, type KernelPart } from './threads.js';
 import type {
   Backend, BackendStats, BinaryOp, CastOptions, MatmulOptions, ReduceOp, Storage, TensorDType, TensorRef, UnaryOp,
 } from '../backend.js';
@@ -56,6 +56,8 @@ export interface WasmBackendOptions {
 
 /** Kernel calls with less work than this (multiply-adds or element updates) run on one thread: waking workers costs more. */
 export const PARALLEL_MIN_WORK = 1 << 16;
+/** Parts per thread of a split call. */
+const PARTS_PER_THREAD = 4;
 
 export function kernelExports(): WasmKernelExports {
   return wasm() as unknown as WasmKernelExports;
@@ -204,23 +206,35 @@ export class WasmBackend implements Backend {
     return this.workers.lanes();
   }
 
-  /** Runs kernel parts, parts[0] on this thread and the rest on workers; returns when all are done. */
-  runParts(parts: readonly KernelPart[]): void {
-    if (parts.length === 1) (kernelExports() as unknown as Record<string, (...a: number[]) => void>)[parts[0].fn](...parts[0].args);
-    else this.workers!.run(parts);
+  /**
+   * Runs kernel parts on this thread and the workers (each takes the next part not yet taken);
+   * returns when all are done. With scratchStride, each part's last argument is a scratch pointer
+   * that the thread running it offsets by its seat (0 .. threads - 1) times the stride.
+   */
+  runParts(parts: readonly KernelPart[], scratchStride = 0): void {
+    if (parts.length === 1 || !this.workers) {
+      const ex = kernelExports() as unknown as Record<string, (...a: number[]) => void>;
+      for (const p of parts) ex[p.fn](...p.args);
+    } else this.workers.run(parts, scratchStride);
   }
 
   /**
    * Splits [0, n) into ranges (boundaries multiples of `align`) when the call has `work` units of
-   * work and threads are free, and runs part(start, end) for each, all at once.
+   * work and threads are free (a few ranges per thread, so that a thread slowed by others' work on
+   * the machine is made up for), and runs part(start, end) for each.
    */
   parallelFor(n: number, align: number, work: number, part: (start: number, end: number) => KernelPart): void {
-    const lanes = Math.min(this.lanes(work), Math.ceil(n / align));
-    if (lanes <= 1) {
+    const pieces = this.pieces(this.lanes(work), Math.ceil(n / align));
+    if (pieces <= 1) {
       this.runParts([part(0, n)]);
       return;
     }
-    this.runParts(splitRange(n, lanes, align).map(([s, e]) => part(s, e)));
+    this.runParts(splitRange(n, pieces, align).map(([s, e]) => part(s, e)));
+  }
+
+  /** How many parts to cut a call into for `lanes` threads, at most `units`. */
+  pieces(lanes: number, units: number): number {
+    return lanes <= 1 ? 1 : Math.min(units, lanes * PARTS_PER_THREAD, MAX_PARTS);
   }
 
   /** Pointer of a storage (for kernels in family modules). */
@@ -321,8 +335,9 @@ export class WasmBackend implements Backend {
     const bits = x.dtype === 'int32' ? 32 : formatOf(x.dtype).bits;
     if (bits >= 8 && x.storage !== out.storage) {
       // Byte-aligned codes: one pass from x's storage straight into out's.
-      const width = bits / 8;
-      w.transposeCodes(width, this.ptr(x.storage) + x.offset * width, this.ptr(out.storage), batch, rows, cols);
+      const width = bits / 8, src = this.ptr(x.storage) + x.offset * width, dst = this.ptr(out.storage), mat = rows * cols * width;
+      // Whole matrices in parallel (head split and merge are batches of transposes).
+      this.parallelFor(batch, 1, batch * rows * cols, (b0, b1) => ({ fn: 'transposeCodes', args: [width, src + b0 * mat, dst + b0 * mat, b1 - b0, rows, cols] }));
       return;
     }
     this.moveCodes(x, out, (a, b) => w.transposeCodes(a.BYTES_PER_ELEMENT, a.byteOffset, b.byteOffset, batch, rows, cols));
@@ -370,7 +385,12 @@ export class WasmBackend implements Backend {
       }
       const shape = out.shape;
       const meta = [shape.length, ...shape, ...broadcastStrides(a.shape, shape), ...broadcastStrides(b.shape, shape)];
-      this.withMeta(meta, (m) => w.binaryF32(id, pa, pb, o, n, m));
+      const rowLen = shape[shape.length - 1], rows = rowLen === 0 ? 0 : n / rowLen;
+      this.withMeta(meta, (m) => {
+        // Rows of the last dimension in parallel; one thread: the whole call as always.
+        if (this.lanes(n) > 1 && rows > 1) this.parallelFor(rows, 1, n, (r0, r1) => ({ fn: 'binaryF32Rows', args: [id, pa, pb, o, m, r0, r1] }));
+        else w.binaryF32(id, pa, pb, o, n, m);
+      });
     });
   }
 
@@ -421,15 +441,17 @@ export class WasmBackend implements Backend {
     this.run([a, b], out, ([pa, pb], o) => {
       const lanes = this.lanes(batch * m * n * Math.max(k, 1));
       if (lanes <= 1) return kernelExports().matmulF32(pa, pb, o, batch, m, k, n, tA, tB, alpha, strideA, strideB);
-      // Whole matrices per part when the batch is large enough, else bands of rows (or columns) of each.
-      const [by, ranges] = batch >= lanes ? ['batch', splitRange(batch, lanes)] as const
-        : m >= n ? ['rows', splitRange(m, lanes, 6)] as const : ['cols', splitRange(n, lanes, 8)] as const;
+      // Whole matrices per part when the batch is large enough, else bands of rows (or columns) of
+      // each (bands of at least 48 rows or 64 columns: each band packs its own copy of op(B) or op(A)).
+      const [by, ranges] = batch >= lanes ? ['batch', splitRange(batch, this.pieces(lanes, batch))] as const
+        : m >= n ? ['rows', splitRange(m, this.pieces(lanes, Math.ceil(m / 48)), 6)] as const
+          : ['cols', splitRange(n, this.pieces(lanes, Math.ceil(n / 64)), 8)] as const;
       const bytes = (kernelExports().matmulScratchBytes(m, k, n) + 15) & ~15;
-      const scratch = (this.partScratch.ensure(bytes * ranges.length + 16) + 15) & ~15;
-      this.runParts(ranges.map(([s, e], i) => {
+      const scratch = (this.partScratch.ensure(bytes * this.threads + 16) + 15) & ~15; // one block per thread
+      this.runParts(ranges.map(([s, e]) => {
         const [b0, b1, i0, i1, j0, j1] = by === 'batch' ? [s, e, 0, m, 0, n] : by === 'rows' ? [0, batch, s, e, 0, n] : [0, batch, 0, m, s, e];
-        return { fn: 'matmulF32Part', args: [pa, pb, o, m, k, n, tA, tB, alpha, strideA, strideB, b0, b1, i0, i1, j0, j1, scratch + i * bytes] };
-      }));
+        return { fn: 'matmulF32Part', args: [pa, pb, o, m, k, n, tA, tB, alpha, strideA, strideB, b0, b1, i0, i1, j0, j1, scratch] };
+      }), bytes);
     });
   }
 

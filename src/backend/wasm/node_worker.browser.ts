@@ -4,9 +4,10 @@ export interface KernelWorker {
   terminate(): void;
 }
 
-export function startWorker(source: string, data: unknown): KernelWorker {
+export function startWorker(source: string, data: unknown, onError: (e: Error) => void): KernelWorker {
   const url = URL.createObjectURL(new Blob([`${source}\nself.onmessage = (e) => memfitWorker(e.data);`], { type: 'text/javascript' }));
   const w = new Worker(url);
+  w.onerror = (e) => onError(new Error(e.message));
   w.postMessage(data);
   return { terminate: () => { w.terminate(); URL.revokeObjectURL(url); } };
 }

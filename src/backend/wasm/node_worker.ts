@@ -8,10 +8,11 @@ export interface KernelWorker {
   terminate(): void;
 }
 
-/** Starts `source` (a classic script that calls memfitWorker(data)) with `data` as its input. */
-export function startWorker(source: string, data: unknown): KernelWorker {
+/** Starts `source` (a classic script that calls memfitWorker(data)) with `data` as its input; onError gets an error it throws. */
+export function startWorker(source: string, data: unknown, onError: (e: Error) => void): KernelWorker {
   // import() works whether Node evaluates the script as CommonJS or, under --input-type=module, as ESM.
   const w = new Worker(`${source}\nimport('node:worker_threads').then((m) => memfitWorker(m.workerData));`, { eval: true, workerData: data, execArgv: [] });
+  w.on('error', onError);
   w.unref();
   return { terminate: () => void w.terminate() };
 }

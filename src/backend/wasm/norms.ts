@@ -4,6 +4,7 @@
 import type { TensorRef } from '../backend.js';
 import { numel } from '../shape.js';
 import { kernelExports, type WasmBackend } from './backend.js';
+import { splitRange } from './threads.js';
 
 export interface NnExports {
   rmsNormF32(x: number, w: number, out: number, rstd: number, rows: number, cols: number, eps: number): void;
@@ -57,7 +58,17 @@ export function rmsNormBackward(backend: WasmBackend, dy: TensorRef, x: TensorRe
   if (rows * cols === 0) return;
   staged(backend, [dy, x, weight, rstd], ([pdy, px, pw, pr]) => {
     const o = backend.stageOut(dx);
-    nnExports().rmsNormBackwardF32(pdy, px, pw, pr, o.ptr, f32Ptr(backend, dweight), rows, cols);
+    const pdw = f32Ptr(backend, dweight);
+    // dx by rows and dweight by columns in parallel (each column sums its rows in order, as on one thread).
+    const pieces = backend.pieces(backend.lanes(rows * cols * 3), Math.max(rows, Math.ceil(cols / 4)));
+    if (pieces <= 1) nnExports().rmsNormBackwardF32(pdy, px, pw, pr, o.ptr, pdw, rows, cols);
+    else {
+      const rr = splitRange(rows, pieces), cc = splitRange(cols, pieces, 4);
+      backend.runParts(Array.from({ length: Math.max(rr.length, cc.length) }, (_, i) => {
+        const [r0, r1] = rr[i] ?? [0, 0], [c0, c1] = cc[i] ?? [0, 0];
+        return { fn: 'rmsNormBackwardF32Part', args: [pdy, px, pw, pr, o.ptr, pdw, rows, cols, r0, r1, c0, c1] };
+      }));
+    }
     o.commit();
   });
 }
