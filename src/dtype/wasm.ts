@@ -50,9 +50,23 @@ export function wasmBuild(): WasmBuild {
   return build!;
 }
 
+let simdChoice: 'auto' | 'plain' | undefined;
+
+/**
+ * Chooses the build before the module loads: 'auto' (the default: relaxed SIMD where the engine
+ * validates it) or 'plain' (plain SIMD everywhere: matmul results bit-identical on every engine, as
+ * Node 20 computes them). In Node, MEMFIT_WASM_SIMD=plain does the same. Once the module has loaded,
+ * asking for the other build is an InvalidArgumentError.
+ */
+export function setWasmSimd(choice: 'auto' | 'plain'): void {
+  if (choice !== 'auto' && choice !== 'plain') throw new InvalidArgumentError(`setWasmSimd takes 'auto' or 'plain', got ${JSON.stringify(choice)}`);
+  if (build && build.relaxedSimd && choice === 'plain') throw new InvalidArgumentError("setWasmSimd('plain'): the relaxed-SIMD module has already loaded (call it before any tensor or backend is made)");
+  simdChoice = choice;
+}
+
 function relaxedSimdWanted(): boolean {
   const env = typeof process !== 'undefined' ? process.env?.MEMFIT_WASM_SIMD : undefined;
-  return env !== 'plain';
+  return (simdChoice ?? (env === 'plain' ? 'plain' : 'auto')) === 'auto';
 }
 
 /** Initial pages of the memory (as asconfig.json's initialMemory) and the most a wasm32 memory may have. */

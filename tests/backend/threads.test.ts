@@ -210,6 +210,42 @@ test('splitRange: near-equal pieces on aligned boundaries, covering [0, n) once'
   assert.equal(splitRange(0, 4), []);
 });
 
+test('the relaxed-SIMD build (fused multiply-add in matmul): loaded where the engine validates it, within the matmul bound, bit-identical across threads', () => {
+  const root = fileURLToPath(new URL('../..', import.meta.url));
+  const script = `
+    const { wasmBuild } = await import('./src/dtype/wasm.ts');
+    const { WasmBackend } = await import('./src/backend/wasm/backend.ts');
+    const { tensor, readF32 } = await import('./tests/helpers/backends.ts');
+    const { rand } = await import('./tests/helpers/values.ts');
+    const [m, k, n] = [70, 300, 90];
+    const A = rand(m * k, 1), B = rand(k * n, 2);
+    const outs = [];
+    for (const threads of [1, 3]) {
+      const b = await WasmBackend.create('x', { threads, parallelMinWork: 1 });
+      const o = tensor(b, [m, n], 'float32');
+      b.matmul(tensor(b, [m, k], 'float32', A), tensor(b, [k, n], 'float32', B), o);
+      outs.push(await readF32(b, o));
+    }
+    let worst = 0, differ = 0;
+    for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
+      let ref = 0, abs = 0;
+      for (let p = 0; p < k; p++) { ref += A[i * k + p] * B[p * n + j]; abs += Math.abs(A[i * k + p] * B[p * n + j]); }
+      worst = Math.max(worst, Math.abs(outs[0][i * n + j] - ref) / (2 * k * 2 ** -24 * abs));
+      if (outs[0][i * n + j] !== outs[1][i * n + j]) differ++;
+    }
+    process.stdout.write(JSON.stringify({ ...wasmBuild(), worst, differ }));`;
+  const run = (flags: string[], env: Record<string, string>) => JSON.parse(execFileSync(process.execPath, [...flags, '--import', 'tsx', '--input-type=module', '-e', script], { cwd: root, timeout: 60_000, encoding: 'utf8', env: { ...process.env, ...env } }));
+  const relaxed = run(['--experimental-wasm-relaxed-simd'], {});
+  assert.is(relaxed.relaxedSimd, true, 'relaxed SIMD loaded');
+  assert.is(relaxed.sharedMemory, true);
+  assert.ok(relaxed.worst <= 1, `error / bound ${relaxed.worst}`);
+  assert.is(relaxed.differ, 0, '1 and 3 threads agree bit for bit');
+  const plain = run(['--experimental-wasm-relaxed-simd'], { MEMFIT_WASM_SIMD: 'plain' });
+  assert.is(plain.relaxedSimd, false, 'MEMFIT_WASM_SIMD=plain forces the plain build');
+  assert.ok(plain.worst <= 1, `error / bound ${plain.worst}`);
+  assert.is(plain.differ, 0);
+});
+
 test('worker threads never keep Node alive: a program that leaves a 3-thread backend undestroyed exits', () => {
   const root = fileURLToPath(new URL('../..', import.meta.url));
   const script = "const { WasmBackend } = await import('./src/backend/wasm/backend.ts'); const b = await WasmBackend.create('x', { threads: 3 }); process.stdout.write(String(b.lanes(Infinity)));";
