@@ -444,7 +444,7 @@ export class WasmBackend implements Backend {
       // Whole matrices per part when the batch is large enough, else bands of rows (or columns) of
       // each (bands of at least 48 rows or 64 columns: each band packs its own copy of op(B) or op(A)).
       const [by, ranges] = batch >= lanes ? ['batch', splitRange(batch, this.pieces(lanes, batch))] as const
-        : m >= n ? ['rows', splitRange(m, this.pieces(lanes, Math.ceil(m / 48)), 6)] as const
+        : m >= n ? ['rows', splitRange(m, this.pieces(lanes, Math.ceil(m / 48)), 4)] as const
           : ['cols', splitRange(n, this.pieces(lanes, Math.ceil(n / 64)), 8)] as const;
       const bytes = (kernelExports().matmulScratchBytes(m, k, n) + 15) & ~15;
       const scratch = (this.partScratch.ensure(bytes * this.threads + 16) + 15) & ~15; // one block per thread
