@@ -1,7 +1,8 @@
 // Training benchmark (`npm run bench:train`): the tiny Llama of the training proof (2 layers,
 // hidden 64, byte vocabulary; batch 8 x 64) and a medium one (4 layers, hidden 256, 8 heads,
 // intermediate 704; batch 8 x 128) on the wasm backend at 1 thread and at all threads (the default
-// of createBackend: the cores, at most 4) with the speedup from threads, and the tiny one on WebGPU
+// of createBackend: the cores, at most 4), their steps interleaved, with the speedup from threads,
+// and the tiny one on WebGPU
 // when there is an adapter: tokens/s, step time, peak
 // memory by category, the extra memory a training forward holds (saved activations) and the same
 // forward under inferenceMode, the quantities of docs/torch_h100_anchors.md. On a hardware
@@ -94,67 +95,86 @@ const SMALL: TrainConfig = {
 /** PyTorch eager on an H100, fp32, AdamW (docs/torch_h100_anchors.md, "small", fp32 row). */
 const TORCH_SMALL_FP32 = { stepMs: 23.4, tokensPerSecond: 175_000, peakMB: 5281, fwdActMB: 1489, infFwdMB: 144 };
 
-async function run(backend: Backend, config: TrainConfig, steps: number, warmup: number, configName: string) {
+/**
+ * Trains on each backend with the same config, their steps interleaved (step i on every backend,
+ * then step i + 1), so that a machine shared with other jobs slows them alike; then measures each.
+ */
+async function runInterleaved(backends: readonly Backend[], config: TrainConfig, steps: number, warmup: number, configName: string) {
   const dataset = new ByteTextDataset(text);
-  const t = new LanguageModelTrainer(backend, dataset, { ...config, steps: steps + warmup, warmupSteps: 1 });
+  const states = backends.map((backend) => ({
+    backend, t: new LanguageModelTrainer(backend, dataset, { ...config, steps: steps + warmup, warmupSteps: 1 }),
+    ms: [] as number[], counts: [] as Record<string, number>[], first: 0, last: 0,
+  }));
   try {
-    const mem = backend.memory;
-    const ms: number[] = [];
-    const counts: Record<string, number>[] = [];
-    let first = 0, last = 0;
     for (let i = 0; i < warmup + steps; i++) {
-      const before = backend.stats();
-      const r = await t.trainStep();
-      const after = backend.stats();
-      if (i === 0) first = r.loss;
-      last = r.loss;
-      if (i >= warmup) {
-        ms.push(r.ms);
-        counts.push(Object.fromEntries(Object.keys(after).map((k) => [k, after[k as keyof BackendStats] - before[k as keyof BackendStats]])));
+      for (const st of states) {
+        const before = st.backend.stats();
+        const r = await st.t.trainStep();
+        const after = st.backend.stats();
+        if (i === 0) st.first = r.loss;
+        st.last = r.loss;
+        if (i >= warmup) {
+          st.ms.push(r.ms);
+          st.counts.push(Object.fromEntries(Object.keys(after).map((k) => [k, after[k as keyof BackendStats] - before[k as keyof BackendStats]])));
+        }
       }
     }
-    const perStep = Object.fromEntries(Object.keys(counts[0]).map((k) => [k, median(counts.map((c) => c[k]))]));
-    const stats = mem.memoryStats(); // the training steps' peaks, before the forward measurements reset them
-    const stepMs = median(ms);
-    // A training forward's saved activations vs the same forward under inferenceMode.
-    const batch = dataset.batch(t.dataGenerator, config.batchSize, config.seqLen);
-    const shape = [config.batchSize, config.seqLen];
-    const ids = Tensor.from(backend, batch.ids, shape, { dtype: 'int32' }), targets = Tensor.from(backend, batch.targets, shape, { dtype: 'int32' });
-    await backend.synchronize();
-    const base = mem.memoryAllocated();
-    mem.resetPeakMemoryStats();
-    const loss = t.inPrecision(() => tidy(() => t.model.loss(ids, targets)));
-    const fwdAct = mem.memoryAllocated() - base;
-    const fwdPeak = mem.maxMemoryAllocated() - base;
-    loss.releaseGraph();
-    loss.dispose();
-    mem.resetPeakMemoryStats();
-    const li = t.inPrecision(() => inferenceMode(() => t.model.loss(ids, targets)));
-    const infPeak = mem.maxMemoryAllocated() - base;
-    li.dispose(); ids.dispose(); targets.dispose();
-    return {
-      backend: backend.description,
-      config: configName,
-      threads: backend instanceof WasmBackend ? backend.threads : undefined,
-      precision: config.precision ?? '32-true',
-      parameters: t.model.numParameters(),
-      batch: shape,
-      steps: ms.length,
-      stepMsMedian: round(stepMs),
-      tokensPerSecond: round((config.batchSize * config.seqLen) / (stepMs / 1000)),
-      perStep,
-      lossFirst: round(first), lossLast: round(last),
-      peakBytesByCategory: Object.fromEntries(CATEGORIES.map((c) => [c, stats.byCategory[c].peak])),
-      peakAllocatedBytes: stats.allocated.peak,
-      peakReservedBytes: stats.reserved.peak,
-      trainingForwardHeldBytes: fwdAct,
-      trainingForwardPeakBytes: fwdPeak,
-      inferenceForwardPeakBytes: infPeak,
-      inferenceToTrainingForward: round(infPeak / fwdPeak),
-    };
+    const out = [];
+    for (const st of states) out.push(await summarize(st.backend, st.t, dataset, config, configName, st.ms, st.counts, st.first, st.last));
+    return out;
   } finally {
-    t.dispose();
+    for (const st of states) st.t.dispose();
   }
+}
+
+async function run(backend: Backend, config: TrainConfig, steps: number, warmup: number, configName: string) {
+  return (await runInterleaved([backend], config, steps, warmup, configName))[0];
+}
+
+async function summarize(
+  backend: Backend, t: LanguageModelTrainer, dataset: ByteTextDataset, config: TrainConfig, configName: string,
+  ms: number[], counts: Record<string, number>[], first: number, last: number,
+) {
+  const mem = backend.memory;
+  const perStep = Object.fromEntries(Object.keys(counts[0]).map((k) => [k, median(counts.map((c) => c[k]))]));
+  const stats = mem.memoryStats(); // the training steps' peaks, before the forward measurements reset them
+  const stepMs = median(ms);
+  // A training forward's saved activations vs the same forward under inferenceMode.
+  const batch = dataset.batch(t.dataGenerator, config.batchSize, config.seqLen);
+  const shape = [config.batchSize, config.seqLen];
+  const ids = Tensor.from(backend, batch.ids, shape, { dtype: 'int32' }), targets = Tensor.from(backend, batch.targets, shape, { dtype: 'int32' });
+  await backend.synchronize();
+  const base = mem.memoryAllocated();
+  mem.resetPeakMemoryStats();
+  const loss = t.inPrecision(() => tidy(() => t.model.loss(ids, targets)));
+  const fwdAct = mem.memoryAllocated() - base;
+  const fwdPeak = mem.maxMemoryAllocated() - base;
+  loss.releaseGraph();
+  loss.dispose();
+  mem.resetPeakMemoryStats();
+  const li = t.inPrecision(() => inferenceMode(() => t.model.loss(ids, targets)));
+  const infPeak = mem.maxMemoryAllocated() - base;
+  li.dispose(); ids.dispose(); targets.dispose();
+  return {
+    backend: backend.description,
+    config: configName,
+    threads: backend instanceof WasmBackend ? backend.threads : undefined,
+    precision: config.precision ?? '32-true',
+    parameters: t.model.numParameters(),
+    batch: shape,
+    steps: ms.length,
+    stepMsMedian: round(stepMs),
+    tokensPerSecond: round((config.batchSize * config.seqLen) / (stepMs / 1000)),
+    perStep,
+    lossFirst: round(first), lossLast: round(last),
+    peakBytesByCategory: Object.fromEntries(CATEGORIES.map((c) => [c, stats.byCategory[c].peak])),
+    peakAllocatedBytes: stats.allocated.peak,
+    peakReservedBytes: stats.reserved.peak,
+    trainingForwardHeldBytes: fwdAct,
+    trainingForwardPeakBytes: fwdPeak,
+    inferenceForwardPeakBytes: infPeak,
+    inferenceToTrainingForward: round(infPeak / fwdPeak),
+  };
 }
 
 const text = loadSotuText({ fromYear: 1990 });
@@ -164,14 +184,12 @@ const results: Record<string, unknown>[] = [];
 for (const name of configNames.filter((c) => c !== 'small')) {
   const c = name === 'medium' ? MEDIUM : TINY_LLAMA;
   for (const precision of precisions) {
-    for (const threads of threadCounts) {
-      log(`wasm, ${name}, ${precision}, ${threads} thread(s) ...`);
-      const w = await WasmBackend.create(`${threads} thread(s)`, { threads });
-      try {
-        results.push(await run(w, { ...c, precision }, quick ? (name === 'medium' ? 3 : 5) : name === 'medium' ? 10 : 30, name === 'medium' ? 1 : 2, name));
-      } finally {
-        w.destroy();
-      }
+    log(`wasm, ${name}, ${precision}, ${threadCounts.join(' and ')} thread(s), steps interleaved ...`);
+    const ws = await Promise.all(threadCounts.map((threads) => WasmBackend.create('bench:train', { threads })));
+    try {
+      results.push(...await runInterleaved(ws, { ...c, precision }, quick ? (name === 'medium' ? 3 : 5) : name === 'medium' ? 10 : 30, name === 'medium' ? 1 : 2, name));
+    } finally {
+      for (const w of ws) w.destroy();
     }
   }
 }
