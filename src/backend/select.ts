@@ -43,6 +43,7 @@ export async function createBackend(options: BackendOptions = {}): Promise<Backe
   const log = options.log === undefined ? (l: string) => console.error(l) : options.log;
   const verbose = options.verbose ?? /^(1|true|yes)$/i.test(envOf('MEMFIT_VERBOSE') ?? '');
   const envThreads = envOf('MEMFIT_THREADS');
+  if (options.threads === undefined && envThreads && !/^[1-9]\d*$/.test(envThreads)) throw new InvalidArgumentError(`MEMFIT_THREADS must be a positive integer, got ${JSON.stringify(envThreads)}`);
   const threads = options.threads ?? (envThreads ? Number(envThreads) : defaultThreads());
   const wasmOptions = { threads, log };
   let backend: Backend;

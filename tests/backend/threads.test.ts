@@ -197,6 +197,21 @@ test('threads option: createBackend takes it, bad counts are refused, 1 is the o
   b.destroy();
   assert.is((b as WasmBackend).lanes(Infinity), 1, 'a destroyed backend splits nothing');
   for (const bad of [0, 1.5, -1, 65]) assert.throws(() => new WasmBackend('x', { threads: bad }), (e: Error) => e instanceof InvalidArgumentError && /threads must be an integer from 1 to 64/.test(e.message));
+  const saved = process.env.MEMFIT_THREADS;
+  try {
+    process.env.MEMFIT_THREADS = '3';
+    const env = await createBackend({ backend: 'wasm', log: null });
+    assert.is((env as WasmBackend).threads, 3, 'MEMFIT_THREADS sets the default');
+    env.destroy();
+    process.env.MEMFIT_THREADS = 'many';
+    await createBackend({ backend: 'wasm', log: null }).then(() => assert.unreachable('MEMFIT_THREADS=many was accepted'), (e: Error) => {
+      assert.instance(e, InvalidArgumentError);
+      assert.match(e.message, 'MEMFIT_THREADS must be a positive integer, got "many"');
+    });
+  } finally {
+    if (saved === undefined) delete process.env.MEMFIT_THREADS;
+    else process.env.MEMFIT_THREADS = saved;
+  }
   const one = await createBackend({ backend: 'wasm', threads: 1, log: null });
   assert.is((one as WasmBackend).threads, 1);
   assert.is((one as WasmBackend).lanes(Infinity), 1);
