@@ -4,7 +4,7 @@
 import { humanBytes, InvalidArgumentError, MemfitError, OutOfMemoryError } from '../../errors.js';
 import { formatOf, ROUNDING_IDS } from '../../dtype/formats.js';
 import { allocationLabel } from '../op_context.js';
-import { GROW_LIMIT, Scratch, wasm, wasmAlloc, wasmFree, WASM_MEMORY_LIMIT } from '../../dtype/wasm.js';
+import { GROW_LIMIT, wasm, wasmAlloc, wasmFree, WASM_MEMORY_LIMIT } from '../../dtype/wasm.js';
 import { MAX_PARTS, MAX_WORKERS, splitRange, Threads, type KernelPart } from './threads.js';
 import type {
   Backend, BackendStats, BinaryOp, CastOptions, MatmulOptions, ReduceOp, Storage, TensorDType, TensorRef, UnaryOp,
@@ -97,8 +97,6 @@ export class WasmBackend implements Backend {
   private readonly workers: Threads | undefined;
   /** Threads that run kernels, this one included. */
   readonly threads: number;
-  /** Packing scratch of threaded matmul parts (module memory, like the one-thread kernel's own). */
-  private readonly partScratch = new Scratch();
   private readonly parallelMinWork: number;
 
   constructor(reason = 'WebAssembly (CPU)', options: WasmBackendOptions = {}) {
@@ -195,7 +193,6 @@ export class WasmBackend implements Backend {
     this.emptyCache();
     this.destroyed = true;
     this.workers?.close();
-    this.partScratch.free();
   }
 
   // ---- threads ------------------------------------------------------------------------------
@@ -223,13 +220,27 @@ export class WasmBackend implements Backend {
    * work and threads are free (a few ranges per thread, so that a thread slowed by others' work on
    * the machine is made up for), and runs part(start, end) for each.
    */
-  parallelFor(n: number, align: number, work: number, part: (start: number, end: number) => KernelPart): void {
+  parallelFor(n: number, align: number, work: number, part: (start: number, end: number) => KernelPart, scratchStride = 0): void {
     const pieces = this.pieces(this.lanes(work), Math.ceil(n / align));
     if (pieces <= 1) {
       this.runParts([part(0, n)]);
       return;
     }
-    this.runParts(splitRange(n, pieces, align).map(([s, e]) => part(s, e)));
+    this.runParts(splitRange(n, pieces, align).map(([s, e]) => part(s, e)), scratchStride);
+  }
+
+  /**
+   * Runs fn with scratch for kernel parts: `bytesPerThread` (a multiple of 16) for each thread,
+   * 16-aligned, freed afterwards (module memory outside the tensor accounting, like the one-thread
+   * kernels' own scratch, which they take from the module's heap for the call).
+   */
+  withThreadScratch(bytesPerThread: number, fn: (ptr: number) => void): void {
+    const p = wasmAlloc(bytesPerThread * this.threads + 16, 'kernel scratch');
+    try {
+      fn((p + 15) & ~15);
+    } finally {
+      wasmFree(p);
+    }
   }
 
   /** How many parts to cut a call into for `lanes` threads, at most `units`. */
@@ -447,11 +458,10 @@ export class WasmBackend implements Backend {
         : m >= n ? ['rows', splitRange(m, this.pieces(lanes, Math.ceil(m / 48)), 4)] as const
           : ['cols', splitRange(n, this.pieces(lanes, Math.ceil(n / 64)), 8)] as const;
       const bytes = (kernelExports().matmulScratchBytes(m, k, n) + 15) & ~15;
-      const scratch = (this.partScratch.ensure(bytes * this.threads + 16) + 15) & ~15; // one block per thread
-      this.runParts(ranges.map(([s, e]) => {
+      this.withThreadScratch(bytes, (scratch) => this.runParts(ranges.map(([s, e]) => { // one block per thread
         const [b0, b1, i0, i1, j0, j1] = by === 'batch' ? [s, e, 0, m, 0, n] : by === 'rows' ? [0, batch, s, e, 0, n] : [0, batch, 0, m, s, e];
         return { fn: 'matmulF32Part', args: [pa, pb, o, m, k, n, tA, tB, alpha, strideA, strideB, b0, b1, i0, i1, j0, j1, scratch] };
-      }), bytes);
+      }), bytes));
     });
   }
 
