@@ -181,17 +181,17 @@ export function wasmFree(ptr: number): void {
   if (ptr) wasm().free(ptr);
 }
 
-/** Every ArrayBuffer the module's memory has had (a view of an old one is detached: the memory grew since). */
+/** Every buffer the module's memory has had (a view of an old one is out of date: the memory grew since; an own memory's old buffer is detached, a shared one's is shorter). */
 const seenBuffers = new WeakSet<ArrayBufferLike>();
 
 /** The module's memory buffer now (remembered, so that views of it can later be told stale). */
 export function memoryBuffer(): ArrayBuffer {
-  const b = wasm().memory.buffer;
+  const b = wasm().memory.buffer as ArrayBuffer; // a SharedArrayBuffer with the threads build
   seenBuffers.add(b);
   return b;
 }
 
-/** True when `a` views WebAssembly memory as it was before it grew (its buffer is detached). */
+/** True when `a` views WebAssembly memory as it was before it grew (its buffer is detached, or shorter when shared). */
 export function isStaleMemoryView(a: ArrayBufferView): boolean {
   return seenBuffers.has(a.buffer) && a.buffer !== wasm().memory.buffer;
 }
