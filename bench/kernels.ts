@@ -3,7 +3,10 @@
 // matmul GFLOP/s by input dtype (float32, bfloat16, float16; float32 out) and size, copy GB/s
 // (cast float32 -> float32), cast GB/s (float32 -> bfloat16, -> float8_e4m3fn), softmax and
 // rmsNorm GB/s; and, in the same run, a plain JavaScript i-k-j float32 matmul on Float32Arrays at
-// 256^3 and 512^3 as the peer of the wasm figure (with the ratio).
+// 256^3 and 512^3 as the peer of the wasm figure (with the ratio). The float32 matmul peers, size by
+// size in turn (256^3, 512^3, 1024^3): memfit at 1 thread, memfit at all threads (createBackend's
+// default: the cores, at most 4) and TensorFlow.js's wasm backend (XNNPACK, SIMD, one thread; its
+// time includes reading the result back), with the ratios.
 //
 // Usage: node --import tsx bench/kernels.ts [--quick] [--no-gpu]
 // Statistic: the best repetition after warm-up (GPU: each repetition ends with synchronize()).
@@ -16,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import type { Backend, TensorDType, TensorRef } from '../src/backend/backend.js';
 import { WasmBackend } from '../src/backend/wasm/backend.js';
+import { defaultThreads } from '../src/backend/wasm/threads.js';
 import { storageBytes } from '../src/backend/storage.js';
 import { numel } from '../src/backend/shape.js';
 import { encode } from '../src/index.js';
@@ -143,6 +147,53 @@ function plainMatmul(A: Float32Array, B: Float32Array, C: Float32Array, m: numbe
   }
 }
 
+/** float32 s x s matmul GFLOP/s of memfit (1 thread, all threads) and TensorFlow.js wasm (XNNPACK, 1 thread), size by size. */
+async function matmulPeers(one: WasmBackend, sizes: number[]): Promise<Record<string, unknown>> {
+  const all = await WasmBackend.create('all threads', { threads: defaultThreads() });
+  let tf: typeof import('@tensorflow/tfjs') | undefined;
+  let tfNote: string | undefined;
+  try {
+    tf = await import('@tensorflow/tfjs');
+    await import('@tensorflow/tfjs-backend-wasm');
+    tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false); // XNNPACK on one thread, as memfit's 1-thread figure
+    if (!(await tf.setBackend('wasm'))) throw new Error('tf.setBackend(\'wasm\') failed');
+    await tf.ready();
+  } catch (e) {
+    tfNote = `TensorFlow.js wasm skipped: ${(e as Error).message.split('\n')[0]}`;
+    log(tfNote);
+    tf = undefined;
+  }
+  const rows: Record<string, unknown> = {};
+  for (const s of sizes) {
+    const flops = 2 * s ** 3;
+    const reps = s >= 1024 ? 5 : MAX_REPS;
+    const memfit = async (be: WasmBackend) => {
+      const a = tensor(be, [s, s], 'float32', randn(s * s, 1)), b = tensor(be, [s, s], 'float32', randn(s * s, 2));
+      const o = tensor(be, [s, s], 'float32');
+      const t = await timeIt(() => be.matmul(a, b, o), 1, reps);
+      for (const x of [a, b, o]) be.free(x.storage);
+      return round(flops / t.bestMs / 1e6);
+    };
+    const m1 = await memfit(one);
+    let xnn: number | null = null;
+    if (tf) {
+      const t = tf;
+      const a = t.tensor2d(randn(s * s, 1), [s, s]), b = t.tensor2d(randn(s * s, 2), [s, s]);
+      const time = await timeIt(() => { const c = t.matMul(a, b); c.dataSync(); c.dispose(); }, 1, reps);
+      a.dispose(); b.dispose();
+      xnn = round(flops / time.bestMs / 1e6);
+    }
+    const mAll = await memfit(all);
+    rows[String(s)] = {
+      memfit1Thread: m1, memfitAllThreads: mAll, tfjsWasm1Thread: xnn,
+      memfit1OverTfjs: xnn ? round(m1 / xnn) : null, threadSpeedup: round(mAll / m1),
+    };
+    log(`matmul float32 ${s}^3: memfit 1 thread ${m1}, ${all.threads} threads ${mAll}, TensorFlow.js wasm ${xnn ?? '-'} GFLOP/s`);
+  }
+  all.destroy();
+  return { unit: 'GFLOP/s', threads: all.threads, tfjs: tf ? { version: tf.version.tfjs, backend: 'wasm (XNNPACK, SIMD, 1 thread)' } : tfNote, float32: rows };
+}
+
 async function main(): Promise<void> {
   const out: Record<string, unknown> = {
     benchmark: 'memfit kernels',
@@ -171,6 +222,7 @@ async function main(): Promise<void> {
     log(`plain JS i-k-j matmul ${s}^3: ${gflops} GFLOP/s (wasm ${wasmG ?? '-'} GFLOP/s)`);
   }
   out.plainJsMatmul = { order: 'i-k-j on Float32Arrays', float32: peer };
+  out.matmulPeers = await matmulPeers(w, QUICK ? [256, 512] : [256, 512, 1024]);
 
   if (!args.has('--no-gpu')) {
     try {

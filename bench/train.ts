@@ -1,10 +1,14 @@
 // Training benchmark (`npm run bench:train`): the tiny Llama of the training proof (2 layers,
-// hidden 64, byte vocabulary; batch 8 x 64) on every backend present: tokens/s, step time, peak
+// hidden 64, byte vocabulary; batch 8 x 64) and a medium one (4 layers, hidden 256, 8 heads,
+// intermediate 704; batch 8 x 128) on the wasm backend at 1 thread and at all threads (the default
+// of createBackend: the cores, at most 4), their steps interleaved, with the speedup from threads,
+// and the tiny one on WebGPU
+// when there is an adapter: tokens/s, step time, peak
 // memory by category, the extra memory a training forward holds (saved activations) and the same
 // forward under inferenceMode, the quantities of docs/torch_h100_anchors.md. On a hardware
 // GPU `--config small` runs the anchors' "small" shapes next to PyTorch's H100 figures.
 //
-// Usage: node --import tsx bench/train.ts [--quick] [--no-gpu] [--config tiny|small] [--precision 32-true,bf16-mixed,16-mixed,bf16-true,16-true,fp8]
+// Usage: node --import tsx bench/train.ts [--quick] [--no-gpu] [--config tiny,medium|small] [--threads 1,all] [--precision 32-true,bf16-mixed,16-mixed,bf16-true,16-true,fp8]
 //        node --import tsx bench/train.ts --checkpoint none,layers,selective,plan50 [--quick]
 //        (activation checkpointing on wasm, tiny and medium Llama: ratios to none; JSON in bench/results/train-checkpoint.json)
 //        node --import tsx bench/train.ts --model resnet152|bert-base|llama-small [--autocast bf16] [--batch N] [--steps N]
@@ -20,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import type { Backend, BackendStats } from '../src/backend/backend.js';
 import { CATEGORIES } from '../src/backend/memory.js';
 import { WasmBackend } from '../src/backend/wasm/backend.js';
+import { defaultThreads } from '../src/backend/wasm/threads.js';
 import { inferenceMode, tidy } from '../src/autograd/variable.js';
 import { ByteTextDataset } from '../src/data/byte_text.js';
 import { loadSotuText } from '../src/data/sotu.js';
@@ -30,7 +35,13 @@ import { BENCH_MODELS, benchModel, type BenchModel } from './train_models.js';
 
 const argv = process.argv.slice(2);
 const flag = (f: string) => argv.includes(f);
-const configName = argv.includes('--config') ? argv[argv.indexOf('--config') + 1] : 'tiny';
+const configArg = argv.includes('--config') ? argv[argv.indexOf('--config') + 1] ?? '' : 'tiny,medium';
+const configNames = configArg.split(',');
+for (const c of configNames) if (!['tiny', 'medium', 'small'].includes(c) || (c === 'small' && configNames.length > 1)) throw new Error(`--config takes tiny, medium (or both: tiny,medium) or small; got ${configArg}`);
+const configName = configNames[0];
+const threadsArg = argv.includes('--threads') ? argv[argv.indexOf('--threads') + 1] ?? '' : '1,all';
+const threadCounts = threadsArg.split(',').map((t) => (t === 'all' ? defaultThreads() : Number(t)));
+for (const t of threadCounts) if (!Number.isInteger(t) || t < 1) throw new Error(`--threads takes a comma-separated list of counts or 'all'; got ${threadsArg}`);
 const log = (m: string) => process.stderr.write(`[bench:train] ${m}\n`);
 if (argv.includes('--model')) { // the full-size models (bench/train_models.ts)
   await benchModels(argv);
@@ -142,7 +153,7 @@ async function benchCheckpoint(args: string[]): Promise<void> {
 }
 const precisions = (argv.includes('--precision') ? argv[argv.indexOf('--precision') + 1] ?? '' : '32-true').split(',') as TrainPrecision[];
 for (const p of precisions) if (!TRAIN_PRECISIONS.includes(p)) throw new Error(`--precision takes a comma-separated list of ${TRAIN_PRECISIONS.join(', ')}; got ${p}`);
-for (const a of argv) if (!['--quick', '--no-gpu', '--config', 'tiny', 'small', '--precision', precisions.join(',')].includes(a)) throw new Error(`unknown argument ${a}; usage: bench/train.ts [--quick] [--no-gpu] [--config tiny|small] | --model ${BENCH_MODELS.join('|')} [--autocast bf16] [--batch N] [--steps N] [--no-gpu]`);
+for (const a of argv) if (!['--quick', '--no-gpu', '--config', configArg, '--threads', threadsArg, '--precision', precisions.join(',')].includes(a)) throw new Error(`unknown argument ${a}; usage: bench/train.ts [--quick] [--no-gpu] [--config tiny,medium|small] [--threads 1,all] [--precision ...] | --model ${BENCH_MODELS.join('|')} [--autocast bf16] [--batch N] [--steps N] [--no-gpu]`);
 
 /** --model NAME [--autocast bf16|fp16] [--batch N] [--steps N] [--no-gpu]: wasm, then a hardware GPU if there is one. */
 async function benchModels(args: string[]): Promise<void> {
@@ -175,6 +186,12 @@ async function benchModels(args: string[]): Promise<void> {
   renameSync(tmp, path.join(dir, file));
 }
 const round = (x: number) => Number(x.toPrecision(4));
+
+/** The medium config of issue #13: byte vocabulary, hidden 256, 4 layers, 8 heads, intermediate 704; batch 8 x 128. */
+const MEDIUM: TrainConfig = {
+  ...TINY_LLAMA, batchSize: 8, seqLen: 128,
+  model: { vocabSize: 256, hiddenSize: 256, numHiddenLayers: 4, numAttentionHeads: 8, intermediateSize: 704, maxPositionEmbeddings: 128, rmsNormEps: 1e-5 },
+};
 const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** The anchors' "small" config (vocab 8192, dim 512, 8 layers, 8 heads, ffn 1408, batch 16, seq 256). */
@@ -185,77 +202,109 @@ const SMALL: TrainConfig = {
 /** PyTorch eager on an H100, fp32, AdamW (docs/torch_h100_anchors.md, "small", fp32 row). */
 const TORCH_SMALL_FP32 = { stepMs: 23.4, tokensPerSecond: 175_000, peakMB: 5281, fwdActMB: 1489, infFwdMB: 144 };
 
-async function run(backend: Backend, config: TrainConfig, steps: number, warmup: number) {
+/**
+ * Trains on each backend with the same config, their steps interleaved (step i on every backend,
+ * then step i + 1), so that a machine shared with other jobs slows them alike; then measures each.
+ */
+async function runInterleaved(backends: readonly Backend[], config: TrainConfig, steps: number, warmup: number, configName: string) {
   const dataset = new ByteTextDataset(text);
-  const t = new LanguageModelTrainer(backend, dataset, { ...config, steps: steps + warmup, warmupSteps: 1 });
+  const states = backends.map((backend) => ({
+    backend, t: new LanguageModelTrainer(backend, dataset, { ...config, steps: steps + warmup, warmupSteps: 1 }),
+    ms: [] as number[], counts: [] as Record<string, number>[], first: 0, last: 0,
+  }));
   try {
-    const mem = backend.memory;
-    const ms: number[] = [];
-    const counts: Record<string, number>[] = [];
-    let first = 0, last = 0;
     for (let i = 0; i < warmup + steps; i++) {
-      const before = backend.stats();
-      const r = await t.trainStep();
-      const after = backend.stats();
-      if (i === 0) first = r.loss;
-      last = r.loss;
-      if (i >= warmup) {
-        ms.push(r.ms);
-        counts.push(Object.fromEntries(Object.keys(after).map((k) => [k, after[k as keyof BackendStats] - before[k as keyof BackendStats]])));
+      for (const st of states) {
+        const before = st.backend.stats();
+        const r = await st.t.trainStep();
+        const after = st.backend.stats();
+        if (i === 0) st.first = r.loss;
+        st.last = r.loss;
+        if (i >= warmup) {
+          st.ms.push(r.ms);
+          st.counts.push(Object.fromEntries(Object.keys(after).map((k) => [k, after[k as keyof BackendStats] - before[k as keyof BackendStats]])));
+        }
       }
     }
-    const perStep = Object.fromEntries(Object.keys(counts[0]).map((k) => [k, median(counts.map((c) => c[k]))]));
-    const stats = mem.memoryStats(); // the training steps' peaks, before the forward measurements reset them
-    const stepMs = median(ms);
-    // A training forward's saved activations vs the same forward under inferenceMode.
-    const batch = dataset.batch(t.dataGenerator, config.batchSize, config.seqLen);
-    const shape = [config.batchSize, config.seqLen];
-    const ids = Tensor.from(backend, batch.ids, shape, { dtype: 'int32' }), targets = Tensor.from(backend, batch.targets, shape, { dtype: 'int32' });
-    await backend.synchronize();
-    const base = mem.memoryAllocated();
-    mem.resetPeakMemoryStats();
-    const loss = t.inPrecision(() => tidy(() => t.model.loss(ids, targets)));
-    const fwdAct = mem.memoryAllocated() - base;
-    const fwdPeak = mem.maxMemoryAllocated() - base;
-    loss.releaseGraph();
-    loss.dispose();
-    mem.resetPeakMemoryStats();
-    const li = t.inPrecision(() => inferenceMode(() => t.model.loss(ids, targets)));
-    const infPeak = mem.maxMemoryAllocated() - base;
-    li.dispose(); ids.dispose(); targets.dispose();
-    return {
-      backend: backend.description,
-      config: configName,
-      precision: config.precision ?? '32-true',
-      parameters: t.model.numParameters(),
-      batch: shape,
-      steps: ms.length,
-      stepMsMedian: round(stepMs),
-      tokensPerSecond: round((config.batchSize * config.seqLen) / (stepMs / 1000)),
-      perStep,
-      lossFirst: round(first), lossLast: round(last),
-      peakBytesByCategory: Object.fromEntries(CATEGORIES.map((c) => [c, stats.byCategory[c].peak])),
-      peakAllocatedBytes: stats.allocated.peak,
-      peakReservedBytes: stats.reserved.peak,
-      trainingForwardHeldBytes: fwdAct,
-      trainingForwardPeakBytes: fwdPeak,
-      inferenceForwardPeakBytes: infPeak,
-      inferenceToTrainingForward: round(infPeak / fwdPeak),
-    };
+    const out = [];
+    for (const st of states) out.push(await summarize(st.backend, st.t, dataset, config, configName, st.ms, st.counts, st.first, st.last));
+    return out;
   } finally {
-    t.dispose();
+    for (const st of states) st.t.dispose();
   }
+}
+
+async function run(backend: Backend, config: TrainConfig, steps: number, warmup: number, configName: string) {
+  return (await runInterleaved([backend], config, steps, warmup, configName))[0];
+}
+
+async function summarize(
+  backend: Backend, t: LanguageModelTrainer, dataset: ByteTextDataset, config: TrainConfig, configName: string,
+  ms: number[], counts: Record<string, number>[], first: number, last: number,
+) {
+  const mem = backend.memory;
+  const perStep = Object.fromEntries(Object.keys(counts[0]).map((k) => [k, median(counts.map((c) => c[k]))]));
+  const stats = mem.memoryStats(); // the training steps' peaks, before the forward measurements reset them
+  const stepMs = median(ms);
+  // A training forward's saved activations vs the same forward under inferenceMode.
+  const batch = dataset.batch(t.dataGenerator, config.batchSize, config.seqLen);
+  const shape = [config.batchSize, config.seqLen];
+  const ids = Tensor.from(backend, batch.ids, shape, { dtype: 'int32' }), targets = Tensor.from(backend, batch.targets, shape, { dtype: 'int32' });
+  await backend.synchronize();
+  const base = mem.memoryAllocated();
+  mem.resetPeakMemoryStats();
+  const loss = t.inPrecision(() => tidy(() => t.model.loss(ids, targets)));
+  const fwdAct = mem.memoryAllocated() - base;
+  const fwdPeak = mem.maxMemoryAllocated() - base;
+  loss.releaseGraph();
+  loss.dispose();
+  mem.resetPeakMemoryStats();
+  const li = t.inPrecision(() => inferenceMode(() => t.model.loss(ids, targets)));
+  const infPeak = mem.maxMemoryAllocated() - base;
+  li.dispose(); ids.dispose(); targets.dispose();
+  return {
+    backend: backend.description,
+    config: configName,
+    threads: backend instanceof WasmBackend ? backend.threads : undefined,
+    precision: config.precision ?? '32-true',
+    parameters: t.model.numParameters(),
+    batch: shape,
+    steps: ms.length,
+    stepMsMedian: round(stepMs),
+    tokensPerSecond: round((config.batchSize * config.seqLen) / (stepMs / 1000)),
+    perStep,
+    lossFirst: round(first), lossLast: round(last),
+    peakBytesByCategory: Object.fromEntries(CATEGORIES.map((c) => [c, stats.byCategory[c].peak])),
+    peakAllocatedBytes: stats.allocated.peak,
+    peakReservedBytes: stats.reserved.peak,
+    trainingForwardHeldBytes: fwdAct,
+    trainingForwardPeakBytes: fwdPeak,
+    inferenceForwardPeakBytes: infPeak,
+    inferenceToTrainingForward: round(infPeak / fwdPeak),
+  };
 }
 
 const text = loadSotuText({ fromYear: 1990 });
 const config = configName === 'small' ? SMALL : TINY_LLAMA;
 const quick = flag('--quick');
 const results: Record<string, unknown>[] = [];
-if (configName === 'tiny') {
+for (const name of configNames.filter((c) => c !== 'small')) {
+  const c = name === 'medium' ? MEDIUM : TINY_LLAMA;
   for (const precision of precisions) {
-    log(`wasm, ${precision} ...`);
-    results.push(await run(new WasmBackend(), { ...config, precision }, quick ? 5 : 30, 2));
+    log(`wasm, ${name}, ${precision}, ${threadCounts.join(' and ')} thread(s), steps interleaved ...`);
+    const ws = await Promise.all(threadCounts.map((threads) => WasmBackend.create('bench:train', { threads })));
+    try {
+      results.push(...await runInterleaved(ws, { ...c, precision }, quick ? (name === 'medium' ? 3 : 5) : name === 'medium' ? 10 : 30, name === 'medium' ? 1 : 2, name));
+    } finally {
+      for (const w of ws) w.destroy();
+    }
   }
+}
+// Threads against one thread: same config and precision, same run.
+for (const r of results) {
+  const one = results.find((b) => b.threads === 1 && b.config === r.config && b.precision === r.precision);
+  if (!one || one === r || r.threads === undefined) continue;
+  r.vsOneThread = { speedup: round((one.stepMsMedian as number) / (r.stepMsMedian as number)) };
 }
 if (!flag('--no-gpu')) {
   const { WebGPUBackend } = await import('../src/backend/webgpu/backend.js');
@@ -272,7 +321,7 @@ if (!flag('--no-gpu')) {
       else {
         for (const precision of precisions) {
         log(`webgpu (${g.description}), ${precision} ...`);
-        const r = await run(g, { ...config, precision }, software || quick ? 3 : 30, 1);
+        const r = await run(g, { ...config, precision }, software || quick ? 3 : 30, 1, configName);
         if (configName === 'small') {
           Object.assign(r, {
             torchH100Fp32: TORCH_SMALL_FP32,
@@ -290,7 +339,7 @@ if (!flag('--no-gpu')) {
 }
 // Each precision against 32-true on the same backend, same run: saved-activation bytes, peak, step time.
 for (const r of results) {
-  const base = results.find((b) => b.backend === r.backend && b.precision === '32-true');
+  const base = results.find((b) => b.backend === r.backend && b.config === r.config && b.precision === '32-true');
   if (!base || base === r) continue;
   r.vsFloat32 = {
     trainingForwardHeldBytes: round((r.trainingForwardHeldBytes as number) / (base.trainingForwardHeldBytes as number)),

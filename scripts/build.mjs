@@ -11,7 +11,7 @@ for (const dir of ['dist/node', 'dist/browser', 'dist/types']) rmSync(dir, { rec
 const browserStubs = {
   name: 'browser-stubs',
   setup(b) {
-    b.onResolve({ filter: /\/node_device\.js$/ }, (args) => ({ path: new URL(args.path.replace(/\.js$/, '.browser.ts'), 'file://' + args.resolveDir + '/').pathname }));
+    b.onResolve({ filter: /\/node_(device|worker)\.js$/ }, (args) => ({ path: new URL(args.path.replace(/\.js$/, '.browser.ts'), 'file://' + args.resolveDir + '/').pathname }));
   },
 };
 // The demo page's script imports the library from the browser bundle next to it (one copy of memfit).

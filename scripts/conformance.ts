@@ -3,9 +3,16 @@
 // the WebAssembly reference with the same inputs and reports, per case, bit-exact agreement (casts)
 // or the largest error against its bound. --large uses large shapes (for real GPUs); --all-casts
 // sweeps all 2^32 float32 inputs through the GPU cast for every format and every rounding mode
-// (nearest-even, toward-zero, stochastic; saturating or not). Exit 1 on any failure.
+// (nearest-even, toward-zero, stochastic; saturating or not). The float kernels (gelu, add, sum,
+// softmax, matmul, rmsNorm) run against both builds of the WebAssembly module: the one this engine
+// loads (relaxed SIMD where it validates) here, and the other one in a child process
+// (MEMFIT_WASM_SIMD=plain, or node --experimental-wasm-relaxed-simd). Exit 1 on any failure.
+import { spawnSync } from 'node:child_process';
 import { writeFileSync, renameSync } from 'node:fs';
-import { WasmBackend, storageBytes } from '../src/backend/wasm/backend.js';
+import { fileURLToPath } from 'node:url';
+import { wasmBuild } from '../src/dtype/wasm.js';
+import { WasmBackend } from '../src/backend/wasm/backend.js';
+import { storageBytes } from '../src/backend/storage.js';
 import { WebGPUBackend } from '../src/backend/webgpu/backend.js';
 import type { Backend, CastOptions, TensorDType, TensorRef } from '../src/backend/backend.js';
 import { numel } from '../src/backend/shape.js';
@@ -15,6 +22,8 @@ const args = process.argv.slice(2);
 const large = args.includes('--large');
 const allCasts = args.includes('--all-casts');
 const outFile = args.includes('--out') ? args[args.indexOf('--out') + 1] : 'conformance-report.json';
+/** The child run for the other wasm build: float kernels only, results as JSON on stdout. */
+const child = args.includes('--kernels-only-child');
 const log = (s: string) => process.stderr.write(s + '\n');
 
 interface CaseResult { name: string; ok: boolean; detail: string; seconds: number }
@@ -91,7 +100,7 @@ const castModes: CastMode[] = [
   { label: ', stochastic', opts: { rounding: 'stochastic', seed: 0x243f6a8885a308d3n }, share: 4 },
   { label: ', stochastic saturate', opts: { rounding: 'stochastic', seed: 0x13198a2e03707344n, saturate: true }, share: 4 },
 ];
-for (const f of FORMATS.filter((x) => x.name !== 'float32')) {
+for (const f of FORMATS.filter((x) => x.name !== 'float32' && !child)) {
   for (const mode of castModes) {
     // Without --all-casts the extra modes take a 1/share sample (keeps SwiftShader runs short).
     const count = allCasts ? 2 ** 32 : castN / mode.share;
@@ -148,6 +157,21 @@ await compare(`rmsNorm [${M}, ${K}]`, [M, K], 1e-5, 1e-6, (b, o) => {
   b.rmsNorm(tensor(b, [M, K], 'float32', A), tensor(b, [K], 'float32', y.subarray(0, K)), o, rstd, 1e-6);
 });
 
+const simd = (relaxed: boolean) => (relaxed ? 'relaxed SIMD' : 'plain SIMD');
+const here = wasmBuild().relaxedSimd;
+if (child) {
+  console.log(JSON.stringify({ build: simd(here), results }));
+  gpu.destroy();
+  process.exit(0);
+}
+// The other build of the module, in a child process (the module is loaded once per process).
+const other = spawnSync(process.execPath, [...(here ? [] : ['--experimental-wasm-relaxed-simd']), '--import', 'tsx', fileURLToPath(import.meta.url), '--kernels-only-child', ...(large ? ['--large'] : [])], {
+  encoding: 'utf8', env: { ...process.env, MEMFIT_WASM_SIMD: here ? 'plain' : '' }, stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26,
+});
+const fromChild = other.status === 0 ? (JSON.parse(other.stdout.trim().split('\n').pop() ?? '{}') as { build: string; results: CaseResult[] }) : undefined;
+for (const r of results) r.name = `${r.name} [wasm ${simd(here)}]`;
+if (fromChild && fromChild.build !== simd(here)) for (const r of fromChild.results) results.push({ ...r, name: `${r.name} [wasm ${fromChild.build}]` });
+else results.push({ name: `the float kernels against the ${simd(!here)} build of the module`, ok: false, detail: fromChild ? `the child process loaded the ${fromChild.build} build too` : `the child process failed (exit ${other.status})`, seconds: 0 });
 const failed = results.filter((r) => !r.ok);
 const report = { date: new Date().toISOString(), adapter: gpu.description, software: gpu.software, large, allCasts, passed: results.length - failed.length, failed: failed.length, results };
 const tmp = `${outFile}.tmp-${process.pid}`;

@@ -35,7 +35,20 @@ function keep(mask: usize, b: usize, t: usize, s: usize): bool {
  * lse = m + log(l); pass 2 sums exp(score - lse) * v. bh rows of heads: batch b = bh / heads.
  */
 export function attentionF32(q: usize, k: usize, v: usize, mask: usize, out: usize, lse: usize, bh: usize, heads: usize, t: usize, d: usize, scale: f32, causal: i32): void {
-  for (let r: usize = 0; r < bh; r++) {
+  const scores = heap.alloc(max<usize>(t, 1) << 2);
+  attentionF32Heads(q, k, v, mask, out, lse, heads, t, d, scale, causal, 0, bh, scores);
+  heap.free(scores);
+}
+
+/**
+ * attentionF32 for the (batch, head) rows [r0, r1) only (threads split the heads). `scores` is
+ * scratch of t floats: pass 1 keeps each score there, so pass 2 computes no dot product again (the
+ * same values it would compute).
+ */
+export function attentionF32Heads(
+  q: usize, k: usize, v: usize, mask: usize, out: usize, lse: usize, heads: usize, t: usize, d: usize, scale: f32, causal: i32, r0: usize, r1: usize, scores: usize,
+): void {
+  for (let r: usize = r0; r < r1; r++) {
     const b = r / heads;
     const base = r * t * d;
     for (let i: usize = 0; i < t; i++) {
@@ -45,6 +58,7 @@ export function attentionF32(q: usize, k: usize, v: usize, mask: usize, out: usi
       for (let s: usize = 0; s < send; s++) {
         if (!keep(mask, b, t, s)) continue;
         const sc = dot(qi, k + ((base + s * d) << 2), d) * scale;
+        store<f32>(scores + (s << 2), sc);
         if (l == 0) { m = sc; l = 1; }
         else if (sc > m) { l = l * Mathf.exp(m - sc) + 1; m = sc; }
         else l += Mathf.exp(sc - m);
@@ -58,7 +72,7 @@ export function attentionF32(q: usize, k: usize, v: usize, mask: usize, out: usi
       store<f32>(lse + ((r * t + i) << 2), ls);
       for (let s: usize = 0; s < send; s++) {
         if (!keep(mask, b, t, s)) continue;
-        const p = Mathf.exp(dot(qi, k + ((base + s * d) << 2), d) * scale - ls);
+        const p = Mathf.exp(load<f32>(scores + (s << 2)) - ls);
         const vs = v + ((base + s * d) << 2);
         axpy(oi, vs, p, d);
       }
@@ -75,8 +89,28 @@ export function attentionBackwardF32(
   dout: usize, q: usize, k: usize, v: usize, out: usize, lse: usize, mask: usize, dq: usize, dk: usize, dv: usize, di: usize,
   bh: usize, heads: usize, t: usize, d: usize, scale: f32, causal: i32,
 ): void {
-  for (let r: usize = 0; r < bh * t; r++) store<f32>(di + (r << 2), dot(dout + ((r * d) << 2), out + ((r * d) << 2), d));
-  for (let r: usize = 0; r < bh; r++) {
+  const bytes = attentionBackwardCacheBytes(t);
+  const cache = bytes ? heap.alloc(bytes) : 0;
+  attentionBackwardF32Heads(dout, q, k, v, out, lse, mask, dq, dk, dv, di, heads, t, d, scale, causal, 0, bh, cache);
+  if (cache) heap.free(cache);
+}
+
+/** Bytes of the P and dS cache of one head for sequence length t: 8 t^2, or 0 (recompute) above 8 MiB. */
+export function attentionBackwardCacheBytes(t: usize): usize {
+  const bytes = t * t * 8;
+  return bytes <= (8 << 20) ? max<usize>(bytes, 8) : 0;
+}
+
+/** attentionBackwardF32 for the (batch, head) rows [r0, r1) only (threads split the heads). */
+export function attentionBackwardF32Heads(
+  dout: usize, q: usize, k: usize, v: usize, out: usize, lse: usize, mask: usize, dq: usize, dk: usize, dv: usize, di: usize,
+  heads: usize, t: usize, d: usize, scale: f32, causal: i32, r0: usize, r1: usize, cache: usize,
+): void {
+  // cache (attentionBackwardCacheBytes(t) bytes, or 0): P and dS of one head as the dq pass computes
+  // them, read back by the dk / dv pass instead of computed again (the same values).
+  const pc = cache, dc = cache + ((t * t) << 2);
+  for (let r: usize = r0 * t; r < r1 * t; r++) store<f32>(di + (r << 2), dot(dout + ((r * d) << 2), out + ((r * d) << 2), d));
+  for (let r: usize = r0; r < r1; r++) {
     const b = r / heads;
     const base = r * t * d;
     // dq: one query row at a time, over its keys
@@ -92,6 +126,10 @@ export function attentionBackwardF32(
         const ks = k + ((base + s * d) << 2);
         const p = Mathf.exp(dot(qi, ks, d) * scale - ls);
         const ds = p * (dot(gi, v + ((base + s * d) << 2), d) - dd) * scale;
+        if (cache) {
+          store<f32>(pc + ((i * t + s) << 2), p);
+          store<f32>(dc + ((i * t + s) << 2), ds);
+        }
         axpy(dqi, ks, ds, d);
       }
     }
@@ -105,8 +143,14 @@ export function attentionBackwardF32(
         const ls = load<f32>(lse + ((r * t + i) << 2));
         if (ls == f32.NEGATIVE_INFINITY) continue;
         const qi = q + ((base + i * d) << 2), gi = dout + ((base + i * d) << 2);
-        const p = Mathf.exp(dot(qi, ks, d) * scale - ls);
-        const ds = p * (dot(gi, vs, d) - load<f32>(di + ((r * t + i) << 2))) * scale;
+        let p: f32, ds: f32;
+        if (cache) {
+          p = load<f32>(pc + ((i * t + s) << 2));
+          ds = load<f32>(dc + ((i * t + s) << 2));
+        } else {
+          p = Mathf.exp(dot(qi, ks, d) * scale - ls);
+          ds = p * (dot(gi, vs, d) - load<f32>(di + ((r * t + i) << 2))) * scale;
+        }
         axpy(dvs, gi, p, d);
         axpy(dks, qi, ds, d);
       }

@@ -129,6 +129,31 @@ export function binaryF32(op: i32, a: usize, b: usize, out: usize, n: usize, met
   heap.free(idx);
 }
 
+/**
+ * binaryF32 with broadcasting (rank >= 1) for rows [r0, r1) of the output's last dimension only, for
+ * threads: each row's offsets into a and b are computed from its index (no counters, no heap), and
+ * each row runs the same binaryRow as in the whole call.
+ */
+export function binaryF32Rows(op: i32, a: usize, b: usize, out: usize, meta: usize, r0: usize, r1: usize): void {
+  const rank = load<i32>(meta);
+  const shape = meta + 4, sa = shape + (<usize>rank << 2), sb = sa + (<usize>rank << 2);
+  const last = rank - 1;
+  const lastLen = load<i32>(shape + (<usize>last << 2));
+  const lastA = load<i32>(sa + (<usize>last << 2)), lastB = load<i32>(sb + (<usize>last << 2));
+  for (let r = r0; r < r1; r++) {
+    let rem = r;
+    let ia: isize = 0, ib: isize = 0;
+    for (let d = last - 1; d >= 0; d--) {
+      const len = <usize>load<i32>(shape + (<usize>d << 2));
+      const i = <isize>(rem % len);
+      rem /= len;
+      ia += i * <isize>load<i32>(sa + (<usize>d << 2));
+      ib += i * <isize>load<i32>(sb + (<usize>d << 2));
+    }
+    binaryRow(op, a + (<usize>ia << 2), lastA, b + (<usize>ib << 2), lastB, out + ((r * <usize>lastLen) << 2), lastLen);
+  }
+}
+
 /** out = cond != 0 ? a : b over already-broadcast contiguous float32 arrays. */
 export function whereF32(cond: usize, a: usize, b: usize, out: usize, n: usize): void {
   for (let i: usize = 0; i < n; i++) {

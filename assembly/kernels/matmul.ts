@@ -14,17 +14,14 @@
 // Summation order: per K block sequential in k, blocks added in order; float32 accumulation error
 // stays within the usual K * eps * sum|a||b| bound.
 
-const MR: i32 = 6; // rows of the micro-tile
+const MR: i32 = 4; // rows of the micro-tile (4 x 8: 8 accumulators, 2 B vectors, the A splat and a product fit x86's 16 SIMD registers; 6 x 8 needs one more: ~20% slower at 256^3 here)
 const NR: i32 = 8; // columns of the micro-tile (2 x f32x4)
 const KC: i32 = 256; // K block: a B panel (KC x NR floats = 8 KiB) stays in L1
 const MC: i32 = 72; // M block: a packed A block (MC x KC floats = 72 KiB) stays in L2
 const NC: i32 = 2048; // N block: a packed B block (KC x NC floats = 2 MiB at most)
 
-// Scratch for edge tiles: the full MR x NR tile is written here, then the valid part copied out.
-let edgeBuf: usize = 0;
-
 /** Packs op(B)[p0 .. p0+kc, j0 .. j0+nc] into k-major panels of NR columns, zero padded. */
-function packB(dst: usize, B: usize, transB: bool, k: i32, n: i32, p0: i32, kc: i32, j0: i32, nc: i32): void {
+function packB(dst: usize, B: usize, transB: bool, ldb: i32, p0: i32, kc: i32, j0: i32, nc: i32): void {
   for (let jp = 0; jp < nc; jp += NR) {
     const nr = min(NR, nc - jp);
     const panel = dst + (<usize>(jp * kc) << 2);
@@ -32,14 +29,14 @@ function packB(dst: usize, B: usize, transB: bool, k: i32, n: i32, p0: i32, kc: 
     if (!transB) {
       if (nr == NR) {
         for (let p = 0; p < kc; p++) {
-          const src = B + (<usize>((p0 + p) * n + j) << 2);
+          const src = B + (<usize>((p0 + p) * ldb + j) << 2);
           const d = panel + (<usize>(p * NR) << 2);
           v128.store(d, v128.load(src));
           v128.store(d, v128.load(src, 16), 16);
         }
       } else {
         for (let p = 0; p < kc; p++) {
-          const src = B + (<usize>((p0 + p) * n + j) << 2);
+          const src = B + (<usize>((p0 + p) * ldb + j) << 2);
           const d = panel + (<usize>(p * NR) << 2);
           v128.store(d, f32x4.splat(0));
           v128.store(d, f32x4.splat(0), 16);
@@ -56,7 +53,7 @@ function packB(dst: usize, B: usize, transB: bool, k: i32, n: i32, p0: i32, kc: 
         }
       }
       for (let c = 0; c < nr; c++) {
-        const src = B + (<usize>((j + c) * k + p0) << 2);
+        const src = B + (<usize>((j + c) * ldb + p0) << 2);
         let d = panel + (<usize>c << 2);
         for (let p = 0; p < kc; p++) {
           store<f32>(d, load<f32>(src + (<usize>p << 2)));
@@ -68,7 +65,7 @@ function packB(dst: usize, B: usize, transB: bool, k: i32, n: i32, p0: i32, kc: 
 }
 
 /** Packs op(A)[i0 .. i0+mc, p0 .. p0+kc] into k-major panels of MR rows, zero padded. */
-function packA(dst: usize, A: usize, transA: bool, m: i32, k: i32, i0: i32, mc: i32, p0: i32, kc: i32): void {
+function packA(dst: usize, A: usize, transA: bool, lda: i32, i0: i32, mc: i32, p0: i32, kc: i32): void {
   for (let ip = 0; ip < mc; ip += MR) {
     const mr = min(MR, mc - ip);
     const panel = dst + (<usize>(ip * kc) << 2);
@@ -77,7 +74,7 @@ function packA(dst: usize, A: usize, transA: bool, m: i32, k: i32, i0: i32, mc: 
     if (!transA) {
       // op(A)[i][p] = A[i * k + p]: each row is contiguous.
       for (let r = 0; r < mr; r++) {
-        const src = A + (<usize>((i + r) * k + p0) << 2);
+        const src = A + (<usize>((i + r) * lda + p0) << 2);
         let d = panel + (<usize>r << 2);
         for (let p = 0; p < kc; p++) {
           store<f32>(d, load<f32>(src + (<usize>p << 2)));
@@ -87,12 +84,25 @@ function packA(dst: usize, A: usize, transA: bool, m: i32, k: i32, i0: i32, mc: 
     } else {
       // op(A)[i][p] = A[p * m + i]: each k step is a contiguous run of mr values.
       for (let p = 0; p < kc; p++) {
-        const src = A + (<usize>((p0 + p) * m + i) << 2);
+        const src = A + (<usize>((p0 + p) * lda + i) << 2);
         const d = panel + (<usize>(p * MR) << 2);
         for (let r = 0; r < mr; r++) store<f32>(d + (<usize>r << 2), load<f32>(src + (<usize>r << 2)));
       }
     }
   }
+}
+
+/**
+ * acc + a * b per lane. The relaxed-SIMD builds (memfit.relaxed.wasm, memfit.threads-relaxed.wasm)
+ * use f32x4.relaxed_madd: one fused multiply-add where the CPU has FMA (one rounding instead of two,
+ * so results differ from the plain build within the matmul bound, and are the same on every run and
+ * thread count of one machine); the plain builds multiply, then add.
+ */
+// @ts-ignore: decorator
+@inline
+function madd(a: v128, b: v128, acc: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, acc);
+  return f32x4.add(acc, f32x4.mul(a, b));
 }
 
 // @ts-ignore: decorator
@@ -111,22 +121,16 @@ function micro(ap: usize, bp: usize, kc: i32, c: usize, ldc: usize, alpha: f32, 
   let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
   let c30 = f32x4.splat(0), c31 = f32x4.splat(0);
-  let c40 = f32x4.splat(0), c41 = f32x4.splat(0);
-  let c50 = f32x4.splat(0), c51 = f32x4.splat(0);
   for (let p = 0; p < kc; p++) {
     const b0 = v128.load(bp), b1 = v128.load(bp, 16);
     let a = v128.load32_splat(ap);
-    c00 = f32x4.add(c00, f32x4.mul(a, b0)); c01 = f32x4.add(c01, f32x4.mul(a, b1));
+    c00 = madd(a, b0, c00); c01 = madd(a, b1, c01);
     a = v128.load32_splat(ap, 4);
-    c10 = f32x4.add(c10, f32x4.mul(a, b0)); c11 = f32x4.add(c11, f32x4.mul(a, b1));
+    c10 = madd(a, b0, c10); c11 = madd(a, b1, c11);
     a = v128.load32_splat(ap, 8);
-    c20 = f32x4.add(c20, f32x4.mul(a, b0)); c21 = f32x4.add(c21, f32x4.mul(a, b1));
+    c20 = madd(a, b0, c20); c21 = madd(a, b1, c21);
     a = v128.load32_splat(ap, 12);
-    c30 = f32x4.add(c30, f32x4.mul(a, b0)); c31 = f32x4.add(c31, f32x4.mul(a, b1));
-    a = v128.load32_splat(ap, 16);
-    c40 = f32x4.add(c40, f32x4.mul(a, b0)); c41 = f32x4.add(c41, f32x4.mul(a, b1));
-    a = v128.load32_splat(ap, 20);
-    c50 = f32x4.add(c50, f32x4.mul(a, b0)); c51 = f32x4.add(c51, f32x4.mul(a, b1));
+    c30 = madd(a, b0, c30); c31 = madd(a, b1, c31);
     ap += <usize>(MR << 2);
     bp += <usize>(NR << 2);
   }
@@ -134,16 +138,20 @@ function micro(ap: usize, bp: usize, kc: i32, c: usize, ldc: usize, alpha: f32, 
   put(c, 0, c00, s, first); put(c, 16, c01, s, first); c += ldc;
   put(c, 0, c10, s, first); put(c, 16, c11, s, first); c += ldc;
   put(c, 0, c20, s, first); put(c, 16, c21, s, first); c += ldc;
-  put(c, 0, c30, s, first); put(c, 16, c31, s, first); c += ldc;
-  put(c, 0, c40, s, first); put(c, 16, c41, s, first); c += ldc;
-  put(c, 0, c50, s, first); put(c, 16, c51, s, first);
+  put(c, 0, c30, s, first); put(c, 16, c31, s, first);
 }
 
-/** One matrix: C (m x n) = alpha * op(A) @ op(B), with packing scratch pa / pb. */
-function gemm(A: usize, B: usize, C: usize, m: i32, k: i32, n: i32, transA: bool, transB: bool, alpha: f32, pa: usize, pb: usize): void {
-  const ldc = <usize>n << 2;
+/**
+ * One matrix: C (m x n, row stride ldc) = alpha * op(A) @ op(B), with packing scratch pa / pb and an
+ * MR x NR edge tile. lda / ldb are the row strides of A and B as stored (before op).
+ */
+function gemm(
+  A: usize, B: usize, C: usize, m: i32, k: i32, n: i32, transA: bool, transB: bool, alpha: f32,
+  lda: i32, ldb: i32, ldc32: i32, pa: usize, pb: usize, edgeBuf: usize,
+): void {
+  const ldc = <usize>ldc32 << 2;
   if (k == 0) {
-    memory.fill(C, 0, <usize>(m * n) << 2);
+    for (let i = 0; i < m; i++) memory.fill(C + <usize>i * ldc, 0, <usize>n << 2);
     return;
   }
   for (let j0 = 0; j0 < n; j0 += NC) {
@@ -151,17 +159,17 @@ function gemm(A: usize, B: usize, C: usize, m: i32, k: i32, n: i32, transA: bool
     for (let p0 = 0; p0 < k; p0 += KC) {
       const kc = min(KC, k - p0);
       const first = p0 == 0;
-      packB(pb, B, transB, k, n, p0, kc, j0, nc);
+      packB(pb, B, transB, ldb, p0, kc, j0, nc);
       for (let i0 = 0; i0 < m; i0 += MC) {
         const mc = min(MC, m - i0);
-        packA(pa, A, transA, m, k, i0, mc, p0, kc);
+        packA(pa, A, transA, lda, i0, mc, p0, kc);
         for (let jp = 0; jp < nc; jp += NR) {
           const nr = min(NR, nc - jp);
           const bp = pb + (<usize>(jp * kc) << 2);
           for (let ip = 0; ip < mc; ip += MR) {
             const mr = min(MR, mc - ip);
             const ap = pa + (<usize>(ip * kc) << 2);
-            const c = C + (<usize>((i0 + ip) * n + j0 + jp) << 2);
+            const c = C + <usize>(i0 + ip) * ldc + (<usize>(j0 + jp) << 2);
             if (mr == MR && nr == NR) {
               micro(ap, bp, kc, c, ldc, alpha, first);
             } else {
@@ -183,21 +191,50 @@ function gemm(A: usize, B: usize, C: usize, m: i32, k: i32, n: i32, transA: bool
   }
 }
 
+/** Bytes of packing scratch matmulF32Part needs for one call of shape (m, k, n): see matmulScratchBytes. */
+export function matmulScratchBytes(m: i32, k: i32, n: i32): usize {
+  const kcMax = min(KC, max(k, 1));
+  const mcMax = (min(MC, max(m, 1)) + MR - 1) / MR * MR;
+  const ncMax = (min(NC, max(n, 1)) + NR - 1) / NR * NR;
+  return ((<usize>(mcMax * kcMax) + <usize>(ncMax * kcMax) + <usize>(MR * NR)) << 2) + 32;
+}
+
+// Every output element's sum runs over the same K blocks in the same order however the rows,
+// columns and batches are split, so a part computes exactly what the whole call would there.
+
+/**
+ * Part of a batched matmul, for threads: batches [b0, b1), rows [i0, i1) and columns [j0, j1) of
+ * every one of them, with caller-provided scratch (matmulScratchBytes(m, k, n) bytes, 16-aligned).
+ * Allocates nothing, so that worker instances (which share the memory but not the heap's state)
+ * may run it.
+ */
+export function matmulF32Part(
+  a: usize, b: usize, out: usize, m: i32, k: i32, n: i32, transA: bool, transB: bool, alpha: f32, strideA: i32, strideB: i32,
+  b0: i32, b1: i32, i0: i32, i1: i32, j0: i32, j1: i32, scratch: usize,
+): void {
+  const mp = i1 - i0, np = j1 - j0;
+  if (mp <= 0 || np <= 0 || b1 <= b0) return;
+  const kcMax = min(KC, max(k, 1));
+  const mcMax = (min(MC, max(m, 1)) + MR - 1) / MR * MR;
+  const ncMax = (min(NC, max(n, 1)) + NR - 1) / NR * NR;
+  const pa = scratch, pb = pa + (<usize>(mcMax * kcMax) << 2), edge = pb + (<usize>(ncMax * kcMax) << 2);
+  const lda = transA ? m : k, ldb = transB ? k : n;
+  for (let bi = b0; bi < b1; bi++) {
+    let A = a + ((<usize>bi * <usize>strideA) << 2), B = b + ((<usize>bi * <usize>strideB) << 2);
+    let C = out + ((<usize>bi * <usize>m * <usize>n) << 2);
+    A += transA ? <usize>i0 << 2 : (<usize>i0 * <usize>k) << 2;
+    B += transB ? (<usize>j0 * <usize>k) << 2 : <usize>j0 << 2;
+    C += ((<usize>i0 * <usize>n) + <usize>j0) << 2;
+    gemm(A, B, C, mp, k, np, transA, transB, alpha, lda, ldb, n, pa, pb, edge);
+  }
+}
+
 export function matmulF32(
   a: usize, b: usize, out: usize, batch: i32, m: i32, k: i32, n: i32,
   transA: bool, transB: bool, alpha: f32, strideA: i32, strideB: i32,
 ): void {
   if (m <= 0 || n <= 0 || batch <= 0) return;
-  if (edgeBuf == 0) edgeBuf = heap.alloc(<usize>(MR * NR) << 2);
-  const kcMax = min(KC, max(k, 1));
-  const mcMax = (min(MC, m) + MR - 1) / MR * MR;
-  const ncMax = (min(NC, n) + NR - 1) / NR * NR;
-  const pa = heap.alloc(<usize>(mcMax * kcMax) << 2);
-  const pb = heap.alloc(<usize>(ncMax * kcMax) << 2);
-  for (let bi = 0; bi < batch; bi++) {
-    const A = a + ((<usize>bi * <usize>strideA) << 2), B = b + ((<usize>bi * <usize>strideB) << 2), C = out + ((<usize>bi * <usize>m * <usize>n) << 2);
-    gemm(A, B, C, m, k, n, transA, transB, alpha, pa, pb);
-  }
-  heap.free(pb);
-  heap.free(pa);
+  const scratch = heap.alloc(matmulScratchBytes(m, k, n));
+  matmulF32Part(a, b, out, m, k, n, transA, transB, alpha, strideA, strideB, 0, batch, 0, m, 0, n, (scratch + 15) & ~15);
+  heap.free(scratch);
 }

@@ -26,7 +26,17 @@ export function rmsNormF32(x: usize, w: usize, out: usize, rstd: usize, rows: us
  * dy * x * rstd (accumulated into dw).
  */
 export function rmsNormBackwardF32(dy: usize, x: usize, w: usize, rstd: usize, dx: usize, dw: usize, rows: usize, cols: usize): void {
-  for (let r: usize = 0; r < rows; r++) {
+  rmsNormBackwardF32Part(dy, x, w, rstd, dx, dw, rows, cols, 0, rows, 0, cols);
+}
+
+/**
+ * rmsNormBackwardF32 for threads: dx of rows [r0, r1) and dw of columns [c0, c1) (each column still
+ * sums over every row, in order), so that parts together compute exactly the whole call.
+ */
+export function rmsNormBackwardF32Part(
+  dy: usize, x: usize, w: usize, rstd: usize, dx: usize, dw: usize, rows: usize, cols: usize, r0: usize, r1: usize, c0: usize, c1: usize,
+): void {
+  for (let r: usize = r0; r < r1; r++) {
     const o = (r * cols) << 2;
     const rs = load<f32>(rstd + (r << 2));
     let s: f32 = 0;
@@ -37,7 +47,7 @@ export function rmsNormBackwardF32(dy: usize, x: usize, w: usize, rstd: usize, d
       store<f32>(dx + o + (c << 2), rs * g - load<f32>(x + o + (c << 2)) * k);
     }
   }
-  for (let c: usize = 0; c < cols; c++) {
+  for (let c: usize = c0; c < c1; c++) {
     let s: f32 = 0;
     for (let r: usize = 0; r < rows; r++) {
       const o = ((r * cols + c) << 2);

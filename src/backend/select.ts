@@ -6,6 +6,7 @@ import { InvalidArgumentError } from '../errors.js';
 import type { Backend, BackendKind } from './backend.js';
 import { MetaBackend } from './meta.js';
 import { WasmBackend } from './wasm/backend.js';
+import { defaultThreads, DEFAULT_MAX_THREADS } from './wasm/threads.js';
 import type { WebGPUOptions } from './webgpu/device.js';
 
 export interface BackendOptions extends WebGPUOptions {
@@ -19,6 +20,13 @@ export interface BackendOptions extends WebGPUOptions {
   log?: ((line: string) => void) | null;
   /** Also log what the WebGPU probe saw (driver messages, adapters refused); MEMFIT_VERBOSE=1 does the same. */
   verbose?: boolean;
+  /**
+   * Threads of the wasm backend, this one included. Default: the cores available, at most
+   * 4 (DEFAULT_MAX_THREADS; the MEMFIT_THREADS environment variable overrides it); 1 runs every kernel
+   * on the calling thread. Results are bit-identical for every count. In a browser, more than one
+   * needs a cross-origin isolated page (else one thread, and a line in the log says why).
+   */
+  threads?: number;
 }
 
 function envOf(name: string): string | undefined {
@@ -36,9 +44,13 @@ export async function createBackend(options: BackendOptions = {}): Promise<Backe
   const toggles = [...(options.dawnToggles ?? []), ...(envOf('MEMFIT_DAWN_TOGGLES')?.split(',').filter(Boolean) ?? [])];
   const log = options.log === undefined ? (l: string) => console.error(l) : options.log;
   const verbose = options.verbose ?? /^(1|true|yes)$/i.test(envOf('MEMFIT_VERBOSE') ?? '');
+  const envThreads = envOf('MEMFIT_THREADS');
+  if (options.threads === undefined && envThreads && !/^[1-9]\d*$/.test(envThreads)) throw new InvalidArgumentError(`MEMFIT_THREADS must be a positive integer, got ${JSON.stringify(envThreads)}`);
+  const threads = options.threads ?? (envThreads ? Number(envThreads) : defaultThreads());
+  const wasmOptions = { threads, log };
   let backend: Backend;
   if (want === 'meta') backend = new MetaBackend();
-  else if (want === 'wasm') backend = new WasmBackend(options.backend === 'wasm' ? 'requested' : 'requested by MEMFIT_BACKEND');
+  else if (want === 'wasm') backend = await WasmBackend.create(options.backend === 'wasm' ? 'requested' : 'requested by MEMFIT_BACKEND', wasmOptions);
   else {
     const auto = want === 'auto';
     const { WebGPUBackend } = await import('./webgpu/backend.js');
@@ -47,7 +59,7 @@ export async function createBackend(options: BackendOptions = {}): Promise<Backe
     } catch (e) {
       if (!auto) throw e;
       const why = (e as Error).message;
-      backend = new WasmBackend(`automatic choice: ${why}; software WebGPU is ~100x slower than wasm, use backend 'webgpu' to ask for it`);
+      backend = await WasmBackend.create(`automatic choice: ${why}; software WebGPU is ~100x slower than wasm, use backend 'webgpu' to ask for it`, wasmOptions);
       if (verbose) for (const d of (e as { details?: readonly string[] }).details ?? []) log?.(`memfit: webgpu probe: ${d}`);
     }
   }

@@ -3,7 +3,7 @@
 // the State of the Union text served at ./sotu.txt, on the main thread, yielding to the page after
 // every step; draws the charts shared with `memfit train --report`.
 import {
-  ByteTextDataset, LanguageModelTrainer, WasmBackend, createBackend, tinyLlamaConfig, trainingCharts, trainingReportHtml,
+  ByteTextDataset, LanguageModelTrainer, createBackend, tinyLlamaConfig, trainingCharts, trainingReportHtml,
   type Backend, type StepResult, type TrainOptimizer, type TrainPrecision, type ValidationPoint,
 } from '../index.js';
 
@@ -85,7 +85,8 @@ async function train(): Promise<void> {
     stopRequested = false;
     setState('training');
     statusLine.textContent = 'starting…';
-    backend = backendSelect.value === 'webgpu' ? await createBackend({ backend: 'webgpu', log: null }) : new WasmBackend();
+    // wasm: threads on a cross-origin isolated page (the demo server sends COOP/COEP), else one thread and a console line saying why.
+    backend = await createBackend({ backend: backendSelect.value === 'webgpu' ? 'webgpu' : 'wasm', log: (l) => console.info(l) });
     trainer = new LanguageModelTrainer(backend, new ByteTextDataset(text), config);
     const steps: StepResult[] = [], validation: ValidationPoint[] = [], samples: { step: number; text: string }[] = [];
     const evalEvery = Math.max(10, Math.round(config.steps / 10)), sampleEvery = Math.max(25, Math.round(config.steps / 4));

@@ -80,11 +80,11 @@ export function allocate(kind: WasmArrayKind, length: number): WasmArray {
  * Checks a typed-array argument `what` that may view WebAssembly memory (a WasmArray's `.array`):
  * returns true when it is a view of a live WasmArray (the caller may use `a.byteOffset` as a
  * pointer, read before anything is allocated), false for ordinary memory. A view taken before the
- * memory grew (detached) or of memory no live WasmArray holds (freed) is an InvalidArgumentError.
+ * memory grew (out of date) or of memory no live WasmArray holds (freed) is an InvalidArgumentError.
  */
 export function isWasmView(a: ArrayBufferView, what: string): boolean {
   if (isStaleMemoryView(a)) {
-    throw new InvalidArgumentError(`${what} is a view of WebAssembly memory taken before the memory grew, so its buffer is detached: take wasmArray.array again after allocating, or pass the WasmArray itself`);
+    throw new InvalidArgumentError(`${what} is a view of WebAssembly memory taken before the memory grew, so its buffer is out of date (detached, or a shorter view of shared memory): take wasmArray.array again after allocating, or pass the WasmArray itself`);
   }
   if (a.buffer !== memoryBuffer()) return false;
   const start = a.byteOffset, end = start + a.byteLength;

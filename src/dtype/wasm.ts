@@ -1,7 +1,13 @@
 // Loads the WebAssembly core the same way in Node and in a browser: the module is embedded as
-// base64 (build/wasm_module.ts) and compiled synchronously on first use (it is ~20 KB, well under
-// the browsers' main-thread limit), so no API needs `await`.
-import { wasmBase64 } from '../../build/wasm_module.js';
+// base64 (build/wasm_module.ts) and compiled synchronously on first use (it is ~50 KB, well under
+// the browsers' main-thread limit), so no API needs `await`. Where shared memory is possible (Node;
+// a cross-origin isolated page) the build for threads is loaded: the same code on a shared,
+// imported memory, so that worker threads can run kernels on the same tensors. Elsewhere the build
+// with its own memory is, and the wasm backend runs on one thread. Where the engine validates
+// relaxed SIMD (Node 22+, Chrome/Edge 114+; Node 20 only with --experimental-wasm-relaxed-simd), the
+// relaxed-SIMD twin of that build is loaded (matmul with fused multiply-add); MEMFIT_WASM_SIMD=plain
+// (an environment variable, Node) forces the plain SIMD build.
+import { wasmBase64, wasmRelaxedBase64, wasmThreadsBase64, wasmThreadsRelaxedBase64 } from '../../build/wasm_module.js';
 import { humanBytes, InvalidArgumentError, OutOfMemoryError } from '../errors.js';
 
 /** The raw exports of build/memfit.wasm. Pointers are byte offsets into `memory`. */
@@ -26,6 +32,51 @@ export interface WasmExports {
 }
 
 let exportsCache: WasmExports | undefined;
+let sharedMemory: WebAssembly.Memory | undefined;
+let moduleBase64 = '';
+let build: WasmBuild | undefined;
+
+/** Which build of the module runs. */
+export interface WasmBuild {
+  /** Shared, imported memory: worker threads possible. */
+  readonly sharedMemory: boolean;
+  /** Relaxed SIMD (fused multiply-add in matmul). */
+  readonly relaxedSimd: boolean;
+}
+
+/** The build loaded (loading it if needed). */
+export function wasmBuild(): WasmBuild {
+  wasm();
+  return build!;
+}
+
+let simdChoice: 'auto' | 'plain' | undefined;
+
+/**
+ * Chooses the build before the module loads: 'auto' (the default: relaxed SIMD where the engine
+ * validates it) or 'plain' (plain SIMD everywhere: matmul results bit-identical on every engine, as
+ * Node 20 computes them). In Node, MEMFIT_WASM_SIMD=plain does the same. Once the module has loaded,
+ * asking for the other build is an InvalidArgumentError.
+ */
+export function setWasmSimd(choice: 'auto' | 'plain'): void {
+  if (choice !== 'auto' && choice !== 'plain') throw new InvalidArgumentError(`setWasmSimd takes 'auto' or 'plain', got ${JSON.stringify(choice)}`);
+  if (build && build.relaxedSimd && choice === 'plain') throw new InvalidArgumentError("setWasmSimd('plain'): the relaxed-SIMD module has already loaded (call it before any tensor or backend is made)");
+  simdChoice = choice;
+}
+
+function relaxedSimdWanted(): boolean {
+  const env = typeof process !== 'undefined' ? process.env?.MEMFIT_WASM_SIMD : undefined;
+  return (simdChoice ?? (env === 'plain' ? 'plain' : 'auto')) === 'auto';
+}
+
+/** Initial pages of the memory (as asconfig.json's initialMemory) and the most a wasm32 memory may have. */
+const INITIAL_PAGES = 64, MAX_PAGES = 65536;
+
+/** True where a shared WebAssembly.Memory can be made and sent to workers (Node; a cross-origin isolated page). */
+export function sharedMemoryPossible(): boolean {
+  const g = globalThis as { crossOriginIsolated?: boolean };
+  return typeof SharedArrayBuffer === 'function' && g.crossOriginIsolated !== false;
+}
 
 function base64Bytes(b64: string): Uint8Array<ArrayBuffer> {
   const bin = atob(b64);
@@ -37,17 +88,67 @@ function base64Bytes(b64: string): Uint8Array<ArrayBuffer> {
 /** The instantiated module (created on first call). */
 export function wasm(): WasmExports {
   if (exportsCache) return exportsCache;
-  const module = new WebAssembly.Module(base64Bytes(wasmBase64));
+  let memory: WebAssembly.Memory | undefined;
+  if (sharedMemoryPossible()) {
+    try {
+      memory = new WebAssembly.Memory({ initial: INITIAL_PAGES, maximum: MAX_PAGES, shared: true });
+    } catch {
+      memory = undefined; // an engine without shared memory: the one-thread build
+    }
+  }
+  const relaxed = relaxedSimdWanted() && WebAssembly.validate(base64Bytes(memory ? wasmThreadsRelaxedBase64 : wasmRelaxedBase64));
+  moduleBase64 = memory ? (relaxed ? wasmThreadsRelaxedBase64 : wasmThreadsBase64) : relaxed ? wasmRelaxedBase64 : wasmBase64;
+  build = { sharedMemory: !!memory, relaxedSimd: relaxed };
+  const module = new WebAssembly.Module(base64Bytes(moduleBase64));
   const instance = new WebAssembly.Instance(module, {
     env: {
+      ...(memory ? { memory } : {}),
       abort(_msg: number, _file: number, line: number, column: number): never {
         throw new Error(`memfit WebAssembly abort at ${line}:${column}`);
       },
     },
   });
   exportsCache = instance.exports as unknown as WasmExports;
+  sharedMemory = memory;
   exportsCache.initTables();
   return exportsCache;
+}
+
+let workerModuleCache: WebAssembly.Module | undefined;
+
+/**
+ * For worker threads: the shared memory and the threads build without its data section (an
+ * instance's active data segments are written into memory when it is created; a worker's would
+ * overwrite the tables initTables filled in and the allocator's region table). Undefined when the
+ * module loaded has its own memory (no threads possible).
+ */
+export function wasmForWorkers(): { module: WebAssembly.Module; memory: WebAssembly.Memory } | undefined {
+  wasm();
+  if (!sharedMemory) return undefined;
+  workerModuleCache ??= new WebAssembly.Module(withoutDataSections(base64Bytes(moduleBase64)));
+  return { module: workerModuleCache, memory: sharedMemory };
+}
+
+/** A copy of a WebAssembly binary without its data (11) and data count (12) sections. */
+export function withoutDataSections(bytes: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer> {
+  const parts: Uint8Array[] = [bytes.subarray(0, 8)]; // magic and version
+  let at = 8;
+  while (at < bytes.length) {
+    const start = at;
+    const id = bytes[at++];
+    let size = 0, shift = 0, b: number;
+    do {
+      b = bytes[at++];
+      size += (b & 0x7f) * 2 ** shift;
+      shift += 7;
+    } while (b & 0x80);
+    at += size;
+    if (id !== 11 && id !== 12) parts.push(bytes.subarray(start, at));
+  }
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) { out.set(p, o); o += p.length; }
+  return out;
 }
 
 /** A wasm32 memory holds at most 2^32 bytes (65536 pages), static data and heap included. */
@@ -80,17 +181,17 @@ export function wasmFree(ptr: number): void {
   if (ptr) wasm().free(ptr);
 }
 
-/** Every ArrayBuffer the module's memory has had (a view of an old one is detached: the memory grew since). */
+/** Every buffer the module's memory has had (a view of an old one is out of date: the memory grew since; an own memory's old buffer is detached, a shared one's is shorter). */
 const seenBuffers = new WeakSet<ArrayBufferLike>();
 
 /** The module's memory buffer now (remembered, so that views of it can later be told stale). */
 export function memoryBuffer(): ArrayBuffer {
-  const b = wasm().memory.buffer;
+  const b = wasm().memory.buffer as ArrayBuffer; // a SharedArrayBuffer with the threads build
   seenBuffers.add(b);
   return b;
 }
 
-/** True when `a` views WebAssembly memory as it was before it grew (its buffer is detached). */
+/** True when `a` views WebAssembly memory as it was before it grew (its buffer is detached, or shorter when shared). */
 export function isStaleMemoryView(a: ArrayBufferView): boolean {
   return seenBuffers.has(a.buffer) && a.buffer !== wasm().memory.buffer;
 }
@@ -110,6 +211,13 @@ export class Scratch {
       this.size = size;
     }
     return this.ptr;
+  }
+
+  /** Frees the block (a later ensure allocates a new one). */
+  free(): void {
+    wasmFree(this.ptr);
+    this.ptr = 0;
+    this.size = 0;
   }
 }
 

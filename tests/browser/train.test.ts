@@ -1,5 +1,5 @@
 // Training in the browser: the bundle (dist/browser/memfit.js) in headless Chromium trains the tiny
-// Llama for a few steps on the wasm backend (losses bit-identical to Node) and on WebGPU through
+// Llama for a few steps on the wasm backend (losses bit-identical to Node with the plain-SIMD build) and on WebGPU through
 // navigator.gpu (SwiftShader here; losses within 1e-3 of wasm).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -28,6 +28,7 @@ test('the browser bundle trains a tiny Llama on wasm (same losses as Node) and o
     // Page code as a string: the test file's own functions are rewritten by the TypeScript loader.
     const got = await page.evaluate(`(async () => {
       const m = globalThis.memfit, text = ${JSON.stringify(text)}, config = ${JSON.stringify(config)};
+      m.setWasmSimd('plain'); // Node 20 loads the plain-SIMD build; Chromium could load the relaxed one (fused multiply-add)
       async function run(backend) {
         const tr = new m.LanguageModelTrainer(backend, new m.ByteTextDataset(text), config);
         const losses = [];

@@ -61,7 +61,7 @@ export interface Served {
 }
 
 /** Starts a static server on 127.0.0.1 with a random free port. Files on disk are read per request. */
-export async function serve(files: ServedFiles): Promise<Served> {
+export async function serve(files: ServedFiles, headers: Record<string, string> = {}): Promise<Served> {
   const server = createServer((req, res) => {
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     const entry = files[path];
@@ -80,7 +80,7 @@ export async function serve(files: ServedFiles): Promise<Served> {
       else if ('file' in entry) { body = readFileSync(entry.file); type = entry.type; }
       else { body = entry.body; type = entry.type; }
       type ??= MIME[extname(path)] ?? (path.endsWith('/') ? MIME['.html'] : 'application/octet-stream');
-      res.writeHead(200, { 'content-type': type, 'cache-control': 'no-store' }).end(body);
+      res.writeHead(200, { ...headers, 'content-type': type, 'cache-control': 'no-store' }).end(body);
     } catch (e) {
       res.writeHead(500, { 'content-type': 'text/plain' }).end(String(e));
     }
@@ -128,10 +128,11 @@ export interface PageContext {
 /**
  * Serves `html` at '/' plus `files`, opens it in headless Chromium, runs `fn`, then closes the
  * browser and the server (always). Waits for `window.__ready` to be true when the page sets it
- * to false at first (pages with module scripts set it when their imports have loaded).
+ * to false at first (pages with module scripts set it when their imports have loaded). `headers`
+ * go with every response (e.g. COOP/COEP for a cross-origin isolated page).
  */
-export async function withPage<T>(html: string, files: ServedFiles, fn: (ctx: PageContext) => Promise<T>): Promise<T> {
-  const served = await serve({ ...files, '/': { body: html, type: MIME['.html'] } });
+export async function withPage<T>(html: string, files: ServedFiles, fn: (ctx: PageContext) => Promise<T>, headers: Record<string, string> = {}): Promise<T> {
+  const served = await serve({ ...files, '/': { body: html, type: MIME['.html'] } }, headers);
   try {
     const browser = await launchChromium();
     try {

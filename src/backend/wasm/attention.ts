@@ -13,6 +13,7 @@ export interface AttentionExports {
     dout: number, q: number, k: number, v: number, out: number, lse: number, mask: number, dq: number, dk: number, dv: number, di: number,
     bh: number, heads: number, t: number, d: number, scale: number, causal: number,
   ): void;
+  attentionBackwardCacheBytes(t: number): number;
 }
 
 function exportsOf(): AttentionExports {
@@ -39,7 +40,12 @@ export function attention(backend: WasmBackend, q: TensorRef, k: TensorRef, v: T
   if (B * H * T === 0) return;
   staged(backend, [q, k, v, mask], ([pq, pk, pv, pm]) => {
     const o = backend.stageOut(out);
-    exportsOf().attentionF32(pq, pk, pv, pm, o.ptr, f32Ptr(backend, lse), B * H, H, T, D, scale, causal ? 1 : 0);
+    const pl = f32Ptr(backend, lse), c = causal ? 1 : 0;
+    // Heads run in parallel (each head's rows are computed as on one thread); scratch: a row of scores per thread.
+    const stride = (T * 4 + 15) & ~15;
+    backend.withThreadScratch(stride, (scores) => backend.parallelFor(B * H, 1, B * H * T * T * D, (r0, r1) => ({
+      fn: 'attentionF32Heads', args: [pq, pk, pv, pm, o.ptr, pl, H, T, D, scale, c, r0, r1, scores],
+    }), stride));
     o.commit();
   });
 }
@@ -54,7 +60,14 @@ export function attentionBackward(
     const di = backend.temp(B * H * T * 4, 'attention di');
     const oq = backend.stageOut(dq), ok = backend.stageOut(dk), ov = backend.stageOut(dv);
     try {
-      exportsOf().attentionBackwardF32(pdo, pq, pk, pv, po, pl, pm, oq.ptr, ok.ptr, ov.ptr, di.ptr, B * H, H, T, D, scale, causal ? 1 : 0);
+      const c = causal ? 1 : 0;
+      // Heads in parallel; scratch: each thread's cache of one head's P and dS (none for long sequences: recomputed).
+      const bytes = (exportsOf().attentionBackwardCacheBytes(T) + 15) & ~15;
+      const heads = (cache: number) => backend.parallelFor(B * H, 1, 2 * B * H * T * T * D, (r0, r1) => ({
+        fn: 'attentionBackwardF32Heads', args: [pdo, pq, pk, pv, po, pl, pm, oq.ptr, ok.ptr, ov.ptr, di.ptr, H, T, D, scale, c, r0, r1, cache],
+      }), cache ? bytes : 0);
+      if (bytes) backend.withThreadScratch(bytes, heads);
+      else heads(0);
       oq.commit();
       ok.commit();
       ov.commit();

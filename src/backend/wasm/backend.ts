@@ -5,6 +5,7 @@ import { humanBytes, InvalidArgumentError, MemfitError, OutOfMemoryError } from 
 import { formatOf, ROUNDING_IDS } from '../../dtype/formats.js';
 import { allocationLabel } from '../op_context.js';
 import { GROW_LIMIT, wasm, wasmAlloc, wasmFree, WASM_MEMORY_LIMIT } from '../../dtype/wasm.js';
+import { MAX_PARTS, MAX_WORKERS, splitRange, Threads, type KernelPart } from './threads.js';
 import type {
   Backend, BackendStats, BinaryOp, CastOptions, MatmulOptions, ReduceOp, Storage, TensorDType, TensorRef, UnaryOp,
 } from '../backend.js';
@@ -32,7 +33,31 @@ export interface WasmKernelExports {
   f32ToI32(x: number, out: number, n: number): void;
   transposeCodes(width: number, src: number, dst: number, batch: number, rows: number, cols: number): void;
   matmulF32(a: number, b: number, out: number, batch: number, m: number, k: number, n: number, transA: number, transB: number, alpha: number, strideA: number, strideB: number): void;
+  matmulScratchBytes(m: number, k: number, n: number): number;
 }
+
+/** Options of a wasm backend. */
+export interface WasmBackendOptions {
+  /**
+   * Threads that run kernels (this one included): 1 (the default of the constructor) runs every
+   * kernel on the calling thread; more split large kernel calls among worker threads that share the
+   * module's memory. Results are bit-identical for every count. Needs shared memory (always in
+   * Node; in a browser, a cross-origin isolated page): without it the backend runs on one thread.
+   */
+  threads?: number;
+  /** Where the line saying that threads are not possible goes (default console.warn); null for silence. */
+  log?: ((line: string) => void) | null;
+  /**
+   * Kernel calls with less work than this (multiply-adds or element updates) run on the calling
+   * thread only (default PARALLEL_MIN_WORK: below it, waking workers costs more than it saves).
+   */
+  parallelMinWork?: number;
+}
+
+/** Kernel calls with less work than this (multiply-adds or element updates) run on one thread: waking workers costs more. */
+export const PARALLEL_MIN_WORK = 1 << 16;
+/** Parts per thread of a split call. */
+const PARTS_PER_THREAD = 4;
 
 export function kernelExports(): WasmKernelExports {
   return wasm() as unknown as WasmKernelExports;
@@ -68,10 +93,31 @@ export class WasmBackend implements Backend {
   private destroyed = false;
   private bytesUploaded = 0;
   private bytesRead = 0;
+  /** Worker threads (undefined: one thread). */
+  private readonly workers: Threads | undefined;
+  /** Threads that run kernels, this one included. */
+  readonly threads: number;
+  private readonly parallelMinWork: number;
 
-  constructor(reason = 'WebAssembly (CPU)') {
-    this.description = `wasm backend: ${reason}`;
+  constructor(reason = 'WebAssembly (CPU)', options: WasmBackendOptions = {}) {
+    const want = options.threads ?? 1;
+    if (!Number.isInteger(want) || want < 1 || want > MAX_WORKERS + 1) throw new InvalidArgumentError(`threads must be an integer from 1 to ${MAX_WORKERS + 1}, got ${want}`);
+    this.workers = want > 1 ? Threads.open(want, () => kernelExports() as unknown as Record<string, unknown>) : undefined;
+    if (want > 1 && !this.workers) {
+      const log = options.log === undefined ? (l: string) => console.warn(l) : options.log;
+      log?.(`memfit: wasm backend on 1 thread, not ${want}: threads need shared memory, which a browser allows only on a cross-origin isolated page (COOP/COEP headers)`);
+    }
+    this.threads = this.workers ? want : 1;
+    this.parallelMinWork = options.parallelMinWork ?? PARALLEL_MIN_WORK;
+    this.description = `wasm backend: ${reason}${this.threads > 1 ? `, ${this.threads} threads` : ''}`;
     this.pool = new BufferPool<number>(this.memory, (size) => wasmAlloc(size, `a ${size}-byte buffer`), wasmFree);
+  }
+
+  /** A backend whose worker threads have started (the constructor's start within milliseconds; until then kernels run on this thread). */
+  static async create(reason?: string, options: WasmBackendOptions = {}): Promise<WasmBackend> {
+    const b = new WasmBackend(reason, options);
+    await b.workers?.ready();
+    return b;
   }
 
   // ---- memory -------------------------------------------------------------------------------
@@ -142,9 +188,64 @@ export class WasmBackend implements Backend {
     };
   }
 
+  /** Frees cached buffers and stops this backend's share of the worker threads. */
   destroy(): void {
     this.emptyCache();
     this.destroyed = true;
+    this.workers?.close();
+  }
+
+  // ---- threads ------------------------------------------------------------------------------
+
+  /** How many parts a kernel call with `work` units of work is split into now (1: run it here). */
+  lanes(work: number): number {
+    if (!this.workers || work < this.parallelMinWork) return 1;
+    return this.workers.lanes();
+  }
+
+  /**
+   * Runs kernel parts on this thread and the workers (each takes the next part not yet taken);
+   * returns when all are done. With scratchStride, each part's last argument is a scratch pointer
+   * that the thread running it offsets by its seat (0 .. threads - 1) times the stride.
+   */
+  runParts(parts: readonly KernelPart[], scratchStride = 0): void {
+    if (parts.length === 1 || !this.workers) {
+      const ex = kernelExports() as unknown as Record<string, (...a: number[]) => void>;
+      for (const p of parts) ex[p.fn](...p.args);
+    } else this.workers.run(parts, scratchStride);
+  }
+
+  /**
+   * Splits [0, n) into ranges (boundaries multiples of `align`) when the call has `work` units of
+   * work and threads are free (a few ranges per thread, so that a thread slowed by others' work on
+   * the machine is made up for), and runs part(start, end) for each.
+   */
+  parallelFor(n: number, align: number, work: number, part: (start: number, end: number) => KernelPart, scratchStride = 0): void {
+    const pieces = this.pieces(this.lanes(work), Math.ceil(n / align));
+    if (pieces <= 1) {
+      this.runParts([part(0, n)]);
+      return;
+    }
+    this.runParts(splitRange(n, pieces, align).map(([s, e]) => part(s, e)), scratchStride);
+  }
+
+  /**
+   * Runs fn with scratch for kernel parts: `bytesPerThread` (a multiple of 16) for each thread,
+   * 16-aligned, freed afterwards (module memory outside the tensor accounting, like the one-thread
+   * kernels' own scratch, which they take from the module's heap for the call).
+   */
+  withThreadScratch(bytesPerThread: number, fn: (ptr: number) => void): void {
+    const p = wasmAlloc(bytesPerThread * this.threads + 16, 'kernel scratch');
+    try {
+      fn((p + 15) & ~15);
+    } finally {
+      wasmFree(p);
+    }
+  }
+
+  /** How many parts to cut a call into for `lanes` threads, at most `units`. */
+  pieces(lanes: number, units: number): number {
+    return lanes <= 1 ? 1 : Math.min(units, lanes * PARTS_PER_THREAD, MAX_PARTS);
   }
 
   /** Pointer of a storage (for kernels in family modules). */
@@ -245,8 +346,9 @@ export class WasmBackend implements Backend {
     const bits = x.dtype === 'int32' ? 32 : formatOf(x.dtype).bits;
     if (bits >= 8 && x.storage !== out.storage) {
       // Byte-aligned codes: one pass from x's storage straight into out's.
-      const width = bits / 8;
-      w.transposeCodes(width, this.ptr(x.storage) + x.offset * width, this.ptr(out.storage), batch, rows, cols);
+      const width = bits / 8, src = this.ptr(x.storage) + x.offset * width, dst = this.ptr(out.storage), mat = rows * cols * width;
+      // Whole matrices in parallel (head split and merge are batches of transposes).
+      this.parallelFor(batch, 1, batch * rows * cols, (b0, b1) => ({ fn: 'transposeCodes', args: [width, src + b0 * mat, dst + b0 * mat, b1 - b0, rows, cols] }));
       return;
     }
     this.moveCodes(x, out, (a, b) => w.transposeCodes(a.BYTES_PER_ELEMENT, a.byteOffset, b.byteOffset, batch, rows, cols));
@@ -281,7 +383,7 @@ export class WasmBackend implements Backend {
   unary(op: UnaryOp, x: TensorRef, out: TensorRef, alpha = 0): void {
     const id = UNARY_IDS[op];
     if (id === undefined) throw new InvalidArgumentError(`unknown unary op ${JSON.stringify(op)}`);
-    this.run([x], out, ([p], o, n) => kernelExports().unaryF32(id, p, o, n, alpha));
+    this.run([x], out, ([p], o, n) => this.parallelFor(n, 16, n, (s, e) => ({ fn: 'unaryF32', args: [id, p + s * 4, o + s * 4, e - s, alpha] })));
   }
 
   binary(op: BinaryOp, a: TensorRef, b: TensorRef, out: TensorRef): void {
@@ -289,10 +391,17 @@ export class WasmBackend implements Backend {
     if (id === undefined) throw new InvalidArgumentError(`unknown binary op ${JSON.stringify(op)}`);
     const w = kernelExports();
     this.run([a, b], out, ([pa, pb], o, n) => {
-      if (sameShape(a.shape, out.shape) && sameShape(b.shape, out.shape)) return this.withMeta([0], (m) => w.binaryF32(id, pa, pb, o, n, m));
+      if (sameShape(a.shape, out.shape) && sameShape(b.shape, out.shape)) {
+        return this.withMeta([0], (m) => this.parallelFor(n, 16, n, (s, e) => ({ fn: 'binaryF32', args: [id, pa + s * 4, pb + s * 4, o + s * 4, e - s, m] })));
+      }
       const shape = out.shape;
       const meta = [shape.length, ...shape, ...broadcastStrides(a.shape, shape), ...broadcastStrides(b.shape, shape)];
-      this.withMeta(meta, (m) => w.binaryF32(id, pa, pb, o, n, m));
+      const rowLen = shape[shape.length - 1], rows = rowLen === 0 ? 0 : n / rowLen;
+      this.withMeta(meta, (m) => {
+        // Rows of the last dimension in parallel; one thread: the whole call as always.
+        if (this.lanes(n) > 1 && rows > 1) this.parallelFor(rows, 1, n, (r0, r1) => ({ fn: 'binaryF32Rows', args: [id, pa, pb, o, m, r0, r1] }));
+        else w.binaryF32(id, pa, pb, o, n, m);
+      });
     });
   }
 
@@ -329,7 +438,7 @@ export class WasmBackend implements Backend {
   softmax(x: TensorRef, out: TensorRef, log: boolean): void {
     const cols = x.shape[x.shape.length - 1] ?? 1;
     const rows = numel(x.shape) / Math.max(cols, 1);
-    this.run([x], out, ([p], o) => kernelExports().softmaxF32(p, o, rows, cols, log ? 1 : 0));
+    this.run([x], out, ([p], o) => this.parallelFor(rows, 1, rows * cols * 4, (s, e) => ({ fn: 'softmaxF32', args: [p + s * cols * 4, o + s * cols * 4, e - s, cols, log ? 1 : 0] })));
   }
 
   matmul(a: TensorRef, b: TensorRef, out: TensorRef, options: MatmulOptions = {}): void {
@@ -339,7 +448,21 @@ export class WasmBackend implements Backend {
     const batch = numel(out.shape.slice(0, r - 2));
     const batchOf = (t: TensorRef) => numel(t.shape.slice(0, t.shape.length - 2));
     const strideA = batchOf(a) === 1 ? 0 : m * k, strideB = batchOf(b) === 1 ? 0 : k * n;
-    this.run([a, b], out, ([pa, pb], o) => kernelExports().matmulF32(pa, pb, o, batch, m, k, n, options.transA ? 1 : 0, options.transB ? 1 : 0, options.alpha ?? 1, strideA, strideB));
+    const tA = options.transA ? 1 : 0, tB = options.transB ? 1 : 0, alpha = options.alpha ?? 1;
+    this.run([a, b], out, ([pa, pb], o) => {
+      const lanes = this.lanes(batch * m * n * Math.max(k, 1));
+      if (lanes <= 1) return kernelExports().matmulF32(pa, pb, o, batch, m, k, n, tA, tB, alpha, strideA, strideB);
+      // Whole matrices per part when the batch is large enough, else bands of rows (or columns) of
+      // each (bands of at least 48 rows or 64 columns: each band packs its own copy of op(B) or op(A)).
+      const [by, ranges] = batch >= lanes ? ['batch', splitRange(batch, this.pieces(lanes, batch))] as const
+        : m >= n ? ['rows', splitRange(m, this.pieces(lanes, Math.ceil(m / 48)), 4)] as const
+          : ['cols', splitRange(n, this.pieces(lanes, Math.ceil(n / 64)), 8)] as const;
+      const bytes = (kernelExports().matmulScratchBytes(m, k, n) + 15) & ~15;
+      this.withThreadScratch(bytes, (scratch) => this.runParts(ranges.map(([s, e]) => { // one block per thread
+        const [b0, b1, i0, i1, j0, j1] = by === 'batch' ? [s, e, 0, m, 0, n] : by === 'rows' ? [0, batch, s, e, 0, n] : [0, batch, 0, m, s, e];
+        return { fn: 'matmulF32Part', args: [pa, pb, o, m, k, n, tA, tB, alpha, strideA, strideB, b0, b1, i0, i1, j0, j1, scratch] };
+      }), bytes));
+    });
   }
 
   // ---- kernels implemented in family modules --------------------------------------------------

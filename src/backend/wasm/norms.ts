@@ -4,6 +4,7 @@
 import type { TensorRef } from '../backend.js';
 import { numel } from '../shape.js';
 import { kernelExports, type WasmBackend } from './backend.js';
+import { splitRange } from './threads.js';
 
 export interface NnExports {
   rmsNormF32(x: number, w: number, out: number, rstd: number, rows: number, cols: number, eps: number): void;
@@ -45,7 +46,9 @@ export function rmsNorm(backend: WasmBackend, x: TensorRef, weight: TensorRef, o
   if (rows * cols === 0) return;
   staged(backend, [x, weight], ([px, pw]) => {
     const o = backend.stageOut(out);
-    nnExports().rmsNormF32(px, pw, o.ptr, f32Ptr(backend, rstd), rows, cols, eps);
+    const pr = f32Ptr(backend, rstd);
+    // Rows in parallel (each row is computed as on one thread).
+    backend.parallelFor(rows, 1, rows * cols * 2, (a, b) => ({ fn: 'rmsNormF32', args: [px + a * cols * 4, pw, o.ptr + a * cols * 4, pr + a * 4, b - a, cols, eps] }));
     o.commit();
   });
 }
@@ -55,7 +58,17 @@ export function rmsNormBackward(backend: WasmBackend, dy: TensorRef, x: TensorRe
   if (rows * cols === 0) return;
   staged(backend, [dy, x, weight, rstd], ([pdy, px, pw, pr]) => {
     const o = backend.stageOut(dx);
-    nnExports().rmsNormBackwardF32(pdy, px, pw, pr, o.ptr, f32Ptr(backend, dweight), rows, cols);
+    const pdw = f32Ptr(backend, dweight);
+    // dx by rows and dweight by columns in parallel (each column sums its rows in order, as on one thread).
+    const pieces = backend.pieces(backend.lanes(rows * cols * 3), Math.max(rows, Math.ceil(cols / 4)));
+    if (pieces <= 1) nnExports().rmsNormBackwardF32(pdy, px, pw, pr, o.ptr, pdw, rows, cols);
+    else {
+      const rr = splitRange(rows, pieces), cc = splitRange(cols, pieces, 4);
+      backend.runParts(Array.from({ length: Math.max(rr.length, cc.length) }, (_, i) => {
+        const [r0, r1] = rr[i] ?? [0, 0], [c0, c1] = cc[i] ?? [0, 0];
+        return { fn: 'rmsNormBackwardF32Part', args: [pdy, px, pw, pr, o.ptr, pdw, rows, cols, r0, r1, c0, c1] };
+      }));
+    }
     o.commit();
   });
 }
@@ -65,7 +78,10 @@ export function layerNorm(backend: WasmBackend, x: TensorRef, weight: TensorRef,
   if (rows * cols === 0) return;
   staged(backend, [x, weight, bias], ([px, pw, pb]) => {
     const o = backend.stageOut(out);
-    nnExports().layerNormF32(px, pw, pb, o.ptr, f32Ptr(backend, mean), f32Ptr(backend, rstd), rows, cols, eps);
+    const pm = f32Ptr(backend, mean), pr = f32Ptr(backend, rstd);
+    backend.parallelFor(rows, 1, rows * cols * 3, (a, b) => ({
+      fn: 'layerNormF32', args: [px + a * cols * 4, pw, pb, o.ptr + a * cols * 4, pm + a * 4, pr + a * 4, b - a, cols, eps],
+    }));
     o.commit();
   });
 }

@@ -91,7 +91,10 @@ export function adamw(backend: WasmBackend, param: TensorRef, grad: TensorRef, m
   const pv = f32Ptr(backend, v, 'adamw v');
   const g = backend.stageIn(grad);
   try {
-    const step = (pp: number) => k().adamwF32(pp, g.ptr, pm, pv, n, s.gradScale, s.decay, s.beta1, s.omb1, s.beta2, s.omb2, s.stepSize, s.bc2Sqrt, s.eps);
+    // Element ranges in parallel (each element's update is the same on any thread).
+    const step = (pp: number) => backend.parallelFor(n, 16, 8 * n, (a, b) => ({
+      fn: 'adamwF32', args: [pp + a * 4, g.ptr + a * 4, pm + a * 4, pv + a * 4, b - a, s.gradScale, s.decay, s.beta1, s.omb1, s.beta2, s.omb2, s.stepSize, s.bc2Sqrt, s.eps],
+    }));
     if (param.dtype === 'float32') step(backend.ptr(param.storage) + param.offset * 4);
     else {
       if (param.dtype === 'int32') throw new InvalidArgumentError('adamw param must be a float dtype');

@@ -1,0 +1,271 @@
+// The wasm backend's worker threads: every kernel split among threads gives bit-identical results
+// for every thread count (matmul by batches, rows or columns; attention by heads; norms and softmax
+// by rows; elementwise ops and AdamW by element ranges), and so does a whole training step, with the
+// same memory accounting. Also: the threads option, the description, the fallback without shared
+// memory, and that worker threads never keep Node alive.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { WasmBackend } from '../../src/backend/wasm/backend.js';
+import { splitRange } from '../../src/backend/wasm/threads.js';
+import { withoutDataSections } from '../../src/dtype/wasm.js';
+import { createBackend } from '../../src/backend/select.js';
+import { InvalidArgumentError } from '../../src/errors.js';
+import type { TensorRef } from '../../src/backend/backend.js';
+import { ByteTextDataset } from '../../src/data/byte_text.js';
+import { loadSotuText } from '../../src/data/sotu.js';
+import { LanguageModelTrainer, TINY_LLAMA } from '../../src/train/language_model.js';
+import { decode, encode } from '../../src/index.js';
+import { readF32, tensor } from '../helpers/backends.js';
+import { rand } from '../helpers/values.js';
+
+const COUNTS = [1, 2, 3, 4];
+const backends: WasmBackend[] = [];
+
+test.before(async () => {
+  // parallelMinWork 1: even small calls are split, so that every split path runs here.
+  for (const threads of COUNTS) backends.push(await WasmBackend.create(`test ${threads}`, { threads, parallelMinWork: 1 }));
+});
+test.after(() => {
+  for (const b of backends) b.destroy();
+});
+
+function same(a: Float32Array, b: Float32Array, what: string): void {
+  assert.is(a.length, b.length, `${what}: length`);
+  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length), ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  for (let i = 0; i < ua.length; i++) {
+    if (ua[i] !== ub[i]) assert.unreachable(`${what}: element ${i} differs: ${a[i]} vs ${b[i]}`);
+  }
+}
+
+/** Runs `op` on every backend and asserts that each output is bit-identical to the one-thread backend's. */
+async function identical(what: string, op: (b: WasmBackend) => TensorRef[]): Promise<void> {
+  const results: Float32Array[][] = [];
+  for (const b of backends) {
+    const outs = op(b);
+    results.push(await Promise.all(outs.map((o) => readF32(b, o))));
+    for (const o of outs) b.free(o.storage);
+  }
+  for (let i = 1; i < results.length; i++) results[i].forEach((r, j) => same(results[0][j], r, `${what}, ${COUNTS[i]} threads, output ${j}`));
+}
+
+test('the backends under test really run on their threads', () => {
+  assert.equal(backends.map((b) => b.threads), COUNTS);
+  assert.equal(backends.map((b) => b.lanes(Infinity)), COUNTS, 'every worker has started');
+  assert.ok(backends[3].description.endsWith('4 threads'), backends[3].description);
+  assert.not.ok(backends[0].description.includes('threads'));
+});
+
+test('matmul is bit-identical for 1-4 threads: batches, row bands, column bands, transposes, broadcast, alpha, k = 0', async () => {
+  const cases = [
+    // [batchA, batchB, m, k, n, transA, transB, alpha]
+    [1, 1, 133, 77, 91, false, false, 1], // rows
+    [1, 1, 7, 300, 257, true, false, 1], // columns (m < n)
+    [1, 1, 64, 513, 64, false, true, 0.5],
+    [3, 3, 37, 29, 41, true, true, 1], // batches (batch < 4: rows for 4 threads)
+    [5, 1, 20, 16, 30, false, false, -2], // b broadcast over the batch
+    [1, 4, 9, 300, 5, false, true, 1], // a broadcast
+    [2, 2, 11, 0, 13, false, false, 1], // k = 0: zeros
+  ] as const;
+  for (const [ba, bb, m, k, n, tA, tB, alpha] of cases) {
+    const batch = Math.max(ba, bb);
+    await identical(`matmul ${ba}x${m}x${k} @ ${bb}x${k}x${n} tA=${tA} tB=${tB}`, (b) => {
+      const a = tensor(b, tA ? [ba, k, m] : [ba, m, k], 'float32', rand(ba * m * k, 1 + m));
+      const w = tensor(b, tB ? [bb, n, k] : [bb, k, n], 'float32', rand(bb * k * n, 2 + n));
+      const out = tensor(b, [batch, m, n], 'float32');
+      b.matmul(a, w, out, { transA: tA, transB: tB, alpha });
+      b.free(a.storage);
+      b.free(w.storage);
+      return [out];
+    });
+  }
+});
+
+test('matmul into bfloat16 and from float16 inputs is bit-identical across threads (staging is shared)', async () => {
+  await identical('matmul f16 -> bf16', (b) => {
+    const a = tensor(b, [48, 40], 'float16', encode(rand(48 * 40, 3), 'float16'));
+    const w = tensor(b, [40, 56], 'float16', encode(rand(40 * 56, 4), 'float16'));
+    const out = tensor(b, [48, 56], 'bfloat16');
+    b.matmul(a, w, out);
+    const f = tensor(b, [48, 56], 'float32');
+    b.cast(out, f);
+    for (const t of [a, w, out]) b.free(t.storage);
+    return [f];
+  });
+});
+
+test('attention forward and backward are bit-identical across threads (causal and masked)', async () => {
+  const [B, H, T, D] = [2, 3, 17, 12];
+  const n = B * H * T * D;
+  const mask = new Float32Array(B * T).fill(1);
+  mask[T + 3] = 0;
+  mask[2 * T - 1] = 0;
+  for (const causal of [true, false]) {
+    await identical(`attention causal=${causal}`, (b) => {
+      const q = tensor(b, [B, H, T, D], 'float32', rand(n, 5)), k = tensor(b, [B, H, T, D], 'float32', rand(n, 6));
+      const v = tensor(b, [B, H, T, D], 'float32', rand(n, 7)), dout = tensor(b, [B, H, T, D], 'float32', rand(n, 8));
+      const m = tensor(b, [B, T], 'float32', mask);
+      const out = tensor(b, [B, H, T, D], 'float32'), lse = tensor(b, [B, H, T], 'float32');
+      const dq = tensor(b, [B, H, T, D], 'float32'), dk = tensor(b, [B, H, T, D], 'float32'), dv = tensor(b, [B, H, T, D], 'float32');
+      b.attention(q, k, v, out, lse, m, 0.3, causal);
+      b.attentionBackward(dout, q, k, v, out, lse, m, 0.3, dq, dk, dv, causal);
+      for (const t of [q, k, v, dout, m]) b.free(t.storage);
+      return [out, lse, dq, dk, dv];
+    });
+  }
+});
+
+test('softmax, log-softmax, RMSNorm (and backward), LayerNorm, unary, binary (broadcasting too) and transposes are bit-identical across threads', async () => {
+  const [rows, cols] = [45, 37];
+  const n = rows * cols;
+  await identical('row and element kernels', (b) => {
+    const x = tensor(b, [rows, cols], 'float32', rand(n, 9, 3)), y = tensor(b, [rows, cols], 'float32', rand(n, 10, 3));
+    const w = tensor(b, [cols], 'float32', rand(cols, 11)), bias = tensor(b, [cols], 'float32', rand(cols, 12));
+    const outs: TensorRef[] = [];
+    const out = (shape = [rows, cols]) => { const t = tensor(b, shape, 'float32'); outs.push(t); return t; };
+    b.softmax(x, out(), false);
+    b.softmax(x, out(), true);
+    b.rmsNorm(x, w, out(), out([rows]), 1e-5);
+    b.layerNorm(x, w, bias, out(), out([rows]), out([rows]), 1e-5);
+    for (const op of ['exp', 'silu', 'gelu', 'tanh', 'relu', 'scale'] as const) b.unary(op, x, out(), 0.7);
+    for (const op of ['add', 'mul', 'div', 'sub'] as const) b.binary(op, x, y, out());
+    // broadcasting: a row vector, a column, and [3, 1, 37] against [3, 15, 37]
+    b.binary('mul', x, w, out());
+    b.binary('sub', { ...y, shape: [rows, 1], storage: y.storage }, x, out());
+    b.binary('add', { ...x, shape: [3, 15, cols] }, { ...y, shape: [3, 1, cols] }, out([3, 15, cols]));
+    b.binary('maximum', { ...x, shape: [3, 15, cols] }, { ...w, shape: [cols] }, out([3, 15, cols]));
+    // transposes (a batch of 5 matrices 9 x 37), RMSNorm backward (dx by rows, dweight by columns)
+    b.transpose({ ...x, shape: [5, 9, cols] }, out([5, cols, 9]));
+    const rstd = out([rows]);
+    b.rmsNorm(x, w, out(), rstd, 1e-5);
+    const dw = out([cols]);
+    b.fill(dw, 0.25);
+    b.rmsNormBackward(y, x, w, rstd, out(), dw);
+    for (const t of [x, y, w, bias]) b.free(t.storage);
+    return outs;
+  });
+});
+
+test('AdamW updates are bit-identical across threads', async () => {
+  const n = 1000;
+  await identical('adamw', (b) => {
+    const p = tensor(b, [n], 'float32', rand(n, 13)), g = tensor(b, [n], 'float32', rand(n, 14));
+    const m = tensor(b, [n], 'float32', rand(n, 15, 0.1)), v = tensor(b, [n], 'float32', rand(n, 16, 0.1).map(Math.abs));
+    for (let step = 1; step <= 3; step++) b.adamw(p, g, m, v, { lr: 1e-2, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, step });
+    b.free(g.storage);
+    return [p, m, v];
+  });
+});
+
+test('a whole training step of the tiny Llama is bit-identical for 1-4 threads, with the same memory accounting', async () => {
+  const dataset = new ByteTextDataset(loadSotuText({ fromYear: 1990 }).slice(0, 50_000));
+  const config = { ...TINY_LLAMA, batchSize: 4, seqLen: 32, steps: 2, warmupSteps: 1 };
+  const runs: { losses: number[]; params: Float32Array[]; peak: number; allocations: number }[] = [];
+  for (const b of backends) {
+    b.memory.resetPeakMemoryStats();
+    const t = new LanguageModelTrainer(b, dataset, config);
+    const losses = [(await t.trainStep()).loss, (await t.trainStep()).loss];
+    const params = await Promise.all(t.model.parameters().map(async (p) => Float32Array.from(await p.data.toArray())));
+    runs.push({ losses, params, peak: b.memory.maxMemoryAllocated(), allocations: b.memory.memoryAllocated() });
+    t.dispose();
+  }
+  for (let i = 1; i < runs.length; i++) {
+    assert.equal(runs[i].losses, runs[0].losses, `${COUNTS[i]} threads: losses`);
+    runs[i].params.forEach((p, j) => same(runs[0].params[j], p, `${COUNTS[i]} threads: parameter ${j}`));
+    assert.is(runs[i].peak, runs[0].peak, `${COUNTS[i]} threads: peak memory`);
+    assert.is(runs[i].allocations, runs[0].allocations, `${COUNTS[i]} threads: memory held after the steps`);
+  }
+});
+
+test('the conversion tables and the heap survive worker threads starting (their module copy has no data section)', async () => {
+  const x = Float32Array.from([1.5, -3.25, 65504, 1e-3, 300, -0.1]);
+  const before = ['bfloat16', 'float8_e4m3fn', 'float4_e2m1fn'].map((f) => Array.from(decode(encode(x, f), f)));
+  const b = await WasmBackend.create('late threads', { threads: 2 });
+  const after = ['bfloat16', 'float8_e4m3fn', 'float4_e2m1fn'].map((f) => Array.from(decode(encode(x, f), f)));
+  assert.equal(after, before);
+  assert.equal(before[0], [1.5, -3.25, 65536, 0.00099945068359375, 300, -0.10009765625]);
+  b.destroy();
+  const bytes = Uint8Array.from([0, 97, 115, 109, 1, 0, 0, 0, 1, 1, 0, 11, 2, 9, 9, 12, 1, 0, 0, 1, 7]);
+  assert.equal(Array.from(withoutDataSections(bytes)), [0, 97, 115, 109, 1, 0, 0, 0, 1, 1, 0, 0, 1, 7]);
+});
+
+test('threads option: createBackend takes it, bad counts are refused, 1 is the one-thread backend', async () => {
+  const b = await createBackend({ backend: 'wasm', threads: 2, log: null });
+  assert.ok(b.description.endsWith('2 threads'), b.description);
+  assert.is((b as WasmBackend).lanes(Infinity), 2);
+  b.destroy();
+  assert.is((b as WasmBackend).lanes(Infinity), 1, 'a destroyed backend splits nothing');
+  for (const bad of [0, 1.5, -1, 65]) assert.throws(() => new WasmBackend('x', { threads: bad }), (e: Error) => e instanceof InvalidArgumentError && /threads must be an integer from 1 to 64/.test(e.message));
+  const saved = process.env.MEMFIT_THREADS;
+  try {
+    process.env.MEMFIT_THREADS = '3';
+    const env = await createBackend({ backend: 'wasm', log: null });
+    assert.is((env as WasmBackend).threads, 3, 'MEMFIT_THREADS sets the default');
+    env.destroy();
+    process.env.MEMFIT_THREADS = 'many';
+    await createBackend({ backend: 'wasm', log: null }).then(() => assert.unreachable('MEMFIT_THREADS=many was accepted'), (e: Error) => {
+      assert.instance(e, InvalidArgumentError);
+      assert.match(e.message, 'MEMFIT_THREADS must be a positive integer, got "many"');
+    });
+  } finally {
+    if (saved === undefined) delete process.env.MEMFIT_THREADS;
+    else process.env.MEMFIT_THREADS = saved;
+  }
+  const one = await createBackend({ backend: 'wasm', threads: 1, log: null });
+  assert.is((one as WasmBackend).threads, 1);
+  assert.is((one as WasmBackend).lanes(Infinity), 1);
+});
+
+test('splitRange: near-equal pieces on aligned boundaries, covering [0, n) once', () => {
+  assert.equal(splitRange(10, 3), [[0, 3], [3, 6], [6, 10]]);
+  assert.equal(splitRange(100, 3, 16), [[0, 32], [32, 64], [64, 100]]);
+  assert.equal(splitRange(7, 7), [[0, 1], [1, 2], [2, 3], [3, 4], [4, 5], [5, 6], [6, 7]]);
+  assert.equal(splitRange(5, 4, 16), [[0, 5]]);
+  assert.equal(splitRange(0, 4), []);
+});
+
+test('the relaxed-SIMD build (fused multiply-add in matmul): loaded where the engine validates it, within the matmul bound, bit-identical across threads', () => {
+  const root = fileURLToPath(new URL('../..', import.meta.url));
+  const script = `
+    const { wasmBuild } = await import('./src/dtype/wasm.ts');
+    const { WasmBackend } = await import('./src/backend/wasm/backend.ts');
+    const { tensor, readF32 } = await import('./tests/helpers/backends.ts');
+    const { rand } = await import('./tests/helpers/values.ts');
+    const [m, k, n] = [70, 300, 90];
+    const A = rand(m * k, 1), B = rand(k * n, 2);
+    const outs = [];
+    for (const threads of [1, 3]) {
+      const b = await WasmBackend.create('x', { threads, parallelMinWork: 1 });
+      const o = tensor(b, [m, n], 'float32');
+      b.matmul(tensor(b, [m, k], 'float32', A), tensor(b, [k, n], 'float32', B), o);
+      outs.push(await readF32(b, o));
+    }
+    let worst = 0, differ = 0;
+    for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
+      let ref = 0, abs = 0;
+      for (let p = 0; p < k; p++) { ref += A[i * k + p] * B[p * n + j]; abs += Math.abs(A[i * k + p] * B[p * n + j]); }
+      worst = Math.max(worst, Math.abs(outs[0][i * n + j] - ref) / (2 * k * 2 ** -24 * abs));
+      if (outs[0][i * n + j] !== outs[1][i * n + j]) differ++;
+    }
+    process.stdout.write(JSON.stringify({ ...wasmBuild(), worst, differ }));`;
+  const run = (flags: string[], env: Record<string, string>) => JSON.parse(execFileSync(process.execPath, [...flags, '--import', 'tsx', '--input-type=module', '-e', script], { cwd: root, timeout: 60_000, encoding: 'utf8', env: { ...process.env, ...env } }));
+  const relaxed = run(['--experimental-wasm-relaxed-simd'], {});
+  assert.is(relaxed.relaxedSimd, true, 'relaxed SIMD loaded');
+  assert.is(relaxed.sharedMemory, true);
+  assert.ok(relaxed.worst <= 1, `error / bound ${relaxed.worst}`);
+  assert.is(relaxed.differ, 0, '1 and 3 threads agree bit for bit');
+  const plain = run(['--experimental-wasm-relaxed-simd'], { MEMFIT_WASM_SIMD: 'plain' });
+  assert.is(plain.relaxedSimd, false, 'MEMFIT_WASM_SIMD=plain forces the plain build');
+  assert.ok(plain.worst <= 1, `error / bound ${plain.worst}`);
+  assert.is(plain.differ, 0);
+});
+
+test('worker threads never keep Node alive: a program that leaves a 3-thread backend undestroyed exits', () => {
+  const root = fileURLToPath(new URL('../..', import.meta.url));
+  const script = "const { WasmBackend } = await import('./src/backend/wasm/backend.ts'); const b = await WasmBackend.create('x', { threads: 3 }); process.stdout.write(String(b.lanes(Infinity)));";
+  const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: root, timeout: 60_000, encoding: 'utf8' });
+  assert.is(out.trim(), '3');
+});
+
+test.run();
