@@ -152,6 +152,7 @@ Example:
     .addOption(new Option('--backend <kind>', 'auto: a hardware GPU if present, else wasm (webgpu: any adapter, SwiftShader included)').choices(['auto', 'wasm', 'webgpu']).default('auto'))
     .option('--verbose', 'also print what the WebGPU probe saw (driver messages, adapters refused)', false)
     .addOption(new Option('--precision <p>', '32-true (float32), bf16-mixed (bfloat16 autocast, float32 weights), 16-mixed (float16 autocast + GradScaler) or bf16-true (bfloat16 weights)').choices(['32-true', 'bf16-mixed', '16-mixed', 'bf16-true']).default('32-true'))
+    .addOption(new Option('--optimizer <name>', 'adamw (float32 state), adamw8bit (bitsandbytes-style 8-bit state, about a quarter of the optimizer memory), adamw8bit-paged (8-bit state kept in host memory, streamed to the GPU), adam or sgd').choices(['adamw', 'adamw8bit', 'adamw8bit-paged', 'adam', 'sgd']).default('adamw'))
     .option('--text <file>', 'a UTF-8 text file to train on')
     .option('--checkpoint <path>', 'save a checkpoint here (atomically) at the end and every --checkpoint-every steps')
     .option('--checkpoint-every <n>', 'steps between checkpoints (0: only at the end)', int('--checkpoint-every'), 0)

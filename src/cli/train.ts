@@ -13,7 +13,7 @@ import { loadSotuText } from '../data/sotu.js';
 import { CHECKPOINT_KEY, loadCheckpoint, saveCheckpoint, type JsonValue } from '../io/checkpoint.js';
 import { sameFile } from '../io/fs_sync.js';
 import { readSafetensorsHeader } from '../io/safetensors_file.js';
-import { LanguageModelTrainer, tinyLlamaConfig, type StepResult, type TrainConfig, type TrainPrecision } from '../train/language_model.js';
+import { LanguageModelTrainer, tinyLlamaConfig, type StepResult, type TrainConfig, type TrainPrecision, type TrainOptimizer } from '../train/language_model.js';
 import { CliError } from './format.js';
 import { checkReportTarget, writeTrainingReport } from './report.js';
 
@@ -28,6 +28,8 @@ export interface TrainCommandOptions {
   verbose?: boolean;
   /** '32-true' (default), 'bf16-mixed' or 'bf16-true'. */
   precision?: TrainPrecision;
+  /** The optimizer (default adamw): adamw8bit keeps 8-bit state, adamw8bit-paged also pages it to host memory. */
+  optimizer?: TrainOptimizer;
   /** A UTF-8 text file to train on instead of the State of the Union corpus. */
   text?: string;
   checkpoint?: string;
@@ -117,7 +119,7 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
   }
   const reportInputs = { '--text': opts.text, '--checkpoint': opts.checkpoint };
   if (opts.report) checkReportTarget(opts.report, { force: opts.force, inputs: reportInputs });
-  const config: TrainConfig = tinyLlamaConfig({ steps: opts.steps, batchSize: opts.batchSize, seqLen: opts.seqLen, lr: opts.lr, seed: opts.seed, precision: opts.precision });
+  const config: TrainConfig = tinyLlamaConfig({ steps: opts.steps, batchSize: opts.batchSize, seqLen: opts.seqLen, lr: opts.lr, seed: opts.seed, precision: opts.precision, optimizer: opts.optimizer });
   const run: RunRecord = {
     command: 'memfit train', model: { ...config.model }, batchSize: config.batchSize, seqLen: config.seqLen, steps: config.steps,
     lr: config.lr, seed: config.seed, data: opts.text ? resolve(opts.text) : 'sotu',
@@ -171,7 +173,7 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
     const m = config.model;
     if (!opts.json) {
       out(`training a Llama-style model: ${m.numHiddenLayers} layers, hidden ${m.hiddenSize}, ${m.numAttentionHeads} heads, vocabulary ${m.vocabSize} bytes, ${trainer.model.numParameters().toLocaleString('en-US')} parameters`);
-      out(`data: ${source}, ${text.length.toLocaleString('en-US')} bytes; batch ${config.batchSize} x ${config.seqLen} tokens, AdamW lr ${config.lr}, warmup ${config.warmupSteps} + cosine, precision ${config.precision ?? '32-true'}`);
+      out(`data: ${source}, ${text.length.toLocaleString('en-US')} bytes; batch ${config.batchSize} x ${config.seqLen} tokens, ${config.optimizer ?? 'adamw'} lr ${config.lr}, warmup ${config.warmupSteps} + cosine, precision ${config.precision ?? '32-true'}`);
     }
     const bar = !opts.json && process.stderr.isTTY
       ? new cliProgress.SingleBar({ format: 'train |{bar}| {value}/{total} steps | loss {loss} | {tps} tok/s | ETA {eta_formatted}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic)

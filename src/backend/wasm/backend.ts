@@ -153,6 +153,13 @@ export class WasmBackend implements Backend {
     return this.own(storage).ptr;
   }
 
+  /** The bytes [byteOffset, byteOffset + byteLength) of a storage, as a view of this backend's memory (valid until memory grows). */
+  view(storage: Storage, byteOffset: number, byteLength: number): Uint8Array {
+    const s = this.own(storage);
+    if (byteOffset + byteLength > s.byteLength) throw new InvalidArgumentError(`view of ${byteLength} bytes at ${byteOffset} overruns a ${s.byteLength}-byte storage`);
+    return new Uint8Array(kernelExports().memory.buffer, s.ptr + byteOffset, byteLength);
+  }
+
   /** A scratch block accounted as 'temporary'; free with freeTemp. */
   temp(bytes: number, label = 'scratch'): { storage: Storage; ptr: number } {
     const storage = this.alloc(Math.max(bytes, 4), 'temporary', label);
