@@ -5,7 +5,8 @@
 // sweeps all 2^32 float32 inputs through the GPU cast for every format and every rounding mode
 // (nearest-even, toward-zero, stochastic; saturating or not). Exit 1 on any failure.
 import { writeFileSync, renameSync } from 'node:fs';
-import { WasmBackend, storageBytes } from '../src/backend/wasm/backend.js';
+import { WasmBackend } from '../src/backend/wasm/backend.js';
+import { storageBytes } from '../src/backend/storage.js';
 import { WebGPUBackend } from '../src/backend/webgpu/backend.js';
 import type { Backend, CastOptions, TensorDType, TensorRef } from '../src/backend/backend.js';
 import { numel } from '../src/backend/shape.js';
@@ -147,6 +148,27 @@ await compare(`rmsNorm [${M}, ${K}]`, [M, K], 1e-5, 1e-6, (b, o) => {
   const rstd = tensor(b, [M], 'float32');
   b.rmsNorm(tensor(b, [M, K], 'float32', A), tensor(b, [K], 'float32', y.subarray(0, K)), o, rstd, 1e-6);
 });
+
+// Block-wise 8-bit quantization (bitsandbytes' dynamic map): codes, absmax and dequantized values
+// bit for bit, both maps, blocks of 256 and 2048 with a short last block.
+for (const block of [256, 2048]) {
+  for (const signed of [true, false]) {
+    const qn = block * 5 * S + 123;
+    const xs = randn(qn, 7 + block).map((v, i) => (signed ? v : Math.abs(v)) * 10 ** -(i % 9));
+    await run(`quantize/dequantize blockwise ${signed ? 'signed' : 'unsigned'}, block ${block}, n ${qn}`, async () => {
+      const outs: Uint8Array[][] = [];
+      for (const b of [gpu, wasm]) {
+        const xt = tensor(b, [qn], 'float32', xs), codes = tensor(b, [qn], 'uint8'), absmax = tensor(b, [Math.ceil(qn / block)], 'float32'), out = tensor(b, [qn], 'float32');
+        b.quantizeBlockwise(xt, codes, absmax, signed, block);
+        b.dequantizeBlockwise(codes, absmax, out, signed, block);
+        outs.push([await bytesOf(b, codes), await bytesOf(b, absmax), await bytesOf(b, out)]);
+        for (const t of [xt, codes, absmax, out]) b.free(t.storage);
+      }
+      const diffs = outs[0].map((o, k) => o.reduce((d, v, i) => d + (v !== outs[1][k][i] ? 1 : 0), 0));
+      return [diffs.every((d) => d === 0), `codes, absmax, dequantized: ${diffs.join(', ')} differing bytes`];
+    });
+  }
+}
 
 const failed = results.filter((r) => !r.ok);
 const report = { date: new Date().toISOString(), adapter: gpu.description, software: gpu.software, large, allCasts, passed: results.length - failed.length, failed: failed.length, results };
