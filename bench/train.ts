@@ -5,6 +5,7 @@
 // GPU `--config small` runs the anchors' "small" shapes next to PyTorch's H100 figures.
 //
 // Usage: node --import tsx bench/train.ts [--quick] [--no-gpu] [--config tiny|small] [--precision 32-true,bf16-mixed,16-mixed,bf16-true]
+//        [--optimizer adamw,adamw8bit,adamw8bit-paged] (each optimizer in one run, with its ratios to adamw)
 //        node --import tsx bench/train.ts --model resnet152|bert-base|llama-small [--autocast bf16] [--batch N] [--steps N]
 //        (full-size models: bench/train_models.ts; JSON in bench/results/train-<model>.json)
 // Statistic: the median step after warm-up steps (each step ends with the loss read back); the
@@ -22,7 +23,7 @@ import { inferenceMode, tidy } from '../src/autograd/variable.js';
 import { ByteTextDataset } from '../src/data/byte_text.js';
 import { loadSotuText } from '../src/data/sotu.js';
 import { Tensor } from '../src/tensor/tensor.js';
-import { LanguageModelTrainer, TINY_LLAMA, TRAIN_PRECISIONS, type TrainConfig, type TrainPrecision } from '../src/train/language_model.js';
+import { LanguageModelTrainer, TINY_LLAMA, TRAIN_OPTIMIZERS, TRAIN_PRECISIONS, type TrainConfig, type TrainOptimizer, type TrainPrecision } from '../src/train/language_model.js';
 import { BENCH_MODELS, benchModel, type BenchModel } from './train_models.js';
 
 const argv = process.argv.slice(2);
@@ -35,7 +36,12 @@ if (argv.includes('--model')) { // the full-size models (bench/train_models.ts)
 }
 const precisions = (argv.includes('--precision') ? argv[argv.indexOf('--precision') + 1] ?? '' : '32-true').split(',') as TrainPrecision[];
 for (const p of precisions) if (!TRAIN_PRECISIONS.includes(p)) throw new Error(`--precision takes a comma-separated list of ${TRAIN_PRECISIONS.join(', ')}; got ${p}`);
-for (const a of argv) if (!['--quick', '--no-gpu', '--config', 'tiny', 'small', '--precision', precisions.join(',')].includes(a)) throw new Error(`unknown argument ${a}; usage: bench/train.ts [--quick] [--no-gpu] [--config tiny|small] | --model ${BENCH_MODELS.join('|')} [--autocast bf16] [--batch N] [--steps N] [--no-gpu]`);
+const optimizers = (argv.includes('--optimizer') ? argv[argv.indexOf('--optimizer') + 1] ?? '' : 'adamw').split(',') as TrainOptimizer[];
+for (const o of optimizers) if (!TRAIN_OPTIMIZERS.includes(o)) throw new Error(`--optimizer takes a comma-separated list of ${TRAIN_OPTIMIZERS.join(', ')}; got ${o}`);
+if (precisions.length > 1 && optimizers.length > 1) throw new Error('give several --precision values or several --optimizer values, not both');
+/** Every (precision, optimizer) pair measured. */
+const variants = precisions.flatMap((precision) => optimizers.map((optimizer) => ({ precision, optimizer })));
+for (const a of argv) if (!['--quick', '--no-gpu', '--config', 'tiny', 'small', '--precision', precisions.join(','), '--optimizer', optimizers.join(',')].includes(a)) throw new Error(`unknown argument ${a}; usage: bench/train.ts [--quick] [--no-gpu] [--config tiny|small] | --model ${BENCH_MODELS.join('|')} [--autocast bf16] [--batch N] [--steps N] [--no-gpu]`);
 
 /** --model NAME [--autocast bf16|fp16] [--batch N] [--steps N] [--no-gpu]: wasm, then a hardware GPU if there is one. */
 async function benchModels(args: string[]): Promise<void> {
@@ -120,6 +126,7 @@ async function run(backend: Backend, config: TrainConfig, steps: number, warmup:
       backend: backend.description,
       config: configName,
       precision: config.precision ?? '32-true',
+      optimizer: config.optimizer ?? 'adamw',
       parameters: t.model.numParameters(),
       batch: shape,
       steps: ms.length,
@@ -145,9 +152,9 @@ const config = configName === 'small' ? SMALL : TINY_LLAMA;
 const quick = flag('--quick');
 const results: Record<string, unknown>[] = [];
 if (configName === 'tiny') {
-  for (const precision of precisions) {
-    log(`wasm, ${precision} ...`);
-    results.push(await run(new WasmBackend(), { ...config, precision }, quick ? 5 : 30, 2));
+  for (const { precision, optimizer } of variants) {
+    log(`wasm, ${precision}, ${optimizer} ...`);
+    results.push(await run(new WasmBackend(), { ...config, precision, optimizer }, quick ? 5 : 30, 2));
   }
 }
 if (!flag('--no-gpu')) {
@@ -163,9 +170,9 @@ if (!flag('--no-gpu')) {
       const software = /swiftshader|software/i.test(g.description);
       if (configName === 'small' && software) log('--config small needs a hardware GPU; skipped on the software adapter');
       else {
-        for (const precision of precisions) {
-        log(`webgpu (${g.description}), ${precision} ...`);
-        const r = await run(g, { ...config, precision }, software || quick ? 3 : 30, 1);
+        for (const { precision, optimizer } of variants) {
+        log(`webgpu (${g.description}), ${precision}, ${optimizer} ...`);
+        const r = await run(g, { ...config, precision, optimizer }, software || quick ? 3 : 30, 1);
         if (configName === 'small') {
           Object.assign(r, {
             torchH100Fp32: TORCH_SMALL_FP32,
@@ -181,9 +188,21 @@ if (!flag('--no-gpu')) {
     }
   }
 }
+// Each optimizer against adamw on the same backend and precision, same run: optimizer memory, peak, step time, tokens/s.
+type Peaks = Record<string, number>;
+for (const r of results) {
+  const base = results.find((b) => b.backend === r.backend && b.precision === r.precision && b.optimizer === 'adamw');
+  if (!base || base === r) continue;
+  r.vsAdamW = {
+    optimizerPeakBytes: round((r.peakBytesByCategory as Peaks).optimizer / (base.peakBytesByCategory as Peaks).optimizer),
+    peakAllocatedBytes: round((r.peakAllocatedBytes as number) / (base.peakAllocatedBytes as number)),
+    stepMs: round((r.stepMsMedian as number) / (base.stepMsMedian as number)),
+    tokensPerSecond: round((r.tokensPerSecond as number) / (base.tokensPerSecond as number)),
+  };
+}
 // Each precision against 32-true on the same backend, same run: saved-activation bytes, peak, step time.
 for (const r of results) {
-  const base = results.find((b) => b.backend === r.backend && b.precision === '32-true');
+  const base = results.find((b) => b.backend === r.backend && b.precision === '32-true' && b.optimizer === r.optimizer);
   if (!base || base === r) continue;
   r.vsFloat32 = {
     trainingForwardHeldBytes: round((r.trainingForwardHeldBytes as number) / (base.trainingForwardHeldBytes as number)),
@@ -191,8 +210,8 @@ for (const r of results) {
     stepMs: round((r.stepMsMedian as number) / (base.stepMsMedian as number)),
   };
 }
-const wasm = results.find((r) => String(r.backend).includes('wasm') && r.precision === precisions[0]);
-const gpu = results.find((r) => !String(r.backend).includes('wasm') && r.precision === precisions[0]);
+const wasm = results.find((r) => String(r.backend).includes('wasm') && r.precision === precisions[0] && r.optimizer === optimizers[0]);
+const gpu = results.find((r) => !String(r.backend).includes('wasm') && r.precision === precisions[0] && r.optimizer === optimizers[0]);
 const out = {
   date: new Date().toISOString(), host: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version },
   results,

@@ -29,7 +29,7 @@ import {
 import { Adam, type AdamHyper } from './adam.js';
 import { SGD, type SGDHyper } from './sgd.js';
 import { RMSprop, type RMSpropHyper } from './rmsprop.js';
-import { PagedState } from './paged.js';
+import { hostBackend, PagedState } from './paged.js';
 
 /** The options every 8-bit optimizer adds to its 32-bit version's. */
 export interface Optim8bitOptions {
@@ -70,14 +70,18 @@ function zeroCode(signed: boolean): number {
   return dynamicMap(signed).indexOf(0);
 }
 
-/** The quantized state K of `param` ('optimizer' category): codes of 0 and absmax 0 (dequantizes to exactly 0). */
-function newQuantized(owner: string, param: Variable, key: string, blockSize: number, state: ParamState): void {
-  const codes = Tensor.empty(param.backend, param.shape, { dtype: 'uint8', category: 'optimizer', label: `${owner}.${key}Codes` });
+/**
+ * The quantized state K of `param` ('optimizer' category): codes of 0 and absmax 0 (dequantizes to
+ * exactly 0); in host memory when the state is paged.
+ */
+function newQuantized(owner: string, param: Variable, key: string, blockSize: number, state: ParamState, paged: PagedState | null): void {
+  const b = paged?.active ? hostBackend() : param.backend;
+  const codes = Tensor.empty(b, param.shape, { dtype: 'uint8', category: 'optimizer', label: `${owner}.${key}Codes` });
   let absmax: Tensor | null = null;
   try {
-    absmax = Tensor.empty(param.backend, [blockCount(param.data.size, blockSize)], { category: 'optimizer', label: `${owner}.${key}Absmax` });
-    param.backend.fill(codes, zeroCode(!UNSIGNED_STATE_KEYS.has(key)));
-    param.backend.fill(absmax, 0);
+    absmax = Tensor.empty(b, [blockCount(param.data.size, blockSize)], { category: 'optimizer', label: `${owner}.${key}Absmax` });
+    b.fill(codes, zeroCode(!UNSIGNED_STATE_KEYS.has(key)));
+    b.fill(absmax, 0);
   } catch (e) {
     codes.dispose();
     absmax?.dispose();
@@ -148,8 +152,9 @@ export class Adam8bit extends Adam {
     const q = g as unknown as Adam8bitHyper;
     if (!uses8bit(param, q)) return super.updateParam(param, grad, g, state, skip);
     if (state.step === undefined) {
-      newQuantized(this.name, param, 'expAvg', q.blockSize, state);
-      newQuantized(this.name, param, 'expAvgSq', q.blockSize, state);
+      const pg = pagedFor(this.pagedStates, this.name, param, q);
+      newQuantized(this.name, param, 'expAvg', q.blockSize, state, pg);
+      newQuantized(this.name, param, 'expAvgSq', q.blockSize, state, pg);
       state.step = 0;
     }
     const step = (state.step as number) + 1;
@@ -180,6 +185,11 @@ export class Adam8bit extends Adam {
   override async synchronize(): Promise<void> {
     await super.synchronize();
     await settlePaged(this.pagedStates);
+  }
+
+  /** As the base class, but each group keeps its own paged and pagedBudget (where state lives is this optimizer's choice, not the saved one's). */
+  override loadStateDict(sd: Parameters<Adam['loadStateDict']>[0]): void {
+    keepPaging(this.paramGroups, () => super.loadStateDict(sd));
   }
 
   override stateDict(): ReturnType<Adam['stateDict']> {
@@ -227,7 +237,7 @@ export class SGD8bit extends SGD {
     const q = g as unknown as SGD8bitHyper;
     if (!uses8bit(param, q) || g.momentum === 0) return super.updateParam(param, grad, g, state, skip);
     const first = state.momentumBufferCodes === undefined;
-    if (first) newQuantized(this.name, param, 'momentumBuffer', q.blockSize, state);
+    if (first) newQuantized(this.name, param, 'momentumBuffer', q.blockSize, state, pagedFor(this.pagedStates, this.name, param, q));
     withStepOps(param.backend, (ops) => {
       const d = ops.direction(param.data, grad, g.weightDecay, g.maximize);
       const h = [g.momentum, 1 - g.dampening, -g.lr, g.nesterov ? 1 : 0, 0, 0, first ? 1 : 0, 0, 0];
@@ -246,6 +256,11 @@ export class SGD8bit extends SGD {
   override async synchronize(): Promise<void> {
     await super.synchronize();
     await settlePaged(this.pagedStates);
+  }
+
+  /** As the base class, but each group keeps its own paged and pagedBudget (where state lives is this optimizer's choice, not the saved one's). */
+  override loadStateDict(sd: Parameters<SGD['loadStateDict']>[0]): void {
+    keepPaging(this.paramGroups, () => super.loadStateDict(sd));
   }
 
   override stateDict(): ReturnType<SGD['stateDict']> {
@@ -284,7 +299,7 @@ export class RMSprop8bit extends RMSprop {
     const q = g as unknown as RMSprop8bitHyper;
     if (!uses8bit(param, q)) return super.updateParam(param, grad, g, state, skip);
     if (state.step === undefined) {
-      newQuantized(this.name, param, 'squareAvg', q.blockSize, state);
+      newQuantized(this.name, param, 'squareAvg', q.blockSize, state, pagedFor(this.pagedStates, this.name, param, q));
       state.step = 0;
     }
     withStepOps(param.backend, (ops) => {
@@ -304,6 +319,11 @@ export class RMSprop8bit extends RMSprop {
   override async synchronize(): Promise<void> {
     await super.synchronize();
     await settlePaged(this.pagedStates);
+  }
+
+  /** As the base class, but each group keeps its own paged and pagedBudget (where state lives is this optimizer's choice, not the saved one's). */
+  override loadStateDict(sd: Parameters<RMSprop['loadStateDict']>[0]): void {
+    keepPaging(this.paramGroups, () => super.loadStateDict(sd));
   }
 
   override stateDict(): ReturnType<RMSprop['stateDict']> {
@@ -334,4 +354,11 @@ function checkPaged(map: Map<object, PagedState>, owner: string): void {
   for (const p of map.values()) {
     if (!p.settled) throw new MemfitError('PAGED_PENDING', `${owner}.stateDict: paged state is still on its way back to host memory; await optimizer.synchronize() first`);
   }
+}
+
+/** Runs fn (a state dict load) and gives each group back its paged and pagedBudget. */
+function keepPaging(groups: readonly object[], fn: () => void): void {
+  const kept = groups.map((g) => ({ paged: (g as Optim8bitOptions).paged, pagedBudget: (g as Optim8bitOptions).pagedBudget }));
+  fn();
+  groups.forEach((g, i) => Object.assign(g, kept[i]));
 }
