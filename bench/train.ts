@@ -25,6 +25,7 @@ import { loadSotuText } from '../src/data/sotu.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { LanguageModelTrainer, TINY_LLAMA, TRAIN_OPTIMIZERS, TRAIN_PRECISIONS, type TrainConfig, type TrainOptimizer, type TrainPrecision } from '../src/train/language_model.js';
 import { BENCH_MODELS, benchModel, type BenchModel } from './train_models.js';
+import { hostBackend } from '../src/optim/paged.js';
 
 const argv = process.argv.slice(2);
 const flag = (f: string) => argv.includes(f);
@@ -105,6 +106,8 @@ async function run(backend: Backend, config: TrainConfig, steps: number, warmup:
     }
     const perStep = Object.fromEntries(Object.keys(counts[0]).map((k) => [k, median(counts.map((c) => c[k]))]));
     const stats = mem.memoryStats(); // the training steps' peaks, before the forward measurements reset them
+    // Paged 8-bit state lives in host memory (the host backend's accounting), not on the device.
+    const hostOptimizerBytes = config.optimizer === 'adamw8bit-paged' && backend.kind !== 'wasm' ? hostBackend().memory.memoryAllocated('optimizer') : 0;
     const stepMs = median(ms);
     // A training forward's saved activations vs the same forward under inferenceMode.
     const batch = dataset.batch(t.dataGenerator, config.batchSize, config.seqLen);
@@ -135,6 +138,7 @@ async function run(backend: Backend, config: TrainConfig, steps: number, warmup:
       perStep,
       lossFirst: round(first), lossLast: round(last),
       peakBytesByCategory: Object.fromEntries(CATEGORIES.map((c) => [c, stats.byCategory[c].peak])),
+      hostOptimizerBytes,
       peakAllocatedBytes: stats.allocated.peak,
       peakReservedBytes: stats.reserved.peak,
       trainingForwardHeldBytes: fwdAct,

@@ -133,7 +133,6 @@ function unsupportedReason(dtype: string): string {
     // anywhere we could check, so we refuse rather than guess.
     return `unsupported dtype ${dtype} (safetensors defines no bit order for 6-bit codes; memfit writes fp6 as U8 with "${MEMFIT_DTYPES_KEY}" metadata)`;
   }
-  if (dtype === 'U8') return `unsupported dtype U8 (raw bytes with no "${MEMFIT_DTYPES_KEY}" entry saying what they hold)`;
   return `unsupported dtype ${dtype}`;
 }
 
