@@ -87,9 +87,11 @@ const TORCH_SMALL_FP32 = { stepMs: 23.4, tokensPerSecond: 175_000, peakMB: 5281,
 
 async function run(backend: Backend, config: TrainConfig, steps: number, warmup: number) {
   const dataset = new ByteTextDataset(text);
+  const mem = backend.memory;
+  await backend.synchronize();
+  mem.resetPeakMemoryStats(); // one backend serves several runs: each run's peaks are its own
   const t = new LanguageModelTrainer(backend, dataset, { ...config, steps: steps + warmup, warmupSteps: 1 });
   try {
-    const mem = backend.memory;
     const ms: number[] = [];
     const counts: Record<string, number>[] = [];
     let first = 0, last = 0;

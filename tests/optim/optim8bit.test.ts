@@ -270,4 +270,21 @@ test('paged AdamW8bit loads a state dict (device tensors) and pages it out at it
   for (const x of [src, paged, a, b]) x.dispose();
 });
 
+test('a non-finite gradient: the parameter goes NaN where AdamW\'s does; the block\'s state (one absmax) becomes NaN', async () => {
+  const a = param(w, rand(N, 101), [N]), b = param(w, rand(N, 101), [N]);
+  const o8 = new AdamW8bit([a], { lr: 1e-2 }), o32 = new AdamW([b], { lr: 1e-2 });
+  for (const p of [a, b]) {
+    const gv = rand(N, 102);
+    gv[300] = NaN;
+    p.grad = Tensor.from(w, gv, [N], { category: 'gradient' });
+  }
+  o8.step(); o32.step();
+  const x = await f32(a.data), y = await f32(b.data);
+  for (let i = 0; i < N; i++) assert.is(Number.isNaN(x[i]), Number.isNaN(y[i]), `param ${i}`);
+  assert.ok(Number.isNaN(x[300]));
+  const absmax = await f32(o8.getState(a)!.expAvgAbsmax);
+  assert.equal(absmax.map((v) => (Number.isNaN(v) ? 1 : 0)).join(''), '01' + '0'.repeat(absmax.length - 2), 'block 1 (elements 256-511) is NaN');
+  for (const t of [o8, o32, a, b]) t.dispose();
+});
+
 test.run();
