@@ -17,16 +17,16 @@
 const f = Math.fround;
 
 /**
- * torch.linspace(start, end, steps) in float32, exactly as the PyTorch CPU build that produced
- * bitsandbytes' published maps computes it (x86-64, AVX2 kernels, GCC contracting a * b + c into
- * one fused multiply-add): step = (end - start) / (steps - 1) in float32; element i is
- * start + step * i (i < steps / 2) or end - step * (steps - 1 - i) (the second half counts down
- * from end), each one fused multiply-add (a single rounding: exact in float64 here, since step * i
- * and the sum fit in 53 bits). The kernel runs in vectors of 8 lanes, two vectors per loop turn
- * (the first steps - steps % 16 elements): a vector's first lane is that fused value (its base),
- * lane k = base + (k * step), two roundings (Vectorized<float>::arange); the rest are scalar.
- * Matches tests/fixtures/golden/bnb_dynamic_map.json bit for bit (a plain scalar linspace differs
- * from it in 44 values by one ulp).
+ * torch.linspace(start, end, steps) in float32 as PyTorch's vectorized CPU kernel computes it (the
+ * arithmetic below reproduces bitsandbytes' published maps, made with torch 1.13 on an x86-64 CPU,
+ * bit for bit; it is consistent with AVX2 kernels of 8 float lanes and a compiler that fuses
+ * start + step * i into one multiply-add): step = (end - start) / (steps - 1) in float32; element
+ * i is start + step * i (i < steps / 2) or end - step * (steps - 1 - i) (the second half counts
+ * down from end), rounded once (exact in float64 first: step * i and the sum fit in 53 bits). The
+ * kernel's vector loop takes two vectors of 8 per turn (the first steps - steps % 16 elements): a
+ * vector's first lane is that value (its base), lane k = base + (k * step), rounded twice
+ * (Vectorized<float>::arange); the remaining elements are scalar. A plain scalar linspace differs
+ * from the published maps in 44 values by one ulp.
  */
 function linspaceF32(start: number, end: number, steps: number): number[] {
   const s = f(start), e = f(end);
