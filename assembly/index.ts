@@ -13,3 +13,4 @@ export * from "./kernels/nn";
 export * from "./kernels/optim";
 export * from "./kernels/attention";
 export * from "./kernels/vision";
+export * from "./kernels/optim8bit";

@@ -9,6 +9,7 @@
 // GPU `--config small` runs the anchors' "small" shapes next to PyTorch's H100 figures.
 //
 // Usage: node --import tsx bench/train.ts [--quick] [--no-gpu] [--config tiny,medium|small] [--threads 1,all] [--precision 32-true,bf16-mixed,16-mixed,bf16-true,16-true,fp8]
+//        [--optimizer adamw,adamw8bit,adamw8bit-paged] (each optimizer in one run, with its ratios to adamw)
 //        node --import tsx bench/train.ts --checkpoint none,layers,selective,plan50 [--quick]
 //        (activation checkpointing on wasm, tiny and medium Llama: ratios to none; JSON in bench/results/train-checkpoint.json)
 //        node --import tsx bench/train.ts --model resnet152|bert-base|llama-small [--autocast bf16] [--batch N] [--steps N]
@@ -29,9 +30,10 @@ import { inferenceMode, tidy } from '../src/autograd/variable.js';
 import { ByteTextDataset } from '../src/data/byte_text.js';
 import { loadSotuText } from '../src/data/sotu.js';
 import { Tensor } from '../src/tensor/tensor.js';
-import { LanguageModelTrainer, MEDIUM_LLAMA, TINY_LLAMA, TRAIN_PRECISIONS, type TrainConfig, type TrainPrecision } from '../src/train/language_model.js';
+import { LanguageModelTrainer, MEDIUM_LLAMA, TINY_LLAMA, TRAIN_OPTIMIZERS, TRAIN_PRECISIONS, type TrainConfig, type TrainOptimizer, type TrainPrecision } from '../src/train/language_model.js';
 import { Generator } from '../src/random.js';
 import { BENCH_MODELS, benchModel, type BenchModel } from './train_models.js';
+import { hostBackend } from '../src/optim/paged.js';
 
 const argv = process.argv.slice(2);
 const flag = (f: string) => argv.includes(f);
@@ -153,7 +155,12 @@ async function benchCheckpoint(args: string[]): Promise<void> {
 }
 const precisions = (argv.includes('--precision') ? argv[argv.indexOf('--precision') + 1] ?? '' : '32-true').split(',') as TrainPrecision[];
 for (const p of precisions) if (!TRAIN_PRECISIONS.includes(p)) throw new Error(`--precision takes a comma-separated list of ${TRAIN_PRECISIONS.join(', ')}; got ${p}`);
-for (const a of argv) if (!['--quick', '--no-gpu', '--config', configArg, '--threads', threadsArg, '--precision', precisions.join(',')].includes(a)) throw new Error(`unknown argument ${a}; usage: bench/train.ts [--quick] [--no-gpu] [--config tiny,medium|small] [--threads 1,all] [--precision ...] | --model ${BENCH_MODELS.join('|')} [--autocast bf16] [--batch N] [--steps N] [--no-gpu]`);
+const optimizers = (argv.includes('--optimizer') ? argv[argv.indexOf('--optimizer') + 1] ?? '' : 'adamw').split(',') as TrainOptimizer[];
+for (const o of optimizers) if (!TRAIN_OPTIMIZERS.includes(o)) throw new Error(`--optimizer takes a comma-separated list of ${TRAIN_OPTIMIZERS.join(', ')}; got ${o}`);
+if (precisions.length > 1 && optimizers.length > 1) throw new Error('give several --precision values or several --optimizer values, not both');
+/** Every (precision, optimizer) pair measured. */
+const variants = precisions.flatMap((precision) => optimizers.map((optimizer) => ({ precision, optimizer })));
+for (const a of argv) if (!['--quick', '--no-gpu', '--config', configArg, '--threads', threadsArg, '--precision', precisions.join(','), '--optimizer', optimizers.join(',')].includes(a)) throw new Error(`unknown argument ${a}; usage: bench/train.ts [--quick] [--no-gpu] [--config tiny,medium|small] [--threads 1,all] [--precision ...] [--optimizer ...] | --model ${BENCH_MODELS.join('|')} [--autocast bf16] [--batch N] [--steps N] [--no-gpu]`);
 
 /** --model NAME [--autocast bf16|fp16] [--batch N] [--steps N] [--no-gpu]: wasm, then a hardware GPU if there is one. */
 async function benchModels(args: string[]): Promise<void> {
@@ -187,11 +194,6 @@ async function benchModels(args: string[]): Promise<void> {
 }
 const round = (x: number) => Number(x.toPrecision(4));
 
-/** The medium config of issue #13: byte vocabulary, hidden 256, 4 layers, 8 heads, intermediate 704; batch 8 x 128. */
-const MEDIUM: TrainConfig = {
-  ...TINY_LLAMA, batchSize: 8, seqLen: 128,
-  model: { vocabSize: 256, hiddenSize: 256, numHiddenLayers: 4, numAttentionHeads: 8, intermediateSize: 704, maxPositionEmbeddings: 128, rmsNormEps: 1e-5 },
-};
 const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** The anchors' "small" config (vocab 8192, dim 512, 8 layers, 8 heads, ffn 1408, batch 16, seq 256). */
@@ -208,6 +210,10 @@ const TORCH_SMALL_FP32 = { stepMs: 23.4, tokensPerSecond: 175_000, peakMB: 5281,
  */
 async function runInterleaved(backends: readonly Backend[], config: TrainConfig, steps: number, warmup: number, configName: string) {
   const dataset = new ByteTextDataset(text);
+  for (const backend of backends) {
+    await backend.synchronize();
+    backend.memory.resetPeakMemoryStats(); // one backend may serve several runs: each run's peaks are its own
+  }
   const states = backends.map((backend) => ({
     backend, t: new LanguageModelTrainer(backend, dataset, { ...config, steps: steps + warmup, warmupSteps: 1 }),
     ms: [] as number[], counts: [] as Record<string, number>[], first: 0, last: 0,
@@ -245,6 +251,8 @@ async function summarize(
   const mem = backend.memory;
   const perStep = Object.fromEntries(Object.keys(counts[0]).map((k) => [k, median(counts.map((c) => c[k]))]));
   const stats = mem.memoryStats(); // the training steps' peaks, before the forward measurements reset them
+  // Paged 8-bit state lives in host memory (the host backend's accounting), not on the device.
+  const hostOptimizerBytes = config.optimizer === 'adamw8bit-paged' && backend.kind !== 'wasm' ? hostBackend().memory.memoryAllocated('optimizer') : 0;
   const stepMs = median(ms);
   // A training forward's saved activations vs the same forward under inferenceMode.
   const batch = dataset.batch(t.dataGenerator, config.batchSize, config.seqLen);
@@ -267,6 +275,7 @@ async function summarize(
     config: configName,
     threads: backend instanceof WasmBackend ? backend.threads : undefined,
     precision: config.precision ?? '32-true',
+    optimizer: config.optimizer ?? 'adamw',
     parameters: t.model.numParameters(),
     batch: shape,
     steps: ms.length,
@@ -275,6 +284,7 @@ async function summarize(
     perStep,
     lossFirst: round(first), lossLast: round(last),
     peakBytesByCategory: Object.fromEntries(CATEGORIES.map((c) => [c, stats.byCategory[c].peak])),
+    hostOptimizerBytes,
     peakAllocatedBytes: stats.allocated.peak,
     peakReservedBytes: stats.reserved.peak,
     trainingForwardHeldBytes: fwdAct,
@@ -289,12 +299,12 @@ const config = configName === 'small' ? SMALL : TINY_LLAMA;
 const quick = flag('--quick');
 const results: Record<string, unknown>[] = [];
 for (const name of configNames.filter((c) => c !== 'small')) {
-  const c = name === 'medium' ? MEDIUM : TINY_LLAMA;
-  for (const precision of precisions) {
-    log(`wasm, ${name}, ${precision}, ${threadCounts.join(' and ')} thread(s), steps interleaved ...`);
+  const c = name === 'medium' ? MEDIUM_LLAMA : TINY_LLAMA;
+  for (const { precision, optimizer } of variants) {
+    log(`wasm, ${name}, ${precision}, ${optimizer}, ${threadCounts.join(' and ')} thread(s), steps interleaved ...`);
     const ws = await Promise.all(threadCounts.map((threads) => WasmBackend.create('bench:train', { threads })));
     try {
-      results.push(...await runInterleaved(ws, { ...c, precision }, quick ? (name === 'medium' ? 3 : 5) : name === 'medium' ? 10 : 30, name === 'medium' ? 1 : 2, name));
+      results.push(...await runInterleaved(ws, { ...c, precision, optimizer }, quick ? (name === 'medium' ? 3 : 5) : name === 'medium' ? 10 : 30, name === 'medium' ? 1 : 2, name));
     } finally {
       for (const w of ws) w.destroy();
     }
@@ -302,7 +312,7 @@ for (const name of configNames.filter((c) => c !== 'small')) {
 }
 // Threads against one thread: same config and precision, same run.
 for (const r of results) {
-  const one = results.find((b) => b.threads === 1 && b.config === r.config && b.precision === r.precision);
+  const one = results.find((b) => b.threads === 1 && b.config === r.config && b.precision === r.precision && b.optimizer === r.optimizer);
   if (!one || one === r || r.threads === undefined) continue;
   r.vsOneThread = { speedup: round((one.stepMsMedian as number) / (r.stepMsMedian as number)) };
 }
@@ -319,9 +329,9 @@ if (!flag('--no-gpu')) {
       const software = /swiftshader|software/i.test(g.description);
       if (configName === 'small' && software) log('--config small needs a hardware GPU; skipped on the software adapter');
       else {
-        for (const precision of precisions) {
-        log(`webgpu (${g.description}), ${precision} ...`);
-        const r = await run(g, { ...config, precision }, software || quick ? 3 : 30, 1, configName);
+        for (const { precision, optimizer } of variants) {
+        log(`webgpu (${g.description}), ${precision}, ${optimizer} ...`);
+        const r = await run(g, { ...config, precision, optimizer }, software || quick ? 3 : 30, 1, configName);
         if (configName === 'small') {
           Object.assign(r, {
             torchH100Fp32: TORCH_SMALL_FP32,
@@ -337,9 +347,21 @@ if (!flag('--no-gpu')) {
     }
   }
 }
+// Each optimizer against adamw on the same backend and precision, same run: optimizer memory, peak, step time, tokens/s.
+type Peaks = Record<string, number>;
+for (const r of results) {
+  const base = results.find((b) => b.backend === r.backend && b.config === r.config && b.threads === r.threads && b.precision === r.precision && b.optimizer === 'adamw');
+  if (!base || base === r) continue;
+  r.vsAdamW = {
+    optimizerPeakBytes: round((r.peakBytesByCategory as Peaks).optimizer / (base.peakBytesByCategory as Peaks).optimizer),
+    peakAllocatedBytes: round((r.peakAllocatedBytes as number) / (base.peakAllocatedBytes as number)),
+    stepMs: round((r.stepMsMedian as number) / (base.stepMsMedian as number)),
+    tokensPerSecond: round((r.tokensPerSecond as number) / (base.tokensPerSecond as number)),
+  };
+}
 // Each precision against 32-true on the same backend, same run: saved-activation bytes, peak, step time.
 for (const r of results) {
-  const base = results.find((b) => b.backend === r.backend && b.config === r.config && b.precision === '32-true');
+  const base = results.find((b) => b.backend === r.backend && b.config === r.config && b.threads === r.threads && b.precision === '32-true' && b.optimizer === r.optimizer);
   if (!base || base === r) continue;
   r.vsFloat32 = {
     trainingForwardHeldBytes: round((r.trainingForwardHeldBytes as number) / (base.trainingForwardHeldBytes as number)),
@@ -347,8 +369,8 @@ for (const r of results) {
     stepMs: round((r.stepMsMedian as number) / (base.stepMsMedian as number)),
   };
 }
-const wasm = results.find((r) => String(r.backend).includes('wasm') && r.precision === precisions[0]);
-const gpu = results.find((r) => !String(r.backend).includes('wasm') && r.precision === precisions[0]);
+const wasm = results.find((r) => String(r.backend).includes('wasm') && r.precision === precisions[0] && r.optimizer === optimizers[0]);
+const gpu = results.find((r) => !String(r.backend).includes('wasm') && r.precision === precisions[0] && r.optimizer === optimizers[0]);
 const out = {
   date: new Date().toISOString(), host: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version },
   results,

@@ -157,6 +157,27 @@ await compare(`rmsNorm [${M}, ${K}]`, [M, K], 1e-5, 1e-6, (b, o) => {
   b.rmsNorm(tensor(b, [M, K], 'float32', A), tensor(b, [K], 'float32', y.subarray(0, K)), o, rstd, 1e-6);
 });
 
+// Block-wise 8-bit quantization (bitsandbytes' dynamic map): codes, absmax and dequantized values
+// bit for bit, both maps, blocks of 256 and 2048 with a short last block.
+for (const block of [256, 2048]) {
+  for (const signed of [true, false]) {
+    const qn = block * 5 * S + 123;
+    const xs = randn(qn, 7 + block).map((v, i) => (signed ? v : Math.abs(v)) * 10 ** -(i % 9));
+    await run(`quantize/dequantize blockwise ${signed ? 'signed' : 'unsigned'}, block ${block}, n ${qn}`, async () => {
+      const outs: Uint8Array[][] = [];
+      for (const b of [gpu, wasm]) {
+        const xt = tensor(b, [qn], 'float32', xs), codes = tensor(b, [qn], 'uint8'), absmax = tensor(b, [Math.ceil(qn / block)], 'float32'), out = tensor(b, [qn], 'float32');
+        b.quantizeBlockwise(xt, codes, absmax, signed, block);
+        b.dequantizeBlockwise(codes, absmax, out, signed, block);
+        outs.push([await bytesOf(b, codes), await bytesOf(b, absmax), await bytesOf(b, out)]);
+        for (const t of [xt, codes, absmax, out]) b.free(t.storage);
+      }
+      const diffs = outs[0].map((o, k) => o.reduce((d, v, i) => d + (v !== outs[1][k][i] ? 1 : 0), 0));
+      return [diffs.every((d) => d === 0), `codes, absmax, dequantized: ${diffs.join(', ')} differing bytes`];
+    });
+  }
+}
+
 const simd = (relaxed: boolean) => (relaxed ? 'relaxed SIMD' : 'plain SIMD');
 const here = wasmBuild().relaxedSimd;
 if (child) {

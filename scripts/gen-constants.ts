@@ -3,7 +3,7 @@
 // ids (src/backend/ops.ts). Writes build/constants.ts (AssemblyScript, imported by assembly/) and
 // build/constants.wgsl (prepended to every shader). Run by `npm run build:wasm` before asc.
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
-import { FORMATS, INT32_FORMAT_ID, ROUNDING_IDS, type FormatTraits } from '../src/dtype/formats.js';
+import { FORMATS, INT32_FORMAT_ID, UINT8_FORMAT_ID, ROUNDING_IDS, type FormatTraits } from '../src/dtype/formats.js';
 import { BINARY_IDS, REDUCE_IDS, UNARY_IDS } from '../src/backend/ops.js';
 
 const snake = (s: string) => s.replace(/([a-z0-9])([A-Z])/g, '$1_$2').replace(/-/g, '_').toUpperCase();
@@ -47,6 +47,8 @@ function generate(lang: Lang): string {
     constant(lang, 'FORMAT_COUNT', FORMATS.length),
     `${c} int32 tensors (ids, targets) in kernels that take a format id`,
     constant(lang, 'I32', INT32_FORMAT_ID),
+    `${c} uint8 tensors (codes of 8-bit optimizer state)`,
+    constant(lang, 'U8', UINT8_FORMAT_ID),
     `${c} How a format spells NaN: none (fp6/fp4: a zero of the opposite sign), IEEE canonical quiet NaN,`,
     `${c} IEEE keeping the payload's top bits (numpy float16), all ones (the "fn" formats), 0xFF of an unsigned format.`,
     ...Object.entries(NAN_KINDS).map(([k, v]) => constant(lang, `NAN_${snake(k)}`, v)),
@@ -57,7 +59,7 @@ function generate(lang: Lang): string {
     ...Object.entries(BINARY_IDS).map(([k, v]) => constant(lang, `B_${snake(k)}`, v)),
     ...Object.entries(REDUCE_IDS).map(([k, v]) => constant(lang, `R_${snake(k)}`, v)),
     `${c} Format traits (one switch each; int32 (I32) is a 32-bit format with no exponent)`,
-    traitFn(lang, lang === 'as' ? 'bits' : 'fmt_bits', 'int', (f) => f.bits, [[INT32_FORMAT_ID, 32]]),
+    traitFn(lang, lang === 'as' ? 'bits' : 'fmt_bits', 'int', (f) => f.bits, [[INT32_FORMAT_ID, 32], [UINT8_FORMAT_ID, 8]]),
     traitFn(lang, lang === 'as' ? 'ebits' : 'fmt_ebits', 'int', (f) => f.exponentBits),
     traitFn(lang, lang === 'as' ? 'mbits' : 'fmt_mbits', 'int', (f) => f.mantissaBits),
     traitFn(lang, lang === 'as' ? 'nanKind' : 'fmt_nan_kind', 'int', nanKind),

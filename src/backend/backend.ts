@@ -11,8 +11,13 @@ import type { Category, MemoryTracker } from './memory.js';
 /** 'meta': shapes and memory accounting without values (src/backend/meta.ts). */
 export type BackendKind = 'wasm' | 'webgpu' | 'meta';
 
-/** Element types of tensors: every float format, plus int32 for token ids and targets. */
-export type TensorDType = DType | 'int32';
+/**
+ * Element types of tensors: every float format, plus int32 for token ids and targets, and uint8
+ * (one byte an element, four a word, element 0 in the low byte) for the codes of block-wise
+ * quantized optimizer state (8-bit optimizers). uint8 tensors are created, written, read, copied
+ * and moved between backends; the quantization kernels are the only kernels that take them.
+ */
+export type TensorDType = DType | 'int32' | 'uint8';
 
 /** A block of device memory (a GPUBuffer, or a region of WebAssembly memory) with its accounting. */
 export interface Storage {
@@ -99,6 +104,28 @@ export interface AdamWDeviceInputs {
    * the step count yet; they replace the ones computed from `hyper`.
    */
   scalars?: TensorRef;
+}
+
+/** One block-wise quantized state tensor: uint8 codes (one per element) and float32 absmax (one per block). */
+export interface QuantizedStateRef {
+  readonly codes: TensorRef;
+  readonly absmax: TensorRef;
+}
+
+/**
+ * One 8-bit optimizer step (Kernels.optimizer8bit): the update, the block size of its state, and
+ * nine float32 scalars h[0..8] whose meaning depends on the kind:
+ * - 'adam' (states m signed, v unsigned): gradScale, decay (1 - lr wd), beta1, 1 - beta1, beta2,
+ *   1 - beta2, stepSize (lr / (1 - beta1^t)), bc2Sqrt (sqrt(1 - beta2^t)), eps: AdamW's kernel.
+ * - 'momentum' (state buf, signed): momentum, 1 - dampening, -lr, nesterov (0 or 1), 0, 0,
+ *   first (1 on the buffer's first step: buf = d), 0, 0.
+ * - 'rmsprop' (state squareAvg, unsigned): alpha, 1 - alpha, -lr, eps, then zeros.
+ * A device's scalars (AdamWDeviceInputs.scalars, float32 [2]) replace h[6] and h[7].
+ */
+export interface Optim8bitStep {
+  readonly kind: 'adam' | 'momentum' | 'rmsprop';
+  readonly blockSize: number;
+  readonly h: readonly number[];
 }
 
 /** The kernel set. Shapes are checked by the tensor layer; kernels may assume they fit. */
@@ -201,6 +228,22 @@ export interface Kernels {
    * v keep every bit), and device.scalars, if given, supply the bias-corrected scalars.
    */
   adamw(param: TensorRef, grad: TensorRef, m: TensorRef, v: TensorRef, hyper: AdamWHyper, device?: AdamWDeviceInputs): void;
+  /**
+   * Block-wise dynamic quantization (src/backend/quant.ts): x (float32, n elements) -> codes (uint8
+   * [n]) and absmax (float32, one per block of blockSize); signed selects the map. Bit-identical on
+   * every backend.
+   */
+  quantizeBlockwise(x: TensorRef, codes: TensorRef, absmax: TensorRef, signed: boolean, blockSize: number): void;
+  /** out (float32 [n]) = code value * absmax of its block; bit-identical on every backend. */
+  dequantizeBlockwise(codes: TensorRef, absmax: TensorRef, out: TensorRef, signed: boolean, blockSize: number): void;
+  /**
+   * One fused 8-bit optimizer step in place, per block: dequantize the state(s), update them and
+   * the parameter in float32 (param may be low precision: rounded once), then requantize the
+   * state(s) with the block's new absmax. grad is any float dtype. `state2` is Adam's second moment
+   * (null for the one-state kinds). With `device`, nothing is written where device.foundInf is
+   * nonzero, and device.scalars replace h[6], h[7].
+   */
+  optimizer8bit(param: TensorRef, grad: TensorRef, state1: QuantizedStateRef, state2: QuantizedStateRef | null, step: Optim8bitStep, device?: AdamWDeviceInputs): void;
   // ---- vision kernels (NCHW; shapes checked by the ops in src/nn/vision.ts) ----
   /** out [N, O, OH, OW] = conv2d(x [N, C, H, W], weight [O, C / groups, kh, kw]) (no bias), torch.nn.functional.conv2d. */
   conv2d(x: TensorRef, weight: TensorRef, out: TensorRef, geom: Conv2dGeometry): void;
@@ -301,6 +344,7 @@ export interface Backend extends Kernels {
 export type FamilyKernelName =
   | 'rmsNorm' | 'rmsNormBackward' | 'layerNorm' | 'layerNormBackward' | 'embedding' | 'embeddingBackward' | 'attention'
   | 'attentionBackward' | 'crossEntropy' | 'scaledMatmul' | 'float8ScaleUpdate' | 'nonFiniteCheckAndUnscale' | 'ampUpdateScale' | 'globalNorm' | 'adamw'
+  | 'quantizeBlockwise' | 'dequantizeBlockwise' | 'optimizer8bit'
   | VisionKernelName;
 
 /** The vision kernels (src/backend/wasm/vision.ts, src/backend/webgpu/vision.ts, shaders/vision.wgsl). */

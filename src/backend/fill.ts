@@ -25,6 +25,10 @@ export function fillCode(dtype: TensorDType, value: number): number {
     if (!Number.isInteger(value) || value < -(2 ** 31) || value >= 2 ** 31) throw new InvalidArgumentError(`cannot fill an int32 tensor with ${value}: not a 32-bit integer`);
     return value >>> 0;
   }
+  if (dtype === 'uint8') {
+    if (!(Number.isInteger(value) && value >= 0 && value <= 255)) throw new InvalidArgumentError(`cannot fill a uint8 tensor with ${value}: not an integer in [0, 255]`);
+    return value;
+  }
   if (typeof value !== 'number') throw new InvalidArgumentError(`fill value must be a number, got ${typeof value}`);
   return encode([value], dtype)[0];
 }
@@ -35,7 +39,7 @@ export function fillPlan(dtype: TensorDType, offset: number, n: number, value: n
   if (!(Number.isSafeInteger(offset) && offset >= 0 && Number.isSafeInteger(n) && n >= 0)) throw new InvalidArgumentError(`fill range must be non-negative integers, got offset ${offset}, n ${n}`);
   if (storageBytes(dtype, offset + n) > byteLength) throw new InvalidArgumentError(`fill of ${n} ${dtype} elements at offset ${offset} overruns a ${byteLength}-byte storage`);
   if (n === 0) return null;
-  const bits = dtype === 'int32' ? 32 : formatOf(dtype).bits;
+  const bits = dtype === 'int32' ? 32 : dtype === 'uint8' ? 8 : formatOf(dtype).bits;
   const period = bits === 6 ? 3 : 1; // 16 fp6 codes in three words; other widths divide 32
   const pattern = new Uint32Array(period);
   for (let b = 0; b < 32 * period; b++) if ((code >>> (b % bits)) & 1) pattern[b >> 5] |= 1 << (b & 31);

@@ -23,7 +23,7 @@ const KERNELS = [
   'layerNorm', 'layerNormBackward', 'embedding', 'embeddingBackward', 'attention', 'attentionBackward', 'crossEntropy',
   'scaledMatmul', 'nonFiniteCheckAndUnscale', 'ampUpdateScale', 'globalNorm', 'adamw', 'conv2d', 'conv2dBackwardInput',
   'conv2dBackwardWeight', 'batchNormStats', 'batchNorm', 'batchNormBackward', 'maxPool2d', 'maxPool2dBackward',
-  'adaptiveAvgPool2d', 'adaptiveAvgPool2dBackward', 'float8ScaleUpdate',
+  'adaptiveAvgPool2d', 'adaptiveAvgPool2dBackward', 'float8ScaleUpdate', 'quantizeBlockwise', 'dequantizeBlockwise', 'optimizer8bit',
 ] as const satisfies readonly (keyof Kernels)[];
 type Missing = Exclude<keyof Kernels, (typeof KERNELS)[number]>;
 const everyKernel: [Missing] extends [never] ? true : Missing = true;

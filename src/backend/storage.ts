@@ -6,5 +6,6 @@ import type { TensorDType } from './backend.js';
 /** Bytes that n elements of a tensor dtype take in storage (packed for sub-byte formats). */
 export function storageBytes(dtype: TensorDType, n: number): number {
   if (dtype === 'int32') return n * 4;
+  if (dtype === 'uint8') return n;
   return Math.ceil((n * formatOf(dtype).bits) / 8);
 }

@@ -155,6 +155,7 @@ Example:
     .addOption(new Option('--precision <p>', '32-true (float32), bf16-mixed (bfloat16 autocast, float32 weights), 16-mixed (float16 autocast + GradScaler), bf16-true or 16-true (bfloat16 or float16 weights), or fp8 (Linear layers in fp8 with delayed scaling, the rest under bfloat16 autocast)').choices([...TRAIN_PRECISIONS]).default('32-true'))
     .option('--master-weights', 'bf16-true / 16-true: keep float32 master weights in the optimizer (4 more bytes a parameter)', false)
     .option('--stochastic-rounding', 'bf16-true / 16-true: round weight updates stochastically instead of to nearest', false)
+    .addOption(new Option('--optimizer <name>', 'adamw (float32 state), adamw8bit (bitsandbytes-style 8-bit state, about a quarter of the optimizer memory), adamw8bit-paged (8-bit state kept in host memory, streamed to the GPU), adam or sgd').choices(['adamw', 'adamw8bit', 'adamw8bit-paged', 'adam', 'sgd']).default('adamw'))
     .option('--text <file>', 'a UTF-8 text file to train on')
     .option('--checkpoint-modules <regex>', 'activation checkpointing: recompute in backward the activations of the modules whose dotted names match (e.g. \'^layers\\.\\d+$\')')
     .option('--checkpoint <path>', 'save a checkpoint here (atomically) at the end and every --checkpoint-every steps')

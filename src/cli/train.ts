@@ -13,7 +13,7 @@ import { loadSotuText } from '../data/sotu.js';
 import { CHECKPOINT_KEY, loadCheckpoint, saveCheckpoint, type JsonValue } from '../io/checkpoint.js';
 import { sameFile } from '../io/fs_sync.js';
 import { readSafetensorsHeader } from '../io/safetensors_file.js';
-import { LanguageModelTrainer, tinyLlamaConfig, type StepResult, type TrainConfig, type TrainPrecision } from '../train/language_model.js';
+import { LanguageModelTrainer, tinyLlamaConfig, type StepResult, type TrainConfig, type TrainPrecision, type TrainOptimizer } from '../train/language_model.js';
 import { CliError } from './format.js';
 import { humanBytes } from './inspect.js';
 import { MemoryBudgetError, parseMemoryBudget, planCheckpoints } from '../recompute/plan.js';
@@ -37,6 +37,8 @@ export interface TrainCommandOptions {
   masterWeights?: boolean;
   /** bf16-true / 16-true: stochastic rounding of weight updates. */
   stochasticRounding?: boolean;
+  /** The optimizer (default adamw): adamw8bit keeps 8-bit state, adamw8bit-paged also pages it to host memory. */
+  optimizer?: TrainOptimizer;
   /** A UTF-8 text file to train on instead of the State of the Union corpus. */
   text?: string;
   checkpoint?: string;
@@ -172,7 +174,7 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
   }
   const config: TrainConfig = tinyLlamaConfig({
     steps: opts.steps, batchSize: opts.batchSize, seqLen: opts.seqLen, lr: opts.lr, seed: opts.seed, precision: opts.precision,
-    masterWeights: opts.masterWeights || undefined, stochasticRounding: opts.stochasticRounding || undefined, checkpointModules: opts.checkpointModules,
+    masterWeights: opts.masterWeights || undefined, stochasticRounding: opts.stochasticRounding || undefined, checkpointModules: opts.checkpointModules, optimizer: opts.optimizer,
   });
   const run: RunRecord = {
     command: 'memfit train', model: { ...config.model }, batchSize: config.batchSize, seqLen: config.seqLen, steps: config.steps,
@@ -228,7 +230,7 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
     const m = config.model;
     if (!opts.json) {
       out(`training a Llama-style model: ${m.numHiddenLayers} layers, hidden ${m.hiddenSize}, ${m.numAttentionHeads} heads, vocabulary ${m.vocabSize} bytes, ${trainer.model.numParameters().toLocaleString('en-US')} parameters`);
-      out(`data: ${source}, ${text.length.toLocaleString('en-US')} bytes; batch ${config.batchSize} x ${config.seqLen} tokens, AdamW lr ${config.lr}, warmup ${config.warmupSteps} + cosine, precision ${config.precision ?? '32-true'}${config.masterWeights ? ', float32 master weights' : ''}${config.stochasticRounding ? ', stochastic rounding' : ''}`);
+      out(`data: ${source}, ${text.length.toLocaleString('en-US')} bytes; batch ${config.batchSize} x ${config.seqLen} tokens, ${config.optimizer ?? 'adamw'} lr ${config.lr}, warmup ${config.warmupSteps} + cosine, precision ${config.precision ?? '32-true'}${config.masterWeights ? ', float32 master weights' : ''}${config.stochasticRounding ? ', stochastic rounding' : ''}`);
       if (trainer.checkpointed.length) out(`activation checkpointing: ${trainer.checkpointed.join(', ')} (recomputed in backward)`);
     }
     const bar = !opts.json && process.stderr.isTTY

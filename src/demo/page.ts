@@ -21,7 +21,7 @@ const trainButton = $<HTMLButtonElement>('train'), stopButton = $<HTMLButtonElem
 const statusLine = $('status'), errorBox = $('error'), samplesBox = $('samples');
 
 /** A peak lr that trains the tiny Llama well with each optimizer (set when the optimizer changes). */
-const DEFAULT_LR: Record<TrainOptimizer, number> = { adamw: 3e-3, adam: 3e-3, sgd: 0.1 };
+const DEFAULT_LR: Record<TrainOptimizer, number> = { adamw: 3e-3, adam: 3e-3, sgd: 0.1, adamw8bit: 3e-3, 'adamw8bit-paged': 3e-3 };
 
 let text = '';
 let stopRequested = false;

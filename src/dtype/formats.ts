@@ -89,6 +89,9 @@ export const FORMATS: readonly FormatTraits[] = [
 /** The format id kernels use for int32 tensors (ids, targets), after the float formats. */
 export const INT32_FORMAT_ID = 9;
 
+/** The format id of uint8 tensors (the codes of 8-bit optimizer state), after int32. */
+export const UINT8_FORMAT_ID = 10;
+
 /** Rounding-mode ids shared with the kernels (generated constants ROUND_*). */
 export const ROUNDING_IDS = { 'nearest-even': 0, 'toward-zero': 1, stochastic: 2 } as const;
 

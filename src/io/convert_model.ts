@@ -300,7 +300,7 @@ class CodeReader {
     if (d === 'float64') return viewAs(raw, Float64Array);
     if (d === 'float32') return viewAs(raw, Float32Array);
     if (d === 'float16' || d === 'bfloat16') return decode(viewAs(raw, Uint16Array), d);
-    if (d === 'int32') throw new InvalidArgumentError('int32 tensors have no float values');
+    if (d === 'int32' || d === 'uint8') throw new InvalidArgumentError(`${d} tensors have no float values`);
     return decode(bitsOf(d) < 8 ? unpack(raw, d, count) : raw, d);
   }
 }

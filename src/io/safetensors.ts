@@ -116,12 +116,12 @@ const FILE_DTYPE_BITS: ReadonlyMap<string, number> = new Map([
  */
 const FROM_FILE: ReadonlyMap<string, TensorDType> = new Map<string, TensorDType>([
   ['F32', 'float32'], ['F16', 'float16'], ['BF16', 'bfloat16'], ['F8_E4M3', 'float8_e4m3fn'], ['F8_E5M2', 'float8_e5m2'],
-  ['F8_E8M0', 'float8_e8m0fnu'], ['F4', 'float4_e2m1fn'], ['I32', 'int32'],
+  ['F8_E8M0', 'float8_e8m0fnu'], ['F4', 'float4_e2m1fn'], ['I32', 'int32'], ['U8', 'uint8'],
 ]);
 
 /** What a memfit dtype is written as; the rest (fp4, fp6, e8m0) are written as U8 plus MEMFIT_DTYPES_KEY. */
 const TO_FILE: ReadonlyMap<TensorDType, string> = new Map<TensorDType, string>([
-  ['float32', 'F32'], ['float16', 'F16'], ['bfloat16', 'BF16'], ['float8_e4m3fn', 'F8_E4M3'], ['float8_e5m2', 'F8_E5M2'], ['int32', 'I32'],
+  ['float32', 'F32'], ['float16', 'F16'], ['bfloat16', 'BF16'], ['float8_e4m3fn', 'F8_E4M3'], ['float8_e5m2', 'F8_E5M2'], ['int32', 'I32'], ['uint8', 'U8'],
 ]);
 
 /** memfit dtypes stored as U8 bytes (older readers, and PyTorch before 2.7, know no F4 / F8_E8M0). */
@@ -133,17 +133,16 @@ function unsupportedReason(dtype: string): string {
     // anywhere we could check, so we refuse rather than guess.
     return `unsupported dtype ${dtype} (safetensors defines no bit order for 6-bit codes; memfit writes fp6 as U8 with "${MEMFIT_DTYPES_KEY}" metadata)`;
   }
-  if (dtype === 'U8') return `unsupported dtype U8 (raw bytes with no "${MEMFIT_DTYPES_KEY}" entry saying what they hold)`;
   return `unsupported dtype ${dtype}`;
 }
 
 function dtypeBits(d: TensorDType): number {
-  return d === 'int32' ? 32 : formatOf(d).bits;
+  return d === 'int32' ? 32 : d === 'uint8' ? 8 : formatOf(d).bits;
 }
 
 /** Canonical TensorDType of a name (aliases allowed); UnknownDTypeError otherwise. */
 function tensorDType(d: string): TensorDType {
-  return d === 'int32' ? 'int32' : formatOf(d).name;
+  return d === 'int32' || d === 'uint8' ? d : formatOf(d).name;
 }
 
 /** Bytes `n` elements of `bits` take, or -1 if that is not a safe integer. */
@@ -562,12 +561,12 @@ export function planSafetensors(specs: ReadonlyArray<readonly [string, RawTensor
     const bytes = byteSize(numelOf(shape), dtypeBits(dtype));
     if (bytes < 0) throw new InvalidArgumentError(`tensor '${name}': shape ${fmtShape(shape)} is too large`);
     const fileDType = TO_FILE.get(dtype) ?? 'U8';
-    const fileShape = fileDType === 'U8' ? u8Shape(dtype, shape, bytes) : [...shape];
+    const fileShape = fileDType === 'U8' && dtype !== 'uint8' ? u8Shape(dtype, shape, bytes) : [...shape];
     return { name, dtype, shape: [...shape], bytes, fileDType, fileShape, rank: WRITE_RANK.get(fileDType) ?? 0 };
   });
   rows.sort((a, b) => b.rank - a.rank || compareCodePoints(a.name, b.name));
 
-  const memfit = rows.filter((r) => r.fileDType === 'U8' && r.dtype !== null).map((r) => `${JSON.stringify(r.name)}:{"dtype":"${r.dtype}","shape":[${r.shape.join(',')}]}`);
+  const memfit = rows.filter((r) => r.fileDType === 'U8' && r.dtype !== null && r.dtype !== 'uint8').map((r) => `${JSON.stringify(r.name)}:{"dtype":"${r.dtype}","shape":[${r.shape.join(',')}]}`);
   if (memfit.length) meta.push(`${JSON.stringify(MEMFIT_DTYPES_KEY)}:${JSON.stringify(`{${memfit.join(',')}}`)}`);
   const parts: string[] = meta.length ? [`"__metadata__":{${meta.join(',')}}`] : [];
   const order: Array<{ name: string; begin: number; end: number }> = [];

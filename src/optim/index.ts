@@ -11,6 +11,9 @@ export type { AdamHyper } from './adam.js';
 export { RMSprop } from './rmsprop.js';
 export type { RMSpropHyper } from './rmsprop.js';
 export { Adagrad } from './adagrad.js';
+export { Adam8bit, AdamW8bit, SGD8bit, RMSprop8bit, OPTIM8BIT_DEFAULTS } from './optim8bit.js';
+export type { Optim8bitOptions, Adam8bitHyper, SGD8bitHyper, RMSprop8bitHyper } from './optim8bit.js';
+export { createDynamicMap } from './dynamic_map.js';
 export type { AdagradHyper } from './adagrad.js';
 export { clipGradNorm, clipGradValue } from './clip_grad.js';
 export {

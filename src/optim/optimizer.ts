@@ -21,6 +21,7 @@ import { describeValue, InvalidArgumentError, MemfitError, ShapeMismatchError } 
 import { Tensor } from '../tensor/tensor.js';
 import { Variable, type ZeroGradOptions } from '../autograd/variable.js';
 import type { Backend, BinaryOp, CastOptions, TensorRef, UnaryOp } from '../backend/backend.js';
+import { blockCount, DEFAULT_BLOCK_SIZE } from '../backend/quant.js';
 import { defaultGenerator } from '../random.js';
 
 /**
@@ -130,7 +131,19 @@ interface Tracked {
 export interface StateSpec {
   tensors: readonly string[];
   numbers: readonly string[];
+  /**
+   * States kept block-wise quantized (8-bit optimizers): key K is stored as `${K}Codes` (uint8, the
+   * parameter's shape) and `${K}Absmax` (float32, one per block of `blockSize`).
+   */
+  quantized?: readonly string[];
+  blockSize?: number;
 }
+
+/** Group options of the 8-bit optimizers; a 32-bit optimizer loading their state dict drops them. */
+export const OPTIM8BIT_GROUP_KEYS: readonly string[] = ['optimBits', 'minSize8bit', 'blockSize', 'paged', 'pagedBudget'];
+
+/** State keys of second moments (non-negative: quantized with the unsigned map); every other state uses the signed map. */
+export const UNSIGNED_STATE_KEYS: ReadonlySet<string> = new Set(['expAvgSq', 'maxExpAvgSq', 'squareAvg', 'sum']);
 
 // PyTorch options that change nothing here (or that cannot be honoured), named in the error.
 const UNSUPPORTED_OPTIONS: Record<string, string> = {
@@ -185,8 +198,8 @@ export abstract class Optimizer<H extends OptimizerHyper> {
   /** Throws InvalidArgumentError for a hyperparameter out of range. */
   protected abstract validateGroup(group: H): void;
 
-  /** The state keys kept for a parameter of `group` (what loadStateDict expects). */
-  protected abstract stateSpec(group: H): StateSpec;
+  /** The state keys kept for `param` in `group` (what loadStateDict expects). */
+  protected abstract stateSpec(group: H, param?: Variable): StateSpec;
 
   /**
    * Updates one parameter that has a gradient; `state` is its (possibly empty) state record, to fill
@@ -512,6 +525,8 @@ export abstract class Optimizer<H extends OptimizerHyper> {
         byId.set(id, { param: mine[k], group: gi });
       });
       const { params: _params, ...hyper } = sg;
+      // The 8-bit optimizers' group options mean nothing to a 32-bit optimizer (their state is converted below).
+      for (const k of OPTIM8BIT_GROUP_KEYS) if (!(k in this.defaults)) delete (hyper as Record<string, unknown>)[k];
       this.checkKeys(hyper, `paramGroups[${gi}]`, true);
       const merged = { ...cloneHyper(this.defaults), ...cloneHyper(hyper as unknown as H) };
       this.validateGroup(merged);
@@ -519,61 +534,82 @@ export abstract class Optimizer<H extends OptimizerHyper> {
       newHyper.push(merged);
     });
     const plan: { param: Variable; values: Record<string, Tensor | number> }[] = [];
-    for (const [key, entry] of Object.entries(stateDict.state)) {
-      const id = Number(key);
-      const target = byId.get(id);
-      if (!target) throw new InvalidArgumentError(`${where}: state has an entry for parameter id ${key}, which no parameter group lists`);
-      if (typeof entry !== 'object' || entry === null) throw new InvalidArgumentError(`${where}: state[${id}] is not an object`);
-      const { param } = target;
-      const spec = this.stateSpec(newHyper[target.group]);
-      // A parameter below float32 may also have a master copy and a rounding-stream position (both
-      // optional: a state saved without them starts them at the next step).
-      const lowPrecision = param.data.dtype !== 'float32';
-      const optional = [
-        ...(lowPrecision && newHyper[target.group].masterWeights ? ['master'] : []),
-        ...(lowPrecision && newHyper[target.group].stochasticRounding ? ['roundingStep'] : []),
-      ];
-      const expected = new Set([...spec.tensors, ...spec.numbers, ...optional]);
-      for (const k of Object.keys(entry)) {
-        if (!expected.has(k)) throw new InvalidArgumentError(`${where}: state[${id}] has key '${k}', which ${this.name} with these hyperparameters does not keep (expected ${[...expected].join(', ') || 'no state'})`);
-      }
-      const present = (k: string) => optional.includes(k) && entry[k] !== undefined;
-      for (const k of [...spec.numbers, ...['roundingStep'].filter(present)]) {
-        const v = entry[k];
-        if (!(typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= MAX_STEP)) throw new InvalidArgumentError(`${where}: state[${id}].${k} must be a non-negative integer no larger than 2^40, got ${describeValue(v)}`);
-      }
-      for (const k of [...spec.tensors, ...['master'].filter(present)]) {
-        const t = entry[k];
-        if (!(t instanceof Tensor)) throw new InvalidArgumentError(`${where}: state[${id}].${k} is missing or not a Tensor`);
-        if (t.isDisposed) throw new InvalidArgumentError(`${where}: state[${id}].${k} was disposed`);
-        if (t.backend !== param.backend) {
-          throw new InvalidArgumentError(`${where}: state[${id}].${k} is on the ${t.backend.kind} backend but parameter ${id} is on ${param.backend.kind}; move it with toBackend()`);
-        }
-        if (t.dtype === 'int32') throw new InvalidArgumentError(`${where}: state[${id}].${k} is int32; optimizer state is float`);
-        if (t.shape.join() !== param.shape.join()) {
-          throw new ShapeMismatchError(`${where}: state[${id}].${k} has shape [${t.shape.join(', ')}] but parameter ${id} has shape [${param.shape.join(', ')}]`);
-        }
-      }
-      plan.push({ param, values: entry });
-    }
-    // Everything checked: copy first (a source may be one of our own tensors), then swap in.
+    const converted: Tensor[] = []; // made by converting between 8-bit and 32-bit state; freed at the end
     const fresh = new Map<Variable, ParamState>();
     try {
-      for (const { param, values } of plan) {
-        const s: ParamState = {};
-        fresh.set(param, s); // before the copies: freed with the rest if one fails
-        for (const [k, v] of Object.entries(values)) {
-          if (typeof v === 'number') s[k] = v;
-          else {
-            const copy = Tensor.empty(param.backend, param.shape, { dtype: 'float32', category: 'optimizer', label: `${this.name}.${k}` });
-            s[k] = copy;
-            param.backend.cast(v, copy);
+      for (const [key, rawEntry] of Object.entries(stateDict.state)) {
+        const id = Number(key);
+        const target = byId.get(id);
+        if (!target) throw new InvalidArgumentError(`${where}: state has an entry for parameter id ${key}, which no parameter group lists`);
+        if (typeof rawEntry !== 'object' || rawEntry === null) throw new InvalidArgumentError(`${where}: state[${id}] is not an object`);
+        const { param } = target;
+        const spec = this.stateSpec(newHyper[target.group], param);
+        const savedBlock = (saved[target.group] as unknown as Record<string, unknown>).blockSize;
+        const entry = convertEntry(rawEntry as Record<string, unknown>, param, spec, typeof savedBlock === 'number' ? savedBlock : DEFAULT_BLOCK_SIZE, converted, `${where}: state[${id}]`);
+        const quantized = spec.quantized ?? [];
+        // A parameter below float32 may also have a master copy and a rounding-stream position (both
+        // optional: a state saved without them starts them at the next step).
+        const lowPrecision = param.data.dtype !== 'float32';
+        const optional = [
+          ...(lowPrecision && newHyper[target.group].masterWeights ? ['master'] : []),
+          ...(lowPrecision && newHyper[target.group].stochasticRounding ? ['roundingStep'] : []),
+        ];
+        const expected = new Set([...spec.tensors, ...spec.numbers, ...optional, ...quantized.flatMap((k) => [`${k}Codes`, `${k}Absmax`])]);
+        for (const k of Object.keys(entry)) {
+          if (!expected.has(k)) throw new InvalidArgumentError(`${where}: state[${id}] has key '${k}', which ${this.name} with these hyperparameters does not keep (expected ${[...expected].join(', ') || 'no state'})`);
+        }
+        const present = (k: string) => optional.includes(k) && entry[k] !== undefined;
+        for (const k of [...spec.numbers, ...['roundingStep'].filter(present)]) {
+          const v = entry[k];
+          if (!(typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= MAX_STEP)) throw new InvalidArgumentError(`${where}: state[${id}].${k} must be a non-negative integer no larger than 2^40, got ${describeValue(v)}`);
+        }
+        for (const k of [...spec.tensors, ...['master'].filter(present)]) {
+          const t = entry[k];
+          if (!(t instanceof Tensor)) throw new InvalidArgumentError(`${where}: state[${id}].${k} is missing or not a Tensor`);
+          if (t.isDisposed) throw new InvalidArgumentError(`${where}: state[${id}].${k} was disposed`);
+          if (t.backend !== param.backend) {
+            throw new InvalidArgumentError(`${where}: state[${id}].${k} is on the ${t.backend.kind} backend but parameter ${id} is on ${param.backend.kind}; move it with toBackend()`);
+          }
+          if (t.dtype === 'int32' || t.dtype === 'uint8') throw new InvalidArgumentError(`${where}: state[${id}].${k} is ${t.dtype}; optimizer state is float`);
+          if (t.shape.join() !== param.shape.join()) {
+            throw new ShapeMismatchError(`${where}: state[${id}].${k} has shape [${t.shape.join(', ')}] but parameter ${id} has shape [${param.shape.join(', ')}]`);
           }
         }
+        for (const k of quantized) {
+          const blocks = blockCount(param.data.size, spec.blockSize ?? DEFAULT_BLOCK_SIZE);
+          for (const [key2, dtype, shape] of [[`${k}Codes`, 'uint8', param.shape], [`${k}Absmax`, 'float32', [blocks]]] as const) {
+            const t = entry[key2];
+            if (!(t instanceof Tensor)) throw new InvalidArgumentError(`${where}: state[${id}].${key2} is missing or not a Tensor`);
+            if (t.isDisposed) throw new InvalidArgumentError(`${where}: state[${id}].${key2} was disposed`);
+            if (t.backend !== param.backend) throw new InvalidArgumentError(`${where}: state[${id}].${key2} is on the ${t.backend.kind} backend but parameter ${id} is on ${param.backend.kind}; move it with toBackend()`);
+            if (t.dtype !== dtype || t.shape.join() !== shape.join()) {
+              throw new ShapeMismatchError(`${where}: state[${id}].${key2} is ${t.dtype} [${t.shape.join(', ')}], expected ${dtype} [${shape.join(', ')}] (blocks of ${spec.blockSize ?? DEFAULT_BLOCK_SIZE})`);
+            }
+          }
+        }
+        plan.push({ param, values: entry as Record<string, Tensor | number> });
       }
-    } catch (e) {
-      for (const s of fresh.values()) disposeState(s);
-      throw e;
+      // Everything checked: copy first (a source may be one of our own tensors), then swap in.
+      try {
+        for (const { param, values } of plan) {
+          const s: ParamState = {};
+          fresh.set(param, s); // before the copies: freed with the rest if one fails
+          for (const [k, v] of Object.entries(values)) {
+            if (typeof v === 'number') s[k] = v;
+            else {
+              const codes = v.dtype === 'uint8', absmax = k.endsWith('Absmax');
+              const copy = Tensor.empty(param.backend, absmax ? v.shape : param.shape, { dtype: codes ? 'uint8' : 'float32', category: 'optimizer', label: `${this.name}.${k}` });
+              s[k] = copy;
+              param.backend.cast(v, copy);
+            }
+          }
+        }
+      } catch (e) {
+        for (const s of fresh.values()) disposeState(s);
+        throw e;
+      }
+    } finally {
+      for (const t of converted) t.dispose();
     }
     for (const s of this.state.values()) disposeState(s);
     this.state.clear();
@@ -639,6 +675,55 @@ export function streamSeed(seed: number, id: number, step: number): bigint {
   z = ((z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n) & M;
   z = ((z ^ (z >> 27n)) * 0x94d049bb133111ebn) & M;
   return z ^ (z >> 31n);
+}
+
+/**
+ * A saved state entry in the layout this optimizer keeps for `param`: 8-bit states (`${K}Codes`,
+ * `${K}Absmax`) dequantized where a float32 K is expected (a 32-bit optimizer, or a parameter that
+ * keeps 32-bit state), float32 states quantized where the spec wants them 8-bit. New tensors go to
+ * `made` (the caller frees them after copying).
+ */
+function convertEntry(entry: Record<string, unknown>, param: Variable, spec: StateSpec, savedBlockSize: number, made: Tensor[], where: string): Record<string, unknown> {
+  const out = { ...entry };
+  const b = param.backend;
+  for (const k of spec.tensors) {
+    const codes = out[`${k}Codes`], absmax = out[`${k}Absmax`];
+    if (k in out || !(codes instanceof Tensor) || !(absmax instanceof Tensor)) continue;
+    if (codes.isDisposed || absmax.isDisposed) throw new InvalidArgumentError(`${where}.${k}Codes / ${k}Absmax was disposed`);
+    if (codes.backend !== b || absmax.backend !== b) throw new InvalidArgumentError(`${where}.${k}Codes is on the ${codes.backend.kind} backend but the parameter is on ${b.kind}; move it with toBackend()`);
+    if (codes.dtype !== 'uint8' || codes.size !== param.data.size || absmax.dtype !== 'float32' || absmax.size !== blockCount(param.data.size, savedBlockSize)) {
+      throw new ShapeMismatchError(`${where}: ${k}Codes / ${k}Absmax (${codes.dtype} [${codes.shape.join(', ')}], ${absmax.dtype} [${absmax.shape.join(', ')}]) do not fit the parameter's ${param.data.size} elements in blocks of ${savedBlockSize}`);
+    }
+    const t = Tensor.empty(b, param.shape, { dtype: 'float32', category: 'temporary', label: `${k} dequantized` });
+    made.push(t);
+    b.dequantizeBlockwise(codes, absmax, t, !UNSIGNED_STATE_KEYS.has(k), savedBlockSize);
+    out[k] = t;
+    delete out[`${k}Codes`];
+    delete out[`${k}Absmax`];
+  }
+  for (const k of spec.quantized ?? []) {
+    const v = out[k];
+    if (`${k}Codes` in out || !(v instanceof Tensor)) continue;
+    if (v.isDisposed) throw new InvalidArgumentError(`${where}.${k} was disposed`);
+    if (v.backend !== b) throw new InvalidArgumentError(`${where}.${k} is on the ${v.backend.kind} backend but the parameter is on ${b.kind}; move it with toBackend()`);
+    if (v.dtype === 'int32' || v.dtype === 'uint8' || v.size !== param.data.size) throw new ShapeMismatchError(`${where}.${k} is ${v.dtype} [${v.shape.join(', ')}]; expected a float tensor of the parameter's ${param.data.size} elements`);
+    const block = spec.blockSize ?? DEFAULT_BLOCK_SIZE;
+    let x = v;
+    if (v.dtype !== 'float32' || v.offset !== 0) {
+      x = Tensor.empty(b, param.shape, { dtype: 'float32', category: 'temporary', label: `${k} float32` });
+      made.push(x);
+      b.cast(v, x);
+    }
+    const codes = Tensor.empty(b, param.shape, { dtype: 'uint8', category: 'temporary', label: `${k}Codes` });
+    made.push(codes);
+    const absmax = Tensor.empty(b, [blockCount(param.data.size, block)], { dtype: 'float32', category: 'temporary', label: `${k}Absmax` });
+    made.push(absmax);
+    b.quantizeBlockwise(x, codes, absmax, !UNSIGNED_STATE_KEYS.has(k), block);
+    out[`${k}Codes`] = codes;
+    out[`${k}Absmax`] = absmax;
+    delete out[k];
+  }
+  return out;
 }
 
 function disposeState(s: ParamState): void {

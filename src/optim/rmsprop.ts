@@ -38,7 +38,7 @@ export class RMSprop extends Optimizer<RMSpropHyper> {
   static readonly DEFAULTS: Readonly<RMSpropHyper> = DEFAULTS;
 
   constructor(params: ParamsInput<RMSpropHyper>, options: Partial<RMSpropHyper> = {}) {
-    super(params, DEFAULTS, options);
+    super(params, (new.target as typeof RMSprop).DEFAULTS, options); // RMSprop8bit's defaults for RMSprop8bit
   }
 
   protected override get name(): string { return 'RMSprop'; }

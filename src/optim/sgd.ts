@@ -36,7 +36,7 @@ export class SGD extends Optimizer<SGDHyper> {
   static readonly DEFAULTS: Readonly<SGDHyper> = DEFAULTS;
 
   constructor(params: ParamsInput<SGDHyper>, options: Partial<SGDHyper> = {}) {
-    super(params, DEFAULTS, options);
+    super(params, (new.target as typeof SGD).DEFAULTS, options); // SGD8bit's defaults for SGD8bit
   }
 
   protected override get name(): string { return 'SGD'; }

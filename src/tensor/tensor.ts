@@ -20,14 +20,14 @@ interface SharedStorage {
 }
 
 export interface TensorOptions {
-  /** A dtype name or alias, or 'int32' (ids); getDefaultDtype() (float32 unless changed) by default. */
-  dtype?: DTypeName | 'int32';
+  /** A dtype name or alias, 'int32' (ids) or 'uint8' (quantization codes); getDefaultDtype() (float32 unless changed) by default. */
+  dtype?: DTypeName | 'int32' | 'uint8';
   category?: Category;
   label?: string;
 }
 
 function tensorDType(d: string): TensorDType {
-  return d === 'int32' ? 'int32' : canonicalDType(d);
+  return d === 'int32' || d === 'uint8' ? d : canonicalDType(d);
 }
 
 /** Tensors made (allocated, or views taken) inside each open withOutputs call, innermost last. */
@@ -105,6 +105,13 @@ export class Tensor implements TensorRef {
     return withOutputs(() => {
       const t = Tensor.empty(backend, shape, { category: 'data', ...options });
       if (t.dtype === 'int32') backend.write(t.storage, Int32Array.from(data as ArrayLike<number>));
+      else if (t.dtype === 'uint8') {
+        for (let i = 0; i < data.length; i++) {
+          const v = data[i];
+          if (!(Number.isInteger(v) && v >= 0 && v <= 255)) throw new InvalidArgumentError(`Tensor.from: uint8 data[${i}] is ${describeValue(v)}, not an integer in [0, 255]`);
+        }
+        backend.write(t.storage, Uint8Array.from(data as ArrayLike<number>));
+      }
       else {
         const f = formatOf(t.dtype);
         const values = data instanceof Float32Array ? data : Float64Array.from(data as ArrayLike<number>);
@@ -115,9 +122,10 @@ export class Tensor implements TensorRef {
     });
   }
 
-  /** The values as float32 (int32 tensors: Int32Array). */
-  async toArray(): Promise<Float32Array | Int32Array> {
+  /** The values as float32 (int32 tensors: Int32Array; uint8 tensors: Uint8Array). */
+  async toArray(): Promise<Float32Array | Int32Array | Uint8Array> {
     const n = this.size;
+    if (this.dtype === 'uint8') return (await this.backend.read(this.storage, this.offset, n)).slice();
     if (this.dtype === 'int32') {
       const b = await this.backend.read(this.storage, this.offset * 4, n * 4);
       return new Int32Array(b.buffer, b.byteOffset, n).slice();
@@ -160,7 +168,7 @@ export class Tensor implements TensorRef {
   }
 
   /** A copy in another dtype (bit-identical to encode/decode). */
-  to(dtype: DTypeName | 'int32', options: CastOptions = {}): Tensor {
+  to(dtype: DTypeName | 'int32' | 'uint8', options: CastOptions = {}): Tensor {
     checkTensor(this, 'to');
     return withOutputs(() => {
       const out = Tensor.empty(this.backend, this.shape, { dtype, category: this.category, label: this.shared.storage.label });
@@ -185,9 +193,9 @@ export class Tensor implements TensorRef {
   async toBackend(backend: Backend): Promise<Tensor> {
     const bytes = storageBytes(this.dtype, this.size);
     // Byte-aligned elements are read in place; a sub-byte view off a byte boundary is compacted first.
-    const aligned = this.offset === 0 || this.dtype === 'int32' || formatOf(this.dtype).bits >= 8;
+    const aligned = this.offset === 0 || this.dtype === 'int32' || this.dtype === 'uint8' || formatOf(this.dtype).bits >= 8;
     const src = aligned ? this : this.to(this.dtype);
-    const start = src.offset === 0 ? 0 : src.offset * (src.dtype === 'int32' ? 4 : formatOf(src.dtype).codeBytes);
+    const start = src.offset === 0 ? 0 : src.offset * (src.dtype === 'int32' ? 4 : src.dtype === 'uint8' ? 1 : formatOf(src.dtype).codeBytes);
     let data: Uint8Array;
     try {
       data = await this.backend.read(src.storage, start, bytes);

@@ -12,6 +12,7 @@ import { InvalidArgumentError } from '../errors.js';
 import { ByteTextDataset, type TokenBatch } from '../data/byte_text.js';
 import { Llama, type LlamaConfig } from '../nn/llama.js';
 import { Adam, AdamW } from '../optim/adam.js';
+import { AdamW8bit } from '../optim/optim8bit.js';
 import { SGD } from '../optim/sgd.js';
 import { clipGradNorm } from '../optim/clip_grad.js';
 import { cosineWithWarmup } from '../optim/lr_scheduler.js';
@@ -68,8 +69,8 @@ export type TrainPrecision = '32-true' | 'bf16-mixed' | '16-mixed' | 'bf16-true'
 export const TRAIN_PRECISIONS: readonly TrainPrecision[] = ['32-true', 'bf16-mixed', '16-mixed', 'bf16-true', '16-true', 'fp8'];
 
 /** The optimizers LanguageModelTrainer can build. */
-export type TrainOptimizer = 'adamw' | 'adam' | 'sgd';
-export const TRAIN_OPTIMIZERS: readonly TrainOptimizer[] = ['adamw', 'adam', 'sgd'];
+export type TrainOptimizer = 'adamw' | 'adam' | 'sgd' | 'adamw8bit' | 'adamw8bit-paged';
+export const TRAIN_OPTIMIZERS: readonly TrainOptimizer[] = ['adamw', 'adam', 'sgd', 'adamw8bit', 'adamw8bit-paged'];
 
 /** The tiny Llama of the training proof: 2 layers, hidden 64, 4 heads, vocabulary 256 bytes. */
 export const TINY_LLAMA: TrainConfig = {
@@ -188,6 +189,7 @@ export class LanguageModelTrainer {
     if (kind === 'adamw') this.optimizer = new AdamW(groups, { lr: config.lr, ...weights });
     else if (kind === 'adam') this.optimizer = new Adam(groups, { lr: config.lr, ...weights });
     else if (kind === 'sgd') this.optimizer = new SGD(groups, { lr: config.lr, momentum: 0.9, ...weights });
+    else if (kind === 'adamw8bit' || kind === 'adamw8bit-paged') this.optimizer = new AdamW8bit(groups, { lr: config.lr, paged: kind === 'adamw8bit-paged', ...weights });
     else throw new InvalidArgumentError(`unknown optimizer ${JSON.stringify(kind)}; use one of ${TRAIN_OPTIMIZERS.join(', ')}`);
     this.scheduler = cosineWithWarmup(this.optimizer, { warmupSteps: config.warmupSteps, totalSteps: config.steps, minLrRatio: config.minLrRatio });
     this.dataGenerator = new Generator(config.seed + 1);
@@ -235,6 +237,7 @@ export class LanguageModelTrainer {
         this.optimizer.zeroGrad();
         lossValue = (await loss.data.toArray())[0];
         loss.dispose();
+        if (this.optimizer instanceof AdamW8bit) await this.optimizer.synchronize(); // paged state back in host memory
       } finally {
         ids.dispose(); targets.dispose();
       }

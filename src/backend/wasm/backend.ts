@@ -13,6 +13,7 @@ import { BufferPool, MemoryTracker, type Category } from '../memory.js';
 import { BINARY_IDS, REDUCE_IDS, UNARY_IDS } from '../ops.js';
 import { broadcastStrides, numel, sameShape } from '../shape.js';
 import { wasmFamilies } from './families.js';
+import { checkUint8Cast } from '../quant.js';
 import { fillPlan, fillWords } from '../fill.js';
 
 /** Raw kernel exports of build/memfit.wasm used here (the dtype layer types the format ones). */
@@ -253,6 +254,13 @@ export class WasmBackend implements Backend {
     return this.own(storage).ptr;
   }
 
+  /** The bytes [byteOffset, byteOffset + byteLength) of a storage, as a view of this backend's memory (valid until memory grows). */
+  view(storage: Storage, byteOffset: number, byteLength: number): Uint8Array {
+    const s = this.own(storage);
+    if (byteOffset + byteLength > s.byteLength) throw new InvalidArgumentError(`view of ${byteLength} bytes at ${byteOffset} overruns a ${s.byteLength}-byte storage`);
+    return new Uint8Array(kernelExports().memory.buffer, s.ptr + byteOffset, byteLength);
+  }
+
   /** A scratch block accounted as 'temporary'; free with freeTemp. */
   temp(bytes: number, label = 'scratch'): { storage: Storage; ptr: number } {
     const storage = this.alloc(Math.max(bytes, 4), 'temporary', label);
@@ -319,6 +327,7 @@ export class WasmBackend implements Backend {
   // ---- kernels: elementwise, reductions, softmax, matmul -------------------------------------
 
   cast(x: TensorRef, out: TensorRef, options: CastOptions = {}): void {
+    checkUint8Cast(x, out);
     if (x.dtype === out.dtype && !options.saturate && (options.rounding ?? 'nearest-even') === 'nearest-even') {
       return this.moveCodes(x, out, (a, b) => b.set(a)); // same dtype: an exact copy of the codes
     }
@@ -343,7 +352,7 @@ export class WasmBackend implements Backend {
     const r = x.shape.length;
     const rows = x.shape[r - 2], cols = x.shape[r - 1], batch = numel(x.shape) / (rows * cols || 1);
     const w = kernelExports();
-    const bits = x.dtype === 'int32' ? 32 : formatOf(x.dtype).bits;
+    const bits = x.dtype === 'int32' ? 32 : x.dtype === 'uint8' ? 8 : formatOf(x.dtype).bits;
     if (bits >= 8 && x.storage !== out.storage) {
       // Byte-aligned codes: one pass from x's storage straight into out's.
       const width = bits / 8, src = this.ptr(x.storage) + x.offset * width, dst = this.ptr(out.storage), mat = rows * cols * width;
@@ -361,7 +370,7 @@ export class WasmBackend implements Backend {
   private moveCodes(x: TensorRef, out: TensorRef, permute: (src: Uint8Array | Uint16Array | Uint32Array, dst: Uint8Array | Uint16Array | Uint32Array, n: number) => void): void {
     const w = kernelExports();
     const n = numel(x.shape);
-    const bits = x.dtype === 'int32' ? 32 : formatOf(x.dtype).bits;
+    const bits = x.dtype === 'int32' ? 32 : x.dtype === 'uint8' ? 8 : formatOf(x.dtype).bits;
     const width = bits > 16 ? 4 : bits > 8 ? 2 : 1;
     const base = this.ptr(x.storage), o = this.ptr(out.storage); // both checked before any temporary
     const src = this.temp(n * width, 'codes in');
@@ -482,6 +491,9 @@ export class WasmBackend implements Backend {
   globalNorm(...args: Parameters<Backend['globalNorm']>): void { wasmFamilies.globalNorm(this, ...args); }
   ampUpdateScale(...args: Parameters<Backend['ampUpdateScale']>): void { wasmFamilies.ampUpdateScale(this, ...args); }
   adamw(...args: Parameters<Backend['adamw']>): void { wasmFamilies.adamw(this, ...args); }
+  quantizeBlockwise(...args: Parameters<Backend['quantizeBlockwise']>): void { wasmFamilies.quantizeBlockwise(this, ...args); }
+  dequantizeBlockwise(...args: Parameters<Backend['dequantizeBlockwise']>): void { wasmFamilies.dequantizeBlockwise(this, ...args); }
+  optimizer8bit(...args: Parameters<Backend['optimizer8bit']>): void { wasmFamilies.optimizer8bit(this, ...args); }
   conv2d(...args: Parameters<Backend['conv2d']>): void { wasmFamilies.conv2d(this, ...args); }
   conv2dBackwardInput(...args: Parameters<Backend['conv2dBackwardInput']>): void { wasmFamilies.conv2dBackwardInput(this, ...args); }
   conv2dBackwardWeight(...args: Parameters<Backend['conv2dBackwardWeight']>): void { wasmFamilies.conv2dBackwardWeight(this, ...args); }

@@ -9,6 +9,7 @@ import * as loss from './loss.js';
 import * as optim from './optim.js';
 import * as scaledMm from './scaled_mm.js';
 import * as vision from './vision.js';
+import * as optim8bit from './optim8bit.js';
 
 type FamilyKernels = FamilyTable<WasmBackend, FamilyKernelName>;
 
@@ -28,6 +29,9 @@ export const wasmFamilies: FamilyKernels = {
   ampUpdateScale: optim.ampUpdateScale,
   globalNorm: optim.globalNorm,
   adamw: optim.adamw,
+  quantizeBlockwise: optim8bit.quantizeBlockwise,
+  dequantizeBlockwise: optim8bit.dequantizeBlockwise,
+  optimizer8bit: optim8bit.optimizer8bit,
   conv2d: vision.conv2d,
   conv2dBackwardInput: vision.conv2dBackwardInput,
   conv2dBackwardWeight: vision.conv2dBackwardWeight,

@@ -4,7 +4,8 @@
 // written once a submit, bind groups cached) and submitted when results are read.
 import { shaders } from '../../../build/shaders.js';
 import { InvalidArgumentError, MemfitError } from '../../errors.js';
-import { formatOf, INT32_FORMAT_ID, ROUNDING_IDS } from '../../dtype/formats.js';
+import { formatOf, INT32_FORMAT_ID, UINT8_FORMAT_ID, ROUNDING_IDS } from '../../dtype/formats.js';
+import { checkUint8Cast } from '../quant.js';
 import type {
   Backend, BackendStats, BinaryOp, CastOptions, MatmulOptions, ReduceOp, Storage, TensorDType, TensorRef, UnaryOp,
 } from '../backend.js';
@@ -17,7 +18,7 @@ import { gpuFamilies } from './families.js';
 
 /** Format id used in shaders (int32 is 9). */
 export function fmtId(dtype: TensorDType): number {
-  return dtype === 'int32' ? INT32_FORMAT_ID : formatOf(dtype).id;
+  return dtype === 'int32' ? INT32_FORMAT_ID : dtype === 'uint8' ? UINT8_FORMAT_ID : formatOf(dtype).id;
 }
 
 /** A storage-buffer binding declared as array<u32>, with `<name>_code(i, fmt)` and `<name>_f32(i, fmt)` readers. */
@@ -491,6 +492,12 @@ export class WebGPUBackend implements Backend {
     // never broadcast into it.
     if (numel(x.shape) !== numel(out.shape)) throw new InvalidArgumentError(`cast: x [${x.shape.join(', ')}] and out [${out.shape.join(', ')}] hold different numbers of elements`);
     const src: TensorRef = x.shape.join() === out.shape.join() ? x : { storage: x.storage, offset: x.offset, shape: out.shape, dtype: x.dtype };
+    if (checkUint8Cast(x, out)) {
+      // uint8 -> uint8: the codes copied through float8_e4m3fn, whose 256 codes all decode and
+      // re-encode to themselves (its two NaNs keep their sign), so every byte is kept.
+      const e4m3 = (t: TensorRef): TensorRef => ({ storage: t.storage, offset: t.offset, shape: t.shape, dtype: 'float8_e4m3fn' });
+      return this.pointwise(0, 0, [e4m3(src)], e4m3(out), 0, 0, undefined, { mode: 0, seed: 0n, base: 0n });
+    }
     this.pointwise(0, 0, [src], out, 0, options.saturate ? 1 : 0, undefined, { mode, seed, base: 0n });
   }
 
@@ -557,6 +564,9 @@ export class WebGPUBackend implements Backend {
   globalNorm(...args: Parameters<Backend['globalNorm']>): void { gpuFamilies.globalNorm(this, ...args); }
   ampUpdateScale(...args: Parameters<Backend['ampUpdateScale']>): void { gpuFamilies.ampUpdateScale(this, ...args); }
   adamw(...args: Parameters<Backend['adamw']>): void { gpuFamilies.adamw(this, ...args); }
+  quantizeBlockwise(...args: Parameters<Backend['quantizeBlockwise']>): void { gpuFamilies.quantizeBlockwise(this, ...args); }
+  dequantizeBlockwise(...args: Parameters<Backend['dequantizeBlockwise']>): void { gpuFamilies.dequantizeBlockwise(this, ...args); }
+  optimizer8bit(...args: Parameters<Backend['optimizer8bit']>): void { gpuFamilies.optimizer8bit(this, ...args); }
   conv2d(...args: Parameters<Backend['conv2d']>): void { gpuFamilies.conv2d(this, ...args); }
   conv2dBackwardInput(...args: Parameters<Backend['conv2dBackwardInput']>): void { gpuFamilies.conv2dBackwardInput(this, ...args); }
   conv2dBackwardWeight(...args: Parameters<Backend['conv2dBackwardWeight']>): void { gpuFamilies.conv2dBackwardWeight(this, ...args); }

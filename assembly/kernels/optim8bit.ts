@@ -1,0 +1,102 @@
+// Block-wise dynamic 8-bit quantization and the fused 8-bit optimizer step (bitsandbytes'
+// quantize_blockwise and its blockwise 8-bit optimizer kernels); the reference for
+// shaders/optim8bit.wgsl. Rules in src/backend/quant.ts: absmax = the largest |x| compared as bits
+// (NaN above inf), code index = the number of thresholds t_k with t_k * absmax < x (binary search,
+// ties to the lower code), value = code * absmax. No division anywhere, so every backend agrees
+// bit for bit. A table `t` holds 512 float32: the 256 code values, then the 255 thresholds.
+
+@inline function absBits(x: f32): u32 {
+  return reinterpret<u32>(x) & 0x7fffffff;
+}
+
+/** The code index of x in a block with absmax amax. */
+@inline function codeIndex(t: usize, x: f32, amax: f32): u32 {
+  let lo: u32 = 0, hi: u32 = 255;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (x > load<f32>(t + ((<usize>(256 + mid)) << 2)) * amax) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** Quantizes n float32 at x into codes (n bytes) and absmax (one float32 per block). */
+export function quantizeBlockwiseF32(x: usize, n: i32, codes: usize, absmax: usize, block: i32, t: usize): void {
+  for (let b0 = 0, b = 0; b0 < n; b0 += block, b++) {
+    const end = min(n, b0 + block);
+    let m: u32 = 0;
+    for (let i = b0; i < end; i++) m = max(m, absBits(load<f32>(x + (<usize>i << 2))));
+    const amax = reinterpret<f32>(m);
+    store<f32>(absmax + (<usize>b << 2), amax);
+    for (let i = b0; i < end; i++) store<u8>(codes + <usize>i, <u8>codeIndex(t, load<f32>(x + (<usize>i << 2)), amax));
+  }
+}
+
+/** out[i] = t[codes[i]] * absmax[i / block] for n elements. */
+export function dequantizeBlockwiseF32(codes: usize, absmax: usize, n: i32, block: i32, t: usize, out: usize): void {
+  for (let i = 0; i < n; i++) {
+    const c = <usize>load<u8>(codes + <usize>i);
+    store<f32>(out + (<usize>i << 2), load<f32>(t + (c << 2)) * load<f32>(absmax + (<usize>(i / block) << 2)));
+  }
+}
+
+/**
+ * One fused 8-bit optimizer step over n elements (kinds and h0..h8 as Optim8bitStep in
+ * src/backend/backend.ts): per block, the state(s) are dequantized, updated with the parameter in
+ * float32 (the parameter's update uses the new unquantized state, as bitsandbytes does), kept in
+ * `scratch` (2 * block float32), then requantized with the block's new absmax.
+ * kind 0 (adam):     g = grad * h0; m = h2 m + h3 g; v = h4 v + h5 (g g);
+ *                    p = p h1 - h6 (m / (sqrt(v) / h7 + h8))  (exactly adamwF32's arithmetic).
+ * kind 1 (momentum): buf = h6 != 0 ? g : h0 buf + h1 g; u = h3 != 0 ? g + h0 buf : buf; p = p + h2 u.
+ * kind 2 (rmsprop):  s = h0 s + h1 (g g); p = p + h2 (g / (sqrt(s) + h3)).
+ */
+export function optimizer8bitF32(
+  kind: i32, p: usize, grad: usize, c1: usize, a1: usize, t1: usize, c2: usize, a2: usize, t2: usize, n: i32, block: i32, scratch: usize,
+  h0: f32, h1: f32, h2: f32, h3: f32, h4: f32, h5: f32, h6: f32, h7: f32, h8: f32,
+): void {
+  const two = kind == 0;
+  const s2 = scratch + (<usize>block << 2);
+  for (let b0 = 0, b = 0; b0 < n; b0 += block, b++) {
+    const end = min(n, b0 + block);
+    const am1 = load<f32>(a1 + (<usize>b << 2));
+    const am2: f32 = two ? load<f32>(a2 + (<usize>b << 2)) : 0;
+    let m1: u32 = 0, m2: u32 = 0;
+    for (let i = b0; i < end; i++) {
+      const o = <usize>i << 2;
+      const k = <usize>(i - b0) << 2;
+      let x1 = load<f32>(t1 + (<usize>load<u8>(c1 + <usize>i) << 2)) * am1;
+      const pi = load<f32>(p + o);
+      let pn: f32;
+      if (kind == 0) {
+        let x2 = load<f32>(t2 + (<usize>load<u8>(c2 + <usize>i) << 2)) * am2;
+        const g = load<f32>(grad + o) * h0;
+        x1 = h2 * x1 + h3 * g;
+        x2 = h4 * x2 + h5 * (g * g);
+        const denom = Mathf.sqrt(x2) / h7 + h8;
+        pn = pi * h1 - h6 * (x1 / denom);
+        store<f32>(s2 + k, x2);
+        m2 = max(m2, absBits(x2));
+      } else if (kind == 1) {
+        const g = load<f32>(grad + o);
+        x1 = h6 != 0 ? g : h0 * x1 + h1 * g;
+        const u: f32 = h3 != 0 ? g + h0 * x1 : x1;
+        pn = pi + h2 * u;
+      } else {
+        const g = load<f32>(grad + o);
+        x1 = h0 * x1 + h1 * (g * g);
+        pn = pi + h2 * (g / (Mathf.sqrt(x1) + h3));
+      }
+      store<f32>(p + o, pn);
+      store<f32>(scratch + k, x1);
+      m1 = max(m1, absBits(x1));
+    }
+    const n1 = reinterpret<f32>(m1);
+    store<f32>(a1 + (<usize>b << 2), n1);
+    for (let i = b0; i < end; i++) store<u8>(c1 + <usize>i, <u8>codeIndex(t1, load<f32>(scratch + (<usize>(i - b0) << 2)), n1));
+    if (two) {
+      const n2 = reinterpret<f32>(m2);
+      store<f32>(a2 + (<usize>b << 2), n2);
+      for (let i = b0; i < end; i++) store<u8>(c2 + <usize>i, <u8>codeIndex(t2, load<f32>(s2 + (<usize>(i - b0) << 2)), n2));
+    }
+  }
+}

@@ -1,0 +1,83 @@
+// Block-wise dynamic 8-bit quantization (bitsandbytes' quantize_blockwise, as its 8-bit optimizers
+// keep their state), shared by the wasm and WebGPU kernels: argument checks and the code tables.
+//
+// A float32 tensor of n elements is cut into blocks of `blockSize` consecutive elements (the last
+// one may be short). Each block keeps absmax = max |x| over the block (float32; a NaN in the block
+// makes it NaN, so the whole block dequantizes to NaN, as a NaN state does in 32 bits) and each
+// element a uint8 code: the index of the code value (bitsandbytes' dynamic map, signed for first
+// moments, unsigned for second moments) nearest to x / absmax. Dequantize: code value * absmax.
+//
+// To be bit-identical on every backend (WGSL's division is not correctly rounded), the kernels
+// never divide: code index = the number of thresholds t_k (the float32 midpoints
+// (c_k + c_(k+1)) * 0.5 of neighbouring code values, as bitsandbytes' kernel compares against) with
+// t_k * absmax < x, found by binary search; products and comparisons are exact-rounded everywhere.
+// Ties: x exactly on a scaled threshold takes the lower code (the smaller value). A block of zeros
+// has absmax 0 and dequantizes to zeros. absmax is the largest |x| as bits (NaN's bits are above
+// inf's), so the max is exact and independent of the order elements are visited in.
+import { InvalidArgumentError, ShapeMismatchError } from '../errors.js';
+import { dynamicMap, mapThresholds } from '../optim/dynamic_map.js';
+import type { TensorRef } from './backend.js';
+import { numel } from './shape.js';
+
+/** bitsandbytes' optimizer block size (the 8-bit optimizers paper used 2048). */
+export const DEFAULT_BLOCK_SIZE = 256;
+
+/** Whether blockSize is one the kernels take: a power of two from 256 to 4096. */
+export function isBlockSize(b: unknown): b is number {
+  return typeof b === 'number' && Number.isInteger(b) && b >= 256 && b <= 4096 && (b & (b - 1)) === 0;
+}
+
+/** Blocks (absmax values) of n elements. */
+export function blockCount(n: number, blockSize: number): number {
+  return Math.ceil(n / blockSize);
+}
+
+/**
+ * The 512 float32 a kernel reads for one map: the 256 code values, then the 255 thresholds, then
+ * one unused slot.
+ */
+export function quantTable(signed: boolean): Float32Array {
+  let t = tables.get(signed);
+  if (!t) {
+    t = new Float32Array(512);
+    t.set(dynamicMap(signed), 0);
+    t.set(mapThresholds(signed), 256);
+    tables.set(signed, t);
+  }
+  return t;
+}
+
+const tables = new Map<boolean, Float32Array>();
+
+/** Throws unless codes (uint8, n elements) and absmax (float32, one per block) fit n elements in blocks of blockSize. */
+export function checkQuantized(codes: TensorRef, absmax: TensorRef, n: number, blockSize: number, what: string): void {
+  if (!isBlockSize(blockSize)) throw new InvalidArgumentError(`${what}: blockSize must be a power of two from 256 to 4096, got ${String(blockSize)}`);
+  if (codes.dtype !== 'uint8') throw new InvalidArgumentError(`${what}: codes must be uint8, got ${codes.dtype}`);
+  if (absmax.dtype !== 'float32') throw new InvalidArgumentError(`${what}: absmax must be float32, got ${absmax.dtype}`);
+  if (codes.offset !== 0 || absmax.offset !== 0) throw new InvalidArgumentError(`${what}: codes and absmax must start at offset 0`);
+  if (numel(codes.shape) !== n) throw new ShapeMismatchError(`${what}: codes have ${numel(codes.shape)} elements, expected ${n}`);
+  if (numel(absmax.shape) !== blockCount(n, blockSize)) {
+    throw new ShapeMismatchError(`${what}: absmax has ${numel(absmax.shape)} elements, expected ${blockCount(n, blockSize)} (one per block of ${blockSize})`);
+  }
+}
+
+/**
+ * Casts involving uint8: only uint8 -> uint8 (a copy of the codes); uint8 codes are no float
+ * values. Returns true when both are uint8.
+ */
+export function checkUint8Cast(x: TensorRef, out: TensorRef): boolean {
+  const a = x.dtype === 'uint8', b = out.dtype === 'uint8';
+  if (a !== b) throw new InvalidArgumentError(`cannot cast ${x.dtype} to ${out.dtype}: uint8 tensors hold quantization codes (use dequantizeBlockwise for their values)`);
+  return a;
+}
+
+/** Which update Kernels.optimizer8bit runs. */
+export type Optim8bitKind = 'adam' | 'momentum' | 'rmsprop';
+
+/** Kernel ids of the kinds (the same in AssemblyScript and WGSL). */
+export const OPTIM8BIT_KIND_IDS: Readonly<Record<Optim8bitKind, number>> = { adam: 0, momentum: 1, rmsprop: 2 };
+
+/** The states a kind keeps and whether each is quantized with the signed map. */
+export const OPTIM8BIT_STATES: Readonly<Record<Optim8bitKind, readonly boolean[]>> = {
+  adam: [true, false], momentum: [true], rmsprop: [false],
+};

@@ -1,0 +1,102 @@
+// Block-wise 8-bit quantization and the fused 8-bit optimizer step on the wasm backend
+// (AssemblyScript in assembly/kernels/optim8bit.ts; rules in src/backend/quant.ts).
+import { InvalidArgumentError, ShapeMismatchError } from '../../errors.js';
+import type { AdamWDeviceInputs, Optim8bitStep, QuantizedStateRef, TensorRef } from '../backend.js';
+import { checkQuantized, OPTIM8BIT_KIND_IDS, OPTIM8BIT_STATES, quantTable } from '../quant.js';
+import { numel } from '../shape.js';
+import { kernelExports, type WasmBackend } from './backend.js';
+
+interface Optim8bitExports {
+  quantizeBlockwiseF32(x: number, n: number, codes: number, absmax: number, block: number, t: number): void;
+  dequantizeBlockwiseF32(codes: number, absmax: number, n: number, block: number, t: number, out: number): void;
+  optimizer8bitF32(
+    kind: number, p: number, grad: number, c1: number, a1: number, t1: number, c2: number, a2: number, t2: number, n: number, block: number, scratch: number,
+    h0: number, h1: number, h2: number, h3: number, h4: number, h5: number, h6: number, h7: number, h8: number,
+  ): void;
+}
+
+function k(): Optim8bitExports {
+  return kernelExports() as unknown as Optim8bitExports;
+}
+
+/** Runs fn with the tables of the given maps in wasm memory (a 'temporary' block freed afterwards). */
+function withTables<R>(backend: WasmBackend, signed: readonly boolean[], fn: (ptrs: number[]) => R): R {
+  const t = backend.temp(signed.length * 2048, 'quantization tables');
+  try {
+    signed.forEach((s, i) => new Float32Array(kernelExports().memory.buffer, t.ptr + i * 2048, 512).set(quantTable(s)));
+    return fn(signed.map((_, i) => t.ptr + i * 2048));
+  } finally {
+    backend.free(t.storage);
+  }
+}
+
+export function quantizeBlockwise(backend: WasmBackend, x: TensorRef, codes: TensorRef, absmax: TensorRef, signed: boolean, blockSize: number): void {
+  const n = numel(x.shape);
+  checkQuantized(codes, absmax, n, blockSize, 'quantizeBlockwise');
+  if (x.dtype !== 'float32') throw new InvalidArgumentError(`quantizeBlockwise: x must be float32, got ${x.dtype}`);
+  if (n === 0) return;
+  const c = backend.ptr(codes.storage), a = backend.ptr(absmax.storage);
+  withTables(backend, [signed], ([t]) => k().quantizeBlockwiseF32(backend.ptr(x.storage) + x.offset * 4, n, c, a, blockSize, t));
+}
+
+export function dequantizeBlockwise(backend: WasmBackend, codes: TensorRef, absmax: TensorRef, out: TensorRef, signed: boolean, blockSize: number): void {
+  const n = numel(out.shape);
+  checkQuantized(codes, absmax, n, blockSize, 'dequantizeBlockwise');
+  if (out.dtype !== 'float32' || out.offset !== 0) throw new InvalidArgumentError(`dequantizeBlockwise: out must be float32 at offset 0, got ${out.dtype}`);
+  if (n === 0) return;
+  const c = backend.ptr(codes.storage), a = backend.ptr(absmax.storage), o = backend.ptr(out.storage);
+  withTables(backend, [signed], ([t]) => k().dequantizeBlockwiseF32(c, a, n, blockSize, t, o));
+}
+
+export function optimizer8bit(
+  backend: WasmBackend, param: TensorRef, grad: TensorRef, state1: QuantizedStateRef, state2: QuantizedStateRef | null, step: Optim8bitStep, device?: AdamWDeviceInputs,
+): void {
+  const n = numel(param.shape);
+  const kind = OPTIM8BIT_KIND_IDS[step.kind];
+  if (kind === undefined) throw new InvalidArgumentError(`optimizer8bit: unknown kind ${String(step.kind)}`);
+  const signs = OPTIM8BIT_STATES[step.kind];
+  if ((signs.length === 2) !== (state2 !== null)) throw new InvalidArgumentError(`optimizer8bit: '${step.kind}' keeps ${signs.length} state(s)`);
+  checkQuantized(state1.codes, state1.absmax, n, step.blockSize, 'optimizer8bit state1');
+  if (state2) checkQuantized(state2.codes, state2.absmax, n, step.blockSize, 'optimizer8bit state2');
+  if (numel(grad.shape) !== n) throw new ShapeMismatchError(`optimizer8bit: grad has ${numel(grad.shape)} elements, the parameter ${n}`);
+  if (param.dtype === 'int32' || param.dtype === 'uint8' || grad.dtype === 'int32' || grad.dtype === 'uint8') throw new InvalidArgumentError('optimizer8bit: param and grad must be float dtypes');
+  if (step.h.length !== 9) throw new InvalidArgumentError(`optimizer8bit: h must have 9 scalars, got ${step.h.length}`);
+  const h = [...step.h];
+  if (device) {
+    const mem = () => new Float32Array(kernelExports().memory.buffer);
+    if (device.foundInf.dtype !== 'float32' || numel(device.foundInf.shape) !== 1) throw new InvalidArgumentError('optimizer8bit: foundInf must be float32 with one element');
+    if (mem()[(backend.ptr(device.foundInf.storage) >> 2) + device.foundInf.offset] !== 0) return; // skipped (NaN counts as set)
+    if (device.scalars) {
+      if (device.scalars.dtype !== 'float32' || numel(device.scalars.shape) !== 2) throw new InvalidArgumentError('optimizer8bit: scalars must be float32 with 2 elements');
+      const at = (backend.ptr(device.scalars.storage) >> 2) + device.scalars.offset;
+      h[6] = mem()[at];
+      h[7] = mem()[at + 1];
+    }
+  }
+  if (n === 0) return;
+  const c1 = backend.ptr(state1.codes.storage), a1 = backend.ptr(state1.absmax.storage);
+  const c2 = state2 ? backend.ptr(state2.codes.storage) : 0, a2 = state2 ? backend.ptr(state2.absmax.storage) : 0;
+  const g = backend.stageIn(grad);
+  try {
+    const scratch = backend.temp(step.blockSize * 8, 'optimizer8bit scratch');
+    try {
+      withTables(backend, signs, ([t1, t2]) => {
+        const run = (pp: number) => k().optimizer8bitF32(kind, pp, g.ptr, c1, a1, t1, c2, a2, t2 ?? 0, n, step.blockSize, scratch.ptr, h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8]);
+        if (param.dtype === 'float32') return run(backend.ptr(param.storage) + param.offset * 4);
+        const p = backend.stageIn(param); // exact float32 copy
+        try {
+          const o = backend.stageOut(param);
+          new Float32Array(kernelExports().memory.buffer, o.ptr, n).set(new Float32Array(kernelExports().memory.buffer, p.ptr, n));
+          run(o.ptr);
+          o.commit();
+        } finally {
+          p.release();
+        }
+      });
+    } finally {
+      backend.free(scratch.storage);
+    }
+  } finally {
+    g.release();
+  }
+}

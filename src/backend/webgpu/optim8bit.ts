@@ -1,0 +1,90 @@
+// Block-wise 8-bit quantization and the fused 8-bit optimizer step on the WebGPU backend
+// (shaders/optim8bit.wgsl; wasm twins in assembly/kernels/optim8bit.ts; rules in src/backend/quant.ts).
+import { InvalidArgumentError, ShapeMismatchError } from '../../errors.js';
+import type { AdamWDeviceInputs, Optim8bitStep, QuantizedStateRef, TensorRef } from '../backend.js';
+import { blockCount, checkQuantized, OPTIM8BIT_KIND_IDS, OPTIM8BIT_STATES, quantTable } from '../quant.js';
+import { numel } from '../shape.js';
+import { accessor, fmtId, type Binding, type WebGPUBackend } from './backend.js';
+import { shaderStage } from './stages.js';
+
+/** The uniform block: 8 u32, h (12 f32), then two tables of 512 f32. */
+function uniform(n: number, block: number, h: readonly number[], tables: readonly Float32Array[], extra: readonly number[] = []): ArrayBuffer {
+  const u = new ArrayBuffer(32 + 48 + 2 * 2048);
+  new Uint32Array(u).set([n, block, ...extra]);
+  new Float32Array(u).set(h, 8);
+  tables.forEach((t, i) => new Float32Array(u).set(t, 20 + i * 512));
+  return u;
+}
+
+function section(g: WebGPUBackend, name: string): string {
+  return shaderStage(g.shader('optim8bit'), name);
+}
+
+export function quantizeBlockwise(g: WebGPUBackend, x: TensorRef, codes: TensorRef, absmax: TensorRef, signed: boolean, blockSize: number): void {
+  const n = numel(x.shape);
+  checkQuantized(codes, absmax, n, blockSize, 'quantizeBlockwise');
+  if (x.dtype !== 'float32') throw new InvalidArgumentError(`quantizeBlockwise: x must be float32, got ${x.dtype}`);
+  if (n === 0) return;
+  const p = g.pipeline('optim8bit.quantize', () => section(g, 'quantize'));
+  g.dispatch(p, [{ storage: x.storage, what: 'x' }, { storage: codes.storage, what: 'codes' }, { storage: absmax.storage, what: 'absmax' }],
+    uniform(n, blockSize, [], [quantTable(signed)], [x.offset]), blockCount(n, blockSize));
+}
+
+export function dequantizeBlockwise(g: WebGPUBackend, codes: TensorRef, absmax: TensorRef, out: TensorRef, signed: boolean, blockSize: number): void {
+  const n = numel(out.shape);
+  checkQuantized(codes, absmax, n, blockSize, 'dequantizeBlockwise');
+  if (out.dtype !== 'float32' || out.offset !== 0) throw new InvalidArgumentError(`dequantizeBlockwise: out must be float32 at offset 0, got ${out.dtype}`);
+  if (n === 0) return;
+  const p = g.pipeline('optim8bit.dequantize', () => section(g, 'dequantize'));
+  g.dispatch(p, [{ storage: codes.storage, what: 'codes' }, { storage: absmax.storage, what: 'absmax' }, { storage: out.storage, what: 'out' }],
+    uniform(n, blockSize, [], [quantTable(signed)]), Math.ceil(Math.ceil(n / 4) / 256));
+}
+
+export function optimizer8bit(
+  g: WebGPUBackend, param: TensorRef, grad: TensorRef, state1: QuantizedStateRef, state2: QuantizedStateRef | null, step: Optim8bitStep, device?: AdamWDeviceInputs,
+): void {
+  const n = numel(param.shape);
+  const kind = OPTIM8BIT_KIND_IDS[step.kind];
+  if (kind === undefined) throw new InvalidArgumentError(`optimizer8bit: unknown kind ${String(step.kind)}`);
+  const signs = OPTIM8BIT_STATES[step.kind];
+  if ((signs.length === 2) !== (state2 !== null)) throw new InvalidArgumentError(`optimizer8bit: '${step.kind}' keeps ${signs.length} state(s)`);
+  checkQuantized(state1.codes, state1.absmax, n, step.blockSize, 'optimizer8bit state1');
+  if (state2) checkQuantized(state2.codes, state2.absmax, n, step.blockSize, 'optimizer8bit state2');
+  if (numel(grad.shape) !== n) throw new ShapeMismatchError(`optimizer8bit: grad has ${numel(grad.shape)} elements, the parameter ${n}`);
+  if (param.dtype === 'int32' || param.dtype === 'uint8' || grad.dtype === 'int32' || grad.dtype === 'uint8') throw new InvalidArgumentError('optimizer8bit: param and grad must be float dtypes');
+  if (step.h.length !== 9) throw new InvalidArgumentError(`optimizer8bit: h must have 9 scalars, got ${step.h.length}`);
+  if (device) {
+    if (device.foundInf.dtype !== 'float32' || numel(device.foundInf.shape) !== 1) throw new InvalidArgumentError('optimizer8bit: foundInf must be float32 with one element');
+    if (device.scalars && (device.scalars.dtype !== 'float32' || numel(device.scalars.shape) !== 2)) throw new InvalidArgumentError('optimizer8bit: scalars must be float32 with 2 elements');
+  }
+  if (n === 0) return;
+  let work = param;
+  if (param.dtype !== 'float32') {
+    if (param.offset !== 0) throw new InvalidArgumentError('a low-precision optimizer8bit param must start at offset 0');
+    work = { storage: g.alloc(n * 4, 'temporary', 'optimizer8bit param f32'), offset: 0, shape: param.shape, dtype: 'float32' };
+    g.cast(param, work); // exact
+  }
+  const dummy = state2 ? null : g.alloc(4, 'temporary', 'optimizer8bit unused state');
+  try {
+    const stage = device ? 'step_amp' : 'step';
+    const p = g.pipeline(`optim8bit.${stage}`, () => g.shader('dtype') + accessor('g', 1, 'read') + section(g, stage), { FG: fmtId(grad.dtype), KIND: kind });
+    const bindings: Binding[] = [
+      { storage: work.storage, what: 'param' }, { storage: grad.storage, what: 'grad' },
+      { storage: state1.codes.storage, what: 'codes' }, { storage: state1.absmax.storage, what: 'absmax' },
+      { storage: state2?.codes.storage ?? dummy!, what: 'codes 2' }, { storage: state2?.absmax.storage ?? dummy!, what: 'absmax 2' },
+    ];
+    let extra = [work.offset, grad.offset];
+    if (device) {
+      const sc = device.scalars ?? device.foundInf; // bound but unread without scalars
+      extra = [...extra, device.foundInf.offset, sc.offset, device.scalars ? 1 : 0];
+      bindings.push({ storage: device.foundInf.storage, what: 'foundInf' }, { storage: sc.storage, what: 'scalars' });
+    }
+    g.dispatch(p, bindings, uniform(n, step.blockSize, step.h, signs.map(quantTable), extra), blockCount(n, step.blockSize));
+  } finally {
+    if (dummy) g.free(dummy);
+  }
+  if (work !== param) {
+    g.cast(work, param);
+    g.free(work.storage);
+  }
+}
