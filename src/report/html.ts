@@ -40,19 +40,19 @@ td:first-child { color: #555; white-space: nowrap; }
 pre { white-space: pre-wrap; background: #fff; border: 1px solid #ddd; border-radius: 6px; padding: 10px; max-width: 1000px; font-size: 13px; }
 `;
 
-/** The report document. */
-export function trainingReportHtml(data: TrainingReportData): string {
-  const title = data.title ?? 'memfit training report';
-  const charts = trainingCharts(data.steps, data.validation ?? []);
-  // The records, for anyone who wants to re-plot them: JSON in an inert script element ('<' escaped
-  // so that no string can close it).
-  const json = JSON.stringify({ steps: data.steps, validation: data.validation ?? [] }).replace(/</g, '\\u003c');
-  const rows = data.summary.map(([k, v]) => `<tr><td>${esc(k)}</td><td>${esc(v)}</td></tr>`).join('\n');
+/**
+ * The page both reports share: generator and CSP meta tags, the title, the date, a summary table,
+ * the charts, what follows them, and the records as JSON in an inert script element ('<' escaped
+ * so that no string can close it).
+ */
+function reportPage(generator: string, title: string, date: Date | undefined, summary: readonly (readonly [string, string])[], charts: readonly string[], after: string, records: unknown): string {
+  const rows = summary.map(([k, v]) => `<tr><td>${esc(k)}</td><td>${esc(v)}</td></tr>`).join('\n');
+  const json = JSON.stringify(records).replace(/</g, '\\u003c');
   return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
-<meta name="generator" content="${REPORT_GENERATOR}">
+<meta name="generator" content="${generator}">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${esc(title)}</title>
@@ -60,20 +60,25 @@ export function trainingReportHtml(data: TrainingReportData): string {
 </head>
 <body>
 <h1>${esc(title)}</h1>
-<div class="when">${esc((data.date ?? new Date()).toISOString())}</div>
+<div class="when">${esc((date ?? new Date()).toISOString())}</div>
 <table>
 ${rows}
 </table>
 <div class="charts">
-${charts.loss}
-${charts.throughput}
-${charts.memory}
+${charts.join('\n')}
 </div>
-${data.sample ? `<h2 style="font-size:16px">Generated text</h2>\n<pre>${esc(data.sample)}</pre>` : ''}
-<script type="application/json" id="memfit-records">${json}</script>
+${after}<script type="application/json" id="memfit-records">${json}</script>
 </body>
 </html>
 `;
+}
+
+/** The report document. */
+export function trainingReportHtml(data: TrainingReportData): string {
+  const charts = trainingCharts(data.steps, data.validation ?? []);
+  const sample = data.sample ? `<h2 style="font-size:16px">Generated text</h2>\n<pre>${esc(data.sample)}</pre>\n` : '';
+  return reportPage(REPORT_GENERATOR, data.title ?? 'memfit training report', data.date, data.summary, [charts.loss, charts.throughput, charts.memory], sample,
+    { steps: data.steps, validation: data.validation ?? [] });
 }
 
 const headOf = (generator: string): RegExp => new RegExp(`^<!doctype html>\\s*<html[^>]*>\\s*<head>\\s*<meta charset="utf-8">\\s*<meta name="generator" content="${generator}">`, 'i');
@@ -118,32 +123,7 @@ function tableHtml(t: ReportTable): string {
 
 /** The checkpoint plan report (`memfit plan --report`): one self-contained file, as the training report. */
 export function planReportHtml(data: PlanReportData): string {
-  const title = data.title ?? 'memfit checkpoint plan';
-  const rows = data.summary.map(([k, v]) => `<tr><td>${esc(k)}</td><td>${esc(v)}</td></tr>`).join('\n');
-  const json = JSON.stringify(data.records ?? null).replace(/</g, '\\u003c');
   const charts = [tradeoffChart(data.tradeoff, { width: 720, height: 380 }), ...data.timelines.map((t) => memoryTimelineChart(t.points, { title: t.title, width: 720, height: 320 }))];
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="generator" content="${PLAN_REPORT_GENERATOR}">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>${esc(title)}</title>
-<style>${STYLE}</style>
-</head>
-<body>
-<h1>${esc(title)}</h1>
-<div class="when">${esc((data.date ?? new Date()).toISOString())}</div>
-<table>
-${rows}
-</table>
-<div class="charts">
-${charts.join('\n')}
-</div>
-${data.tables.map(tableHtml).join('\n')}
-<script type="application/json" id="memfit-records">${json}</script>
-</body>
-</html>
-`;
+  const tables = data.tables.map(tableHtml).join('\n');
+  return reportPage(PLAN_REPORT_GENERATOR, data.title ?? 'memfit checkpoint plan', data.date, data.summary, charts, tables ? `${tables}\n` : '', data.records ?? null);
 }
