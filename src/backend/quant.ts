@@ -16,7 +16,7 @@
 // inf's), so the max is exact and independent of the order elements are visited in.
 import { InvalidArgumentError, ShapeMismatchError } from '../errors.js';
 import { dynamicMap, mapThresholds } from '../optim/dynamic_map.js';
-import type { TensorRef } from './backend.js';
+import type { Optim8bitStep, QuantizedStateRef, TensorRef } from './backend.js';
 import { numel } from './shape.js';
 
 /** bitsandbytes' optimizer block size (the 8-bit optimizers paper used 2048). */
@@ -81,3 +81,18 @@ export const OPTIM8BIT_KIND_IDS: Readonly<Record<Optim8bitKind, number>> = { ada
 export const OPTIM8BIT_STATES: Readonly<Record<Optim8bitKind, readonly boolean[]>> = {
   adam: [true, false], momentum: [true], rmsprop: [false],
 };
+
+/** The checks both backends' optimizer8bit make; returns the element count and the kind's id. */
+export function checkOptimizer8bit(param: TensorRef, grad: TensorRef, state1: QuantizedStateRef, state2: QuantizedStateRef | null, step: Optim8bitStep): { n: number; kind: number; signs: readonly boolean[] } {
+  const n = numel(param.shape);
+  const kind = OPTIM8BIT_KIND_IDS[step.kind];
+  if (kind === undefined) throw new InvalidArgumentError(`optimizer8bit: unknown kind ${String(step.kind)}`);
+  const signs = OPTIM8BIT_STATES[step.kind];
+  if ((signs.length === 2) !== (state2 !== null)) throw new InvalidArgumentError(`optimizer8bit: '${step.kind}' keeps ${signs.length} state(s)`);
+  checkQuantized(state1.codes, state1.absmax, n, step.blockSize, 'optimizer8bit state1');
+  if (state2) checkQuantized(state2.codes, state2.absmax, n, step.blockSize, 'optimizer8bit state2');
+  if (numel(grad.shape) !== n) throw new ShapeMismatchError(`optimizer8bit: grad has ${numel(grad.shape)} elements, the parameter ${n}`);
+  if (param.dtype === 'int32' || param.dtype === 'uint8' || grad.dtype === 'int32' || grad.dtype === 'uint8') throw new InvalidArgumentError('optimizer8bit: param and grad must be float dtypes');
+  if (step.h.length !== 9) throw new InvalidArgumentError(`optimizer8bit: h must have 9 scalars, got ${step.h.length}`);
+  return { n, kind, signs };
+}

@@ -187,6 +187,15 @@ test('cast between shapes of the same size reads in row-major order on both back
   g.free(x.storage); g.free(out.storage);
 });
 
+test('WebGPU write takes a view of shared WebAssembly memory (the threaded wasm backend\'s) and writes its bytes', async () => {
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: 16, shared: true }); // as the wasm backend's
+  const shared = new Float32Array(memory.buffer, 1024, 64).map((_, i) => i * 0.5);
+  const t = tensor(g, [48], 'float32');
+  g.write(t.storage, shared.subarray(8, 56));
+  assert.equal(Array.from(await readF32(g, t)), Array.from(shared.subarray(8, 56)));
+  g.free(t.storage);
+});
+
 test('BufferPool hands out the free buffer created first, whatever order they were freed in', () => {
   let made = 0;
   const pool = new BufferPool<string>(new MemoryTracker(), () => `b${made++}`, () => {});

@@ -177,7 +177,10 @@ export class WebGPUBackend implements Backend {
     if (byteOffset % 4 !== 0) throw new InvalidArgumentError('GPU writes must start at a multiple of 4 bytes');
     const padded = Math.ceil(data.byteLength / 4) * 4;
     let bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    if (padded !== data.byteLength) {
+    // A view of shared memory (the threaded wasm backend's, which paged optimizer state and
+    // toBackend copies come from) is copied first: WebGPU takes no SharedArrayBuffer (Dawn in Node
+    // crashes on one, browsers throw).
+    if (padded !== data.byteLength || (typeof SharedArrayBuffer === 'function' && data.buffer instanceof SharedArrayBuffer)) {
       bytes = new Uint8Array(padded);
       bytes.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
     }

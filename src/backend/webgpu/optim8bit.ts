@@ -2,7 +2,7 @@
 // (shaders/optim8bit.wgsl; wasm twins in assembly/kernels/optim8bit.ts; rules in src/backend/quant.ts).
 import { InvalidArgumentError, ShapeMismatchError } from '../../errors.js';
 import type { AdamWDeviceInputs, Optim8bitStep, QuantizedStateRef, TensorRef } from '../backend.js';
-import { blockCount, checkQuantized, OPTIM8BIT_KIND_IDS, OPTIM8BIT_STATES, quantTable } from '../quant.js';
+import { blockCount, checkOptimizer8bit, checkQuantized, quantTable } from '../quant.js';
 import { numel } from '../shape.js';
 import { accessor, fmtId, type Binding, type WebGPUBackend } from './backend.js';
 import { shaderStage } from './stages.js';
@@ -43,16 +43,7 @@ export function dequantizeBlockwise(g: WebGPUBackend, codes: TensorRef, absmax: 
 export function optimizer8bit(
   g: WebGPUBackend, param: TensorRef, grad: TensorRef, state1: QuantizedStateRef, state2: QuantizedStateRef | null, step: Optim8bitStep, device?: AdamWDeviceInputs,
 ): void {
-  const n = numel(param.shape);
-  const kind = OPTIM8BIT_KIND_IDS[step.kind];
-  if (kind === undefined) throw new InvalidArgumentError(`optimizer8bit: unknown kind ${String(step.kind)}`);
-  const signs = OPTIM8BIT_STATES[step.kind];
-  if ((signs.length === 2) !== (state2 !== null)) throw new InvalidArgumentError(`optimizer8bit: '${step.kind}' keeps ${signs.length} state(s)`);
-  checkQuantized(state1.codes, state1.absmax, n, step.blockSize, 'optimizer8bit state1');
-  if (state2) checkQuantized(state2.codes, state2.absmax, n, step.blockSize, 'optimizer8bit state2');
-  if (numel(grad.shape) !== n) throw new ShapeMismatchError(`optimizer8bit: grad has ${numel(grad.shape)} elements, the parameter ${n}`);
-  if (param.dtype === 'int32' || param.dtype === 'uint8' || grad.dtype === 'int32' || grad.dtype === 'uint8') throw new InvalidArgumentError('optimizer8bit: param and grad must be float dtypes');
-  if (step.h.length !== 9) throw new InvalidArgumentError(`optimizer8bit: h must have 9 scalars, got ${step.h.length}`);
+  const { n, kind, signs } = checkOptimizer8bit(param, grad, state1, state2, step);
   if (device) {
     if (device.foundInf.dtype !== 'float32' || numel(device.foundInf.shape) !== 1) throw new InvalidArgumentError('optimizer8bit: foundInf must be float32 with one element');
     if (device.scalars && (device.scalars.dtype !== 'float32' || numel(device.scalars.shape) !== 2)) throw new InvalidArgumentError('optimizer8bit: scalars must be float32 with 2 elements');
