@@ -15,6 +15,7 @@ const $ = <T extends HTMLElement>(id: string): T => {
   return e as T;
 };
 const backendSelect = $<HTMLSelectElement>('backend'), optimizerSelect = $<HTMLSelectElement>('optimizer'), precisionSelect = $<HTMLSelectElement>('precision');
+const checkpointSelect = $<HTMLSelectElement>('checkpointing');
 const stepsInput = $<HTMLInputElement>('steps'), batchInput = $<HTMLInputElement>('batchSize');
 const seqInput = $<HTMLInputElement>('seqLen'), lrInput = $<HTMLInputElement>('lr');
 const trainButton = $<HTMLButtonElement>('train'), stopButton = $<HTMLButtonElement>('stop'), saveButton = $<HTMLButtonElement>('save');
@@ -33,7 +34,7 @@ function setState(s: State): void {
   trainButton.disabled = busy || text === '';
   stopButton.disabled = s !== 'training';
   saveButton.disabled = busy || last === null || last.steps.length === 0;
-  for (const el of [backendSelect, optimizerSelect, precisionSelect, stepsInput, batchInput, seqInput, lrInput]) el.disabled = busy;
+  for (const el of [backendSelect, optimizerSelect, precisionSelect, checkpointSelect, stepsInput, batchInput, seqInput, lrInput]) el.disabled = busy;
   if (!busy) backendSelect.querySelector<HTMLOptionElement>('option[value=webgpu]')!.disabled = !webgpuAvailable;
 }
 
@@ -80,6 +81,7 @@ async function train(): Promise<void> {
     const config = tinyLlamaConfig({
       steps: intInput(stepsInput, 'steps', 1, 100000), batchSize: intInput(batchInput, 'batch size', 1, 256),
       seqLen: intInput(seqInput, 'seq len', 2, 1024), lr: Number(lrInput.value), optimizer, precision: precisionSelect.value as TrainPrecision,
+      checkpointModules: checkpointSelect.value || undefined,
     });
     if (!(config.lr > 0)) throw new RangeError(`the learning rate must be a positive number, got ${JSON.stringify(lrInput.value)}`);
     stopRequested = false;
@@ -127,7 +129,7 @@ async function train(): Promise<void> {
       ['backend', backend.description],
       ['model', `Llama: ${m.numHiddenLayers} layers, hidden ${m.hiddenSize}, ${m.numAttentionHeads} heads, vocabulary ${m.vocabSize} bytes, ${params.toLocaleString('en-US')} parameters`],
       ['data', `State of the Union addresses since 1990, ${text.length.toLocaleString('en-US')} characters`],
-      ['training', `${trainer.step} steps, batch ${config.batchSize} x ${config.seqLen} tokens, ${optimizer} lr ${config.lr}, warmup ${config.warmupSteps} + cosine, precision ${config.precision}, seed ${config.seed}`],
+      ['training', `${trainer.step} steps, batch ${config.batchSize} x ${config.seqLen} tokens, ${optimizer} lr ${config.lr}, warmup ${config.warmupSteps} + cosine, precision ${config.precision}${trainer.checkpointed.length ? `, checkpointed ${trainer.checkpointed.join(' ')}` : ''}, seed ${config.seed}`],
       ['loss', `${first.toFixed(4)} -> ${lastLoss.toFixed(4)}; validation ${val.toFixed(4)}`],
       ['throughput', later.length ? `${fmt(tps)} tokens/s (after step 1)` : 'one step only'],
       ['peak memory', `${mib(peak)} allocated (in a training step)`],

@@ -56,11 +56,12 @@ test('a visitor trains the tiny Llama on wasm: the charts draw, the loss falls, 
     const adapter = await page.evaluate('(async () => !!(navigator.gpu && await navigator.gpu.requestAdapter()))()');
     assert.is(await page.isDisabled('option[value=webgpu]'), !adapter, `WebGPU offered: ${!adapter ? 'no' : 'yes'}`);
     assert.match(await page.textContent('#corpus') ?? '', /^1,\d{3},\d{3} characters/);
-    // Options that have not landed are shown, disabled, as coming; precision has landed.
-    assert.ok(await page.isDisabled('#checkpointing'));
-    assert.match(await page.textContent('label:has(#checkpointing)') ?? '', /coming/);
-    assert.not.ok(await page.isDisabled('#precision'));
+    // Every option has landed: precision (fp8 and half-precision weights too), checkpointing, 8-bit optimizers.
+    for (const v of ['bf16-true', '16-true', 'fp8']) assert.ok(await page.$(`#precision option[value="${v}"]`), v);
+    assert.ok(await page.$('#optimizer option[value=adamw8bit]'));
+    assert.not.ok(await page.isDisabled('#checkpointing'));
     await page.selectOption('#precision', 'bf16-mixed'); // the run below trains under bfloat16 autocast
+    await page.selectOption('#checkpointing', '^layers\\.\\d+$'); // with every decoder layer checkpointed
 
     await page.selectOption('#backend', 'wasm');
     await page.selectOption('#optimizer', 'sgd');
@@ -102,6 +103,7 @@ test('a visitor trains the tiny Llama on wasm: the charts draw, the loss falls, 
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#save')]);
     const html = readFileSync(await download.path(), 'utf8');
     assert.ok(isTrainingReportHtml(html), 'the saved file is a memfit report');
+    assert.match(html, /precision bf16-mixed, checkpointed layers\.0 layers\.1,/);
     for (const c of ['loss', 'throughput', 'memory']) assert.ok(html.includes(`data-chart="${c}"`), c);
 
     mkdirSync(dirname(SCREENSHOT), { recursive: true });
