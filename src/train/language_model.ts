@@ -70,9 +70,15 @@ export interface TrainConfig {
    */
   gradientRelease?: boolean;
   /**
+   * Run the forward under bfloat16 autocast whatever the precision ('bf16-true' too: its ops then
+   * keep bfloat16 activations instead of float32 ones). The mixed precisions autocast anyway.
+   * Default false.
+   */
+  bf16Autocast?: boolean;
+  /**
    * A memory preset. 'least': everything that lowers a step's peak while training stays correct:
-   * bfloat16 weights with stochastic rounding ('bf16-true'), 8-bit AdamW, per-layer activation
-   * checkpointing ('^layers\.\d+$') and gradient release. Fields given explicitly win over the
+   * bfloat16 weights with stochastic rounding ('bf16-true') and bfloat16 autocast, 8-bit AdamW,
+   * per-layer activation checkpointing ('^layers\.\d+$') and gradient release. Fields given explicitly win over the
    * preset's. Default: none.
    */
   memory?: TrainMemoryPreset;
@@ -83,9 +89,10 @@ export type TrainMemoryPreset = 'least';
 export const TRAIN_MEMORY_PRESETS: readonly TrainMemoryPreset[] = ['least'];
 
 /** The fields the 'least' memory preset sets (see TrainConfig.memory). */
-export const LEAST_MEMORY: Readonly<Pick<TrainConfig, 'precision' | 'stochasticRounding' | 'optimizer' | 'checkpointModules' | 'gradientRelease'>> = {
+export const LEAST_MEMORY: Readonly<Pick<TrainConfig, 'precision' | 'stochasticRounding' | 'bf16Autocast' | 'optimizer' | 'checkpointModules' | 'gradientRelease'>> = {
   precision: 'bf16-true',
   stochasticRounding: true,
+  bf16Autocast: true,
   optimizer: 'adamw8bit',
   checkpointModules: '^layers\\.\\d+$',
   gradientRelease: true,
@@ -242,7 +249,8 @@ export class LanguageModelTrainer {
   /** Runs fn (a forward) in the configured precision: under autocast for the mixed ones. */
   inPrecision<T>(fn: () => T): T {
     const p = this.config.precision;
-    return p === 'bf16-mixed' || p === '16-mixed' || p === 'fp8' ? autocast({ dtype: p === '16-mixed' ? 'float16' : 'bfloat16' }, fn) : fn();
+    if (p === 'bf16-mixed' || p === '16-mixed' || p === 'fp8') return autocast({ dtype: p === '16-mixed' ? 'float16' : 'bfloat16' }, fn);
+    return this.config.bf16Autocast ? autocast({ dtype: 'bfloat16' }, fn) : fn();
   }
 
   private upload(batch: TokenBatch): [Tensor, Tensor] {
