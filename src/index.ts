@@ -76,9 +76,9 @@ export type {
   ConvertModelOptions, ConvertReport, TensorConversionReport, ConvertTarget, ScaleKind, ConversionMetadata, ConvertedTensorEntry, ConversionRun,
   InspectOptions, InspectReport, InspectedTensor, TensorStats, DTypeTotal,
 } from './io/convert_model.js';
-export { LanguageModelTrainer, TINY_LLAMA, MEDIUM_LLAMA, TRAIN_OPTIMIZERS, TRAIN_PRECISIONS, tinyLlamaConfig } from './train/language_model.js';
-export type { TrainConfig, StepResult, TrainOptimizer, TrainPrecision } from './train/language_model.js';
-export { lineChart, lossChart, throughputChart, memoryChart, trainingCharts, tradeoffChart, memoryTimelineChart, CATEGORY_COLORS } from './report/charts.js';
-export type { ChartStep, ChartSeries, ChartOptions, ValidationPoint, TradeoffPoint, TimelinePoint } from './report/charts.js';
+export { LanguageModelTrainer, TINY_LLAMA, MEDIUM_LLAMA, TRAIN_OPTIMIZERS, TRAIN_PRECISIONS, TRAIN_MEMORY_PRESETS, LEAST_MEMORY, applyMemoryPreset, tinyLlamaConfig } from './train/language_model.js';
+export type { TrainConfig, StepResult, TrainOptimizer, TrainPrecision, TrainMemoryPreset } from './train/language_model.js';
+export { lineChart, lossChart, throughputChart, memoryChart, trainingCharts, tradeoffChart, memoryTimelineChart, stackedBarChart, CATEGORY_COLORS } from './report/charts.js';
+export type { ChartStep, ChartSeries, ChartOptions, ValidationPoint, TradeoffPoint, TimelinePoint, StackedBar } from './report/charts.js';
 export { trainingReportHtml, isTrainingReportHtml, isMemfitReportHtml, planReportHtml, REPORT_GENERATOR, PLAN_REPORT_GENERATOR } from './report/html.js';
 export type { TrainingReportData, PlanReportData, ReportTable } from './report/html.js';

@@ -10,7 +10,7 @@ import type { Backend } from '../backend/backend.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Variable } from '../autograd/variable.js';
 import { mul } from '../autograd/ops.js';
-import type { Optimizer, OptimizerHyper } from '../optim/optimizer.js';
+import { GradientReleaseError, markScaledLoss, type Optimizer, type OptimizerHyper } from '../optim/optimizer.js';
 
 export interface GradScalerOptions {
   /** The first scale (default 2^16). */
@@ -35,6 +35,13 @@ export interface GradScalerStateDict {
 }
 
 /** A GradScaler used out of order (PyTorch's RuntimeErrors), or given a bad state dict. */
+/** Throws when the optimizer steps inside backward: a GradScaler cannot skip a step already taken. */
+function refuseReleased(optimizer: Optimizer<OptimizerHyper>, what: string): void {
+  if (optimizer.attachedToBackward) {
+    throw new GradientReleaseError(`GradScaler.${what}: the optimizer steps inside backward (attachToBackward), so its parameters were updated before the gradients could be checked for inf/NaN; a GradScaler cannot be combined with gradient release (use bfloat16, which needs no scaler)`);
+  }
+}
+
 export class GradScalerError extends MemfitError {
   constructor(message: string) {
     super('GRAD_SCALER', message);
@@ -122,7 +129,9 @@ export class GradScaler {
       v.backend.cast(this.scaleT!, s);
       const sv = new Variable(s, { requiresGrad: false });
       try {
-        return mul(v, sv);
+        const out = mul(v, sv);
+        markScaledLoss(out); // gradient release refuses a backward from it
+        return out;
       } finally {
         s.dispose(); // the product's node keeps its own reference for backward
       }
@@ -137,6 +146,7 @@ export class GradScaler {
    */
   unscale(optimizer: Optimizer<OptimizerHyper>): void {
     if (!this.enabled) return;
+    refuseReleased(optimizer, 'unscale');
     const rec = this.records.get(optimizer);
     if (rec?.stage === 'unscaled') throw new GradScalerError('GradScaler.unscale: unscale() has already been called on this optimizer since the last update()');
     if (rec?.stage === 'stepped') throw new GradScalerError('GradScaler.unscale: unscale() is being called after step(); call update() first');
@@ -150,6 +160,7 @@ export class GradScaler {
    */
   step(optimizer: Optimizer<OptimizerHyper>): void {
     if (!this.enabled) return optimizer.step();
+    refuseReleased(optimizer, 'step');
     const prior = this.records.get(optimizer);
     if (prior?.stage === 'stepped') throw new GradScalerError('GradScaler.step: step() has already been called since the last update()');
     const rec = prior ?? this.unscaleGrads(optimizer, 'step');

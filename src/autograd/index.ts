@@ -7,7 +7,7 @@ export { apply, defineOp, sameDtypeOrFloat32 } from './op.js';
 export type { OpDef, OpIO, OpResult } from './op.js';
 export { withOpObserver, observeOp, currentModulePath } from '../backend/op_context.js';
 export type { OpContext, OpObserver } from '../backend/op_context.js';
-export type { SavedTensorsHooks, SavedTensorContext, BackwardFn, VariableOptions, OpPolicy, OpDecision, ZeroGradOptions } from './variable.js';
+export type { SavedTensorsHooks, SavedTensorContext, BackwardFn, VariableOptions, OpPolicy, OpDecision, ZeroGradOptions, PostAccumulateGradHook } from './variable.js';
 export {
   add, sub, mul, div, neg, scale, addScalar, exp, log, square, sqrt, relu, gelu, silu, sigmoid, tanh,
   reshape, transpose, sum, mean, softmax, logSoftmax, matmul, cast, constant, unbroadcast,

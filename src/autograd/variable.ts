@@ -309,6 +309,17 @@ export class Node {
   }
 }
 
+/** Called by backward() when a leaf's gradient is complete (Variable.registerPostAccumulateGradHook). */
+export type PostAccumulateGradHook = (v: Variable) => void;
+
+const postAccumulateHooks = new WeakMap<Variable, { hook: PostAccumulateGradHook }[]>();
+/** Hooks registered on any leaf: backward counts pending contributions only when there are some. */
+let hookedLeaves = 0;
+
+function runPostAccumulateHooks(v: Variable): void {
+  for (const { hook } of [...(postAccumulateHooks.get(v) ?? [])]) hook(v);
+}
+
 /** Options of zeroGrad() (Variable, Module, Optimizer). */
 export interface ZeroGradOptions {
   /** Free the gradients (default true) rather than filling them with zeros. */
@@ -362,6 +373,32 @@ export class Variable {
       seed = Tensor.from(this.backend, [1], [], { dtype: 'float32', category: 'temporary', label: 'backward seed' });
     }
     runBackward(this, seed);
+  }
+
+  /**
+   * Registers hook(v), called during backward() once this leaf's gradient for that backward is
+   * complete: every contribution of the graph has been accumulated into .grad (PyTorch's
+   * register_post_accumulate_grad_hook). It runs inside backward, before the rest of the graph is
+   * walked, so it may use .grad and free it (gradient release: src/optim/release.ts). A leaf that
+   * gets no gradient in a backward is not called. Returns a function that removes the hook.
+   */
+  registerPostAccumulateGradHook(hook: PostAccumulateGradHook): () => void {
+    if (typeof hook !== 'function') throw new InvalidArgumentError(`registerPostAccumulateGradHook: expected a function, got ${describeValue(hook)}`);
+    if (!this.isLeaf) throw new InvalidArgumentError('registerPostAccumulateGradHook: only leaf Variables accumulate gradients (this one is the output of an op)');
+    if (!this.requiresGrad) throw new InvalidArgumentError('registerPostAccumulateGradHook: the variable does not require grad');
+    let hooks = postAccumulateHooks.get(this);
+    if (!hooks) postAccumulateHooks.set(this, hooks = []);
+    const entry = { hook };
+    hooks.push(entry);
+    hookedLeaves++;
+    return () => {
+      const list = postAccumulateHooks.get(this);
+      const i = list ? list.indexOf(entry) : -1;
+      if (i < 0) return;
+      list!.splice(i, 1);
+      hookedLeaves--;
+      if (list!.length === 0) postAccumulateHooks.delete(this);
+    };
   }
 
   /** Drops the graph behind this variable without running backward (frees its saved tensors). */
@@ -564,19 +601,57 @@ function accumulate(v: Variable, g: Tensor): void {
   }
 }
 
+let backwardRoots: Variable[] = [];
+
+/** The Variable whose backward() is running (the innermost), or null outside backward. */
+export function currentBackwardRoot(): Variable | null {
+  return backwardRoots[backwardRoots.length - 1] ?? null;
+}
+
 function runBackward(root: Variable, seed: Tensor): void {
+  backwardRoots.push(root);
+  try {
+    walkBackward(root, seed);
+  } finally {
+    backwardRoots.pop();
+  }
+}
+
+function walkBackward(root: Variable, seed: Tensor): void {
   if (!root.gradFn) {
-    accumulate(root, seed);
-    seed.dispose();
+    try { accumulate(root, seed); } finally { seed.dispose(); }
+    if (hookedLeaves > 0) runPostAccumulateHooks(root);
     return;
   }
   const order = collect(root.gradFn);
+  // With post-accumulate hooks: the contributions each hooked leaf still awaits (one per edge from
+  // a node to it), and the leaves that got a gradient; a leaf is complete when its count is 0.
+  const pending = new Map<Variable, number>();
+  const touched = new Set<Variable>();
+  if (hookedLeaves > 0) {
+    for (const node of order) {
+      node.inputs.forEach((v, i) => {
+        if (node.needs[i] && !v.gradFn && postAccumulateHooks.has(v)) pending.set(v, (pending.get(v) ?? 0) + 1);
+      });
+    }
+  }
+  /** Counts the node's edges to hooked leaves as done; runs the hooks of leaves now complete. */
+  const settle = (node: Node): void => {
+    if (pending.size === 0) return;
+    node.inputs.forEach((v, i) => {
+      const n = node.needs[i] ? pending.get(v) : undefined;
+      if (n === undefined) return;
+      if (n > 1) { pending.set(v, n - 1); return; }
+      pending.delete(v);
+      if (touched.has(v)) runPostAccumulateHooks(v);
+    });
+  };
   const grads = new Map<Node, Tensor>([[root.gradFn, seed]]);
   try {
     for (const node of order) {
       const gy = grads.get(node);
       grads.delete(node);
-      if (!gy) { node.releaseSaved(); continue; }
+      if (!gy) { node.releaseSaved(); settle(node); continue; }
       let gins: (Tensor | null)[];
       try { gins = node.apply(gy); } finally { gy.dispose(); }
       try {
@@ -600,12 +675,14 @@ function runBackward(root: Variable, seed: Tensor): void {
           } else {
             accumulate(v, g);
             g.dispose();
+            if (pending.size > 0) touched.add(v);
           }
         });
       } catch (e) {
         for (const g of gins) g?.dispose(); // dispose is idempotent: those already used are unaffected
         throw e;
       }
+      settle(node);
     }
   } finally {
     for (const g of grads.values()) g.dispose();

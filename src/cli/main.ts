@@ -1,7 +1,7 @@
 // The `memfit` command (bin/memfit.js runs the bundle of this file, dist/node/cli.js).
 import { createRequire } from 'node:module';
 import { Command, Option } from 'commander';
-import { MemfitError, decode, encode, finfo, formatOf, formatTable, FORMATS, type Rounding, TRAIN_PRECISIONS } from '../index.js';
+import { MemfitError, decode, encode, finfo, formatOf, formatTable, FORMATS, type Rounding, TRAIN_PRECISIONS, TRAIN_MEMORY_PRESETS } from '../index.js';
 import { convertFile, DEFAULT_CHUNK } from './convert.js';
 import { demoLines } from './demo.js';
 import { trainCommand } from './train.js';
@@ -166,7 +166,11 @@ Example:
     .option('--json', 'print one JSON object instead of the report', false)
     .option('--report <file>', 'write an HTML report: loss, tokens/s and memory by category per step (one self-contained file, replaced atomically)')
     .option('--memory-budget <bytes|%>', 'checkpoint what `memfit plan` would choose so that a step\'s peak fits: bytes (256MiB) or a percentage of the unplanned activation memory (50%)')
-    .action(async (o) => {
+    .option('--gradient-release', 'the optimizer steps inside backward, freeing each gradient as soon as it is used (gradients clipped per parameter; not with 16-mixed)', false)
+    .addOption(new Option('--memory <preset>', 'least: bf16 weights with stochastic rounding, adamw8bit, per-layer checkpointing and gradient release (options given explicitly win)').choices([...TRAIN_MEMORY_PRESETS]))
+    .action(async (o, cmd: Command) => {
+      // A preset fills what the command line did not give: defaults do not count as given.
+      if (o.memory) for (const k of ['precision', 'optimizer']) if (cmd.getOptionValueSource(k) === 'default') delete o[k];
       await trainCommand(o, out);
     });
 

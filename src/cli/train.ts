@@ -13,7 +13,7 @@ import { loadSotuText } from '../data/sotu.js';
 import { CHECKPOINT_KEY, loadCheckpoint, saveCheckpoint, type JsonValue } from '../io/checkpoint.js';
 import { sameFile } from '../io/fs_sync.js';
 import { readSafetensorsHeader } from '../io/safetensors_file.js';
-import { LanguageModelTrainer, tinyLlamaConfig, type StepResult, type TrainConfig, type TrainPrecision, type TrainOptimizer } from '../train/language_model.js';
+import { LanguageModelTrainer, tinyLlamaConfig, type StepResult, type TrainConfig, type TrainPrecision, type TrainOptimizer, type TrainMemoryPreset } from '../train/language_model.js';
 import { CliError } from './format.js';
 import { humanBytes } from './inspect.js';
 import { MemoryBudgetError, parseMemoryBudget, planCheckpoints } from '../recompute/plan.js';
@@ -55,6 +55,10 @@ export interface TrainCommandOptions {
   checkpointModules?: string;
   /** Checkpoint what planCheckpoints chooses so that a step's peak fits this budget (bytes, '256MiB', or '50%'). */
   memoryBudget?: string;
+  /** The optimizer steps inside backward and frees each gradient at once (gradients clipped per parameter). */
+  gradientRelease?: boolean;
+  /** A memory preset ('least'); the options given explicitly win over it. */
+  memory?: TrainMemoryPreset;
 }
 
 const mib = (b: number): string => `${(b / 2 ** 20).toFixed(2)} MiB`;
@@ -169,12 +173,14 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
   }
   const reportInputs = { '--text': opts.text, '--checkpoint': opts.checkpoint };
   if (opts.report) checkReportTarget(opts.report, { force: opts.force, inputs: reportInputs });
-  if ((opts.masterWeights || opts.stochasticRounding) && opts.precision !== 'bf16-true' && opts.precision !== '16-true') {
+  if (opts.memory !== undefined && opts.memoryBudget !== undefined) throw new CliError(`--memory ${opts.memory} checkpoints every layer itself; give it or --memory-budget, not both`);
+  if ((opts.masterWeights || opts.stochasticRounding) && opts.precision !== 'bf16-true' && opts.precision !== '16-true' && !(opts.memory && opts.precision === undefined)) {
     throw new CliError(`${opts.masterWeights ? '--master-weights' : '--stochastic-rounding'} applies to the half-precision weights of --precision bf16-true or 16-true (got ${opts.precision ?? '32-true'})`);
   }
   const config: TrainConfig = tinyLlamaConfig({
     steps: opts.steps, batchSize: opts.batchSize, seqLen: opts.seqLen, lr: opts.lr, seed: opts.seed, precision: opts.precision,
     masterWeights: opts.masterWeights || undefined, stochasticRounding: opts.stochasticRounding || undefined, checkpointModules: opts.checkpointModules, optimizer: opts.optimizer,
+    gradientRelease: opts.gradientRelease || undefined, memory: opts.memory,
   });
   const run: RunRecord = {
     command: 'memfit train', model: { ...config.model }, batchSize: config.batchSize, seqLen: config.seqLen, steps: config.steps,
@@ -230,8 +236,9 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
     const m = config.model;
     if (!opts.json) {
       out(`training a Llama-style model: ${m.numHiddenLayers} layers, hidden ${m.hiddenSize}, ${m.numAttentionHeads} heads, vocabulary ${m.vocabSize} bytes, ${trainer.model.numParameters().toLocaleString('en-US')} parameters`);
-      out(`data: ${source}, ${text.length.toLocaleString('en-US')} bytes; batch ${config.batchSize} x ${config.seqLen} tokens, ${config.optimizer ?? 'adamw'} lr ${config.lr}, warmup ${config.warmupSteps} + cosine, precision ${config.precision ?? '32-true'}${config.masterWeights ? ', float32 master weights' : ''}${config.stochasticRounding ? ', stochastic rounding' : ''}`);
+      out(`data: ${source}, ${text.length.toLocaleString('en-US')} bytes; batch ${config.batchSize} x ${config.seqLen} tokens, ${trainer.config.optimizer ?? 'adamw'} lr ${config.lr}, warmup ${config.warmupSteps} + cosine, precision ${trainer.config.precision ?? '32-true'}${trainer.config.masterWeights ? ', float32 master weights' : ''}${trainer.config.stochasticRounding ? ', stochastic rounding' : ''}`);
       if (trainer.checkpointed.length) out(`activation checkpointing: ${trainer.checkpointed.join(', ')} (recomputed in backward)`);
+      if (trainer.optimizer.attachedToBackward) out('gradient release: the optimizer steps inside backward, each gradient freed at once (clipped per parameter)');
     }
     const bar = !opts.json && process.stderr.isTTY
       ? new cliProgress.SingleBar({ format: 'train |{bar}| {value}/{total} steps | loss {loss} | {tps} tok/s | ETA {eta_formatted}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic)
@@ -277,7 +284,7 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
           ['backend', backend.description],
           ['model', `Llama: ${m.numHiddenLayers} layers, hidden ${m.hiddenSize}, ${m.numAttentionHeads} heads, vocabulary ${m.vocabSize} bytes, ${trainer.model.numParameters().toLocaleString('en-US')} parameters`],
           ['data', `${source}, ${text.length.toLocaleString('en-US')} characters`],
-          ['training', `${trainer.step} steps${records.length < trainer.step ? ` (${records.length} in this run)` : ''}, batch ${config.batchSize} x ${config.seqLen} tokens, ${config.optimizer ?? 'adamw'} lr ${config.lr}, warmup ${config.warmupSteps} + cosine, seed ${config.seed}`],
+          ['training', `${trainer.step} steps${records.length < trainer.step ? ` (${records.length} in this run)` : ''}, batch ${config.batchSize} x ${config.seqLen} tokens, ${trainer.config.optimizer ?? 'adamw'} lr ${config.lr}, warmup ${config.warmupSteps} + cosine, seed ${config.seed}`],
           ['loss', losses.length ? `${losses[0].toFixed(4)} -> ${losses[losses.length - 1].toFixed(4)}; validation ${val.toFixed(4)}` : `validation ${val.toFixed(4)}`],
           ['throughput', result.tokensPerSecond ? `${Math.round(result.tokensPerSecond).toLocaleString('en-US')} tokens/s (after step 1), ${result.seconds.toFixed(1)} s in all` : `${result.seconds.toFixed(1)} s in all`],
           ['peak memory', `${mib(stats.allocated.peak)} allocated, ${mib(stats.reserved.peak)} reserved`],

@@ -5,7 +5,7 @@ import { InvalidArgumentError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Variable } from '../autograd/variable.js';
 import type { Backend } from '../backend/backend.js';
-import { withStepOps } from './optimizer.js';
+import { GradientReleaseError, releasingOptimizer, withStepOps } from './optimizer.js';
 
 function gradsOf(params: Iterable<Variable> | Variable, fn: string): { backend: Backend | null; grads: Tensor[] } {
   const vars = params instanceof Variable ? [params] : [...params];
@@ -13,6 +13,10 @@ function gradsOf(params: Iterable<Variable> | Variable, fn: string): { backend: 
   const grads: Tensor[] = [];
   vars.forEach((v, i) => {
     if (!(v instanceof Variable)) throw new InvalidArgumentError(`${fn}: parameter ${i} is not a Variable`);
+    const owner = releasingOptimizer(v);
+    if (owner !== undefined && !(params instanceof Variable)) { // a lone Variable is per-parameter clipping
+      throw new GradientReleaseError(`${fn}: parameter ${i} is updated inside backward by ${owner} (gradient release), so its gradient is gone before the others exist: a global norm cannot be computed. Clip per parameter with attachToBackward({ maxGradNorm })`);
+    }
     backend ??= v.backend;
     if (!v.grad) return;
     if (v.grad.backend !== backend) throw new InvalidArgumentError(`${fn}: gradients are on different backends (${backend.kind} and ${v.grad.backend.kind})`);

@@ -1,8 +1,8 @@
 // Optimizers, gradient clipping and learning-rate schedulers (torch.optim in camelCase).
-export { Optimizer } from './optimizer.js';
+export { Optimizer, GradientReleaseError } from './optimizer.js';
 export type {
   OptimizerHyper, ParamGroup, ParamGroupInput, ParamsInput, ParamState, ParamGroupState, OptimizerStateDict,
-  StateSpec, StepOptions, SkipContext,
+  StateSpec, StepOptions, SkipContext, GradientReleaseOptions,
 } from './optimizer.js';
 export { SGD } from './sgd.js';
 export type { SGDHyper } from './sgd.js';

@@ -19,7 +19,8 @@
 import { observeOp } from '../backend/op_context.js';
 import { describeValue, InvalidArgumentError, MemfitError, ShapeMismatchError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
-import { Variable, type ZeroGradOptions } from '../autograd/variable.js';
+import { currentBackwardRoot, Variable, type ZeroGradOptions } from '../autograd/variable.js';
+import { clipGradNorm } from './clip_grad.js';
 import type { Backend, BinaryOp, CastOptions, TensorRef, UnaryOp } from '../backend/backend.js';
 import { blockCount, DEFAULT_BLOCK_SIZE } from '../backend/quant.js';
 import { defaultGenerator } from '../random.js';
@@ -145,6 +146,41 @@ export const OPTIM8BIT_GROUP_KEYS: readonly string[] = ['optimBits', 'minSize8bi
 /** State keys of second moments (non-negative: quantized with the unsigned map); every other state uses the signed map. */
 export const UNSIGNED_STATE_KEYS: ReadonlySet<string> = new Set(['expAvgSq', 'maxExpAvgSq', 'squareAvg', 'sum']);
 
+/** A use of gradient release (Optimizer.attachToBackward) that cannot give a correct step; the message says why. */
+export class GradientReleaseError extends MemfitError {
+  constructor(message: string) {
+    super('GRADIENT_RELEASE', message);
+  }
+}
+
+/** Options of Optimizer.attachToBackward. */
+export interface GradientReleaseOptions {
+  /**
+   * Clip each parameter's gradient to this norm (its own norm, clipGradNorm([param], maxGradNorm)),
+   * before its update; 0 or absent: no clipping. A global norm over all gradients cannot be had
+   * (no two gradients exist at once): clipGradNorm on released parameters throws.
+   */
+  maxGradNorm?: number;
+  /** The norm of maxGradNorm (2 by default; Infinity for the largest absolute value). */
+  normType?: number;
+}
+
+/** Parameters whose optimizer steps inside backward (attachToBackward), with the optimizer's name. */
+const releasedParams = new WeakMap<Variable, string>();
+
+/** The name of the optimizer that steps `v` inside backward, or undefined. */
+export function releasingOptimizer(v: Variable): string | undefined {
+  return releasedParams.get(v);
+}
+
+/** Losses scaled by a GradScaler (GradScaler.scale marks them): a backward from one cannot release gradients. */
+const scaledLosses = new WeakSet<Variable>();
+
+/** Marks v as a loss scaled by a GradScaler (GradScaler.scale calls it). */
+export function markScaledLoss(v: Variable): void {
+  scaledLosses.add(v);
+}
+
 // PyTorch options that change nothing here (or that cannot be honoured), named in the error.
 const UNSUPPORTED_OPTIONS: Record<string, string> = {
   foreach: 'memfit updates each parameter with its own kernels; drop the option',
@@ -167,6 +203,8 @@ export abstract class Optimizer<H extends OptimizerHyper> {
   private epoch = 0;
   private readonly inflight = new Set<Promise<void>>();
   private readFailure: unknown = null;
+  /** The hooks' removers while attached to backward (gradient release), else null. */
+  private release: (() => void)[] | null = null;
 
   /** `defaults` are the optimizer's own (PyTorch's) defaults; `options` override them (unknown keys are errors). */
   constructor(params: ParamsInput<H>, defaults: H, options: Partial<H> = {}) {
@@ -248,7 +286,12 @@ export abstract class Optimizer<H extends OptimizerHyper> {
     if (typeof options === 'function') throw new InvalidArgumentError(`${this.name}.step(closure) is not supported: compute the loss and call backward() before step()`);
     if (typeof options !== 'object' || options === null) throw new InvalidArgumentError(`${this.name}.step: options must be an object ({ foundInf })`);
     for (const k of Object.keys(options)) if (k !== 'foundInf') throw new InvalidArgumentError(`${this.name}.step: unknown option '${k}' (known: foundInf)`);
-    const found = options.foundInf;
+    if (this.release) throw new GradientReleaseError(`${this.name}.step: this optimizer steps inside backward (attachToBackward): each backward() already updated the parameters, and gradients cannot be accumulated over micro-batches. Call the function attachToBackward returned to detach and step by hand`);
+    this.runStep(options.foundInf, null);
+  }
+
+  /** step() over every parameter with a gradient, or over `only` (gradient release). */
+  private runStep(found: Tensor | undefined, only: Variable | null): void {
     // Everything is checked before the first update, so that an error leaves no half-made step.
     const work: [Variable, Tensor, ParamGroup<H>, number][] = [];
     let index = 0;
@@ -258,7 +301,7 @@ export abstract class Optimizer<H extends OptimizerHyper> {
       for (const p of group.params) {
         const id = index++;
         const grad = p.grad;
-        if (!grad) continue;
+        if (!grad || (only && p !== only)) continue;
         if (grad.shape.join() !== p.shape.join()) {
           throw new ShapeMismatchError(`${this.name}: parameter ${id} has shape [${p.shape.join(', ')}] but its grad has shape [${grad.shape.join(', ')}]`);
         }
@@ -295,6 +338,68 @@ export abstract class Optimizer<H extends OptimizerHyper> {
       if (found && flagged.length > 0) this.reconcileLater(flags.get(found.backend)!.flag, flagged); // read before it is freed (in queue order)
     } finally {
       for (const { owned } of flags.values()) for (const t of owned) t.dispose();
+    }
+  }
+
+  /** True while attachToBackward is in force (the optimizer steps inside backward). */
+  get attachedToBackward(): boolean { return this.release !== null; }
+
+  /**
+   * Gradient release (the optimizer step inside backward): from now on, during every backward(), as
+   * soon as a parameter's gradient is complete (a post-accumulate-grad hook), this optimizer updates
+   * that parameter exactly as step() would (same kernels, same state, same stochastic-rounding
+   * stream) and frees its gradient, so gradients of only a few parameters exist at once. Each
+   * backward() is one optimizer step: do not call step() (it throws) nor zeroGrad(); a scheduler
+   * may set lr between backwards. Not compatible with: global-norm clipping (clipGradNorm on these
+   * parameters throws; use options.maxGradNorm, per parameter), a GradScaler (a gradient found
+   * non-finite late in backward would come after earlier parameters were updated: backward from a
+   * scaled loss, GradScaler.unscale and GradScaler.step throw), and gradient accumulation over
+   * micro-batches (no gradient outlives its backward, so there is nothing to accumulate: every
+   * backward() is a step, and step() after several backwards throws). Attaching while a parameter
+   * holds a gradient throws. Returns a function that detaches (step() works again).
+   */
+  attachToBackward(options: GradientReleaseOptions = {}): () => void {
+    const where = `${this.name}.attachToBackward`;
+    if (typeof options !== 'object' || options === null) throw new InvalidArgumentError(`${where}: options must be an object ({ maxGradNorm, normType })`);
+    for (const k of Object.keys(options)) if (k !== 'maxGradNorm' && k !== 'normType') throw new InvalidArgumentError(`${where}: unknown option '${k}' (known: maxGradNorm, normType)`);
+    const maxNorm = options.maxGradNorm ?? 0, normType = options.normType ?? 2;
+    checkNumber(where, 'maxGradNorm', maxNorm);
+    if (typeof normType !== 'number' || !(normType > 0)) throw new InvalidArgumentError(`${where}: normType must be a number > 0 or Infinity, got ${String(normType)}`);
+    if (this.release) throw new GradientReleaseError(`${where}: already attached (call the function the first call returned to detach)`);
+    const params = this.paramGroups.flatMap((g) => g.params);
+    for (const p of params) {
+      const other = releasedParams.get(p);
+      if (other !== undefined) throw new GradientReleaseError(`${where}: a parameter is already released by another optimizer (${other})`);
+      if (p.grad) throw new GradientReleaseError(`${where}: a parameter already holds a gradient (from a backward before attaching); call zeroGrad() first: gradients are not accumulated across backwards under gradient release`);
+    }
+    const removers: (() => void)[] = [];
+    for (const p of params) {
+      if (!p.requiresGrad) continue;
+      removers.push(p.registerPostAccumulateGradHook((v) => this.releaseParam(v, maxNorm, normType)));
+      releasedParams.set(p, this.name);
+    }
+    this.release = removers;
+    return () => {
+      if (this.release !== removers) return;
+      for (const r of removers) r();
+      for (const p of params) releasedParams.delete(p);
+      this.release = null;
+    };
+  }
+
+  /** The hook of gradient release: checks, clips (per parameter), steps `param` alone and frees its gradient. */
+  private releaseParam(param: Variable, maxNorm: number, normType: number): void {
+    const root = currentBackwardRoot();
+    if (root && scaledLosses.has(root)) {
+      throw new GradientReleaseError(`${this.name}: gradient release cannot run under a GradScaler: a gradient found non-finite late in backward would come after earlier parameters were updated. Use bfloat16 (no scaler needed) or detach the optimizer`);
+    }
+    const grad = param.grad;
+    if (!grad) return;
+    if (maxNorm > 0) clipGradNorm(param, maxNorm, normType).dispose();
+    try {
+      this.runStep(undefined, param);
+    } finally {
+      param.zeroGrad();
     }
   }
 

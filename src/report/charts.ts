@@ -309,3 +309,72 @@ export function memoryTimelineChart(points: readonly TimelinePoint[], options: {
     xLabel: 'allocation or free (event number)', yLabel: `allocated (${unit})`, width: options.width, height: options.height,
   });
 }
+
+/** One bar of stackedBarChart: a label and bytes by category. */
+export interface StackedBar {
+  label: string;
+  bytes: Readonly<Record<Category, number>>;
+}
+
+/**
+ * Horizontal bars of bytes stacked by category (the peak of a training step per configuration),
+ * one panel per group with its own scale, each bar labelled with its total and its ratio to the
+ * group's first bar. A category that holds any bytes is drawn at least 2 px wide, so that every
+ * category present can be seen. Each segment is a <rect data-bar="label" data-category="k">.
+ */
+export function stackedBarChart(groups: readonly { title: string; bars: readonly StackedBar[] }[], options: { title: string; note?: string; width?: number } = { title: '' }): string {
+  const W = options.width ?? 720, left = 120, right = 130, barH = 16, gap = 6, panelHead = 26;
+  const pw = W - left - right;
+  const legendTop = 30 + (options.note ? 16 : 0);
+  const legend = legendLayout(CATEGORIES.map((k) => ({ label: k, color: CATEGORY_COLORS[k], kind: 'area' as const, points: [] })), W - 80);
+  let y = legendTop + legend.length * 18 + 8;
+  const parts: string[] = [];
+  const body: string[] = [];
+  for (const g of groups) {
+    const totals = g.bars.map((b) => CATEGORIES.reduce((a, k) => a + b.bytes[k], 0));
+    const max = Math.max(1, ...totals);
+    const { unit, scale } = byteUnit(max);
+    const ticks = niceTicks(0, max / scale, 5);
+    const top = ticks.ticks[ticks.ticks.length - 1];
+    const X = (v: number): number => left + (v / scale / top) * pw;
+    body.push(`<text x="${left}" y="${y + 14}" font-size="13" font-weight="600" fill="#222">${esc(g.title)}</text>`);
+    y += panelHead;
+    const panelTop = y, panelH = g.bars.length * (barH + gap);
+    for (const t of ticks.ticks) {
+      const x = c(left + (t / top) * pw);
+      body.push(`<line x1="${x}" y1="${panelTop - 4}" x2="${x}" y2="${panelTop + panelH}" stroke="#e4e4e4"/>`);
+      body.push(`<text x="${x}" y="${panelTop + panelH + 14}" text-anchor="middle" fill="#444">${tickLabel(t, ticks.step)}</text>`);
+    }
+    body.push(`<text x="${left + pw}" y="${panelTop + panelH + 28}" text-anchor="end" fill="#333">peak allocated (${unit})</text>`);
+    g.bars.forEach((b, i) => {
+      const by = panelTop + i * (barH + gap);
+      body.push(`<text x="${left - 6}" y="${by + barH - 4}" text-anchor="end" fill="#333">${esc(b.label)}</text>`);
+      let x = left;
+      for (const k of CATEGORIES) {
+        const v = b.bytes[k];
+        if (!(v > 0)) continue;
+        const w = Math.max(2, X(v) - left);
+        body.push(`<rect data-bar="${esc(b.label)}" data-category="${k}" x="${c(x)}" y="${by}" width="${c(w)}" height="${barH}" fill="${CATEGORY_COLORS[k]}" fill-opacity="0.85"><title>${esc(`${b.label}: ${k} ${(v / scale).toFixed(2)} ${unit}`)}</title></rect>`);
+        x += w;
+      }
+      const ratio = totals[0] > 0 ? ` (${(totals[i] / totals[0]).toFixed(2)}x)` : '';
+      body.push(`<text x="${c(x + 6)}" y="${by + barH - 4}" fill="#333">${(totals[i] / scale).toFixed(2)} ${unit}${ratio}</text>`);
+    });
+    y = panelTop + panelH + 40;
+  }
+  const H = y;
+  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" class="memfit-chart" data-chart="stacked-bars" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${esc(options.title)}" ${FONT} font-size="12">`);
+  parts.push(`<title>${esc(options.title)}</title>`);
+  parts.push(`<rect x="0" y="0" width="${W}" height="${H}" fill="#ffffff"/>`);
+  parts.push(`<text x="${left}" y="20" font-size="14" font-weight="600" fill="#222">${esc(options.title)}</text>`);
+  if (options.note) parts.push(`<text x="${left}" y="36" font-size="11" fill="#666">${esc(options.note)}</text>`);
+  legend.forEach((row, r) => {
+    const ly = legendTop + r * 18 + 12;
+    for (const { s, x } of row) {
+      parts.push(`<rect x="${left + x}" y="${ly - 9}" width="14" height="10" fill="${s.color}" fill-opacity="0.85"/>`);
+      parts.push(`<text x="${left + x + 18}" y="${ly}" fill="#333">${esc(s.label)}</text>`);
+    }
+  });
+  parts.push(...body, '</svg>');
+  return parts.join('');
+}

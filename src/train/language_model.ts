@@ -62,6 +62,48 @@ export interface TrainConfig {
    * activations are recomputed in backward instead of kept). Gradients are unchanged.
    */
   checkpointModules?: string;
+  /**
+   * Gradient release: the optimizer steps inside backward, each parameter as soon as its gradient
+   * is complete, and frees that gradient (Optimizer.attachToBackward). Gradients are then clipped
+   * per parameter to maxGradNorm (a global norm needs every gradient at once). Not with '16-mixed'
+   * (a GradScaler cannot undo updates already made). Default false.
+   */
+  gradientRelease?: boolean;
+  /**
+   * Run the forward under bfloat16 autocast whatever the precision ('bf16-true' too: its ops then
+   * keep bfloat16 activations instead of float32 ones). The mixed precisions autocast anyway.
+   * Default false.
+   */
+  bf16Autocast?: boolean;
+  /**
+   * A memory preset. 'least': everything that lowers a step's peak while training stays correct:
+   * bfloat16 weights with stochastic rounding ('bf16-true') and bfloat16 autocast, 8-bit AdamW,
+   * per-layer activation checkpointing ('^layers\.\d+$') and gradient release. Fields given explicitly win over the
+   * preset's. Default: none.
+   */
+  memory?: TrainMemoryPreset;
+}
+
+/** The memory presets of LanguageModelTrainer. */
+export type TrainMemoryPreset = 'least';
+export const TRAIN_MEMORY_PRESETS: readonly TrainMemoryPreset[] = ['least'];
+
+/** The fields the 'least' memory preset sets (see TrainConfig.memory). */
+export const LEAST_MEMORY: Readonly<Pick<TrainConfig, 'precision' | 'stochasticRounding' | 'bf16Autocast' | 'optimizer' | 'checkpointModules' | 'gradientRelease'>> = {
+  precision: 'bf16-true',
+  stochasticRounding: true,
+  bf16Autocast: true,
+  optimizer: 'adamw8bit',
+  checkpointModules: '^layers\\.\\d+$',
+  gradientRelease: true,
+};
+
+/** The config with its memory preset applied (fields given explicitly win), or unchanged without one. */
+export function applyMemoryPreset(config: TrainConfig): TrainConfig {
+  if (config.memory === undefined) return config;
+  if (!TRAIN_MEMORY_PRESETS.includes(config.memory)) throw new InvalidArgumentError(`unknown memory preset ${JSON.stringify(config.memory)}; use one of ${TRAIN_MEMORY_PRESETS.join(', ')}`);
+  const given = Object.fromEntries(Object.entries(config).filter(([, v]) => v !== undefined));
+  return { ...LEAST_MEMORY, ...given } as TrainConfig;
 }
 
 /** The precisions LanguageModelTrainer runs. */
@@ -101,7 +143,7 @@ export const MEDIUM_LLAMA: TrainConfig = {
  * TINY_LLAMA with a run's choices: warmup is capped at a tenth of the steps and the context grows
  * to seqLen when that is longer. What `memfit train` and the demo page train.
  */
-export function tinyLlamaConfig(options: Partial<Pick<TrainConfig, 'steps' | 'batchSize' | 'seqLen' | 'lr' | 'seed' | 'optimizer' | 'precision' | 'masterWeights' | 'stochasticRounding' | 'checkpointModules'>> = {}): TrainConfig {
+export function tinyLlamaConfig(options: Partial<Pick<TrainConfig, 'steps' | 'batchSize' | 'seqLen' | 'lr' | 'seed' | 'optimizer' | 'precision' | 'masterWeights' | 'stochasticRounding' | 'checkpointModules' | 'gradientRelease' | 'memory'>> = {}): TrainConfig {
   const c: TrainConfig = { ...TINY_LLAMA, ...options };
   return {
     ...c,
@@ -153,9 +195,17 @@ export class LanguageModelTrainer {
   readonly scaler: GradScaler | null;
   /** The modules whose forwards are checkpointed (config.checkpointModules), in model order. */
   readonly checkpointed: string[] = [];
+  /** The config with its memory preset applied. */
+  readonly config: TrainConfig;
   step = 0;
+  /** Detaches the optimizer from backward (gradient release), or null. */
+  private readonly detachRelease: (() => void) | null = null;
 
-  constructor(readonly backend: Backend, readonly dataset: ByteTextDataset, readonly config: TrainConfig) {
+  constructor(readonly backend: Backend, readonly dataset: ByteTextDataset, config: TrainConfig) {
+    config = this.config = applyMemoryPreset(config);
+    if (config.gradientRelease && config.precision === '16-mixed') {
+      throw new InvalidArgumentError("gradientRelease cannot be combined with precision '16-mixed': its GradScaler must see every gradient before any parameter changes (use 'bf16-mixed' or 'bf16-true', which need no scaler)");
+    }
     if (config.model.vocabSize < ByteTextDataset.vocabSize) throw new InvalidArgumentError(`vocabSize ${config.model.vocabSize} is smaller than the 256 byte values`);
     if (config.seqLen > config.model.maxPositionEmbeddings) throw new InvalidArgumentError(`seqLen ${config.seqLen} exceeds maxPositionEmbeddings ${config.model.maxPositionEmbeddings}`);
     const precision = config.precision ?? '32-true';
@@ -191,6 +241,7 @@ export class LanguageModelTrainer {
     else if (kind === 'sgd') this.optimizer = new SGD(groups, { lr: config.lr, momentum: 0.9, ...weights });
     else if (kind === 'adamw8bit' || kind === 'adamw8bit-paged') this.optimizer = new AdamW8bit(groups, { lr: config.lr, paged: kind === 'adamw8bit-paged', ...weights });
     else throw new InvalidArgumentError(`unknown optimizer ${JSON.stringify(kind)}; use one of ${TRAIN_OPTIMIZERS.join(', ')}`);
+    if (config.gradientRelease) this.detachRelease = this.optimizer.attachToBackward({ maxGradNorm: config.maxGradNorm });
     this.scheduler = cosineWithWarmup(this.optimizer, { warmupSteps: config.warmupSteps, totalSteps: config.steps, minLrRatio: config.minLrRatio });
     this.dataGenerator = new Generator(config.seed + 1);
   }
@@ -198,7 +249,8 @@ export class LanguageModelTrainer {
   /** Runs fn (a forward) in the configured precision: under autocast for the mixed ones. */
   inPrecision<T>(fn: () => T): T {
     const p = this.config.precision;
-    return p === 'bf16-mixed' || p === '16-mixed' || p === 'fp8' ? autocast({ dtype: p === '16-mixed' ? 'float16' : 'bfloat16' }, fn) : fn();
+    if (p === 'bf16-mixed' || p === '16-mixed' || p === 'fp8') return autocast({ dtype: p === '16-mixed' ? 'float16' : 'bfloat16' }, fn);
+    return this.config.bf16Autocast ? autocast({ dtype: 'bfloat16' }, fn) : fn();
   }
 
   private upload(batch: TokenBatch): [Tensor, Tensor] {
@@ -230,9 +282,11 @@ export class LanguageModelTrainer {
           scaled.backward();
           scaled.dispose();
           scaler.unscale(this.optimizer);
-        } else loss.backward();
-        if (maxGradNorm > 0) clipGradNorm(this.model.parameters(), maxGradNorm).dispose();
-        if (scaler) { scaler.step(this.optimizer); scaler.update(); } else this.optimizer.step();
+        } else loss.backward(); // with gradient release, backward also clips and steps
+        if (!this.detachRelease) {
+          if (maxGradNorm > 0) clipGradNorm(this.model.parameters(), maxGradNorm).dispose();
+          if (scaler) { scaler.step(this.optimizer); scaler.update(); } else this.optimizer.step();
+        }
         this.scheduler.step();
         this.optimizer.zeroGrad();
         lossValue = (await loss.data.toArray())[0];
@@ -326,6 +380,7 @@ export class LanguageModelTrainer {
 
   /** Frees the model and the optimizer state. */
   dispose(): void {
+    this.detachRelease?.();
     this.optimizer.zeroGrad();
     this.scaler?.dispose();
     this.optimizer.dispose();

@@ -257,6 +257,30 @@ test('train --precision bf16-true --master-weights --stochastic-rounding trains 
   assert.match(bad.stderr, /--master-weights applies to .*bf16-true or 16-true \(got 32-true\)/);
 });
 
+test('train --memory least: bf16 weights, adamw8bit, every layer checkpointed, gradient release; lower peaks; explicit options win; bad combinations refused', () => {
+  const args = ['train', '--backend', 'wasm', '--steps', '3', '--batch-size', '4', '--seq-len', '32', '--sample', '0', '--json'];
+  const plain = memfit(...args);
+  assert.is(plain.code, 0, plain.stderr);
+  const least = memfit(...args, '--memory', 'least');
+  assert.is(least.code, 0, least.stderr);
+  const a = JSON.parse(plain.stdout), b = JSON.parse(least.stdout);
+  assert.equal(b.checkpointedModules, ['layers.0', 'layers.1']);
+  assert.ok(Number.isFinite(b.lastLoss));
+  assert.ok(b.memory.gradient.peak < a.memory.gradient.peak / 4, `gradient peak ${b.memory.gradient.peak} vs ${a.memory.gradient.peak}`);
+  assert.is(b.memory.parameter.current, a.memory.parameter.current / 2, 'bfloat16 weights');
+  assert.ok(b.memory.optimizer.peak < a.memory.optimizer.peak / 3, '8-bit state');
+  const text = memfit('train', '--backend', 'wasm', '--steps', '1', '--batch-size', '2', '--seq-len', '16', '--sample', '0', '--memory', 'least', '--optimizer', 'adamw');
+  assert.is(text.code, 0, text.stderr);
+  assert.match(text.stdout, /adamw lr .*precision bf16-true, stochastic rounding/);
+  assert.match(text.stdout, /gradient release: the optimizer steps inside backward/);
+  const budget = memfit('train', '--steps', '1', '--memory', 'least', '--memory-budget', '50%');
+  assert.is(budget.code, 1);
+  assert.match(budget.stderr, /--memory least checkpoints every layer itself; give it or --memory-budget, not both/);
+  const f16 = memfit('train', '--steps', '1', '--backend', 'wasm', '--gradient-release', '--precision', '16-mixed');
+  assert.is(f16.code, 1);
+  assert.match(f16.stderr, /gradientRelease cannot be combined with precision '16-mixed'/);
+});
+
 test('train --checkpoint-modules: the layers named, the same losses bit for bit, a lower activation peak; no match lists the modules', () => {
   const args = ['train', '--backend', 'wasm', '--steps', '3', '--batch-size', '4', '--seq-len', '32', '--sample', '0', '--json'];
   const plain = memfit(...args);

@@ -3,7 +3,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { CATEGORIES, type Category } from '../../src/backend/memory.js';
-import { MAX_POINTS, byteUnit, lineChart, niceTicks, trainingCharts, type ChartStep } from '../../src/report/charts.js';
+import { MAX_POINTS, byteUnit, lineChart, niceTicks, stackedBarChart, trainingCharts, type ChartStep } from '../../src/report/charts.js';
 import { isTrainingReportHtml, trainingReportHtml } from '../../src/report/html.js';
 
 function run(n: number): ChartStep[] {
@@ -91,6 +91,25 @@ test('the report: one document, no external resource, text escaped, recognised a
   assert.is(html.match(/<svg /g)?.length, 3);
   const json = /<script type="application\/json" id="memfit-records">(.*?)<\/script>/s.exec(html)![1];
   assert.is(JSON.parse(json).steps.length, 10);
+});
+
+test('stackedBarChart: one rect per nonzero category per bar, widths proportional (2 px at least), totals and ratios to the first bar', () => {
+  const zero = Object.fromEntries(CATEGORIES.map((k) => [k, 0])) as Record<Category, number>;
+  const bars = [
+    { label: 'float32', bytes: { ...zero, parameter: 4 * 2 ** 20, optimizer: 8 * 2 ** 20, activation: 4 * 2 ** 20 } },
+    { label: 'least <&>', bytes: { ...zero, parameter: 2 * 2 ** 20, data: 10 } },
+  ];
+  const svg = stackedBarChart([{ title: 'tiny', bars }], { title: 'Peak' });
+  assert.ok(svg.startsWith('<svg') && svg.endsWith('</svg>'));
+  const rects = [...svg.matchAll(/<rect data-bar="([^"]*)" data-category="(\w+)" x="([\d.]+)" y="[\d.]+" width="([\d.]+)"/g)];
+  assert.equal(rects.map((r) => `${r[1]}:${r[2]}`), ['float32:parameter', 'float32:optimizer', 'float32:activation', 'least &lt;&amp;&gt;:parameter', 'least &lt;&amp;&gt;:data']);
+  const w = rects.map((r) => Number(r[4]));
+  assert.ok(Math.abs(w[1] - 2 * w[0]) < 0.02, 'optimizer twice parameter');
+  assert.ok(Math.abs(w[3] - w[0] / 2) < 0.02, 'half the parameter bytes');
+  assert.is(w[4], 2, 'a few bytes still show');
+  assert.match(svg, /16\.00 MiB \(1\.00x\)/);
+  assert.match(svg, /2\.00 MiB \(0\.13x\)/);
+  for (const k of CATEGORIES) assert.match(svg, new RegExp(`>${k}</text>`), `legend: ${k}`);
 });
 
 test.run();

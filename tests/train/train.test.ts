@@ -38,7 +38,11 @@ test('a tiny Llama trains on State of the Union text on wasm: the loss falls wel
   const w = new WasmBackend();
   const t = new LanguageModelTrainer(w, dataset, TINY_LLAMA);
   const losses: number[] = [];
-  for (let i = 0; i < TINY_LLAMA.steps; i++) losses.push((await t.trainStep()).loss);
+  for (let i = 0; i < TINY_LLAMA.steps; i++) {
+    const r = await t.trainStep();
+    losses.push(r.loss);
+    float32Peak = Math.max(float32Peak, r.peakAllocated);
+  }
   const first = losses[0], last = losses.slice(-20).reduce((p, v) => p + v, 0) / 20;
   assert.ok(Math.abs(first - Math.log(256)) < 0.1, `the first loss ${first} is about ln 256 (uniform over bytes)`);
   assert.ok(last < 0.5 * first, `the mean of the last 20 losses ${last} is below half the first ${first}`);
@@ -55,6 +59,7 @@ test('a tiny Llama trains on State of the Union text on wasm: the loss falls wel
 });
 
 let float32Final = NaN;
+let float32Peak = 0;
 /** fp8's final loss may differ from float32's by this fraction (measured on wasm: 2.141 vs 2.148, -0.3%). */
 const FP8_BOUND = 0.02;
 
@@ -100,6 +105,41 @@ test('bf16-true with stochastic rounding or with float32 master weights trains t
     t.dispose();
   }
   assert.throws(() => new LanguageModelTrainer(new WasmBackend(), dataset, { ...TINY_LLAMA, masterWeights: true }), /apply to the half-precision weights of bf16-true and 16-true, not to 32-true/);
+});
+
+test("memory: 'least' (bf16 weights with stochastic rounding, AdamW8bit, per-layer checkpointing, gradient release) trains to within 3% of float32's final loss at half its peak", async () => {
+  assert.ok(Number.isFinite(float32Final), 'the float32 run above ran first');
+  const w = new WasmBackend();
+  const t = new LanguageModelTrainer(w, dataset, { ...TINY_LLAMA, memory: 'least' });
+  assert.equal(t.checkpointed, ['layers.0', 'layers.1']);
+  assert.ok(t.optimizer.attachedToBackward, 'gradient release');
+  const losses: number[] = [];
+  let peak = 0, gradientAtPeak = -1;
+  for (let i = 0; i < TINY_LLAMA.steps; i++) {
+    const r = await t.trainStep();
+    losses.push(r.loss);
+    if (r.peakAllocated > peak) { peak = r.peakAllocated; gradientAtPeak = r.memory.gradient; }
+  }
+  const last = losses.slice(-20).reduce((p, v) => p + v, 0) / 20;
+  assert.ok(Math.abs(last - float32Final) <= 0.03 * float32Final, `least: final loss ${last} vs float32 ${float32Final}`);
+  assert.is(w.memory.memoryAllocated('parameter'), t.model.numParameters() * 2, 'bfloat16 weights');
+  assert.ok(w.memory.maxMemoryAllocated('gradient') <= 2 * 256 * 64 * 4, 'at most two of the largest gradients at once');
+  assert.ok(gradientAtPeak >= 0);
+  assert.ok(peak < 0.6 * float32Peak, `least peak ${peak} vs float32 ${float32Peak}`);
+  t.dispose();
+});
+
+test('gradientRelease alone gives the losses of backward-then-step exactly (no clipping); refused with 16-mixed; explicit fields win over a preset', async () => {
+  const config: TrainConfig = { ...small, maxGradNorm: 0 };
+  const a = await losses(new WasmBackend(), config, 6);
+  const b = await losses(new WasmBackend(), { ...config, gradientRelease: true }, 6);
+  assert.equal(b, a);
+  assert.throws(() => new LanguageModelTrainer(new WasmBackend(), dataset, { ...small, precision: '16-mixed', gradientRelease: true }), /GradScaler/);
+  assert.throws(() => new LanguageModelTrainer(new WasmBackend(), dataset, { ...small, memory: 'most' as never }), /unknown memory preset "most"/);
+  const t = new LanguageModelTrainer(new WasmBackend(), dataset, { ...small, memory: 'least', optimizer: 'adamw' });
+  assert.is(t.config.optimizer, 'adamw');
+  assert.is(t.config.precision, 'bf16-true');
+  t.dispose();
 });
 
 async function losses(backend: Backend, config: TrainConfig, steps: number): Promise<number[]> {

@@ -1,0 +1,94 @@
+// Memory benchmark (`npm run bench:memory`): the peak bytes of one full training step (forward,
+// backward, optimizer step) by category, and the step time, of the tiny Llama and the medium one
+// (MEDIUM_LLAMA: hidden 256, 4 layers, 8 heads, intermediate 704, batch 8 x 128) on the wasm
+// backend, for: float32 with nothing; each technique alone (bf16 autocast, bf16 weights with
+// stochastic rounding, per-layer checkpointing, 8-bit AdamW, gradient release); and the full
+// combination (`memory: 'least'`). Each peak as a ratio to float32's, each step time too.
+// Statistic: the median over measured steps (after one warm-up step, which allocates the optimizer
+// state) of a step's peak (LanguageModelTrainer.trainStep's peakAllocated; the breakdown by
+// category at that peak from the median step); the configurations' steps are interleaved.
+//
+// Usage: node --import tsx bench/memory.ts [--quick] [--config tiny,medium] [--svg path]
+// stdout: one JSON object, also written to bench/results/memory.json (atomically); --svg writes the
+// stacked bar chart of peak bytes by category (the README's figure). Logs: stderr.
+import os from 'node:os';
+import path from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { CATEGORIES, type Category } from '../src/backend/memory.js';
+import { WasmBackend } from '../src/backend/wasm/backend.js';
+import { ByteTextDataset } from '../src/data/byte_text.js';
+import { loadSotuText } from '../src/data/sotu.js';
+import { LanguageModelTrainer, MEDIUM_LLAMA, TINY_LLAMA, type TrainConfig } from '../src/train/language_model.js';
+import { writeFileAtomic } from '../src/io/fs_sync.js';
+import { stackedBarChart } from '../src/report/charts.js';
+
+const argv = process.argv.slice(2);
+const quick = argv.includes('--quick');
+const configArg = argv.includes('--config') ? argv[argv.indexOf('--config') + 1] ?? '' : 'tiny,medium';
+const svgPath = argv.includes('--svg') ? argv[argv.indexOf('--svg') + 1] : undefined;
+const CONFIGS: Record<string, TrainConfig> = { tiny: TINY_LLAMA, medium: MEDIUM_LLAMA };
+for (const c of configArg.split(',')) if (!(c in CONFIGS)) throw new Error(`--config takes tiny, medium or both (tiny,medium); got ${configArg}`);
+const log = (m: string) => process.stderr.write(`[bench:memory] ${m}\n`);
+
+/** The configurations: float32, each technique alone, the full combination. */
+const SETUPS: readonly { name: string; what: string; config: Partial<TrainConfig> }[] = [
+  { name: 'float32', what: 'float32 weights and AdamW state, nothing else', config: {} },
+  { name: 'bf16-autocast', what: 'bfloat16 autocast (float32 weights)', config: { precision: 'bf16-mixed' } },
+  { name: 'bf16-weights', what: 'bfloat16 weights with stochastic rounding (bf16-true)', config: { precision: 'bf16-true', stochasticRounding: true } },
+  { name: 'checkpoint', what: 'per-layer activation checkpointing', config: { checkpointModules: '^layers\\.\\d+$' } },
+  { name: 'adamw8bit', what: '8-bit AdamW state', config: { optimizer: 'adamw8bit' } },
+  { name: 'release', what: 'gradient release (the step inside backward)', config: { gradientRelease: true } },
+  { name: 'least', what: "all of them: memory: 'least'", config: { memory: 'least' } },
+];
+
+const round = (x: number) => Number(x.toPrecision(4));
+const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const dataset = new ByteTextDataset(loadSotuText({ fromYear: 1990 }));
+const results: Record<string, unknown>[] = [];
+
+for (const name of configArg.split(',')) {
+  const base = CONFIGS[name];
+  const steps = quick ? 2 : name === 'tiny' ? 10 : 4, warmup = 1;
+  const runs = SETUPS.map((s) => {
+    const t = new LanguageModelTrainer(new WasmBackend(), dataset, { ...base, ...s.config, steps: steps + warmup, warmupSteps: 1 });
+    return { setup: s, t, ms: [] as number[], peaks: [] as { peak: number; memory: Record<Category, number> }[] };
+  });
+  log(`${name}: ${SETUPS.length} configurations, ${warmup} + ${steps} steps each, interleaved`);
+  for (let i = 0; i < warmup + steps; i++) {
+    for (const r of runs) {
+      const s = await r.t.trainStep();
+      if (i >= warmup) { r.ms.push(s.ms); r.peaks.push({ peak: s.peakAllocated, memory: s.memory }); }
+    }
+  }
+  const rows = runs.map((r) => {
+    const sorted = [...r.peaks].sort((a, b) => a.peak - b.peak);
+    const mid = sorted[Math.floor(sorted.length / 2)];
+    r.t.dispose();
+    r.t.backend.destroy();
+    return {
+      name: r.setup.name, what: r.setup.what, steps: r.ms.length,
+      peakBytes: mid.peak, peakByCategory: Object.fromEntries(CATEGORIES.map((c) => [c, mid.memory[c]])) as Record<Category, number>,
+      stepMsMedian: round(median(r.ms)),
+    };
+  });
+  const f32 = rows[0];
+  const withRatios = rows.map((r) => ({ ...r, peakVsFloat32: round(r.peakBytes / f32.peakBytes), stepTimeVsFloat32: round(r.stepMsMedian / f32.stepMsMedian) }));
+  for (const r of withRatios) log(`${name} ${r.name}: peak ${(r.peakBytes / 2 ** 20).toFixed(2)} MiB (${r.peakVsFloat32}x), step ${r.stepMsMedian} ms (${r.stepTimeVsFloat32}x)`);
+  results.push({ config: name, model: base.model, batch: [base.batchSize, base.seqLen], backend: 'wasm', rows: withRatios });
+}
+
+const out = { date: new Date().toISOString(), host: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, loadavg: os.loadavg() }, results };
+const json = JSON.stringify(out, null, 2);
+process.stdout.write(`${json}\n`);
+const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
+mkdirSync(dir, { recursive: true });
+await writeFileAtomic(path.join(dir, 'memory.json'), `${json}\n`);
+if (svgPath) {
+  const groups = results.map((r) => ({
+    title: `${r.config as string} Llama`,
+    bars: (r.rows as { name: string; peakByCategory: Record<Category, number> }[]).map((row) => ({ label: row.name, bytes: row.peakByCategory })),
+  }));
+  await writeFileAtomic(svgPath, stackedBarChart(groups, { title: 'Peak memory of one training step, by category (wasm)' }));
+  log(`wrote ${svgPath}`);
+}
