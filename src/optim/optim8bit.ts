@@ -24,7 +24,7 @@ import { blockCount, DEFAULT_BLOCK_SIZE, isBlockSize } from '../backend/quant.js
 import { dynamicMap } from './dynamic_map.js';
 import {
   checkBool, checkNumber, withStepOps, UNSIGNED_STATE_KEYS,
-  type ParamGroup, type ParamState, type ParamsInput, type SkipContext, type StateSpec, type StepOps,
+  type OptimizerAttachment, type ParamGroup, type ParamState, type ParamsInput, type SkipContext, type StateSpec, type StepOps,
 } from './optimizer.js';
 import { Adam, type AdamHyper } from './adam.js';
 import { SGD, type SGDHyper } from './sgd.js';
@@ -129,7 +129,9 @@ function run8bit(
  */
 export class Adam8bit extends Adam {
   static override readonly DEFAULTS: Readonly<AdamHyper> = { ...Adam.DEFAULTS, ...OPTIM8BIT_DEFAULTS } as AdamHyper;
-  private readonly pagedStates = new Map<object, PagedState>();
+  private readonly pagedStates = attachPager(this.attachments);
+  // where paged state lives is this optimizer's choice, not a loaded state dict's
+  protected override readonly ownGroupKeys: readonly string[] = PAGING_KEYS;
 
   constructor(params: ParamsInput<Adam8bitHyper>, options: Partial<Adam8bitHyper> = {}) {
     super(params as ParamsInput<AdamHyper>, options as Partial<AdamHyper>);
@@ -176,26 +178,6 @@ export class Adam8bit extends Adam {
     state.step = step;
   }
 
-  override dispose(): void {
-    super.dispose();
-    disposePaged(this.pagedStates);
-  }
-
-  /** Also waits for paged state to be back in host memory. */
-  override async synchronize(): Promise<void> {
-    await super.synchronize();
-    await settlePaged(this.pagedStates);
-  }
-
-  /** As the base class, but each group keeps its own paged and pagedBudget (where state lives is this optimizer's choice, not the saved one's). */
-  override loadStateDict(sd: Parameters<Adam['loadStateDict']>[0]): void {
-    keepPaging(this.paramGroups, () => super.loadStateDict(sd));
-  }
-
-  override stateDict(): ReturnType<Adam['stateDict']> {
-    checkPaged(this.pagedStates, this.name);
-    return super.stateDict();
-  }
 }
 
 /** AdamW with 8-bit state (bitsandbytes' AdamW8bit): decoupled weight decay, default 1e-2. */
@@ -212,7 +194,9 @@ export class AdamW8bit extends Adam8bit {
  */
 export class SGD8bit extends SGD {
   static override readonly DEFAULTS: Readonly<SGDHyper> = { ...SGD.DEFAULTS, ...OPTIM8BIT_DEFAULTS } as SGDHyper;
-  private readonly pagedStates = new Map<object, PagedState>();
+  private readonly pagedStates = attachPager(this.attachments);
+  // where paged state lives is this optimizer's choice, not a loaded state dict's
+  protected override readonly ownGroupKeys: readonly string[] = PAGING_KEYS;
 
   constructor(params: ParamsInput<SGD8bitHyper>, options: Partial<SGD8bitHyper> = {}) {
     super(params as ParamsInput<SGDHyper>, options as Partial<SGDHyper>);
@@ -247,26 +231,6 @@ export class SGD8bit extends SGD {
     });
   }
 
-  override dispose(): void {
-    super.dispose();
-    disposePaged(this.pagedStates);
-  }
-
-  /** Also waits for paged state to be back in host memory. */
-  override async synchronize(): Promise<void> {
-    await super.synchronize();
-    await settlePaged(this.pagedStates);
-  }
-
-  /** As the base class, but each group keeps its own paged and pagedBudget (where state lives is this optimizer's choice, not the saved one's). */
-  override loadStateDict(sd: Parameters<SGD['loadStateDict']>[0]): void {
-    keepPaging(this.paramGroups, () => super.loadStateDict(sd));
-  }
-
-  override stateDict(): ReturnType<SGD['stateDict']> {
-    checkPaged(this.pagedStates, this.name);
-    return super.stateDict();
-  }
 }
 
 /**
@@ -276,7 +240,9 @@ export class SGD8bit extends SGD {
  */
 export class RMSprop8bit extends RMSprop {
   static override readonly DEFAULTS: Readonly<RMSpropHyper> = { ...RMSprop.DEFAULTS, ...OPTIM8BIT_DEFAULTS } as RMSpropHyper;
-  private readonly pagedStates = new Map<object, PagedState>();
+  private readonly pagedStates = attachPager(this.attachments);
+  // where paged state lives is this optimizer's choice, not a loaded state dict's
+  protected override readonly ownGroupKeys: readonly string[] = PAGING_KEYS;
 
   constructor(params: ParamsInput<RMSprop8bitHyper>, options: Partial<RMSprop8bitHyper> = {}) {
     super(params as ParamsInput<RMSpropHyper>, options as Partial<RMSpropHyper>);
@@ -310,26 +276,6 @@ export class RMSprop8bit extends RMSprop {
     state.step = (state.step as number) + 1;
   }
 
-  override dispose(): void {
-    super.dispose();
-    disposePaged(this.pagedStates);
-  }
-
-  /** Also waits for paged state to be back in host memory. */
-  override async synchronize(): Promise<void> {
-    await super.synchronize();
-    await settlePaged(this.pagedStates);
-  }
-
-  /** As the base class, but each group keeps its own paged and pagedBudget (where state lives is this optimizer's choice, not the saved one's). */
-  override loadStateDict(sd: Parameters<RMSprop['loadStateDict']>[0]): void {
-    keepPaging(this.paramGroups, () => super.loadStateDict(sd));
-  }
-
-  override stateDict(): ReturnType<RMSprop['stateDict']> {
-    checkPaged(this.pagedStates, this.name);
-    return super.stateDict();
-  }
 }
 
 /** The paged-state streamer of a backend (null unless the group asks for paging). */
@@ -341,24 +287,17 @@ function pagedFor(map: Map<object, PagedState>, owner: string, param: Variable, 
   return p;
 }
 
-function disposePaged(map: Map<object, PagedState>): void {
-  for (const p of map.values()) p.dispose();
-  map.clear();
-}
+const PAGING_KEYS = ['paged', 'pagedBudget'] as const;
 
-async function settlePaged(map: Map<object, PagedState>): Promise<void> {
-  for (const p of map.values()) await p.settle();
-}
-
-function checkPaged(map: Map<object, PagedState>, owner: string): void {
-  for (const p of map.values()) {
-    if (!p.settled) throw new MemfitError('PAGED_PENDING', `${owner}.stateDict: paged state is still on its way back to host memory; await optimizer.synchronize() first`);
-  }
-}
-
-/** Runs fn (a state dict load) and gives each group back its paged and pagedBudget. */
-function keepPaging(groups: readonly object[], fn: () => void): void {
-  const kept = groups.map((g) => ({ paged: (g as Optim8bitOptions).paged, pagedBudget: (g as Optim8bitOptions).pagedBudget }));
-  fn();
-  groups.forEach((g, i) => Object.assign(g, kept[i]));
+/** The paged-state streamers of an optimizer (one a backend), attached so they are freed, settled and checked with it. */
+function attachPager(attachments: OptimizerAttachment[]): Map<object, PagedState> {
+  const map = new Map<object, PagedState>();
+  attachments.push({
+    dispose() { for (const p of map.values()) p.dispose(); map.clear(); },
+    async settle() { for (const p of map.values()) await p.settle(); },
+    checkSettled(what: string) {
+      for (const p of map.values()) if (!p.settled) throw new MemfitError('PAGED_PENDING', `${what}: paged state is still on its way back to host memory; await optimizer.synchronize() first`);
+    },
+  });
+  return map;
 }

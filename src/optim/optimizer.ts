@@ -57,6 +57,16 @@ export interface WeightPrecisionOptions {
 
 const WEIGHT_PRECISION_KEYS = ['masterWeights', 'stochasticRounding', 'roundingSeed'] as const;
 
+/** State an optimizer keeps outside its per-parameter records (paged state): its lifecycle follows the optimizer's. */
+export interface OptimizerAttachment {
+  /** Frees what it holds. */
+  dispose(): void;
+  /** Waits until everything it moves is in place. */
+  settle(): Promise<void>;
+  /** Throws (naming `what`) while something is still on its way. */
+  checkSettled(what: string): void;
+}
+
 /** Hyperparameters every optimizer has: the learning rate that schedulers set, and how low-precision weights are written. */
 export interface OptimizerHyper extends WeightPrecisionOptions {
   lr: number;
@@ -203,6 +213,10 @@ export abstract class Optimizer<H extends OptimizerHyper> {
   private epoch = 0;
   private readonly inflight = new Set<Promise<void>>();
   private readFailure: unknown = null;
+  /** State kept outside `state` (paged 8-bit state in host memory): freed, settled and checked with it. */
+  protected readonly attachments: OptimizerAttachment[] = [];
+  /** Group options that stay this optimizer's own across loadStateDict (where state lives, not what it is). */
+  protected readonly ownGroupKeys: readonly string[] = [];
   /** The hooks' removers while attached to backward (gradient release), else null. */
   private release: (() => void)[] | null = null;
 
@@ -456,6 +470,7 @@ export abstract class Optimizer<H extends OptimizerHyper> {
       this.readFailure = null;
       throw e;
     }
+    for (const a of this.attachments) await a.settle();
   }
 
   private checkFlag(found: Tensor, work: readonly [Variable, Tensor, ParamGroup<H>, number][]): void {
@@ -583,6 +598,7 @@ export abstract class Optimizer<H extends OptimizerHyper> {
    * parameter whose steps were all skipped has no state, as in PyTorch.
    */
   stateDict(): OptimizerStateDict<H> {
+    for (const a of this.attachments) a.checkSettled(`${this.name}.stateDict`);
     this.requireSettled('stateDict');
     const state: Record<number, ParamState> = {};
     const paramGroups: ParamGroupState<H>[] = [];
@@ -721,8 +737,9 @@ export abstract class Optimizer<H extends OptimizerHyper> {
     this.untrack(); // the loaded counts are exact host numbers
     for (const [p, s] of fresh) this.state.set(p, s);
     this.paramGroups.forEach((g, gi) => {
+      const own = Object.fromEntries(this.ownGroupKeys.filter((k) => k in g).map((k) => [k, (g as unknown as Record<string, unknown>)[k]]));
       for (const k of Object.keys(g)) if (k !== 'params') delete (g as unknown as Record<string, unknown>)[k];
-      Object.assign(g, newHyper[gi]);
+      Object.assign(g, newHyper[gi], own);
     });
   }
 
@@ -731,6 +748,7 @@ export abstract class Optimizer<H extends OptimizerHyper> {
     for (const s of this.state.values()) disposeState(s);
     this.state.clear();
     this.untrack();
+    for (const a of this.attachments) a.dispose();
   }
 
   /** A float32 state tensor for `param` in the 'optimizer' category, filled with `value` (null: left for the caller to write). */
