@@ -75,6 +75,14 @@ test('every README code block type-checks (strict TypeScript, against the built 
   assert.is(r.status, 0, `tsc found errors in README blocks:\n${r.stdout}${r.stderr}`);
 });
 
+test('every link to a heading (#anchor) leads to one, as GitHub makes anchors', () => {
+  const text = readFileSync(join(root, 'README.md'), 'utf8').replace(/```[\s\S]*?```/g, '');
+  const anchors = new Set([...text.matchAll(/^#{1,6} (.+)$/gm)].map((m) => m[1].trim().toLowerCase().replace(/[^\w\- ]/g, '').replace(/ /g, '-')));
+  const links = [...text.matchAll(/\]\(#([^)]+)\)/g)].map((m) => m[1]);
+  assert.ok(links.length > 10, 'the README links to its sections');
+  assert.equal(links.filter((l) => !anchors.has(l)), []);
+});
+
 test('the Layout section names every folder of src/ and tests/ (and every top-level folder)', () => {
   const text = readFileSync(join(root, 'README.md'), 'utf8');
   const layout = text.slice(text.indexOf('## Layout'));
