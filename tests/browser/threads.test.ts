@@ -4,28 +4,15 @@
 // backend runs on one thread, and one log line says why.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { fileURLToPath } from 'node:url';
 import { withPage } from '../helpers/chromium.js';
-import { WasmBackend } from '../../src/backend/wasm/backend.js';
-import { ByteTextDataset } from '../../src/data/byte_text.js';
-import { LanguageModelTrainer, TINY_LLAMA, type TrainConfig } from '../../src/train/language_model.js';
-import { loadSotuText } from '../../src/data/sotu.js';
+import { BUNDLE_FILES, bundlePage, config, nodeLosses, text } from '../helpers/browser_training.js';
 
-const BUNDLE = fileURLToPath(new URL('../../dist/browser/memfit.js', import.meta.url));
-const PAGE = `<!doctype html><meta charset="utf-8"><title>memfit threads</title>
-<script>window.__ready = false;</script>
-<script type="module">import * as memfit from '/memfit.js'; window.memfit = memfit; window.__ready = true;</script>`;
+const PAGE = bundlePage('memfit threads');
 const ISOLATED = { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' };
 
-const text = loadSotuText({ fromYear: 2015 }).slice(0, 20000);
-const config: TrainConfig = { ...TINY_LLAMA, batchSize: 2, seqLen: 16, steps: 3, warmupSteps: 1 };
-
 test('on a cross-origin isolated page, training on 3 Web Worker threads gives the losses of 1 thread and of Node', async () => {
-  const t = new LanguageModelTrainer(new WasmBackend(), new ByteTextDataset(text), config);
-  const node: number[] = [];
-  for (let i = 0; i < config.steps; i++) node.push((await t.trainStep()).loss);
-  t.dispose();
-  await withPage(PAGE, { '/memfit.js': { file: BUNDLE } }, async ({ page, log }) => {
+  const node = await nodeLosses();
+  await withPage(PAGE, BUNDLE_FILES, async ({ page, log }) => {
     const got = await page.evaluate(`(async () => {
       const m = globalThis.memfit, text = ${JSON.stringify(text)}, config = ${JSON.stringify(config)};
       m.setWasmSimd('plain'); // as Node 20 (Chromium could load the relaxed-SIMD build)
@@ -53,7 +40,7 @@ test('on a cross-origin isolated page, training on 3 Web Worker threads gives th
 });
 
 test('on a page that is not cross-origin isolated, a threaded backend runs on one thread and says why in one line', async () => {
-  await withPage(PAGE, { '/memfit.js': { file: BUNDLE } }, async ({ page }) => {
+  await withPage(PAGE, BUNDLE_FILES, async ({ page }) => {
     const got = await page.evaluate(`(async () => {
       const m = globalThis.memfit, lines = [];
       const b = await m.createBackend({ backend: 'wasm', threads: 2, log: (l) => lines.push(l) });

@@ -3,28 +3,15 @@
 // navigator.gpu (SwiftShader here; losses within 1e-3 of wasm).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { fileURLToPath } from 'node:url';
 import { withPage } from '../helpers/chromium.js';
-import { WasmBackend } from '../../src/backend/wasm/backend.js';
-import { ByteTextDataset } from '../../src/data/byte_text.js';
-import { LanguageModelTrainer, TINY_LLAMA, type TrainConfig } from '../../src/train/language_model.js';
-import { loadSotuText } from '../../src/data/sotu.js';
+import { BUNDLE_FILES, bundlePage, config, nodeLosses, text } from '../helpers/browser_training.js';
 
-const BUNDLE = fileURLToPath(new URL('../../dist/browser/memfit.js', import.meta.url));
-const PAGE = `<!doctype html><meta charset="utf-8"><title>memfit training</title>
-<script>window.__ready = false;</script>
-<script type="module">import * as memfit from '/memfit.js'; window.memfit = memfit; window.__ready = true;</script>`;
-
-const text = loadSotuText({ fromYear: 2015 }).slice(0, 20000);
-const config: TrainConfig = { ...TINY_LLAMA, batchSize: 2, seqLen: 16, steps: 3, warmupSteps: 1 };
+const PAGE = bundlePage('memfit training');
 
 test('the browser bundle trains a tiny Llama on wasm (same losses as Node) and on WebGPU via navigator.gpu', async () => {
-  const t = new LanguageModelTrainer(new WasmBackend(), new ByteTextDataset(text), config);
-  const node: number[] = [];
-  for (let i = 0; i < config.steps; i++) node.push((await t.trainStep()).loss);
-  t.dispose();
+  const node = await nodeLosses();
 
-  await withPage(PAGE, { '/memfit.js': { file: BUNDLE } }, async ({ page, log }) => {
+  await withPage(PAGE, BUNDLE_FILES, async ({ page, log }) => {
     // Page code as a string: the test file's own functions are rewritten by the TypeScript loader.
     const got = await page.evaluate(`(async () => {
       const m = globalThis.memfit, text = ${JSON.stringify(text)}, config = ${JSON.stringify(config)};

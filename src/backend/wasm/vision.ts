@@ -34,6 +34,15 @@ function staged(backend: WasmBackend, inputs: readonly TensorRef[], fn: (ptrs: n
   }
 }
 
+/** staged, with `out` staged as float32 too: fn writes it at outPtr, rounded into out afterwards. */
+function stagedInto(backend: WasmBackend, inputs: readonly TensorRef[], out: TensorRef, fn: (ptrs: number[], outPtr: number) => void): void {
+  staged(backend, inputs, (ptrs) => {
+    const o = backend.stageOut(out);
+    fn(ptrs, o.ptr);
+    o.commit();
+  });
+}
+
 /** Everything a convolution loop needs, from the shapes and the geometry. */
 export interface ConvDims {
   n: number; c: number; h: number; w: number; o: number; kh: number; kw: number; oh: number; ow: number;
@@ -152,11 +161,7 @@ export function batchNormStats(be: WasmBackend, x: TensorRef, mean: TensorRef, v
 export function batchNorm(be: WasmBackend, x: TensorRef, mean: TensorRef, rstd: TensorRef, weight: TensorRef, bias: TensorRef, out: TensorRef): void {
   const [n, c, s] = ncs(x);
   if (n * c * s === 0) return;
-  staged(be, [x, mean, rstd, weight, bias], ([px, pm, pr, pw, pb]) => {
-    const o = be.stageOut(out);
-    ex().batchNormF32(px, pm, pr, pw, pb, o.ptr, n, c, s);
-    o.commit();
-  });
+  stagedInto(be, [x, mean, rstd, weight, bias], out, ([px, pm, pr, pw, pb], optr) => ex().batchNormF32(px, pm, pr, pw, pb, optr, n, c, s));
 }
 
 export function batchNormBackward(
@@ -164,11 +169,7 @@ export function batchNormBackward(
 ): void {
   const [n, c, s] = ncs(x);
   if (c === 0) return;
-  staged(be, [dy, x, mean, rstd, weight], ([pdy, px, pm, pr, pw]) => {
-    const o = be.stageOut(dx);
-    ex().batchNormBackwardF32(pdy, px, pm, pr, pw, o.ptr, f32Ptr(be, dweight), f32Ptr(be, dbias), n, c, s, training ? 1 : 0);
-    o.commit();
-  });
+  stagedInto(be, [dy, x, mean, rstd, weight], dx, ([pdy, px, pm, pr, pw], optr) => ex().batchNormBackwardF32(pdy, px, pm, pr, pw, optr, f32Ptr(be, dweight), f32Ptr(be, dbias), n, c, s, training ? 1 : 0));
 }
 
 /** Planes (N C), H, W, OH, OW of a pooling. */
@@ -180,39 +181,23 @@ function planes(x: TensorRef, y: TensorRef): [number, number, number, number, nu
 export function maxPool2d(be: WasmBackend, x: TensorRef, out: TensorRef, indices: TensorRef, g: Pool2dGeometry): void {
   const [p, h, w, oh, ow] = planes(x, out);
   if (p * oh * ow === 0) return;
-  staged(be, [x], ([px]) => {
-    const o = be.stageOut(out);
-    ex().maxPool2dF32(px, o.ptr, f32Ptr(be, indices), p, h, w, ...g.kernel, ...g.stride, ...g.padding, ...g.dilation, oh, ow);
-    o.commit();
-  });
+  stagedInto(be, [x], out, ([px], optr) => ex().maxPool2dF32(px, optr, f32Ptr(be, indices), p, h, w, ...g.kernel, ...g.stride, ...g.padding, ...g.dilation, oh, ow));
 }
 
 export function maxPool2dBackward(be: WasmBackend, dy: TensorRef, indices: TensorRef, dx: TensorRef, _geom: Pool2dGeometry): void {
   const [p, h, w, oh, ow] = planes(dx, dy);
   if (p * h * w === 0) return;
-  staged(be, [dy], ([pdy]) => {
-    const o = be.stageOut(dx);
-    ex().maxPool2dBackwardF32(pdy, f32Ptr(be, indices), o.ptr, p, h * w, oh * ow);
-    o.commit();
-  });
+  stagedInto(be, [dy], dx, ([pdy], optr) => ex().maxPool2dBackwardF32(pdy, f32Ptr(be, indices), optr, p, h * w, oh * ow));
 }
 
 export function adaptiveAvgPool2d(be: WasmBackend, x: TensorRef, out: TensorRef): void {
   const [p, h, w, oh, ow] = planes(x, out);
   if (p * oh * ow === 0) return;
-  staged(be, [x], ([px]) => {
-    const o = be.stageOut(out);
-    ex().adaptiveAvgPool2dF32(px, o.ptr, p, h, w, oh, ow);
-    o.commit();
-  });
+  stagedInto(be, [x], out, ([px], optr) => ex().adaptiveAvgPool2dF32(px, optr, p, h, w, oh, ow));
 }
 
 export function adaptiveAvgPool2dBackward(be: WasmBackend, dy: TensorRef, dx: TensorRef): void {
   const [p, h, w, oh, ow] = planes(dx, dy);
   if (p * h * w === 0) return;
-  staged(be, [dy], ([pdy]) => {
-    const o = be.stageOut(dx);
-    ex().adaptiveAvgPool2dBackwardF32(pdy, o.ptr, p, h, w, oh, ow);
-    o.commit();
-  });
+  stagedInto(be, [dy], dx, ([pdy], optr) => ex().adaptiveAvgPool2dBackwardF32(pdy, optr, p, h, w, oh, ow));
 }
