@@ -14,6 +14,8 @@ const MAX_REGIONS: i32 = 256;
 /** Region i: base (u32), size (u32), used (u32). */
 const TABLE: usize = memory.data(MAX_REGIONS * 12, 16);
 let regionCount: i32 = 0;
+/** Whether TLSF has set itself up (it does so on its first allocation). */
+let heapReady = false;
 
 @inline function baseOf(i: i32): u32 { return load<u32>(TABLE + <usize>i * 12); }
 @inline function sizeOf(i: i32): u32 { return load<u32>(TABLE + <usize>i * 12, 4); }
@@ -94,7 +96,15 @@ function largeFree(ptr: usize): bool {
 
 /** Allocates `size` bytes (16-byte aligned); 0 when memory cannot grow to hold them. */
 export function alloc(size: usize): usize {
-  if (size >= LARGE) return largeAlloc(size);
+  if (size >= LARGE) {
+    // TLSF sets itself up on its first allocation and then claims every page memory has at that
+    // moment: a large region made before that would be handed out again as heap blocks. So the
+    // heap is set up before the first large region.
+    if (!heapReady) heap.free(heap.alloc(16));
+    heapReady = true;
+    return largeAlloc(size);
+  }
+  heapReady = true;
   return heap.alloc(size);
 }
 

@@ -203,4 +203,22 @@ test('pack, unpack, mxQuantize, mxDequantize and scaledMatmul copy wasm views be
   for (const x of [codes, vals, a]) x.free();
 });
 
+
+test('a first allocation of 64 MiB or more is not handed out again as heap blocks (TLSF set itself up over it)', () => {
+  // Found by `npm run conformance -- --all-casts`: the heap claimed every page on its first
+  // allocation, so 32 MiB and 16 MiB asked for after a first 64 MiB block lay inside it.
+  const r = child(`
+    import { WasmBackend } from ${JSON.stringify(join(SRC, 'index.ts'))};
+    const w = new WasmBackend();
+    const sizes = [1 << 26, 1 << 25, 1 << 24, 4096];
+    const ts = sizes.map((n, i) => { const s = w.alloc(n, 'data', 'block ' + i); w.write(s, new Uint8Array(n).fill(i + 1)); return s; });
+    const firsts = [];
+    for (let i = 0; i < ts.length; i++) { const b = await w.read(ts[i], 0, sizes[i]); firsts.push(b.every((v) => v === i + 1)); }
+    console.log(JSON.stringify(firsts));
+    process.exit(0);
+  `);
+  assert.is(r.code, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout.trim().split('\n').pop()!), [true, true, true, true]);
+});
+
 test.run();
