@@ -3,12 +3,13 @@
 // the WebAssembly reference with the same inputs and reports, per case, bit-exact agreement (casts)
 // or the largest error against its bound. --large uses large shapes (for real GPUs); --all-casts
 // sweeps all 2^32 float32 inputs through the GPU cast for every format and every rounding mode
-// (nearest-even, toward-zero, stochastic; saturating or not). The float kernels (gelu, add, sum,
+// (nearest-even, toward-zero, stochastic; saturating or not), compared as chunk digests with the
+// WebAssembly encoder's (scripts/cast-digests.ts). The float kernels (gelu, add, sum,
 // softmax, matmul, rmsNorm) run against both builds of the WebAssembly module: the one this engine
 // loads (relaxed SIMD where it validates) here, and the other one in a child process
 // (MEMFIT_WASM_SIMD=plain, or node --experimental-wasm-relaxed-simd). Exit 1 on any failure.
 import { spawnSync } from 'node:child_process';
-import { writeFileSync, renameSync } from 'node:fs';
+import { readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { wasmBuild } from '../src/dtype/wasm.js';
 import { WasmBackend } from '../src/backend/wasm/backend.js';
@@ -17,6 +18,7 @@ import { WebGPUBackend } from '../src/backend/webgpu/backend.js';
 import type { Backend, CastOptions, TensorDType, TensorRef } from '../src/backend/backend.js';
 import { numel } from '../src/backend/shape.js';
 import { FORMATS } from '../src/dtype/formats.js';
+import { CAST_MODES, CHUNK, CHUNKS, chunkBytes, chunkOptions, DIGEST_FIXTURE, differingInputs, digestKey, gpuChunkDigests, type DigestFile } from './cast-digests.js';
 
 const args = process.argv.slice(2);
 const large = args.includes('--large');
@@ -89,29 +91,37 @@ log(gpu.description);
 const S = large ? 8 : 1;
 
 // Casts: bit for bit, under nearest-even (the default), toward-zero and stochastic rounding
-// (saturating or not). Stochastic casts count positions from 0 in every chunk (a backend cast has
-// no stream offset), so each chunk takes its own seed to keep the draws independent.
+// (saturating or not). Without --all-casts, a sample spread over the 2^32 inputs (a 1/share sample
+// of it in the extra modes, to keep SwiftShader runs short), compared byte for byte. With
+// --all-casts, every input, chunk by chunk, as digests (scripts/cast-digests.ts): the GPU's against
+// the WebAssembly encoder's in tests/fixtures/cast_digests.json.
 const castN = large ? 1 << 26 : 1 << 22;
-interface CastMode { label: string; opts: CastOptions; share: number }
-const castModes: CastMode[] = [
-  { label: '', opts: {}, share: 1 },
-  { label: ', toward-zero', opts: { rounding: 'toward-zero' }, share: 8 },
-  { label: ', toward-zero saturate', opts: { rounding: 'toward-zero', saturate: true }, share: 8 },
-  { label: ', stochastic', opts: { rounding: 'stochastic', seed: 0x243f6a8885a308d3n }, share: 4 },
-  { label: ', stochastic saturate', opts: { rounding: 'stochastic', seed: 0x13198a2e03707344n, saturate: true }, share: 4 },
-];
+const reference = allCasts ? (JSON.parse(readFileSync(DIGEST_FIXTURE, 'utf8')) as DigestFile) : null;
 for (const f of FORMATS.filter((x) => x.name !== 'float32' && !child)) {
-  for (const mode of castModes) {
-    // Without --all-casts the extra modes take a 1/share sample (keeps SwiftShader runs short).
-    const count = allCasts ? 2 ** 32 : castN / mode.share;
+  for (const mode of CAST_MODES) {
+    if (reference) {
+      const want = reference.digests[digestKey(f.name, mode)];
+      await run(`cast float32 -> ${f.name}${mode.label} (all 2^32 inputs)`, async () => {
+        if (!want || want.length !== CHUNKS || reference.chunk !== CHUNK) return [false, `no reference digests in ${DIGEST_FIXTURE} (run scripts/cast-digests.ts)`];
+        const chunks = Array.from({ length: CHUNKS }, (_, k) => k);
+        const got = await gpuChunkDigests(gpu, f.name, mode, chunks);
+        const bad = chunks.filter((k) => got[k][0] !== want[k][0] || got[k][1] !== want[k][1]);
+        if (!bad.length) return [true, `${CHUNKS} chunks of ${CHUNK} inputs, every digest equal to the WebAssembly encoder's`];
+        // Name the inputs of the first differing chunk: encode it on both sides.
+        const k = bad[0];
+        const diff = differingInputs(f.name, await chunkBytes(gpu, f.name, mode, k), await chunkBytes(wasm, f.name, mode, k), k);
+        return [false, `${bad.length} of ${CHUNKS} chunks differ (first: chunk ${k}, inputs ${diff.join(', ') || 'none found: the reference digests are stale'})`];
+      });
+      continue;
+    }
+    const count = castN / mode.share;
     await run(`cast float32 -> ${f.name}${mode.label} (${count} inputs spread over 2^32)`, async () => {
       const chunk = Math.min(count, 1 << 24);
-      const total = count;
       const stride = Math.floor(2 ** 32 / count);
       let diff = 0;
-      for (let start = 0, k = 0n; start < total; start += chunk, k++) {
-        const bits = Uint32Array.from({ length: chunk }, (_, i) => (((start + i) * stride) + (allCasts ? 0 : (i * 40503) % stride)) >>> 0);
-        const opts: CastOptions = mode.opts.seed === undefined ? mode.opts : { ...mode.opts, seed: mode.opts.seed + k };
+      for (let start = 0, k = 0; start < count; start += chunk, k++) {
+        const bits = Uint32Array.from({ length: chunk }, (_, i) => (((start + i) * stride) + ((i * 40503) % stride)) >>> 0);
+        const opts = chunkOptions(mode, k);
         const outs: Uint8Array[] = [];
         for (const b of [gpu, wasm]) {
           const x = tensor(b, [chunk], 'float32', bits);
@@ -123,7 +133,7 @@ for (const f of FORMATS.filter((x) => x.name !== 'float32' && !child)) {
         }
         for (let i = 0; i < outs[0].length; i++) if (outs[0][i] !== outs[1][i]) diff++;
       }
-      return [diff === 0, `${total} inputs, ${diff} differing bytes`];
+      return [diff === 0, `${count} inputs, ${diff} differing bytes`];
     });
   }
   if (f.bits === 16) {

@@ -9,10 +9,8 @@
 // src/backend/webgpu/matmul.ts; THREAD_M, THREAD_N <= MAX_THREAD, and
 // TILE_M = THREAD_M * WG_Y, TILE_N = THREAD_N * WG_X.
 //
-// TODO(subgroup-matrix): adapters with 'chromium-experimental-subgroup-matrix' could run the inner
-// product on subgroup matrices (subgroup_matrix_left/right/result, subgroupMatrixLoad /
-// subgroupMatrixMultiplyAccumulate / subgroupMatrixStore) from the same workgroup tiles. That is a
-// separate entry point selected in matmulTiles(); not implemented (no hardware here to test it).
+// Inputs that float16 holds exactly run on subgroup matrices (tensor cores) instead where the
+// device has them: shaders/matmul_sgmat.wgsl.
 override FA: u32 = 0u;
 override FB: u32 = 0u;
 override TRANS_A: u32 = 0u;

@@ -8,6 +8,10 @@ import { storageBytes } from '../../src/backend/storage.js';
 import { numel } from '../../src/backend/shape.js';
 import { encode, decode, formatOf, pack, unpack } from '../../src/index.js';
 import { NARROW_FORMATS } from '../helpers/reference.js';
+import { readFileSync } from 'node:fs';
+import {
+  CAST_FORMATS, CAST_MODES, CHUNK, CHUNKS, chunkDigest, DIGEST_FIXTURE, differingInputs, digestKey, digestWords, gpuChunkDigests, type DigestFile,
+} from '../../scripts/cast-digests.js';
 
 const w = new WasmBackend();
 let g: WebGPUBackend;
@@ -280,6 +284,46 @@ function close(a: Float32Array, b: Float32Array, rel: number, abs: number, what:
 async function both(fn: (b: Backend) => Promise<Float32Array>): Promise<[Float32Array, Float32Array]> {
   return [await fn(g), await fn(w)];
 }
+
+test('--all-casts digests: the GPU digests of chunks (GPU-made inputs) equal the WebAssembly side, every format and mode; one changed word changes both digests', async () => {
+  const chunk = 1 << 12;
+  const ks = [0, 0x7f800, 0xff800, 0xfffff]; // zero, +inf, -inf and the NaNs, the last chunk
+  for (const f of CAST_FORMATS) {
+    for (const mode of CAST_MODES) {
+      const got = await gpuChunkDigests(g, f, mode, ks, chunk);
+      for (let i = 0; i < ks.length; i++) {
+        const want = await chunkDigest(w, f, mode, ks[i], chunk);
+        assert.equal(got[i], want, `${f}${mode.label}, chunk ${ks[i]}`);
+      }
+    }
+  }
+  // The digests see a single changed word anywhere (each term is a bijection of its word).
+  const words = Uint32Array.from({ length: 4096 }, (_, i) => Math.imul(i, 2654435761) >>> 0);
+  const d0 = digestWords(words);
+  for (const at of [0, 1, 2047, 4095]) {
+    const changed = words.slice();
+    changed[at] ^= 1 << (at % 32);
+    const d = digestWords(changed);
+    assert.ok(d[0] !== d0[0] && d[1] !== d0[1], `word ${at}`);
+  }
+  // And differingInputs names the group of inputs of a changed byte.
+  const a = new Uint8Array(storageBytes('float8_e4m3fn', chunk)), b = a.slice();
+  b[100] = 1;
+  assert.equal(differingInputs('float8_e4m3fn', a, b, 3, chunk), [`0x${(3 * chunk + 96).toString(16).padStart(8, '0')}..+7`]);
+});
+
+test('the reference digests of --all-casts are the WebAssembly encoder\'s: one chunk of every format and mode recomputed', async () => {
+  const file = JSON.parse(readFileSync(DIGEST_FIXTURE, 'utf8')) as DigestFile;
+  assert.is(file.chunk, CHUNK);
+  for (const f of CAST_FORMATS) {
+    for (const mode of CAST_MODES) {
+      const list = file.digests[digestKey(f, mode)];
+      assert.is(list?.length, CHUNKS, `${f}${mode.label}`);
+      const k = (f.length * 37 + mode.label.length * 11) % CHUNKS; // a chunk that varies by case
+      assert.equal(await chunkDigest(w, f, mode, k), list[k], `${f}${mode.label}, chunk ${k}`);
+    }
+  }
+});
 
 test('unary and binary (broadcasting) ops agree within WGSL accuracy bounds; low-precision inputs and outputs', async () => {
   const x = randn(1000, 3).map((v) => v * 3);

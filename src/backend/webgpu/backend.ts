@@ -15,6 +15,7 @@ import { BINARY_IDS, REDUCE_IDS, UNARY_IDS } from '../ops.js';
 import { broadcastStrides, numel, sameShape } from '../shape.js';
 import { acquireDevice, type AcquiredDevice, type WebGPUOptions } from './device.js';
 import { gpuFamilies } from './families.js';
+import { probeSubgroupMatrix, type SubgroupMatrixSupport } from './matmul_sgmat.js';
 
 /** Format id used in shaders (int32 is 9). */
 export function fmtId(dtype: TensorDType): number {
@@ -99,6 +100,8 @@ export class WebGPUBackend implements Backend {
   readonly maxBindingSize: number;
   readonly features: ReadonlySet<string>;
   readonly software: boolean;
+  /** The tensor-core matmul's settings on this device, or null where it does not run (src/backend/webgpu/matmul_sgmat.ts). */
+  subgroupMatrix: SubgroupMatrixSupport | null = null;
   private readonly pool: BufferPool<GPUBuffer>;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private encoder: GPUCommandEncoder | null = null;
@@ -149,8 +152,15 @@ export class WebGPUBackend implements Backend {
 
   /** Acquires a device (hardware, else SwiftShader in Node) and builds the backend. */
   static async create(options: WebGPUOptions = {}): Promise<WebGPUBackend> {
-    return new WebGPUBackend(await acquireDevice(options));
+    const acq = await acquireDevice(options);
+    const g = new WebGPUBackend(acq);
+    if (options.subgroupMatrix !== false) g.subgroupMatrix = await probeSubgroupMatrix(acq.device, acq.adapterInfo, acq.features, g.notes);
+    return g;
   }
+
+  /** Why an optional path (subgroup matrices) is off on this device, one line each. */
+  readonly probeNotes: string[] = [];
+  private readonly notes = (line: string) => { this.probeNotes.push(line); };
 
   // ---- memory -------------------------------------------------------------------------------
 

@@ -14,6 +14,8 @@ export interface WebGPUOptions {
   /** Force the software adapter even where hardware exists (tests). */
   forceSoftware?: boolean;
   powerPreference?: GPUPowerPreference;
+  /** Run float16 (and fp8/fp6/fp4) matmuls on subgroup matrices (tensor cores) where the adapter has them; default true. */
+  subgroupMatrix?: boolean;
 }
 
 export interface AcquiredDevice {

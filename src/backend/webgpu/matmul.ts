@@ -1,6 +1,7 @@
 import type { MatmulOptions, TensorRef } from '../backend.js';
 import { numel } from '../shape.js';
 import { accessor, fmtId, type WebGPUBackend } from './backend.js';
+import { matmulSgmat, sgmatEligible } from './matmul_sgmat.js';
 
 /**
  * Tile sizes of the register-tiled matmul (shaders/matmul.wgsl), passed as override constants.
@@ -44,8 +45,8 @@ export interface MatmulAdapter {
  * - hardware adapters with >= 32 KiB workgroup storage and >= 256 invocations: LARGE_TILES, unless
  *   the output is too small to fill a few of them (m or n < 128: DEFAULT_TILES);
  * - any adapter, m or n <= 32: SMALL_TILES.
- * TODO(subgroup-matrix): adapters with 'chromium-experimental-subgroup-matrix' should get a
- * subgroup-matrix variant here (see shaders/matmul.wgsl); not implemented, no hardware to test it.
+ * Inputs that float16 holds exactly go to subgroup matrices instead where the device has them
+ * (matmul() below; src/backend/webgpu/matmul_sgmat.ts).
  */
 export function matmulTiles(adapter: MatmulAdapter, m: number, n: number): MatmulTiles {
   if (m <= 32 || n <= 32) return SMALL_TILES;
@@ -70,6 +71,17 @@ export function matmul(g: WebGPUBackend, a: TensorRef, b: TensorRef, out: Tensor
     features: g.features,
   }, m, n);
   const target = out.dtype === 'float32' ? out : { storage: g.alloc(m * n * batch * 4, 'temporary', 'matmul f32'), offset: 0, shape: out.shape, dtype: 'float32' as const };
+  const finish = () => {
+    if (target === out) return;
+    g.cast(target, out);
+    g.free(target.storage);
+  };
+  // Tensor cores: inputs exact in float16, outputs large enough to fill 128 x 128 blocks.
+  if (!tiles && g.subgroupMatrix && sgmatEligible(a.dtype, b.dtype) && m >= SGMAT_MIN && n >= SGMAT_MIN) {
+    matmulSgmat(g, g.subgroupMatrix, a, b, target, options);
+    finish();
+    return;
+  }
   const p = g.pipeline('matmul', () => g.shader('dtype') + accessor('a', 0, 'read') + accessor('b', 1, 'read') + accessor('out', 2, 'read_write') + g.shader('matmul'), {
     FA: fmtId(a.dtype), FB: fmtId(b.dtype), TRANS_A: options.transA ? 1 : 0, TRANS_B: options.transB ? 1 : 0,
     TILE_M: t.tileM, TILE_N: t.tileN, TILE_K: t.tileK, THREAD_M: t.threadM, THREAD_N: t.threadN,
@@ -80,8 +92,8 @@ export function matmul(g: WebGPUBackend, a: TensorRef, b: TensorRef, out: Tensor
   new Float32Array(u)[8] = options.alpha ?? 1;
   new Uint32Array(u)[9] = tilesN;
   g.dispatch(p, [{ storage: a.storage }, { storage: b.storage }, { storage: target.storage, what: 'matmul output' }], u, tilesM * tilesN * batch);
-  if (target !== out) {
-    g.cast(target, out);
-    g.free(target.storage);
-  }
+  finish();
 }
+
+/** Smallest output side that goes to subgroup matrices (below it the register-tiled kernel wastes less). */
+export const SGMAT_MIN = 64;

@@ -1,0 +1,203 @@
+// The tensor-core matmul (shaders/matmul_sgmat.wgsl): subgroup matrices through Dawn's
+// 'chromium-experimental-subgroup-matrix', for inputs whose values float16 holds exactly.
+//
+// Which inputs: float16, float8 e4m3fn and e5m2, float6 e3m2fn and e2m3fn, float4 e2m1fn, in any
+// mix: each is decoded to f16 in the tile load without rounding, products of two f16 are exact in
+// float32, and the sums are float32, so the result differs from the register-tiled kernel's only
+// in the order and rounding of float32 additions. bfloat16 and float32 stay on the register-tiled
+// kernel: float16 holds neither exactly (bfloat16's range runs from 2^-133 to 3.4e38, float16's
+// from 2^-24 to 65504), and rounding inputs would change the product, not just its last bits.
+// float8 e8m0fnu (powers of two from 2^-127 to 2^127) is out of float16's range too.
+//
+// Dawn has changed the spelling of subgroupMatrixLoad / subgroupMatrixStore (the layout was a bool
+// argument, then a template argument), so the backend compiles a small probe kernel in each
+// spelling when it starts and uses the one this Dawn accepts; with neither, no subgroup matrices.
+import type { MatmulOptions, TensorDType, TensorRef } from '../backend.js';
+import { numel } from '../shape.js';
+import { accessor, fmtId, type WebGPUBackend } from './backend.js';
+
+/** One entry of adapter.info.subgroupMatrixConfigs (WebGPU's GPUSubgroupMatrixConfig). */
+export interface SubgroupMatrixConfig {
+  readonly componentType: string;
+  readonly resultComponentType: string;
+  readonly M: number;
+  readonly N: number;
+  readonly K: number;
+}
+
+/** How this Dawn spells the load and store: layout as a template argument, or as a bool argument (older). */
+export type SubgroupMatrixSyntax = 'template' | 'bool';
+
+/** What the tensor-core matmul runs with on this device (WebGPUBackend.subgroupMatrix). */
+export interface SubgroupMatrixSupport {
+  /** The f16 x f16 -> f32 shape used: left M x K, right K x N, result M x N. */
+  readonly config: SubgroupMatrixConfig;
+  readonly subgroupSize: number;
+  readonly syntax: SubgroupMatrixSyntax;
+}
+
+/**
+ * Block and subgroup tiles: a workgroup computes bm x bn, stepping K by bk; each subgroup owns wm x wn
+ * (bm / wm x bn / wn subgroups a workgroup).
+ */
+export interface SgmatTiles {
+  readonly bm: number;
+  readonly bn: number;
+  readonly bk: number;
+  readonly wm: number;
+  readonly wn: number;
+}
+
+/** 128 x 128 blocks, K steps of 32, 8 subgroups of 64 x 32 (4 x 2 result matrices of 16 x 16 each). */
+export const SGMAT_TILES: SgmatTiles = { bm: 128, bn: 128, bk: 32, wm: 64, wn: 32 };
+
+/** Input dtypes float16 holds exactly (see the header). */
+const EXACT_IN_F16: ReadonlySet<TensorDType> = new Set<TensorDType>(['float16', 'float8_e4m3fn', 'float8_e5m2', 'float6_e3m2fn', 'float6_e2m3fn', 'float4_e2m1fn']);
+
+/** Whether a matmul of these input dtypes may run on subgroup matrices. */
+export function sgmatEligible(a: TensorDType, b: TensorDType): boolean {
+  return EXACT_IN_F16.has(a) && EXACT_IN_F16.has(b);
+}
+
+/**
+ * The subgroup-matrix shape for f16 x f16 -> f32 from the adapter's list: M = N = 16 preferred, then
+ * the largest K; null when there is none.
+ */
+export function pickConfig(configs: readonly SubgroupMatrixConfig[]): SubgroupMatrixConfig | null {
+  const ok = configs.filter((c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M > 0 && c.N > 0 && c.K > 0);
+  ok.sort((x, y) => (Number(y.M === 16 && y.N === 16) - Number(x.M === 16 && x.N === 16)) || y.K - x.K || y.N - x.N);
+  return ok[0] ?? null;
+}
+
+/** Checks tiles against a config: every size a multiple of what holds it. */
+export function checkTiles(t: SgmatTiles, c: SubgroupMatrixConfig): string | null {
+  if (t.bm % t.wm || t.bn % t.wn) return `block ${t.bm} x ${t.bn} is not a whole number of ${t.wm} x ${t.wn} subgroup tiles`;
+  if (t.wm % c.M || t.wn % c.N || t.bk % c.K) return `subgroup tile ${t.wm} x ${t.wn} (K step ${t.bk}) is not a whole number of ${c.M} x ${c.N} x ${c.K} matrices`;
+  if (t.bk % 2 || t.bm % 2 || t.bn % 2) return 'tile sizes must be even';
+  return null;
+}
+
+const MATRIX = {
+  left: (c: SubgroupMatrixConfig) => `subgroup_matrix_left<f16, ${c.K}, ${c.M}>`,
+  right: (c: SubgroupMatrixConfig) => `subgroup_matrix_right<f16, ${c.N}, ${c.K}>`,
+  result: (c: SubgroupMatrixConfig) => `subgroup_matrix_result<f32, ${c.N}, ${c.M}>`,
+};
+
+/** A load of `type` from `ptr` at `offset` (elements) with `stride`, column-major or not, in `syntax`. */
+function loadCall(syntax: SubgroupMatrixSyntax, type: string, ptr: string, offset: string, stride: string, colMajor: boolean): string {
+  return syntax === 'template'
+    ? `subgroupMatrixLoad<${type}, ${colMajor ? 'col_major' : 'row_major'}>(${ptr}, ${offset}, ${stride})`
+    : `subgroupMatrixLoad<${type}>(${ptr}, ${offset}, ${colMajor}, ${stride})`;
+}
+
+/** A row-major store of `value` at `offset` with `stride`, in `syntax`. */
+function storeCall(syntax: SubgroupMatrixSyntax, ptr: string, offset: string, value: string, stride: string): string {
+  return syntax === 'template'
+    ? `subgroupMatrixStore<row_major>(${ptr}, ${offset}, ${value}, ${stride})`
+    : `subgroupMatrixStore(${ptr}, ${offset}, ${value}, false, ${stride})`;
+}
+
+/** The probe kernel: one multiply-accumulate from workgroup memory, stored to a storage buffer. */
+export function probeSource(syntax: SubgroupMatrixSyntax, c: SubgroupMatrixConfig, subgroupSize: number): string {
+  return `enable f16;
+enable chromium_experimental_subgroup_matrix;
+@group(0) @binding(0) var<storage, read_write> o: array<f32>;
+var<workgroup> w: array<f16, ${Math.max(c.M, c.N) * c.K * 2}>;
+@compute @workgroup_size(${subgroupSize})
+fn main(@builtin(local_invocation_index) i: u32) {
+  w[i] = f16(1.0);
+  workgroupBarrier();
+  let l = ${loadCall(syntax, MATRIX.left(c), '&w', '0u', `${c.K}u`, false)};
+  let r = ${loadCall(syntax, MATRIX.right(c), '&w', '0u', `${c.N}u`, true)};
+  var acc = ${MATRIX.result(c)}();
+  acc = subgroupMatrixMultiplyAccumulate(l, r, acc);
+  ${storeCall(syntax, '&o', '0u', 'acc', `${c.N}u`)};
+}
+`;
+}
+
+/**
+ * Finds out whether this device runs the tensor-core matmul: the features, an f16 -> f32 config, one
+ * subgroup size, and a probe kernel that compiles in one of the two spellings. `log` hears why not.
+ */
+export async function probeSubgroupMatrix(device: GPUDevice, info: GPUAdapterInfo, features: ReadonlySet<string>, log?: (line: string) => void): Promise<SubgroupMatrixSupport | null> {
+  if (!features.has('chromium-experimental-subgroup-matrix') || !features.has('shader-f16')) return null;
+  const ext = info as GPUAdapterInfo & { subgroupMatrixConfigs?: readonly SubgroupMatrixConfig[]; subgroupMinSize?: number; subgroupMaxSize?: number };
+  const config = pickConfig(Array.from(ext.subgroupMatrixConfigs ?? []));
+  if (!config) { log?.('subgroup matrices: no f16 -> f32 configuration'); return null; }
+  const size = ext.subgroupMinSize;
+  if (!size || size !== ext.subgroupMaxSize) { log?.(`subgroup matrices: subgroup size not fixed (${ext.subgroupMinSize}..${ext.subgroupMaxSize})`); return null; }
+  for (const syntax of ['template', 'bool'] as const) {
+    device.pushErrorScope('validation');
+    const module = device.createShaderModule({ code: probeSource(syntax, config, size), label: `subgroup matrix probe (${syntax})` });
+    device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: 'subgroup matrix probe' });
+    const err = await device.popErrorScope();
+    if (!err) return { config, subgroupSize: size, syntax };
+    log?.(`subgroup matrices, ${syntax} spelling: ${err.message.split('\n').slice(0, 3).join(' | ')}`);
+  }
+  return null;
+}
+
+/** The kernel source for one support, tile set and pair of transposes (everything the template leaves open). */
+export function sgmatSource(s: SubgroupMatrixSupport, t: SgmatTiles, transA: boolean, transB: boolean, template: string): string {
+  const c = s.config;
+  const mt = t.wm / c.M, nt = t.wn / c.N;
+  const sa = (transA ? t.bm : t.bk) + 8, sb = (transB ? t.bk : t.bn) + 8;
+  const defs: Record<string, number> = {
+    SM: c.M, SN: c.N, SK: c.K, BM: t.bm, BN: t.bn, BK: t.bk, WM: t.wm, WN: t.wn, SG: s.subgroupSize,
+    NSG: (t.bm / t.wm) * (t.bn / t.wn), MT: mt, NT: nt, SA: sa, SB: sb,
+    TA_SIZE: sa * (transA ? t.bk : t.bm), TB_SIZE: sb * (transB ? t.bn : t.bk),
+    TRANS_A: transA ? 1 : 0, TRANS_B: transB ? 1 : 0,
+  };
+  const acc = (i: number, j: number) => `acc_${i}_${j}`;
+  const lines = (n: number, m: number, f: (i: number, j: number) => string) =>
+    Array.from({ length: n * m }, (_, q) => f(Math.floor(q / m), q % m)).join('\n');
+  const decl = lines(mt, nt, (i, j) => `  var ${acc(i, j)} = ${MATRIX.result(c)}();`);
+  const mma = [
+    ...Array.from({ length: mt }, (_, i) => `      let la_${i} = ${loadCall(s.syntax, MATRIX.left(c), '&ta', `off_a(wr, ${i}u, kk)`, 'SA', transA)};`),
+    ...Array.from({ length: nt }, (_, j) => `      let rb_${j} = ${loadCall(s.syntax, MATRIX.right(c), '&tb', `off_b(wc, ${j}u, kk)`, 'SB', transB)};`),
+    lines(mt, nt, (i, j) => `      ${acc(i, j)} = subgroupMatrixMultiplyAccumulate(la_${i}, rb_${j}, ${acc(i, j)});`),
+  ].join('\n');
+  const at = (i: number, j: number) => `base + (row0 + wr * WM + ${i}u * SM) * params.n + col0 + wc * WN + ${j}u * SN`;
+  const full = lines(mt, nt, (i, j) => `    ${storeCall(s.syntax, '&out', at(i, j), acc(i, j), 'params.n')};`);
+  const edge = lines(mt, nt, (i, j) => [
+    `    ${storeCall(s.syntax, '&tc', 'sg * SM * SN', acc(i, j), 'SN')};`,
+    '    workgroupBarrier();',
+    `    write_edge(sg, tid % SG, base, row0 + wr * WM + ${i}u * SM, col0 + wc * WN + ${j}u * SN);`,
+    '    workgroupBarrier();',
+  ].join('\n'));
+  const body = template.replace('/*@ACC_DECL*/', decl).replace('/*@MMA*/', mma).replace('/*@STORE_FULL*/', full).replace('/*@STORE_EDGE*/', edge);
+  return Object.entries(defs).map(([k, v]) => `const ${k}: u32 = ${v}u;\n`).join('') + body;
+}
+
+/**
+ * Whether float16 pairs can be read as words: float16, and the contiguous length, the offset and
+ * the batch stride all even (so every pair starts a word).
+ */
+function pairs(t: TensorRef, contiguous: number, batchStride: number): boolean {
+  return t.dtype === 'float16' && contiguous % 2 === 0 && t.offset % 2 === 0 && batchStride % 2 === 0;
+}
+
+/** Batched matmul on subgroup matrices into a float32 `out` (offset 0). The caller checks sgmatEligible. */
+export function matmulSgmat(g: WebGPUBackend, s: SubgroupMatrixSupport, a: TensorRef, b: TensorRef, out: TensorRef, options: MatmulOptions, tiles: SgmatTiles = SGMAT_TILES): void {
+  const bad = checkTiles(tiles, s.config);
+  if (bad) throw new Error(`subgroup-matrix tiles: ${bad}`);
+  const r = out.shape.length;
+  const m = out.shape[r - 2], n = out.shape[r - 1];
+  const k = options.transA ? a.shape[a.shape.length - 2] : a.shape[a.shape.length - 1];
+  const batch = numel(out.shape.slice(0, r - 2));
+  const batchOf = (t: TensorRef) => numel(t.shape.slice(0, t.shape.length - 2));
+  const strideA = batchOf(a) === 1 ? 0 : m * k, strideB = batchOf(b) === 1 ? 0 : k * n;
+  const transA = !!options.transA, transB = !!options.transB;
+  const pairA = pairs(a, transA ? m : k, strideA), pairB = pairs(b, transB ? k : n, strideB);
+  const key = `matmul_sgmat ${s.syntax} ${s.config.M}x${s.config.N}x${s.config.K} ${tiles.bm}x${tiles.bn}x${tiles.bk}/${tiles.wm}x${tiles.wn} ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`;
+  const p = g.pipeline(key, () => g.shader('dtype') + accessor('a', 0, 'read') + accessor('b', 1, 'read') + sgmatSource(s, tiles, transA, transB, g.shader('matmul_sgmat')), {
+    FA: fmtId(a.dtype), FB: fmtId(b.dtype), PAIR_A: pairA ? 1 : 0, PAIR_B: pairB ? 1 : 0,
+  });
+  const tilesN = Math.ceil(n / tiles.bn), tilesM = Math.ceil(m / tiles.bm);
+  const u = new ArrayBuffer(48);
+  new Uint32Array(u).set([m, k, n, batch, strideA, strideB, a.offset, b.offset]);
+  new Float32Array(u)[8] = options.alpha ?? 1;
+  new Uint32Array(u)[9] = tilesN;
+  g.dispatch(p, [{ storage: a.storage }, { storage: b.storage }, { storage: out.storage, what: 'matmul output' }], u, tilesM * tilesN * batch);
+}
