@@ -8,7 +8,8 @@
 // default: the cores, at most 4) and TensorFlow.js's wasm backend (XNNPACK, SIMD, one thread; its
 // time includes reading the result back), with the ratios.
 //
-// Usage: node --import tsx bench/kernels.ts [--quick] [--no-gpu]
+// Usage: node --import tsx bench/kernels.ts [--quick] [--no-gpu | --gpu-only]
+// (--gpu-only: the WebGPU figures alone, the WebAssembly backend only as the matmul paths' reference)
 // Statistic: the best repetition after warm-up (GPU: each repetition ends with synchronize()).
 // GB/s counts bytes read + bytes written once each. stdout: one JSON object; the same JSON goes
 // to bench/results/kernels.json (written atomically). Logs go to stderr.
@@ -23,14 +24,18 @@ import { defaultThreads } from '../src/backend/wasm/threads.js';
 import { storageBytes } from '../src/backend/storage.js';
 import { numel } from '../src/backend/shape.js';
 import { encode } from '../src/index.js';
+import { spawnSync } from 'node:child_process';
+import type { WebGPUBackend } from '../src/backend/webgpu/backend.js';
+import { LARGE_TILES, matmul as gpuMatmulKernel, matmulAdapter, matmulTiles, type MatmulTiles } from '../src/backend/webgpu/matmul.js';
+import { checkTiles, matmulSgmat, SGMAT_TILES, type SgmatTiles } from '../src/backend/webgpu/matmul_sgmat.js';
 
 const args = new Set(process.argv.slice(2));
 for (const a of args) {
   if (a === '--help' || a === '-h') {
-    process.stderr.write('usage: node --import tsx bench/kernels.ts [--quick] [--no-gpu]\n');
+    process.stderr.write('usage: node --import tsx bench/kernels.ts [--quick] [--no-gpu | --gpu-only]\n');
     process.exit(0);
   }
-  if (a !== '--quick' && a !== '--no-gpu') throw new Error(`unknown argument ${a}`);
+  if (a !== '--quick' && a !== '--no-gpu' && a !== '--gpu-only') throw new Error(`unknown argument ${a}`);
 }
 const QUICK = args.has('--quick');
 const MIN_REPS = QUICK ? 2 : 3;
@@ -72,7 +77,7 @@ function randn(n: number, seed: number): Float32Array {
 function tensor(b: Backend, shape: number[], dtype: TensorDType, data?: Float32Array): TensorRef {
   const n = numel(shape);
   const storage = b.alloc(storageBytes(dtype, n), 'data', 'bench');
-  if (data) b.write(storage, dtype === 'float32' ? data : encode(data, dtype));
+  if (data) b.write(storage, dtype === 'float32' ? data : encode(data, dtype as Parameters<typeof encode>[1]));
   return { storage, offset: 0, shape, dtype };
 }
 
@@ -194,6 +199,136 @@ async function matmulPeers(one: WasmBackend, sizes: number[]): Promise<Record<st
   return { unit: 'GFLOP/s', threads: all.threads, tfjs: tf ? { version: tf.version.tfjs, backend: 'wasm (XNNPACK, SIMD, 1 thread)' } : tfNote, float32: rows };
 }
 
+/** float32 register-tiled tile sets tried at the largest size on hardware (the library's pick first). */
+const F32_TILE_SETS: MatmulTiles[] = [
+  LARGE_TILES,
+  { tileM: 128, tileN: 128, tileK: 16, threadM: 8, threadN: 8 },
+  { tileM: 128, tileN: 128, tileK: 8, threadM: 8, threadN: 8 },
+  { tileM: 128, tileN: 256, tileK: 16, threadM: 8, threadN: 8 },
+  { tileM: 256, tileN: 128, tileK: 16, threadM: 8, threadN: 8 },
+  { tileM: 64, tileN: 128, tileK: 16, threadM: 8, threadN: 8 },
+];
+/** Subgroup-matrix tile sets tried at the largest size (the library's pick first). */
+const SGMAT_TILE_SETS: SgmatTiles[] = [
+  SGMAT_TILES,
+  { bm: 128, bn: 128, bk: 32, wm: 32, wn: 64 },
+  { bm: 128, bn: 128, bk: 64, wm: 64, wn: 32 },
+  { bm: 128, bn: 256, bk: 32, wm: 64, wn: 64 },
+  { bm: 256, bn: 128, bk: 32, wm: 64, wn: 64 },
+  { bm: 64, bn: 64, bk: 32, wm: 32, wn: 32 },
+];
+const tileName = (t: MatmulTiles | SgmatTiles) => ('tileM' in t ? `${t.tileM}x${t.tileN}x${t.tileK}/${t.threadM}x${t.threadN}` : `${t.bm}x${t.bn}x${t.bk}/${t.wm}x${t.wn}`);
+
+/**
+ * The GPU matmul paths at large sizes (hardware adapters; small ones on software adapters, to check
+ * the code): float32 and bfloat16 on the register-tiled kernel, float16 and float8 e4m3fn inputs on
+ * subgroup matrices where the device has them (and float16 on the register-tiled kernel too), every
+ * variant checked against the WebAssembly reference at a smaller size first; at the largest size a
+ * sweep of tile sets; and PyTorch's torch.mm on the same GPU (bench/torch_matmul.py) when python3
+ * has torch with CUDA.
+ */
+async function gpuMatmul(g: WebGPUBackend, w: WasmBackend): Promise<Record<string, unknown>> {
+  const sizes = g.software ? [128] : [1024, 2048, 4096];
+  const check = g.software ? 128 : 512;
+  const sg = g.subgroupMatrix;
+  type Variant = { name: string; dtype: TensorDType; transB?: boolean; run: (a: TensorRef, b: TensorRef, o: TensorRef, transB: boolean) => void; tiles?: MatmulTiles | SgmatTiles };
+  const variants: Variant[] = [
+    { name: 'float32 register-tiled', dtype: 'float32', run: (a, b, o, transB) => g.matmul(a, b, o, { transB }) },
+    { name: 'bfloat16 register-tiled', dtype: 'bfloat16', run: (a, b, o, transB) => g.matmul(a, b, o, { transB }) },
+    { name: 'float16 register-tiled', dtype: 'float16', run: (a, b, o, transB) => gpuMatmulKernel(g, a, b, o, { transB }, matmulTiles(matmulAdapter(g), a.shape[0], b.shape[1])) },
+  ];
+  if (sg) {
+    variants.push({ name: 'float16 subgroup-matrix', dtype: 'float16', run: (a, b, o, transB) => matmulSgmat(g, sg, a, b, o, { transB }) });
+    variants.push({ name: 'float16 subgroup-matrix, B transposed', dtype: 'float16', transB: true, run: (a, b, o, transB) => matmulSgmat(g, sg, a, b, o, { transB }) });
+    variants.push({ name: 'float8_e4m3fn subgroup-matrix', dtype: 'float8_e4m3fn', run: (a, b, o, transB) => matmulSgmat(g, sg, a, b, o, { transB }) });
+  }
+  const res: Record<string, unknown> = { unit: 'TFLOP/s', subgroupMatrix: sg ?? null, probeNotes: g.probeNotes, variants: {} as Record<string, unknown> };
+  const table = res.variants as Record<string, Record<string, unknown>>;
+  // Scale inputs so that float8 e4m3fn keeps them in range; the same values in every dtype.
+  const data = (n: number, seed: number) => randn(n, seed).map((v) => v * 0.5);
+  const timeMatmul = async (v: Variant, s: number, tiles?: MatmulTiles | SgmatTiles) => {
+    const a = tensor(g, [s, s], v.dtype, data(s * s, 1)), b = tensor(g, [s, s], v.dtype, data(s * s, 2)), o = tensor(g, [s, s], 'float32');
+    const inner = s >= 2048 ? 10 : 20;
+    const op = tiles === undefined ? () => v.run(a, b, o, !!v.transB)
+      : 'tileM' in tiles ? () => gpuMatmulKernel(g, a, b, o, { transB: !!v.transB }, tiles)
+      : () => matmulSgmat(g, sg!, a, b, o, { transB: !!v.transB }, tiles);
+    try {
+      const t = await timeIt(async () => { for (let i = 0; i < inner; i++) op(); await g.synchronize(); }, 1, 8);
+      return round((2 * s ** 3) / (t.bestMs / inner) / 1e9);
+    } finally {
+      for (const x of [a, b, o]) g.free(x.storage);
+    }
+  };
+  for (const v of variants) {
+    const row: Record<string, unknown> = {};
+    table[v.name] = row;
+    try {
+      // Against the WebAssembly reference (same inputs): the largest error over the bound K * 2^-22 * sum |a||b|.
+      const s = check;
+      const A = data(s * s, 3), B = data(s * s, 4);
+      const outs: Float32Array[] = [];
+      for (const be of [g, w] as Backend[]) {
+        const a = tensor(be, [s, s], v.dtype, A), b = tensor(be, [s, s], v.dtype, B), o = tensor(be, [s, s], 'float32');
+        if (be === g) v.run(a, b, o, !!v.transB);
+        else be.matmul(a, b, o, { transB: !!v.transB });
+        const bytes = await be.read(o.storage, 0, s * s * 4);
+        outs.push(new Float32Array(bytes.buffer, bytes.byteOffset, s * s).slice());
+        for (const x of [a, b, o]) be.free(x.storage);
+      }
+      let worst = 0;
+      const absA = A.map(Math.abs), absB = B.map(Math.abs);
+      for (let i = 0; i < s; i += 7) for (let j = 0; j < s; j += 5) {
+        let mag = 0;
+        for (let k = 0; k < s; k++) mag += absA[i * s + k] * absB[v.transB ? j * s + k : k * s + j];
+        worst = Math.max(worst, Math.abs(outs[0][i * s + j] - outs[1][i * s + j]) / (s * 2 ** -22 * mag || 1));
+      }
+      row.checkAgainstWasm = { size: s, worstErrorOverBound: round(worst), ok: worst <= 1 };
+      for (const size of sizes) row[String(size)] = await timeMatmul(v, size);
+      log(`webgpu matmul ${v.name}: ${sizes.map((x) => `${x}^3 ${row[String(x)]}`).join(', ')} TFLOP/s; error/bound ${round(worst)} at ${s}^3`);
+    } catch (e) {
+      row.error = (e as Error).message.split('\n').slice(0, 4).join(' | ');
+      log(`webgpu matmul ${v.name}: ${row.error}`);
+    }
+  }
+  // Tile sweeps at the largest size.
+  const big = sizes[sizes.length - 1];
+  const sweep = async (name: string, v: Variant | undefined, sets: (MatmulTiles | SgmatTiles)[]) => {
+    if (!v) return;
+    const r: Record<string, number | string> = {};
+    for (const t of sets) {
+      try { r[tileName(t)] = await timeMatmul(v, big, t); } catch (e) { r[tileName(t)] = `error: ${(e as Error).message.split('\n')[0]}`; }
+    }
+    (res.tileSweep ??= {} as Record<string, unknown>);
+    (res.tileSweep as Record<string, unknown>)[`${name} ${big}^3`] = r;
+    log(`webgpu ${name} tiles at ${big}^3: ${JSON.stringify(r)}`);
+  };
+  await sweep('float32 register-tiled', variants[0], F32_TILE_SETS);
+  if (sg) await sweep('float16 subgroup-matrix', variants.find((v) => v.name === 'float16 subgroup-matrix'), SGMAT_TILE_SETS.filter((t) => !checkTiles(t, sg.config)));
+  // PyTorch on the same GPU.
+  if (!g.software) {
+    const py = spawnSync('python3', [fileURLToPath(new URL('torch_matmul.py', import.meta.url)), ...sizes.map(String)], { encoding: 'utf8', timeout: 300_000 });
+    let torch: { sizes?: Record<string, Record<string, number | string>>; skipped?: string } | null = null;
+    try { torch = JSON.parse(py.stdout.trim().split('\n').pop() ?? ''); } catch { torch = { skipped: `python3 bench/torch_matmul.py: ${py.error?.message ?? py.stderr.trim().split('\n').pop() ?? `exit ${py.status}`}` }; }
+    res.torch = torch;
+    const t = torch?.sizes?.[String(big)];
+    if (t) {
+      const ours = (name: string) => (table[name]?.[String(big)] as number | undefined) ?? null;
+      const ratio = (x: number | null, y: number | string | undefined) => (x !== null && typeof y === 'number' ? round(x / y) : null);
+      const bestF32 = Math.max(...Object.values((res.tileSweep as Record<string, Record<string, number>> | undefined)?.[`float32 register-tiled ${big}^3`] ?? {}).filter((x) => typeof x === 'number'), ours('float32 register-tiled') ?? 0);
+      res.vsTorch = {
+        size: big,
+        float32OverCublasSgemm: ratio(ours('float32 register-tiled'), t.float32),
+        float32BestTilesOverCublasSgemm: ratio(bestF32, t.float32),
+        bfloat16OverCublasBf16: ratio(ours('bfloat16 register-tiled'), t.bfloat16),
+        float16OverCublasF16: ratio(ours('float16 subgroup-matrix') ?? ours('float16 register-tiled'), t.float16),
+        float8OverScaledMm: ratio(ours('float8_e4m3fn subgroup-matrix'), t.float8_e4m3fn_scaled_mm),
+      };
+      log(`vs PyTorch at ${big}^3: ${JSON.stringify(res.vsTorch)}`);
+    } else log(`PyTorch peer: ${torch?.skipped ?? 'no figures'}`);
+  }
+  return res;
+}
+
 async function main(): Promise<void> {
   const out: Record<string, unknown> = {
     benchmark: 'memfit kernels',
@@ -206,23 +341,25 @@ async function main(): Promise<void> {
   const backends = out.backends as Record<string, unknown>;
 
   const w = new WasmBackend();
-  log('wasm backend (one core)');
-  const wasmRes = await benchBackend(w, { matmul: QUICK ? [128, 256] : [128, 256, 512], elements: QUICK ? 2 ** 20 : 2 ** 22, rows: 1024 }, false);
-  backends.wasm = { description: w.description, ...wasmRes };
+  if (!args.has('--gpu-only')) {
+    log('wasm backend (one core)');
+    const wasmRes = await benchBackend(w, { matmul: QUICK ? [128, 256] : [128, 256, 512], elements: QUICK ? 2 ** 20 : 2 ** 22, rows: 1024 }, false);
+    backends.wasm = { description: w.description, ...wasmRes };
 
-  // Plain JS peer, same process.
-  const peer: Record<string, unknown> = {};
-  const mm = wasmRes.matmul as Record<string, Record<string, { gflops: number }>>;
-  for (const s of [256, 512]) {
-    const A = randn(s * s, 1), B = randn(s * s, 2), C = new Float32Array(s * s);
-    const t = await timeIt(() => plainMatmul(A, B, C, s, s, s), 1, 5);
-    const gflops = round((2 * s ** 3) / t.bestMs / 1e6);
-    const wasmG = mm.float32[String(s)]?.gflops;
-    peer[String(s)] = { gflops, ...t, wasmOverPlainJs: wasmG ? round(wasmG / gflops) : null };
-    log(`plain JS i-k-j matmul ${s}^3: ${gflops} GFLOP/s (wasm ${wasmG ?? '-'} GFLOP/s)`);
+    // Plain JS peer, same process.
+    const peer: Record<string, unknown> = {};
+    const mm = wasmRes.matmul as Record<string, Record<string, { gflops: number }>>;
+    for (const s of [256, 512]) {
+      const A = randn(s * s, 1), B = randn(s * s, 2), C = new Float32Array(s * s);
+      const t = await timeIt(() => plainMatmul(A, B, C, s, s, s), 1, 5);
+      const gflops = round((2 * s ** 3) / t.bestMs / 1e6);
+      const wasmG = mm.float32[String(s)]?.gflops;
+      peer[String(s)] = { gflops, ...t, wasmOverPlainJs: wasmG ? round(wasmG / gflops) : null };
+      log(`plain JS i-k-j matmul ${s}^3: ${gflops} GFLOP/s (wasm ${wasmG ?? '-'} GFLOP/s)`);
+    }
+    out.plainJsMatmul = { order: 'i-k-j on Float32Arrays', float32: peer };
+    out.matmulPeers = await matmulPeers(w, QUICK ? [256, 512] : [256, 512, 1024]);
   }
-  out.plainJsMatmul = { order: 'i-k-j on Float32Arrays', float32: peer };
-  out.matmulPeers = await matmulPeers(w, QUICK ? [256, 512] : [256, 512, 1024]);
 
   if (!args.has('--no-gpu')) {
     try {
@@ -234,6 +371,7 @@ async function main(): Promise<void> {
           ? { matmul: QUICK ? [64, 128] : [64, 128, 256], elements: 2 ** 20, rows: 256 }
           : { matmul: [256, 512, 1024, 2048], elements: 2 ** 24, rows: 4096 };
         const res = await benchBackend(g, sizes, true);
+        res.matmulPaths = await gpuMatmul(g, w);
         backends.webgpu = { description: g.description, software: g.software, note: g.software ? 'SwiftShader/software adapter: a CPU emulation, small sizes; not representative of GPUs' : undefined, ...res };
       } finally {
         g.destroy();

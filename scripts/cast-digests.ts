@@ -18,11 +18,14 @@
 //
 // Usage: node --import tsx scripts/cast-digests.ts [--shard i/n] [--out file]   (the WebAssembly side)
 //        node --import tsx scripts/cast-digests.ts --merge out.json part1.json part2.json ...
+//        node --import tsx scripts/cast-digests.ts --compare conformance-report.json   (check a GPU report's digests)
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Backend, CastOptions, TensorDType, TensorRef } from '../src/backend/backend.js';
 import { storageBytes } from '../src/backend/storage.js';
 import type { WebGPUBackend } from '../src/backend/webgpu/backend.js';
+import { kernelExports, WasmBackend } from '../src/backend/wasm/backend.js';
+import { wasmBuild } from '../src/dtype/wasm.js';
 import { FORMATS } from '../src/dtype/formats.js';
 
 /** Inputs a chunk: 2^24 (256 chunks cover 2^32). */
@@ -183,12 +186,36 @@ export function differingInputs(format: TensorDType, gpu: Uint8Array, ref: Uint8
   return found;
 }
 
-/** The digest of chunk k of the cast on a backend (the WebAssembly side of the comparison). */
-export async function chunkDigest(b: Backend, format: TensorDType, mode: CastMode, k: number, chunk = CHUNK): Promise<[number, number]> {
-  const bytes = await chunkBytes(b, format, mode, k, chunk);
-  const padded = new Uint8Array(Math.ceil(bytes.length / 4) * 4);
-  padded.set(bytes);
-  return digestWords(new Uint32Array(padded.buffer));
+/**
+ * The digest of chunk k of the cast on the WebAssembly backend (the reference side). Inputs are
+ * written and outputs digested in place, through views of the module's memory: copies out of a
+ * shared WebAssembly memory are slow.
+ */
+export async function chunkDigest(b: WasmBackend, format: TensorDType, mode: CastMode, k: number, chunk = CHUNK): Promise<[number, number]> {
+  const bytes = storageBytes(format, chunk);
+  const x: TensorRef = { storage: b.alloc(chunk * 4, 'data', 'conformance inputs'), offset: 0, shape: [chunk], dtype: 'float32' };
+  const o: TensorRef = { storage: b.alloc(Math.ceil(bytes / 4) * 4, 'data', 'conformance outputs'), offset: 0, shape: [chunk], dtype: format };
+  try {
+    const ptr = (s: TensorRef) => (s.storage as unknown as { ptr: number }).ptr;
+    const bits = new Int32Array(kernelExports().memory.buffer, ptr(x), chunk);
+    const first = (k * chunk) | 0; // int32 arithmetic (wrapping) keeps this loop on the fast path
+    for (let i = 0; i < chunk; i++) bits[i] = (first + i) | 0;
+    new Uint8Array(kernelExports().memory.buffer, ptr(o) + bytes, Math.ceil(bytes / 4) * 4 - bytes).fill(0);
+    b.cast(x, o, chunkOptions(mode, k));
+    return digestWords(new Uint32Array(kernelExports().memory.buffer, ptr(o), Math.ceil(bytes / 4)));
+  } finally {
+    b.free(x.storage);
+    b.free(o.storage);
+  }
+}
+
+/** GPU digests of one format and mode against the reference's: ok, the differing chunks, and a line saying so. */
+export function compareDigests(got: readonly (readonly [number, number])[], want: readonly (readonly [number, number])[] | undefined): { ok: boolean; bad: number[]; detail: string } {
+  if (!want || want.length !== CHUNKS) return { ok: false, bad: [], detail: `no reference digests for this format and mode in ${DIGEST_FIXTURE} (run scripts/cast-digests.ts, then --compare the report)` };
+  const bad = want.map((_, k) => k).filter((k) => got[k]?.[0] !== want[k][0] || got[k]?.[1] !== want[k][1]);
+  return bad.length
+    ? { ok: false, bad, detail: `${bad.length} of ${CHUNKS} chunks differ` }
+    : { ok: true, bad, detail: `${CHUNKS} chunks of ${CHUNK} inputs, every digest equal to the WebAssembly encoder's` };
 }
 
 /** tests/fixtures/cast_digests.json: per format and mode, the 256 chunk digests of the WebAssembly encoder. */
@@ -201,6 +228,16 @@ export interface DigestFile {
 
 export const DIGEST_FIXTURE = fileURLToPath(new URL('../tests/fixtures/cast_digests.json', import.meta.url));
 
+/** The reference digests (none yet when the file is missing). */
+export function readDigests(file = DIGEST_FIXTURE): DigestFile {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as DigestFile;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { chunk: CHUNK, made: 'none', digests: {} };
+    throw e;
+  }
+}
+
 async function main(argv: string[]): Promise<void> {
   const out = argv.includes('--out') ? argv[argv.indexOf('--out') + 1] : DIGEST_FIXTURE;
   const write = (file: string, data: DigestFile) => {
@@ -208,6 +245,28 @@ async function main(argv: string[]): Promise<void> {
     writeFileSync(tmp, `${JSON.stringify(data)}\n`);
     renameSync(tmp, file);
   };
+  if (argv.includes('--compare')) {
+    // A conformance report made with --all-casts before the reference had every digest: check its
+    // GPU digests now and rewrite its cast results (atomically; the report is ours).
+    const file = argv[argv.indexOf('--compare') + 1];
+    const report = JSON.parse(readFileSync(file, 'utf8')) as { castChunk?: number; gpuCastDigests?: Record<string, [number, number][]>; results: { name: string; ok: boolean; detail: string }[]; passed: number; failed: number; comparedAt?: string };
+    const ref = readDigests();
+    if (!report.gpuCastDigests || report.castChunk !== CHUNK || ref.chunk !== CHUNK) throw new Error(`${file} holds no GPU cast digests of ${CHUNK}-input chunks`);
+    for (const [key, got] of Object.entries(report.gpuCastDigests)) {
+      const c = compareDigests(got, ref.digests[key]);
+      const r = report.results.find((x) => x.name.startsWith(`cast float32 -> ${key} (all 2^32 inputs)`));
+      if (r) { r.ok = c.ok; r.detail = c.bad.length ? `${c.detail} (chunks ${c.bad.slice(0, 8).join(', ')}${c.bad.length > 8 ? ', ...' : ''})` : c.detail; }
+      process.stderr.write(`${c.ok ? 'ok  ' : 'FAIL'} ${key}: ${c.detail}\n`);
+    }
+    report.failed = report.results.filter((r) => !r.ok).length;
+    report.passed = report.results.length - report.failed;
+    report.comparedAt = new Date().toISOString();
+    const tmp = `${file}.tmp-${process.pid}`;
+    writeFileSync(tmp, `${JSON.stringify(report, null, 2)}\n`);
+    renameSync(tmp, file);
+    process.exitCode = report.failed ? 1 : 0;
+    return;
+  }
   if (argv.includes('--merge')) {
     const [target, ...parts] = argv.slice(argv.indexOf('--merge') + 1);
     const files = parts.map((p) => JSON.parse(readFileSync(p, 'utf8')) as DigestFile);
@@ -220,10 +279,10 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   const [shard, shards] = argv.includes('--shard') ? argv[argv.indexOf('--shard') + 1].split('/').map(Number) : [0, 1];
-  const { WasmBackend } = await import('../src/backend/wasm/backend.js');
-  const { wasmBuild } = await import('../src/dtype/wasm.js');
   const wasm = new WasmBackend('reference');
-  const jobs = CAST_FORMATS.flatMap((f) => CAST_MODES.map((m) => [f, m] as const)).filter((_, i) => i % shards === shard);
+  // Deterministic modes first (cheap), stochastic ones last (the encoder draws a random number per element).
+  const all = CAST_FORMATS.flatMap((f) => CAST_MODES.map((m) => [f, m] as const));
+  const jobs = [...all.filter(([, m]) => m.opts.rounding !== 'stochastic'), ...all.filter(([, m]) => m.opts.rounding === 'stochastic')].filter((_, i) => i % shards === shard);
   // Resumable: digests already in the output file are kept.
   let digests: DigestFile['digests'] = {};
   try { digests = (JSON.parse(readFileSync(out, 'utf8')) as DigestFile).digests; } catch { /* a new file */ }

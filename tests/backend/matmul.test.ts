@@ -7,6 +7,7 @@ import { WasmBackend } from '../../src/backend/wasm/backend.js';
 import { WebGPUBackend } from '../../src/backend/webgpu/backend.js';
 import { DEFAULT_TILES, LARGE_TILES, SMALL_TILES, SOFTWARE_TILES, matmul as gpuMatmul, matmulTiles, type MatmulTiles } from '../../src/backend/webgpu/matmul.js';
 import type { Backend, TensorDType, TensorRef } from '../../src/backend/backend.js';
+import { checkTiles, matmulSgmat, pickConfig, sgmatEligible, type SgmatTiles, type SubgroupMatrixSupport } from '../../src/backend/webgpu/matmul_sgmat.js';
 import { storageBytes } from '../../src/backend/storage.js';
 import { numel } from '../../src/backend/shape.js';
 import { decode, encode } from '../../src/index.js';
@@ -60,7 +61,7 @@ function reference(c: Case, A: Float32Array, B: Float32Array): { ref: Float64Arr
   return { ref, bound };
 }
 
-async function runOn(be: Backend, c: Case, A: Float32Array, B: Float32Array, dtype: TensorDType = 'float32', tiles?: MatmulTiles): Promise<Float32Array> {
+async function runOn(be: Backend, c: Case, A: Float32Array, B: Float32Array, dtype: TensorDType = 'float32', tiles?: MatmulTiles, sgmat?: [SubgroupMatrixSupport, SgmatTiles]): Promise<Float32Array> {
   const batch = Math.max(c.batchA, c.batchB);
   const lead = (b: number) => (b === 1 && batch > 1 ? [] : batch > 1 ? [b] : []);
   const shapeA = [...lead(c.batchA), ...(c.transA ? [c.k, c.m] : [c.m, c.k])];
@@ -68,7 +69,8 @@ async function runOn(be: Backend, c: Case, A: Float32Array, B: Float32Array, dty
   const enc = (x: Float32Array) => (dtype === 'float32' ? x : encode(x, dtype));
   const a = tensor(be, shapeA, dtype, enc(A)), b = tensor(be, shapeB, dtype, enc(B));
   const o = tensor(be, batch > 1 ? [batch, c.m, c.n] : [c.m, c.n], 'float32');
-  if (tiles && be instanceof WebGPUBackend) gpuMatmul(be, a, b, o, { transA: c.transA, transB: c.transB, alpha: c.alpha }, tiles);
+  if (sgmat && be instanceof WebGPUBackend) matmulSgmat(be, sgmat[0], a, b, o, { transA: c.transA, transB: c.transB, alpha: c.alpha }, sgmat[1]);
+  else if (tiles && be instanceof WebGPUBackend) gpuMatmul(be, a, b, o, { transA: c.transA, transB: c.transB, alpha: c.alpha }, tiles);
   else be.matmul(a, b, o, { transA: c.transA, transB: c.transB, alpha: c.alpha });
   const bytes = await be.read(o.storage, 0, numel(o.shape) * 4);
   for (const t of [a, b, o]) be.free(t.storage);
@@ -156,6 +158,49 @@ test('GPU matmul decodes bfloat16 / float16 inputs on load', async () => {
     const { ref, bound } = reference(c, A, B);
     check(await runOn(g, c, A, B, dt), ref, bound, `gpu ${dt}`);
   }
+});
+
+/** The tensor-core kernel with its subgroup matrices emulated in plain WGSL (src/backend/webgpu/matmul_sgmat.ts). */
+const EMULATED: SubgroupMatrixSupport = { config: { componentType: 'f16', resultComponentType: 'f32', M: 16, N: 16, K: 16 }, subgroupSize: 8, syntax: 'emulated' };
+/** Integers in [-4, 4]: exact in every format the kernel takes, and sums of their products exact in float32. */
+const ints = (n: number, seed: number) => rand(n, seed).map((v) => Math.round(v * 2));
+
+test('tensor-core matmul (subgroup matrices emulated): every transpose, edge and whole blocks, pairs and odd sizes, batches, alpha, fp8 inputs, exact', async () => {
+  const small: SgmatTiles = { bm: 32, bn: 32, bk: 16, wm: 16, wn: 16 };
+  const two: SgmatTiles = { bm: 64, bn: 32, bk: 32, wm: 32, wn: 16 }; // 2 x 1 matrices a subgroup, K steps of two matrices
+  // [m, k, n, transA, transB, dtype, tiles, batch A]: edge blocks in every transpose (odd sizes: no
+  // float16 pairs), whole blocks (straight stores), alpha, a broadcast batch, fp8 inputs.
+  const cases: [number, number, number, boolean, boolean, TensorDType, SgmatTiles, number][] = [
+    [40, 24, 36, false, false, 'float16', small, 1],
+    [40, 24, 36, true, false, 'float16', small, 1],
+    [40, 24, 36, false, true, 'float16', small, 1],
+    [33, 17, 65, true, true, 'float16', small, 2],
+    [64, 32, 64, false, false, 'float16', small, 2],
+    [33, 17, 65, false, true, 'float8_e4m3fn', small, 1],
+    [64, 64, 32, true, false, 'float16', two, 1],
+  ];
+  for (const tiles of [small, two]) assert.is(checkTiles(tiles, EMULATED.config), null);
+  for (const [m, k, n, transA, transB, dtype, tiles, batchA] of cases) {
+    const c: Case = { batchA, batchB: 1, m, k, n, transA, transB, alpha: m === 40 ? 0.5 : 1 };
+    const A = ints(batchA * m * k, m + k), B = ints(k * n, n);
+    const { ref } = reference(c, A, B);
+    const got = await runOn(g, c, A, B, dtype, undefined, [EMULATED, tiles]);
+    for (let i = 0; i < ref.length; i++) {
+      if (got[i] !== ref[i]) assert.unreachable(`${dtype} ${JSON.stringify(tiles)} ${label(c)}: element ${i}: got ${got[i]}, want ${ref[i]}`);
+    }
+  }
+});
+
+test('tensor-core matmul: which dtypes, which configuration, which tiles', () => {
+  for (const dt of ['float16', 'float8_e4m3fn', 'float8_e5m2', 'float6_e3m2fn', 'float6_e2m3fn', 'float4_e2m1fn'] as const) assert.ok(sgmatEligible(dt, 'float16'), dt);
+  for (const dt of ['float32', 'bfloat16', 'float8_e8m0fnu', 'int32'] as const) assert.not.ok(sgmatEligible(dt, 'float16'), dt);
+  const cfg = (componentType: string, resultComponentType: string, M: number, N: number, K: number) => ({ componentType, resultComponentType, M, N, K });
+  // The H100's list: f16 -> f16 and -> f32 at 16x16x16, 16x8x16, 16x8x8, integers at K 32.
+  const h100 = [cfg('f16', 'f16', 16, 16, 16), cfg('f16', 'f32', 16, 8, 8), cfg('f16', 'f32', 16, 8, 16), cfg('f16', 'f32', 16, 16, 16), cfg('u8', 'u32', 16, 16, 32)];
+  assert.equal(pickConfig(h100), cfg('f16', 'f32', 16, 16, 16));
+  assert.equal(pickConfig([cfg('f16', 'f32', 16, 8, 8), cfg('f16', 'f32', 16, 8, 16)]), cfg('f16', 'f32', 16, 8, 16));
+  assert.is(pickConfig([cfg('f16', 'f16', 16, 16, 16), cfg('i8', 'i32', 16, 16, 32)]), null);
+  assert.match(checkTiles({ bm: 128, bn: 128, bk: 32, wm: 48, wn: 32 }, h100[3]), /whole number/);
 });
 
 test('matmulTiles: software adapters get their tiles, unknown ones the default, big hardware adapters the large tiles', () => {

@@ -15,7 +15,7 @@ import { BINARY_IDS, REDUCE_IDS, UNARY_IDS } from '../ops.js';
 import { broadcastStrides, numel, sameShape } from '../shape.js';
 import { acquireDevice, type AcquiredDevice, type WebGPUOptions } from './device.js';
 import { gpuFamilies } from './families.js';
-import { probeSubgroupMatrix, type SubgroupMatrixSupport } from './matmul_sgmat.js';
+import { probeSubgroupMatrix, sgmatSelfTest, type SubgroupMatrixSupport } from './matmul_sgmat.js';
 
 /** Format id used in shaders (int32 is 9). */
 export function fmtId(dtype: TensorDType): number {
@@ -154,7 +154,12 @@ export class WebGPUBackend implements Backend {
   static async create(options: WebGPUOptions = {}): Promise<WebGPUBackend> {
     const acq = await acquireDevice(options);
     const g = new WebGPUBackend(acq);
-    if (options.subgroupMatrix !== false) g.subgroupMatrix = await probeSubgroupMatrix(acq.device, acq.adapterInfo, acq.features, g.notes);
+    if (options.subgroupMatrix !== false) {
+      const support = await probeSubgroupMatrix(acq.device, acq.adapterInfo, acq.features, g.notes);
+      const problem = support && (await sgmatSelfTest(g, support));
+      if (problem) g.notes(problem);
+      else g.subgroupMatrix = support;
+    }
     return g;
   }
 

@@ -31,6 +31,8 @@ export interface AcquiredDevice {
 
 export const DEFAULT_SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 export const DEFAULT_TOGGLES = ['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia'];
+/** Toggles for hardware adapters in Node only: Dawn's Vulkan backend runs subgroup matrices only under the Vulkan memory model. */
+export const HARDWARE_TOGGLES = ['use_vulkan_memory_model'];
 export const WANTED_FEATURES = ['shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix', 'timestamp-query'];
 
 /** Why no device could be had (used for the one-line backend message). */

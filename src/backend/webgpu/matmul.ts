@@ -57,6 +57,16 @@ export function matmulTiles(adapter: MatmulAdapter, m: number, n: number): Matmu
   return DEFAULT_TILES;
 }
 
+/** What matmulTiles() needs to know of a backend's device. */
+export function matmulAdapter(g: WebGPUBackend): MatmulAdapter {
+  return {
+    software: g.software,
+    maxComputeWorkgroupStorageSize: g.device.limits.maxComputeWorkgroupStorageSize,
+    maxComputeInvocationsPerWorkgroup: g.device.limits.maxComputeInvocationsPerWorkgroup,
+    features: g.features,
+  };
+}
+
 /** Batched matmul on the GPU (float32 result, cast once to out's dtype when it is not float32). */
 export function matmul(g: WebGPUBackend, a: TensorRef, b: TensorRef, out: TensorRef, options: MatmulOptions = {}, tiles?: MatmulTiles): void {
   const r = out.shape.length;
@@ -64,12 +74,7 @@ export function matmul(g: WebGPUBackend, a: TensorRef, b: TensorRef, out: Tensor
   const k = options.transA ? a.shape[a.shape.length - 2] : a.shape[a.shape.length - 1];
   const batch = numel(out.shape.slice(0, r - 2));
   const batchOf = (t: TensorRef) => numel(t.shape.slice(0, t.shape.length - 2));
-  const t = tiles ?? matmulTiles({
-    software: g.software,
-    maxComputeWorkgroupStorageSize: g.device.limits.maxComputeWorkgroupStorageSize,
-    maxComputeInvocationsPerWorkgroup: g.device.limits.maxComputeInvocationsPerWorkgroup,
-    features: g.features,
-  }, m, n);
+  const t = tiles ?? matmulTiles(matmulAdapter(g), m, n);
   const target = out.dtype === 'float32' ? out : { storage: g.alloc(m * n * batch * 4, 'temporary', 'matmul f32'), offset: 0, shape: out.shape, dtype: 'float32' as const };
   const finish = () => {
     if (target === out) return;

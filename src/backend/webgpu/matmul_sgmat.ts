@@ -25,8 +25,13 @@ export interface SubgroupMatrixConfig {
   readonly K: number;
 }
 
-/** How this Dawn spells the load and store: layout as a template argument, or as a bool argument (older). */
-export type SubgroupMatrixSyntax = 'template' | 'bool';
+/**
+ * How this Dawn spells the load and store: layout as a template argument, or as a bool argument
+ * (older). 'emulated' runs the same kernel with subgroup matrices emulated in plain WGSL (every
+ * invocation holds whole 16 x 16 matrices, f16 as f32): tests on adapters without subgroup matrices
+ * check the kernel's indexing, staging, transposes and edge stores with it.
+ */
+export type SubgroupMatrixSyntax = 'template' | 'bool' | 'emulated';
 
 /** What the tensor-core matmul runs with on this device (WebGPUBackend.subgroupMatrix). */
 export interface SubgroupMatrixSupport {
@@ -85,6 +90,7 @@ const MATRIX = {
 
 /** A load of `type` from `ptr` at `offset` (elements) with `stride`, column-major or not, in `syntax`. */
 function loadCall(syntax: SubgroupMatrixSyntax, type: string, ptr: string, offset: string, stride: string, colMajor: boolean): string {
+  if (syntax === 'emulated') return `emu_load_${ptr.slice(1)}(${offset}, ${stride}, ${colMajor})`;
   return syntax === 'template'
     ? `subgroupMatrixLoad<${type}, ${colMajor ? 'col_major' : 'row_major'}>(${ptr}, ${offset}, ${stride})`
     : `subgroupMatrixLoad<${type}>(${ptr}, ${offset}, ${colMajor}, ${stride})`;
@@ -92,6 +98,7 @@ function loadCall(syntax: SubgroupMatrixSyntax, type: string, ptr: string, offse
 
 /** A row-major store of `value` at `offset` with `stride`, in `syntax`. */
 function storeCall(syntax: SubgroupMatrixSyntax, ptr: string, offset: string, value: string, stride: string): string {
+  if (syntax === 'emulated') return `emu_store_${ptr.slice(1)}(${offset}, ${value}, ${stride})`;
   return syntax === 'template'
     ? `subgroupMatrixStore<row_major>(${ptr}, ${offset}, ${value}, ${stride})`
     : `subgroupMatrixStore(${ptr}, ${offset}, ${value}, false, ${stride})`;
@@ -167,7 +174,42 @@ export function sgmatSource(s: SubgroupMatrixSupport, t: SgmatTiles, transA: boo
     '    workgroupBarrier();',
   ].join('\n'));
   const body = template.replace('/*@ACC_DECL*/', decl).replace('/*@MMA*/', mma).replace('/*@STORE_FULL*/', full).replace('/*@STORE_EDGE*/', edge);
-  return Object.entries(defs).map(([k, v]) => `const ${k}: u32 = ${v}u;\n`).join('') + body;
+  const source = Object.entries(defs).map(([k, v]) => `const ${k}: u32 = ${v}u;\n`).join('') + body;
+  return s.syntax === 'emulated' ? emulate(source, c) : source;
+}
+
+/** The kernel with subgroup matrices emulated in plain WGSL (16 x 16 x 16 only; f16 becomes f32, which holds every f16 value). */
+function emulate(source: string, c: SubgroupMatrixConfig): string {
+  if (c.M !== 16 || c.N !== 16 || c.K !== 16) throw new Error('the emulated subgroup matrices are 16 x 16 x 16');
+  const lib = `struct EmuMat { v: array<f32, 256> }
+fn emu_load_ta(off: u32, stride: u32, col_major: bool) -> EmuMat {
+  var m: EmuMat;
+  for (var r = 0u; r < 16u; r++) { for (var q = 0u; q < 16u; q++) { m.v[r * 16u + q] = select(ta[off + r * stride + q], ta[off + q * stride + r], col_major); } }
+  return m;
+}
+fn emu_load_tb(off: u32, stride: u32, col_major: bool) -> EmuMat {
+  var m: EmuMat;
+  for (var r = 0u; r < 16u; r++) { for (var q = 0u; q < 16u; q++) { m.v[r * 16u + q] = select(tb[off + r * stride + q], tb[off + q * stride + r], col_major); } }
+  return m;
+}
+fn emu_mma(l: EmuMat, r: EmuMat, acc: EmuMat) -> EmuMat {
+  var o = acc;
+  for (var i = 0u; i < 16u; i++) { for (var j = 0u; j < 16u; j++) {
+    var sum = o.v[i * 16u + j];
+    for (var k = 0u; k < 16u; k++) { sum = sum + l.v[i * 16u + k] * r.v[k * 16u + j]; }
+    o.v[i * 16u + j] = sum;
+  } }
+  return o;
+}
+fn emu_store_out(off: u32, m: EmuMat, stride: u32) { for (var r = 0u; r < 16u; r++) { for (var q = 0u; q < 16u; q++) { out[off + r * stride + q] = m.v[r * 16u + q]; } } }
+fn emu_store_tc(off: u32, m: EmuMat, stride: u32) { for (var r = 0u; r < 16u; r++) { for (var q = 0u; q < 16u; q++) { tc[off + r * stride + q] = m.v[r * 16u + q]; } } }
+`;
+  return lib + source
+    .replace(/^[ \t]*\/\/#enable.*$/gm, '')
+    .replace(/subgroup_matrix_(left|right|result)<[^>]*>/g, 'EmuMat')
+    .replace(/subgroupMatrixMultiplyAccumulate\(/g, 'emu_mma(')
+    .replace(/bitcast<vec2<f16>>\(/g, 'unpack2x16float(')
+    .replace(/\bf16\b/g, 'f32');
 }
 
 /**
@@ -200,4 +242,67 @@ export function matmulSgmat(g: WebGPUBackend, s: SubgroupMatrixSupport, a: Tenso
   new Float32Array(u)[8] = options.alpha ?? 1;
   new Uint32Array(u)[9] = tilesN;
   g.dispatch(p, [{ storage: a.storage }, { storage: b.storage }, { storage: out.storage, what: 'matmul output' }], u, tilesM * tilesN * batch);
+}
+
+/** A small integer, exact in float16, for element (i, j) of self-test operand `which`. */
+const testValue = (which: number, i: number, j: number) => ((i * (7 + which) + j * (3 + 2 * which)) % 9) - 4;
+
+/**
+ * Runs the tensor-core matmul on small integer matrices, whose products and sums are exact, in every
+ * transpose and through both stores (a whole 128 x 128 block, and edge blocks), and compares with
+ * the exact result computed here. A driver that compiles the kernel but gets it wrong is caught at
+ * start, not in training. Returns null when every case agrees, else what went wrong.
+ */
+export async function sgmatSelfTest(g: WebGPUBackend, s: SubgroupMatrixSupport): Promise<string | null> {
+  const cases = [
+    { m: 128, k: 64, n: 128, transA: false, transB: false },
+    { m: 100, k: 48, n: 70, transA: false, transB: false },
+    { m: 100, k: 48, n: 70, transA: false, transB: true },
+    { m: 100, k: 48, n: 70, transA: true, transB: false },
+    { m: 100, k: 48, n: 70, transA: true, transB: true },
+  ];
+  g.device.pushErrorScope('validation');
+  g.device.pushErrorScope('internal');
+  const refs: TensorRef[] = [];
+  const upload = (rows: number, cols: number, which: number): TensorRef => {
+    const data = Float32Array.from({ length: rows * cols }, (_, e) => testValue(which, Math.floor(e / cols), e % cols));
+    const f32: TensorRef = { storage: g.alloc(rows * cols * 4, 'temporary', 'subgroup-matrix self-test'), offset: 0, shape: [rows, cols], dtype: 'float32' };
+    const f16: TensorRef = { storage: g.alloc(rows * cols * 2, 'temporary', 'subgroup-matrix self-test'), offset: 0, shape: [rows, cols], dtype: 'float16' };
+    g.write(f32.storage, data);
+    g.cast(f32, f16);
+    refs.push(f32, f16);
+    return f16;
+  };
+  let problem: string | null = null;
+  try {
+    for (const c of cases) {
+      const a = c.transA ? upload(c.k, c.m, 0) : upload(c.m, c.k, 0);
+      const b = c.transB ? upload(c.n, c.k, 1) : upload(c.k, c.n, 1);
+      const out: TensorRef = { storage: g.alloc(c.m * c.n * 4, 'temporary', 'subgroup-matrix self-test'), offset: 0, shape: [c.m, c.n], dtype: 'float32' };
+      refs.push(out);
+      matmulSgmat(g, s, a, b, out, { transA: c.transA, transB: c.transB });
+      const bytes = await g.read(out.storage, 0, c.m * c.n * 4);
+      const got = new Float32Array(bytes.buffer, bytes.byteOffset, c.m * c.n);
+      for (let i = 0; i < c.m && !problem; i++) {
+        for (let j = 0; j < c.n; j++) {
+          let want = 0;
+          for (let p = 0; p < c.k; p++) want += testValue(0, c.transA ? p : i, c.transA ? i : p) * testValue(1, c.transB ? j : p, c.transB ? p : j);
+          if (got[i * c.n + j] !== want) {
+            problem = `subgroup matrices gave ${got[i * c.n + j]} for ${want} at (${i}, ${j}) of a ${c.m}x${c.k}x${c.n} product${c.transA ? ', A transposed' : ''}${c.transB ? ', B transposed' : ''}`;
+            break;
+          }
+        }
+      }
+      if (problem) break;
+    }
+  } catch (e) {
+    problem = `subgroup-matrix self-test failed: ${(e as Error).message.split('\n')[0]}`;
+  } finally {
+    for (const r of refs) g.free(r.storage);
+    const internal = await g.device.popErrorScope();
+    const validation = await g.device.popErrorScope();
+    const err = validation ?? internal;
+    if (err && !problem) problem = `subgroup-matrix kernel: ${err.message.split('\n').slice(0, 4).join(' | ')}`;
+  }
+  return problem;
 }

@@ -15,7 +15,7 @@ import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_SWIFTSHADER_ICD, DEFAULT_TOGGLES, NoWebGPUError, deviceFrom, isSoftware, type AcquiredDevice, type WebGPUOptions } from './device.js';
+import { DEFAULT_SWIFTSHADER_ICD, DEFAULT_TOGGLES, HARDWARE_TOGGLES, NoWebGPUError, deviceFrom, isSoftware, type AcquiredDevice, type WebGPUOptions } from './device.js';
 
 interface NodeWebGPU {
   create(flags: string[]): GPU;
@@ -114,11 +114,11 @@ export async function nodeDevice(options: WebGPUOptions): Promise<AcquiredDevice
   const linux = process.platform === 'linux';
   const notes: string[] = [];
 
-  const tryAdapter = async (why: string) => {
+  const tryAdapter = async (why: string, hardware: boolean) => {
     const mod = await loadWebGPU();
     ensureRuntimeDir(process.env);
     for (const [k, v] of Object.entries(mod.globals)) if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
-    let gpu: GPU | undefined = mod.create(flags);
+    let gpu: GPU | undefined = mod.create(hardware ? [`enable-dawn-features=${[...toggles, ...HARDWARE_TOGGLES].join(',')}`] : flags);
     const adapter = await gpu.requestAdapter({ powerPreference: pref });
     if (!adapter) {
       gpu = undefined;
@@ -155,7 +155,7 @@ export async function nodeDevice(options: WebGPUOptions): Promise<AcquiredDevice
       else if (chosen.icd) pin(chosen.icd);
     }
     if (hardwareWhy) {
-      const d = await tryAdapter(hardwareWhy);
+      const d = await tryAdapter(hardwareWhy, true);
       if (d && !(d.software && options.requireHardware)) return d;
       notes.push(d ? `only a software adapter (${d.description})` : 'Dawn returned no hardware adapter');
     }
@@ -165,7 +165,7 @@ export async function nodeDevice(options: WebGPUOptions): Promise<AcquiredDevice
     throw new NoWebGPUError(`no hardware adapter, and no SwiftShader Vulkan ICD at ${icd} (install Debian's chromium, or pass swiftshaderIcd / MEMFIT_SWIFTSHADER_ICD)`, notes);
   }
   pin(icd);
-  const d = await tryAdapter(`software adapter: SwiftShader at ${icd}${options.forceSoftware ? '' : `, since ${notes[0] ?? 'there is no hardware adapter'}`}`);
+  const d = await tryAdapter(`software adapter: SwiftShader at ${icd}${options.forceSoftware ? '' : `, since ${notes[0] ?? 'there is no hardware adapter'}`}`, false);
   if (!d) throw new NoWebGPUError(`Dawn returned no adapter for SwiftShader (${icd}); is the Vulkan loader (Debian libvulkan1) installed?`, notes);
   return d;
 }

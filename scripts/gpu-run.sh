@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Everything issue #15 measures on a GPU machine, in one go (run it through .gpu/enter.sh, see
+# scripts/gpu-pack.sh): the adapter's facts, the GPU kernel benchmarks with PyTorch's matmul as the
+# peer, `conformance --large --all-casts`, and the training benchmark next to PyTorch eager. Each
+# step has its own time limit and writes its JSON to $OUT (default ./gpu-results), so that one
+# failing or slow step leaves the others' results. STEPS picks steps (default: all, in this order).
+set -uo pipefail
+OUT=${OUT:-gpu-results}
+mkdir -p "$OUT"
+STEPS=${STEPS:-"info kernels conformance train"}
+tsx() { node --import tsx "$@"; }
+step() { # name, seconds, command...
+  local name=$1 secs=$2; shift 2
+  local t0=$(date +%s)
+  echo "=== $name (limit ${secs}s) $(date -u +%H:%M:%S)"
+  timeout "$secs" "$@" > "$OUT/$name.json" 2> "$OUT/$name.log"
+  local rc=$?
+  echo "=== $name: exit $rc after $(( $(date +%s) - t0 ))s"; tail -n 25 "$OUT/$name.log"
+}
+nvidia-smi -L 2>/dev/null || true
+for s in $STEPS; do
+  case $s in
+    info) step info 60 tsx scripts/gpu-info.ts ;;
+    kernels) step kernels 240 tsx bench/kernels.ts --gpu-only ;;
+    conformance) step conformance 240 tsx scripts/conformance.ts --large --all-casts --out "$OUT/conformance-report.json" ;;
+    train) step train 300 tsx bench/train.ts --config small --precision 32-true,bf16-mixed,16-mixed --torch ;;
+    *) echo "unknown step $s" ;;
+  esac
+done
