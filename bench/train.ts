@@ -6,9 +6,13 @@
 // when there is an adapter: tokens/s, step time, peak
 // memory by category, the extra memory a training forward holds (saved activations) and the same
 // forward under inferenceMode, the quantities of docs/torch_h100_anchors.md. On a hardware
-// GPU `--config small` runs the anchors' "small" shapes next to PyTorch's H100 figures.
+// GPU `--config small` (or `seedlike`) runs the anchors' shapes next to PyTorch's H100 figures (the
+// anchor* fields). After the WebGPU runs on a hardware GPU, the same-run PyTorch peer
+// (bench/torch_train.py: PyTorch eager, same model, batch, AdamW and precision, on the same GPU)
+// runs when a Python with torch sees CUDA (else the log says why), and each WebGPU AdamW result
+// gets `torch` and tokensPerSecondVsTorch, peakVsTorch, trainingForwardHeldVsTorch; --no-torch skips it.
 //
-// Usage: node --import tsx bench/train.ts [--quick] [--no-gpu] [--config tiny,medium|small] [--threads 1,all] [--precision 32-true,bf16-mixed,16-mixed,bf16-true,16-true,fp8]
+// Usage: node --import tsx bench/train.ts [--quick] [--no-gpu] [--no-torch] [--config tiny,medium|small|seedlike] [--threads 1,all] [--precision 32-true,bf16-mixed,16-mixed,bf16-true,16-true,fp8]
 //        [--optimizer adamw,adamw8bit,adamw8bit-paged] (each optimizer in one run, with its ratios to adamw)
 //        node --import tsx bench/train.ts --checkpoint none,layers,selective,plan50 [--quick]
 //        (activation checkpointing on wasm, tiny and medium Llama: ratios to none; JSON in bench/results/train-checkpoint.json)
@@ -34,12 +38,15 @@ import { LanguageModelTrainer, MEDIUM_LLAMA, TINY_LLAMA, TRAIN_OPTIMIZERS, TRAIN
 import { Generator } from '../src/random.js';
 import { BENCH_MODELS, benchModel, type BenchModel } from './train_models.js';
 import { hostBackend } from '../src/optim/paged.js';
+import { findTorchPython, runTorchPeer, torchTrainArgs, type TorchPeerOutput } from './torch_peer.js';
 
 const argv = process.argv.slice(2);
 const flag = (f: string) => argv.includes(f);
 const configArg = argv.includes('--config') ? argv[argv.indexOf('--config') + 1] ?? '' : 'tiny,medium';
 const configNames = configArg.split(',');
-for (const c of configNames) if (!['tiny', 'medium', 'small'].includes(c) || (c === 'small' && configNames.length > 1)) throw new Error(`--config takes tiny, medium (or both: tiny,medium) or small; got ${configArg}`);
+/** The anchors' configs (docs/torch_h100_anchors.md): hardware GPUs only, one per run. */
+const ANCHOR_CONFIGS = ['small', 'seedlike'];
+for (const c of configNames) if (!['tiny', 'medium', ...ANCHOR_CONFIGS].includes(c) || (ANCHOR_CONFIGS.includes(c) && configNames.length > 1)) throw new Error(`--config takes tiny, medium (or both: tiny,medium), small or seedlike; got ${configArg}`);
 const configName = configNames[0];
 const threadsArg = argv.includes('--threads') ? argv[argv.indexOf('--threads') + 1] ?? '' : '1,all';
 const threadCounts = threadsArg.split(',').map((t) => (t === 'all' ? defaultThreads() : Number(t)));
@@ -160,7 +167,9 @@ for (const o of optimizers) if (!TRAIN_OPTIMIZERS.includes(o)) throw new Error(`
 if (precisions.length > 1 && optimizers.length > 1) throw new Error('give several --precision values or several --optimizer values, not both');
 /** Every (precision, optimizer) pair measured. */
 const variants = precisions.flatMap((precision) => optimizers.map((optimizer) => ({ precision, optimizer })));
-for (const a of argv) if (!['--quick', '--no-gpu', '--config', configArg, '--threads', threadsArg, '--precision', precisions.join(','), '--optimizer', optimizers.join(',')].includes(a)) throw new Error(`unknown argument ${a}; usage: bench/train.ts [--quick] [--no-gpu] [--config tiny,medium|small] [--threads 1,all] [--precision ...] [--optimizer ...] | --model ${BENCH_MODELS.join('|')} [--autocast bf16] [--batch N] [--steps N] [--no-gpu]`);
+/** The precisions bench/torch_train.py trains. */
+const TORCH_PEER_PRECISIONS = ['32-true', 'bf16-mixed', '16-mixed', 'fp8'];
+for (const a of argv) if (!['--quick', '--no-gpu', '--no-torch', '--config', configArg, '--threads', threadsArg, '--precision', precisions.join(','), '--optimizer', optimizers.join(',')].includes(a)) throw new Error(`unknown argument ${a}; usage: bench/train.ts [--quick] [--no-gpu] [--no-torch] [--config tiny,medium|small|seedlike] [--threads 1,all] [--precision ...] [--optimizer ...] | --model ${BENCH_MODELS.join('|')} [--autocast bf16] [--batch N] [--steps N] [--no-gpu]`);
 
 /** --model NAME [--autocast bf16|fp16] [--batch N] [--steps N] [--no-gpu]: wasm, then a hardware GPU if there is one. */
 async function benchModels(args: string[]): Promise<void> {
@@ -201,8 +210,16 @@ const SMALL: TrainConfig = {
   ...TINY_LLAMA, batchSize: 16, seqLen: 256,
   model: { vocabSize: 8192, hiddenSize: 512, numHiddenLayers: 8, numAttentionHeads: 8, intermediateSize: 1408, maxPositionEmbeddings: 256, rmsNormEps: 1e-5 },
 };
-/** PyTorch eager on an H100, fp32, AdamW (docs/torch_h100_anchors.md, "small", fp32 row). */
-const TORCH_SMALL_FP32 = { stepMs: 23.4, tokensPerSecond: 175_000, peakMB: 5281, fwdActMB: 1489, infFwdMB: 144 };
+/** The anchors' "seedlike" config (vocab 32000, dim 768, 12 layers, 12 heads, ffn 2048, batch 8, seq 512). */
+const SEEDLIKE: TrainConfig = {
+  ...TINY_LLAMA, batchSize: 8, seqLen: 512,
+  model: { vocabSize: 32000, hiddenSize: 768, numHiddenLayers: 12, numAttentionHeads: 12, intermediateSize: 2048, maxPositionEmbeddings: 512, rmsNormEps: 1e-5 },
+};
+/** PyTorch eager on an H100, fp32, AdamW (docs/torch_h100_anchors.md, the fp32 rows of "small" and "seedlike"). */
+const TORCH_H100_FP32: Record<string, { stepMs: number; tokensPerSecond: number; peakMB: number; fwdActMB: number; infFwdMB: number }> = {
+  small: { stepMs: 23.4, tokensPerSecond: 175_000, peakMB: 5281, fwdActMB: 1489, infFwdMB: 144 },
+  seedlike: { stepMs: 76.9, tokensPerSecond: 53_000, peakMB: 9046, fwdActMB: 3715, infFwdMB: 524 },
+};
 
 /**
  * Trains on each backend with the same config, their steps interleaved (step i on every backend,
@@ -295,10 +312,10 @@ async function summarize(
 }
 
 const text = loadSotuText({ fromYear: 1990 });
-const config = configName === 'small' ? SMALL : TINY_LLAMA;
+const config = configName === 'small' ? SMALL : configName === 'seedlike' ? SEEDLIKE : TINY_LLAMA;
 const quick = flag('--quick');
 const results: Record<string, unknown>[] = [];
-for (const name of configNames.filter((c) => c !== 'small')) {
+for (const name of configNames.filter((c) => !ANCHOR_CONFIGS.includes(c))) {
   const c = name === 'medium' ? MEDIUM_LLAMA : TINY_LLAMA;
   for (const { precision, optimizer } of variants) {
     log(`wasm, ${name}, ${precision}, ${optimizer}, ${threadCounts.join(' and ')} thread(s), steps interleaved ...`);
@@ -316,6 +333,8 @@ for (const r of results) {
   if (!one || one === r || r.threads === undefined) continue;
   r.vsOneThread = { speedup: round((one.stepMsMedian as number) / (r.stepMsMedian as number)) };
 }
+/** Whether WebGPU ran on a hardware adapter (the PyTorch peer then runs), and the peer's run (torch version, device...). */
+let hardwareGpuRan = false, torchPeerRun: Omit<TorchPeerOutput, 'results'> | null = null;
 if (!flag('--no-gpu')) {
   const { WebGPUBackend } = await import('../src/backend/webgpu/backend.js');
   let g: Backend | null = null;
@@ -327,23 +346,61 @@ if (!flag('--no-gpu')) {
   if (g) {
     try {
       const software = /swiftshader|software/i.test(g.description);
-      if (configName === 'small' && software) log('--config small needs a hardware GPU; skipped on the software adapter');
+      if (ANCHOR_CONFIGS.includes(configName) && software) log(`--config ${configName} needs a hardware GPU; skipped on the software adapter`);
       else {
+        if (software) log(`${g.description} is a software adapter: no PyTorch peer`);
         for (const { precision, optimizer } of variants) {
         log(`webgpu (${g.description}), ${precision}, ${optimizer} ...`);
         const r = await run(g, { ...config, precision, optimizer }, software || quick ? 3 : 30, 1, configName);
-        if (configName === 'small') {
+        const anchor = TORCH_H100_FP32[configName];
+        if (anchor) { // the fixed figures of docs/torch_h100_anchors.md (another machine, fp32)
           Object.assign(r, {
-            torchH100Fp32: TORCH_SMALL_FP32,
-            tokensPerSecondVsTorch: round(r.tokensPerSecond / TORCH_SMALL_FP32.tokensPerSecond),
-            peakVsTorch: round(r.peakAllocatedBytes / 2 ** 20 / TORCH_SMALL_FP32.peakMB),
+            anchorTorchH100Fp32: anchor,
+            tokensPerSecondVsH100Anchor: round(r.tokensPerSecond / anchor.tokensPerSecond),
+            peakVsH100Anchor: round(r.peakAllocatedBytes / 2 ** 20 / anchor.peakMB),
           });
         }
         results.push(r);
         }
+        hardwareGpuRan = !software;
       }
     } finally {
       g.destroy();
+    }
+  }
+}
+// The same-run PyTorch peer (bench/torch_train.py): after memfit's WebGPU runs (their device freed),
+// on the same GPU, for the same config and precisions, AdamW only; each WebGPU result gets `torch`
+// and its ratios to it. Automatic when a hardware GPU ran and a Python with torch sees CUDA; --no-torch skips it.
+if (!hardwareGpuRan && !flag('--no-torch')) log('no PyTorch peer: it runs after WebGPU runs on a hardware GPU, and none ran');
+if (hardwareGpuRan && !flag('--no-torch')) {
+  const gpuResults = results.filter((r) => !String(r.backend).includes('wasm') && r.optimizer === 'adamw');
+  const found = findTorchPython();
+  if ('reasons' in found) log(`no PyTorch peer: no Python with torch (${found.reasons.join('; ')})`);
+  else if (!found.cuda) log(`no PyTorch peer: torch ${found.version} (${found.python}) sees no CUDA GPU`);
+  else if (gpuResults.length === 0) log('no PyTorch peer: it trains with AdamW only, and no WebGPU run used adamw');
+  else {
+    const peerPrecisions = [...new Set(gpuResults.map((r) => r.precision as string))].filter((p) => TORCH_PEER_PRECISIONS.includes(p));
+    for (const p of new Set(gpuResults.map((r) => r.precision as string))) if (!peerPrecisions.includes(p)) log(`PyTorch peer: ${p} is not one of its precisions (${TORCH_PEER_PRECISIONS.join(', ')})`);
+    if (peerPrecisions.length) {
+      log(`PyTorch peer: torch ${found.version} on ${found.device}, ${peerPrecisions.join(', ')} ...`);
+      try {
+        const peer = runTorchPeer(found.python, torchTrainArgs(config, peerPrecisions, { steps: quick ? 3 : 30, warmup: 3, device: 'cuda' }));
+        const { results: peerResults, ...peerRun } = peer;
+        torchPeerRun = peerRun;
+        for (const r of gpuResults) {
+          const t = peerResults.find((x) => x.precision === r.precision);
+          if (!t) continue;
+          r.torch = { ...t, torch: peer.torch, device: peer.device };
+          if (t.unavailable !== undefined) { log(`PyTorch peer: ${t.precision} unavailable: ${t.unavailable}`); continue; }
+          if (t.parameters !== r.parameters) log(`PyTorch peer: ${t.parameters} parameters, memfit ${String(r.parameters)}: not the same model`);
+          r.tokensPerSecondVsTorch = round((r.tokensPerSecond as number) / t.tokensPerSecond!);
+          r.peakVsTorch = round((r.peakAllocatedBytes as number) / t.peakAllocatedBytes!);
+          r.trainingForwardHeldVsTorch = round((r.trainingForwardHeldBytes as number) / t.trainingForwardHeldBytes!);
+        }
+      } catch (e) {
+        log(`PyTorch peer failed: ${(e as Error).message}`);
+      }
     }
   }
 }
@@ -373,6 +430,7 @@ const wasm = results.find((r) => String(r.backend).includes('wasm') && r.precisi
 const gpu = results.find((r) => !String(r.backend).includes('wasm') && r.precision === precisions[0] && r.optimizer === optimizers[0]);
 const out = {
   date: new Date().toISOString(), host: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version },
+  torchPeer: torchPeerRun,
   results,
   ratios: wasm && gpu ? { webgpuTokensPerSecondOverWasm: round((gpu.tokensPerSecond as number) / (wasm.tokensPerSecond as number)) } : {},
 };
