@@ -3,12 +3,13 @@
 # scripts/gpu-pack.sh): the adapter's facts, the GPU kernel benchmarks with PyTorch's matmul as the
 # peer, `conformance --large --all-casts`, and the training benchmark next to PyTorch eager. Each
 # step has its own time limit and writes its JSON to $OUT (default ./gpu-results), so that one
-# failing or slow step leaves the others' results. STEPS picks steps (default: all, in this order).
+# failing or slow step leaves the others' results. STEPS picks steps (default: all, in this order);
+# PRECISIONS the training precisions; CONFORMANCE_CASTS='' samples the casts instead of all 2^32.
 set -uo pipefail
 OUT=${OUT:-gpu-results}
 mkdir -p "$OUT"
-STEPS=${STEPS:-"info kernels conformance train"}
-tsx() { node --import tsx "$@"; }
+STEPS=${STEPS:-"info kernels train conformance"}
+
 step() { # name, seconds, command...
   local name=$1 secs=$2; shift 2
   local t0=$(date +%s)
@@ -20,10 +21,10 @@ step() { # name, seconds, command...
 nvidia-smi -L 2>/dev/null || true
 for s in $STEPS; do
   case $s in
-    info) step info 60 tsx scripts/gpu-info.ts ;;
-    kernels) step kernels 240 tsx bench/kernels.ts --gpu-only ;;
-    conformance) step conformance 240 tsx scripts/conformance.ts --large --all-casts --out "$OUT/conformance-report.json" ;;
-    train) step train 300 tsx bench/train.ts --config small --precision 32-true,bf16-mixed,16-mixed --torch ;;
+    info) step info 45 node --import tsx scripts/gpu-info.ts ;;
+    kernels) step kernels 150 node --import tsx bench/kernels.ts --gpu-only ;;
+    train) step train 200 node --import tsx bench/train.ts --config small --precision ${PRECISIONS:-32-true,bf16-mixed,16-mixed,fp8} ;;
+    conformance) step conformance 90 node --import tsx scripts/conformance.ts --large ${CONFORMANCE_CASTS:---all-casts} --out "$OUT/conformance-report.json" ;;
     *) echo "unknown step $s" ;;
   esac
 done
