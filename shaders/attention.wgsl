@@ -205,14 +205,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (live && (CAUSAL == 0u || k0 <= i)) {
       var sc: array<f32, KC>;
       var cm = neg_inf();
-      //#unroll $j KC
-      sc[$j] = neg_inf();
-      if (k0 + $j < kend && (CAUSAL == 0u || k0 + $j <= i) && key_ok(b, k0 + $j, $j)) {
-        var k = key_k(base + (k0 + $j) * params.d, $j);
-        sc[$j] = dot_rows(&q, &k) * params.scale;
-        cm = max(cm, sc[$j]);
+      // loops of a constant count (a GPU compiler unrolls them and keeps sc in registers; written
+      // out here, SwiftShader's JIT takes gigabytes at d = 36, KC = 16)
+      for (var j = 0u; j < KC; j = j + 1u) {
+        var x = neg_inf();
+        if (k0 + j < kend && (CAUSAL == 0u || k0 + j <= i) && key_ok(b, k0 + j, j)) {
+          var k = key_k(base + (k0 + j) * params.d, j);
+          x = dot_rows(&q, &k) * params.scale;
+          cm = max(cm, x);
+        }
+        sc[j] = x;
       }
-      //#end
       if (cm != neg_inf()) {
         if (l == 0.0) { mx = cm; }
         else if (cm > mx) {
@@ -221,14 +224,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
           scale_row(&acc, f);
           mx = cm;
         }
-        //#unroll $j KC
-        if (sc[$j] != neg_inf()) {
-          let p = exp(sc[$j] - mx);
-          l = l + p;
-          var v = key_v(base + (k0 + $j) * params.d, $j);
-          axpy_rows(&acc, &v, p);
+        for (var j = 0u; j < KC; j = j + 1u) {
+          if (sc[j] != neg_inf()) {
+            let p = exp(sc[j] - mx);
+            l = l + p;
+            var v = key_v(base + (k0 + j) * params.d, j);
+            axpy_rows(&acc, &v, p);
+          }
         }
-        //#end
       }
     }
     if (TILED == 1u) { workgroupBarrier(); }
