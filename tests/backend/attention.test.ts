@@ -336,6 +336,7 @@ test('webgpu tiled layout (hardware GPUs, forced here): matches wasm, several ke
   await gpuVsWasm({ ...base, mask: Int32Array.from(PAD), maskDtype: 'int32', inDtype: 'bfloat16', outDtype: 'float32', tiled: 3 });
   await gpuVsWasm({ ...longCase([2, 2, 150, 36], 20, true), tiled: 16 }); // padding spans whole tiles
   await gpuVsWasm({ ...longCase([2, 1, 70, 6], 30, true), tiled: true }); // the adapter-independent choice: KT 64
+  await gpuVsWasm({ ...longCase([1, 2, 70, 64], 33, true), tiled: true }); // the hardware layout at d = 64 (KT = KC = 24)
   assert.throws(() => gpuAttention.attentionLayout(g, 36, 43), /tile rows/); // 43 rows of 36 floats: over 6 KiB
 });
 
