@@ -6,7 +6,8 @@
 // 256^3 and 512^3 as the peer of the wasm figure (with the ratio). The float32 matmul peers, size by
 // size in turn (256^3, 512^3, 1024^3): memfit at 1 thread, memfit at all threads (createBackend's
 // default: the cores, at most 4) and TensorFlow.js's wasm backend (XNNPACK, SIMD, one thread; its
-// time includes reading the result back), with the ratios.
+// time includes reading the result back), with the ratios. WebGPU also: attention (causal, d 64,
+// float32) forward and forward + backward, ms and TFLOP/s (forward 4 B H T^2 d / 2, backward 2.5x).
 //
 // Usage: node --import tsx bench/kernels.ts [--quick] [--no-gpu | --gpu-only]
 // (--gpu-only: the WebGPU figures alone, the WebAssembly backend only as the matmul paths' reference)
@@ -339,6 +340,36 @@ async function gpuMatmul(g: WebGPUBackend, w: WasmBackend): Promise<Record<strin
   return res;
 }
 
+/**
+ * Attention on one backend: causal, head dim 64, float32, forward and forward + backward, per T.
+ * FLOPs: forward 4 B H T^2 d (non-causal; causal counts half), backward 2.5x the forward.
+ */
+async function benchAttention(be: Backend, shapes: { B: number; H: number; T: number }[], sync: boolean): Promise<Record<string, unknown>> {
+  const d = 64;
+  const res: Record<string, unknown> = {};
+  for (const { B, H, T } of shapes) {
+    const shape = [B, H, T, d];
+    const n = numel(shape);
+    const [q, k, v, dout] = [1, 2, 3, 4].map((seed) => tensor(be, shape, 'float32', randn(n, seed)));
+    const [out, dq, dk, dv] = [0, 0, 0, 0].map(() => tensor(be, shape, 'float32'));
+    const lse = tensor(be, [B, H, T], 'float32');
+    const scale = 1 / Math.sqrt(d);
+    const fwdFlops = (4 * B * H * T * T * d) / 2; // causal
+    const fwd = () => be.attention(q, k, v, out, lse, null, scale, true);
+    const both = () => { fwd(); be.attentionBackward(dout, q, k, v, out, lse, null, scale, dq, dk, dv, true); };
+    const entry: Record<string, unknown> = { B, H, T, d, causal: true };
+    for (const [name, op, flops] of [['forward', fwd, fwdFlops], ['forwardBackward', both, fwdFlops * 3.5]] as const) {
+      const t = await timeIt(async () => { op(); if (sync) await be.synchronize(); }, 1, T >= 4096 ? 5 : MAX_REPS);
+      const tflops = round(flops / t.bestMs / 1e9);
+      entry[name] = { ms: t.bestMs, tflops, tflopsMedian: round(flops / t.medianMs / 1e9), ...t };
+      log(`${be.kind} attention ${name} B${B} H${H} T${T} d${d} causal: ${t.bestMs} ms, ${tflops} TFLOP/s`);
+    }
+    res[`T${T}`] = entry;
+    for (const x of [q, k, v, dout, out, dq, dk, dv, lse]) be.free(x.storage);
+  }
+  return res;
+}
+
 async function main(): Promise<void> {
   const out: Record<string, unknown> = {
     benchmark: 'memfit kernels',
@@ -382,7 +413,8 @@ async function main(): Promise<void> {
           : { matmul: [256, 512, 1024, 2048], elements: 2 ** 24, rows: 4096 };
         const res = await benchBackend(g, sizes, true);
         res.matmulPaths = await gpuMatmul(g, w);
-        backends.webgpu = { description: g.description, software: g.software, note: g.software ? 'SwiftShader/software adapter: a CPU emulation, small sizes; not representative of GPUs' : undefined, ...res };
+        const attention = await benchAttention(g, g.software ? [{ B: 1, H: 2, T: 128 }] : [{ B: 4, H: 8, T: 1024 }, { B: 4, H: 8, T: 4096 }], true);
+        backends.webgpu = { description: g.description, software: g.software, note: g.software ? 'SwiftShader/software adapter: a CPU emulation, small sizes; not representative of GPUs' : undefined, ...res, attention };
       } finally {
         g.destroy();
       }

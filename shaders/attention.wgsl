@@ -1,28 +1,35 @@
-// Scaled-dot-product attention (causal, or bidirectional with CAUSAL = 0), forward and backward: the WGSL twin of
-// assembly/kernels/attention.ts (same loops, same order, dot products over four lanes then the
-// tail as there; exp and log differ in the last bits). One file, four stages (see
-// src/backend/webgpu/attention.ts). The row stages (fwd, dq, dkdv; shared code in `//#part rows`)
-// run a workgroup of 64 invocations on 64 consecutive rows of one (b, h), one row an invocation,
-// its own rows in registers (row loops are written out: `//#unroll`), looping over the rows of the
-// other axis. Those come from one of two layouts, by the host-set constant TILED:
+// Scaled-dot-product attention (causal, or bidirectional with CAUSAL = 0), forward and backward:
+// the WGSL twin of assembly/kernels/attention.ts (dot products over four lanes then the tail as
+// there; exp and log differ in the last bits). The backward stages follow its loops in its order;
+// the forward is one pass over the keys (online softmax, FlashAttention-2 style) where the wasm
+// kernel makes two, so its sums differ from the wasm ones by rounding only. One file, four stages
+// (see src/backend/webgpu/attention.ts). The row stages (fwd, dq, dkdv; shared code in
+// `//#part rows`) run a workgroup of 64 invocations on 64 consecutive rows of one (b, h), one row
+// an invocation, its own rows in registers (row loops are written out: `//#unroll`), looping over
+// the rows of the other axis. Those come from one of two layouts, by the host-set constant TILED:
 //   1 (hardware GPUs): staged KT rows at a time in workgroup memory (decoded to float32 once per
 //     workgroup, read as vec4), two barriers a tile;
 //   0 (software adapters): read from storage by each invocation: no barrier and no workgroup
 //     memory, which cost SwiftShader more than the reloads (a barrier costs every invocation about
 //     a hundred loop iterations, and compile time grows with workgroup memory).
-// No [T, T] score matrix is stored and every sum is deterministic (no atomics).
-//   fwd:  per query row: online max/sum over the keys -> lse, then out = sum exp(score - lse) v
-//         (a second pass over the keys, with v).
+// No [T, T] score matrix is stored and every sum is deterministic (no atomics). On causal
+// attention a workgroup visits only the tiles up to its last query row (fwd, dq) or from its first
+// key row (dkdv).
+//   fwd:  per query row, one pass over the keys in chunks of KC (the tile when TILED): the chunk's
+//         scores in registers and their max; when it exceeds the running max m, l and acc are
+//         rescaled once by exp(m_old - m_new); then p = exp(score - m), l += p, acc += p v. At the
+//         end out = acc / l and lse = m + log(l). The rescaling follows the chunks, so both layouts
+//         give the same bits when KT equals the untiled KC.
 //   di:   per query row: ld = [lse as float32 | di = dout . out], a float32 scratch of 2 bh t
 //         words, so that dq and dkdv bind one buffer for both (8 storage buffers at most).
-//   dq:   per query row: dq = scale sum_s P (dP - di) k_s.
+//   dq:   per query row: dq = scale sum_s P (dP - di) k_s, P = exp(score - lse).
 //   dkdv: per key row s: dv = sum_t P dout_t, dk = scale sum_t P (dP - di) q_t (one pass).
 // Query t sees keys s <= t (every key s when CAUSAL is 0) whose mask[b, s] != 0 (HAS_MASK). A query row with no allowed key gets
 // out = 0 and lse = -inf, and contributes nothing to the gradients. Outputs are float32 rows at
 // offset 0; inputs are read through dtype accessors at their element offsets (ld is float32:
 // format 0). Constants set by the host: DH (head dim d), D4 = ceil(DH / 4) vec4s a row, DF =
-// floor(DH / 4) of them whole; TILED; KT rows a tile (1 when not TILED) and KSTEP other-axis rows
-// a loop step (KT when TILED, else all of them).
+// floor(DH / 4) of them whole; TILED; KT rows a tile (1 when not TILED), KSTEP other-axis rows
+// a loop step of the backward (KT when TILED, else all of them) and KC keys a forward chunk.
 
 struct Params {
   bh: u32, heads: u32, t: u32, d: u32,
@@ -58,6 +65,13 @@ fn dot_rows(a: ptr<function, Row>, b: ptr<function, Row>) -> f32 {
 fn axpy_rows(y: ptr<function, Row>, x: ptr<function, Row>, alpha: f32) {
   //#unroll $c D4
   (*y)[$c] = (*y)[$c] + alpha * (*x)[$c];
+  //#end
+}
+
+// y *= f (element by element).
+fn scale_row(y: ptr<function, Row>, f: f32) {
+  //#unroll $c D4
+  (*y)[$c] = (*y)[$c] * f;
   //#end
 }
 
@@ -180,41 +194,54 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (CAUSAL == 1u) { kend = min(blk.y + 64u, params.t); }
   var q: Row;
   if (live) { q = q_row(qb); }
-  // pass 1: online max and sum of exp
-  var mx: f32 = 0.0;
-  var sum: f32 = 0.0;
-  for (var k0 = 0u; k0 < kend; k0 = k0 + KSTEP) {
-    if (TILED == 1u) { stage_keys(lid, base, b, k0, false); }
-    if (live) {
-      for (var j = 0u; j < KSTEP && k0 + j < kend && (CAUSAL == 0u || k0 + j <= i); j = j + 1u) {
-        let s = k0 + j;
-        if (!key_ok(b, s, j)) { continue; }
-        var k = key_k(base + s * params.d, j);
-        let sc = dot_rows(&q, &k) * params.scale;
-        if (sum == 0.0) { mx = sc; sum = 1.0; }
-        else if (sc > mx) { sum = sum * exp(mx - sc) + 1.0; mx = sc; }
-        else { sum = sum + exp(sc - mx); }
+  // one pass over the keys, KC at a time (a tile when TILED): the chunk's scores, its max, one
+  // rescale of (l, acc) when the max grows, then p = exp(score - max) into l and acc += p v
+  var mx: f32 = 0.0; // running max (meaningful once l > 0)
+  var l: f32 = 0.0; // running sum of exp(score - mx); 0: no allowed key yet
+  var acc: Row;
+  zero_row(&acc);
+  for (var k0 = 0u; k0 < kend; k0 = k0 + KC) {
+    if (TILED == 1u) { stage_keys(lid, base, b, k0, true); }
+    if (live && (CAUSAL == 0u || k0 <= i)) {
+      var sc: array<f32, KC>;
+      var cm = neg_inf();
+      // loops of a constant count, which a GPU compiler can unroll to keep sc in registers (not
+      // written out with //#unroll: SwiftShader's JIT then took 23 GB at d = 36, KC = 16)
+      for (var j = 0u; j < KC; j = j + 1u) {
+        var x = neg_inf();
+        if (k0 + j < kend && (CAUSAL == 0u || k0 + j <= i) && key_ok(b, k0 + j, j)) {
+          var k = key_k(base + (k0 + j) * params.d, j);
+          x = dot_rows(&q, &k) * params.scale;
+          cm = max(cm, x);
+        }
+        sc[j] = x;
+      }
+      if (cm != neg_inf()) {
+        if (l == 0.0) { mx = cm; }
+        else if (cm > mx) {
+          let f = exp(mx - cm);
+          l = l * f;
+          scale_row(&acc, f);
+          mx = cm;
+        }
+        for (var j = 0u; j < KC; j = j + 1u) {
+          if (sc[j] != neg_inf()) {
+            let p = exp(sc[j] - mx);
+            l = l + p;
+            var v = key_v(base + (k0 + j) * params.d, j);
+            axpy_rows(&acc, &v, p);
+          }
+        }
       }
     }
     if (TILED == 1u) { workgroupBarrier(); }
   }
   var ls = neg_inf();
-  if (sum != 0.0) { ls = mx + log(sum); }
-  // pass 2: out = sum exp(score - lse) v
-  var acc: Row;
-  zero_row(&acc);
-  for (var k0 = 0u; k0 < kend; k0 = k0 + KSTEP) {
-    if (TILED == 1u) { stage_keys(lid, base, b, k0, true); }
-    if (live && sum != 0.0) {
-      for (var j = 0u; j < KSTEP && k0 + j < kend && (CAUSAL == 0u || k0 + j <= i); j = j + 1u) {
-        let s = k0 + j;
-        if (!key_ok(b, s, j)) { continue; }
-        var k = key_k(base + s * params.d, j);
-        var v = key_v(base + s * params.d, j);
-        axpy_rows(&acc, &v, exp(dot_rows(&q, &k) * params.scale - ls));
-      }
-    }
-    if (TILED == 1u) { workgroupBarrier(); }
+  if (l != 0.0) {
+    ls = mx + log(l);
+    //#unroll $c D4
+    acc[$c] = acc[$c] / l;
+    //#end
   }
   if (!live) { return; }
   lse[r * params.t + i + params.loff] = ls;

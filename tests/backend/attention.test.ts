@@ -275,11 +275,13 @@ async function gpuVsWasm(c: Case, rel = 1e-5, abs = 1e-6): Promise<void> {
 }
 
 test('attentionLayout: untiled on software adapters, tiled (KT rows, tiles within 6 KiB) on hardware', () => {
-  assert.equal(gpuAttention.attentionLayout({ software: true }, 16), { DH: 16, D4: 4, DF: 4, TILED: 0, KT: 1, KSTEP: 2 ** 30 });
-  assert.equal(gpuAttention.attentionLayout({ software: false }, 16), { DH: 16, D4: 4, DF: 4, TILED: 1, KT: 64, KSTEP: 64 });
+  assert.equal(gpuAttention.attentionLayout({ software: true }, 16), { DH: 16, D4: 4, DF: 4, TILED: 0, KT: 1, KSTEP: 2 ** 30, KC: 16 });
+  assert.equal(gpuAttention.attentionLayout({ software: false }, 16), { DH: 16, D4: 4, DF: 4, TILED: 1, KT: 64, KSTEP: 64, KC: 64 });
   assert.equal(gpuAttention.attentionLayout({ software: false }, 64).KT, 24);
-  assert.equal(gpuAttention.attentionLayout({ software: false }, 6), { DH: 6, D4: 2, DF: 1, TILED: 1, KT: 64, KSTEP: 64 });
+  assert.equal(gpuAttention.attentionLayout({ software: false }, 64).KC, 24); // the forward's chunk is the tile
+  assert.equal(gpuAttention.attentionLayout({ software: false }, 6), { DH: 6, D4: 2, DF: 1, TILED: 1, KT: 64, KSTEP: 64, KC: 64 });
   assert.equal(gpuAttention.attentionLayout({ software: false }, 1024).KT, 1);
+  assert.equal(gpuAttention.attentionLayout({ software: true }, 1024).KC, 1);
 });
 
 test('webgpu: matches wasm, no mask', async () => {
@@ -334,14 +336,62 @@ test('webgpu tiled layout (hardware GPUs, forced here): matches wasm, several ke
   await gpuVsWasm({ ...base, mask: Int32Array.from(PAD), maskDtype: 'int32', inDtype: 'bfloat16', outDtype: 'float32', tiled: 3 });
   await gpuVsWasm({ ...longCase([2, 2, 150, 36], 20, true), tiled: 16 }); // padding spans whole tiles
   await gpuVsWasm({ ...longCase([2, 1, 70, 6], 30, true), tiled: true }); // the adapter-independent choice: KT 64
+  await gpuVsWasm({ ...longCase([1, 2, 70, 64], 33, true), tiled: true }); // the hardware layout at d = 64 (KT = KC = 24)
   assert.throws(() => gpuAttention.attentionLayout(g, 36, 43), /tile rows/); // 43 rows of 36 floats: over 6 KiB
 });
 
 test('webgpu: both layouts give the same bits (same operations in the same order)', async () => {
   for (const c of [longCase([2, 2, 150, 36], 70, true), longCase([2, 1, 70, 6], 71, true, 'bfloat16')]) {
-    const a = await runOn(g, { ...c, tiled: false }), b = await runOn(g, { ...c, tiled: 16 });
+    // the forward's rescaling follows its key chunks: the tiled run uses tiles of the untiled chunk
+    const kc = gpuAttention.attentionLayout(g, c.shape![3], false).KC;
+    const a = await runOn(g, { ...c, tiled: false }), b = await runOn(g, { ...c, tiled: kc });
     for (const key of ['out', 'lse', 'dq', 'dk', 'dv'] as const) close(`tiled vs untiled ${key}`, b[key], a[key], 0, 0);
   }
+});
+
+// The forward is one pass over the keys (online softmax, rescaled once a key chunk): checked here
+// against the float64 reference directly (the wasm kernel, which the tests above compare with, is
+// the two-pass form), with the wasm bounds.
+test('webgpu one-pass forward: matches the float64 reference (causal and not, padded, bfloat16, both layouts)', async () => {
+  for (const causal of [true, false]) {
+    for (const tiled of [false, 3]) {
+      const c: Case = { ...base, mask: PAD, inDtype: 'float32', outDtype: 'float32', causal, tiled };
+      checkRef(`gpu causal ${causal} tiled ${tiled}`, await runOn(g, c), c, 1e-5, 2e-6);
+    }
+  }
+  const cb: Case = { ...base, mask: PAD, inDtype: 'bfloat16', outDtype: 'float32', causal: false, tiled: 2 };
+  checkRef('gpu bf16 in', await runOn(g, cb), cb, 1e-5, 2e-6);
+});
+
+// Scores that grow key after key up to ~200: the running max changes in every chunk, and
+// exp(score - first max) would overflow float32 (exp(88.7)): a missing or wrong rescale shows.
+function growingCase(shape: [number, number, number, number], seed: number): Case {
+  const [b0, h0, t0, d0] = shape;
+  const n = b0 * h0 * t0 * d0;
+  const q = Float32Array.from({ length: n }, () => 1);
+  const k = randn(n, seed, 0.05);
+  for (let r = 0; r < b0 * h0; r++) for (let s = 0; s < t0; s++) for (let c = 0; c < d0; c++) k[(r * t0 + s) * d0 + c] += (200 / Math.sqrt(d0)) * (s / t0) * (c % 2 ? 1 : 1.01);
+  return { q, k, v: randn(n, seed + 1), dout: randn(n, seed + 2), mask: null, inDtype: 'float32', outDtype: 'float32', shape };
+}
+
+test('webgpu one-pass forward: growing scores (rescaled chunk by chunk), both layouts, causal and not', async () => {
+  for (const causal of [true, false]) {
+    for (const [seed, tiled] of [[80, false], [81, 4]] as const) {
+      const c: Case = { ...growingCase([1, 2, 70, 6], seed), causal, tiled };
+      const a = await runOn(w, c), b = await runOn(g, c);
+      // the forward at the usual gpu-vs-wasm bounds
+      close('growing out', b.out, a.out, 1e-5, 1e-6);
+      close('growing lse', b.lse, a.lse, 1e-5, 1e-6);
+      // the backward uses P = exp(score - lse) with lse ~ 200, whose float32 ulp (1.5e-5) moves P
+      // by about that much relative in either kernel: dv = sum P dout within 1e-4; dq and dk (P
+      // times differences of nearly equal terms, times keys of norm ~200) only finite here, their
+      // agreement is checked on the ordinary cases above
+      close('growing dv', b.dv, a.dv, 1e-4, 1e-4, true);
+      for (const key of ['dq', 'dk'] as const) for (const x of b[key]) assert.ok(Number.isFinite(x), `growing ${key} finite`);
+    }
+  }
+  const got = await runOn(g, { ...growingCase([1, 2, 70, 6], 82), tiled: 4 });
+  for (const x of got.out) assert.ok(Number.isFinite(x));
 });
 
 test('webgpu: longer padded sequences: rows with no key give out 0, lse -inf, no gradient', async () => {

@@ -1,7 +1,9 @@
 // Scaled-dot-product attention (causal or not) on the GPU (shaders/attention.wgsl; twin of
 // assembly/kernels/attention.ts). Workgroups of 64 rows of one (b, h), one row an invocation held
 // in registers, looping over the other axis: no [T, T] score matrix in device memory,
-// deterministic sums, no atomics. The head dim is compiled in (one pipeline per d). out, dq, dk,
+// deterministic sums, no atomics. The forward is one pass over the keys (online softmax rescaled
+// once per chunk of KC keys, FlashAttention-2 style); the backward is three stages (di, dq, dkdv),
+// one pass each. The head dim is compiled in (one pipeline per d). out, dq, dk,
 // dv are written as float32 (into a temporary cast once to their dtype when that is not float32);
 // lse is float32. A query row with no allowed key gets out = 0 and lse = -inf, and no gradient.
 import { InvalidArgumentError } from '../../errors.js';
@@ -11,6 +13,8 @@ import { f32Target, stagePipeline } from './stages.js';
 
 /** Rows a workgroup (one an invocation). */
 const ROWS = 64;
+/** Keys a forward chunk on the untiled layout (as many as a tile of KT would hold, at most this). */
+const UNTILED_CHUNK = 16;
 /** Largest head dim: two tiles of one row of d floats must fit in 16 KiB of workgroup memory. */
 export const MAX_HEAD_DIM = 1024;
 
@@ -23,6 +27,8 @@ export interface AttentionLayout {
   readonly TILED: number;
   readonly KT: number;
   readonly KSTEP: number;
+  /** Keys a forward chunk (scores held in registers, one rescale a chunk): KT when tiled, else min(16, KT's bound). */
+  readonly KC: number;
 }
 
 /**
@@ -42,7 +48,7 @@ export function attentionLayout(adapter: { readonly software: boolean }, d: numb
     throw new InvalidArgumentError(`attention tile rows must be an integer in [1, ${fit}] at head dim ${d}, got ${tiled}`);
   }
   const KT = tiled === false ? 1 : tiled === true ? fit : tiled;
-  return { DH: d, D4, DF: Math.floor(d / 4), TILED: tiled === false ? 0 : 1, KT, KSTEP: tiled === false ? 2 ** 30 : KT };
+  return { DH: d, D4, DF: Math.floor(d / 4), TILED: tiled === false ? 0 : 1, KT, KSTEP: tiled === false ? 2 ** 30 : KT, KC: tiled === false ? Math.min(UNTILED_CHUNK, fit) : KT };
 }
 
 function dims(q: TensorRef): [number, number, number, number] {
