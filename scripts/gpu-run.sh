@@ -24,8 +24,8 @@ nvidia-smi -L 2>/dev/null || true
 for s in $STEPS; do
   case $s in
     info) step info 45 node --import tsx scripts/gpu-info.ts ;;
-    kernels) step kernels 150 node --import tsx bench/kernels.ts --gpu-only ;;
-    train) step train 200 node --import tsx bench/train.ts --config small --precision ${PRECISIONS:-32-true,bf16-mixed,16-mixed,fp8} ;;
+    kernels) step kernels 140 node --import tsx bench/kernels.ts --gpu-only ;;
+    train) step train 180 node --import tsx bench/train.ts --config small --precision ${PRECISIONS:-32-true,bf16-mixed,16-mixed,fp8} ;;
     conformance) step conformance 90 node --import tsx scripts/conformance.ts --large ${CONFORMANCE_CASTS:---all-casts} --out /tmp/conformance-report.json ;;
     *) echo "unknown step $s" ;;
   esac

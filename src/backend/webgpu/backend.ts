@@ -15,7 +15,7 @@ import { BINARY_IDS, REDUCE_IDS, UNARY_IDS } from '../ops.js';
 import { broadcastStrides, numel, sameShape } from '../shape.js';
 import { acquireDevice, type AcquiredDevice, type WebGPUOptions } from './device.js';
 import { gpuFamilies } from './families.js';
-import { probeSubgroupMatrix, sgmatSelfTest, type SubgroupMatrixSupport } from './matmul_sgmat.js';
+import { probeSubgroupMatrix, sgmatSelfTest, supportName, type SubgroupMatrixSupport } from './matmul_sgmat.js';
 
 /** Format id used in shaders (int32 is 9). */
 export function fmtId(dtype: TensorDType): number {
@@ -51,6 +51,8 @@ export const WGSL_EXTENSIONS: Readonly<Record<string, string>> = {
   f16: 'shader-f16',
   subgroups: 'subgroups',
   chromium_experimental_subgroup_matrix: 'chromium-experimental-subgroup-matrix',
+  /** Dawn's, no device feature (allowed by the allow_unsafe_apis toggle memfit always asks for). */
+  chromium_disable_uniformity_analysis: '',
 };
 
 class GpuStorage implements Storage {
@@ -155,10 +157,14 @@ export class WebGPUBackend implements Backend {
     const acq = await acquireDevice(options);
     const g = new WebGPUBackend(acq);
     if (options.subgroupMatrix !== false) {
-      const support = await probeSubgroupMatrix(acq.device, acq.adapterInfo, acq.features, g.notes);
-      const problem = support && (await sgmatSelfTest(g, support));
-      if (problem) g.notes(problem);
-      else g.subgroupMatrix = support;
+      // The first spelling and uniformity choice that compiles and passes the self-test.
+      for (const support of await probeSubgroupMatrix(acq.device, acq.adapterInfo, acq.features, g.notes)) {
+        const problem = await sgmatSelfTest(g, support);
+        if (problem) { g.notes(problem); continue; }
+        g.subgroupMatrix = support;
+        g.notes(`subgroup matrices on: ${supportName(support)}`);
+        break;
+      }
     }
     return g;
   }
@@ -302,7 +308,7 @@ export class WebGPUBackend implements Backend {
     for (const n of names) {
       const feature = WGSL_EXTENSIONS[n];
       if (feature === undefined) throw new MemfitError('UNKNOWN_WGSL_EXTENSION', `shader ${key} asks for WGSL extension ${JSON.stringify(n)}; known: ${Object.keys(WGSL_EXTENSIONS).join(', ')}`);
-      if (!this.features.has(feature)) {
+      if (feature && !this.features.has(feature)) {
         throw new MemfitError('UNSUPPORTED_FEATURE', `shader ${key} needs \`enable ${n};\` (device feature '${feature}'), which this device does not offer (${this.description})`);
       }
     }

@@ -39,6 +39,22 @@ export interface SubgroupMatrixSupport {
   readonly config: SubgroupMatrixConfig;
   readonly subgroupSize: number;
   readonly syntax: SubgroupMatrixSyntax;
+  /**
+   * How the kernel meets WGSL's uniformity rules: its subgroup-matrix offsets come from the
+   * subgroup's index (local_invocation_index / subgroup size), uniform in each subgroup but not
+   * provably so. 'checked': as written; 'diagnostic-off': `diagnostic(off,
+   * chromium.subgroup_matrix_uniformity)`; 'analysis-off': `enable
+   * chromium_disable_uniformity_analysis` (needs allow_unsafe_apis). The backend takes the first
+   * that compiles and passes its self-test.
+   */
+  readonly uniformity?: 'checked' | 'diagnostic-off' | 'analysis-off';
+}
+
+/** The directives a kernel source starts with for a support's uniformity choice. */
+export function uniformityHeader(s: SubgroupMatrixSupport): string {
+  if (s.uniformity === 'diagnostic-off') return 'diagnostic(off, chromium.subgroup_matrix_uniformity);\n';
+  if (s.uniformity === 'analysis-off') return '//#enable chromium_disable_uniformity_analysis\n';
+  return '';
 }
 
 /**
@@ -127,23 +143,27 @@ fn main(@builtin(local_invocation_index) i: u32) {
  * Finds out whether this device runs the tensor-core matmul: the features, an f16 -> f32 config, one
  * subgroup size, and a probe kernel that compiles in one of the two spellings. `log` hears why not.
  */
-export async function probeSubgroupMatrix(device: GPUDevice, info: GPUAdapterInfo, features: ReadonlySet<string>, log?: (line: string) => void): Promise<SubgroupMatrixSupport | null> {
-  if (!features.has('chromium-experimental-subgroup-matrix') || !features.has('shader-f16')) return null;
+export async function probeSubgroupMatrix(device: GPUDevice, info: GPUAdapterInfo, features: ReadonlySet<string>, log?: (line: string) => void): Promise<SubgroupMatrixSupport[]> {
+  if (!features.has('chromium-experimental-subgroup-matrix') || !features.has('shader-f16')) return [];
   const ext = info as GPUAdapterInfo & { subgroupMatrixConfigs?: readonly SubgroupMatrixConfig[]; subgroupMinSize?: number; subgroupMaxSize?: number };
   const config = pickConfig(Array.from(ext.subgroupMatrixConfigs ?? []));
-  if (!config) { log?.('subgroup matrices: no f16 -> f32 configuration'); return null; }
+  if (!config) { log?.('subgroup matrices: no f16 -> f32 configuration'); return []; }
   const size = ext.subgroupMinSize;
-  if (!size || size !== ext.subgroupMaxSize) { log?.(`subgroup matrices: subgroup size not fixed (${ext.subgroupMinSize}..${ext.subgroupMaxSize})`); return null; }
+  if (!size || size !== ext.subgroupMaxSize) { log?.(`subgroup matrices: subgroup size not fixed (${ext.subgroupMinSize}..${ext.subgroupMaxSize})`); return []; }
+  const found: SubgroupMatrixSupport[] = [];
   for (const syntax of ['template', 'bool'] as const) {
     device.pushErrorScope('validation');
     const module = device.createShaderModule({ code: probeSource(syntax, config, size), label: `subgroup matrix probe (${syntax})` });
     device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: 'subgroup matrix probe' });
     const err = await device.popErrorScope();
-    if (!err) return { config, subgroupSize: size, syntax };
-    log?.(`subgroup matrices, ${syntax} spelling: ${err.message.split('\n').slice(0, 3).join(' | ')}`);
+    if (!err) for (const uniformity of ['checked', 'diagnostic-off', 'analysis-off'] as const) found.push({ config, subgroupSize: size, syntax, uniformity });
+    else log?.(`subgroup matrices, ${syntax} spelling: ${err.message.split('\n').slice(0, 3).join(' | ')}`);
   }
-  return null;
+  return found;
 }
+
+/** One line naming a support (probe notes, pipeline keys). */
+export const supportName = (s: SubgroupMatrixSupport) => `${s.syntax} spelling, uniformity ${s.uniformity ?? 'checked'}, ${s.config.M}x${s.config.N}x${s.config.K}`;
 
 /** The kernel source for one support, tile set and pair of transposes (everything the template leaves open). */
 export function sgmatSource(s: SubgroupMatrixSupport, t: SgmatTiles, transA: boolean, transB: boolean, template: string): string {
@@ -232,8 +252,8 @@ export function matmulSgmat(g: WebGPUBackend, s: SubgroupMatrixSupport, a: Tenso
   const strideA = batchOf(a) === 1 ? 0 : m * k, strideB = batchOf(b) === 1 ? 0 : k * n;
   const transA = !!options.transA, transB = !!options.transB;
   const pairA = pairs(a, transA ? m : k, strideA), pairB = pairs(b, transB ? k : n, strideB);
-  const key = `matmul_sgmat ${s.syntax} ${s.config.M}x${s.config.N}x${s.config.K} ${tiles.bm}x${tiles.bn}x${tiles.bk}/${tiles.wm}x${tiles.wn} ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`;
-  const p = g.pipeline(key, () => g.shader('dtype') + accessor('a', 0, 'read') + accessor('b', 1, 'read') + sgmatSource(s, tiles, transA, transB, g.shader('matmul_sgmat')), {
+  const key = `matmul_sgmat ${supportName(s)} ${tiles.bm}x${tiles.bn}x${tiles.bk}/${tiles.wm}x${tiles.wn} ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}`;
+  const p = g.pipeline(key, () => uniformityHeader(s) + g.shader('dtype') + accessor('a', 0, 'read') + accessor('b', 1, 'read') + sgmatSource(s, tiles, transA, transB, g.shader('matmul_sgmat')), {
     FA: fmtId(a.dtype), FB: fmtId(b.dtype), PAIR_A: pairA ? 1 : 0, PAIR_B: pairB ? 1 : 0,
   });
   const tilesN = Math.ceil(n / tiles.bn), tilesM = Math.ceil(m / tiles.bm);
@@ -283,15 +303,17 @@ export async function sgmatSelfTest(g: WebGPUBackend, s: SubgroupMatrixSupport):
       matmulSgmat(g, s, a, b, out, { transA: c.transA, transB: c.transB });
       const bytes = await g.read(out.storage, 0, c.m * c.n * 4);
       const got = new Float32Array(bytes.buffer, bytes.byteOffset, c.m * c.n);
-      for (let i = 0; i < c.m && !problem; i++) {
+      let wrong = 0, first = '';
+      for (let i = 0; i < c.m; i++) {
         for (let j = 0; j < c.n; j++) {
           let want = 0;
           for (let p = 0; p < c.k; p++) want += testValue(0, c.transA ? p : i, c.transA ? i : p) * testValue(1, c.transB ? j : p, c.transB ? p : j);
-          if (got[i * c.n + j] !== want) {
-            problem = `subgroup matrices gave ${got[i * c.n + j]} for ${want} at (${i}, ${j}) of a ${c.m}x${c.k}x${c.n} product${c.transA ? ', A transposed' : ''}${c.transB ? ', B transposed' : ''}`;
-            break;
-          }
+          if (got[i * c.n + j] !== want && wrong++ === 0) first = `${got[i * c.n + j]} for ${want} at (${i}, ${j})`;
         }
+      }
+      if (wrong) {
+        const zeros = got.every((v) => v === 0) ? ', all zeros' : '';
+        problem = `subgroup matrices (${supportName(s)}) gave ${first}, ${wrong} of ${c.m * c.n} wrong${zeros}, in a ${c.m}x${c.k}x${c.n} product${c.transA ? ', A transposed' : ''}${c.transB ? ', B transposed' : ''}`;
       }
       if (problem) break;
     }
@@ -302,7 +324,7 @@ export async function sgmatSelfTest(g: WebGPUBackend, s: SubgroupMatrixSupport):
     const internal = await g.device.popErrorScope();
     const validation = await g.device.popErrorScope();
     const err = validation ?? internal;
-    if (err && !problem) problem = `subgroup-matrix kernel: ${err.message.split('\n').slice(0, 4).join(' | ')}`;
+    if (err) problem = `subgroup-matrix kernel (${supportName(s)}): ${err.message.split('\n').slice(0, 6).join(' | ')}`;
   }
   return problem;
 }
