@@ -203,7 +203,10 @@ async function matmulPeers(one: WasmBackend, sizes: number[]): Promise<Record<st
 /** float32 register-tiled tile sets tried at the largest size on hardware (the library's pick first). */
 const F32_TILE_SETS: MatmulTiles[] = [
   LARGE_TILES,
-  { tileM: 128, tileN: 128, tileK: 16, threadM: 8, threadN: 8 },
+  { tileM: 128, tileN: 128, tileK: 32, threadM: 8, threadN: 8 },
+  { tileM: 128, tileN: 256, tileK: 8, threadM: 8, threadN: 8 },
+  { tileM: 128, tileN: 256, tileK: 16, threadM: 8, threadN: 8, vec4: true },
+  { tileM: 256, tileN: 128, tileK: 16, threadM: 8, threadN: 8, vec4: true },
   { tileM: 128, tileN: 128, tileK: 8, threadM: 8, threadN: 8 },
   { tileM: 128, tileN: 256, tileK: 16, threadM: 8, threadN: 8 },
   { tileM: 256, tileN: 128, tileK: 16, threadM: 8, threadN: 8 },
