@@ -28,7 +28,7 @@ import { encode } from '../src/index.js';
 import { spawnSync } from 'node:child_process';
 import type { WebGPUBackend } from '../src/backend/webgpu/backend.js';
 import { LARGE_TILES, matmul as gpuMatmulKernel, matmulAdapter, matmulTiles, type MatmulTiles } from '../src/backend/webgpu/matmul.js';
-import { checkTiles, matmulSgmat, SGMAT_TILES, type SgmatTiles } from '../src/backend/webgpu/matmul_sgmat.js';
+import { checkTiles, matmulSgmat, SGMAT_TILES, SGMAT_WIDE_TILES, type SgmatTiles } from '../src/backend/webgpu/matmul_sgmat.js';
 
 const args = new Set(process.argv.slice(2));
 for (const a of args) {
@@ -217,12 +217,12 @@ const F32_TILE_SETS: MatmulTiles[] = [
   { tileM: 128, tileN: 64, tileK: 16, threadM: 8, threadN: 8, vec4: true },
   { tileM: 64, tileN: 128, tileK: 16, threadM: 8, threadN: 8, vec4: true },
 ];
-/** Subgroup-matrix tile sets tried at the largest size (the library's pick first). */
+/** Subgroup-matrix tile sets tried at the largest size (the library's picks first). */
 const SGMAT_TILE_SETS: SgmatTiles[] = [
   SGMAT_TILES,
+  SGMAT_WIDE_TILES,
   { bm: 128, bn: 128, bk: 32, wm: 32, wn: 64 },
   { bm: 128, bn: 128, bk: 64, wm: 64, wn: 32 },
-  { bm: 128, bn: 256, bk: 32, wm: 64, wn: 64 },
   { bm: 256, bn: 128, bk: 32, wm: 64, wn: 64 },
   { bm: 64, bn: 64, bk: 32, wm: 32, wn: 32 },
 ];

@@ -7,7 +7,7 @@ import { WasmBackend } from '../../src/backend/wasm/backend.js';
 import { WebGPUBackend } from '../../src/backend/webgpu/backend.js';
 import { DEFAULT_TILES, LARGE_TILES, SMALL_TILES, SOFTWARE_TILES, matmul as gpuMatmul, matmulTiles, type MatmulTiles } from '../../src/backend/webgpu/matmul.js';
 import type { Backend, TensorDType, TensorRef } from '../../src/backend/backend.js';
-import { checkTiles, matmulSgmat, pickConfig, sgmatEligible, type SgmatTiles, type SubgroupMatrixSupport } from '../../src/backend/webgpu/matmul_sgmat.js';
+import { checkTiles, matmulSgmat, pickConfig, SGMAT_TILES, SGMAT_WIDE_TILES, sgmatEligible, sgmatTiles, type SgmatTiles, type SubgroupMatrixSupport } from '../../src/backend/webgpu/matmul_sgmat.js';
 import { storageBytes } from '../../src/backend/storage.js';
 import { numel } from '../../src/backend/shape.js';
 import { decode, encode } from '../../src/index.js';
@@ -201,6 +201,10 @@ test('tensor-core matmul: which dtypes, which configuration, which tiles', () =>
   assert.equal(pickConfig([cfg('f16', 'f32', 16, 8, 8), cfg('f16', 'f32', 16, 8, 16)]), cfg('f16', 'f32', 16, 8, 16));
   assert.is(pickConfig([cfg('f16', 'f16', 16, 16, 16), cfg('i8', 'i32', 16, 16, 32)]), null);
   assert.match(checkTiles({ bm: 128, bn: 128, bk: 32, wm: 48, wn: 32 }, h100[3]), /whole number/);
+  // The library's tiles fit the 16 x 16 x 16 shape; wide outputs get the wide blocks.
+  for (const t of [SGMAT_TILES, SGMAT_WIDE_TILES]) assert.is(checkTiles(t, h100[3]), null);
+  assert.is(sgmatTiles(4096, 512), SGMAT_WIDE_TILES);
+  assert.is(sgmatTiles(4096, 128), SGMAT_TILES);
 });
 
 test('matmulTiles: software adapters get their tiles, unknown ones the default, big hardware adapters the large tiles', () => {
