@@ -177,7 +177,7 @@ async function benchModels(args: string[]): Promise<void> {
   const name = value('--model') as BenchModel;
   if (!BENCH_MODELS.includes(name)) throw new Error(`--model must be one of ${BENCH_MODELS.join(', ')}, got ${name}`);
   const amp = value('--autocast');
-  const autocastDtype = amp === undefined ? null : amp === 'bf16' || amp === 'bfloat16' ? 'bfloat16' : amp === 'fp16' || amp === 'float16' ? 'float16' : null;
+  const autocastDtype: 'bfloat16' | 'float16' | null = amp === undefined ? null : amp === 'bf16' || amp === 'bfloat16' ? 'bfloat16' : amp === 'fp16' || amp === 'float16' ? 'float16' : null;
   if (amp !== undefined && !autocastDtype) throw new Error(`--autocast must be bf16 or fp16, got ${amp}`);
   const num = (f: string): number | undefined => (value(f) === undefined ? undefined : Number(value(f)));
   const opts = { batch: num('--batch'), steps: num('--steps'), autocast: autocastDtype, log };
