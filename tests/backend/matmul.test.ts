@@ -7,7 +7,7 @@ import { WasmBackend } from '../../src/backend/wasm/backend.js';
 import { WebGPUBackend } from '../../src/backend/webgpu/backend.js';
 import { DEFAULT_TILES, LARGE_TILES, SMALL_TILES, SOFTWARE_TILES, matmul as gpuMatmul, matmulTiles, type MatmulTiles } from '../../src/backend/webgpu/matmul.js';
 import type { Backend, TensorDType, TensorRef } from '../../src/backend/backend.js';
-import { checkTiles, matmulSgmat, pickConfig, SGMAT_TILES, SGMAT_WIDE_TILES, sgmatEligible, sgmatTiles, type SgmatTiles, type SubgroupMatrixSupport } from '../../src/backend/webgpu/matmul_sgmat.js';
+import { checkTiles, matmulSgmat, pickConfig, SGMAT_SMALL_TILES, SGMAT_TILES, SGMAT_WIDE_TILES, sgmatEligible, sgmatTiles, type SgmatTiles, type SubgroupMatrixSupport } from '../../src/backend/webgpu/matmul_sgmat.js';
 import { storageBytes } from '../../src/backend/storage.js';
 import { numel } from '../../src/backend/shape.js';
 import { decode, encode } from '../../src/index.js';
@@ -202,9 +202,13 @@ test('tensor-core matmul: which dtypes, which configuration, which tiles', () =>
   assert.is(pickConfig([cfg('f16', 'f16', 16, 16, 16), cfg('i8', 'i32', 16, 16, 32)]), null);
   assert.match(checkTiles({ bm: 128, bn: 128, bk: 32, wm: 48, wn: 32 }, h100[3]), /whole number/);
   // The library's tiles fit the 16 x 16 x 16 shape; wide outputs get the wide blocks.
-  for (const t of [SGMAT_TILES, SGMAT_WIDE_TILES]) assert.is(checkTiles(t, h100[3]), null);
-  assert.is(sgmatTiles(4096, 512), SGMAT_WIDE_TILES);
-  assert.is(sgmatTiles(4096, 128), SGMAT_TILES);
+  for (const t of [SGMAT_TILES, SGMAT_WIDE_TILES, SGMAT_SMALL_TILES]) assert.is(checkTiles(t, h100[3]), null);
+  // The largest blocks that still make 256 workgroups.
+  assert.is(sgmatTiles(4096, 4096), SGMAT_WIDE_TILES);
+  assert.is(sgmatTiles(4096, 1024), SGMAT_TILES);
+  assert.is(sgmatTiles(4096, 512), SGMAT_SMALL_TILES);
+  assert.is(sgmatTiles(512, 512, 16), SGMAT_TILES);
+  assert.is(sgmatTiles(512, 512, 32), SGMAT_WIDE_TILES);
 });
 
 test('matmulTiles: software adapters get their tiles, unknown ones the default, big hardware adapters the large tiles', () => {
@@ -214,7 +218,9 @@ test('matmulTiles: software adapters get their tiles, unknown ones the default, 
   assert.is(matmulTiles(sw, 512, 512), SOFTWARE_TILES);
   assert.is(matmulTiles(sw, 8, 512), SMALL_TILES);
   assert.is(matmulTiles(minimal, 512, 512), DEFAULT_TILES);
-  assert.is(matmulTiles(hw, 512, 512), LARGE_TILES);
+  assert.is(matmulTiles(hw, 512, 512), DEFAULT_TILES); // 16 large blocks: too few to fill a GPU
+  assert.is(matmulTiles(hw, 2048, 2048), LARGE_TILES);
+  assert.is(matmulTiles(hw, 512, 512, 16), LARGE_TILES);
   assert.is(matmulTiles(hw, 64, 512), DEFAULT_TILES);
   assert.is(matmulTiles(hw, 16, 512), SMALL_TILES);
 });

@@ -2,6 +2,7 @@ import type { MatmulOptions, TensorRef } from '../backend.js';
 import { numel } from '../shape.js';
 import { accessor, fmtId, type WebGPUBackend } from './backend.js';
 import { matmulSgmat, sgmatEligible } from './matmul_sgmat.js';
+import { blocks, MIN_BLOCKS } from './occupancy.js';
 
 /**
  * Tile sizes of the register-tiled matmul (shaders/matmul.wgsl), passed as override constants.
@@ -59,14 +60,15 @@ export interface MatmulAdapter {
  * Inputs that float16 holds exactly go to subgroup matrices instead where the device has them
  * (matmul() below; src/backend/webgpu/matmul_sgmat.ts).
  */
-export function matmulTiles(adapter: MatmulAdapter, m: number, n: number): MatmulTiles {
+export function matmulTiles(adapter: MatmulAdapter, m: number, n: number, batch = 1): MatmulTiles {
   if (m <= 32 || n <= 32) return SMALL_TILES;
   if (adapter.software) return SOFTWARE_TILES;
-  if (!adapter.software && adapter.maxComputeWorkgroupStorageSize >= 16 * 1024 && adapter.maxComputeInvocationsPerWorkgroup >= 256 && m >= 128 && n >= 128) {
+  if (adapter.maxComputeWorkgroupStorageSize >= 16 * 1024 && adapter.maxComputeInvocationsPerWorkgroup >= 256 && blocks(m, n, batch, 128, 128) >= MIN_BLOCKS) {
     return LARGE_TILES;
   }
   return DEFAULT_TILES;
 }
+
 
 /** What matmulTiles() needs to know of a backend's device. */
 export function matmulAdapter(g: WebGPUBackend): MatmulAdapter {
@@ -85,7 +87,7 @@ export function matmul(g: WebGPUBackend, a: TensorRef, b: TensorRef, out: Tensor
   const k = options.transA ? a.shape[a.shape.length - 2] : a.shape[a.shape.length - 1];
   const batch = numel(out.shape.slice(0, r - 2));
   const batchOf = (t: TensorRef) => numel(t.shape.slice(0, t.shape.length - 2));
-  const t = tiles ?? matmulTiles(matmulAdapter(g), m, n);
+  const t = tiles ?? matmulTiles(matmulAdapter(g), m, n, batch);
   const target = out.dtype === 'float32' ? out : { storage: g.alloc(m * n * batch * 4, 'temporary', 'matmul f32'), offset: 0, shape: out.shape, dtype: 'float32' as const };
   const finish = () => {
     if (target === out) return;

@@ -15,6 +15,7 @@
 import type { MatmulOptions, TensorDType, TensorRef } from '../backend.js';
 import { numel } from '../shape.js';
 import { accessor, fmtId, type WebGPUBackend } from './backend.js';
+import { blocks, MIN_BLOCKS } from './occupancy.js';
 
 /** One entry of adapter.info.subgroupMatrixConfigs (WebGPU's GPUSubgroupMatrixConfig). */
 export interface SubgroupMatrixConfig {
@@ -78,9 +79,16 @@ export const SGMAT_TILES: SgmatTiles = { bm: 128, bn: 128, bk: 32, wm: 64, wn: 3
  */
 export const SGMAT_WIDE_TILES: SgmatTiles = { bm: 128, bn: 256, bk: 32, wm: 64, wn: 64 };
 
-/** The tiles for an m x n output: SGMAT_WIDE_TILES from 256 columns, else SGMAT_TILES. */
-export function sgmatTiles(_m: number, n: number): SgmatTiles {
-  return n >= 256 ? SGMAT_WIDE_TILES : SGMAT_TILES;
+/** 64 x 64 blocks, 4 subgroups of 32 x 32: for outputs that make few larger blocks. */
+export const SGMAT_SMALL_TILES: SgmatTiles = { bm: 64, bn: 64, bk: 32, wm: 32, wn: 32 };
+
+/**
+ * The tiles for `batch` m x n outputs: the largest blocks that still make MIN_BLOCKS workgroups
+ * (src/backend/webgpu/occupancy.ts): SGMAT_WIDE_TILES, SGMAT_TILES, else SGMAT_SMALL_TILES.
+ */
+export function sgmatTiles(m: number, n: number, batch = 1): SgmatTiles {
+  for (const t of [SGMAT_WIDE_TILES, SGMAT_TILES]) if (blocks(m, n, batch, t.bm, t.bn) >= MIN_BLOCKS) return t;
+  return SGMAT_SMALL_TILES;
 }
 
 /** Input dtypes float16 holds exactly (see the header). */
@@ -260,11 +268,11 @@ function pairs(t: TensorRef, contiguous: number, batchStride: number): boolean {
 export function matmulSgmat(g: WebGPUBackend, s: SubgroupMatrixSupport, a: TensorRef, b: TensorRef, out: TensorRef, options: MatmulOptions, given?: SgmatTiles): void {
   const r = out.shape.length;
   const m = out.shape[r - 2], n = out.shape[r - 1];
-  const tiles = given ?? sgmatTiles(m, n);
-  const bad = checkTiles(tiles, s.config);
-  if (bad) throw new Error(`subgroup-matrix tiles: ${bad}`);
   const k = options.transA ? a.shape[a.shape.length - 2] : a.shape[a.shape.length - 1];
   const batch = numel(out.shape.slice(0, r - 2));
+  const tiles = given ?? sgmatTiles(m, n, batch);
+  const bad = checkTiles(tiles, s.config);
+  if (bad) throw new Error(`subgroup-matrix tiles: ${bad}`);
   const batchOf = (t: TensorRef) => numel(t.shape.slice(0, t.shape.length - 2));
   const strideA = batchOf(a) === 1 ? 0 : m * k, strideB = batchOf(b) === 1 ? 0 : k * n;
   const transA = !!options.transA, transB = !!options.transB;
@@ -291,14 +299,16 @@ const testValue = (which: number, i: number, j: number) => ((i * (7 + which) + j
  * start, not in training. Returns null when every case agrees, else what went wrong.
  */
 export async function sgmatSelfTest(g: WebGPUBackend, s: SubgroupMatrixSupport): Promise<string | null> {
+  // Every tile set sgmatTiles() picks, whole blocks and edges, every transpose.
   const cases = [
-    { m: 128, k: 64, n: 128, transA: false, transB: false },
-    { m: 128, k: 64, n: 256, transA: false, transB: true },
-    { m: 100, k: 48, n: 70, transA: false, transB: false },
-    { m: 100, k: 48, n: 70, transA: false, transB: true },
-    { m: 100, k: 48, n: 70, transA: true, transB: false },
-    { m: 100, k: 48, n: 70, transA: true, transB: true },
-    { m: 100, k: 48, n: 300, transA: true, transB: false },
+    { m: 128, k: 64, n: 128, transA: false, transB: false, tiles: SGMAT_TILES },
+    { m: 128, k: 64, n: 256, transA: false, transB: true, tiles: SGMAT_WIDE_TILES },
+    { m: 100, k: 48, n: 300, transA: true, transB: false, tiles: SGMAT_WIDE_TILES },
+    { m: 128, k: 64, n: 64, transA: true, transB: true, tiles: SGMAT_SMALL_TILES },
+    { m: 100, k: 48, n: 70, transA: false, transB: false, tiles: SGMAT_SMALL_TILES },
+    { m: 100, k: 48, n: 70, transA: false, transB: true, tiles: SGMAT_TILES },
+    { m: 100, k: 48, n: 70, transA: true, transB: false, tiles: SGMAT_SMALL_TILES },
+    { m: 100, k: 48, n: 70, transA: true, transB: true, tiles: SGMAT_TILES },
   ];
   g.device.pushErrorScope('validation');
   g.device.pushErrorScope('internal');
@@ -319,7 +329,7 @@ export async function sgmatSelfTest(g: WebGPUBackend, s: SubgroupMatrixSupport):
       const b = c.transB ? upload(c.n, c.k, 1) : upload(c.k, c.n, 1);
       const out: TensorRef = { storage: g.alloc(c.m * c.n * 4, 'temporary', 'subgroup-matrix self-test'), offset: 0, shape: [c.m, c.n], dtype: 'float32' };
       refs.push(out);
-      matmulSgmat(g, s, a, b, out, { transA: c.transA, transB: c.transB });
+      matmulSgmat(g, s, a, b, out, { transA: c.transA, transB: c.transB }, c.tiles);
       const bytes = await g.read(out.storage, 0, c.m * c.n * 4);
       const got = new Float32Array(bytes.buffer, bytes.byteOffset, c.m * c.n);
       let wrong = 0, first = '';
