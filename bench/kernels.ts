@@ -205,17 +205,10 @@ const F32_TILE_SETS: MatmulTiles[] = [
   LARGE_TILES,
   { tileM: 128, tileN: 128, tileK: 32, threadM: 8, threadN: 8 },
   { tileM: 128, tileN: 256, tileK: 8, threadM: 8, threadN: 8 },
-  { tileM: 128, tileN: 256, tileK: 16, threadM: 8, threadN: 8, vec4: true },
-  { tileM: 256, tileN: 128, tileK: 16, threadM: 8, threadN: 8, vec4: true },
   { tileM: 128, tileN: 128, tileK: 8, threadM: 8, threadN: 8 },
   { tileM: 128, tileN: 256, tileK: 16, threadM: 8, threadN: 8 },
   { tileM: 256, tileN: 128, tileK: 16, threadM: 8, threadN: 8 },
   { tileM: 64, tileN: 128, tileK: 16, threadM: 8, threadN: 8 },
-  { ...LARGE_TILES, vec4: true },
-  { tileM: 128, tileN: 128, tileK: 16, threadM: 8, threadN: 8, vec4: true },
-  { tileM: 128, tileN: 128, tileK: 8, threadM: 8, threadN: 8, vec4: true },
-  { tileM: 128, tileN: 64, tileK: 16, threadM: 8, threadN: 8, vec4: true },
-  { tileM: 64, tileN: 128, tileK: 16, threadM: 8, threadN: 8, vec4: true },
 ];
 /** Subgroup-matrix tile sets tried at the largest size (the library's picks first). */
 const SGMAT_TILE_SETS: SgmatTiles[] = [
@@ -226,7 +219,7 @@ const SGMAT_TILE_SETS: SgmatTiles[] = [
   { bm: 256, bn: 128, bk: 32, wm: 64, wn: 64 },
   { bm: 64, bn: 64, bk: 32, wm: 32, wn: 32 },
 ];
-const tileName = (t: MatmulTiles | SgmatTiles) => ('tileM' in t ? `${t.tileM}x${t.tileN}x${t.tileK}/${t.threadM}x${t.threadN}${t.vec4 ? ' vec4' : ''}` : `${t.bm}x${t.bn}x${t.bk}/${t.wm}x${t.wn}`);
+const tileName = (t: MatmulTiles | SgmatTiles) => ('tileM' in t ? `${t.tileM}x${t.tileN}x${t.tileK}/${t.threadM}x${t.threadN}` : `${t.bm}x${t.bn}x${t.bk}/${t.wm}x${t.wn}`);
 
 /**
  * The GPU matmul paths at large sizes (hardware adapters; small ones on software adapters, to check

@@ -23,11 +23,10 @@ const SHAPES: [string, number, number, number, boolean, boolean, number][] = [
 ];
 const F32: MatmulTiles[] = [DEFAULT_TILES, SOFTWARE_TILES, LARGE_TILES,
   { tileM: 128, tileN: 64, tileK: 16, threadM: 8, threadN: 8 }, { tileM: 64, tileN: 128, tileK: 16, threadM: 8, threadN: 8 },
-  { tileM: 64, tileN: 64, tileK: 16, threadM: 4, threadN: 8 }, { tileM: 128, tileN: 128, tileK: 8, threadM: 8, threadN: 8, vec4: true },
-  { tileM: 64, tileN: 64, tileK: 16, threadM: 8, threadN: 8, vec4: true }];
+  { tileM: 64, tileN: 64, tileK: 16, threadM: 4, threadN: 8 }, { tileM: 128, tileN: 128, tileK: 8, threadM: 8, threadN: 8 }];
 const SG: SgmatTiles[] = [SGMAT_TILES, { bm: 64, bn: 64, bk: 32, wm: 32, wn: 32 }, { bm: 128, bn: 64, bk: 32, wm: 64, wn: 32 },
   { bm: 64, bn: 128, bk: 32, wm: 32, wn: 64 }, { bm: 128, bn: 256, bk: 32, wm: 64, wn: 64 }, { bm: 64, bn: 64, bk: 64, wm: 32, wn: 32 }];
-const name = (t: MatmulTiles | SgmatTiles) => ('tileM' in t ? `${t.tileM}x${t.tileN}x${t.tileK}/${t.threadM}x${t.threadN}${t.vec4 ? ' vec4' : ''}` : `${t.bm}x${t.bn}x${t.bk}/${t.wm}x${t.wn}`);
+const name = (t: MatmulTiles | SgmatTiles) => ('tileM' in t ? `${t.tileM}x${t.tileN}x${t.tileK}/${t.threadM}x${t.threadN}` : `${t.bm}x${t.bn}x${t.bk}/${t.wm}x${t.wn}`);
 
 function tensor(shape: number[], dtype: TensorDType): TensorRef {
   const storage = g.alloc(storageBytes(dtype, shape[0] * shape[1]), 'data', 'shapes');

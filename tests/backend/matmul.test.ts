@@ -138,7 +138,7 @@ test('GPU matmul matches the float64 reference (odd shapes, transposes, broadcas
 
 test('GPU matmul: every tile configuration the adapter supports gives the same bounds', async () => {
   const lim = g.device.limits;
-  const configs = [DEFAULT_TILES, SOFTWARE_TILES, SMALL_TILES, LARGE_TILES, { ...SOFTWARE_TILES, vec4: true }, { tileM: 64, tileN: 32, tileK: 8, threadM: 8, threadN: 8, vec4: true }].filter((t) => (t.tileM + t.tileN) * t.tileK * 4 <= lim.maxComputeWorkgroupStorageSize
+  const configs = [DEFAULT_TILES, SOFTWARE_TILES, SMALL_TILES, LARGE_TILES].filter((t) => (t.tileM + t.tileN) * t.tileK * 4 <= lim.maxComputeWorkgroupStorageSize
     && (t.tileM / t.threadM) * (t.tileN / t.threadN) <= lim.maxComputeInvocationsPerWorkgroup);
   assert.ok(configs.includes(DEFAULT_TILES), 'the default tiles fit every adapter');
   for (const tiles of configs) {

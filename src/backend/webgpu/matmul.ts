@@ -17,11 +17,6 @@ export interface MatmulTiles {
   readonly tileK: number;
   readonly threadM: number;
   readonly threadN: number;
-  /**
-   * Read the workgroup tiles as vec4 (shaders/matmul_vec4.wgsl): 8 x 8 outputs an invocation
-   * (threadM = threadN = 8), tileM and tileN multiples of 8. For hardware GPUs.
-   */
-  readonly vec4?: boolean;
 }
 
 /** The default: 64 x 64 x 16, 4 x 4 per invocation (256 invocations, 8 KiB). Fits every WebGPU adapter's guaranteed limits. */
@@ -100,11 +95,9 @@ export function matmul(g: WebGPUBackend, a: TensorRef, b: TensorRef, out: Tensor
     finish();
     return;
   }
-  if (t.vec4 && !(t.threadM === 8 && t.threadN === 8 && t.tileM % 8 === 0 && t.tileN % 8 === 0)) throw new Error(`vec4 matmul tiles need 8 x 8 outputs an invocation and tiles in multiples of 8, got ${JSON.stringify(t)}`);
-  const file = t.vec4 ? 'matmul_vec4' : 'matmul';
-  const p = g.pipeline(file, () => g.shader('dtype') + accessor('a', 0, 'read') + accessor('b', 1, 'read') + accessor('out', 2, 'read_write') + g.shader(file), {
+  const p = g.pipeline('matmul', () => g.shader('dtype') + accessor('a', 0, 'read') + accessor('b', 1, 'read') + accessor('out', 2, 'read_write') + g.shader('matmul'), {
     FA: fmtId(a.dtype), FB: fmtId(b.dtype), TRANS_A: options.transA ? 1 : 0, TRANS_B: options.transB ? 1 : 0,
-    TILE_M: t.tileM, TILE_N: t.tileN, TILE_K: t.tileK, ...(t.vec4 ? {} : { THREAD_M: t.threadM, THREAD_N: t.threadN }),
+    TILE_M: t.tileM, TILE_N: t.tileN, TILE_K: t.tileK, THREAD_M: t.threadM, THREAD_N: t.threadN,
   });
   const tilesN = Math.ceil(n / t.tileN), tilesM = Math.ceil(m / t.tileM);
   const u = new ArrayBuffer(48);
