@@ -4,7 +4,8 @@
 // with no allowed key (all of its keys masked) gets out = 0 and lse = -inf, and no gradient.
 import { InvalidArgumentError } from '../../errors.js';
 import type { TensorRef } from '../backend.js';
-import { kernelExports, type WasmBackend } from './backend.js';
+import type { WasmBackend } from './backend.js';
+import { kernelExports } from './exports.js';
 import { f32Ptr } from './norms.js';
 
 export interface AttentionExports {

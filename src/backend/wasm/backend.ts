@@ -13,29 +13,11 @@ import { BufferPool, MemoryTracker, type Category } from '../memory.js';
 import { BINARY_IDS, REDUCE_IDS, UNARY_IDS } from '../ops.js';
 import { broadcastStrides, numel, sameShape } from '../shape.js';
 import { wasmFamilies } from './families.js';
+import { kernelExports } from './exports.js';
 import { checkUint8Cast } from '../quant.js';
 import { fillPlan, fillWords } from '../fill.js';
 
-/** Raw kernel exports of build/memfit.wasm used here (the dtype layer types the format ones). */
-export interface WasmKernelExports {
-  readonly memory: WebAssembly.Memory;
-  alloc(bytes: number): number;
-  free(ptr: number): void;
-  encodeF32(fmt: number, src: number, dst: number, n: number, mode: number, saturate: number, seed: bigint, offset: bigint): void;
-  decode(fmt: number, src: number, dst: number, n: number): void;
-  pack(bits: number, src: number, dst: number, n: number): void;
-  unpackRange(bits: number, src: number, start: number, dst: number, n: number): void;
-  unaryF32(op: number, x: number, out: number, n: number, alpha: number): void;
-  binaryF32(op: number, a: number, b: number, out: number, n: number, meta: number): void;
-  whereF32(cond: number, a: number, b: number, out: number, n: number): void;
-  reduceF32(op: number, x: number, out: number, outer: number, len: number, inner: number): void;
-  softmaxF32(x: number, out: number, rows: number, cols: number, log: number): void;
-  i32ToF32(x: number, out: number, n: number): void;
-  f32ToI32(x: number, out: number, n: number): void;
-  transposeCodes(width: number, src: number, dst: number, batch: number, rows: number, cols: number): void;
-  matmulF32(a: number, b: number, out: number, batch: number, m: number, k: number, n: number, transA: number, transB: number, alpha: number, strideA: number, strideB: number): void;
-  matmulScratchBytes(m: number, k: number, n: number): number;
-}
+export { kernelExports, type WasmKernelExports } from './exports.js';
 
 /** Options of a wasm backend. */
 export interface WasmBackendOptions {
@@ -60,9 +42,6 @@ export const PARALLEL_MIN_WORK = 1 << 16;
 /** Parts per thread of a split call. */
 const PARTS_PER_THREAD = 4;
 
-export function kernelExports(): WasmKernelExports {
-  return wasm() as unknown as WasmKernelExports;
-}
 
 
 class WasmStorage implements Storage {

@@ -3,7 +3,8 @@
 // float32; dweight and dbias are float32 and accumulated into.
 import type { TensorRef } from '../backend.js';
 import { numel } from '../shape.js';
-import { kernelExports, type WasmBackend } from './backend.js';
+import type { WasmBackend } from './backend.js';
+import { kernelExports } from './exports.js';
 import { splitRange } from './threads.js';
 
 export interface NnExports {

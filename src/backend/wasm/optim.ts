@@ -3,7 +3,8 @@ import { adamwScalars } from '../adamw.js';
 import { InvalidArgumentError } from '../../errors.js';
 import type { AdamWDeviceInputs, AdamWHyper, TensorRef } from '../backend.js';
 import { numel } from '../shape.js';
-import { kernelExports, type WasmBackend } from './backend.js';
+import type { WasmBackend } from './backend.js';
+import { kernelExports } from './exports.js';
 
 interface OptimExports {
   unscaleF32(x: number, n: number, invScale: number, found: number): number;

@@ -4,7 +4,8 @@ import { InvalidArgumentError, ShapeMismatchError } from '../../errors.js';
 import type { AdamWDeviceInputs, Optim8bitStep, QuantizedStateRef, TensorRef } from '../backend.js';
 import { checkOptimizer8bit, checkQuantized, quantTable } from '../quant.js';
 import { numel } from '../shape.js';
-import { kernelExports, type WasmBackend } from './backend.js';
+import type { WasmBackend } from './backend.js';
+import { kernelExports } from './exports.js';
 
 interface Optim8bitExports {
   quantizeBlockwiseF32(x: number, n: number, codes: number, absmax: number, block: number, t: number): void;

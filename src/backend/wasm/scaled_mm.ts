@@ -5,7 +5,8 @@ import { InvalidArgumentError } from '../../errors.js';
 import { formatOf } from '../../dtype/formats.js';
 import { FLOAT8_AMAX_EPS, type Float8ScaleOptions, type TensorRef } from '../backend.js';
 import { numel } from '../shape.js';
-import { kernelExports, type WasmBackend } from './backend.js';
+import type { WasmBackend } from './backend.js';
+import { kernelExports } from './exports.js';
 
 /** The address of a float32 one-element tensor (a scale on the device). */
 export function scalarPtr(backend: WasmBackend, t: TensorRef, what: string): number {

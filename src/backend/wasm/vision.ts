@@ -6,7 +6,8 @@
 // are staged to float32; outputs are rounded once into their dtype.
 import type { Conv2dGeometry, Pool2dGeometry, TensorRef } from '../backend.js';
 import { numel } from '../shape.js';
-import { kernelExports, type WasmBackend } from './backend.js';
+import type { WasmBackend } from './backend.js';
+import { kernelExports } from './exports.js';
 import { f32Ptr } from './norms.js';
 
 interface VisionExports {

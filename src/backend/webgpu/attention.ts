@@ -8,7 +8,8 @@
 // lse is float32. A query row with no allowed key gets out = 0 and lse = -inf, and no gradient.
 import { InvalidArgumentError } from '../../errors.js';
 import type { TensorRef } from '../backend.js';
-import { fmtId, type WebGPUBackend } from './backend.js';
+import type { WebGPUBackend } from './backend.js';
+import { fmtId } from './wgsl.js';
 import { f32Target, stagePipeline } from './stages.js';
 
 /** Rows a workgroup (one an invocation). */

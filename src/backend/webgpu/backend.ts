@@ -4,7 +4,7 @@
 // written once a submit, bind groups cached) and submitted when results are read.
 import { shaders } from '../../../build/shaders.js';
 import { InvalidArgumentError, MemfitError } from '../../errors.js';
-import { formatOf, INT32_FORMAT_ID, UINT8_FORMAT_ID, ROUNDING_IDS } from '../../dtype/formats.js';
+import { formatOf, ROUNDING_IDS } from '../../dtype/formats.js';
 import { checkUint8Cast } from '../quant.js';
 import type {
   Backend, BackendStats, BinaryOp, CastOptions, MatmulOptions, ReduceOp, Storage, TensorDType, TensorRef, UnaryOp,
@@ -15,45 +15,10 @@ import { BINARY_IDS, REDUCE_IDS, UNARY_IDS } from '../ops.js';
 import { broadcastStrides, numel, sameShape } from '../shape.js';
 import { acquireDevice, type AcquiredDevice, type WebGPUOptions } from './device.js';
 import { gpuFamilies } from './families.js';
+import { accessor, fmtId, readers, WGSL_EXTENSIONS } from './wgsl.js';
 import { probeSubgroupMatrix, sgmatSelfTest, supportName, type SubgroupMatrixSupport } from './matmul_sgmat.js';
 
-/** Format id used in shaders (int32 is 9). */
-export function fmtId(dtype: TensorDType): number {
-  return dtype === 'int32' ? INT32_FORMAT_ID : dtype === 'uint8' ? UINT8_FORMAT_ID : formatOf(dtype).id;
-}
-
-/** A storage-buffer binding declared as array<u32>, with `<name>_code(i, fmt)` and `<name>_f32(i, fmt)` readers. */
-export function accessor(name: string, binding: number, access: 'read' | 'read_write'): string {
-  return `@group(0) @binding(${binding}) var<storage, ${access}> ${name}: array<u32>;\n${readers(name, name)}`;
-}
-
-/**
- * `<name>_code(i, fmt)` and `<name>_f32(i, fmt)` reading the array `array` (declared elsewhere):
- * an input read through the output's read_write binding when both are one buffer.
- */
-export function readers(name: string, array: string): string {
-  return `fn ${name}_code(i: u32, f: u32) -> u32 {
-  let nbits = fmt_bits(f);
-  if (nbits == 32u) { return ${array}[i]; }
-  let bit = i * nbits;
-  let word = bit >> 5u;
-  let sh = bit & 31u;
-  var v = ${array}[word] >> sh;
-  if (sh + nbits > 32u) { v = v | (${array}[word + 1u] << (32u - sh)); }
-  return v & ((1u << nbits) - 1u);
-}
-fn ${name}_f32(i: u32, f: u32) -> f32 { return bitcast<f32>(decode_bits(f, ${name}_code(i, f))); }
-`;
-}
-
-/** WGSL extensions a shader may ask for with a `//#enable NAME` line, and the device feature each needs. */
-export const WGSL_EXTENSIONS: Readonly<Record<string, string>> = {
-  f16: 'shader-f16',
-  subgroups: 'subgroups',
-  chromium_experimental_subgroup_matrix: 'chromium-experimental-subgroup-matrix',
-  /** Dawn's, no device feature (allowed by the allow_unsafe_apis toggle memfit always asks for). */
-  chromium_disable_uniformity_analysis: '',
-};
+export { accessor, fmtId, readers, WGSL_EXTENSIONS } from './wgsl.js';
 
 class GpuStorage implements Storage {
   freed = false;

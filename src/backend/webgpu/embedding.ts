@@ -5,7 +5,8 @@
 // into dtable, in the same order as the wasm kernel (bit-identical results).
 import type { TensorRef } from '../backend.js';
 import { numel } from '../shape.js';
-import { fmtId, type WebGPUBackend } from './backend.js';
+import type { WebGPUBackend } from './backend.js';
+import { fmtId } from './wgsl.js';
 import { f32Target, stagePipeline } from './stages.js';
 
 const WG = 256;

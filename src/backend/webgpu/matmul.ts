@@ -1,6 +1,7 @@
 import type { MatmulOptions, TensorRef } from '../backend.js';
 import { numel } from '../shape.js';
-import { accessor, fmtId, type WebGPUBackend } from './backend.js';
+import type { WebGPUBackend } from './backend.js';
+import { accessor, fmtId } from './wgsl.js';
 import { matmulSgmat, sgmatEligible } from './matmul_sgmat.js';
 import { blocks, MIN_BLOCKS } from './occupancy.js';
 

@@ -14,7 +14,8 @@
 // spelling when it starts and uses the one this Dawn accepts; with neither, no subgroup matrices.
 import type { MatmulOptions, TensorDType, TensorRef } from '../backend.js';
 import { numel } from '../shape.js';
-import { accessor, fmtId, type WebGPUBackend } from './backend.js';
+import type { WebGPUBackend } from './backend.js';
+import { accessor, fmtId } from './wgsl.js';
 import { blocks, MIN_BLOCKS } from './occupancy.js';
 
 /** One entry of adapter.info.subgroupMatrixConfigs (WebGPU's GPUSubgroupMatrixConfig). */

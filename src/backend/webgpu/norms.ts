@@ -4,7 +4,8 @@
 // rowThreads() invocations a row (1 on software adapters); `threads` overrides it (tests).
 import type { TensorRef } from '../backend.js';
 import { numel } from '../shape.js';
-import { fmtId, type WebGPUBackend } from './backend.js';
+import type { WebGPUBackend } from './backend.js';
+import { fmtId } from './wgsl.js';
 import { checkRowThreads, f32Target, rowGroups, rowThreads, stagePipeline } from './stages.js';
 
 const WG = 256;

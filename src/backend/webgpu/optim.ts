@@ -3,7 +3,8 @@ import { InvalidArgumentError } from '../../errors.js';
 import type { AdamWDeviceInputs, AdamWHyper, TensorRef } from '../backend.js';
 import { numel } from '../shape.js';
 import { adamwScalars } from '../adamw.js';
-import { accessor, fmtId, type Binding, type WebGPUBackend } from './backend.js';
+import type { Binding, WebGPUBackend } from './backend.js';
+import { accessor, fmtId } from './wgsl.js';
 import { readAccessor, shaderStage } from './stages.js';
 
 const WG = 256;

@@ -4,7 +4,8 @@ import { InvalidArgumentError, ShapeMismatchError } from '../../errors.js';
 import type { AdamWDeviceInputs, Optim8bitStep, QuantizedStateRef, TensorRef } from '../backend.js';
 import { blockCount, checkOptimizer8bit, checkQuantized, quantTable } from '../quant.js';
 import { numel } from '../shape.js';
-import { accessor, fmtId, type Binding, type WebGPUBackend } from './backend.js';
+import type { Binding, WebGPUBackend } from './backend.js';
+import { accessor, fmtId } from './wgsl.js';
 import { shaderStage } from './stages.js';
 
 /** The uniform block: 8 u32, h (12 f32), then two tables of 512 f32. */

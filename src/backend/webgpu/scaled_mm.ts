@@ -5,7 +5,8 @@ import { InvalidArgumentError } from '../../errors.js';
 import { formatOf } from '../../dtype/formats.js';
 import type { Float8ScaleOptions, TensorRef } from '../backend.js';
 import { numel } from '../shape.js';
-import { accessor, fmtId, type WebGPUBackend } from './backend.js';
+import type { WebGPUBackend } from './backend.js';
+import { accessor, fmtId } from './wgsl.js';
 
 function requireScalar(t: TensorRef, what: string): void {
   if (t.dtype !== 'float32') throw new InvalidArgumentError(`${what} must be float32, got ${t.dtype}`);

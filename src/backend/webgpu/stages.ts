@@ -9,7 +9,8 @@ import { numel } from '../shape.js';
 import { formatOf, INT32_FORMAT_ID } from '../../dtype/formats.js';
 
 const F32_ID = formatOf('float32').id;
-import { accessor, type WebGPUBackend } from './backend.js';
+import type { WebGPUBackend } from './backend.js';
+import { accessor } from './wgsl.js';
 
 /**
  * The common part of `source` plus stage `name`. A stage starts at a line `//#stage NAME` and runs

@@ -6,7 +6,8 @@
 // not float32); batch-norm statistics and weight/bias gradients are float32.
 import type { Conv2dGeometry, Pool2dGeometry, TensorRef } from '../backend.js';
 import { numel } from '../shape.js';
-import { fmtId, type WebGPUBackend } from './backend.js';
+import type { WebGPUBackend } from './backend.js';
+import { fmtId } from './wgsl.js';
 import { f32Target, stagePipeline } from './stages.js';
 
 const WG = 256;
