@@ -1,12 +1,13 @@
-// torch._scaled_mm on the WebGPU backend, per-tensor scales read from device tensors
-// (shaders/scaled_mm.wgsl): float32 accumulation in increasing k into a float32 result, cast once to
-// out.dtype when it is not float32; and float8 training's scale update (shaders/float8.wgsl).
+// torch._scaled_mm on the WebGPU backend, per-tensor scales read from device tensors: the product on
+// the matmul kernels (float32 accumulation; subgroup matrices where the device has them) into a
+// float32 result, scaled on the device (shaders/scaled_mm.wgsl), cast once to out.dtype when it is
+// not float32; and float8 training's scale update (shaders/float8.wgsl).
 import { InvalidArgumentError } from '../../errors.js';
 import { formatOf } from '../../dtype/formats.js';
 import type { Float8ScaleOptions, TensorRef } from '../backend.js';
 import { numel } from '../shape.js';
 import type { WebGPUBackend } from './backend.js';
-import { accessor, fmtId } from './wgsl.js';
+import { matmul } from './matmul.js';
 
 function requireScalar(t: TensorRef, what: string): void {
   if (t.dtype !== 'float32') throw new InvalidArgumentError(`${what} must be float32, got ${t.dtype}`);
@@ -28,15 +29,13 @@ export function scaledMatmul(g: WebGPUBackend, a: TensorRef, b: TensorRef, out: 
   const n = b.shape[1];
   if (m === 0 || n === 0) return;
   const target = out.dtype === 'float32' ? out : { storage: g.alloc(m * n * 4, 'temporary', 'scaled_mm f32'), offset: 0, shape: out.shape, dtype: 'float32' as const };
-  const p = g.pipeline('scaled_mm', () => g.shader('dtype') + accessor('a', 0, 'read') + accessor('b', 1, 'read') + accessor('out', 2, 'read_write') + g.shader('scaled_mm'), {
-    FA: fmtId(a.dtype), FB: fmtId(b.dtype),
-  });
-  const tilesM = Math.ceil(m / 16), tilesN = Math.ceil(n / 16);
-  const u = new Uint32Array([m, k, n, tilesN, a.offset, b.offset, scaleA.offset, scaleB.offset]);
+  // The product on the matmul kernels (tensor cores where the device has them), then the scales.
+  matmul(g, a, b, target);
+  const p = g.pipeline('scaled_mm', () => g.shader('scaled_mm'));
+  const u = new Uint32Array([m * n, scaleA.offset, scaleB.offset, 0]);
   g.dispatch(p, [
-    { storage: a.storage, what: 'A' }, { storage: b.storage, what: 'B' }, { storage: target.storage, what: 'scaled_mm output' },
-    { storage: scaleA.storage, what: 'scaleA', binding: 4 }, { storage: scaleB.storage, what: 'scaleB', binding: 5 },
-  ], u.buffer, tilesM * tilesN, 3);
+    { storage: target.storage, what: 'scaled_mm output' }, { storage: scaleA.storage, what: 'scaleA' }, { storage: scaleB.storage, what: 'scaleB' },
+  ], u.buffer, Math.ceil((m * n) / 256));
   if (target !== out) {
     g.cast(target, out);
     g.free(target.storage);
