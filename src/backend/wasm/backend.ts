@@ -27,8 +27,6 @@ export interface WasmKernelExports {
   unpackRange(bits: number, src: number, start: number, dst: number, n: number): void;
   unaryF32(op: number, x: number, out: number, n: number, alpha: number): void;
   binaryF32(op: number, a: number, b: number, out: number, n: number, meta: number): void;
-  whereF32(cond: number, a: number, b: number, out: number, n: number): void;
-  reduceF32(op: number, x: number, out: number, outer: number, len: number, inner: number): void;
   softmaxF32(x: number, out: number, rows: number, cols: number, log: number): void;
   i32ToF32(x: number, out: number, n: number): void;
   f32ToI32(x: number, out: number, n: number): void;
@@ -236,7 +234,12 @@ export class WasmBackend implements Backend {
    * kernels' own scratch, which they take from the module's heap for the call).
    */
   withThreadScratch(bytesPerThread: number, fn: (ptr: number) => void): void {
-    const p = wasmAlloc(bytesPerThread * this.threads + 16, 'kernel scratch');
+    this.withScratch(bytesPerThread * this.threads, fn);
+  }
+
+  /** Runs fn with `bytes` of 16-aligned kernel scratch (module memory outside the tensor accounting), freed afterwards. */
+  withScratch(bytes: number, fn: (ptr: number) => void): void {
+    const p = wasmAlloc(bytes + 16, 'kernel scratch');
     try {
       fn((p + 15) & ~15);
     } finally {
@@ -430,7 +433,7 @@ export class WasmBackend implements Backend {
     const made: TensorRef[] = [];
     try {
       const [c, x, y] = [cond, a, b].map((t) => { const f = full(t); if (f !== t) made.push(f); return f; });
-      this.run([c, x, y], out, ([pc, px, py], o, n) => kernelExports().whereF32(pc, px, py, o, n));
+      this.run([c, x, y], out, ([pc, px, py], o, n) => this.parallelFor(n, 16, n, (s, e) => ({ fn: 'whereF32', args: [pc + s * 4, px + s * 4, py + s * 4, o + s * 4, e - s] })));
     } finally {
       for (const t of made) this.free(t.storage);
     }
@@ -441,7 +444,8 @@ export class WasmBackend implements Backend {
     const n = numel(x.shape);
     const [outer, len, inner] = axis === null ? [1, n, 1]
       : [numel(x.shape.slice(0, axis)), x.shape[axis], numel(x.shape.slice(axis + 1))];
-    this.run([x], out, ([p], o) => kernelExports().reduceF32(id, p, o, outer, len, inner));
+    // Outputs in parallel (each reduces its own elements in order, as on one thread); a reduction to one value runs here.
+    this.run([x], out, ([p], o) => this.parallelFor(outer * inner, 1, n, (s, e) => ({ fn: 'reduceF32Range', args: [id, p, o, len, inner, s, e] })));
   }
 
   softmax(x: TensorRef, out: TensorRef, log: boolean): void {
