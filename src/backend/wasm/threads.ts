@@ -5,12 +5,7 @@
 // up to threads - 1 workers, and every one of them, itself included, takes the next part not yet
 // taken until none is left; the call returns when all parts are done, so it stays synchronous, as
 // on one thread. Taking parts in turn (rather than one fixed share each) keeps every thread busy
-// on a loaded machine or on cores of unequal speed. Between calls a worker watches the control block
-// for a short while before it sleeps, and so does the caller while the workers finish their last
-// parts: a training step's calls come microseconds apart, and a sleeping thread takes tens of
-// microseconds to wake. A thread that finds itself descheduled while watching (more busy threads
-// than cores) sleeps at once for its next calls instead, so that watching never takes a core that
-// another thread needs.
+// on a loaded machine or on cores of unequal speed.
 //
 // Workers never allocate: the module's heap state (TLSF, region table) lives in the main
 // instance's globals, so every part gets its buffers from the caller (per-thread packing scratch:
@@ -33,15 +28,6 @@ const MAX_ARGS = 24;
 /** Most parts of one call. */
 export const MAX_PARTS = 1024;
 
-/** How long a worker watches for the next kernel call before it sleeps (ms). */
-const WORKER_SPIN_MS = 0.2;
-/** How long the calling thread watches for the workers' last parts before it sleeps (ms). */
-const CALLER_SPIN_MS = 0.05;
-/** A gap this long (ms) between two looks of a watching thread: it was descheduled (the cores are oversubscribed). */
-const PREEMPTED_MS = 0.5;
-/** Kernel calls a thread then sleeps at once instead of watching. */
-const CALM_CALLS = 1000;
-
 // Control block layout (Int32 indices). NEXT holds (generation & 0x7fff) << 16 | the next part to take.
 const GEN = 0, DONE = 1, ERROR = 2, STOP = 3, SCRATCH = 4, NEXT = 5, COUNT = 6, JOIN = 7, WORKERS = 8, STRIDE = 9;
 const READY = 16; // one flag per worker
@@ -56,25 +42,9 @@ function memfitWorker(d) {
   const i32 = new Int32Array(d.control), f64 = new Float64Array(d.control, ${ARGS_BYTES}, ${MAX_PARTS * MAX_ARGS});
   const inst = new WebAssembly.Instance(d.module, { env: { memory: d.memory, abort(_m, _f, l, c) { throw new Error('memfit WebAssembly abort at ' + l + ':' + c); } } });
   const fns = d.names.map((n) => inst.exports[n]);
-  let seen = Atomics.load(i32, GEN), calm = 0;
+  let seen = Atomics.load(i32, GEN);
   Atomics.store(i32, READY + d.index, 1);
   for (;;) {
-    // Kernel calls of a training step come a few microseconds apart: watch for the next one for a
-    // while before sleeping (a sleeping thread takes tens of microseconds to wake), unless this
-    // thread was lately descheduled while watching (more threads than free cores: watching only
-    // takes time from the others).
-    if (calm > 0) calm--;
-    else {
-      let last = performance.now();
-      const until = last + ${WORKER_SPIN_MS};
-      for (let k = 1; Atomics.load(i32, GEN) === seen; k++) {
-        if ((k & 63) !== 0) continue;
-        const now = performance.now();
-        if (now - last > ${PREEMPTED_MS}) { calm = ${CALM_CALLS}; break; }
-        if (now > until) break;
-        last = now;
-      }
-    }
     Atomics.wait(i32, GEN, seen);
     if (Atomics.load(i32, STOP) !== 0) return;
     seen = Atomics.load(i32, GEN);
@@ -119,8 +89,6 @@ class Pool {
   private readonly canBlock: boolean;
   private users = 0;
   private gen = 0;
-  /** Calls left in which this thread sleeps at once while the workers finish (see run). */
-  private calm = 0;
   /** The first error a worker threw outside a kernel (it then takes no part: the others and the caller do the work). */
   failure: Error | undefined;
 
@@ -196,21 +164,10 @@ class Pool {
       }
       Atomics.add(this.i32, DONE, 1);
     }
-    // The workers' last parts end soon: watch for them a while before sleeping (waking takes tens
-    // of microseconds), unless this thread was lately descheduled while watching (as the workers).
-    let last = performance.now();
-    const until = last + (this.calm > 0 ? 0 : CALLER_SPIN_MS);
-    if (this.calm > 0) this.calm--;
-    for (let k = 1; ; k++) {
+    for (let spins = 0; ;) {
       const done = Atomics.load(this.i32, DONE);
       if (done === count) break;
-      if (!this.canBlock || (k & 63) !== 0) continue;
-      const now = performance.now();
-      if (now - last > PREEMPTED_MS) this.calm = CALM_CALLS;
-      if (now > until || this.calm > 0) {
-        Atomics.wait(this.i32, DONE, done, 20);
-        last = performance.now();
-      } else last = now;
+      if (this.canBlock && ++spins > 200) Atomics.wait(this.i32, DONE, done, 20);
     }
     Atomics.store(this.i32, NEXT, g << 16 | 0xffff); // late workers find nothing to take
     if (failed !== undefined) throw failed;
