@@ -1,7 +1,7 @@
 // The wasm backend's worker threads: every kernel split among threads gives bit-identical results
 // for every thread count (matmul by batches, rows or columns; attention by heads; norms, softmax and
 // cross-entropy by rows, norm backward's weight sums by columns; embedding backward by table rows;
-// reductions by outputs; elementwise ops and AdamW by element ranges), and so does a whole training step, with the
+// reductions by outputs; elementwise ops, GradScaler's unscale and AdamW by element ranges), and so does a whole training step, with the
 // same memory accounting. Also: the threads option, the description, the fallback without shared
 // memory, and that worker threads never keep Node alive.
 import { test } from 'uvu';
@@ -254,6 +254,31 @@ test('AdamW updates are bit-identical across threads', async () => {
     b.free(g.storage);
     return [p, m, v];
   });
+});
+
+test("GradScaler's unscale-and-check is the same across threads: every element scaled, the flag set by a non-finite value anywhere", async () => {
+  const n = 1013;
+  for (const badAt of [-1, 1000]) {
+    await identical(`unscale, non-finite at ${badAt}`, (b) => {
+      const values = rand(n, 28, 100);
+      if (badAt >= 0) values[badAt] = Infinity;
+      const g = tensor(b, [n], 'float32', values), g2 = tensor(b, [7], 'float32', rand(7, 29));
+      const found = tensor(b, [1], 'float32', new Float32Array([0])), inv = tensor(b, [1], 'float32', new Float32Array([1 / 1024]));
+      b.nonFiniteCheckAndUnscale([g, g2], found, inv);
+      b.free(inv.storage);
+      return [g, g2, found];
+    });
+  }
+  const b = backends[3];
+  const found = tensor(b, [1], 'float32', new Float32Array([0])), inv = tensor(b, [1], 'float32', new Float32Array([0.5]));
+  const values = rand(n, 30);
+  values[1000] = NaN;
+  const g = tensor(b, [n], 'float32', values);
+  b.nonFiniteCheckAndUnscale([g], found, inv);
+  assert.equal(Array.from(await readF32(b, found)), [1], 'a NaN in the last range sets the flag');
+  const got = await readF32(b, g);
+  assert.is(got[3], Math.fround(values[3] * 0.5));
+  for (const t of [found, inv, g]) b.free(t.storage);
 });
 
 test('a whole training step of the tiny Llama is bit-identical for 1-4 threads, with the same memory accounting', async () => {
