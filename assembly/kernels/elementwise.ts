@@ -165,20 +165,27 @@ export function whereF32(cond: usize, a: usize, b: usize, out: usize, n: usize):
 // Reductions over the middle axis of [outer, len, inner].
 
 export function reduceF32(op: i32, x: usize, out: usize, outer: usize, len: usize, inner: usize): void {
-  for (let o: usize = 0; o < outer; o++) {
-    for (let j: usize = 0; j < inner; j++) {
-      const base = x + ((o * len * inner + j) << 2);
-      let acc: f32 = op == R_MAX ? -Infinity : 0;
-      let nan = false;
-      for (let k: usize = 0; k < len; k++) {
-        const v = load<f32>(base + ((k * inner) << 2));
-        if (op == R_MAX) { if (v != v) nan = true; else if (v > acc) acc = v; }
-        else if (op == R_AMAX) { const av = Mathf.abs(v); if (v != v) nan = true; else if (av > acc) acc = av; }
-        else acc += v;
-      }
-      if (op == R_MEAN) acc /= <f32>len;
-      store<f32>(out + ((o * inner + j) << 2), nan ? NaN : acc);
+  reduceF32Range(op, x, out, len, inner, 0, outer * inner);
+}
+
+/**
+ * reduceF32 for threads: outputs [start, end) of the outer * inner (each output reduces its own
+ * len elements in order, whichever part computes it).
+ */
+export function reduceF32Range(op: i32, x: usize, out: usize, len: usize, inner: usize, start: usize, end: usize): void {
+  for (let i: usize = start; i < end; i++) {
+    const o = i / inner, j = i - o * inner;
+    const base = x + ((o * len * inner + j) << 2);
+    let acc: f32 = op == R_MAX ? -Infinity : 0;
+    let nan = false;
+    for (let k: usize = 0; k < len; k++) {
+      const v = load<f32>(base + ((k * inner) << 2));
+      if (op == R_MAX) { if (v != v) nan = true; else if (v > acc) acc = v; }
+      else if (op == R_AMAX) { const av = Mathf.abs(v); if (v != v) nan = true; else if (av > acc) acc = av; }
+      else acc += v;
     }
+    if (op == R_MEAN) acc /= <f32>len;
+    store<f32>(out + (i << 2), nan ? NaN : acc);
   }
 }
 

@@ -83,7 +83,17 @@ export function layerNormF32(x: usize, w: usize, b: usize, out: usize, mean: usi
  * dw[c] += sum dy * xhat, db[c] += sum dy (accumulated).
  */
 export function layerNormBackwardF32(dy: usize, x: usize, w: usize, mean: usize, rstd: usize, dx: usize, dw: usize, db: usize, rows: usize, cols: usize): void {
-  for (let r: usize = 0; r < rows; r++) {
+  layerNormBackwardF32Part(dy, x, w, mean, rstd, dx, dw, db, rows, cols, 0, rows, 0, cols);
+}
+
+/**
+ * layerNormBackwardF32 for threads: dx of rows [r0, r1) and dw, db of columns [c0, c1) (each column
+ * still sums over every row, in order), so that parts together compute exactly the whole call.
+ */
+export function layerNormBackwardF32Part(
+  dy: usize, x: usize, w: usize, mean: usize, rstd: usize, dx: usize, dw: usize, db: usize, rows: usize, cols: usize, r0: usize, r1: usize, c0: usize, c1: usize,
+): void {
+  for (let r: usize = r0; r < r1; r++) {
     const o = (r * cols) << 2;
     const mu = load<f32>(mean + (r << 2)), rs = load<f32>(rstd + (r << 2));
     let sg: f32 = 0, sgx: f32 = 0;
@@ -100,7 +110,7 @@ export function layerNormBackwardF32(dy: usize, x: usize, w: usize, mean: usize,
       store<f32>(dx + o + (c << 2), rs * (g - mg - xh * mgx));
     }
   }
-  for (let c: usize = 0; c < cols; c++) {
+  for (let c: usize = c0; c < c1; c++) {
     let sw: f32 = 0, sb: f32 = 0;
     for (let r: usize = 0; r < rows; r++) {
       const o = ((r * cols + c) << 2);
@@ -128,9 +138,17 @@ export function embeddingF32(ids: usize, table: usize, out: usize, n: usize, row
 
 /** dtable[ids[i], :] += dy[i, :] in order of i; out-of-range ids are skipped. */
 export function embeddingBackwardF32(ids: usize, dy: usize, dtable: usize, n: usize, rows: i32, cols: usize): void {
+  embeddingBackwardF32Rows(ids, dy, dtable, n, cols, 0, rows);
+}
+
+/**
+ * embeddingBackwardF32 for threads: only the table rows [v0, v1) (every position is read, in order
+ * of i, so each table row gets the same additions in the same order as in the whole call).
+ */
+export function embeddingBackwardF32Rows(ids: usize, dy: usize, dtable: usize, n: usize, cols: usize, v0: i32, v1: i32): void {
   for (let i: usize = 0; i < n; i++) {
     const id = load<i32>(ids + (i << 2));
-    if (id < 0 || id >= rows) continue;
+    if (id < v0 || id >= v1) continue;
     const ti = dtable + ((<usize>id * cols) << 2), di = dy + ((i * cols) << 2);
     for (let c: usize = 0; c < cols; c++) store<f32>(ti + (c << 2), load<f32>(ti + (c << 2)) + load<f32>(di + (c << 2)));
   }
@@ -140,36 +158,58 @@ export function embeddingBackwardF32(ids: usize, dy: usize, dtable: usize, n: us
  * Mean cross-entropy over rows whose target != ignore. loss[0] = sum(lse - x[t]) / count (NaN
  * when count is 0, as PyTorch); dlogits (if not 0) = (softmax - onehot) * gradScale / count on
  * counted rows, 0 on ignored rows (and everywhere when count is 0). A target outside [0, cols)
- * that is not `ignore` makes its row's loss NaN (PyTorch raises instead).
+ * that is not `ignore` makes its row's loss NaN (PyTorch raises instead). `rowLoss` is scratch of
+ * `rows` floats.
  */
-export function crossEntropyF32(logits: usize, targets: usize, loss: usize, dlogits: usize, rows: usize, cols: usize, ignore: i32, gradScale: f32): void {
-  let total: f32 = 0;
+export function crossEntropyF32(logits: usize, targets: usize, loss: usize, dlogits: usize, rows: usize, cols: usize, ignore: i32, gradScale: f32, rowLoss: usize): void {
+  const count = crossEntropyCount(targets, rows, ignore);
+  crossEntropyF32Rows(logits, targets, rowLoss, dlogits, cols, ignore, crossEntropyGradFactor(gradScale, count), 0, rows);
+  crossEntropyF32Sum(targets, rowLoss, loss, rows, ignore, count);
+}
+
+/** Rows whose target is not `ignore`. */
+export function crossEntropyCount(targets: usize, rows: usize, ignore: i32): i32 {
   let count: i32 = 0;
-  for (let r: usize = 0; r < rows; r++) {
+  for (let r: usize = 0; r < rows; r++) if (load<i32>(targets + (r << 2)) != ignore) count++;
+  return count;
+}
+
+/** The factor of dlogits: gradScale / count (0 when every row is ignored). */
+export function crossEntropyGradFactor(gradScale: f32, count: i32): f32 {
+  return count == 0 ? 0 : gradScale / <f32>count;
+}
+
+/**
+ * Cross-entropy of rows [r0, r1) (threads split the rows): rowLoss[r] = lse - x[t] of each counted
+ * row (NaN for a target outside [0, cols)), and dlogits (if not 0) = (softmax - onehot) * k there,
+ * 0 on ignored rows. The loss is summed afterwards in row order (crossEntropyF32Sum).
+ */
+export function crossEntropyF32Rows(logits: usize, targets: usize, rowLoss: usize, dlogits: usize, cols: usize, ignore: i32, k: f32, r0: usize, r1: usize): void {
+  for (let r: usize = r0; r < r1; r++) {
     const t = load<i32>(targets + (r << 2));
-    if (t == ignore) continue;
-    count++;
     const xi = logits + ((r * cols) << 2);
-    const lse = rowLse(xi, cols);
-    total += t >= 0 && <usize>t < cols ? lse - load<f32>(xi + (<usize>t << 2)) : NaN;
-  }
-  store<f32>(loss, count == 0 ? NaN : total / <f32>count);
-  if (dlogits == 0) return;
-  const k: f32 = count == 0 ? 0 : gradScale / <f32>count;
-  for (let r: usize = 0; r < rows; r++) {
-    const t = load<i32>(targets + (r << 2));
-    const xi = logits + ((r * cols) << 2), di = dlogits + ((r * cols) << 2);
     if (t == ignore) {
-      memory.fill(di, 0, cols << 2);
+      store<f32>(rowLoss + (r << 2), 0);
+      if (dlogits != 0) memory.fill(dlogits + ((r * cols) << 2), 0, cols << 2);
       continue;
     }
     const lse = rowLse(xi, cols);
+    store<f32>(rowLoss + (r << 2), t >= 0 && <usize>t < cols ? lse - load<f32>(xi + (<usize>t << 2)) : NaN);
+    if (dlogits == 0) continue;
+    const di = dlogits + ((r * cols) << 2);
     for (let c: usize = 0; c < cols; c++) {
       let p = Mathf.exp(load<f32>(xi + (c << 2)) - lse);
       if (<i32>c == t) p -= 1;
       store<f32>(di + (c << 2), p * k);
     }
   }
+}
+
+/** loss[0] = the sum of rowLoss over counted rows, in row order, / count (NaN when count is 0). */
+export function crossEntropyF32Sum(targets: usize, rowLoss: usize, loss: usize, rows: usize, ignore: i32, count: i32): void {
+  let total: f32 = 0;
+  for (let r: usize = 0; r < rows; r++) if (load<i32>(targets + (r << 2)) != ignore) total += load<f32>(rowLoss + (r << 2));
+  store<f32>(loss, count == 0 ? NaN : total / <f32>count);
 }
 
 @inline function rowLse(xi: usize, cols: usize): f32 {

@@ -1,6 +1,7 @@
 // The wasm backend's worker threads: every kernel split among threads gives bit-identical results
-// for every thread count (matmul by batches, rows or columns; attention by heads; norms and softmax
-// by rows; elementwise ops and AdamW by element ranges), and so does a whole training step, with the
+// for every thread count (matmul by batches, rows or columns; attention by heads; norms, softmax and
+// cross-entropy by rows, norm backward's weight sums by columns; embedding backward by table rows;
+// reductions by outputs; elementwise ops, GradScaler's unscale and AdamW by element ranges), and so does a whole training step, with the
 // same memory accounting. Also: the threads option, the description, the fallback without shared
 // memory, and that worker threads never keep Node alive.
 import { test } from 'uvu';
@@ -147,6 +148,103 @@ test('softmax, log-softmax, RMSNorm (and backward), LayerNorm, unary, binary (br
   });
 });
 
+test('cross-entropy (loss and dlogits; ignored rows, a target out of range) is bit-identical across threads: rows split, the loss summed in row order', async () => {
+  const [rows, cols] = [45, 37];
+  const targets = Int32Array.from({ length: rows }, (_, r) => (r * 7) % cols);
+  targets[3] = -100;
+  targets[30] = -100;
+  const bad = Int32Array.from(targets);
+  bad[17] = cols; // outside [0, cols): that row's loss is NaN
+  for (const [what, t] of [['targets', targets], ['a target out of range', bad], ['every row ignored', new Int32Array(rows).fill(-100)]] as const) {
+    const results = await Promise.all(backends.map(async (b) => {
+      const x = tensor(b, [rows, cols], 'float32', rand(rows * cols, 20, 4)), tg = tensor(b, [rows], 'int32', t);
+      const loss = tensor(b, [], 'float32'), loss2 = tensor(b, [], 'float32'), d = tensor(b, [rows, cols], 'float32');
+      b.crossEntropy(x, tg, loss, d, -100, 0.75);
+      b.crossEntropy(x, tg, loss2, null, -100, 1);
+      const out = [await readF32(b, loss), await readF32(b, loss2), await readF32(b, d)];
+      for (const r of [x, tg, loss, loss2, d]) b.free(r.storage);
+      return out;
+    }));
+    for (let i = 1; i < results.length; i++) results[i].forEach((r, j) => same(results[0][j], r, `cross-entropy, ${what}, ${COUNTS[i]} threads, output ${j}`));
+    if (what === 'targets') {
+      // The one-thread loss against a float64 reference (a wrong order or a lost row would show).
+      const x = rand(rows * cols, 20, 4);
+      let total = 0, count = 0;
+      for (let r = 0; r < rows; r++) {
+        if (t[r] === -100) continue;
+        const row = x.subarray(r * cols, (r + 1) * cols), m = Math.max(...row);
+        total += Math.log(row.reduce((a, v) => a + Math.exp(v - m), 0)) + m - row[t[r]];
+        count++;
+      }
+      assert.ok(Math.abs(results[0][0][0] - total / count) < 1e-5, `loss ${results[0][0][0]} vs ${total / count}`);
+      assert.is(results[0][0][0], results[0][1][0], 'the loss is the same with and without dlogits');
+    }
+    if (what === 'a target out of range') assert.ok(Number.isNaN(results[0][0][0]));
+    if (what === 'every row ignored') {
+      assert.ok(Number.isNaN(results[0][0][0]));
+      assert.ok(results[0][2].every((v) => v === 0));
+    }
+  }
+});
+
+test('embedding and its scatter-add backward (repeated ids, ids out of range) are bit-identical across threads: the backward split by table rows', async () => {
+  const [vocab, cols, n] = [37, 19, 90];
+  const ids = Int32Array.from({ length: n }, (_, i) => (i * i + 3 * i) % vocab); // repeats, uneven counts per row
+  ids[5] = -1;
+  ids[40] = vocab;
+  // Gradients of very different sizes: float32 sums of them depend on the order of the additions.
+  const grads = rand(n * cols, 23).map((v, i) => (Math.floor(i / cols) % 3 === 0 ? v * 1e7 : v));
+  await identical('embedding', (b) => {
+    const table = tensor(b, [vocab, cols], 'float32', rand(vocab * cols, 21)), id = tensor(b, [3, 30], 'int32', ids);
+    const out = tensor(b, [3, 30, cols], 'float32'), dtable = tensor(b, [vocab, cols], 'float32', rand(vocab * cols, 22, 0.1));
+    const dy = tensor(b, [3, 30, cols], 'float32', grads);
+    b.embedding(id, table, out);
+    b.embeddingBackward(id, dy, dtable);
+    for (const t of [table, id, dy]) b.free(t.storage);
+    return [out, dtable];
+  });
+  // dtable's row ids[0] got its additions in position order: compare with float32 additions in that order.
+  const b = backends[3];
+  const id = tensor(b, [n], 'int32', ids), dy = tensor(b, [n, cols], 'float32', grads);
+  const start = rand(vocab * cols, 22, 0.1), dtable = tensor(b, [vocab, cols], 'float32', start);
+  b.embeddingBackward(id, dy, dtable);
+  const got = await readF32(b, dtable), g = grads;
+  const want = Float32Array.from(start);
+  for (let i = 0; i < n; i++) if (ids[i] >= 0 && ids[i] < vocab) for (let c = 0; c < cols; c++) want[ids[i] * cols + c] = Math.fround(want[ids[i] * cols + c] + g[i * cols + c]);
+  same(want, got, 'embedding backward, 4 threads, against position-ordered float32 additions');
+  for (const t of [id, dy, dtable]) b.free(t.storage);
+});
+
+test('where (broadcast operands), reductions over every axis and LayerNorm backward are bit-identical across threads', async () => {
+  const [a0, a1, a2] = [5, 23, 13];
+  const n = a0 * a1 * a2;
+  await identical('where, reduce, layerNormBackward', (b) => {
+    const x = tensor(b, [a0, a1, a2], 'float32', rand(n, 24, 3)), y = tensor(b, [a0, a1, a2], 'float32', rand(n, 25, 3));
+    const cond = tensor(b, [a1, 1], 'float32', Float32Array.from({ length: a1 }, (_, i) => i % 3));
+    const outs: TensorRef[] = [];
+    const out = (shape: number[]) => { const t = tensor(b, shape, 'float32'); outs.push(t); return t; };
+    b.where(cond, x, y, out([a0, a1, a2]));
+    b.where(x, y, { ...cond, shape: [1, a1, 1] }, out([a0, a1, a2]));
+    for (const op of ['sum', 'mean', 'max', 'amax'] as const) {
+      b.reduce(op, x, out([a1, a2]), 0);
+      b.reduce(op, x, out([a0, a2]), 1);
+      b.reduce(op, x, out([a0, a1]), 2);
+      b.reduce(op, x, out([]), null);
+    }
+    const [rows, cols] = [a0 * a1, a2];
+    const flat = { ...x, shape: [rows, cols] };
+    const w = tensor(b, [cols], 'float32', rand(cols, 26)), bias = tensor(b, [cols], 'float32', rand(cols, 27));
+    const mean = out([rows]), rstd = out([rows]);
+    b.layerNorm(flat, w, bias, out([rows, cols]), mean, rstd, 1e-5);
+    const dw = out([cols]), db = out([cols]);
+    b.fill(dw, 0.5);
+    b.fill(db, -0.25);
+    b.layerNormBackward({ ...y, shape: [rows, cols] }, flat, w, mean, rstd, out([rows, cols]), dw, db);
+    for (const t of [x, y, cond, w, bias]) b.free(t.storage);
+    return outs;
+  });
+});
+
 test('AdamW updates are bit-identical across threads', async () => {
   const n = 1000;
   await identical('adamw', (b) => {
@@ -156,6 +254,31 @@ test('AdamW updates are bit-identical across threads', async () => {
     b.free(g.storage);
     return [p, m, v];
   });
+});
+
+test("GradScaler's unscale-and-check is the same across threads: every element scaled, the flag set by a non-finite value anywhere", async () => {
+  const n = 1013;
+  for (const badAt of [-1, 1000]) {
+    await identical(`unscale, non-finite at ${badAt}`, (b) => {
+      const values = rand(n, 28, 100);
+      if (badAt >= 0) values[badAt] = Infinity;
+      const g = tensor(b, [n], 'float32', values), g2 = tensor(b, [7], 'float32', rand(7, 29));
+      const found = tensor(b, [1], 'float32', new Float32Array([0])), inv = tensor(b, [1], 'float32', new Float32Array([1 / 1024]));
+      b.nonFiniteCheckAndUnscale([g, g2], found, inv);
+      b.free(inv.storage);
+      return [g, g2, found];
+    });
+  }
+  const b = backends[3];
+  const found = tensor(b, [1], 'float32', new Float32Array([0])), inv = tensor(b, [1], 'float32', new Float32Array([0.5]));
+  const values = rand(n, 30);
+  values[1000] = NaN;
+  const g = tensor(b, [n], 'float32', values);
+  b.nonFiniteCheckAndUnscale([g], found, inv);
+  assert.equal(Array.from(await readF32(b, found)), [1], 'a NaN in the last range sets the flag');
+  const got = await readF32(b, g);
+  assert.is(got[3], Math.fround(values[3] * 0.5));
+  for (const t of [found, inv, g]) b.free(t.storage);
 });
 
 test('a whole training step of the tiny Llama is bit-identical for 1-4 threads, with the same memory accounting', async () => {

@@ -215,7 +215,12 @@ export class WasmBackend implements Backend {
    * kernels' own scratch, which they take from the module's heap for the call).
    */
   withThreadScratch(bytesPerThread: number, fn: (ptr: number) => void): void {
-    const p = wasmAlloc(bytesPerThread * this.threads + 16, 'kernel scratch');
+    this.withScratch(bytesPerThread * this.threads, fn);
+  }
+
+  /** Runs fn with `bytes` of 16-aligned kernel scratch (module memory outside the tensor accounting), freed afterwards. */
+  withScratch(bytes: number, fn: (ptr: number) => void): void {
+    const p = wasmAlloc(bytes + 16, 'kernel scratch');
     try {
       fn((p + 15) & ~15);
     } finally {
@@ -223,9 +228,14 @@ export class WasmBackend implements Backend {
     }
   }
 
-  /** How many parts to cut a call into for `lanes` threads, at most `units`. */
+  /**
+   * How many parts to cut a call into for `lanes` threads, at most `units`: a multiple of lanes
+   * where units allow (3 parts on 2 threads take as long as 4; 2 take half as long as 3).
+   */
   pieces(lanes: number, units: number): number {
-    return lanes <= 1 ? 1 : Math.min(units, lanes * PARTS_PER_THREAD, MAX_PARTS);
+    if (lanes <= 1) return 1;
+    const p = Math.min(units, lanes * PARTS_PER_THREAD, MAX_PARTS);
+    return p > lanes ? p - (p % lanes) : p;
   }
 
   /** Pointer of a storage (for kernels in family modules). */
@@ -409,7 +419,7 @@ export class WasmBackend implements Backend {
     const made: TensorRef[] = [];
     try {
       const [c, x, y] = [cond, a, b].map((t) => { const f = full(t); if (f !== t) made.push(f); return f; });
-      this.run([c, x, y], out, ([pc, px, py], o, n) => kernelExports().whereF32(pc, px, py, o, n));
+      this.run([c, x, y], out, ([pc, px, py], o, n) => this.parallelFor(n, 16, n, (s, e) => ({ fn: 'whereF32', args: [pc + s * 4, px + s * 4, py + s * 4, o + s * 4, e - s] })));
     } finally {
       for (const t of made) this.free(t.storage);
     }
@@ -420,7 +430,8 @@ export class WasmBackend implements Backend {
     const n = numel(x.shape);
     const [outer, len, inner] = axis === null ? [1, n, 1]
       : [numel(x.shape.slice(0, axis)), x.shape[axis], numel(x.shape.slice(axis + 1))];
-    this.run([x], out, ([p], o) => kernelExports().reduceF32(id, p, o, outer, len, inner));
+    // Outputs in parallel (each reduces its own elements in order, as on one thread); a reduction to one value runs here.
+    this.run([x], out, ([p], o) => this.parallelFor(outer * inner, 1, n, (s, e) => ({ fn: 'reduceF32Range', args: [id, p, o, len, inner, s, e] })));
   }
 
   softmax(x: TensorRef, out: TensorRef, log: boolean): void {

@@ -13,8 +13,6 @@ export interface WasmKernelExports {
   unpackRange(bits: number, src: number, start: number, dst: number, n: number): void;
   unaryF32(op: number, x: number, out: number, n: number, alpha: number): void;
   binaryF32(op: number, a: number, b: number, out: number, n: number, meta: number): void;
-  whereF32(cond: number, a: number, b: number, out: number, n: number): void;
-  reduceF32(op: number, x: number, out: number, outer: number, len: number, inner: number): void;
   softmaxF32(x: number, out: number, rows: number, cols: number, log: number): void;
   i32ToF32(x: number, out: number, n: number): void;
   f32ToI32(x: number, out: number, n: number): void;

@@ -5,16 +5,13 @@ import type { TensorRef } from '../backend.js';
 import { numel } from '../shape.js';
 import type { WasmBackend } from './backend.js';
 import { kernelExports } from './exports.js';
-import { splitRange } from './threads.js';
+import { splitRange, type KernelPart } from './threads.js';
 
+/** The nn family's exports called directly (the rest run as kernel parts: backend.runParts). */
 export interface NnExports {
-  rmsNormF32(x: number, w: number, out: number, rstd: number, rows: number, cols: number, eps: number): void;
-  rmsNormBackwardF32(dy: number, x: number, w: number, rstd: number, dx: number, dw: number, rows: number, cols: number): void;
-  layerNormF32(x: number, w: number, b: number, out: number, mean: number, rstd: number, rows: number, cols: number, eps: number): void;
-  layerNormBackwardF32(dy: number, x: number, w: number, mean: number, rstd: number, dx: number, dw: number, db: number, rows: number, cols: number): void;
-  embeddingF32(ids: number, table: number, out: number, n: number, rows: number, cols: number): void;
-  embeddingBackwardF32(ids: number, dy: number, dtable: number, n: number, rows: number, cols: number): void;
-  crossEntropyF32(logits: number, targets: number, loss: number, dlogits: number, rows: number, cols: number, ignore: number, gradScale: number): void;
+  crossEntropyCount(targets: number, rows: number, ignore: number): number;
+  crossEntropyGradFactor(gradScale: number, count: number): number;
+  crossEntropyF32Sum(targets: number, rowLoss: number, loss: number, rows: number, ignore: number, count: number): void;
 }
 
 export function nnExports(): NnExports {
@@ -61,15 +58,7 @@ export function rmsNormBackward(backend: WasmBackend, dy: TensorRef, x: TensorRe
     const o = backend.stageOut(dx);
     const pdw = f32Ptr(backend, dweight);
     // dx by rows and dweight by columns in parallel (each column sums its rows in order, as on one thread).
-    const pieces = backend.pieces(backend.lanes(rows * cols * 3), Math.max(rows, Math.ceil(cols / 4)));
-    if (pieces <= 1) nnExports().rmsNormBackwardF32(pdy, px, pw, pr, o.ptr, pdw, rows, cols);
-    else {
-      const rr = splitRange(rows, pieces), cc = splitRange(cols, pieces, 4);
-      backend.runParts(Array.from({ length: Math.max(rr.length, cc.length) }, (_, i) => {
-        const [r0, r1] = rr[i] ?? [0, 0], [c0, c1] = cc[i] ?? [0, 0];
-        return { fn: 'rmsNormBackwardF32Part', args: [pdy, px, pw, pr, o.ptr, pdw, rows, cols, r0, r1, c0, c1] };
-      }));
-    }
+    rowsAndColumns(backend, rows, cols, rows * cols * 3, (r0, r1, c0, c1) => ({ fn: 'rmsNormBackwardF32Part', args: [pdy, px, pw, pr, o.ptr, pdw, rows, cols, r0, r1, c0, c1] }));
     o.commit();
   });
 }
@@ -94,7 +83,26 @@ export function layerNormBackward(
   if (rows * cols === 0) return;
   staged(backend, [dy, x, weight, mean, rstd], ([pdy, px, pw, pm, pr]) => {
     const o = backend.stageOut(dx);
-    nnExports().layerNormBackwardF32(pdy, px, pw, pm, pr, o.ptr, f32Ptr(backend, dweight), f32Ptr(backend, dbias), rows, cols);
+    const pdw = f32Ptr(backend, dweight), pdb = f32Ptr(backend, dbias);
+    // As RMSNorm backward: dx by rows, dweight and dbias by columns.
+    rowsAndColumns(backend, rows, cols, rows * cols * 4, (r0, r1, c0, c1) => ({
+      fn: 'layerNormBackwardF32Part', args: [pdy, px, pw, pm, pr, o.ptr, pdw, pdb, rows, cols, r0, r1, c0, c1],
+    }));
     o.commit();
   });
+}
+
+/**
+ * Runs part(r0, r1, c0, c1) over pieces that together cover rows [0, rows) and columns [0, cols)
+ * once each (rows for per-row outputs, columns for per-column sums over every row); one piece
+ * (every row and column) when the call is too small to split.
+ */
+function rowsAndColumns(backend: WasmBackend, rows: number, cols: number, work: number, part: (r0: number, r1: number, c0: number, c1: number) => KernelPart): void {
+  const pieces = backend.pieces(backend.lanes(work), Math.max(rows, Math.ceil(cols / 4)));
+  if (pieces <= 1) return backend.runParts([part(0, rows, 0, cols)]);
+  const rr = splitRange(rows, pieces), cc = splitRange(cols, pieces, 4);
+  backend.runParts(Array.from({ length: Math.max(rr.length, cc.length) }, (_, i) => {
+    const [r0, r1] = rr[i] ?? [0, 0], [c0, c1] = cc[i] ?? [0, 0];
+    return part(r0, r1, c0, c1);
+  }));
 }

@@ -7,7 +7,6 @@ import type { WasmBackend } from './backend.js';
 import { kernelExports } from './exports.js';
 
 interface OptimExports {
-  unscaleF32(x: number, n: number, invScale: number, found: number): number;
   ampUpdateScaleF32(scale: number, inv: number, tracker: number, found: number, growth: number, backoff: number, interval: number): void;
   sumSquaresF32(x: number, n: number): number;
   adamwF32(
@@ -38,7 +37,9 @@ export function nonFiniteCheckAndUnscale(backend: WasmBackend, tensors: readonly
   for (const t of tensors) {
     const n = numel(t.shape);
     if (n === 0) continue;
-    k().unscaleF32(f32Ptr(backend, t, 'nonFiniteCheckAndUnscale tensors'), n, inv, found);
+    const x = f32Ptr(backend, t, 'nonFiniteCheckAndUnscale tensors');
+    // Element ranges in parallel: each scales its own elements and may only set the flag to 1.
+    backend.parallelFor(n, 16, n, (a, b) => ({ fn: 'unscaleF32', args: [x + a * 4, b - a, inv, found] }));
   }
 }
 
