@@ -81,12 +81,32 @@ async function benchCheckpoint(args: string[]): Promise<void> {
   const { checkpointModules } = await import('../src/recompute/checkpoint.js');
   const { saveMatmuls } = await import('../src/recompute/policies.js');
   const { planCheckpoints, MemoryBudgetError } = await import('../src/recompute/plan.js');
+  const { withOpObserver } = await import('../src/backend/op_context.js');
+  /**
+   * Where a step's time goes (wasm runs ops synchronously, so an op's wall time is its work):
+   * forward ops before backward begins (the loss included), backward ops (their recompute
+   * included), and the forward ops recomputed inside backward.
+   */
+  const phases = () => {
+    const stack: { op: string; t0: number }[] = [];
+    let inBackward = false;
+    const ms = { forward: 0, backward: 0, recompute: 0 };
+    const observer = {
+      begin: (c: { op: string }) => { if (c.op.endsWith('.backward')) inBackward = true; stack.push({ op: c.op, t0: performance.now() }); },
+      end: () => {
+        const { op, t0 } = stack.pop()!, dt = performance.now() - t0, bw = op.endsWith('.backward');
+        if (stack.length === 0) { if (bw) ms.backward += dt; else if (!inBackward) ms.forward += dt; }
+        else if (!bw && inBackward && stack.every((s) => s.op.endsWith('.backward'))) ms.recompute += dt;
+      },
+    };
+    return { ms, observe: <T>(fn: () => T) => withOpObserver(observer, fn) };
+  };
   const dataset = new ByteTextDataset(loadSotuText({ fromYear: 1990 }));
   const results: Record<string, unknown>[] = [];
   for (const [name, config] of [['tiny', TINY_LLAMA], ['medium', MEDIUM_LLAMA]] as const) {
     const steps = quick ? 3 : name === 'tiny' ? 20 : 6, warmup = 1;
     const rows: Record<string, unknown>[] = [];
-    const trainers: { mode: CheckpointMode; t: LanguageModelTrainer; ms: number[]; peaks: number[]; row: Record<string, unknown> }[] = [];
+    const trainers: { mode: CheckpointMode; t: LanguageModelTrainer; ms: number[]; peaks: number[]; split: { forward: number; backward: number; recompute: number }[]; row: Record<string, unknown> }[] = [];
     for (const mode of modes) {
       const backend = new WasmBackend(); // one per mode: each one's memory accounting is its own
       const t = new LanguageModelTrainer(backend, dataset, { ...config, steps: steps + warmup, warmupSteps: 1 });
@@ -113,14 +133,15 @@ async function benchCheckpoint(args: string[]): Promise<void> {
           ids.dispose(); targets.dispose();
         }
       }
-      trainers.push({ mode, t, ms: [], peaks: [], row });
+      trainers.push({ mode, t, ms: [], peaks: [], split: [], row });
     }
     // Interleaved steps: every trainer's step i runs before any trainer's step i + 1.
     for (let i = 0; i < warmup + steps; i++) {
       for (const x of trainers) {
         if (x.row.infeasible) continue;
-        const r = await x.t.trainStep();
-        if (i >= warmup) { x.ms.push(r.ms); x.peaks.push(r.peakAllocated); }
+        const p = phases();
+        const r = await p.observe(() => x.t.trainStep()); // the step's ops run before its first await
+        if (i >= warmup) { x.ms.push(r.ms); x.peaks.push(r.peakAllocated); x.split.push(p.ms); }
       }
     }
     for (const x of trainers) {
@@ -132,7 +153,12 @@ async function benchCheckpoint(args: string[]): Promise<void> {
         const loss = tidy(() => t.model.loss(ids, targets));
         const held = mem.memoryAllocated() - base;
         loss.releaseGraph(); loss.dispose(); ids.dispose(); targets.dispose();
-        Object.assign(x.row, { steps: x.ms.length, stepMsMedian: round(median(x.ms)), peakAllocatedBytes: median(x.peaks), savedActivationBytes: held });
+        const part = (k: 'forward' | 'backward' | 'recompute') => round(median(x.split.map((s) => s[k])));
+        Object.assign(x.row, {
+          steps: x.ms.length, stepMsMedian: round(median(x.ms)), peakAllocatedBytes: median(x.peaks), savedActivationBytes: held,
+          // forward: the ops of the forward and the loss; backward: the backward ops, recompute included (the rest of a step is the optimizer and clipping).
+          forwardMsMedian: part('forward'), backwardMsMedian: part('backward'), recomputeMsMedian: part('recompute'),
+        });
       }
       x.t.dispose();
       x.t.backend.destroy();

@@ -317,6 +317,31 @@ export interface BackendStats {
 }
 
 /** A backend: memory that it accounts for, plus the kernels. */
+/** What timeRegion() measured. */
+export interface TimedRegion<T> {
+  readonly result: T;
+  /** Milliseconds: GPU time of the region's compute passes ('timestamp-query'), or wall time from a synchronize before to one after ('wall'). */
+  readonly ms: number;
+  readonly timing: 'timestamp-query' | 'wall';
+}
+
+/**
+ * Times fn on `backend`: GPU timestamps where the backend has them (backend.timeRegion), else
+ * wall time between a synchronize() before fn and one after it.
+ */
+export async function timeRegion<T>(backend: Backend, fn: () => T | Promise<T>): Promise<TimedRegion<T>> {
+  return backend.timeRegion ? backend.timeRegion(fn) : wallTimeRegion(backend, fn);
+}
+
+/** Wall time of fn from a backend.synchronize() before it to one after it. */
+export async function wallTimeRegion<T>(backend: Backend, fn: () => T | Promise<T>): Promise<TimedRegion<T>> {
+  await backend.synchronize();
+  const t0 = performance.now();
+  const result = await fn();
+  await backend.synchronize();
+  return { result, ms: performance.now() - t0, timing: 'wall' };
+}
+
 export interface Backend extends Kernels {
   readonly kind: BackendKind;
   /** One line: which device and why it was chosen. */
@@ -332,6 +357,11 @@ export interface Backend extends Kernels {
   read(storage: Storage, byteOffset: number, byteLength: number): Promise<Uint8Array>;
   /** Waits until queued work is done and surfaces any device error. */
   synchronize(): Promise<void>;
+  /**
+   * Runs fn and returns how long the device worked on what it recorded (WebGPU with the
+   * 'timestamp-query' feature); absent where only wall time is known (use timeRegion()).
+   */
+  timeRegion?<T>(fn: () => T | Promise<T>): Promise<TimedRegion<T>>;
   /** Gives pooled free buffers back to the device. */
   emptyCache(): void;
   /** Work counters since the backend was created (device allocations, uploads, dispatches, submits). */

@@ -139,6 +139,9 @@ class Frame {
   private readonly rng = new Map<Generator, ReturnType<Generator['getState']>>();
   private readonly stop = new StopRecomputation('checkpoint recompute: early stop');
   private current: { index: number; inputs: readonly Variable[] } | null = null;
+  /** The ops running in the forward (innermost last), and per op index the holders it filled: an input (its index) or not (-1). */
+  private readonly opStack: { index: number; inputs: readonly Variable[] }[] = [];
+  private readonly opHolders = new Map<number, { holder: number; source: number }[]>();
   private forwardDone = false;
   private recomputed = false;
   private finished = false;
@@ -201,8 +204,9 @@ class Frame {
     this.decisions.push(save);
     const prev = this.current;
     this.current = save ? { index, inputs } : null;
+    this.opStack.push({ index, inputs });
     let out: Variable;
-    try { out = run(); } finally { this.current = prev; }
+    try { out = run(); } finally { this.current = prev; this.opStack.pop(); }
     if (save) this.opCache.set(index, new SavedTensor(out.data, { op, module: currentModulePath(), slot: 'output' }, keepSavedTensors));
     return out;
   };
@@ -228,6 +232,12 @@ class Frame {
       } else {
         this.holders.push({ ...base, kind: 'recompute' });
         this.recomputeOrder.push(i);
+        const op = this.opStack[this.opStack.length - 1];
+        if (op) {
+          const list = this.opHolders.get(op.index) ?? [];
+          list.push({ holder: i, source: op.inputs.findIndex((v) => v.data === t) });
+          this.opHolders.set(op.index, list);
+        }
       }
       this.live++;
       return i;
@@ -305,7 +315,19 @@ class Frame {
     if (this.options.policy && this.decide(op, true) !== save) {
       throw new CheckpointError(`checkpoint: the policy decided ${save ? 'recompute' : 'save'} for ${op} in the recompute but ${save ? 'save' : 'recompute'} in the forward`);
     }
-    if (!save) return run();
+    if (!save) {
+      // When every tensor backward still needs is an input this op saved (the decoder layer's
+      // down projection), they exist already: the recompute stops before running the op.
+      const mine = this.opHolders.get(index);
+      if (mine) {
+        const open = mine.filter((p) => this.holders[p.holder].alive && !this.holders[p.holder].value);
+        if (open.length > 0 && open.length === this.pending && open.every((p) => p.source >= 0)) {
+          for (const p of open) this.fill(this.holders[p.holder], inputs[p.source].data);
+          throw this.stop;
+        }
+      }
+      return run();
+    }
     const cached = this.opCache.get(index)!;
     this.opCache.delete(index);
     const y = cached.take();

@@ -7,7 +7,7 @@
 // candidate alone checkpointed, the peak bytes saved and the step time added. Chosen combinations
 // are measured too: their savings against the sums of their members' (the planner's assumption that
 // separate checkpoints are independent and cumulative).
-import type { Backend } from '../backend/backend.js';
+import { timeRegion, type Backend, type TimedRegion } from '../backend/backend.js';
 import { withOpObserver, type OpObserver } from '../backend/op_context.js';
 import { CATEGORIES, type Category, type MemoryEvent } from '../backend/memory.js';
 import { tidy, Variable } from '../autograd/variable.js';
@@ -74,7 +74,7 @@ export interface ModuleProfile {
   name: string;
   /** Saved-activation bytes allocated while the module's forward runs and still held when the whole forward ends. */
   heldBytes: number;
-  /** Median wall time of the module's forward alone, ms (between two synchronize calls). */
+  /** Median time of the module's forward alone, ms: GPU time where the backend has timestamps, else wall time between two synchronize calls (MemoryProfile.forwardTiming says which). */
   forwardMs: number;
 }
 
@@ -123,6 +123,9 @@ export interface MemoryTimeline {
   events: number;
 }
 
+/** How a forward was timed (backend.timeRegion). */
+export type ForwardTiming = TimedRegion<unknown>['timing'];
+
 export interface MemoryProfile {
   backend: string;
   /** The unplanned step. */
@@ -138,6 +141,8 @@ export interface MemoryProfile {
   combinations: CombinationProfile[];
   /** How times were taken. */
   timing: string;
+  /** How the modules' forwards were timed: GPU timestamps (WebGPU's 'timestamp-query' feature) or wall time after a synchronize. */
+  forwardTiming: ForwardTiming;
 }
 
 export const median = (xs: readonly number[]): number => {
@@ -300,7 +305,7 @@ export interface StepRecord {
  * their labels) that are still live when the whole forward ends are its held bytes; the inputs it
  * received are kept, and its forward alone is then timed on them.
  */
-async function moduleFigures<B>(runner: StepRunner<B>, names: readonly string[], repeats: number): Promise<{ held: Map<string, number>; ms: Map<string, number> }> {
+async function moduleFigures<B>(runner: StepRunner<B>, names: readonly string[], repeats: number): Promise<{ held: Map<string, number>; ms: Map<string, number>; timing: ForwardTiming }> {
   const modules = new Map(runner.model.namedModules());
   const captured = new Map<string, unknown[]>();
   const made = new Map<string, Set<number>>(names.map((n) => [n, new Set()]));
@@ -327,6 +332,7 @@ async function moduleFigures<B>(runner: StepRunner<B>, names: readonly string[],
   }
   const held = new Map(names.map((n) => [n, live.filter((e) => made.get(n)!.has(e.id)).reduce((a, e) => a + e.bytes, 0)]));
   const be = runner.backend, out = new Map<string, number>();
+  let timing: ForwardTiming = 'wall'; // until a forward is timed
   try {
     for (const n of names) {
       const args = captured.get(n);
@@ -334,20 +340,18 @@ async function moduleFigures<B>(runner: StepRunner<B>, names: readonly string[],
       const m = modules.get(n)! as unknown as { forward: (...a: unknown[]) => unknown };
       const ms: number[] = [];
       for (let i = 0; i <= repeats; i++) {
-        await be.synchronize();
-        const t0 = performance.now();
-        const y = tidy(() => m.forward(...args));
-        await be.synchronize();
-        const dt = performance.now() - t0;
+        const r = await timeRegion(be, () => tidy(() => m.forward(...args)));
+        timing = r.timing;
+        const y = r.result;
         if (y instanceof Variable) { y.releaseGraph(); y.dispose(); }
-        if (i > 0) ms.push(dt); // the first run warms up
+        if (i > 0) ms.push(r.ms); // the first run warms up
       }
       out.set(n, median(ms));
     }
   } finally {
     for (const args of captured.values()) for (const a of args) if (a instanceof Variable || a instanceof Tensor) a.dispose();
   }
-  return { held, ms: out };
+  return { held, ms: out, timing };
 }
 
 /** A single candidate as the peak prediction needs it. */
@@ -459,6 +463,7 @@ export async function profileMemory<B = TokenBatchTensors>(model: Module, sample
     modules,
     candidates,
     combinations,
-    timing: `wall time between backend.synchronize() calls; medians of ${repeats} steps (paired with unplanned steps) and ${fwdRepeats} forwards; the planner counts ${synchronous ? 'the time of the ops recomputed in backward' : 'the step time added'}`,
+    forwardTiming: figures.timing,
+    timing: `steps: wall time between backend.synchronize() calls, medians of ${repeats} (paired with unplanned steps); forwards: ${figures.timing === 'wall' ? 'wall time between backend.synchronize() calls' : 'GPU time (timestamp-query)'}, medians of ${fwdRepeats}; the planner counts ${synchronous ? 'the time of the ops recomputed in backward' : 'the step time added'}`,
   };
 }

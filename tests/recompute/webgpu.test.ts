@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { gpuBackend, type WebGPUBackend } from '../helpers/backends.js';
 import {
   WasmBackend, Module, Linear, RMSNorm, Variable, manualSeed, tidy, withSavedTensorsHooks, savedTensorStats,
-  checkpoint, saveOnHost, compressSavedTensors, mxQuantize, mxDequantize, Tensor, silu, add, sum, type Backend,
+  checkpoint, saveOnHost, compressSavedTensors, profileMemory, mxQuantize, mxDequantize, Tensor, silu, add, sum, type Backend,
 } from '../../src/index.js';
 
 let g: WebGPUBackend;
@@ -91,6 +91,21 @@ test('WebGPU compressSavedTensors: MX fp8 decodes exactly as mxQuantize/mxDequan
   const b2 = bf.unpack(bf.pack(t, ctx));
   assert.equal([...await b2.toArray()], [...await t.to('bfloat16').to('float32').toArray()]);
   back.dispose(); b2.dispose(); t.dispose();
+});
+
+test('WebGPU profileMemory times the forwards with GPU timestamps (timestamp-query); wasm with wall time', async () => {
+  const net = new Mlp(g);
+  const x = input(g);
+  const opts = { loss: (m: Module, b: Variable) => sum((m as Mlp).forward(b)), modules: ['up', 'down'], policies: {}, repeats: 1, warmup: 0, forwardRepeats: 2 };
+  const p = await profileMemory(net, x, opts);
+  assert.is(p.forwardTiming, 'timestamp-query');
+  assert.match(p.timing, /GPU time \(timestamp-query\)/);
+  for (const m of p.modules) assert.ok(m.forwardMs > 0 && m.forwardMs < 1000, `${m.name}: ${m.forwardMs} ms`);
+  x.dispose();
+  const wasm = new WasmBackend(), xw = input(wasm);
+  const pw = await profileMemory(new Mlp(wasm), xw, opts);
+  assert.is(pw.forwardTiming, 'wall');
+  xw.dispose();
 });
 
 test.run();

@@ -7,8 +7,9 @@ import { InvalidArgumentError, MemfitError } from '../../errors.js';
 import { formatOf, ROUNDING_IDS } from '../../dtype/formats.js';
 import { checkUint8Cast } from '../quant.js';
 import type {
-  Backend, BackendStats, BinaryOp, CastOptions, MatmulOptions, ReduceOp, Storage, TensorDType, TensorRef, UnaryOp,
+  Backend, BackendStats, BinaryOp, TimedRegion, CastOptions, MatmulOptions, ReduceOp, Storage, TensorDType, TensorRef, UnaryOp,
 } from '../backend.js';
+import { wallTimeRegion } from '../backend.js';
 import { BufferPool, MemoryTracker, sizeClass, type Category } from '../memory.js';
 import { fillPlan } from '../fill.js';
 import { BINARY_IDS, REDUCE_IDS, UNARY_IDS } from '../ops.js';
@@ -16,6 +17,7 @@ import { broadcastStrides, numel, sameShape } from '../shape.js';
 import { acquireDevice, type AcquiredDevice, type WebGPUOptions } from './device.js';
 import { gpuFamilies } from './families.js';
 import { accessor, fmtId, readers, WGSL_EXTENSIONS } from './wgsl.js';
+import { GpuTimer } from './timer.js';
 import { probeSubgroupMatrix, sgmatSelfTest, supportName, type SubgroupMatrixSupport } from './matmul_sgmat.js';
 
 export { accessor, fmtId, readers, WGSL_EXTENSIONS } from './wgsl.js';
@@ -96,6 +98,8 @@ export class WebGPUBackend implements Backend {
   };
   private lost: string | null = null;
   private readonly release: () => void;
+  /** The open timeRegion's timer (its passes get timestamp writes), or null. */
+  private timer: GpuTimer | null = null;
 
   private constructor(acq: AcquiredDevice) {
     this.device = acq.device;
@@ -220,6 +224,30 @@ export class WebGPUBackend implements Backend {
     this.throwErrors();
   }
 
+  /**
+   * Runs fn and measures the GPU time of the work it records: with the 'timestamp-query' feature,
+   * every compute pass begun inside the region writes timestamps at its beginning and end (core
+   * WebGPU allows no timestamps inside a pass) and the passes' durations are summed (copies and
+   * the gaps between passes are not counted); without it, wall time from a synchronize before fn
+   * to one after. Regions do not nest.
+   */
+  async timeRegion<T>(fn: () => T | Promise<T>): Promise<TimedRegion<T>> {
+    if (this.timer) throw new InvalidArgumentError('timeRegion: regions do not nest (a timed region is already open)');
+    if (!this.features.has('timestamp-query')) return wallTimeRegion(this, fn);
+    this.flush(); // work recorded before the region is not timed
+    const timer = (this.timer = new GpuTimer(this.device));
+    let result: T;
+    try {
+      result = await fn();
+    } finally {
+      this.flush(); // the region's last pass ends here
+      this.timer = null;
+    }
+    const ms = await timer.read();
+    this.throwErrors();
+    return { result, ms, timing: 'timestamp-query' };
+  }
+
   /** Gives pooled buffers (and kept read-back buffers) back to the device; recorded work is submitted first. */
   emptyCache(): void {
     this.flush();
@@ -332,7 +360,7 @@ export class WebGPUBackend implements Backend {
     this.bindGroups.set(key, group);
     for (const b of buffers) this.recordedBuffers.add(b);
     if (!this.pass) {
-      this.pass = this.encoderNow().beginComputePass();
+      this.pass = this.encoderNow().beginComputePass(this.timer ? { timestampWrites: this.timer.passWrites() } : undefined);
       this.passPipeline = null;
       this.counts.computePasses++;
     }
