@@ -213,7 +213,9 @@ const cast: Family = {
     const bits = Uint32Array.from({ length: n }, (_, i) => (Math.imul(i, 2654435761) + (i & 255)) >>> 0);
     const out: Case[] = [];
     for (const f of NARROW) {
-      for (const [label, opts] of [['', {}], [' saturate, toward-zero', { saturate: true, rounding: 'toward-zero' }], [' stochastic', { rounding: 'stochastic', seed: 7n }]] as const) {
+      // Small: the other rounding modes on two formats only (each mode and format is a pipeline: slow to build on SwiftShader).
+      const modes = [['', {}], [' saturate, toward-zero', { saturate: true, rounding: 'toward-zero' }], [' stochastic', { rounding: 'stochastic', seed: 7n }]] as const;
+      for (const [label, opts] of size === 'large' || f.name === 'float8_e4m3fn' || f.name === 'float6_e2m3fn' ? modes : modes.slice(0, 1)) {
         out.push({
           name: `float32 -> ${f.name}${label} (${n} bit patterns)`, tolerance: exact,
           run: async (c) => {
@@ -335,12 +337,22 @@ const reduce: Family = {
     const [r, k] = size === 'large' ? [1024, 4096] : [6, 70];
     const x = randn(r * k, 7);
     const out: Case[] = [];
+    const absX = x.map(Math.abs);
     for (const op of ['sum', 'mean', 'max', 'amax'] as const) {
       for (const axis of [0, 1, null]) {
         const len = axis === 0 ? r : axis === 1 ? k : r * k;
-        // |gpu - wasm| <= len eps (|out| + 3 len): float32 accumulation over len values of |x| ~ N(0, 1)
+        // max and amax are exact in any order. sum and mean: each within len eps sum|x| (over the
+        // reduced elements; mean: divided by len) of the exact value, so twice that of each other.
+        let tolerance: Tolerance = exact;
+        if (op === 'sum' || op === 'mean') {
+          const outN = axis === null ? 1 : axis === 0 ? k : r;
+          const abs = new Float64Array(outN);
+          for (let i = 0; i < r; i++) for (let j = 0; j < k; j++) abs[axis === null ? 0 : axis === 0 ? j : i] += absX[i * k + j];
+          const f = 2 * len * EPS / (op === 'mean' ? len : 1);
+          tolerance = { kind: 'bound', bound: (i) => f * abs[i] + 1e-30 };
+        }
         out.push({
-          name: `${op} over axis ${axis} of [${r}, ${k}]`, tolerance: close(len * EPS, len * EPS * 3 * len),
+          name: `${op} over axis ${axis} of [${r}, ${k}]`, tolerance,
           run: async (c) => {
             const o = c.t(axis === null ? [] : axis === 0 ? [k] : [r], 'float32');
             c.b.reduce(op, c.t([r, k], 'float32', x), o, axis);
@@ -508,7 +520,7 @@ const attention: Family = {
 const loss: Family = {
   family: 'loss',
   cases(size) {
-    const [n, cl] = size === 'large' ? [2048, 32000] : [6, 10];
+    const [n, cl] = size === 'large' ? [1024, 32000] : [6, 10];
     const logits = uniform(n * cl, 11, 3);
     const targets = Int32Array.from({ length: n }, (_, i) => (i % 5 === 1 ? -100 : (i * 7 + 2) % cl));
     const out: Case[] = (['float32', 'bfloat16'] as const).map((xd): Case => ({
