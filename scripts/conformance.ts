@@ -4,10 +4,10 @@
 // or the largest error against its bound. --large uses large shapes (for real GPUs); --all-casts
 // sweeps all 2^32 float32 inputs through the GPU cast for every format and every rounding mode
 // (nearest-even, toward-zero, stochastic; saturating or not), compared as chunk digests with the
-// WebAssembly encoder's (scripts/cast-digests.ts). The float kernels (gelu, add, sum,
-// softmax, matmul, rmsNorm) run against both builds of the WebAssembly module: the one this engine
-// loads (relaxed SIMD where it validates) here, and the other one in a child process
-// (MEMFIT_WASM_SIMD=plain, or node --experimental-wasm-relaxed-simd). Exit 1 on any failure.
+// WebAssembly encoder's (scripts/cast-digests.ts). Every other kernel family's cases
+// (scripts/family-cases.ts; large shapes with --large) run against both builds of the WebAssembly
+// module: the one this engine loads (relaxed SIMD where it validates) here, and the other one in a
+// child process (MEMFIT_WASM_SIMD=plain, or node --experimental-wasm-relaxed-simd). Exit 1 on any failure.
 import { spawnSync } from 'node:child_process';
 import { writeFileSync, renameSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -15,27 +15,22 @@ import { wasmBuild } from '../src/dtype/wasm.js';
 import { WasmBackend } from '../src/backend/wasm/backend.js';
 import { storageBytes } from '../src/backend/storage.js';
 import { WebGPUBackend } from '../src/backend/webgpu/backend.js';
-import type { Backend, CastOptions, TensorDType, TensorRef } from '../src/backend/backend.js';
+import type { Backend, TensorDType, TensorRef } from '../src/backend/backend.js';
 import { numel } from '../src/backend/shape.js';
 import { FORMATS } from '../src/dtype/formats.js';
+import { FAMILIES, compareCase } from './family-cases.js';
 import { CAST_MODES, CHUNK, CHUNKS, chunkBytes, chunkOptions, compareDigests, differingInputs, digestKey, gpuChunkDigests, readDigests } from './cast-digests.js';
 
 const args = process.argv.slice(2);
 const large = args.includes('--large');
 const allCasts = args.includes('--all-casts');
 const outFile = args.includes('--out') ? args[args.indexOf('--out') + 1] : 'conformance-report.json';
-/** The child run for the other wasm build: float kernels only, results as JSON on stdout. */
+/** The child run for the other wasm build: the kernel families without the casts, results as JSON on stdout. */
 const child = args.includes('--kernels-only-child');
 const log = (s: string) => process.stderr.write(s + '\n');
 
 interface CaseResult { name: string; ok: boolean; detail: string; seconds: number }
 const results: CaseResult[] = [];
-
-function randn(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const r = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
-  return Float32Array.from({ length: n }, () => Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r()));
-}
 
 function tensor(b: Backend, shape: number[], dtype: TensorDType, data?: ArrayBufferView): TensorRef {
   const storage = b.alloc(storageBytes(dtype, numel(shape)), 'data', 'conformance');
@@ -59,36 +54,9 @@ async function run(name: string, fn: () => Promise<[boolean, string]>): Promise<
   log(`${r.ok ? 'ok  ' : 'FAIL'} ${name}: ${r.detail} (${r.seconds.toFixed(1)} s)`);
 }
 
-/** Same kernel on both backends; float32 outputs compared against |g - w| <= abs + rel * |w|. */
-async function compare(name: string, shapeOut: number[], rel: number, abs: number,
-  fn: (b: Backend, out: TensorRef) => void | Promise<void>): Promise<void> {
-  await run(name, async () => {
-    const outs: Float32Array[] = [];
-    for (const b of [gpu, wasm]) {
-      const out = tensor(b, shapeOut, 'float32');
-      await fn(b, out);
-      const bytes = await bytesOf(b, out);
-      outs.push(new Float32Array(bytes.buffer, bytes.byteOffset, numel(shapeOut)));
-      b.free(out.storage);
-    }
-    let worst = 0;
-    let bad = 0;
-    for (let i = 0; i < outs[0].length; i++) {
-      const g = outs[0][i], w = outs[1][i];
-      if (Number.isNaN(g) && Number.isNaN(w)) continue;
-      const err = Math.abs(g - w);
-      const bound = abs + rel * Math.abs(w);
-      worst = Math.max(worst, err / (bound || 1));
-      if (!(err <= bound)) bad++;
-    }
-    return [bad === 0, `${outs[0].length} values, worst error / bound = ${worst.toExponential(2)}, ${bad} over`];
-  });
-}
-
 const wasm = new WasmBackend('reference');
 const gpu = await WebGPUBackend.create();
 log(gpu.description);
-const S = large ? 8 : 1;
 
 // Casts: bit for bit, under nearest-even (the default), toward-zero and stochastic rounding
 // (saturating or not). Without --all-casts, a sample spread over the 2^32 inputs (a 1/share sample
@@ -152,40 +120,12 @@ for (const f of FORMATS.filter((x) => x.name !== 'float32' && !child)) {
   }
 }
 
-// Pointwise, reductions, softmax, matmul, norms.
-const n = 4096 * S;
-const x = randn(n, 1), y = randn(n, 2);
-const K = 64 * S, M = 96 * S, N = 80 * S;
-const A = randn(M * K, 3), B = randn(K * N, 4);
-await compare(`gelu [${n}]`, [n], 30 * 2 ** -23, 2 ** -20, (b, o) => b.unary('gelu', tensor(b, [n], 'float32', x), o));
-await compare(`add broadcast [${n / 64}, 64] + [64]`, [n / 64, 64], 2 ** -23, 0, (b, o) => b.binary('add', tensor(b, [n / 64, 64], 'float32', x), tensor(b, [64], 'float32', y.subarray(0, 64)), o));
-await compare(`sum over axis 1 of [${n / 64}, 64]`, [n / 64], 64 * 2 ** -23, 64 * 2 ** -23 * 4, (b, o) => b.reduce('sum', tensor(b, [n / 64, 64], 'float32', x), o, 1));
-await compare(`softmax [${n / 256}, 256]`, [n / 256, 256], 1e-5, 1e-7, (b, o) => b.softmax(tensor(b, [n / 256, 256], 'float32', x), o, false));
-await compare(`matmul ${M}x${K}x${N} float32`, [M, N], 0, 2 * K * 2 ** -24 * K, (b, o) => b.matmul(tensor(b, [M, K], 'float32', A), tensor(b, [K, N], 'float32', B), o));
-await compare(`rmsNorm [${M}, ${K}]`, [M, K], 1e-5, 1e-6, (b, o) => {
-  const rstd = tensor(b, [M], 'float32');
-  b.rmsNorm(tensor(b, [M, K], 'float32', A), tensor(b, [K], 'float32', y.subarray(0, K)), o, rstd, 1e-6);
-});
-
-// Block-wise 8-bit quantization (bitsandbytes' dynamic map): codes, absmax and dequantized values
-// bit for bit, both maps, blocks of 256 and 2048 with a short last block.
-for (const block of [256, 2048]) {
-  for (const signed of [true, false]) {
-    const qn = block * 5 * S + 123;
-    const xs = randn(qn, 7 + block).map((v, i) => (signed ? v : Math.abs(v)) * 10 ** -(i % 9));
-    await run(`quantize/dequantize blockwise ${signed ? 'signed' : 'unsigned'}, block ${block}, n ${qn}`, async () => {
-      const outs: Uint8Array[][] = [];
-      for (const b of [gpu, wasm]) {
-        const xt = tensor(b, [qn], 'float32', xs), codes = tensor(b, [qn], 'uint8'), absmax = tensor(b, [Math.ceil(qn / block)], 'float32'), out = tensor(b, [qn], 'float32');
-        b.quantizeBlockwise(xt, codes, absmax, signed, block);
-        b.dequantizeBlockwise(codes, absmax, out, signed, block);
-        outs.push([await bytesOf(b, codes), await bytesOf(b, absmax), await bytesOf(b, out)]);
-        for (const t of [xt, codes, absmax, out]) b.free(t.storage);
-      }
-      const diffs = outs[0].map((o, k) => o.reduce((d, v, i) => d + (v !== outs[1][k][i] ? 1 : 0), 0));
-      return [diffs.every((d) => d === 0), `codes, absmax, dequantized: ${diffs.join(', ')} differing bytes`];
-    });
-  }
+// Every other kernel family (scripts/family-cases.ts: elementwise, where, reductions, softmax,
+// matmul, transpose, norms, embedding, attention, loss, optimizers, float8, quantization, vision),
+// its large cases with --large, each under its tolerance rule. The cast family's own cases are the
+// ones the unit tests run; here the casts are the sweeps above.
+for (const f of FAMILIES.filter((x) => x.family !== 'cast')) {
+  for (const c of f.cases(large ? 'large' : 'small')) await run(`${f.family}: ${c.name}`, () => compareCase(gpu, wasm, c).then((r) => [r.ok, r.detail]));
 }
 
 const simd = (relaxed: boolean) => (relaxed ? 'relaxed SIMD' : 'plain SIMD');
@@ -204,7 +144,7 @@ for (const r of results) r.name = `${r.name} [wasm ${simd(here)}]`;
 if (fromChild && fromChild.build !== simd(here)) for (const r of fromChild.results) results.push({ ...r, name: `${r.name} [wasm ${fromChild.build}]` });
 else results.push({ name: `the float kernels against the ${simd(!here)} build of the module`, ok: false, detail: fromChild ? `the child process loaded the ${fromChild.build} build too` : `the child process failed (exit ${other.status})`, seconds: 0 });
 const failed = results.filter((r) => !r.ok);
-const report = { date: new Date().toISOString(), adapter: gpu.description, software: gpu.software, large, allCasts, passed: results.length - failed.length, failed: failed.length, results, ...(allCasts ? { castChunk: CHUNK, gpuCastDigests } : {}) };
+const report = { date: new Date().toISOString(), adapter: gpu.description, software: gpu.software, large, allCasts, passed: results.length - failed.length, failed: failed.length, families: FAMILIES.map((f) => f.family), results, ...(allCasts ? { castChunk: CHUNK, gpuCastDigests } : {}) };
 const tmp = `${outFile}.tmp-${process.pid}`;
 writeFileSync(tmp, JSON.stringify(report, null, 2));
 renameSync(tmp, outFile);

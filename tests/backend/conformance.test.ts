@@ -1,11 +1,10 @@
-// The conformance harness on small shapes (CI runs it on SwiftShader): every kernel on both
-// backends with the same inputs. Bit for bit for casts; stated bounds elsewhere.
+// The casts on both backends with the same inputs, bit for bit (CI runs it on SwiftShader), the
+// --all-casts digests, device limits and errors, in-place ops. The other kernel families: families.test.ts.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpuBackend, tensor, readF32, WasmBackend, type WebGPUBackend } from '../helpers/backends.js';
-import type { Backend, BinaryOp, TensorDType, UnaryOp } from '../../src/backend/backend.js';
+import type { Backend, TensorDType } from '../../src/backend/backend.js';
 import { storageBytes } from '../../src/backend/storage.js';
-import { numel } from '../../src/backend/shape.js';
 import { encode, decode, formatOf, pack, unpack } from '../../src/index.js';
 import { NARROW_FORMATS } from '../helpers/reference.js';
 import { readFileSync } from 'node:fs';
@@ -325,94 +324,8 @@ test('the reference digests of --all-casts are the WebAssembly encoder\'s: one c
   }
 });
 
-test('unary and binary (broadcasting) ops agree within WGSL accuracy bounds; low-precision inputs and outputs', async () => {
-  const x = randn(1000, 3).map((v) => v * 3);
-  const unary: UnaryOp[] = ['neg', 'exp', 'log', 'sqrt', 'rsqrt', 'relu', 'gelu', 'silu', 'sigmoid', 'tanh', 'abs', 'square', 'scale', 'powScalar', 'addScalar'];
-  for (const op of unary) {
-    const [a, b] = await both(async (be) => {
-      const xi = tensor(be, [10, 100], 'float32', op === 'log' || op === 'sqrt' || op === 'rsqrt' || op === 'powScalar' ? x.map(Math.abs) : x);
-      const o = tensor(be, [10, 100], 'float32');
-      be.unary(op, xi, o, 1.5);
-      return readF32(be, o);
-    });
-    // WGSL's accuracy: exp within 3 + 2|x| ulp, log within 2^-21 absolute on [0.5, 2] (3 ulp elsewhere),
-    // pow via exp2(y log2 x); with |x| < 12 that is < 30 ulp relative plus 2^-20 absolute.
-    close(a, b, 30 * 2 ** -23, 2 ** -20, op);
-  }
-  const y = randn(1000, 5);
-  const binary: BinaryOp[] = [
-    'add', 'sub', 'mul', 'div', 'pow', 'maximum', 'minimum', 'reluBackward', 'geluBackward', 'siluBackward', 'sigmoidBackwardY', 'tanhBackwardY',
-  ];
-  const viaExp = (op: BinaryOp) => op === 'pow' || op === 'geluBackward' || op === 'siluBackward';
-  for (const op of binary) {
-    for (const [sa, sb] of [[[10, 100], [10, 100]], [[10, 100], [100]], [[10, 1], [1, 100]], [[10, 100], []]] as number[][][]) {
-      const [a, b] = await both(async (be) => {
-        const xa = tensor(be, sa, 'float32', op === 'pow' ? x.slice(0, numel(sa)).map(Math.abs) : x.slice(0, numel(sa)));
-        const xb = tensor(be, sb, 'float32', y.slice(0, numel(sb)));
-        const o = tensor(be, [10, 100], 'float32');
-        be.binary(op, xa, xb, o);
-        return readF32(be, o);
-      });
-      close(a, b, viaExp(op) ? 30 * 2 ** -23 : 2 ** -23, viaExp(op) ? 2 ** -20 : 0, `${op} ${JSON.stringify(sa)} ${JSON.stringify(sb)}`);
-    }
-  }
-  // bfloat16 in, float8 out: both round the same float32 result once, so exact equality is expected
-  const xb16 = encode(x, 'bf16');
-  const outs: Uint8Array[] = [];
-  for (const be of [g, w] as Backend[]) {
-    const xa = tensor(be, [1000], 'bfloat16', xb16);
-    const o = tensor(be, [1000], 'float8_e4m3fn');
-    be.binary('mul', xa, xa, o);
-    outs.push(await be.read(o.storage, 0, 1000));
-  }
-  assert.is(firstDiff(outs[0], outs[1]), -1, 'bf16*bf16 -> e4m3');
-});
-
-test('where, reductions, softmax, matmul agree (float32 accumulation bounds)', async () => {
-  const x = randn(6 * 70, 7);
-  const [wa, wb] = await both(async (be) => {
-    const c = tensor(be, [6, 70], 'float32', x.map((v) => (v > 0 ? 1 : 0)));
-    const a = tensor(be, [6, 70], 'float32', x);
-    const b = tensor(be, [70], 'float32', x.slice(0, 70));
-    const o = tensor(be, [6, 70], 'float32');
-    be.where(c, a, b, o);
-    return readF32(be, o);
-  });
-  close(wa, wb, 0, 0, 'where');
-  for (const op of ['sum', 'mean', 'max', 'amax'] as const) {
-    for (const axis of [0, 1, null]) {
-      const [a, b] = await both(async (be) => {
-        const xi = tensor(be, [6, 70], 'float32', x);
-        const o = tensor(be, axis === null ? [] : axis === 0 ? [70] : [6], 'float32');
-        be.reduce(op, xi, o, axis);
-        return readF32(be, o);
-      });
-      // |gpu - ref| <= len * eps * sum|x|
-      close(a, b, 70 * 2 ** -23, 70 * 2 ** -23 * 3 * 70, `${op} axis ${axis}`);
-    }
-  }
-  for (const log of [false, true]) {
-    const [a, b] = await both(async (be) => {
-      const xi = tensor(be, [6, 70], 'float32', x);
-      const o = tensor(be, [6, 70], 'float32');
-      be.softmax(xi, o, log);
-      return readF32(be, o);
-    });
-    close(a, b, 1e-5, 1e-7, log ? 'log-softmax' : 'softmax');
-  }
-  const A = randn(2 * 33 * 47, 11), B = randn(2 * 47 * 29, 12);
-  for (const [ta, tb, dt] of [[false, false, 'float32'], [true, false, 'float32'], [false, true, 'bfloat16'], [true, true, 'float16']] as const) {
-    const [a, b] = await both(async (be) => {
-      const ai = tensor(be, ta ? [2, 47, 33] : [2, 33, 47], dt, dt === 'float32' ? A : encode(A, dt));
-      const bi = tensor(be, tb ? [2, 29, 47] : [2, 47, 29], dt, dt === 'float32' ? B : encode(B, dt));
-      const o = tensor(be, [2, 33, 29], 'float32');
-      be.matmul(ai, bi, o, { transA: ta, transB: tb, alpha: 0.5 });
-      return readF32(be, o);
-    });
-    // |gpu - wasm| <= 2 * K * eps * sum_k |a||b| (|a|,|b| ~ N(0,1): sum ~ 0.64 K)
-    close(a, b, 0, 2 * 47 * 2 ** -24 * 47 * 3, `matmul ${ta} ${tb} ${dt}`);
-  }
-});
+// The float kernels against wasm (unary, binary, where, reductions, softmax, matmul and every other
+// family): tests/backend/families.test.ts, from the case table in scripts/family-cases.ts.
 
 test('limits are checked before a dispatch, naming the tensor', () => {
   assert.throws(() => g.alloc(g.maxBufferSize + 4, 'activation', 'huge activations'), /huge activations needs \d+ bytes, more than this device's maxBufferSize/);
