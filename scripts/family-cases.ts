@@ -37,12 +37,6 @@ export interface Case {
   /** The rule for every output, unless `per` names one. */
   readonly tolerance: Tolerance;
   readonly per?: Readonly<Record<string, Tolerance>>;
-  /**
-   * A known bug on WebGPU that this case shows (what it is, and where to fix it). The unit test
-   * expects the case to fail with an error matching `error` until it is fixed (and then fails,
-   * asking to remove the mark); conformance runs it like any other case.
-   */
-  readonly knownFailure?: { readonly reason: string; readonly error: RegExp };
 }
 
 export interface Family {
@@ -649,12 +643,6 @@ const optimizer: Family = {
       for (const pd of kind === 'adam' ? ['float32', 'bfloat16'] as const : ['float32'] as const) {
         out.push({
           name: `optimizer8bit ${kind} [${n}] (param ${pd}, blocks of ${block}, a short last block)`,
-          ...(kind === 'adam' ? {} : {
-            knownFailure: {
-              reason: 'one-state 8-bit steps (SGD8bit, RMSprop8bit) bind one dummy buffer as both codes 2 and absmax 2 (read_write): a WebGPU validation error (src/backend/webgpu/optim8bit.ts)',
-              error: /aliasing/,
-            },
-          }),
           tolerance: close(1e-5, 1e-5), per: { codes1: { kind: 'mismatches', maxFraction: 1e-3 }, codes2: { kind: 'mismatches', maxFraction: 1e-3 }, ...(pd === 'bfloat16' ? { p: close(2 ** -7, 1e-5) } : {}) },
           run: async (c) => {
             const p = c.t([n], pd, p0), g = c.t([n], 'float32', grads[0]);

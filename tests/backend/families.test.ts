@@ -66,18 +66,6 @@ for (const f of FAMILIES) {
     assert.ok(cases.length > 0);
     const failed: string[] = [];
     for (const c of cases) {
-      if (c.knownFailure) {
-        // A bug this case found, not yet fixed: it must still fail the way it is described.
-        let error = '';
-        try {
-          const r = await compareCase(g, w, c);
-          if (!r.ok) error = r.detail;
-        } catch (e) {
-          error = (e as Error).message;
-        }
-        if (!c.knownFailure.error.test(error)) failed.push(`${c.name}: marked as a known failure (${c.knownFailure.reason}) but ${error ? `failed otherwise: ${error}` : 'passed: remove the mark'}`);
-        continue;
-      }
       const r = await compareCase(g, w, c);
       if (!r.ok) failed.push(`${c.name}: ${r.detail}`);
     }

@@ -56,14 +56,16 @@ export function optimizer8bit(
     work = { storage: g.alloc(n * 4, 'temporary', 'optimizer8bit param f32'), offset: 0, shape: param.shape, dtype: 'float32' };
     g.cast(param, work); // exact
   }
-  const dummy = state2 ? null : g.alloc(4, 'temporary', 'optimizer8bit unused state');
+  // Without a second state (SGD, RMSprop) its two bindings still need buffers, one each: one buffer
+  // bound twice as writable storage is refused by WebGPU (writable binding aliasing).
+  const dummies = state2 ? [] : [g.alloc(4, 'temporary', 'optimizer8bit unused codes'), g.alloc(4, 'temporary', 'optimizer8bit unused absmax')];
   try {
     const stage = device ? 'step_amp' : 'step';
     const p = g.pipeline(`optim8bit.${stage}`, () => g.shader('dtype') + accessor('g', 1, 'read') + section(g, stage), { FG: fmtId(grad.dtype), KIND: kind });
     const bindings: Binding[] = [
       { storage: work.storage, what: 'param' }, { storage: grad.storage, what: 'grad' },
       { storage: state1.codes.storage, what: 'codes' }, { storage: state1.absmax.storage, what: 'absmax' },
-      { storage: state2?.codes.storage ?? dummy!, what: 'codes 2' }, { storage: state2?.absmax.storage ?? dummy!, what: 'absmax 2' },
+      { storage: state2?.codes.storage ?? dummies[0], what: 'codes 2' }, { storage: state2?.absmax.storage ?? dummies[1], what: 'absmax 2' },
     ];
     let extra = [work.offset, grad.offset];
     if (device) {
@@ -73,7 +75,7 @@ export function optimizer8bit(
     }
     g.dispatch(p, bindings, uniform(n, step.blockSize, step.h, signs.map(quantTable), extra), blockCount(n, step.blockSize));
   } finally {
-    if (dummy) g.free(dummy);
+    for (const d of dummies) g.free(d);
   }
   if (work !== param) {
     g.cast(work, param);
