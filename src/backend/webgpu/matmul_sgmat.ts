@@ -10,8 +10,10 @@
 // float8 e8m0fnu (powers of two from 2^-127 to 2^127) is out of float16's range too.
 //
 // Dawn has changed the spelling of subgroupMatrixLoad / subgroupMatrixStore (the layout was a bool
-// argument, then a template argument), so the backend compiles a small probe kernel in each
-// spelling when it starts and uses the one this Dawn accepts; with neither, no subgroup matrices.
+// argument, then a template argument), so the backend compiles a small probe kernel when it starts,
+// in the newer spelling and else the older one; then, for each way past the uniformity rule (see
+// SubgroupMatrixSupport.uniformity), it runs the real kernel on small exact cases (sgmatSelfTest)
+// and keeps the first that passes. With none, no subgroup matrices (backend.probeNotes says why).
 import type { MatmulOptions, TensorDType, TensorRef } from '../backend.js';
 import { numel } from '../shape.js';
 import type { WebGPUBackend } from './backend.js';
@@ -76,7 +78,7 @@ export const SGMAT_TILES: SgmatTiles = { bm: 128, bn: 128, bk: 32, wm: 64, wn: 3
 /**
  * 128 x 256 blocks, 8 subgroups of 64 x 64 (4 x 4 result matrices): on an H200 (2026-11-30,
  * bench/results/gpu-h200-kernels-run2.json) 25.1 TFLOP/s at 4096^3 in float16 against 18.0 for
- * SGMAT_TILES. For outputs at least 256 wide.
+ * SGMAT_TILES. For outputs that make enough of them (sgmatTiles).
  */
 export const SGMAT_WIDE_TILES: SgmatTiles = { bm: 128, bn: 256, bk: 32, wm: 64, wn: 64 };
 
