@@ -39,6 +39,8 @@ export interface WasmBackendOptions {
 
 /** Kernel calls with less work than this (multiply-adds or element updates) run on one thread: waking workers costs more. */
 export const PARALLEL_MIN_WORK = 1 << 16;
+/** Elements per block of a staged elementwise kernel (WasmBackend.runElementwise): 256 KiB of float32. */
+export const ELEMENTWISE_BLOCK = 1 << 16;
 /** Parts per thread of a split call. */
 const PARTS_PER_THREAD = 4;
 
@@ -297,10 +299,10 @@ export class WasmBackend implements Backend {
   }
 
   /** Rounds n float32 at src into out's storage. */
-  private encodeInto(src: number, out: TensorRef, options: CastOptions): void {
+  private encodeInto(src: number, out: TensorRef, options: CastOptions, byteOffset = 0): void {
     const w = kernelExports();
     const n = numel(out.shape);
-    const base = this.ptr(out.storage);
+    const base = this.ptr(out.storage) + byteOffset;
     if (out.dtype === 'int32') return w.f32ToI32(src, base, n);
     const f = formatOf(out.dtype);
     const mode = ROUNDING_IDS[options.rounding ?? 'nearest-even'];
@@ -381,17 +383,17 @@ export class WasmBackend implements Backend {
   unary(op: UnaryOp, x: TensorRef, out: TensorRef, alpha = 0): void {
     const id = UNARY_IDS[op];
     if (id === undefined) throw new InvalidArgumentError(`unknown unary op ${JSON.stringify(op)}`);
-    this.run([x], out, ([p], o, n) => this.parallelFor(n, 16, n, (s, e) => ({ fn: 'unaryF32', args: [id, p + s * 4, o + s * 4, e - s, alpha] })));
+    this.runElementwise([x], out, ([p], o, n) => this.parallelFor(n, 16, n, (s, e) => ({ fn: 'unaryF32', args: [id, p + s * 4, o + s * 4, e - s, alpha] })));
   }
 
   binary(op: BinaryOp, a: TensorRef, b: TensorRef, out: TensorRef): void {
     const id = BINARY_IDS[op];
     if (id === undefined) throw new InvalidArgumentError(`unknown binary op ${JSON.stringify(op)}`);
     const w = kernelExports();
+    if (sameShape(a.shape, out.shape) && sameShape(b.shape, out.shape)) {
+      return this.runElementwise([a, b], out, ([pa, pb], o, n) => this.withMeta([0], (m) => this.parallelFor(n, 16, n, (s, e) => ({ fn: 'binaryF32', args: [id, pa + s * 4, pb + s * 4, o + s * 4, e - s, m] }))));
+    }
     this.run([a, b], out, ([pa, pb], o, n) => {
-      if (sameShape(a.shape, out.shape) && sameShape(b.shape, out.shape)) {
-        return this.withMeta([0], (m) => this.parallelFor(n, 16, n, (s, e) => ({ fn: 'binaryF32', args: [id, pa + s * 4, pb + s * 4, o + s * 4, e - s, m] })));
-      }
       const shape = out.shape;
       const meta = [shape.length, ...shape, ...broadcastStrides(a.shape, shape), ...broadcastStrides(b.shape, shape)];
       const rowLen = shape[shape.length - 1], rows = rowLen === 0 ? 0 : n / rowLen;
@@ -448,20 +450,56 @@ export class WasmBackend implements Backend {
     const batchOf = (t: TensorRef) => numel(t.shape.slice(0, t.shape.length - 2));
     const strideA = batchOf(a) === 1 ? 0 : m * k, strideB = batchOf(b) === 1 ? 0 : k * n;
     const tA = options.transA ? 1 : 0, tB = options.transB ? 1 : 0, alpha = options.alpha ?? 1;
-    this.run([a, b], out, ([pa, pb], o) => {
-      const lanes = this.lanes(batch * m * n * Math.max(k, 1));
-      if (lanes <= 1) return kernelExports().matmulF32(pa, pb, o, batch, m, k, n, tA, tB, alpha, strideA, strideB);
-      // Whole matrices per part when the batch is large enough, else bands of rows (or columns) of
-      // each (bands of at least 48 rows or 64 columns: each band packs its own copy of op(B) or op(A)).
-      const [by, ranges] = batch >= lanes ? ['batch', splitRange(batch, this.pieces(lanes, batch))] as const
-        : m >= n ? ['rows', splitRange(m, this.pieces(lanes, Math.ceil(m / 48)), 4)] as const
-          : ['cols', splitRange(n, this.pieces(lanes, Math.ceil(n / 64)), 8)] as const;
-      const bytes = (kernelExports().matmulScratchBytes(m, k, n) + 15) & ~15;
-      this.withThreadScratch(bytes, (scratch) => this.runParts(ranges.map(([s, e]) => { // one block per thread
-        const [b0, b1, i0, i1, j0, j1] = by === 'batch' ? [s, e, 0, m, 0, n] : by === 'rows' ? [0, batch, s, e, 0, n] : [0, batch, 0, m, s, e];
-        return { fn: 'matmulF32Part', args: [pa, pb, o, m, k, n, tA, tB, alpha, strideA, strideB, b0, b1, i0, i1, j0, j1, scratch] };
-      }), bytes));
-    });
+    const rows = batch * m;
+    if (!tA && (batch === 1 || (strideB === 0 && strideA !== 0)) && (a.dtype !== 'float32' || out.dtype !== 'float32') && rows * Math.max(k, n) > 2 * ELEMENTWISE_BLOCK
+      && out.offset === 0 && (out.dtype === 'float32' || formatOf(out.dtype).bits >= 8)) {
+      // Rows of op(A) and of the output are independent: a staged A and output run in bands of rows,
+      // so their float32 staging copies hold one band each (B, the weight, is staged once). The
+      // same sums in the same order: the results are the same bit for bit.
+      return this.matmulInRowBands(a, b, out, rows, k, n, options);
+    }
+    this.run([a, b], out, ([pa, pb], o) => this.matmulF32(pa, pb, o, batch, m, k, n, tA, tB, alpha, strideA, strideB));
+  }
+
+  /** matmul of A [rows, k] (contiguous, not transposed) by a shared B, in bands of rows (see matmul). */
+  private matmulInRowBands(a: TensorRef, b: TensorRef, out: TensorRef, rows: number, k: number, n: number, options: MatmulOptions): void {
+    for (const t of [a, b, out]) this.ptr(t.storage); // every operand checked before anything is staged
+    const band = Math.max(16, Math.floor((2 * ELEMENTWISE_BLOCK) / Math.max(k, n) / 16) * 16); // 512 KiB of float32: B is packed once a band
+    const bShape = b.shape.slice(-2), direct = out.dtype === 'float32', width = direct ? 4 : formatOf(out.dtype).codeBytes;
+    const sb = this.stageIn({ storage: b.storage, dtype: b.dtype, offset: b.offset, shape: bShape });
+    try {
+      for (let r = 0; r < rows; r += band) {
+        const len = Math.min(band, rows - r);
+        const sa = this.stageIn({ storage: a.storage, dtype: a.dtype, offset: a.offset + r * k, shape: [len, k] });
+        let o: { storage: Storage; ptr: number } | undefined;
+        try {
+          if (!direct) o = this.temp(len * n * 4, 'stage-out');
+          this.matmulF32(sa.ptr, sb.ptr, o ? o.ptr : this.ptr(out.storage) + r * n * 4, 1, len, k, n, 0, options.transB ? 1 : 0, options.alpha ?? 1, 0, 0);
+          if (o) this.encodeInto(o.ptr, { storage: out.storage, dtype: out.dtype, offset: 0, shape: [len, n] }, {}, r * n * width);
+        } finally {
+          if (o) this.free(o.storage);
+          sa.release();
+        }
+      }
+    } finally {
+      sb.release();
+    }
+  }
+
+  /** out = op(A) op(B) on float32 pointers (the kernel of matmul, threaded as matmul). */
+  // Whole matrices per part when the batch is large enough, else bands of rows (or columns) of
+  // each (bands of at least 48 rows or 64 columns: each band packs its own copy of op(B) or op(A)).
+  private matmulF32(pa: number, pb: number, o: number, batch: number, m: number, k: number, n: number, tA: number, tB: number, alpha: number, strideA: number, strideB: number): void {
+    const lanes = this.lanes(batch * m * n * Math.max(k, 1));
+    if (lanes <= 1) return kernelExports().matmulF32(pa, pb, o, batch, m, k, n, tA, tB, alpha, strideA, strideB);
+    const [by, ranges] = batch >= lanes ? ['batch', splitRange(batch, this.pieces(lanes, batch))] as const
+      : m >= n ? ['rows', splitRange(m, this.pieces(lanes, Math.ceil(m / 48)), 4)] as const
+        : ['cols', splitRange(n, this.pieces(lanes, Math.ceil(n / 64)), 8)] as const;
+    const bytes = (kernelExports().matmulScratchBytes(m, k, n) + 15) & ~15;
+    this.withThreadScratch(bytes, (scratch) => this.runParts(ranges.map(([s, e]) => {
+      const [b0, b1, i0, i1, j0, j1] = by === 'batch' ? [s, e, 0, m, 0, n] : by === 'rows' ? [0, batch, s, e, 0, n] : [0, batch, 0, m, s, e];
+      return { fn: 'matmulF32Part', args: [pa, pb, o, m, k, n, tA, tB, alpha, strideA, strideB, b0, b1, i0, i1, j0, j1, scratch] };
+    }), bytes));
   }
 
   // ---- kernels implemented in family modules --------------------------------------------------
@@ -525,6 +563,39 @@ export class WasmBackend implements Backend {
     } finally {
       o?.release();
       for (const s of staged) s.release();
+    }
+  }
+
+  /**
+   * As run, for an elementwise kernel (every input has out's shape, element i of the output depends
+   * on element i of each input only): when something must be staged, the call runs in blocks of
+   * ELEMENTWISE_BLOCK elements, so the float32 staging copies hold one block each instead of whole
+   * tensors (a bfloat16 multiply of 2.75 MiB float32 operands stages 3 x 256 KiB, not 3 x 2.75 MiB).
+   * Results are the same bit for bit. Outputs in packed sub-byte formats run whole.
+   */
+  runElementwise(inputs: readonly TensorRef[], out: TensorRef, fn: (ptrs: number[], out: number, n: number) => void): void {
+    const n = numel(out.shape);
+    const staged = out.dtype !== 'float32' || inputs.some((t) => t.dtype !== 'float32');
+    const width = out.dtype === 'float32' || out.dtype === 'int32' ? 4 : out.dtype === 'uint8' ? 0 : formatOf(out.dtype).bits >= 8 ? formatOf(out.dtype).codeBytes : 0;
+    if (!staged || n <= ELEMENTWISE_BLOCK || width === 0 || out.offset !== 0) return this.run(inputs, out, fn);
+    this.ptr(out.storage);
+    for (const t of inputs) this.ptr(t.storage); // every operand checked before anything is staged
+    for (let s = 0; s < n; s += ELEMENTWISE_BLOCK) {
+      const len = Math.min(ELEMENTWISE_BLOCK, n - s), shape = [len];
+      const part: TensorRef = { storage: out.storage, dtype: out.dtype, shape, offset: 0 };
+      const staged = this.stageAll(inputs.map((t): TensorRef => ({ storage: t.storage, dtype: t.dtype, shape, offset: t.offset + s })));
+      let o: ReturnType<WasmBackend['stageOut']> | undefined;
+      try {
+        o = this.stageOut(part);
+        fn(staged.map((x) => x.ptr), o.ptr === this.ptr(out.storage) ? o.ptr + s * 4 : o.ptr, len);
+        if (o.ptr !== this.ptr(out.storage)) {
+          this.encodeInto(o.ptr, part, {}, s * width);
+          o.release();
+        }
+      } finally {
+        o?.release();
+        for (const x of staged) x.release();
+      }
     }
   }
 
