@@ -14,7 +14,7 @@
 // inputs, their statistics are kept from the forward).
 import { CheckpointError, InvalidArgumentError, describeValue } from '../errors.js';
 import {
-  SavedTensor, Variable, discardGraph, enableGrad, isGradEnabled, keepSavedTensors, opPolicyStack, trackOutput,
+  Node, SavedTensor, Variable, discardGraph, enableGrad, isGradEnabled, keepSavedTensors, opPolicyStack, trackOutput,
   withOpPolicy, withSavedTensorsHooks, withoutOpPolicies, type OpPolicy, type SavedTensorContext, type SavedTensorsHooks,
 } from '../autograd/variable.js';
 import { withOpInterceptor } from '../autograd/op.js';
@@ -106,7 +106,7 @@ interface Holder {
   readonly source?: number | 'output';
 }
 
-type Arg = { kind: 'variable'; saved: SavedTensor | null; requiresGrad: boolean } | { kind: 'tensor'; saved: SavedTensor | null } | { kind: 'value'; value: unknown };
+type Arg = { kind: 'variable'; saved: SavedTensor | null; requiresGrad: boolean; leaf: boolean } | { kind: 'tensor'; saved: SavedTensor | null } | { kind: 'value'; value: unknown };
 
 interface Env {
   readonly modules: ModuleContext;
@@ -162,7 +162,7 @@ class Frame {
     try {
       inputs.forEach((x, i) => {
         const ctx: SavedTensorContext = { op: 'checkpoint', module: currentModulePath(), slot: `input${i}` };
-        if (x instanceof Variable) args.push({ kind: 'variable', saved: new SavedTensor(x.data, ctx), requiresGrad: x.requiresGrad });
+        if (x instanceof Variable) args.push({ kind: 'variable', saved: new SavedTensor(x.data, ctx), requiresGrad: x.requiresGrad, leaf: x.isLeaf });
         else if (x instanceof Tensor) args.push({ kind: 'tensor', saved: new SavedTensor(x, ctx) });
         else args.push({ kind: 'value', value: x });
       });
@@ -357,7 +357,12 @@ class Frame {
         const t = a.saved!.take();
         a.saved = null;
         owned.push(t);
-        return a.kind === 'variable' ? new Variable(t, { requiresGrad: a.requiresGrad }) : t;
+        if (a.kind !== 'variable') return t;
+        // An input that was an op's output in the forward is one in the recompute too (a node that
+        // is never run: the recompute's graph is discarded). Ops that look at leaf-ness see the same:
+        // autocast casts a leaf that requires grad once and saves it as a parameter, which would
+        // change what the recompute saves.
+        return new Variable(t, { requiresGrad: a.requiresGrad }, a.leaf ? null : new Node('checkpoint input', [], [], [], () => []));
       });
       for (const [g, s] of this.rng) {
         restore.set(g, g.getState());
