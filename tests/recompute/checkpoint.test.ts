@@ -320,11 +320,12 @@ test('BERT with attention and hidden dropout (its own generator): checkpointed e
   assert.equal(savedTensorStats(), { count: 0, bytes: 0 });
 });
 
-test('Llama under bfloat16 autocast with saveMatmuls on each layer (attention kept, norms recomputed): bit-identical', async () => {
+/** A two-layer Llama, and the bits of its gradients after one loss under bfloat16 autocast. */
+function autocastLlama(idsStep: number): { model: Llama; ids: Tensor; grads: () => Promise<Record<string, number[]>> } {
   manualSeed(0);
   const model = new Llama({ vocabSize: 64, hiddenSize: 16, numHiddenLayers: 2, numAttentionHeads: 2, intermediateSize: 40, maxPositionEmbeddings: 8 }, { backend: be });
-  const ids = Tensor.from(be, Int32Array.from({ length: 16 }, (_, i) => (i * 3) % 64), [2, 8], { dtype: 'int32' });
-  const run = async (): Promise<Record<string, number[]>> => {
+  const ids = Tensor.from(be, Int32Array.from({ length: 16 }, (_, i) => (i * idsStep) % 64), [2, 8], { dtype: 'int32' });
+  const grads = async (): Promise<Record<string, number[]>> => {
     const loss = autocast({ dtype: 'bfloat16' }, () => tidy(() => model.loss(ids, ids)));
     loss.backward();
     const out: Record<string, number[]> = {};
@@ -332,9 +333,14 @@ test('Llama under bfloat16 autocast with saveMatmuls on each layer (attention ke
     model.zeroGrad(); loss.dispose();
     return out;
   };
-  const ref = await run();
+  return { model, ids, grads };
+}
+
+test('Llama under bfloat16 autocast with saveMatmuls on each layer (attention kept, norms recomputed): bit-identical', async () => {
+  const { model, ids, grads } = autocastLlama(3);
+  const ref = await grads();
   const ck = checkpointModules(model, /^layers\.\d+$/, { policy: saveMatmuls });
-  assert.equal(await run(), ref);
+  assert.equal(await grads(), ref);
   ck.undo();
   ids.dispose();
   assert.equal(savedTensorStats(), { count: 0, bytes: 0 });
@@ -343,21 +349,11 @@ test('Llama under bfloat16 autocast with saveMatmuls on each layer (attention ke
 test('Llama under bfloat16 autocast with the attention and MLP blocks checkpointed apart (inputs that are op outputs): bit-identical', async () => {
   // The blocks' inputs are outputs of the norms; the recompute's copies of them must not be leaves,
   // or autocast casts them as parameters and the recompute saves other tensors than the forward.
-  manualSeed(0);
-  const model = new Llama({ vocabSize: 64, hiddenSize: 16, numHiddenLayers: 2, numAttentionHeads: 2, intermediateSize: 40, maxPositionEmbeddings: 8 }, { backend: be });
-  const ids = Tensor.from(be, Int32Array.from({ length: 16 }, (_, i) => (i * 5) % 64), [2, 8], { dtype: 'int32' });
-  const run = async (): Promise<Record<string, number[]>> => {
-    const loss = autocast({ dtype: 'bfloat16' }, () => tidy(() => model.loss(ids, ids)));
-    loss.backward();
-    const out: Record<string, number[]> = {};
-    for (const [n, p] of model.namedParameters()) out[n] = await bits(p.grad);
-    model.zeroGrad(); loss.dispose();
-    return out;
-  };
-  const ref = await run();
+  const { model, ids, grads } = autocastLlama(5);
+  const ref = await grads();
   const ck = checkpointModules(model, /^layers\.\d+\.(mlp|selfAttn)$/);
-  assert.equal(ck.wrapped, ["layers.0.selfAttn", "layers.0.mlp", "layers.1.selfAttn", "layers.1.mlp"]);
-  assert.equal(await run(), ref);
+  assert.equal(ck.wrapped, ['layers.0.selfAttn', 'layers.0.mlp', 'layers.1.selfAttn', 'layers.1.mlp']);
+  assert.equal(await grads(), ref);
   ck.undo();
   ids.dispose();
   assert.equal(savedTensorStats(), { count: 0, bytes: 0 });
