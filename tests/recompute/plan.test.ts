@@ -14,6 +14,8 @@ import { saveMatmuls } from '../../src/recompute/policies.js';
 import { MemoryBudgetError, applyCandidates, planCheckpoints, planSets } from '../../src/recompute/plan.js';
 import { profileMemory, StepRunner, defaultLoss, type MemoryProfile } from '../../src/recompute/profile.js';
 import { InvalidArgumentError, MemfitError } from '../../src/errors.js';
+import { autocast } from '../../src/amp/autocast.js';
+import type { Variable } from '../../src/autograd/variable.js';
 
 const be = new WasmBackend();
 const model = new Llama({ ...TINY_LLAMA.model, numHiddenLayers: 4 }, { backend: be, generator: new Generator(0) });
@@ -66,6 +68,23 @@ test('planCheckpoints: a budget between the unplanned and the smallest peak is m
     plan.undo();
   }
   assert.equal(wrappedNow(), [], 'undo removes every checkpoint');
+});
+
+test('under bfloat16 autocast too: every attention and MLP block saves memory, and the plan at 80% meets its prediction', async () => {
+  // Blocks whose input is an op output failed to recompute under autocast until this was fixed, and
+  // the profile then saw no saving from them: every prediction was the unplanned peak.
+  const loss = (m: typeof model, x: typeof batch): Variable => autocast({ dtype: 'bfloat16' }, () => m.loss(x.ids, x.targets));
+  const p = await profileMemory(model, batch, { repeats: 1, forwardRepeats: 1, loss });
+  for (const c of p.candidates.filter((c) => !c.policy && /\.(mlp|selfAttn)$/.test(c.name) && c.name.startsWith('layers.0'))) {
+    assert.ok(c.bytesSaved > 0, `${c.name} saves ${c.bytesSaved} bytes`);
+  }
+  const plan = await planCheckpoints(model, batch, { budget: '80%', profile: p, repeats: 1, loss });
+  try {
+    assert.ok(plan.chosen.length > 0);
+    assert.ok(Math.abs(plan.measuredPeakBytes! / plan.predictedPeakBytes - 1) <= 0.05, `measured ${plan.measuredPeakBytes}, predicted ${plan.predictedPeakBytes}`);
+  } finally {
+    plan.undo();
+  }
 });
 
 test('budgets: a percentage of the unplanned activation memory, and a budget the unplanned step already fits', async () => {
