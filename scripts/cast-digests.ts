@@ -297,4 +297,10 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) await main(process.argv.slice(2));
+// Run as a script (no top-level await: the tests load this module through a CommonJS transform).
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  main(process.argv.slice(2)).catch((e: Error) => {
+    process.stderr.write(`${e.stack ?? e}\n`);
+    process.exit(1);
+  });
+}
