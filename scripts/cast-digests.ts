@@ -119,12 +119,16 @@ const THREADS = 1024 * 256;
 
 const uniform = (a: number, b: number) => new Uint32Array([a, b, THREADS, 0]).buffer;
 
+/** Writes the float32 bit patterns k * chunk + i (i < chunk) into x on the GPU: chunk k's inputs, nothing uploaded. */
+function gpuIota(gpu: WebGPUBackend, x: TensorRef, k: number, chunk: number): void {
+  gpu.dispatch(gpu.pipeline('conformance iota', () => IOTA_WGSL), [{ storage: x.storage }], uniform(chunk, (k * chunk) >>> 0), THREADS / 256);
+}
+
 /**
  * The GPU side: digests of the given chunks (of `chunk` inputs; the chunk k holds the float32 bit
  * patterns k * chunk + i) of the cast float32 -> format under mode. Nothing is read back until the end.
  */
 export async function gpuChunkDigests(gpu: WebGPUBackend, format: TensorDType, mode: CastMode, chunks: readonly number[], chunk = CHUNK): Promise<[number, number][]> {
-  const iota = gpu.pipeline('conformance iota', () => IOTA_WGSL);
   const digest = gpu.pipeline('conformance digest', () => DIGEST_WGSL);
   const x: TensorRef = { storage: gpu.alloc(chunk * 4, 'data', 'conformance inputs'), offset: 0, shape: [chunk], dtype: 'float32' };
   const o: TensorRef = { storage: gpu.alloc(storageBytes(format, chunk), 'data', 'conformance outputs'), offset: 0, shape: [chunk], dtype: format };
@@ -133,7 +137,7 @@ export async function gpuChunkDigests(gpu: WebGPUBackend, format: TensorDType, m
   const words = Math.ceil(storageBytes(format, chunk) / 4);
   try {
     chunks.forEach((k, slot) => {
-      gpu.dispatch(iota, [{ storage: x.storage }], uniform(chunk, (k * chunk) >>> 0), THREADS / 256);
+      gpuIota(gpu, x, k, chunk);
       gpu.cast(x, o, chunkOptions(mode, k));
       gpu.dispatch(digest, [{ storage: o.storage }, { storage: sums }], uniform(words, slot), THREADS / 256);
     });
@@ -153,7 +157,7 @@ export async function chunkBytes(b: Backend, format: TensorDType, mode: CastMode
   const x: TensorRef = { storage: b.alloc(chunk * 4, 'data', 'conformance inputs'), offset: 0, shape: [chunk], dtype: 'float32' };
   const o: TensorRef = { storage: b.alloc(storageBytes(format, chunk), 'data', 'conformance outputs'), offset: 0, shape: [chunk], dtype: format };
   try {
-    if (isGpu(b)) b.dispatch(b.pipeline('conformance iota', () => IOTA_WGSL), [{ storage: x.storage }], uniform(chunk, (k * chunk) >>> 0), THREADS / 256);
+    if (isGpu(b)) gpuIota(b, x, k, chunk);
     else {
       const bits = new Int32Array(chunk);
       const first = (k * chunk) | 0; // int32 arithmetic (wrapping) keeps this loop on the fast path

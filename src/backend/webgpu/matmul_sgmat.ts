@@ -46,12 +46,12 @@ export interface SubgroupMatrixSupport {
   /**
    * How the kernel meets WGSL's uniformity rules: its subgroup-matrix offsets come from the
    * subgroup's index (local_invocation_index / subgroup size), uniform in each subgroup but not
-   * provably so. 'checked': as written (fails validation in Dawn today); 'diagnostic-off':
-   * `diagnostic(off, chromium.subgroup_matrix_uniformity)`; 'analysis-off': `enable
-   * chromium_disable_uniformity_analysis` (needs allow_unsafe_apis). The backend tries the last two
-   * and takes the first that compiles and passes its self-test.
+   * provably so (as written, Dawn refuses it). 'diagnostic-off': `diagnostic(off,
+   * chromium.subgroup_matrix_uniformity)`; 'analysis-off': `enable
+   * chromium_disable_uniformity_analysis` (needs allow_unsafe_apis). The backend tries both and
+   * takes the first that compiles and passes its self-test; absent (the emulated kernel), neither.
    */
-  readonly uniformity?: 'checked' | 'diagnostic-off' | 'analysis-off';
+  readonly uniformity?: 'diagnostic-off' | 'analysis-off';
 }
 
 /** The directives a kernel source starts with for a support's uniformity choice. */
@@ -179,7 +179,7 @@ export async function probeSubgroupMatrix(device: GPUDevice, info: GPUAdapterInf
     device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: 'subgroup matrix probe' });
     const err = await device.popErrorScope();
     if (err) { log?.(`subgroup matrices, ${syntax} spelling: ${err.message.split('\n').slice(0, 3).join(' | ')}`); continue; }
-    // The kernel's offsets are not provably uniform ('checked' fails validation: "requires argument
+    // The kernel's offsets are not provably uniform (as written it fails validation: "requires argument
     // 1 to be uniform", Dawn through webgpu 0.6.2 on an H200), so those two choices only. The
     // older spelling is tried only when the newer one fails: Dawn prints a deprecation warning
     // for it on stdout.
@@ -190,7 +190,7 @@ export async function probeSubgroupMatrix(device: GPUDevice, info: GPUAdapterInf
 }
 
 /** One line naming a support (probe notes, pipeline keys). */
-export const supportName = (s: SubgroupMatrixSupport) => `${s.syntax} spelling, uniformity ${s.uniformity ?? 'checked'}, ${s.config.M}x${s.config.N}x${s.config.K}`;
+export const supportName = (s: SubgroupMatrixSupport) => `${s.syntax} spelling, uniformity ${s.uniformity ?? 'as written'}, ${s.config.M}x${s.config.N}x${s.config.K}`;
 
 /** The kernel source for one support, tile set and pair of transposes (everything the template leaves open). */
 export function sgmatSource(s: SubgroupMatrixSupport, t: SgmatTiles, transA: boolean, transB: boolean, template: string): string {
