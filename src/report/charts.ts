@@ -53,6 +53,17 @@ export const MAX_POINTS = 600;
 
 const FONT = 'font-family="system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif"';
 
+/** The opening of a chart's SVG: the element (data-chart = id, already escaped), its title, white ground, heading and note. */
+function chartHead(id: string, W: number, H: number, left: number, title: string, note?: string): string[] {
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" class="memfit-chart" data-chart="${id}" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${esc(title)}" ${FONT} font-size="12">`,
+    `<title>${esc(title)}</title>`,
+    `<rect x="0" y="0" width="${W}" height="${H}" fill="#ffffff"/>`,
+    `<text x="${left}" y="20" font-size="14" font-weight="600" fill="#222">${esc(title)}</text>`,
+    ...(note ? [`<text x="${left}" y="36" font-size="11" fill="#666">${esc(note)}</text>`] : []),
+  ];
+}
+
 function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
@@ -130,11 +141,7 @@ export function lineChart(series: readonly ChartSeries[], options: ChartOptions)
   }
   const all = drawn.flatMap((s) => s.upper).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
   const parts: string[] = [];
-  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" class="memfit-chart" data-chart="${esc(options.id)}" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${esc(options.title)}" ${FONT} font-size="12">`);
-  parts.push(`<title>${esc(options.title)}</title>`);
-  parts.push(`<rect x="0" y="0" width="${W}" height="${H}" fill="#ffffff"/>`);
-  parts.push(`<text x="${left}" y="20" font-size="14" font-weight="600" fill="#222">${esc(options.title)}</text>`);
-  if (options.note) parts.push(`<text x="${left}" y="36" font-size="11" fill="#666">${esc(options.note)}</text>`);
+  parts.push(...chartHead(esc(options.id), W, H, left, options.title, options.note));
   legendRows.forEach((row, r) => {
     const y = legendTop + r * 18 + 12;
     for (const { s, x } of row) {
@@ -363,11 +370,7 @@ export function stackedBarChart(groups: readonly { title: string; bars: readonly
     y = panelTop + panelH + 40;
   }
   const H = y;
-  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" class="memfit-chart" data-chart="stacked-bars" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${esc(options.title)}" ${FONT} font-size="12">`);
-  parts.push(`<title>${esc(options.title)}</title>`);
-  parts.push(`<rect x="0" y="0" width="${W}" height="${H}" fill="#ffffff"/>`);
-  parts.push(`<text x="${left}" y="20" font-size="14" font-weight="600" fill="#222">${esc(options.title)}</text>`);
-  if (options.note) parts.push(`<text x="${left}" y="36" font-size="11" fill="#666">${esc(options.note)}</text>`);
+  parts.push(...chartHead('stacked-bars', W, H, left, options.title, options.note));
   legend.forEach((row, r) => {
     const ly = legendTop + r * 18 + 12;
     for (const { s, x } of row) {
