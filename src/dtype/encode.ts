@@ -105,7 +105,7 @@ export function encode(values: EncodeInput, dtype: DTypeName, options: EncodeOpt
   wasmPtr(src);
   const outPtr = wasmPtr(dst);
   const w = wasm();
-  const sat = o.saturate ? 1 : 0;
+  const sat = o.saturate ?? false;
   const kernel = src.bytesPer === 4 ? w.encodeF32 : w.encodeF64;
   streamKernel(src, dst, n, (s, d, c, off) =>
     kernel(f.id, s, d, c, mode, sat, seed, BigInt(offset + off)));

@@ -117,7 +117,7 @@ export function scaledMatmul(a: Uint8Array, b: Uint8Array, options: ScaledMatmul
     }
     const pd = wasmAlloc(Math.max(m * n * out.codeBytes, 16), 'scaledMatmul result');
     ptrs.push(pd);
-    w.scaledMatmul(fa.id, fb.id, pa, pb, m, k, n, psa, ka, psb, kbKind, blockSize, acc === 'float32' ? 1 : 0, out.id, pd);
+    w.scaledMatmul(fa.id, fb.id, pa, pb, m, k, n, psa, ka, psb, kbKind, blockSize, acc === 'float32', out.id, pd);
     const bytes = new Uint8Array(memoryBuffer(), pd, m * n * out.codeBytes).slice();
     const codes = out.codeBytes === 4 ? new Uint32Array(bytes.buffer) : out.codeBytes === 2 ? new Uint16Array(bytes.buffer) : bytes;
     return { dtype: out.name, codes, values: decode(codes, out.name) };

@@ -8,28 +8,11 @@
 // relaxed-SIMD twin of that build is loaded (matmul with fused multiply-add); MEMFIT_WASM_SIMD=plain
 // (an environment variable, Node) forces the plain SIMD build.
 import { wasmBase64, wasmRelaxedBase64, wasmThreadsBase64, wasmThreadsRelaxedBase64 } from '../../build/wasm_module.js';
+import { instantiate, type MemfitWasm } from '../../build/wasm_bindings.js';
 import { humanBytes, InvalidArgumentError, OutOfMemoryError } from '../errors.js';
 
-/** The raw exports of build/memfit.wasm. Pointers are byte offsets into `memory`. */
-export interface WasmExports {
-  readonly memory: WebAssembly.Memory;
-  alloc(bytes: number): number;
-  free(ptr: number): void;
-  initTables(): void;
-  encodeF32(fmt: number, src: number, dst: number, n: number, mode: number, saturate: number, seed: bigint, offset: bigint): void;
-  encodeF64(fmt: number, src: number, dst: number, n: number, mode: number, saturate: number, seed: bigint, offset: bigint): void;
-  decode(fmt: number, src: number, dst: number, n: number): void;
-  firstCodeAbove(src: number, n: number, limit: number): number;
-  pack(bits: number, src: number, dst: number, n: number): void;
-  unpack(bits: number, src: number, dst: number, n: number): void;
-  mxQuantize(fmt: number, src: number, scales: number, codes: number, n: number, blockSize: number): void;
-  mxDequantize(fmt: number, scales: number, codes: number, dst: number, n: number, blockSize: number): void;
-  scaledMatmul(
-    fmtA: number, fmtB: number, a: number, b: number, m: number, k: number, n: number,
-    scaleA: number, scaleAKind: number, scaleB: number, scaleBKind: number, blockSize: number,
-    accF32: number, outFmt: number, dst: number,
-  ): void;
-}
+/** Every export of the module, typed by the AssemblyScript compiler (build/wasm_bindings.ts). Pointers are byte offsets into `memory`. */
+export type WasmExports = MemfitWasm;
 
 let exportsCache: WasmExports | undefined;
 let sharedMemory: WebAssembly.Memory | undefined;
@@ -100,15 +83,7 @@ export function wasm(): WasmExports {
   moduleBase64 = memory ? (relaxed ? wasmThreadsRelaxedBase64 : wasmThreadsBase64) : relaxed ? wasmRelaxedBase64 : wasmBase64;
   build = { sharedMemory: !!memory, relaxedSimd: relaxed };
   const module = new WebAssembly.Module(base64Bytes(moduleBase64));
-  const instance = new WebAssembly.Instance(module, {
-    env: {
-      ...(memory ? { memory } : {}),
-      abort(_msg: number, _file: number, line: number, column: number): never {
-        throw new Error(`memfit WebAssembly abort at ${line}:${column}`);
-      },
-    },
-  });
-  exportsCache = instance.exports as unknown as WasmExports;
+  exportsCache = instantiate(module, { env: memory ? { memory } : {} });
   sharedMemory = memory;
   exportsCache.initTables();
   return exportsCache;

@@ -5,20 +5,11 @@
 import { InvalidArgumentError } from '../../errors.js';
 import type { TensorRef } from '../backend.js';
 import type { WasmBackend } from './backend.js';
-import { kernelExports } from './exports.js';
+import { kernelExports, type MemfitWasm } from './exports.js';
 import { f32Ptr } from './norms.js';
 
-export interface AttentionExports {
-  attentionF32(q: number, k: number, v: number, mask: number, out: number, lse: number, bh: number, heads: number, t: number, d: number, scale: number, causal: number): void;
-  attentionBackwardF32(
-    dout: number, q: number, k: number, v: number, out: number, lse: number, mask: number, dq: number, dk: number, dv: number, di: number,
-    bh: number, heads: number, t: number, d: number, scale: number, causal: number,
-  ): void;
-  attentionBackwardCacheBytes(t: number): number;
-}
-
-function exportsOf(): AttentionExports {
-  return kernelExports() as unknown as AttentionExports;
+function exportsOf(): MemfitWasm {
+  return kernelExports();
 }
 
 /** [B, H, T, D] of q; checks the rank. */

@@ -5,7 +5,7 @@ import { humanBytes, InvalidArgumentError, MemfitError, OutOfMemoryError } from 
 import { formatOf, ROUNDING_IDS } from '../../dtype/formats.js';
 import { allocationLabel } from '../op_context.js';
 import { GROW_LIMIT, wasm, wasmAlloc, wasmFree, WASM_MEMORY_LIMIT } from '../../dtype/wasm.js';
-import { MAX_PARTS, MAX_WORKERS, splitRange, Threads, type KernelPart } from './threads.js';
+import { callPart, MAX_PARTS, MAX_WORKERS, splitRange, Threads, type KernelPart } from './threads.js';
 import type {
   Backend, BackendStats, BinaryOp, CastOptions, MatmulOptions, ReduceOp, Storage, TensorDType, TensorRef, UnaryOp,
 } from '../backend.js';
@@ -17,7 +17,7 @@ import { kernelExports } from './exports.js';
 import { checkUint8Cast } from '../quant.js';
 import { fillPlan, fillWords } from '../fill.js';
 
-export { kernelExports, type WasmKernelExports } from './exports.js';
+export { kernelExports, type MemfitWasm } from './exports.js';
 
 /** Options of a wasm backend. */
 export interface WasmBackendOptions {
@@ -84,7 +84,7 @@ export class WasmBackend implements Backend {
   constructor(reason = 'WebAssembly (CPU)', options: WasmBackendOptions = {}) {
     const want = options.threads ?? 1;
     if (!Number.isInteger(want) || want < 1 || want > MAX_WORKERS + 1) throw new InvalidArgumentError(`threads must be an integer from 1 to ${MAX_WORKERS + 1}, got ${want}`);
-    this.workers = want > 1 ? Threads.open(want, () => kernelExports() as unknown as Record<string, unknown>) : undefined;
+    this.workers = want > 1 ? Threads.open(want, kernelExports) : undefined;
     if (want > 1 && !this.workers) {
       const log = options.log === undefined ? (l: string) => console.warn(l) : options.log;
       log?.(`memfit: wasm backend on 1 thread, not ${want}: threads need shared memory, which a browser allows only on a cross-origin isolated page (COOP/COEP headers)`);
@@ -192,8 +192,8 @@ export class WasmBackend implements Backend {
    */
   runParts(parts: readonly KernelPart[], scratchStride = 0): void {
     if (parts.length === 1 || !this.workers) {
-      const ex = kernelExports() as unknown as Record<string, (...a: number[]) => void>;
-      for (const p of parts) ex[p.fn](...p.args);
+      const ex = kernelExports();
+      for (const p of parts) callPart(ex, p);
     } else this.workers.run(parts, scratchStride);
   }
 
@@ -307,7 +307,7 @@ export class WasmBackend implements Backend {
     const f = formatOf(out.dtype);
     const mode = ROUNDING_IDS[options.rounding ?? 'nearest-even'];
     const seed = options.seed ?? 0n;
-    const sat = options.saturate ? 1 : 0;
+    const sat = options.saturate ?? false;
     if (f.bits >= 8) return w.encodeF32(f.id, src, base, n, mode, sat, seed, 0n);
     const codes = this.temp(n, 'stage-out codes');
     w.encodeF32(f.id, src, codes.ptr, n, mode, sat, seed, 0n);
@@ -491,7 +491,7 @@ export class WasmBackend implements Backend {
   // each (bands of at least 48 rows or 64 columns: each band packs its own copy of op(B) or op(A)).
   private matmulF32(pa: number, pb: number, o: number, batch: number, m: number, k: number, n: number, tA: number, tB: number, alpha: number, strideA: number, strideB: number): void {
     const lanes = this.lanes(batch * m * n * Math.max(k, 1));
-    if (lanes <= 1) return kernelExports().matmulF32(pa, pb, o, batch, m, k, n, tA, tB, alpha, strideA, strideB);
+    if (lanes <= 1) return kernelExports().matmulF32(pa, pb, o, batch, m, k, n, tA !== 0, tB !== 0, alpha, strideA, strideB);
     const [by, ranges] = batch >= lanes ? ['batch', splitRange(batch, this.pieces(lanes, batch))] as const
       : m >= n ? ['rows', splitRange(m, this.pieces(lanes, Math.ceil(m / 48)), 4)] as const
         : ['cols', splitRange(n, this.pieces(lanes, Math.ceil(n / 64)), 8)] as const;

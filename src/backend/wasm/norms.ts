@@ -4,18 +4,11 @@
 import type { TensorRef } from '../backend.js';
 import { numel } from '../shape.js';
 import type { WasmBackend } from './backend.js';
-import { kernelExports } from './exports.js';
+import { kernelExports, type MemfitWasm } from './exports.js';
 import { splitRange, type KernelPart } from './threads.js';
 
-/** The nn family's exports called directly (the rest run as kernel parts: backend.runParts). */
-export interface NnExports {
-  crossEntropyCount(targets: number, rows: number, ignore: number): number;
-  crossEntropyGradFactor(gradScale: number, count: number): number;
-  crossEntropyF32Sum(targets: number, rowLoss: number, loss: number, rows: number, ignore: number, count: number): void;
-}
-
-export function nnExports(): NnExports {
-  return kernelExports() as unknown as NnExports;
+export function nnExports(): MemfitWasm {
+  return kernelExports();
 }
 
 /** Rows and row length of a tensor normalised over its last axis. */

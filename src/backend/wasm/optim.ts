@@ -4,19 +4,10 @@ import { InvalidArgumentError } from '../../errors.js';
 import type { AdamWDeviceInputs, AdamWHyper, TensorRef } from '../backend.js';
 import { numel } from '../shape.js';
 import type { WasmBackend } from './backend.js';
-import { kernelExports } from './exports.js';
+import { kernelExports, type MemfitWasm } from './exports.js';
 
-interface OptimExports {
-  ampUpdateScaleF32(scale: number, inv: number, tracker: number, found: number, growth: number, backoff: number, interval: number): void;
-  sumSquaresF32(x: number, n: number): number;
-  adamwF32(
-    p: number, grad: number, m: number, v: number, n: number,
-    gradScale: number, decay: number, beta1: number, omb1: number, beta2: number, omb2: number, stepSize: number, bc2Sqrt: number, eps: number,
-  ): void;
-}
-
-function k(): OptimExports {
-  return kernelExports() as unknown as OptimExports;
+function k(): MemfitWasm {
+  return kernelExports();
 }
 
 function f32Ptr(backend: WasmBackend, t: TensorRef, what: string): number {

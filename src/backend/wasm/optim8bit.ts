@@ -5,19 +5,10 @@ import type { AdamWDeviceInputs, Optim8bitStep, QuantizedStateRef, TensorRef } f
 import { checkOptimizer8bit, checkQuantized, quantTable } from '../quant.js';
 import { numel } from '../shape.js';
 import type { WasmBackend } from './backend.js';
-import { kernelExports } from './exports.js';
+import { kernelExports, type MemfitWasm } from './exports.js';
 
-interface Optim8bitExports {
-  quantizeBlockwiseF32(x: number, n: number, codes: number, absmax: number, block: number, t: number): void;
-  dequantizeBlockwiseF32(codes: number, absmax: number, n: number, block: number, t: number, out: number): void;
-  optimizer8bitF32(
-    kind: number, p: number, grad: number, c1: number, a1: number, t1: number, c2: number, a2: number, t2: number, n: number, block: number, scratch: number,
-    h0: number, h1: number, h2: number, h3: number, h4: number, h5: number, h6: number, h7: number, h8: number,
-  ): void;
-}
-
-function k(): Optim8bitExports {
-  return kernelExports() as unknown as Optim8bitExports;
+function k(): MemfitWasm {
+  return kernelExports();
 }
 
 /** Runs fn with the tables of the given maps in wasm memory (a 'temporary' block freed afterwards). */

@@ -20,6 +20,7 @@
 import { MemfitError } from '../../errors.js';
 import { wasmForWorkers } from '../../dtype/wasm.js';
 import { coresAvailable, startWorker, type KernelWorker } from './node_worker.js';
+import type { MemfitWasm, MemfitWasmFunction } from './exports.js';
 
 /** Most workers a pool holds (threads - 1). */
 export const MAX_WORKERS = 63;
@@ -75,7 +76,7 @@ function memfitWorker(d) {
  * in the call (0: the caller; 1 .. threads - 1: workers) times the stride.
  */
 export interface KernelPart {
-  readonly fn: string;
+  readonly fn: MemfitWasmFunction;
   readonly args: readonly number[];
 }
 
@@ -92,7 +93,7 @@ class Pool {
   /** The first error a worker threw outside a kernel (it then takes no part: the others and the caller do the work). */
   failure: Error | undefined;
 
-  constructor(private readonly wasmParts: { module: WebAssembly.Module; memory: WebAssembly.Memory }, private readonly exportsOf: () => Record<string, unknown>) {
+  constructor(private readonly wasmParts: { module: WebAssembly.Module; memory: WebAssembly.Memory }, private readonly exportsOf: () => MemfitWasm) {
     this.names = WebAssembly.Module.exports(wasmParts.module).filter((e) => e.kind === 'function').map((e) => e.name);
     this.names.forEach((n, i) => this.index.set(n, i));
     let block = true;
@@ -158,7 +159,7 @@ class Pool {
       if (part >= count) break;
       if (Atomics.compareExchange(this.i32, NEXT, v, v + 1) !== v) continue;
       try {
-        (ex[parts[part].fn] as (...a: number[]) => void)(...parts[part].args);
+        callPart(ex, parts[part]);
       } catch (e) {
         failed ??= e; // still wait for the workers: they use the same buffers
       }
@@ -208,7 +209,7 @@ export class Threads {
    * Threads for a backend: `threads` (>= 1) when shared memory is possible, else undefined (the
    * caller then runs on one thread and says why).
    */
-  static open(threads: number, exportsOf: () => Record<string, unknown>): Threads | undefined {
+  static open(threads: number, exportsOf: () => MemfitWasm): Threads | undefined {
     const parts = wasmForWorkers();
     if (!parts) return undefined;
     pool ??= new Pool(parts, exportsOf);
@@ -254,4 +255,9 @@ export function splitRange(n: number, parts: number, align = 1): Array<[number, 
     start = Math.max(start, end);
   }
   return out;
+}
+
+/** Runs one part on this thread. Parts carry numbers only (they travel to workers as float64 arguments); the export's adapter takes them as the compiler typed them (0/1 as booleans). */
+export function callPart(ex: MemfitWasm, part: KernelPart): void {
+  (ex[part.fn] as (...a: number[]) => unknown)(...part.args);
 }

@@ -10,21 +10,7 @@ import type { WasmBackend } from './backend.js';
 import { kernelExports } from './exports.js';
 import { f32Ptr } from './norms.js';
 
-interface VisionExports {
-  im2colF32(x: number, cols: number, ...geom: number[]): void;
-  col2imF32(cols: number, dx: number, ...geom: number[]): void;
-  addIntoF32(dst: number, src: number, n: number): void;
-  matmulF32(a: number, b: number, out: number, batch: number, m: number, k: number, n: number, transA: number, transB: number, alpha: number, strideA: number, strideB: number): void;
-  batchNormStatsF32(x: number, mean: number, variance: number, n: number, c: number, s: number): void;
-  batchNormF32(x: number, mean: number, rstd: number, w: number, b: number, out: number, n: number, c: number, s: number): void;
-  batchNormBackwardF32(dy: number, x: number, mean: number, rstd: number, w: number, dx: number, dw: number, db: number, n: number, c: number, s: number, training: number): void;
-  maxPool2dF32(x: number, out: number, idx: number, planes: number, ...geom: number[]): void;
-  maxPool2dBackwardF32(dy: number, idx: number, dx: number, planes: number, hw: number, ohw: number): void;
-  adaptiveAvgPool2dF32(x: number, out: number, planes: number, h: number, w: number, oh: number, ow: number): void;
-  adaptiveAvgPool2dBackwardF32(dy: number, dx: number, planes: number, h: number, w: number, oh: number, ow: number): void;
-}
-
-const ex = (): VisionExports => kernelExports() as unknown as VisionExports;
+const ex = kernelExports;
 
 function staged(backend: WasmBackend, inputs: readonly TensorRef[], fn: (ptrs: number[]) => void): void {
   const s = inputs.map((t) => backend.stageIn(t));
@@ -44,6 +30,9 @@ function stagedInto(backend: WasmBackend, inputs: readonly TensorRef[], out: Ten
   });
 }
 
+/** im2col's and col2im's geometry arguments: c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, oh, ow. */
+type ConvGeometryArgs = [number, number, number, number, number, number, number, number, number, number, number, number, number];
+
 /** Everything a convolution loop needs, from the shapes and the geometry. */
 export interface ConvDims {
   n: number; c: number; h: number; w: number; o: number; kh: number; kw: number; oh: number; ow: number;
@@ -53,7 +42,7 @@ export interface ConvDims {
   /** 1x1, stride 1, no padding: the input is its own column matrix. */
   direct: boolean;
   /** [C, H, W, kh, kw, sh, sw, ph, pw, dh, dw, OH, OW] for im2col / col2im. */
-  geom: number[];
+  geom: ConvGeometryArgs;
 }
 
 export function convDims(x: TensorRef, weight: TensorRef, y: TensorRef, g: Conv2dGeometry): ConvDims {
@@ -84,7 +73,7 @@ export function conv2d(be: WasmBackend, x: TensorRef, weight: TensorRef, out: Te
         if (cols) e.im2colF32(xs, cols.ptr, ...d.geom);
         const src = cols ? cols.ptr : xs;
         for (let gi = 0; gi < d.groups; gi++) {
-          e.matmulF32(pw + gi * d.og * d.k * 4, src + gi * d.k * d.l * 4, o.ptr + (s * d.o + gi * d.og) * d.l * 4, 1, d.og, d.k, d.l, 0, 0, 1, 0, 0);
+          e.matmulF32(pw + gi * d.og * d.k * 4, src + gi * d.k * d.l * 4, o.ptr + (s * d.o + gi * d.og) * d.l * 4, 1, d.og, d.k, d.l, false, false, 1, 0, 0);
         }
       }
       o.commit();
@@ -109,7 +98,7 @@ export function conv2dBackwardInput(be: WasmBackend, dy: TensorRef, weight: Tens
         if (d.o * d.l !== 0) {
           for (let gi = 0; gi < d.groups; gi++) {
             // W_g^T [K, Og] @ dy_g [Og, L] -> [K, L]
-            e.matmulF32(pw + gi * d.og * d.k * 4, pdy + (s * d.o + gi * d.og) * d.l * 4, dst + gi * d.k * d.l * 4, 1, d.k, d.og, d.l, 1, 0, 1, 0, 0);
+            e.matmulF32(pw + gi * d.og * d.k * 4, pdy + (s * d.o + gi * d.og) * d.l * 4, dst + gi * d.k * d.l * 4, 1, d.k, d.og, d.l, true, false, 1, 0, 0);
           }
           if (cols) e.col2imF32(cols.ptr, xs, ...d.geom);
         }
@@ -136,7 +125,7 @@ export function conv2dBackwardWeight(be: WasmBackend, dy: TensorRef, x: TensorRe
         const src = cols ? cols.ptr : xs;
         for (let gi = 0; gi < d.groups; gi++) {
           // dy_g [Og, L] @ cols_g^T [L, K] -> [Og, K], added into dweight
-          e.matmulF32(pdy + (s * d.o + gi * d.og) * d.l * 4, src + gi * d.k * d.l * 4, part.ptr, 1, d.og, d.l, d.k, 0, 1, 1, 0, 0);
+          e.matmulF32(pdy + (s * d.o + gi * d.og) * d.l * 4, src + gi * d.k * d.l * 4, part.ptr, 1, d.og, d.l, d.k, false, true, 1, 0, 0);
           e.addIntoF32(pdw + gi * d.og * d.k * 4, part.ptr, d.og * d.k);
         }
       }
