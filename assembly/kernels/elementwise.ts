@@ -250,6 +250,36 @@ function binaryRow(op: i32, a: usize, sa: i32, b: usize, sb: i32, out: usize, le
 }
 
 /**
+ * Copies the codes (width 1, 2 or 4 bytes) of a strided view into contiguous rows: output rows
+ * [r0, r1) of the view's last dimension, in row-major order. meta (i32): rank, shape[rank],
+ * strides[rank] (in elements, non-negative). A last dimension of stride 1 is one memory.copy a row.
+ */
+export function gatherCodes(width: i32, src: usize, dst: usize, meta: usize, r0: usize, r1: usize): void {
+  const rank = load<i32>(meta);
+  if (rank == 0) {
+    if (r0 < r1) memory.copy(dst, src, <usize>width);
+    return;
+  }
+  const shape = meta + 4, strides = meta + 4 + (<usize>rank << 2);
+  const cols = <usize>load<i32>(shape + ((<usize>rank - 1) << 2)), cs = <usize>load<i32>(strides + ((<usize>rank - 1) << 2));
+  const w = <usize>width;
+  for (let r = r0; r < r1; r++) {
+    // the offset of row r: its index in each outer dimension times that dimension's stride
+    let rest = r, at: usize = 0;
+    for (let d = rank - 2; d >= 0; d--) {
+      const n = <usize>load<i32>(shape + (<usize>d << 2));
+      at += (rest % n) * <usize>load<i32>(strides + (<usize>d << 2));
+      rest /= n;
+    }
+    const from = src + at * w, to = dst + r * cols * w;
+    if (cs == 1) { memory.copy(to, from, cols * w); continue; }
+    if (width == 4) for (let j: usize = 0; j < cols; j++) store<u32>(to + (j << 2), load<u32>(from + ((j * cs) << 2)));
+    else if (width == 2) for (let j: usize = 0; j < cols; j++) store<u16>(to + (j << 1), load<u16>(from + ((j * cs) << 1)));
+    else for (let j: usize = 0; j < cols; j++) store<u8>(to + j, load<u8>(from + j * cs));
+  }
+}
+
+/**
  * dst[m][j][i] = src[m][i][j] for `batch` matrices of rows x cols elements of `width` bytes (1, 2
  * or 4): codes moved as they are. 16 x 16 blocks keep both sides in cache.
  */

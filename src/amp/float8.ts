@@ -196,7 +196,7 @@ const FLOAT8_LINEAR = defineOp({
     try {
       xq = quantize(be, x2, 'float8_e4m3fn', config.recipe, st?.input ?? null, io.category, 'input');
       wq = quantize(be, weight.data, 'float8_e4m3fn', config.recipe, st?.weight ?? null, io.category, 'weight');
-      wt = wq.q.transpose(); // [in, out]: scaledMatmul's B
+      wt = transposedCopy(wq.q); // [in, out]: scaledMatmul's B
       be.scaledMatmul(xq.q, wt, y2, xq.inv, wq.inv);
       if (bias) be.binary('add', y2, bias.data, y2);
     } catch (e) {
@@ -223,7 +223,7 @@ const FLOAT8_LINEAR = defineOp({
             try { be.scaledMatmul(gq.q, ws!, gx2, gq.inv, wsInv!); } finally { gx2.dispose(); }
           }
           if (needs[1]) { // dW = dY^T @ X: [out, rows] x [rows, in]
-            gt = gq.q.transpose();
+            gt = transposedCopy(gq.q);
             out[1] = Tensor.empty(be, weight.shape, { dtype: 'float32', category: 'temporary' });
             be.scaledMatmul(gt, xs!, out[1], gq.inv, xsInv!);
           }
@@ -494,4 +494,10 @@ export function convertToFloat8Training<M extends Module>(model: M, options: Flo
   if (chosen.some(([n]) => n === '')) throw new InvalidArgumentError('convertToFloat8Training: the model itself is a Linear; wrap it in a module (or use new Float8Linear(linear))');
   for (const [name, m] of chosen) model.setSubmodule(name, new Float8Linear(m, recipe));
   return model;
+}
+
+/** t [R, C] as a contiguous [C, R] tensor (scaledMatmul takes contiguous operands). */
+function transposedCopy(t: Tensor): Tensor {
+  const view = t.transpose();
+  try { return view.contiguous(); } finally { view.dispose(); }
 }

@@ -37,6 +37,13 @@ export interface TensorRef {
   readonly offset: number;
   readonly shape: readonly number[];
   readonly dtype: TensorDType;
+  /**
+   * Element strides of a strided view (permute, transpose); absent when contiguous. Only kernels
+   * that say so read views (copy, attention); a Tensor view's `storage` refuses every other kernel.
+   */
+  readonly strides?: readonly number[];
+  /** The storage of a strided view (`storage` refuses it); read it with viewStorage(t) from shape.ts. */
+  readonly viewStorage?: Storage;
 }
 
 export type UnaryOp =
@@ -144,6 +151,11 @@ export interface Kernels {
   fill(out: TensorRef, value: number): void;
   /** out = x with its last two dimensions swapped (same dtype; codes copied bit for bit). */
   transpose(x: TensorRef, out: TensorRef): void;
+  /**
+   * out (contiguous, x's shape and dtype) = x's elements in row-major order, read through x's
+   * strides when x is a strided view (codes copied bit for bit): what Tensor.contiguous() runs.
+   */
+  copy(x: TensorRef, out: TensorRef): void;
   /** out = op(x); out may be x (in place) on every backend. */
   unary(op: UnaryOp, x: TensorRef, out: TensorRef, alpha?: number): void;
   /** out = op(a, b) with broadcasting; out may be a or b (in place) on every backend. */

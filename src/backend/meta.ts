@@ -19,7 +19,7 @@ class MetaStorage implements Storage {
 
 /** Every kernel of the Backend interface; the check below fails to compile when one is missing. */
 export const KERNELS = [
-  'cast', 'fill', 'transpose', 'unary', 'binary', 'where', 'reduce', 'softmax', 'matmul', 'rmsNorm', 'rmsNormBackward',
+  'cast', 'fill', 'transpose', 'copy', 'unary', 'binary', 'where', 'reduce', 'softmax', 'matmul', 'rmsNorm', 'rmsNormBackward',
   'layerNorm', 'layerNormBackward', 'embedding', 'embeddingBackward', 'attention', 'attentionBackward', 'crossEntropy',
   'scaledMatmul', 'nonFiniteCheckAndUnscale', 'ampUpdateScale', 'globalNorm', 'adamw', 'conv2d', 'conv2dBackwardInput',
   'conv2dBackwardWeight', 'batchNormStats', 'batchNorm', 'batchNormBackward', 'maxPool2d', 'maxPool2dBackward',

@@ -1,4 +1,5 @@
 import { describeValue, ShapeMismatchError, InvalidArgumentError } from '../errors.js';
+import type { Storage, TensorRef } from './backend.js';
 
 export type Shape = readonly number[];
 
@@ -52,4 +53,28 @@ export function normAxis(axis: number, rank: number): number {
   const a = axis < 0 ? axis + rank : axis;
   if (!Number.isInteger(a) || a < 0 || a >= rank) throw new InvalidArgumentError(`axis ${axis} is out of range for a tensor of rank ${rank}`);
   return a;
+}
+
+/** Row-major strides (in elements) of a contiguous tensor of this shape. */
+export function contiguousStrides(shape: readonly number[]): number[] {
+  const s = new Array<number>(shape.length);
+  for (let i = shape.length - 1, acc = 1; i >= 0; i--) {
+    s[i] = acc;
+    acc *= shape[i];
+  }
+  return s;
+}
+
+/** True when strides lay a tensor of this shape out row-major without gaps (dims of size 1 may have any stride). */
+export function stridesContiguous(shape: readonly number[], strides: readonly number[]): boolean {
+  for (let i = shape.length - 1, acc = 1; i >= 0; i--) {
+    if (shape[i] !== 1 && strides[i] !== acc) return false;
+    acc *= shape[i];
+  }
+  return true;
+}
+
+/** The storage of a tensor reference whether or not it is a strided view: for kernels that read strides. */
+export function viewStorage(t: TensorRef): Storage {
+  return t.viewStorage ?? t.storage;
 }

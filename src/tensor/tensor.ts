@@ -1,16 +1,21 @@
-// Tensors: shape, dtype, backend and a reference-counted storage. Views (reshape, slice along the
-// first dimension) share storage; dispose() frees deterministically (GPU memory never waits for
-// the garbage collector). Every op goes through dispatch(), the one place where autocast policy
-// and autograd recording will apply.
+// Tensors: shape, strides, dtype, backend and a reference-counted storage. Views (reshape, slice
+// along the first dimension, permute, transpose) share storage; dispose() frees deterministically
+// (GPU memory never waits for the garbage collector). Every op goes through dispatch(), the one
+// place where autocast policy and autograd recording apply.
+//
+// Strided views: permute and transpose change only the strides. Kernels take contiguous tensors
+// unless they say otherwise (attention reads heads in place): dispatch and autograd's apply copy a
+// view to a contiguous tensor before any other kernel sees it, and a kernel that reaches for the
+// storage of a strided view anyway (`storage`) gets an error, never a wrong answer.
 import type { DTypeName } from '../dtype/formats.js';
 import { observeOp } from '../backend/op_context.js';
-import { describeValue, InvalidArgumentError, ShapeMismatchError } from '../errors.js';
+import { describeValue, InvalidArgumentError, MemfitError, ShapeMismatchError } from '../errors.js';
 import { encode, decode } from '../dtype/encode.js';
 import { formatOf, canonicalDType } from '../dtype/formats.js';
 import { pack, unpack } from '../dtype/pack.js';
 import type { Backend, BinaryOp, CastOptions, MatmulOptions, ReduceOp, Storage, TensorDType, TensorRef, UnaryOp } from '../backend/backend.js';
 import type { Category } from '../backend/memory.js';
-import { broadcastShapes, checkShape, normAxis, numel } from '../backend/shape.js';
+import { broadcastShapes, checkShape, contiguousStrides, normAxis, numel, stridesContiguous } from '../backend/shape.js';
 import { storageBytes } from '../backend/storage.js';
 import { getDefaultDtype } from './default_dtype.js';
 
@@ -64,18 +69,33 @@ export function checkTensor(t: unknown, what: string): asserts t is Tensor {
 
 export class Tensor implements TensorRef {
   private disposed = false;
+  /** Element strides; undefined when contiguous (row-major, no gaps), which is what most kernels take. */
+  readonly strides: readonly number[] | undefined;
 
   private constructor(
     readonly backend: Backend, private readonly shared: SharedStorage, readonly offset: number,
-    readonly shape: readonly number[], readonly dtype: TensorDType,
+    readonly shape: readonly number[], readonly dtype: TensorDType, strides?: readonly number[],
   ) {
+    this.strides = strides && !stridesContiguous(shape, strides) ? strides : undefined;
     scopes[scopes.length - 1]?.push(this);
   }
 
+  /** The storage, for kernels that take contiguous tensors: a strided view (permute, transpose) is an error here. */
   get storage(): Storage {
+    if (this.strides) {
+      throw new MemfitError('STRIDED_VIEW', `a strided view [${this.shape.join(', ')}] (strides [${this.strides.join(', ')}]) reached a kernel that takes contiguous tensors; call contiguous() first`);
+    }
+    return this.viewStorage;
+  }
+
+  /** The storage whether or not this is a strided view (read it through `strides`). */
+  get viewStorage(): Storage {
     if (this.disposed) throw new InvalidArgumentError('tensor used after dispose()');
     return this.shared.storage;
   }
+
+  /** True unless this is a strided view (from permute or transpose) whose elements are not in row-major order. */
+  get isContiguous(): boolean { return this.strides === undefined; }
 
   get size(): number { return numel(this.shape); }
   get rank(): number { return this.shape.length; }
@@ -124,6 +144,10 @@ export class Tensor implements TensorRef {
 
   /** The values as float32 (int32 tensors: Int32Array; uint8 tensors: Uint8Array). */
   async toArray(): Promise<Float32Array | Int32Array | Uint8Array> {
+    if (this.strides) {
+      const c = this.contiguous();
+      try { return await c.toArray(); } finally { c.dispose(); }
+    }
     const n = this.size;
     if (this.dtype === 'uint8') return (await this.backend.read(this.storage, this.offset, n)).slice();
     if (this.dtype === 'int32') {
@@ -154,6 +178,10 @@ export class Tensor implements TensorRef {
     const full = infer ? shape.map((d) => (d === -1 ? this.size / numel(known) : d)) : [...shape];
     checkShape(full);
     if (numel(full) !== this.size) throw new ShapeMismatchError(`cannot reshape [${this.shape.join(', ')}] (${this.size} elements) to [${shape.join(', ')}]`);
+    if (this.strides) { // a copy, as PyTorch's reshape of a view whose strides do not allow another shape
+      const c = this.contiguous();
+      try { return c.reshape(full); } finally { c.dispose(); }
+    }
     return this.view(this.offset, full);
   }
 
@@ -163,13 +191,38 @@ export class Tensor implements TensorRef {
     if (!(Number.isInteger(start) && Number.isInteger(end) && start >= 0 && end <= this.shape[0] && start <= end)) {
       throw new InvalidArgumentError(`slice(${start}, ${end}) is out of range for dimension 0 of size ${this.shape[0]}`);
     }
-    const row = numel(this.shape.slice(1));
-    return this.view(this.offset + start * row, [end - start, ...this.shape.slice(1)]);
+    const row = this.strides ? this.strides[0] : numel(this.shape.slice(1));
+    return this.view(this.offset + start * row, [end - start, ...this.shape.slice(1)], this.strides);
+  }
+
+  /** The dimensions in the order `dims` gives (a permutation of 0..rank-1; negative counts from the end), as a view (no copy). */
+  permute(dims: readonly number[]): Tensor {
+    checkTensor(this, 'permute');
+    if (!Array.isArray(dims) || dims.length !== this.rank) throw new InvalidArgumentError(`permute: dims must list each of the ${this.rank} dimensions once, got ${describeValue(dims)}`);
+    const order = dims.map((d) => (Number.isInteger(d) && d >= -this.rank && d < this.rank ? normAxis(d, this.rank) : -1));
+    if (order.includes(-1) || new Set(order).size !== this.rank) throw new InvalidArgumentError(`permute: dims must list each of the ${this.rank} dimensions once, got [${dims.join(', ')}]`);
+    const strides = this.strides ?? contiguousStrides(this.shape);
+    return this.view(this.offset, order.map((d) => this.shape[d]), order.map((d) => strides[d]));
+  }
+
+  /** This tensor when contiguous (a new view of the same storage), else a contiguous copy (codes copied bit for bit). */
+  contiguous(): Tensor {
+    checkTensor(this, 'contiguous');
+    if (!this.strides) return this.view(this.offset, [...this.shape]);
+    return withOutputs(() => {
+      const out = Tensor.empty(this.backend, this.shape, { dtype: this.dtype, category: this.category, label: this.shared.storage.label });
+      this.backend.copy(this, out);
+      return out;
+    });
   }
 
   /** A copy in another dtype (bit-identical to encode/decode). */
   to(dtype: DTypeName | 'int32' | 'uint8', options: CastOptions = {}): Tensor {
     checkTensor(this, 'to');
+    if (this.strides) {
+      const c = this.contiguous();
+      try { return c.to(dtype, options); } finally { c.dispose(); }
+    }
     return withOutputs(() => {
       const out = Tensor.empty(this.backend, this.shape, { dtype, category: this.category, label: this.shared.storage.label });
       this.backend.cast(this, out, options);
@@ -177,20 +230,22 @@ export class Tensor implements TensorRef {
     });
   }
 
-  /** A contiguous copy with the last two dimensions swapped (codes copied bit for bit). */
-  transpose(): Tensor {
+  /** Dimensions dim0 and dim1 (the last two by default) swapped, as a view (no copy; contiguous() copies). */
+  transpose(dim0 = -2, dim1 = -1): Tensor {
     if (this.rank < 2) throw new InvalidArgumentError(`transpose needs a tensor of rank >= 2, got [${this.shape.join(', ')}]`);
     checkTensor(this, 'transpose');
-    const shape = [...this.shape.slice(0, -2), this.shape[this.rank - 1], this.shape[this.rank - 2]];
-    return withOutputs(() => {
-      const out = Tensor.empty(this.backend, shape, { dtype: this.dtype, category: this.category, label: this.shared.storage.label });
-      this.backend.transpose(this, out);
-      return out;
-    });
+    const dims = [...this.shape.keys()];
+    const a = normAxis(dim0, this.rank), b = normAxis(dim1, this.rank);
+    [dims[a], dims[b]] = [dims[b], dims[a]];
+    return this.permute(dims);
   }
 
   /** A copy on another backend (same bytes). */
   async toBackend(backend: Backend): Promise<Tensor> {
+    if (this.strides) {
+      const c = this.contiguous();
+      try { return await c.toBackend(backend); } finally { c.dispose(); }
+    }
     const bytes = storageBytes(this.dtype, this.size);
     // Byte-aligned elements are read in place; a sub-byte view off a byte boundary is compacted first.
     const aligned = this.offset === 0 || this.dtype === 'int32' || this.dtype === 'uint8' || formatOf(this.dtype).bits >= 8;
@@ -218,10 +273,10 @@ export class Tensor implements TensorRef {
 
   get isDisposed(): boolean { return this.disposed; }
 
-  private view(offset: number, shape: number[]): Tensor {
+  private view(offset: number, shape: number[], strides?: readonly number[]): Tensor {
     if (this.disposed) throw new InvalidArgumentError('tensor used after dispose()');
     this.shared.refs++;
-    return new Tensor(this.backend, this.shared, offset, shape, this.dtype);
+    return new Tensor(this.backend, this.shared, offset, shape, this.dtype, strides);
   }
 
   // ---- ops (all through dispatch) -----------------------------------------------------------
@@ -252,10 +307,34 @@ export function resultDType(...ts: Tensor[]): TensorDType {
   return ts.every((t) => t.dtype === d) && d !== 'int32' ? d : 'float32';
 }
 
+/**
+ * Runs fn on contiguous tensors: strided views among `ts` are copied first (the copies are freed
+ * when fn returns). Kernels that read strides take views as they are and do not use this.
+ */
+export function onContiguous<R>(ts: readonly Tensor[], fn: (...cs: Tensor[]) => R): R {
+  if (ts.every((t) => t.isContiguous)) return fn(...ts);
+  const cs = ts.map((t) => (t.isContiguous ? t : t.contiguous()));
+  try {
+    return fn(...cs);
+  } finally {
+    cs.forEach((c, i) => { if (c !== ts[i]) c.dispose(); });
+  }
+}
+
+/** When t is a view of a contiguous tensor with its last two dimensions swapped: that tensor (a new view; matmul reads it transposed). */
+function transposedBase(t: Tensor): Tensor | null {
+  if (!t.strides || t.rank < 2) return null;
+  const base = t.transpose(-2, -1);
+  if (base.isContiguous) return base;
+  base.dispose();
+  return null;
+}
+
 /** The single dispatch point of tensor ops. Inputs are checked before, and outputs freed after, a failure. */
 export const dispatch = {
   unary(op: UnaryOp, x: Tensor, alpha?: number): Tensor {
     checkTensor(x, op);
+    if (!x.isContiguous) return onContiguous([x], (c) => dispatch.unary(op, c, alpha));
     return withOutputs(() => {
       const out = Tensor.empty(x.backend, x.shape, { dtype: resultDType(x), label: op });
       x.backend.unary(op, x, out, alpha);
@@ -266,6 +345,7 @@ export const dispatch = {
     checkTensor(a, op);
     checkTensor(b, op);
     const be = sameBackend(a, b);
+    if (!a.isContiguous || !b.isContiguous) return onContiguous([a, b], (ca, cb) => dispatch.binary(op, ca, cb));
     return withOutputs(() => {
       const out = Tensor.empty(be, broadcastShapes(a.shape, b.shape), { dtype: resultDType(a, b), label: op });
       be.binary(op, a, b, out);
@@ -274,6 +354,7 @@ export const dispatch = {
   },
   reduce(op: ReduceOp, x: Tensor, axis: number | null): Tensor {
     checkTensor(x, op);
+    if (!x.isContiguous) return onContiguous([x], (c) => dispatch.reduce(op, c, axis));
     const ax = axis === null ? null : normAxis(axis, x.rank);
     const shape = ax === null ? [] : x.shape.filter((_, i) => i !== ax);
     return withOutputs(() => {
@@ -285,6 +366,7 @@ export const dispatch = {
   softmax(x: Tensor, log: boolean): Tensor {
     checkTensor(x, log ? 'logSoftmax' : 'softmax');
     if (x.rank === 0) throw new InvalidArgumentError('softmax needs a tensor of rank >= 1');
+    if (!x.isContiguous) return onContiguous([x], (c) => dispatch.softmax(c, log));
     return withOutputs(() => {
       const out = Tensor.empty(x.backend, x.shape, { dtype: 'float32', label: log ? 'logSoftmax' : 'softmax' });
       x.backend.softmax(x, out, log);
@@ -295,6 +377,17 @@ export const dispatch = {
     checkTensor(a, 'matmul');
     checkTensor(b, 'matmul');
     const be = sameBackend(a, b);
+    // A transposed view is read as its contiguous base with transA / transB flipped: no copy.
+    for (const [t, flag] of [[a, 'transA'], [b, 'transB']] as const) {
+      const base = transposedBase(t);
+      if (!base) continue;
+      try {
+        return flag === 'transA' ? dispatch.matmul(base, b, { ...options, transA: !options.transA }) : dispatch.matmul(a, base, { ...options, transB: !options.transB });
+      } finally {
+        base.dispose();
+      }
+    }
+    if (!a.isContiguous || !b.isContiguous) return onContiguous([a, b], (ca, cb) => dispatch.matmul(ca, cb, options));
     const { batch, m, n } = matmulShape(a, b, options);
     return withOutputs(() => {
       const out = Tensor.empty(be, [...batch, m, n], { dtype: 'float32' });

@@ -78,9 +78,10 @@ for (const name of ['wasm', 'webgpu'] as const) {
     // a bfloat16 NaN with a payload survives (a decode/encode round trip would canonicalise it)
     const nan = Tensor.empty(b, [1, 2], { dtype: 'bf16' });
     b.write(nan.storage, Uint16Array.of(0x7f81, 0x3f80));
-    const tn = nan.transpose();
+    const view = nan.transpose(), tn = view.contiguous();
     assert.equal(Array.from(new Uint16Array((await b.read(tn.storage, 0, 4)).buffer)), [0x7f81, 0x3f80]);
     nan.dispose();
+    view.dispose();
     tn.dispose();
   });
 }

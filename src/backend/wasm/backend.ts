@@ -11,7 +11,7 @@ import type {
 } from '../backend.js';
 import { BufferPool, MemoryTracker, type Category } from '../memory.js';
 import { BINARY_IDS, REDUCE_IDS, UNARY_IDS } from '../ops.js';
-import { broadcastStrides, numel, sameShape } from '../shape.js';
+import { broadcastStrides, contiguousStrides, numel, sameShape, viewStorage } from '../shape.js';
 import { wasmFamilies } from './families.js';
 import { kernelExports } from './exports.js';
 import { checkUint8Cast } from '../quant.js';
@@ -352,6 +352,37 @@ export class WasmBackend implements Backend {
       return;
     }
     this.moveCodes(x, out, (a, b) => w.transposeCodes(a.BYTES_PER_ELEMENT, a.byteOffset, b.byteOffset, batch, rows, cols));
+  }
+
+  copy(x: TensorRef, out: TensorRef): void {
+    const n = numel(x.shape);
+    if (n === 0) return;
+    const bits = x.dtype === 'int32' ? 32 : x.dtype === 'uint8' ? 8 : formatOf(x.dtype).bits;
+    const shape = x.shape, strides = x.strides ?? contiguousStrides(shape);
+    const src = this.ptr(viewStorage(x)), dst = this.ptr(out.storage);
+    const cols = shape[shape.length - 1] ?? 1, rows = n / cols;
+    const meta = [shape.length, ...shape, ...strides];
+    if (bits >= 8) {
+      const width = bits / 8, from = src + x.offset * width;
+      this.withMeta(meta, (m) => this.parallelFor(rows, 1, n, (r0, r1) => ({ fn: 'gatherCodes', args: [width, from, dst + out.offset * width, m, r0, r1] })));
+      return;
+    }
+    // Packed sub-byte codes: unpack the span the view reads, gather one byte a code, pack into out.
+    const w = kernelExports();
+    const span = 1 + shape.reduce((a, d, i) => a + (d - 1) * strides[i], 0);
+    const codes = this.temp(span, 'copy codes in');
+    let gathered: { storage: Storage; ptr: number } | undefined;
+    try {
+      gathered = this.temp(n, 'copy codes out');
+      w.unpackRange(bits, src, x.offset, codes.ptr, span);
+      const g = gathered.ptr;
+      this.withMeta(meta, (m) => w.gatherCodes(1, codes.ptr, g, m, 0, rows));
+      if (out.offset !== 0) throw new InvalidArgumentError('copy: a packed sub-byte output must start at offset 0');
+      w.pack(bits, g, dst, n);
+    } finally {
+      this.free(codes.storage);
+      if (gathered) this.free(gathered.storage);
+    }
   }
 
   /**

@@ -13,7 +13,7 @@ import { wallTimeRegion } from '../backend.js';
 import { BufferPool, MemoryTracker, sizeClass, type Category } from '../memory.js';
 import { fillPlan } from '../fill.js';
 import { BINARY_IDS, REDUCE_IDS, UNARY_IDS } from '../ops.js';
-import { broadcastStrides, numel, sameShape } from '../shape.js';
+import { broadcastStrides, contiguousStrides, numel, sameShape, viewStorage } from '../shape.js';
 import { acquireDevice, type AcquiredDevice, type WebGPUOptions } from './device.js';
 import { gpuFamilies } from './families.js';
 import { accessor, fmtId, readers, WGSL_EXTENSIONS } from './wgsl.js';
@@ -181,7 +181,7 @@ export class WebGPUBackend implements Backend {
       if (padded <= UPLOAD_RING_BYTES - this.uploadUsed) {
         const ring = (this.uploadRing ??= this.createBuffer(UPLOAD_RING_BYTES, GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST, 'memfit upload ring'));
         this.device.queue.writeBuffer(ring, this.uploadUsed, bytes);
-        this.copy(ring, this.uploadUsed, s.buffer, byteOffset, padded);
+        this.copyBuffer(ring, this.uploadUsed, s.buffer, byteOffset, padded);
         this.uploadUsed += padded;
         return;
       }
@@ -198,7 +198,7 @@ export class WebGPUBackend implements Backend {
     const cls = size <= STAGING_KEEP_BYTES ? sizeClass(size) : Math.max(size, 4);
     const staging = this.staging.get(cls)?.pop() ?? this.createBuffer(cls, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'memfit readback');
     this.counts.bytesRead += size;
-    this.copy(s.buffer, start, staging, 0, size);
+    this.copyBuffer(s.buffer, start, staging, 0, size);
     this.flush();
     try {
       await staging.mapAsync(GPUMapMode.READ, 0, size);
@@ -373,7 +373,7 @@ export class WebGPUBackend implements Backend {
   }
 
   /** Records a buffer copy (after the dispatches recorded so far). */
-  private copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, size: number): void {
+  private copyBuffer(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, size: number): void {
     this.endPass();
     this.encoderNow().copyBufferToBuffer(src, srcOffset, dst, dstOffset, size);
     this.recordedBuffers.add(src).add(dst);
@@ -456,7 +456,7 @@ export class WebGPUBackend implements Backend {
         const tmp = this.alloc(outBytes, 'temporary', 'in-place result');
         try {
           this.pointwise(kind, op, inputs, { ...out, storage: tmp }, alpha, flags, strides, cast);
-          this.copy(this.own(tmp).buffer, 0, this.own(out.storage).buffer, 0, bytes);
+          this.copyBuffer(this.own(tmp).buffer, 0, this.own(out.storage).buffer, 0, bytes);
         } finally {
           this.free(tmp);
         }
@@ -524,6 +524,14 @@ export class WebGPUBackend implements Backend {
     const strides = broadcastStrides(x.shape, x.shape);
     [strides[r - 2], strides[r - 1]] = [strides[r - 1], strides[r - 2]];
     this.pointwise(0, 0, [x], out, 0, 0, strides);
+  }
+
+  copy(x: TensorRef, out: TensorRef): void {
+    // The transpose's kernel (same dtype in and out: codes moved, not converted), reading x through
+    // its own strides; uint8 codes move as float8 codes (one byte each, like them).
+    const dtype = x.dtype === 'uint8' ? 'float8_e4m3fn' : x.dtype;
+    const src: TensorRef = { storage: viewStorage(x), offset: x.offset, shape: x.shape, dtype };
+    this.pointwise(0, 0, [src], { storage: out.storage, offset: out.offset, shape: out.shape, dtype }, 0, 0, x.strides ?? contiguousStrides(x.shape));
   }
 
   unary(op: UnaryOp, x: TensorRef, out: TensorRef, alpha = 0): void {
