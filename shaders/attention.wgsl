@@ -35,7 +35,7 @@ struct Params {
   bh: u32, heads: u32, t: u32, d: u32,
   scale: f32, has_mask: u32, qoff: u32, koff: u32,
   voff: u32, moff: u32, ooff: u32, loff: u32,
-  dooff: u32, pad0: u32, pad1: u32, pad2: u32,
+  dooff: u32, hs: u32, ts: u32, pad2: u32,
 }
 @group(0) @binding(15) var<uniform> params: Params;
 
@@ -43,6 +43,10 @@ const DR: u32 = DH % 4u; // tail elements (in vec4 DF)
 const DT: u32 = min(DF, D4 - 1u); // the tail vec4 (DF), clamped so that rows without a tail still compile
 
 alias Row = array<vec4<f32>, D4>;
+
+// Element offset of row 0 of head r = (b, h): rows are ts apart, heads hs apart ([B, H, T, D]:
+// hs = T D, ts = D; [B, T, H, D] memory read in place: hs = D, ts = H D).
+fn head_base(r: u32) -> u32 { return (r / params.heads) * params.heads * params.t * params.d + (r % params.heads) * params.hs; }
 
 // -inf, built at run time (WGSL rejects an infinite constant)
 fn neg_inf() -> f32 { return bitcast<f32>(0xff800000u | (params.t & 0u)); }
@@ -154,7 +158,7 @@ fn stage_keys(lid: u32, base: u32, b: u32, k0: u32, with_v: bool) {
     var kv: f32 = 0.0;
     var vv: f32 = 0.0;
     if (s < params.t) {
-      let at = base + s * params.d + c;
+      let at = base + s * params.ts + c;
       kv = k_f32(at + params.koff, FK);
       if (with_v) { vv = val_f32(at + params.voff, FV); }
     }
@@ -188,8 +192,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let i = blk.y + lid; // this invocation's query row
   let live = i < params.t;
   let b = r / params.heads;
-  let base = r * params.t * params.d;
-  let qb = base + i * params.d;
+  let base = head_base(r);
+  let qb = base + i * params.ts;
   var kend = params.t; // keys any row of the block sees
   if (CAUSAL == 1u) { kend = min(blk.y + 64u, params.t); }
   var q: Row;
@@ -210,7 +214,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       for (var j = 0u; j < KC; j = j + 1u) {
         var x = neg_inf();
         if (k0 + j < kend && (CAUSAL == 0u || k0 + j <= i) && key_ok(b, k0 + j, j)) {
-          var k = key_k(base + (k0 + j) * params.d, j);
+          var k = key_k(base + (k0 + j) * params.ts, j);
           x = dot_rows(&q, &k) * params.scale;
           cm = max(cm, x);
         }
@@ -228,7 +232,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
           if (sc[j] != neg_inf()) {
             let p = exp(sc[j] - mx);
             l = l + p;
-            var v = key_v(base + (k0 + j) * params.d, j);
+            var v = key_v(base + (k0 + j) * params.ts, j);
             axpy_rows(&acc, &v, p);
           }
         }
@@ -261,7 +265,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let row = (wid.y * nwg.x + wid.x) * 64u + lid;
   let rows = params.bh * params.t;
   if (row >= rows) { return; }
-  let rb = row * params.d;
+  let rb = head_base(row / params.t) + (row % params.t) * params.ts;
   var g: Row;
   var o: Row;
   //#unroll $e DH
@@ -283,8 +287,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let i = blk.y + lid;
   let live = i < params.t;
   let b = r / params.heads;
-  let base = r * params.t * params.d;
-  let qb = base + i * params.d;
+  let base = head_base(r);
+  let qb = base + i * params.ts;
   let row = r * params.t + i;
   var kend = params.t;
   if (CAUSAL == 1u) { kend = min(blk.y + 64u, params.t); }
@@ -307,8 +311,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
       for (var j = 0u; j < KSTEP && k0 + j < kend && (CAUSAL == 0u || k0 + j <= i); j = j + 1u) {
         let s = k0 + j;
         if (!key_ok(b, s, j)) { continue; }
-        var k = key_k(base + s * params.d, j);
-        var v = key_v(base + s * params.d, j);
+        var k = key_k(base + s * params.ts, j);
+        var v = key_v(base + s * params.ts, j);
         let p = exp(dot_rows(&q, &k) * params.scale - ls);
         let ds = p * (dot_rows(&g, &v) - dd) * params.scale;
         axpy_rows(&acc, &k, ds);
@@ -335,8 +339,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let s = blk.y + lid; // this invocation's key row
   let live = s < params.t;
   let b = r / params.heads;
-  let base = r * params.t * params.d;
-  let kb = base + s * params.d;
+  let base = head_base(r);
+  let kb = base + s * params.ts;
   let lrow = r * params.t; // row of query 0 of (b, h) in ld
   var k: Row;
   var v: Row;
@@ -361,7 +365,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         var qv: f32 = 0.0;
         var gv: f32 = 0.0;
         if (i < params.t) {
-          let at = base + i * params.d + c;
+          let at = base + i * params.ts + c;
           qv = q_f32(at + params.qoff, FQ);
           gv = dout_f32(at + params.dooff, FDO);
         }
@@ -401,8 +405,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
           qi = tile_row(j);
           gi = tile_row(KT + j);
         } else {
-          qi = q_row(base + i * params.d);
-          gi = dout_row(base + i * params.d);
+          qi = q_row(base + i * params.ts);
+          gi = dout_row(base + i * params.ts);
         }
         let p = exp(dot_rows(&qi, &k) * params.scale - ls);
         let ds = p * (dot_rows(&gi, &v) - dd) * params.scale;

@@ -57,6 +57,12 @@ export interface OpDef<A extends unknown[] = []> {
   readonly outputDtype?: (inputs: readonly Variable[]) => TensorDType;
   /** Policies do not see this op: the casts a policy itself inserts ('to'). */
   readonly bypassPolicy?: boolean;
+  /**
+   * The forward takes strided views (permute's output) as they are, and the backward takes a
+   * strided output gradient. Otherwise apply hands the forward contiguous copies (through
+   * `contiguous`, recorded like any op) and backward gets a contiguous gradient.
+   */
+  readonly views?: boolean;
   readonly forward: (io: OpIO, inputs: readonly Variable[], ...args: A) => OpResult;
 }
 
@@ -89,6 +95,7 @@ export function withOpInterceptor<T>(interceptor: OpInterceptor, fn: () => T): T
 /** Runs op on inputs: policy, allocation, recording, saved-tensor context, labels, observers. */
 export function apply<A extends unknown[]>(op: OpDef<A>, inputs: readonly Variable[], ...args: A): Variable {
   checkVariables(op.name, inputs);
+  if (!op.views && inputs.some((v) => !v.data.isContiguous)) inputs = inputs.map((v) => (v.data.isContiguous ? v : contiguous(v)));
   return observeOp(op.name, () => {
     const decided: { inputs: readonly Variable[]; outputDtype?: TensorDType; saveDtype?: TensorDType } = op.bypassPolicy ? { inputs } : decideOp(op.name, inputs);
     const dtype = decided.outputDtype ?? op.outputDtype?.(decided.inputs) ?? 'float32';
@@ -108,9 +115,22 @@ export function apply<A extends unknown[]>(op: OpDef<A>, inputs: readonly Variab
     // A forward that throws frees every tensor it made (withOutputs); record frees the output if recording fails.
     const run = (): Variable => {
       const r = withOutputs(() => op.forward(io, decided.inputs, ...args));
-      return record(op.name, r.y, [...decided.inputs], r.save ?? (() => []), r.backward, r.temps ?? [], r.slots);
+      return record(op.name, r.y, [...decided.inputs], r.save ?? (() => []), r.backward, r.temps ?? [], r.slots, op.views);
     };
     const intercept = op.bypassPolicy ? undefined : interceptors[interceptors.length - 1];
     return intercept ? intercept(op.name, decided.inputs, run) : run();
   });
+}
+
+const CONTIGUOUS = defineOp({
+  name: 'contiguous', bypassPolicy: true, views: true, outputDtype: ([x]) => x.data.dtype,
+  forward: (io, [x]) => {
+    const y = io.output(x.data, x.shape);
+    x.backend.copy(x.data, y);
+    return { y, backward: (gy) => [gy.reshape(gy.shape)] };
+  },
+});
+/** x itself when contiguous, else a contiguous copy (recorded: the gradient passes through). PyTorch's Tensor.contiguous. */
+export function contiguous(x: Variable): Variable {
+  return x.data.isContiguous ? x : apply(CONTIGUOUS, [x]);
 }

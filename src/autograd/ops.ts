@@ -175,6 +175,18 @@ const RESHAPE = defineOp({
 /** A view with another shape (no copy); -1 infers one dimension. */
 export const reshape = (x: Variable, shape: readonly number[]): Variable => apply(RESHAPE, [x], shape);
 
+const PERMUTE = defineOp({
+  name: 'permute', views: true, outputDtype: ([x]) => x.data.dtype,
+  forward: (_io, [x], dims: readonly number[]) => {
+    const y = x.data.permute(dims);
+    const order = dims.map((d) => (d < 0 ? d + dims.length : d));
+    const inverse = order.map((_, i) => order.indexOf(i));
+    return { y, backward: (gy) => [gy.permute(inverse)] };
+  },
+});
+/** The dimensions in the order `dims` gives, as a strided view (no copy; ops that need contiguous data copy it when they run). */
+export const permute = (x: Variable, dims: readonly number[]): Variable => apply(PERMUTE, [x], dims);
+
 const TRANSPOSE = defineOp({
   name: 'transpose', outputDtype: ([x]) => x.data.dtype,
   forward: (io, [x]) => {

@@ -213,7 +213,13 @@ export class SavedTensor {
   constructor(t: Tensor, ctx: SavedTensorContext, hooks?: SavedTensorsHooks<any>) {
     const again = recomputable.has(t);
     this.hooks = again ? recomputeHooks : hooks ?? currentSavedTensorsHooks();
-    this.packed = this.hooks.pack(t, ctx);
+    // Hooks other than the default get contiguous tensors (a strided view copied for the call): they may run any kernel on them.
+    const given = this.hooks === keepSavedTensors || t.isContiguous ? t : t.contiguous();
+    try {
+      this.packed = this.hooks.pack(given, ctx);
+    } finally {
+      if (given !== t) given.dispose();
+    }
     // a recomputed tensor holds no new memory; hooks may say what they hold
     this.bytes = again ? 0 : this.hooks.bytes ? this.hooks.bytes(this.packed, t) : storageBytes(t.dtype, t.size);
     saved.count++;
@@ -264,6 +270,8 @@ export class Node {
     toSave: (Tensor | null)[],
     private readonly backwardFn: BackwardFn,
     slots: readonly string[] = [],
+    /** The backward takes a strided output gradient as it is (else it gets a contiguous copy). */
+    readonly takesViews = false,
   ) {
     const saved: (SavedTensor | null)[] = [];
     try {
@@ -278,6 +286,10 @@ export class Node {
 
   /** Runs the backward closure; the saved tensors are unpacked, used and disposed. */
   apply(gy: Tensor): (Tensor | null)[] {
+    if (!gy.isContiguous && !this.takesViews) {
+      const c = gy.contiguous();
+      try { return this.apply(c); } finally { c.dispose(); }
+    }
     return withModulePath(this.modulePath, () => observeOp(`${this.name}.backward`, () => this.run(gy)));
   }
 
@@ -437,7 +449,7 @@ export class Variable {
 export function record(
   name: string, out: Tensor, inputs: Variable[],
   save: (needs: boolean[]) => (Tensor | null)[], backward: BackwardFn, temps: readonly Tensor[] = [],
-  slots?: readonly string[],
+  slots?: readonly string[], takesViews = false,
 ): Variable {
   const needs = inputs.map((v) => v.requiresGrad);
   let recorded = false;
@@ -452,7 +464,7 @@ export function record(
       const owner = inputs.find((v) => v.data === t);
       if (owner?.isInference) throw new InvalidArgumentError(`${name}: an inference variable cannot be saved for backward (it was made inside inferenceMode)`);
     }
-    const v = track(new Variable(out, { requiresGrad: true }, new Node(name, inputs, needs, toSave, backward, slots ?? savedSlots(toSave, inputs, out))));
+    const v = track(new Variable(out, { requiresGrad: true }, new Node(name, inputs, needs, toSave, backward, slots ?? savedSlots(toSave, inputs, out), takesViews)));
     recorded = true;
     return v;
   } finally {
@@ -579,7 +591,17 @@ function collect(root: Node, floor = 0): Node[] {
   return [...seen].sort((a, b) => b.seq - a.seq);
 }
 
+/** g when contiguous, else a contiguous copy of it (g is then disposed): what sums and .grad take. */
+function dense(g: Tensor): Tensor {
+  if (g.isContiguous) return g;
+  try { return g.contiguous(); } finally { g.dispose(); }
+}
+
 function accumulate(v: Variable, g: Tensor): void {
+  if (!g.isContiguous) {
+    const c = g.contiguous();
+    try { return accumulate(v, c); } finally { c.dispose(); }
+  }
   if (g.shape.join() !== v.shape.join()) throw new InvalidArgumentError(`internal: gradient shape [${g.shape.join(', ')}] for a variable of shape [${v.shape.join(', ')}]`);
   const be = v.backend;
   if (!v.grad) {
@@ -656,12 +678,17 @@ function walkBackward(root: Variable, seed: Tensor): void {
       try { gins = node.apply(gy); } finally { gy.dispose(); }
       try {
         node.inputs.forEach((v, i) => {
-          const g = gins[i];
-          if (!g) return;
+          const g0 = gins[i];
+          if (!g0) return;
+          let g: Tensor = g0;
           if (!v.requiresGrad) { g.dispose(); return; }
           if (v.gradFn) {
-            const prev = grads.get(v.gradFn);
-            if (prev) {
+            const pending0 = grads.get(v.gradFn);
+            if (pending0) {
+              // Two contributions: their sum is contiguous (strided ones are copied first).
+              const prev = dense(pending0);
+              grads.set(v.gradFn, prev);
+              g = gins[i] = dense(g);
               // Out of place: prev or g may be a view sharing storage with another pending gradient.
               const sum = withOutputs(() => {
                 const t = Tensor.empty(v.backend, prev.shape, { dtype: 'float32', category: 'temporary', label: 'grad' });

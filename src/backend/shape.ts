@@ -78,3 +78,22 @@ export function stridesContiguous(shape: readonly number[], strides: readonly nu
 export function viewStorage(t: TensorRef): Storage {
   return t.viewStorage ?? t.storage;
 }
+
+/**
+ * How attention reads its [B, H, T, D] tensors: as contiguous [B, H, T, D] (head stride T D, row
+ * stride D) or as views of [B, T, H, D] memory (head stride D, row stride H D; what splitHeads
+ * makes). Every tensor of a call must share the layout. `memory` gives each one as a contiguous
+ * reference to the memory it reads ([B, T, H, D] for views), for staging and binding.
+ */
+export function attentionStrides(q: TensorRef, others: readonly TensorRef[]): { hs: number; ts: number; memory: (t: TensorRef) => TensorRef } {
+  const [b, h, t, d] = q.shape;
+  const bthd = [t * h * d, d, h * d, 1];
+  const kind = (x: TensorRef): 'bhtd' | 'bthd' | null => (!x.strides ? 'bhtd' : x.strides.every((s, i) => s === bthd[i] || x.shape[i] === 1) ? 'bthd' : null);
+  const layout = kind(q);
+  if (!layout || others.some((x) => kind(x) !== layout)) {
+    throw new InvalidArgumentError(`attention: q, k, v, out (and the gradients) must all be contiguous [B, H, T, D] or all views of [B, T, H, D] memory (strides [${bthd.join(', ')}])`);
+  }
+  return layout === 'bhtd'
+    ? { hs: t * d, ts: d, memory: (x) => x }
+    : { hs: d, ts: h * d, memory: (x) => ({ storage: viewStorage(x), offset: x.offset, shape: [b, t, h, d], dtype: x.dtype }) };
+}

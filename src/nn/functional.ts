@@ -6,7 +6,7 @@ import { checkTensor, Tensor, withOutputs } from '../tensor/tensor.js';
 import { numel } from '../backend/shape.js';
 import { checkVariables, isGradEnabled, Variable } from '../autograd/variable.js';
 import { apply, defineOp } from '../autograd/op.js';
-import { reshape, transpose } from '../autograd/ops.js';
+import { permute, reshape } from '../autograd/ops.js';
 import { floating, kBinary, kSum, outCategory, sameBackend, zeros } from '../autograd/kernels.js';
 import { defaultGenerator, type Generator } from '../random.js';
 
@@ -193,16 +193,21 @@ export function layerNorm(x: Variable, weight: Variable, bias: Variable, eps: nu
   return apply(LAYER_NORM, [x, weight, bias], eps);
 }
 
-/** Attention heads: [B, T, H*D] -> [B, H, T, D] (two transposes around a free reshape). */
+/** Attention heads: [B, T, H*D] -> [B, H, T, D], a strided view (no copy: attention reads the heads in place). */
 export function splitHeads(x: Variable, h: number): Variable {
   const [b, t, c] = x.shape;
-  return transpose(reshape(transpose(x), [b, h, c / h, t]));
+  return headsFirst(reshape(x, [b, t, h, c / h]));
 }
 
-/** [B, H, T, D] -> [B, T, H*D], the inverse of splitHeads. */
+/** [B, T, H, D] -> [B, H, T, D], a strided view. */
+export function headsFirst(x: Variable): Variable {
+  return permute(x, [0, 2, 1, 3]);
+}
+
+/** [B, H, T, D] -> [B, T, H*D], the inverse of splitHeads: free for attention's output (laid out [B, T, H, D]), a copy otherwise. */
 export function mergeHeads(x: Variable): Variable {
   const [b, h, t, d] = x.shape;
-  return transpose(reshape(transpose(x), [b, h * d, t]));
+  return reshape(permute(x, [0, 2, 1, 3]), [b, t, h * d]);
 }
 
 export interface AttentionOptions {
@@ -228,30 +233,80 @@ export function scaledDotProductAttention(q: Variable, k: Variable, v: Variable,
   return apply(ATTENTION, [q, k, v], options);
 }
 
+/**
+ * The layout attention computes in: 'bhtd' (contiguous [B, H, T, D]) or 'bthd' (a [B, H, T, D]
+ * view of [B, T, H, D] memory, what splitHeads makes). q's layout, when it is one of the two.
+ */
+type HeadsLayout = 'bhtd' | 'bthd';
+
+function headsLayout(t: Tensor): HeadsLayout | null {
+  if (!t.strides) return 'bhtd';
+  const [, h, tt, d] = t.shape;
+  const s = t.strides;
+  return (s[0] === tt * h * d || t.shape[0] === 1) && (s[1] === d || h === 1) && (s[2] === h * d || tt === 1) && s[3] === 1 ? 'bthd' : null;
+}
+
+/** t in `layout`: t itself (another reference) when it is, else a copy laid out so. */
+function inLayout(t: Tensor, layout: HeadsLayout): Tensor {
+  if (headsLayout(t) === layout) return t.reshape(t.shape);
+  if (layout === 'bhtd') return t.contiguous();
+  const btHd = t.permute([0, 2, 1, 3]);
+  try {
+    const c = btHd.contiguous();
+    try { return c.permute([0, 2, 1, 3]); } finally { c.dispose(); }
+  } finally {
+    btHd.dispose();
+  }
+}
+
+/** A new [B, H, T, D] float tensor laid out as `layout`. */
+function allocHeads(make: (shape: readonly number[]) => Tensor, shape: readonly number[], layout: HeadsLayout): Tensor {
+  if (layout === 'bhtd') return make(shape);
+  const [b, h, t, d] = shape;
+  const base = make([b, t, h, d]);
+  try { return base.permute([0, 2, 1, 3]); } finally { base.dispose(); }
+}
+
 const ATTENTION = defineOp({
-  name: 'scaled_dot_product_attention',
-  forward: (io, [q, k, v], options: AttentionOptions) => {
-    for (const t of [q, k, v]) floating(t.data, 'attention');
-    if (q.data.rank !== 4 || q.shape.join() !== k.shape.join() || q.shape.join() !== v.shape.join()) {
-      throw new ShapeMismatchError(`attention: q, k, v must be [B, H, T, D] of one shape, got ${dims(q.shape)}, ${dims(k.shape)}, ${dims(v.shape)}`);
+  name: 'scaled_dot_product_attention', views: true,
+  forward: (io, [q0, k0, v0], options: AttentionOptions) => {
+    for (const t of [q0, k0, v0]) floating(t.data, 'attention');
+    if (q0.data.rank !== 4 || q0.shape.join() !== k0.shape.join() || q0.shape.join() !== v0.shape.join()) {
+      throw new ShapeMismatchError(`attention: q, k, v must be [B, H, T, D] of one shape, got ${dims(q0.shape)}, ${dims(k0.shape)}, ${dims(v0.shape)}`);
     }
-    const [b, h, t, d] = q.shape;
+    const [b, h, t, d] = q0.shape;
     const mask = options.mask ?? null;
     if (mask && (mask.rank !== 2 || mask.shape[0] !== b || mask.shape[1] !== t)) throw new ShapeMismatchError(`attention: mask ${dims(mask.shape)} must be [B, T] = [${b}, ${t}]`);
     const scale = options.scale ?? 1 / Math.sqrt(d);
-    const be = q.backend;
-    const out = io.output(q.data, q.shape);
-    const lse = io.stat(q.data, [b, h, t], 'lse');
-    const causal = options.isCausal;
-    be.attention(q.data, k.data, v.data, out, lse, mask, scale, causal);
-    return {
-      y: out, temps: [lse], save: () => [q.data, k.data, v.data, out, lse, mask], slots: ['input0', 'input1', 'input2', 'output', 'lse', 'mask'],
-      backward: (gy, [sq, sk, sv, so, sl, sm], needs) => {
-        const g = [0, 1, 2].map(() => Tensor.empty(be, q.shape, { dtype: 'float32', category: 'temporary' }));
-        be.attentionBackward(gy, sq!, sk!, sv!, so!, sl!, sm, scale, g[0], g[1], g[2], causal);
-        return g.map((x, i) => (needs[i] ? x : (x.dispose(), null)));
-      },
-    };
+    const be = q0.backend;
+    // Heads are read in place: q, k and v in one layout (q's; a copy of any other), out made in it too.
+    const layout = headsLayout(q0.data) ?? 'bhtd';
+    const copies = [q0, k0, v0].map((x) => (headsLayout(x.data) === layout ? null : inLayout(x.data, layout)));
+    const [q, k, v] = [q0, k0, v0].map((x, i) => copies[i] ?? x.data);
+    try {
+      const out = allocHeads((shape) => io.output(q0.data, shape), q0.shape, layout);
+      const lse = io.stat(q0.data, [b, h, t], 'lse');
+      const causal = options.isCausal;
+      be.attention(q, k, v, out, lse, mask, scale, causal);
+      return {
+        y: out, temps: [lse, ...copies.filter((x): x is Tensor => x !== null)], save: () => [q, k, v, out, lse, mask], slots: ['input0', 'input1', 'input2', 'output', 'lse', 'mask'],
+        backward: (gy, [sq, sk, sv, so, sl, sm], needs) => {
+          // Saved tensors may come back in another layout (a pack hook that copied them): one layout for all.
+          const lay = headsLayout(sq!) ?? 'bhtd';
+          const ins = [gy, sq!, sk!, sv!, so!].map((x) => inLayout(x, lay));
+          try {
+            const g = [0, 1, 2].map(() => allocHeads((shape) => Tensor.empty(be, shape, { dtype: 'float32', category: 'temporary' }), q0.shape, lay));
+            be.attentionBackward(ins[0], ins[1], ins[2], ins[3], ins[4], sl!, sm, scale, g[0], g[1], g[2], causal);
+            return g.map((x, i) => (needs[i] ? x : (x.dispose(), null)));
+          } finally {
+            for (const x of ins) x.dispose();
+          }
+        },
+      };
+    } catch (e) {
+      for (const x of copies) x?.dispose();
+      throw e;
+    }
   },
 });
 

@@ -10,7 +10,7 @@ import { constant, add, matmul, mul, reshape, silu } from '../autograd/ops.js';
 import { tidy, type Variable } from '../autograd/variable.js';
 import { defaultGenerator, type Generator } from '../random.js';
 import { ModuleList } from './container.js';
-import { crossEntropy, mergeHeads, scaledDotProductAttention, splitHeads } from './functional.js';
+import { crossEntropy, headsFirst, mergeHeads, scaledDotProductAttention } from './functional.js';
 import { defaultBackend, Embedding, Linear, positiveInt } from './layers.js';
 import { Module } from './module.js';
 import { RMSNorm } from './normalization.js';
@@ -78,11 +78,22 @@ export class RotaryEmbedding extends Module {
     buf('rotation', r, [d, d]);
   }
 
-  /** x [..., T, D] with positions 0..T-1. */
-  forward(x: Variable): Variable {
-    const t = x.shape[x.shape.length - 2];
+  /**
+   * x [..., T, D] with positions 0..T-1; with `{ layout: 'bthd' }`, x [B, T, H, D] (heads after the
+   * sequence, as a projection reshapes: the tables broadcast over the heads, and splitHeads after
+   * it is a view). The same values either way.
+   */
+  forward(x: Variable, options: { layout?: 'bhtd' | 'bthd' } = {}): Variable {
+    const bthd = options.layout === 'bthd';
+    if (bthd && x.shape.length !== 4) throw new InvalidArgumentError(`rotary embedding with layout 'bthd' takes x [B, T, H, D], got [${x.shape.join(', ')}]`);
+    const t = x.shape[x.shape.length - (bthd ? 3 : 2)];
     if (t > this.maxPositions) throw new InvalidArgumentError(`sequence length ${t} exceeds maxPositionEmbeddings ${this.maxPositions}`);
-    const cosT = this.getBuffer('cos').slice(0, t), sinT = this.getBuffer('sin').slice(0, t);
+    const rows = (b: Tensor): Tensor => {
+      const s = b.slice(0, t);
+      if (!bthd) return s;
+      try { return s.reshape([t, 1, this.headDim]); } finally { s.dispose(); }
+    };
+    const cosT = rows(this.getBuffer('cos')), sinT = rows(this.getBuffer('sin'));
     const cos = constant(cosT), sin = constant(sinT), rot = constant(this.getBuffer('rotation'));
     cosT.dispose(); sinT.dispose();
     try {
@@ -118,9 +129,12 @@ export class CausalSelfAttention extends Module {
     if (x.shape.length !== 3 || x.shape[2] !== this.hiddenSize) throw new ShapeMismatchError(`attention input must be [B, T, ${this.hiddenSize}], got [${x.shape.join(', ')}]`);
     const rope = (this.rotary ?? this.#shared)!;
     return tidy(() => {
-      const q = rope.forward(splitHeads(this.qProj.forward(x), this.numHeads));
-      const k = rope.forward(splitHeads(this.kProj.forward(x), this.numHeads));
-      const v = splitHeads(this.vProj.forward(x), this.numHeads);
+      // Heads stay where the projections put them ([B, T, H, D]): rope broadcasts over them, and
+      // attention reads them in place through [B, H, T, D] views (no transposes).
+      const [b, t] = x.shape, heads = (p: Linear) => reshape(p.forward(x), [b, t, this.numHeads, this.hiddenSize / this.numHeads]);
+      const q = headsFirst(rope.forward(heads(this.qProj), { layout: 'bthd' }));
+      const k = headsFirst(rope.forward(heads(this.kProj), { layout: 'bthd' }));
+      const v = headsFirst(heads(this.vProj));
       return this.oProj.forward(mergeHeads(scaledDotProductAttention(q, k, v, { isCausal: true, mask })));
     });
   }

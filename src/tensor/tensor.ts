@@ -178,6 +178,7 @@ export class Tensor implements TensorRef {
     const full = infer ? shape.map((d) => (d === -1 ? this.size / numel(known) : d)) : [...shape];
     checkShape(full);
     if (numel(full) !== this.size) throw new ShapeMismatchError(`cannot reshape [${this.shape.join(', ')}] (${this.size} elements) to [${shape.join(', ')}]`);
+    if (this.strides && full.join() === this.shape.join()) return this.view(this.offset, full, this.strides); // another reference to the same view
     if (this.strides) { // a copy, as PyTorch's reshape of a view whose strides do not allow another shape
       const c = this.contiguous();
       try { return c.reshape(full); } finally { c.dispose(); }

@@ -151,7 +151,8 @@ test('bf16 autocast keeps at most 0.55 of float32\'s saved activations on the ti
   const exact = await trainingForward(TINY, 8, 64, { dtype: 'bfloat16', saveLowerPrecision: false });
   const ratio = bf.held / f32.held;
   assert.ok(ratio <= 0.55, `saved activations ${bf.held} / ${f32.held} = ${ratio.toFixed(4)}`);
-  assert.ok(exact.held / f32.held < 0.62 && exact.held > bf.held, `without the lower-precision saves: ${(exact.held / f32.held).toFixed(4)}`);
+  // (0.64: float32 itself saves less since attention reads head views: 5.79 MB, was 6.06 MB; exact autocast is unchanged at 3.63 MB)
+  assert.ok(exact.held / f32.held < 0.64 && exact.held > bf.held, `without the lower-precision saves: ${(exact.held / f32.held).toFixed(4)}`);
   assert.is(bf.loss, exact.loss, 'the forward is the same either way');
   // Stated bound: each parameter's gradient, relative L2 distance to the exactly saved one, < 1e-2.
   bf.grads.forEach((g, i) => {

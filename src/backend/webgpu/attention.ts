@@ -8,6 +8,7 @@
 // lse is float32. A query row with no allowed key gets out = 0 and lse = -inf, and no gradient.
 import { InvalidArgumentError } from '../../errors.js';
 import type { TensorRef } from '../backend.js';
+import { attentionStrides } from '../shape.js';
 import type { WebGPUBackend } from './backend.js';
 import { fmtId } from './wgsl.js';
 import { f32Target, stagePipeline } from './stages.js';
@@ -65,10 +66,10 @@ function atZero(...ts: TensorRef[]): void {
 
 interface Offsets { q?: number; k?: number; v?: number; m?: number; o?: number; l?: number; dout?: number }
 
-function params(bh: number, heads: number, t: number, d: number, scale: number, hasMask: boolean, o: Offsets): ArrayBuffer {
+function params(bh: number, heads: number, t: number, d: number, scale: number, hasMask: boolean, o: Offsets, hs: number, ts: number): ArrayBuffer {
   const u = new ArrayBuffer(64);
   const u32 = new Uint32Array(u);
-  u32.set([bh, heads, t, d, 0, hasMask ? 1 : 0, o.q ?? 0, o.k ?? 0, o.v ?? 0, o.m ?? 0, o.o ?? 0, o.l ?? 0, o.dout ?? 0, 0, 0, 0]);
+  u32.set([bh, heads, t, d, 0, hasMask ? 1 : 0, o.q ?? 0, o.k ?? 0, o.v ?? 0, o.m ?? 0, o.o ?? 0, o.l ?? 0, o.dout ?? 0, hs, ts, 0]);
   new Float32Array(u)[4] = scale;
   return u;
 }
@@ -92,10 +93,12 @@ const pick = (F: Record<string, number>, ...keys: string[]): Record<string, numb
 const rowGroups = (bh: number, t: number): number => bh * Math.ceil(t / ROWS);
 
 export function attention(
-  g: WebGPUBackend, q: TensorRef, k: TensorRef, v: TensorRef, out: TensorRef, lse: TensorRef, mask: TensorRef | null, scale: number, causal = true, tiled?: boolean | number,
+  g: WebGPUBackend, q0: TensorRef, k0: TensorRef, v0: TensorRef, out0: TensorRef, lse: TensorRef, mask: TensorRef | null, scale: number, causal = true, tiled?: boolean | number,
 ): void {
-  const [B, H, T, D] = dims(q);
+  const [B, H, T, D] = dims(q0);
   if (B * H * T === 0) return;
+  const { hs, ts, memory } = attentionStrides(q0, [k0, v0, out0]);
+  const [q, k, v, out] = [q0, k0, v0, out0].map(memory);
   atZero(out);
   const m = mask ?? q; // bound but unread when there is no mask
   const o = f32Target(g, out, 'attention f32');
@@ -103,20 +106,22 @@ export function attention(
   const defs = attentionLayout(g, D, tiled) as unknown as Record<string, number>;
   const p = stagePipeline(g, 'attention', 'fwd', ['q', 'k', 'val', 'm'], { ...pick(F, 'FQ', 'FK', 'FV', 'FM'), CAUSAL: causal ? 1 : 0 }, { defs, formats });
   g.dispatch(p, [{ storage: q.storage }, { storage: k.storage }, { storage: v.storage }, { storage: m.storage }, { storage: o.ref.storage, what: 'attention output' }, { storage: lse.storage, what: 'lse' }],
-    params(B * H, H, T, D, scale, mask !== null, { q: q.offset, k: k.offset, v: v.offset, m: mask?.offset ?? 0, l: lse.offset }), rowGroups(B * H, T), 15);
+    params(B * H, H, T, D, scale, mask !== null, { q: q.offset, k: k.offset, v: v.offset, m: mask?.offset ?? 0, l: lse.offset }, hs, ts), rowGroups(B * H, T), 15);
   o.done();
 }
 
 export function attentionBackward(
-  g: WebGPUBackend, dout: TensorRef, q: TensorRef, k: TensorRef, v: TensorRef, out: TensorRef, lse: TensorRef, mask: TensorRef | null, scale: number,
-  dq: TensorRef, dk: TensorRef, dv: TensorRef, causal = true, tiled?: boolean | number,
+  g: WebGPUBackend, dout0: TensorRef, q0: TensorRef, k0: TensorRef, v0: TensorRef, out0: TensorRef, lse: TensorRef, mask: TensorRef | null, scale: number,
+  dq0: TensorRef, dk0: TensorRef, dv0: TensorRef, causal = true, tiled?: boolean | number,
 ): void {
-  const [B, H, T, D] = dims(q);
+  const [B, H, T, D] = dims(q0);
+  const { hs, ts, memory } = attentionStrides(q0, [k0, v0, out0, dout0, dq0, dk0, dv0]);
+  const [dout, q, k, v, out, dq, dk, dv] = [dout0, q0, k0, v0, out0, dq0, dk0, dv0].map(memory);
   const rows = B * H * T;
   if (rows === 0) return;
   atZero(dq, dk, dv);
   const m = mask ?? q;
-  const u = params(B * H, H, T, D, scale, mask !== null, { q: q.offset, k: k.offset, v: v.offset, m: mask?.offset ?? 0, o: out.offset, l: lse.offset, dout: dout.offset });
+  const u = params(B * H, H, T, D, scale, mask !== null, { q: q.offset, k: k.offset, v: v.offset, m: mask?.offset ?? 0, o: out.offset, l: lse.offset, dout: dout.offset }, hs, ts);
   const { formats, F } = formatsOf({ q, k, val: v, m: mask, dout, o: out, l: lse });
   const defs = attentionLayout(g, D, tiled) as unknown as Record<string, number>;
   const stage = (name: string, inputs: string[], keys: string[]) => stagePipeline(g, 'attention', name, inputs, { ...pick(F, ...keys), ...(name === 'di' ? {} : { CAUSAL: causal ? 1 : 0 }) }, { defs, formats });
