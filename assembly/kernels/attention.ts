@@ -44,7 +44,7 @@ function keep(mask: usize, b: usize, t: usize, s: usize): bool {
  */
 export function attentionF32(q: usize, k: usize, v: usize, mask: usize, out: usize, lse: usize, bh: usize, heads: usize, t: usize, d: usize, scale: f32, causal: i32): void {
   const scores = heap.alloc(max<usize>(t, 1) << 2);
-  attentionF32Heads(q, k, v, mask, out, lse, heads, t, d, scale, causal, 0, bh, scores, t * d, d);
+  attentionF32Heads(q, k, v, mask, out, lse, heads, t, d, scale, causal, 0, bh, t * d, d, scores);
   heap.free(scores);
 }
 
@@ -54,8 +54,8 @@ export function attentionF32(q: usize, k: usize, v: usize, mask: usize, out: usi
  * same values it would compute).
  */
 export function attentionF32Heads(
-  q: usize, k: usize, v: usize, mask: usize, out: usize, lse: usize, heads: usize, t: usize, d: usize, scale: f32, causal: i32, r0: usize, r1: usize, scores: usize,
-  hs: usize, ts: usize,
+  q: usize, k: usize, v: usize, mask: usize, out: usize, lse: usize, heads: usize, t: usize, d: usize, scale: f32, causal: i32, r0: usize, r1: usize,
+  hs: usize, ts: usize, scores: usize,
 ): void {
   for (let r: usize = r0; r < r1; r++) {
     const b = r / heads;
@@ -100,7 +100,7 @@ export function attentionBackwardF32(
 ): void {
   const bytes = attentionBackwardCacheBytes(t);
   const cache = bytes ? heap.alloc(bytes) : 0;
-  attentionBackwardF32Heads(dout, q, k, v, out, lse, mask, dq, dk, dv, di, heads, t, d, scale, causal, 0, bh, cache, t * d, d);
+  attentionBackwardF32Heads(dout, q, k, v, out, lse, mask, dq, dk, dv, di, heads, t, d, scale, causal, 0, bh, t * d, d, cache);
   if (cache) heap.free(cache);
 }
 
@@ -113,7 +113,7 @@ export function attentionBackwardCacheBytes(t: usize): usize {
 /** attentionBackwardF32 for the (batch, head) rows [r0, r1) only (threads split the heads). */
 export function attentionBackwardF32Heads(
   dout: usize, q: usize, k: usize, v: usize, out: usize, lse: usize, mask: usize, dq: usize, dk: usize, dv: usize, di: usize,
-  heads: usize, t: usize, d: usize, scale: f32, causal: i32, r0: usize, r1: usize, cache: usize, hs: usize, ts: usize,
+  heads: usize, t: usize, d: usize, scale: f32, causal: i32, r0: usize, r1: usize, hs: usize, ts: usize, cache: usize,
 ): void {
   // cache (attentionBackwardCacheBytes(t) bytes, or 0): P and dS of one head as the dq pass computes
   // them, read back by the dk / dv pass instead of computed again (the same values).

@@ -96,24 +96,30 @@ test('matmul into bfloat16 and from float16 inputs is bit-identical across threa
   });
 });
 
-test('attention forward and backward are bit-identical across threads (causal and masked)', async () => {
+test('attention forward and backward are bit-identical across threads (causal and masked; heads contiguous or read in place)', async () => {
   const [B, H, T, D] = [2, 3, 17, 12];
   const n = B * H * T * D;
   const mask = new Float32Array(B * T).fill(1);
   mask[T + 3] = 0;
   mask[2 * T - 1] = 0;
   for (const causal of [true, false]) {
-    await identical(`attention causal=${causal}`, (b) => {
-      const q = tensor(b, [B, H, T, D], 'float32', rand(n, 5)), k = tensor(b, [B, H, T, D], 'float32', rand(n, 6));
-      const v = tensor(b, [B, H, T, D], 'float32', rand(n, 7)), dout = tensor(b, [B, H, T, D], 'float32', rand(n, 8));
-      const m = tensor(b, [B, T], 'float32', mask);
-      const out = tensor(b, [B, H, T, D], 'float32'), lse = tensor(b, [B, H, T], 'float32');
-      const dq = tensor(b, [B, H, T, D], 'float32'), dk = tensor(b, [B, H, T, D], 'float32'), dv = tensor(b, [B, H, T, D], 'float32');
-      b.attention(q, k, v, out, lse, m, 0.3, causal);
-      b.attentionBackward(dout, q, k, v, out, lse, m, 0.3, dq, dk, dv, causal);
-      for (const t of [q, k, v, dout, m]) b.free(t.storage);
-      return [out, lse, dq, dk, dv];
-    });
+    for (const layout of ['bhtd', 'bthd'] as const) {
+      await identical(`attention causal=${causal} ${layout}`, (b) => {
+        // bthd: [B, H, T, D] views of [B, T, H, D] memory, as splitHeads makes them
+        const heads = (data?: Float32Array): TensorRef => {
+          const t = tensor(b, [B, H, T, D], 'float32', data);
+          return layout === 'bhtd' ? t : { ...t, strides: [T * H * D, D, H * D, 1] };
+        };
+        const q = heads(rand(n, 5)), k = heads(rand(n, 6)), v = heads(rand(n, 7)), dout = heads(rand(n, 8));
+        const m = tensor(b, [B, T], 'float32', mask);
+        const out = heads(), lse = tensor(b, [B, H, T], 'float32');
+        const dq = heads(), dk = heads(), dv = heads();
+        b.attention(q, k, v, out, lse, m, 0.3, causal);
+        b.attentionBackward(dout, q, k, v, out, lse, m, 0.3, dq, dk, dv, causal);
+        for (const t of [q, k, v, dout, m]) b.free(t.storage);
+        return [out, lse, dq, dk, dv].map((t) => ({ ...t, strides: undefined }));
+      });
+    }
   }
 });
 

@@ -38,7 +38,7 @@ export function attention(backend: WasmBackend, q: TensorRef, k: TensorRef, v: T
     // Heads run in parallel (each head's rows are computed as on one thread); scratch: a row of scores per thread.
     const stride = (T * 4 + 15) & ~15;
     backend.withThreadScratch(stride, (scores) => backend.parallelFor(B * H, 1, B * H * T * T * D, (r0, r1) => ({
-      fn: 'attentionF32Heads', args: [pq, pk, pv, pm, o.ptr, pl, H, T, D, scale, c, r0, r1, scores, hs, ts],
+      fn: 'attentionF32Heads', args: [pq, pk, pv, pm, o.ptr, pl, H, T, D, scale, c, r0, r1, hs, ts, scores],
     }), stride));
     o.commit();
   });
@@ -59,7 +59,7 @@ export function attentionBackward(
       // Heads in parallel; scratch: each thread's cache of one head's P and dS (none for long sequences: recomputed).
       const bytes = (exportsOf().attentionBackwardCacheBytes(T) + 15) & ~15;
       const heads = (cache: number) => backend.parallelFor(B * H, 1, 2 * B * H * T * T * D, (r0, r1) => ({
-        fn: 'attentionBackwardF32Heads', args: [pdo, pq, pk, pv, po, pl, pm, oq.ptr, ok.ptr, ov.ptr, di.ptr, H, T, D, scale, c, r0, r1, cache, hs, ts],
+        fn: 'attentionBackwardF32Heads', args: [pdo, pq, pk, pv, po, pl, pm, oq.ptr, ok.ptr, ov.ptr, di.ptr, H, T, D, scale, c, r0, r1, hs, ts, cache],
       }), cache ? bytes : 0);
       if (bytes) backend.withThreadScratch(bytes, heads);
       else heads(0);
