@@ -32,13 +32,14 @@ export interface FamilyTimings {
 
 /**
  * Times every case of every family (FAMILIES unless `families` is given) at `size` on `be`.
- * `sync`: await be.synchronize() after each run (GPU backends).
+ * `sync`: await be.synchronize() after each run (GPU backends). `into`: the record to fill, case by
+ * case (what a run stopped midway has gathered); returned.
  */
 export async function benchFamilies(
   be: Backend, size: CaseSize, time: Timer,
-  options: { sync: boolean; log?: (msg: string) => void; families?: readonly Family[] },
+  options: { sync: boolean; log?: (msg: string) => void; families?: readonly Family[]; into?: Record<string, FamilyTimings> },
 ): Promise<Record<string, FamilyTimings>> {
-  const res: Record<string, FamilyTimings> = {};
+  const res = options.into ?? {};
   for (const f of options.families ?? FAMILIES) {
     const cases: FamilyTimings['cases'] = {};
     res[f.family] = { size, cases };

@@ -17,7 +17,8 @@
 // (--gpu-only: the WebGPU figures alone, the WebAssembly backend only as the matmul paths' reference)
 // Statistic: the best repetition after warm-up (GPU: each repetition ends with synchronize()).
 // GB/s counts bytes read + bytes written once each. stdout: one JSON object; the same JSON goes
-// to bench/results/kernels.json (written atomically). Logs go to stderr.
+// to bench/results/kernels.json (written atomically). Logs go to stderr. Stopped by SIGTERM (a time
+// limit), it prints the figures gathered so far, marked `interrupted`, and leaves the results file.
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -31,7 +32,7 @@ import { numel } from '../src/backend/shape.js';
 import { encode } from '../src/index.js';
 import { spawnSync } from 'node:child_process';
 import type { WebGPUBackend } from '../src/backend/webgpu/backend.js';
-import { benchFamilies, round } from './families.js';
+import { benchFamilies, round, type FamilyTimings } from './families.js';
 import { LARGE_TILES, matmul as gpuMatmulKernel, matmulAdapter, matmulTiles, type MatmulTiles } from '../src/backend/webgpu/matmul.js';
 import { checkTiles, matmulSgmat, SGMAT_TILES, SGMAT_WIDE_TILES, type SgmatTiles } from '../src/backend/webgpu/matmul_sgmat.js';
 
@@ -381,6 +382,14 @@ async function main(): Promise<void> {
     backends: {} as Record<string, unknown>,
   };
   const backends = out.backends as Record<string, unknown>;
+  // Stopped by a time limit (scripts/gpu-run.sh runs this under `timeout`): the figures gathered so
+  // far, families case by case, on stdout (bench/results/kernels.json is left as it was).
+  const onTerm = () => {
+    process.stdout.write(JSON.stringify({ ...out, interrupted: 'SIGTERM: the figures gathered so far' }, null, 2) + '\n');
+    log('SIGTERM: printed the figures gathered so far');
+    process.exit(143);
+  };
+  process.once('SIGTERM', onTerm);
 
   const w = new WasmBackend();
   if (!args.has('--gpu-only')) {
@@ -402,7 +411,9 @@ async function main(): Promise<void> {
     out.plainJsMatmul = { order: 'i-k-j on Float32Arrays', float32: peer };
     out.matmulPeers = await matmulPeers(w, QUICK ? [256, 512] : [256, 512, 1024]);
     log('wasm: the kernel families\' large cases');
-    (backends.wasm as Record<string, unknown>).families = await benchFamilies(w, 'large', (fn) => timeIt(fn), { sync: false, log });
+    const families: Record<string, FamilyTimings> = {};
+    (backends.wasm as Record<string, unknown>).families = families;
+    await benchFamilies(w, 'large', (fn) => timeIt(fn), { sync: false, log, into: families });
   }
 
   if (!args.has('--no-gpu')) {
@@ -419,8 +430,9 @@ async function main(): Promise<void> {
         const attention = await benchAttention(g, g.software ? [{ B: 1, H: 2, T: 128 }] : [{ B: 4, H: 8, T: 1024 }, { B: 4, H: 8, T: 4096 }], true);
         const size = g.software ? 'small' : 'large';
         log(`webgpu: the kernel families' ${size} cases`);
-        const families = await benchFamilies(g, size, (fn) => timeIt(fn), { sync: true, log });
+        const families: Record<string, FamilyTimings> = {};
         backends.webgpu = { description: g.description, software: g.software, note: g.software ? 'SwiftShader/software adapter: a CPU emulation, small sizes; not representative of GPUs' : undefined, ...res, attention, families };
+        await benchFamilies(g, size, (fn) => timeIt(fn), { sync: true, log, into: families });
       } finally {
         g.destroy();
       }
@@ -430,6 +442,7 @@ async function main(): Promise<void> {
     }
   }
 
+  process.off('SIGTERM', onTerm);
   const json = JSON.stringify(out, null, 2);
   const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
   mkdirSync(dir, { recursive: true });

@@ -43,7 +43,7 @@ test('benchFamilies times every case of every family in FAMILIES, with GB/s and 
   assert.ok(stated >= total * 0.8, `${stated} of ${total} cases state their work`);
 });
 
-test('benchFamilies frees what each case allocated, also when a case throws, and records the error', async () => {
+test('benchFamilies frees what each case allocated, also when a case throws, records the error, and fills the record given', async () => {
   const before = w.memory.memoryAllocated();
   const broken: Family = {
     family: 'broken',
@@ -55,7 +55,10 @@ test('benchFamilies frees what each case allocated, also when a case throws, and
       },
     }],
   };
-  const res = await benchFamilies(w, 'small', once, { sync: false, families: [broken, FAMILIES.find((f) => f.family === 'softmax')!] });
+  const into = {};
+  const res = await benchFamilies(w, 'small', once, { sync: false, families: [broken, FAMILIES.find((f) => f.family === 'softmax')!], into });
+  assert.is(res, into, 'fills the record given (bench:kernels prints it when stopped midway)');
+  assert.equal(Object.keys(res), ['broken', 'softmax']);
   assert.equal(res.broken.cases['throws in run'], { error: 'kernel refused' });
   assert.ok(!('error' in Object.values(res.softmax.cases)[0]), 'the next family still runs');
   assert.is(w.memory.memoryAllocated(), before);
