@@ -8,12 +8,17 @@
 // default: the cores, at most 4) and TensorFlow.js's wasm backend (XNNPACK, SIMD, one thread; its
 // time includes reading the result back), with the ratios. WebGPU also: attention (causal, d 64,
 // float32) forward and forward + backward, ms and TFLOP/s (forward 4 B H T^2 d / 2, backward 2.5x).
+// Then, per backend (`families`), every case of every kernel family's case table
+// (scripts/family-cases.ts, the cases the unit tests and conformance compare; bench/families.ts):
+// the large cases on wasm and hardware adapters, the small ones on software adapters; ms, and GB/s
+// or GFLOP/s where the case states its work.
 //
 // Usage: node --import tsx bench/kernels.ts [--quick] [--no-gpu | --gpu-only]
 // (--gpu-only: the WebGPU figures alone, the WebAssembly backend only as the matmul paths' reference)
 // Statistic: the best repetition after warm-up (GPU: each repetition ends with synchronize()).
 // GB/s counts bytes read + bytes written once each. stdout: one JSON object; the same JSON goes
-// to bench/results/kernels.json (written atomically). Logs go to stderr.
+// to bench/results/kernels.json (written atomically). Logs go to stderr. Stopped by SIGTERM (a time
+// limit), it prints the figures gathered so far, marked `interrupted`, and leaves the results file.
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -27,6 +32,7 @@ import { numel } from '../src/backend/shape.js';
 import { encode } from '../src/index.js';
 import { spawnSync } from 'node:child_process';
 import type { WebGPUBackend } from '../src/backend/webgpu/backend.js';
+import { benchFamilies, round, type FamilyTimings } from './families.js';
 import { LARGE_TILES, matmul as gpuMatmulKernel, matmulAdapter, matmulTiles, type MatmulTiles } from '../src/backend/webgpu/matmul.js';
 import { checkTiles, matmulSgmat, SGMAT_TILES, SGMAT_WIDE_TILES, type SgmatTiles } from '../src/backend/webgpu/matmul_sgmat.js';
 
@@ -46,7 +52,6 @@ const MIN_TIME_MS = QUICK ? 100 : 500;
 const log = (msg: string): void => {
   process.stderr.write(`[bench:kernels] ${msg}\n`);
 };
-const round = (x: number): number => (Number.isFinite(x) ? Number(x.toPrecision(4)) : x);
 
 /** Best and median milliseconds of `fn` after `warmup` calls; awaits each call (GPU: synchronize inside). */
 async function timeIt(fn: () => Promise<void> | void, warmup = 1, maxReps = MAX_REPS): Promise<{ bestMs: number; medianMs: number; reps: number }> {
@@ -373,9 +378,18 @@ async function main(): Promise<void> {
     node: process.version,
     cpu: os.cpus()[0]?.model ?? 'unknown',
     statistic: 'best repetition after warm-up (median alongside); GB/s = (bytes read + bytes written) / time',
+    familiesStatistic: 'backends.*.families: per kernel family (scripts/family-cases.ts) and case, ms of one run of its kernel calls (GPU: through synchronize()), best repetition after warm-up; GB/s and GFLOP/s from the work the case states',
     backends: {} as Record<string, unknown>,
   };
   const backends = out.backends as Record<string, unknown>;
+  // Stopped by a time limit (scripts/gpu-run.sh runs this under `timeout`): the figures gathered so
+  // far, families case by case, on stdout (bench/results/kernels.json is left as it was).
+  const onTerm = () => {
+    process.stdout.write(JSON.stringify({ ...out, interrupted: 'SIGTERM: the figures gathered so far' }, null, 2) + '\n');
+    log('SIGTERM: printed the figures gathered so far');
+    process.exit(143);
+  };
+  process.once('SIGTERM', onTerm);
 
   const w = new WasmBackend();
   if (!args.has('--gpu-only')) {
@@ -396,6 +410,10 @@ async function main(): Promise<void> {
     }
     out.plainJsMatmul = { order: 'i-k-j on Float32Arrays', float32: peer };
     out.matmulPeers = await matmulPeers(w, QUICK ? [256, 512] : [256, 512, 1024]);
+    log('wasm: the kernel families\' large cases');
+    const families: Record<string, FamilyTimings> = {};
+    (backends.wasm as Record<string, unknown>).families = families;
+    await benchFamilies(w, 'large', (fn) => timeIt(fn), { sync: false, log, into: families });
   }
 
   if (!args.has('--no-gpu')) {
@@ -410,7 +428,11 @@ async function main(): Promise<void> {
         const res = await benchBackend(g, sizes, true);
         res.matmulPaths = await gpuMatmul(g, w);
         const attention = await benchAttention(g, g.software ? [{ B: 1, H: 2, T: 128 }] : [{ B: 4, H: 8, T: 1024 }, { B: 4, H: 8, T: 4096 }], true);
-        backends.webgpu = { description: g.description, software: g.software, note: g.software ? 'SwiftShader/software adapter: a CPU emulation, small sizes; not representative of GPUs' : undefined, ...res, attention };
+        const size = g.software ? 'small' : 'large';
+        log(`webgpu: the kernel families' ${size} cases`);
+        const families: Record<string, FamilyTimings> = {};
+        backends.webgpu = { description: g.description, software: g.software, note: g.software ? 'SwiftShader/software adapter: a CPU emulation, small sizes; not representative of GPUs' : undefined, ...res, attention, families };
+        await benchFamilies(g, size, (fn) => timeIt(fn), { sync: true, log, into: families });
       } finally {
         g.destroy();
       }
@@ -420,6 +442,7 @@ async function main(): Promise<void> {
     }
   }
 
+  process.off('SIGTERM', onTerm);
   const json = JSON.stringify(out, null, 2);
   const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
   mkdirSync(dir, { recursive: true });

@@ -1,10 +1,12 @@
 // One case table per kernel family (issue 10, "a kernel family is one unit"): each descriptor gives
 // its cases at two sizes. The unit tests run the small cases on SwiftShader against wasm
 // (tests/backend/families.test.ts); `npm run conformance -- --large` runs the large ones on
-// whatever adapter is present (scripts/conformance.ts). A case allocates its inputs on a backend
-// (the same seeded data on both), runs the kernels and returns the outputs to compare; its tolerance
-// rule is the one the per-kernel tests in tests/backend use for GPU against wasm. Node-only
-// (scripts/): not part of the library bundles.
+// whatever adapter is present (scripts/conformance.ts); `npm run bench:kernels` times the large
+// ones on wasm and hardware adapters, the small ones on software adapters (bench/families.ts). A
+// case prepares its inputs on a backend (the same seeded data on both), then `run` calls the
+// kernels (what the bench times) and `outputs` reads back what to compare; its tolerance rule is the
+// one the per-kernel tests in tests/backend use for GPU against wasm. Node-only (scripts/): not part
+// of the library bundles.
 import type { Backend, BinaryOp, Kernels, TensorDType, TensorRef, UnaryOp } from '../src/backend/backend.js';
 import { storageBytes } from '../src/backend/storage.js';
 import { numel } from '../src/backend/shape.js';
@@ -30,13 +32,29 @@ export type Tolerance =
   | { readonly kind: 'bound'; readonly bound: (i: number) => number }
   | { readonly kind: 'mismatches'; readonly maxFraction: number };
 
+/** A case made ready on one backend: its inputs allocated and written. */
+export interface Prepared {
+  /** The kernel calls, and nothing else that waits (no read-back): the bench times this, and may call it again (the outputs compared are those after the first call). */
+  run(): void;
+  /** Reads back the outputs to compare (after one `run`). */
+  outputs(): Promise<Outputs>;
+}
+
+/** What one `run` of a case moves and computes, for the bench's rates: bytes read plus bytes written once each (the large tensors; host uploads not counted), floating-point operations. */
+export interface Work {
+  readonly bytes?: number;
+  readonly flops?: number;
+}
+
 export interface Case {
   readonly name: string;
-  /** Allocates the inputs on `c.b`, runs the kernels, returns the outputs (read back). */
-  run(c: Ctx): Promise<Outputs>;
+  /** Allocates the inputs on `c.b` (setup: may call kernels, not timed by the bench). */
+  prepare(c: Ctx): Prepared;
   /** The rule for every output, unless `per` names one. */
   readonly tolerance: Tolerance;
   readonly per?: Readonly<Record<string, Tolerance>>;
+  /** Where stated, the bench reports GB/s and/or GFLOP/s besides ms. */
+  readonly work?: Work;
 }
 
 export interface Family {
@@ -100,11 +118,13 @@ function encodeBytes(x: Float32Array, dtype: TensorDType): Uint8Array {
   return new Uint8Array(codes.buffer, codes.byteOffset, codes.byteLength);
 }
 
-/** Runs a case on one backend and frees what it allocated. */
+/** Prepares a case on one backend, runs it once, reads its outputs and frees what it allocated. */
 export async function runCase(b: Backend, c: Case): Promise<Outputs> {
   const ctx = new Ctx(b);
   try {
-    return await c.run(ctx);
+    const p = c.prepare(ctx);
+    p.run();
+    return await p.outputs();
   } finally {
     ctx.free();
   }
@@ -176,8 +196,13 @@ const close = (rel: number, abs = 0, absOfMax = 0): Tolerance => ({ kind: 'close
 const ROWS = close(1e-5, 1e-6, 1e-6);
 const big = (size: CaseSize, small: number, large: number) => (size === 'large' ? large : small);
 
-/** Per-element bound 2 * 2 K 2^-24 |alpha| sum_k |a||b| (both results within 2 K 2^-24 ... of the exact product). */
+/** Per-element bound 2 * 2 K 2^-24 |alpha| sum_k |a||b| (both results within 2 K 2^-24 ... of the exact product); computed on first use (the bench never compares). */
 function matmulBound(A: Float32Array, B: Float32Array, batch: number, m: number, k: number, n: number, transA: boolean, transB: boolean, alpha: number, factor = 2): (i: number) => number {
+  let bound: Float64Array | undefined;
+  return (i) => (bound ??= matmulBounds(A, B, batch, m, k, n, transA, transB, alpha, factor))[i];
+}
+
+function matmulBounds(A: Float32Array, B: Float32Array, batch: number, m: number, k: number, n: number, transA: boolean, transB: boolean, alpha: number, factor: number): Float64Array {
   const bound = new Float64Array(batch * m * n);
   const absA = A.map(Math.abs), absB = B.map(Math.abs);
   for (let bi = 0; bi < batch; bi++) {
@@ -193,7 +218,7 @@ function matmulBound(A: Float32Array, B: Float32Array, batch: number, m: number,
       }
     }
   }
-  return (i) => bound[i];
+  return bound;
 }
 
 // ---- the families ----------------------------------------------------------------------------
@@ -211,21 +236,19 @@ const cast: Family = {
       const modes = [['', {}], [' saturate, toward-zero', { saturate: true, rounding: 'toward-zero' }], [' stochastic', { rounding: 'stochastic', seed: 7n }]] as const;
       for (const [label, opts] of size === 'large' || f.name === 'float8_e4m3fn' || f.name === 'float6_e2m3fn' ? modes : modes.slice(0, 1)) {
         out.push({
-          name: `float32 -> ${f.name}${label} (${n} bit patterns)`, tolerance: exact,
-          run: async (c) => {
+          name: `float32 -> ${f.name}${label} (${n} bit patterns)`, tolerance: exact, work: { bytes: n * 4 + storageBytes(f.name, n) },
+          prepare: (c) => {
             const x = c.t([n], 'float32', new Float32Array(bits.buffer)), o = c.t([n], f.name);
-            c.b.cast(x, o, opts);
-            return { codes: await c.bytes(o) };
+            return { run: () => c.b.cast(x, o, opts), outputs: async () => ({ codes: await c.bytes(o) }) };
           },
         });
       }
       if (f.bits === 16) {
         out.push({
-          name: `${f.name} -> float32 (all 65536 codes)`, tolerance: exact,
-          run: async (c) => {
+          name: `${f.name} -> float32 (all 65536 codes)`, tolerance: exact, work: { bytes: 65536 * 6 },
+          prepare: (c) => {
             const x = c.t([65536], f.name, Uint16Array.from({ length: 65536 }, (_, i) => i)), o = c.t([65536], 'float32');
-            c.b.cast(x, o);
-            return { bits: await c.bytes(o) };
+            return { run: () => c.b.cast(x, o), outputs: async () => ({ bits: await c.bytes(o) }) };
           },
         });
       }
@@ -247,11 +270,10 @@ const elementwise: Family = {
     for (const op of UNARY) {
       // WGSL's accuracy: exp within 3 + 2|x| ulp, log within 2^-21 absolute on [0.5, 2], pow via exp2(y log2 x): < 30 ulp plus 2^-20 with |x| < 12.
       out.push({
-        name: `unary ${op} [${r}, ${k}]`, tolerance: close(30 * EPS, 2 ** -20),
-        run: async (c) => {
-          const o = c.t([r, k], 'float32');
-          c.b.unary(op, c.t([r, k], 'float32', positive(op) ? x.map(Math.abs) : x), o, 1.5);
-          return { out: await c.f32(o) };
+        name: `unary ${op} [${r}, ${k}]`, tolerance: close(30 * EPS, 2 ** -20), work: { bytes: 2 * r * k * 4 },
+        prepare: (c) => {
+          const a = c.t([r, k], 'float32', positive(op) ? x.map(Math.abs) : x), o = c.t([r, k], 'float32');
+          return { run: () => c.b.unary(op, a, o, 1.5), outputs: async () => ({ out: await c.f32(o) }) };
         },
       });
     }
@@ -260,49 +282,54 @@ const elementwise: Family = {
       for (const [sa, sb] of [[[r, k], [r, k]], [[r, k], [k]], [[r, 1], [1, k]], [[r, k], []]]) {
         out.push({
           name: `binary ${op} ${JSON.stringify(sa)} ${JSON.stringify(sb)}`, tolerance: viaExp(op) ? close(30 * EPS, 2 ** -20) : close(EPS),
-          run: async (c) => {
-            const o = c.t([r, k], 'float32');
+          work: { bytes: (numel(sa) + numel(sb) + r * k) * 4 },
+          prepare: (c) => {
             const a = x.slice(0, numel(sa));
-            c.b.binary(op, c.t(sa, 'float32', op === 'pow' ? a.map(Math.abs) : a), c.t(sb, 'float32', y.slice(0, numel(sb))), o);
-            return { out: await c.f32(o) };
+            const A = c.t(sa, 'float32', op === 'pow' ? a.map(Math.abs) : a), B = c.t(sb, 'float32', y.slice(0, numel(sb))), o = c.t([r, k], 'float32');
+            return { run: () => c.b.binary(op, A, B, o), outputs: async () => ({ out: await c.f32(o) }) };
           },
         });
       }
     }
     // Both round the same float32 result once: bit for bit.
     out.push({
-      name: `binary mul bfloat16 * bfloat16 -> float8_e4m3fn [${r * k}]`, tolerance: exact,
-      run: async (c) => {
+      name: `binary mul bfloat16 * bfloat16 -> float8_e4m3fn [${r * k}]`, tolerance: exact, work: { bytes: r * k * 5 },
+      prepare: (c) => {
         const a = c.t([r * k], 'bfloat16', x), o = c.t([r * k], 'float8_e4m3fn');
-        c.b.binary('mul', a, a, o);
-        return { codes: await c.bytes(o) };
+        return { run: () => c.b.binary('mul', a, a, o), outputs: async () => ({ codes: await c.bytes(o) }) };
       },
     });
     out.push({
       name: 'in place: mul, addScalar, sub with out = an input (float32 and bfloat16)', tolerance: exact,
-      run: async (c) => {
-        const res: Outputs = {};
-        for (const dtype of ['float32', 'bfloat16'] as const) {
-          const p = c.t([r * k], dtype, x), q = c.t([r * k], dtype, y);
-          c.b.binary('mul', p, q, p);
-          c.b.unary('addScalar', p, p, 1);
-          c.b.binary('sub', q, p, q);
-          res[dtype] = await c.f32(q);
-        }
-        return res;
+      prepare: (c) => {
+        const pq = (['float32', 'bfloat16'] as const).map((dtype) => [c.t([r * k], dtype, x), c.t([r * k], dtype, y)]);
+        return {
+          run: () => {
+            for (const [p, q] of pq) {
+              c.b.binary('mul', p, q, p);
+              c.b.unary('addScalar', p, p, 1);
+              c.b.binary('sub', q, p, q);
+            }
+          },
+          outputs: async () => ({ float32: await c.f32(pq[0][1]), bfloat16: await c.f32(pq[1][1]) }),
+        };
       },
     });
     out.push({
-      name: 'fill float32, bfloat16, float8_e4m3fn, int32, and a view at an offset', tolerance: exact,
-      run: async (c) => {
+      name: 'fill float32, bfloat16, float8_e4m3fn, int32, and a view at an offset', tolerance: exact, work: { bytes: r * k * 11 + (r * k - 10) * 4 },
+      prepare: (c) => {
         const n = r * k;
         const f = c.t([n], 'float32', x), h = c.t([n], 'bfloat16'), e = c.t([n], 'float8_e4m3fn'), i = c.t([n], 'int32');
-        c.b.fill(f, 0.1);
-        c.b.fill({ ...f, offset: 3, shape: [n - 10] }, -2.5);
-        c.b.fill(h, 1 / 3);
-        c.b.fill(e, 300);
-        c.b.fill(i, -7);
-        return { f: await c.f32(f), h: await c.f32(h), e: await c.bytes(e), i: await c.i32(i) };
+        return {
+          run: () => {
+            c.b.fill(f, 0.1);
+            c.b.fill({ ...f, offset: 3, shape: [n - 10] }, -2.5);
+            c.b.fill(h, 1 / 3);
+            c.b.fill(e, 300);
+            c.b.fill(i, -7);
+          },
+          outputs: async () => ({ f: await c.f32(f), h: await c.f32(h), e: await c.bytes(e), i: await c.i32(i) }),
+        };
       },
     });
     return out;
@@ -315,11 +342,10 @@ const where: Family = {
     const [r, k] = size === 'large' ? [512, 2048] : [6, 70];
     const x = randn(r * k, 7);
     return [{
-      name: `where [${r}, ${k}] with b broadcast from [${k}]`, tolerance: exact,
-      run: async (c) => {
-        const o = c.t([r, k], 'float32');
-        c.b.where(c.t([r, k], 'float32', x.map((v) => (v > 0 ? 1 : 0))), c.t([r, k], 'float32', x), c.t([k], 'float32', x.slice(0, k)), o);
-        return { out: await c.f32(o) };
+      name: `where [${r}, ${k}] with b broadcast from [${k}]`, tolerance: exact, work: { bytes: (3 * r * k + k) * 4 },
+      prepare: (c) => {
+        const cond = c.t([r, k], 'float32', x.map((v) => (v > 0 ? 1 : 0))), a = c.t([r, k], 'float32', x), b = c.t([k], 'float32', x.slice(0, k)), o = c.t([r, k], 'float32');
+        return { run: () => c.b.where(cond, a, b, o), outputs: async () => ({ out: await c.f32(o) }) };
       },
     }];
   },
@@ -346,11 +372,10 @@ const reduce: Family = {
           tolerance = { kind: 'bound', bound: (i) => f * abs[i] + 1e-30 };
         }
         out.push({
-          name: `${op} over axis ${axis} of [${r}, ${k}]`, tolerance,
-          run: async (c) => {
-            const o = c.t(axis === null ? [] : axis === 0 ? [k] : [r], 'float32');
-            c.b.reduce(op, c.t([r, k], 'float32', x), o, axis);
-            return { out: await c.f32(o) };
+          name: `${op} over axis ${axis} of [${r}, ${k}]`, tolerance, work: { bytes: (r * k + r * k / len) * 4 },
+          prepare: (c) => {
+            const a = c.t([r, k], 'float32', x), o = c.t(axis === null ? [] : axis === 0 ? [k] : [r], 'float32');
+            return { run: () => c.b.reduce(op, a, o, axis), outputs: async () => ({ out: await c.f32(o) }) };
           },
         });
       }
@@ -365,11 +390,10 @@ const softmax: Family = {
     const [r, k] = size === 'large' ? [512, 4096] : [6, 70];
     const x = randn(r * k, 7, 2);
     return [false, true].map((log): Case => ({
-      name: `${log ? 'log-softmax' : 'softmax'} [${r}, ${k}]`, tolerance: close(1e-5, 1e-7),
-      run: async (c) => {
-        const o = c.t([r, k], 'float32');
-        c.b.softmax(c.t([r, k], 'float32', x), o, log);
-        return { out: await c.f32(o) };
+      name: `${log ? 'log-softmax' : 'softmax'} [${r}, ${k}]`, tolerance: close(1e-5, 1e-7), work: { bytes: 2 * r * k * 4 },
+      prepare: (c) => {
+        const a = c.t([r, k], 'float32', x), o = c.t([r, k], 'float32');
+        return { run: () => c.b.softmax(a, o, log), outputs: async () => ({ out: await c.f32(o) }) };
       },
     }));
   },
@@ -386,20 +410,20 @@ const matmul: Family = {
       const seen = (v: Float32Array) => (dt === 'float32' ? v : decode(encode(v, dt), dt));
       out.push({
         name: `${bt} x ${m}x${k}x${n} ${dt}${ta ? ' A^T' : ''}${tb ? ' B^T' : ''}, alpha 0.5`, tolerance: { kind: 'bound', bound: matmulBound(seen(A), seen(B), bt, m, k, n, ta, tb, 0.5) },
-        run: async (c) => {
-          const o = c.t([bt, m, n], 'float32');
-          c.b.matmul(c.t(ta ? [bt, k, m] : [bt, m, k], dt, A), c.t(tb ? [bt, n, k] : [bt, k, n], dt, B), o, { transA: ta, transB: tb, alpha: 0.5 });
-          return { out: await c.f32(o) };
+        work: { flops: 2 * bt * m * k * n },
+        prepare: (c) => {
+          const a = c.t(ta ? [bt, k, m] : [bt, m, k], dt, A), b = c.t(tb ? [bt, n, k] : [bt, k, n], dt, B), o = c.t([bt, m, n], 'float32');
+          return { run: () => c.b.matmul(a, b, o, { transA: ta, transB: tb, alpha: 0.5 }), outputs: async () => ({ out: await c.f32(o) }) };
         },
       });
     }
     // A batch of one broadcast against B's batch.
     out.push({
       name: `broadcast batch: [1, ${m}, ${k}] @ [${bt}, ${k}, ${n}]`, tolerance: { kind: 'bound', bound: matmulBound(new Float32Array([...A.subarray(0, m * k), ...A.subarray(0, m * k)]), B, bt, m, k, n, false, false, 1) },
-      run: async (c) => {
-        const o = c.t([bt, m, n], 'float32');
-        c.b.matmul(c.t([1, m, k], 'float32', A.subarray(0, m * k)), c.t([bt, k, n], 'float32', B), o);
-        return { out: await c.f32(o) };
+      work: { flops: 2 * bt * m * k * n },
+      prepare: (c) => {
+        const a = c.t([1, m, k], 'float32', A.subarray(0, m * k)), b = c.t([bt, k, n], 'float32', B), o = c.t([bt, m, n], 'float32');
+        return { run: () => c.b.matmul(a, b, o), outputs: async () => ({ out: await c.f32(o) }) };
       },
     });
     return out;
@@ -412,11 +436,10 @@ const transpose: Family = {
     const [b, r, k] = size === 'large' ? [4, 1000, 1536] : [3, 5, 7];
     const x = randn(b * r * k, 13);
     return (['float32', 'bfloat16'] as const).map((dt): Case => ({
-      name: `transpose [${b}, ${r}, ${k}] ${dt}`, tolerance: exact,
-      run: async (c) => {
-        const o = c.t([b, k, r], dt);
-        c.b.transpose(c.t([b, r, k], dt, x), o);
-        return { out: await c.bytes(o) };
+      name: `transpose [${b}, ${r}, ${k}] ${dt}`, tolerance: exact, work: { bytes: 2 * storageBytes(dt, b * r * k) },
+      prepare: (c) => {
+        const a = c.t([b, r, k], dt, x), o = c.t([b, k, r], dt);
+        return { run: () => c.b.transpose(a, o), outputs: async () => ({ out: await c.bytes(o) }) };
       },
     }));
   },
@@ -431,25 +454,35 @@ const norms: Family = {
     for (const [xd, od] of [['float32', 'float32'], ['bfloat16', 'float32'], ['float32', 'bfloat16']] as const) {
       // bfloat16 outputs may round differently by one ulp when the float32 results differ in the last bits.
       const tolerance = od === 'bfloat16' ? close(2 ** -7, 1e-6, 1e-6) : ROWS;
+      // The [n, d] tensors: x read twice and dy once, out and dx written.
+      const rowBytes = 3 * storageBytes(xd, n * d) + 2 * storageBytes(od, n * d);
       out.push({
-        name: `rmsNorm forward/backward [${n}, ${d}] (x ${xd}, out/dx ${od}; dweight accumulated)`, tolerance, per: { dw: ROWS, rstd: ROWS },
-        run: async (c) => {
+        name: `rmsNorm forward/backward [${n}, ${d}] (x ${xd}, out/dx ${od}; dweight accumulated)`, tolerance, per: { dw: ROWS, rstd: ROWS }, work: { bytes: rowBytes },
+        prepare: (c) => {
           const X = c.t([n, d], xd, x), W = c.t([d], 'float32', wt), DY = c.t([n, d], xd, dy);
           const o = c.t([n, d], od), rstd = c.t([n], 'float32'), dx = c.t([n, d], od), dw = c.t([d], 'float32', bs);
-          c.b.rmsNorm(X, W, o, rstd, 1e-5);
-          c.b.rmsNormBackward(DY, X, W, rstd, dx, dw);
-          return { out: await c.f32(o), rstd: await c.f32(rstd), dx: await c.f32(dx), dw: await c.f32(dw) };
+          return {
+            run: () => {
+              c.b.rmsNorm(X, W, o, rstd, 1e-5);
+              c.b.rmsNormBackward(DY, X, W, rstd, dx, dw);
+            },
+            outputs: async () => ({ out: await c.f32(o), rstd: await c.f32(rstd), dx: await c.f32(dx), dw: await c.f32(dw) }),
+          };
         },
       });
       out.push({
-        name: `layerNorm forward/backward [${n}, ${d}] (x ${xd}, out/dx ${od}; dweight, dbias accumulated)`, tolerance, per: { mean: ROWS, rstd: ROWS, dw: ROWS, db: ROWS },
-        run: async (c) => {
+        name: `layerNorm forward/backward [${n}, ${d}] (x ${xd}, out/dx ${od}; dweight, dbias accumulated)`, tolerance, per: { mean: ROWS, rstd: ROWS, dw: ROWS, db: ROWS }, work: { bytes: rowBytes },
+        prepare: (c) => {
           const X = c.t([n, d], xd, x), W = c.t([d], 'float32', wt), B = c.t([d], 'float32', bs), DY = c.t([n, d], xd, dy);
           const o = c.t([n, d], od), mean = c.t([n], 'float32'), rstd = c.t([n], 'float32'), dx = c.t([n, d], od);
           const dw = c.t([d], 'float32', wt), db = c.t([d], 'float32', bs);
-          c.b.layerNorm(X, W, B, o, mean, rstd, 1e-5);
-          c.b.layerNormBackward(DY, X, W, mean, rstd, dx, dw, db);
-          return { out: await c.f32(o), mean: await c.f32(mean), rstd: await c.f32(rstd), dx: await c.f32(dx), dw: await c.f32(dw), db: await c.f32(db) };
+          return {
+            run: () => {
+              c.b.layerNorm(X, W, B, o, mean, rstd, 1e-5);
+              c.b.layerNormBackward(DY, X, W, mean, rstd, dx, dw, db);
+            },
+            outputs: async () => ({ out: await c.f32(o), mean: await c.f32(mean), rstd: await c.f32(rstd), dx: await c.f32(dx), dw: await c.f32(dw), db: await c.f32(db) }),
+          };
         },
       });
     }
@@ -468,13 +501,18 @@ const embedding: Family = {
     const table = randn(v * d, 8), dy = randn(n * d, 9), init = randn(v * d, 10, 0.1);
     return (['float32', 'bfloat16'] as const).map((td): Case => ({
       // Same summation order on both backends: exact.
-      name: `embedding forward/backward, ${n} ids into [${v}, ${d}] ${td}`, tolerance: exact,
-      run: async (c) => {
+      // ids read twice; rows read, written; dy read; the table's gradient rows read and written.
+      name: `embedding forward/backward, ${n} ids into [${v}, ${d}] ${td}`, tolerance: exact, work: { bytes: 2 * n * 4 + 3 * storageBytes(td, n * d) + 2 * n * d * 4 },
+      prepare: (c) => {
         const I = c.t([2, n / 2], 'int32', ids), T = c.t([v, d], td, table), DY = c.t([2, n / 2, d], td, dy);
         const o = c.t([2, n / 2, d], td), dt = c.t([v, d], 'float32', init);
-        c.b.embedding(I, T, o);
-        c.b.embeddingBackward(I, DY, dt);
-        return { out: await c.f32(o), dtable: await c.f32(dt) };
+        return {
+          run: () => {
+            c.b.embedding(I, T, o);
+            c.b.embeddingBackward(I, DY, dt);
+          },
+          outputs: async () => ({ out: await c.f32(o), dtable: await c.f32(dt) }),
+        };
       },
     }));
   },
@@ -493,17 +531,23 @@ const attention: Family = {
       ['causal, no mask', true, null, 'float32'], ['causal, padded', true, pad, 'float32'], ['bidirectional, padded', false, pad, 'float32'],
       ['bidirectional, no mask', false, null, 'float32'], ['causal, bfloat16 inputs', true, pad, 'bfloat16'],
     ] as const) {
+      // FLOPs as bench:kernels' attention figures: forward 4 B H T^2 D (causal: half), backward 2.5x; masked keys still counted.
+      const forward = (4 * B * H * T * T * D) / (causal ? 2 : 1);
       out.push({
-        name: `attention forward/backward [${B}, ${H}, ${T}, ${D}] ${label}`, tolerance: close(1e-5, 1e-6),
-        run: async (c) => {
+        name: `attention forward/backward [${B}, ${H}, ${T}, ${D}] ${label}`, tolerance: close(1e-5, 1e-6), work: { flops: 3.5 * forward },
+        prepare: (c) => {
           const sh = [B, H, T, D];
           const Q = c.t(sh, dt, q), K = c.t(sh, dt, k), V = c.t(sh, dt, v), DO = c.t(sh, dt, dout);
           const M = mask ? c.t([B, T], 'float32', mask) : null;
           const o = c.t(sh, 'float32'), lse = c.t([B, H, T], 'float32'), dq = c.t(sh, 'float32'), dk = c.t(sh, 'float32'), dv = c.t(sh, 'float32');
           const scale = 1 / Math.sqrt(D);
-          c.b.attention(Q, K, V, o, lse, M, scale, causal);
-          c.b.attentionBackward(DO, Q, K, V, o, lse, M, scale, dq, dk, dv, causal);
-          return { out: await c.f32(o), lse: await c.f32(lse), dq: await c.f32(dq), dk: await c.f32(dk), dv: await c.f32(dv) };
+          return {
+            run: () => {
+              c.b.attention(Q, K, V, o, lse, M, scale, causal);
+              c.b.attentionBackward(DO, Q, K, V, o, lse, M, scale, dq, dk, dv, causal);
+            },
+            outputs: async () => ({ out: await c.f32(o), lse: await c.f32(lse), dq: await c.f32(dq), dk: await c.f32(dk), dv: await c.f32(dv) }),
+          };
         },
       });
     }
@@ -518,22 +562,26 @@ const loss: Family = {
     const logits = uniform(n * cl, 11, 3);
     const targets = Int32Array.from({ length: n }, (_, i) => (i % 5 === 1 ? -100 : (i * 7 + 2) % cl));
     const out: Case[] = (['float32', 'bfloat16'] as const).map((xd): Case => ({
-      name: `crossEntropy [${n}, ${cl}] logits ${xd}, ignored targets, gradScale 0.5`, tolerance: ROWS,
-      run: async (c) => {
+      // Logits read twice (with and without the gradient), dlogits written.
+      name: `crossEntropy [${n}, ${cl}] logits ${xd}, ignored targets, gradScale 0.5`, tolerance: ROWS, work: { bytes: 2 * storageBytes(xd, n * cl) + n * cl * 4 },
+      prepare: (c) => {
         const L = c.t([n, cl], xd, logits), T = c.t([n], 'int32', targets);
         const l = c.t([], 'float32'), dl = c.t([n, cl], 'float32'), l2 = c.t([], 'float32');
-        c.b.crossEntropy(L, T, l, dl, -100, 0.5);
-        c.b.crossEntropy(L, T, l2, null, -100, 1);
-        return { loss: await c.f32(l), lossWithoutGrad: await c.f32(l2), dlogits: await c.f32(dl) };
+        return {
+          run: () => {
+            c.b.crossEntropy(L, T, l, dl, -100, 0.5);
+            c.b.crossEntropy(L, T, l2, null, -100, 1);
+          },
+          outputs: async () => ({ loss: await c.f32(l), lossWithoutGrad: await c.f32(l2), dlogits: await c.f32(dl) }),
+        };
       },
     }));
     out.push({
       name: 'crossEntropy with every target ignored: NaN loss, zero bfloat16 gradients', tolerance: exact,
-      run: async (c) => {
+      prepare: (c) => {
         const L = c.t([3, cl], 'float32', logits.subarray(0, 3 * cl)), T = c.t([3], 'int32', [-100, -100, -100]);
         const l = c.t([], 'float32'), dl = c.t([3, cl], 'bfloat16', randn(3 * cl, 13));
-        c.b.crossEntropy(L, T, l, dl, -100, 1);
-        return { loss: await c.f32(l), dlogits: await c.f32(dl) };
+        return { run: () => c.b.crossEntropy(L, T, l, dl, -100, 1), outputs: async () => ({ loss: await c.f32(l), dlogits: await c.f32(dl) }) };
       },
     });
     return out;
@@ -551,84 +599,101 @@ const optimizer: Family = {
     // tests/backend/optim.test.ts: param within 1e-6 relative (floor 1e-3 of the largest), m and v with a floor of 1/4.
     const P = close(1e-6, 0, 1e-9), MV = close(1e-6, 0, 2.5e-7);
     const out: Case[] = [{
-      name: `adamw float32 [${n}], 3 steps (one with gradScale 0.25)`, tolerance: P, per: { m: MV, v: MV },
-      run: async (c) => {
+      // Each step reads p, g, m, v and writes p, m, v (the bench's time includes the gradients' uploads).
+      name: `adamw float32 [${n}], 3 steps (one with gradScale 0.25)`, tolerance: P, per: { m: MV, v: MV }, work: { bytes: 3 * 7 * n * 4 },
+      prepare: (c) => {
         const p = c.t([n], 'float32', p0), m = c.t([n], 'float32', new Float32Array(n)), v = c.t([n], 'float32', new Float32Array(n)), gr = c.t([n], 'float32');
-        for (let step = 1; step <= 3; step++) {
-          c.b.write(gr.storage, grads[step - 1]);
-          c.b.adamw(p, gr, m, v, { ...HYPER, step, gradScale: step === 2 ? 0.25 : undefined });
-        }
-        return { p: await c.f32(p), m: await c.f32(m), v: await c.f32(v) };
+        return {
+          run: () => {
+            for (let step = 1; step <= 3; step++) {
+              c.b.write(gr.storage, grads[step - 1]);
+              c.b.adamw(p, gr, m, v, { ...HYPER, step, gradScale: step === 2 ? 0.25 : undefined });
+            }
+          },
+          outputs: async () => ({ p: await c.f32(p), m: await c.f32(m), v: await c.f32(v) }),
+        };
       },
     }, {
       // The float32 results may differ in the last bits: one bfloat16 ulp apart after rounding.
-      name: `adamw bfloat16 param [${n}], step 3`, tolerance: close(2 ** -7), per: { m: MV, v: MV },
-      run: async (c) => {
-        const p = c.t([n], 'bfloat16', p0.map((x) => 2 * x)), m = c.t([n], 'float32', m0), v = c.t([n], 'float32', v0);
-        c.b.adamw(p, c.t([n], 'float32', grads[0]), m, v, { ...HYPER, lr: 0.05, step: 3 });
-        return { p: await c.f32(p), m: await c.f32(m), v: await c.f32(v) };
+      name: `adamw bfloat16 param [${n}], step 3`, tolerance: close(2 ** -7), per: { m: MV, v: MV }, work: { bytes: 24 * n },
+      prepare: (c) => {
+        const p = c.t([n], 'bfloat16', p0.map((x) => 2 * x)), g = c.t([n], 'float32', grads[0]), m = c.t([n], 'float32', m0), v = c.t([n], 'float32', v0);
+        return { run: () => c.b.adamw(p, g, m, v, { ...HYPER, lr: 0.05, step: 3 }), outputs: async () => ({ p: await c.f32(p), m: await c.f32(m), v: await c.f32(v) }) };
       },
     }, {
       name: `adamw under a found-inf flag [${n}]: set (nothing written), clear with device scalars`, tolerance: exact,
-      run: async (c) => {
-        const res: Outputs = {};
+      prepare: (c) => {
         const g = grads[1].slice();
         g[17] = Infinity;
         const h = { ...HYPER, step: 4 };
-        for (const flag of [1, NaN]) {
-          const p = c.t([n], 'bfloat16', p0), m = c.t([n], 'float32', m0), v = c.t([n], 'float32', v0);
-          c.b.adamw(p, c.t([n], 'float32', g), m, v, h, { foundInf: c.t([], 'float32', [flag]) });
-          Object.assign(res, { [`p flag ${flag}`]: await c.f32(p), [`m flag ${flag}`]: await c.f32(m), [`v flag ${flag}`]: await c.f32(v) });
-        }
-        return res;
+        const runs = [1, NaN].map((flag) => ({
+          flag, p: c.t([n], 'bfloat16', p0), g: c.t([n], 'float32', g), m: c.t([n], 'float32', m0), v: c.t([n], 'float32', v0), found: c.t([], 'float32', [flag]),
+        }));
+        return {
+          run: () => {
+            for (const r of runs) c.b.adamw(r.p, r.g, r.m, r.v, h, { foundInf: r.found });
+          },
+          outputs: async () => {
+            const res: Outputs = {};
+            for (const r of runs) Object.assign(res, { [`p flag ${r.flag}`]: await c.f32(r.p), [`m flag ${r.flag}`]: await c.f32(r.m), [`v flag ${r.flag}`]: await c.f32(r.v) });
+            return res;
+          },
+        };
       },
     }, {
-      name: `adamw, clear flag and device scalars [${n}]`, tolerance: P, per: { m: MV, v: MV },
-      run: async (c) => {
-        const p = c.t([n], 'float32', p0), m = c.t([n], 'float32', m0), v = c.t([n], 'float32', v0);
-        const sc = c.t([2], 'float32', [HYPER.lr / (1 - HYPER.beta1 ** 4), Math.sqrt(1 - HYPER.beta2 ** 4)]);
-        c.b.adamw(p, c.t([n], 'float32', grads[2]), m, v, { ...HYPER, step: 1 }, { foundInf: c.t([], 'float32', [0]), scalars: sc });
-        return { p: await c.f32(p), m: await c.f32(m), v: await c.f32(v) };
+      name: `adamw, clear flag and device scalars [${n}]`, tolerance: P, per: { m: MV, v: MV }, work: { bytes: 7 * n * 4 },
+      prepare: (c) => {
+        const p = c.t([n], 'float32', p0), g = c.t([n], 'float32', grads[2]), m = c.t([n], 'float32', m0), v = c.t([n], 'float32', v0);
+        const sc = c.t([2], 'float32', [HYPER.lr / (1 - HYPER.beta1 ** 4), Math.sqrt(1 - HYPER.beta2 ** 4)]), found = c.t([], 'float32', [0]);
+        return { run: () => c.b.adamw(p, g, m, v, { ...HYPER, step: 1 }, { foundInf: found, scalars: sc }), outputs: async () => ({ p: await c.f32(p), m: await c.f32(m), v: await c.f32(v) }) };
       },
     }, {
-      name: `nonFiniteCheckAndUnscale: finite tensors [300], [${n}], then one with inf and one with NaN`, tolerance: exact,
-      run: async (c) => {
+      name: `nonFiniteCheckAndUnscale: finite tensors [300], [${n}], then one with inf and one with NaN`, tolerance: exact, work: { bytes: (800 + 2 * n) * 8 },
+      prepare: (c) => {
         const a = c.t([300], 'float32', uniform(300, 21, 1000)), b = c.t([n], 'float32', uniform(n, 22, 50));
-        const found = c.t([], 'float32', [0]);
-        c.b.nonFiniteCheckAndUnscale([a, b], found, c.t([], 'float32', [3 / 1024]));
-        const res: Outputs = { a: await c.f32(a), b: await c.f32(b), found: await c.f32(found) };
+        const found = c.t([], 'float32', [0]), inv = c.t([], 'float32', [3 / 1024]);
         const x = uniform(500, 23), y = uniform(n, 24);
         x[17] = Infinity;
         y[n - 1] = NaN;
-        const tx = c.t([500], 'float32', x), ty = c.t([n], 'float32', y), f2 = c.t([], 'float32', [0]);
-        c.b.nonFiniteCheckAndUnscale([tx, ty], f2, c.t([1], 'float32', [0.5]));
-        return { ...res, x: await c.f32(tx), y: await c.f32(ty), foundNonFinite: await c.f32(f2) };
+        const tx = c.t([500], 'float32', x), ty = c.t([n], 'float32', y), f2 = c.t([], 'float32', [0]), inv2 = c.t([1], 'float32', [0.5]);
+        return {
+          run: () => {
+            c.b.nonFiniteCheckAndUnscale([a, b], found, inv);
+            c.b.nonFiniteCheckAndUnscale([tx, ty], f2, inv2);
+          },
+          outputs: async () => ({ a: await c.f32(a), b: await c.f32(b), found: await c.f32(found), x: await c.f32(tx), y: await c.f32(ty), foundNonFinite: await c.f32(f2) }),
+        };
       },
     }, {
       // Power-of-two scales: every product and inverse exact on both backends.
       name: 'ampUpdateScale: backoff (inf, NaN flags), growth at the interval, growth to inf refused, tracker counting', tolerance: exact,
-      run: async (c) => {
-        const res: Outputs = {};
+      prepare: (c) => {
         const cases: [number, number, number, number, number, number][] = [
           [65536, 0, 1, 2, 0.5, 2000], [65536, 5, NaN, 2, 0.5, 2000], [1024, 1, 0, 2, 0.5, 3], [1024, 2, 0, 2, 0.5, 3],
           [2 ** 127, 2, 0, 2, 0.5, 3], [2 ** -100, 0, 1, 2, 0.5, 3], [1024, 6, 0, 4, 0.25, 7], [2 ** 126, 0, 0, 2, 0.5, 1],
         ];
-        for (const [i, [scale, tracker, found, growth, backoff, interval]] of cases.entries()) {
-          const s = c.t([], 'float32', [scale]), inv = c.t([], 'float32', [123]), t = c.t([], 'int32', [tracker]), f = c.t([1], 'float32', [found]);
-          c.b.ampUpdateScale(s, inv, t, f, growth, backoff, interval);
-          Object.assign(res, { [`scale ${i}`]: await c.f32(s), [`inv ${i}`]: await c.f32(inv), [`tracker ${i}`]: await c.i32(t), [`found ${i}`]: await c.f32(f) });
-        }
-        return res;
+        const runs = cases.map(([scale, tracker, found, growth, backoff, interval]) => ({
+          s: c.t([], 'float32', [scale]), inv: c.t([], 'float32', [123]), t: c.t([], 'int32', [tracker]), f: c.t([1], 'float32', [found]), growth, backoff, interval,
+        }));
+        return {
+          run: () => {
+            for (const r of runs) c.b.ampUpdateScale(r.s, r.inv, r.t, r.f, r.growth, r.backoff, r.interval);
+          },
+          outputs: async () => {
+            const res: Outputs = {};
+            for (const [i, r] of runs.entries()) Object.assign(res, { [`scale ${i}`]: await c.f32(r.s), [`inv ${i}`]: await c.f32(r.inv), [`tracker ${i}`]: await c.i32(r.t), [`found ${i}`]: await c.f32(r.f) });
+            return res;
+          },
+        };
       },
     }, {
-      name: `globalNorm over 5 tensors (bfloat16, a view, an empty one, ${n} elements)`, tolerance: close(1e-5),
-      run: async (c) => {
+      name: `globalNorm over 5 tensors (bfloat16, a view, an empty one, ${n} elements)`, tolerance: close(1e-5), work: { bytes: (100 + n + 590) * 4 + 3000 * 2 },
+      prepare: (c) => {
         const a = c.t([100], 'float32', uniform(100, 31, 3)), b = c.t([30, 100], 'bfloat16', uniform(3000, 32, 0.5));
         const big = c.t([n], 'float32', uniform(n, 33, 0.01)), e = c.t([0], 'float32');
         const view: TensorRef = { ...c.t([600], 'float32', uniform(600, 34)), offset: 3, shape: [590] };
         const o = c.t([], 'float32', [-1]);
-        c.b.globalNorm([a, b, big, e, view], o);
-        return { norm: await c.f32(o) };
+        return { run: () => c.b.globalNorm([a, b, big, e, view], o), outputs: async () => ({ norm: await c.f32(o) }) };
       },
     }];
     // The fused 8-bit step (tests/optim/optim8bit.test.ts): codes may differ next to a threshold (1 in 1000), params 1e-5.
@@ -644,8 +709,11 @@ const optimizer: Family = {
         out.push({
           name: `optimizer8bit ${kind} [${n}] (param ${pd}, blocks of ${block}, a short last block)`,
           tolerance: close(1e-5, 1e-5), per: { codes1: { kind: 'mismatches', maxFraction: 1e-3 }, codes2: { kind: 'mismatches', maxFraction: 1e-3 }, ...(pd === 'bfloat16' ? { p: close(2 ** -7, 1e-5) } : {}) },
-          run: async (c) => {
+          // p read and written, g read, each state's codes read and written (absmax: n / 256 of that).
+          work: { bytes: 2 * storageBytes(pd, n) + 4 * n + (kind === 'adam' ? 2 : 1) * 2 * (n + 4 * blocks) },
+          prepare: (c) => {
             const p = c.t([n], pd, p0), g = c.t([n], 'float32', grads[0]);
+            // The states quantized on the backend at setup.
             const state = (x: Float32Array, signed: boolean) => {
               const codes = c.t([n], 'uint8'), absmax = c.t([blocks], 'float32');
               c.b.quantizeBlockwise(c.t([n], 'float32', x), codes, absmax, signed, block);
@@ -653,10 +721,12 @@ const optimizer: Family = {
             };
             const s1 = state(kind === 'rmsprop' ? v0 : m0, kind !== 'rmsprop');
             const s2 = kind === 'adam' ? state(v0, false) : null;
-            c.b.optimizer8bit(p, g, s1, s2, { kind, blockSize: block, h: h8[kind] });
             return {
-              p: await c.f32(p), codes1: await c.bytes(s1.codes), absmax1: await c.f32(s1.absmax),
-              ...(s2 ? { codes2: await c.bytes(s2.codes), absmax2: await c.f32(s2.absmax) } : {}),
+              run: () => c.b.optimizer8bit(p, g, s1, s2, { kind, blockSize: block, h: h8[kind] }),
+              outputs: async () => ({
+                p: await c.f32(p), codes1: await c.bytes(s1.codes), absmax1: await c.f32(s1.absmax),
+                ...(s2 ? { codes2: await c.bytes(s2.codes), absmax2: await c.f32(s2.absmax) } : {}),
+              }),
             };
           },
         });
@@ -677,27 +747,37 @@ const float8: Family = {
     const out: Case[] = [{
       // tests/backend/optim.test.ts: within 4 K 2^-24 sum|a||b| |scaleA scaleB| of wasm.
       name: `scaledMatmul ${m}x${k}x${n} float8_e4m3fn @ float8_e5m2 -> float32, scales on the device (one at an offset)`,
-      tolerance: { kind: 'bound', bound: matmulBound(A, B, 1, m, k, n, false, false, Math.fround(sa) * Math.fround(sb)) },
-      run: async (c) => {
-        const o = c.t([m, n], 'float32');
+      tolerance: { kind: 'bound', bound: matmulBound(A, B, 1, m, k, n, false, false, Math.fround(sa) * Math.fround(sb)) }, work: { flops: 2 * m * k * n },
+      prepare: (c) => {
+        const a = c.t([m, k], 'float8_e4m3fn', ca), b = c.t([k, n], 'float8_e5m2', cb), o = c.t([m, n], 'float32');
         const scales = c.t([3], 'float32', [-7, sa, sb]);
-        c.b.scaledMatmul(c.t([m, k], 'float8_e4m3fn', ca), c.t([k, n], 'float8_e5m2', cb), o, { ...scales, offset: 1, shape: [1] }, { ...scales, offset: 2, shape: [] });
-        return { out: await c.f32(o) };
+        return { run: () => c.b.scaledMatmul(a, b, o, { ...scales, offset: 1, shape: [1] }, { ...scales, offset: 2, shape: [] }), outputs: async () => ({ out: await c.f32(o) }) };
       },
     }];
     // float8ScaleUpdate: history rolled bit for bit; the scales through one float32 division (WGSL's: 2.5 ulp).
+    // The scale after each amax is kept by a float32 -> float32 cast (a copy) into its own tensor.
+    const amaxes = [5, NaN, 0.3, Infinity, 0, 7.5];
     for (const algorithm of ['max', 'mostRecent', 'current'] as const) {
       out.push({
         name: `float8ScaleUpdate ${algorithm} (history 4, a NaN and an inf among the amaxes, margin 1)`, tolerance: close(3 * EPS), per: { history: exact },
-        run: async (c) => {
+        prepare: (c) => {
           const h = c.t([4], 'float32', [0, 3, 0.75, 2]), s = c.t([1], 'float32', [1]), inv = c.t([1], 'float32', [1]);
-          const res: Outputs = {};
-          for (const [i, amax] of [5, NaN, 0.3, Infinity, 0, 7.5].entries()) {
-            c.b.write(h.storage, Float32Array.of(amax));
-            c.b.float8ScaleUpdate(h, s, inv, { fp8Max: 448, margin: 1, algorithm });
-            Object.assign(res, { [`scale ${i}`]: await c.f32(s), [`scaleInv ${i}`]: await c.f32(inv) });
-          }
-          return { ...res, history: await c.f32(h) };
+          const kept = amaxes.map(() => [c.t([1], 'float32'), c.t([1], 'float32')]);
+          return {
+            run: () => {
+              for (const [i, amax] of amaxes.entries()) {
+                c.b.write(h.storage, Float32Array.of(amax));
+                c.b.float8ScaleUpdate(h, s, inv, { fp8Max: 448, margin: 1, algorithm });
+                c.b.cast(s, kept[i][0]);
+                c.b.cast(inv, kept[i][1]);
+              }
+            },
+            outputs: async () => {
+              const res: Outputs = {};
+              for (const [i, [ks, ki]] of kept.entries()) Object.assign(res, { [`scale ${i}`]: await c.f32(ks), [`scaleInv ${i}`]: await c.f32(ki) });
+              return { ...res, history: await c.f32(h) };
+            },
+          };
         },
       });
     }
@@ -717,12 +797,17 @@ const quantize: Family = {
         const qn = block * 5 * S + 123;
         const xs = randn(qn, 7 + block).map((v, i) => (signed ? v : Math.abs(v)) * 10 ** -(i % 9));
         out.push({
-          name: `quantize/dequantize blockwise ${signed ? 'signed' : 'unsigned'}, block ${block}, n ${qn}`, tolerance: exact,
-          run: async (c) => {
-            const codes = c.t([qn], 'uint8'), absmax = c.t([Math.ceil(qn / block)], 'float32'), o = c.t([qn], 'float32');
-            c.b.quantizeBlockwise(c.t([qn], 'float32', xs), codes, absmax, signed, block);
-            c.b.dequantizeBlockwise(codes, absmax, o, signed, block);
-            return { codes: await c.bytes(codes), absmax: await c.f32(absmax), dequantized: await c.f32(o) };
+          // float32 read, codes written; codes read, float32 written.
+          name: `quantize/dequantize blockwise ${signed ? 'signed' : 'unsigned'}, block ${block}, n ${qn}`, tolerance: exact, work: { bytes: 10 * qn },
+          prepare: (c) => {
+            const x = c.t([qn], 'float32', xs), codes = c.t([qn], 'uint8'), absmax = c.t([Math.ceil(qn / block)], 'float32'), o = c.t([qn], 'float32');
+            return {
+              run: () => {
+                c.b.quantizeBlockwise(x, codes, absmax, signed, block);
+                c.b.dequantizeBlockwise(codes, absmax, o, signed, block);
+              },
+              outputs: async () => ({ codes: await c.bytes(codes), absmax: await c.f32(absmax), dequantized: await c.f32(o) }),
+            };
           },
         });
       }
@@ -730,6 +815,19 @@ const quantize: Family = {
     return out;
   },
 };
+
+/** Biased variance per channel of x [n, ch, sp], in float64. */
+function batchVariance(x: Float32Array, n: number, ch: number, sp: number): Float64Array {
+  const res = new Float64Array(ch);
+  for (let c = 0; c < ch; c++) {
+    let sum = 0, sq = 0;
+    for (let b = 0; b < n; b++) for (let k = 0; k < sp; k++) sum += x[(b * ch + c) * sp + k];
+    const mu = sum / (n * sp);
+    for (let b = 0; b < n; b++) for (let k = 0; k < sp; k++) sq += (x[(b * ch + c) * sp + k] - mu) ** 2;
+    res[c] = sq / (n * sp);
+  }
+  return res;
+}
 
 const vision: Family = {
   family: 'vision',
@@ -747,14 +845,19 @@ const vision: Family = {
       const { geom, outShape } = conv2dGeometry(xs, ws, opts);
       const x = uniform(numel(xs), 50 + i), wt = uniform(numel(ws), 60 + i, 0.5), dy = uniform(numel(outShape), 70 + i);
       out.push({
-        name: `conv2d forward/backward ${label} x ${JSON.stringify(xs)} w ${JSON.stringify(ws)} ${dt}`, tolerance: ROWS,
-        run: async (c) => {
+        // Each output element: C/groups x KH x KW multiply-adds, in the forward and in each backward.
+        name: `conv2d forward/backward ${label} x ${JSON.stringify(xs)} w ${JSON.stringify(ws)} ${dt}`, tolerance: ROWS, work: { flops: 3 * 2 * numel(outShape) * numel(ws.slice(1)) },
+        prepare: (c) => {
           const X = c.t(xs, dt, x), W = c.t(ws, dt, wt), DY = c.t(outShape, dt, dy);
           const y = c.t(outShape, 'float32'), dx = c.t(xs, 'float32'), dw = c.t(ws, 'float32', new Float32Array(numel(ws)).fill(1));
-          c.b.conv2d(X, W, y, geom);
-          c.b.conv2dBackwardInput(DY, W, dx, geom);
-          c.b.conv2dBackwardWeight(DY, X, dw, geom);
-          return { y: await c.f32(y), dx: await c.f32(dx), dw: await c.f32(dw) };
+          return {
+            run: () => {
+              c.b.conv2d(X, W, y, geom);
+              c.b.conv2dBackwardInput(DY, W, dx, geom);
+              c.b.conv2dBackwardWeight(DY, X, dw, geom);
+            },
+            outputs: async () => ({ y: await c.f32(y), dx: await c.f32(dx), dw: await c.f32(dw) }),
+          };
         },
       });
     }
@@ -762,19 +865,27 @@ const vision: Family = {
     for (const training of [true, false]) {
       const x = uniform(n * ch * sp, 7, 2), wt = uniform(ch, 8), bs = uniform(ch, 9), dy = uniform(n * ch * sp, 10);
       const rm = uniform(ch, 11, 0.3), rv = uniform(ch, 12).map((v) => 1 + 0.5 * v);
+      // Training: rstd from the batch variance computed here in float64 (the same on both backends;
+      // the kernel's own statistics are compared as outputs); the mean is the kernel's.
+      const useVar = training ? batchVariance(x, n, ch, sp) : rv;
+      const rstd0 = Float32Array.from(useVar, (v) => 1 / Math.sqrt(v + 1e-5));
       out.push({
-        name: `batch norm [${n}, ${ch}, ${sp}] ${training ? 'training (batch statistics)' : 'eval (running statistics)'}`, tolerance: ROWS,
-        run: async (c) => {
+        // x read by the statistics, the forward and the backward; y written; dy read, dx written.
+        name: `batch norm [${n}, ${ch}, ${sp}] ${training ? 'training (batch statistics)' : 'eval (running statistics)'}`, tolerance: ROWS, work: { bytes: 6 * n * ch * sp * 4 },
+        prepare: (c) => {
           const sh = [n, ch, sp];
           const X = c.t(sh, 'float32', x), mean = c.t([ch], 'float32'), vr = c.t([ch], 'float32');
-          c.b.batchNormStats(X, mean, vr);
           const useMean = training ? mean : c.t([ch], 'float32', rm);
-          const useVar = training ? await c.f32(vr) : rv;
-          const rstd = c.t([ch], 'float32', useVar.map((v) => 1 / Math.sqrt(v + 1e-5)));
+          const rstd = c.t([ch], 'float32', rstd0), W = c.t([ch], 'float32', wt), B = c.t([ch], 'float32', bs), DY = c.t(sh, 'float32', dy);
           const y = c.t(sh, 'float32'), dx = c.t(sh, 'float32'), dw = c.t([ch], 'float32', new Float32Array(ch).fill(1)), db = c.t([ch], 'float32', new Float32Array(ch).fill(2));
-          c.b.batchNorm(X, useMean, rstd, c.t([ch], 'float32', wt), c.t([ch], 'float32', bs), y);
-          c.b.batchNormBackward(c.t(sh, 'float32', dy), X, useMean, rstd, c.t([ch], 'float32', wt), dx, dw, db, training);
-          return { mean: await c.f32(mean), var: await c.f32(vr), y: await c.f32(y), dx: await c.f32(dx), dw: await c.f32(dw), db: await c.f32(db) };
+          return {
+            run: () => {
+              c.b.batchNormStats(X, mean, vr);
+              c.b.batchNorm(X, useMean, rstd, W, B, y);
+              c.b.batchNormBackward(DY, X, useMean, rstd, W, dx, dw, db, training);
+            },
+            outputs: async () => ({ mean: await c.f32(mean), var: await c.f32(vr), y: await c.f32(y), dx: await c.f32(dx), dw: await c.f32(dw), db: await c.f32(db) }),
+          };
         },
       });
     }
@@ -790,12 +901,17 @@ const vision: Family = {
       const dy = uniform(numel(outShape), 90 + i);
       // Same sums where windows overlap, in the same order: exact.
       out.push({
-        name: `maxPool2d forward/backward ${label} ${JSON.stringify(xs)} (ties, a NaN)`, tolerance: exact,
-        run: async (c) => {
-          const y = c.t(outShape, 'float32'), idx = c.t(outShape, 'int32'), dx = c.t(xs, 'float32');
-          c.b.maxPool2d(c.t(xs, 'float32', x), y, idx, geom);
-          c.b.maxPool2dBackward(c.t(outShape, 'float32', dy), idx, dx, geom);
-          return { y: await c.f32(y), indices: await c.i32(idx), dx: await c.f32(dx) };
+        // x read, y and indices written; dy and indices read, dx written.
+        name: `maxPool2d forward/backward ${label} ${JSON.stringify(xs)} (ties, a NaN)`, tolerance: exact, work: { bytes: (2 * numel(xs) + 4 * numel(outShape)) * 4 },
+        prepare: (c) => {
+          const X = c.t(xs, 'float32', x), DY = c.t(outShape, 'float32', dy), y = c.t(outShape, 'float32'), idx = c.t(outShape, 'int32'), dx = c.t(xs, 'float32');
+          return {
+            run: () => {
+              c.b.maxPool2d(X, y, idx, geom);
+              c.b.maxPool2dBackward(DY, idx, dx, geom);
+            },
+            outputs: async () => ({ y: await c.f32(y), indices: await c.i32(idx), dx: await c.f32(dx) }),
+          };
         },
       });
     }
@@ -803,12 +919,16 @@ const vision: Family = {
     for (const [i, [p, h, wd, oh, ow]] of adaptive.entries()) {
       const x = uniform(p * h * wd, 100 + i), dy = uniform(p * oh * ow, 110 + i);
       out.push({
-        name: `adaptiveAvgPool2d forward/backward [${p}, ${h}, ${wd}] -> ${oh}x${ow}`, tolerance: ROWS,
-        run: async (c) => {
-          const y = c.t([1, p, oh, ow], 'float32'), dx = c.t([1, p, h, wd], 'float32');
-          c.b.adaptiveAvgPool2d(c.t([1, p, h, wd], 'float32', x), y);
-          c.b.adaptiveAvgPool2dBackward(c.t([1, p, oh, ow], 'float32', dy), dx);
-          return { y: await c.f32(y), dx: await c.f32(dx) };
+        name: `adaptiveAvgPool2d forward/backward [${p}, ${h}, ${wd}] -> ${oh}x${ow}`, tolerance: ROWS, work: { bytes: 2 * (p * h * wd + p * oh * ow) * 4 },
+        prepare: (c) => {
+          const X = c.t([1, p, h, wd], 'float32', x), DY = c.t([1, p, oh, ow], 'float32', dy), y = c.t([1, p, oh, ow], 'float32'), dx = c.t([1, p, h, wd], 'float32');
+          return {
+            run: () => {
+              c.b.adaptiveAvgPool2d(X, y);
+              c.b.adaptiveAvgPool2dBackward(DY, dx);
+            },
+            outputs: async () => ({ y: await c.f32(y), dx: await c.f32(dx) }),
+          };
         },
       });
     }
