@@ -435,13 +435,24 @@ const transpose: Family = {
   cases(size) {
     const [b, r, k] = size === 'large' ? [4, 1000, 1536] : [3, 5, 7];
     const x = randn(b * r * k, 13);
-    return (['float32', 'bfloat16'] as const).map((dt): Case => ({
+    const transposes = (['float32', 'bfloat16'] as const).map((dt): Case => ({
       name: `transpose [${b}, ${r}, ${k}] ${dt}`, tolerance: exact, work: { bytes: 2 * storageBytes(dt, b * r * k) },
       prepare: (c) => {
         const a = c.t([b, r, k], dt, x), o = c.t([b, k, r], dt);
         return { run: () => c.b.transpose(a, o), outputs: async () => ({ out: await c.bytes(o) }) };
       },
     }));
+    // copy: a strided view ([k, b, r], x permuted by [2, 0, 1]) into contiguous memory, codes bit for bit
+    // (packed sub-byte views: tests/tensor/views.test.ts)
+    const copies = (['float32', 'bfloat16', 'float8_e4m3fn'] as const).map((dt): Case => ({
+      name: `copy of a [2, 0, 1] view of [${b}, ${r}, ${k}] ${dt}`, tolerance: exact, work: { bytes: 2 * storageBytes(dt, b * r * k) },
+      prepare: (c) => {
+        const a = c.t([b, r, k], dt, x), o = c.t([k, b, r], dt);
+        const view: TensorRef = { ...a, shape: [k, b, r], strides: [1, r * k, k] };
+        return { run: () => c.b.copy(view, o), outputs: async () => ({ out: await c.bytes(o) }) };
+      },
+    }));
+    return [...transposes, ...copies];
   },
 };
 
