@@ -144,10 +144,7 @@ export class Tensor implements TensorRef {
 
   /** The values as float32 (int32 tensors: Int32Array; uint8 tensors: Uint8Array). */
   async toArray(): Promise<Float32Array | Int32Array | Uint8Array> {
-    if (this.strides) {
-      const c = this.contiguous();
-      try { return await c.toArray(); } finally { c.dispose(); }
-    }
+    if (this.strides) return onContiguous([this], (c) => c.toArray());
     const n = this.size;
     if (this.dtype === 'uint8') return (await this.backend.read(this.storage, this.offset, n)).slice();
     if (this.dtype === 'int32') {
@@ -179,10 +176,7 @@ export class Tensor implements TensorRef {
     checkShape(full);
     if (numel(full) !== this.size) throw new ShapeMismatchError(`cannot reshape [${this.shape.join(', ')}] (${this.size} elements) to [${shape.join(', ')}]`);
     if (this.strides && full.join() === this.shape.join()) return this.view(this.offset, full, this.strides); // another reference to the same view
-    if (this.strides) { // a copy, as PyTorch's reshape of a view whose strides do not allow another shape
-      const c = this.contiguous();
-      try { return c.reshape(full); } finally { c.dispose(); }
-    }
+    if (this.strides) return onContiguous([this], (c) => c.reshape(full)); // a copy, as PyTorch's reshape of a view whose strides do not allow another shape
     return this.view(this.offset, full);
   }
 
@@ -220,10 +214,7 @@ export class Tensor implements TensorRef {
   /** A copy in another dtype (bit-identical to encode/decode). */
   to(dtype: DTypeName | 'int32' | 'uint8', options: CastOptions = {}): Tensor {
     checkTensor(this, 'to');
-    if (this.strides) {
-      const c = this.contiguous();
-      try { return c.to(dtype, options); } finally { c.dispose(); }
-    }
+    if (this.strides) return onContiguous([this], (c) => c.to(dtype, options));
     return withOutputs(() => {
       const out = Tensor.empty(this.backend, this.shape, { dtype, category: this.category, label: this.shared.storage.label });
       this.backend.cast(this, out, options);
@@ -243,10 +234,7 @@ export class Tensor implements TensorRef {
 
   /** A copy on another backend (same bytes). */
   async toBackend(backend: Backend): Promise<Tensor> {
-    if (this.strides) {
-      const c = this.contiguous();
-      try { return await c.toBackend(backend); } finally { c.dispose(); }
-    }
+    if (this.strides) return onContiguous([this], (c) => c.toBackend(backend));
     const bytes = storageBytes(this.dtype, this.size);
     // Byte-aligned elements are read in place; a sub-byte view off a byte boundary is compacted first.
     const aligned = this.offset === 0 || this.dtype === 'int32' || this.dtype === 'uint8' || formatOf(this.dtype).bits >= 8;
@@ -310,16 +298,23 @@ export function resultDType(...ts: Tensor[]): TensorDType {
 
 /**
  * Runs fn on contiguous tensors: strided views among `ts` are copied first (the copies are freed
- * when fn returns). Kernels that read strides take views as they are and do not use this.
+ * when fn returns, or when the promise it returns settles). Kernels that read strides take views
+ * as they are and do not use this.
  */
 export function onContiguous<R>(ts: readonly Tensor[], fn: (...cs: Tensor[]) => R): R {
   if (ts.every((t) => t.isContiguous)) return fn(...ts);
   const cs = ts.map((t) => (t.isContiguous ? t : t.contiguous()));
+  const free = () => cs.forEach((c, i) => { if (c !== ts[i]) c.dispose(); });
+  let r: R;
   try {
-    return fn(...cs);
-  } finally {
-    cs.forEach((c, i) => { if (c !== ts[i]) c.dispose(); });
+    r = fn(...cs);
+  } catch (e) {
+    free();
+    throw e;
   }
+  if (r instanceof Promise) return r.finally(free) as R;
+  free();
+  return r;
 }
 
 /** When t is a view of a contiguous tensor with its last two dimensions swapped: that tensor (a new view; matmul reads it transposed). */
