@@ -97,7 +97,9 @@ export class RotaryEmbedding extends Module {
     const cos = constant(cosT), sin = constant(sinT), rot = constant(this.getBuffer('rotation'));
     cosT.dispose(); sinT.dispose();
     try {
-      return tidy(() => add(mul(x, cos), mul(matmul(x, rot), sin)));
+      // x @ R as one [rows, D] x [D, D] product (not a batch of small ones per leading index)
+      const d = this.headDim, rotated = tidy(() => reshape(matmul(reshape(x, [x.data.size / d, d]), rot), x.shape));
+      return tidy(() => add(mul(x, cos), mul(rotated, sin)));
     } finally {
       cos.dispose(); sin.dispose(); rot.dispose();
     }
