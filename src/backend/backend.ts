@@ -398,3 +398,18 @@ export type VisionKernelName =
 export type FamilyTable<B, K extends keyof Kernels> = {
   [N in K]: Kernels[N] extends (...args: infer A) => infer R ? (backend: B, ...args: A) => R : never;
 };
+
+/**
+ * Registers a family table's kernels as methods of a backend class (each called with the backend
+ * first), so that the class writes no forwarders; the class declares them by merging an interface
+ * `Pick<Kernels, K>` with itself.
+ */
+export function registerFamilies<B, K extends keyof Kernels>(cls: { readonly prototype: B }, table: FamilyTable<B, K>): void {
+  for (const name of Object.keys(table) as K[]) {
+    const kernel = table[name] as (backend: B, ...args: unknown[]) => unknown;
+    Object.defineProperty(cls.prototype, name, {
+      value: function (this: B, ...args: unknown[]) { return kernel(this, ...args); },
+      writable: true, configurable: true,
+    });
+  }
+}

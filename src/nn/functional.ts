@@ -2,7 +2,7 @@
 // (or a short composition) with its backward beside it. Shapes in comments: B batch, T sequence,
 // H heads, D head dim, C channels/classes.
 import { checkOptions, describeValue, InvalidArgumentError, ShapeMismatchError } from '../errors.js';
-import { checkTensor, Tensor, withOutputs } from '../tensor/tensor.js';
+import { checkTensor, Tensor } from '../tensor/tensor.js';
 import { numel } from '../backend/shape.js';
 import { checkVariables, isGradEnabled, Variable } from '../autograd/variable.js';
 import { apply, defineOp } from '../autograd/op.js';

@@ -4,11 +4,12 @@
 import { humanBytes, InvalidArgumentError, MemfitError, OutOfMemoryError } from '../../errors.js';
 import { formatOf, ROUNDING_IDS } from '../../dtype/formats.js';
 import { allocationLabel } from '../op_context.js';
-import { GROW_LIMIT, wasm, wasmAlloc, wasmFree, WASM_MEMORY_LIMIT } from '../../dtype/wasm.js';
+import { GROW_LIMIT, wasmAlloc, wasmFree, WASM_MEMORY_LIMIT } from '../../dtype/wasm.js';
 import { callPart, MAX_PARTS, MAX_WORKERS, splitRange, Threads, type KernelPart } from './threads.js';
 import type {
-  Backend, BackendStats, BinaryOp, CastOptions, MatmulOptions, ReduceOp, Storage, TensorDType, TensorRef, UnaryOp,
+  Backend, BackendStats, BinaryOp, CastOptions, FamilyKernelName, MatmulOptions, ReduceOp, Storage, TensorRef, UnaryOp,
 } from '../backend.js';
+import { registerFamilies } from '../backend.js';
 import { BufferPool, MemoryTracker, type Category } from '../memory.js';
 import { BINARY_IDS, REDUCE_IDS, UNARY_IDS } from '../ops.js';
 import { broadcastStrides, contiguousStrides, numel, sameShape, viewStorage } from '../shape.js';
@@ -60,6 +61,9 @@ export interface Staged {
   readonly ptr: number;
   release(): void;
 }
+
+// The kernels of the family modules (families.ts) are methods too, registered at the end of this file.
+export interface WasmBackend extends Pick<Backend, FamilyKernelName> {}
 
 export class WasmBackend implements Backend {
   readonly kind = 'wasm' as const;
@@ -533,36 +537,6 @@ export class WasmBackend implements Backend {
     }), bytes));
   }
 
-  // ---- kernels implemented in family modules --------------------------------------------------
-
-  rmsNorm(...args: Parameters<Backend['rmsNorm']>): void { wasmFamilies.rmsNorm(this, ...args); }
-  rmsNormBackward(...args: Parameters<Backend['rmsNormBackward']>): void { wasmFamilies.rmsNormBackward(this, ...args); }
-  layerNorm(...args: Parameters<Backend['layerNorm']>): void { wasmFamilies.layerNorm(this, ...args); }
-  layerNormBackward(...args: Parameters<Backend['layerNormBackward']>): void { wasmFamilies.layerNormBackward(this, ...args); }
-  embedding(...args: Parameters<Backend['embedding']>): void { wasmFamilies.embedding(this, ...args); }
-  embeddingBackward(...args: Parameters<Backend['embeddingBackward']>): void { wasmFamilies.embeddingBackward(this, ...args); }
-  attention(...args: Parameters<Backend['attention']>): void { wasmFamilies.attention(this, ...args); }
-  attentionBackward(...args: Parameters<Backend['attentionBackward']>): void { wasmFamilies.attentionBackward(this, ...args); }
-  crossEntropy(...args: Parameters<Backend['crossEntropy']>): void { wasmFamilies.crossEntropy(this, ...args); }
-  scaledMatmul(...args: Parameters<Backend['scaledMatmul']>): void { wasmFamilies.scaledMatmul(this, ...args); }
-  float8ScaleUpdate(...args: Parameters<Backend['float8ScaleUpdate']>): void { wasmFamilies.float8ScaleUpdate(this, ...args); }
-  nonFiniteCheckAndUnscale(...args: Parameters<Backend['nonFiniteCheckAndUnscale']>): void { wasmFamilies.nonFiniteCheckAndUnscale(this, ...args); }
-  globalNorm(...args: Parameters<Backend['globalNorm']>): void { wasmFamilies.globalNorm(this, ...args); }
-  ampUpdateScale(...args: Parameters<Backend['ampUpdateScale']>): void { wasmFamilies.ampUpdateScale(this, ...args); }
-  adamw(...args: Parameters<Backend['adamw']>): void { wasmFamilies.adamw(this, ...args); }
-  quantizeBlockwise(...args: Parameters<Backend['quantizeBlockwise']>): void { wasmFamilies.quantizeBlockwise(this, ...args); }
-  dequantizeBlockwise(...args: Parameters<Backend['dequantizeBlockwise']>): void { wasmFamilies.dequantizeBlockwise(this, ...args); }
-  optimizer8bit(...args: Parameters<Backend['optimizer8bit']>): void { wasmFamilies.optimizer8bit(this, ...args); }
-  conv2d(...args: Parameters<Backend['conv2d']>): void { wasmFamilies.conv2d(this, ...args); }
-  conv2dBackwardInput(...args: Parameters<Backend['conv2dBackwardInput']>): void { wasmFamilies.conv2dBackwardInput(this, ...args); }
-  conv2dBackwardWeight(...args: Parameters<Backend['conv2dBackwardWeight']>): void { wasmFamilies.conv2dBackwardWeight(this, ...args); }
-  batchNormStats(...args: Parameters<Backend['batchNormStats']>): void { wasmFamilies.batchNormStats(this, ...args); }
-  batchNorm(...args: Parameters<Backend['batchNorm']>): void { wasmFamilies.batchNorm(this, ...args); }
-  batchNormBackward(...args: Parameters<Backend['batchNormBackward']>): void { wasmFamilies.batchNormBackward(this, ...args); }
-  maxPool2d(...args: Parameters<Backend['maxPool2d']>): void { wasmFamilies.maxPool2d(this, ...args); }
-  maxPool2dBackward(...args: Parameters<Backend['maxPool2dBackward']>): void { wasmFamilies.maxPool2dBackward(this, ...args); }
-  adaptiveAvgPool2d(...args: Parameters<Backend['adaptiveAvgPool2d']>): void { wasmFamilies.adaptiveAvgPool2d(this, ...args); }
-  adaptiveAvgPool2dBackward(...args: Parameters<Backend['adaptiveAvgPool2dBackward']>): void { wasmFamilies.adaptiveAvgPool2dBackward(this, ...args); }
 
   // ---- helpers ------------------------------------------------------------------------------
 
@@ -651,3 +625,5 @@ export class WasmBackend implements Backend {
     if (this.destroyed) throw new MemfitError('BACKEND_DESTROYED', 'the wasm backend was destroyed');
   }
 }
+
+registerFamilies(WasmBackend, wasmFamilies);

@@ -7,9 +7,9 @@ import { InvalidArgumentError, MemfitError } from '../../errors.js';
 import { formatOf, ROUNDING_IDS } from '../../dtype/formats.js';
 import { checkUint8Cast } from '../quant.js';
 import type {
-  Backend, BackendStats, BinaryOp, TimedRegion, CastOptions, MatmulOptions, ReduceOp, Storage, TensorDType, TensorRef, UnaryOp,
+  Backend, BackendStats, BinaryOp, TimedRegion, CastOptions, FamilyKernelName, ReduceOp, Storage, TensorRef, UnaryOp,
 } from '../backend.js';
-import { wallTimeRegion } from '../backend.js';
+import { registerFamilies, wallTimeRegion } from '../backend.js';
 import { BufferPool, MemoryTracker, sizeClass, type Category } from '../memory.js';
 import { fillPlan } from '../fill.js';
 import { BINARY_IDS, REDUCE_IDS, UNARY_IDS } from '../ops.js';
@@ -59,6 +59,10 @@ interface CastParams {
   /** Stream position (unsigned 64-bit) of output element 0. */
   readonly base: bigint;
 }
+
+// The kernels of the family modules (families.ts: matmul, norms, attention, ...) are methods too,
+// registered at the end of this file.
+export interface WebGPUBackend extends Pick<Backend, FamilyKernelName | 'matmul'> {}
 
 export class WebGPUBackend implements Backend {
   readonly kind = 'webgpu' as const;
@@ -571,37 +575,6 @@ export class WebGPUBackend implements Backend {
     this.dispatch(p, [{ storage: x.storage }, { storage: out.storage }], new Uint32Array([rows, cols, x.offset, 0]).buffer, rows);
   }
 
-  // ---- family kernels -------------------------------------------------------------------------
-
-  matmul(a: TensorRef, b: TensorRef, out: TensorRef, options: MatmulOptions = {}): void { gpuFamilies.matmul(this, a, b, out, options); }
-  rmsNorm(...args: Parameters<Backend['rmsNorm']>): void { gpuFamilies.rmsNorm(this, ...args); }
-  rmsNormBackward(...args: Parameters<Backend['rmsNormBackward']>): void { gpuFamilies.rmsNormBackward(this, ...args); }
-  layerNorm(...args: Parameters<Backend['layerNorm']>): void { gpuFamilies.layerNorm(this, ...args); }
-  layerNormBackward(...args: Parameters<Backend['layerNormBackward']>): void { gpuFamilies.layerNormBackward(this, ...args); }
-  embedding(...args: Parameters<Backend['embedding']>): void { gpuFamilies.embedding(this, ...args); }
-  embeddingBackward(...args: Parameters<Backend['embeddingBackward']>): void { gpuFamilies.embeddingBackward(this, ...args); }
-  attention(...args: Parameters<Backend['attention']>): void { gpuFamilies.attention(this, ...args); }
-  attentionBackward(...args: Parameters<Backend['attentionBackward']>): void { gpuFamilies.attentionBackward(this, ...args); }
-  crossEntropy(...args: Parameters<Backend['crossEntropy']>): void { gpuFamilies.crossEntropy(this, ...args); }
-  scaledMatmul(...args: Parameters<Backend['scaledMatmul']>): void { gpuFamilies.scaledMatmul(this, ...args); }
-  float8ScaleUpdate(...args: Parameters<Backend['float8ScaleUpdate']>): void { gpuFamilies.float8ScaleUpdate(this, ...args); }
-  nonFiniteCheckAndUnscale(...args: Parameters<Backend['nonFiniteCheckAndUnscale']>): void { gpuFamilies.nonFiniteCheckAndUnscale(this, ...args); }
-  globalNorm(...args: Parameters<Backend['globalNorm']>): void { gpuFamilies.globalNorm(this, ...args); }
-  ampUpdateScale(...args: Parameters<Backend['ampUpdateScale']>): void { gpuFamilies.ampUpdateScale(this, ...args); }
-  adamw(...args: Parameters<Backend['adamw']>): void { gpuFamilies.adamw(this, ...args); }
-  quantizeBlockwise(...args: Parameters<Backend['quantizeBlockwise']>): void { gpuFamilies.quantizeBlockwise(this, ...args); }
-  dequantizeBlockwise(...args: Parameters<Backend['dequantizeBlockwise']>): void { gpuFamilies.dequantizeBlockwise(this, ...args); }
-  optimizer8bit(...args: Parameters<Backend['optimizer8bit']>): void { gpuFamilies.optimizer8bit(this, ...args); }
-  conv2d(...args: Parameters<Backend['conv2d']>): void { gpuFamilies.conv2d(this, ...args); }
-  conv2dBackwardInput(...args: Parameters<Backend['conv2dBackwardInput']>): void { gpuFamilies.conv2dBackwardInput(this, ...args); }
-  conv2dBackwardWeight(...args: Parameters<Backend['conv2dBackwardWeight']>): void { gpuFamilies.conv2dBackwardWeight(this, ...args); }
-  batchNormStats(...args: Parameters<Backend['batchNormStats']>): void { gpuFamilies.batchNormStats(this, ...args); }
-  batchNorm(...args: Parameters<Backend['batchNorm']>): void { gpuFamilies.batchNorm(this, ...args); }
-  batchNormBackward(...args: Parameters<Backend['batchNormBackward']>): void { gpuFamilies.batchNormBackward(this, ...args); }
-  maxPool2d(...args: Parameters<Backend['maxPool2d']>): void { gpuFamilies.maxPool2d(this, ...args); }
-  maxPool2dBackward(...args: Parameters<Backend['maxPool2dBackward']>): void { gpuFamilies.maxPool2dBackward(this, ...args); }
-  adaptiveAvgPool2d(...args: Parameters<Backend['adaptiveAvgPool2d']>): void { gpuFamilies.adaptiveAvgPool2d(this, ...args); }
-  adaptiveAvgPool2dBackward(...args: Parameters<Backend['adaptiveAvgPool2dBackward']>): void { gpuFamilies.adaptiveAvgPool2dBackward(this, ...args); }
 
   // ---- errors -------------------------------------------------------------------------------
 
@@ -623,3 +596,5 @@ export class WebGPUBackend implements Backend {
     return storage;
   }
 }
+
+registerFamilies(WebGPUBackend, gpuFamilies);
