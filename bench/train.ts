@@ -251,7 +251,6 @@ async function benchModels(args: string[]): Promise<void> {
 }
 const round = (x: number) => Number(x.toPrecision(4));
 
-
 /** The anchors' "small" config (vocab 8192, dim 512, 8 layers, 8 heads, ffn 1408, batch 16, seq 256). */
 const SMALL: TrainConfig = {
   ...TINY_LLAMA, batchSize: 16, seqLen: 256,
