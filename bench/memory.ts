@@ -6,7 +6,12 @@
 // combination (`memory: 'least'`). Each peak as a ratio to float32's, each step time too.
 // Statistic: the median over measured steps (after one warm-up step, which allocates the optimizer
 // state) of a step's peak (LanguageModelTrainer.trainStep's peakAllocated; the breakdown by
-// category at that peak from the median step); the configurations' steps are interleaved.
+// category at that peak from the median step). The configurations' steps are interleaved, their
+// order rotating from round to round (bench/interleave.ts); stepTimeVsFloat32 is the median over
+// rounds of the step's time over float32's in the same round, stepTimeVsFloat32Spread the smallest
+// and largest of those ratios; each config records the load average before and after its rounds.
+// Step times here are whole training steps on one thread, as bench:train --checkpoint's; that
+// benchmark runs more rounds of fewer arms and is the figure for checkpointing's added time.
 //
 // Usage: node --import tsx bench/memory.ts [--quick] [--config tiny,medium] [--svg path]
 // stdout: one JSON object, also written to bench/results/memory.json (atomically); --svg writes the
@@ -22,6 +27,7 @@ import { loadSotuText } from '../src/data/sotu.js';
 import { LanguageModelTrainer, MEDIUM_LLAMA, TINY_LLAMA, type TrainConfig } from '../src/train/language_model.js';
 import { writeFileAtomic } from '../src/io/fs_sync.js';
 import { stackedBarChart } from '../src/report/charts.js';
+import { loadNow, median, pairedRatio, roundOrder } from './interleave.js';
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
@@ -43,24 +49,26 @@ const SETUPS: readonly { name: string; what: string; config: Partial<TrainConfig
 ];
 
 const round = (x: number) => Number(x.toPrecision(4));
-const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const dataset = new ByteTextDataset(loadSotuText({ fromYear: 1990 }));
 const results: Record<string, unknown>[] = [];
 
 for (const name of configArg.split(',')) {
   const base = CONFIGS[name];
-  const steps = quick ? 2 : name === 'tiny' ? 10 : 4, warmup = 1;
+  const steps = quick ? 2 : name === 'tiny' ? 20 : 8, warmup = 1;
   const runs = SETUPS.map((s) => {
     const t = new LanguageModelTrainer(new WasmBackend(), dataset, { ...base, ...s.config, steps: steps + warmup, warmupSteps: 1 });
     return { setup: s, t, ms: [] as number[], peaks: [] as { peak: number; memory: Record<Category, number> }[] };
   });
   log(`${name}: ${SETUPS.length} configurations, ${warmup} + ${steps} steps each, interleaved`);
+  const loadBefore = loadNow();
   for (let i = 0; i < warmup + steps; i++) {
-    for (const r of runs) {
+    for (const j of roundOrder(runs.length, i)) {
+      const r = runs[j];
       const s = await r.t.trainStep();
       if (i >= warmup) { r.ms.push(s.ms); r.peaks.push({ peak: s.peakAllocated, memory: s.memory }); }
     }
   }
+  const loadAfter = loadNow();
   const rows = runs.map((r) => {
     const sorted = [...r.peaks].sort((a, b) => a.peak - b.peak);
     const mid = sorted[Math.floor(sorted.length / 2)];
@@ -69,13 +77,17 @@ for (const name of configArg.split(',')) {
     return {
       name: r.setup.name, what: r.setup.what, steps: r.ms.length,
       peakBytes: mid.peak, peakByCategory: Object.fromEntries(CATEGORIES.map((c) => [c, mid.memory[c]])) as Record<Category, number>,
-      stepMsMedian: round(median(r.ms)),
+      stepMsMedian: round(median(r.ms)), stepMs: r.ms.map(round),
     };
   });
   const f32 = rows[0];
-  const withRatios = rows.map((r) => ({ ...r, peakVsFloat32: round(r.peakBytes / f32.peakBytes), stepTimeVsFloat32: round(r.stepMsMedian / f32.stepMsMedian) }));
-  for (const r of withRatios) log(`${name} ${r.name}: peak ${(r.peakBytes / 2 ** 20).toFixed(2)} MiB (${r.peakVsFloat32}x), step ${r.stepMsMedian} ms (${r.stepTimeVsFloat32}x)`);
-  results.push({ config: name, model: base.model, batch: [base.batchSize, base.seqLen], backend: 'wasm', rows: withRatios });
+  const withRatios = rows.map((r, i) => {
+    const t = pairedRatio(runs[i].ms, runs[0].ms);
+    return { ...r, peakVsFloat32: round(r.peakBytes / f32.peakBytes), stepTimeVsFloat32: t.median, stepTimeVsFloat32Spread: t.spread };
+  });
+  for (const r of withRatios) log(`${name} ${r.name}: peak ${(r.peakBytes / 2 ** 20).toFixed(2)} MiB (${r.peakVsFloat32}x), step ${r.stepMsMedian} ms (${r.stepTimeVsFloat32}x, ${r.stepTimeVsFloat32Spread.join('-')})`);
+  log(`${name}: load average ${loadBefore.join(' ')} before, ${loadAfter.join(' ')} after`);
+  results.push({ config: name, model: base.model, batch: [base.batchSize, base.seqLen], backend: 'wasm', load: { before: loadBefore, after: loadAfter }, rows: withRatios });
 }
 
 const out = { date: new Date().toISOString(), host: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, loadavg: os.loadavg() }, results };

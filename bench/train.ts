@@ -39,6 +39,7 @@ import { Generator } from '../src/random.js';
 import { BENCH_MODELS, benchModel, type BenchModel } from './train_models.js';
 import { hostBackend } from '../src/optim/paged.js';
 import { findTorchPython, runTorchPeer, torchTrainArgs, type TorchPeerOutput } from './torch_peer.js';
+import { loadNow, median, pairedRatio, roundOrder } from './interleave.js';
 
 const argv = process.argv.slice(2);
 const flag = (f: string) => argv.includes(f);
@@ -66,14 +67,17 @@ type CheckpointMode = 'none' | 'layers' | 'selective' | 'plan50';
 
 /**
  * --checkpoint none,layers,selective,plan50 [--quick]: for the tiny and the medium Llama on wasm,
- * one trainer per mode, their training steps interleaved (so the shared machine's load falls on
- * every mode alike); per mode the median step time, the median step peak and the saved-activation
- * bytes a training forward holds, with their ratios to none.
+ * one trainer per mode, their training steps interleaved in rounds whose order rotates (so the
+ * shared machine's load falls on every mode alike; bench/interleave.ts); per mode the median step
+ * time, the median step peak and the saved-activation bytes a training forward holds, with their
+ * ratios to none (the step time's: the median of the per-round ratios, with their range). The
+ * timed rounds run without observers; the split of a step into forward, backward and recompute
+ * comes from further rounds under an op observer (its two clock reads an op, about 165 ops a tiny
+ * step, are kept out of the timed steps).
  */
 async function benchCheckpoint(args: string[]): Promise<void> {
   const CHECKPOINT_MODES: readonly CheckpointMode[] = ['none', 'layers', 'selective', 'plan50'];
   const round = (x: number) => Number(x.toPrecision(4));
-  const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const modes = (args[args.indexOf('--checkpoint') + 1] ?? '').split(',') as CheckpointMode[];
   for (const m of modes) if (!CHECKPOINT_MODES.includes(m)) throw new Error(`--checkpoint takes a comma-separated list of ${CHECKPOINT_MODES.join(', ')}; got ${m}`);
   for (const a of args) if (!['--checkpoint', modes.join(','), '--quick'].includes(a)) throw new Error(`unknown argument ${a}; usage: bench/train.ts --checkpoint ${CHECKPOINT_MODES.join(',')} [--quick]`);
@@ -104,12 +108,12 @@ async function benchCheckpoint(args: string[]): Promise<void> {
   const dataset = new ByteTextDataset(loadSotuText({ fromYear: 1990 }));
   const results: Record<string, unknown>[] = [];
   for (const [name, config] of [['tiny', TINY_LLAMA], ['medium', MEDIUM_LLAMA]] as const) {
-    const steps = quick ? 3 : name === 'tiny' ? 20 : 6, warmup = 1;
+    const steps = quick ? 3 : name === 'tiny' ? 30 : 10, warmup = 1, splitRounds = quick ? 1 : name === 'tiny' ? 9 : 3;
     const rows: Record<string, unknown>[] = [];
     const trainers: { mode: CheckpointMode; t: LanguageModelTrainer; ms: number[]; peaks: number[]; split: { forward: number; backward: number; recompute: number }[]; row: Record<string, unknown> }[] = [];
     for (const mode of modes) {
       const backend = new WasmBackend(); // one per mode: each one's memory accounting is its own
-      const t = new LanguageModelTrainer(backend, dataset, { ...config, steps: steps + warmup, warmupSteps: 1 });
+      const t = new LanguageModelTrainer(backend, dataset, { ...config, steps: steps + warmup + splitRounds, warmupSteps: 1 });
       const row: Record<string, unknown> = { config: name, mode };
       log(`${name}: ${mode} ...`);
       if (mode === 'layers') row.checkpointed = checkpointModules(t.model, /^layers\.\d+$/).wrapped;
@@ -135,15 +139,29 @@ async function benchCheckpoint(args: string[]): Promise<void> {
       }
       trainers.push({ mode, t, ms: [], peaks: [], split: [], row });
     }
-    // Interleaved steps: every trainer's step i runs before any trainer's step i + 1.
+    // Interleaved steps: every trainer's step i runs before any trainer's step i + 1, the order
+    // rotating from round to round (bench/interleave.ts).
+    const loadBefore = loadNow();
     for (let i = 0; i < warmup + steps; i++) {
-      for (const x of trainers) {
+      for (const j of roundOrder(trainers.length, i)) {
+        const x = trainers[j];
         if (x.row.infeasible) continue;
-        const p = phases();
-        const r = await p.observe(() => x.t.trainStep()); // the step's ops run before its first await
-        if (i >= warmup) { x.ms.push(r.ms); x.peaks.push(r.peakAllocated); x.split.push(p.ms); }
+        const r = await x.t.trainStep();
+        if (i >= warmup) { x.ms.push(r.ms); x.peaks.push(r.peakAllocated); }
       }
     }
+    const loadAfter = loadNow();
+    // The split of a step (untimed rounds, under the phase observer).
+    for (let i = 0; i < splitRounds; i++) {
+      for (const j of roundOrder(trainers.length, i)) {
+        const x = trainers[j];
+        if (x.row.infeasible) continue;
+        const p = phases();
+        await p.observe(() => x.t.trainStep()); // the step's ops run before its first await
+        x.split.push(p.ms);
+      }
+    }
+    const stepMs = new Map(trainers.map((x) => [x.row, x.ms]));
     for (const x of trainers) {
       if (!x.row.infeasible) {
         const { t } = x, backend = t.backend, mem = backend.memory;
@@ -155,7 +173,7 @@ async function benchCheckpoint(args: string[]): Promise<void> {
         loss.releaseGraph(); loss.dispose(); ids.dispose(); targets.dispose();
         const part = (k: 'forward' | 'backward' | 'recompute') => round(median(x.split.map((s) => s[k])));
         Object.assign(x.row, {
-          steps: x.ms.length, stepMsMedian: round(median(x.ms)), peakAllocatedBytes: median(x.peaks), savedActivationBytes: held,
+          steps: x.ms.length, stepMsMedian: round(median(x.ms)), stepMs: x.ms.map(round), peakAllocatedBytes: median(x.peaks), savedActivationBytes: held,
           // forward: the ops of the forward and the loss; backward: the backward ops, recompute included (the rest of a step is the optimizer and clipping).
           forwardMsMedian: part('forward'), backwardMsMedian: part('backward'), recomputeMsMedian: part('recompute'),
         });
@@ -169,13 +187,17 @@ async function benchCheckpoint(args: string[]): Promise<void> {
     if (plan) for (const r of rows) if (r.peakAllocatedBytes !== undefined) r.fitsPlan50Budget = (r.peakAllocatedBytes as number) <= (plan.budgetBytes as number);
     for (const r of rows) {
       if (!none || r === none || r.infeasible) continue;
-      r.vsNone = {
+      const t = pairedRatio(stepMs.get(r)!, stepMs.get(none)!);
+      const vsNone = {
         savedActivationBytes: round((r.savedActivationBytes as number) / (none.savedActivationBytes as number)),
         peakAllocatedBytes: round((r.peakAllocatedBytes as number) / (none.peakAllocatedBytes as number)),
-        stepMs: round((r.stepMsMedian as number) / (none.stepMsMedian as number)),
+        stepMs: t.median, stepMsSpread: t.spread,
       };
+      r.vsNone = vsNone;
+      log(`${name} ${r.mode as string}: step ${t.median}x none (rounds ${t.spread.join('-')}), saved activations ${vsNone.savedActivationBytes}x`);
     }
-    results.push({ config: name, model: config.model, batch: [config.batchSize, config.seqLen], backend: 'wasm', rows });
+    log(`${name}: load average ${loadBefore.join(' ')} before, ${loadAfter.join(' ')} after`);
+    results.push({ config: name, model: config.model, batch: [config.batchSize, config.seqLen], backend: 'wasm', load: { before: loadBefore, after: loadAfter }, rows });
   }
   const out = { date: new Date().toISOString(), host: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, loadavg: os.loadavg() }, results };
   const json = JSON.stringify(out, null, 2);
@@ -228,8 +250,6 @@ async function benchModels(args: string[]): Promise<void> {
   renameSync(tmp, path.join(dir, file));
 }
 const round = (x: number) => Number(x.toPrecision(4));
-
-const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** The anchors' "small" config (vocab 8192, dim 512, 8 layers, 8 heads, ffn 1408, batch 16, seq 256). */
 const SMALL: TrainConfig = {
