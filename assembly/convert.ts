@@ -163,8 +163,28 @@ function encodeE8m0NearestSimd(src: usize, dst: usize, n: usize, saturate: bool)
 }
 
 /** float32[n] at src -> codes at dst (u32 / u16 / u8 per element). `offset` is the stream position of src[0]. */
+/**
+ * float32 -> bfloat16 with stochastic rounding, the same codes as encodeBits32: bfloat16 keeps
+ * float32's exponent range, so for a finite input the dropped bits are its low 16 and the code is
+ * its high 16 plus one with probability low16 / 2^16, i.e. when the top 16 random bits are below
+ * low16 (what encodeBits64's comparison of rnd >> (64 - shift) with the remainder reduces to, for
+ * normal and subnormal inputs alike). Inf, NaN and a carry past the largest finite code take the
+ * generic path.
+ */
+function encodeBf16Stochastic(src: usize, dst: usize, n: usize, saturate: bool, seed: u64, offset: u64): void {
+  for (let i: usize = 0; i < n; i++) {
+    const x = load<u32>(src + (i << 2));
+    const ax = x & 0x7fffffff;
+    const r = randomBits(seed, offset + <u64>i);
+    const mag = (ax >> 16) + select<u32>(1, 0, <u32>(r >> 48) < (ax & 0xffff));
+    const code = mag > 0x7f7f ? encodeBits32(BF16, x, ROUND_STOCHASTIC, saturate, r) : ((x >> 16) & 0x8000) | mag;
+    store<u16>(dst + (i << 1), <u16>code);
+  }
+}
+
 export function encodeF32(fmt: i32, src: usize, dst: usize, n: usize, mode: i32, saturate: bool, seed: u64, offset: u64): void {
   let done: usize = 0;
+  if (mode == ROUND_STOCHASTIC && fmt == BF16) return encodeBf16Stochastic(src, dst, n, saturate, seed, offset);
   if (mode == ROUND_NEAREST_EVEN) {
     if (fmt == F32) {
       if (!saturate) { memory.copy(dst, src, n << 2); return; }

@@ -13,7 +13,8 @@
 // Step times here are whole training steps on one thread, as bench:train --checkpoint's; that
 // benchmark runs more rounds of fewer arms and is the figure for checkpointing's added time.
 //
-// Usage: node --import tsx bench/memory.ts [--quick] [--config tiny,medium] [--svg path]
+// Usage: node --import tsx bench/memory.ts [--quick] [--config tiny,medium] [--steps n] [--svg path]
+// (--steps: measured steps (rounds) per configuration, default 20 on tiny and 8 on medium; --quick: 2)
 // stdout: one JSON object, also written to bench/results/memory.json (atomically); --svg writes the
 // stacked bar chart of peak bytes by category (the README's figure). Logs: stderr.
 import os from 'node:os';
@@ -33,6 +34,8 @@ const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
 const configArg = argv.includes('--config') ? argv[argv.indexOf('--config') + 1] ?? '' : 'tiny,medium';
 const svgPath = argv.includes('--svg') ? argv[argv.indexOf('--svg') + 1] : undefined;
+const stepsArg = argv.includes('--steps') ? Number(argv[argv.indexOf('--steps') + 1]) : undefined;
+if (stepsArg !== undefined && !(Number.isInteger(stepsArg) && stepsArg >= 1)) throw new Error(`--steps takes a positive integer (measured steps per configuration); got ${argv[argv.indexOf('--steps') + 1]}`);
 const CONFIGS: Record<string, TrainConfig> = { tiny: TINY_LLAMA, medium: MEDIUM_LLAMA };
 for (const c of configArg.split(',')) if (!(c in CONFIGS)) throw new Error(`--config takes tiny, medium or both (tiny,medium); got ${configArg}`);
 const log = (m: string) => process.stderr.write(`[bench:memory] ${m}\n`);
@@ -54,7 +57,7 @@ const results: Record<string, unknown>[] = [];
 
 for (const name of configArg.split(',')) {
   const base = CONFIGS[name];
-  const steps = quick ? 2 : name === 'tiny' ? 20 : 8, warmup = 1;
+  const steps = stepsArg ?? (quick ? 2 : name === 'tiny' ? 20 : 8), warmup = 1;
   const runs = SETUPS.map((s) => {
     const t = new LanguageModelTrainer(new WasmBackend(), dataset, { ...base, ...s.config, steps: steps + warmup, warmupSteps: 1 });
     return { setup: s, t, ms: [] as number[], peaks: [] as { peak: number; memory: Record<Category, number> }[] };

@@ -9,15 +9,26 @@
   return reinterpret<u32>(x) & 0x7fffffff;
 }
 
-/** The code index of x in a block with absmax amax. */
+/** One step of codeIndex's search: base + step when x is above threshold base + step - 1. */
+@inline function codeStep(t: usize, x: f32, amax: f32, base: u32, step: u32): u32 {
+  return select<u32>(base + step, base, x > load<f32>(t + ((<usize>(256 + base + step - 1)) << 2)) * amax);
+}
+
+/**
+ * The code index of x in a block with absmax amax: the number of thresholds t_k with
+ * t_k * amax < x. A branchless binary search (each step a select, no branch to mispredict): the
+ * same count as a branching one, since the thresholds (none 0) times amax >= 0 never decrease
+ * (amax NaN: every comparison false, 0 either way).
+ */
 @inline function codeIndex(t: usize, x: f32, amax: f32): u32 {
-  let lo: u32 = 0, hi: u32 = 255;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (x > load<f32>(t + ((<usize>(256 + mid)) << 2)) * amax) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
+  let b = codeStep(t, x, amax, 0, 128);
+  b = codeStep(t, x, amax, b, 64);
+  b = codeStep(t, x, amax, b, 32);
+  b = codeStep(t, x, amax, b, 16);
+  b = codeStep(t, x, amax, b, 8);
+  b = codeStep(t, x, amax, b, 4);
+  b = codeStep(t, x, amax, b, 2);
+  return codeStep(t, x, amax, b, 1);
 }
 
 /** Quantizes n float32 at x into codes (n bytes) and absmax (one float32 per block). */

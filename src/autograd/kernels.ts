@@ -42,6 +42,24 @@ export function kBinary(op: BinaryOp, a: Tensor, b: Tensor, category: Category, 
   });
 }
 
+/**
+ * A backward's elementwise gradient op(gy, b), computed in place into gy when autograd holds the
+ * only reference to it (float32, not broadcast, no view or saved copy sharing it: autograd frees gy
+ * right after the backward anyway), else into a new float32 'temporary' tensor. Same values either
+ * way (every backend may write a binary op's output over an input); one gradient-sized buffer less
+ * at the moment backward is at its largest.
+ */
+export function kBinaryGrad(op: BinaryOp, gy: Tensor, b: Tensor): Tensor {
+  const shape = broadcastShapes(gy.shape, b.shape);
+  if (gy.dtype !== 'float32' || !gy.isSoleOwner || shape.length !== gy.rank || shape.some((d, i) => d !== gy.shape[i])) return kBinary(op, gy, b, 'temporary', shape);
+  sameBackend(gy, b);
+  return withOutputs(() => {
+    const out = gy.reshape(gy.shape);
+    gy.backend.binary(op, gy, b, out);
+    return out;
+  });
+}
+
 /** Sum over `axis` (removed), or over everything (shape []). */
 export function kSum(x: Tensor, axis: number | null, category: Category): Tensor {
   const shape = axis === null ? [] : x.shape.filter((_, i) => i !== axis);

@@ -11,7 +11,7 @@ import type { Category } from '../backend/memory.js';
 import { normAxis, numel, broadcastShapes } from '../backend/shape.js';
 import { Variable } from './variable.js';
 import { apply, defineOp, sameDtypeOrFloat32, type OpIO } from './op.js';
-import { expand, floating, kBinary, kSum, kSumKeep, kUnary, pass, sameBackend, scalar, unbroadcast } from './kernels.js';
+import { expand, floating, kBinary, kBinaryGrad, kSum, kSumKeep, kUnary, pass, sameBackend, scalar, unbroadcast } from './kernels.js';
 
 export { unbroadcast } from './kernels.js';
 
@@ -62,7 +62,8 @@ const MUL = binaryOp('mul', 'mul', ({ a, b }) => ({
   slots: ['input0', 'input1'],
   backward: (gy, [sa, sb], needs) => [
     needs[0] ? unbroadcast(kBinary('mul', gy, sb!, 'temporary'), a.shape) : null,
-    needs[1] ? unbroadcast(kBinary('mul', gy, sa!, 'temporary'), b.shape) : null,
+    // The last use of gy: written in place where autograd holds it alone (kBinaryGrad).
+    needs[1] ? unbroadcast(kBinaryGrad('mul', gy, sa!), b.shape) : null,
   ],
 }));
 
@@ -126,8 +127,8 @@ function unaryOp(name: string, op: UnaryOp, saveOutput: boolean, grad: (gy: Tens
     },
   });
 }
-const EXP = unaryOp('exp', 'exp', true, (gy, y) => kBinary('mul', gy, y, 'temporary'));
-const LOG = unaryOp('log', 'log', false, (gy, x) => kBinary('div', gy, x, 'temporary'));
+const EXP = unaryOp('exp', 'exp', true, (gy, y) => kBinaryGrad('mul', gy, y));
+const LOG = unaryOp('log', 'log', false, (gy, x) => kBinaryGrad('div', gy, x));
 const SQUARE = unaryOp('pow', 'square', false, (gy, x) => { // torch.square is pow(x, 2)
   const t = kBinary('mul', gy, x, 'temporary');
   const g = kUnary('scale', t, 'temporary', 2);
@@ -147,7 +148,7 @@ export const sqrt = (x: Variable): Variable => apply(SQRT, [x]);
 
 /** An activation whose backward is one kernel: gx = backwardOp(gy, saved), saved = x or y. */
 const activation = (op: UnaryOp, backwardOp: BinaryOp, fromOutput: boolean) =>
-  unaryOp(op, op, fromOutput, (gy, s) => kBinary(backwardOp, gy, s, 'temporary'));
+  unaryOp(op, op, fromOutput, (gy, s) => kBinaryGrad(backwardOp, gy, s));
 const RELU = activation('relu', 'reluBackward', true);
 const GELU = activation('gelu', 'geluBackward', false);
 const SILU = activation('silu', 'siluBackward', false);

@@ -37,17 +37,19 @@ const LINEAR = defineOp({
         const g2 = gy.reshape([rows, outF]);
         try {
           let gx: Tensor | null = null, gw: Tensor | null = null, gb: Tensor | null = null;
-          if (needs[0]) { // dX = dY @ W
-            gx = Tensor.empty(be, x.shape, { dtype: 'float32', category: 'temporary' });
-            const gx2 = gx.reshape([rows, inF]);
-            be.matmul(g2, sw!, gx2, {});
-            gx2.dispose();
-          }
+          // dW first: its matmul may stage X (low precision) in float32 whole, and that copy is then
+          // freed before dX (as large as X in float32) exists. The same values in either order.
           if (needs[1]) { // dW = dY^T @ X
             gw = Tensor.empty(be, weight.shape, { dtype: 'float32', category: 'temporary' });
             const sx2 = sx!.reshape([rows, inF]);
             be.matmul(g2, sx2, gw, { transA: true });
             sx2.dispose();
+          }
+          if (needs[0]) { // dX = dY @ W
+            gx = Tensor.empty(be, x.shape, { dtype: 'float32', category: 'temporary' });
+            const gx2 = gx.reshape([rows, inF]);
+            be.matmul(g2, sw!, gx2, {});
+            gx2.dispose();
           }
           if (bias && needs[2]) gb = kSum(g2, 0, 'temporary'); // db = the rows of dY summed
           return [gx, gw, gb];

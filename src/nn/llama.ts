@@ -177,9 +177,17 @@ export class LlamaDecoderLayer extends Module {
   }
 
   forward(x: Variable, mask: Tensor | null = null): Variable {
+    // Each intermediate is freed as soon as it is used (backward keeps what it saved of it): under
+    // autocast the float32 norm outputs and the residual are only cast or normed again, and a
+    // recompute would otherwise hold them through the whole MLP.
     return tidy(() => {
-      const h = add(x, this.selfAttn.forward(this.inputLayernorm.forward(x), mask));
-      return add(h, this.mlp.forward(this.postAttentionLayernorm.forward(h)));
+      const used = <T extends Variable>(y: T, ...inputs: Variable[]): T => { for (const v of inputs) v.dispose(); return y; };
+      const normed = this.inputLayernorm.forward(x);
+      const attn = used(this.selfAttn.forward(normed, mask), normed);
+      const h = used(add(x, attn), attn);
+      const normed2 = this.postAttentionLayernorm.forward(h);
+      const m = used(this.mlp.forward(normed2), normed2);
+      return used(add(h, m), h, m);
     });
   }
 }

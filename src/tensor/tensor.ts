@@ -262,6 +262,14 @@ export class Tensor implements TensorRef {
 
   get isDisposed(): boolean { return this.disposed; }
 
+  /**
+   * Whether this tensor is the only holder of its storage (no view, no saved copy shares it), its
+   * one contiguous view covering all of it: what a backward may overwrite in place when autograd owns it.
+   */
+  get isSoleOwner(): boolean {
+    return !this.disposed && !this.strides && this.shared.refs === 1 && this.offset === 0 && storageBytes(this.dtype, this.size) === this.shared.storage.byteLength;
+  }
+
   private view(offset: number, shape: number[], strides?: readonly number[]): Tensor {
     if (this.disposed) throw new InvalidArgumentError('tensor used after dispose()');
     this.shared.refs++;

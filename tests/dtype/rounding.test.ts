@@ -69,6 +69,28 @@ test('stochastic rounding is reproducible with a seed, chunk-independent with of
   assert.equal(d, a);
 });
 
+test('bfloat16 stochastic rounding of float32 (its fast path) gives the codes of the generic path (float64 input), every kind of value', () => {
+  const bits = new Uint32Array(200_000);
+  let s = 12345;
+  const r = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0);
+  for (let i = 0; i < bits.length; i++) {
+    const k = i % 8;
+    bits[i] = k === 0 ? r() & 0x807fffff // subnormals and zeros
+      : k === 1 ? (r() & 0x80000000) | 0x7f7f0000 | (r() & 0xffff) // largest binade: carries to infinity
+        : k === 2 ? (r() & 0x80000000) | 0x7f800000 | (i % 3 === 0 ? 0 : r() & 0x7fffff) // inf and NaN
+          : k === 3 ? (r() & 0xffff0000) // exact bfloat16 values
+            : r();
+  }
+  const v = new Float32Array(bits.buffer);
+  for (const saturate of [false, true]) {
+    for (const seed of [0n, 7n, 2n ** 63n + 5n]) {
+      const fast = encode(v, 'bfloat16', { rounding: 'stochastic', seed, saturate, offset: 3 });
+      const generic = encode(Float64Array.from(v), 'bfloat16', { rounding: 'stochastic', seed, saturate, offset: 3 });
+      assert.equal([...fast], [...generic], `saturate ${saturate}, seed ${seed}`);
+    }
+  }
+});
+
 test('options are validated', () => {
   assert.throws(() => encode(Float32Array.of(1), 'e4m3', { rounding: 'up' as never }), /unknown rounding/);
   assert.throws(() => encode(Float32Array.of(1), 'e4m3', { out: new Uint16Array(1) }), (e: unknown) => e instanceof InvalidArgumentError && /Uint8Array/.test((e as Error).message));

@@ -129,6 +129,27 @@ test('quantize: NaN in a block makes the block NaN; a zero block stays zero; tie
   for (const r of [z, codes, absmax, out]) r.dispose();
 });
 
+test('quantize (wasm, a branchless search): every threshold, its neighbours and a block holding infinity follow the linear-scan rule', async () => {
+  for (const signed of [true, false]) {
+    const thr = mapThresholds(signed);
+    const x = new Float32Array(1024);
+    for (let k = 0; k < 255; k++) { // block 0..2 (absmax 1): each threshold, and the floats either side
+      const t = f(thr[k]);
+      x[3 * k] = t;
+      x[3 * k + 1] = t + Math.abs(t) * 2 ** -23;
+      x[3 * k + 2] = t - Math.abs(t) * 2 ** -23;
+    }
+    x[765] = 1; x[766] = -1;
+    for (let i = 768; i < 1024; i++) x[i] = i % 5 === 0 ? Infinity : i % 7 === 0 ? -Infinity : (i - 900) / 37; // block 3: absmax inf
+    const want = refQuantize(x, 256, signed);
+    const xt = Tensor.from(w, x, [1024]);
+    const codes = Tensor.empty(w, [1024], { dtype: 'uint8' }), absmax = Tensor.empty(w, [4]);
+    w.quantizeBlockwise(xt, codes, absmax, signed, 256);
+    assert.equal([...(await bytes(w, codes, 1024))], [...want.codes], `codes (signed ${signed})`);
+    for (const r of [xt, codes, absmax]) r.dispose();
+  }
+});
+
 test('uint8 tensors: from, toArray, copies, moves between backends, 1 byte an element; no float casts', async () => {
   const data = Uint8Array.from({ length: 13 }, (_, i) => (i * 37) & 255);
   const t = Tensor.from(w, data, [13], { dtype: 'uint8' });

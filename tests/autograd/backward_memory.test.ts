@@ -1,0 +1,108 @@
+// Memory of backward at its largest (what the least-memory step's peak is made of): an elementwise
+// backward writes its last gradient over the incoming gradient when autograd holds that alone,
+// linear's backward makes dW (which may stage X in float32) before dX, and a decoder layer frees
+// its intermediates as soon as they are used. Each keeps the values bit for bit.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { WasmBackend } from '../helpers/backends.js';
+import { Tensor, Variable, mul, scale, sum, silu, functional, autocast, LlamaDecoderLayer, Generator } from '../../src/index.js';
+import type { MemoryTrace } from '../../src/backend/memory.js';
+
+const values = (n: number, f: (i: number) => number) => Float32Array.from({ length: n }, (_, i) => f(i));
+
+/** Highest 'temporary' bytes held during a trace, above what was held at its start. */
+function peakTemporary(trace: MemoryTrace): number {
+  let now = 0, peak = 0;
+  for (const e of trace.events) if (e.category === 'temporary') { now += e.kind === 'alloc' ? e.bytes : -e.bytes; peak = Math.max(peak, now); }
+  return peak;
+}
+
+const same = async (a: Tensor, b: Float32Array | Tensor, what: string) => {
+  const x = await a.toArray(), y = b instanceof Tensor ? await b.toArray() : b;
+  assert.is(x.length, y.length, what);
+  assert.ok(x.every((v, i) => Object.is(v, y[i])), `${what}: bit for bit`);
+};
+
+test('mul and silu backward: two gradient-sized temporaries at most (the last gradient is written over the incoming one), values exact', async () => {
+  const b = new WasmBackend();
+  const n = 50_000, bytes = 4 * n;
+  const av = values(n, (i) => Math.sin(i * 0.3)), bv = values(n, (i) => Math.cos(i * 0.7) * 2);
+  const a = new Variable(Tensor.from(b, av, [n]), { requiresGrad: true });
+  const c = new Variable(Tensor.from(b, bv, [n]), { requiresGrad: true });
+  const loss = sum(scale(mul(silu(a), c), 3));
+  const { trace } = b.memory.memoryTrace(() => loss.backward());
+  // Before: scale's gradient (gy of mul), mul's two gradients and silu's: three at once.
+  assert.ok(peakTemporary(trace) < 2.5 * bytes, `backward's temporaries peaked at ${peakTemporary(trace)} B (${(peakTemporary(trace) / bytes).toFixed(2)} gradients)`);
+  // d/dc = 3 silu(a); d/da = 3 c silu'(a), as float32 computes them.
+  const s = Tensor.from(b, av, [n]).unary('silu');
+  await same(c.grad!, s.mul(Tensor.from(b, [3], [])), 'grad of c');
+  const ga = Tensor.from(b, bv, [n]).mul(Tensor.from(b, [3], []));
+  const want = Tensor.empty(b, [n], { category: 'temporary' });
+  b.binary('siluBackward', ga, Tensor.from(b, av, [n]), want);
+  await same(a.grad!, want, 'grad of a');
+  b.destroy();
+});
+
+test('a gradient the caller passes to backward() is never overwritten', async () => {
+  const b = new WasmBackend();
+  const n = 1000, gv = values(n, (i) => 1 + i / n);
+  const a = new Variable(Tensor.from(b, values(n, (i) => i), [n]), { requiresGrad: true });
+  const c = new Variable(Tensor.from(b, values(n, () => 2), [n]), { requiresGrad: true });
+  const g = Tensor.from(b, gv, [n]);
+  mul(a, c).backward(g);
+  await same(g, gv, 'gradOutput');
+  await same(a.grad!, values(n, (i) => 2 * gv[i]), 'grad of a');
+  b.destroy();
+});
+
+test('linear backward with a bfloat16 input: its float32 copy and dX are never held at once', async () => {
+  const b = new WasmBackend();
+  const [rows, inF, outF] = [512, 384, 64];
+  const x = new Variable(Tensor.from(b, values(rows * inF, (i) => Math.sin(i * 0.01)), [rows, inF]).to('bfloat16'), { requiresGrad: true });
+  const wt = new Variable(Tensor.from(b, values(outF * inF, (i) => Math.cos(i * 0.03) / 8), [outF, inF]).to('bfloat16'), { requiresGrad: true });
+  const y = functional.linear(x, wt);
+  const gy = Tensor.from(b, values(rows * outF, (i) => Math.sin(i * 0.11)), [rows, outF]);
+  const { trace } = b.memory.memoryTrace(() => y.backward(gy));
+  const xF32 = 4 * rows * inF, dW = 4 * outF * inF, wF32 = 4 * outF * inF;
+  // dW with X staged (X in float32 + dW), then dX with W staged (dX + dW + W in float32); before: dX + dW + X in float32.
+  assert.ok(peakTemporary(trace) <= Math.max(xF32 + dW, xF32 + dW + wF32) + 4096, `peak ${peakTemporary(trace)} B`);
+  assert.ok(peakTemporary(trace) < 2 * xF32, `peak ${peakTemporary(trace)} B: not X in float32 and dX at once`);
+  // dX = gy @ W and dW = gy^T @ X on float32 copies: the same products.
+  const x32 = x.data.to('float32'), w32 = wt.data.to('float32');
+  const gx = Tensor.empty(b, [rows, inF], { category: 'temporary' }), gw = Tensor.empty(b, [outF, inF], { category: 'temporary' });
+  b.matmul(gy, w32, gx, {});
+  b.matmul(gy, x32, gw, { transA: true });
+  await same(x.grad!, gx, 'dX');
+  await same(wt.grad!, gw, 'dW');
+  b.destroy();
+});
+
+test('a decoder layer under bfloat16 autocast frees its float32 norm outputs and residual before its MLP runs', () => {
+  const b = new WasmBackend();
+  const layer = new LlamaDecoderLayer({ vocabSize: 16, hiddenSize: 32, numHiddenLayers: 1, numAttentionHeads: 4, intermediateSize: 88, maxPositionEmbeddings: 16 }, { backend: b, generator: new Generator(0) });
+  const x = new Variable(Tensor.from(b, values(2 * 16 * 32, (i) => Math.sin(i)), [2, 16, 32]), { requiresGrad: true });
+  const { result: y, trace } = b.memory.memoryTrace(() => autocast({ dtype: 'bfloat16' }, () => layer.forward(x)));
+  const ev = trace.events;
+  const at = (kind: 'alloc' | 'free', label: string, from = 0) => ev.findIndex((e, i) => i >= from && e.kind === kind && e.label === label);
+  const mlpStart = at('alloc', 'mlp.gateProj/to');
+  const lastAdd = ev.map((e) => e.kind === 'alloc' && e.label === 'LlamaDecoderLayer/add').lastIndexOf(true);
+  assert.ok(mlpStart > 0 && lastAdd > mlpStart, 'the MLP casts its input; the second residual add follows');
+  const freedAt = (label: string) => {
+    const made = ev.find((e) => e.kind === 'alloc' && e.label === label && e.category === 'activation');
+    assert.ok(made, `${label} allocated`);
+    return ev.findIndex((e) => e.kind === 'free' && e.id === made!.id);
+  };
+  // Before: all of them lived until the layer's tidy ended, after the second add.
+  for (const label of ['inputLayernorm/rms_norm', 'selfAttn.oProj/linear']) {
+    const f = freedAt(label);
+    assert.ok(f >= 0 && f < mlpStart, `${label} freed (event ${f}) before the MLP (event ${mlpStart})`);
+  }
+  const f = freedAt('postAttentionLayernorm/rms_norm');
+  assert.ok(f > mlpStart && f < lastAdd, `postAttentionLayernorm's output freed (event ${f}) before the second add (event ${lastAdd})`);
+  y.backward(Tensor.from(b, values(2 * 16 * 32, () => 1), [2, 16, 32]));
+  y.dispose();
+  layer.dispose();
+  b.destroy();
+});
+
+test.run();
