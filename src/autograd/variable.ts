@@ -154,10 +154,17 @@ export interface SavedTensorsHooks<P = unknown> {
    * recomputes; an offload to the host) say 0; a compressed copy says its size.
    */
   bytes?(packed: P, t: Tensor): number;
+  /**
+   * pack takes a strided view (permute's output) as it is: hooks that only keep references (the
+   * default, checkpoints). Other hooks get a contiguous tensor (a copy of a view, freed after pack),
+   * so that they may read its storage or run any kernel on it.
+   */
+  readonly views?: boolean;
 }
 
 /** The default: keep the tensor as it is (a new reference to the same storage). */
 export const keepSavedTensors: SavedTensorsHooks<Tensor> = {
+  views: true,
   pack: (t) => t.reshape(t.shape),
   unpack: (t) => t,
   release: (t) => t.dispose(),
@@ -190,6 +197,7 @@ export function markRecomputable(t: Tensor, source: Tensor, make: (source: Tenso
 
 /** The hooks of a recomputable tensor: the source is kept (a new reference), the tensor made again on unpack. */
 const recomputeHooks: SavedTensorsHooks<{ source: Tensor; make: (source: Tensor) => Tensor }> = {
+  views: true,
   pack: (t) => { const r = recomputable.get(t)!; return { source: r.source.reshape(r.source.shape), make: r.make }; },
   unpack: (p) => { try { return p.make(p.source); } finally { p.source.dispose(); } },
   release: (p) => p.source.dispose(),
@@ -213,8 +221,8 @@ export class SavedTensor {
   constructor(t: Tensor, ctx: SavedTensorContext, hooks?: SavedTensorsHooks<any>) {
     const again = recomputable.has(t);
     this.hooks = again ? recomputeHooks : hooks ?? currentSavedTensorsHooks();
-    // Hooks other than the default get contiguous tensors (a strided view copied for the call): they may run any kernel on them.
-    const given = this.hooks === keepSavedTensors || t.isContiguous ? t : t.contiguous();
+    // Hooks that do not take views get contiguous tensors (a strided view copied for the call).
+    const given = this.hooks.views || t.isContiguous ? t : t.contiguous();
     try {
       this.packed = this.hooks.pack(given, ctx);
     } finally {

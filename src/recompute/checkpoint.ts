@@ -212,6 +212,7 @@ class Frame {
   };
 
   private readonly forwardHooks: SavedTensorsHooks<number> = {
+    views: true, // holders keep references (and match op inputs by identity)
     pack: (t, ctx) => {
       const i = this.holders.length;
       const what = `${ctx.op}'s ${ctx.slot}${ctx.module ? ` in ${ctx.module}` : ''}`;
@@ -294,6 +295,7 @@ class Frame {
   }
 
   private readonly recomputeHooks: SavedTensorsHooks<null> = {
+    views: true,
     pack: (t, ctx) => {
       const i = this.recomputeOrder[this.recomputePacks++];
       if (i === undefined) throw new CheckpointError(`checkpoint: the recompute saved more tensors than the forward (at ${ctx.op}'s ${ctx.slot}${ctx.module ? ` in ${ctx.module}` : ''})`);

@@ -5,7 +5,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpuBackend, WasmBackend, type WebGPUBackend } from '../helpers/backends.js';
 import * as gpuAttention from '../../src/backend/webgpu/attention.js';
-import { CausalSelfAttention, Tensor, Variable, withOpObserver, type Backend } from '../../src/index.js';
+import { scaledDotProductAttention } from '../../src/nn/functional.js';
+import { CausalSelfAttention, Llama, Tensor, Variable, checkpointModules, manualSeed, permute, saveMatmuls, tidy, withOpObserver, withSavedTensorsHooks, exp, type Backend } from '../../src/index.js';
 
 let g: WebGPUBackend;
 const w = new WasmBackend();
@@ -84,5 +85,37 @@ test('a Llama attention block copies no head: no transpose or contiguous op, for
   assert.ok(x.grad, 'x has a gradient');
   x.dispose();
 });
+
+test('saved-tensor hooks get head views as they are only when they say they take views', () => {
+  const seen: boolean[] = [];
+  const hooks = (views: boolean) => ({ views, pack: (t: Tensor) => { seen.push(t.isContiguous); return t.reshape(t.shape); }, unpack: (t: Tensor) => t, release: (t: Tensor) => t.dispose() });
+  for (const views of [true, false]) {
+    const x = new Variable(Tensor.from(w, data(7), [B, T, H, D]), { requiresGrad: true });
+    const y = withSavedTensorsHooks(hooks(views), () => exp(permute(x, [0, 2, 1, 3]))); // exp saves its output, contiguous
+    const q = permute(x, [0, 2, 1, 3]);
+    const a = withSavedTensorsHooks(hooks(views), () => tidy(() => scaledDotProductAttentionOf(q)));
+    assert.ok(seen.length >= 4, `${seen.length} tensors packed`);
+    assert.is(seen.some((c) => !c), views, `views: ${views}`);
+    seen.length = 0;
+    for (const v of [x, y, q, a]) { v.releaseGraph(); v.dispose(); }
+  }
+});
+
+test("a selective checkpoint (saveMatmuls) keeps attention's output, not copies of its head views", async () => {
+  manualSeed(0);
+  const model = new Llama({ vocabSize: 64, hiddenSize: H * D, numHiddenLayers: 2, numAttentionHeads: H, intermediateSize: 32, maxPositionEmbeddings: T }, { backend: w });
+  const ids = Tensor.from(w, Array.from({ length: B * T }, (_, i) => (i * 5) % 64), [B, T], { dtype: 'int32' });
+  const sel = checkpointModules(model, /^layers\.\d+$/, { policy: saveMatmuls });
+  w.memory.startTrace();
+  const loss = tidy(() => model.loss(ids, ids));
+  const live = w.memory.stopTrace().live.filter((e) => e.category === 'activation' && e.label.endsWith('/scaled_dot_product_attention'));
+  assert.is(live.reduce((a, e) => a + e.bytes, 0), 2 * B * H * T * D * 4, live.map((e) => `${e.label} ${e.bytes}`).join(', '));
+  loss.backward();
+  loss.dispose(); sel.undo(); ids.dispose(); model.dispose();
+});
+
+function scaledDotProductAttentionOf(q: Variable): Variable {
+  return scaledDotProductAttention(q, q, q, { isCausal: true });
+}
 
 test.run();
