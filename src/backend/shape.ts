@@ -79,6 +79,14 @@ export function viewStorage(t: TensorRef): Storage {
   return t.viewStorage ?? t.storage;
 }
 
+/** The layout of a [B, H, T, D] tensor: contiguous ('bhtd'), a view of [B, T, H, D] memory ('bthd', what splitHeads makes), or neither. */
+export function headsLayout(x: TensorRef): 'bhtd' | 'bthd' | null {
+  if (!x.strides) return 'bhtd';
+  const [, h, t, d] = x.shape;
+  const bthd = [t * h * d, d, h * d, 1];
+  return x.strides.every((s, i) => s === bthd[i] || x.shape[i] === 1) ? 'bthd' : null;
+}
+
 /**
  * How attention reads its [B, H, T, D] tensors: as contiguous [B, H, T, D] (head stride T D, row
  * stride D) or as views of [B, T, H, D] memory (head stride D, row stride H D; what splitHeads
@@ -87,11 +95,9 @@ export function viewStorage(t: TensorRef): Storage {
  */
 export function attentionStrides(q: TensorRef, others: readonly TensorRef[]): { hs: number; ts: number; memory: (t: TensorRef) => TensorRef } {
   const [b, h, t, d] = q.shape;
-  const bthd = [t * h * d, d, h * d, 1];
-  const kind = (x: TensorRef): 'bhtd' | 'bthd' | null => (!x.strides ? 'bhtd' : x.strides.every((s, i) => s === bthd[i] || x.shape[i] === 1) ? 'bthd' : null);
-  const layout = kind(q);
-  if (!layout || others.some((x) => kind(x) !== layout)) {
-    throw new InvalidArgumentError(`attention: q, k, v, out (and the gradients) must all be contiguous [B, H, T, D] or all views of [B, T, H, D] memory (strides [${bthd.join(', ')}])`);
+  const layout = headsLayout(q);
+  if (!layout || others.some((x) => headsLayout(x) !== layout)) {
+    throw new InvalidArgumentError(`attention: q, k, v, out (and the gradients) must all be contiguous [B, H, T, D] or all views of [B, T, H, D] memory (strides [${[t * h * d, d, h * d, 1].join(', ')}])`);
   }
   return layout === 'bhtd'
     ? { hs: t * d, ts: d, memory: (x) => x }

@@ -3,7 +3,7 @@
 // H heads, D head dim, C channels/classes.
 import { checkOptions, describeValue, InvalidArgumentError, ShapeMismatchError } from '../errors.js';
 import { checkTensor, Tensor } from '../tensor/tensor.js';
-import { numel } from '../backend/shape.js';
+import { headsLayout, numel } from '../backend/shape.js';
 import { checkVariables, isGradEnabled, Variable } from '../autograd/variable.js';
 import { apply, defineOp } from '../autograd/op.js';
 import { permute, reshape } from '../autograd/ops.js';
@@ -235,18 +235,8 @@ export function scaledDotProductAttention(q: Variable, k: Variable, v: Variable,
   return apply(ATTENTION, [q, k, v], options);
 }
 
-/**
- * The layout attention computes in: 'bhtd' (contiguous [B, H, T, D]) or 'bthd' (a [B, H, T, D]
- * view of [B, T, H, D] memory, what splitHeads makes). q's layout, when it is one of the two.
- */
+/** The layout attention computes in: 'bhtd' (contiguous [B, H, T, D]) or 'bthd' (a [B, H, T, D] view of [B, T, H, D] memory, what splitHeads makes). */
 type HeadsLayout = 'bhtd' | 'bthd';
-
-function headsLayout(t: Tensor): HeadsLayout | null {
-  if (!t.strides) return 'bhtd';
-  const [, h, tt, d] = t.shape;
-  const s = t.strides;
-  return (s[0] === tt * h * d || t.shape[0] === 1) && (s[1] === d || h === 1) && (s[2] === h * d || tt === 1) && s[3] === 1 ? 'bthd' : null;
-}
 
 /** t in `layout`: t itself (another reference) when it is, else a copy laid out so. */
 function inLayout(t: Tensor, layout: HeadsLayout): Tensor {

@@ -372,6 +372,7 @@ export class WasmBackend implements Backend {
       return;
     }
     // Packed sub-byte codes: unpack the span the view reads, gather one byte a code, pack into out.
+    if (out.offset !== 0) throw new InvalidArgumentError('copy: a packed sub-byte output must start at offset 0');
     const w = kernelExports();
     const span = 1 + shape.reduce((a, d, i) => a + (d - 1) * strides[i], 0);
     const codes = this.temp(span, 'copy codes in');
@@ -381,7 +382,6 @@ export class WasmBackend implements Backend {
       w.unpackRange(bits, src, x.offset, codes.ptr, span);
       const g = gathered.ptr;
       this.withMeta(meta, (m) => w.gatherCodes(1, codes.ptr, g, m, 0, rows));
-      if (out.offset !== 0) throw new InvalidArgumentError('copy: a packed sub-byte output must start at offset 0');
       w.pack(bits, g, dst, n);
     } finally {
       this.free(codes.storage);
