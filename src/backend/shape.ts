@@ -1,5 +1,6 @@
 import { describeValue, ShapeMismatchError, InvalidArgumentError } from '../errors.js';
 import type { Storage, TensorRef } from './backend.js';
+import { storageBytes } from './storage.js';
 
 export type Shape = readonly number[];
 
@@ -79,6 +80,32 @@ export function viewStorage(t: TensorRef): Storage {
   return t.viewStorage ?? t.storage;
 }
 
+/**
+ * Checks what a kernel that reads strides is given: one non-negative integer stride a dimension,
+ * and every element the view reaches inside its storage (a bad view is an error, never a read of
+ * another tensor's memory).
+ */
+export function checkView(t: TensorRef, what: string): void {
+  const s = t.strides;
+  if (!s) return;
+  if (!Array.isArray(s) || s.length !== t.shape.length || s.some((x) => !Number.isSafeInteger(x) || x < 0)) {
+    throw new InvalidArgumentError(`${what}: strides must be one non-negative integer a dimension of [${t.shape.join(', ')}], got ${describeValue(s)}`);
+  }
+  if (t.shape.some((d) => d === 0)) return;
+  const last = t.offset + t.shape.reduce((a, d, i) => a + (d - 1) * s[i], 0);
+  if (storageBytes(t.dtype, last + 1) > viewStorage(t).byteLength) {
+    throw new InvalidArgumentError(`${what}: the view [${t.shape.join(', ')}] with strides [${s.join(', ')}] at offset ${t.offset} reaches element ${last}, beyond its ${viewStorage(t).byteLength}-byte storage`);
+  }
+}
+
+/** Checks a copy's operands: out contiguous, with x's dtype and number of elements; x a valid view. */
+export function checkCopy(x: TensorRef, out: TensorRef): void {
+  checkView(x, 'copy');
+  if (out.strides) throw new InvalidArgumentError('copy: out must be contiguous');
+  if (out.dtype !== x.dtype) throw new InvalidArgumentError(`copy: out is ${out.dtype}, x is ${x.dtype} (copy moves codes; cast converts)`);
+  if (numel(out.shape) !== numel(x.shape)) throw new InvalidArgumentError(`copy: x [${x.shape.join(', ')}] and out [${out.shape.join(', ')}] hold different numbers of elements`);
+}
+
 /** The layout of a [B, H, T, D] tensor: contiguous ('bhtd'), a view of [B, T, H, D] memory ('bthd', what splitHeads makes), or neither. */
 export function headsLayout(x: TensorRef): 'bhtd' | 'bthd' | null {
   if (!x.strides) return 'bhtd';
@@ -95,6 +122,7 @@ export function headsLayout(x: TensorRef): 'bhtd' | 'bthd' | null {
  */
 export function attentionStrides(q: TensorRef, others: readonly TensorRef[]): { hs: number; ts: number; memory: (t: TensorRef) => TensorRef } {
   const [b, h, t, d] = q.shape;
+  for (const x of [q, ...others]) checkView(x, 'attention');
   const layout = headsLayout(q);
   if (!layout || others.some((x) => headsLayout(x) !== layout)) {
     throw new InvalidArgumentError(`attention: q, k, v, out (and the gradients) must all be contiguous [B, H, T, D] or all views of [B, T, H, D] memory (strides [${[t * h * d, d, h * d, 1].join(', ')}])`);

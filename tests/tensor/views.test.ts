@@ -96,6 +96,28 @@ for (const name of ['wasm', 'webgpu'] as const) {
   });
 }
 
+for (const name of ['wasm', 'webgpu'] as const) {
+  test(`${name}: copy refuses views that reach outside their storage, bad strides and mismatched outputs`, () => {
+    const b: Backend = name === 'wasm' ? w : g;
+    const x = Tensor.from(b, vals.subarray(0, 12), [3, 4]);
+    const out = Tensor.empty(b, [4, 3]);
+    const ref = { storage: x.storage, offset: 0, shape: [4, 3], dtype: 'float32' as const };
+    const bad: [string, object, RegExp][] = [
+      ['beyond the storage', { strides: [1, 5] }, /reaches element 13, beyond its 48-byte storage/],
+      ['offset beyond', { strides: [1, 4], offset: 1 }, /reaches element 12/],
+      ['negative stride', { strides: [1, -4] }, /non-negative integer/],
+      ['fractional stride', { strides: [1, 0.5] }, /non-negative integer/],
+      ['one stride short', { strides: [1] }, /one non-negative integer a dimension/],
+    ];
+    for (const [what, patch, re] of bad) assert.throws(() => b.copy({ ...ref, ...patch }, out), re, what);
+    const bf = Tensor.empty(b, [4, 3], { dtype: 'bf16' }), longer = Tensor.empty(b, [5, 3]);
+    assert.throws(() => b.copy({ ...ref, strides: [1, 4] }, bf), /copy moves codes/);
+    assert.throws(() => b.copy({ ...ref, strides: [1, 4] }, longer), /different numbers of elements/);
+    assert.throws(() => b.attention({ ...ref, shape: [1, 1, 4, 3], strides: [99, 99, 1, 99] }, ref, ref, out, out, null, 1, true), /attention: the view/);
+    for (const t of [x, out, bf, longer]) t.dispose();
+  });
+}
+
 test('permute checks its dims', () => {
   const x = Tensor.from(w, vals.subarray(0, 6), [2, 3]);
   for (const bad of [[0], [0, 0], [0, 2], [0.5, 1], 'ab' as unknown as number[]]) {

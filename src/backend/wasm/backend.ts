@@ -12,7 +12,7 @@ import type {
 import { registerFamilies } from '../backend.js';
 import { BufferPool, MemoryTracker, type Category } from '../memory.js';
 import { BINARY_IDS, REDUCE_IDS, UNARY_IDS } from '../ops.js';
-import { broadcastStrides, contiguousStrides, numel, sameShape, viewStorage } from '../shape.js';
+import { broadcastStrides, checkCopy, contiguousStrides, numel, sameShape, viewStorage } from '../shape.js';
 import { wasmFamilies } from './families.js';
 import { kernelExports } from './exports.js';
 import { checkUint8Cast } from '../quant.js';
@@ -359,6 +359,7 @@ export class WasmBackend implements Backend {
   }
 
   copy(x: TensorRef, out: TensorRef): void {
+    checkCopy(x, out);
     const n = numel(x.shape);
     if (n === 0) return;
     const bits = x.dtype === 'int32' ? 32 : x.dtype === 'uint8' ? 8 : formatOf(x.dtype).bits;

@@ -13,7 +13,7 @@ import { registerFamilies, wallTimeRegion } from '../backend.js';
 import { BufferPool, MemoryTracker, sizeClass, type Category } from '../memory.js';
 import { fillPlan } from '../fill.js';
 import { BINARY_IDS, REDUCE_IDS, UNARY_IDS } from '../ops.js';
-import { broadcastStrides, contiguousStrides, numel, sameShape, viewStorage } from '../shape.js';
+import { broadcastStrides, checkCopy, contiguousStrides, numel, sameShape, viewStorage } from '../shape.js';
 import { acquireDevice, type AcquiredDevice, type WebGPUOptions } from './device.js';
 import { gpuFamilies } from './families.js';
 import { accessor, fmtId, readers, WGSL_EXTENSIONS } from './wgsl.js';
@@ -531,6 +531,7 @@ export class WebGPUBackend implements Backend {
   }
 
   copy(x: TensorRef, out: TensorRef): void {
+    checkCopy(x, out);
     // The transpose's kernel (same dtype in and out: codes moved, not converted), reading x through
     // its own strides; uint8 codes move as float8 codes (one byte each, like them).
     const dtype = x.dtype === 'uint8' ? 'float8_e4m3fn' : x.dtype;
