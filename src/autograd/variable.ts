@@ -9,7 +9,7 @@
 // reference to its storage, so an activation the user disposes stays alive until backward).
 import { currentModulePath, observeOp, setAllocationOp, withModulePath, type OpContext } from '../backend/op_context.js';
 import { describeValue, InvalidArgumentError } from '../errors.js';
-import { Tensor, withOutputs } from '../tensor/tensor.js';
+import { onContiguous, Tensor, withOutputs } from '../tensor/tensor.js';
 import type { Backend, TensorDType } from '../backend/backend.js';
 import { storageBytes } from '../backend/storage.js';
 
@@ -294,10 +294,7 @@ export class Node {
 
   /** Runs the backward closure; the saved tensors are unpacked, used and disposed. */
   apply(gy: Tensor): (Tensor | null)[] {
-    if (!gy.isContiguous && !this.takesViews) {
-      const c = gy.contiguous();
-      try { return this.apply(c); } finally { c.dispose(); }
-    }
+    if (!gy.isContiguous && !this.takesViews) return onContiguous([gy], (c) => this.apply(c));
     return withModulePath(this.modulePath, () => observeOp(`${this.name}.backward`, () => this.run(gy)));
   }
 
@@ -606,10 +603,7 @@ function dense(g: Tensor): Tensor {
 }
 
 function accumulate(v: Variable, g: Tensor): void {
-  if (!g.isContiguous) {
-    const c = g.contiguous();
-    try { return accumulate(v, c); } finally { c.dispose(); }
-  }
+  if (!g.isContiguous) return onContiguous([g], (c) => accumulate(v, c));
   if (g.shape.join() !== v.shape.join()) throw new InvalidArgumentError(`internal: gradient shape [${g.shape.join(', ')}] for a variable of shape [${v.shape.join(', ')}]`);
   const be = v.backend;
   if (!v.grad) {

@@ -4,9 +4,8 @@
 // pattern of absolute word w is pattern[w % pattern.length] (one word, or three for fp6).
 import { InvalidArgumentError } from '../errors.js';
 import { encode } from '../dtype/encode.js';
-import { formatOf } from '../dtype/formats.js';
 import type { TensorDType } from './backend.js';
-import { storageBytes } from './storage.js';
+import { dtypeBits, storageBytes } from './storage.js';
 
 export interface FillPlan {
   /** First and count of the 32-bit words touched. */
@@ -39,7 +38,7 @@ export function fillPlan(dtype: TensorDType, offset: number, n: number, value: n
   if (!(Number.isSafeInteger(offset) && offset >= 0 && Number.isSafeInteger(n) && n >= 0)) throw new InvalidArgumentError(`fill range must be non-negative integers, got offset ${offset}, n ${n}`);
   if (storageBytes(dtype, offset + n) > byteLength) throw new InvalidArgumentError(`fill of ${n} ${dtype} elements at offset ${offset} overruns a ${byteLength}-byte storage`);
   if (n === 0) return null;
-  const bits = dtype === 'int32' ? 32 : dtype === 'uint8' ? 8 : formatOf(dtype).bits;
+  const bits = dtypeBits(dtype);
   const period = bits === 6 ? 3 : 1; // 16 fp6 codes in three words; other widths divide 32
   const pattern = new Uint32Array(period);
   for (let b = 0; b < 32 * period; b++) if ((code >>> (b % bits)) & 1) pattern[b >> 5] |= 1 << (b & 31);

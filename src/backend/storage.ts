@@ -3,9 +3,12 @@
 import { formatOf } from '../dtype/formats.js';
 import type { TensorDType } from './backend.js';
 
+/** Bits an element of a tensor dtype takes (a code; int32 32, uint8 8). */
+export function dtypeBits(dtype: TensorDType): number {
+  return dtype === 'int32' ? 32 : dtype === 'uint8' ? 8 : formatOf(dtype).bits;
+}
+
 /** Bytes that n elements of a tensor dtype take in storage (packed for sub-byte formats). */
 export function storageBytes(dtype: TensorDType, n: number): number {
-  if (dtype === 'int32') return n * 4;
-  if (dtype === 'uint8') return n;
-  return Math.ceil((n * formatOf(dtype).bits) / 8);
+  return Math.ceil((n * dtypeBits(dtype)) / 8);
 }

@@ -12,6 +12,7 @@
 // naming the tensor. docs/safetensors.md has the format notes and the memfit dtype mapping.
 import { describeValue, InvalidArgumentError, MemfitError } from '../errors.js';
 import { formatOf } from '../dtype/formats.js';
+import { dtypeBits } from '../backend/storage.js';
 import type { Backend, TensorDType } from '../backend/backend.js';
 import type { Category } from '../backend/memory.js';
 import { Tensor } from '../tensor/tensor.js';
@@ -136,9 +137,6 @@ function unsupportedReason(dtype: string): string {
   return `unsupported dtype ${dtype}`;
 }
 
-function dtypeBits(d: TensorDType): number {
-  return d === 'int32' ? 32 : d === 'uint8' ? 8 : formatOf(d).bits;
-}
 
 /** Canonical TensorDType of a name (aliases allowed); UnknownDTypeError otherwise. */
 function tensorDType(d: string): TensorDType {

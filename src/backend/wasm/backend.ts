@@ -16,6 +16,7 @@ import { broadcastStrides, checkCopy, contiguousStrides, numel, sameShape, viewS
 import { wasmFamilies } from './families.js';
 import { kernelExports } from './exports.js';
 import { checkUint8Cast } from '../quant.js';
+import { dtypeBits } from '../storage.js';
 import { fillPlan, fillWords } from '../fill.js';
 
 export { kernelExports, type MemfitWasm } from './exports.js';
@@ -347,7 +348,7 @@ export class WasmBackend implements Backend {
     const r = x.shape.length;
     const rows = x.shape[r - 2], cols = x.shape[r - 1], batch = numel(x.shape) / (rows * cols || 1);
     const w = kernelExports();
-    const bits = x.dtype === 'int32' ? 32 : x.dtype === 'uint8' ? 8 : formatOf(x.dtype).bits;
+    const bits = dtypeBits(x.dtype);
     if (bits >= 8 && x.storage !== out.storage) {
       // Byte-aligned codes: one pass from x's storage straight into out's.
       const width = bits / 8, src = this.ptr(x.storage) + x.offset * width, dst = this.ptr(out.storage), mat = rows * cols * width;
@@ -362,7 +363,7 @@ export class WasmBackend implements Backend {
     checkCopy(x, out);
     const n = numel(x.shape);
     if (n === 0) return;
-    const bits = x.dtype === 'int32' ? 32 : x.dtype === 'uint8' ? 8 : formatOf(x.dtype).bits;
+    const bits = dtypeBits(x.dtype);
     const shape = x.shape, strides = x.strides ?? contiguousStrides(shape);
     const src = this.ptr(viewStorage(x)), dst = this.ptr(out.storage);
     const cols = shape[shape.length - 1] ?? 1, rows = n / cols;
@@ -397,7 +398,7 @@ export class WasmBackend implements Backend {
   private moveCodes(x: TensorRef, out: TensorRef, permute: (src: Uint8Array | Uint16Array | Uint32Array, dst: Uint8Array | Uint16Array | Uint32Array, n: number) => void): void {
     const w = kernelExports();
     const n = numel(x.shape);
-    const bits = x.dtype === 'int32' ? 32 : x.dtype === 'uint8' ? 8 : formatOf(x.dtype).bits;
+    const bits = dtypeBits(x.dtype);
     const width = bits > 16 ? 4 : bits > 8 ? 2 : 1;
     const base = this.ptr(x.storage), o = this.ptr(out.storage); // both checked before any temporary
     const src = this.temp(n * width, 'codes in');
