@@ -20,27 +20,51 @@ const KC: i32 = 256; // K block: a B panel (KC x NR floats = 8 KiB) stays in L1
 const MC: i32 = 72; // M block: a packed A block (MC x KC floats = 72 KiB) stays in L2
 const NC: i32 = 2048; // N block: a packed B block (KC x NC floats = 2 MiB at most)
 
+// Operands are float32, or bfloat16 read in place (bf = true): a bfloat16 value is the top half of
+// its float32, so the packing widens it exactly and the products and sums are those of the
+// float32 copy: the same bits as staging the operand to float32 first, without the copy.
+
+/** Element `i` of an operand (float32, or bfloat16 when bf). */
+// @ts-ignore: decorator
+@inline
+function ld(base: usize, i: i32, bf: bool): f32 {
+  if (bf) return reinterpret<f32>(<u32>load<u16>(base + (<usize>i << 1)) << 16);
+  return load<f32>(base + (<usize>i << 2));
+}
+
+/** Eight consecutive elements from `src` (float32, or bfloat16 when bf) stored as float32 at d and d + 16. */
+// @ts-ignore: decorator
+@inline
+function copy8(d: usize, src: usize, bf: bool): void {
+  if (bf) {
+    const h = v128.load(src);
+    v128.store(d, i32x4.shl(i32x4.extend_low_i16x8_u(h), 16));
+    v128.store(d, i32x4.shl(i32x4.extend_high_i16x8_u(h), 16), 16);
+  } else {
+    v128.store(d, v128.load(src));
+    v128.store(d, v128.load(src, 16), 16);
+  }
+}
+
 /** Packs op(B)[p0 .. p0+kc, j0 .. j0+nc] into k-major panels of NR columns, zero padded. */
-function packB(dst: usize, B: usize, transB: bool, ldb: i32, p0: i32, kc: i32, j0: i32, nc: i32): void {
+function packB(dst: usize, B: usize, transB: bool, ldb: i32, p0: i32, kc: i32, j0: i32, nc: i32, bf: bool): void {
   for (let jp = 0; jp < nc; jp += NR) {
     const nr = min(NR, nc - jp);
     const panel = dst + (<usize>(jp * kc) << 2);
     const j = j0 + jp;
+    const sh: usize = bf ? 1 : 2;
     if (!transB) {
       if (nr == NR) {
         for (let p = 0; p < kc; p++) {
-          const src = B + (<usize>((p0 + p) * ldb + j) << 2);
-          const d = panel + (<usize>(p * NR) << 2);
-          v128.store(d, v128.load(src));
-          v128.store(d, v128.load(src, 16), 16);
+          copy8(panel + (<usize>(p * NR) << 2), B + (<usize>((p0 + p) * ldb + j) << sh), bf);
         }
       } else {
         for (let p = 0; p < kc; p++) {
-          const src = B + (<usize>((p0 + p) * ldb + j) << 2);
+          const src = B + (<usize>((p0 + p) * ldb + j) << sh);
           const d = panel + (<usize>(p * NR) << 2);
           v128.store(d, f32x4.splat(0));
           v128.store(d, f32x4.splat(0), 16);
-          for (let c = 0; c < nr; c++) store<f32>(d + (<usize>c << 2), load<f32>(src + (<usize>c << 2)));
+          for (let c = 0; c < nr; c++) store<f32>(d + (<usize>c << 2), ld(src, c, bf));
         }
       }
     } else {
@@ -53,10 +77,10 @@ function packB(dst: usize, B: usize, transB: bool, ldb: i32, p0: i32, kc: i32, j
         }
       }
       for (let c = 0; c < nr; c++) {
-        const src = B + (<usize>((j + c) * ldb + p0) << 2);
+        const src = B + (<usize>((j + c) * ldb + p0) << sh);
         let d = panel + (<usize>c << 2);
         for (let p = 0; p < kc; p++) {
-          store<f32>(d, load<f32>(src + (<usize>p << 2)));
+          store<f32>(d, ld(src, p, bf));
           d += <usize>(NR << 2);
         }
       }
@@ -65,7 +89,8 @@ function packB(dst: usize, B: usize, transB: bool, ldb: i32, p0: i32, kc: i32, j
 }
 
 /** Packs op(A)[i0 .. i0+mc, p0 .. p0+kc] into k-major panels of MR rows, zero padded. */
-function packA(dst: usize, A: usize, transA: bool, lda: i32, i0: i32, mc: i32, p0: i32, kc: i32): void {
+function packA(dst: usize, A: usize, transA: bool, lda: i32, i0: i32, mc: i32, p0: i32, kc: i32, bf: bool): void {
+  const sh: usize = bf ? 1 : 2;
   for (let ip = 0; ip < mc; ip += MR) {
     const mr = min(MR, mc - ip);
     const panel = dst + (<usize>(ip * kc) << 2);
@@ -74,19 +99,19 @@ function packA(dst: usize, A: usize, transA: bool, lda: i32, i0: i32, mc: i32, p
     if (!transA) {
       // op(A)[i][p] = A[i * k + p]: each row is contiguous.
       for (let r = 0; r < mr; r++) {
-        const src = A + (<usize>((i + r) * lda + p0) << 2);
+        const src = A + (<usize>((i + r) * lda + p0) << sh);
         let d = panel + (<usize>r << 2);
         for (let p = 0; p < kc; p++) {
-          store<f32>(d, load<f32>(src + (<usize>p << 2)));
+          store<f32>(d, ld(src, p, bf));
           d += <usize>(MR << 2);
         }
       }
     } else {
       // op(A)[i][p] = A[p * m + i]: each k step is a contiguous run of mr values.
       for (let p = 0; p < kc; p++) {
-        const src = A + (<usize>((p0 + p) * lda + i) << 2);
+        const src = A + (<usize>((p0 + p) * lda + i) << sh);
         const d = panel + (<usize>(p * MR) << 2);
-        for (let r = 0; r < mr; r++) store<f32>(d + (<usize>r << 2), load<f32>(src + (<usize>r << 2)));
+        for (let r = 0; r < mr; r++) store<f32>(d + (<usize>r << 2), ld(src, r, bf));
       }
     }
   }
@@ -147,7 +172,7 @@ function micro(ap: usize, bp: usize, kc: i32, c: usize, ldc: usize, alpha: f32, 
  */
 function gemm(
   A: usize, B: usize, C: usize, m: i32, k: i32, n: i32, transA: bool, transB: bool, alpha: f32,
-  lda: i32, ldb: i32, ldc32: i32, pa: usize, pb: usize, edgeBuf: usize,
+  lda: i32, ldb: i32, ldc32: i32, pa: usize, pb: usize, edgeBuf: usize, aBf: bool, bBf: bool,
 ): void {
   const ldc = <usize>ldc32 << 2;
   if (k == 0) {
@@ -159,10 +184,10 @@ function gemm(
     for (let p0 = 0; p0 < k; p0 += KC) {
       const kc = min(KC, k - p0);
       const first = p0 == 0;
-      packB(pb, B, transB, ldb, p0, kc, j0, nc);
+      packB(pb, B, transB, ldb, p0, kc, j0, nc, bBf);
       for (let i0 = 0; i0 < m; i0 += MC) {
         const mc = min(MC, m - i0);
-        packA(pa, A, transA, lda, i0, mc, p0, kc);
+        packA(pa, A, transA, lda, i0, mc, p0, kc, aBf);
         for (let jp = 0; jp < nc; jp += NR) {
           const nr = min(NR, nc - jp);
           const bp = pb + (<usize>(jp * kc) << 2);
@@ -206,11 +231,12 @@ export function matmulScratchBytes(m: i32, k: i32, n: i32): usize {
  * Part of a batched matmul, for threads: batches [b0, b1), rows [i0, i1) and columns [j0, j1) of
  * every one of them, with caller-provided scratch (matmulScratchBytes(m, k, n) bytes, 16-aligned).
  * Allocates nothing, so that worker instances (which share the memory but not the heap's state)
- * may run it.
+ * may run it. `bf16` says which operands are bfloat16 read in place (1: A, 2: B; 0: both float32).
+ * The scratch pointer is the last argument (threads offset it by their seat).
  */
 export function matmulF32Part(
   a: usize, b: usize, out: usize, m: i32, k: i32, n: i32, transA: bool, transB: bool, alpha: f32, strideA: i32, strideB: i32,
-  b0: i32, b1: i32, i0: i32, i1: i32, j0: i32, j1: i32, scratch: usize,
+  b0: i32, b1: i32, i0: i32, i1: i32, j0: i32, j1: i32, bf16: i32, scratch: usize,
 ): void {
   const mp = i1 - i0, np = j1 - j0;
   if (mp <= 0 || np <= 0 || b1 <= b0) return;
@@ -219,13 +245,15 @@ export function matmulF32Part(
   const ncMax = (min(NC, max(n, 1)) + NR - 1) / NR * NR;
   const pa = scratch, pb = pa + (<usize>(mcMax * kcMax) << 2), edge = pb + (<usize>(ncMax * kcMax) << 2);
   const lda = transA ? m : k, ldb = transB ? k : n;
+  const aBf = (bf16 & 1) != 0, bBf = (bf16 & 2) != 0;
+  const sa: usize = aBf ? 1 : 2, sb: usize = bBf ? 1 : 2;
   for (let bi = b0; bi < b1; bi++) {
-    let A = a + ((<usize>bi * <usize>strideA) << 2), B = b + ((<usize>bi * <usize>strideB) << 2);
+    let A = a + ((<usize>bi * <usize>strideA) << sa), B = b + ((<usize>bi * <usize>strideB) << sb);
     let C = out + ((<usize>bi * <usize>m * <usize>n) << 2);
-    A += transA ? <usize>i0 << 2 : (<usize>i0 * <usize>k) << 2;
-    B += transB ? (<usize>j0 * <usize>k) << 2 : <usize>j0 << 2;
+    A += transA ? <usize>i0 << sa : (<usize>i0 * <usize>k) << sa;
+    B += transB ? (<usize>j0 * <usize>k) << sb : <usize>j0 << sb;
     C += ((<usize>i0 * <usize>n) + <usize>j0) << 2;
-    gemm(A, B, C, mp, k, np, transA, transB, alpha, lda, ldb, n, pa, pb, edge);
+    gemm(A, B, C, mp, k, np, transA, transB, alpha, lda, ldb, n, pa, pb, edge, aBf, bBf);
   }
 }
 
@@ -235,6 +263,6 @@ export function matmulF32(
 ): void {
   if (m <= 0 || n <= 0 || batch <= 0) return;
   const scratch = heap.alloc(matmulScratchBytes(m, k, n));
-  matmulF32Part(a, b, out, m, k, n, transA, transB, alpha, strideA, strideB, 0, batch, 0, m, 0, n, (scratch + 15) & ~15);
+  matmulF32Part(a, b, out, m, k, n, transA, transB, alpha, strideA, strideB, 0, batch, 0, m, 0, n, 0, (scratch + 15) & ~15);
   heap.free(scratch);
 }

@@ -3,15 +3,15 @@
 // `apply` runs them all the same way (policy, allocation in the chosen dtype, recording, saved-tensor
 // context, labels, observers). Inputs may be any float dtype (kernels compute in float32);
 // gradients are float32.
-import { checkOptions, describeValue, InvalidArgumentError } from '../errors.js';
+import { checkOptions, describeValue, InvalidArgumentError, ShapeMismatchError } from '../errors.js';
 import { canonicalDType, type DTypeName } from '../dtype/formats.js';
-import { checkTensor, Tensor, matmulShape } from '../tensor/tensor.js';
+import { checkTensor, Tensor, matmulShape, withOutputs } from '../tensor/tensor.js';
 import type { BinaryOp, MatmulOptions, TensorDType, UnaryOp } from '../backend/backend.js';
 import type { Category } from '../backend/memory.js';
 import { normAxis, numel, broadcastShapes } from '../backend/shape.js';
 import { Variable } from './variable.js';
 import { apply, defineOp, sameDtypeOrFloat32, type OpIO } from './op.js';
-import { expand, floating, kBinary, kBinaryGrad, kSum, kSumKeep, kUnary, pass, sameBackend, scalar, unbroadcast } from './kernels.js';
+import { expand, floating, kBinary, kBinaryGrad, kSum, kSumKeep, kUnary, pass, sameBackend, scalar, unbroadcast, zeros } from './kernels.js';
 
 export { unbroadcast } from './kernels.js';
 
@@ -206,6 +206,65 @@ const TRANSPOSE = defineOp({
 });
 /** The last two dimensions swapped (a contiguous copy). */
 export const transpose = (x: Variable): Variable => apply(TRANSPOSE, [x]);
+
+// ---- pieces along the first dimension ----------------------------------------------------------
+
+function checkRows(op: string, n: number, start: unknown, end: unknown): void {
+  if (!(Number.isInteger(start) && Number.isInteger(end) && (start as number) >= 0 && (start as number) <= (end as number) && (end as number) <= n)) {
+    throw new InvalidArgumentError(`${op}: rows [${describeValue(start)}, ${describeValue(end)}) are not a range inside the first dimension of size ${n}`);
+  }
+}
+
+const NARROW = defineOp({
+  name: 'narrow', views: true, outputDtype: ([x]) => x.data.dtype,
+  forward: (_io, [x], start: number, end: number) => ({
+    y: x.data.slice(start, end),
+    // The rows' gradient in a zero gradient of x's shape.
+    backward: (gy) => withOutputs(() => {
+      const g = zeros(gy.backend, x.shape, 'temporary');
+      const rows = g.slice(start, end);
+      try { gy.backend.copy(gy, rows); } finally { rows.dispose(); }
+      return [g];
+    }),
+  }),
+});
+/** Rows [start, end) of the first dimension, as a view (no copy): torch.narrow(x, 0, start, end - start). */
+export function narrow(x: Variable, start: number, end: number): Variable {
+  if (!(x instanceof Variable)) throw new InvalidArgumentError(`narrow: x must be a Variable, got ${describeValue(x)}`);
+  if (x.data.rank < 1) throw new InvalidArgumentError('narrow: x must have at least one dimension');
+  checkRows('narrow', x.shape[0], start, end);
+  return apply(NARROW, [x], start, end);
+}
+
+const CAT = defineOp({
+  name: 'cat', outputDtype: sameDtypeOrFloat32,
+  forward: (io, xs) => {
+    const rows = xs.map((x) => x.shape[0]);
+    const y = io.output(xs[0].data, [rows.reduce((a, b) => a + b, 0), ...xs[0].shape.slice(1)]);
+    const starts: number[] = [];
+    let at = 0;
+    for (const x of xs) {
+      starts.push(at);
+      const part = y.slice(at, at + x.shape[0]);
+      const src = x.data.dtype === y.dtype ? x.data : x.data.to(y.dtype);
+      try { y.backend.copy(src, part); } finally { part.dispose(); if (src !== x.data) src.dispose(); }
+      at += x.shape[0];
+    }
+    // Each input's gradient is its rows of gy: views, no copy.
+    return { y, backward: (gy, _s, needs) => xs.map((x, i) => (needs[i] ? gy.slice(starts[i], starts[i] + x.shape[0]) : null)) };
+  },
+});
+/** The inputs joined along the first dimension (torch.cat(xs, 0)); every other dimension must agree. */
+export function cat(xs: readonly Variable[]): Variable {
+  if (!Array.isArray(xs) || xs.length === 0 || !xs.every((x) => x instanceof Variable)) throw new InvalidArgumentError(`cat: xs must be a non-empty array of Variables, got ${describeValue(xs)}`);
+  const rest = xs[0].shape.slice(1).join();
+  for (const x of xs) {
+    if (x.data.rank < 1 || x.shape.slice(1).join() !== rest) {
+      throw new ShapeMismatchError(`cat: every input must have the shape [n, ${xs[0].shape.slice(1).join(', ')}] (all but the first dimension equal), got [${x.shape.join(', ')}]`);
+    }
+  }
+  return apply(CAT, xs);
+}
 
 // ---- reductions ---------------------------------------------------------------------------------
 

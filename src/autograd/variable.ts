@@ -612,8 +612,12 @@ function accumulate(v: Variable, g: Tensor): void {
       be.unary('scale', g, grad, 1);
       return grad;
     });
+  } else if (v.grad.isSoleOwner && v.grad.dtype === 'float32') {
+    // In place, as PyTorch accumulates .grad (every backend may write a binary op's output over
+    // an input): no third gradient-sized buffer while a parameter used several times accumulates.
+    be.binary('add', v.grad, g, v.grad);
   } else {
-    // Out of place: a kernel may not read and write one GPU buffer in the same dispatch.
+    // Out of place: a view of .grad (or a saved copy) shares its storage.
     const prev = v.grad;
     const sum = withOutputs(() => {
       const t = Tensor.empty(be, v.shape, { dtype: 'float32', category: 'gradient', label: 'grad' });

@@ -53,6 +53,8 @@ export interface TrainCommandOptions {
   report?: string;
   /** Checkpoint the modules whose dotted names match this regular expression (activations recomputed in backward). */
   checkpointModules?: string;
+  /** Run each checkpointed module on this many pieces of the batch (TrainConfig.checkpointChunks). */
+  checkpointChunks?: number;
   /** Checkpoint what planCheckpoints chooses so that a step's peak fits this budget (bytes, '256MiB', or '50%'). */
   memoryBudget?: string;
   /** The optimizer steps inside backward and frees each gradient at once (gradients clipped per parameter). */
@@ -165,7 +167,12 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
   if (!(Number.isFinite(opts.lr) && opts.lr > 0)) throw new CliError(`--lr must be a positive finite number, got ${opts.lr}`);
   if (opts.memoryBudget !== undefined) {
     if (opts.checkpointModules !== undefined) throw new CliError('--memory-budget chooses what to checkpoint itself; give it or --checkpoint-modules, not both');
+    if (opts.checkpointChunks !== undefined) throw new CliError('--checkpoint-chunks splits the checkpoints of --checkpoint-modules; --memory-budget plans whole modules');
     try { parseMemoryBudget(opts.memoryBudget); } catch (e) { throw new CliError(`--memory-budget: ${(e as Error).message}`); }
+  }
+  if (opts.checkpointChunks !== undefined) {
+    if (!(Number.isSafeInteger(opts.checkpointChunks) && opts.checkpointChunks >= 1)) throw new CliError(`--checkpoint-chunks must be a positive integer, got ${opts.checkpointChunks}`);
+    if (opts.checkpointModules === undefined && opts.memory === undefined) throw new CliError('--checkpoint-chunks splits the checkpoints of --checkpoint-modules (or --memory least): give one of them');
   }
   if (opts.resume && !opts.checkpoint) throw new CliError('--resume needs --checkpoint <path>');
   if (opts.checkpoint && opts.text && (resolve(opts.checkpoint) === resolve(opts.text) || await sameFile(opts.checkpoint, opts.text))) {
@@ -179,7 +186,7 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
   }
   const config: TrainConfig = tinyLlamaConfig({
     steps: opts.steps, batchSize: opts.batchSize, seqLen: opts.seqLen, lr: opts.lr, seed: opts.seed, precision: opts.precision,
-    masterWeights: opts.masterWeights || undefined, stochasticRounding: opts.stochasticRounding || undefined, checkpointModules: opts.checkpointModules, optimizer: opts.optimizer,
+    masterWeights: opts.masterWeights || undefined, stochasticRounding: opts.stochasticRounding || undefined, checkpointModules: opts.checkpointModules, checkpointChunks: opts.checkpointChunks, optimizer: opts.optimizer,
     gradientRelease: opts.gradientRelease || undefined, memory: opts.memory,
   });
   const run: RunRecord = {

@@ -73,8 +73,14 @@ export function linear(x: Variable, weight: Variable, bias: Variable | null = nu
   return apply(LINEAR, bias ? [x, weight, bias] : [x, weight]);
 }
 
+const HALF_DTYPES: ReadonlySet<string> = new Set(['float32', 'bfloat16', 'float16']);
+
 const EMBEDDING = defineOp({
   name: 'embedding',
+  // Rows come out in the table's dtype, as in PyTorch: a bfloat16 table gives bfloat16 rows (a
+  // bf16-true model's residual stream stays bfloat16), the same values a float32 decode gives.
+  // Tables in the 8-bit and narrower formats (a converted model's) decode to float32 rows.
+  outputDtype: ([table]) => (HALF_DTYPES.has(table.data.dtype) ? table.data.dtype : 'float32'),
   forward: (io, [table], ids: Tensor, paddingIdx: number | null) => {
     sameBackend(ids, table.data);
     const be = table.backend;

@@ -18,6 +18,7 @@ import {
   withOpPolicy, withSavedTensorsHooks, withoutOpPolicies, type OpPolicy, type SavedTensorContext, type SavedTensorsHooks,
 } from '../autograd/variable.js';
 import { withOpInterceptor } from '../autograd/op.js';
+import { cat, narrow } from '../autograd/ops.js';
 import { currentModulePath } from '../backend/op_context.js';
 import { autocast, autocastOptionsOf } from '../amp/autocast.js';
 import { Module, forwardWrapper, moduleContext, setForwardWrapper, withModuleContext, type ForwardWrapper, type ModuleContext } from '../nn/module.js';
@@ -57,9 +58,22 @@ export interface CheckpointOptions {
   preserveRngState?: boolean;
   /** Selective checkpointing: which ops' outputs to keep from the forward (default: none). */
   policy?: CheckpointPolicy;
+  /**
+   * Chunked checkpointing (DeepSpeed's TiledMLP, for any fn that treats the rows of its inputs'
+   * first dimension independently, such as an MLP over [batch, tokens, features]): every Variable
+   * and Tensor input is split along its first dimension into this many pieces (as equal as they
+   * come; no more than the rows), fn runs on each piece under a checkpoint of its own, and the
+   * outputs are joined along the first dimension. Backward then recomputes and holds one piece at
+   * a time: a `chunks`-th of fn's saved activations and of the gradients inside it. The forward's
+   * results are bit-identical where fn's kernels compute each row alone (memfit's matmul, norms and
+   * elementwise kernels do); a weight's gradient becomes the sum of the pieces' gradients (the same
+   * sum in another order). Every piece's inputs are saved before any piece runs, so the recompute
+   * of an enclosing checkpoint stops before fn runs at all. Default 1 (one piece: plain checkpoint).
+   */
+  chunks?: number;
 }
 
-const OPTION_KEYS = ['preserveRngState', 'policy'] as const;
+const OPTION_KEYS = ['preserveRngState', 'policy', 'chunks'] as const;
 
 /** What checkpointModules wrapped, and how to unwrap it. */
 export interface CheckpointModulesResult {
@@ -69,11 +83,12 @@ export interface CheckpointModulesResult {
   undo(): void;
 }
 
-function checkCheckpointOptions(options: CheckpointOptions | undefined, fn: string): Required<Pick<CheckpointOptions, 'preserveRngState'>> & CheckpointOptions {
+function checkCheckpointOptions(options: CheckpointOptions | undefined, fn: string): Required<Pick<CheckpointOptions, 'preserveRngState' | 'chunks'>> & CheckpointOptions {
   const o = checkOptionsObject(options, fn);
   if (o.preserveRngState !== undefined && typeof o.preserveRngState !== 'boolean') throw new InvalidArgumentError(`${fn}: preserveRngState must be a boolean, got ${describeValue(o.preserveRngState)}`);
   if (o.policy !== undefined && typeof o.policy !== 'function') throw new InvalidArgumentError(`${fn}: policy must be a function (ctx) => 'mustSave' | 'preferSave' | 'mustRecompute' | 'preferRecompute', got ${describeValue(o.policy)}`);
-  return { preserveRngState: o.preserveRngState ?? true, policy: o.policy };
+  if (o.chunks !== undefined && !(Number.isSafeInteger(o.chunks) && o.chunks >= 1)) throw new InvalidArgumentError(`${fn}: chunks must be a positive integer, got ${describeValue(o.chunks)}`);
+  return { preserveRngState: o.preserveRngState ?? true, policy: o.policy, chunks: o.chunks ?? 1 };
 }
 
 function checkOptionsObject(options: CheckpointOptions | undefined, fn: string): CheckpointOptions {
@@ -393,6 +408,11 @@ class Frame {
     }
   }
 
+  /** Drops a frame whose run never started (a later piece of a chunked checkpoint failed, or an enclosing recompute stopped). */
+  abandon(): void {
+    this.finish();
+  }
+
   private maybeFinish(): void {
     if (this.forwardDone && this.live === 0) this.finish();
   }
@@ -416,8 +436,56 @@ export function checkpointWith<R>(fn: (...args: any[]) => R, inputs: readonly un
   if (fn.constructor?.name === 'AsyncFunction') throw new InvalidArgumentError('checkpoint takes a synchronous function: ops after an await would run outside it');
   const o = checkCheckpointOptions(options, 'checkpoint');
   if (!isGradEnabled()) return fn(...inputs); // nothing is saved: nothing to recompute (as PyTorch)
-  const frame = new Frame(fn as (...args: unknown[]) => unknown, inputs, o, { modules: moduleContext(), policies: opPolicyStack() });
+  const env = { modules: moduleContext(), policies: opPolicyStack() };
+  if (o.chunks > 1) return checkpointChunks(fn as (...args: unknown[]) => unknown, inputs, o, env) as R;
+  const frame = new Frame(fn as (...args: unknown[]) => unknown, inputs, o, env);
   return frame.run(inputs) as R;
+}
+
+/** The `chunks` option: fn on pieces of the inputs' first dimension, each under its own checkpoint, joined by cat. */
+function checkpointChunks(fn: (...args: unknown[]) => unknown, inputs: readonly unknown[], o: ReturnType<typeof checkCheckpointOptions>, env: Env): Variable {
+  const split = inputs.filter((x): x is Variable | Tensor => x instanceof Variable || x instanceof Tensor);
+  if (split.length === 0) throw new InvalidArgumentError('checkpoint: chunks needs at least one Variable or Tensor input to split');
+  const rows = split[0].shape[0];
+  for (const x of split) {
+    if (x.shape.length === 0 || x.shape[0] !== rows) {
+      throw new InvalidArgumentError(`checkpoint: chunks splits every Variable and Tensor input along its first dimension, so they must share it; got [${split.map((t) => `[${t.shape.join(', ')}]`).join(', ')}]`);
+    }
+  }
+  const k = Math.max(1, Math.min(o.chunks, rows));
+  const bounds = Array.from({ length: k }, (_, i) => [Math.floor((i * rows) / k), Math.floor(((i + 1) * rows) / k)] as const);
+  const pieces = bounds.map(([a, b]) => inputs.map((x) => (x instanceof Variable ? narrow(x, a, b) : x instanceof Tensor ? x.slice(a, b) : x)));
+  // Every piece's inputs are saved before any piece runs: an enclosing checkpoint's recompute stops
+  // here (it needs these inputs and nothing fn computes from them), without running fn on any piece.
+  const frames: Frame[] = [];
+  try {
+    try {
+      for (const p of pieces) frames.push(new Frame(fn, p, o, env));
+    } catch (e) {
+      for (const f of frames) f.abandon();
+      throw e;
+    }
+    return cat(frames.map((f, i) => runPiece(f, i)));
+  } finally {
+    // The Tensor pieces (views): each frame saved its own reference.
+    for (const p of pieces) for (const x of p) if (x instanceof Tensor) x.dispose();
+  }
+
+  function runPiece(f: Frame, i: number): Variable {
+    let y: unknown;
+    try {
+      y = f.run(pieces[i]);
+    } catch (e) {
+      for (const g of frames.slice(i + 1)) g.abandon();
+      throw e;
+    }
+    const [a, b] = bounds[i];
+    if (!(y instanceof Variable) || y.shape.length === 0 || y.shape[0] !== b - a) {
+      for (const g of frames.slice(i + 1)) g.abandon();
+      throw new InvalidArgumentError(`checkpoint: with chunks, fn must return one Variable with a row for each input row (first dimension ${b - a} for this piece), got ${y instanceof Variable ? `[${y.shape.join(', ')}]` : describeValue(y)}`);
+    }
+    return y;
+  }
 }
 
 /**

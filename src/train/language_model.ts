@@ -8,7 +8,7 @@ import { inferenceMode, tidy } from '../autograd/variable.js';
 import { autocast } from '../amp/autocast.js';
 import { GradScaler } from '../amp/grad_scaler.js';
 import { convertToFloat8Training } from '../amp/float8.js';
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError, describeValue } from '../errors.js';
 import { ByteTextDataset, type TokenBatch } from '../data/byte_text.js';
 import { Llama, type LlamaConfig } from '../nn/llama.js';
 import { Adam, AdamW } from '../optim/adam.js';
@@ -63,6 +63,13 @@ export interface TrainConfig {
    */
   checkpointModules?: string;
   /**
+   * Chunked checkpointing (CheckpointOptions.chunks): each module of checkpointModules runs as this
+   * many checkpoints, one per piece of the batch, so backward recomputes and holds one piece's
+   * activations and gradients at a time. For modules that treat each sequence of the batch alone
+   * (a decoder layer, an MLP); at most the batch size. Default 1.
+   */
+  checkpointChunks?: number;
+  /**
    * Gradient release: the optimizer steps inside backward, each parameter as soon as its gradient
    * is complete, and frees that gradient (Optimizer.attachToBackward). Gradients are then clipped
    * per parameter to maxGradNorm (a global norm needs every gradient at once). Not with '16-mixed'
@@ -78,8 +85,8 @@ export interface TrainConfig {
   /**
    * A memory preset. 'least': everything that lowers a step's peak while training stays correct:
    * bfloat16 weights with stochastic rounding ('bf16-true') and bfloat16 autocast, 8-bit AdamW,
-   * per-layer activation checkpointing ('^layers\.\d+$') and gradient release. Fields given explicitly win over the
-   * preset's. Default: none.
+   * per-layer activation checkpointing ('^layers\.\d+$') in 8 chunks of the batch and gradient
+   * release. Fields given explicitly win over the preset's. Default: none.
    */
   memory?: TrainMemoryPreset;
 }
@@ -89,12 +96,13 @@ export type TrainMemoryPreset = 'least';
 export const TRAIN_MEMORY_PRESETS: readonly TrainMemoryPreset[] = ['least'];
 
 /** The fields the 'least' memory preset sets (see TrainConfig.memory). */
-export const LEAST_MEMORY: Readonly<Pick<TrainConfig, 'precision' | 'stochasticRounding' | 'bf16Autocast' | 'optimizer' | 'checkpointModules' | 'gradientRelease'>> = {
+export const LEAST_MEMORY: Readonly<Pick<TrainConfig, 'precision' | 'stochasticRounding' | 'bf16Autocast' | 'optimizer' | 'checkpointModules' | 'checkpointChunks' | 'gradientRelease'>> = {
   precision: 'bf16-true',
   stochasticRounding: true,
   bf16Autocast: true,
   optimizer: 'adamw8bit',
   checkpointModules: '^layers\\.\\d+$',
+  checkpointChunks: 8,
   gradientRelease: true,
 };
 
@@ -143,7 +151,7 @@ export const MEDIUM_LLAMA: TrainConfig = {
  * TINY_LLAMA with a run's choices: warmup is capped at a tenth of the steps and the context grows
  * to seqLen when that is longer. What `memfit train` and the demo page train.
  */
-export function tinyLlamaConfig(options: Partial<Pick<TrainConfig, 'steps' | 'batchSize' | 'seqLen' | 'lr' | 'seed' | 'optimizer' | 'precision' | 'masterWeights' | 'stochasticRounding' | 'checkpointModules' | 'gradientRelease' | 'memory'>> = {}): TrainConfig {
+export function tinyLlamaConfig(options: Partial<Pick<TrainConfig, 'steps' | 'batchSize' | 'seqLen' | 'lr' | 'seed' | 'optimizer' | 'precision' | 'masterWeights' | 'stochasticRounding' | 'checkpointModules' | 'checkpointChunks' | 'gradientRelease' | 'memory'>> = {}): TrainConfig {
   const c: TrainConfig = { ...TINY_LLAMA, ...options };
   return {
     ...c,
@@ -217,6 +225,9 @@ export class LanguageModelTrainer {
     if (precision === 'bf16-true') this.model.to('bfloat16');
     if (precision === '16-true') this.model.to('float16');
     if (precision === 'fp8') convertToFloat8Training(this.model, { filter: (name) => name !== 'lmHead' });
+    const chunks = config.checkpointChunks ?? 1;
+    if (!(Number.isSafeInteger(chunks) && chunks >= 1)) throw new InvalidArgumentError(`checkpointChunks must be a positive integer, got ${describeValue(config.checkpointChunks)}`);
+    if (chunks > 1 && config.checkpointModules === undefined) throw new InvalidArgumentError('checkpointChunks splits the checkpoints of checkpointModules: give checkpointModules too');
     if (config.checkpointModules !== undefined) {
       let re: RegExp;
       try {
@@ -224,7 +235,7 @@ export class LanguageModelTrainer {
       } catch (e) {
         throw new InvalidArgumentError(`checkpointModules: ${JSON.stringify(config.checkpointModules)} is not a regular expression (${(e as Error).message})`);
       }
-      this.checkpointed = checkpointModules(this.model, re).wrapped;
+      this.checkpointed = checkpointModules(this.model, re, { chunks }).wrapped;
     }
     this.scaler = precision === '16-mixed' ? new GradScaler() : null;
     // Weight decay on matrices only, not on norm weights (as Hugging Face's Trainer groups them).

@@ -4,7 +4,7 @@
 // with no allowed key (all of its keys masked) gets out = 0 and lse = -inf, and no gradient.
 import { InvalidArgumentError } from '../../errors.js';
 import type { TensorRef } from '../backend.js';
-import { attentionStrides } from '../shape.js';
+import { attentionStrides, numel } from '../shape.js';
 import type { WasmBackend } from './backend.js';
 import { kernelExports, type MemfitWasm } from './exports.js';
 import { f32Ptr } from './norms.js';
@@ -19,12 +19,39 @@ export function attentionDims(q: TensorRef): [number, number, number, number] {
   return q.shape as unknown as [number, number, number, number];
 }
 
-function staged(backend: WasmBackend, inputs: readonly (TensorRef | null)[], fn: (ptrs: number[]) => void): void {
-  const s = backend.stageAll(inputs);
-  try {
-    fn(s.map((v) => v.ptr));
-  } finally {
-    for (const v of s) v.release();
+/** Rows [b0, b0 + nb) of a tensor whose first dimension is the batch B. */
+function batchPart(t: TensorRef, B: number, b0: number, nb: number): TensorRef {
+  return { storage: t.storage, dtype: t.dtype, offset: t.offset + (b0 * numel(t.shape)) / B, shape: [nb, ...t.shape.slice(1)] };
+}
+
+/**
+ * Runs fn over groups of whole batch entries, staging inputs (any dtype but float32) and outputs
+ * one group at a time: a bfloat16 attention holds float32 copies of a few batch entries, not of
+ * the whole batch. fn gets the group's size and the pointers of its staged inputs and outputs
+ * (float32 tensors are read and written in place). The kernels index heads from the pointers
+ * they are given, so a group is computed exactly as in one call over the batch.
+ */
+function byBatch(
+  backend: WasmBackend, B: number, H: number, inputs: readonly (TensorRef | null)[], outputs: readonly TensorRef[],
+  fn: (b0: number, nb: number, ins: number[], outs: number[]) => void,
+): void {
+  const f32 = [...inputs, ...outputs].every((t) => !t || t.dtype === 'float32');
+  // Enough heads a group to keep every thread busy.
+  const group = f32 ? B : Math.min(B, Math.max(1, Math.ceil((2 * backend.threads) / H)));
+  for (let b0 = 0; b0 < B; b0 += group) {
+    const nb = Math.min(group, B - b0);
+    const s = backend.stageAll(inputs.map((t) => t && batchPart(t, B, b0, nb)));
+    const outs: ReturnType<WasmBackend['stageOut']>[] = [];
+    try {
+      for (const t of outputs) outs.push(backend.stageOut(batchPart(t, B, b0, nb)));
+      fn(b0, nb, s.map((v) => v.ptr), outs.map((o) => o.ptr));
+      for (const o of outs) o.commit();
+    } catch (e) {
+      for (const o of outs) o.release();
+      throw e;
+    } finally {
+      for (const v of s) v.release();
+    }
   }
 }
 
@@ -32,15 +59,13 @@ export function attention(backend: WasmBackend, q: TensorRef, k: TensorRef, v: T
   const [B, H, T, D] = attentionDims(q);
   if (B * H * T === 0) return;
   const { hs, ts, memory } = attentionStrides(q, [k, v, out]);
-  staged(backend, [memory(q), memory(k), memory(v), mask], ([pq, pk, pv, pm]) => {
-    const o = backend.stageOut(memory(out));
-    const pl = f32Ptr(backend, lse), c = causal ? 1 : 0;
-    // Heads run in parallel (each head's rows are computed as on one thread); scratch: a row of scores per thread.
-    const stride = (T * 4 + 15) & ~15;
-    backend.withThreadScratch(stride, (scores) => backend.parallelFor(B * H, 1, B * H * T * T * D, (r0, r1) => ({
-      fn: 'attentionF32Heads', args: [pq, pk, pv, pm, o.ptr, pl, H, T, D, scale, c, r0, r1, hs, ts, scores],
+  const pl = f32Ptr(backend, lse), c = causal ? 1 : 0;
+  // Heads run in parallel (each head's rows are computed as on one thread); scratch: a row of scores per thread.
+  const stride = (T * 4 + 15) & ~15;
+  byBatch(backend, B, H, [memory(q), memory(k), memory(v), mask], [memory(out)], (b0, nb, [pq, pk, pv, pm], [po]) => {
+    backend.withThreadScratch(stride, (scores) => backend.parallelFor(nb * H, 1, nb * H * T * T * D, (r0, r1) => ({
+      fn: 'attentionF32Heads', args: [pq, pk, pv, pm, po, pl + b0 * H * T * 4, H, T, D, scale, c, r0, r1, hs, ts, scores],
     }), stride));
-    o.commit();
   });
 }
 
@@ -51,23 +76,21 @@ export function attentionBackward(
   const [B, H, T, D] = attentionDims(q);
   if (B * H * T === 0) return;
   const { hs, ts, memory } = attentionStrides(q, [k, v, out, dout, dq, dk, dv]);
-  staged(backend, [memory(dout), memory(q), memory(k), memory(v), memory(out), lse, mask], ([pdo, pq, pk, pv, po, pl, pm]) => {
-    const di = backend.temp(B * H * T * 4, 'attention di');
-    const oq = backend.stageOut(memory(dq)), ok = backend.stageOut(memory(dk)), ov = backend.stageOut(memory(dv));
-    try {
-      const c = causal ? 1 : 0;
-      // Heads in parallel; scratch: each thread's cache of one head's P and dS (none for long sequences: recomputed).
-      const bytes = (exportsOf().attentionBackwardCacheBytes(T) + 15) & ~15;
-      const heads = (cache: number) => backend.parallelFor(B * H, 1, 2 * B * H * T * T * D, (r0, r1) => ({
-        fn: 'attentionBackwardF32Heads', args: [pdo, pq, pk, pv, po, pl, pm, oq.ptr, ok.ptr, ov.ptr, di.ptr, H, T, D, scale, c, r0, r1, hs, ts, cache],
+  const pl = f32Ptr(backend, lse), c = causal ? 1 : 0;
+  const di = backend.temp(B * H * T * 4, 'attention di');
+  try {
+    // Heads in parallel; scratch: each thread's cache of one head's P and dS (none for long sequences: recomputed).
+    const bytes = (exportsOf().attentionBackwardCacheBytes(T) + 15) & ~15;
+    const ins = [memory(dout), memory(q), memory(k), memory(v), memory(out), mask];
+    byBatch(backend, B, H, ins, [memory(dq), memory(dk), memory(dv)], (b0, nb, [pdo, pq, pk, pv, po, pm], [oq, ok, ov]) => {
+      const rows = b0 * H * T * 4;
+      const heads = (cache: number) => backend.parallelFor(nb * H, 1, 2 * nb * H * T * T * D, (r0, r1) => ({
+        fn: 'attentionBackwardF32Heads', args: [pdo, pq, pk, pv, po, pl + rows, pm, oq, ok, ov, di.ptr + rows, H, T, D, scale, c, r0, r1, hs, ts, cache],
       }), cache ? bytes : 0);
       if (bytes) backend.withThreadScratch(bytes, heads);
       else heads(0);
-      oq.commit();
-      ok.commit();
-      ov.commit();
-    } finally {
-      backend.free(di.storage);
-    }
-  });
+    });
+  } finally {
+    backend.free(di.storage);
+  }
 }

@@ -293,14 +293,17 @@ export class WasmBackend implements Backend {
   stageOut(out: TensorRef, options: CastOptions = {}): { ptr: number; commit(): void; release(): void } {
     const n = numel(out.shape);
     const base = this.ptr(out.storage);
-    if (out.offset !== 0) throw new InvalidArgumentError('kernel outputs must start at offset 0');
+    // An output may start inside its storage (a slice) when its codes are whole bytes.
+    const bits = dtypeBits(out.dtype);
+    if (out.offset !== 0 && bits < 8) throw new InvalidArgumentError('kernel outputs in packed sub-byte formats must start at offset 0');
+    const byteOffset = out.offset * (bits / 8);
     if (out.dtype === 'float32' && !options.saturate && (options.rounding ?? 'nearest-even') === 'nearest-even') {
-      return { ptr: base, commit() {}, release() {} };
+      return { ptr: base + byteOffset, commit() {}, release() {} };
     }
     const t = this.temp(n * 4, 'stage-out');
     let held = true;
     const release = () => { if (held) { held = false; this.free(t.storage); } };
-    return { ptr: t.ptr, commit: () => { try { this.encodeInto(t.ptr, out, options); } finally { release(); } }, release };
+    return { ptr: t.ptr, commit: () => { try { this.encodeInto(t.ptr, out, options, byteOffset); } finally { release(); } }, release };
   }
 
   /** Rounds n float32 at src into out's storage. */
@@ -495,7 +498,16 @@ export class WasmBackend implements Backend {
       // same sums in the same order: the results are the same bit for bit.
       return this.matmulInRowBands(a, b, out, rows, k, n, options);
     }
-    this.run([a, b], out, ([pa, pb], o) => this.matmulF32(pa, pb, o, batch, m, k, n, tA, tB, alpha, strideA, strideB));
+    // bfloat16 operands are read in place by the kernel's packing (exactly widened): no float32 copy.
+    const direct = [a, b].map((t) => (this.bf16InPlace(t) ? this.ptr(t.storage) + t.offset * 2 : 0));
+    this.run([direct[0] ? null : a, direct[1] ? null : b], out, ([pa, pb], o) => this.matmulF32(
+      direct[0] || pa, direct[1] || pb, o, batch, m, k, n, tA, tB, alpha, strideA, strideB, (direct[0] ? 1 : 0) | (direct[1] ? 2 : 0),
+    ));
+  }
+
+  /** Whether the matmul kernel reads t as it is stored (a contiguous bfloat16 tensor). */
+  private bf16InPlace(t: TensorRef): boolean {
+    return t.dtype === 'bfloat16' && !t.strides;
   }
 
   /** matmul of A [rows, k] (contiguous, not transposed) by a shared B, in bands of rows (see matmul). */
@@ -503,15 +515,16 @@ export class WasmBackend implements Backend {
     for (const t of [a, b, out]) this.ptr(t.storage); // every operand checked before anything is staged
     const band = Math.max(16, Math.floor((2 * ELEMENTWISE_BLOCK) / Math.max(k, n) / 16) * 16); // 512 KiB of float32: B is packed once a band
     const bShape = b.shape.slice(-2), direct = out.dtype === 'float32', width = direct ? 4 : formatOf(out.dtype).codeBytes;
-    const sb = this.stageIn({ storage: b.storage, dtype: b.dtype, offset: b.offset, shape: bShape });
+    const aIn = this.bf16InPlace(a), bIn = this.bf16InPlace(b), bf16 = (aIn ? 1 : 0) | (bIn ? 2 : 0);
+    const sb = bIn ? { ptr: this.ptr(b.storage) + b.offset * 2, release() {} } : this.stageIn({ storage: b.storage, dtype: b.dtype, offset: b.offset, shape: bShape });
     try {
       for (let r = 0; r < rows; r += band) {
         const len = Math.min(band, rows - r);
-        const sa = this.stageIn({ storage: a.storage, dtype: a.dtype, offset: a.offset + r * k, shape: [len, k] });
+        const sa = aIn ? { ptr: this.ptr(a.storage) + (a.offset + r * k) * 2, release() {} } : this.stageIn({ storage: a.storage, dtype: a.dtype, offset: a.offset + r * k, shape: [len, k] });
         let o: { storage: Storage; ptr: number } | undefined;
         try {
           if (!direct) o = this.temp(len * n * 4, 'stage-out');
-          this.matmulF32(sa.ptr, sb.ptr, o ? o.ptr : this.ptr(out.storage) + r * n * 4, 1, len, k, n, 0, options.transB ? 1 : 0, options.alpha ?? 1, 0, 0);
+          this.matmulF32(sa.ptr, sb.ptr, o ? o.ptr : this.ptr(out.storage) + r * n * 4, 1, len, k, n, 0, options.transB ? 1 : 0, options.alpha ?? 1, 0, 0, bf16);
           if (o) this.encodeInto(o.ptr, { storage: out.storage, dtype: out.dtype, offset: 0, shape: [len, n] }, {}, r * n * width);
         } finally {
           if (o) this.free(o.storage);
@@ -526,16 +539,17 @@ export class WasmBackend implements Backend {
   /** out = op(A) op(B) on float32 pointers (the kernel of matmul, threaded as matmul). */
   // Whole matrices per part when the batch is large enough, else bands of rows (or columns) of
   // each (bands of at least 48 rows or 64 columns: each band packs its own copy of op(B) or op(A)).
-  private matmulF32(pa: number, pb: number, o: number, batch: number, m: number, k: number, n: number, tA: number, tB: number, alpha: number, strideA: number, strideB: number): void {
+  // bf16: which operands are bfloat16 read in place (1: A, 2: B).
+  private matmulF32(pa: number, pb: number, o: number, batch: number, m: number, k: number, n: number, tA: number, tB: number, alpha: number, strideA: number, strideB: number, bf16 = 0): void {
     const lanes = this.lanes(batch * m * n * Math.max(k, 1));
-    if (lanes <= 1) return kernelExports().matmulF32(pa, pb, o, batch, m, k, n, tA !== 0, tB !== 0, alpha, strideA, strideB);
+    if (lanes <= 1 && bf16 === 0) return kernelExports().matmulF32(pa, pb, o, batch, m, k, n, tA !== 0, tB !== 0, alpha, strideA, strideB);
     const [by, ranges] = batch >= lanes ? ['batch', splitRange(batch, this.pieces(lanes, batch))] as const
       : m >= n ? ['rows', splitRange(m, this.pieces(lanes, Math.ceil(m / 48)), 4)] as const
         : ['cols', splitRange(n, this.pieces(lanes, Math.ceil(n / 64)), 8)] as const;
     const bytes = (kernelExports().matmulScratchBytes(m, k, n) + 15) & ~15;
     this.withThreadScratch(bytes, (scratch) => this.runParts(ranges.map(([s, e]) => {
       const [b0, b1, i0, i1, j0, j1] = by === 'batch' ? [s, e, 0, m, 0, n] : by === 'rows' ? [0, batch, s, e, 0, n] : [0, batch, 0, m, s, e];
-      return { fn: 'matmulF32Part', args: [pa, pb, o, m, k, n, tA, tB, alpha, strideA, strideB, b0, b1, i0, i1, j0, j1, scratch] };
+      return { fn: 'matmulF32Part', args: [pa, pb, o, m, k, n, tA, tB, alpha, strideA, strideB, b0, b1, i0, i1, j0, j1, bf16, scratch] };
     }), bytes));
   }
 
@@ -559,7 +573,7 @@ export class WasmBackend implements Backend {
   }
 
   /** Stages inputs to float32, runs fn(inputPtrs, outPtr, n), rounds into out, frees staging (also on error). */
-  run(inputs: readonly TensorRef[], out: TensorRef, fn: (ptrs: number[], out: number, n: number) => void): void {
+  run(inputs: readonly (TensorRef | null)[], out: TensorRef, fn: (ptrs: number[], out: number, n: number) => void): void {
     this.ptr(out.storage); // checked before anything is staged
     const staged = this.stageAll(inputs);
     let o: ReturnType<WasmBackend['stageOut']> | undefined;

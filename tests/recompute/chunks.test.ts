@@ -1,0 +1,162 @@
+// Chunked checkpointing (checkpoint's `chunks` option, DeepSpeed's TiledMLP for any row-wise fn):
+// the inputs are split along their first dimension, each piece runs under its own checkpoint, the
+// outputs are joined. The forward and every gradient that flows along the rows are bit-identical to
+// the unchunked run; a weight's gradient is the same sum in another order (close, not equal);
+// backward holds one piece at a time; an enclosing checkpoint's recompute never runs fn. Also the
+// ops it is built of: narrow (a view of rows) and cat.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  WasmBackend, Llama, Tensor, Variable, manualSeed, tidy, autocast, checkpoint, checkpointModules, narrow, cat, sum, mul, add, silu,
+  savedTensorStats, withOpObserver, InvalidArgumentError, ShapeMismatchError, type Module,
+} from '../../src/index.js';
+
+const be = new WasmBackend();
+
+const rand = (shape: number[], seed: number, requiresGrad = true): Variable => {
+  let s = seed;
+  const n = shape.reduce((a, b) => a * b, 1);
+  return Variable.from(be, Float32Array.from({ length: n }, () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) - 0.5), shape, { requiresGrad });
+};
+
+async function bits(t: Tensor | null): Promise<number[]> {
+  assert.ok(t, 'a gradient exists');
+  const a = await t.to('float32').toArray();
+  return [...new Uint32Array(a.buffer, a.byteOffset, a.length)];
+}
+
+test('narrow is a view of rows; its gradient is the rows\' gradient in zeros; cat joins rows and splits the gradient', async () => {
+  const x = Variable.from(be, Float32Array.from({ length: 12 }, (_, i) => i + 1), [4, 3], { requiresGrad: true });
+  const w = Variable.from(be, Float32Array.from({ length: 6 }, (_, i) => 10 * (i + 1)), [2, 3]);
+  const y = tidy(() => {
+    const rows = narrow(x, 1, 3);
+    assert.equal(rows.shape, [2, 3]);
+    return sum(mul(rows, w));
+  });
+  assert.equal([...await y.data.toArray()], [4 * 10 + 5 * 20 + 6 * 30 + 7 * 40 + 8 * 50 + 9 * 60]);
+  y.backward();
+  assert.equal([...await x.grad!.toArray()], [0, 0, 0, 10, 20, 30, 40, 50, 60, 0, 0, 0]);
+  y.dispose();
+
+  const a = Variable.from(be, [1, 2, 3, 4], [2, 2], { requiresGrad: true });
+  const b = Variable.from(be, [5, 6], [1, 2], { requiresGrad: true });
+  const c = Variable.from(be, Float32Array.from({ length: 6 }, (_, i) => i + 1), [3, 2]);
+  const z = tidy(() => {
+    const j = cat([a, b]);
+    assert.equal(j.shape, [3, 2]);
+    return sum(mul(j, c));
+  });
+  assert.equal([...await z.data.toArray()], [1 + 4 + 9 + 16 + 25 + 36]);
+  z.backward();
+  assert.equal([...await a.grad!.toArray()], [1, 2, 3, 4]);
+  assert.equal([...await b.grad!.toArray()], [5, 6]);
+  // bfloat16 pieces stay bfloat16; mixed dtypes join in float32
+  const h = new Variable(Tensor.from(be, [1, 2], [1, 2]).to('bfloat16'));
+  const j2 = tidy(() => cat([h, h]));
+  assert.is(j2.data.dtype, 'bfloat16');
+  const j3 = tidy(() => cat([h, b]));
+  assert.is(j3.data.dtype, 'float32');
+  assert.equal([...await j3.data.toArray()], [1, 2, 5, 6]);
+  for (const v of [z, j2, j3, h, a, b, c, x, w]) v.dispose();
+  assert.throws(() => narrow(rand([4, 3], 1), 3, 5), (e: unknown) => e instanceof InvalidArgumentError && /rows \[3, 5\) are not a range inside the first dimension of size 4/.test((e as Error).message));
+  assert.throws(() => narrow(rand([4, 3], 1), 2, 1), (e: unknown) => e instanceof InvalidArgumentError);
+  assert.throws(() => cat([rand([2, 3], 1), rand([2, 4], 2)]), (e: unknown) => e instanceof ShapeMismatchError && /all but the first dimension equal/.test((e as Error).message));
+  assert.throws(() => cat([]), /non-empty array of Variables/);
+});
+
+const CONFIG = { vocabSize: 64, hiddenSize: 32, numHiddenLayers: 2, numAttentionHeads: 4, intermediateSize: 72, maxPositionEmbeddings: 16 };
+
+/** Loss bits, and gradient bits by parameter name, of one step of a fresh tiny Llama (the same weights every call). */
+async function llamaStep(setup: (m: Llama) => void, bf16 = false): Promise<{ loss: number[]; g: Record<string, number[]>; gf: Record<string, Float32Array>; peak: number }> {
+  manualSeed(0);
+  const model = new Llama(CONFIG, { backend: be });
+  if (bf16) model.to('bfloat16');
+  setup(model);
+  const ids = Tensor.from(be, Int32Array.from({ length: 64 }, (_, i) => (i * 13 + 5) % 64), [4, 16], { dtype: 'int32' });
+  const run = () => model.loss(ids, ids);
+  const loss = tidy(() => (bf16 ? autocast({ dtype: 'bfloat16' }, run) : run()));
+  be.memory.resetPeakMemoryStats();
+  const before = be.memory.memoryAllocated();
+  loss.backward();
+  const peak = be.memory.maxMemoryAllocated() - before;
+  const g: Record<string, number[]> = {}, gf: Record<string, Float32Array> = {};
+  for (const [n, p] of model.namedParameters()) { g[n] = await bits(p.grad); gf[n] = await p.grad!.toArray(); }
+  const out = { loss: await bits(loss.data), g, gf, peak };
+  loss.dispose(); ids.dispose();
+  for (const p of model.parameters()) p.dispose();
+  return out;
+}
+
+const IN_LAYERS = /^layers\./;
+
+for (const bf16 of [false, true]) {
+  test(`chunked layer checkpoints on Llama${bf16 ? ' (bfloat16 weights, bfloat16 autocast)' : ''}: the loss and the gradients outside the layers bit-identical, the layers' weight gradients the same sums in another order; backward holds less`, async () => {
+    const plain = await llamaStep(() => {}, bf16);
+    const whole = await llamaStep((m) => checkpointModules(m, /^layers\.\d+$/), bf16);
+    const chunked = await llamaStep((m) => assert.equal(checkpointModules(m, /^layers\.\d+$/, { chunks: 4 }).wrapped, ['layers.0', 'layers.1']), bf16);
+    assert.equal(whole.loss, plain.loss);
+    assert.equal(chunked.loss, plain.loss, 'the forward is computed row by row the same way');
+    for (const [n, g] of Object.entries(plain.g)) {
+      if (!IN_LAYERS.test(n)) {
+        // The residual stream's gradient is computed row by row: what reaches the embedding and the head is identical.
+        assert.equal(chunked.g[n], g, `${n}: bit-identical`);
+        continue;
+      }
+      const a = plain.gf[n], b = chunked.gf[n];
+      let scaleOf = 0, err = 0;
+      for (let i = 0; i < a.length; i++) { scaleOf = Math.max(scaleOf, Math.abs(a[i])); err = Math.max(err, Math.abs(a[i] - b[i])); }
+      assert.ok(err <= scaleOf * 2 ** -16, `${n}: chunked differs by ${err} (scale ${scaleOf})`);
+    }
+    assert.ok(chunked.peak < whole.peak, `backward peak chunked ${chunked.peak} < whole ${whole.peak}`);
+    assert.equal(savedTensorStats(), { count: 0, bytes: 0 });
+  });
+}
+
+test('inside an enclosing checkpoint the pieces\' inputs are saved before any piece runs: its recompute stops before fn', async () => {
+  const w = rand([6], 3);
+  const fn = (x: Variable): Variable => tidy(() => mul(silu(x), w));
+  // The outer fn adds its input to the pieces' output (add saves nothing): the outer recompute needs only the pieces' inputs.
+  const silus = async (chunks: number): Promise<{ n: number; grad: number[] }> => {
+    const x = rand([4, 6], 9);
+    let n = 0;
+    const y = withOpObserver({ begin: (c) => { if (c.op === 'silu') n++; } }, () => {
+      const out = tidy(() => sum(checkpoint((v: Variable) => tidy(() => add(checkpoint(fn, v, { chunks }), v)), x)));
+      out.backward();
+      return out;
+    });
+    const grad = await bits(x.grad);
+    y.dispose(); x.dispose();
+    return { n, grad };
+  };
+  const one = await silus(1), four = await silus(4);
+  assert.is(one.n, 2, 'forward, then the inner recompute (the outer one stops at the inner input)');
+  // 4 pieces in the forward and 4 piece recomputes; made and run piece by piece, the outer recompute would run 3 pieces again.
+  assert.is(four.n, 8);
+  assert.equal(four.grad, one.grad, 'the input gradient is computed row by row: identical');
+  w.dispose();
+  assert.equal(savedTensorStats(), { count: 0, bytes: 0 });
+});
+
+test('chunks: more chunks than rows uses one a row; Tensor inputs are split too; bad options and bad fns are clear errors', async () => {
+  const x = rand([3, 4], 5);
+  const mask = Tensor.from(be, [1, 0, 1], [3, 1]);
+  const ref = tidy(() => mul(silu(x), Variable.from(be, [1, 0, 1], [3, 1])));
+  let pieces = 0;
+  const y = tidy(() => checkpoint((v: Variable, m: Tensor) => { pieces++; return mul(silu(v), new Variable(m)); }, x, mask, { chunks: 8 }));
+  assert.is(pieces, 3);
+  assert.equal(await bits(y.data), await bits(ref.data));
+  y.releaseGraph(); ref.releaseGraph(); // no backward here: free what they saved
+  y.dispose(); ref.dispose(); mask.dispose();
+  assert.equal(savedTensorStats(), { count: 0, bytes: 0 });
+  assert.throws(() => checkpoint((v: Variable) => v, x, { chunks: 0 }), (e: unknown) => e instanceof InvalidArgumentError && /chunks must be a positive integer, got 0/.test((e as Error).message));
+  assert.throws(() => checkpoint((v: Variable) => v, x, { chunks: 1.5 }), /chunks must be a positive integer/);
+  assert.throws(() => checkpoint((a: Variable, b: Variable) => a, x, rand([2, 4], 1), { chunks: 2 }), /must share it; got \[\[3, 4\], \[2, 4\]\]/);
+  assert.throws(() => tidy(() => checkpoint((v: Variable) => sum(v), x, { chunks: 2 })), /fn must return one Variable with a row for each input row/);
+
+  assert.throws(() => checkpoint(() => 3 as unknown as Variable, 7, { chunks: 2 }), /at least one Variable or Tensor input/);
+  assert.throws(() => checkpointModules(new Llama(CONFIG, { backend: be }) as Module, /^layers\.\d+$/, { chunks: -1 }), /chunks must be a positive integer/);
+  x.dispose();
+  assert.equal(savedTensorStats(), { count: 0, bytes: 0 });
+});
+
+test.run();
