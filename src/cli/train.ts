@@ -244,7 +244,10 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
     if (!opts.json) {
       out(`training a Llama-style model: ${m.numHiddenLayers} layers, hidden ${m.hiddenSize}, ${m.numAttentionHeads} heads, vocabulary ${m.vocabSize} bytes, ${trainer.model.numParameters().toLocaleString('en-US')} parameters`);
       out(`data: ${source}, ${text.length.toLocaleString('en-US')} bytes; batch ${config.batchSize} x ${config.seqLen} tokens, ${trainer.config.optimizer ?? 'adamw'} lr ${config.lr}, warmup ${config.warmupSteps} + cosine, precision ${trainer.config.precision ?? '32-true'}${trainer.config.masterWeights ? ', float32 master weights' : ''}${trainer.config.stochasticRounding ? ', stochastic rounding' : ''}`);
-      if (trainer.checkpointed.length) out(`activation checkpointing: ${trainer.checkpointed.join(', ')} (recomputed in backward)`);
+      if (trainer.checkpointed.length) {
+        const chunks = trainer.checkpointChunks;
+        out(`activation checkpointing: ${trainer.checkpointed.join(', ')} (recomputed in backward${chunks > 1 ? `, in ${chunks} chunks of the batch` : ''})`);
+      }
       if (trainer.optimizer.attachedToBackward) out('gradient release: the optimizer steps inside backward, each gradient freed at once (clipped per parameter)');
     }
     const bar = !opts.json && process.stderr.isTTY
@@ -282,7 +285,8 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
       backend: backend.kind, description: backend.description, steps: trainer.step, firstLoss: losses[0] ?? null, lastLoss: losses[losses.length - 1] ?? null,
       validationLoss: val, tokensPerSecond: ms > 0 ? tokens / (ms / 1000) : null, seconds: (performance.now() - t0) / 1000,
       memory: Object.fromEntries(CATEGORIES.map((c) => [c, { current: stats.byCategory[c].current, peak: stats.byCategory[c].peak }])),
-      peakAllocated: stats.allocated.peak, peakReserved: stats.reserved.peak, checkpointedModules: trainer.checkpointed, sample,
+      peakAllocated: stats.allocated.peak, peakReserved: stats.reserved.peak, checkpointedModules: trainer.checkpointed,
+      checkpointChunks: trainer.checkpointChunks, sample,
     };
     if (opts.report) {
       await writeTrainingReport(opts.report, {

@@ -203,6 +203,8 @@ export class LanguageModelTrainer {
   readonly scaler: GradScaler | null;
   /** The modules whose forwards are checkpointed (config.checkpointModules), in model order. */
   readonly checkpointed: string[] = [];
+  /** The pieces of the batch each checkpointed module runs on (config.checkpointChunks, at most the batch size; 1 without checkpoints). */
+  readonly checkpointChunks: number = 1;
   /** The config with its memory preset applied. */
   readonly config: TrainConfig;
   step = 0;
@@ -236,6 +238,7 @@ export class LanguageModelTrainer {
         throw new InvalidArgumentError(`checkpointModules: ${JSON.stringify(config.checkpointModules)} is not a regular expression (${(e as Error).message})`);
       }
       this.checkpointed = checkpointModules(this.model, re, { chunks }).wrapped;
+      this.checkpointChunks = Math.min(chunks, config.batchSize);
     }
     this.scaler = precision === '16-mixed' ? new GradScaler() : null;
     // Weight decay on matrices only, not on norm weights (as Hugging Face's Trainer groups them).

@@ -293,10 +293,7 @@ export class WasmBackend implements Backend {
   stageOut(out: TensorRef, options: CastOptions = {}): { ptr: number; commit(): void; release(): void } {
     const n = numel(out.shape);
     const base = this.ptr(out.storage);
-    // An output may start inside its storage (a slice) when its codes are whole bytes.
-    const bits = dtypeBits(out.dtype);
-    if (out.offset !== 0 && bits < 8) throw new InvalidArgumentError('kernel outputs in packed sub-byte formats must start at offset 0');
-    const byteOffset = out.offset * (bits / 8);
+    const byteOffset = this.outputByteOffset(out);
     if (out.dtype === 'float32' && !options.saturate && (options.rounding ?? 'nearest-even') === 'nearest-even') {
       return { ptr: base + byteOffset, commit() {}, release() {} };
     }
@@ -304,6 +301,13 @@ export class WasmBackend implements Backend {
     let held = true;
     const release = () => { if (held) { held = false; this.free(t.storage); } };
     return { ptr: t.ptr, commit: () => { try { this.encodeInto(t.ptr, out, options, byteOffset); } finally { release(); } }, release };
+  }
+
+  /** Where out's first element lies in its storage, in bytes: an output may start inside its storage (a slice) when its codes are whole bytes. */
+  private outputByteOffset(out: TensorRef): number {
+    const bits = dtypeBits(out.dtype);
+    if (out.offset !== 0 && bits < 8) throw new InvalidArgumentError('kernel outputs in packed sub-byte formats must start at offset 0');
+    return out.offset * (bits / 8);
   }
 
   /** Rounds n float32 at src into out's storage. */
@@ -330,13 +334,19 @@ export class WasmBackend implements Backend {
     if (x.dtype === out.dtype && !options.saturate && (options.rounding ?? 'nearest-even') === 'nearest-even') {
       return this.moveCodes(x, out, (a, b) => b.set(a)); // same dtype: an exact copy of the codes
     }
-    this.ptr(out.storage); // checked before staging
+    const dst = this.ptr(out.storage) + this.outputByteOffset(out); // checked before staging
+    const n = numel(out.shape);
+    const toF32 = out.dtype === 'float32' && !options.saturate && (options.rounding ?? 'nearest-even') === 'nearest-even';
+    if (toF32 && x.dtype !== 'int32' && x.dtype !== 'uint8' && formatOf(x.dtype).bits >= 8) {
+      // Decoded straight into out (exact): no float32 staging copy.
+      const f = formatOf(x.dtype);
+      kernelExports().decode(f.id, this.ptr(x.storage) + x.offset * f.codeBytes, dst, n);
+      return;
+    }
     const src = this.stageIn(x); // exact: every format decodes exactly to float32
     try {
-      const n = numel(out.shape);
-      if (out.dtype === 'float32' && !options.saturate && (options.rounding ?? 'nearest-even') === 'nearest-even') {
-        new Uint8Array(kernelExports().memory.buffer).copyWithin(this.ptr(out.storage), src.ptr, src.ptr + n * 4);
-      } else this.encodeInto(src.ptr, out, options);
+      if (toF32) new Uint8Array(kernelExports().memory.buffer).copyWithin(dst, src.ptr, src.ptr + n * 4);
+      else this.encodeInto(src.ptr, out, options, this.outputByteOffset(out));
     } finally {
       src.release();
     }
