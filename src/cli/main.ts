@@ -158,7 +158,7 @@ Example:
     .addOption(new Option('--optimizer <name>', 'adamw (float32 state), adamw8bit (bitsandbytes-style 8-bit state, about a quarter of the optimizer memory), adamw8bit-paged (8-bit state kept in host memory, streamed to the GPU), adam or sgd').choices(['adamw', 'adamw8bit', 'adamw8bit-paged', 'adam', 'sgd']).default('adamw'))
     .option('--text <file>', 'a UTF-8 text file to train on')
     .option('--checkpoint-modules <regex>', 'activation checkpointing: recompute in backward the activations of the modules whose dotted names match (e.g. \'^layers\\.\\d+$\')')
-    .option('--checkpoint-chunks <n>', 'with --checkpoint-modules: run each checkpointed module on n pieces of the batch, recomputed one at a time in backward (for modules that treat each sequence alone, such as decoder layers)', int('--checkpoint-chunks'))
+    .option('--checkpoint-chunks <n|auto>', 'with --checkpoint-modules: run each checkpointed module on n pieces of the batch, recomputed one at a time in backward (for modules that treat each sequence alone, such as decoder layers); auto: pieces of at least 16Ki activations', (v) => (v === 'auto' ? 'auto' : int('--checkpoint-chunks')(v)))
     .option('--checkpoint <path>', 'save a checkpoint here (atomically) at the end and every --checkpoint-every steps')
     .option('--checkpoint-every <n>', 'steps between checkpoints (0: only at the end)', int('--checkpoint-every'), 0)
     .option('--resume', 'continue from --checkpoint if it exists', false)
@@ -168,7 +168,7 @@ Example:
     .option('--report <file>', 'write an HTML report: loss, tokens/s and memory by category per step (one self-contained file, replaced atomically)')
     .option('--memory-budget <bytes|%>', 'checkpoint what `memfit plan` would choose so that a step\'s peak fits: bytes (256MiB) or a percentage of the unplanned activation memory (50%)')
     .option('--gradient-release', 'the optimizer steps inside backward, freeing each gradient as soon as it is used (gradients clipped per parameter; not with 16-mixed)', false)
-    .addOption(new Option('--memory <preset>', 'least: bf16 weights with stochastic rounding, adamw8bit, per-layer checkpointing in 8 chunks of the batch and gradient release (options given explicitly win)').choices([...TRAIN_MEMORY_PRESETS]))
+    .addOption(new Option('--memory <preset>', 'least: bf16 weights with stochastic rounding, adamw8bit, per-layer checkpointing in chunks of the batch (auto) and gradient release (options given explicitly win)').choices([...TRAIN_MEMORY_PRESETS]))
     .action(async (o, cmd: Command) => {
       // A preset fills what the command line did not give: defaults do not count as given.
       if (o.memory) for (const k of ['precision', 'optimizer']) if (cmd.getOptionValueSource(k) === 'default') delete o[k];

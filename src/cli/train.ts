@@ -53,8 +53,8 @@ export interface TrainCommandOptions {
   report?: string;
   /** Checkpoint the modules whose dotted names match this regular expression (activations recomputed in backward). */
   checkpointModules?: string;
-  /** Run each checkpointed module on this many pieces of the batch (TrainConfig.checkpointChunks). */
-  checkpointChunks?: number;
+  /** Run each checkpointed module on this many pieces of the batch, or 'auto' (TrainConfig.checkpointChunks). */
+  checkpointChunks?: number | 'auto';
   /** Checkpoint what planCheckpoints chooses so that a step's peak fits this budget (bytes, '256MiB', or '50%'). */
   memoryBudget?: string;
   /** The optimizer steps inside backward and frees each gradient at once (gradients clipped per parameter). */
@@ -171,7 +171,7 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
     try { parseMemoryBudget(opts.memoryBudget); } catch (e) { throw new CliError(`--memory-budget: ${(e as Error).message}`); }
   }
   if (opts.checkpointChunks !== undefined) {
-    if (!(Number.isSafeInteger(opts.checkpointChunks) && opts.checkpointChunks >= 1)) throw new CliError(`--checkpoint-chunks must be a positive integer, got ${opts.checkpointChunks}`);
+    if (opts.checkpointChunks !== 'auto' && !(Number.isSafeInteger(opts.checkpointChunks) && opts.checkpointChunks >= 1)) throw new CliError(`--checkpoint-chunks must be a positive integer or auto, got ${opts.checkpointChunks}`);
     if (opts.checkpointModules === undefined && opts.memory === undefined) throw new CliError('--checkpoint-chunks splits the checkpoints of --checkpoint-modules (or --memory least): give one of them');
   }
   if (opts.resume && !opts.checkpoint) throw new CliError('--resume needs --checkpoint <path>');

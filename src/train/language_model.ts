@@ -66,9 +66,12 @@ export interface TrainConfig {
    * Chunked checkpointing (CheckpointOptions.chunks): each module of checkpointModules runs as this
    * many checkpoints, one per piece of the batch, so backward recomputes and holds one piece's
    * activations and gradients at a time. For modules that treat each sequence of the batch alone
-   * (a decoder layer, an MLP); at most the batch size. Default 1.
+   * (a decoder layer, an MLP); at most the batch size. 'auto': as many pieces as keep at least
+   * AUTO_CHUNK_ELEMENTS activations of a layer's input each (tokens x hidden size): smaller pieces
+   * cost more in per-op overhead than they save (8 for the medium config, 2 for the tiny one).
+   * Default 1.
    */
-  checkpointChunks?: number;
+  checkpointChunks?: number | 'auto';
   /**
    * Gradient release: the optimizer steps inside backward, each parameter as soon as its gradient
    * is complete, and frees that gradient (Optimizer.attachToBackward). Gradients are then clipped
@@ -85,11 +88,14 @@ export interface TrainConfig {
   /**
    * A memory preset. 'least': everything that lowers a step's peak while training stays correct:
    * bfloat16 weights with stochastic rounding ('bf16-true') and bfloat16 autocast, 8-bit AdamW,
-   * per-layer activation checkpointing ('^layers\.\d+$') in 8 chunks of the batch and gradient
-   * release. Fields given explicitly win over the preset's. Default: none.
+   * per-layer activation checkpointing ('^layers\.\d+$') in chunks of the batch
+   * (checkpointChunks 'auto') and gradient release. Fields given explicitly win over the preset's. Default: none.
    */
   memory?: TrainMemoryPreset;
 }
+
+/** checkpointChunks 'auto': each piece keeps at least this many activations of a layer's input (64 KiB in float32). */
+export const AUTO_CHUNK_ELEMENTS = 16384;
 
 /** The memory presets of LanguageModelTrainer. */
 export type TrainMemoryPreset = 'least';
@@ -102,7 +108,7 @@ export const LEAST_MEMORY: Readonly<Pick<TrainConfig, 'precision' | 'stochasticR
   bf16Autocast: true,
   optimizer: 'adamw8bit',
   checkpointModules: '^layers\\.\\d+$',
-  checkpointChunks: 8,
+  checkpointChunks: 'auto',
   gradientRelease: true,
 };
 
@@ -227,9 +233,13 @@ export class LanguageModelTrainer {
     if (precision === 'bf16-true') this.model.to('bfloat16');
     if (precision === '16-true') this.model.to('float16');
     if (precision === 'fp8') convertToFloat8Training(this.model, { filter: (name) => name !== 'lmHead' });
-    const chunks = config.checkpointChunks ?? 1;
-    if (!(Number.isSafeInteger(chunks) && chunks >= 1)) throw new InvalidArgumentError(`checkpointChunks must be a positive integer, got ${describeValue(config.checkpointChunks)}`);
-    if (chunks > 1 && config.checkpointModules === undefined) throw new InvalidArgumentError('checkpointChunks splits the checkpoints of checkpointModules: give checkpointModules too');
+    const chunks = config.checkpointChunks === 'auto'
+      ? Math.floor((config.batchSize * config.seqLen * config.model.hiddenSize) / AUTO_CHUNK_ELEMENTS)
+      : config.checkpointChunks ?? 1;
+    if (!(Number.isSafeInteger(chunks) && (chunks >= 1 || config.checkpointChunks === 'auto'))) {
+      throw new InvalidArgumentError(`checkpointChunks must be a positive integer or 'auto', got ${describeValue(config.checkpointChunks)}`);
+    }
+    if (config.checkpointChunks !== undefined && config.checkpointModules === undefined) throw new InvalidArgumentError('checkpointChunks splits the checkpoints of checkpointModules: give checkpointModules too');
     if (config.checkpointModules !== undefined) {
       let re: RegExp;
       try {
@@ -237,8 +247,8 @@ export class LanguageModelTrainer {
       } catch (e) {
         throw new InvalidArgumentError(`checkpointModules: ${JSON.stringify(config.checkpointModules)} is not a regular expression (${(e as Error).message})`);
       }
-      this.checkpointed = checkpointModules(this.model, re, { chunks }).wrapped;
-      this.checkpointChunks = Math.min(chunks, config.batchSize);
+      this.checkpointChunks = Math.max(1, Math.min(chunks, config.batchSize));
+      this.checkpointed = checkpointModules(this.model, re, { chunks: this.checkpointChunks }).wrapped;
     }
     this.scaler = precision === '16-mixed' ? new GradScaler() : null;
     // Weight decay on matrices only, not on norm weights (as Hugging Face's Trainer groups them).

@@ -12,7 +12,7 @@ import type { Backend } from '../../src/backend/backend.js';
 import type { Category } from '../../src/backend/memory.js';
 import { ByteTextDataset } from '../../src/data/byte_text.js';
 import { loadSotuText } from '../../src/data/sotu.js';
-import { LanguageModelTrainer, TINY_LLAMA, type TrainConfig } from '../../src/train/language_model.js';
+import { LanguageModelTrainer, MEDIUM_LLAMA, TINY_LLAMA, type TrainConfig } from '../../src/train/language_model.js';
 import { CheckpointError, CHECKPOINT_KEY, loadCheckpoint, saveCheckpoint } from '../../src/io/checkpoint.js';
 import { parseSafetensors, serializeSafetensors, toRawTensor, type RawTensor } from '../../src/io/safetensors.js';
 import { defaultGenerator } from '../../src/random.js';
@@ -152,7 +152,12 @@ test('checkpointChunks: the first loss bit-identical to the unchunked run, later
   assert.is(chunked[0], whole[0], 'the forward is the same, row by row');
   chunked.forEach((v, i) => assert.ok(Math.abs(v - whole[i]) <= 1e-4 * whole[i], `step ${i + 1}: ${v} vs ${whole[i]}`));
   assert.throws(() => new LanguageModelTrainer(new WasmBackend(), dataset, { ...small, checkpointChunks: 2 }), /checkpointChunks splits the checkpoints of checkpointModules: give checkpointModules too/);
-  assert.throws(() => new LanguageModelTrainer(new WasmBackend(), dataset, { ...layers, checkpointChunks: 0 }), /checkpointChunks must be a positive integer, got 0/);
+  assert.throws(() => new LanguageModelTrainer(new WasmBackend(), dataset, { ...layers, checkpointChunks: 0 }), /checkpointChunks must be a positive integer or 'auto', got 0/);
+  // auto: pieces of at least AUTO_CHUNK_ELEMENTS activations of a layer's input, at most one a sequence
+  const auto = (c: TrainConfig) => { const t = new LanguageModelTrainer(new WasmBackend(), dataset, { ...c, checkpointModules: '^layers\\.\\d+$', checkpointChunks: 'auto' }); const k = t.checkpointChunks; t.dispose(); return k; };
+  assert.is(auto(TINY_LLAMA), 2, '8 x 64 tokens x 64 / 16384');
+  assert.is(auto(MEDIUM_LLAMA), 8, '8 x 128 x 256 / 16384 = 16, at most the batch of 8');
+  assert.is(auto(small), 1, '2 x 16 x 64 / 16384 < 1');
 });
 
 async function losses(backend: Backend, config: TrainConfig, steps: number): Promise<number[]> {
