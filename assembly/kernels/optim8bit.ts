@@ -31,6 +31,61 @@
   return codeStep(t, x, amax, b, 1);
 }
 
+/** t[256 + base_j + step - 1] for each lane j of base: the thresholds one search step compares with. */
+// @ts-ignore: decorator
+@inline function thresholds4(t: usize, base: v128, step: i32): v128 {
+  const o = 256 + step - 1;
+  let v = f32x4.splat(load<f32>(t + (<usize>(i32x4.extract_lane(base, 0) + o) << 2)));
+  v = f32x4.replace_lane(v, 1, load<f32>(t + (<usize>(i32x4.extract_lane(base, 1) + o) << 2)));
+  v = f32x4.replace_lane(v, 2, load<f32>(t + (<usize>(i32x4.extract_lane(base, 2) + o) << 2)));
+  return f32x4.replace_lane(v, 3, load<f32>(t + (<usize>(i32x4.extract_lane(base, 3) + o) << 2)));
+}
+
+/** One step of codeIndex4: each lane's base + step where x is above its threshold (codeStep, four at a time). */
+// @ts-ignore: decorator
+@inline function codeStep4(t: usize, x: v128, amax: v128, base: v128, step: i32): v128 {
+  return i32x4.add(base, v128.and(f32x4.gt(x, f32x4.mul(thresholds4(t, base, step), amax)), i32x4.splat(step)));
+}
+
+/** codeIndex of four values at once: the same comparisons, lane by lane. */
+// @ts-ignore: decorator
+@inline function codeIndex4(t: usize, x: v128, amax: v128): v128 {
+  let b = codeStep4(t, x, amax, i32x4.splat(0), 128);
+  b = codeStep4(t, x, amax, b, 64);
+  b = codeStep4(t, x, amax, b, 32);
+  b = codeStep4(t, x, amax, b, 16);
+  b = codeStep4(t, x, amax, b, 8);
+  b = codeStep4(t, x, amax, b, 4);
+  b = codeStep4(t, x, amax, b, 2);
+  return codeStep4(t, x, amax, b, 1);
+}
+
+/** The dequantized values t[codes[0..3]] (before the absmax). */
+// @ts-ignore: decorator
+@inline function gather4(t: usize, codes: usize): v128 {
+  let v = f32x4.splat(load<f32>(t + (<usize>load<u8>(codes) << 2)));
+  v = f32x4.replace_lane(v, 1, load<f32>(t + (<usize>load<u8>(codes, 1) << 2)));
+  v = f32x4.replace_lane(v, 2, load<f32>(t + (<usize>load<u8>(codes, 2) << 2)));
+  return f32x4.replace_lane(v, 3, load<f32>(t + (<usize>load<u8>(codes, 3) << 2)));
+}
+
+/** Codes of the block's n float32 at x (codeIndex with absmax amax), four at a time, then the rest. */
+function requantize(x: usize, codes: usize, n: i32, t: usize, amax: f32): void {
+  const av = f32x4.splat(amax);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const c = codeIndex4(t, v128.load(x + (<usize>i << 2)), av);
+    store<u32>(codes + <usize>i, i32x4.extract_lane(c, 0) | (i32x4.extract_lane(c, 1) << 8) | (i32x4.extract_lane(c, 2) << 16) | (i32x4.extract_lane(c, 3) << 24));
+  }
+  for (; i < n; i++) store<u8>(codes + <usize>i, <u8>codeIndex(t, load<f32>(x + (<usize>i << 2)), amax));
+}
+
+/** The largest of four lanes' unsigned values. */
+// @ts-ignore: decorator
+@inline function maxLane(v: v128): u32 {
+  return max(max(<u32>i32x4.extract_lane(v, 0), <u32>i32x4.extract_lane(v, 1)), max(<u32>i32x4.extract_lane(v, 2), <u32>i32x4.extract_lane(v, 3)));
+}
+
 /** Quantizes n float32 at x into codes (n bytes) and absmax (one float32 per block). */
 export function quantizeBlockwiseF32(x: usize, n: i32, codes: usize, absmax: usize, block: i32, t: usize): void {
   for (let b0 = 0, b = 0; b0 < n; b0 += block, b++) {
@@ -67,12 +122,36 @@ export function optimizer8bitF32(
 ): void {
   const two = kind == 0;
   const s2 = scratch + (<usize>block << 2);
+  const absMask = i32x4.splat(0x7fffffff);
   for (let b0 = 0, b = 0; b0 < n; b0 += block, b++) {
     const end = min(n, b0 + block);
     const am1 = load<f32>(a1 + (<usize>b << 2));
     const am2: f32 = two ? load<f32>(a2 + (<usize>b << 2)) : 0;
     let m1: u32 = 0, m2: u32 = 0;
-    for (let i = b0; i < end; i++) {
+    let i = b0;
+    if (kind == 0) {
+      // Adam four elements at a time: the scalar loop's operations in the same order, lane by lane
+      // (wasm SIMD rounds each as the scalar one does), so the results are the same bits.
+      const am1v = f32x4.splat(am1), am2v = f32x4.splat(am2), h0v = f32x4.splat(h0), h1v = f32x4.splat(h1), h2v = f32x4.splat(h2);
+      const h3v = f32x4.splat(h3), h4v = f32x4.splat(h4), h5v = f32x4.splat(h5), h6v = f32x4.splat(h6), h7v = f32x4.splat(h7), h8v = f32x4.splat(h8);
+      let m1v = i32x4.splat(0), m2v = i32x4.splat(0);
+      for (; i + 4 <= end; i += 4) {
+        const o = <usize>i << 2;
+        const k = <usize>(i - b0) << 2;
+        const g = f32x4.mul(v128.load(grad + o), h0v);
+        const x1 = f32x4.add(f32x4.mul(h2v, f32x4.mul(gather4(t1, c1 + <usize>i), am1v)), f32x4.mul(h3v, g));
+        const x2 = f32x4.add(f32x4.mul(h4v, f32x4.mul(gather4(t2, c2 + <usize>i), am2v)), f32x4.mul(h5v, f32x4.mul(g, g)));
+        const denom = f32x4.add(f32x4.div(f32x4.sqrt(x2), h7v), h8v);
+        v128.store(p + o, f32x4.sub(f32x4.mul(v128.load(p + o), h1v), f32x4.mul(h6v, f32x4.div(x1, denom))));
+        v128.store(scratch + k, x1);
+        v128.store(s2 + k, x2);
+        m1v = i32x4.max_u(m1v, v128.and(x1, absMask));
+        m2v = i32x4.max_u(m2v, v128.and(x2, absMask));
+      }
+      m1 = maxLane(m1v);
+      m2 = maxLane(m2v);
+    }
+    for (; i < end; i++) {
       const o = <usize>i << 2;
       const k = <usize>(i - b0) << 2;
       let x1 = load<f32>(t1 + (<usize>load<u8>(c1 + <usize>i) << 2)) * am1;
@@ -103,11 +182,11 @@ export function optimizer8bitF32(
     }
     const n1 = reinterpret<f32>(m1);
     store<f32>(a1 + (<usize>b << 2), n1);
-    for (let i = b0; i < end; i++) store<u8>(c1 + <usize>i, <u8>codeIndex(t1, load<f32>(scratch + (<usize>(i - b0) << 2)), n1));
+    requantize(scratch, c1 + <usize>b0, end - b0, t1, n1);
     if (two) {
       const n2 = reinterpret<f32>(m2);
       store<f32>(a2 + (<usize>b << 2), n2);
-      for (let i = b0; i < end; i++) store<u8>(c2 + <usize>i, <u8>codeIndex(t2, load<f32>(s2 + (<usize>(i - b0) << 2)), n2));
+      requantize(s2, c2 + <usize>b0, end - b0, t2, n2);
     }
   }
 }
