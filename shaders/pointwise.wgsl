@@ -16,7 +16,7 @@ struct Params {
   rank: u32,
   alpha: f32,
   flags: u32,            // bit 0 saturate (cast); bits 4..6: a, b, c are the output's shape
-  off: vec4<u32>,        // element offsets of a, b, c
+  off: vec4<u32>,        // element offsets of a, b, c; w: the output's offset in words
   shape: array<vec4<u32>, 2>,
   sa: array<vec4<u32>, 2>,
   sb: array<vec4<u32>, 2>,
@@ -152,7 +152,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   }
   let gw = group_words(FO);
   for (var k = 0u; k < gw; k = k + 1u) {
-    // The last group may cover fewer elements; its words still belong to this tensor only.
-    if (g * gw + k < arrayLength(&out)) { out[g * gw + k] = words[k]; }
+    // The last group may cover fewer elements; its words still belong to this tensor only (a view
+    // inside a larger storage ends on a group: the backend checks).
+    let w = params.off.w + g * gw + k;
+    if (w < arrayLength(&out)) { out[w] = words[k]; }
   }
 }

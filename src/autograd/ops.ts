@@ -9,6 +9,7 @@ import { checkTensor, Tensor, matmulShape, withOutputs } from '../tensor/tensor.
 import type { BinaryOp, MatmulOptions, TensorDType, UnaryOp } from '../backend/backend.js';
 import type { Category } from '../backend/memory.js';
 import { normAxis, numel, broadcastShapes } from '../backend/shape.js';
+import { dtypeBits } from '../backend/storage.js';
 import { Variable } from './variable.js';
 import { apply, defineOp, sameDtypeOrFloat32, type OpIO } from './op.js';
 import { expand, floating, kBinary, kBinaryGrad, kSum, kSumKeep, kUnary, pass, sameBackend, scalar, unbroadcast, zeros } from './kernels.js';
@@ -236,19 +237,34 @@ export function narrow(x: Variable, start: number, end: number): Variable {
   return apply(NARROW, [x], start, end);
 }
 
+/** Copies each of xs into its rows of y (rows `starts[i]` on), converting to y's dtype. */
+function copyRows(y: Tensor, xs: readonly Tensor[], starts: readonly number[]): void {
+  xs.forEach((x, i) => {
+    const part = y.slice(starts[i], starts[i] + x.shape[0]);
+    const src = x.dtype === y.dtype ? x : x.to(y.dtype);
+    try { y.backend.copy(src, part); } finally { part.dispose(); if (src !== x) src.dispose(); }
+  });
+}
+
 const CAT = defineOp({
   name: 'cat', outputDtype: sameDtypeOrFloat32,
   forward: (io, xs) => {
     const rows = xs.map((x) => x.shape[0]);
     const y = io.output(xs[0].data, [rows.reduce((a, b) => a + b, 0), ...xs[0].shape.slice(1)]);
-    const starts: number[] = [];
-    let at = 0;
-    for (const x of xs) {
-      starts.push(at);
-      const part = y.slice(at, at + x.shape[0]);
-      const src = x.data.dtype === y.dtype ? x.data : x.data.to(y.dtype);
-      try { y.backend.copy(src, part); } finally { part.dispose(); if (src !== x.data) src.dispose(); }
-      at += x.shape[0];
+    const starts = rows.map((_, i) => rows.slice(0, i).reduce((a, b) => a + b, 0));
+    // A GPU kernel writes whole 32-bit words: pieces of a narrower dtype that start or end inside a
+    // word are joined in float32 and cast (exactly: every code of y's dtype is a float32).
+    const rowBits = (y.size / Math.max(y.shape[0], 1)) * dtypeBits(y.dtype);
+    if (starts.every((s, i) => (s * rowBits) % 32 === 0 && (i === xs.length - 1 || (rows[i] * rowBits) % 32 === 0))) {
+      copyRows(y, xs.map((x) => x.data), starts);
+    } else {
+      const wide = Tensor.empty(y.backend, y.shape, { dtype: 'float32', category: 'temporary', label: 'cat' });
+      try {
+        copyRows(wide, xs.map((x) => x.data), starts);
+        y.backend.cast(wide, y);
+      } finally {
+        wide.dispose();
+      }
     }
     // Each input's gradient is its rows of gy: views, no copy.
     return { y, backward: (gy, _s, needs) => xs.map((x, i) => (needs[i] ? gy.slice(starts[i], starts[i] + x.shape[0]) : null)) };

@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { gpuBackend, type WebGPUBackend } from '../helpers/backends.js';
 import {
   WasmBackend, Module, Linear, RMSNorm, Variable, manualSeed, tidy, withSavedTensorsHooks, savedTensorStats,
-  checkpoint, saveOnHost, compressSavedTensors, profileMemory, mxQuantize, mxDequantize, Tensor, silu, add, sum, type Backend,
+  checkpoint, saveOnHost, compressSavedTensors, profileMemory, mxQuantize, mxDequantize, Tensor, silu, add, sum, mul, narrow, cat, InvalidArgumentError, type Backend,
 } from '../../src/index.js';
 
 let g: WebGPUBackend;
@@ -106,6 +106,50 @@ test('WebGPU profileMemory times the forwards with GPU timestamps (timestamp-que
   const pw = await profileMemory(new Mlp(wasm), xw, opts);
   assert.is(pw.forwardTiming, 'wall');
   xw.dispose();
+});
+
+test('chunks on WebGPU: narrow and cat (bfloat16 pieces of odd sizes too) and a chunked checkpoint give wasm\'s values and gradients', async () => {
+  // cat of bfloat16 pieces whose rows start at odd elements: two codes share a 32-bit word.
+  for (const dtype of ['float32', 'bfloat16'] as const) {
+    const vals = Float32Array.from({ length: 15 }, (_, i) => i + 0.5);
+    const out: number[][] = [];
+    for (const be of [new WasmBackend(), g] as Backend[]) {
+      const x = new Variable(Tensor.from(be, vals, [5, 3]).to(dtype));
+      const j = tidy(() => cat([narrow(x, 3, 5), narrow(x, 0, 1), narrow(x, 1, 3)]));
+      out.push([...await j.data.to('float32').toArray()]);
+      j.dispose(); x.dispose();
+    }
+    assert.equal(out[1], out[0], dtype);
+    assert.equal(out[0], [9.5, 10.5, 11.5, 12.5, 13.5, 14.5, 0.5, 1.5, 2.5, 3.5, 4.5, 5.5, 6.5, 7.5, 8.5]);
+  }
+  // Kernel outputs inside a larger storage: whole words only (bfloat16: two codes a word).
+  const dst = Tensor.from(g, Float32Array.from({ length: 6 }, () => -1), [6]).to('bfloat16');
+  const src = Tensor.from(g, [1, 2, 3, 4], [4]).to('bfloat16');
+  const two = src.slice(0, 2);
+  for (const [a, b] of [[1, 3], [0, 3]]) {
+    const v = dst.slice(a, b), x = src.slice(0, b - a);
+    assert.throws(() => g.cast(x, v), (e: unknown) => e instanceof InvalidArgumentError && /write whole 32-bit words/.test((e as Error).message), `[${a}, ${b})`);
+    v.dispose(); x.dispose();
+  }
+  const mid = dst.slice(2, 4);
+  g.copy(two, mid);
+  assert.equal([...await dst.to('float32').toArray()], [-1, -1, 1, 2, -1, -1], 'an aligned slice is written in place, its neighbours kept');
+  for (const t of [dst, src, two, mid]) t.dispose();
+  const run = async (be: Backend, chunks: number): Promise<number[]> => {
+    const net = new Mlp(be);
+    const w = Variable.from(be, Float32Array.from({ length: 24 }, (_, i) => Math.cos(i)), [3, 8]);
+    const x = input(be);
+    const loss = tidy(() => sum(mul(checkpoint((v: Variable) => net.forward(v), x, { chunks }), w)));
+    loss.backward();
+    const gs: number[] = [];
+    for (const p of [...net.parameters(), x]) gs.push(...await p.grad!.toArray());
+    net.zeroGrad(); loss.dispose(); x.dispose(); w.dispose();
+    return gs;
+  };
+  const ref = await run(new WasmBackend(), 1);
+  close(await run(g, 3), ref, 1e-5, 'WebGPU, 3 chunks');
+  close(await run(new WasmBackend(), 3), ref, 1e-6, 'wasm, 3 chunks');
+  assert.equal(savedTensorStats(), { count: 0, bytes: 0 });
 });
 
 test.run();

@@ -445,6 +445,13 @@ export class WebGPUBackend implements Backend {
     const [a, b = a, c = a] = inputs;
     const n = numel(out.shape);
     if (n === 0) return;
+    // Each invocation writes whole 32-bit words (a group of codes): an output view inside a larger
+    // storage (a slice) must start on a group and, unless it runs to the storage's end, end on one.
+    const outBits = out.dtype === 'int32' ? 32 : formatOf(out.dtype).bits;
+    const groupElems = outBits === 6 ? 16 : 32 / outBits, groupWords = outBits === 6 ? 3 : 1;
+    if (out.offset % groupElems !== 0 || (n % groupElems !== 0 && (out.offset + n) * outBits < out.storage.byteLength * 8)) {
+      throw new InvalidArgumentError(`WebGPU kernels write whole 32-bit words: a ${out.dtype} output of ${n} elements at element ${out.offset} of its storage must start and end on a boundary of ${groupElems} elements`);
+    }
     // In place (out is an input): WebGPU forbids binding one buffer for reading and writing in a
     // dispatch. Where each output element reads only itself from that input (same dtype, offset 0,
     // same shape, no broadcast or strides), the input is read through the output's read_write
@@ -453,14 +460,14 @@ export class WebGPUBackend implements Backend {
     const bound = [a, b, c]; // b and c stand in for a where the kernel has fewer inputs
     const aliased = bound.map((t) => t.storage === out.storage);
     if (aliased.some((x) => x)) {
-      const direct = !strides && bound.every((t, k) => !aliased[k] || (t.dtype === out.dtype && t.offset === 0 && sameShape(t.shape, out.shape)));
+      const direct = !strides && out.offset === 0 && bound.every((t, k) => !aliased[k] || (t.dtype === out.dtype && t.offset === 0 && sameShape(t.shape, out.shape)));
       if (!direct) {
-        const outBytes = out.dtype === 'int32' ? 4 * n : Math.ceil((n * formatOf(out.dtype).bits) / 8);
+        const outBytes = Math.ceil((n * outBits) / 8);
         const bytes = Math.ceil(outBytes / 4) * 4; // whole words, as the kernel writes them
         const tmp = this.alloc(outBytes, 'temporary', 'in-place result');
         try {
-          this.pointwise(kind, op, inputs, { ...out, storage: tmp }, alpha, flags, strides, cast);
-          this.copyBuffer(this.own(tmp).buffer, 0, this.own(out.storage).buffer, 0, bytes);
+          this.pointwise(kind, op, inputs, { ...out, storage: tmp, offset: 0 }, alpha, flags, strides, cast);
+          this.copyBuffer(this.own(tmp).buffer, 0, this.own(out.storage).buffer, (out.offset / groupElems) * groupWords * 4, bytes);
         } finally {
           this.free(tmp);
         }
@@ -484,7 +491,7 @@ export class WebGPUBackend implements Backend {
     u32[1] = rank;
     f32[2] = alpha;
     u32[3] = fl;
-    u32[4] = a.offset; u32[5] = b.offset; u32[6] = c.offset;
+    u32[4] = a.offset; u32[5] = b.offset; u32[6] = c.offset; u32[7] = (out.offset / groupElems) * groupWords; // out: in words
     out.shape.forEach((d, i) => { u32[8 + i] = d; });
     inputs.forEach((t, k) => (strides ?? broadcastStrides(t.shape, out.shape)).forEach((s, i) => { u32[16 + 8 * k + i] = s; }));
     if (cast) {
@@ -492,7 +499,6 @@ export class WebGPUBackend implements Backend {
       u32[40] = Number(cast.seed & 0xffffffffn); u32[41] = Number(cast.seed >> 32n);
       u32[42] = Number(cast.base & 0xffffffffn); u32[43] = Number(cast.base >> 32n);
     }
-    const groupElems = formatOf(out.dtype === 'int32' ? 'float32' : out.dtype).bits === 6 ? 16 : 32 / (out.dtype === 'int32' ? 32 : formatOf(out.dtype).bits);
     const groups = Math.ceil(n / groupElems);
     const bindings: Binding[] = bound.flatMap((t, k) => (aliased[k] ? [] : [{ storage: t.storage, binding: k }]));
     bindings.push({ storage: out.storage, what: 'output', binding: 3 });
