@@ -14,7 +14,7 @@
 //
 // Usage: node --import tsx bench/train.ts [--quick] [--no-gpu] [--no-torch] [--config tiny,medium|small|seedlike] [--threads 1,all] [--precision 32-true,bf16-mixed,16-mixed,bf16-true,16-true,fp8]
 //        [--optimizer adamw,adamw8bit,adamw8bit-paged] (each optimizer in one run, with its ratios to adamw)
-//        node --import tsx bench/train.ts --checkpoint none,layers,selective,plan50 [--quick]
+//        node --import tsx bench/train.ts --checkpoint none,layers,selective,chunks,plan50 [--quick]
 //        (activation checkpointing on wasm, tiny and medium Llama: ratios to none; JSON in bench/results/train-checkpoint.json)
 //        node --import tsx bench/train.ts --model resnet152|bert-base|llama-small [--autocast bf16] [--batch N] [--steps N]
 //        (full-size models: bench/train_models.ts; JSON in bench/results/train-<model>.json)
@@ -34,7 +34,7 @@ import { inferenceMode, tidy } from '../src/autograd/variable.js';
 import { ByteTextDataset } from '../src/data/byte_text.js';
 import { loadSotuText } from '../src/data/sotu.js';
 import { Tensor } from '../src/tensor/tensor.js';
-import { LanguageModelTrainer, MEDIUM_LLAMA, TINY_LLAMA, TRAIN_OPTIMIZERS, TRAIN_PRECISIONS, type TrainConfig, type TrainOptimizer, type TrainPrecision } from '../src/train/language_model.js';
+import { LanguageModelTrainer, autoCheckpointChunks, MEDIUM_LLAMA, TINY_LLAMA, TRAIN_OPTIMIZERS, TRAIN_PRECISIONS, type TrainConfig, type TrainOptimizer, type TrainPrecision } from '../src/train/language_model.js';
 import { Generator } from '../src/random.js';
 import { BENCH_MODELS, benchModel, type BenchModel } from './train_models.js';
 import { hostBackend } from '../src/optim/paged.js';
@@ -62,11 +62,14 @@ if (argv.includes('--checkpoint')) { // activation checkpointing (src/recompute)
   process.exit(0);
 }
 
-/** The --checkpoint modes: none, per-layer checkpointing, per-layer under saveMatmuls, the planner at 50% of the unplanned activation memory. */
-type CheckpointMode = 'none' | 'layers' | 'selective' | 'plan50';
+/**
+ * The --checkpoint modes: none, per-layer checkpointing, per-layer under saveMatmuls, per-layer in
+ * chunks of the batch (checkpointChunks 'auto'), the planner at 50% of the unplanned activation memory.
+ */
+type CheckpointMode = 'none' | 'layers' | 'selective' | 'chunks' | 'plan50';
 
 /**
- * --checkpoint none,layers,selective,plan50 [--quick]: for the tiny and the medium Llama on wasm,
+ * --checkpoint none,layers,selective,chunks,plan50 [--quick]: for the tiny and the medium Llama on wasm,
  * one trainer per mode, their training steps interleaved in rounds whose order rotates (so the
  * shared machine's load falls on every mode alike; bench/interleave.ts); per mode the median step
  * time, the median step peak and the saved-activation bytes a training forward holds, with their
@@ -76,7 +79,7 @@ type CheckpointMode = 'none' | 'layers' | 'selective' | 'plan50';
  * step, are kept out of the timed steps).
  */
 async function benchCheckpoint(args: string[]): Promise<void> {
-  const CHECKPOINT_MODES: readonly CheckpointMode[] = ['none', 'layers', 'selective', 'plan50'];
+  const CHECKPOINT_MODES: readonly CheckpointMode[] = ['none', 'layers', 'selective', 'chunks', 'plan50'];
   const round = (x: number) => Number(x.toPrecision(4));
   const modes = (args[args.indexOf('--checkpoint') + 1] ?? '').split(',') as CheckpointMode[];
   for (const m of modes) if (!CHECKPOINT_MODES.includes(m)) throw new Error(`--checkpoint takes a comma-separated list of ${CHECKPOINT_MODES.join(', ')}; got ${m}`);
@@ -118,6 +121,10 @@ async function benchCheckpoint(args: string[]): Promise<void> {
       log(`${name}: ${mode} ...`);
       if (mode === 'layers') row.checkpointed = checkpointModules(t.model, /^layers\.\d+$/).wrapped;
       else if (mode === 'selective') row.checkpointed = checkpointModules(t.model, /^layers\.\d+$/, { policy: saveMatmuls }).wrapped;
+      else if (mode === 'chunks') {
+        row.chunks = autoCheckpointChunks(config);
+        row.checkpointed = checkpointModules(t.model, /^layers\.\d+$/, { chunks: row.chunks as number }).wrapped;
+      }
       else if (mode === 'plan50') {
         const b = dataset.batch(new Generator(config.seed + 2), config.batchSize, config.seqLen), shape = [config.batchSize, config.seqLen];
         const ids = Tensor.from(backend, b.ids, shape, { dtype: 'int32' }), targets = Tensor.from(backend, b.targets, shape, { dtype: 'int32' });

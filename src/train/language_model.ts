@@ -97,6 +97,11 @@ export interface TrainConfig {
 /** checkpointChunks 'auto': each piece keeps at least this many activations of a layer's input (64 KiB in float32). */
 export const AUTO_CHUNK_ELEMENTS = 16384;
 
+/** The pieces checkpointChunks 'auto' gives a config: each keeps at least AUTO_CHUNK_ELEMENTS activations of a layer's input, at most one a sequence. */
+export function autoCheckpointChunks(config: Pick<TrainConfig, 'batchSize' | 'seqLen' | 'model'>): number {
+  return Math.max(1, Math.min(config.batchSize, Math.floor((config.batchSize * config.seqLen * config.model.hiddenSize) / AUTO_CHUNK_ELEMENTS)));
+}
+
 /** The memory presets of LanguageModelTrainer. */
 export type TrainMemoryPreset = 'least';
 export const TRAIN_MEMORY_PRESETS: readonly TrainMemoryPreset[] = ['least'];
@@ -233,10 +238,8 @@ export class LanguageModelTrainer {
     if (precision === 'bf16-true') this.model.to('bfloat16');
     if (precision === '16-true') this.model.to('float16');
     if (precision === 'fp8') convertToFloat8Training(this.model, { filter: (name) => name !== 'lmHead' });
-    const chunks = config.checkpointChunks === 'auto'
-      ? Math.floor((config.batchSize * config.seqLen * config.model.hiddenSize) / AUTO_CHUNK_ELEMENTS)
-      : config.checkpointChunks ?? 1;
-    if (!(Number.isSafeInteger(chunks) && (chunks >= 1 || config.checkpointChunks === 'auto'))) {
+    const chunks = config.checkpointChunks === 'auto' ? autoCheckpointChunks(config) : config.checkpointChunks ?? 1;
+    if (!(Number.isSafeInteger(chunks) && chunks >= 1)) {
       throw new InvalidArgumentError(`checkpointChunks must be a positive integer or 'auto', got ${describeValue(config.checkpointChunks)}`);
     }
     if (config.checkpointChunks !== undefined && config.checkpointModules === undefined) throw new InvalidArgumentError('checkpointChunks splits the checkpoints of checkpointModules: give checkpointModules too');
