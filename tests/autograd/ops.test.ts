@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { WasmBackend } from '../../src/backend/wasm/backend.js';
 import {
   Variable, div, neg, addScalar, exp, log, square, sqrt, relu, gelu, silu, sigmoid, tanh, reshape, transpose, sum, mean,
-  softmax, logSoftmax, matmul, cast, withOpPolicy, tidy, mul,
+  softmax, logSoftmax, matmul, cast, withOpPolicy, tidy, mul, narrow, cat,
 } from '../../src/autograd/index.js';
 import { gradcheck, weighted, weightedSum, refMatmul, numel, randValues, type GradCase } from '../helpers/gradcheck.js';
 
@@ -88,6 +88,19 @@ const cases: Record<string, GradCase> = {
     ref: ([a]) => {
       const m = [0, 1, 2, 3].map((j) => (a[j] + a[4 + j] + a[8 + j]) / 3);
       return weightedSum(a.map((v, i) => m[i % 4] * v));
+    },
+  },
+  'narrow rows 1..3 of [4,3]': {
+    shapes: [[4, 3]],
+    run: ([a]) => weighted(narrow(a, 1, 3)),
+    ref: ([a]) => weightedSum(a.slice(3, 9)),
+  },
+  'cat of rows 2..4 and 0..1 of [4,3], times rows 1..4 (pieces joined along dimension 0)': {
+    shapes: [[4, 3]],
+    run: ([a]) => weighted(mul(cat([narrow(a, 2, 4), narrow(a, 0, 1)]), narrow(a, 1, 4))),
+    ref: ([a]) => {
+      const row = (r: number) => [...a.slice(r * 3, r * 3 + 3)];
+      return weightedSum([2, 3, 0].flatMap((r, i) => row(r).map((v, j) => v * row(1 + i)[j])));
     },
   },
   softmax: {

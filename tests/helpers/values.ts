@@ -25,6 +25,18 @@ export function randValues(n: number, seed: number): Float64Array {
   });
 }
 
+/** A float32 Variable of `shape` holding rand(size, seed, 0.5): requires grad unless told otherwise. */
+export function randVariable(b: Backend, shape: number[], seed: number, requiresGrad = true): Variable {
+  return Variable.from(b, rand(shape.reduce((x, y) => x * y, 1), seed, 0.5), shape, { requiresGrad });
+}
+
+/** The float32 bit patterns of t's values (bit-identity checks); t must exist. */
+export async function floatBits(t: Tensor | null): Promise<number[]> {
+  if (!t) throw new Error('floatBits: no tensor (a gradient that was never made?)');
+  const a = await t.to('float32').toArray();
+  return [...new Uint32Array(a.buffer, a.byteOffset, a.length)];
+}
+
 /** A float32 (or `dtype`) leaf in the 'parameter' category that requires grad. */
 export function param(b: Backend, values: ArrayLike<number>, shape: number[], dtype = 'float32'): Variable {
   return new Variable(Tensor.from(b, values, shape, { category: 'parameter', dtype }), { requiresGrad: true });

@@ -9,20 +9,12 @@ import {
   checkpoint, checkpointModules, saveMatmuls, matmul, add, mul, relu, silu, sum, scale, savedTensorStats, withOpObserver,
   CheckpointError, InvalidArgumentError, functional, noGrad, type CheckpointPolicy, type PolicyContext,
 } from '../../src/index.js';
+import { floatBits, randVariable } from '../helpers/values.js';
 
 const be = new WasmBackend();
 
-const rand = (shape: number[], seed: number, requiresGrad = true): Variable => {
-  let s = seed;
-  const n = shape.reduce((a, b) => a * b, 1);
-  return Variable.from(be, Float32Array.from({ length: n }, () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) - 0.5), shape, { requiresGrad });
-};
-
-async function bits(t: Tensor | null): Promise<number[]> {
-  assert.ok(t, 'a gradient exists');
-  const a = await t.to('float32').toArray();
-  return [...new Uint32Array(a.buffer, a.byteOffset, a.length)];
-}
+const rand = (shape: number[], seed: number, requiresGrad = true): Variable => randVariable(be, shape, seed, requiresGrad);
+const bits = floatBits;
 
 /** A small block with every kind of saved tensor: matmuls, a norm (statistic), pointwise ops, dropout. */
 class Block extends Module {

@@ -10,20 +10,12 @@ import {
   WasmBackend, Llama, Tensor, Variable, manualSeed, tidy, autocast, checkpoint, checkpointModules, narrow, cat, sum, mul, add, silu,
   savedTensorStats, withOpObserver, InvalidArgumentError, ShapeMismatchError, type Module,
 } from '../../src/index.js';
+import { floatBits, randVariable } from '../helpers/values.js';
 
 const be = new WasmBackend();
 
-const rand = (shape: number[], seed: number, requiresGrad = true): Variable => {
-  let s = seed;
-  const n = shape.reduce((a, b) => a * b, 1);
-  return Variable.from(be, Float32Array.from({ length: n }, () => ((s = (s * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) - 0.5), shape, { requiresGrad });
-};
-
-async function bits(t: Tensor | null): Promise<number[]> {
-  assert.ok(t, 'a gradient exists');
-  const a = await t.to('float32').toArray();
-  return [...new Uint32Array(a.buffer, a.byteOffset, a.length)];
-}
+const rand = (shape: number[], seed: number, requiresGrad = true): Variable => randVariable(be, shape, seed, requiresGrad);
+const bits = floatBits;
 
 test('narrow is a view of rows; its gradient is the rows\' gradient in zeros; cat joins rows and splits the gradient', async () => {
   const x = Variable.from(be, Float32Array.from({ length: 12 }, (_, i) => i + 1), [4, 3], { requiresGrad: true });
