@@ -47,17 +47,12 @@
   return i32x4.add(base, v128.and(f32x4.gt(x, f32x4.mul(thresholds4(t, base, step), amax)), i32x4.splat(step)));
 }
 
-/** codeIndex of four values at once: the same comparisons, lane by lane. */
+/** codeIndex of four values at once: the same eight comparisons, lane by lane. */
 // @ts-ignore: decorator
 @inline function codeIndex4(t: usize, x: v128, amax: v128): v128 {
-  let b = codeStep4(t, x, amax, i32x4.splat(0), 128);
-  b = codeStep4(t, x, amax, b, 64);
-  b = codeStep4(t, x, amax, b, 32);
-  b = codeStep4(t, x, amax, b, 16);
-  b = codeStep4(t, x, amax, b, 8);
-  b = codeStep4(t, x, amax, b, 4);
-  b = codeStep4(t, x, amax, b, 2);
-  return codeStep4(t, x, amax, b, 1);
+  let b = i32x4.splat(0);
+  for (let step = 128; step >= 1; step >>= 1) b = codeStep4(t, x, amax, b, step);
+  return b;
 }
 
 /** The dequantized values t[codes[0..3]] (before the absmax). */

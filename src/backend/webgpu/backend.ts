@@ -449,7 +449,7 @@ export class WebGPUBackend implements Backend {
     // storage (a slice) must start on a group and, unless it runs to the storage's end, end on one.
     const outBits = out.dtype === 'int32' ? 32 : formatOf(out.dtype).bits;
     const groupElems = outBits === 6 ? 16 : 32 / outBits, groupWords = outBits === 6 ? 3 : 1;
-    if (out.offset % groupElems !== 0 || (n % groupElems !== 0 && (out.offset + n) * outBits < out.storage.byteLength * 8)) {
+    if (out.offset % groupElems !== 0 || (n % groupElems !== 0 && Math.ceil((out.offset + n) / groupElems) * groupWords * 4 < out.storage.byteLength)) {
       throw new InvalidArgumentError(`WebGPU kernels write whole 32-bit words: a ${out.dtype} output of ${n} elements at element ${out.offset} of its storage must start and end on a boundary of ${groupElems} elements`);
     }
     // In place (out is an input): WebGPU forbids binding one buffer for reading and writing in a
