@@ -237,10 +237,9 @@ export class BufferPool<B> {
         let i = 0;
         for (;;) {
           const l = 2 * i + 1, r = l + 1;
-          let m = i;
-          const at = (k: number) => (k === i ? last.id : heap[k].id);
-          if (l < heap.length && heap[l].id < at(m)) m = l;
-          if (r < heap.length && heap[r].id < at(m)) m = r;
+          let m = i, least = last.id; // the smallest id among i (holding `last`), l and r
+          if (l < heap.length && heap[l].id < least) { m = l; least = heap[l].id; }
+          if (r < heap.length && heap[r].id < least) m = r;
           if (m === i) break;
           heap[i] = heap[m];
           i = m;
