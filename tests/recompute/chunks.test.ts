@@ -144,7 +144,6 @@ test('chunks: more chunks than rows uses one a row; Tensor inputs are split too;
   assert.throws(() => checkpoint((v: Variable) => v, x, { chunks: 1.5 }), /chunks must be a positive integer/);
   assert.throws(() => checkpoint((a: Variable, b: Variable) => a, x, rand([2, 4], 1), { chunks: 2 }), /must share it; got \[\[3, 4\], \[2, 4\]\]/);
   assert.throws(() => tidy(() => checkpoint((v: Variable) => sum(v), x, { chunks: 2 })), /fn must return one Variable with a row for each input row/);
-
   assert.throws(() => checkpoint(() => 3 as unknown as Variable, 7, { chunks: 2 }), /at least one Variable or Tensor input/);
   assert.throws(() => checkpointModules(new Llama(CONFIG, { backend: be }) as Module, /^layers\.\d+$/, { chunks: -1 }), /chunks must be a positive integer/);
   x.dispose();
