@@ -162,7 +162,6 @@ function encodeE8m0NearestSimd(src: usize, dst: usize, n: usize, saturate: bool)
   return v128.bitselect(i32x4.splat(0xff), code, i32x4.gt_s(v128.and(x, i32x4.splat(0x7fffffff)), i32x4.splat(0x7f800000)));
 }
 
-/** float32[n] at src -> codes at dst (u32 / u16 / u8 per element). `offset` is the stream position of src[0]. */
 /**
  * float32 -> bfloat16 with stochastic rounding, the same codes as encodeBits32: bfloat16 keeps
  * float32's exponent range, so for a finite input the dropped bits are its low 16 and the code is
@@ -182,6 +181,7 @@ function encodeBf16Stochastic(src: usize, dst: usize, n: usize, saturate: bool, 
   }
 }
 
+/** float32[n] at src -> codes at dst (u32 / u16 / u8 per element). `offset` is the stream position of src[0]. */
 export function encodeF32(fmt: i32, src: usize, dst: usize, n: usize, mode: i32, saturate: bool, seed: u64, offset: u64): void {
   let done: usize = 0;
   if (mode == ROUND_STOCHASTIC && fmt == BF16) return encodeBf16Stochastic(src, dst, n, saturate, seed, offset);

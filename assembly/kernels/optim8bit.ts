@@ -89,7 +89,7 @@ export function quantizeBlockwiseF32(x: usize, n: i32, codes: usize, absmax: usi
     for (let i = b0; i < end; i++) m = max(m, absBits(load<f32>(x + (<usize>i << 2))));
     const amax = reinterpret<f32>(m);
     store<f32>(absmax + (<usize>b << 2), amax);
-    for (let i = b0; i < end; i++) store<u8>(codes + <usize>i, <u8>codeIndex(t, load<f32>(x + (<usize>i << 2)), amax));
+    requantize(x + (<usize>b0 << 2), codes + <usize>b0, end - b0, t, amax);
   }
 }
 

@@ -251,7 +251,8 @@ const CAT = defineOp({
   forward: (io, xs) => {
     const rows = xs.map((x) => x.shape[0]);
     const y = io.output(xs[0].data, [rows.reduce((a, b) => a + b, 0), ...xs[0].shape.slice(1)]);
-    const starts = rows.map((_, i) => rows.slice(0, i).reduce((a, b) => a + b, 0));
+    let at = 0;
+    const starts = rows.map((r) => (at += r) - r);
     // A GPU kernel writes whole 32-bit words: pieces of a narrower dtype that start or end inside a
     // word are joined in float32 and cast (exactly: every code of y's dtype is a float32).
     const rowBits = (y.size / Math.max(y.shape[0], 1)) * dtypeBits(y.dtype);

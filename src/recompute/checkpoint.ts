@@ -472,19 +472,17 @@ function checkpointChunks(fn: (...args: unknown[]) => unknown, inputs: readonly 
   }
 
   function runPiece(f: Frame, i: number): Variable {
-    let y: unknown;
     try {
-      y = f.run(pieces[i]);
+      const y = f.run(pieces[i]);
+      const [a, b] = bounds[i];
+      if (!(y instanceof Variable) || y.shape.length === 0 || y.shape[0] !== b - a) {
+        throw new InvalidArgumentError(`checkpoint: with chunks, fn must return one Variable with a row for each input row (first dimension ${b - a} for this piece), got ${y instanceof Variable ? `[${y.shape.join(', ')}]` : describeValue(y)}`);
+      }
+      return y;
     } catch (e) {
-      for (const g of frames.slice(i + 1)) g.abandon();
+      for (const g of frames.slice(i + 1)) g.abandon(); // the pieces that will not run
       throw e;
     }
-    const [a, b] = bounds[i];
-    if (!(y instanceof Variable) || y.shape.length === 0 || y.shape[0] !== b - a) {
-      for (const g of frames.slice(i + 1)) g.abandon();
-      throw new InvalidArgumentError(`checkpoint: with chunks, fn must return one Variable with a row for each input row (first dimension ${b - a} for this piece), got ${y instanceof Variable ? `[${y.shape.join(', ')}]` : describeValue(y)}`);
-    }
-    return y;
   }
 }
 
