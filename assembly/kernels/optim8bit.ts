@@ -2,8 +2,10 @@
 // quantize_blockwise and its blockwise 8-bit optimizer kernels); the reference for
 // shaders/optim8bit.wgsl. Rules in src/backend/quant.ts: absmax = the largest |x| compared as bits
 // (NaN above inf), code index = the number of thresholds t_k with t_k * absmax < x (binary search,
-// ties to the lower code), value = code * absmax. No division anywhere, so every backend agrees
-// bit for bit. A table `t` holds 512 float32: the 256 code values, then the 255 thresholds.
+// ties to the lower code), value = code * absmax. Exact products and comparisons decide every code
+// (fastCode divides only for a first guess), so every backend agrees bit for bit. A table `t`
+// (quantKernelTable in src/backend/quant.ts) holds 512 float32 (the 256 code values, the 255
+// thresholds, then +inf), then the bucket table of the fast search (fastCode).
 
 @inline function absBits(x: f32): u32 {
   return reinterpret<u32>(x) & 0x7fffffff;
@@ -64,13 +66,58 @@
   return f32x4.replace_lane(v, 3, load<f32>(t + (<usize>load<u8>(codes, 3) << 2)));
 }
 
-/** Codes of the block's n float32 at x (codeIndex with absmax amax), four at a time, then the rest. */
-function requantize(x: usize, codes: usize, n: i32, t: usize, amax: f32): void {
+/** Byte offset of the bucket table in a map's table (after its 512 float32). */
+const LUT: usize = 2048;
+/** Buckets per sign: |y| below 2^-23, then 256 for each binade from 2^-23 to 2, then one for 2 and above. */
+const BUCKETS: u32 = 6146;
+/** 2^-23 as bits: below it, no threshold (the smallest is 1.6e-7). */
+const LOW: u32 = 0x34000000;
+
+/** q[0..257]: -inf, then t_k * amax for the 255 thresholds, then t[511] * amax (+inf) and +inf (q[258] is read, never used). */
+function scaledThresholds(t: usize, amax: f32, q: usize): void {
+  const av = f32x4.splat(amax);
+  store<f32>(q, -Infinity);
+  for (let k: usize = 0; k < 256; k += 4) v128.store(q + 4 + (k << 2), f32x4.mul(v128.load(t + 1024 + (k << 2)), av));
+  store<f32>(q + 1028, Infinity);
+}
+
+/**
+ * codeIndex(t, x, amax) without the binary search, for 2^-100 <= amax <= 2^100 and |x| <= amax
+ * (so x is finite). y = x * (1 / amax) is x / amax within 2^-23 relatively, and no two thresholds
+ * lie that close (the nearest are 0.5% apart), so the count of thresholds below y is within one of
+ * the count c of the products t_k * amax below x. A bucket of y's bits holds at most one threshold
+ * and its entry counts those below it (lo), so c is lo - 1, lo, lo + 1 or lo + 2:
+ * c = lo - 1 + [x > q[lo]] + [x > q[lo + 1]] + [x > q[lo + 2]] with q[i] = t_(i-1) * amax
+ * (scaledThresholds; one vector load and compare): the same exact comparisons as codeIndex, of the
+ * three thresholds where the two counts can differ.
+ */
+// @ts-ignore: decorator
+@inline function fastCode(t: usize, q: usize, x: f32, inv: f32): u32 {
+  const u = reinterpret<u32>(x * inv);
+  const b = min<u32>((max<u32>(u & 0x7fffffff, LOW - 0x8000) - (LOW - 0x8000)) >> 15, BUCKETS - 1) + (u >> 31) * BUCKETS;
+  const lo = <usize>load<u8>(t + LUT + <usize>b);
+  return <u32>lo - 1 + popcnt<u32>(i32x4.bitmask(f32x4.gt(f32x4.splat(x), v128.load(q + (lo << 2)))) & 7);
+}
+
+/** Four lanes' codes (0-255) as four bytes. */
+// @ts-ignore: decorator
+@inline function packCodes(c: v128): u32 {
+  return i32x4.extract_lane(i8x16.shuffle(c, c, 0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), 0);
+}
+
+/**
+ * Codes of the block's n float32 at x (codeIndex with absmax amax, every |x| <= amax): fastCode
+ * where amax allows it (q: 259 float32 of scratch), else the binary search four at a time, then the rest.
+ */
+function requantize(x: usize, codes: usize, n: i32, t: usize, amax: f32, q: usize): void {
   const av = f32x4.splat(amax);
   let i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const c = codeIndex4(t, v128.load(x + (<usize>i << 2)), av);
-    store<u32>(codes + <usize>i, i32x4.extract_lane(c, 0) | (i32x4.extract_lane(c, 1) << 8) | (i32x4.extract_lane(c, 2) << 16) | (i32x4.extract_lane(c, 3) << 24));
+  if (amax >= reinterpret<f32>(0x0d800000) && amax <= reinterpret<f32>(0x71800000)) { // 2^-100 .. 2^100
+    scaledThresholds(t, amax, q);
+    const inv = <f32>1.0 / amax;
+    for (; i < n; i++) store<u8>(codes + <usize>i, <u8>fastCode(t, q, load<f32>(x + (<usize>i << 2)), inv));
+  } else {
+    for (; i + 4 <= n; i += 4) store<u32>(codes + <usize>i, packCodes(codeIndex4(t, v128.load(x + (<usize>i << 2)), av)));
   }
   for (; i < n; i++) store<u8>(codes + <usize>i, <u8>codeIndex(t, load<f32>(x + (<usize>i << 2)), amax));
 }
@@ -81,23 +128,31 @@ function requantize(x: usize, codes: usize, n: i32, t: usize, amax: f32): void {
   return max(max(<u32>i32x4.extract_lane(v, 0), <u32>i32x4.extract_lane(v, 1)), max(<u32>i32x4.extract_lane(v, 2), <u32>i32x4.extract_lane(v, 3)));
 }
 
-/** Quantizes n float32 at x into codes (n bytes) and absmax (one float32 per block). */
-export function quantizeBlockwiseF32(x: usize, n: i32, codes: usize, absmax: usize, block: i32, t: usize): void {
+/** Quantizes n float32 at x into codes (n bytes) and absmax (one float32 per block); q: requantize's scratch. */
+export function quantizeBlockwiseF32(x: usize, n: i32, codes: usize, absmax: usize, block: i32, t: usize, q: usize): void {
+  const absMask = i32x4.splat(0x7fffffff);
   for (let b0 = 0, b = 0; b0 < n; b0 += block, b++) {
     const end = min(n, b0 + block);
-    let m: u32 = 0;
-    for (let i = b0; i < end; i++) m = max(m, absBits(load<f32>(x + (<usize>i << 2))));
+    let m4 = i32x4.splat(0);
+    let i = b0;
+    for (; i + 4 <= end; i += 4) m4 = i32x4.max_u(m4, v128.and(v128.load(x + (<usize>i << 2)), absMask));
+    let m = maxLane(m4);
+    for (; i < end; i++) m = max(m, absBits(load<f32>(x + (<usize>i << 2))));
     const amax = reinterpret<f32>(m);
     store<f32>(absmax + (<usize>b << 2), amax);
-    requantize(x + (<usize>b0 << 2), codes + <usize>b0, end - b0, t, amax);
+    requantize(x + (<usize>b0 << 2), codes + <usize>b0, end - b0, t, amax, q);
   }
 }
 
-/** out[i] = t[codes[i]] * absmax[i / block] for n elements. */
+/** out[i] = t[codes[i]] * absmax[i / block] for n elements (four at a time, then the rest of each block). */
 export function dequantizeBlockwiseF32(codes: usize, absmax: usize, n: i32, block: i32, t: usize, out: usize): void {
-  for (let i = 0; i < n; i++) {
-    const c = <usize>load<u8>(codes + <usize>i);
-    store<f32>(out + (<usize>i << 2), load<f32>(t + (c << 2)) * load<f32>(absmax + (<usize>(i / block) << 2)));
+  for (let b0 = 0, b = 0; b0 < n; b0 += block, b++) {
+    const end = min(n, b0 + block);
+    const am = load<f32>(absmax + (<usize>b << 2));
+    const av = f32x4.splat(am);
+    let i = b0;
+    for (; i + 4 <= end; i += 4) v128.store(out + (<usize>i << 2), f32x4.mul(gather4(t, codes + <usize>i), av));
+    for (; i < end; i++) store<f32>(out + (<usize>i << 2), load<f32>(t + (<usize>load<u8>(codes + <usize>i) << 2)) * am);
   }
 }
 
@@ -105,7 +160,7 @@ export function dequantizeBlockwiseF32(codes: usize, absmax: usize, n: i32, bloc
  * One fused 8-bit optimizer step over n elements (kinds and h0..h8 as Optim8bitStep in
  * src/backend/backend.ts): per block, the state(s) are dequantized, updated with the parameter in
  * float32 (the parameter's update uses the new unquantized state, as bitsandbytes does), kept in
- * `scratch` (2 * block float32), then requantized with the block's new absmax.
+ * `scratch` (2 * block float32, then 257 for requantize), then requantized with the block's new absmax.
  * kind 0 (adam):     g = grad * h0; m = h2 m + h3 g; v = h4 v + h5 (g g);
  *                    p = p h1 - h6 (m / (sqrt(v) / h7 + h8))  (exactly adamwF32's arithmetic).
  * kind 1 (momentum): buf = h6 != 0 ? g : h0 buf + h1 g; u = h3 != 0 ? g + h0 buf : buf; p = p + h2 u.
@@ -116,7 +171,7 @@ export function optimizer8bitF32(
   h0: f32, h1: f32, h2: f32, h3: f32, h4: f32, h5: f32, h6: f32, h7: f32, h8: f32,
 ): void {
   const two = kind == 0;
-  const s2 = scratch + (<usize>block << 2);
+  const s2 = scratch + (<usize>block << 2), q = scratch + (<usize>block << 3);
   const absMask = i32x4.splat(0x7fffffff);
   for (let b0 = 0, b = 0; b0 < n; b0 += block, b++) {
     const end = min(n, b0 + block);
@@ -177,11 +232,11 @@ export function optimizer8bitF32(
     }
     const n1 = reinterpret<f32>(m1);
     store<f32>(a1 + (<usize>b << 2), n1);
-    requantize(scratch, c1 + <usize>b0, end - b0, t1, n1);
+    requantize(scratch, c1 + <usize>b0, end - b0, t1, n1, q);
     if (two) {
       const n2 = reinterpret<f32>(m2);
       store<f32>(a2 + (<usize>b << 2), n2);
-      requantize(s2, c2 + <usize>b0, end - b0, t2, n2);
+      requantize(s2, c2 + <usize>b0, end - b0, t2, n2, q);
     }
   }
 }

@@ -49,6 +49,51 @@ export function quantTable(signed: boolean): Float32Array {
 
 const tables = new Map<boolean, Float32Array>();
 
+/** Bytes of a map's table for the wasm kernels (quantKernelTable), a multiple of 16. */
+export const KERNEL_TABLE_BYTES = 14352;
+/** Buckets per sign of the kernels' fast search: |y| below 2^-23, 256 per binade from 2^-23 to 2, one from 2 up. */
+const BUCKETS = 6146;
+const LOW = 0x34000000; // 2^-23 as float32 bits
+
+/**
+ * A map's table as the wasm kernels read it (assembly/kernels/optim8bit.ts, fastCode): quantTable's
+ * 512 float32 with the unused last slot +inf, then a uint8 per bucket of y = x / absmax, buckets of
+ * 8 mantissa bits (under 0.4% wide, where the nearest two thresholds are 0.5% apart, so a bucket
+ * holds at most one): for y >= 0 the count of thresholds below the bucket, for y < 0 the count at
+ * or below its far end; one comparison with the next threshold then gives the count below y.
+ */
+export function quantKernelTable(signed: boolean): Uint8Array {
+  let out = kernelTables.get(signed);
+  if (out) return out;
+  out = new Uint8Array(KERNEL_TABLE_BYTES);
+  const f32 = new Float32Array(out.buffer, 0, 512);
+  f32.set(quantTable(signed));
+  f32[511] = Infinity;
+  const thr = f32.subarray(256, 511);
+  const count = (pred: (t: number) => boolean): number => { // thresholds where pred holds (a prefix: they ascend)
+    let lo = 0, hi = 255;
+    while (lo < hi) { const mid = (lo + hi) >> 1; if (pred(thr[mid])) lo = mid + 1; else hi = mid; }
+    return lo;
+  };
+  const bits = new Uint32Array(1), val = new Float32Array(bits.buffer);
+  const start = (b: number): number => { // the smallest |y| of bucket b
+    bits[0] = LOW + ((b - 1) << 15);
+    return b === 0 ? 0 : b === BUCKETS ? Infinity : val[0];
+  };
+  for (let b = 0; b < BUCKETS; b++) {
+    const s = start(b), e = start(b + 1);
+    const pos = count((t) => t < s), neg = count((t) => t <= -e);
+    const inside = [count((t) => t < e) - pos, count((t) => t <= -s) - neg]; // thresholds in [s, e) and in (-e, -s]
+    if (inside.some((k) => k > (b === 0 ? 0 : 1))) throw new Error(`quantKernelTable: bucket ${b} holds ${inside.join(' and ')} thresholds`);
+    out[2048 + b] = pos;
+    out[2048 + BUCKETS + b] = neg;
+  }
+  kernelTables.set(signed, out);
+  return out;
+}
+
+const kernelTables = new Map<boolean, Uint8Array>();
+
 /** Throws unless codes (uint8, n elements) and absmax (float32, one per block) fit n elements in blocks of blockSize. */
 export function checkQuantized(codes: TensorRef, absmax: TensorRef, n: number, blockSize: number, what: string): void {
   if (!isBlockSize(blockSize)) throw new InvalidArgumentError(`${what}: blockSize must be a power of two from 256 to 4096, got ${String(blockSize)}`);

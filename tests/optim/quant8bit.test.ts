@@ -150,6 +150,47 @@ test('quantize (wasm, a branchless search): every threshold, its neighbours and 
   }
 });
 
+test('quantize (wasm, the bucket search): every scaled threshold t_k * absmax and the floats either side, for absmax of every size, follow the linear-scan rule', async () => {
+  const bits = new Uint32Array(1), val = new Float32Array(bits.buffer);
+  const step = (v: number, d: number): number => { // the float32 d steps of one ulp away from v (v finite, not 0)
+    val[0] = v;
+    bits[0] += (v > 0 ? d : -d);
+    return val[0];
+  };
+  let s = 12345;
+  const r = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  // absmax from 2^-126 (subnormal products: the binary search) to 2^127, random mantissas, and the edges of the fast range
+  const amaxes = [2 ** -126, f(1e-38), 2 ** -100, f(2 ** -100 * 1.5), 2 ** 100, f(2 ** 100 * 1.01), f(3e38), 1, f(1 - 2 ** -24)];
+  for (let i = 0; i < 40; i++) amaxes.push(f((1 + r()) * 2 ** Math.round(-120 + 245 * r())));
+  const block = 1024, n = block * amaxes.length;
+  for (const signed of [true, false]) {
+    const thr = mapThresholds(signed);
+    const x = new Float32Array(n);
+    amaxes.forEach((amax, b) => {
+      const o = b * block;
+      x[o] = signed && b % 2 ? -amax : amax;
+      for (let k = 0; k < 255; k++) {
+        const p = f(thr[k] * amax);
+        x[o + 1 + 3 * k] = p;
+        x[o + 2 + 3 * k] = p === 0 ? 0 : step(p, 1);
+        x[o + 3 + 3 * k] = p === 0 ? -0 : step(p, -1);
+      }
+      for (let i = 766; i < block; i++) x[o + i] = f((signed ? 2 * r() - 1 : r()) * amax * (i % 3 ? 1 : 2 ** (-30 * r())));
+      for (let i = 0; i < block; i++) if (Math.abs(x[o + i]) > amax) x[o + i] = Math.sign(x[o + i]) * amax; // a neighbour of the top threshold may pass absmax
+    });
+    const want = refQuantize(x, block, signed);
+    assert.equal([...want.absmax], amaxes, 'each block\'s absmax is the planted one');
+    const xt = Tensor.from(w, x, [n]);
+    const codes = Tensor.empty(w, [n], { dtype: 'uint8' }), absmax = Tensor.empty(w, [amaxes.length]);
+    w.quantizeBlockwise(xt, codes, absmax, signed, block);
+    const got = await bytes(w, codes, n);
+    let bad = -1;
+    for (let i = 0; i < n; i++) if (got[i] !== want.codes[i]) { bad = i; break; }
+    assert.is(bad, -1, `signed ${signed}: element ${bad} (${x[bad]}, absmax ${amaxes[Math.floor(bad / block)]}): code ${got[bad]}, the rule gives ${want.codes[bad]}`);
+    for (const t of [xt, codes, absmax]) t.dispose();
+  }
+});
+
 test('uint8 tensors: from, toArray, copies, moves between backends, 1 byte an element; no float casts', async () => {
   const data = Uint8Array.from({ length: 13 }, (_, i) => (i * 37) & 255);
   const t = Tensor.from(w, data, [13], { dtype: 'uint8' });

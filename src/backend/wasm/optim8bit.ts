@@ -2,7 +2,7 @@
 // (AssemblyScript in assembly/kernels/optim8bit.ts; rules in src/backend/quant.ts).
 import { InvalidArgumentError, ShapeMismatchError } from '../../errors.js';
 import type { AdamWDeviceInputs, Optim8bitStep, QuantizedStateRef, TensorRef } from '../backend.js';
-import { checkOptimizer8bit, checkQuantized, quantTable } from '../quant.js';
+import { checkOptimizer8bit, checkQuantized, KERNEL_TABLE_BYTES, quantKernelTable } from '../quant.js';
 import { numel } from '../shape.js';
 import type { WasmBackend } from './backend.js';
 import { kernelExports, type MemfitWasm } from './exports.js';
@@ -11,12 +11,18 @@ function k(): MemfitWasm {
   return kernelExports();
 }
 
-/** Runs fn with the tables of the given maps in wasm memory (a 'temporary' block freed afterwards). */
-function withTables<R>(backend: WasmBackend, signed: readonly boolean[], fn: (ptrs: number[]) => R): R {
-  const t = backend.temp(signed.length * 2048, 'quantization tables');
+/** Bytes of scratch requantize takes for its scaled thresholds (259 float32). */
+const REQUANTIZE_SCRATCH = 1040;
+
+/**
+ * Runs fn with the tables of the given maps in wasm memory and requantize's scratch after them
+ * (a 'temporary' block freed afterwards).
+ */
+function withTables<R>(backend: WasmBackend, signed: readonly boolean[], fn: (ptrs: number[], scratch: number) => R): R {
+  const t = backend.temp(signed.length * KERNEL_TABLE_BYTES + REQUANTIZE_SCRATCH, 'quantization tables');
   try {
-    signed.forEach((s, i) => new Float32Array(kernelExports().memory.buffer, t.ptr + i * 2048, 512).set(quantTable(s)));
-    return fn(signed.map((_, i) => t.ptr + i * 2048));
+    signed.forEach((s, i) => new Uint8Array(kernelExports().memory.buffer, t.ptr + i * KERNEL_TABLE_BYTES, KERNEL_TABLE_BYTES).set(quantKernelTable(s)));
+    return fn(signed.map((_, i) => t.ptr + i * KERNEL_TABLE_BYTES), t.ptr + signed.length * KERNEL_TABLE_BYTES);
   } finally {
     backend.free(t.storage);
   }
@@ -28,7 +34,7 @@ export function quantizeBlockwise(backend: WasmBackend, x: TensorRef, codes: Ten
   if (x.dtype !== 'float32') throw new InvalidArgumentError(`quantizeBlockwise: x must be float32, got ${x.dtype}`);
   if (n === 0) return;
   const c = backend.ptr(codes.storage), a = backend.ptr(absmax.storage);
-  withTables(backend, [signed], ([t]) => k().quantizeBlockwiseF32(backend.ptr(x.storage) + x.offset * 4, n, c, a, blockSize, t));
+  withTables(backend, [signed], ([t], q) => k().quantizeBlockwiseF32(backend.ptr(x.storage) + x.offset * 4, n, c, a, blockSize, t, q));
 }
 
 export function dequantizeBlockwise(backend: WasmBackend, codes: TensorRef, absmax: TensorRef, out: TensorRef, signed: boolean, blockSize: number): void {
@@ -61,7 +67,7 @@ export function optimizer8bit(
   const c2 = state2 ? backend.ptr(state2.codes.storage) : 0, a2 = state2 ? backend.ptr(state2.absmax.storage) : 0;
   const g = backend.stageIn(grad);
   try {
-    const scratch = backend.temp(step.blockSize * 8, 'optimizer8bit scratch');
+    const scratch = backend.temp(step.blockSize * 8 + REQUANTIZE_SCRATCH, 'optimizer8bit scratch');
     try {
       withTables(backend, signs, ([t1, t2]) => {
         const run = (pp: number) => k().optimizer8bitF32(kind, pp, g.ptr, c1, a1, t1, c2, a2, t2 ?? 0, n, step.blockSize, scratch.ptr, h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8]);
