@@ -176,15 +176,21 @@ export function reduceF32Range(op: i32, x: usize, out: usize, len: usize, inner:
   for (let i: usize = start; i < end; i++) {
     const o = i / inner, j = i - o * inner;
     const base = x + ((o * len * inner + j) << 2);
+    if (op == R_SUM || op == R_MEAN) {
+      // float64 accumulation (exact for any 2^29 float32 of one binade), rounded once: a float32
+      // running sum drifts (2^24 ones would sum to 2^24).
+      let s: f64 = 0;
+      for (let k: usize = 0; k < len; k++) s += <f64>load<f32>(base + ((k * inner) << 2));
+      store<f32>(out + (i << 2), <f32>(op == R_MEAN ? s / <f64>len : s));
+      continue;
+    }
     let acc: f32 = op == R_MAX ? -Infinity : 0;
     let nan = false;
     for (let k: usize = 0; k < len; k++) {
       const v = load<f32>(base + ((k * inner) << 2));
       if (op == R_MAX) { if (v != v) nan = true; else if (v > acc) acc = v; }
-      else if (op == R_AMAX) { const av = Mathf.abs(v); if (v != v) nan = true; else if (av > acc) acc = av; }
-      else acc += v;
+      else { const av = Mathf.abs(v); if (v != v) nan = true; else if (av > acc) acc = av; }
     }
-    if (op == R_MEAN) acc /= <f32>len;
     store<f32>(out + (i << 2), nan ? NaN : acc);
   }
 }
@@ -195,17 +201,17 @@ export function softmaxF32(x: usize, out: usize, rows: usize, cols: usize, log: 
     const xi = x + ((r * cols) << 2), oi = out + ((r * cols) << 2);
     let m: f32 = -Infinity;
     for (let c: usize = 0; c < cols; c++) m = Mathf.max(m, load<f32>(xi + (c << 2)));
-    let s: f32 = 0;
+    let s: f64 = 0; // float64 accumulation of the float32 exps
     for (let c: usize = 0; c < cols; c++) {
       const e = Mathf.exp(load<f32>(xi + (c << 2)) - m);
-      s += e;
+      s += <f64>e;
       if (!log) store<f32>(oi + (c << 2), e);
     }
     if (log) {
-      const ls = Mathf.log(s) + m;
+      const ls = <f32>Math.log(s) + m;
       for (let c: usize = 0; c < cols; c++) store<f32>(oi + (c << 2), load<f32>(xi + (c << 2)) - ls);
     } else {
-      const inv: f32 = 1.0 / s;
+      const inv = <f32>(1.0 / s);
       for (let c: usize = 0; c < cols; c++) store<f32>(oi + (c << 2), load<f32>(oi + (c << 2)) * inv);
     }
   }

@@ -205,17 +205,17 @@ export function crossEntropyF32Rows(logits: usize, targets: usize, rowLoss: usiz
   }
 }
 
-/** loss[0] = the sum of rowLoss over counted rows, in row order, / count (NaN when count is 0). */
+/** loss[0] = the sum of rowLoss over counted rows, in row order in float64, / count (NaN when count is 0). */
 export function crossEntropyF32Sum(targets: usize, rowLoss: usize, loss: usize, rows: usize, ignore: i32, count: i32): void {
-  let total: f32 = 0;
-  for (let r: usize = 0; r < rows; r++) if (load<i32>(targets + (r << 2)) != ignore) total += load<f32>(rowLoss + (r << 2));
-  store<f32>(loss, count == 0 ? NaN : total / <f32>count);
+  let total: f64 = 0; // float64 accumulation, rounded once
+  for (let r: usize = 0; r < rows; r++) if (load<i32>(targets + (r << 2)) != ignore) total += <f64>load<f32>(rowLoss + (r << 2));
+  store<f32>(loss, count == 0 ? NaN : <f32>(total / <f64>count));
 }
 
 @inline function rowLse(xi: usize, cols: usize): f32 {
   let m: f32 = -Infinity;
   for (let c: usize = 0; c < cols; c++) m = Mathf.max(m, load<f32>(xi + (c << 2)));
-  let s: f32 = 0;
-  for (let c: usize = 0; c < cols; c++) s += Mathf.exp(load<f32>(xi + (c << 2)) - m);
-  return Mathf.log(s) + m;
+  let s: f64 = 0; // float64 accumulation of the float32 exps
+  for (let c: usize = 0; c < cols; c++) s += <f64>Mathf.exp(load<f32>(xi + (c << 2)) - m);
+  return <f32>Math.log(s) + m;
 }

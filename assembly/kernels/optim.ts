@@ -41,11 +41,11 @@ export function ampUpdateScaleF32(scale: usize, inv: usize, tracker: usize, foun
   store<f32>(inv, <f32>1.0 / s);
 }
 
-/** sum(x^2) over n float32 at x, float32 accumulation in index order. */
-export function sumSquaresF32(x: usize, n: i32): f32 {
-  let s: f32 = 0;
+/** sum(x^2) over n float32 at x: exact float64 squares, float64 accumulation in index order. */
+export function sumSquaresF32(x: usize, n: i32): f64 {
+  let s: f64 = 0;
   for (let i = 0; i < n; i++) {
-    const v = load<f32>(x + (<usize>i << 2));
+    const v = <f64>load<f32>(x + (<usize>i << 2));
     s += v * v;
   }
   return s;

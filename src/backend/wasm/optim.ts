@@ -46,15 +46,15 @@ export function ampUpdateScale(
   );
 }
 
-/** out (float32, shape []) = sqrt(sum over tensors of sum(x^2)); float32 accumulation. */
+/** out (float32, shape []) = sqrt(sum over tensors of sum(x^2)), accumulated in float64 and rounded once. */
 export function globalNorm(backend: WasmBackend, tensors: readonly TensorRef[], out: TensorRef): void {
-  let total = Math.fround(0);
+  let total = 0;
   for (const t of tensors) {
     const n = numel(t.shape);
     if (n === 0) continue;
     const s = backend.stageIn(t);
     try {
-      total = Math.fround(total + k().sumSquaresF32(s.ptr, n));
+      total += k().sumSquaresF32(s.ptr, n);
     } finally {
       s.release();
     }
