@@ -167,8 +167,8 @@ export function dequantizeBlockwiseF32(codes: usize, absmax: usize, n: i32, bloc
  * kind 2 (rmsprop):  s = h0 s + h1 (g g); p = p + h2 (g / (sqrt(s) + h3)).
  */
 export function optimizer8bitF32(
-  kind: i32, p: usize, grad: usize, c1: usize, a1: usize, t1: usize, c2: usize, a2: usize, t2: usize, n: i32, block: i32, scratch: usize,
-  h0: f32, h1: f32, h2: f32, h3: f32, h4: f32, h5: f32, h6: f32, h7: f32, h8: f32,
+  kind: i32, p: usize, grad: usize, c1: usize, a1: usize, t1: usize, c2: usize, a2: usize, t2: usize, n: i32, block: i32,
+  h0: f32, h1: f32, h2: f32, h3: f32, h4: f32, h5: f32, h6: f32, h7: f32, h8: f32, scratch: usize,
 ): void {
   const two = kind == 0;
   const s2 = scratch + (<usize>block << 2), q = scratch + (<usize>block << 3);

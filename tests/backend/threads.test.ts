@@ -1,7 +1,8 @@
 // The wasm backend's worker threads: every kernel split among threads gives bit-identical results
 // for every thread count (matmul by batches, rows or columns; attention by heads; norms, softmax and
 // cross-entropy by rows, norm backward's weight sums by columns; embedding backward by table rows;
-// reductions by outputs; elementwise ops, GradScaler's unscale and AdamW by element ranges), and so does a whole training step, with the
+// reductions by outputs; elementwise ops, GradScaler's unscale and AdamW by element ranges; 8-bit
+// quantization and the 8-bit step by whole blocks), and so does a whole training step, with the
 // same memory accounting. Also: the threads option, the description, the fallback without shared
 // memory, and that worker threads never keep Node alive.
 import { test } from 'uvu';
@@ -17,7 +18,7 @@ import type { TensorRef } from '../../src/backend/backend.js';
 import { ByteTextDataset } from '../../src/data/byte_text.js';
 import { loadSotuText } from '../../src/data/sotu.js';
 import { LanguageModelTrainer, TINY_LLAMA } from '../../src/train/language_model.js';
-import { decode, encode } from '../../src/index.js';
+import { AdamW8bit, Tensor, Variable, decode, encode } from '../../src/index.js';
 import { readF32, tensor } from '../helpers/backends.js';
 import { rand } from '../helpers/values.js';
 
@@ -260,6 +261,39 @@ test('AdamW updates are bit-identical across threads', async () => {
     b.free(g.storage);
     return [p, m, v];
   });
+});
+
+test('8-bit quantize, dequantize and the fused 8-bit Adam step are bit-identical across threads (split by whole blocks)', async () => {
+  const runs: { p: Float32Array; codes: Uint8Array[]; absmax: Float32Array[]; deq: Float32Array }[] = [];
+  const n = 256 * 17 + 77; // a short last block; over minSize8bit (4096), so the state is 8-bit
+  const x = rand(n, 21).map((v, i) => v * 10 ** ((i >> 8) - 4)); // blocks of different magnitudes
+  for (const b of backends) {
+    const xt = tensor(b, [n], 'float32', x), codes = tensor(b, [n], 'uint8'), absmax = tensor(b, [18], 'float32'), deq = tensor(b, [n], 'float32');
+    b.quantizeBlockwise(xt, codes, absmax, true, 256);
+    b.dequantizeBlockwise(codes, absmax, deq, true, 256);
+    const p = new Variable(Tensor.from(b, rand(n, 22), [n]), { requiresGrad: true });
+    const opt = new AdamW8bit([p], { lr: 1e-2 });
+    for (let step = 0; step < 3; step++) {
+      p.grad = Tensor.from(b, rand(n, 30 + step).map((v, i) => v * 10 ** ((i >> 8) - 4)), [n]);
+      opt.step();
+      p.zeroGrad();
+    }
+    const st = opt.getState(p) as Record<string, Tensor>;
+    runs.push({
+      p: await p.data.toArray() as Float32Array,
+      codes: [new Uint8Array((await b.read(codes.storage, 0, n)).slice()), await st.expAvgCodes.toArray() as Uint8Array, await st.expAvgSqCodes.toArray() as Uint8Array],
+      absmax: [await readF32(b, absmax), await st.expAvgAbsmax.toArray() as Float32Array, await st.expAvgSqAbsmax.toArray() as Float32Array],
+      deq: await readF32(b, deq),
+    });
+    for (const t of [xt, codes, absmax, deq]) b.free(t.storage);
+    p.data.dispose();
+  }
+  for (let i = 1; i < runs.length; i++) {
+    same(runs[0].p, runs[i].p, `${COUNTS[i]} threads: parameter`);
+    same(runs[0].deq, runs[i].deq, `${COUNTS[i]} threads: dequantized`);
+    runs[i].absmax.forEach((a, j) => same(runs[0].absmax[j], a, `${COUNTS[i]} threads: absmax ${j}`));
+    runs[i].codes.forEach((c, j) => assert.equal([...c], [...runs[0].codes[j]], `${COUNTS[i]} threads: codes ${j}`));
+  }
 });
 
 test("GradScaler's unscale-and-check is the same across threads: every element scaled, the flag set by a non-finite value anywhere", async () => {

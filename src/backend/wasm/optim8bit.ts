@@ -5,24 +5,18 @@ import type { AdamWDeviceInputs, Optim8bitStep, QuantizedStateRef, TensorRef } f
 import { checkOptimizer8bit, checkQuantized, KERNEL_TABLE_BYTES, quantKernelTable } from '../quant.js';
 import { numel } from '../shape.js';
 import type { WasmBackend } from './backend.js';
-import { kernelExports, type MemfitWasm } from './exports.js';
-
-function k(): MemfitWasm {
-  return kernelExports();
-}
+import { kernelExports } from './exports.js';
+import type { KernelPart } from './threads.js';
 
 /** Bytes of scratch requantize takes for its scaled thresholds (259 float32). */
 const REQUANTIZE_SCRATCH = 1040;
 
-/**
- * Runs fn with the tables of the given maps in wasm memory and requantize's scratch after them
- * (a 'temporary' block freed afterwards).
- */
-function withTables<R>(backend: WasmBackend, signed: readonly boolean[], fn: (ptrs: number[], scratch: number) => R): R {
-  const t = backend.temp(signed.length * KERNEL_TABLE_BYTES + REQUANTIZE_SCRATCH, 'quantization tables');
+/** Runs fn with the tables of the given maps in wasm memory (a 'temporary' block freed afterwards). */
+function withTables<R>(backend: WasmBackend, signed: readonly boolean[], fn: (ptrs: number[]) => R): R {
+  const t = backend.temp(signed.length * KERNEL_TABLE_BYTES, 'quantization tables');
   try {
     signed.forEach((s, i) => new Uint8Array(kernelExports().memory.buffer, t.ptr + i * KERNEL_TABLE_BYTES, KERNEL_TABLE_BYTES).set(quantKernelTable(s)));
-    return fn(signed.map((_, i) => t.ptr + i * KERNEL_TABLE_BYTES), t.ptr + signed.length * KERNEL_TABLE_BYTES);
+    return fn(signed.map((_, i) => t.ptr + i * KERNEL_TABLE_BYTES));
   } finally {
     backend.free(t.storage);
   }
@@ -34,7 +28,10 @@ export function quantizeBlockwise(backend: WasmBackend, x: TensorRef, codes: Ten
   if (x.dtype !== 'float32') throw new InvalidArgumentError(`quantizeBlockwise: x must be float32, got ${x.dtype}`);
   if (n === 0) return;
   const c = backend.ptr(codes.storage), a = backend.ptr(absmax.storage);
-  withTables(backend, [signed], ([t], q) => k().quantizeBlockwiseF32(backend.ptr(x.storage) + x.offset * 4, n, c, a, blockSize, t, q));
+  const px = backend.ptr(x.storage) + x.offset * 4;
+  withTables(backend, [signed], ([t]) => byBlocks(backend, n, blockSize, REQUANTIZE_SCRATCH, (s, e, b, q) => (
+    { fn: 'quantizeBlockwiseF32', args: [px + s * 4, e - s, c + s, a + b * 4, blockSize, t, q] }
+  )));
 }
 
 export function dequantizeBlockwise(backend: WasmBackend, codes: TensorRef, absmax: TensorRef, out: TensorRef, signed: boolean, blockSize: number): void {
@@ -43,7 +40,9 @@ export function dequantizeBlockwise(backend: WasmBackend, codes: TensorRef, absm
   if (out.dtype !== 'float32' || out.offset !== 0) throw new InvalidArgumentError(`dequantizeBlockwise: out must be float32 at offset 0, got ${out.dtype}`);
   if (n === 0) return;
   const c = backend.ptr(codes.storage), a = backend.ptr(absmax.storage), o = backend.ptr(out.storage);
-  withTables(backend, [signed], ([t]) => k().dequantizeBlockwiseF32(c, a, n, blockSize, t, o));
+  withTables(backend, [signed], ([t]) => byBlocks(backend, n, blockSize, 0, (s, e, b) => (
+    { fn: 'dequantizeBlockwiseF32', args: [c + s, a + b * 4, e - s, blockSize, t, o + s * 4] }
+  )));
 }
 
 export function optimizer8bit(
@@ -67,25 +66,37 @@ export function optimizer8bit(
   const c2 = state2 ? backend.ptr(state2.codes.storage) : 0, a2 = state2 ? backend.ptr(state2.absmax.storage) : 0;
   const g = backend.stageIn(grad);
   try {
-    const scratch = backend.temp(step.blockSize * 8 + REQUANTIZE_SCRATCH, 'optimizer8bit scratch');
-    try {
-      withTables(backend, signs, ([t1, t2]) => {
-        const run = (pp: number) => k().optimizer8bitF32(kind, pp, g.ptr, c1, a1, t1, c2, a2, t2 ?? 0, n, step.blockSize, scratch.ptr, h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], h[8]);
-        if (param.dtype === 'float32') return run(backend.ptr(param.storage) + param.offset * 4);
-        const p = backend.stageIn(param); // exact float32 copy
-        try {
-          const o = backend.stageOut(param);
-          new Float32Array(kernelExports().memory.buffer, o.ptr, n).set(new Float32Array(kernelExports().memory.buffer, p.ptr, n));
-          run(o.ptr);
-          o.commit();
-        } finally {
-          p.release();
-        }
-      });
-    } finally {
-      backend.free(scratch.storage);
-    }
+    withTables(backend, signs, ([t1, t2]) => {
+      const run = (pp: number) => byBlocks(backend, n, step.blockSize, step.blockSize * 8 + REQUANTIZE_SCRATCH, (s, e, b, scratch) => ({
+        fn: 'optimizer8bitF32',
+        args: [kind, pp + s * 4, g.ptr + s * 4, c1 + s, a1 + b * 4, t1, c2 && c2 + s, a2 && a2 + b * 4, t2 ?? 0, e - s, step.blockSize, ...h, scratch],
+      }));
+      if (param.dtype === 'float32') return run(backend.ptr(param.storage) + param.offset * 4);
+      const p = backend.stageIn(param); // exact float32 copy
+      try {
+        const o = backend.stageOut(param);
+        new Float32Array(kernelExports().memory.buffer, o.ptr, n).set(new Float32Array(kernelExports().memory.buffer, p.ptr, n));
+        run(o.ptr);
+        o.commit();
+      } finally {
+        p.release();
+      }
+    });
   } finally {
     g.release();
   }
+}
+
+/**
+ * Runs a kernel over n elements in parts of whole blocks (split among threads for large calls:
+ * each block is computed by the same operations whichever thread holds it, so the results are the
+ * same bits). part(start, end, firstBlock, scratch) gives the call for elements [start, end); with
+ * scratchBytes, its last argument is `scratch`, that many bytes of each thread's kernel scratch
+ * (module memory outside the tensor accounting, as matmul's packing buffers).
+ */
+function byBlocks(
+  backend: WasmBackend, n: number, block: number, scratchBytes: number, part: (start: number, end: number, firstBlock: number, scratch: number) => KernelPart,
+): void {
+  const stride = (scratchBytes + 15) & ~15;
+  backend.withThreadScratch(stride, (scratch) => backend.parallelFor(Math.ceil(n / block), 1, n, (b0, b1) => part(b0 * block, Math.min(n, b1 * block), b0, scratch), stride));
 }
