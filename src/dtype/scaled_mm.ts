@@ -107,8 +107,13 @@ export function scaledMatmul(a: Uint8Array, b: Uint8Array, options: ScaledMatmul
   if (acc !== 'float64' && acc !== 'float32') throw new InvalidArgumentError(`accumulate must be 'float64' or 'float32', got ${JSON.stringify(acc)}`);
 
   const w = wasm();
+  // The kernel decodes A and B to float64 into `work`: sized here, where (m * k + k * n) * 8 bytes
+  // cannot wrap around 2^32 as it did inside the kernel (a buffer far too small, written past), and
+  // allocated first, so that a size WebAssembly memory cannot hold is an OutOfMemoryError before
+  // anything is copied.
+  const pw = wasmAlloc(Math.max((m * k + k * n) * 8, 16), `scaledMatmul work memory (A and B decoded to float64, ${m * k} + ${k * n} values)`);
+  const ptrs: number[] = [pw];
   const sizeOf = (s: MatmulScale) => (typeof s === 'number' ? 4 : s.byteLength);
-  const ptrs: number[] = [];
   const put = (data: ArrayBufferView | number, bytes: number): number => {
     const p = wasmAlloc(Math.max(bytes, 16), 'scaledMatmul operand');
     ptrs.push(p);
@@ -128,7 +133,7 @@ export function scaledMatmul(a: Uint8Array, b: Uint8Array, options: ScaledMatmul
     }
     const pd = wasmAlloc(Math.max(m * n * out.codeBytes, 16), 'scaledMatmul result');
     ptrs.push(pd);
-    w.scaledMatmul(fa.id, fb.id, pa, pb, m, k, n, psa, ka, psb, kbKind, blockSize, acc === 'float32', out.id, pd);
+    w.scaledMatmul(fa.id, fb.id, pa, pb, m, k, n, psa, ka, psb, kbKind, blockSize, acc === 'float32', out.id, pd, pw);
     const bytes = new Uint8Array(memoryBuffer(), pd, m * n * out.codeBytes).slice();
     const codes = out.codeBytes === 4 ? new Uint32Array(bytes.buffer) : out.codeBytes === 2 ? new Uint16Array(bytes.buffer) : bytes;
     return { dtype: out.name, codes, values: decode(codes, out.name) };

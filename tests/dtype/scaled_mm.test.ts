@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { scaledMatmul, encode, decode, finfo, ShapeMismatchError, InvalidArgumentError } from '../../src/index.js';
+import { scaledMatmul, encode, decode, finfo, ShapeMismatchError, InvalidArgumentError, OutOfMemoryError } from '../../src/index.js';
 import { golden } from '../helpers/golden.js';
 
 interface Case {
@@ -103,6 +103,24 @@ test('m, k, n and blockSize beyond 2^31 - 1 are refused before the kernel (its p
   assert.throws(() => scaledMatmul(one, one, { m: 2 ** 32 + 1, k: 1, n: 1, scaleA: 1, scaleB: 1 }), /scaledMatmul: m must be an integer from 1 to 2147483647 \(2\^31 - 1\), got 4294967297/);
   const mxCodes = new Uint8Array(32).fill(0x38);
   assert.equal(Array.from(scaledMatmul(mxCodes, mxCodes, { m: 1, k: 32, n: 1, scaleA: Uint8Array.of(127), scaleB: Uint8Array.of(127), blockSize: 32 }).values), [32]);
+});
+
+test('operands whose float64 copies need 4 GiB or more are an OutOfMemoryError before anything is copied (the size wrapped around 2^32 in the kernel)', () => {
+  // B: 2^29 codes (512 MiB, zero pages never touched); decoded to float64 it needs 4 GiB + 8 bytes,
+  // which the kernel computed as a usize: 8 bytes, then wrote 4 GiB into them.
+  const n = 2 ** 29;
+  const b = new Uint8Array(n);
+  try {
+    scaledMatmul(Uint8Array.of(0x38), b, { m: 1, k: 1, n, scaleA: 1, scaleB: 1 });
+    assert.unreachable('no error');
+  } catch (e) {
+    assert.instance(e, OutOfMemoryError, String(e));
+    assert.is((e as OutOfMemoryError).bytes, (n + 1) * 8);
+    assert.match((e as Error).message, /scaledMatmul work memory \(A and B decoded to float64, 1 \+ 536870912 values\)/);
+  }
+  // The module is intact.
+  const one = encode([1], 'e4m3') as Uint8Array;
+  assert.equal(Array.from(scaledMatmul(one, one, { m: 1, k: 1, n: 1, scaleA: 2, scaleB: 3 }).values), [6]);
 });
 
 test.run();
