@@ -14,10 +14,6 @@ export const SCALE_TENSOR: i32 = 0; // one float32
 export const SCALE_ROWWISE: i32 = 1; // A: M float32 (one per row); B: N float32 (one per column)
 export const SCALE_MX: i32 = 2; // E8M0 codes per block of K: A M x (K/bs) row-major; B (K/bs) x N row-major
 
-// Decoded operands as binary64, built once per call.
-let work: usize = 0;
-let workSize: usize = 0;
-
 function decodeF64(fmt: i32, src: usize, dst: usize, n: usize): void {
   for (let i: usize = 0; i < n; i++) {
     store<f64>(dst + (i << 3), <f64>reinterpret<f32>(decodeBits32(fmt, load<u8>(src + i))));
@@ -31,14 +27,10 @@ function decodeF64(fmt: i32, src: usize, dst: usize, n: usize): void {
 export function scaledMatmul(
   fmtA: i32, fmtB: i32, a: usize, b: usize, m: i32, k: i32, n: i32,
   scaleA: usize, scaleAKind: i32, scaleB: usize, scaleBKind: i32, blockSize: i32,
-  accF32: bool, outFmt: i32, dst: usize,
+  accF32: bool, outFmt: i32, dst: usize, work: usize,
 ): void {
-  const need = (<usize>m * <usize>k + <usize>k * <usize>n) << 3;
-  if (need > workSize) {
-    if (work) heap.free(work);
-    work = heap.alloc(need);
-    workSize = need;
-  }
+  // `work`: (m * k + k * n) float64s from the caller, who sized and allocated it (its size in bytes
+  // may pass 2^32, which a usize here would wrap), for the operands decoded to binary64.
   const da = work;
   const db = work + ((<usize>m * <usize>k) << 3);
   decodeF64(fmtA, a, da, <usize>m * <usize>k);

@@ -2,7 +2,7 @@ import { checkOptions, describeValue, InvalidArgumentError } from '../errors.js'
 import { formatOf, ROUNDING_IDS, type DTypeName, type FormatTraits } from './formats.js';
 import { isWasmView, WasmArray } from './host_array.js';
 import { streamKernel, wasmPtr, type Side } from './stream.js';
-import { memoryBuffer, view, wasm, type CodeArray } from './wasm.js';
+import { firstCodeAbove, memoryBuffer, view, wasm, type CodeArray } from './wasm.js';
 
 /** Rounding modes: IEEE nearest-even (default, ml_dtypes), toward zero, or unbiased stochastic. */
 export type Rounding = 'nearest-even' | 'toward-zero' | 'stochastic';
@@ -13,7 +13,7 @@ export interface EncodeOptions {
   saturate?: boolean;
   /** Default 'nearest-even'. */
   rounding?: Rounding;
-  /** Seed of the stochastic-rounding generator (reproducible); random when omitted. */
+  /** Seed of the stochastic-rounding generator (reproducible); random when omitted. Only with rounding 'stochastic'. */
   seed?: number | bigint;
   /**
    * Position of values[0] in the stochastic-rounding stream (default 0): encoding a long array in
@@ -39,12 +39,13 @@ function codeArrayName(f: FormatTraits): string {
   return codeArrayType(f).name;
 }
 
-/** Checks an `out` argument: right length and element size. */
+/** Checks an `out` argument: right length and type (a WasmArray must hold codes of this very dtype, not just of its width). */
 export function checkOut(f: FormatTraits, out: CodeArray | WasmArray, n: number, what = 'out'): void {
-  const ok = out instanceof WasmArray ? out.bytesPerElement === f.codeBytes && !out.float || f.name === 'float32' && out.bytesPerElement === 4
+  const ok = out instanceof WasmArray ? out.kind === f.name
     : out !== null && typeof out === 'object' && out.constructor === codeArrayType(f);
   if (!ok) {
-    throw new InvalidArgumentError(`${what} for ${f.name} must be a ${codeArrayName(f)} (or a WasmArray of ${f.name}), got ${describeValue(out)}`);
+    const got = out instanceof WasmArray ? `a WasmArray of ${out.kind}` : describeValue(out);
+    throw new InvalidArgumentError(`${what} for ${f.name} must be a ${codeArrayName(f)} (or a WasmArray of ${f.name}), got ${got}`);
   }
   if (!(out instanceof WasmArray)) isWasmView(out, what); // a stale view first: its length reads 0
   if (out.length !== n) throw new InvalidArgumentError(`${what} has length ${out.length}, expected ${n}`);
@@ -77,7 +78,11 @@ export function encode(values: EncodeInput, dtype: DTypeName, options: EncodeOpt
   // own keys only, so that 'toString' or '__proto__' is no rounding mode
   const mode = typeof rounding === 'string' && Object.hasOwn(ROUNDING_IDS, rounding) ? ROUNDING_IDS[rounding as Rounding] : undefined;
   if (mode === undefined) throw new InvalidArgumentError(`encode: unknown rounding ${describeValue(rounding)}; use 'nearest-even', 'toward-zero' or 'stochastic'`);
-  if (o.seed !== undefined) seedOf(o.seed); // checked whatever the mode
+  if (o.seed !== undefined) {
+    seedOf(o.seed);
+    // A seed means nothing to a deterministic rounding: refused rather than silently ignored.
+    if (mode !== ROUNDING_IDS.stochastic) throw new InvalidArgumentError(`encode: options.seed only applies to rounding 'stochastic' (rounding is ${JSON.stringify(rounding)})`);
+  }
   const seed = mode === 2 ? seedOf(o.seed) : 0n;
   const offset: unknown = o.offset ?? 0;
   if (!(typeof offset === 'number' && Number.isSafeInteger(offset) && offset >= 0)) throw new InvalidArgumentError(`encode: options.offset must be a non-negative integer, got ${describeValue(offset)}`);
@@ -108,7 +113,7 @@ export function encode(values: EncodeInput, dtype: DTypeName, options: EncodeOpt
   const sat = o.saturate ?? false;
   const kernel = src.bytesPer === 4 ? w.encodeF32 : w.encodeF64;
   streamKernel(src, dst, n, (s, d, c, off) =>
-    kernel(f.id, s, d, c, mode, sat, seed, BigInt(offset + off)));
+    kernel(f.id, s, d, c, mode, sat, seed, BigInt(offset) + BigInt(off))); // exact: offset + off may pass 2^53
   if (out instanceof WasmArray) return out.array as CodeArray;
   // A view of a WasmArray: a fresh view, in case memory grew (detaching the one given) during the call.
   return outPtr !== null ? (view(outPtr, n, f.codeBytes as 1 | 2 | 4) as CodeArray) : out;
@@ -124,7 +129,7 @@ export function decode(codes: DecodeInput, dtype: DTypeName, options: { out?: Fl
   let data: CodeArray | WasmArray;
   if (codes instanceof WasmArray) {
     codes.livePtr('decode codes');
-    if (codes.bytesPerElement !== f.codeBytes || codes.float && f.name !== 'float32') throw new InvalidArgumentError(`decode codes: the WasmArray does not hold ${f.name} codes`);
+    if (codes.kind !== f.name) throw new InvalidArgumentError(`decode codes: the WasmArray holds ${codes.kind === 'float64' ? 'float64 values' : `${codes.kind} codes`}, not ${f.name} codes`);
     data = codes;
   } else if (codes !== null && typeof codes === 'object' && codes.constructor === codeArrayType(f)) {
     data = codes as CodeArray;
@@ -143,7 +148,7 @@ export function decode(codes: DecodeInput, dtype: DTypeName, options: { out?: Fl
   } else throw new InvalidArgumentError(`decode codes must be a ${codeArrayName(f)}, an array of integer codes or a WasmArray, got ${describeValue(codes)}`);
   const n = data.length;
   const out = o.out ?? new Float32Array(n);
-  const outOk = out instanceof WasmArray ? out.float && out.bytesPerElement === 4 : out !== null && typeof out === 'object' && out.constructor === Float32Array;
+  const outOk = out instanceof WasmArray ? out.kind === 'float32' : out !== null && typeof out === 'object' && out.constructor === Float32Array;
   if (!outOk) throw new InvalidArgumentError(`decode options.out must be a Float32Array (or a float32 WasmArray), got ${describeValue(out)}`);
   if (!(out instanceof WasmArray)) isWasmView(out, 'decode options.out');
   if (out.length !== n) throw new InvalidArgumentError(`decode options.out has length ${out.length}, expected ${n}`);
@@ -155,7 +160,7 @@ export function decode(codes: DecodeInput, dtype: DTypeName, options: { out?: Fl
   const limit = 2 ** f.bits - 1;
   streamKernel(src, dst, n, (s, d, c, off) => {
     if (f.bits < 8) {
-      const bad = w.firstCodeAbove(s, c, limit);
+      const bad = firstCodeAbove(s, c, limit);
       if (bad >= 0) {
         const code = new Uint8Array(memoryBuffer(), s + bad, 1)[0];
         throw new InvalidArgumentError(`code ${code} at index ${off + bad} is not a valid ${f.name} code (0..${limit})`);

@@ -1,3 +1,4 @@
+import { describeValue, InvalidArgumentError } from '../errors.js';
 import { FORMATS, codeValue, formatOf, maxFiniteCode, type DType, type DTypeName } from './formats.js';
 
 /** Machine limits of a format, like torch.finfo / ml_dtypes.finfo (same values as ml_dtypes). */
@@ -67,8 +68,10 @@ function fmt(v: number): string {
   return v.toExponential(6).replace(/\.?0+e/, 'e');
 }
 
-/** A printable table of every format (or the given ones): bits, layout, range and specials. */
-export function formatTable(dtypes: readonly DTypeName[] = FORMATS.map((f) => f.name)): string {
+/** A printable table of every format (or the given ones: a list of dtype names, or one name): bits, layout, range and specials. */
+export function formatTable(dtypes: DTypeName | readonly DTypeName[] = FORMATS.map((f) => f.name)): string {
+  if (typeof dtypes === 'string') dtypes = [dtypes];
+  if (!Array.isArray(dtypes)) throw new InvalidArgumentError(`formatTable expects a dtype name or an array of dtype names, got ${describeValue(dtypes)}`);
   const head = ['dtype', 'bits', 'E', 'M', 'bias', 'max', 'min', 'eps', 'smallest normal', 'smallest subnormal', 'inf', 'NaN'];
   const rows = dtypes.map((d) => {
     const i = finfo(d);

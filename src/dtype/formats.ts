@@ -1,4 +1,4 @@
-import { UnknownDTypeError } from '../errors.js';
+import { describeValue, InvalidArgumentError, UnknownDTypeError } from '../errors.js';
 
 /** Canonical dtype names (ml_dtypes / PyTorch spelling). */
 export type DType =
@@ -128,8 +128,21 @@ export function canonicalDType(dtype: string): DType {
   return formatOf(dtype).name;
 }
 
-/** Code of the largest finite magnitude, e.g. float8_e4m3fn 0x7E = (1 + 0b110 * 2^-3) * 2^8 = 448. */
-export function maxFiniteCode(f: FormatTraits): number {
+/**
+ * The traits of `format`: a FormatTraits (from FORMATS or formatOf) or a dtype name or alias. Any
+ * other argument is an InvalidArgumentError naming `fn` (an unknown name an UnknownDTypeError).
+ */
+export function traitsOf(format: FormatTraits | DTypeName, fn: string): FormatTraits {
+  if (typeof format === 'string') return formatOf(format);
+  const name: unknown = format !== null && typeof format === 'object' ? (format as { name?: unknown }).name : undefined;
+  const f = typeof name === 'string' ? BY_NAME.get(name) : undefined;
+  if (!f || f.name !== name) throw new InvalidArgumentError(`${fn} expects a format (an entry of FORMATS, or formatOf(name)) or a dtype name, got ${describeValue(format)}`);
+  return f;
+}
+
+/** Code of the largest finite magnitude, e.g. float8_e4m3fn 0x7E = (1 + 0b110 * 2^-3) * 2^8 = 448. Takes a format or a dtype name. */
+export function maxFiniteCode(format: FormatTraits | DTypeName): number {
+  const f = traitsOf(format, 'maxFiniteCode');
   const magnitudeOnes = 2 ** (f.exponentBits + f.mantissaBits) - 1;
   if (f.hasInf) return magnitudeOnes - 2 ** f.mantissaBits; // exponent all ones is inf/NaN
   if (f.nan === 'all-ones' || f.nan === 'unsigned-all-ones') return magnitudeOnes - 1;
@@ -138,9 +151,14 @@ export function maxFiniteCode(f: FormatTraits): number {
 
 /**
  * The exact value of a code, from the format definition alone (plain TypeScript, no WebAssembly):
- * the conformance tests' independent reference for decoding, finfo and the formats table.
+ * the conformance tests' independent reference for decoding, finfo and the formats table. Takes a
+ * format or a dtype name; a code that is not an integer in [0, 2^bits) is an InvalidArgumentError.
  */
-export function codeValue(f: FormatTraits, code: number): number {
+export function codeValue(format: FormatTraits | DTypeName, code: number): number {
+  const f = traitsOf(format, 'codeValue');
+  if (!(typeof code === 'number' && Number.isInteger(code) && code >= 0 && code < 2 ** f.bits)) {
+    throw new InvalidArgumentError(`codeValue: ${describeValue(code)} is not a ${f.name} code (integers 0..${2 ** f.bits - 1})`);
+  }
   if (f.name === 'float8_e8m0fnu') return code === 0xff ? NaN : 2 ** (code - 127);
   const signMask = f.signed ? 2 ** (f.bits - 1) : 0;
   const negative = (code & signMask) !== 0;

@@ -1,5 +1,5 @@
 import { describeValue, InvalidArgumentError } from '../errors.js';
-import { formatOf, type DTypeName } from './formats.js';
+import { formatOf, type DType, type DTypeName } from './formats.js';
 import { isStaleMemoryView, memoryBuffer, view, wasmAlloc, wasmFree } from './wasm.js';
 
 /** Element kinds a WasmArray can hold: float64 input, or any dtype's unpacked codes (float32 as Float32Array). */
@@ -15,6 +15,8 @@ const live = new Set<WasmArray>();
  * refused by every function (its memory may already hold another array).
  */
 export class WasmArray {
+  /** What it holds: 'float64' values, or the codes of a dtype (canonical name; 'float32' holds float32 values). */
+  readonly kind: 'float64' | DType;
   readonly length: number;
   readonly bytesPerElement: 1 | 2 | 4 | 8;
   readonly float: boolean;
@@ -23,10 +25,12 @@ export class WasmArray {
   constructor(kind: WasmArrayKind, length: number) {
     if (!Number.isSafeInteger(length) || length < 0) throw new InvalidArgumentError(`WasmArray length must be a non-negative integer, got ${describeValue(length)}`);
     if (kind === 'float64') {
+      this.kind = 'float64';
       this.bytesPerElement = 8;
       this.float = true;
     } else {
       const f = formatOf(kind);
+      this.kind = f.name;
       this.bytesPerElement = f.codeBytes;
       this.float = f.name === 'float32';
     }

@@ -3,7 +3,7 @@ import { decode, encode } from './encode.js';
 import { finfo } from './finfo.js';
 import { formatOf, type DType, type DTypeName } from './formats.js';
 import { hostCopy } from './host_array.js';
-import { memoryBuffer, wasm, wasmAlloc, wasmFree } from './wasm.js';
+import { firstCodeAbove, kernelInt, memoryBuffer, wasm, wasmAlloc, wasmFree } from './wasm.js';
 
 /** Numbers of `values` (a typed array of numbers or an array of numbers), checked: an InvalidArgumentError naming `what` otherwise. */
 function numbers(values: unknown, what: string): ArrayLike<number> {
@@ -45,8 +45,9 @@ function mxElement(elemDtype: string): DType {
   return f.name;
 }
 
-function checkBlockSize(blockSize: unknown): void {
-  if (!(typeof blockSize === 'number' && Number.isSafeInteger(blockSize) && blockSize >= 1)) throw new InvalidArgumentError(`blockSize must be a positive integer, got ${describeValue(blockSize)}`);
+/** A block size from 1 to 2^31 - 1 (the kernels take 32-bit sizes: a larger one would be cut to its low 32 bits). */
+function checkBlockSize(blockSize: unknown, what: string): number {
+  return kernelInt(blockSize, `${what}: blockSize`, 1);
 }
 
 /**
@@ -56,8 +57,7 @@ function checkBlockSize(blockSize: unknown): void {
  */
 export function mxQuantize(values: Float32Array | readonly number[], elemDtype: DTypeName, options: { blockSize?: number } = {}): MxTensor {
   const dtype = mxElement(elemDtype);
-  const blockSize = checkOptions(options, ['blockSize'], 'mxQuantize').blockSize ?? 32;
-  checkBlockSize(blockSize);
+  const blockSize = checkBlockSize(checkOptions(options, ['blockSize'], 'mxQuantize').blockSize ?? 32, 'mxQuantize');
   const src = float32Values(values, 'mxQuantize values');
   const n = src.length;
   const nScales = Math.ceil(n / blockSize);
@@ -85,7 +85,7 @@ export function mxQuantize(values: Float32Array | readonly number[], elemDtype: 
 export function mxDequantize(mx: MxTensor): Float32Array {
   if (mx === null || typeof mx !== 'object') throw new InvalidArgumentError(`mxDequantize expects an MxTensor (from mxQuantize), got ${describeValue(mx)}`);
   const dtype = mxElement(mx.elemDtype);
-  checkBlockSize(mx.blockSize);
+  const blockSize = checkBlockSize(mx.blockSize, 'mxDequantize');
   const n: unknown = mx.length;
   if (!(typeof n === 'number' && Number.isSafeInteger(n) && n >= 0)) throw new InvalidArgumentError(`mxDequantize: length must be a non-negative integer, got ${describeValue(n)}`);
   for (const k of ['scales', 'codes'] as const) {
@@ -93,8 +93,8 @@ export function mxDequantize(mx: MxTensor): Float32Array {
   }
   const scales = hostCopy(mx.scales, 'mxDequantize scales'), codes = hostCopy(mx.codes, 'mxDequantize codes');
   if (codes.length !== n) throw new ShapeMismatchError(`MX tensor has ${codes.length} element codes, expected length ${n}`);
-  const nScales = Math.ceil(n / mx.blockSize);
-  if (scales.length !== nScales) throw new ShapeMismatchError(`MX tensor has ${scales.length} scales, expected ceil(${n} / ${mx.blockSize}) = ${nScales}`);
+  const nScales = Math.ceil(n / blockSize);
+  if (scales.length !== nScales) throw new ShapeMismatchError(`MX tensor has ${scales.length} scales, expected ceil(${n} / ${blockSize}) = ${nScales}`);
   const w = wasm();
   let pScales = 0, pCodes = 0, pDst = 0;
   try {
@@ -104,9 +104,9 @@ export function mxDequantize(mx: MxTensor): Float32Array {
     new Uint8Array(memoryBuffer(), pScales, nScales).set(scales);
     new Uint8Array(memoryBuffer(), pCodes, n).set(codes);
     const limit = 2 ** formatOf(dtype).bits - 1;
-    const bad = w.firstCodeAbove(pCodes, n, limit);
+    const bad = firstCodeAbove(pCodes, n, limit);
     if (bad >= 0) throw new InvalidArgumentError(`code ${codes[bad]} at index ${bad} is not a valid ${dtype} code`);
-    w.mxDequantize(formatOf(dtype).id, pScales, pCodes, pDst, n, mx.blockSize);
+    w.mxDequantize(formatOf(dtype).id, pScales, pCodes, pDst, n, blockSize);
     return new Float32Array(memoryBuffer(), pDst, n).slice();
   } finally {
     wasmFree(pScales);
@@ -129,15 +129,29 @@ export function amax(values: ArrayLike<number>): number {
 
 /**
  * Per-tensor scale for fp8 training: scale = max(dtype) / amax / 2^margin, so that amax maps to the
- * format's max (x * scale is what gets encoded; divide by scale to dequantise). amax 0 gives 1.
+ * format's max (x * scale is what gets encoded; divide by scale to dequantise). amax 0 (or +inf)
+ * gives 1. A margin above log2(max / smallestSubnormal) (amax would map below the smallest
+ * subnormal: all zeros), or one or an amax that makes the scale 0 or inf (margin -2000, amax
+ * 1e-310), is an InvalidArgumentError; the scale returned is always positive and finite.
  */
 export function scaleFromAmax(amaxValue: number, dtype: DTypeName, options: { margin?: number } = {}): number {
-  const max = finfo(dtype).max;
-  const margin: unknown = checkOptions(options, ['margin'], 'scaleFromAmax').margin ?? 0;
-  if (!(typeof margin === 'number' && Number.isFinite(margin))) throw new InvalidArgumentError(`scaleFromAmax: options.margin must be a finite number, got ${describeValue(margin)}`);
-  if (!(typeof amaxValue === 'number' && amaxValue >= 0)) throw new InvalidArgumentError(`amax must be a non-negative number, got ${describeValue(amaxValue)}`);
+  return scaleFor(amaxValue, dtype, checkOptions(options, ['margin'], 'scaleFromAmax').margin, 'scaleFromAmax');
+}
+
+function scaleFor(amaxValue: unknown, dtype: DTypeName, marginOption: unknown, fn: string): number {
+  const { max, smallestSubnormal, dtype: name } = finfo(dtype);
+  const margin = marginOption ?? 0;
+  if (!(typeof margin === 'number' && Number.isFinite(margin))) throw new InvalidArgumentError(`${fn}: options.margin must be a finite number, got ${describeValue(margin)}`);
+  // Beyond this, amax maps below the smallest subnormal: every value would encode to zero.
+  const maxMargin = Math.log2(max / smallestSubnormal);
+  if (margin > maxMargin) throw new InvalidArgumentError(`${fn}: options.margin ${margin} maps amax to ${name}'s max / 2^${margin}, below its smallest subnormal (every value would be 0); it must be at most log2(max / smallestSubnormal) = ${+maxMargin.toFixed(4)}`);
+  if (!(typeof amaxValue === 'number' && amaxValue >= 0)) throw new InvalidArgumentError(`${fn}: amax must be a non-negative number, got ${describeValue(amaxValue)}`);
   if (amaxValue === 0 || !Number.isFinite(amaxValue)) return 1;
-  return max / amaxValue / 2 ** margin;
+  const scale = max / amaxValue / 2 ** margin;
+  if (!(scale > 0 && Number.isFinite(scale))) {
+    throw new InvalidArgumentError(`${fn}: scale = max / amax / 2^margin = ${max} / ${amaxValue} / 2^${margin} is ${scale}, not a positive finite number; use a margin (and data) that keep it in range`);
+  }
+  return scale;
 }
 
 /** A per-tensor scaled quantisation: codes of x * scale, and the scale. */
@@ -151,7 +165,10 @@ export interface PerTensorQuantized {
 export function quantizePerTensor(values: Float32Array | readonly number[], dtype: DTypeName, options: { margin?: number; saturate?: boolean } = {}): PerTensorQuantized {
   const { margin, saturate } = checkOptions(options, ['margin', 'saturate'], 'quantizePerTensor');
   const v = numbers(values, 'quantizePerTensor values');
-  const scale = scaleFromAmax(amax(v), dtype, { margin });
+  for (let i = 0; i < v.length; i++) {
+    if (!Number.isFinite(v[i])) throw new InvalidArgumentError(`quantizePerTensor values[${i}] is ${v[i]}: per-tensor scaling needs finite values (the scale comes from their amax)`);
+  }
+  const scale = scaleFor(amax(v), dtype, margin, 'quantizePerTensor');
   const scaled = Float64Array.from(v, (x) => x * scale);
   return { dtype: formatOf(dtype).name, scale, codes: encode(scaled, dtype, { saturate: saturate ?? true }) };
 }

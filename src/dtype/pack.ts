@@ -1,7 +1,7 @@
 import { describeValue, InvalidArgumentError } from '../errors.js';
 import { formatOf, type DTypeName } from './formats.js';
 import { hostCopy } from './host_array.js';
-import { memoryBuffer, wasm, wasmAlloc, wasmFree } from './wasm.js';
+import { firstCodeAbove, memoryBuffer, wasm, wasmAlloc, wasmFree } from './wasm.js';
 
 /** Bytes that `n` packed codes of `dtype` take: ceil(n * bits / 8). */
 export function packedByteLength(dtype: DTypeName, n: number): number {
@@ -56,7 +56,7 @@ export function pack(codes: Uint8Array | ArrayLike<number>, dtype: DTypeName): U
       src = wasmAlloc(c, 'pack input');
       d = wasmAlloc(dst.length, 'pack output');
       new Uint8Array(memoryBuffer(), src, c).set(part);
-      const bad = w.firstCodeAbove(src, c, limit);
+      const bad = firstCodeAbove(src, c, limit);
       if (bad >= 0) throw new InvalidArgumentError(`code ${part[bad]} at index ${i + bad} does not fit ${formatOf(dtype).name} (${bits} bits)`);
       w.pack(bits, src, d, c);
       dst.set(new Uint8Array(memoryBuffer(), d, dst.length));

@@ -9,7 +9,7 @@
 // (an environment variable, Node) forces the plain SIMD build.
 import { wasmBase64, wasmRelaxedBase64, wasmThreadsBase64, wasmThreadsRelaxedBase64 } from '../../build/wasm_module.js';
 import { instantiate, type MemfitWasm } from '../../build/wasm_bindings.js';
-import { humanBytes, InvalidArgumentError, OutOfMemoryError } from '../errors.js';
+import { describeValue, humanBytes, InvalidArgumentError, OutOfMemoryError } from '../errors.js';
 
 /** Every export of the module, typed by the AssemblyScript compiler (build/wasm_bindings.ts). Pointers are byte offsets into `memory`. */
 export type WasmExports = MemfitWasm;
@@ -149,6 +149,36 @@ export function wasmAlloc(bytes: number, what: string): number {
   }
   if (p === 0) throw new OutOfMemoryError(what, bytes, WASM_MEMORY_LIMIT, `WebAssembly memory (${humanBytes(w.memory.buffer.byteLength)} now) could not grow to hold it (${GROW_LIMIT})`);
   return p;
+}
+
+/**
+ * The largest integer a kernel takes as a count, size or dimension that is not bounded by the
+ * memory it describes (block sizes, matrix dimensions): 2^31 - 1, so that it fits both the kernels'
+ * 32-bit signed and unsigned parameters and their sums with a length (a WebAssembly call keeps only
+ * the low 32 bits of a larger number: 2^32 would reach the kernel as 0, 2^32 + 1 as 1).
+ */
+export const MAX_KERNEL_INT = 2 ** 31 - 1;
+
+/**
+ * `v` checked as an integer in [min, MAX_KERNEL_INT] (or `max`) before it is passed to a kernel; an
+ * InvalidArgumentError naming `what` otherwise.
+ */
+export function kernelInt(v: unknown, what: string, min = 0, max = MAX_KERNEL_INT): number {
+  if (!(typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max)) {
+    const range = max === MAX_KERNEL_INT ? `${min} to ${max} (2^31 - 1)` : `${min} to ${max}`;
+    throw new InvalidArgumentError(`${what} must be an integer from ${range}, got ${describeValue(v)}`);
+  }
+  return v;
+}
+
+/**
+ * Index of the first of `n` byte codes at `ptr` above `limit`, or -1. The kernel returns an i32:
+ * an index of 2^31 or more comes back negative and is read unsigned here, so that it is never
+ * taken for "none".
+ */
+export function firstCodeAbove(ptr: number, n: number, limit: number): number {
+  const r = wasm().firstCodeAbove(ptr, n, limit);
+  return r === -1 ? -1 : r >>> 0;
 }
 
 /** Frees a block from wasmAlloc (0 is ignored). */

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { finfo, formatTable, formatOf, canonicalDType, DTYPE_NAMES, UnknownDTypeError, FORMATS, codeValue } from '../../src/index.js';
+import { finfo, formatTable, formatOf, canonicalDType, DTYPE_NAMES, UnknownDTypeError, FORMATS, codeValue, maxFiniteCode, InvalidArgumentError } from '../../src/index.js';
 import { golden, GOLDEN_FORMATS } from '../helpers/golden.js';
 
 test('aliases resolve to canonical names', () => {
@@ -87,6 +87,42 @@ test('formatTable prints a row per format with correct limits', () => {
   const fp4 = t.split('\n').find((l) => l.startsWith('float4_e2m1fn'))!;
   assert.match(fp4, /\b6\b.*-6/);
   assert.match(formatTable(['bf16']), /bfloat16/);
+});
+
+function refused(fn: () => unknown, pattern: RegExp, type: new (...a: never[]) => Error = InvalidArgumentError): void {
+  assert.throws(fn, (e: unknown) => e instanceof type && pattern.test((e as Error).message), String(pattern));
+}
+
+test('codeValue refuses codes outside [0, 2^bits) (256 gave 0, -1 NaN); codeValue and maxFiniteCode take dtype names', () => {
+  const e4m3 = formatOf('e4m3');
+  for (const code of [256, -1, 1.5, NaN, 2 ** 32]) refused(() => codeValue(e4m3, code), new RegExp(`codeValue: ${String(code).replace(/[.+-]/g, '\\$&')} is not a float8_e4m3fn code \\(integers 0\\.\\.255\\)`));
+  refused(() => codeValue('fp4', 16), /16 is not a float4_e2m1fn code \(integers 0\.\.15\)/);
+  refused(() => codeValue(e4m3, '1' as never), /"1" is not a float8_e4m3fn code/);
+  // The edges of the range are codes.
+  assert.ok(Number.isNaN(codeValue(e4m3, 255)));
+  assert.is(codeValue(e4m3, 0xfe), -448);
+  assert.is(codeValue(e4m3, 0), 0);
+  assert.ok(Number.isNaN(codeValue(formatOf('float32'), 2 ** 32 - 1)));
+  assert.is(codeValue('e8m0', 255 - 1), 2 ** 127);
+  // Names and aliases, any case, as everywhere else (a name gave NaN).
+  assert.is(codeValue('e4m3', 0x7e), 448);
+  assert.is(codeValue('FLOAT8_E5M2', 0x7b), 57344);
+  assert.is(maxFiniteCode('e4m3'), 0x7e);
+  assert.is(maxFiniteCode('fp4'), 7);
+  assert.is(maxFiniteCode({ ...formatOf('bf16') }), 0x7f7f, 'a copy of a format record is still that format');
+  refused(() => codeValue('e4m3x' as never, 0), /unknown dtype "e4m3x"/, UnknownDTypeError);
+  for (const bad of [null, undefined, 3, {}, { name: 'e4m3' }, [e4m3]]) {
+    refused(() => codeValue(bad as never, 0), /codeValue expects a format \(an entry of FORMATS, or formatOf\(name\)\) or a dtype name/);
+    refused(() => maxFiniteCode(bad as never), /maxFiniteCode expects a format/);
+  }
+});
+
+test('formatTable takes one dtype name too; anything else but a list of names is an InvalidArgumentError', () => {
+  assert.is(formatTable('e4m3'), formatTable(['float8_e4m3fn']));
+  assert.is(formatTable('e4m3').split('\n').length, 3);
+  for (const bad of [null, 3, {}, new Set(['e4m3'])]) refused(() => formatTable(bad as never), /formatTable expects a dtype name or an array of dtype names, got/);
+  refused(() => formatTable(['e4m3', null as never]), /unknown dtype null/, UnknownDTypeError);
+  refused(() => formatTable('nope' as never), /unknown dtype "nope"/, UnknownDTypeError);
 });
 
 test.run();

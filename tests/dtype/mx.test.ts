@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mxQuantize, mxDequantize, encode, decode, finfo, amax, scaleFromAmax, quantizePerTensor, dequantizePerTensor, MX_ELEMENT_DTYPES } from '../../src/index.js';
+import { mxQuantize, mxDequantize, encode, decode, finfo, amax, scaleFromAmax, quantizePerTensor, dequantizePerTensor, MX_ELEMENT_DTYPES, InvalidArgumentError } from '../../src/index.js';
 
 const EMAX: Record<string, number> = { float8_e4m3fn: 8, float8_e5m2: 15, float6_e3m2fn: 4, float6_e2m3fn: 2, float4_e2m1fn: 2 };
 
@@ -81,6 +81,61 @@ test('per-tensor scaling maps amax to the format max', () => {
   assert.is(q.codes[1], 0xfe); // -3 * scale = -448
   const back = dequantizePerTensor(q);
   for (let i = 0; i < v.length; i++) assert.ok(Math.abs(back[i] - v[i]) <= Math.abs(v[i]) * finfo('e4m3').eps, `${i}`);
+});
+
+function invalid(fn: () => unknown, pattern: RegExp): void {
+  try {
+    fn();
+  } catch (e) {
+    assert.instance(e, InvalidArgumentError, `${pattern}: got ${String(e)}`);
+    assert.match((e as Error).message, pattern);
+    return;
+  }
+  assert.unreachable(`no error, expected ${pattern}`);
+}
+
+test('blockSize of 2^31 or more is refused before the kernel (it was cut to 32 bits: a division by zero, writes past the scales, reads past them)', () => {
+  const v64 = Float32Array.from({ length: 64 }, (_, i) => (i % 7) - 3);
+  for (const blockSize of [2 ** 32, 2 ** 32 + 1, 2 ** 31, 2 ** 40]) {
+    invalid(() => mxQuantize(v64, 'mxfp8_e4m3', { blockSize }), new RegExp(`mxQuantize: blockSize must be an integer from 1 to 2147483647 \\(2\\^31 - 1\\), got ${blockSize}`));
+  }
+  // The heap is intact: a valid call afterwards works (it was a bogus OutOfMemoryError).
+  const q = mxQuantize(v64, 'mxfp4');
+  assert.equal(Array.from(mxDequantize(q)), Array.from(v64));
+  // A block size of 2^31 - 1 is one (partial) block, the same as a block of the whole length.
+  const big = mxQuantize(v64, 'mxfp4', { blockSize: 2 ** 31 - 1 });
+  const whole = mxQuantize(v64, 'mxfp4', { blockSize: 64 });
+  assert.equal([Array.from(big.scales), Array.from(big.codes)], [Array.from(whole.scales), Array.from(whole.codes)]);
+  assert.equal(Array.from(mxDequantize(big)), Array.from(mxDequantize(whole)));
+  // mxDequantize read 2 scales of a 1-scale tensor ([1, 2.9e-39]).
+  invalid(() => mxDequantize({ elemDtype: 'fp4' as never, blockSize: 2 ** 32 + 1, length: 2, scales: Uint8Array.of(127), codes: Uint8Array.of(2, 1) }), /mxDequantize: blockSize must be an integer from 1 to 2147483647/);
+  assert.equal(Array.from(mxDequantize({ elemDtype: 'float4_e2m1fn', blockSize: 2 ** 31 - 1, length: 2, scales: Uint8Array.of(127), codes: Uint8Array.of(2, 1) })), [1, 0.5]);
+  for (const blockSize of [1.5, -1, NaN, '32']) invalid(() => mxQuantize(v64, 'mxfp4', { blockSize: blockSize as never }), /blockSize must be an integer/);
+});
+
+test('quantizePerTensor: NaN or inf in the data is named as such (not as an amax the caller never passed)', () => {
+  invalid(() => quantizePerTensor([1, NaN, 2], 'e4m3'), /quantizePerTensor values\[1\] is NaN: per-tensor scaling needs finite values/);
+  invalid(() => quantizePerTensor(Float32Array.of(1, 2, -Infinity), 'e4m3'), /quantizePerTensor values\[2\] is -Infinity/);
+});
+
+test('a margin (or amax) that puts the scale out of range is refused, never a scale of 0 or inf', () => {
+  for (const margin of [2000, 1100, 19]) {
+    invalid(() => quantizePerTensor([1, 2, 3], 'e4m3', { margin }), new RegExp(`quantizePerTensor: options.margin ${margin} maps amax to float8_e4m3fn's max / 2\\^${margin}, below its smallest subnormal .*at most log2\\(max / smallestSubnormal\\) = 17.8074`));
+    invalid(() => scaleFromAmax(3, 'e4m3', { margin }), /scaleFromAmax: options.margin .* below its smallest subnormal/);
+  }
+  for (const margin of [-2000, -1100]) {
+    invalid(() => quantizePerTensor([1, 2, 3], 'e4m3', { margin }), new RegExp(`quantizePerTensor: scale = max / amax / 2\\^margin = 448 / 3 / 2\\^${margin} is Infinity, not a positive finite number`));
+    invalid(() => scaleFromAmax(3, 'e4m3', { margin }), /scaleFromAmax: scale = .* is Infinity, not a positive finite number/);
+  }
+  invalid(() => quantizePerTensor([1e-310], 'e4m3'), /448 \/ 1e-310 \/ 2\^0 is Infinity/);
+  invalid(() => scaleFromAmax(NaN, 'e4m3'), /scaleFromAmax: amax must be a non-negative number, got NaN/);
+  // The largest margin allowed still maps amax to a nonzero code (the smallest subnormal), and round-trips it.
+  const top = Math.log2(448 / 2 ** -9);
+  const q = quantizePerTensor([3, 0], 'e4m3', { margin: top });
+  assert.equal(Array.from(q.codes), [1, 0]);
+  assert.equal(Array.from(dequantizePerTensor(q)), [3, 0]);
+  assert.is(scaleFromAmax(3, 'fp4', { margin: -1000 }), 6 / 3 * 2 ** 1000, 'a negative margin that keeps the scale finite is allowed');
+  assert.is(scaleFromAmax(Infinity, 'e4m3'), 1, 'documented: amax inf gives 1');
 });
 
 test.run();

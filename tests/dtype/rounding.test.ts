@@ -124,4 +124,55 @@ test('WasmArray: encode and decode in place (no copies) give the same codes', ()
   assert.is(finfo('e4m3').max, 448);
 });
 
+function refused(fn: () => unknown, pattern: RegExp): void {
+  assert.throws(fn, (e: unknown) => e instanceof InvalidArgumentError && pattern.test((e as Error).message), String(pattern));
+}
+
+test('a WasmArray is checked by its dtype, not only by its byte width (e4m3 codes went into an fp4 array)', () => {
+  const fp4 = allocate('fp4', 1), e4m3 = allocate('e4m3', 1), f16 = allocate('float16', 1), f32 = allocate('float32', 1), f64 = allocate('float64', 1);
+  try {
+    assert.is(fp4.kind, 'float4_e2m1fn');
+    refused(() => encode([448], 'e4m3', { out: fp4 }), /encode options\.out for float8_e4m3fn must be a Uint8Array \(or a WasmArray of float8_e4m3fn\), got a WasmArray of float4_e2m1fn/);
+    assert.is((fp4.array as Uint8Array)[0], 0, 'nothing was written');
+    refused(() => encode([1], 'bf16', { out: f16 }), /got a WasmArray of float16/);
+    refused(() => decode(e4m3, 'e5m2'), /decode codes: the WasmArray holds float8_e4m3fn codes, not float8_e5m2 codes/);
+    refused(() => decode(f32, 'bf16'), /decode codes: the WasmArray holds float32 codes, not bfloat16 codes/);
+    refused(() => decode(e4m3, 'e4m3', { out: f64 }), /decode options\.out must be a Float32Array/);
+    // The right dtype, under any alias, works.
+    encode([448], 'float8_e4m3fn', { out: e4m3 });
+    assert.equal(Array.from(decode(e4m3, 'E4M3')), [448]);
+    encode([6], 'e2m1', { out: fp4 });
+    assert.equal(Array.from(decode(fp4, 'fp4', { out: f32 })), [6]);
+  } finally {
+    for (const x of [fp4, e4m3, f16, f32, f64]) x.free();
+  }
+});
+
+test('a seed without stochastic rounding is refused (it meant nothing)', () => {
+  for (const rounding of [undefined, 'nearest-even', 'toward-zero'] as const) {
+    refused(() => encode([1.1], 'e4m3', { rounding, seed: 1 }), new RegExp(`encode: options\\.seed only applies to rounding 'stochastic' \\(rounding is "${rounding ?? 'nearest-even'}"\\)`));
+  }
+  refused(() => encode([1.1], 'e4m3', { seed: 1.5 }), /options\.seed must be an integer/);
+  assert.equal(encode([1.1], 'e4m3', { rounding: 'stochastic', seed: 1 }).length, 1);
+});
+
+test('stochastic offsets past 2^53 are exact: chunked (JS memory) and in-place (WasmArray) encodes agree', () => {
+  // A JS array goes through the kernel in chunks of 262144 at offset + chunk start; that sum was a
+  // float64 and lost its low bit past 2^53, shifting the stream of every chunk after the first.
+  const n = 262144 + 4096;
+  const v = Float32Array.from({ length: n }, (_, i) => 1 + Math.sin(i) * 0.01);
+  const src = allocate('float32', n), dst = allocate('bf16', n); // both in wasm memory: one kernel call at offset
+  try {
+    (src.array as Float32Array).set(v);
+    for (const offset of [2 ** 53 - 1, 2 ** 53 - 262145]) {
+      const o = { rounding: 'stochastic', seed: 9, offset } as const;
+      encode(src, 'bf16', { ...o, out: dst });
+      assert.equal(Array.from(encode(v, 'bf16', o)), Array.from(dst.array), `offset ${offset}`);
+    }
+  } finally {
+    src.free();
+    dst.free();
+  }
+});
+
 test.run();

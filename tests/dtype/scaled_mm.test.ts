@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { scaledMatmul, encode, decode, finfo, ShapeMismatchError } from '../../src/index.js';
+import { scaledMatmul, encode, decode, finfo, ShapeMismatchError, InvalidArgumentError, OutOfMemoryError } from '../../src/index.js';
 import { golden } from '../helpers/golden.js';
 
 interface Case {
@@ -75,6 +75,52 @@ test('shape and argument errors name the problem', () => {
   assert.throws(() => scaledMatmul(a, b, { m: 2, k: 3, n: 2, scaleA: 1, scaleB: Float32Array.of(1, 1) }), /same kind/);
   assert.throws(() => scaledMatmul(a, b, { m: 2, k: 3, n: 2, scaleA: 1, scaleB: 1, aDtype: 'bf16' }), /8 bits or fewer/);
   assert.throws(() => scaledMatmul(Uint8Array.of(1, 2, 3, 4, 5, 99), b, { m: 2, k: 3, n: 2, scaleA: 1, scaleB: 1, aDtype: 'fp4' }), /not a valid float4_e2m1fn code/);
+});
+
+test('per-tensor scales must be positive finite float32 (they are applied as float32: 1e-46 became 0, 1e46 inf)', () => {
+  const one = encode([1], 'e4m3') as Uint8Array;
+  const mm = (scaleA: number, scaleB: number) => scaledMatmul(one, one, { m: 1, k: 1, n: 1, scaleA, scaleB });
+  const refused = (fn: () => unknown, pattern: RegExp) =>
+    assert.throws(fn, (e: unknown) => e instanceof InvalidArgumentError && pattern.test((e as Error).message), String(pattern));
+  for (const [sa, sb, bad] of [[1e-46, 1e46, 'A'], [1e39, 1e-39, 'A'], [1, 1e39, 'B'], [0, 1, 'A'], [1, -2, 'B'], [NaN, 1, 'A'], [1, Infinity, 'B'], [-0, 1, 'A']] as const) {
+    refused(() => mm(sa, sb), new RegExp(`scale${bad} must be a positive finite number in float32's range .*got ${String(bad === 'A' ? sa : sb).replace(/[.+-]/g, '\\$&')}`));
+  }
+  // In range: applied as their float32 values, subnormal float32 included.
+  assert.equal(Array.from(mm(2 ** -140, 2 ** 100).values), [2 ** -40]);
+  assert.equal(Array.from(mm(3.4e38, 2 ** -100).values), [Math.fround(Math.fround(3.4e38) * 2 ** -100)]);
+  assert.equal(Array.from(mm(0.1, 10).values), [Math.fround(Math.fround(0.1) * Math.fround(10))]);
+  // Row-wise scales: each one checked the same way.
+  const a = encode([1, 2], 'e4m3') as Uint8Array;
+  refused(() => scaledMatmul(a, a, { m: 2, k: 1, n: 2, scaleA: Float32Array.of(1, Infinity), scaleB: Float32Array.of(1, 1) }), /scaleA\[1\] must be a positive finite number, got Infinity/);
+  refused(() => scaledMatmul(a, a, { m: 2, k: 1, n: 2, scaleA: Float32Array.of(1, 1), scaleB: Float32Array.of(0, 1) }), /scaleB\[0\] must be a positive finite number, got 0/);
+});
+
+test('m, k, n and blockSize beyond 2^31 - 1 are refused before the kernel (its parameters are 32-bit)', () => {
+  const one = encode([1], 'e4m3') as Uint8Array;
+  for (const blockSize of [2 ** 32, 2 ** 32 + 1, 0, 1.5]) {
+    assert.throws(() => scaledMatmul(one, one, { m: 1, k: 1, n: 1, scaleA: 1, scaleB: 1, blockSize }), (e: unknown) => e instanceof InvalidArgumentError && /scaledMatmul: blockSize must be an integer from 1 to 2147483647/.test((e as Error).message), `blockSize ${blockSize}`);
+  }
+  assert.throws(() => scaledMatmul(one, one, { m: 2 ** 32 + 1, k: 1, n: 1, scaleA: 1, scaleB: 1 }), /scaledMatmul: m must be an integer from 1 to 2147483647 \(2\^31 - 1\), got 4294967297/);
+  const mxCodes = new Uint8Array(32).fill(0x38);
+  assert.equal(Array.from(scaledMatmul(mxCodes, mxCodes, { m: 1, k: 32, n: 1, scaleA: Uint8Array.of(127), scaleB: Uint8Array.of(127), blockSize: 32 }).values), [32]);
+});
+
+test('operands whose float64 copies need 4 GiB or more are an OutOfMemoryError before anything is copied (the size wrapped around 2^32 in the kernel)', () => {
+  // B: 2^29 codes (512 MiB, zero pages never touched); decoded to float64 it needs 4 GiB + 8 bytes,
+  // which the kernel computed as a usize: 8 bytes, then wrote 4 GiB into them.
+  const n = 2 ** 29;
+  const b = new Uint8Array(n);
+  try {
+    scaledMatmul(Uint8Array.of(0x38), b, { m: 1, k: 1, n, scaleA: 1, scaleB: 1 });
+    assert.unreachable('no error');
+  } catch (e) {
+    assert.instance(e, OutOfMemoryError, String(e));
+    assert.is((e as OutOfMemoryError).bytes, (n + 1) * 8);
+    assert.match((e as Error).message, /scaledMatmul work memory \(A and B decoded to float64, 1 \+ 536870912 values\)/);
+  }
+  // The module is intact.
+  const one = encode([1], 'e4m3') as Uint8Array;
+  assert.equal(Array.from(scaledMatmul(one, one, { m: 1, k: 1, n: 1, scaleA: 2, scaleB: 3 }).values), [6]);
 });
 
 test.run();
