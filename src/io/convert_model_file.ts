@@ -118,16 +118,6 @@ export async function convertSafetensors(input: string, output: string, options:
   if (output === '') throw new ConvertError('output: empty path (give a file name)');
   if (resolve(input) === resolve(output) || await sameFile(input, output)) throw new ConvertError(`${output}: is the input file; write the converted model to another path (the input is never overwritten)`);
   const cannotWrite = (e: unknown) => new ConvertError(`cannot write ${output}: ${(e as Error)?.message ?? String(e)}`, { cause: e });
-  let target;
-  try {
-    target = await outputTarget(output);
-  } catch (e) {
-    throw cannotWrite(e);
-  }
-  if (target.mode === 'atomic' && !options.overwrite && existsSync(target.path)) {
-    const why = await notConverted(target.path);
-    if (why) throw new ConvertError(`${output} exists and is not a model memfit converted (${why}); not replacing it (choose another path, or pass --force / overwrite: true)`);
-  }
   const { h, source } = await openInput(input);
   let out: OutputFile | undefined;
   let spool: { h: FileHandle; dispose: () => Promise<void> } | undefined;
@@ -142,6 +132,17 @@ export async function convertSafetensors(input: string, output: string, options:
       plan = await planConversion(source, { memfitVersion: memfitVersion(), ...options });
     } catch (e) {
       throw inputError(input, e);
+    }
+    // The output is checked before any conversion work: where it goes, and that it may be replaced.
+    let target;
+    try {
+      target = await outputTarget(output);
+    } catch (e) {
+      throw cannotWrite(e);
+    }
+    if (target.mode === 'atomic' && !options.overwrite && existsSync(target.path)) {
+      const why = await notConverted(target.path);
+      if (why) throw new ConvertError(`${output} exists and is not a model memfit converted (${why}); not replacing it (choose another path, or pass --force / overwrite: true)`);
     }
     if (options.handleSignals) {
       process.once('SIGINT', onSignal);
