@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FORMATS, decode, encode, pack } from '../../src/index.js';
+import { parseSafetensors, serializeSafetensors, toRawTensor } from '../../src/io/safetensors.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'memfit-cli-'));
@@ -411,6 +412,19 @@ test('train --resume: nothing left to train is an error (checkpoint unchanged); 
   assert.is(r.code, 0, r.stderr);
   assert.match(r.stdout, /checkpoint: .* \(step 5\)/);
   assert.is(statSync(ckpt).mode & 0o777, 0o600, 'the replaced checkpoint keeps its mode');
+  // A checkpoint of an earlier version records no optimizer: the load error is said to be about the optimizer.
+  const parsed = parseSafetensors(new Uint8Array(readFileSync(ckpt)));
+  const meta = { ...parsed.metadata };
+  const json = JSON.parse(meta['memfit.checkpoint']);
+  delete json.extra.run.optimizer;
+  meta['memfit.checkpoint'] = JSON.stringify(json);
+  delete meta['memfit.dtypes'];
+  const old = tmp('old-version.safetensors');
+  writeFileSync(old, serializeSafetensors(Object.fromEntries([...parsed.tensors].map(([n, t]) => [n, toRawTensor(n, t)])), meta));
+  r = memfit(...base.map((a) => (a === ckpt ? old : a)), '--steps', '9', '--resume', '--optimizer', 'sgd');
+  assert.is(r.code, 1, r.stderr);
+  assert.match(r.stderr, /cannot resume .*old-version\.safetensors with --optimizer sgd: the checkpoint holds the state of another optimizer \(.*betas/);
+  noStack(r.stderr);
   r = memfit('train', '--backend', 'wasm', '--steps', '1', '--batch-size', '2', '--seq-len', '8', '--sample', '0', '--checkpoint-modules', '^layers\\.0$', '--checkpoint-chunks', '100');
   assert.is(r.code, 0, r.stderr);
   assert.match(r.stdout, /--checkpoint-chunks 100 is more pieces than the batch has sequences: clamped to the batch size, 2/);
@@ -498,7 +512,7 @@ test('train --report writes one self-contained HTML report with the three charts
   assert.match(readFileSync(corpus, 'utf8'), /^Four score/);
   const dirReport = memfit(...args, '--report', dir);
   assert.is(dirReport.code, 1);
-  assert.match(dirReport.stderr, /exists and is not a regular file/);
+  assert.match(dirReport.stderr, /--report .* is a directory/);
 });
 
 test('--help works on the program and every command', () => {
