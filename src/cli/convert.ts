@@ -1,10 +1,9 @@
 // `memfit convert`: streams a raw little-endian file of codes of one dtype into codes of another.
-import { open } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import cliProgress from 'cli-progress';
 import { decode, encode, formatOf, pack, packedByteLength, unpack, type FormatTraits, type Rounding } from '../index.js';
 import { CliError } from './format.js';
-import { openOutput, readFully, sameFile, writeFully, type OutputFile } from '../io/fs_sync.js';
+import { openOutput, openRegularInput, readFully, sameFile, writeFully, type OutputFile } from '../io/fs_sync.js';
 
 /** Elements per chunk: 1 Mi (4 MiB of float32). A multiple of 4, so packed fp6 groups never straddle chunks. */
 export const DEFAULT_CHUNK = 1 << 20;
@@ -95,7 +94,8 @@ export async function convertFile(opts: ConvertOptions): Promise<void> {
   if (!Number.isSafeInteger(chunk) || chunk < 4 || chunk % 4 !== 0) throw new CliError(`chunk size must be a positive multiple of 4, got ${chunk}`);
   if (opts.seed !== undefined && opts.rounding !== 'stochastic') throw new CliError('--seed only applies to --rounding stochastic');
 
-  const inH = await open(opts.input, 'r');
+  if (opts.output === '') throw new CliError('output: empty path (give a file name)');
+  const inH = await openRegularInput(opts.input, 'input', (m) => new CliError(m));
   let out: OutputFile | undefined;
   let bar: cliProgress.SingleBar | undefined;
   // Interrupted (Ctrl-C): remove the temporary file synchronously, we are about to exit; output stays untouched.
@@ -106,7 +106,6 @@ export async function convertFile(opts: ConvertOptions): Promise<void> {
   };
   try {
     const st = await inH.stat();
-    if (!st.isFile()) throw new CliError(`${opts.input}: not a regular file`);
     if (!opts.force && await sameFile(opts.input, opts.output)) {
       throw new CliError(`${opts.output} is the input file itself; converting it in place would replace ${opts.input} (choose another output, or add --force to replace it)`);
     }

@@ -12,7 +12,7 @@ import { humanBytes, jsonText, num, progressBar, table } from './inspect.js';
 interface ConvertModelCliOptions {
   to: string;
   scale?: ScaleKind;
-  blockSize: number;
+  blockSize?: number;
   include?: string[];
   exclude?: string[];
   rounding: Rounding;
@@ -20,6 +20,7 @@ interface ConvertModelCliOptions {
   saturate?: boolean;
   json?: boolean;
   quiet?: boolean;
+  force?: boolean;
 }
 
 const pct = (x: number): string => `${(100 * x).toFixed(x > 0 && x < 0.001 ? 4 : 2)}%`;
@@ -47,14 +48,14 @@ export function addConvertModelCommand(program: Command, deps: { out: (line: str
     .command('convert-model')
     .description('convert the weights of a safetensors model file to float16, bfloat16, scaled float8 or MX (or back to float32), streaming')
     .argument('<input>', 'a .safetensors file')
-    .argument('<output>', 'the converted file (written atomically; never the input)')
+    .argument('<output>', 'the converted file (replaced atomically; a device or FIFO is written in place; never the input)')
     .requiredOption('--to <dtype>', `target: ${CONVERT_TARGETS.join(', ')} (aliases work: bf16, e4m3, fp4, ...)`)
     .addOption(new Option('--scale <kind>', 'float8 scaling: one float32 scale per tensor, per row (output channel), MX blocks, or none').choices(['tensor', 'row', 'mx', 'none']))
-    .option('--block-size <n>', 'MX block size', (v) => {
+    .option('--block-size <n>', 'MX block size (default 32; MX targets only)', (v) => {
       const n = Number(v);
       if (!Number.isSafeInteger(n) || n < 1) throw new CliError(`--block-size must be a positive integer, got ${JSON.stringify(v)}`);
       return n;
-    }, 32)
+    })
     .option('--include <regex>', 'convert the float tensors whose names match (repeatable; default: every 2-D float tensor)', collect)
     .option('--exclude <regex>', 'but not those whose names match (repeatable)', collect)
     .addOption(deps.rounding())
@@ -62,6 +63,7 @@ export function addConvertModelCommand(program: Command, deps: { out: (line: str
     .option('--saturate', 'clamp overflow and ±inf to ±max (MX always clamps)')
     .option('--json', 'print the report as JSON')
     .option('-q, --quiet', 'no progress bar')
+    .option('--force', 'replace an existing output file that is not a model memfit converted')
     .addHelpText('after', `
 Scales are stored next to their tensor as <name>_scale (x.weight -> x.weight_scale): float32 [1] per
 tensor or [..., 1] per row for float8 (value = code * scale), E8M0 blocks [..., ceil(K/32)] for MX.
@@ -78,7 +80,7 @@ Examples:
       try {
         const report = await convertSafetensors(input, output, {
           to: opts.to, scale: opts.scale, blockSize: opts.blockSize, include: opts.include, exclude: opts.exclude,
-          rounding: opts.rounding, seed: opts.seed, saturate: opts.saturate, handleSignals: true,
+          rounding: opts.rounding, seed: opts.seed, saturate: opts.saturate, handleSignals: true, overwrite: opts.force,
           onProgress: (done, total) => {
             if (!started) {
               started = true;

@@ -89,22 +89,51 @@ export function parseHexCode(text: string, f: FormatTraits): number {
   return code;
 }
 
+const F64 = new DataView(new ArrayBuffer(8));
+
+/** The quiet NaN with the sign bit set (`negative`) or clear: a NaN whose sign does not depend on the platform. */
+function quietNaN(negative: boolean): number {
+  F64.setUint32(0, negative ? 0xfff80000 : 0x7ff80000);
+  F64.setUint32(4, 0);
+  return F64.getFloat64(0);
+}
+
+/** The sign bit of a binary64 number (set for -0 and for a negative NaN). */
+export function signBit(x: number): boolean {
+  F64.setFloat64(0, x);
+  return F64.getUint32(0) >>> 31 === 1;
+}
+
 /**
- * Parses a number argument as a JavaScript number (binary64): decimal, exponent, hex (0x..),
- * inf / infinity / nan in any case with an optional sign, or a fraction a/b such as 1/3.
+ * Parses a number argument as a JavaScript number (binary64): decimal, exponent, hex (0x.., with an
+ * optional sign: -0x10), inf / infinity / nan in any case with an optional sign, or a fraction a/b such
+ * as 1/3. `nan` and `+nan` give the NaN with the sign bit clear, `-nan` the one with it set; a NaN that
+ * a fraction computes (0/0) is the positive one, whatever the platform's arithmetic gives.
  */
 export function parseNumber(text: string): number {
   const t = text.trim();
   const special = /^([+-]?)(inf|infinity|nan)$/i.exec(t);
   if (special) {
-    if (special[2].toLowerCase() === 'nan') return NaN;
+    if (special[2].toLowerCase() === 'nan') return quietNaN(special[1] === '-');
     return special[1] === '-' ? -Infinity : Infinity;
   }
   const frac = /^([^/]+)\/([^/]+)$/.exec(t);
-  if (frac) return parseNumber(frac[1]) / parseNumber(frac[2]);
-  const v = t === '' ? NaN : Number(t);
+  if (frac) {
+    const v = parseNumber(frac[1]) / parseNumber(frac[2]);
+    return Number.isNaN(v) ? quietNaN(false) : v;
+  }
+  // Number() reads unsigned hex only: the sign of -0x10 / +0x10 is applied here.
+  const hex = /^([+-])(0[xob][0-9a-f]+)$/i.exec(t);
+  const v = hex ? (hex[1] === '-' ? -Number(hex[2]) : Number(hex[2])) : t === '' ? NaN : Number(t);
   if (Number.isNaN(v)) throw new CliError(`${JSON.stringify(text)} is not a number`);
   return v;
+}
+
+/** A parsed number as `encode` echoes it: JavaScript's String(), but -0 as "-0" and a negative NaN as "-NaN". */
+export function echoNumber(x: number): string {
+  if (Number.isNaN(x)) return signBit(x) ? '-NaN' : 'NaN';
+  if (x === 0) return signBit(x) ? '-0' : '0';
+  return String(x);
 }
 
 /** Resolves a dtype argument (canonical name or alias); throws the library's UnknownDTypeError. */

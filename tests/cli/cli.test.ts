@@ -1,12 +1,13 @@
 // The `memfit` command, run as a child process (needs dist/node/cli.js: node scripts/build.mjs).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FORMATS, decode, encode, pack } from '../../src/index.js';
+import { parseSafetensors, serializeSafetensors, toRawTensor } from '../../src/io/safetensors.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'memfit-cli-'));
@@ -330,6 +331,105 @@ test('train --precision 16-mixed: a non-finite loss is a step the GradScaler ski
   assert.match(r.stderr, /the loss was not finite for 20 steps in a row/);
 });
 
+test('encode: signed hex (the suggested `-- -0x10` works), NaN signs independent of the platform, -0 echoed as -0', () => {
+  let r = memfit('encode', '--dtype', 'bf16', '-0x10');
+  assert.is(r.code, 1);
+  assert.match(r.stderr, /memfit encode --dtype e4m3fn -- -0x10/);
+  r = memfit('encode', '--dtype', 'bf16', '--', '-0x10', '+0x10', '0x10');
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.stdout, '-16 -> 0xc180 (-16)\n16 -> 0x4180 (16)\n16 -> 0x4180 (16)\n');
+  // nan and 0/0 give the NaN with the sign bit clear, -nan the one with it set; -0 stays -0.
+  r = memfit('encode', '--dtype', 'e4m3', 'nan', '0/0', '--', '-nan', '-0', '-0/0');
+  assert.is(r.code, 0, r.stderr);
+  assert.is(r.stdout, 'NaN -> 0x7f (NaN)\nNaN -> 0x7f (NaN)\n-NaN -> 0xff (NaN)\n-0 -> 0x80 (-0)\nNaN -> 0x7f (NaN)\n');
+  // fp6/fp4 have no NaN: a NaN gives the zero of the opposite sign (README, ml_dtypes' rule).
+  r = memfit('encode', '--dtype', 'e3m2', 'nan', '0/0', '--', '-nan');
+  assert.is(r.stdout, 'NaN -> 0x20 (-0)\nNaN -> 0x20 (-0)\n-NaN -> 0x00 (0)\n');
+  r = memfit('encode', '--dtype', 'fp4', 'nan', '--', '-nan');
+  assert.is(r.stdout, 'NaN -> 0x8 (-0)\n-NaN -> 0x0 (0)\n');
+});
+
+test('output piped into a reader that has quit (memfit demo | head -1): a quiet exit, no EPIPE stack trace', async () => {
+  for (const args of [['demo'], ['finfo', '--json'], ['finfo']]) {
+    const p = spawn(process.execPath, ['bin/memfit.js', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    p.stdout.destroy(); // the reader is gone before the first write
+    let stderr = '';
+    p.stderr.on('data', (d) => (stderr += d));
+    const code = await new Promise<number | null>((res) => p.on('close', res));
+    assert.is(stderr, '', `${args.join(' ')}: nothing on stderr`);
+    assert.is(code, 0, args.join(' '));
+  }
+});
+
+test('train checks --checkpoint, --report and --text before training: bad paths, empty paths, a FIFO or a device as text', () => {
+  mkdirSync(tmp('ckdir'), { recursive: true });
+  symlinkSync(tmp('missing-target'), tmp('dangling.st'));
+  spawnSync('mkfifo', [tmp('text.fifo')]);
+  const base = ['train', '--backend', 'wasm', '--steps', '2', '--batch-size', '1', '--seq-len', '8', '--sample', '0'];
+  const cases: Array<[string[], RegExp]> = [
+    [['--checkpoint', `${tmp('ckdir')}/`], /--checkpoint .*ckdir\/ is a directory/],
+    [['--checkpoint', `${tmp('nosuch')}/`], /--checkpoint .*nosuch\/ names a directory \(it ends in \/\)/],
+    [['--checkpoint', tmp('nodir/ck.st')], /--checkpoint .*nodir\/ck\.st: the directory .*nodir does not exist/],
+    [['--checkpoint', tmp('dangling.st')], /--checkpoint .*dangling\.st is a symbolic link to a missing file/],
+    [['--report', tmp('nodir/r.html')], /--report .*nodir\/r\.html: the directory .*nodir does not exist/],
+    [['--report', tmp('ckdir')], /--report .*ckdir is a directory/],
+    [['--checkpoint', ''], /--checkpoint: empty path/],
+    [['--report', ''], /--report: empty path/],
+    [['--text', ''], /--text: empty path/],
+    [['--text', '/dev/zero'], /--text \/dev\/zero: not a regular file \(a character device\)/],
+    [['--text', tmp('text.fifo')], /--text .*text\.fifo: not a regular file \(a FIFO\)/],
+  ];
+  for (const [extra, re] of cases) {
+    const r = memfit(...base, ...extra);
+    assert.is(r.code, 1, `${extra.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, re);
+    assert.is(r.stdout, '', `${extra.join(' ')}: refused before training`);
+    noStack(r.stderr);
+  }
+  assert.ok(statSync(tmp('ckdir')).isDirectory());
+});
+
+test('train --resume: nothing left to train is an error (checkpoint unchanged); another optimizer is named; the checkpoint keeps its mode; --checkpoint-chunks clamping is stated', () => {
+  const ckpt = tmp('resume.safetensors');
+  const base = ['train', '--backend', 'wasm', '--batch-size', '2', '--seq-len', '8', '--sample', '0', '--checkpoint', ckpt];
+  let r = memfit(...base, '--steps', '4');
+  assert.is(r.code, 0, r.stderr);
+  chmodSync(ckpt, 0o600);
+  const before = readFileSync(ckpt);
+  const mtime = statSync(ckpt).mtimeMs;
+  for (const steps of ['3', '4']) {
+    r = memfit(...base, '--steps', steps, '--resume');
+    assert.is(r.code, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`nothing to train: .*resume\\.safetensors is at step 4 and --steps is ${steps}`));
+    noStack(r.stderr);
+  }
+  r = memfit(...base, '--steps', '6', '--resume', '--optimizer', 'sgd');
+  assert.is(r.code, 1, r.stderr);
+  assert.match(r.stderr, /cannot resume .*resume\.safetensors with --optimizer sgd: the checkpoint holds the state of --optimizer adamw/);
+  assert.equal(readFileSync(ckpt), before, 'the checkpoint is unchanged');
+  assert.is(statSync(ckpt).mtimeMs, mtime);
+  r = memfit(...base, '--steps', '5', '--resume');
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, /checkpoint: .* \(step 5\)/);
+  assert.is(statSync(ckpt).mode & 0o777, 0o600, 'the replaced checkpoint keeps its mode');
+  // A checkpoint of an earlier version records no optimizer: the load error is said to be about the optimizer.
+  const parsed = parseSafetensors(new Uint8Array(readFileSync(ckpt)));
+  const meta = { ...parsed.metadata };
+  const json = JSON.parse(meta['memfit.checkpoint']);
+  delete json.extra.run.optimizer;
+  meta['memfit.checkpoint'] = JSON.stringify(json);
+  delete meta['memfit.dtypes'];
+  const old = tmp('old-version.safetensors');
+  writeFileSync(old, serializeSafetensors(Object.fromEntries([...parsed.tensors].map(([n, t]) => [n, toRawTensor(n, t)])), meta));
+  r = memfit(...base.map((a) => (a === ckpt ? old : a)), '--steps', '9', '--resume', '--optimizer', 'sgd');
+  assert.is(r.code, 1, r.stderr);
+  assert.match(r.stderr, /cannot resume .*old-version\.safetensors with --optimizer sgd: the checkpoint holds the state of another optimizer \(.*betas/);
+  noStack(r.stderr);
+  r = memfit('train', '--backend', 'wasm', '--steps', '1', '--batch-size', '2', '--seq-len', '8', '--sample', '0', '--checkpoint-modules', '^layers\\.0$', '--checkpoint-chunks', '100');
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, /--checkpoint-chunks 100 is more pieces than the batch has sequences: clamped to the batch size, 2/);
+});
+
 test('train (what npm start runs): the loss falls, memory is reported by category, a checkpoint resumes', () => {
   const ckpt = tmp('train.safetensors');
   const args = ['train', '--backend', 'wasm', '--steps', '12', '--batch-size', '4', '--seq-len', '32', '--sample', '16', '--checkpoint', ckpt];
@@ -412,7 +512,7 @@ test('train --report writes one self-contained HTML report with the three charts
   assert.match(readFileSync(corpus, 'utf8'), /^Four score/);
   const dirReport = memfit(...args, '--report', dir);
   assert.is(dirReport.code, 1);
-  assert.match(dirReport.stderr, /exists and is not a regular file/);
+  assert.match(dirReport.stderr, /--report .* is a directory/);
 });
 
 test('--help works on the program and every command', () => {

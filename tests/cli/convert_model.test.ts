@@ -2,7 +2,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -95,6 +95,67 @@ test('convert-model errors: exit 1 with a clear message, no stack, nothing writt
   failsClearly(memfit('inspect', tmp('trunc.safetensors')), /trunc\.safetensors: header length/);
   failsClearly(memfit('inspect', tmp('absent.safetensors')), /absent\.safetensors: cannot open/);
   assert.equal(readdirSync(dir).filter((f) => !['keep.safetensors', 'in.safetensors', 'trunc.safetensors', 'fp8.safetensors', 'back.safetensors'].includes(f)), [], 'no partial or temporary files');
+});
+
+test('inspect of a valid file without tensors (header {}) prints an empty listing; a FIFO input is refused at once (no hang)', () => {
+  const empty = tmp('empty.safetensors');
+  const b = new Uint8Array(10);
+  b[0] = 2;
+  b.set([0x7b, 0x7d], 8); // {}
+  writeFileSync(empty, b);
+  const r = memfit('inspect', empty);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, /empty\.safetensors: 0 tensors, 10 B/);
+  assert.match(r.stdout, /totals by dtype: none/);
+  const j = memfit('inspect', '--json', empty);
+  assert.is(j.code, 0, j.stderr);
+  assert.equal(JSON.parse(j.stdout).tensors, []);
+  const fifo = tmp('in.fifo');
+  assert.is(spawnSync('mkfifo', [fifo]).status, 0);
+  for (const args of [['inspect', fifo], ['convert-model', fifo, tmp('never.safetensors'), '--to', 'bf16'], ['convert', '--from', 'f32', '--to', 'e4m3', fifo, tmp('never.bin')]]) {
+    const t = spawnSync(process.execPath, ['bin/memfit.js', ...args], { cwd: ROOT, encoding: 'utf8', timeout: 15_000 });
+    failsClearly({ code: t.status, stdout: t.stdout, stderr: t.stderr }, /in\.fifo: not a regular file \(a FIFO\)/);
+  }
+  rmSync(fifo);
+  rmSync(empty);
+});
+
+test('convert-model output rules (openOutput, as convert): a FIFO written in place, a foreign file kept without --force, a directory or an empty path refused up front, the mode kept', () => {
+  // A FIFO: a reader gets the whole converted file through it; the FIFO stays a FIFO.
+  const fifo = tmp('out.fifo');
+  assert.is(spawnSync('mkfifo', [fifo]).status, 0);
+  const got = tmp('from-fifo.bin');
+  const sh = spawnSync('sh', ['-c', `cat "$1" > "$2" & ${JSON.stringify(process.execPath)} bin/memfit.js convert-model "$3" "$1" --to bf16 -q; rc=$?; wait; exit $rc`, 'sh', fifo, got, MODEL], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+  assert.is(sh.status, 0, sh.stderr);
+  assert.ok(lstatSync(fifo).isFIFO(), 'still a FIFO');
+  const direct = tmp('direct.safetensors');
+  assert.is(memfit('convert-model', MODEL, direct, '--to', 'bf16', '-q').code, 0);
+  const fromFifo = new Uint8Array(readFileSync(got));
+  assert.equal(parseSafetensors(fromFifo).metadata, parseSafetensors(new Uint8Array(readFileSync(direct))).metadata, 'a whole safetensors file came through');
+  assert.is(fromFifo.length, readFileSync(direct).length);
+  // A file memfit did not write is kept, unless --force; the replacement keeps its mode.
+  const precious = tmp('precious.txt');
+  writeFileSync(precious, 'precious\n');
+  chmodSync(precious, 0o640);
+  failsClearly(memfit('convert-model', MODEL, precious, '--to', 'bf16'), /precious\.txt exists and is not a model memfit converted \(it is not a safetensors file\); not replacing it \(choose another path, or pass --force/);
+  assert.is(readFileSync(precious, 'utf8'), 'precious\n');
+  const f = memfit('convert-model', MODEL, precious, '--to', 'bf16', '--force', '-q');
+  assert.is(f.code, 0, f.stderr);
+  assert.is(parseSafetensors(new Uint8Array(readFileSync(precious))).tensors.size, 10);
+  assert.is(statSync(precious).mode & 0o777, 0o640, 'mode kept');
+  // A converted model is ours: replaced without --force.
+  assert.is(memfit('convert-model', MODEL, direct, '--to', 'e4m3', '-q').code, 0);
+  // Refused before converting: a directory, a missing directory, an empty path, a --block-size that does not apply.
+  mkdirSync(tmp('outdir'));
+  const d = memfit('convert-model', MODEL, tmp('outdir'), '--to', 'bf16');
+  failsClearly(d, /outdir is a directory/);
+  assert.is(d.stdout, '');
+  failsClearly(memfit('convert-model', MODEL, tmp('nodir/x.safetensors'), '--to', 'bf16'), /the directory .*nodir does not exist/);
+  failsClearly(memfit('convert-model', MODEL, '', '--to', 'bf16'), /output: empty path/);
+  failsClearly(memfit('convert', '--from', 'f32', '--to', 'e4m3', MODEL, ''), /output: empty path/);
+  failsClearly(memfit('convert-model', MODEL, tmp('x.safetensors'), '--to', 'e4m3', '--block-size', '16'), /a block size applies to MX targets/);
+  assert.ok(statSync(tmp('outdir')).isDirectory());
+  for (const n of [fifo, got, direct, precious, tmp('outdir')]) rmSync(n, { recursive: true });
 });
 
 test('convert-model --help documents the scale naming convention', () => {

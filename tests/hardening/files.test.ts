@@ -114,7 +114,7 @@ test('train --checkpoint into a FIFO writes the checkpoint through it', async ()
 // node with a regular file; never point these tests at the real /dev/null while root.
 const deviceTest = isRoot ? test : test.skip;
 if (!isRoot) console.log('  (skipped: the device-node tests need root for mknod; the FIFO tests above cover the same path)');
-deviceTest('as root: convert and saveSafetensors into a private null device keep the device', async () => {
+deviceTest('as root: convert, convert-model, saveSafetensors and train into a private null device keep the device', async () => {
   const dev = path('mynull');
   const r0 = spawnSync('mknod', ['-m', '666', dev, 'c', '1', '3']);
   assert.is(r0.status, 0, String(r0.stderr));
@@ -131,6 +131,12 @@ deviceTest('as root: convert and saveSafetensors into a private null device keep
   const t = await memfit('train', '--backend', 'wasm', '--steps', '1', '--batch-size', '1', '--seq-len', '8', '--sample', '0', '--json', '--checkpoint', dev);
   assert.is(t.code, 0, t.stderr);
   assert.ok(lstatSync(dev).isCharacterDevice(), 'train --checkpoint: still a character device');
+  // convert-model replaced the device with a regular file before it used openOutput.
+  const cm = await memfit('convert-model', join(ROOT, 'tests/fixtures/io/convert/model-f32.safetensors'), dev, '--to', 'bf16', '-q');
+  assert.is(cm.code, 0, cm.stderr);
+  st = lstatSync(dev);
+  assert.ok(st.isCharacterDevice(), 'convert-model: still a character device');
+  assert.is(st.rdev, statSync('/dev/null').rdev);
 });
 
 if (!isRoot) {

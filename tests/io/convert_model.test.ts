@@ -4,8 +4,8 @@
 import { mulberry32 as rng } from '../helpers/values.js';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawnSync } from 'node:child_process';
-import { linkSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { chmodSync, linkSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decode, encode } from '../../src/dtype/encode.js';
@@ -20,7 +20,7 @@ import {
   CONVERSION_KEY, ConvertError, STAT_DTYPES, convertSafetensorsBytes, fp8Scale, inspectSafetensorsBytes, planConversion,
   resolveTarget, type ByteSink, type ConvertModelOptions, type ConversionMetadata,
 } from '../../src/io/convert_model.js';
-import { convertSafetensors, inspectSafetensors } from '../../src/io/convert_model_file.js';
+import { convertSafetensors, inspectSafetensors, memfitVersion } from '../../src/io/convert_model_file.js';
 
 const FIXTURES = new URL('../fixtures/io/', import.meta.url);
 const fixture = (name: string): Uint8Array => new Uint8Array(readFileSync(new URL(name, FIXTURES)));
@@ -549,7 +549,7 @@ test('files: convertSafetensors streams to an atomic output, equals the bytes ve
   const outPath = join(dir, 'out.safetensors');
   writeFileSync(outPath, 'old');
   const seen: number[] = [];
-  const report = await convertSafetensors(inPath, outPath, { to: 'e4m3', scale: 'row', chunkElements: 16, onProgress: (d) => seen.push(d) });
+  const report = await convertSafetensors(inPath, outPath, { to: 'e4m3', scale: 'row', chunkElements: 16, onProgress: (d) => seen.push(d), overwrite: true });
   const mem = await convertSafetensorsBytes(model, { to: 'e4m3', scale: 'row', memfitVersion: report.conversion.runs[0].memfit });
   assert.equal([...readFileSync(outPath)], [...mem.bytes]);
   assert.match(report.conversion.runs[0].memfit, /^\d+\.\d+\.\d+/, 'the package version is recorded');
@@ -606,7 +606,7 @@ test('files: a full disk (a 64 KiB tmpfs) is a clear ConvertError; the previous 
     writeFileSync(inPath, serializeSafetensors({ w: raw([48, 1024], v) }));
     const outPath = join(mnt, 'out.safetensors');
     writeFileSync(outPath, 'previous');
-    const e = await rejects(convertSafetensors(inPath, outPath, { to: 'bf16' }), ConvertError, /cannot write .*out\.safetensors: no space left on device \(ENOSPC\) after \d+ of 98\d\d\d bytes; the partial file was removed/);
+    const e = await rejects(convertSafetensors(inPath, outPath, { to: 'bf16', overwrite: true }), ConvertError, /cannot write .*out\.safetensors: no space left on device \(ENOSPC\) after \d+ of 98\d\d\d bytes; the partial file was removed/);
     assert.ok(e.cause);
     assert.is(readFileSync(outPath, 'utf8'), 'previous', 'the previous output is untouched');
     assert.equal(readdirSync(mnt), ['out.safetensors'], 'no temporary file left');
@@ -614,6 +614,96 @@ test('files: a full disk (a 64 KiB tmpfs) is a clear ConvertError; the previous 
   } finally {
     spawnSync('umount', [mnt]);
   }
+});
+
+/** A safetensors file written by hand: any file dtype (F64, F8_E4M3, ...), tensors in the order given. */
+function handFile(list: Array<[name: string, dtype: string, shape: number[], bytes: Uint8Array]>): Uint8Array {
+  const header: Record<string, unknown> = {};
+  let offset = 0;
+  for (const [name, dtype, shape, b] of list) {
+    header[name] = { dtype, shape, data_offsets: [offset, offset + b.length] };
+    offset += b.length;
+  }
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - (json.length % 8)) % 8);
+  const out = new Uint8Array(8 + json.length + offset);
+  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
+  out.set(new TextEncoder().encode(json), 8);
+  let at = 8 + json.length;
+  for (const [, , , b] of list) { out.set(b, at); at += b.length; }
+  return out;
+}
+
+test('an fp8 tensor with a DeepSeek-style <name>_scale_inv (or an unpaired _scale) is refused, not read as unscaled codes', async () => {
+  const codes = new Uint8Array(encode(Float32Array.of(1, 2, -3, 0.5), 'float8_e4m3fn').buffer);
+  for (const [suffix, sdtype, sbytes] of [['_scale_inv', 'F32', f32(Float32Array.of(4))], ['_scale', 'I32', new Uint8Array(4)]] as const) {
+    const file = handFile([['m.weight', 'F8_E4M3', [2, 2], codes], [`m.weight${suffix}`, sdtype, [1, 1], sbytes]]);
+    await rejects(convertSafetensorsBytes(file, { to: 'float32' }), SafetensorsError, new RegExp(`tensor 'm\\.weight': float8_e4m3fn codes with a scale tensor 'm\\.weight${suffix}' .* that memfit does not apply`));
+    await rejects(inspectSafetensorsBytes(file, { stats: true }), SafetensorsError, /does not apply/);
+    // Listing it and copying it through are fine: nothing is read as values.
+    assert.is((await inspectSafetensorsBytes(file)).tensors.length, 2);
+  }
+  // The layouts memfit reads still convert: a float32 _scale of shape [1] multiplies the codes.
+  const scaled = handFile([['m.weight', 'F8_E4M3', [2, 2], codes], ['m.weight_scale', 'F32', [1], f32(Float32Array.of(4))]]);
+  const { bytes } = await convertSafetensorsBytes(scaled, { to: 'float32' });
+  assert.equal([...valuesOf(bytes, 'm.weight')], [4, 8, -12, 2]);
+});
+
+test('float64 values beyond float32 range: a scaled fp8 target is a ConvertError naming the tensor (no NaN scale); --block-size without MX is refused', async () => {
+  const big = new Float64Array([1e300, -2, 3, 4]);
+  const file = handFile([['w', 'F64', [2, 2], new Uint8Array(big.buffer)]]);
+  for (const scale of ['tensor', 'row'] as const) {
+    await rejects(convertSafetensorsBytes(file, { to: 'e4m3', scale }), ConvertError, /tensor 'w': its largest finite \|value\| 1e\+300 .* beyond float32's range/);
+  }
+  // Within float32 range a float64 tensor converts with a finite scale.
+  const ok = handFile([['w', 'F64', [2, 2], new Uint8Array(new Float64Array([1e30, -2, 3, 4]).buffer)]]);
+  const { report } = await convertSafetensorsBytes(ok, { to: 'e4m3' });
+  assert.is(report.tensors[0].nonFinite, 0);
+  assert.ok(Number.isFinite(report.tensors[0].maxAbsError!));
+  await rejects(convertSafetensorsBytes(ok, { to: 'e4m3', blockSize: 16 }), ConvertError, /block size applies to MX targets/);
+  await rejects(convertSafetensorsBytes(ok, { to: 'bf16', blockSize: 32 }), ConvertError, /block size applies to MX targets/);
+  assert.ok((await convertSafetensorsBytes(ok, { to: 'e4m3', scale: 'mx', blockSize: 16 })).report);
+});
+
+test('files: the output follows openOutput: a FIFO is written in place, a link kept, a directory refused before converting, a foreign file kept unless overwrite, the mode kept', async () => {
+  const inPath = join(dir, 'src.safetensors');
+  writeFileSync(inPath, model);
+  const want = (await convertSafetensorsBytes(model, { to: 'bf16', memfitVersion: memfitVersion() })).bytes;
+  // A FIFO: the file comes through the pipe, in order; the FIFO stays.
+  const fifo = join(dir, 'out.fifo');
+  assert.is(spawnSync('mkfifo', [fifo]).status, 0);
+  const cat = spawn('cat', [fifo]);
+  const chunks: Buffer[] = [];
+  cat.stdout.on('data', (d: Buffer) => chunks.push(d));
+  const closed = new Promise((r) => cat.on('close', r));
+  await convertSafetensors(inPath, fifo, { to: 'bf16' });
+  await closed;
+  assert.equal([...Buffer.concat(chunks)], [...want], 'the reader got the converted file');
+  assert.ok(lstatSync(fifo).isFIFO(), 'still a FIFO');
+  // A directory: refused before any conversion work (no progress reported).
+  mkdirSync(join(dir, 'outdir'));
+  let progressed = false;
+  await rejects(convertSafetensors(inPath, join(dir, 'outdir'), { to: 'bf16', onProgress: () => { progressed = true; } }), ConvertError, /outdir is a directory/);
+  assert.not.ok(progressed, 'refused before converting');
+  await rejects(convertSafetensors(inPath, join(dir, 'nodir', 'x.safetensors'), { to: 'bf16' }), ConvertError, /the directory .*nodir does not exist/);
+  await rejects(convertSafetensors(inPath, '', { to: 'bf16' }), ConvertError, /output: empty path/);
+  // A file that is not a converted model: kept unless overwrite.
+  const foreign = join(dir, 'precious.txt');
+  writeFileSync(foreign, 'precious\n');
+  chmodSync(foreign, 0o600);
+  await rejects(convertSafetensors(inPath, foreign, { to: 'bf16' }), ConvertError, /precious\.txt exists and is not a model memfit converted \(it is not a safetensors file\); not replacing it/);
+  await rejects(convertSafetensors(inPath, join(dir, 'src-copy.safetensors'), { to: 'bf16' }).then(() => convertSafetensors(join(dir, 'src-copy.safetensors'), inPath, { to: 'bf16' })), ConvertError, /not a model memfit converted \(it is a safetensors file memfit did not convert\)/);
+  assert.is(readFileSync(foreign, 'utf8'), 'precious\n');
+  await convertSafetensors(inPath, foreign, { to: 'bf16', overwrite: true });
+  assert.equal([...readFileSync(foreign)], [...want]);
+  assert.is(statSync(foreign).mode & 0o777, 0o600, 'the replaced file keeps its mode');
+  // A link to a converted model: the model is replaced (a converted file may be), the link kept.
+  symlinkSync(foreign, join(dir, 'link.safetensors'));
+  await convertSafetensors(inPath, join(dir, 'link.safetensors'), { to: 'e4m3' });
+  assert.ok(lstatSync(join(dir, 'link.safetensors')).isSymbolicLink());
+  assert.is(parseSafetensors(new Uint8Array(readFileSync(foreign))).tensors.get('model.embed_tokens.weight')!.dtype, 'F8_E4M3');
+  assert.is(statSync(foreign).mode & 0o777, 0o600);
+  assert.equal(readdirSync(dir).filter((f) => f.includes('tmp')), [], 'no temporary file');
 });
 
 test('fp8Scale: documented edge cases', () => {
