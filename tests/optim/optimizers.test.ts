@@ -360,4 +360,20 @@ test('errors: invalid hyperparameters, unknown and unsupported options, bad para
   p.dispose();
 });
 
+test('a strided grad (transpose) steps like its contiguous copy; no half-made step', async () => {
+  for (const make of [(ps: Variable[]) => new SGD(ps, { lr: 0.1, momentum: 0.9 }), (ps: Variable[]) => new AdamW(ps, { lr: 0.1 })]) {
+    const a = param(w, [1, 2, 3, 4], [2, 2]), b = param(w, [1, 2, 3, 4], [2, 2]);
+    const a2 = param(w, [1, 2, 3, 4], [2, 2]), b2 = param(w, [1, 2, 3, 4], [2, 2]);
+    setGrad(a, [1, 1, 1, 1]); setGrad(a2, [1, 1, 1, 1]);
+    b.grad = Tensor.from(w, [1, 2, 3, 4], [2, 2], { category: 'gradient' }).transpose();
+    setGrad(b2, [1, 3, 2, 4]);
+    make([a, b]).step();
+    make([a2, b2]).step();
+    assert.equal(await values(a.data), await values(a2.data));
+    assert.equal(await values(b.data), await values(b2.data));
+    assert.ok(b.grad.strides, 'the grad the user set is left as it was');
+    for (const v of [a, b, a2, b2]) v.dispose();
+  }
+});
+
 test.run();
