@@ -348,15 +348,21 @@ test('errors: invalid hyperparameters, unknown and unsupported options, bad para
   setGrad(p, [1, 1]);
   assert.throws(() => opt.step(), /invalid lr -0.5/);
   opt.paramGroups[0].lr = 0.1;
-  p.grad?.dispose();
-  p.grad = Tensor.from(w, [1, 2, 3], [3], { category: 'gradient' });
+  const wrong = Tensor.from(w, [1, 2, 3], [3], { category: 'gradient' });
+  assert.throws(() => { p.grad = wrong; }, (e: unknown) => e instanceof ShapeMismatchError && /a grad of shape \[3\] for a variable of shape \[2\]/.test((e as Error).message));
+  wrong.dispose();
+  // .data replaced after the grad was set: found at step time
+  const old = p.data;
+  p.data = Tensor.from(w, [1, 2, 3], [3], { category: 'parameter' });
   try {
     opt.step();
     assert.unreachable('grad shape');
   } catch (e) {
     assert.instance(e, ShapeMismatchError);
-    assert.match((e as Error).message, /parameter 0 has shape \[2\] but its grad has shape \[3\]/);
+    assert.match((e as Error).message, /parameter 0 has shape \[3\] but its grad has shape \[2\]/);
   }
+  p.data.dispose();
+  p.data = old;
   p.dispose();
 });
 
