@@ -592,4 +592,16 @@ test('loadStateDict copies strided views (transpose) and stays all-or-nothing', 
   p.data = old;
 });
 
+test('Sequential takes its modules as arguments too (torch.nn.Sequential(a, b)); a non-iterable ModuleList argument is a clear error', async () => {
+  const be = new WasmBackend();
+  const a = new Lin(be, 2, 2, { seed: 1 }), b = new Lin(be, 2, 2, { seed: 2 });
+  const s1 = new Sequential(a, b), s2 = new Sequential([a, b]), s3 = new Sequential(a);
+  assert.equal(Object.keys(s1.stateDict()), ['0.weight', '0.bias', '1.weight', '1.bias']);
+  assert.is(s1.at(1), b); assert.is(s2.at(1), b); assert.is(s3.length, 1); assert.is(new Sequential().length, 0);
+  throws(() => new ModuleList(a as never), InvalidArgumentError, /ModuleList: expected an iterable of Modules \(an array\), got a Lin/);
+  throws(() => new Sequential(a, 3 as never), InvalidArgumentError, /Sequential: expected Modules, got 3/);
+  throws(() => new ModuleList(null as never), InvalidArgumentError, /got null/);
+  a.dispose(); b.dispose();
+});
+
 test.run();

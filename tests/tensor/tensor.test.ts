@@ -200,4 +200,22 @@ test('Tensor.matmul refuses unknown options and non-boolean transposes', () => {
   a.dispose();
 });
 
+test('createBackend checks its options: null, a name instead of an object, unknown keys, a log that is no function', async () => {
+  const bad = async (options: unknown, re: RegExp) => {
+    try {
+      await createBackend(options as never);
+      assert.unreachable(`createBackend(${String(options)})`);
+    } catch (e) {
+      assert.instance(e, InvalidArgumentError);
+      assert.match((e as Error).message, re);
+    }
+  };
+  await bad(null, /createBackend: options must be an object, got null/);
+  await bad('wasm', /createBackend: options must be an object, got "wasm"; to ask for a backend by name, write createBackend\(\{ backend: "wasm" \}\)/);
+  await bad({ backend: 'wasm', log: 5 }, /createBackend: log must be a function/);
+  await bad({ backend: 'wasm', log: null, thread: 2 }, /createBackend: unknown option "thread"/);
+  await bad({ backend: 'wasm', log: null, threads: '2' }, /createBackend: threads must be a positive integer, got "2"/);
+  await bad({ backend: 'wasm', log: null, verbose: 'yes' }, /createBackend: verbose must be a boolean/);
+});
+
 test.run();
