@@ -347,6 +347,13 @@ export interface VariableOptions {
   requiresGrad?: boolean;
 }
 
+/** Checks zeroGrad's options (Variable, Module and Optimizer share them): only a boolean setToNone. */
+export function checkZeroGradOptions(options: ZeroGradOptions | undefined, fn: string): ZeroGradOptions {
+  const o = checkOptions(options, ['setToNone'], fn);
+  if (o.setToNone !== undefined && typeof o.setToNone !== 'boolean') throw new InvalidArgumentError(`${fn}: setToNone must be a boolean, got ${describeValue(o.setToNone)}`);
+  return o;
+}
+
 /** A Tensor with autograd: requiresGrad, grad, and the Node that produced it (null for leaves). */
 export class Variable {
   #grad: Tensor | null = null;
@@ -447,8 +454,9 @@ export class Variable {
    * (no allocation; NaN and inf become 0 too).
    */
   zeroGrad(options: ZeroGradOptions = {}): void {
+    const o = checkZeroGradOptions(options, 'zeroGrad');
     if (!this.grad) return;
-    if (options.setToNone ?? true) {
+    if (o.setToNone ?? true) {
       this.grad.dispose();
       this.grad = null;
       return;

@@ -19,7 +19,7 @@ import { Tensor } from '../tensor/tensor.js';
 import type { Backend } from '../backend/backend.js';
 import { canonicalDType, formatOf } from '../dtype/formats.js';
 import { Parameter } from './parameter.js';
-import type { ZeroGradOptions } from '../autograd/variable.js';
+import { checkZeroGradOptions, type ZeroGradOptions } from '../autograd/variable.js';
 
 /** A state dict: dotted name -> tensor, in PyTorch's order and naming. */
 export type StateDict = Record<string, Tensor>;
@@ -406,7 +406,8 @@ export abstract class Module {
 
   /** Frees every parameter's gradient (default), or with setToNone: false fills them with zeros in place. */
   zeroGrad(options: ZeroGradOptions = {}): void {
-    for (const p of this.parameters()) p.zeroGrad(options);
+    const o = checkZeroGradOptions(options, `${this.constructor.name}.zeroGrad`); // checked even when no parameter holds a grad
+    for (const p of this.parameters()) p.zeroGrad(o);
   }
 
   /** Number of elements of all parameters (each once); trainableOnly: only those that require grad. */

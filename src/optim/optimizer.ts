@@ -19,7 +19,7 @@
 import { observeOp } from '../backend/op_context.js';
 import { describeValue, InvalidArgumentError, MemfitError, ShapeMismatchError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
-import { currentBackwardRoot, Variable, type ZeroGradOptions } from '../autograd/variable.js';
+import { checkZeroGradOptions, currentBackwardRoot, Variable, type ZeroGradOptions } from '../autograd/variable.js';
 import { clipGradNorm } from './clip_grad.js';
 import type { Backend, BinaryOp, CastOptions, TensorRef, UnaryOp } from '../backend/backend.js';
 import { blockCount, DEFAULT_BLOCK_SIZE } from '../backend/quant.js';
@@ -582,7 +582,8 @@ export abstract class Optimizer<H extends OptimizerHyper> {
    * (gradient memory goes back); setToNone: false keeps the buffers and writes zeros into them
    * (no device allocation; NaN or inf values become 0 too).
    */
-  zeroGrad({ setToNone = true }: ZeroGradOptions = {}): void {
+  zeroGrad(options: ZeroGradOptions = {}): void {
+    const { setToNone = true } = checkZeroGradOptions(options, `${this.name}.zeroGrad`);
     for (const g of this.paramGroups) {
       for (const p of g.params) {
         p.zeroGrad({ setToNone });

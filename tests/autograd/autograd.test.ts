@@ -389,4 +389,22 @@ test('only float variables can require grad (int32 and uint8 refused, also by th
   assert.throws(() => new Variable(Tensor.from(w, [1], [1]), { requiresGard: true } as never), /unknown option "requiresGard"/);
 });
 
+test('sum/mean refuse unknown options (PyTorch\'s keepdim is keepDim) and a non-boolean keepDim; zeroGrad refuses a misspelt setToNone', async () => {
+  const x = new Variable(Tensor.from(w, [1, 2, 3, 4], [2, 2]), { requiresGrad: true });
+  for (const [f, name] of [[sum, 'sum'], [mean, 'mean']] as const) {
+    assert.throws(() => f(x, 0, { keepdim: true } as never), (e: unknown) => e instanceof InvalidArgumentError && new RegExp(`${name}: unknown option "keepdim"; memfit spells PyTorch's keepdim keepDim`).test((e as Error).message));
+    assert.throws(() => f(x, 0, { keepDim: 1 } as never), /keepDim must be a boolean, got 1/);
+    assert.throws(() => f(x, 0, { keep: true } as never), /unknown option "keep" \(known: keepDim\)/);
+  }
+  const y = sum(x, 0, { keepDim: true });
+  assert.equal(y.shape, [1, 2]);
+  sum(y).backward();
+  assert.throws(() => x.zeroGrad({ setToNon: false } as never), /zeroGrad: unknown option "setToNon" \(known: setToNone\)/);
+  assert.throws(() => x.zeroGrad({ setToNone: 'no' } as never), /setToNone must be a boolean/);
+  assert.ok(x.grad, 'a refused zeroGrad leaves the grad');
+  x.zeroGrad({ setToNone: false });
+  assert.equal(Array.from(await x.grad!.toArray()), [0, 0, 0, 0]);
+  y.dispose(); x.dispose();
+});
+
 test.run();

@@ -14,6 +14,7 @@ import {
   type SGDHyper, type AdamHyper, type RMSpropHyper, type AdagradHyper,
 } from '../../src/optim/index.js';
 import { rand, param, setGrad } from '../helpers/values.js';
+import { Linear } from '../../src/nn/layers.js';
 
 /** Values in [-scale, scale) kept at least 0.1 scale away from 0. */
 const randAway = (n: number, seed: number, scale = 1): Float32Array => rand(n, seed, scale, true);
@@ -380,6 +381,18 @@ test('a strided grad (transpose) steps like its contiguous copy; no half-made st
     assert.ok(b.grad.strides, 'the grad the user set is left as it was');
     for (const v of [a, b, a2, b2]) v.dispose();
   }
+});
+
+test('Optimizer.zeroGrad and Module.zeroGrad refuse unknown options (setToNon would free instead of zeroing)', async () => {
+  const lin = new Linear(2, 2, { backend: w });
+  const opt = new SGD(lin.parameters(), { lr: 0.1 });
+  for (const p of lin.parameters()) setGrad(p, new Array(p.data.size).fill(1));
+  assert.throws(() => opt.zeroGrad({ setToNon: false } as never), (e: unknown) => e instanceof InvalidArgumentError && /SGD\.zeroGrad: unknown option "setToNon" \(known: setToNone\)/.test((e as Error).message));
+  assert.throws(() => lin.zeroGrad({ setToNon: false } as never), (e: unknown) => e instanceof InvalidArgumentError && /Linear\.zeroGrad: unknown option "setToNon"/.test((e as Error).message));
+  assert.ok(lin.weight.grad, 'nothing was freed');
+  opt.zeroGrad({ setToNone: false });
+  assert.equal(Array.from(await lin.weight.grad!.toArray()), [0, 0, 0, 0]);
+  lin.dispose();
 });
 
 test.run();
