@@ -19,6 +19,7 @@ export { Tensor, dispatch } from './tensor/tensor.js';
 export { setDefaultDtype, getDefaultDtype, DEFAULT_DTYPES } from './tensor/default_dtype.js';
 export type { DefaultDType } from './tensor/default_dtype.js';
 export type { TensorOptions } from './tensor/tensor.js';
+export type { TensorCastOptions } from './backend/cast_options.js';
 export { createBackend } from './backend/select.js';
 export type { BackendOptions } from './backend/select.js';
 export type { Backend, BackendKind, TensorDType, TensorRef, Storage, Kernels, UnaryOp, BinaryOp, ReduceOp, CastOptions, MatmulOptions, AdamWHyper, AdamWDeviceInputs, BackendStats, TimedRegion } from './backend/backend.js';

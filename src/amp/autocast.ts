@@ -11,12 +11,12 @@
 // - every other op runs in its inputs' types.
 // Inside one region each float32 leaf that requires grad (a parameter) is cast once (the cast
 // cache) and the copies are released when the region ends.
-import { InvalidArgumentError, MemfitError } from '../errors.js';
+import { checkOptions, describeValue, InvalidArgumentError, MemfitError } from '../errors.js';
 import { canonicalDType } from '../dtype/formats.js';
 import type { TensorDType } from '../backend/backend.js';
 import { isGradEnabled, markRecomputable, withOpPolicy, type OpDecision, type OpPolicy, type Variable } from '../autograd/variable.js';
 import { cast } from '../autograd/ops.js';
-import type { Module } from '../nn/module.js';
+import { Module } from '../nn/module.js';
 
 /** The dtypes autocast can compute in. */
 export type AutocastDType = 'bfloat16' | 'float16';
@@ -151,7 +151,20 @@ export function autocastOptionsOf(policy: OpPolicy): AutocastOptions | undefined
  * decides, and `{ enabled: false }` turns it off for a subgraph (run it in float32 by hand).
  * fn must be synchronous: ops after an `await` would run outside the region.
  */
+const AUTOCAST_OPTIONS = ['dtype', 'enabled', 'cacheEnabled', 'saveLowerPrecision'] as const;
+
+/** Checks autocast options (no unknown keys: a typo such as `enable: false` would leave autocast on; booleans; the dtype). */
+function checkAutocastOptions(options: AutocastOptions | undefined, fn: string): AutocastOptions {
+  const o = checkOptions(options, AUTOCAST_OPTIONS, fn);
+  for (const k of ['enabled', 'cacheEnabled', 'saveLowerPrecision'] as const) {
+    if (o[k] !== undefined && typeof o[k] !== 'boolean') throw new InvalidArgumentError(`${fn}: ${k} must be a boolean, got ${describeValue(o[k])}`);
+  }
+  if (o.enabled !== false) resolveDtype(o.dtype); // bad options fail here, not at the first op
+  return o;
+}
+
 export function autocast<T>(options: AutocastOptions, fn: () => T): T {
+  options = checkAutocastOptions(options, 'autocast');
   if (typeof fn !== 'function') throw new InvalidArgumentError('autocast(options, fn): fn must be a function');
   if (fn.constructor?.name === 'AsyncFunction') throw new InvalidArgumentError('autocast takes a synchronous function: ops after an await would run outside the region');
   const enabled = options.enabled ?? true;
@@ -176,7 +189,8 @@ export function autocast<T>(options: AutocastOptions, fn: () => T): T {
 
 /** Makes `module`'s forward run under autocast (a module wrapper); returns a function that undoes it. */
 export function autocastModule(module: Module, options: AutocastOptions = {}): () => void {
-  if (options.enabled !== false) resolveDtype(options.dtype); // bad options fail here, not at the first forward
+  if (!(module instanceof Module)) throw new InvalidArgumentError(`autocastModule: expected a Module, got ${describeValue(module)}`);
+  options = checkAutocastOptions(options, 'autocastModule'); // bad options fail here, not at the first forward
   const m = module as unknown as { forward: (...args: unknown[]) => unknown };
   const inner = (Object.getPrototypeOf(module) as { forward?: unknown }).forward as ((...args: unknown[]) => unknown) | undefined;
   if (typeof inner !== 'function') throw new InvalidArgumentError(`autocastModule: ${module.constructor.name} has no forward`);

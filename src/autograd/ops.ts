@@ -290,6 +290,16 @@ export interface ReduceOptions {
   keepDim?: boolean;
 }
 
+/** sum/mean options: keepDim (PyTorch's keepdim, in camelCase) a boolean, nothing else. */
+function checkReduceOptions(options: ReduceOptions | undefined, fn: string): ReduceOptions {
+  if (options !== null && typeof options === 'object' && Object.hasOwn(options, 'keepdim')) {
+    throw new InvalidArgumentError(`${fn}: unknown option "keepdim"; memfit spells PyTorch's keepdim keepDim (camelCase)`);
+  }
+  const o = checkOptions(options, ['keepDim'], fn);
+  if (o.keepDim !== undefined && typeof o.keepDim !== 'boolean') throw new InvalidArgumentError(`${fn}: keepDim must be a boolean, got ${describeValue(o.keepDim)}`);
+  return o;
+}
+
 const reduceOp = (name: 'sum' | 'mean') => defineOp({
   name,
   forward: (io, [x], axis: number | null, options: ReduceOptions) => {
@@ -325,12 +335,12 @@ const MEAN = reduceOp('mean');
 
 /** Sum over `axis`, or over everything (shape []) when axis is null. */
 export function sum(x: Variable, axis: number | null = null, options: ReduceOptions = {}): Variable {
-  return apply(SUM, [x], axis, options);
+  return apply(SUM, [x], axis, checkReduceOptions(options, 'sum'));
 }
 
 /** Mean over `axis`, or over everything (shape []) when axis is null. */
 export function mean(x: Variable, axis: number | null = null, options: ReduceOptions = {}): Variable {
-  return apply(MEAN, [x], axis, options);
+  return apply(MEAN, [x], axis, checkReduceOptions(options, 'mean'));
 }
 
 // ---- softmax ----------------------------------------------------------------------------------

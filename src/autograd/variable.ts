@@ -8,7 +8,7 @@
 // scope with withSavedTensorsHooks(). The default keeps a tensor as it is (a view holding a
 // reference to its storage, so an activation the user disposes stays alive until backward).
 import { currentModulePath, observeOp, setAllocationOp, withModulePath, type OpContext } from '../backend/op_context.js';
-import { describeValue, InvalidArgumentError } from '../errors.js';
+import { checkOptions, describeValue, InvalidArgumentError, ShapeMismatchError } from '../errors.js';
 import { onContiguous, Tensor, withOutputs } from '../tensor/tensor.js';
 import type { Backend, TensorDType } from '../backend/backend.js';
 import { storageBytes } from '../backend/storage.js';
@@ -347,24 +347,49 @@ export interface VariableOptions {
   requiresGrad?: boolean;
 }
 
+/** Checks zeroGrad's options (Variable, Module and Optimizer share them): only a boolean setToNone. */
+export function checkZeroGradOptions(options: ZeroGradOptions | undefined, fn: string): ZeroGradOptions {
+  const o = checkOptions(options, ['setToNone'], fn);
+  if (o.setToNone !== undefined && typeof o.setToNone !== 'boolean') throw new InvalidArgumentError(`${fn}: setToNone must be a boolean, got ${describeValue(o.setToNone)}`);
+  return o;
+}
+
 /** A Tensor with autograd: requiresGrad, grad, and the Node that produced it (null for leaves). */
 export class Variable {
-  grad: Tensor | null = null;
+  #grad: Tensor | null = null;
+  #requiresGrad = false;
   /** Created inside inferenceMode: may never be saved for backward. */
   readonly isInference: boolean;
 
   constructor(public data: Tensor, options: VariableOptions = {}, readonly gradFn: Node | null = null) {
     if (!(data instanceof Tensor)) throw new InvalidArgumentError(`Variable: data must be a Tensor, got ${describeValue(data)}`);
-    if (options === null || typeof options !== 'object') throw new InvalidArgumentError(`Variable: options must be an object, got ${describeValue(options)}`);
-    this.requiresGrad = options.requiresGrad ?? gradFn !== null;
+    const o = checkOptions(options, ['requiresGrad'], 'Variable');
+    this.requiresGrad = o.requiresGrad ?? gradFn !== null;
     this.isInference = inferenceDepth > 0;
-    if (this.requiresGrad && data.dtype === 'int32') throw new InvalidArgumentError('an int32 variable cannot require grad');
   }
 
-  requiresGrad: boolean;
+  /** Whether backward computes a gradient for this variable; only float variables may (as PyTorch). */
+  get requiresGrad(): boolean { return this.#requiresGrad; }
+  set requiresGrad(v: boolean) {
+    if (typeof v !== 'boolean') throw new InvalidArgumentError(`requiresGrad must be a boolean, got ${describeValue(v)}`);
+    if (v && (this.data.dtype === 'int32' || this.data.dtype === 'uint8')) {
+      throw new InvalidArgumentError(`${this.data.dtype === 'int32' ? 'an' : 'a'} ${this.data.dtype} variable cannot require grad: only float dtypes can`);
+    }
+    this.#requiresGrad = v;
+  }
+
+  /**
+   * The accumulated gradient (null until a backward reaches this leaf). Assigning checks the
+   * tensor as PyTorch does: the variable's shape and backend, a float dtype; null frees nothing.
+   */
+  get grad(): Tensor | null { return this.#grad; }
+  set grad(g: Tensor | null) {
+    if (g !== null) checkGrad(this, g, 'grad assignment');
+    this.#grad = g;
+  }
 
   static from(backend: Backend, data: ArrayLike<number> | Float32Array, shape: readonly number[], options: VariableOptions & { category?: 'parameter' | 'data' | 'activation' } = {}): Variable {
-    return new Variable(Tensor.from(backend, data, shape, { category: options.category ?? 'data' }), options);
+    return new Variable(Tensor.from(backend, data, shape, { category: options.category ?? 'data' }), { requiresGrad: options.requiresGrad });
   }
 
   get shape(): readonly number[] { return this.data.shape; }
@@ -429,8 +454,9 @@ export class Variable {
    * (no allocation; NaN and inf become 0 too).
    */
   zeroGrad(options: ZeroGradOptions = {}): void {
+    const o = checkZeroGradOptions(options, 'zeroGrad');
     if (!this.grad) return;
-    if (options.setToNone ?? true) {
+    if (o.setToNone ?? true) {
       this.grad.dispose();
       this.grad = null;
       return;
@@ -602,9 +628,21 @@ function dense(g: Tensor): Tensor {
   try { return g.contiguous(); } finally { g.dispose(); }
 }
 
+/** Throws unless g can be v's .grad: v's shape and backend, a float dtype, not disposed. */
+function checkGrad(v: Variable, g: Tensor, what: string): void {
+  if (!(g instanceof Tensor)) throw new InvalidArgumentError(`${what}: a grad must be a Tensor or null, got ${describeValue(g)}`);
+  if (g.isDisposed) throw new InvalidArgumentError(`${what}: the grad tensor was disposed`);
+  if (g.shape.join() !== v.shape.join() || g.rank !== v.data.rank) {
+    throw new ShapeMismatchError(`${what}: a grad of shape [${g.shape.join(', ')}] for a variable of shape [${v.shape.join(', ')}] (they must be equal)`);
+  }
+  if (g.dtype === 'int32' || g.dtype === 'uint8') throw new InvalidArgumentError(`${what}: a grad must have a float dtype, got ${g.dtype}`);
+  if (g.backend !== v.backend) throw new InvalidArgumentError(`${what}: the grad is on the ${g.backend.kind} backend but the variable on ${v.backend.kind}`);
+}
+
 function accumulate(v: Variable, g: Tensor): void {
   if (!g.isContiguous) return onContiguous([g], (c) => accumulate(v, c));
   if (g.shape.join() !== v.shape.join()) throw new InvalidArgumentError(`internal: gradient shape [${g.shape.join(', ')}] for a variable of shape [${v.shape.join(', ')}]`);
+  if (v.grad) checkGrad(v, v.grad, 'backward: accumulating into .grad'); // .data may have been replaced since
   const be = v.backend;
   if (!v.grad) {
     v.grad = withOutputs(() => {

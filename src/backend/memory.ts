@@ -2,7 +2,7 @@
 // with a category; current and peak bytes are kept per category and in total; a trace records
 // allocations and frees between two points; freed buffers are pooled by size class so that a
 // steady training loop allocates nothing new from the device.
-import { InvalidArgumentError } from '../errors.js';
+import { describeValue, InvalidArgumentError } from '../errors.js';
 import { allocationLabel } from './op_context.js';
 
 /** What a buffer holds; PyTorch users know these as the parts of a memory breakdown. */
@@ -75,6 +75,9 @@ export function sizeClass(bytes: number): number {
   return 2 * p;
 }
 
+/** A trace being recorded (startTrace or memoryTrace). */
+interface OpenTrace { events: MemoryEvent[]; start: number; startByCat: Map<Category, number>; peak: number }
+
 /** Per-backend accounting. The backend calls onAlloc/onFree and onReserve/onRelease; users read it. */
 export class MemoryTracker {
   private readonly total: Counter = counter();
@@ -84,7 +87,7 @@ export class MemoryTracker {
   private reservedPeak = 0;
   private seq = 0;
   private nextId = 1;
-  private traces: { events: MemoryEvent[]; start: number; startByCat: Map<Category, number>; peak: number }[] = [];
+  private traces: OpenTrace[] = [];
   /** Counters the backend's pool updates. */
   deviceAllocations = 0;
   poolHits = 0;
@@ -166,15 +169,53 @@ export class MemoryTracker {
 
   /** Starts recording allocations and frees; stopTrace() returns them. Traces may nest. */
   startTrace(): void {
-    this.traces.push({
-      events: [], start: this.total.current, peak: this.total.current,
-      startByCat: new Map(CATEGORIES.map((c) => [c, this.cat(c).current])),
-    });
+    this.traces.push(this.newTrace());
   }
 
   stopTrace(): MemoryTrace {
-    const t = this.traces.pop();
+    const t = this.traces.at(-1);
     if (!t) throw new InvalidArgumentError('stopTrace() without a matching startTrace()');
+    return this.endTrace(t);
+  }
+
+  /**
+   * Runs fn and returns its result with the trace of what it allocated and freed. An async fn (one
+   * that returns a Promise) gets a Promise of both, the trace ending when fn's promise settles; it
+   * records everything the backend allocates and frees meanwhile, other work's included.
+   */
+  memoryTrace<T>(fn: () => Promise<T>): Promise<{ result: T; trace: MemoryTrace }>;
+  memoryTrace<T>(fn: () => T): { result: T; trace: MemoryTrace };
+  memoryTrace<T>(fn: () => T | Promise<T>): { result: T | Promise<T>; trace: MemoryTrace } | Promise<{ result: T; trace: MemoryTrace }> {
+    if (typeof fn !== 'function') throw new InvalidArgumentError(`memoryTrace: fn must be a function, got ${describeValue(fn)}`);
+    const t = this.newTrace();
+    this.traces.push(t);
+    let result: T | Promise<T>;
+    try {
+      result = fn();
+    } catch (e) {
+      this.endTrace(t);
+      throw e;
+    }
+    if (result instanceof Promise) {
+      return result.then(
+        (r) => ({ result: r, trace: this.endTrace(t) }),
+        (e: unknown) => { this.endTrace(t); throw e; },
+      );
+    }
+    return { result, trace: this.endTrace(t) };
+  }
+
+  private newTrace(): OpenTrace {
+    return {
+      events: [], start: this.total.current, peak: this.total.current,
+      startByCat: new Map(CATEGORIES.map((c) => [c, this.cat(c).current])),
+    };
+  }
+
+  /** Ends trace t (the innermost, or an async one that another trace outlived) and summarises it. */
+  private endTrace(t: OpenTrace): MemoryTrace {
+    const i = this.traces.lastIndexOf(t);
+    if (i >= 0) this.traces.splice(i, 1);
     const freed = new Set(t.events.filter((e) => e.kind === 'free').map((e) => e.id));
     const net = Object.fromEntries(CATEGORIES.map((c) => [c, this.cat(c).current - t.startByCat.get(c)!])) as Record<Category | 'total', number>;
     net.total = this.total.current - t.start;
@@ -184,19 +225,6 @@ export class MemoryTracker {
       netBytes: net,
       peakIncrease: t.peak - t.start,
     };
-  }
-
-  /** Runs fn and returns its result with the trace of what it allocated and freed. */
-  memoryTrace<T>(fn: () => T): { result: T; trace: MemoryTrace } {
-    this.startTrace();
-    let result: T;
-    try {
-      result = fn();
-    } catch (e) {
-      this.stopTrace();
-      throw e;
-    }
-    return { result, trace: this.stopTrace() };
   }
 
   private cat(c: Category): Counter {

@@ -2,7 +2,7 @@
 // backend: a software adapter (SwiftShader, lavapipe, a browser's fallback adapter) is about 100x
 // slower than wasm, so it is used only when asked for (`backend: 'webgpu'` or MEMFIT_BACKEND=webgpu).
 // One line says which backend runs and why; driver messages appear only with `verbose`.
-import { InvalidArgumentError } from '../errors.js';
+import { checkOptions, describeValue, InvalidArgumentError } from '../errors.js';
 import type { Backend, BackendKind } from './backend.js';
 import { MetaBackend } from './meta.js';
 import { WasmBackend } from './wasm/backend.js';
@@ -35,8 +35,27 @@ function envOf(name: string): string | undefined {
 
 const BACKENDS = ['auto', 'webgpu', 'wasm', 'meta'] as const;
 
+const BACKEND_OPTIONS = [
+  'backend', 'log', 'verbose', 'threads',
+  'dawnToggles', 'swiftshaderIcd', 'requireHardware', 'quietProbe', 'forceSoftware', 'powerPreference', 'subgroupMatrix',
+] as const;
+
+/** createBackend's options checked: an object of known keys (a typo is an error, never ignored), each of its type. */
+function checkBackendOptions(options: BackendOptions): BackendOptions {
+  if (typeof options === 'string') throw new InvalidArgumentError(`createBackend: options must be an object, got ${describeValue(options)}; to ask for a backend by name, write createBackend({ backend: ${JSON.stringify(options)} })`);
+  const o = checkOptions(options, BACKEND_OPTIONS, 'createBackend');
+  if (o.log !== undefined && o.log !== null && typeof o.log !== 'function') throw new InvalidArgumentError(`createBackend: log must be a function (line: string) => void or null, got ${describeValue(o.log)}`);
+  for (const k of ['verbose', 'requireHardware', 'quietProbe', 'forceSoftware', 'subgroupMatrix'] as const) {
+    if (o[k] !== undefined && typeof o[k] !== 'boolean') throw new InvalidArgumentError(`createBackend: ${k} must be a boolean, got ${describeValue(o[k])}`);
+  }
+  if (o.threads !== undefined && !(typeof o.threads === 'number' && Number.isInteger(o.threads) && o.threads >= 1)) throw new InvalidArgumentError(`createBackend: threads must be a positive integer, got ${describeValue(o.threads)}`);
+  if (o.dawnToggles !== undefined && !(Array.isArray(o.dawnToggles) && o.dawnToggles.every((t) => typeof t === 'string'))) throw new InvalidArgumentError(`createBackend: dawnToggles must be an array of strings, got ${describeValue(o.dawnToggles)}`);
+  return o;
+}
+
 /** Creates a backend. With backend 'webgpu' a missing device is an error; with 'auto' it falls back to wasm. */
 export async function createBackend(options: BackendOptions = {}): Promise<Backend> {
+  options = checkBackendOptions(options);
   let want: string = options.backend ?? 'auto';
   const env = envOf('MEMFIT_BACKEND');
   if (want === 'auto' && env) want = env;

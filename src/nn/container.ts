@@ -3,7 +3,7 @@
 // rather than in numbered properties, so the list can grow and be iterated like one; childEntries
 // and replaceChild expose it to Module, which is what makes paths like `layers.3` resolve and
 // setSubmodule('layers.3', wrapper) work.
-import { InvalidArgumentError } from '../errors.js';
+import { describeValue, InvalidArgumentError } from '../errors.js';
 import { Variable } from '../autograd/variable.js';
 import { Module } from './module.js';
 
@@ -11,9 +11,12 @@ import { Module } from './module.js';
 export class ModuleList<M extends Module = Module> extends Module implements Iterable<M> {
   #items: M[] = [];
 
-  /** A list of `modules`, in order. */
+  /** A list of `modules` (an array or another iterable), in order. */
   constructor(modules: Iterable<M> = []) {
     super();
+    if (modules === null || typeof (modules as Partial<Iterable<M>>)[Symbol.iterator] !== 'function' || modules instanceof Module) {
+      throw new InvalidArgumentError(`${new.target.name}: expected an iterable of Modules (an array), got ${describeValue(modules)}`);
+    }
     this.push(...modules);
   }
 
@@ -32,7 +35,7 @@ export class ModuleList<M extends Module = Module> extends Module implements Ite
   /** Appends modules; returns this. */
   push(...modules: M[]): this {
     for (const m of modules) {
-      if (!(m instanceof Module)) throw new InvalidArgumentError(`${this.constructor.name}: expected Modules, got ${m === null ? 'null' : typeof m}`);
+      if (!(m instanceof Module)) throw new InvalidArgumentError(`${this.constructor.name}: expected Modules, got ${describeValue(m)}`);
     }
     this.#items.push(...modules);
     return this;
@@ -72,6 +75,13 @@ export class ModuleList<M extends Module = Module> extends Module implements Ite
 
 /** A ModuleList whose forward passes its input through each child in turn. */
 export class Sequential<M extends Module = Module> extends ModuleList<M> {
+  /** Children in order: an iterable (`new Sequential([a, b])`) or, as torch.nn.Sequential, the modules as arguments (`new Sequential(a, b)`). */
+  constructor(modules?: Iterable<M>);
+  constructor(...modules: M[]);
+  constructor(...args: (Iterable<M> | M | undefined)[]) {
+    super(args.length === 1 && !(args[0] instanceof Module) ? (args[0] as Iterable<M> | undefined) : (args as M[]));
+  }
+
   /** x through every child in order; each child's forward takes one Variable and returns one. */
   forward(x: Variable): Variable {
     let y: unknown = x;

@@ -122,7 +122,13 @@ export function embedding(ids: Tensor, table: Variable, options: EmbeddingOption
   checkVariables('embedding', [table]);
   if (ids.dtype !== 'int32') throw new InvalidArgumentError(`embedding: ids must be int32, got ${ids.dtype}`);
   if (table.data.rank !== 2) throw new ShapeMismatchError(`embedding: table must be [rows, dim], got ${dims(table.shape)}`);
-  return apply(EMBEDDING, [table], ids, options.paddingIdx ?? null);
+  const pad: unknown = checkOptions(options, ['paddingIdx'], 'embedding').paddingIdx ?? null;
+  const rows = table.shape[0];
+  // torch: padding_idx must be within num_embeddings; a negative one counts from the end
+  if (pad !== null && !(typeof pad === 'number' && Number.isSafeInteger(pad) && pad >= -rows && pad < rows)) {
+    throw new InvalidArgumentError(`embedding: paddingIdx must be an integer in [-${rows}, ${rows}) (the table's rows), got ${describeValue(pad)}`);
+  }
+  return apply(EMBEDDING, [table], ids, pad === null ? null : pad < 0 ? pad + rows : pad);
 }
 
 /** Throws unless eps is a finite number >= 0 (a string would become NaN in the kernel). */

@@ -19,7 +19,7 @@ import { Tensor } from '../tensor/tensor.js';
 import type { Backend } from '../backend/backend.js';
 import { canonicalDType, formatOf } from '../dtype/formats.js';
 import { Parameter } from './parameter.js';
-import type { ZeroGradOptions } from '../autograd/variable.js';
+import { checkZeroGradOptions, type ZeroGradOptions } from '../autograd/variable.js';
 
 /** A state dict: dotted name -> tensor, in PyTorch's order and naming. */
 export type StateDict = Record<string, Tensor>;
@@ -406,7 +406,8 @@ export abstract class Module {
 
   /** Frees every parameter's gradient (default), or with setToNone: false fills them with zeros in place. */
   zeroGrad(options: ZeroGradOptions = {}): void {
-    for (const p of this.parameters()) p.zeroGrad(options);
+    const o = checkZeroGradOptions(options, `${this.constructor.name}.zeroGrad`); // checked even when no parameter holds a grad
+    for (const p of this.parameters()) p.zeroGrad(o);
   }
 
   /** Number of elements of all parameters (each once); trainableOnly: only those that require grad. */
@@ -462,9 +463,23 @@ export abstract class Module {
    */
   loadStateDict(stateDict: Readonly<StateDict>, options: LoadStateDictOptions = {}): LoadStateDictResult {
     const { plan, missingKeys, unexpectedKeys } = this.#planLoad(stateDict, options);
-    for (const [src, dst] of plan) {
-      if (src === dst || (src.storage === dst.storage && src.offset === dst.offset && src.dtype === dst.dtype)) continue; // its own values
-      dst.backend.cast(src, dst); // same dtype: an exact copy of the codes
+    // Strided views (transpose(), permute()) are copied contiguous before anything is written, so a
+    // failure there (out of memory) leaves the module as it was: the load is all-or-nothing.
+    const copies: Tensor[] = [];
+    try {
+      const sources = plan.map(([src]) => {
+        if (src.isContiguous) return src;
+        const c = src.contiguous();
+        copies.push(c);
+        return c;
+      });
+      plan.forEach(([, dst], i) => {
+        const src = sources[i];
+        if (src === dst || (src.storage === dst.storage && src.offset === dst.offset && src.dtype === dst.dtype)) return; // its own values
+        dst.backend.cast(src, dst); // same dtype: an exact copy of the codes
+      });
+    } finally {
+      for (const c of copies) c.dispose();
     }
     return { missingKeys, unexpectedKeys };
   }
@@ -508,9 +523,9 @@ export abstract class Module {
         shapeProblems.push(`${key} has shape ${dims(src.shape)} in the state dict but ${dims(dst.shape)} in the module`);
       } else if ((src.dtype === 'int32') !== (dst.dtype === 'int32')) {
         otherProblems.push(`${key} is ${src.dtype} in the state dict but ${dst.dtype} in the module (int32 and float values do not convert)`);
-      } else if (dst.offset !== 0) {
+      } else if (dst.offset !== 0 || !dst.isContiguous) {
         // Backend kernels write outputs at offset 0: a view elsewhere in a storage cannot be a cast target.
-        otherProblems.push(`the module's tensor for ${key} is a view at element offset ${dst.offset}, which cannot be loaded in place`);
+        otherProblems.push(`the module's tensor for ${key} is a view (element offset ${dst.offset}${dst.strides ? `, strides [${dst.strides.join(', ')}]` : ''}), which cannot be loaded in place`);
       } else plan.push([src, dst]);
     }
     if (otherProblems.length) throw new InvalidArgumentError(`loadStateDict: ${[...otherProblems, ...shapeProblems].join('; ')}`);

@@ -19,7 +19,7 @@
 import { observeOp } from '../backend/op_context.js';
 import { describeValue, InvalidArgumentError, MemfitError, ShapeMismatchError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
-import { currentBackwardRoot, Variable, type ZeroGradOptions } from '../autograd/variable.js';
+import { checkZeroGradOptions, currentBackwardRoot, Variable, type ZeroGradOptions } from '../autograd/variable.js';
 import { clipGradNorm } from './clip_grad.js';
 import type { Backend, BinaryOp, CastOptions, TensorRef, UnaryOp } from '../backend/backend.js';
 import { blockCount, DEFAULT_BLOCK_SIZE } from '../backend/quant.js';
@@ -320,14 +320,23 @@ export abstract class Optimizer<H extends OptimizerHyper> {
           throw new ShapeMismatchError(`${this.name}: parameter ${id} has shape [${p.shape.join(', ')}] but its grad has shape [${grad.shape.join(', ')}]`);
         }
         if (grad.backend !== p.backend) throw new InvalidArgumentError(`${this.name}: parameter ${id} is on the ${p.backend.kind} backend but its grad is on ${grad.backend.kind}`);
-        if (p.data.offset !== 0) throw new InvalidArgumentError(`${this.name}: parameter ${id} is a view at offset ${p.data.offset}; optimizers update tensors that start at their storage's beginning (use a copy)`);
+        if (grad.isDisposed) throw new InvalidArgumentError(`${this.name}: the grad of parameter ${id} was disposed`);
+        if (p.data.offset !== 0 || !p.data.isContiguous) throw new InvalidArgumentError(`${this.name}: parameter ${id} is a view (offset ${p.data.offset}${p.data.strides ? `, strides [${p.data.strides.join(', ')}]` : ''}); optimizers update contiguous tensors that start at their storage's beginning (use a copy)`);
         work.push([p, grad, group, id]);
       }
     }
     if (found !== undefined) this.checkFlag(found, work);
     const flags = new Map<Backend, { flag: Tensor; notFound: Tensor; owned: Tensor[] }>();
     const flagged: Variable[] = [];
+    const copies: Tensor[] = [];
     try {
+      // Strided grads (a transpose() assigned to .grad) are copied contiguous before the first
+      // update, so that a failure there leaves no half-made step.
+      for (const w of work) {
+        if (w[1].isContiguous) continue;
+        w[1] = w[1].contiguous();
+        copies.push(w[1]);
+      }
       for (const [p, grad, group, id] of work) {
         const state = this.state.get(p) ?? {};
         let tr = this.tracked.get(p);
@@ -352,6 +361,7 @@ export abstract class Optimizer<H extends OptimizerHyper> {
       if (found && flagged.length > 0) this.reconcileLater(flags.get(found.backend)!.flag, flagged); // read before it is freed (in queue order)
     } finally {
       for (const { owned } of flags.values()) for (const t of owned) t.dispose();
+      for (const t of copies) t.dispose();
     }
   }
 
@@ -572,7 +582,8 @@ export abstract class Optimizer<H extends OptimizerHyper> {
    * (gradient memory goes back); setToNone: false keeps the buffers and writes zeros into them
    * (no device allocation; NaN or inf values become 0 too).
    */
-  zeroGrad({ setToNone = true }: ZeroGradOptions = {}): void {
+  zeroGrad(options: ZeroGradOptions = {}): void {
+    const { setToNone = true } = checkZeroGradOptions(options, `${this.name}.zeroGrad`);
     for (const g of this.paramGroups) {
       for (const p of g.params) {
         p.zeroGrad({ setToNone });

@@ -149,6 +149,8 @@ class Frame {
   private readonly recomputeOrder: number[] = [];
   /** Per op index (ops the interceptor saw): whether the policy saved its output. */
   private readonly decisions: boolean[] = [];
+  /** Per op index: the op's name and input count in the forward (the recompute must run the same ops). */
+  private readonly forwardOps: { op: string; inputs: number }[] = [];
   private readonly opCache = new Map<number, SavedTensor>();
   private readonly opSaved = new Map<number, number[]>();
   private readonly rng = new Map<Generator, ReturnType<Generator['getState']>>();
@@ -217,6 +219,7 @@ class Frame {
     const index = this.decisions.length;
     const save = this.options.policy ? this.decide(op, false) : false;
     this.decisions.push(save);
+    this.forwardOps.push({ op, inputs: inputs.length });
     const prev = this.current;
     this.current = save ? { index, inputs } : null;
     this.opStack.push({ index, inputs });
@@ -328,7 +331,14 @@ class Frame {
   private readonly recomputeIntercept = (op: string, inputs: readonly Variable[], run: () => Variable): Variable => {
     const index = this.recomputeOps++;
     const save = this.decisions[index];
-    if (save === undefined) throw new CheckpointError(`checkpoint: the recompute ran more ops than the forward (${op} is op ${index + 1}; the forward ran ${this.decisions.length})`);
+    if (save === undefined) throw new CheckpointError(`checkpoint: the recompute ran more ops than the forward (${op} is op ${index + 1}; the forward ran ${this.decisions.length}): fn must run the same ops both times (deterministic in the ops it runs)`);
+    const fwd = this.forwardOps[index];
+    if (fwd.op !== op || fwd.inputs !== inputs.length) {
+      throw new CheckpointError(
+        `checkpoint: the recompute ran ${op} (${inputs.length} input${inputs.length === 1 ? '' : 's'}) as op ${index + 1} where the forward ran ${fwd.op} (${fwd.inputs} input${fwd.inputs === 1 ? '' : 's'}): ` +
+        'fn must run the same ops in the same order both times (deterministic in the ops it runs, whatever state it reads)',
+      );
+    }
     if (this.options.policy && this.decide(op, true) !== save) {
       throw new CheckpointError(`checkpoint: the policy decided ${save ? 'recompute' : 'save'} for ${op} in the recompute but ${save ? 'save' : 'recompute'} in the forward`);
     }

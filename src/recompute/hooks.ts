@@ -136,7 +136,7 @@ export interface CompressOptions {
    * power-of-two scale per block of `blockSize` elements (OCP MX: E8M0 scales, as mxQuantize).
    */
   scale?: 'tensor' | 'mx';
-  /** MX block size (default 32); a tensor whose size it does not divide uses a per-tensor scale. */
+  /** MX block size (default 32; scale 'mx' only); a tensor whose size it does not divide uses a per-tensor scale. */
   blockSize?: number;
   /** Which saved tensors are compressed (default activationsOnly). */
   filter?: SavedTensorFilter;
@@ -173,6 +173,7 @@ export function compressSavedTensors(options: CompressOptions = {}): SavedTensor
   }
   const blockSize = o.blockSize ?? 32;
   if (!(Number.isSafeInteger(blockSize) && blockSize >= 1)) throw new InvalidArgumentError(`compressSavedTensors: blockSize must be a positive integer, got ${describeValue(o.blockSize)}`);
+  if (o.blockSize !== undefined && o.scale !== 'mx') throw new InvalidArgumentError(`compressSavedTensors: blockSize applies to scale 'mx' only (got scale ${describeValue(o.scale)})`);
   if (o.filter !== undefined && typeof o.filter !== 'function') throw new InvalidArgumentError(`compressSavedTensors: filter must be a function (t, ctx) => boolean, got ${describeValue(o.filter)}`);
   const filter = o.filter ?? activationsOnly;
   const scaleKind = o.scale ?? 'tensor';

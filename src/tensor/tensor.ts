@@ -9,14 +9,15 @@
 // storage of a strided view anyway (`storage`) gets an error, never a wrong answer.
 import type { DTypeName } from '../dtype/formats.js';
 import { observeOp } from '../backend/op_context.js';
-import { describeValue, InvalidArgumentError, MemfitError, ShapeMismatchError } from '../errors.js';
+import { checkOptions, describeValue, InvalidArgumentError, MemfitError, ShapeMismatchError } from '../errors.js';
 import { encode, decode } from '../dtype/encode.js';
 import { formatOf, canonicalDType } from '../dtype/formats.js';
 import { pack, unpack } from '../dtype/pack.js';
-import type { Backend, BinaryOp, CastOptions, MatmulOptions, ReduceOp, Storage, TensorDType, TensorRef, UnaryOp } from '../backend/backend.js';
+import type { Backend, BinaryOp, MatmulOptions, ReduceOp, Storage, TensorDType, TensorRef, UnaryOp } from '../backend/backend.js';
 import type { Category } from '../backend/memory.js';
 import { broadcastShapes, checkShape, contiguousStrides, normAxis, numel, stridesContiguous } from '../backend/shape.js';
 import { storageBytes } from '../backend/storage.js';
+import { checkCastOptions, type TensorCastOptions } from '../backend/cast_options.js';
 import { getDefaultDtype } from './default_dtype.js';
 
 interface SharedStorage {
@@ -30,6 +31,8 @@ export interface TensorOptions {
   category?: Category;
   label?: string;
 }
+
+const TENSOR_OPTIONS = ['dtype', 'category', 'label'] as const;
 
 function tensorDType(d: string): TensorDType {
   return d === 'int32' || d === 'uint8' ? d : canonicalDType(d);
@@ -104,7 +107,7 @@ export class Tensor implements TensorRef {
   /** An uninitialised tensor. */
   static empty(backend: Backend, shape: readonly number[], options: TensorOptions = {}): Tensor {
     checkShape(shape);
-    if (options === null || typeof options !== 'object') throw new InvalidArgumentError(`tensor options must be an object, got ${describeValue(options)}`);
+    checkOptions(options, TENSOR_OPTIONS, 'Tensor.empty');
     const dtype = tensorDType(options.dtype ?? getDefaultDtype());
     const storage = backend.alloc(storageBytes(dtype, numel(shape)), options.category ?? 'activation', options.label ?? '');
     return new Tensor(backend, { storage, refs: 1 }, 0, [...shape], dtype);
@@ -113,7 +116,7 @@ export class Tensor implements TensorRef {
   /** A tensor from values (rounded to dtype, nearest-even) or int32 data. */
   static from(backend: Backend, data: ArrayLike<number> | Float32Array | Int32Array, shape: readonly number[], options: TensorOptions = {}): Tensor {
     checkShape(shape);
-    if (options === null || typeof options !== 'object') throw new InvalidArgumentError(`tensor options must be an object, got ${describeValue(options)}`);
+    checkOptions(options, TENSOR_OPTIONS, 'Tensor.from');
     const typed = ArrayBuffer.isView(data) && !(data instanceof DataView) && !(data instanceof BigInt64Array) && !(data instanceof BigUint64Array);
     if (!typed && !Array.isArray(data)) throw new InvalidArgumentError(`Tensor.from: data must be an array or a typed array of numbers, got ${describeValue(data)}`);
     if (!typed) {
@@ -124,7 +127,15 @@ export class Tensor implements TensorRef {
     if (data.length !== numel(shape)) throw new ShapeMismatchError(`${data.length} values do not fill shape [${shape.join(', ')}] (${numel(shape)} elements)`);
     return withOutputs(() => {
       const t = Tensor.empty(backend, shape, { category: 'data', ...options });
-      if (t.dtype === 'int32') backend.write(t.storage, Int32Array.from(data as ArrayLike<number>));
+      if (t.dtype === 'int32') {
+        if (!(data instanceof Int32Array)) {
+          for (let i = 0; i < data.length; i++) {
+            const v = data[i];
+            if (!(Number.isInteger(v) && v >= -(2 ** 31) && v < 2 ** 31)) throw new InvalidArgumentError(`Tensor.from: int32 data[${i}] is ${describeValue(v)}, not an integer in [-2^31, 2^31)`);
+          }
+        }
+        backend.write(t.storage, Int32Array.from(data as ArrayLike<number>));
+      }
       else if (t.dtype === 'uint8') {
         for (let i = 0; i < data.length; i++) {
           const v = data[i];
@@ -212,12 +223,13 @@ export class Tensor implements TensorRef {
   }
 
   /** A copy in another dtype (bit-identical to encode/decode). */
-  to(dtype: DTypeName | 'int32' | 'uint8', options: CastOptions = {}): Tensor {
+  to(dtype: DTypeName | 'int32' | 'uint8', options: TensorCastOptions = {}): Tensor {
     checkTensor(this, 'to');
-    if (this.strides) return onContiguous([this], (c) => c.to(dtype, options));
+    const o = checkCastOptions(options, 'Tensor.to');
+    if (this.strides) return onContiguous([this], (c) => c.to(dtype, o));
     return withOutputs(() => {
       const out = Tensor.empty(this.backend, this.shape, { dtype, category: this.category, label: this.shared.storage.label });
-      this.backend.cast(this, out, options);
+      this.backend.cast(this, out, o);
       return out;
     });
   }
@@ -380,6 +392,11 @@ export const dispatch = {
   matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tensor {
     checkTensor(a, 'matmul');
     checkTensor(b, 'matmul');
+    const o = checkOptions(options, ['transA', 'transB', 'alpha'], 'matmul');
+    for (const k of ['transA', 'transB'] as const) {
+      if (o[k] !== undefined && typeof o[k] !== 'boolean') throw new InvalidArgumentError(`matmul: ${k} must be a boolean, got ${describeValue(o[k])}`);
+    }
+    if (o.alpha !== undefined && !(typeof o.alpha === 'number' && Number.isFinite(o.alpha))) throw new InvalidArgumentError(`matmul: alpha must be a finite number, got ${describeValue(o.alpha)}`);
     const be = sameBackend(a, b);
     // A transposed view is read as its contiguous base with transA / transB flipped: no copy.
     for (const [t, flag] of [[a, 'transA'], [b, 'transB']] as const) {

@@ -8,7 +8,7 @@ import { inferenceMode, tidy } from '../autograd/variable.js';
 import { autocast } from '../amp/autocast.js';
 import { GradScaler } from '../amp/grad_scaler.js';
 import { convertToFloat8Training } from '../amp/float8.js';
-import { InvalidArgumentError, describeValue } from '../errors.js';
+import { checkOptions, InvalidArgumentError, describeValue } from '../errors.js';
 import { ByteTextDataset, type TokenBatch } from '../data/byte_text.js';
 import { Llama, type LlamaConfig } from '../nn/llama.js';
 import { Adam, AdamW } from '../optim/adam.js';
@@ -125,6 +125,36 @@ export function applyMemoryPreset(config: TrainConfig): TrainConfig {
   return { ...LEAST_MEMORY, ...given } as TrainConfig;
 }
 
+const TRAIN_CONFIG_KEYS = [
+  'model', 'batchSize', 'seqLen', 'steps', 'lr', 'warmupSteps', 'minLrRatio', 'weightDecay', 'maxGradNorm', 'seed',
+  'optimizer', 'precision', 'masterWeights', 'stochasticRounding', 'checkpointModules', 'checkpointChunks', 'gradientRelease', 'bf16Autocast', 'memory',
+] as const;
+
+/**
+ * Checks a TrainConfig's fields (LanguageModelTrainer runs it first): no unknown key (a typo would
+ * be ignored), sizes and counts positive integers (batchSize 0 would make the loss NaN), rates and
+ * norms finite, flags booleans. The choices (precision, optimizer, memory, checkpointChunks) are
+ * checked where they are used, with the valid names.
+ */
+export function checkTrainConfig(config: TrainConfig): void {
+  if (config === null || typeof config !== 'object' || Array.isArray(config)) throw new InvalidArgumentError(`LanguageModelTrainer: config must be an object, got ${describeValue(config)}`);
+  checkOptions(config, TRAIN_CONFIG_KEYS, 'LanguageModelTrainer config');
+  const bad = (key: string, what: string): never => {
+    throw new InvalidArgumentError(`LanguageModelTrainer config: ${key} must be ${what}, got ${describeValue((config as unknown as Record<string, unknown>)[key])}`);
+  };
+  if (config.model === null || typeof config.model !== 'object') bad('model', 'a LlamaConfig object');
+  for (const k of ['batchSize', 'seqLen', 'steps'] as const) if (!(Number.isSafeInteger(config[k]) && config[k] >= 1)) bad(k, 'a positive integer');
+  if (!(Number.isSafeInteger(config.warmupSteps) && config.warmupSteps >= 0)) bad('warmupSteps', 'a non-negative integer');
+  if (!(Number.isSafeInteger(config.seed) && config.seed >= 0)) bad('seed', 'an integer in [0, 2^53)');
+  if (!(typeof config.lr === 'number' && Number.isFinite(config.lr) && config.lr > 0)) bad('lr', 'a finite number > 0');
+  if (!(typeof config.minLrRatio === 'number' && config.minLrRatio >= 0 && config.minLrRatio <= 1)) bad('minLrRatio', 'a number in [0, 1]');
+  for (const k of ['weightDecay', 'maxGradNorm'] as const) if (!(typeof config[k] === 'number' && Number.isFinite(config[k]) && config[k] >= 0)) bad(k, 'a finite number >= 0');
+  for (const k of ['masterWeights', 'stochasticRounding', 'gradientRelease', 'bf16Autocast'] as const) {
+    if (config[k] !== undefined && typeof config[k] !== 'boolean') bad(k, 'a boolean');
+  }
+  if (config.checkpointModules !== undefined && typeof config.checkpointModules !== 'string') bad('checkpointModules', 'a regular expression\'s source (a string)');
+}
+
 /** The precisions LanguageModelTrainer runs. */
 export type TrainPrecision = '32-true' | 'bf16-mixed' | '16-mixed' | 'bf16-true' | '16-true' | 'fp8';
 export const TRAIN_PRECISIONS: readonly TrainPrecision[] = ['32-true', 'bf16-mixed', '16-mixed', 'bf16-true', '16-true', 'fp8'];
@@ -223,6 +253,7 @@ export class LanguageModelTrainer {
   private readonly detachRelease: (() => void) | null = null;
 
   constructor(readonly backend: Backend, readonly dataset: ByteTextDataset, config: TrainConfig) {
+    checkTrainConfig(config);
     config = this.config = applyMemoryPreset(config);
     if (config.gradientRelease && config.precision === '16-mixed') {
       throw new InvalidArgumentError("gradientRelease cannot be combined with precision '16-mixed': its GradScaler must see every gradient before any parameter changes (use 'bf16-mixed' or 'bf16-true', which need no scaler)");

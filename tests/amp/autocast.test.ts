@@ -176,4 +176,19 @@ test.after.each(() => {
   assert.equal(savedTensorStats(), { count: 0, bytes: 0 }, 'a test left saved tensors behind');
 });
 
+test('autocast and autocastModule check their options: a typo (enable: false) would leave autocast on, so it is refused', () => {
+  const bad = (fn: () => unknown, re: RegExp) => assert.throws(fn, (e: unknown) => e instanceof InvalidArgumentError && re.test((e as Error).message));
+  const run = () => 1;
+  bad(() => autocast(null as never, run), /autocast: options must be an object, got null/);
+  bad(() => autocast({ enable: false } as never, run), /autocast: unknown option "enable" \(known: dtype, enabled, cacheEnabled, saveLowerPrecision\)/);
+  bad(() => autocast({ enabled: 'no' } as never, run), /autocast: enabled must be a boolean, got "no"/);
+  bad(() => autocast({ cacheEnabled: 0 } as never, run), /cacheEnabled must be a boolean/);
+  const lin = new Linear(2, 2, { backend: be });
+  bad(() => autocastModule(undefined as never), /autocastModule: expected a Module, got undefined/);
+  bad(() => autocastModule(lin, { dtyp: 'float16' } as never), /autocastModule: unknown option "dtyp"/);
+  assert.is(autocast({ enabled: false }, run), 1);
+  autocastModule(lin, { dtype: 'float16' })();
+  lin.dispose();
+});
+
 test.run();

@@ -7,6 +7,7 @@ import {
   withSavedTensorsHooks, savedTensorStats, isGradEnabled, type SavedTensorsHooks,
   tidy,
 } from '../../src/autograd/index.js';
+import { InvalidArgumentError, ShapeMismatchError } from '../../src/errors.js';
 
 const w = new WasmBackend();
 const act = () => w.memory.memoryAllocated('activation');
@@ -351,6 +352,59 @@ test('errors leak nothing: tidy that throws, an op refused after its forward, a 
   inf.dispose();
   assert.is(w.memory.memoryAllocated('temporary'), 0, 'no temporary left');
   x.dispose();
+});
+
+test('.grad assignment is checked (shape, dtype, backend); a grad left stale by a new .data is refused at accumulation', async () => {
+  const v = new Variable(Tensor.from(w, new Float32Array(16).fill(1), [4, 4]), { requiresGrad: true });
+  const small = Tensor.from(w, [0, 0, 0, 0], [2, 2]);
+  const refused = (fn: () => void, cls: new (...a: never[]) => Error, re: RegExp) =>
+    assert.throws(fn, (e: unknown) => e instanceof cls && re.test((e as Error).message));
+  refused(() => { v.grad = small; }, ShapeMismatchError, /a grad of shape \[2, 2\] for a variable of shape \[4, 4\]/);
+  refused(() => { v.grad = Tensor.from(w, new Array(16).fill(0), [16]); }, ShapeMismatchError, /shape \[16\]/);
+  refused(() => { v.grad = Tensor.from(w, new Array(16).fill(0), [4, 4], { dtype: 'int32' }); }, InvalidArgumentError, /float dtype, got int32/);
+  refused(() => { v.grad = 3 as unknown as Tensor; }, InvalidArgumentError, /a grad must be a Tensor or null, got 3/);
+  assert.is(v.grad, null);
+  const ok = Tensor.from(w, new Float32Array(16).fill(2), [4, 4]);
+  v.grad = ok;
+  sum(mul(v, v)).backward(); // += 2v
+  assert.equal(Array.from(await v.grad!.toArray()), new Array(16).fill(4));
+  // .data swapped for another shape under an existing grad: accumulation refuses instead of adding [2,2] into [4,4]
+  const u = new Variable(Tensor.from(w, [1, 2, 3, 4], [2, 2]), { requiresGrad: true });
+  u.grad = Tensor.from(w, [0, 0, 0, 0], [2, 2]);
+  u.data = Tensor.from(w, new Float32Array(16).fill(1), [4, 4]);
+  refused(() => sum(u).backward(), ShapeMismatchError, /accumulating into \.grad: a grad of shape \[2, 2\] for a variable of shape \[4, 4\]/);
+  small.dispose(); v.dispose(); u.dispose();
+});
+
+test('only float variables can require grad (int32 and uint8 refused, also by the setter)', () => {
+  for (const dtype of ['int32', 'uint8'] as const) {
+    const t = Tensor.from(w, [1, 2], [2], { dtype });
+    assert.throws(() => new Variable(t, { requiresGrad: true }), (e: unknown) => e instanceof InvalidArgumentError && /cannot require grad: only float dtypes can/.test((e as Error).message));
+    const v = new Variable(t);
+    assert.throws(() => { v.requiresGrad = true; }, /cannot require grad/);
+    assert.is(v.requiresGrad, false);
+    t.dispose();
+  }
+  assert.throws(() => new Variable(Tensor.from(w, [1], [1]), { requiresGrad: 'yes' as unknown as boolean }), /requiresGrad must be a boolean, got "yes"/);
+  assert.throws(() => new Variable(Tensor.from(w, [1], [1]), { requiresGard: true } as never), /unknown option "requiresGard"/);
+});
+
+test('sum/mean refuse unknown options (PyTorch\'s keepdim is keepDim) and a non-boolean keepDim; zeroGrad refuses a misspelt setToNone', async () => {
+  const x = new Variable(Tensor.from(w, [1, 2, 3, 4], [2, 2]), { requiresGrad: true });
+  for (const [f, name] of [[sum, 'sum'], [mean, 'mean']] as const) {
+    assert.throws(() => f(x, 0, { keepdim: true } as never), (e: unknown) => e instanceof InvalidArgumentError && new RegExp(`${name}: unknown option "keepdim"; memfit spells PyTorch's keepdim keepDim`).test((e as Error).message));
+    assert.throws(() => f(x, 0, { keepDim: 1 } as never), /keepDim must be a boolean, got 1/);
+    assert.throws(() => f(x, 0, { keep: true } as never), /unknown option "keep" \(known: keepDim\)/);
+  }
+  const y = sum(x, 0, { keepDim: true });
+  assert.equal(y.shape, [1, 2]);
+  sum(y).backward();
+  assert.throws(() => x.zeroGrad({ setToNon: false } as never), /zeroGrad: unknown option "setToNon" \(known: setToNone\)/);
+  assert.throws(() => x.zeroGrad({ setToNone: 'no' } as never), /setToNone must be a boolean/);
+  assert.ok(x.grad, 'a refused zeroGrad leaves the grad');
+  x.zeroGrad({ setToNone: false });
+  assert.equal(Array.from(await x.grad!.toArray()), [0, 0, 0, 0]);
+  y.dispose(); x.dispose();
 });
 
 test.run();

@@ -109,4 +109,33 @@ test('tracker errors: double free, unknown category', () => {
   assert.throws(() => m.stopTrace(), /without a matching startTrace/);
 });
 
+test('memoryTrace of an async fn awaits it: the trace holds what was allocated after an await; a trace nested inside ends on its own', async () => {
+  const m = new MemoryTracker();
+  const tick = () => new Promise((r) => setTimeout(r, 1));
+  const p = m.memoryTrace(async () => {
+    const a = m.onAlloc(10, 'activation', 'before await');
+    await tick();
+    const inner = m.memoryTrace(() => m.onAlloc(5, 'temporary', 'inner'));
+    assert.equal(inner.trace.events.map((e) => e.label), ['inner']);
+    m.onFree(inner.result);
+    const b = m.onAlloc(20, 'activation', 'after await');
+    m.onFree(a);
+    return b;
+  });
+  assert.instance(p, Promise);
+  const { result, trace } = await p;
+  assert.equal(trace.events.map((e) => [e.kind, e.label]), [['alloc', 'before await'], ['alloc', 'inner'], ['free', 'inner'], ['alloc', 'after await'], ['free', 'before await']]);
+  assert.is(trace.netBytes.activation, 20);
+  assert.is(trace.peakIncrease, 30); // 10 + 20 (the inner 5 was freed first)
+  m.onFree(result);
+  assert.throws(() => m.stopTrace(), /without a matching startTrace/); // nothing left open
+  // a rejected fn ends its trace too
+  try {
+    await m.memoryTrace(async () => { await tick(); throw new Error('boom'); });
+    assert.unreachable();
+  } catch (e) { assert.match((e as Error).message, /boom/); }
+  assert.throws(() => m.stopTrace(), /without a matching startTrace/);
+  assert.throws(() => m.memoryTrace(5 as never), /memoryTrace: fn must be a function, got 5/);
+});
+
 test.run();

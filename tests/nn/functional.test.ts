@@ -263,4 +263,18 @@ test('WebGPU matches wasm: loss and gradients of every functional op', async () 
   g.destroy();
 });
 
+test('embedding: paddingIdx outside [-rows, rows) or not an integer is refused (torch); a negative one counts from the end', async () => {
+  const table = new Variable(Tensor.from(w, [1, 2, 3, 4, 5, 6], [3, 2]), { requiresGrad: true });
+  const ids = Tensor.from(w, [0, 2, 2], [3], { dtype: 'int32' });
+  for (const bad of [3, -4, 1.5, '0']) {
+    assert.throws(() => embedding(ids, table, { paddingIdx: bad as never }), /embedding: paddingIdx must be an integer in \[-3, 3\) \(the table's rows\)/);
+  }
+  assert.throws(() => embedding(ids, table, { paddingIdz: 0 } as never), /embedding: unknown option "paddingIdz"/);
+  const y = embedding(ids, table, { paddingIdx: -1 }); // row 2
+  const gy = Tensor.from(w, [1, 1, 1, 1, 1, 1], [3, 2]);
+  y.backward(gy);
+  assert.equal(Array.from(await table.grad!.toArray()), [1, 1, 0, 0, 0, 0]);
+  gy.dispose(); y.dispose(); ids.dispose(); table.dispose();
+});
+
 test.run();

@@ -573,4 +573,35 @@ test('ModuleList: at, length, iteration, push; Sequential chains forward', async
   assert.is(paramBytes(be), 0);
 });
 
+test('loadStateDict copies strided views (transpose) and stays all-or-nothing', async () => {
+  const be = new WasmBackend();
+  const s = new Sequential([new Lin(be, 2, 2, { seed: 1 }), new Lin(be, 2, 2, { seed: 2 })]);
+  const t = (v: number[], shape: number[]) => Tensor.from(be, v, shape);
+  const sd = { '0.weight': t([9, 9, 9, 9], [2, 2]), '0.bias': t([1, 1], [2]), '1.weight': t([1, 2, 3, 4], [2, 2]).transpose(), '1.bias': t([5, 6], [2]) };
+  assert.equal(s.loadStateDict(sd), { missingKeys: [], unexpectedKeys: [] });
+  assert.equal(Array.from(await s.at(0).weight.data.toArray()), [9, 9, 9, 9]);
+  assert.equal(Array.from(await s.at(1).weight.data.toArray()), [1, 3, 2, 4]);
+  // A module tensor that is itself a strided view cannot be written in place: refused before anything is written.
+  const before = Array.from(await s.at(0).weight.data.toArray());
+  const p = s.at(1).weight;
+  const old = p.data;
+  p.data = t([1, 2, 3, 4], [2, 2]).transpose();
+  throws(() => s.loadStateDict({ ...sd, '0.weight': t([7, 7, 7, 7], [2, 2]) }), InvalidArgumentError, /"1\.weight" is a view \(element offset 0, strides \[1, 2\]\)/);
+  assert.equal(Array.from(await s.at(0).weight.data.toArray()), before);
+  p.data.dispose();
+  p.data = old;
+});
+
+test('Sequential takes its modules as arguments too (torch.nn.Sequential(a, b)); a non-iterable ModuleList argument is a clear error', async () => {
+  const be = new WasmBackend();
+  const a = new Lin(be, 2, 2, { seed: 1 }), b = new Lin(be, 2, 2, { seed: 2 });
+  const s1 = new Sequential(a, b), s2 = new Sequential([a, b]), s3 = new Sequential(a);
+  assert.equal(Object.keys(s1.stateDict()), ['0.weight', '0.bias', '1.weight', '1.bias']);
+  assert.is(s1.at(1), b); assert.is(s2.at(1), b); assert.is(s3.length, 1); assert.is(new Sequential().length, 0);
+  throws(() => new ModuleList(a as never), InvalidArgumentError, /ModuleList: expected an iterable of Modules \(an array\), got a Lin/);
+  throws(() => new Sequential(a, 3 as never), InvalidArgumentError, /Sequential: expected Modules, got 3/);
+  throws(() => new ModuleList(null as never), InvalidArgumentError, /got null/);
+  a.dispose(); b.dispose();
+});
+
 test.run();

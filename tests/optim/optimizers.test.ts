@@ -14,6 +14,7 @@ import {
   type SGDHyper, type AdamHyper, type RMSpropHyper, type AdagradHyper,
 } from '../../src/optim/index.js';
 import { rand, param, setGrad } from '../helpers/values.js';
+import { Linear } from '../../src/nn/layers.js';
 
 /** Values in [-scale, scale) kept at least 0.1 scale away from 0. */
 const randAway = (n: number, seed: number, scale = 1): Float32Array => rand(n, seed, scale, true);
@@ -348,16 +349,50 @@ test('errors: invalid hyperparameters, unknown and unsupported options, bad para
   setGrad(p, [1, 1]);
   assert.throws(() => opt.step(), /invalid lr -0.5/);
   opt.paramGroups[0].lr = 0.1;
-  p.grad?.dispose();
-  p.grad = Tensor.from(w, [1, 2, 3], [3], { category: 'gradient' });
+  const wrong = Tensor.from(w, [1, 2, 3], [3], { category: 'gradient' });
+  assert.throws(() => { p.grad = wrong; }, (e: unknown) => e instanceof ShapeMismatchError && /a grad of shape \[3\] for a variable of shape \[2\]/.test((e as Error).message));
+  wrong.dispose();
+  // .data replaced after the grad was set: found at step time
+  const old = p.data;
+  p.data = Tensor.from(w, [1, 2, 3], [3], { category: 'parameter' });
   try {
     opt.step();
     assert.unreachable('grad shape');
   } catch (e) {
     assert.instance(e, ShapeMismatchError);
-    assert.match((e as Error).message, /parameter 0 has shape \[2\] but its grad has shape \[3\]/);
+    assert.match((e as Error).message, /parameter 0 has shape \[3\] but its grad has shape \[2\]/);
   }
+  p.data.dispose();
+  p.data = old;
   p.dispose();
+});
+
+test('a strided grad (transpose) steps like its contiguous copy; no half-made step', async () => {
+  for (const make of [(ps: Variable[]) => new SGD(ps, { lr: 0.1, momentum: 0.9 }), (ps: Variable[]) => new AdamW(ps, { lr: 0.1 })]) {
+    const a = param(w, [1, 2, 3, 4], [2, 2]), b = param(w, [1, 2, 3, 4], [2, 2]);
+    const a2 = param(w, [1, 2, 3, 4], [2, 2]), b2 = param(w, [1, 2, 3, 4], [2, 2]);
+    setGrad(a, [1, 1, 1, 1]); setGrad(a2, [1, 1, 1, 1]);
+    b.grad = Tensor.from(w, [1, 2, 3, 4], [2, 2], { category: 'gradient' }).transpose();
+    setGrad(b2, [1, 3, 2, 4]);
+    make([a, b]).step();
+    make([a2, b2]).step();
+    assert.equal(await values(a.data), await values(a2.data));
+    assert.equal(await values(b.data), await values(b2.data));
+    assert.ok(b.grad.strides, 'the grad the user set is left as it was');
+    for (const v of [a, b, a2, b2]) v.dispose();
+  }
+});
+
+test('Optimizer.zeroGrad and Module.zeroGrad refuse unknown options (setToNon would free instead of zeroing)', async () => {
+  const lin = new Linear(2, 2, { backend: w });
+  const opt = new SGD(lin.parameters(), { lr: 0.1 });
+  for (const p of lin.parameters()) setGrad(p, new Array(p.data.size).fill(1));
+  assert.throws(() => opt.zeroGrad({ setToNon: false } as never), (e: unknown) => e instanceof InvalidArgumentError && /SGD\.zeroGrad: unknown option "setToNon" \(known: setToNone\)/.test((e as Error).message));
+  assert.throws(() => lin.zeroGrad({ setToNon: false } as never), (e: unknown) => e instanceof InvalidArgumentError && /Linear\.zeroGrad: unknown option "setToNon"/.test((e as Error).message));
+  assert.ok(lin.weight.grad, 'nothing was freed');
+  opt.zeroGrad({ setToNone: false });
+  assert.equal(Array.from(await lin.weight.grad!.toArray()), [0, 0, 0, 0]);
+  lin.dispose();
 });
 
 test.run();

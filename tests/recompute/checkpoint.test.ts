@@ -6,7 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   WasmBackend, Llama, BertModel, Module, Linear, RMSNorm, Dropout, Tensor, Variable, Generator, manualSeed, defaultGenerator, tidy, autocast,
-  checkpoint, checkpointModules, saveMatmuls, matmul, add, mul, relu, silu, sum, scale, savedTensorStats, withOpObserver,
+  checkpoint, checkpointModules, saveMatmuls, matmul, add, mul, exp, relu, silu, sum, scale, savedTensorStats, withOpObserver,
   CheckpointError, InvalidArgumentError, functional, noGrad, type CheckpointPolicy, type PolicyContext,
 } from '../../src/index.js';
 import { floatBits, randVariable } from '../helpers/values.js';
@@ -230,6 +230,22 @@ test('a fn that runs other ops the second time is a CheckpointError; releaseGrap
   m.releaseGraph();
   assert.equal(savedTensorStats(), { count: 0, bytes: 0 });
   m.dispose(); x.dispose(); w.dispose(); w2.dispose();
+});
+
+test('a recompute that runs other ops (not only other shapes) is a CheckpointError naming both ops, never a TypeError', () => {
+  const x = rand([2], 1);
+  const fns: ((a: Variable, n: number) => Variable)[] = [
+    (a, n) => (n ? mul(exp(a), exp(a)) : mul(exp(a), a)), // exp where the forward ran mul
+    (a, n) => (n ? exp(exp(a)) : mul(exp(a), a)), // fewer inputs, one op fewer
+  ];
+  for (const f of fns) {
+    let n = 0;
+    const l = tidy(() => sum(checkpoint((a: Variable) => f(a, n++), x)));
+    assert.throws(() => l.backward(), (e: unknown) => e instanceof CheckpointError && /checkpoint: the recompute (ran \w+ \(\d inputs?\) as op \d+ where the forward ran \w+|ended before|ran more ops)/.test((e as Error).message) && /same ops/.test((e as Error).message));
+    l.releaseGraph(); l.dispose();
+  }
+  x.dispose();
+  assert.equal(savedTensorStats(), { count: 0, bytes: 0 });
 });
 
 test('options: the last argument is taken as options only when all its keys are option names; async fn refused', () => {

@@ -123,6 +123,10 @@ test('compressSavedTensors refuses bad options', () => {
   assert.throws(() => compressSavedTensors({ dtype: 'bfloat16', scale: 'mx' }), /fp8 only/);
   assert.throws(() => compressSavedTensors({ dtype: 'fp8_e4m3', blockSize: 0 }), /blockSize/);
   assert.throws(() => compressSavedTensors({ dtyp: 'bf16' } as never), /unknown option "dtyp"/);
+  // blockSize only means something with MX scales: given alone it would be silently ignored
+  assert.throws(() => compressSavedTensors({ dtype: 'fp8_e4m3', blockSize: 7 }), (e: unknown) => e instanceof InvalidArgumentError && /blockSize applies to scale 'mx' only \(got scale undefined\)/.test((e as Error).message));
+  assert.throws(() => compressSavedTensors({ dtype: 'fp8_e4m3', scale: 'tensor', blockSize: 16 }), /blockSize applies to scale 'mx' only/);
+  compressSavedTensors({ dtype: 'fp8_e4m3', scale: 'mx', blockSize: 16 });
 });
 
 test('saveOnHost on wasm: tensors stay (gradients identical), one note unless quiet', async () => {

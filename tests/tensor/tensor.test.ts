@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { gpuDeviceNodes, hardwareIcds, probeAdapter } from '../../src/backend/webgpu/node_device.js';
 import { DEFAULT_SWIFTSHADER_ICD } from '../../src/backend/webgpu/device.js';
 import { gpuBackend, WasmBackend, type WebGPUBackend } from '../helpers/backends.js';
-import { Tensor, createBackend, decode, encode, ShapeMismatchError, UnknownDTypeError, type Backend } from '../../src/index.js';
+import { Tensor, createBackend, decode, encode, InvalidArgumentError, ShapeMismatchError, UnknownDTypeError, type Backend } from '../../src/index.js';
 
 let g: WebGPUBackend;
 const w = new WasmBackend();
@@ -162,6 +162,60 @@ test('the WebGPU probe runs Dawn in a child and captures what the drivers print'
     assert.is(p.adapter, null);
     assert.type(p.stderr, 'string');
   }
+});
+
+test('Tensor.to checks its options: seeds as encode takes them, rounding names, saturate a boolean, no unknown keys', async () => {
+  const x = Tensor.from(w, [1.1, 2.3, -0.7, 5.9], [4]);
+  const codes = async (t: Tensor) => { const a = Array.from(await t.to('float32').toArray()); t.dispose(); return a; };
+  // a number seed is the same stream as the bigint seed (encode's rule)
+  assert.equal(await codes(x.to('bfloat16', { rounding: 'stochastic', seed: 3 })), await codes(x.to('bfloat16', { rounding: 'stochastic', seed: 3n })));
+  const bad = (options: unknown, re: RegExp) => assert.throws(() => x.to('bfloat16', options as never), (e: unknown) => e instanceof InvalidArgumentError && re.test((e as Error).message));
+  bad({ rounding: 'towards-zero' }, /Tensor\.to: unknown rounding "towards-zero"; use 'nearest-even', 'toward-zero', 'stochastic'/);
+  bad({ rounding: 'toString' }, /unknown rounding/);
+  bad({ saturate: 'no' }, /saturate must be a boolean, got "no"/);
+  bad({ rounding: 'stochastic', seed: 1.5 }, /seed must be an integer/);
+  bad({ rounding: 'stochastic', sed: 1 }, /unknown option "sed"/);
+  bad(null, /options must be an object, got null/);
+  // the backend's cast checks the same (a strided view too)
+  assert.throws(() => x.reshape([2, 2]).transpose().to('bfloat16', { saturate: 1 } as never), /saturate must be a boolean/);
+  x.dispose();
+});
+
+test('Tensor.from int32 refuses non-integers and values outside [-2^31, 2^31) (as uint8 does); unknown options refused', () => {
+  const before = w.memory.memoryAllocated('data');
+  for (const v of [2 ** 31, -(2 ** 31) - 1, 1.9, NaN, Infinity]) {
+    assert.throws(() => Tensor.from(w, [0, v], [2], { dtype: 'int32' }), (e: unknown) => e instanceof InvalidArgumentError && /int32 data\[1\] is .*not an integer in \[-2\^31, 2\^31\)/.test((e as Error).message));
+  }
+  const ok = Tensor.from(w, [2 ** 31 - 1, -(2 ** 31)], [2], { dtype: 'int32' });
+  ok.dispose();
+  assert.throws(() => Tensor.from(w, [1], [1], { dtyp: 'bfloat16' } as never), (e: unknown) => e instanceof InvalidArgumentError && /Tensor\.from: unknown option "dtyp" \(known: dtype, category, label\)/.test((e as Error).message));
+  assert.throws(() => Tensor.empty(w, [1], { categry: 'data' } as never), /Tensor\.empty: unknown option "categry"/);
+  assert.is(w.memory.memoryAllocated('data'), before); // nothing leaked by the refusals
+});
+
+test('Tensor.matmul refuses unknown options and non-boolean transposes', () => {
+  const a = Tensor.from(w, [1, 2, 3, 4], [2, 2]);
+  assert.throws(() => a.matmul(a, { transC: true } as never), (e: unknown) => e instanceof InvalidArgumentError && /matmul: unknown option "transC" \(known: transA, transB, alpha\)/.test((e as Error).message));
+  assert.throws(() => a.matmul(a, { transB: 'yes' } as never), /matmul: transB must be a boolean, got "yes"/);
+  a.dispose();
+});
+
+test('createBackend checks its options: null, a name instead of an object, unknown keys, a log that is no function', async () => {
+  const bad = async (options: unknown, re: RegExp) => {
+    try {
+      await createBackend(options as never);
+      assert.unreachable(`createBackend(${String(options)})`);
+    } catch (e) {
+      assert.instance(e, InvalidArgumentError);
+      assert.match((e as Error).message, re);
+    }
+  };
+  await bad(null, /createBackend: options must be an object, got null/);
+  await bad('wasm', /createBackend: options must be an object, got "wasm"; to ask for a backend by name, write createBackend\(\{ backend: "wasm" \}\)/);
+  await bad({ backend: 'wasm', log: 5 }, /createBackend: log must be a function/);
+  await bad({ backend: 'wasm', log: null, thread: 2 }, /createBackend: unknown option "thread"/);
+  await bad({ backend: 'wasm', log: null, threads: '2' }, /createBackend: threads must be a positive integer, got "2"/);
+  await bad({ backend: 'wasm', log: null, verbose: 'yes' }, /createBackend: verbose must be a boolean/);
 });
 
 test.run();

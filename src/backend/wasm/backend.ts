@@ -16,6 +16,7 @@ import { broadcastStrides, checkCopy, contiguousStrides, numel, sameShape, viewS
 import { wasmFamilies } from './families.js';
 import { kernelExports } from './exports.js';
 import { checkUint8Cast } from '../quant.js';
+import { checkCastOptions } from '../cast_options.js';
 import { dtypeBits } from '../storage.js';
 import { fillPlan, fillWords } from '../fill.js';
 
@@ -330,6 +331,7 @@ export class WasmBackend implements Backend {
   // ---- kernels: elementwise, reductions, softmax, matmul -------------------------------------
 
   cast(x: TensorRef, out: TensorRef, options: CastOptions = {}): void {
+    options = checkCastOptions(options, 'cast');
     checkUint8Cast(x, out);
     if (x.dtype === out.dtype && !options.saturate && (options.rounding ?? 'nearest-even') === 'nearest-even') {
       return this.moveCodes(x, out, (a, b) => b.set(a)); // same dtype: an exact copy of the codes

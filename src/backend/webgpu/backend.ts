@@ -6,6 +6,7 @@ import { shaders } from '../../../build/shaders.js';
 import { InvalidArgumentError, MemfitError } from '../../errors.js';
 import { formatOf, ROUNDING_IDS } from '../../dtype/formats.js';
 import { checkUint8Cast } from '../quant.js';
+import { checkCastOptions } from '../cast_options.js';
 import type {
   Backend, BackendStats, BinaryOp, TimedRegion, CastOptions, FamilyKernelName, ReduceOp, Storage, TensorRef, UnaryOp,
 } from '../backend.js';
@@ -511,10 +512,9 @@ export class WebGPUBackend implements Backend {
    * stream), seed 0 when omitted, exactly as the wasm backend's encodeF32(..., seed, offset 0).
    */
   cast(x: TensorRef, out: TensorRef, options: CastOptions = {}): void {
-    const rounding = options.rounding ?? 'nearest-even';
-    const mode = ROUNDING_IDS[rounding];
-    if (mode === undefined) throw new InvalidArgumentError(`unknown rounding ${JSON.stringify(rounding)}; use 'nearest-even', 'toward-zero' or 'stochastic'`);
-    const seed = mode === 2 ? BigInt.asUintN(64, options.seed ?? 0n) : 0n;
+    options = checkCastOptions(options, 'cast');
+    const mode = ROUNDING_IDS[options.rounding ?? 'nearest-even'];
+    const seed = mode === 2 ? options.seed ?? 0n : 0n;
     // Same number of elements, taken in row-major order: x is read with out's shape (a reshape),
     // never broadcast into it.
     if (numel(x.shape) !== numel(out.shape)) throw new InvalidArgumentError(`cast: x [${x.shape.join(', ')}] and out [${out.shape.join(', ')}] hold different numbers of elements`);
