@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mxQuantize, mxDequantize, encode, decode, finfo, amax, scaleFromAmax, quantizePerTensor, dequantizePerTensor, MX_ELEMENT_DTYPES, InvalidArgumentError } from '../../src/index.js';
+import { mxQuantize, mxDequantize, encode, decode, finfo, amax, scaleFromAmax, quantizePerTensor, dequantizePerTensor, MX_ELEMENT_DTYPES } from '../../src/index.js';
+import { invalid } from '../helpers/errors.js';
 
 const EMAX: Record<string, number> = { float8_e4m3fn: 8, float8_e5m2: 15, float6_e3m2fn: 4, float6_e2m3fn: 2, float4_e2m1fn: 2 };
 
@@ -83,16 +84,6 @@ test('per-tensor scaling maps amax to the format max', () => {
   for (let i = 0; i < v.length; i++) assert.ok(Math.abs(back[i] - v[i]) <= Math.abs(v[i]) * finfo('e4m3').eps, `${i}`);
 });
 
-function invalid(fn: () => unknown, pattern: RegExp): void {
-  try {
-    fn();
-  } catch (e) {
-    assert.instance(e, InvalidArgumentError, `${pattern}: got ${String(e)}`);
-    assert.match((e as Error).message, pattern);
-    return;
-  }
-  assert.unreachable(`no error, expected ${pattern}`);
-}
 
 test('blockSize of 2^31 or more is refused before the kernel (it was cut to 32 bits: a division by zero, writes past the scales, reads past them)', () => {
   const v64 = Float32Array.from({ length: 64 }, (_, i) => (i % 7) - 3);

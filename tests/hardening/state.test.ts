@@ -13,6 +13,7 @@ import {
 import { loadCheckpoint, saveCheckpoint } from '../../src/io/checkpoint.js';
 import { CHECKPOINT_KEY } from '../../src/io/checkpoint.js';
 import { MAX_STEP } from '../../src/optim/optimizer.js';
+import { invalid } from '../helpers/errors.js';
 
 const w = new WasmBackend();
 
@@ -31,16 +32,6 @@ function setup() {
   return { model, optimizer, scheduler, dispose: () => { optimizer.dispose(); model.dispose(); } };
 }
 
-function invalid(fn: () => unknown, pattern: RegExp): void {
-  try {
-    fn();
-  } catch (e) {
-    assert.instance(e, InvalidArgumentError, String(e));
-    assert.match((e as Error).message, pattern);
-    return;
-  }
-  assert.unreachable(`accepted (expected ${pattern})`);
-}
 
 test('a scheduler lastEpoch of 1e308, 2^60, -1, 1.5 or "3" is refused; the scheduler is unchanged', () => {
   const s = setup();

@@ -9,19 +9,10 @@ import {
   savedTensorStats, scaleFromAmax, serializeSafetensors, StepLR, Tensor, unpack, Variable, WasmBackend,
 } from '../../src/index.js';
 import { describeValue } from '../../src/errors.js';
+import { invalid } from '../helpers/errors.js';
 
 const w = new WasmBackend();
 
-function invalid(fn: () => unknown, pattern: RegExp): void {
-  try {
-    fn();
-  } catch (e) {
-    assert.instance(e, InvalidArgumentError, `${pattern}: got ${String(e)}`);
-    assert.match((e as Error).message, pattern);
-    return;
-  }
-  assert.unreachable(`no error, expected ${pattern}`);
-}
 
 test('encode: list elements that are not numbers are refused, naming the index', () => {
   invalid(() => encode(['abc'] as never, 'e4m3'), /encode values\[0\] is not a number: "abc"/);
