@@ -17,6 +17,7 @@ import { decode, encode, type Rounding } from '../dtype/encode.js';
 import { finfo } from '../dtype/finfo.js';
 import { codeValue, formatOf, maxFiniteCode, type DType, type DTypeName } from '../dtype/formats.js';
 import { MX_ELEMENT_DTYPES, mxDequantize, mxQuantize } from '../dtype/mx.js';
+import { MAX_KERNEL_INT } from '../dtype/wasm.js';
 import { pack, packedByteLength, unpack } from '../dtype/pack.js';
 import type { TensorDType } from '../backend/backend.js';
 import {
@@ -143,7 +144,9 @@ function parseConversion(text: string): ConversionMetadata {
     if (!SCALE_KINDS.includes(e.scale as ScaleKind)) throw t(`"scale" must be one of ${SCALE_KINDS.join(', ')}, got ${JSON.stringify(e.scale)}`);
     const scale = e.scale as ScaleKind;
     if (scale !== 'none' && typeof e.scaleTensor !== 'string') throw t('"scaleTensor" must name the scale tensor');
-    if (scale === 'mx' && !(Number.isSafeInteger(e.blockSize) && (e.blockSize as number) >= 1)) throw t(`"blockSize" must be a positive integer, got ${JSON.stringify(e.blockSize)}`);
+    if (scale === 'mx' && !(Number.isSafeInteger(e.blockSize) && (e.blockSize as number) >= 1 && (e.blockSize as number) <= MAX_KERNEL_INT)) {
+      throw t(`"blockSize" must be an integer from 1 to 2^31 - 1, got ${JSON.stringify(e.blockSize)}`);
+    }
     tensors[name] = {
       source: e.source, dtype, scale,
       ...(scale !== 'none' ? { scaleTensor: e.scaleTensor as string } : {}),
