@@ -3,7 +3,7 @@
 //   host memory as soon as it is saved (asynchronously, so the copy overlaps the rest of the
 //   forward), its device buffer is freed when the copy lands, and it is uploaded again when
 //   backward needs it. On wasm, tensors already live in host (WebAssembly) memory: nothing moves.
-// - compressSavedTensors(): saved activations kept in bfloat16/float16, or in fp8 with a
+// - compressSavedTensors(): saved activations kept in bfloat16, or in float16 or fp8 with a
 //   per-tensor scale or MX block scales (one E8M0 power of two per block of 32), and decoded for
 //   backward: a lossy trade of gradient accuracy for memory, computed on the device.
 import { InvalidArgumentError, describeValue, checkOptions } from '../errors.js';
@@ -132,8 +132,10 @@ export interface CompressOptions {
   /** The dtype saved activations are kept in (default 'bfloat16'; aliases such as 'bf16', 'fp8_e4m3' too). */
   dtype?: CompressDType | string;
   /**
-   * fp8 only: 'tensor' (default) scales each tensor by fmax / amax before rounding; 'mx' uses one
+   * fp8 and float16: 'tensor' (default) scales each tensor by fmax / amax before rounding (so a
+   * float16 copy neither overflows past 65504 nor flushes small activations to zero); 'mx' uses one
    * power-of-two scale per block of `blockSize` elements (OCP MX: E8M0 scales, as mxQuantize).
+   * bfloat16 has float32's range: a plain cast, no scale.
    */
   scale?: 'tensor' | 'mx';
   /** MX block size (default 32; scale 'mx' only); a tensor whose size it does not divide uses a per-tensor scale. */
@@ -156,9 +158,10 @@ function scalar(like: Tensor, value: number): Tensor {
 
 /**
  * Hooks that keep saved activations in a lower precision and decode them for backward. bfloat16
- * and float16 are plain casts (float16 only for activations within its range); fp8 (e4m3fn,
- * e5m2) stores a per-tensor or per-block scale beside the codes. Gradients differ from the
- * uncompressed ones by the rounding of the saved activations (the tests bound it).
+ * is a plain cast; float16 and fp8 (e4m3fn, e5m2) store a per-tensor or per-block scale beside the
+ * codes (float16's range ends at 65504: unscaled, larger activations would turn inf and small ones
+ * 0). Gradients differ from the uncompressed ones by the rounding of the saved activations (the
+ * tests bound it).
  */
 export function compressSavedTensors(options: CompressOptions = {}): SavedTensorsHooks<Compressed> {
   const o = checkOptions(options, ['dtype', 'scale', 'blockSize', 'filter'], 'compressSavedTensors');
@@ -167,9 +170,9 @@ export function compressSavedTensors(options: CompressOptions = {}): SavedTensor
   if (!['bfloat16', 'float16', 'float8_e4m3fn', 'float8_e5m2'].includes(dtype)) {
     throw new InvalidArgumentError(`compressSavedTensors: dtype must be bfloat16, float16, float8_e4m3fn or float8_e5m2, got ${describeValue(o.dtype)}`);
   }
-  const fp8 = dtype.startsWith('float8');
-  if (o.scale !== undefined && !(fp8 && (o.scale === 'tensor' || o.scale === 'mx'))) {
-    throw new InvalidArgumentError(`compressSavedTensors: scale ${describeValue(o.scale)} ${fp8 ? "must be 'tensor' or 'mx'" : 'applies to fp8 only'}`);
+  const withScale = dtype !== 'bfloat16'; // float16 and fp8 keep a scale
+  if (o.scale !== undefined && !(withScale && (o.scale === 'tensor' || o.scale === 'mx'))) {
+    throw new InvalidArgumentError(`compressSavedTensors: scale ${describeValue(o.scale)} ${withScale ? "must be 'tensor' or 'mx'" : 'applies to float16 and fp8 only (bfloat16 has float32\'s range)'}`);
   }
   const blockSize = o.blockSize ?? 32;
   if (!(Number.isSafeInteger(blockSize) && blockSize >= 1)) throw new InvalidArgumentError(`compressSavedTensors: blockSize must be a positive integer, got ${describeValue(o.blockSize)}`);
@@ -188,7 +191,7 @@ export function compressSavedTensors(options: CompressOptions = {}): SavedTensor
     pack(t, ctx): Compressed {
       if (t.dtype === 'int32' || formatOf(t.dtype).bits <= bits || !filter(t, ctx)) return { kind: 'keep', t: t.reshape(t.shape) };
       const be = t.backend;
-      if (!fp8) {
+      if (!withScale) {
         const q = act(t, t.shape, dtype);
         be.cast(t, q);
         return { kind: 'cast', q, dtype: t.dtype };
@@ -219,7 +222,7 @@ export function compressSavedTensors(options: CompressOptions = {}): SavedTensor
           inv = act(t, amax.shape, 'float8_e8m0fnu', 'mx scales');
           be.cast(xf, inv);
         } else {
-          inv = act(t, [], 'float32', 'fp8 scale');
+          inv = act(t, [], 'float32', 'compression scale');
           be.unary('scale', safe, inv, 1 / fmax);
         }
         const invF = mx ? tmp(amax.shape) : inv;

@@ -1,11 +1,11 @@
-// Saved-tensor hooks that keep less: compressed activations (bfloat16, fp8 per-tensor, fp8 MX
+// Saved-tensor hooks that keep less: compressed activations (bfloat16; float16 and fp8 per-tensor or MX
 // blocks) with their decode checked against the host reference and the gradient error bounded,
 // and saveOnHost on wasm (nothing moves; a note says so once).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   WasmBackend, Module, Linear, RMSNorm, Tensor, Variable, manualSeed, tidy, withSavedTensorsHooks, savedTensorStats,
-  compressSavedTensors, saveOnHost, checkpoint, mxQuantize, mxDequantize, silu, add, sum, InvalidArgumentError,
+  compressSavedTensors, saveOnHost, checkpoint, mxQuantize, mxDequantize, silu, add, sum, matmul, mul, relu, InvalidArgumentError,
   type SavedTensorContext,
 } from '../../src/index.js';
 
@@ -110,6 +110,40 @@ test('compressed activations: less held, gradient error bounded (relative L2: bf
   assert.is(be.memory.memoryAllocated(), before);
 });
 
+test('float16 compression keeps a per-tensor scale: activations past 65504 or below its subnormals come back finite and within float16 rounding', async () => {
+  const n = 256;
+  for (const k of [300, 1e5, 1e-6, 1e-30]) { // 300^2 and 1e5 overflow an unscaled float16 copy; 1e-6 and 1e-30 underflow it
+    const v = Float32Array.from({ length: n }, (_, i) => Math.fround(Math.sin(i + 1) * k));
+    const t = Tensor.from(be, v, [n]);
+    for (const opts of [{ dtype: 'float16' }, { dtype: 'fp16', scale: 'tensor' as const }, { dtype: 'float16', scale: 'mx' as const }]) {
+      const h = compressSavedTensors(opts);
+      const p = h.pack(t, ctx);
+      const b = await h.unpack(p).toArray();
+      const amax = Math.max(...v.map(Math.abs));
+      for (let i = 0; i < n; i++) {
+        assert.ok(Number.isFinite(b[i]), `${k} ${JSON.stringify(opts)}: element ${i} is ${b[i]}`);
+        // float16's 11 significant bits, and its subnormal step at the scaled magnitude (amax lands near 65504)
+        assert.ok(Math.abs(b[i] - v[i]) <= Math.abs(v[i]) * 2 ** -11 + amax * 2 ** -24 / 65504 * 1.0001 * 2, `${k} ${JSON.stringify(opts)}: ${v[i]} -> ${b[i]}`);
+      }
+    }
+    t.dispose();
+  }
+  // the reviewer's case: relu(a) * a with |a| up to 300, float16-compressed, then backward: finite gradients close to the uncompressed ones
+  const a = new Variable(Tensor.from(be, Float32Array.from({ length: 64 }, (_, i) => Math.sin(i) * 300), [8, 8]), { requiresGrad: true });
+  const w = new Variable(Tensor.from(be, Float32Array.from({ length: 64 }, (_, i) => Math.cos(i) * 300), [8, 8]), { requiresGrad: true });
+  const grads = async (hooks: boolean): Promise<Float32Array> => {
+    const f = () => sum(matmul(mul(relu(a), a), w));
+    const loss = hooks ? withSavedTensorsHooks(compressSavedTensors({ dtype: 'float16' }), f) : f();
+    loss.backward();
+    const g = await w.grad!.toArray() as Float32Array;
+    a.zeroGrad(); w.zeroGrad();
+    return g;
+  };
+  const ref = await grads(false), got = await grads(true);
+  assert.ok(got.every(Number.isFinite), 'finite gradients');
+  assert.ok(relErr(got, ref) < 2e-3, `relative gradient error ${relErr(got, ref)}`);
+});
+
 test('compression around a checkpoint compresses what the checkpoint keeps (its inputs)', async () => {
   const net = new Mlp();
   const plain = await run(net, (f) => checkpoint(f));
@@ -120,7 +154,7 @@ test('compression around a checkpoint compresses what the checkpoint keeps (its 
 
 test('compressSavedTensors refuses bad options', () => {
   assert.throws(() => compressSavedTensors({ dtype: 'float4_e2m1fn' }), (e: unknown) => e instanceof InvalidArgumentError && /bfloat16, float16, float8_e4m3fn or float8_e5m2/.test((e as Error).message));
-  assert.throws(() => compressSavedTensors({ dtype: 'bfloat16', scale: 'mx' }), /fp8 only/);
+  assert.throws(() => compressSavedTensors({ dtype: 'bfloat16', scale: 'mx' }), /applies to float16 and fp8 only/);
   assert.throws(() => compressSavedTensors({ dtype: 'fp8_e4m3', blockSize: 0 }), /blockSize/);
   assert.throws(() => compressSavedTensors({ dtyp: 'bf16' } as never), /unknown option "dtyp"/);
   // blockSize only means something with MX scales: given alone it would be silently ignored
