@@ -212,6 +212,25 @@ test('release: a refused GradScaler backward computes no gradient; the next back
   assert.equal(runs[1], runs[0]);
 });
 
+test('release: a backward that throws part-way leaves no gradient on a released parameter', () => {
+  let partial = 0;
+  for (const swap of [false, true]) {
+    const w = new Variable(Tensor.from(be, [1, 2, 3], [3]), { requiresGrad: true });
+    const z = new Variable(Tensor.from(be, [4, 5, 6], [3]), { requiresGrad: true });
+    const x = new Variable(Tensor.from(be, [7, 8, 9], [3]), { requiresGrad: false });
+    const opt = new SGD([w], { lr: 1e-2 });
+    const detach = opt.attachToBackward();
+    const removeHook = z.registerPostAccumulateGradHook(() => { partial += w.grad ? 1 : 0; throw new Error('hook failed'); });
+    // w reaches the loss twice: z's hook throws after one or both of w's contributions
+    const l = sum(swap ? add(mul(w, x), mul(w, z)) : add(mul(w, z), mul(w, x)));
+    assert.throws(() => l.backward(), /hook failed/);
+    assert.is(w.grad, null, 'no stale gradient for the next backward to add onto');
+    removeHook(); z.zeroGrad(); detach(); opt.dispose();
+    for (const v of [w, z, x, l]) v.dispose();
+  }
+  assert.ok(partial > 0, 'the throw came while w held a partial gradient (the case under test)');
+});
+
 test('release: global-norm clipping and step() throw; per-parameter clipping equals clipGradNorm([p]) then step', async () => {
   const models = [0, 1].map(() => new Llama(CONFIG, { backend: be, generator: new Generator(9) }));
   const opts = models.map((m) => new AdamW(m.parameters(), { lr: 1e-2 }));
