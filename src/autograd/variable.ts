@@ -683,17 +683,36 @@ function runBackward(root: Variable, seed: Tensor): void {
   }
 }
 
+/**
+ * Internal (gradient release): `start` runs when a backward begins, before any gradient is
+ * computed, with the leaves holding post-accumulate hooks that the backward reaches, and may throw
+ * to refuse it; `failed` runs with the same leaves when a started backward throws.
+ */
+export interface BackwardGuard {
+  start(root: Variable, hooked: readonly Variable[]): void;
+  failed(root: Variable, hooked: readonly Variable[]): void;
+}
+const backwardGuards: BackwardGuard[] = [];
+
+/** Adds a BackwardGuard (for the life of the process). */
+export function addBackwardGuard(guard: BackwardGuard): void {
+  backwardGuards.push(guard);
+}
+
 function walkBackward(root: Variable, seed: Tensor): void {
   if (!root.gradFn) {
-    try { accumulate(root, seed); } finally { seed.dispose(); }
-    if (hookedLeaves > 0) runPostAccumulateHooks(root);
+    const hooked = hookedLeaves > 0 && postAccumulateHooks.has(root) ? [root] : [];
+    guarded(root, hooked, seed, () => {
+      try { accumulate(root, seed); } finally { seed.dispose(); }
+      if (hookedLeaves > 0) runPostAccumulateHooks(root);
+    });
     return;
   }
-  const order = collect(root.gradFn);
+  const rootNode = root.gradFn;
+  const order = collect(rootNode);
   // With post-accumulate hooks: the contributions each hooked leaf still awaits (one per edge from
   // a node to it), and the leaves that got a gradient; a leaf is complete when its count is 0.
   const pending = new Map<Variable, number>();
-  const touched = new Set<Variable>();
   if (hookedLeaves > 0) {
     for (const node of order) {
       node.inputs.forEach((v, i) => {
@@ -701,6 +720,28 @@ function walkBackward(root: Variable, seed: Tensor): void {
       });
     }
   }
+  guarded(root, [...pending.keys()], seed, () => walkNodes(rootNode, seed, order, pending));
+}
+
+/** Runs the guards' start (disposing seed if one refuses), then walk; the guards' failed if walk throws. */
+function guarded(root: Variable, hooked: Variable[], seed: Tensor, walk: () => void): void {
+  if (hooked.length === 0 || backwardGuards.length === 0) return walk();
+  try {
+    for (const g of backwardGuards) g.start(root, hooked);
+  } catch (e) {
+    seed.dispose();
+    throw e;
+  }
+  try {
+    walk();
+  } catch (e) {
+    for (const g of backwardGuards) g.failed(root, hooked);
+    throw e;
+  }
+}
+
+function walkNodes(rootNode: Node, seed: Tensor, order: Node[], pending: Map<Variable, number>): void {
+  const touched = new Set<Variable>();
   /** Counts the node's edges to hooked leaves as done; runs the hooks of leaves now complete. */
   const settle = (node: Node): void => {
     if (pending.size === 0) return;
@@ -712,7 +753,7 @@ function walkBackward(root: Variable, seed: Tensor): void {
       if (touched.has(v)) runPostAccumulateHooks(v);
     });
   };
-  const grads = new Map<Node, Tensor>([[root.gradFn, seed]]);
+  const grads = new Map<Node, Tensor>([[rootNode, seed]]);
   try {
     for (const node of order) {
       const gy = grads.get(node);

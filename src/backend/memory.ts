@@ -76,7 +76,7 @@ export function sizeClass(bytes: number): number {
 }
 
 /** A trace being recorded (startTrace or memoryTrace). */
-interface OpenTrace { events: MemoryEvent[]; start: number; startByCat: Map<Category, number>; peak: number }
+interface OpenTrace { events: MemoryEvent[]; start: number; startByCat: Map<Category, number>; peak: number; byStartTrace: boolean }
 
 /** Per-backend accounting. The backend calls onAlloc/onFree and onReserve/onRelease; users read it. */
 export class MemoryTracker {
@@ -169,11 +169,12 @@ export class MemoryTracker {
 
   /** Starts recording allocations and frees; stopTrace() returns them. Traces may nest. */
   startTrace(): void {
-    this.traces.push(this.newTrace());
+    this.traces.push(this.newTrace(true));
   }
 
+  /** Ends the innermost trace opened by startTrace() (never one a running memoryTrace owns). */
   stopTrace(): MemoryTrace {
-    const t = this.traces.at(-1);
+    const t = [...this.traces].reverse().find((o) => o.byStartTrace);
     if (!t) throw new InvalidArgumentError('stopTrace() without a matching startTrace()');
     return this.endTrace(t);
   }
@@ -187,7 +188,7 @@ export class MemoryTracker {
   memoryTrace<T>(fn: () => T): { result: T; trace: MemoryTrace };
   memoryTrace<T>(fn: () => T | Promise<T>): { result: T | Promise<T>; trace: MemoryTrace } | Promise<{ result: T; trace: MemoryTrace }> {
     if (typeof fn !== 'function') throw new InvalidArgumentError(`memoryTrace: fn must be a function, got ${describeValue(fn)}`);
-    const t = this.newTrace();
+    const t = this.newTrace(false);
     this.traces.push(t);
     let result: T | Promise<T>;
     try {
@@ -205,14 +206,14 @@ export class MemoryTracker {
     return { result, trace: this.endTrace(t) };
   }
 
-  private newTrace(): OpenTrace {
+  private newTrace(byStartTrace: boolean): OpenTrace {
     return {
-      events: [], start: this.total.current, peak: this.total.current,
+      byStartTrace, events: [], start: this.total.current, peak: this.total.current,
       startByCat: new Map(CATEGORIES.map((c) => [c, this.cat(c).current])),
     };
   }
 
-  /** Ends trace t (the innermost, or an async one that another trace outlived) and summarises it. */
+  /** Ends trace t (wherever it is in the stack: traces end by identity) and summarises it. */
   private endTrace(t: OpenTrace): MemoryTrace {
     const i = this.traces.lastIndexOf(t);
     if (i >= 0) this.traces.splice(i, 1);

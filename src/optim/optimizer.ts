@@ -19,7 +19,7 @@
 import { observeOp } from '../backend/op_context.js';
 import { describeValue, InvalidArgumentError, MemfitError, ShapeMismatchError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
-import { checkZeroGradOptions, currentBackwardRoot, Variable, type ZeroGradOptions } from '../autograd/variable.js';
+import { addBackwardGuard, checkZeroGradOptions, currentBackwardRoot, Variable, type ZeroGradOptions } from '../autograd/variable.js';
 import { clipGradNorm } from './clip_grad.js';
 import type { Backend, BinaryOp, CastOptions, TensorRef, UnaryOp } from '../backend/backend.js';
 import { blockCount, DEFAULT_BLOCK_SIZE } from '../backend/quant.js';
@@ -190,6 +190,22 @@ const scaledLosses = new WeakSet<Variable>();
 export function markScaledLoss(v: Variable): void {
   scaledLosses.add(v);
 }
+
+// Gradient release, checked when a backward starts: a scaled loss reaching a released parameter is
+// refused before any gradient exists; a backward that throws frees the gradients released
+// parameters got (they hold none between backwards: the next backward would add onto them).
+addBackwardGuard({
+  start(root, hooked) {
+    if (!scaledLosses.has(root)) return;
+    const owner = hooked.map((v) => releasedParams.get(v)).find((n) => n !== undefined);
+    if (owner !== undefined) {
+      throw new GradientReleaseError(`${owner}: gradient release cannot run under a GradScaler: a gradient found non-finite late in backward would come after earlier parameters were updated. Use bfloat16 (no scaler needed) or detach the optimizer`);
+    }
+  },
+  failed(_root, hooked) {
+    for (const v of hooked) if (releasedParams.has(v)) v.zeroGrad();
+  },
+});
 
 // PyTorch options that change nothing here (or that cannot be honoured), named in the error.
 const UNSUPPORTED_OPTIONS: Record<string, string> = {

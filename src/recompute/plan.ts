@@ -5,13 +5,13 @@
 // step time = unplanned time + the sum of their added times. The plan is applied non-invasively
 // (checkpointModules) and can be undone.
 import type { Category } from '../backend/memory.js';
-import { humanBytes, InvalidArgumentError, MemfitError, describeValue } from '../errors.js';
+import { checkOptions, humanBytes, InvalidArgumentError, MemfitError, describeValue } from '../errors.js';
 import type { Module } from '../nn/module.js';
 import { checkpointModules } from './checkpoint.js';
 import type { CheckpointPolicy } from './checkpoint.js';
 import { saveMatmuls } from './policies.js';
 import { predictPeak } from './predict.js';
-import { atPeak, defaultLoss, median, peakItem, profileMemory, StepRunner, type CandidateProfile, type MemoryProfile, type MemoryTimeline, type ProfileOptions, type TokenBatchTensors } from './profile.js';
+import { atPeak, defaultLoss, median, peakItem, profileCounts, profileMemory, PROFILE_OPTION_KEYS, StepRunner, type CandidateProfile, type MemoryProfile, type MemoryTimeline, type ProfileOptions, type TokenBatchTensors } from './profile.js';
 import { allSets, greedyFront, paretoFront, type SolverItem } from './solver.js';
 
 /** A budget that no plan of the candidates fits: it names the smallest peak they reach. */
@@ -30,13 +30,22 @@ export type MemoryBudget = number | string;
 
 const UNITS: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30 };
 
-/** A budget parsed: bytes, or a percentage. Throws InvalidArgumentError for anything else. */
+/**
+ * A budget parsed: bytes, or a percentage. Numbers and strings follow one rule: the bytes (after
+ * the unit) must be a whole number from 1 to Number.MAX_SAFE_INTEGER; a fraction of a byte
+ * (0.5, '0.4', '1.3KiB') is an error. Throws InvalidArgumentError for anything else.
+ */
 export function parseMemoryBudget(budget: MemoryBudget): { bytes: number } | { percent: number } {
   const bad = (why: string): never => { throw new InvalidArgumentError(`memory budget ${describeValue(budget)}: ${why}; give bytes (e.g. 268435456, '256MiB', '1.5GB') or a percentage of the unplanned activation memory (e.g. '50%')`); };
-  if (typeof budget === 'number') {
-    if (!Number.isFinite(budget) || budget <= 0) bad('must be a positive number of bytes');
-    return { bytes: Math.floor(budget) };
-  }
+  const whole = (bytes: number): { bytes: number } => {
+    if (!Number.isFinite(bytes) || bytes < 1) bad('must be at least 1 byte');
+    if (bytes > Number.MAX_SAFE_INTEGER) bad(`must be at most ${Number.MAX_SAFE_INTEGER} bytes`);
+    // '1.1GB' is 1100000000.0000002 in binary floating point: a whole number up to rounding error
+    const r = Math.round(bytes);
+    if (Math.abs(bytes - r) > bytes * 1e-12) bad(`must be a whole number of bytes, got ${bytes}`);
+    return { bytes: r };
+  };
+  if (typeof budget === 'number') return whole(budget);
   if (typeof budget !== 'string') return bad('must be a number or a string');
   const t = budget.trim();
   const pct = /^(\d+(?:\.\d*)?|\.\d+)\s*%$/.exec(t);
@@ -45,13 +54,11 @@ export function parseMemoryBudget(budget: MemoryBudget): { bytes: number } | { p
     if (!(p > 0 && p <= 100)) bad('a percentage must be above 0 and at most 100');
     return { percent: p };
   }
-  const m = /^(\d+(?:\.\d*)?(?:e[+-]?\d+)?|\.\d+)\s*([a-z]*)$/i.exec(t);
+  const m = /^((?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?)\s*([a-z]*)$/i.exec(t);
   if (!m) return bad('not a size');
   const unit = m[2].toLowerCase();
   if (unit && !(unit in UNITS)) bad(`unknown unit ${JSON.stringify(m[2])} (use B, KiB, MiB, GiB, KB, MB, GB)`);
-  const bytes = Math.floor(Number(m[1]) * (unit ? UNITS[unit] : 1));
-  if (!(bytes > 0) || !Number.isSafeInteger(bytes)) bad('must be a positive number of bytes');
-  return { bytes };
+  return whole(Number(m[1]) * (unit ? UNITS[unit] : 1));
 }
 
 /** The budget in bytes of peak memory, for a profile. */
@@ -75,6 +82,8 @@ export interface PlanOptions<B> extends ProfileOptions<B> {
    */
   reserveBytes?: number;
 }
+
+const PLAN_OPTION_KEYS = [...PROFILE_OPTION_KEYS, 'budget', 'profile', 'measure', 'reserveBytes'] as const;
 
 export interface CheckpointPlan {
   /** The budget as bytes of peak memory. */
@@ -183,12 +192,16 @@ export function applyCandidates(model: Module, chosen: readonly CandidateProfile
  * smallest reachable peak throws a MemoryBudgetError that states that minimum.
  */
 export async function planCheckpoints<B = TokenBatchTensors>(model: Module, sampleBatch: B, options: PlanOptions<B>): Promise<CheckpointPlan> {
-  if (options === null || typeof options !== 'object' || options.budget === undefined) throw new InvalidArgumentError('planCheckpoints: options.budget is required (bytes, or a percentage such as \'50%\')');
-  parseMemoryBudget(options.budget); // bad input fails before the (slow) profile
-  const policies = options.policies ?? { saveMatmuls };
-  const profile = options.profile ?? await profileMemory(model, sampleBatch, options);
+  // Every option is checked before the (slow) profile.
+  checkOptions(options, PLAN_OPTION_KEYS, 'planCheckpoints');
+  if (options === undefined || options.budget === undefined) throw new InvalidArgumentError('planCheckpoints: options.budget is required (bytes, or a percentage such as \'50%\')');
+  parseMemoryBudget(options.budget);
   const extra = options.reserveBytes ?? 0;
   if (!Number.isSafeInteger(extra) || extra < 0) throw new InvalidArgumentError(`planCheckpoints: reserveBytes must be an integer >= 0, got ${describeValue(options.reserveBytes)}`);
+  const { repeats } = profileCounts(options as ProfileOptions<unknown>, 'planCheckpoints');
+  const { budget: _budget, profile: given, measure: _measure, reserveBytes: _reserve, ...profileOptions } = options;
+  const policies = options.policies ?? { saveMatmuls };
+  const profile = given ?? await profileMemory(model, sampleBatch, profileOptions);
   const budget = budgetBytes(options.budget, profile) + ('percent' in parseMemoryBudget(options.budget) ? extra : 0);
   const base = profile.baseline;
   const { sets, front, method } = planSets(profile);
@@ -208,7 +221,7 @@ export async function planCheckpoints<B = TokenBatchTensors>(model: Module, samp
       const runner = new StepRunner<B>(model, sampleBatch, options.loss ?? defaultLoss);
       const first = await runner.step(true);
       const ms: number[] = [];
-      for (let i = 0; i < (options.repeats ?? 5); i++) ms.push((await runner.step()).m.stepMs);
+      for (let i = 0; i < repeats; i++) ms.push((await runner.step()).m.stepMs);
       plan.measuredPeakBytes = first.m.peakBytes + extra;
       plan.measuredStepMs = median(ms);
       plan.measuredAtPeak = atPeak(first.timeline!);

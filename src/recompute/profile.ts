@@ -11,7 +11,7 @@ import { timeRegion, type Backend, type TimedRegion } from '../backend/backend.j
 import { withOpObserver, type OpObserver } from '../backend/op_context.js';
 import { CATEGORIES, type Category, type MemoryEvent } from '../backend/memory.js';
 import { tidy, Variable } from '../autograd/variable.js';
-import { InvalidArgumentError, describeValue } from '../errors.js';
+import { InvalidArgumentError, checkOptions, describeValue } from '../errors.js';
 import { Module, setForwardWrapper } from '../nn/module.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkpointModules } from './checkpoint.js';
@@ -376,12 +376,22 @@ function defaultCombinations(names: readonly string[]): CandidateSpec[][] {
  * memory and time; then measures combinations against the sums of their members. The model must
  * be in a state to train (its gradients are freed by each step); nothing is changed afterwards.
  */
+/** The keys of ProfileOptions. */
+export const PROFILE_OPTION_KEYS = ['loss', 'modules', 'policies', 'combinations', 'repeats', 'warmup', 'forwardRepeats', 'log'] as const;
+
+/** Checks the counts of ProfileOptions (unknown keys are the caller's to check); returns them with their defaults. */
+export function profileCounts(options: ProfileOptions<unknown>, fn: string): { repeats: number; warmup: number; forwardRepeats: number } {
+  const counts = { repeats: options.repeats ?? 5, warmup: options.warmup ?? 1, forwardRepeats: options.forwardRepeats ?? 7 };
+  for (const [k, v, min] of [['repeats', counts.repeats, 1], ['warmup', counts.warmup, 0], ['forwardRepeats', counts.forwardRepeats, 1]] as const) {
+    if (!Number.isSafeInteger(v) || v < min) throw new InvalidArgumentError(`${fn}: ${k} must be an integer >= ${min}, got ${describeValue(v)}`);
+  }
+  return counts;
+}
+
 export async function profileMemory<B = TokenBatchTensors>(model: Module, sampleBatch: B, options: ProfileOptions<B> = {}): Promise<MemoryProfile> {
   if (!(model instanceof Module)) throw new InvalidArgumentError(`profileMemory: model must be a Module, got ${describeValue(model)}`);
-  const repeats = options.repeats ?? 5, warmup = options.warmup ?? 1, fwdRepeats = options.forwardRepeats ?? 7;
-  for (const [k, v, min] of [['repeats', repeats, 1], ['warmup', warmup, 0], ['forwardRepeats', fwdRepeats, 1]] as const) {
-    if (!Number.isSafeInteger(v) || v < min) throw new InvalidArgumentError(`profileMemory: ${k} must be an integer >= ${min}, got ${describeValue(v)}`);
-  }
+  checkOptions(options, PROFILE_OPTION_KEYS, 'profileMemory');
+  const { repeats, warmup, forwardRepeats: fwdRepeats } = profileCounts(options as ProfileOptions<unknown>, 'profileMemory');
   const policies = options.policies ?? { saveMatmuls };
   const log = options.log ?? (() => {});
   const runner = new StepRunner<B>(model, sampleBatch, options.loss ?? defaultLoss);

@@ -138,4 +138,27 @@ test('memoryTrace of an async fn awaits it: the trace holds what was allocated a
   assert.throws(() => m.memoryTrace(5 as never), /memoryTrace: fn must be a function, got 5/);
 });
 
+test('stopTrace ends the innermost startTrace trace, never one a running async memoryTrace owns', async () => {
+  const m = new MemoryTracker();
+  m.startTrace();
+  const a = m.onAlloc(8, 'data', 'outer');
+  const p = m.memoryTrace(async () => {
+    await null;
+    m.onFree(m.onAlloc(4, 'temporary', 'async'));
+  });
+  const t = m.stopTrace();
+  assert.equal(t.events.map((e) => e.label), ['outer']);
+  const { trace } = await p;
+  assert.equal(trace.events.map((e) => [e.kind, e.label]), [['alloc', 'async'], ['free', 'async']]);
+  assert.throws(() => m.stopTrace(), /without a matching startTrace/); // nothing left open
+  // nested startTraces around a running memoryTrace: the inner one ends first
+  m.startTrace();
+  m.startTrace();
+  const q = m.memoryTrace(async () => { await null; m.onFree(a); });
+  assert.is(m.stopTrace().events.length, 0);
+  await q;
+  assert.equal(m.stopTrace().events.map((e) => e.kind), ['free']);
+  assert.throws(() => m.stopTrace(), /without a matching startTrace/);
+});
+
 test.run();

@@ -9,6 +9,7 @@ import * as assert from 'uvu/assert';
 import { WasmBackend } from '../../src/backend/wasm/backend.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { Variable, tidy } from '../../src/autograd/variable.js';
+import { Linear } from '../../src/nn/layers.js';
 import { add, mul, sum } from '../../src/autograd/ops.js';
 import { Llama, type LlamaConfig } from '../../src/nn/llama.js';
 import { Generator } from '../../src/random.js';
@@ -183,6 +184,51 @@ test('release under a GradScaler throws before any update: every parameter and s
   assert.equal(await snapshot(m, opt), before);
   scaled.dispose(); loss.dispose(); ids.dispose(); targets.dispose();
   opt.zeroGrad(); detach(); scaler.dispose(); opt.dispose(); m.dispose();
+});
+
+test('release: a refused GradScaler backward computes no gradient; the next backward steps as if it never ran', async () => {
+  const runs: number[][] = [];
+  for (const refused of [false, true]) {
+    const lin = new Linear(4, 3, { backend: be, generator: new Generator(3) });
+    const opt = new SGD(lin.parameters(), { lr: 1e-2 });
+    const detach = opt.attachToBackward();
+    const x = new Variable(Tensor.from(be, Float32Array.from({ length: 8 }, (_, i) => i / 4), [2, 4]), { requiresGrad: false });
+    const base = be.memory.memoryAllocated('gradient');
+    if (refused) {
+      const scaler = new GradScaler();
+      const loss = tidy(() => sum(lin.forward(x)));
+      const scaled = scaler.scale(loss);
+      assert.throws(() => scaled.backward(), (e: unknown) => e instanceof GradientReleaseError && /GradScaler/.test((e as Error).message));
+      for (const p of lin.parameters()) assert.is(p.grad, null, 'a refused backward leaves no gradient');
+      assert.is(be.memory.memoryAllocated('gradient'), base);
+      scaled.dispose(); loss.dispose(); scaler.dispose();
+    }
+    const loss = tidy(() => sum(lin.forward(x)));
+    loss.backward();
+    loss.dispose();
+    runs.push([...(await lin.weight.data.toArray()), ...(await lin.bias!.data.toArray())]);
+    detach(); opt.dispose(); x.dispose(); lin.dispose();
+  }
+  assert.equal(runs[1], runs[0]);
+});
+
+test('release: a backward that throws part-way leaves no gradient on a released parameter', () => {
+  let partial = 0;
+  for (const swap of [false, true]) {
+    const w = new Variable(Tensor.from(be, [1, 2, 3], [3]), { requiresGrad: true });
+    const z = new Variable(Tensor.from(be, [4, 5, 6], [3]), { requiresGrad: true });
+    const x = new Variable(Tensor.from(be, [7, 8, 9], [3]), { requiresGrad: false });
+    const opt = new SGD([w], { lr: 1e-2 });
+    const detach = opt.attachToBackward();
+    const removeHook = z.registerPostAccumulateGradHook(() => { partial += w.grad ? 1 : 0; throw new Error('hook failed'); });
+    // w reaches the loss twice: z's hook throws after one or both of w's contributions
+    const l = sum(swap ? add(mul(w, x), mul(w, z)) : add(mul(w, z), mul(w, x)));
+    assert.throws(() => l.backward(), /hook failed/);
+    assert.is(w.grad, null, 'no stale gradient for the next backward to add onto');
+    removeHook(); z.zeroGrad(); detach(); opt.dispose();
+    for (const v of [w, z, x, l]) v.dispose();
+  }
+  assert.ok(partial > 0, 'the throw came while w held a partial gradient (the case under test)');
 });
 
 test('release: global-norm clipping and step() throw; per-parameter clipping equals clipGradNorm([p]) then step', async () => {

@@ -129,6 +129,18 @@ test('a budget below the smallest reachable peak is a MemoryBudgetError that sta
     assert.match((e as Error).message, /memory budget "half": not a size/);
   });
   await planCheckpoints(model, batch, {} as never).then(() => assert.unreachable(), (e) => assert.match((e as Error).message, /options.budget is required/));
+  // every option is checked before the (slow) profile: the loss never runs
+  let ran = 0;
+  const loss = (m: typeof model, b: typeof batch): Variable => { ran++; return defaultLoss(m, b); };
+  const refused = async (p: Promise<unknown>, pattern: RegExp): Promise<void> => {
+    await p.then(() => assert.unreachable(), (e) => { assert.instance(e, InvalidArgumentError); assert.match((e as Error).message, pattern); });
+  };
+  await refused(planCheckpoints(model, batch, { budget: '50%', reserveBytes: -1, loss }), /reserveBytes must be an integer >= 0, got -1/);
+  await refused(planCheckpoints(model, batch, { budget: 0.5, loss }), /memory budget 0.5: must be (a whole number of bytes|at least 1 byte)/);
+  await refused(planCheckpoints(model, batch, { budget: '50%', repeats: 0, loss }), /planCheckpoints: repeats must be an integer >= 1/);
+  await refused(planCheckpoints(model, batch, { budget: '50%', measur: false, loss } as never), /planCheckpoints: unknown option "measur"/);
+  await refused(profileMemory(model, batch, { polices: {}, loss } as never), /profileMemory: unknown option "polices"/);
+  assert.is(ran, 0);
 });
 
 test.run();

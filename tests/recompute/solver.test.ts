@@ -8,6 +8,7 @@ import { mulberry32 } from '../helpers/values.js';
 import { EXACT_LIMIT, allSets, candidateFront, exactFront, greedyFront, overlaps, paretoFront, type SolverItem, type SolverSet } from '../../src/recompute/solver.js';
 import { curvePeak, peakModelOf, predictPeak } from '../../src/recompute/predict.js';
 import { budgetBytes, parseMemoryBudget } from '../../src/recompute/plan.js';
+import { invalid } from '../helpers/errors.js';
 import { InvalidArgumentError } from '../../src/errors.js';
 import type { MemoryEvent } from '../../src/backend/memory.js';
 
@@ -121,6 +122,16 @@ test('memory budgets: bytes with units, percentages of the unplanned activation 
   assert.equal(parseMemoryBudget('50%'), { percent: 50 });
   for (const bad of ['', 'lots', '-5', '0', '150%', '0%', '12 parsecs', Number.NaN, -1]) {
     assert.throws(() => parseMemoryBudget(bad as string), (e: unknown) => e instanceof InvalidArgumentError && /memory budget/.test((e as Error).message), String(bad));
+  }
+  // numbers and strings follow one rule: a whole number of bytes from 1 to 2^53 - 1
+  assert.equal(parseMemoryBudget('1.1GB'), { bytes: 1.1e9 }, 'whole up to floating-point rounding');
+  assert.equal(parseMemoryBudget('1.5KiB'), { bytes: 1536 });
+  assert.equal(parseMemoryBudget(2e6), { bytes: 2e6 });
+  for (const frac of [0.5, '0.4', 2.5, '2.5', '1.3KiB']) {
+    invalid(() => parseMemoryBudget(frac), /must be (a whole number of bytes|at least 1 byte)/);
+  }
+  for (const huge of [1e300, '1e300', 1e20, '1e20', Number.POSITIVE_INFINITY]) {
+    invalid(() => parseMemoryBudget(huge), /must be (at most 9007199254740991 bytes|at least 1 byte)/);
   }
   const profile = { baseline: { peakBytes: 1000, beforeBytes: 100, heldBytes: 700, stepMs: 1 }, baselineAtPeak: { parameter: 100, gradient: 0, optimizer: 0, activation: 800, data: 0, temporary: 100 } };
   assert.is(budgetBytes('50%', profile), 600, 'half the 800 activation bytes at the peak: 1000 - 400');
