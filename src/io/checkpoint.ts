@@ -3,7 +3,7 @@
 // so a crash mid-write leaves the previous checkpoint whole. Tensors are stored under `model.<key>`
 // and `optimizer.<param index>.<state key>`; everything else is JSON in the metadata key
 // `memfit.checkpoint`. Resuming restores every piece, so the next step equals an uninterrupted run.
-import { describeValue, InvalidArgumentError, MemfitError } from '../errors.js';
+import { checkOptions, describeValue, InvalidArgumentError, MemfitError } from '../errors.js';
 import { MAX_STEP } from '../optim/optimizer.js';
 import type { Module } from '../nn/module.js';
 import type { Optimizer, OptimizerStateDict, OptimizerHyper, ParamState } from '../optim/optimizer.js';
@@ -65,8 +65,21 @@ function isPlainObject(v: unknown): v is Record<string, JsonValue> {
   return proto === Object.prototype || proto === null;
 }
 
+/** The keys of a TrainingState: any other is refused (a misspelt `schedular` would silently not be saved). */
+const STATE_KEYS = ['model', 'optimizer', 'scheduler', 'scaler', 'step', 'generators', 'extra'] as const;
+
+/** Checks the `state` argument of `fn`: an object with known keys only and a model. */
+function checkState(state: unknown, fn: string): void {
+  if (state === null || typeof state !== 'object') throw new InvalidArgumentError(`${fn}: state must be an object { model, optimizer, scheduler, step, ... }, got ${describeValue(state)}`);
+  checkOptions(state, STATE_KEYS, `${fn} state`);
+  const model = (state as { model?: Partial<Module> }).model;
+  if (model === null || typeof model !== 'object' || typeof model.stateDict !== 'function' || typeof model.parameters !== 'function') {
+    throw new InvalidArgumentError(`${fn}: state.model must be a Module, got ${describeValue(model)}`);
+  }
+}
+
 export async function saveCheckpoint(path: string, state: TrainingState): Promise<void> {
-  if (state === null || typeof state !== 'object') throw new InvalidArgumentError(`saveCheckpoint: state must be an object { model, optimizer, scheduler, step, ... }, got ${describeValue(state)}`);
+  checkState(state, 'saveCheckpoint');
   if (!(Number.isSafeInteger(state.step) && state.step >= 0 && state.step <= MAX_STEP)) throw new InvalidArgumentError(`checkpoint step must be a non-negative integer no larger than 2^40, got ${describeValue(state.step)}`);
   if (state.extra !== undefined && !isPlainObject(state.extra)) throw new InvalidArgumentError(`checkpoint extra must be a plain object of JSON values, got ${describeValue(state.extra)}`);
   const tensors: Record<string, Tensor> = {};
@@ -105,6 +118,7 @@ export async function saveCheckpoint(path: string, state: TrainingState): Promis
  * the model is written last. Tensors are loaded onto the model's backend.
  */
 export async function loadCheckpoint(path: string, state: Omit<TrainingState, 'step'>): Promise<{ step: number; extra: Record<string, JsonValue> }> {
+  checkState(state, 'loadCheckpoint');
   const params = state.model.parameters();
   if (params.length === 0) throw new InvalidArgumentError('loadCheckpoint: the model has no parameters');
   const { tensors, metadata } = await loadSafetensors(path, params[0].backend, { category: 'temporary' });

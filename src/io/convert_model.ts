@@ -12,7 +12,7 @@
 //   scales in `<name>_scale`, shape [...lead, ceil(K / blockSize)], blocks along the last dimension.
 // - `__metadata__["memfit.conversion"]` (CONVERSION_KEY) records every converted tensor (source dtype,
 //   dtype, scale kind, scale tensor, block size) and every run (target, rounding, saturate, seed).
-import { InvalidArgumentError, MemfitError } from '../errors.js';
+import { checkOptions, InvalidArgumentError, MemfitError } from '../errors.js';
 import { decode, encode, type Rounding } from '../dtype/encode.js';
 import { finfo } from '../dtype/finfo.js';
 import { codeValue, formatOf, maxFiniteCode, type DType, type DTypeName } from '../dtype/formats.js';
@@ -625,7 +625,11 @@ function publicMetadata(m: Record<string, string>): Record<string, string> {
 }
 
 /** Lists the tensors of the file behind `source` (and, with `stats`, their value statistics). */
-export async function inspectSource(source: ByteSource, options: InspectOptions = {}): Promise<InspectReport> {
+/** The keys of InspectOptions (any other is refused). */
+export const INSPECT_OPTION_KEYS: readonly string[] = ['stats', 'onProgress'];
+
+export async function inspectSource(source: ByteSource, options?: InspectOptions, fn = 'inspectSource'): Promise<InspectReport> {
+  options = checkOptions(options, INSPECT_OPTION_KEYS, fn);
   const header = await readHeaderFrom(source);
   const a = analyse(header);
   const tensors: InspectedTensor[] = [];
@@ -671,8 +675,8 @@ export async function inspectSource(source: ByteSource, options: InspectOptions 
 }
 
 /** inspectSource over a file in memory (browser build). */
-export function inspectSafetensorsBytes(bytes: Uint8Array, options: InspectOptions = {}): Promise<InspectReport> {
-  return inspectSource(bytesSource(bytes), options);
+export function inspectSafetensorsBytes(bytes: Uint8Array, options?: InspectOptions): Promise<InspectReport> {
+  return inspectSource(bytesSource(bytes), options, 'inspectSafetensorsBytes');
 }
 
 // ---- targets ----------------------------------------------------------------------------------------
@@ -908,8 +912,14 @@ class ErrorAccumulator {
 }
 
 /** Plans the conversion of the file behind `source` (validates everything; nothing is written yet). */
-export async function planConversion(source: ByteSource, options: ConvertModelOptions): Promise<ConversionPlan> {
+/** The keys of ConvertModelOptions (any other is refused). */
+export const CONVERT_OPTION_KEYS: readonly string[] = [
+  'to', 'scale', 'blockSize', 'include', 'exclude', 'rounding', 'saturate', 'seed', 'onProgress', 'memfitVersion', 'chunkElements',
+];
+
+export async function planConversion(source: ByteSource, options: ConvertModelOptions, fn = 'planConversion'): Promise<ConversionPlan> {
   if (options === null || typeof options !== 'object') throw new ConvertError('options must be an object with at least { to }');
+  checkOptions(options, CONVERT_OPTION_KEYS, fn);
   const target = resolveTarget(options.to, options.scale, options.blockSize);
   const rounding = options.rounding ?? 'nearest-even';
   if (!['nearest-even', 'toward-zero', 'stochastic'].includes(rounding)) throw new ConvertError(`unknown rounding ${JSON.stringify(rounding)}; use nearest-even, toward-zero or stochastic`);
@@ -1164,7 +1174,7 @@ async function convertTensor(vs: ValueSource, target: ConvertTarget, o: TensorOu
 
 /** Converts a safetensors file in memory; returns the new file and the report (browser build). */
 export async function convertSafetensorsBytes(bytes: Uint8Array, options: ConvertModelOptions): Promise<{ bytes: Uint8Array; report: ConvertReport }> {
-  const plan = await planConversion(bytesSource(bytes), options);
+  const plan = await planConversion(bytesSource(bytes), options, 'convertSafetensorsBytes');
   let out: Uint8Array;
   try {
     out = new Uint8Array(plan.outputBytes);

@@ -8,12 +8,12 @@ import { mkdtemp, open, rm, type FileHandle } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { MemfitError } from '../errors.js';
+import { checkOptions, MemfitError } from '../errors.js';
 import { openOutput, openRegularInput, outputTarget, readFully, sameFile, writeFully, type OutputFile } from './fs_sync.js';
 import { SafetensorsError } from './safetensors.js';
 import { readSafetensorsHeader, withPath } from './safetensors_file.js';
 import {
-  CONVERSION_KEY, ConvertError, inspectSource, planConversion,
+  CONVERSION_KEY, CONVERT_OPTION_KEYS, ConvertError, INSPECT_OPTION_KEYS, inspectSource, planConversion,
   type ByteSource, type ConvertModelOptions, type ConvertReport, type InspectOptions, type InspectReport,
 } from './convert_model.js';
 
@@ -56,10 +56,11 @@ function inputError(path: string, e: unknown): unknown {
 }
 
 /** Lists the tensors of a safetensors file (with `stats`, their value statistics), reading one chunk at a time. */
-export async function inspectSafetensors(path: string, options: InspectOptions = {}): Promise<InspectReport> {
+export async function inspectSafetensors(path: string, options?: InspectOptions): Promise<InspectReport> {
+  options = checkOptions(options, INSPECT_OPTION_KEYS, 'inspectSafetensors');
   const { h, source } = await openInput(path);
   try {
-    return await inspectSource(source, options);
+    return await inspectSource(source, options, 'inspectSafetensors');
   } catch (e) {
     throw inputError(path, e);
   } finally {
@@ -116,6 +117,8 @@ export async function convertSafetensors(input: string, output: string, options:
   if (typeof input !== 'string' || typeof output !== 'string') throw new ConvertError('input and output must be paths');
   if (input === '') throw new ConvertError('input: empty path (give a file name)');
   if (output === '') throw new ConvertError('output: empty path (give a file name)');
+  if (options !== null && typeof options === 'object') checkOptions(options, [...CONVERT_OPTION_KEYS, 'handleSignals', 'overwrite'], 'convertSafetensors');
+  const { handleSignals: _signals, overwrite: _overwrite, ...convertOptions } = options ?? ({} as ConvertFileOptions);
   if (resolve(input) === resolve(output) || await sameFile(input, output)) throw new ConvertError(`${output}: is the input file; write the converted model to another path (the input is never overwritten)`);
   const cannotWrite = (e: unknown) => new ConvertError(`cannot write ${output}: ${(e as Error)?.message ?? String(e)}`, { cause: e });
   const { h, source } = await openInput(input);
@@ -129,7 +132,7 @@ export async function convertSafetensors(input: string, output: string, options:
   try {
     let plan;
     try {
-      plan = await planConversion(source, { memfitVersion: memfitVersion(), ...options });
+      plan = await planConversion(source, { memfitVersion: memfitVersion(), ...convertOptions }, 'convertSafetensors');
     } catch (e) {
       throw inputError(input, e);
     }

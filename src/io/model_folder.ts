@@ -5,7 +5,7 @@
 // (`torchvision.models.resnet50(num_classes=...)` + `load_state_dict(load_file(...))`) with a
 // config.json that records torchvision's resnet() arguments. Browser-safe: bytes in, bytes out
 // (src/io/model_folder_file.ts reads and writes the files in Node).
-import { InvalidArgumentError } from '../errors.js';
+import { checkOptions, InvalidArgumentError } from '../errors.js';
 import type { Backend } from '../backend/backend.js';
 import { Tensor } from '../tensor/tensor.js';
 import { defaultBackend } from '../nn/layers.js';
@@ -16,7 +16,7 @@ import { bertConfigFromHf, bertConfigToHf, hfBertKeyToMemfit, memfitBertKeyToHf 
 import { RESNET_CONFIGS, ResNet, type ResNetConfig } from '../nn/resnet.js';
 import type { Generator } from '../random.js';
 import {
-  parseSafetensors, planSafetensors, rawToTensor, readTensorBytes, SafetensorsError, type FileTensorSpec, type RawTensorSpec,
+  checkBackend, parseSafetensors, planSafetensors, rawToTensor, readTensorBytes, SafetensorsError, type FileTensorSpec, type RawTensorSpec,
 } from './safetensors.js';
 
 /** The models a folder holds. */
@@ -44,6 +44,13 @@ export interface LoadedModel {
 }
 
 export class ModelFolderError extends InvalidArgumentError {}
+
+/** Checks the options of `fn` (known keys only; backend a Backend) and returns them with the backend filled in. */
+export function checkLoadModelOptions(options: LoadModelOptions | undefined, fn: string): LoadModelOptions & { backend: Backend } {
+  const o = checkOptions(options, ['backend', 'generator'], fn);
+  if (o.backend !== undefined) checkBackend(o.backend, fn);
+  return { ...o, backend: o.backend ?? defaultBackend() };
+}
 
 // ---- configs -------------------------------------------------------------------------------------
 
@@ -165,9 +172,10 @@ function parseConfig(text: string): Record<string, unknown> {
 }
 
 /** The model a folder's config describes (fresh weights; not yet loaded). */
-export function modelFromConfig(configText: string, options: LoadModelOptions = {}): { model: PretrainedModel; kind: LoadedModel['kind'] } {
+export function modelFromConfig(configText: string, options?: LoadModelOptions): { model: PretrainedModel; kind: LoadedModel['kind'] } {
+  const { backend, generator } = checkLoadModelOptions(options, 'modelFromConfig');
   const j = parseConfig(configText);
-  const o = { backend: options.backend ?? defaultBackend(), generator: options.generator };
+  const o = { backend, generator };
   if (j.model_type === 'llama') return { model: new Llama(llamaConfigFromHf(j), o), kind: 'llama' };
   if (j.model_type === 'bert') return { model: new BertForMaskedLM(bertConfigFromHf(j), o), kind: 'bert' };
   if (j.library === 'torchvision') return { model: new ResNet(resnetConfigFromJson(j), o), kind: 'resnet' };
@@ -179,11 +187,12 @@ export function modelFromConfig(configText: string, options: LoadModelOptions = 
  * mapped from transformers' / torchvision's names; tied duplicates and heads the model lacks are
  * reported in droppedKeys). Throws naming every missing and unexpected key.
  */
-export function modelFromFolderFiles(files: ModelFolderFiles, options: LoadModelOptions = {}): LoadedModel {
+export function modelFromFolderFiles(files: ModelFolderFiles, options?: LoadModelOptions): LoadedModel {
+  options = checkLoadModelOptions(options, 'modelFromFolderFiles');
   const { model, kind } = modelFromConfig(files.config, options);
   let tensors: Record<string, Tensor> = {};
   try {
-    tensors = weightsToTensors(files.weights, (options.backend ?? defaultBackend()));
+    tensors = weightsToTensors(files.weights, options.backend!);
     const sd: Record<string, Tensor> = {};
     const droppedKeys: string[] = [];
     for (const [k, t] of Object.entries(tensors)) {

@@ -10,7 +10,7 @@
 // length before checking it against what is there, parses the JSON itself (JSON.parse silently keeps the
 // last of duplicate keys and rounds integers above 2^53) and reports every problem as a SafetensorsError
 // naming the tensor. docs/safetensors.md has the format notes and the memfit dtype mapping.
-import { describeValue, InvalidArgumentError, MemfitError } from '../errors.js';
+import { checkOptions, describeValue, InvalidArgumentError, MemfitError } from '../errors.js';
 import { formatOf } from '../dtype/formats.js';
 import { dtypeBits } from '../backend/storage.js';
 import type { Backend, TensorDType } from '../backend/backend.js';
@@ -646,6 +646,19 @@ export async function tensorsToSafetensors(tensors: Record<string, Tensor>, meta
   return out;
 }
 
+/** Refuses (InvalidArgumentError, before any work) a `backend` argument of `fn` that is not a Backend. */
+export function checkBackend(backend: unknown, fn: string): asserts backend is Backend {
+  const b = backend as Partial<Backend> | null;
+  if (b === null || typeof b !== 'object' || typeof b.alloc !== 'function' || typeof b.write !== 'function') {
+    throw new InvalidArgumentError(`${fn}: backend must be a Backend (from createBackend()), got ${describeValue(backend)}`);
+  }
+}
+
+/** Checks the options of `fn` (safetensorsToTensors / loadSafetensors): known keys only. */
+export function checkLoadOptions(options: LoadOptions | undefined, fn: string): LoadOptions {
+  return checkOptions(options, ['category'], fn);
+}
+
 /** Options of safetensorsToTensors / loadSafetensors. */
 export interface LoadOptions {
   /** Memory category of the new tensors (default 'parameter'). */
@@ -675,7 +688,9 @@ export function rawToTensor(backend: Backend, name: string, raw: RawTensor, cate
 }
 
 /** Tensors on `backend` from a safetensors file (a null-prototype record), plus its metadata. */
-export function safetensorsToTensors(bytes: Uint8Array, backend: Backend, options: LoadOptions = {}): { tensors: Record<string, Tensor>; metadata: Record<string, string> } {
+export function safetensorsToTensors(bytes: Uint8Array, backend: Backend, options?: LoadOptions): { tensors: Record<string, Tensor>; metadata: Record<string, string> } {
+  checkBackend(backend, 'safetensorsToTensors');
+  options = checkLoadOptions(options, 'safetensorsToTensors');
   const parsed = parseSafetensors(bytes);
   checkSupported(parsed.tensors);
   const tensors = Object.create(null) as Record<string, Tensor>;

@@ -6,12 +6,12 @@
 // is written in place, never replaced: fs_sync.ts, openOutput).
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Backend } from '../backend/backend.js';
-import { InvalidArgumentError, MemfitError } from '../errors.js';
+import { describeValue, InvalidArgumentError, MemfitError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { openOutput, readFully as readAll, writeFully, type OutputFile } from './fs_sync.js';
 import {
   SafetensorsError, checkSupported, parseSafetensorsHeader, planSafetensors, rawToTensor, readTensorBytes,
-  safetensorsHeaderSize, type LoadOptions, type SafetensorsHeader,
+  safetensorsHeaderSize, checkBackend, checkLoadOptions, type LoadOptions, type SafetensorsHeader,
 } from './safetensors.js';
 
 /** Reads exactly buf.length bytes; a short file is a SafetensorsError. */
@@ -59,12 +59,18 @@ export async function saveSafetensors(path: string, tensors: Record<string, Tens
 
 /** Reads and validates the header of the safetensors file at `path` (no tensor data is read). */
 export async function readSafetensorsHeader(path: string): Promise<SafetensorsHeader> {
+  checkInputPath(path, 'readSafetensorsHeader');
   const h = await openForRead(path);
   try {
     return (await readHeader(h, path)).header;
   } finally {
     await h.close().catch(() => {});
   }
+}
+
+/** Refuses a path argument of `fn` that is not a non-empty string (before any work). */
+function checkInputPath(path: unknown, fn: string): void {
+  if (typeof path !== 'string' || path === '') throw new InvalidArgumentError(`${fn}: path must be a non-empty string, got ${describeValue(path)}`);
 }
 
 async function openForRead(path: string): Promise<FileHandle> {
@@ -93,7 +99,10 @@ async function readHeader(h: FileHandle, path: string): Promise<{ header: Safete
 }
 
 /** Loads the safetensors file at `path` into tensors on `backend` (a null-prototype record), plus its metadata. */
-export async function loadSafetensors(path: string, backend: Backend, options: LoadOptions = {}): Promise<{ tensors: Record<string, Tensor>; metadata: Record<string, string> }> {
+export async function loadSafetensors(path: string, backend: Backend, options?: LoadOptions): Promise<{ tensors: Record<string, Tensor>; metadata: Record<string, string> }> {
+  checkInputPath(path, 'loadSafetensors');
+  checkBackend(backend, 'loadSafetensors');
+  const { category = 'parameter' } = checkLoadOptions(options, 'loadSafetensors');
   const h = await openForRead(path);
   const tensors = Object.create(null) as Record<string, Tensor>;
   try {
@@ -104,7 +113,7 @@ export async function loadSafetensors(path: string, backend: Backend, options: L
         const [begin, end] = info.dataOffsets;
         const bytes = new Uint8Array(end - begin);
         await readFully(h, bytes, header.headerByteLength + begin);
-        tensors[name] = rawToTensor(backend, name, { dtype: info.memfit!.dtype, shape: info.memfit!.shape, bytes }, options.category ?? 'parameter');
+        tensors[name] = rawToTensor(backend, name, { dtype: info.memfit!.dtype, shape: info.memfit!.shape, bytes }, category);
       }
     } catch (e) {
       throw withPath(path, e, e instanceof MemfitError ? 'cannot load' : 'cannot read');

@@ -4,7 +4,7 @@
 // a rate never depends on rounding accumulated over earlier steps and a scheduler can jump to any
 // epoch (stepTo). The difference from PyTorch's chainable form shows only when something else also
 // changes a group's lr between steps (PyTorch would build on that change; this overrides it).
-import { describeValue, InvalidArgumentError } from '../errors.js';
+import { checkOptions, describeValue, InvalidArgumentError } from '../errors.js';
 import { MAX_STEP, Optimizer, type OptimizerHyper } from './optimizer.js';
 
 /** A scheduler's state: plain JSON-able numbers (and nested states for SequentialLR). */
@@ -69,8 +69,22 @@ export abstract class LRScheduler {
     return { lastEpoch: this.lastEpoch, baseLrs: [...this.baseLrs], lastLr: [...this.lastLrs], ...this.hyperState() };
   }
 
-  /** Restores a state from stateDict() (the optimizer's lr comes from the optimizer's own state dict, as in PyTorch). */
+  /**
+   * Restores a state from stateDict() (the optimizer's lr comes from the optimizer's own state dict,
+   * as in PyTorch). All or nothing: the whole state (sub-schedulers' included) is checked before
+   * anything changes.
+   */
   loadStateDict(sd: SchedulerStateDict): void {
+    this.prepareLoad(sd)();
+  }
+
+  /** prepareLoad of another scheduler (a SequentialLR's sub-scheduler). */
+  protected static prepareLoadOf(s: LRScheduler, sd: SchedulerStateDict): () => void {
+    return s.prepareLoad(sd);
+  }
+
+  /** Checks a state from stateDict() and returns what applies it (which cannot fail). */
+  protected prepareLoad(sd: SchedulerStateDict): () => void {
     if (typeof sd !== 'object' || sd === null) throw new InvalidArgumentError(`${this.name}.loadStateDict: expected an object`);
     const { lastEpoch, baseLrs, lastLr } = sd;
     if (!(typeof lastEpoch === 'number' && Number.isSafeInteger(lastEpoch) && lastEpoch >= 0 && lastEpoch <= MAX_STEP)) {
@@ -81,10 +95,13 @@ export abstract class LRScheduler {
       if (!Array.isArray(v) || !v.every((x) => typeof x === 'number' && Number.isFinite(x) && x >= 0)) throw new InvalidArgumentError(`${this.name}.loadStateDict: ${key} must be an array of finite numbers >= 0`);
       if (v.length !== n) throw new InvalidArgumentError(`${this.name}.loadStateDict: ${key} has ${v.length} rates for ${n} parameter groups`);
     }
-    this.loadHyper(sd);
-    this.lastEpoch = lastEpoch as number;
-    this.baseLrs = [...(baseLrs as number[])];
-    this.lastLrs = [...(lastLr as number[])];
+    const applyHyper = this.prepareHyper(sd);
+    return () => {
+      applyHyper();
+      this.lastEpoch = lastEpoch as number;
+      this.baseLrs = [...(baseLrs as number[])];
+      this.lastLrs = [...(lastLr as number[])];
+    };
   }
 
   /** The scheduler's own settings, saved with its state. */
@@ -92,8 +109,10 @@ export abstract class LRScheduler {
     return {};
   }
 
-  /** Restores (and checks) what hyperState() saved. */
-  protected loadHyper(_sd: SchedulerStateDict): void {}
+  /** Checks what hyperState() saved and returns what restores it (which cannot fail). */
+  protected prepareHyper(_sd: SchedulerStateDict): () => void {
+    return () => {};
+  }
 
   /** Makes the first step (epoch 0), as PyTorch's constructors do; called by subclasses once set up. */
   protected initialStep(): void {
@@ -137,11 +156,13 @@ export class StepLR extends LRScheduler {
 
   protected override hyperState(): SchedulerStateDict { return { stepSize: this.stepSize, gamma: this.gamma }; }
 
-  protected override loadHyper(sd: SchedulerStateDict): void {
+  protected override prepareHyper(sd: SchedulerStateDict): () => void {
     const stepSize = positiveInt('StepLR.loadStateDict', 'stepSize', savedNumber('StepLR', sd, 'stepSize'));
     const gamma = finiteAtLeast('StepLR.loadStateDict', 'gamma', savedNumber('StepLR', sd, 'gamma'), 0);
-    this.stepSize = stepSize;
-    this.gamma = gamma;
+    return () => {
+      this.stepSize = stepSize;
+      this.gamma = gamma;
+    };
   }
 }
 
@@ -193,8 +214,9 @@ export class LinearLR extends LRScheduler {
   endFactor: number;
   totalIters: number;
 
-  constructor(optimizer: AnyOptimizer, { startFactor = 1 / 3, endFactor = 1, totalIters = 5 }: LinearLROptions = {}) {
+  constructor(optimizer: AnyOptimizer, options?: LinearLROptions) {
     super(optimizer);
+    const { startFactor = 1 / 3, endFactor = 1, totalIters = 5 } = checkOptions(options, ['startFactor', 'endFactor', 'totalIters'], 'LinearLR');
     [this.startFactor, this.endFactor, this.totalIters] = LinearLR.check('LinearLR', startFactor, endFactor, totalIters);
     this.initialStep();
   }
@@ -216,8 +238,11 @@ export class LinearLR extends LRScheduler {
     return { startFactor: this.startFactor, endFactor: this.endFactor, totalIters: this.totalIters };
   }
 
-  protected override loadHyper(sd: SchedulerStateDict): void {
-    [this.startFactor, this.endFactor, this.totalIters] = LinearLR.check('LinearLR.loadStateDict', sd.startFactor, sd.endFactor, sd.totalIters);
+  protected override prepareHyper(sd: SchedulerStateDict): () => void {
+    const checked = LinearLR.check('LinearLR.loadStateDict', sd.startFactor, sd.endFactor, sd.totalIters);
+    return () => {
+      [this.startFactor, this.endFactor, this.totalIters] = checked;
+    };
   }
 }
 
@@ -245,11 +270,13 @@ export class CosineAnnealingLR extends LRScheduler {
 
   protected override hyperState(): SchedulerStateDict { return { tMax: this.tMax, etaMin: this.etaMin }; }
 
-  protected override loadHyper(sd: SchedulerStateDict): void {
+  protected override prepareHyper(sd: SchedulerStateDict): () => void {
     const tMax = positiveInt('CosineAnnealingLR.loadStateDict', 'tMax', savedNumber('CosineAnnealingLR', sd, 'tMax'));
     const etaMin = finiteAtLeast('CosineAnnealingLR.loadStateDict', 'etaMin', savedNumber('CosineAnnealingLR', sd, 'etaMin'), 0);
-    this.tMax = tMax;
-    this.etaMin = etaMin;
+    return () => {
+      this.tMax = tMax;
+      this.etaMin = etaMin;
+    };
   }
 }
 
@@ -305,7 +332,7 @@ export class SequentialLR extends LRScheduler {
     return { ...super.stateDict(), milestones: [...this.milestones], schedulers: this.schedulers.map((s) => s.stateDict()) };
   }
 
-  protected override loadHyper(sd: SchedulerStateDict): void {
+  protected override prepareHyper(sd: SchedulerStateDict): () => void {
     const ms = sd.milestones, subs = sd.schedulers;
     if (!Array.isArray(ms) || ms.length !== this.milestones.length || ms.some((m, i) => m !== this.milestones[i])) {
       throw new InvalidArgumentError(`SequentialLR.loadStateDict: milestones differ from this scheduler's [${this.milestones.join(', ')}]`);
@@ -313,7 +340,9 @@ export class SequentialLR extends LRScheduler {
     if (!Array.isArray(subs) || subs.length !== this.schedulers.length || !subs.every((s) => typeof s === 'object' && s !== null && !Array.isArray(s))) {
       throw new InvalidArgumentError(`SequentialLR.loadStateDict: expected ${this.schedulers.length} scheduler states`);
     }
-    (subs as SchedulerStateDict[]).forEach((s, i) => this.schedulers[i].loadStateDict(s));
+    // Every sub-state is checked before any sub-scheduler changes.
+    const applies = (subs as SchedulerStateDict[]).map((s, i) => LRScheduler.prepareLoadOf(this.schedulers[i], s));
+    return () => applies.forEach((apply) => apply());
   }
 }
 
@@ -337,7 +366,7 @@ export interface CosineWithWarmupOptions {
  * As there, stepping past totalSteps continues the cosine: stop at totalSteps.
  */
 export function cosineWithWarmup(optimizer: AnyOptimizer, options: CosineWithWarmupOptions): LambdaLR {
-  const { warmupSteps, totalSteps, minLrRatio = 0, numCycles = 0.5 } = options ?? ({} as CosineWithWarmupOptions);
+  const { warmupSteps, totalSteps, minLrRatio = 0, numCycles = 0.5 } = checkOptions(options, ['warmupSteps', 'totalSteps', 'minLrRatio', 'numCycles'], 'cosineWithWarmup') as CosineWithWarmupOptions;
   if (!(Number.isInteger(warmupSteps) && warmupSteps >= 0)) throw new InvalidArgumentError(`cosineWithWarmup: warmupSteps must be an integer >= 0, got ${String(warmupSteps)}`);
   if (!(Number.isInteger(totalSteps) && totalSteps >= warmupSteps)) throw new InvalidArgumentError(`cosineWithWarmup: totalSteps must be an integer >= warmupSteps (${warmupSteps}), got ${String(totalSteps)}`);
   if (!(typeof minLrRatio === 'number' && minLrRatio >= 0 && minLrRatio <= 1)) throw new InvalidArgumentError(`cosineWithWarmup: minLrRatio must be in [0, 1], got ${String(minLrRatio)}`);

@@ -3,7 +3,7 @@
 // nothing changed; a checkpoint file carrying them is refused as a whole.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -13,7 +13,7 @@ import {
 import { loadCheckpoint, saveCheckpoint } from '../../src/io/checkpoint.js';
 import { CHECKPOINT_KEY } from '../../src/io/checkpoint.js';
 import { MAX_STEP } from '../../src/optim/optimizer.js';
-import { invalid } from '../helpers/errors.js';
+import { invalid, rejectsInvalid } from '../helpers/errors.js';
 
 const w = new WasmBackend();
 
@@ -124,6 +124,27 @@ test('a checkpoint with absurd step counts or a non-object extra is refused as a
     } catch (e) {
       assert.match((e as Error).message, /checkpoint step must be a non-negative integer no larger than 2\^40/);
     }
+  } finally {
+    s.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('saveCheckpoint / loadCheckpoint refuse unknown state keys (a misspelt scheduler is not silently left out) and a state without a model', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'memfit-harden-state-'));
+  const s = setup();
+  try {
+    const path = join(dir, 'ckpt.safetensors');
+    await rejectsInvalid(saveCheckpoint(path, { model: s.model, optimizer: s.optimizer, schedular: s.scheduler, step: 1 } as never), /saveCheckpoint state: unknown option "schedular"/);
+    await rejectsInvalid(saveCheckpoint(path, { model: null, step: 1 } as never), /saveCheckpoint: state.model must be a Module, got null/);
+    assert.not.ok(existsSync(path), 'nothing written');
+    await saveCheckpoint(path, { model: s.model, optimizer: s.optimizer, scheduler: s.scheduler, step: 1 });
+    const before = s.scheduler.lastEpoch;
+    await rejectsInvalid(loadCheckpoint(path, { model: s.model, optimiser: s.optimizer } as never), /loadCheckpoint state: unknown option "optimiser"/);
+    await rejectsInvalid(loadCheckpoint(path, null as never), /loadCheckpoint: state must be an object/);
+    await rejectsInvalid(loadCheckpoint(path, {} as never), /loadCheckpoint: state.model must be a Module, got undefined/);
+    assert.is((await loadCheckpoint(path, { model: s.model, optimizer: s.optimizer, scheduler: s.scheduler, step: 0 } as never)).step, 1);
+    assert.is(s.scheduler.lastEpoch, before);
   } finally {
     s.dispose();
     rmSync(dir, { recursive: true, force: true });

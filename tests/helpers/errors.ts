@@ -13,3 +13,15 @@ export function invalid(fn: () => unknown, pattern: RegExp): void {
   }
   assert.unreachable(`no error, expected ${pattern}`);
 }
+
+/** Asserts that `promise` rejects with an error of class `cls` (default InvalidArgumentError) whose message matches pattern. */
+export async function rejectsInvalid(promise: Promise<unknown>, pattern: RegExp, cls: new (...args: never[]) => Error = InvalidArgumentError): Promise<void> {
+  try {
+    await promise;
+  } catch (e) {
+    assert.instance(e, cls, `${pattern}: got ${String(e)}`);
+    assert.match((e as Error).message, pattern);
+    return;
+  }
+  assert.unreachable(`no error, expected ${pattern}`);
+}

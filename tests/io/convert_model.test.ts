@@ -21,6 +21,7 @@ import {
   resolveTarget, type ByteSink, type ConvertModelOptions, type ConversionMetadata,
 } from '../../src/io/convert_model.js';
 import { convertSafetensors, inspectSafetensors, memfitVersion } from '../../src/io/convert_model_file.js';
+import { InvalidArgumentError } from '../../src/errors.js';
 
 const FIXTURES = new URL('../fixtures/io/', import.meta.url);
 const fixture = (name: string): Uint8Array => new Uint8Array(readFileSync(new URL(name, FIXTURES)));
@@ -460,6 +461,27 @@ test('bad options: unknown target, scale misuse, a regex matching nothing, an in
   // A scale name already taken by another tensor of the file.
   const clash = serializeSafetensors({ w: raw([2, 2], new Float32Array(4)), w_scale: raw([3], new Float32Array(3)) });
   await rejects(convertSafetensorsBytes(clash, { to: 'e4m3' }), ConvertError, /two tensors named 'w_scale'/);
+});
+
+test('unknown option keys are refused (never ignored) by convert and inspect, before any file is opened or written', async () => {
+  const { bytes: file } = sampleFile(11);
+  await rejects(convertSafetensorsBytes(file, { to: 'bf16', chunkElments: 4 } as never), InvalidArgumentError, /convertSafetensorsBytes: unknown option "chunkElments"/);
+  await rejects(inspectSafetensorsBytes(file, { stat: true } as never), InvalidArgumentError, /inspectSafetensorsBytes: unknown option "stat"/);
+  const dir = mkdtempSync(join(tmpdir(), 'memfit-convert-'));
+  try {
+    const input = join(dir, 'in.safetensors'), output = join(dir, 'out.safetensors');
+    writeFileSync(input, file);
+    writeFileSync(output, 'not a model');
+    await rejects(convertSafetensors(input, output, { to: 'bf16', overWrite: true } as never), InvalidArgumentError, /convertSafetensors: unknown option "overWrite"/);
+    await rejects(inspectSafetensors(join(dir, 'missing'), { stat: true } as never), InvalidArgumentError, /inspectSafetensors: unknown option "stat"/);
+    assert.is(readFileSync(output, 'utf8'), 'not a model');
+    assert.equal(readdirSync(dir).sort(), ['in.safetensors', 'out.safetensors']);
+    // the file entry's own keys are known
+    await convertSafetensors(input, output, { to: 'bf16', overwrite: true, handleSignals: false });
+    assert.ok((await inspectSafetensors(output, { stats: true })).tensors.length > 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 // ---- hostile input --------------------------------------------------------------------------------

@@ -23,6 +23,8 @@ import { ResNet, resnet } from '../../src/nn/resnet.js';
 import { SGD } from '../../src/optim/index.js';
 import { Generator } from '../../src/random.js';
 import { loadModelFixture, MODEL_FIXTURES } from '../helpers/model_fixtures.js';
+import { invalid, rejectsInvalid } from '../helpers/errors.js';
+import { ModelFolderError } from '../../src/io/model_folder.js';
 
 const w = new WasmBackend();
 const FIXTURES = ['resnet18_w8', 'resnet50_w8', 'llama_tiny', 'bert_tiny'];
@@ -178,6 +180,30 @@ test('errors: existing files are not replaced unasked, unknown configs and missi
   let e: unknown;
   try { await loadModelFolder(join(dir, 'nope'), { backend: w }); } catch (x) { e = x; }
   assert.match(String(e), /config.json: cannot read/);
+  m.dispose();
+});
+
+test('bad arguments (ModelFolderError) and unknown option keys (InvalidArgumentError) are refused naming them, before any work', async () => {
+  const dir = tmp();
+  const m = new ResNet({ block: 'basic', layers: [1, 1, 1, 1], width: 2, numClasses: 2 }, { backend: w });
+  await rejectsInvalid(saveModelFolder(dir, m, { overWrite: true } as never), /saveModelFolder: unknown option "overWrite"/);
+  await rejectsInvalid(saveModelFolder(dir, m, { overwrite: 'yes' } as never), /overwrite must be a boolean, got "yes"/, ModelFolderError);
+  await rejectsInvalid(saveModelFolder(undefined as never, m), /saveModelFolder: dir must be a non-empty string .*got undefined/, ModelFolderError);
+  const file = join(dir, 'a-file');
+  writeFileSync(file, 'mine');
+  await rejectsInvalid(saveModelFolder(file, m), /saveModelFolder: .*a-file exists and is not a folder/, ModelFolderError);
+  await rejectsInvalid(saveModelFolder(join(file, 'sub'), m), /saveModelFolder: .*a-file.sub/, ModelFolderError);
+  assert.is(readFileSync(file, 'utf8'), 'mine');
+  assert.equal(readdirSync(dir), ['a-file']);
+  await saveModelFolder(dir, m);
+  await rejectsInvalid(loadModelFolder(dir, { backnd: w } as never), /loadModelFolder: unknown option "backnd"/);
+  await rejectsInvalid(loadModelFolder(dir, { backend: null } as never), /loadModelFolder: backend must be a Backend .*got null/);
+  await rejectsInvalid(loadModelFolder(42 as never, { backend: w }), /loadModelFolder: dir must be a non-empty string .*got 42/, ModelFolderError);
+  const files = await modelToFolderFiles(m);
+  invalid(() => modelFromFolderFiles(files, { backnd: w } as never), /modelFromFolderFiles: unknown option "backnd"/);
+  const back = await loadModelFolder(dir, { backend: w });
+  assert.is(back.kind, 'resnet');
+  back.model.dispose();
   m.dispose();
 });
 

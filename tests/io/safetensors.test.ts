@@ -18,6 +18,7 @@ import {
   safetensorsToTensors, serializeSafetensors, tensorsToSafetensors, toRawTensor, type RawTensor,
 } from '../../src/io/safetensors.js';
 import { loadSafetensors, readSafetensorsHeader, saveSafetensors } from '../../src/io/safetensors_file.js';
+import { invalid, rejectsInvalid } from '../helpers/errors.js';
 
 const w = new WasmBackend();
 const FIXTURES = new URL('../fixtures/io/', import.meta.url);
@@ -552,6 +553,32 @@ test('saveSafetensors / loadSafetensors: round trip, atomic replace, errors name
     a.dispose();
     b.dispose();
     c.dispose();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('loadSafetensors / safetensorsToTensors: bad arguments and unknown option keys are InvalidArgumentErrors naming them, before any work', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'memfit-st-'));
+  try {
+    const path = join(dir, 'model.safetensors');
+    const a = Tensor.from(w, [1, 2], [2]);
+    await saveSafetensors(path, { a });
+    const mem = w.memory.memoryAllocated();
+    await rejectsInvalid(loadSafetensors(path, w, { categroy: 'data' } as never), /loadSafetensors: unknown option "categroy"/);
+    await rejectsInvalid(loadSafetensors(path, null as never), /loadSafetensors: backend must be a Backend .*got null/);
+    await rejectsInvalid(loadSafetensors(path, {} as never), /loadSafetensors: backend must be a Backend .*got an object/);
+    await rejectsInvalid(loadSafetensors(42 as never, w), /loadSafetensors: path must be a non-empty string, got 42/);
+    await rejectsInvalid(loadSafetensors('', w), /loadSafetensors: path must be a non-empty string/);
+    await rejectsInvalid(readSafetensorsHeader(undefined as never), /readSafetensorsHeader: path must be a non-empty string, got undefined/);
+    const bytes = await tensorsToSafetensors({ a });
+    invalid(() => safetensorsToTensors(bytes, w, { categroy: 'data' } as never), /safetensorsToTensors: unknown option "categroy"/);
+    invalid(() => safetensorsToTensors(bytes, null as never), /safetensorsToTensors: backend must be a Backend/);
+    assert.is(w.memory.memoryAllocated(), mem, 'nothing allocated');
+    const ok = await loadSafetensors(path, w, { category: 'data' });
+    assert.equal(Array.from(await ok.tensors.a.toArray()), [1, 2]);
+    ok.tensors.a.dispose();
+    a.dispose();
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -7,6 +7,7 @@ import { WasmBackend } from '../../src/backend/wasm/backend.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { Variable } from '../../src/autograd/variable.js';
 import { InvalidArgumentError } from '../../src/index.js';
+import { invalid } from '../helpers/errors.js';
 import {
   SGD, AdamW, StepLR, LambdaLR, LinearLR, CosineAnnealingLR, SequentialLR, cosineWithWarmup, type LRScheduler,
 } from '../../src/optim/index.js';
@@ -196,6 +197,38 @@ test('stateDict: JSON round trip; a new scheduler resumes the same sequence (Seq
   assert.throws(() => s.loadStateDict({ ...s.stateDict(), stepSize: 0 }), /stepSize must be an integer >= 1/);
   assert.throws(() => s.loadStateDict({ ...s.stateDict(), baseLrs: [1, 2] }), /baseLrs has 2 rates for 1 parameter groups/);
   assert.throws(() => s.loadStateDict({ ...s.stateDict(), lastEpoch: 0.5 }), /lastEpoch/);
+});
+
+test('loadStateDict is all or nothing: a bad later sub-state of a SequentialLR changes no sub-scheduler', () => {
+  const opt = sgd(0.1);
+  const first = new StepLR(opt, 2, 0.5);
+  const seq = new SequentialLR(opt, [first, new CosineAnnealingLR(opt, 5)], [3]);
+  seq.step();
+  const before = JSON.stringify(seq.stateDict());
+  const sd = seq.stateDict() as { schedulers: Record<string, unknown>[] } & Record<string, unknown>;
+  sd.schedulers[0] = { ...sd.schedulers[0], lastEpoch: 99, gamma: 0.9 };
+  sd.schedulers[1] = { ...sd.schedulers[1], tMax: -3 };
+  invalid(() => seq.loadStateDict(sd as never), /CosineAnnealingLR\.loadStateDict: tMax must be an integer >= 1/);
+  assert.is(JSON.stringify(seq.stateDict()), before);
+  assert.is(first.lastEpoch, 1);
+  assert.is(first.gamma, 0.5);
+  // a bad outer field after good sub-states changes nothing either
+  const sd2 = { ...seq.stateDict(), lastLr: [-1] };
+  (sd2.schedulers as Record<string, unknown>[])[0] = { ...(sd2.schedulers as Record<string, unknown>[])[0], lastEpoch: 7 };
+  invalid(() => seq.loadStateDict(sd2 as never), /lastLr must be an array of finite numbers >= 0/);
+  assert.is(JSON.stringify(seq.stateDict()), before);
+});
+
+test('unknown option keys are refused, never ignored', () => {
+  const opt = sgd(0.1);
+  invalid(() => cosineWithWarmup(opt, { warmupSteps: 1, totalSteps: 2, minLRRatio: 0.1 } as never), /cosineWithWarmup: unknown option "minLRRatio"/);
+  invalid(() => new LinearLR(opt, { startfactor: 0.5 } as never), /LinearLR: unknown option "startfactor"/);
+  invalid(() => new LinearLR(opt, 0.5 as never), /LinearLR: options must be an object, got 0\.5/);
+  // the right spellings still work
+  const s = cosineWithWarmup(sgd(1), { warmupSteps: 1, totalSteps: 2, minLrRatio: 0.1 });
+  s.step(); s.step();
+  assert.ok(Math.abs(s.getLastLr()[0] - 0.1) < 1e-12);
+  assert.is(new LinearLR(sgd(1), { startFactor: 0.5 }).getLastLr()[0], 0.5);
 });
 
 test('scheduler errors', () => {
