@@ -1,7 +1,7 @@
 import { describeValue, InvalidArgumentError } from '../errors.js';
 import { formatOf, type DTypeName } from './formats.js';
 import { hostCopy } from './host_array.js';
-import { firstCodeAbove, memoryBuffer, wasm, wasmAlloc, wasmFree } from './wasm.js';
+import { firstCodeAbove, MAX_KERNEL_INT, memoryBuffer, wasm, wasmAlloc, wasmFree } from './wasm.js';
 
 /** Bytes that `n` packed codes of `dtype` take: ceil(n * bits / 8). */
 export function packedByteLength(dtype: DTypeName, n: number): number {
@@ -20,6 +20,9 @@ function subByteBits(dtype: DTypeName): 4 | 6 {
 function codesFromList(codes: ArrayLike<number>, limit: number, name: string): Uint8Array {
   if (codes === null || typeof codes !== 'object' || typeof codes.length !== 'number') {
     throw new InvalidArgumentError(`pack codes must be a Uint8Array or an array of integer codes, got ${describeValue(codes)}`);
+  }
+  if (!Number.isSafeInteger(codes.length) || codes.length < 0 || codes.length > MAX_KERNEL_INT) {
+    throw new InvalidArgumentError(`pack codes: length must be an integer from 0 to 2^31 - 1, got ${describeValue(codes.length)}`);
   }
   const out = new Uint8Array(codes.length);
   for (let i = 0; i < codes.length; i++) {

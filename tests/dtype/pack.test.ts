@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { pack, unpack, packedByteLength, encode, decode } from '../../src/index.js';
+import { pack, unpack, packedByteLength, encode, decode, InvalidArgumentError } from '../../src/index.js';
 
 test('fp4 packing: two codes a byte, first element in the low nibble (float4_e2m1fn_x2)', () => {
   assert.equal([...pack(Uint8Array.of(0x1, 0x2, 0x3, 0xf), 'fp4')], [0x21, 0xf3]);
@@ -42,6 +42,10 @@ test('bad input: codes that do not fit, formats that are not sub-byte, short buf
   assert.throws(() => pack(Uint8Array.of(64), 'e3m2'), /code 64 at index 0/);
   assert.throws(() => pack(Uint8Array.of(1), 'e4m3'), /4- and 6-bit formats/);
   assert.throws(() => unpack(Uint8Array.of(1, 2), 'e3m2', 4), /need 3 packed bytes, got 2/);
+  // an array-like whose length no array can have: a clear error, not a RangeError from new Uint8Array
+  for (const length of [2 ** 40, -1, 1.5, NaN]) {
+    assert.throws(() => pack({ length } as ArrayLike<number>, 'fp4'), (e: Error) => e instanceof InvalidArgumentError && /pack codes: length must be an integer from 0 to 2\^31 - 1/.test(e.message));
+  }
 });
 
 test.run();
