@@ -49,7 +49,12 @@ fn erf32(x: f32) -> f32 {
 }
 
 fn tanh32(x: f32) -> f32 {
-  let e = exp(-2.0 * abs(x));
+  let ax = abs(x);
+  if (ax < 0.125) { // the series to x^9: 1 - e over 1 + e cancels near 0 (twin of tanh32 in elementwise.ts)
+    let x2 = x * x;
+    return x + x * x2 * (-0.33333333 + x2 * (0.13333333 + x2 * (-0.053968254 + x2 * 0.021869488)));
+  }
+  let e = exp(-2.0 * ax);
   let t = (1.0 - e) / (1.0 + e);
   return select(t, -t, x < 0.0);
 }
@@ -67,7 +72,7 @@ fn unary_op(x: f32) -> f32 {
     case U_LOG: { return log(x); }
     case U_SQRT: { return sqrt(x); }
     case U_RSQRT: { return 1.0 / sqrt(x); }
-    case U_RELU: { return select(0.0, x, x > 0.0); }
+    case U_RELU: { return select(x, 0.0, x <= 0.0); } // NaN stays NaN
     case U_GELU: { return 0.5 * x * (1.0 + erf32(x * 0.70710678118654752)); }
     case U_SILU: { return x / (1.0 + exp(-x)); }
     case U_SIGMOID: { return 1.0 / (1.0 + exp(-x)); }
@@ -91,7 +96,7 @@ fn binary_op(a: f32, b: f32) -> f32 {
     case B_MAXIMUM: { return select(max(a, b), qnan(), is_nan(a) || is_nan(b)); }
     case B_MINIMUM: { return select(min(a, b), qnan(), is_nan(a) || is_nan(b)); }
     // Backward ops: a = the output gradient, b = the forward input x (or output y for the _Y ops).
-    case B_RELU_BACKWARD: { return select(0.0, a, b > 0.0); }
+    case B_RELU_BACKWARD: { return select(a, 0.0, b <= 0.0); } // the gradient passes where x is NaN
     case B_GELU_BACKWARD: { return a * (0.5 * (1.0 + erf32(b * 0.70710678118654752)) + b * exp(-0.5 * b * b) * 0.39894228040143268); }
     case B_SILU_BACKWARD: {
       let s = 1.0 / (1.0 + exp(-b));
