@@ -373,6 +373,9 @@ export const dispatch = {
     if (!x.isContiguous) return onContiguous([x], (c) => dispatch.reduce(op, c, axis));
     const ax = axis === null ? null : normAxis(axis, x.rank);
     const shape = ax === null ? [] : x.shape.filter((_, i) => i !== ax);
+    if ((op === 'max' || op === 'amax') && (ax === null ? x.size : x.shape[ax]) === 0) {
+      throw new InvalidArgumentError(`${op} over an empty dimension (size 0) has no value, as in PyTorch (shape [${x.shape.join(', ')}], axis ${ax === null ? 'all' : ax})`);
+    }
     return withOutputs(() => {
       const out = Tensor.empty(x.backend, shape, { dtype: 'float32', label: op }); // float32 accumulation and result
       x.backend.reduce(op, x, out, ax);

@@ -5,6 +5,7 @@ import { gpuDeviceNodes, hardwareIcds, probeAdapter } from '../../src/backend/we
 import { DEFAULT_SWIFTSHADER_ICD } from '../../src/backend/webgpu/device.js';
 import { gpuBackend, WasmBackend, type WebGPUBackend } from '../helpers/backends.js';
 import { Tensor, createBackend, decode, encode, InvalidArgumentError, ShapeMismatchError, UnknownDTypeError, type Backend } from '../../src/index.js';
+import { dispatch } from '../../src/tensor/tensor.js';
 
 let g: WebGPUBackend;
 const w = new WasmBackend();
@@ -191,6 +192,21 @@ test('Tensor.from int32 refuses non-integers and values outside [-2^31, 2^31) (a
   assert.throws(() => Tensor.from(w, [1], [1], { dtyp: 'bfloat16' } as never), (e: unknown) => e instanceof InvalidArgumentError && /Tensor\.from: unknown option "dtyp" \(known: dtype, category, label\)/.test((e as Error).message));
   assert.throws(() => Tensor.empty(w, [1], { categry: 'data' } as never), /Tensor\.empty: unknown option "categry"/);
   assert.is(w.memory.memoryAllocated('data'), before); // nothing leaked by the refusals
+});
+
+test('max and amax over an empty dimension are errors (PyTorch raises), while the sum of nothing is 0', async () => {
+  const e = Tensor.from(w, new Float32Array(0), [2, 0]);
+  for (const op of ['max', 'amax'] as const) {
+    const red = (axis: number | null) => dispatch.reduce(op, e, axis);
+    assert.throws(() => red(1), (err: Error) => err instanceof InvalidArgumentError && new RegExp(`${op} over an empty dimension \\(size 0\\)`).test(err.message), op);
+    assert.throws(() => red(null), (err: Error) => err instanceof InvalidArgumentError, `${op} of all`);
+    const r = red(0); // along the non-empty axis: an empty result, no error
+    assert.equal(r.shape, [0], op);
+    r.dispose();
+  }
+  assert.throws(() => e.max(1), /max over an empty dimension/);
+  assert.equal([...await e.sum(1).toArray()], [0, 0]);
+  e.dispose();
 });
 
 test('Tensor.matmul refuses unknown options and non-boolean transposes', () => {
