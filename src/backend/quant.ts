@@ -49,10 +49,10 @@ export function quantTable(signed: boolean): Float32Array {
 
 const tables = new Map<boolean, Float32Array>();
 
-/** Bytes of a map's table for the wasm kernels (quantKernelTable), a multiple of 16. */
-export const KERNEL_TABLE_BYTES = 14352;
 /** Buckets per sign of the kernels' fast search: |y| below 2^-23, 256 per binade from 2^-23 to 2, one from 2 up. */
 const BUCKETS = 6146;
+/** Bytes of a map's table for the wasm kernels (quantKernelTable: 512 float32, then two bucket tables), a multiple of 16. */
+export const KERNEL_TABLE_BYTES = (2048 + 2 * BUCKETS + 15) & ~15;
 const LOW = 0x34000000; // 2^-23 as float32 bits
 
 /**

@@ -38,10 +38,13 @@ test('softmax and cross-entropy over 2^20 rows (and a row of 2^20 classes) sum t
   const rows = 2 ** 20;
   const loss = crossEntropy(v(new Float32Array(rows * 2), [rows, 2]), Tensor.from(w, new Int32Array(rows).fill(1), [rows], { dtype: 'int32' }));
   assert.is(await scalar(loss), f(Math.log(2))); // float32 accumulation gave 0.68864
-  const wide = new Float32Array(rows).fill(0);
+  // one 0 and 2^20 - 1 entries of -ln 10: exponentials 1 and about 0.1, whose float32 running sum drifts by about 1%
+  const wide = new Float32Array(rows).fill(f(-Math.log(10)));
+  wide[0] = 0;
   const p = await softmax(v(wide, [1, rows]), -1).data.toArray();
-  assert.is(p[0], f(1 / rows));
-  assert.is(p[rows - 1], f(1 / rows));
+  const e = Math.exp(wide[1]), want = 1 / (1 + (rows - 1) * e);
+  assert.ok(Math.abs(p[0] - want) <= want * 1e-6, `softmax: ${p[0]}, float64 ${want}`);
+  assert.ok(Math.abs(p[1] - e * want) <= e * want * 1e-6, `softmax: ${p[1]}, float64 ${e * want}`);
 });
 
 test('clipGradNorm over a gradient of 2^22 elements: the float64 norm', async () => {

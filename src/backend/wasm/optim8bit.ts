@@ -91,12 +91,14 @@ export function optimizer8bit(
  * Runs a kernel over n elements in parts of whole blocks (split among threads for large calls:
  * each block is computed by the same operations whichever thread holds it, so the results are the
  * same bits). part(start, end, firstBlock, scratch) gives the call for elements [start, end); with
- * scratchBytes, its last argument is `scratch`, that many bytes of each thread's kernel scratch
+ * scratchBytes > 0, its last argument is `scratch`, that many bytes of each thread's kernel scratch
  * (module memory outside the tensor accounting, as matmul's packing buffers).
  */
 function byBlocks(
   backend: WasmBackend, n: number, block: number, scratchBytes: number, part: (start: number, end: number, firstBlock: number, scratch: number) => KernelPart,
 ): void {
+  const run = (scratch: number, stride: number) => backend.parallelFor(Math.ceil(n / block), 1, n, (b0, b1) => part(b0 * block, Math.min(n, b1 * block), b0, scratch), stride);
+  if (scratchBytes === 0) return run(0, 0);
   const stride = (scratchBytes + 15) & ~15;
-  backend.withThreadScratch(stride, (scratch) => backend.parallelFor(Math.ceil(n / block), 1, n, (b0, b1) => part(b0 * block, Math.min(n, b1 * block), b0, scratch), stride));
+  backend.withThreadScratch(stride, (scratch) => run(scratch, stride));
 }
