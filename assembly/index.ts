@@ -14,3 +14,4 @@ export * from "./kernels/optim";
 export * from "./kernels/attention";
 export * from "./kernels/vision";
 export * from "./kernels/optim8bit";
+export { simdExpF32 } from "./kernels/simd_math";

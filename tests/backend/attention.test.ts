@@ -83,9 +83,12 @@ function close(what: string, actual: ArrayLike<number>, expected: ArrayLike<numb
 interface Ref { out: Float64Array; lse: Float64Array; dq: Float64Array; dk: Float64Array; dv: Float64Array }
 
 let refCausal = true; // the reference's mode (set by checkRef)
-const allowed = (mask: ArrayLike<number> | null, b: number, t: number, s: number): boolean => (!refCausal || s <= t) && (!mask || mask[b * T + s] !== 0);
+const allowed = (mask: ArrayLike<number> | null, b: number, t: number, s: number, len: number): boolean => (!refCausal || s <= t) && (!mask || mask[b * len + s] !== 0);
 
-function refForward(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, mask: ArrayLike<number> | null): { out: Float64Array; lse: Float64Array; P: Float64Array } {
+function refForward(
+  q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, mask: ArrayLike<number> | null, shape: readonly number[], SCALE: number,
+): { out: Float64Array; lse: Float64Array; P: Float64Array } {
+  const [B, H, T, D] = shape, N = B * H * T * D;
   const out = new Float64Array(N), lse = new Float64Array(B * H * T), P = new Float64Array(B * H * T * T);
   for (let r = 0; r < B * H; r++) {
     const b = Math.floor(r / H), base = r * T * D;
@@ -94,7 +97,7 @@ function refForward(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<num
       let mx = -Infinity;
       for (let s = 0; s < T; s++) {
         let x = -Infinity;
-        if (allowed(mask, b, t, s)) {
+        if (allowed(mask, b, t, s, T)) {
           x = 0;
           for (let c = 0; c < D; c++) x += q[base + t * D + c] * k[base + s * D + c];
           x *= SCALE;
@@ -116,8 +119,12 @@ function refForward(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<num
   return { out, lse, P };
 }
 
-function reference(q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, mask: ArrayLike<number> | null, dout: ArrayLike<number>): Ref {
-  const { out, lse, P } = refForward(q, k, v, mask);
+function reference(
+  q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>, mask: ArrayLike<number> | null, dout: ArrayLike<number>,
+  shape: readonly number[], SCALE: number,
+): Ref {
+  const [B, H, T, D] = shape, N = B * H * T * D;
+  const { out, lse, P } = refForward(q, k, v, mask, shape, SCALE);
   const dq = new Float64Array(N), dk = new Float64Array(N), dv = new Float64Array(N);
   for (let r = 0; r < B * H; r++) {
     const base = r * T * D;
@@ -189,7 +196,8 @@ const PAD = Float32Array.from([1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 0]);
 function checkRef(what: string, got: Result, c: Case, rel: number, abs: number): void {
   refCausal = c.causal ?? true;
   try {
-    const r = reference(seen(c.q, c.inDtype), seen(c.k, c.inDtype), seen(c.v, c.inDtype), c.mask, seen(c.dout, c.inDtype));
+    const shape = c.shape ?? [B, H, T, D];
+    const r = reference(seen(c.q, c.inDtype), seen(c.k, c.inDtype), seen(c.v, c.inDtype), c.mask, seen(c.dout, c.inDtype), shape, c.scale ?? 1 / Math.sqrt(shape[3]));
     close(`${what} out`, got.out, r.out, rel, abs, true);
     close(`${what} lse`, got.lse, r.lse, rel, abs, true);
     close(`${what} dq`, got.dq, r.dq, rel, abs, true);
@@ -238,12 +246,24 @@ test('wasm: bidirectional attention (causal false), with and without padding, ma
   }
 });
 
+// Sequences above 1024 keys: the backward computes P and dS twice (no cache of the head's [T, T]);
+// T and D with tails (a partial block of four keys and rows, a partial vec4 of the head dimension).
+test('wasm: long sequences (no P / dS cache), causal and not, padded, match float64 reference', async () => {
+  const shape: [number, number, number, number] = [2, 1, 1030, 5];
+  const n = 2 * 1030 * 5;
+  const mask = Float32Array.from({ length: 2 * 1030 }, (_, i) => (i >= 1030 && (i - 1030) % 97 === 3 ? 0 : 1));
+  for (const causal of [true, false]) {
+    const c: Case = { q: randn(n, 90, 1.5), k: randn(n, 91, 1.5), v: randn(n, 92), dout: randn(n, 93), mask, inDtype: 'float32', outDtype: 'float32', shape, causal };
+    checkRef(`long causal ${causal}`, await runOn(w, c), c, 1e-5, 2e-6);
+  }
+});
+
 test('wasm: dq matches central finite differences of sum(out * R)', async () => {
   const R = randn(N, 9);
   const c: Case = { ...base, dout: R, mask: PAD, inDtype: 'float32', outDtype: 'float32' };
   const got = await runOn(w, c);
   const q = Float64Array.from(c.q);
-  const f = (x: Float64Array) => { const { out } = refForward(x, c.k, c.v, c.mask); let s = 0; for (let i = 0; i < N; i++) if (out[i]) s += out[i] * R[i]; return s; };
+  const f = (x: Float64Array) => { const { out } = refForward(x, c.k, c.v, c.mask, [B, H, T, D], SCALE); let s = 0; for (let i = 0; i < N; i++) if (out[i]) s += out[i] * R[i]; return s; };
   const h = 1e-5;
   const fd = new Float64Array(N);
   for (let i = 0; i < N; i++) {
@@ -261,7 +281,7 @@ test('wasm: bfloat16 inputs and outputs', async () => {
   checkRef('bf16 in', await runOn(w, c), c, 1e-5, 2e-6);
   const cb: Case = { ...c, outDtype: 'bfloat16' };
   const got = await runOn(w, cb);
-  const r = reference(seen(c.q, 'bfloat16'), seen(c.k, 'bfloat16'), seen(c.v, 'bfloat16'), c.mask, seen(c.dout, 'bfloat16'));
+  const r = reference(seen(c.q, 'bfloat16'), seen(c.k, 'bfloat16'), seen(c.v, 'bfloat16'), c.mask, seen(c.dout, 'bfloat16'), [B, H, T, D], SCALE);
   close('bf16 out', got.out, r.out, 2 ** -8, 1e-6, true);
   close('bf16 dv', got.dv, r.dv, 2 ** -8, 1e-6, true);
   close('bf16 lse', got.lse, r.lse, 1e-5, 2e-6, true);

@@ -60,8 +60,8 @@ export function attention(backend: WasmBackend, q: TensorRef, k: TensorRef, v: T
   if (B * H * T === 0) return;
   const { hs, ts, memory } = attentionStrides(q, [k, v, out]);
   const pl = f32Ptr(backend, lse), c = causal ? 1 : 0;
-  // Heads run in parallel (each head's rows are computed as on one thread); scratch: a row of scores per thread.
-  const stride = (T * 4 + 15) & ~15;
+  // Heads run in parallel (each head's rows are computed as on one thread); scratch per thread: a head's K packed, four rows of scores.
+  const stride = (exportsOf().attentionScratchBytes(T, D) + 15) & ~15;
   byBatch(backend, B, H, [memory(q), memory(k), memory(v), mask], [memory(out)], (b0, nb, [pq, pk, pv, pm], [po]) => {
     backend.withThreadScratch(stride, (scores) => backend.parallelFor(nb * H, 1, nb * H * T * T * D, (r0, r1) => ({
       fn: 'attentionF32Heads', args: [pq, pk, pv, pm, po, pl + b0 * H * T * 4, H, T, D, scale, c, r0, r1, hs, ts, scores],
@@ -79,16 +79,14 @@ export function attentionBackward(
   const pl = f32Ptr(backend, lse), c = causal ? 1 : 0;
   const di = backend.temp(B * H * T * 4, 'attention di');
   try {
-    // Heads in parallel; scratch: each thread's cache of one head's P and dS (none for long sequences: recomputed).
-    const bytes = (exportsOf().attentionBackwardCacheBytes(T) + 15) & ~15;
+    // Heads in parallel; scratch per thread: a head's K and V packed, and its P and dS (a cache of the whole head up to T = 1024, else recomputed).
+    const bytes = (exportsOf().attentionBackwardScratchBytes(T, D) + 15) & ~15;
     const ins = [memory(dout), memory(q), memory(k), memory(v), memory(out), mask];
     byBatch(backend, B, H, ins, [memory(dq), memory(dk), memory(dv)], (b0, nb, [pdo, pq, pk, pv, po, pm], [oq, ok, ov]) => {
       const rows = b0 * H * T * 4;
-      const heads = (cache: number) => backend.parallelFor(nb * H, 1, 2 * nb * H * T * T * D, (r0, r1) => ({
-        fn: 'attentionBackwardF32Heads', args: [pdo, pq, pk, pv, po, pl + rows, pm, oq, ok, ov, di.ptr + rows, H, T, D, scale, c, r0, r1, hs, ts, cache],
-      }), cache ? bytes : 0);
-      if (bytes) backend.withThreadScratch(bytes, heads);
-      else heads(0);
+      backend.withThreadScratch(bytes, (scratch) => backend.parallelFor(nb * H, 1, 2 * nb * H * T * T * D, (r0, r1) => ({
+        fn: 'attentionBackwardF32Heads', args: [pdo, pq, pk, pv, po, pl + rows, pm, oq, ok, ov, di.ptr + rows, H, T, D, scale, c, r0, r1, hs, ts, scratch],
+      }), bytes));
     });
   } finally {
     backend.free(di.storage);
