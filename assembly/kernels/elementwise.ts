@@ -7,6 +7,30 @@ import {
   B_ADD, B_SUB, B_MUL, B_DIV, B_POW, B_MAXIMUM, B_MINIMUM, B_RELU_BACKWARD, B_GELU_BACKWARD, B_SILU_BACKWARD, B_SIGMOID_BACKWARD_Y, B_TANH_BACKWARD_Y,
   R_SUM, R_MEAN, R_MAX, R_AMAX,
 } from "../../build/constants";
+import { expV } from "./simd_math";
+
+// SiLU, sigmoid and SiLU's backward run four lanes at a time with expV; their scalar forms (tails,
+// strided rows) take lane 0 of the same vector functions, so an element's result does not depend
+// on where it falls.
+
+/** sigmoid(x) = 1 / (1 + e^-x) per lane. */
+// @ts-ignore: decorator
+@inline function sigmoidV(x: v128): v128 {
+  return f32x4.div(f32x4.splat(1), f32x4.add(f32x4.splat(1), expV(f32x4.neg(x))));
+}
+
+/** silu(x) = x / (1 + e^-x) per lane. */
+// @ts-ignore: decorator
+@inline function siluV(x: v128): v128 {
+  return f32x4.div(x, f32x4.add(f32x4.splat(1), expV(f32x4.neg(x))));
+}
+
+/** g silu'(x) = g (s (1 + x (1 - s))), s = sigmoid(x), per lane. */
+// @ts-ignore: decorator
+@inline function siluBackwardV(g: v128, x: v128): v128 {
+  const s = sigmoidV(x), one = f32x4.splat(1);
+  return f32x4.mul(g, f32x4.mul(s, f32x4.add(one, f32x4.mul(x, f32x4.sub(one, s)))));
+}
 
 /** erf(x), |error| < 1.2e-7 (Numerical Recipes erfc, Chebyshev fit); the WGSL twin uses the same formula. */
 @inline export function erf32(x: f32): f32 {
@@ -26,8 +50,8 @@ import {
     case U_RSQRT: return 1.0 / Mathf.sqrt(x);
     case U_RELU: return x <= 0 ? 0 : x; // NaN stays NaN, as torch.relu
     case U_GELU: return 0.5 * x * (1.0 + erf32(x * 0.70710678118654752));
-    case U_SILU: return x / (1.0 + Mathf.exp(-x));
-    case U_SIGMOID: return 1.0 / (1.0 + Mathf.exp(-x));
+    case U_SILU: return f32x4.extract_lane(siluV(f32x4.splat(x)), 0);
+    case U_SIGMOID: return f32x4.extract_lane(sigmoidV(f32x4.splat(x)), 0);
     case U_TANH: return tanh32(x);
     case U_ABS: return Mathf.abs(x);
     case U_SQUARE: return x * x;
@@ -66,10 +90,7 @@ import {
     case B_RELU_BACKWARD: return b <= 0 ? 0 : a; // torch's threshold_backward: the gradient passes where x is NaN
     // gelu'(x) = Phi(x) + x phi(x)
     case B_GELU_BACKWARD: return a * (0.5 * (1.0 + erf32(b * 0.70710678118654752)) + b * Mathf.exp(-0.5 * b * b) * 0.39894228040143268);
-    case B_SILU_BACKWARD: { // silu'(x) = s (1 + x (1 - s)), s = sigmoid(x)
-      const s: f32 = 1.0 / (1.0 + Mathf.exp(-b));
-      return a * (s * (1.0 + b * (1.0 - s)));
-    }
+    case B_SILU_BACKWARD: return f32x4.extract_lane(siluBackwardV(f32x4.splat(a), f32x4.splat(b)), 0); // silu'(x) = s (1 + x (1 - s)), s = sigmoid(x)
     case B_SIGMOID_BACKWARD_Y: return a * (b * (1.0 - b));
     case B_TANH_BACKWARD_Y: return a * (1.0 - b * b);
     default: return NaN;
@@ -77,8 +98,8 @@ import {
 }
 
 export function unaryF32(op: i32, x: usize, out: usize, n: usize, alpha: f32): void {
-  if (op == U_SCALE || op == U_ADD_SCALAR || op == U_NEG || op == U_RELU || op == U_ABS || op == U_SQUARE) {
-    // SIMD for the cheap ones.
+  if (op == U_SCALE || op == U_ADD_SCALAR || op == U_NEG || op == U_RELU || op == U_ABS || op == U_SQUARE || op == U_SILU || op == U_SIGMOID) {
+    // SIMD for the cheap ones, and those with a vector form.
     const al = f32x4.splat(alpha);
     let i: usize = 0;
     for (; i + 4 <= n; i += 4) {
@@ -89,6 +110,8 @@ export function unaryF32(op: i32, x: usize, out: usize, n: usize, alpha: f32): v
       else if (op == U_NEG) r = f32x4.neg(v);
       else if (op == U_RELU) r = v128.bitselect(f32x4.splat(0), v, f32x4.le(v, f32x4.splat(0))); // x <= 0 ? +0 : x (NaN stays)
       else if (op == U_ABS) r = f32x4.abs(v);
+      else if (op == U_SILU) r = siluV(v);
+      else if (op == U_SIGMOID) r = sigmoidV(v);
       else r = f32x4.mul(v, v);
       v128.store(out + (i << 2), r);
     }
@@ -241,7 +264,8 @@ export function f32ToI32(x: usize, out: usize, n: usize): void {
 
 /**
  * One row of a binary op: out[j] = op(a[j * sa], b[j * sb]) for j < len (element strides 0 or 1
- * take the f32x4 path for add, sub, mul and div, which round exactly as the scalar ops do).
+ * take the f32x4 path for add, sub, mul and div, which round exactly as the scalar ops do, and
+ * for SiLU's backward, whose scalar form is the vector one's lane 0).
  */
 @inline
 function binaryRow(op: i32, a: usize, sa: i32, b: usize, sb: i32, out: usize, len: i32): void {
@@ -257,6 +281,11 @@ function binaryRow(op: i32, a: usize, sa: i32, b: usize, sb: i32, out: usize, le
       else if (op == B_MUL) r = f32x4.mul(x, y);
       else r = f32x4.div(x, y);
       v128.store(out + o, r);
+    }
+  } else if (op == B_SILU_BACKWARD && sa == 1 && sb == 1) {
+    for (; j + 4 <= len; j += 4) {
+      const o = <usize>j << 2;
+      v128.store(out + o, siluBackwardV(v128.load(a + o), v128.load(b + o)));
     }
   }
   for (; j < len; j++) {

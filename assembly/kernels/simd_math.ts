@@ -5,7 +5,7 @@
  * e^x per lane (Cephes' expf: x = n ln 2 + r with |r| <= ln 2 / 2, e^r as 1 + r + r^2 P(r), P of
  * degree 5; 2^n applied as two exact powers of two, so that results down into the subnormals and up
  * to overflow are right): within 2 ulp of e^x over float32's normal results (1 ulp in the sweep of
- * tests/backend/simd_exp.test.ts), within 2^-148 in the subnormals. e^-inf = 0, e^+inf = +inf, NaN stays NaN.
+ * tests/backend/simd_math.test.ts), within 2^-148 in the subnormals. e^-inf = 0, e^+inf = +inf, NaN stays NaN.
  */
 // @ts-ignore: decorator
 @inline

@@ -1,9 +1,12 @@
-// expV (assembly/kernels/simd_math.ts), the f32x4 exponential of the wasm attention kernels, against
-// float64's exp rounded to float32: every 613th float32 bit pattern in [-104, 89] (where results go from 0 through
-// the subnormals to overflow), and the special values.
+// expV (assembly/kernels/simd_math.ts), the f32x4 exponential of the wasm attention, SiLU and sigmoid
+// kernels, against float64's exp rounded to float32: every 613th float32 bit pattern in [-104, 89]
+// (where results go from 0 through the subnormals to overflow), and the special values; then SiLU,
+// sigmoid and SiLU's backward on the wasm backend against float64.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { wasm } from '../../src/dtype/wasm.js';
+import { WasmBackend } from '../../src/backend/wasm/backend.js';
+import { Tensor } from '../../src/tensor/tensor.js';
 
 /** expV over xs, through the module's simdExpF32. */
 function simdExp(xs: Float32Array): Float32Array {
@@ -74,6 +77,38 @@ test('expV: special values and the ends of the range', () => {
   assert.is(got[13], 0);
   assert.ok(ulps(got[14], Math.fround(Math.exp(xs[14]))) <= 2, `e^-87.33655 = ${got[14]} (about the smallest normal)`);
   assert.ok(got[15] > 0 && got[15] <= 2 ** -148, `e^-103.27893 = ${got[15]} (a subnormal)`);
+});
+
+// 1,001 values (a length with a tail of one), the same values again shifted by one element: every
+// element's result is the same wherever it falls (vector body or scalar tail).
+test('silu, sigmoid and silu backward on wasm: within 3e-7 relative of float64 (backward: of its terms, and the rounding of 1 - s), the same bits in the tail as in the body', async () => {
+  const b = new WasmBackend();
+  const xs = Float32Array.from({ length: 1001 }, (_, i) => (i === 1000 ? 3.25 : -80 + i * 0.17));
+  const gs = Float32Array.from(xs, (_, i) => Math.cos(i) * 2);
+  const run = (x: Float32Array, g: Float32Array) => {
+    const xt = Tensor.from(b, x, [x.length]), gt = Tensor.from(b, g, [g.length]);
+    const r = { silu: xt.unary('silu'), sigmoid: xt.unary('sigmoid'), back: Tensor.empty(b, [x.length]) };
+    b.binary('siluBackward', gt, xt, r.back);
+    return r;
+  };
+  const r = run(xs, gs);
+  const silu = await r.silu.toArray(), sig = await r.sigmoid.toArray(), back = await r.back.toArray();
+  for (let i = 0; i < xs.length; i++) {
+    const x = xs[i], s = 1 / (1 + Math.exp(-x));
+    const what = `x = ${x}`;
+    assert.ok(Math.abs(sig[i] - s) <= 3e-7 * s, `sigmoid ${what}: ${sig[i]} vs ${s}`);
+    assert.ok(Math.abs(silu[i] - x * s) <= 3e-7 * Math.abs(x * s), `silu ${what}: ${silu[i]} vs ${x * s}`);
+    const want = gs[i] * s * (1 + x * (1 - s));
+    // 1 - s is a float32 difference: off by up to an ulp of 1 (6e-8), times x
+    const bound = Math.abs(gs[i]) * s * (3e-7 * (1 + Math.abs(x) * (1 - s)) + 1.2e-7 * Math.abs(x));
+    assert.ok(Math.abs(back[i] - want) <= bound, `silu backward ${what}: ${back[i]} vs ${want}`);
+  }
+  // shifted by one: element i of xs is element i + 1 here (1001 + 1 = 1002: the last two in the tail)
+  const shifted = run(Float32Array.from([0.5, ...xs]), Float32Array.from([1, ...gs]));
+  const s2 = await shifted.silu.toArray(), g2 = await shifted.sigmoid.toArray(), b2 = await shifted.back.toArray();
+  for (let i = 0; i < xs.length; i++) {
+    assert.ok(Object.is(s2[i + 1], silu[i]) && Object.is(g2[i + 1], sig[i]) && Object.is(b2[i + 1], back[i]), `element ${i} moved`);
+  }
 });
 
 test.run();
