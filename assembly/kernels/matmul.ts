@@ -168,11 +168,14 @@ function micro(ap: usize, bp: usize, kc: i32, c: usize, ldc: usize, alpha: f32, 
 
 /**
  * One matrix: C (m x n, row stride ldc) = alpha * op(A) @ op(B), with packing scratch pa / pb and an
- * MR x NR edge tile. lda / ldb are the row strides of A and B as stored (before op).
+ * MR x NR edge tile. lda / ldb are the row strides of A and B as stored (before op). With packedB
+ * (not 0), op(B) was packed whole beforehand by packBWhole (for columns from j00, nPad of them: see
+ * there) and pb is not used: the same panels, so the same sums.
  */
 function gemm(
   A: usize, B: usize, C: usize, m: i32, k: i32, n: i32, transA: bool, transB: bool, alpha: f32,
   lda: i32, ldb: i32, ldc32: i32, pa: usize, pb: usize, edgeBuf: usize, aBf: bool, bBf: bool,
+  packedB: usize = 0, nPad: i32 = 0,
 ): void {
   const ldc = <usize>ldc32 << 2;
   if (k == 0) {
@@ -184,7 +187,8 @@ function gemm(
     for (let p0 = 0; p0 < k; p0 += KC) {
       const kc = min(KC, k - p0);
       const first = p0 == 0;
-      packB(pb, B, transB, ldb, p0, kc, j0, nc, bBf);
+      if (packedB) pb = packedB + (<usize>(p0 * nPad + j0 * kc) << 2);
+      else packB(pb, B, transB, ldb, p0, kc, j0, nc, bBf);
       for (let i0 = 0; i0 < m; i0 += MC) {
         const mc = min(MC, m - i0);
         packA(pa, A, transA, lda, i0, mc, p0, kc, aBf);
@@ -255,6 +259,52 @@ export function matmulF32Part(
     C += ((<usize>i0 * <usize>n) + <usize>j0) << 2;
     gemm(A, B, C, mp, k, np, transA, transB, alpha, lda, ldb, n, pa, pb, edge, aBf, bBf);
   }
+}
+
+/** Floats packBWhole writes for op(B) of k x n: every K block's panels of all columns (n rounded up to NR). */
+export function packedBFloats(k: i32, n: i32): usize {
+  return <usize>max(k, 1) * <usize>((n + NR - 1) / NR * NR);
+}
+
+/**
+ * Packs op(B) (k x n; transB, bf16 as matmulF32Part's) for the columns [j0, j1) (j0 a multiple of NR)
+ * into dst (packedBFloats(k, n) floats): the K block starting at p0 (kc = min(KC, k - p0) rows) at
+ * float p0 * nPad, its panel of columns from j at j * kc within it, as packB lays out one block. Threads
+ * split the columns; matmulF32PackedPart then reads the panels.
+ */
+export function packBWhole(b: usize, k: i32, n: i32, transB: bool, bf16: i32, dst: usize, j0: i32, j1: i32): void {
+  const bBf = bf16 != 0, nPad = (n + NR - 1) / NR * NR, ldb = transB ? k : n;
+  for (let p0 = 0; p0 < k; p0 += KC) {
+    const kc = min(KC, k - p0);
+    packB(dst + (<usize>(p0 * nPad + j0 * kc) << 2), b, transB, ldb, p0, kc, j0, j1 - j0, bBf);
+  }
+}
+
+/** Bytes of scratch matmulF32PackedPart needs for one call: the A panels and the edge tile (16-aligned). */
+export function matmulPackedScratchBytes(m: i32, k: i32): usize {
+  const kcMax = min(KC, max(k, 1));
+  const mcMax = (min(MC, max(m, 1)) + MR - 1) / MR * MR;
+  return ((<usize>(mcMax * kcMax) + <usize>(MR * NR)) << 2) + 32;
+}
+
+/**
+ * Rows [i0, i1) of out (m x n, one matrix) = alpha * op(A) @ op(B), op(B) packed whole by packBWhole
+ * at packedB: for threads, which then share one packing of B instead of each packing it again (the same
+ * panels: the results are those of matmulF32Part). bf16A: A is bfloat16 read in place. The scratch
+ * pointer (matmulPackedScratchBytes) is the last argument.
+ */
+export function matmulF32PackedPart(
+  a: usize, packedB: usize, out: usize, m: i32, k: i32, n: i32, transA: bool, alpha: f32, i0: i32, i1: i32, bf16A: i32, scratch: usize,
+): void {
+  if (i1 <= i0 || n <= 0) return;
+  const kcMax = min(KC, max(k, 1));
+  const mcMax = (min(MC, max(m, 1)) + MR - 1) / MR * MR;
+  const pa = scratch, edge = pa + (<usize>(mcMax * kcMax) << 2);
+  const aBf = bf16A != 0, sa: usize = aBf ? 1 : 2;
+  const lda = transA ? m : k;
+  const A = a + (transA ? <usize>i0 << sa : (<usize>i0 * <usize>k) << sa);
+  const C = out + ((<usize>i0 * <usize>n) << 2);
+  gemm(A, 0, C, i1 - i0, k, n, transA, false, alpha, lda, 0, n, pa, 0, edge, aBf, false, packedB, (n + NR - 1) / NR * NR);
 }
 
 export function matmulF32(

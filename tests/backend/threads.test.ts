@@ -62,7 +62,8 @@ test('the backends under test really run on their threads', () => {
 test('matmul is bit-identical for 1-4 threads: batches, row bands, column bands, transposes, broadcast, alpha, k = 0', async () => {
   const cases = [
     // [batchA, batchB, m, k, n, transA, transB, alpha]
-    [1, 1, 133, 77, 91, false, false, 1], // rows
+    [1, 1, 133, 77, 91, false, false, 1], // rows (op(B) packed once, shared by the bands: 2 and 3 threads)
+    [1, 1, 200, 300, 45, true, true, 1], // rows, op(B) shared at every count: K blocks, a partial panel, both transposes
     [1, 1, 7, 300, 257, true, false, 1], // columns (m < n)
     [1, 1, 64, 513, 64, false, true, 0.5],
     [3, 3, 37, 29, 41, true, true, 1], // batches (batch < 4: rows for 4 threads)
@@ -95,6 +96,19 @@ test('matmul into bfloat16 and from float16 inputs is bit-identical across threa
     for (const t of [a, w, out]) b.free(t.storage);
     return [f];
   });
+});
+
+test('matmul of bfloat16 operands read in place (op(B) packed once for all row bands) is bit-identical across threads', async () => {
+  for (const tB of [false, true]) {
+    await identical(`matmul bf16 x bf16 -> f32 tB=${tB}`, (b) => {
+      const a = tensor(b, [150, 70], 'bfloat16', encode(rand(150 * 70, 5), 'bfloat16'));
+      const w = tensor(b, tB ? [61, 70] : [70, 61], 'bfloat16', encode(rand(70 * 61, 6), 'bfloat16'));
+      const out = tensor(b, [150, 61], 'float32');
+      b.matmul(a, w, out, { transB: tB });
+      for (const t of [a, w]) b.free(t.storage);
+      return [out];
+    });
+  }
 });
 
 test('attention forward and backward are bit-identical across threads (causal and masked; heads contiguous or read in place)', async () => {

@@ -46,6 +46,8 @@ export const PARALLEL_MIN_WORK = 1 << 16;
 export const ELEMENTWISE_BLOCK = 1 << 16;
 /** Parts per thread of a split call. */
 const PARTS_PER_THREAD = 4;
+/** Most bytes of a threaded matmul's shared packing of op(B) (module memory outside the accounting, like kernel scratch). */
+const SHARED_PACK_BYTES = 16 << 20;
 
 
 
@@ -555,6 +557,22 @@ export class WasmBackend implements Backend {
   private matmulF32(pa: number, pb: number, o: number, batch: number, m: number, k: number, n: number, tA: number, tB: number, alpha: number, strideA: number, strideB: number, bf16 = 0): void {
     const lanes = this.lanes(batch * m * n * Math.max(k, 1));
     if (lanes <= 1 && bf16 === 0) return kernelExports().matmulF32(pa, pb, o, batch, m, k, n, tA !== 0, tB !== 0, alpha, strideA, strideB);
+    const ex = kernelExports();
+    if (lanes > 1 && batch === 1 && Math.ceil(m / 48) >= lanes && ex.packedBFloats(k, n) * 4 <= SHARED_PACK_BYTES) {
+      // One matrix in bands of rows: op(B) is packed once, its columns split among the threads, and
+      // every band reads those panels (instead of each band packing all of B again: a tenth of the
+      // time at the training step's shapes). The same panels: the same sums.
+      this.withScratch(ex.packedBFloats(k, n) * 4, (packed) => {
+        this.runParts(splitRange(n, this.pieces(lanes, Math.ceil(n / 64)), 8).map(([j0, j1]) => ({
+          fn: 'packBWhole', args: [pb, k, n, tB, bf16 & 2, packed, j0, j1],
+        })));
+        const bytes = (ex.matmulPackedScratchBytes(m, k) + 15) & ~15;
+        this.withThreadScratch(bytes, (scratch) => this.runParts(splitRange(m, this.pieces(lanes, Math.ceil(m / 48)), 4).map(([i0, i1]) => ({
+          fn: 'matmulF32PackedPart', args: [pa, packed, o, m, k, n, tA, alpha, i0, i1, bf16 & 1, scratch],
+        })), bytes));
+      });
+      return;
+    }
     const [by, ranges] = batch >= lanes ? ['batch', splitRange(batch, this.pieces(lanes, batch))] as const
       : m >= n ? ['rows', splitRange(m, this.pieces(lanes, Math.ceil(m / 48)), 4)] as const
         : ['cols', splitRange(n, this.pieces(lanes, Math.ceil(n / 64)), 8)] as const;
