@@ -64,6 +64,101 @@ fn qnan() -> f32 { return bitcast<f32>(0x7fc00000u | (params.n & 0u)); }
 
 fn is_nan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
 
+fn is_inf(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) == 0x7f800000u; }
+
+// +inf, built at run time.
+fn pinf() -> f32 { return bitcast<f32>(0x7f800000u | (params.n & 0u)); }
+
+// y as an exponent: 0 not an integer (or not finite), 1 an odd integer, 2 an even one.
+fn int_kind(y: f32) -> u32 {
+  let ay = abs(y);
+  if (is_nan(y) || is_inf(y) || floor(ay) != ay) { return 0u; }
+  if (ay >= 16777216.0) { return 2u; } // every float from 2^24 up is even
+  return select(2u, 1u, (u32(ay) & 1u) == 1u);
+}
+
+// |x|^y for a finite non-zero |x| = ax and a finite y. Integer exponents up to 64 by repeated
+// squaring: exact where the power is a float32 (as powf), within a few ulps elsewhere. The rest as
+// 2^(y log2 ax) with ax = m 2^e (m in [sqrt(1/2), sqrt(2))): y e split exactly (Veltkamp), log2 m
+// by its series in s = (m - 1) / (m + 1), so that a large e or an m near 1 loses nothing to
+// float32 (WGSL's pow, exp2(y log2 x), is tens of ulps off at 1e30^0.5).
+fn pow_abs(ax: f32, y: f32) -> f32 {
+  if (y == 0.5) { return sqrt(ax); } // as AssemblyScript's Mathf.pow: correctly rounded
+  let ay = abs(y);
+  if (ay <= 64.0 && floor(ay) == ay) {
+    var r = 1.0;
+    var b = ax;
+    var n = u32(ay);
+    loop {
+      if ((n & 1u) != 0u) { r = r * b; }
+      n = n >> 1u;
+      if (n == 0u) { break; }
+      b = b * b;
+    }
+    if (y > 0.0) { return r; }
+    if (r >= 1.17549435e-38 && !is_inf(r)) { return 1.0 / r; } // else ax^-n from exp2 below
+  }
+  let t0 = y * log2(ax); // a first guess, for overflow and underflow only
+  if (t0 > 192.0) { return pinf(); }
+  if (t0 < -192.0) { return 0.0; }
+  let fr = frexp(ax);
+  var m = fr.fract;
+  var e = fr.exp;
+  if (m < 0.70710678) { m = m * 2.0; e = e - 1; }
+  let s = (m - 1.0) / (m + 1.0);
+  let s2 = s * s;
+  // log2 m = (2 / ln 2) (s + s^3 / 3 + s^5 / 5 + ...), |s| <= 0.172: to s^13, 1e-10 relative.
+  let l = s * (2.8853900818 + s2 * (0.9617966939 + s2 * (0.5770780164 + s2 * (0.4121985831 + s2 * (0.3205988980 + s2 * (0.2623081893 + s2 * 0.2219530832))))));
+  let ef = f32(e);
+  let c = y * 4097.0;
+  let yh = c - (c - y); // the top 12 bits of y: yh e is exact (e has at most 8)
+  let hi = yh * ef;
+  let rest = (y - yh) * ef + y * l;
+  let n = round(hi + rest);
+  if (n > 128.0) { return pinf(); }
+  if (n < -151.0) { return 0.0; }
+  return ldexp(exp2((hi - n) + rest), i32(n));
+}
+
+// x^y as C's powf (PyTorch's tensor ** tensor; twin of pow32 in elementwise.ts). WGSL's pow is
+// exp2(y log2 x), undefined for x < 0: the signs and special values are explicit here.
+fn powf(x: f32, y: f32) -> f32 {
+  if (y == 0.0 || x == 1.0) { return 1.0; }           // even for NaN
+  if (is_nan(x) || is_nan(y)) { return qnan(); }
+  let ax = abs(x);
+  if (is_inf(y)) {
+    if (ax == 1.0) { return 1.0; }                     // (-1)^inf
+    return select(0.0, pinf(), (ax > 1.0) == (y > 0.0));
+  }
+  let kind = int_kind(y);
+  // A negative base to an odd power: the sign bit, set on the bits (SwiftShader folds -0.0 to 0).
+  let sign = select(0u, 0x80000000u, (bitcast<u32>(x) & 0x80000000u) != 0u && kind == 1u);
+  if (ax == 0.0 || is_inf(ax)) {                       // +-0, +-inf: 0 or inf, signed for odd powers
+    let big = (ax == 0.0) == (y < 0.0);
+    return bitcast<f32>(select(0u, 0x7f800000u, big) | sign | (params.n & 0u));
+  }
+  if (x < 0.0 && kind == 0u) { return qnan(); }         // a negative base to a non-integer power
+  return bitcast<f32>(bitcast<u32>(pow_abs(ax, y)) | sign);
+}
+
+// sqrt with IEEE's edges (WGSL leaves x < 0 undefined): NaN below 0, -0 stays -0, inf stays inf.
+fn sqrt_ieee(x: f32) -> f32 {
+  if (is_nan(x) || x < 0.0) { return qnan(); }
+  if (x == 0.0 || is_inf(x)) { return x; }
+  return sqrt(x);
+}
+
+// torch.pow(x, number): its fast paths (twin of powScalar32 in elementwise.ts), else powf.
+fn pow_scalar(x: f32, y: f32) -> f32 {
+  if (y == 2.0) { return x * x; }
+  if (y == 3.0) { return x * x * x; }
+  if (y == -2.0) { return 1.0 / (x * x); }
+  if (y == 0.5) { return sqrt_ieee(x); }
+  if (y == -0.5) { return 1.0 / sqrt_ieee(x); }
+  if (y == -1.0) { return 1.0 / x; }
+  return powf(x, y);
+}
+
 fn unary_op(x: f32) -> f32 {
   let alpha = params.alpha;
   switch OP {
@@ -80,7 +175,7 @@ fn unary_op(x: f32) -> f32 {
     case U_ABS: { return abs(x); }
     case U_SQUARE: { return x * x; }
     case U_SCALE: { return x * alpha; }
-    case U_POW_SCALAR: { return pow(x, alpha); }
+    case U_POW_SCALAR: { return pow_scalar(x, alpha); }
     case U_ADD_SCALAR: { return x + alpha; }
     default: { return 0.0; }
   }
@@ -92,7 +187,7 @@ fn binary_op(a: f32, b: f32) -> f32 {
     case B_SUB: { return a - b; }
     case B_MUL: { return a * b; }
     case B_DIV: { return a / b; }
-    case B_POW: { return pow(a, b); }
+    case B_POW: { return powf(a, b); }
     case B_MAXIMUM: { return select(max(a, b), qnan(), is_nan(a) || is_nan(b)); }
     case B_MINIMUM: { return select(min(a, b), qnan(), is_nan(a) || is_nan(b)); }
     // Backward ops: a = the output gradient, b = the forward input x (or output y for the _Y ops).
