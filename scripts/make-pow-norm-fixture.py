@@ -3,9 +3,9 @@
 layer_norm / RMSNorm at their edges: zeros, infinities, NaN, negative bases, integer and
 half-integer exponents, rows holding inf, NaN, values whose squares overflow, and all-equal rows.
 
-Every float is stored as its float32 bit pattern (JSON has no NaN or inf). `exact` marks the pow
-results that are the exact value (non-finite, zero, or equal to the float64 power): those are
-compared bit for bit (any NaN for NaN), the rest within a few ulps. Needs PyTorch:
+Every float is stored as its float32 bit pattern (JSON has no NaN or inf). `...Exact` marks the
+pow results and gradients that are the exact value (the float64 power or gradient, or a non-finite
+value or zero): those are compared bit for bit (any NaN for NaN), the rest within a few ulps. Needs PyTorch:
     /usr/bin/python3 scripts/make-pow-norm-fixture.py
 """
 import json
@@ -31,6 +31,29 @@ def exact(base, exp, got):
     return bool(np.isfinite(want) and np.float64(g) == want)
 
 
+def same(want, got):
+    g = np.float32(got)
+    if np.isnan(g):
+        return bool(np.isnan(want))
+    return bool(np.float64(g) == want)
+
+
+def grad_base64(base, exp):
+    """d/dbase of base^exp in float64 (0 where exp = 0, as PyTorch)."""
+    if exp == 0:
+        return 0.0
+    with np.errstate(all='ignore'):
+        return np.float64(exp) * np.float64(base) ** (np.float64(exp) - 1)
+
+
+def grad_exp64(base, exp):
+    """d/dexp of base^exp in float64 (0 where base = 0 and exp >= 0, as PyTorch)."""
+    if base == 0 and exp >= 0:
+        return 0.0
+    with np.errstate(all='ignore'):
+        return np.float64(base) ** np.float64(exp) * np.log(np.float64(base))
+
+
 def pow_cases():
     x = torch.tensor(BASES, dtype=torch.float32)
     out = {'bases': bits(x), 'exponents': bits(torch.tensor(EXPONENTS, dtype=torch.float32))}
@@ -45,9 +68,11 @@ def pow_cases():
     out['tensor'] = bits(y)
     out['tensorExact'] = [exact(b, e, g) for b, e, g in zip(xb.tolist(), eb.tolist(), y.tolist())]
     out['tensorGradBase'] = bits(xv.grad)
+    out['tensorGradBaseExact'] = [same(grad_base64(b, e), g) for b, e, g in zip(xb.tolist(), eb.tolist(), xv.grad.tolist())]
     out['tensorGradExponent'] = bits(ev.grad)
+    out['tensorGradExponentExact'] = [same(grad_exp64(b, e), g) for b, e, g in zip(xb.tolist(), eb.tolist(), ev.grad.tolist())]
     # tensor ** number: torch.pow(x, e) for each exponent (its 2, 3, -2, 0.5, -0.5, -1 fast paths included).
-    rows, ex, gb = [], [], []
+    rows, ex, gb, gbx = [], [], [], []
     for e in EXPONENTS:
         xs = x.clone().requires_grad_(True)
         ys = torch.pow(xs, e)
@@ -55,9 +80,11 @@ def pow_cases():
         rows += bits(ys)
         ex += [exact(b, e, g) for b, g in zip(BASES, ys.tolist())]
         gb += bits(xs.grad)
+        gbx += [same(grad_base64(b, e), g) for b, g in zip(BASES, xs.grad.tolist())]
     out['scalar'] = rows
     out['scalarExact'] = ex
     out['scalarGradBase'] = gb
+    out['scalarGradBaseExact'] = gbx
     return out
 
 

@@ -77,11 +77,29 @@ fn int_kind(y: f32) -> u32 {
   return select(2u, 1u, (u32(ay) & 1u) == 1u);
 }
 
-// |x|^y for a finite non-zero |x| = ax and a finite y. Integer exponents up to 64 by repeated
-// squaring: exact where the power is a float32 (as powf), within a few ulps elsewhere. The rest as
-// 2^(y log2 ax) with ax = m 2^e (m in [sqrt(1/2), sqrt(2))): y e split exactly (Veltkamp), log2 m
-// by its series in s = (m - 1) / (m + 1), so that a large e or an m near 1 loses nothing to
-// float32 (WGSL's pow, exp2(y log2 x), is tens of ulps off at 1e30^0.5).
+// Float-float helpers (hi, lo) for pow_abs: exact sums and products in float32 arithmetic.
+fn two_sum(a: f32, b: f32) -> vec2<f32> {
+  let s = a + b;
+  let bb = s - a;
+  return vec2<f32>(s, (a - (s - bb)) + (b - bb));
+}
+fn split12(a: f32) -> vec2<f32> { // Veltkamp: a = hi + lo, 12 bits each
+  let c = a * 4097.0;
+  let hi = c - (c - a);
+  return vec2<f32>(hi, a - hi);
+}
+fn two_prod(a: f32, b: f32) -> vec2<f32> {
+  let p = a * b;
+  let sa = split12(a);
+  let sb = split12(b);
+  return vec2<f32>(p, ((sa.x * sb.x - p) + sa.x * sb.y + sa.y * sb.x) + sa.y * sb.y);
+}
+
+// |x|^y for a finite non-zero |x| = ax and a finite y: 2^(y log2 ax) with ax = m 2^e (m in
+// [sqrt(1/2), sqrt(2))), log2 m = (2 / ln 2) atanh(s), s = (m - 1) / (m + 1), and y (e + log2 m)
+// carried in float-float, so only the final exp2 of a fraction rounds (WGSL's pow, exp2(y log2 x),
+// is tens of ulps off at 1e30^0.5 or 1.5^126). Integer exponents up to 64 by repeated squaring:
+// exact where the power is a float32, as powf.
 fn pow_abs(ax: f32, y: f32) -> f32 {
   if (y == 0.5) { return sqrt(ax); } // as AssemblyScript's Mathf.pow: correctly rounded
   let ay = abs(y);
@@ -96,7 +114,7 @@ fn pow_abs(ax: f32, y: f32) -> f32 {
       b = b * b;
     }
     if (y > 0.0) { return r; }
-    if (r >= 1.17549435e-38 && !is_inf(r)) { return 1.0 / r; } // else ax^-n from exp2 below
+    if (r >= 1.17549435e-38 && !is_inf(r)) { return 1.0 / r; } // else ax^-n below
   }
   let t0 = y * log2(ax); // a first guess, for overflow and underflow only
   if (t0 > 192.0) { return pinf(); }
@@ -105,19 +123,32 @@ fn pow_abs(ax: f32, y: f32) -> f32 {
   var m = fr.fract;
   var e = fr.exp;
   if (m < 0.70710678) { m = m * 2.0; e = e - 1; }
-  let s = (m - 1.0) / (m + 1.0);
-  let s2 = s * s;
-  // log2 m = (2 / ln 2) (s + s^3 / 3 + s^5 / 5 + ...), |s| <= 0.172: to s^13, 1e-10 relative.
-  let l = s * (2.8853900818 + s2 * (0.9617966939 + s2 * (0.5770780164 + s2 * (0.4121985831 + s2 * (0.3205988980 + s2 * (0.2623081893 + s2 * 0.2219530832))))));
+  // s = (m - 1) / (m + 1) as s_hi + s_lo (m - 1 is exact).
+  let num = m - 1.0;
+  let den = two_sum(m, 1.0);
+  let s_hi = num / den.x;
+  let q = two_prod(s_hi, den.x);
+  let s_lo = (((num - q.x) - q.y) - s_hi * den.y) / den.x;
+  // log2 m = C1 s + s^3 (C3 + s^2 (C5 + ...)), C1 = 2 / ln 2 as hi + lo; |s| <= 0.172: to s^13.
+  let s2 = s_hi * s_hi;
+  let c1_hi = 2.88539004325866699;
+  let c1_lo = 3.85192598e-8;
+  let main = two_prod(s_hi, c1_hi);
+  let poly = s_hi * s2 * (0.9617966939 + s2 * (0.5770780164 + s2 * (0.4121985831 + s2 * (0.3205988980 + s2 * (0.2623081893 + s2 * 0.2219530832)))));
+  let l = two_sum(main.x, main.y + s_hi * c1_lo + s_lo * c1_hi + poly);
+  // y (e + l): y e exactly as two products of at most 20 bits; y l_hi as a float-float product.
   let ef = f32(e);
-  let c = y * 4097.0;
-  let yh = c - (c - y); // the top 12 bits of y: yh e is exact (e has at most 8)
-  let hi = yh * ef;
-  let rest = (y - yh) * ef + y * l;
-  let n = round(hi + rest);
-  if (n > 128.0) { return pinf(); }
-  if (n < -151.0) { return 0.0; }
-  return ldexp(exp2((hi - n) + rest), i32(n));
+  let yh = split12(y);
+  let a1 = yh.x * ef;
+  let a2 = yh.y * ef;
+  let b = two_prod(y, l.x);
+  let n1 = round(a1);
+  let n2 = round(b.x);
+  let n = n1 + n2;
+  let f = ((a1 - n1) + (b.x - n2)) + (a2 + b.y + y * l.y);
+  if (n > 129.0) { return pinf(); }
+  if (n < -152.0) { return 0.0; }
+  return ldexp(exp2(f), i32(n));
 }
 
 // x^y as C's powf (PyTorch's tensor ** tensor; twin of pow32 in elementwise.ts). WGSL's pow is
@@ -148,6 +179,25 @@ fn sqrt_ieee(x: f32) -> f32 {
   return sqrt(x);
 }
 
+// log with IEEE's edges (WGSL leaves x < 0 undefined; SwiftShader gave log |x|): NaN below 0,
+// -inf at +-0, inf at inf. Finite x = m 2^e (m in [sqrt(1/2), sqrt(2))): e ln 2 (Cody-Waite) +
+// 2 atanh((m - 1) / (m + 1)) by its series, within a few ulps also near 1, where WGSL's log
+// only promises an absolute error (2^-21: 40 ulps at 0.9).
+fn log_ieee(x: f32) -> f32 {
+  if (is_nan(x) || x < 0.0) { return qnan(); }
+  if (x == 0.0) { return -pinf(); }
+  if (is_inf(x)) { return x; }
+  let fr = frexp(x);
+  var m = fr.fract;
+  var e = fr.exp;
+  if (m < 0.70710678) { m = m * 2.0; e = e - 1; }
+  let s = (m - 1.0) / (m + 1.0);
+  let s2 = s * s;
+  let lnm = 2.0 * s + s * s2 * (0.6666666667 + s2 * (0.4 + s2 * (0.2857142857 + s2 * (0.2222222222 + s2 * (0.1818181818 + s2 * 0.1538461538)))));
+  let ef = f32(e);
+  return ef * 0.693145751953125 + (ef * 1.42860682e-6 + lnm); // ln 2 = hi (16 bits: ef hi exact) + lo
+}
+
 // torch.pow(x, number): its fast paths (twin of powScalar32 in elementwise.ts), else powf.
 fn pow_scalar(x: f32, y: f32) -> f32 {
   if (y == 2.0) { return x * x; }
@@ -164,9 +214,9 @@ fn unary_op(x: f32) -> f32 {
   switch OP {
     case U_NEG: { return -x; }
     case U_EXP: { return exp(x); }
-    case U_LOG: { return log(x); }
-    case U_SQRT: { return sqrt(x); }
-    case U_RSQRT: { return 1.0 / sqrt(x); }
+    case U_LOG: { return log_ieee(x); }
+    case U_SQRT: { return sqrt_ieee(x); }
+    case U_RSQRT: { return 1.0 / sqrt_ieee(x); }
     case U_RELU: { return select(x, 0.0, x <= 0.0); } // NaN stays NaN
     case U_GELU: { return 0.5 * x * (1.0 + erf32(x * 0.70710678118654752)); }
     case U_SILU: { return x / (1.0 + exp(-x)); }
@@ -226,7 +276,8 @@ fn compute(i: u32) -> u32 {
       v = binary_op(a_f32(ia, FA), b_f32(ib, FB));
     } else {
       let ic = bindex(i, params.sc, (params.flags & 64u) != 0u, params.off.z);
-      v = select(c_f32(ic, FC), b_f32(ib, FB), a_f32(ia, FA) != 0.0);
+      // cond != 0 on the bits: NaN selects b, as on wasm (SwiftShader's != is false for NaN)
+      v = select(c_f32(ic, FC), b_f32(ib, FB), (bitcast<u32>(a_f32(ia, FA)) & 0x7fffffffu) != 0u);
     }
   }
   return encode_bits(FO, bitcast<u32>(v), false, false);

@@ -9,12 +9,15 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { gpuBackend, readF32, tensor, WasmBackend, type WebGPUBackend } from '../helpers/backends.js';
 import type { Backend, TensorRef } from '../../src/backend/backend.js';
+import { pow, Variable } from '../../src/autograd/index.js';
+import { Tensor } from '../../src/tensor/tensor.js';
 
 interface Fixture {
   pow: {
     bases: number[]; exponents: number[];
     tensor: number[]; tensorExact: boolean[];
-    scalar: number[]; scalarExact: boolean[];
+    tensorGradBase: number[]; tensorGradBaseExact: boolean[]; tensorGradExponent: number[]; tensorGradExponentExact: boolean[];
+    scalar: number[]; scalarExact: boolean[]; scalarGradBase: number[]; scalarGradBaseExact: boolean[];
   };
   norm: {
     rows: number; cols: number; eps: number; x: number[]; weight: number[]; bias: number[]; dy: number[];
@@ -43,29 +46,25 @@ const bitsOf = (v: number): number => new Uint32Array(Float32Array.of(v).buffer)
 const show = (v: number): string => Object.is(v, -0) ? '-0' : String(v);
 
 /**
- * got against PyTorch's want: NaN for NaN; bit for bit where exact (zeros keep their sign); else
+ * got against PyTorch's want: NaN for NaN; bit for bit where exact or infinite (zeros keep their sign); else
  * within maxUlps. `flushes`: a subnormal want may come back as a zero of its sign (WGSL lets an
  * implementation flush subnormals; SwiftShader does).
  */
 function checkPow(label: string, got: number, want: number, exact: boolean, maxUlps: number, flushes: boolean): void {
   if (Number.isNaN(want)) { assert.ok(Number.isNaN(got), `${label}: want NaN, got ${show(got)}`); return; }
   if (flushes && want !== 0 && Math.abs(want) < 2 ** -126 && got === 0 && Math.sign(1 / got) === Math.sign(want)) return;
-  if (exact) { assert.ok(bitsOf(got) === bitsOf(want), `${label}: want ${show(want)} exactly, got ${show(got)}`); return; }
+  if (exact || !Number.isFinite(want)) { assert.ok(bitsOf(got) === bitsOf(want), `${label}: want ${show(want)} exactly, got ${show(got)}`); return; }
   assert.ok(Number.isFinite(got) && ulps(got, want) <= maxUlps, `${label}: want ${want}, got ${got} (${ulps(got, want)} ulps)`);
 }
 
 // wasm: musl's powf (the same as PyTorch's glibc powf on every point here; Sleef's, on its
-// vectorised path, is within an ulp); WebGPU: float32 arithmetic only (powf in pointwise.wgsl),
-// 2 ulps at most here on SwiftShader.
+// vectorised path, is within an ulp); WebGPU: float32 arithmetic only (powf in pointwise.wgsl,
+// float-float inside, the final exp2 WGSL's), 2 ulps at most here on SwiftShader.
 const POW_ULPS: Record<string, number> = { wasm: 1, webgpu: 4 };
 
 test('pow(tensor, tensor) is C powf: 1^NaN, NaN^0, (-1)^inf are 1; negative bases keep the sign of odd powers; zeros and infinities as C', async () => {
-  const { bases, exponents, tensor: want, tensorExact } = FIX.pow;
-  const nb = bases.length, ne = exponents.length;
-  const x = new Float32Array(nb * ne), y = new Float32Array(nb * ne);
-  const bx = f32(bases), ey = f32(exponents);
-  for (let j = 0; j < ne; j++) for (let i = 0; i < nb; i++) { x[j * nb + i] = bx[i]; y[j * nb + i] = ey[j]; }
-  const wv = f32(want);
+  const [x, y] = crossProduct();
+  const wv = f32(FIX.pow.tensor), tensorExact = FIX.pow.tensorExact;
   for (const b of backends()) {
     const xt = put(b, x), yt = put(b, y), out = put(b, new Float32Array(x.length));
     b.binary('pow', xt, yt, out);
@@ -87,6 +86,45 @@ test('pow(tensor, number) is torch.pow: its x * x, x * x * x, 1 / (x * x), sqrt,
       for (let i = 0; i < nb; i++) checkPow(`${b.kind}: pow(${show(x[i])}, number ${show(ey[j])})`, r[i], wv[j * nb + i], scalarExact[j * nb + i], POW_ULPS[b.kind], b.kind === 'webgpu');
     }
     free(b, xt, out);
+  }
+});
+
+/** The pow fixture's [exponent, base] cross product as flat bases and exponents. */
+function crossProduct(): [Float32Array, Float32Array] {
+  const bx = f32(FIX.pow.bases), ey = f32(FIX.pow.exponents), nb = bx.length;
+  const x = new Float32Array(nb * ey.length), y = new Float32Array(nb * ey.length);
+  for (let j = 0; j < ey.length; j++) for (let i = 0; i < nb; i++) { x[j * nb + i] = bx[i]; y[j * nb + i] = ey[j]; }
+  return [x, y];
+}
+
+// The gradients are products of a power, a factor and (the exponent's) log x: an ulp or two more
+// (WebGPU 3 at most here on SwiftShader).
+const GRAD_ULPS: Record<string, number> = { wasm: 2, webgpu: 4 };
+
+test('pow backward is PyTorch\'s pow_backward: d/dx (-3)^2 = -6, 0 where the exponent is 0 (0^0 too), d/de 0 where x = 0 and e >= 0', async () => {
+  const [x, e] = crossProduct();
+  const P = FIX.pow, n = x.length, nb = P.bases.length;
+  const [wgx, wge, wgs] = [f32(P.tensorGradBase), f32(P.tensorGradExponent), f32(P.scalarGradBase)];
+  for (const b of backends()) {
+    const xv = Variable.from(b, x, [n], { requiresGrad: true }), ev = Variable.from(b, e, [n], { requiresGrad: true });
+    pow(xv, ev).backward(Tensor.from(b, new Float32Array(n).fill(1), [n]));
+    const [gx, ge] = [await xv.grad!.toArray() as Float32Array, await ev.grad!.toArray() as Float32Array];
+    for (let i = 0; i < n; i++) {
+      checkPow(`${b.kind}: d/dx pow(${show(x[i])}, ${show(e[i])})`, gx[i], wgx[i], P.tensorGradBaseExact[i], GRAD_ULPS[b.kind], b.kind === 'webgpu');
+      checkPow(`${b.kind}: d/de pow(${show(x[i])}, ${show(e[i])})`, ge[i], wge[i], P.tensorGradExponentExact[i], GRAD_ULPS[b.kind], b.kind === 'webgpu');
+    }
+    const ey = f32(P.exponents);
+    for (let j = 0; j < ey.length; j++) {
+      // PyTorch takes e - 1 in float64: where that is no float32 (1e10 - 1, odd), its vectorised
+      // body (float32 exponent, even) and its scalar tail (float64, odd) disagree on the sign.
+      if (Math.fround(ey[j] - 1) !== ey[j] - 1 && Number.isFinite(ey[j])) continue;
+      const xs = Variable.from(b, x.subarray(0, nb), [nb], { requiresGrad: true });
+      pow(xs, ey[j]).backward(Tensor.from(b, new Float32Array(nb).fill(1), [nb]));
+      const g = await xs.grad!.toArray() as Float32Array;
+      for (let i = 0; i < nb; i++) {
+        checkPow(`${b.kind}: d/dx pow(${show(x[i])}, number ${show(ey[j])})`, g[i], wgs[j * nb + i], P.scalarGradBaseExact[j * nb + i], GRAD_ULPS[b.kind], b.kind === 'webgpu');
+      }
+    }
   }
 });
 
