@@ -64,6 +64,8 @@ export function rmsNormBackwardF32Part(
  * As PyTorch's CPU kernel: a row holding inf or NaN, whose magnitudes sum past the float32 range or
  * whose mean's square overflows (|mean| >= 2^64) is all NaN (mean, rstd, output, gradients); a
  * row whose variance alone overflows gets rstd 0, so its output is the bias and its gradient 0.
+ * (PyTorch's Welford over SIMD lanes also gives NaN for a row of 8 or more where only one lane's
+ * partial mean reaches 2^64: that depends on its vector width, and is not copied.)
  */
 export function layerNormF32(x: usize, w: usize, b: usize, out: usize, mean: usize, rstd: usize, rows: usize, cols: usize, eps: f32): void {
   for (let r: usize = 0; r < rows; r++) {
