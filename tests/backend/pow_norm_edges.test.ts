@@ -1,8 +1,9 @@
 // pow and LayerNorm / RMSNorm at their edges against PyTorch (tests/fixtures/pow_norm_edges.json,
 // written by scripts/make-pow-norm-fixture.py from PyTorch float32 on CPU), on wasm and WebGPU
 // (SwiftShader). pow: C's powf for tensor ** tensor (1^NaN = NaN^0 = 1, signed powers of negative
-// bases, zeros and infinities as C) and torch.pow(x, number)'s fast paths ((-0)^0.5 = -0); bit for
-// bit where PyTorch's result is exact, within a few ulps elsewhere. Norms: rows holding inf or NaN,
+// bases, zeros and infinities as C) and torch.pow(x, number)'s fast paths ((-0)^0.5 = -0), and
+// autograd pow's gradients (PyTorch's pow_backward); bit for bit where PyTorch's result is exact,
+// within a few ulps elsewhere. Norms: rows holding inf or NaN,
 // overflowing moments (NaN), an overflowing variance alone (the bias), all-equal rows.
 import { readFileSync } from 'node:fs';
 import { test } from 'uvu';
