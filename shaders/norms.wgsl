@@ -18,6 +18,14 @@ override RT: u32 = 1u; // invocations per row: a power of two, 1..64
 
 fn row_of(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 { return (wid.y * nwg.x + wid.x) * (64u / RT) + lid / RT; }
 
+// The LayerNorm row mean, or NaN where the row's moments overflow: its magnitudes sum past the
+// float32 range (inf and NaN included) or |mean| >= 2^64 (twin of layerNormMean in nn.ts). The NaN
+// is built at run time (WGSL rejects NaN constants).
+fn ln_mean(mu: f32, sum_abs: f32) -> f32 {
+  let ok = sum_abs <= 0x1.fffffep+127f && abs(mu) < 18446744073709551616.0;
+  return select(bitcast<f32>(0x7fc00000u | (params.pad & 0u)), mu, ok);
+}
+
 //#stage rms_fwd
 override FX: u32 = 0u;
 override FW: u32 = 0u;
@@ -68,10 +76,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   s = grp_sum(s, lid, RT);
   if (!live) { return; }
   let rs = rstd_f32(row + params.roff, FR);
-  let k = rs * rs * rs * (s / f32(params.cols));
+  let k = rs * rs * rs * (s / f32(params.cols)) * 0.5; // x * k as (2 x) (k / 2), as nn.ts
   for (var c = lane; c < params.cols; c = c + RT) {
     let g = dy_f32(base + c + params.dyoff, FDY) * w_f32(c + params.woff, FW);
-    dx[base + c] = rs * g - x_f32(base + c + params.xoff, FX) * k;
+    dx[base + c] = rs * g - (x_f32(base + c + params.xoff, FX) * 2.0) * k;
   }
 }
 
@@ -88,7 +96,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   var s: f32 = 0.0;
   for (var r = 0u; r < params.rows; r = r + 1u) {
     let i = r * params.cols + c;
-    s = s + dy_f32(i + params.dyoff, FDY) * x_f32(i + params.xoff, FX) * rstd_f32(r + params.roff, FR);
+    s = s + dy_f32(i + params.dyoff, FDY) * (x_f32(i + params.xoff, FX) * rstd_f32(r + params.roff, FR)); // as nn.ts
   }
   dw[c + params.dwoff] = dw[c + params.dwoff] + s;
 }
@@ -108,9 +116,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let live = row < params.rows;
   let base = row * params.cols;
   let n = f32(params.cols);
-  var s: f32 = 0.0;
-  if (live) { for (var c = lane; c < params.cols; c = c + RT) { s = s + x_f32(base + c + params.xoff, FX); } }
-  let mu = grp_sum(s, lid, RT) / n;
+  var s = vec2<f32>(0.0, 0.0); // the sum and the sum of magnitudes
+  if (live) {
+    for (var c = lane; c < params.cols; c = c + RT) {
+      let v = x_f32(base + c + params.xoff, FX);
+      s = s + vec2<f32>(v, abs(v));
+    }
+  }
+  let sums = grp_sum2(s, lid, RT);
+  let mu = ln_mean(sums.x / n, sums.y);
   var v: f32 = 0.0;
   if (live) {
     for (var c = lane; c < params.cols; c = c + RT) {

@@ -64,14 +64,159 @@ fn qnan() -> f32 { return bitcast<f32>(0x7fc00000u | (params.n & 0u)); }
 
 fn is_nan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
 
+fn is_inf(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) == 0x7f800000u; }
+
+// +inf, built at run time.
+fn pinf() -> f32 { return bitcast<f32>(0x7f800000u | (params.n & 0u)); }
+
+// y as an exponent: 0 not an integer (or not finite), 1 an odd integer, 2 an even one.
+fn int_kind(y: f32) -> u32 {
+  let ay = abs(y);
+  if (is_nan(y) || is_inf(y) || floor(ay) != ay) { return 0u; }
+  if (ay >= 16777216.0) { return 2u; } // every float from 2^24 up is even
+  return select(2u, 1u, (u32(ay) & 1u) == 1u);
+}
+
+// Float-float helpers (hi, lo) for pow_abs: exact sums and products in float32 arithmetic.
+fn two_sum(a: f32, b: f32) -> vec2<f32> {
+  let s = a + b;
+  let bb = s - a;
+  return vec2<f32>(s, (a - (s - bb)) + (b - bb));
+}
+fn split12(a: f32) -> vec2<f32> { // Veltkamp: a = hi + lo, 12 bits each
+  let c = a * 4097.0;
+  let hi = c - (c - a);
+  return vec2<f32>(hi, a - hi);
+}
+fn two_prod(a: f32, b: f32) -> vec2<f32> {
+  let p = a * b;
+  let sa = split12(a);
+  let sb = split12(b);
+  return vec2<f32>(p, ((sa.x * sb.x - p) + sa.x * sb.y + sa.y * sb.x) + sa.y * sb.y);
+}
+
+// |x|^y for a finite non-zero |x| = ax and a finite y: 2^(y log2 ax) with ax = m 2^e (m in
+// [sqrt(1/2), sqrt(2))), log2 m = (2 / ln 2) atanh(s), s = (m - 1) / (m + 1), and y (e + log2 m)
+// carried in float-float, so only the final exp2 of a fraction rounds (WGSL's pow, exp2(y log2 x),
+// is tens of ulps off at 1e30^0.5 or 1.5^126). Integer exponents up to 64 by repeated squaring:
+// exact where the power is a float32, as powf.
+fn pow_abs(ax: f32, y: f32) -> f32 {
+  if (y == 0.5) { return sqrt(ax); } // as AssemblyScript's Mathf.pow: correctly rounded
+  let ay = abs(y);
+  if (ay <= 64.0 && floor(ay) == ay) {
+    var r = 1.0;
+    var b = ax;
+    var n = u32(ay);
+    loop {
+      if ((n & 1u) != 0u) { r = r * b; }
+      n = n >> 1u;
+      if (n == 0u) { break; }
+      b = b * b;
+    }
+    if (y > 0.0) { return r; }
+    if (r >= 1.17549435e-38 && !is_inf(r)) { return 1.0 / r; } // else ax^-n below
+  }
+  let t0 = y * log2(ax); // a first guess, for overflow and underflow only
+  if (t0 > 192.0) { return pinf(); }
+  if (t0 < -192.0) { return 0.0; }
+  let fr = frexp(ax);
+  var m = fr.fract;
+  var e = fr.exp;
+  if (m < 0.70710678) { m = m * 2.0; e = e - 1; }
+  // s = (m - 1) / (m + 1) as s_hi + s_lo (m - 1 is exact).
+  let num = m - 1.0;
+  let den = two_sum(m, 1.0);
+  let s_hi = num / den.x;
+  let q = two_prod(s_hi, den.x);
+  let s_lo = (((num - q.x) - q.y) - s_hi * den.y) / den.x;
+  // log2 m = C1 s + s^3 (C3 + s^2 (C5 + ...)), C1 = 2 / ln 2 as hi + lo; |s| <= 0.172: to s^13.
+  let s2 = s_hi * s_hi;
+  let c1_hi = 2.88539004325866699;
+  let c1_lo = 3.85192598e-8;
+  let main = two_prod(s_hi, c1_hi);
+  let poly = s_hi * s2 * (0.9617966939 + s2 * (0.5770780164 + s2 * (0.4121985831 + s2 * (0.3205988980 + s2 * (0.2623081893 + s2 * 0.2219530832)))));
+  let l = two_sum(main.x, main.y + s_hi * c1_lo + s_lo * c1_hi + poly);
+  // y (e + l): y e exactly as two products of at most 20 bits; y l_hi as a float-float product.
+  let ef = f32(e);
+  let yh = split12(y);
+  let a1 = yh.x * ef;
+  let a2 = yh.y * ef;
+  let b = two_prod(y, l.x);
+  let n1 = round(a1);
+  let n2 = round(b.x);
+  let n = n1 + n2;
+  let f = ((a1 - n1) + (b.x - n2)) + (a2 + b.y + y * l.y);
+  if (n > 129.0) { return pinf(); }
+  if (n < -152.0) { return 0.0; }
+  return ldexp(exp2(f), i32(n));
+}
+
+// x^y as C's powf (PyTorch's tensor ** tensor; twin of pow32 in elementwise.ts). WGSL's pow is
+// exp2(y log2 x), undefined for x < 0: the signs and special values are explicit here.
+fn powf(x: f32, y: f32) -> f32 {
+  if (y == 0.0 || x == 1.0) { return 1.0; }           // even for NaN
+  if (is_nan(x) || is_nan(y)) { return qnan(); }
+  let ax = abs(x);
+  if (is_inf(y)) {
+    if (ax == 1.0) { return 1.0; }                     // (-1)^inf
+    return select(0.0, pinf(), (ax > 1.0) == (y > 0.0));
+  }
+  let kind = int_kind(y);
+  // A negative base to an odd power: the sign bit, set on the bits (SwiftShader folds -0.0 to 0).
+  let sign = select(0u, 0x80000000u, (bitcast<u32>(x) & 0x80000000u) != 0u && kind == 1u);
+  if (ax == 0.0 || is_inf(ax)) {                       // +-0, +-inf: 0 or inf, signed for odd powers
+    let big = (ax == 0.0) == (y < 0.0);
+    return bitcast<f32>(select(0u, 0x7f800000u, big) | sign | (params.n & 0u));
+  }
+  if (x < 0.0 && kind == 0u) { return qnan(); }         // a negative base to a non-integer power
+  return bitcast<f32>(bitcast<u32>(pow_abs(ax, y)) | sign);
+}
+
+// sqrt with IEEE's edges (WGSL leaves x < 0 undefined): NaN below 0, -0 stays -0, inf stays inf.
+fn sqrt_ieee(x: f32) -> f32 {
+  if (is_nan(x) || x < 0.0) { return qnan(); }
+  if (x == 0.0 || is_inf(x)) { return x; }
+  return sqrt(x);
+}
+
+// log with IEEE's edges (WGSL leaves x < 0 undefined; SwiftShader gave log |x|): NaN below 0,
+// -inf at +-0, inf at inf. Finite x = m 2^e (m in [sqrt(1/2), sqrt(2))): e ln 2 (Cody-Waite) +
+// 2 atanh((m - 1) / (m + 1)) by its series, within a few ulps also near 1, where WGSL's log
+// only promises an absolute error (2^-21: 40 ulps at 0.9).
+fn log_ieee(x: f32) -> f32 {
+  if (is_nan(x) || x < 0.0) { return qnan(); }
+  if (x == 0.0) { return -pinf(); }
+  if (is_inf(x)) { return x; }
+  let fr = frexp(x);
+  var m = fr.fract;
+  var e = fr.exp;
+  if (m < 0.70710678) { m = m * 2.0; e = e - 1; }
+  let s = (m - 1.0) / (m + 1.0);
+  let s2 = s * s;
+  let lnm = 2.0 * s + s * s2 * (0.6666666667 + s2 * (0.4 + s2 * (0.2857142857 + s2 * (0.2222222222 + s2 * (0.1818181818 + s2 * 0.1538461538)))));
+  let ef = f32(e);
+  return ef * 0.693145751953125 + (ef * 1.42860682e-6 + lnm); // ln 2 = hi (16 bits: ef hi exact) + lo
+}
+
+// torch.pow(x, number): its fast paths (twin of powScalar32 in elementwise.ts), else powf.
+fn pow_scalar(x: f32, y: f32) -> f32 {
+  if (y == 2.0) { return x * x; }
+  if (y == 3.0) { return x * x * x; }
+  if (y == -2.0) { return 1.0 / (x * x); }
+  if (y == 0.5) { return sqrt_ieee(x); }
+  if (y == -0.5) { return 1.0 / sqrt_ieee(x); }
+  if (y == -1.0) { return 1.0 / x; }
+  return powf(x, y);
+}
+
 fn unary_op(x: f32) -> f32 {
   let alpha = params.alpha;
   switch OP {
     case U_NEG: { return -x; }
     case U_EXP: { return exp(x); }
-    case U_LOG: { return log(x); }
-    case U_SQRT: { return sqrt(x); }
-    case U_RSQRT: { return 1.0 / sqrt(x); }
+    case U_LOG: { return log_ieee(x); }
+    case U_SQRT: { return sqrt_ieee(x); }
+    case U_RSQRT: { return 1.0 / sqrt_ieee(x); }
     case U_RELU: { return select(x, 0.0, x <= 0.0); } // NaN stays NaN
     case U_GELU: { return 0.5 * x * (1.0 + erf32(x * 0.70710678118654752)); }
     case U_SILU: { return x / (1.0 + exp(-x)); }
@@ -80,7 +225,7 @@ fn unary_op(x: f32) -> f32 {
     case U_ABS: { return abs(x); }
     case U_SQUARE: { return x * x; }
     case U_SCALE: { return x * alpha; }
-    case U_POW_SCALAR: { return pow(x, alpha); }
+    case U_POW_SCALAR: { return pow_scalar(x, alpha); }
     case U_ADD_SCALAR: { return x + alpha; }
     default: { return 0.0; }
   }
@@ -92,7 +237,7 @@ fn binary_op(a: f32, b: f32) -> f32 {
     case B_SUB: { return a - b; }
     case B_MUL: { return a * b; }
     case B_DIV: { return a / b; }
-    case B_POW: { return pow(a, b); }
+    case B_POW: { return powf(a, b); }
     case B_MAXIMUM: { return select(max(a, b), qnan(), is_nan(a) || is_nan(b)); }
     case B_MINIMUM: { return select(min(a, b), qnan(), is_nan(a) || is_nan(b)); }
     // Backward ops: a = the output gradient, b = the forward input x (or output y for the _Y ops).
@@ -131,7 +276,8 @@ fn compute(i: u32) -> u32 {
       v = binary_op(a_f32(ia, FA), b_f32(ib, FB));
     } else {
       let ic = bindex(i, params.sc, (params.flags & 64u) != 0u, params.off.z);
-      v = select(c_f32(ic, FC), b_f32(ib, FB), a_f32(ia, FA) != 0.0);
+      // cond != 0 on the bits: NaN selects b, as on wasm (SwiftShader's != is false for NaN)
+      v = select(c_f32(ic, FC), b_f32(ib, FB), (bitcast<u32>(a_f32(ia, FA)) & 0x7fffffffu) != 0u);
     }
   }
   return encode_bits(FO, bitcast<u32>(v), false, false);

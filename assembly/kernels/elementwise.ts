@@ -56,10 +56,35 @@ import { expV } from "./simd_math";
     case U_ABS: return Mathf.abs(x);
     case U_SQUARE: return x * x;
     case U_SCALE: return x * alpha;
-    case U_POW_SCALAR: return Mathf.pow(x, alpha);
+    case U_POW_SCALAR: return powScalar32(x, alpha);
     case U_ADD_SCALAR: return x + alpha;
     default: return NaN;
   }
+}
+
+/**
+ * x^y as C's powf (PyTorch's tensor ** tensor): AssemblyScript's Mathf.pow is musl's powf but for
+ * JavaScript's 1^NaN, 1^inf and (-1)^inf (NaN there; 1 in C). A negative base with an integer
+ * exponent keeps its sign ((-2)^3 = -8), with any other exponent gives NaN. The WGSL twin is powf.
+ */
+@inline export function pow32(x: f32, y: f32): f32 {
+  if (x == 1 || y == 0) return 1; // even for NaN
+  if (x == -1 && Mathf.abs(y) == Infinity) return 1;
+  return Mathf.pow(x, y);
+}
+
+/**
+ * torch.pow(x, number): its fast paths (2: x * x, 3: x * x * x, -2: 1 / (x * x), 0.5: sqrt,
+ * -0.5: 1 / sqrt, -1: 1 / x, so (-0)^0.5 = -0 and (-inf)^0.5 = NaN, unlike powf), else pow32.
+ */
+@inline export function powScalar32(x: f32, y: f32): f32 {
+  if (y == 2) return x * x;
+  if (y == 3) return x * x * x;
+  if (y == -2) return 1.0 / (x * x);
+  if (y == 0.5) return Mathf.sqrt(x);
+  if (y == -0.5) return 1.0 / Mathf.sqrt(x);
+  if (y == -1) return 1.0 / x;
+  return pow32(x, y);
 }
 
 /**
@@ -84,7 +109,7 @@ import { expV } from "./simd_math";
     case B_SUB: return a - b;
     case B_MUL: return a * b;
     case B_DIV: return a / b;
-    case B_POW: return Mathf.pow(a, b);
+    case B_POW: return pow32(a, b);
     case B_MAXIMUM: return a != a || b != b ? NaN : Mathf.max(a, b);
     case B_MINIMUM: return a != a || b != b ? NaN : Mathf.min(a, b);
     case B_RELU_BACKWARD: return b <= 0 ? 0 : a; // torch's threshold_backward: the gradient passes where x is NaN

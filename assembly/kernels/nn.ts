@@ -41,29 +41,42 @@ export function rmsNormBackwardF32Part(
     const rs = load<f32>(rstd + (r << 2));
     let s: f32 = 0;
     for (let c: usize = 0; c < cols; c++) s += load<f32>(dy + o + (c << 2)) * load<f32>(w + (c << 2)) * load<f32>(x + o + (c << 2));
-    const k: f32 = rs * rs * rs * (s / <f32>cols);
+    // x * k as (2 x) (k / 2), PyTorch's composite's order (d x^2 = 2 x): the same product, but NaN
+    // where 2 x overflows and k is 0 (a row whose squares overflow), as there.
+    const k: f32 = rs * rs * rs * (s / <f32>cols) * 0.5;
     for (let c: usize = 0; c < cols; c++) {
       const g = load<f32>(dy + o + (c << 2)) * load<f32>(w + (c << 2));
-      store<f32>(dx + o + (c << 2), rs * g - load<f32>(x + o + (c << 2)) * k);
+      store<f32>(dx + o + (c << 2), rs * g - (load<f32>(x + o + (c << 2)) * 2) * k);
     }
   }
   for (let c: usize = c0; c < c1; c++) {
     let s: f32 = 0;
     for (let r: usize = 0; r < rows; r++) {
       const o = ((r * cols + c) << 2);
-      s += load<f32>(dy + o) * load<f32>(x + o) * load<f32>(rstd + (r << 2));
+      s += load<f32>(dy + o) * (load<f32>(x + o) * load<f32>(rstd + (r << 2))); // dy (x rstd): 0, not NaN, where x^2 overflowed
     }
     store<f32>(dw + (c << 2), load<f32>(dw + (c << 2)) + s);
   }
 }
 
-/** out = (x - mean) * rstd * w + b per row; mean and rstd (1 / sqrt(var + eps), biased var) saved. */
+/**
+ * out = (x - mean) * rstd * w + b per row; mean and rstd (1 / sqrt(var + eps), biased var) saved.
+ * As PyTorch's CPU kernel: a row holding inf or NaN, whose magnitudes sum past the float32 range or
+ * whose mean's square overflows (|mean| >= 2^64) is all NaN (mean, rstd, output, gradients); a
+ * row whose variance alone overflows gets rstd 0, so its output is the bias and its gradient 0.
+ * (PyTorch's Welford over SIMD lanes also gives NaN for a row of 8 or more where only one lane's
+ * partial mean reaches 2^64: that depends on its vector width, and is not copied.)
+ */
 export function layerNormF32(x: usize, w: usize, b: usize, out: usize, mean: usize, rstd: usize, rows: usize, cols: usize, eps: f32): void {
   for (let r: usize = 0; r < rows; r++) {
     const xi = x + ((r * cols) << 2), oi = out + ((r * cols) << 2);
-    let s: f32 = 0;
-    for (let c: usize = 0; c < cols; c++) s += load<f32>(xi + (c << 2));
-    const mu: f32 = s / <f32>cols;
+    let s: f32 = 0, sa: f32 = 0;
+    for (let c: usize = 0; c < cols; c++) {
+      const v = load<f32>(xi + (c << 2));
+      s += v;
+      sa += Mathf.abs(v);
+    }
+    const mu: f32 = layerNormMean(s / <f32>cols, sa);
     let v: f32 = 0;
     for (let c: usize = 0; c < cols; c++) {
       const d = load<f32>(xi + (c << 2)) - mu;
@@ -76,6 +89,11 @@ export function layerNormF32(x: usize, w: usize, b: usize, out: usize, mean: usi
       store<f32>(oi + (c << 2), (load<f32>(xi + (c << 2)) - mu) * rs * load<f32>(w + (c << 2)) + load<f32>(b + (c << 2)));
     }
   }
+}
+
+/** The row mean, or NaN where the row's moments overflow (the WGSL twin is ln_mean in norms.wgsl). */
+@inline export function layerNormMean(mu: f32, sumAbs: f32): f32 {
+  return sumAbs <= f32.MAX_VALUE && Mathf.abs(mu) < <f32>18446744073709551616.0 ? mu : NaN;
 }
 
 /**

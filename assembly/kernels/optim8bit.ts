@@ -6,6 +6,7 @@
 // (fastCode divides only for a first guess), so every backend agrees bit for bit. A table `t`
 // (quantKernelTable in src/backend/quant.ts) holds 512 float32 (the 256 code values, the 255
 // thresholds, then +inf), then the bucket table of the fast search (fastCode).
+import { QUANT_BUCKETS, QUANT_LOW_BITS, QUANT_LUT_OFFSET } from "../../build/constants";
 
 @inline function absBits(x: f32): u32 {
   return reinterpret<u32>(x) & 0x7fffffff;
@@ -66,12 +67,13 @@
   return f32x4.replace_lane(v, 3, load<f32>(t + (<usize>load<u8>(codes, 3) << 2)));
 }
 
+// The kernel table's layout (src/backend/quant.ts, through build/constants.ts):
 /** Byte offset of the bucket table in a map's table (after its 512 float32). */
-const LUT: usize = 2048;
+const LUT: usize = <usize>QUANT_LUT_OFFSET;
 /** Buckets per sign: |y| below 2^-23, then 256 for each binade from 2^-23 to 2, then one for 2 and above. */
-const BUCKETS: u32 = 6146;
+const BUCKETS: u32 = <u32>QUANT_BUCKETS;
 /** 2^-23 as bits: below it, no threshold (the smallest is 1.6e-7). */
-const LOW: u32 = 0x34000000;
+const LOW: u32 = <u32>QUANT_LOW_BITS;
 
 /** q[0..257]: -inf, then t_k * amax for the 255 thresholds, then t[511] * amax (+inf) and +inf (q[258] is read, never used). */
 function scaledThresholds(t: usize, amax: f32, q: usize): void {

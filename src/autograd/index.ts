@@ -9,7 +9,7 @@ export { withOpObserver, observeOp, currentModulePath } from '../backend/op_cont
 export type { OpContext, OpObserver } from '../backend/op_context.js';
 export type { SavedTensorsHooks, SavedTensorContext, BackwardFn, VariableOptions, OpPolicy, OpDecision, ZeroGradOptions, PostAccumulateGradHook } from './variable.js';
 export {
-  add, sub, mul, div, neg, scale, addScalar, exp, log, square, sqrt, relu, gelu, silu, sigmoid, tanh,
+  add, sub, mul, div, neg, scale, addScalar, exp, log, square, sqrt, pow, relu, gelu, silu, sigmoid, tanh,
   reshape, transpose, permute, narrow, cat, sum, mean, softmax, logSoftmax, matmul, cast, constant, unbroadcast,
 } from './ops.js';
 export type { ReduceOptions } from './ops.js';

@@ -147,6 +147,98 @@ export const log = (x: Variable): Variable => apply(LOG, [x]);
 export const square = (x: Variable): Variable => apply(SQUARE, [x]);
 export const sqrt = (x: Variable): Variable => apply(SQRT, [x]);
 
+/** where(cond != 0, a, 0) as a new temporary float32 tensor (cond, a broadcast). */
+function keepWhere(cond: Tensor, a: Tensor, zero: Tensor): Tensor {
+  return withOutputs(() => {
+    const out = Tensor.empty(a.backend, broadcastShapes(cond.shape, a.shape), { dtype: 'float32', category: 'temporary', label: 'where' });
+    a.backend.where(cond, a, zero, out);
+    return out;
+  });
+}
+
+// x ** e, PyTorch's pow: C's powf for a tensor exponent, torch.pow(x, number)'s fast paths for a
+// number (the kernels, src/backend/backend.ts). Backward as PyTorch's pow_backward_self /
+// pow_backward_exponent: dx = gy (e x^(e - 1)), 0 where e = 0 (so 0^0 has gradient 0, not NaN);
+// de = gy (y log x), 0 where x = 0 and e >= 0.
+const POW = defineOp({
+  name: 'pow', outputDtype: sameDtypeOrFloat32,
+  forward: (io, [a, b]) => {
+    floating(a.data, 'pow'); floating(b.data, 'pow');
+    const y = binaryOut(io, 'pow', a.data, b.data);
+    return {
+      y, save: (needs) => [a.data, b.data, needs[1] ? y : null], slots: ['input0', 'input1', 'output'],
+      backward: (gy, [sx, se, sy], needs) => {
+        const x = sx!, e = se!, zero = scalar(gy.backend, 0);
+        const dispose = (...ts: Tensor[]) => { for (const t of ts) t.dispose(); };
+        try {
+          let gx: Tensor | null = null, ge: Tensor | null = null;
+          if (needs[0]) {
+            const em1 = kUnary('addScalar', e, 'temporary', -1);
+            const p = kBinary('pow', x, em1, 'temporary');
+            const ep = kBinary('mul', e, p, 'temporary');
+            const g = kBinary('mul', gy, ep, 'temporary');
+            dispose(em1, p, ep);
+            const m = keepWhere(e, g, zero);
+            g.dispose();
+            gx = unbroadcast(m, a.shape);
+          }
+          if (needs[1]) {
+            const lx = kUnary('log', x, 'temporary');
+            const yl = kBinary('mul', sy!, lx, 'temporary');
+            // Kept where x != 0, or else where e < 0 or NaN (relu(-e) != 0): zero where x = 0 and e >= 0.
+            const ne = kUnary('neg', e, 'temporary');
+            const below = kUnary('relu', ne, 'temporary');
+            const k1 = keepWhere(below, yl, zero);
+            const k = withOutputs(() => {
+              const out = Tensor.empty(gy.backend, broadcastShapes(x.shape, yl.shape), { dtype: 'float32', category: 'temporary', label: 'where' });
+              gy.backend.where(x, yl, k1, out);
+              return out;
+            });
+            dispose(lx, yl, ne, below, k1);
+            const g = kBinary('mul', gy, k, 'temporary');
+            k.dispose();
+            ge = unbroadcast(g, b.shape);
+          }
+          return [gx, ge];
+        } finally {
+          zero.dispose();
+        }
+      },
+    };
+  },
+});
+
+const POW_SCALAR = defineOp({
+  name: 'pow', outputDtype: sameDtypeOrFloat32,
+  forward: (io, [x], c: number) => {
+    floating(x.data, 'pow');
+    const y = unaryOut(io, 'powScalar', x.data, c);
+    return {
+      y, save: () => [c === 0 ? null : x.data], slots: ['input0'],
+      backward: (gy, [sx]) => {
+        if (c === 0) return [zeros(gy.backend, x.shape, 'temporary')];
+        const p = kUnary('powScalar', sx!, 'temporary', c - 1); // PyTorch: exp - 1 in float64, then its fast paths
+        const cp = kUnary('scale', p, 'temporary', c);
+        p.dispose();
+        const g = kBinaryGrad('mul', gy, cp);
+        cp.dispose();
+        return [g];
+      },
+    };
+  },
+});
+
+/**
+ * x ** exponent, as torch.pow: a Variable exponent (broadcast) is C's powf elementwise (1^NaN =
+ * NaN^0 = 1, (-2)^3 = -8, (-2)^0.5 = NaN); a number takes torch.pow(x, number)'s exact paths for
+ * 2, 3, -2, 0.5 (sqrt: (-0)^0.5 = -0), -0.5 and -1, powf otherwise.
+ */
+export function pow(x: Variable, exponent: Variable | number): Variable {
+  if (exponent instanceof Variable) return apply(POW, [x, exponent]);
+  constantArg('pow', exponent);
+  return apply(POW_SCALAR, [x], exponent);
+}
+
 /** An activation whose backward is one kernel: gx = backwardOp(gy, saved), saved = x or y. */
 const activation = (op: UnaryOp, backwardOp: BinaryOp, fromOutput: boolean) =>
   unaryOp(op, op, fromOutput, (gy, s) => kBinaryGrad(backwardOp, gy, s));

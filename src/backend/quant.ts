@@ -49,11 +49,17 @@ export function quantTable(signed: boolean): Float32Array {
 
 const tables = new Map<boolean, Float32Array>();
 
+// The kernel table's layout, shared with assembly/kernels/optim8bit.ts through build/constants.ts
+// (scripts/gen-constants.ts): its one source.
 /** Buckets per sign of the kernels' fast search: |y| below 2^-23, 256 per binade from 2^-23 to 2, one from 2 up. */
-const BUCKETS = 6146;
+export const QUANT_BUCKETS = 6146;
+/** 2^-23 as float32 bits: the start of bucket 1 (no threshold lies below it: the smallest is 1.6e-7). */
+export const QUANT_LOW_BITS = 0x34000000;
+/** Byte offset of the bucket tables in a kernel table (after quantTable's 512 float32). */
+export const QUANT_LUT_OFFSET = 2048;
+const BUCKETS = QUANT_BUCKETS, LOW = QUANT_LOW_BITS, LUT = QUANT_LUT_OFFSET;
 /** Bytes of a map's table for the wasm kernels (quantKernelTable: 512 float32, then two bucket tables), a multiple of 16. */
-export const KERNEL_TABLE_BYTES = (2048 + 2 * BUCKETS + 15) & ~15;
-const LOW = 0x34000000; // 2^-23 as float32 bits
+export const KERNEL_TABLE_BYTES = (LUT + 2 * BUCKETS + 15) & ~15;
 
 /**
  * A map's table as the wasm kernels read it (assembly/kernels/optim8bit.ts, fastCode): quantTable's
@@ -85,8 +91,8 @@ export function quantKernelTable(signed: boolean): Uint8Array {
     const pos = count((t) => t < s), neg = count((t) => t <= -e);
     const inside = [count((t) => t < e) - pos, count((t) => t <= -s) - neg]; // thresholds in [s, e) and in (-e, -s]
     if (inside.some((k) => k > (b === 0 ? 0 : 1))) throw new Error(`quantKernelTable: bucket ${b} holds ${inside.join(' and ')} thresholds`);
-    out[2048 + b] = pos;
-    out[2048 + BUCKETS + b] = neg;
+    out[LUT + b] = pos;
+    out[LUT + BUCKETS + b] = neg;
   }
   kernelTables.set(signed, out);
   return out;

@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { WasmBackend } from '../../src/backend/wasm/backend.js';
 import {
   Variable, div, neg, addScalar, exp, log, square, sqrt, relu, gelu, silu, sigmoid, tanh, reshape, transpose, sum, mean,
-  softmax, logSoftmax, matmul, cast, withOpPolicy, tidy, mul, narrow, cat,
+  softmax, logSoftmax, matmul, cast, withOpPolicy, tidy, mul, narrow, cat, pow,
 } from '../../src/autograd/index.js';
 import { gradcheck, weighted, weightedSum, refMatmul, numel, randValues, type GradCase } from '../helpers/gradcheck.js';
 
@@ -28,6 +28,8 @@ const unaryCases: [string, (x: Variable) => Variable, (v: number) => number, boo
   ['log', log, Math.log, true],
   ['sqrt', sqrt, Math.sqrt, true],
   ['square', square, (v) => v * v],
+  ['pow 3 (a number)', (x) => pow(x, 3), (v) => v ** 3],
+  ['pow -1.5 (a number)', (x) => pow(x, -1.5), (v) => v ** -1.5, true],
   ['relu', relu, (v) => Math.max(v, 0)],
   ['gelu', gelu, (v) => 0.5 * v * (1 + erf(v / Math.SQRT2))],
   ['silu', silu, (v) => v / (1 + Math.exp(-v))],
@@ -48,6 +50,12 @@ for (const [name, f, r, positive] of unaryCases) {
 }
 
 const cases: Record<string, GradCase> = {
+  'pow with broadcasting [3,4] ** [4] (both gradients)': {
+    shapes: [[3, 4], [4]],
+    values: [randValues(12, 3).map((v) => 0.5 + Math.abs(v)), randValues(4, 4).map((v) => v * 2)],
+    run: ([a, b]) => weighted(pow(a, b)),
+    ref: ([a, b]) => weightedSum(a.map((v, i) => v ** b[i % 4])),
+  },
   'div with broadcasting [3,4] / [4]': {
     shapes: [[3, 4], [4]],
     values: [randValues(12, 1), randValues(4, 2).map((v) => 1.5 + v * 0.5)],

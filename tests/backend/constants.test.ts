@@ -5,6 +5,7 @@ import * as assert from 'uvu/assert';
 import { readFileSync, readdirSync } from 'node:fs';
 import { FORMATS, INT32_FORMAT_ID, ROUNDING_IDS } from '../../src/dtype/formats.js';
 import { BINARY_IDS, REDUCE_IDS, UNARY_IDS } from '../../src/backend/ops.js';
+import { QUANT_BUCKETS, QUANT_LOW_BITS, QUANT_LUT_OFFSET } from '../../src/backend/quant.js';
 import { shaders } from '../../build/shaders.js';
 
 const root = new URL('../../', import.meta.url);
@@ -24,6 +25,7 @@ test('the generated AssemblyScript and WGSL constants equal the TypeScript table
   for (const [k, v] of Object.entries(UNARY_IDS)) expect.set(`U_${k.replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase()}`, v);
   for (const [k, v] of Object.entries(BINARY_IDS)) expect.set(`B_${k.replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase()}`, v);
   for (const [k, v] of Object.entries(REDUCE_IDS)) expect.set(`R_${k.toUpperCase()}`, v);
+  expect.set('QUANT_BUCKETS', QUANT_BUCKETS).set('QUANT_LOW_BITS', QUANT_LOW_BITS).set('QUANT_LUT_OFFSET', QUANT_LUT_OFFSET);
   for (const [k, v] of expect) {
     assert.is(as.get(k), v, `AssemblyScript ${k}`);
     assert.is(wgsl.get(k), v, `WGSL ${k}`);

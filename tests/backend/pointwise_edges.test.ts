@@ -47,4 +47,24 @@ test('relu keeps NaN and gives +0 for -0 (body and tail); its backward passes th
   }
 });
 
+test('log and sqrt keep IEEE\'s edges on both backends (WGSL leaves x < 0 undefined), log within 2 ulps near 1; where takes a NaN condition as true', async () => {
+  const x = Float32Array.of(-1, -0, 0, NaN, Infinity, 0.9, 1.0000001, 3e-5);
+  const ulps = (a: number, b: number) => Math.abs(a - b) / (2 ** (Math.floor(Math.log2(Math.abs(b))) - 23));
+  for (const b of [w, g] as Backend[]) {
+    const xt = tensor(b, [x.length], 'float32', x), out = tensor(b, [x.length], 'float32');
+    b.unary('log', xt, out);
+    const l = await readF32(b, out);
+    assert.ok(Number.isNaN(l[0]) && Number.isNaN(l[3]), `${b.kind}: log(-1), log(NaN) are NaN, got ${l[0]}, ${l[3]}`);
+    assert.equal([l[1], l[2], l[4]], [-Infinity, -Infinity, Infinity], `${b.kind}: log(-0), log(0), log(inf)`);
+    for (const i of [5, 6, 7]) assert.ok(ulps(l[i], Math.log(x[i])) <= 2, `${b.kind}: log(${x[i]}) = ${l[i]}, float64 ${Math.log(x[i])}`);
+    b.unary('sqrt', xt, out);
+    const r = await readF32(b, out);
+    assert.ok(Number.isNaN(r[0]) && Object.is(r[1], -0) && r[4] === Infinity, `${b.kind}: sqrt(-1), sqrt(-0), sqrt(inf) = ${r[0]}, ${r[1]}, ${r[4]}`);
+    const c = tensor(b, [2], 'float32', Float32Array.of(NaN, 0)), a = tensor(b, [2], 'float32', Float32Array.of(1, 1)), z = tensor(b, [2], 'float32', Float32Array.of(2, 2));
+    b.where(c, a, z, out);
+    assert.equal([...(await readF32(b, out)).slice(0, 2)], [1, 2], `${b.kind}: where(NaN) takes a, where(0) takes b`);
+    for (const t of [xt, out, c, a, z]) b.free(t.storage);
+  }
+});
+
 test.run();
