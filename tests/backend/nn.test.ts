@@ -280,6 +280,43 @@ for (const xd of ['float32', 'bfloat16'] as TensorDType[]) {
   });
 }
 
+// The wasm RMSNorm runs its elementwise parts and the weight gradient's column sums four lanes at a
+// time: each value must still be the float32 result of the scalar operations in their order,
+// emulated here with Math.fround after every operation (203 columns: the sixteen-, four- and
+// one-column paths of the weight gradient).
+test('wasm rmsNorm forward and backward: bit for bit the float32 operations in order (vector body and tails)', async () => {
+  const rows = 9, cols = 203, n = rows * cols, eps = 1e-5;
+  const r = rng(77);
+  const x = Float32Array.from({ length: n }, () => r() * 2), dy = Float32Array.from({ length: n }, () => r() * 3);
+  const wt = Float32Array.from({ length: cols }, () => r() + 1), dw0 = Float32Array.from({ length: cols }, () => r());
+  const f = Math.fround;
+  const rstd = new Float32Array(rows), out = new Float32Array(n), dx = new Float32Array(n), dw = Float32Array.from(dw0);
+  for (let i = 0; i < rows; i++) {
+    let ss = 0;
+    for (let c = 0; c < cols; c++) ss = f(ss + f(x[i * cols + c] * x[i * cols + c]));
+    const rs = f(1 / f(Math.sqrt(f(f(ss / cols) + eps))));
+    rstd[i] = rs;
+    for (let c = 0; c < cols; c++) out[i * cols + c] = f(f(x[i * cols + c] * rs) * wt[c]);
+    let s = 0;
+    for (let c = 0; c < cols; c++) s = f(s + f(f(dy[i * cols + c] * wt[c]) * x[i * cols + c]));
+    const k = f(f(f(f(rs * rs) * rs) * f(s / cols)) * 0.5);
+    for (let c = 0; c < cols; c++) dx[i * cols + c] = f(f(rs * f(dy[i * cols + c] * wt[c])) - f(f(x[i * cols + c] * 2) * k));
+  }
+  for (let c = 0; c < cols; c++) {
+    let s = 0;
+    for (let i = 0; i < rows; i++) s = f(s + f(dy[i * cols + c] * f(x[i * cols + c] * rstd[i])));
+    dw[c] = f(dw[c] + s);
+  }
+  const tx = mk(w, [rows, cols], 'float32', x), tw = mk(w, [cols], 'float32', wt), to = mk(w, [rows, cols], 'float32'), tr = mk(w, [rows], 'float32');
+  const tdy = mk(w, [rows, cols], 'float32', dy), tdx = mk(w, [rows, cols], 'float32'), tdw = mk(w, [cols], 'float32', dw0);
+  w.rmsNorm(tx, tw, to, tr, eps);
+  w.rmsNormBackward(tdy, tx, tw, tr, tdx, tdw);
+  for (const [what, got, want] of [['out', await rd(w, to), out], ['rstd', await rd(w, tr), rstd], ['dx', await rd(w, tdx), dx], ['dw', await rd(w, tdw), dw]] as const) {
+    for (let i = 0; i < want.length; i++) if (!Object.is(got[i], want[i])) assert.unreachable(`${what}[${i}]: ${got[i]} vs ${want[i]}`);
+  }
+  for (const t of [tx, tw, to, tr, tdy, tdx, tdw]) w.free(t.storage);
+});
+
 test('crossEntropy with every target ignored: NaN loss (as PyTorch), zero gradients', async () => {
   const logits = randn(3 * C, 12);
   const [wr, gr] = await both(async (b, t) => {
