@@ -1,13 +1,21 @@
 // A/B of two checkouts in one process: the tiny and medium Llama training step (AdamW) on wasm at
 // 1 thread (or --threads N), the two checkouts' steps interleaved, medians after two warm-up steps,
 // and whether their losses are bit-identical. Each checkout needs its build (npm run build:wasm).
-//   node --import tsx bench/ab.mts <before checkout> [<after checkout>, default: this one] [--steps N] [--threads N]
+//   node --import tsx bench/ab.mts <before checkout> [<after checkout>, default: this one] [--steps N] [--threads N] [--memory least]
+// --memory least: LanguageModelTrainer steps (the sotu text) of the medium config with memory: 'least'
+// and, as its peer, float32, on one thread: the four arms interleaved.
 // stdout: one JSON object.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 const argv = process.argv.slice(2);
 const stepsAt = argv.indexOf('--steps');
 const stepsArg = stepsAt >= 0 ? Number(argv.splice(stepsAt, 2)[1]) : 0;
+const memoryAt = argv.indexOf('--memory');
+const memory = memoryAt >= 0 ? argv.splice(memoryAt, 2)[1] : undefined;
+if (memory !== undefined && memory !== 'least') {
+  process.stderr.write('--memory takes least\n');
+  process.exit(2);
+}
 const threadsAt = argv.indexOf('--threads');
 const threads = threadsAt >= 0 ? Number(argv.splice(threadsAt, 2)[1]) : 1;
 if (argv.length < 1 || argv.length > 2 || (stepsAt >= 0 && !(Number.isInteger(stepsArg) && stepsArg > 2)) || !(Number.isInteger(threads) && threads >= 1)) {
@@ -18,6 +26,27 @@ const trees = { before: path.resolve(argv[0]), after: path.resolve(argv[1] ?? fi
 type Lib = typeof import('/work/main/src/index.js');
 const libs: Record<string, Lib> = {};
 for (const [k, p] of Object.entries(trees)) libs[k] = await import(`${p}/src/index.ts`);
+if (memory) {
+  // float32 and memory: 'least' of each tree, interleaved; the median step after one warm-up step
+  const arms: { key: string; t: { trainStep(): Promise<{ ms: number }> }; ms: number[] }[] = [];
+  for (const [k, p] of Object.entries(trees)) {
+    const { LanguageModelTrainer, MEDIUM_LLAMA } = await import(`${p}/src/train/language_model.ts`);
+    const { WasmBackend } = await import(`${p}/src/backend/wasm/backend.ts`);
+    const { ByteTextDataset } = await import(`${p}/src/data/byte_text.ts`);
+    const { loadSotuText } = await import(`${p}/src/data/sotu.ts`);
+    const data = new ByteTextDataset(loadSotuText({ fromYear: 1990 }));
+    for (const [name, cfg] of [['float32', {}], ['least', { memory: 'least' }]] as const) {
+      arms.push({ key: `${k} ${name}`, t: new LanguageModelTrainer(new WasmBackend(), data, { ...MEDIUM_LLAMA, ...cfg, steps: 1000, warmupSteps: 1 }), ms: [] });
+    }
+  }
+  const steps = stepsArg || 7;
+  for (let i = 0; i < steps; i++) for (const a of (i % 2 ? [...arms].reverse() : arms)) { const s = await a.t.trainStep(); if (i > 0) a.ms.push(s.ms); }
+  const med = (x: number[]) => [...x].sort((a, b) => a - b)[x.length >> 1];
+  const ms = Object.fromEntries(arms.map((a) => [a.key, med(a.ms)]));
+  console.log(JSON.stringify({ date: new Date().toISOString(), trees, memory, loadavg: (await import('node:os')).loadavg(), medianMs: ms,
+    ratios: { float32: ms['after float32'] / ms['before float32'], least: ms['after least'] / ms['before least'], leastVsFloat32Before: ms['before least'] / ms['before float32'], leastVsFloat32After: ms['after least'] / ms['after float32'] } }));
+  process.exit(0);
+}
 const cfgs = {
   tiny: [{ vocabSize: 256, hiddenSize: 64, numHiddenLayers: 2, numAttentionHeads: 4, intermediateSize: 176, maxPositionEmbeddings: 64 }, 8, 64],
   medium: [{ vocabSize: 256, hiddenSize: 256, numHiddenLayers: 4, numAttentionHeads: 8, intermediateSize: 704, maxPositionEmbeddings: 128 }, 8, 128],
