@@ -40,12 +40,17 @@ export interface WasmBackendOptions {
   parallelMinWork?: number;
 }
 
-/** Kernel calls with less work than this (multiply-adds or element updates) run on one thread: waking workers costs more. */
+/**
+ * Kernel calls with less work than this run on one thread: waking workers costs more. A unit of
+ * work is about a nanosecond or two of one thread's time; each kernel states its work in these
+ * units (16 multiply-adds of a matmul, two elements of a norm, four of AdamW, one element of most
+ * elementwise ops, STREAMING_ELEMENTS_PER_WORK of those that only stream memory).
+ */
 export const PARALLEL_MIN_WORK = 1 << 16;
 /**
  * Elements of a streaming elementwise op (an add, a scale: a few instructions an element, bound by
  * memory) per unit of work: such ops split among threads from 2M elements. Measured on 2 cores (2026-11-30):
- * waking a worker costs about 70 us, in which one thread adds about 700K elements, and the two
+ * waking a worker costs 35-70 us, in which one thread adds 100K-200K elements, and the two
  * threads share the memory bandwidth: a 262K- or 720K-element add or multiply took longer on two
  * threads than on one (0.7-0.9x), a 4M-element one 1.4x less time.
  */
@@ -568,8 +573,9 @@ export class WasmBackend implements Backend {
   }
 
   /** out = op(A) op(B) on float32 pointers (the kernel of matmul, threaded as matmul). */
-  // Whole matrices per part when the batch is large enough, else bands of rows (or columns) of
-  // each (bands of at least 48 rows or 64 columns: each band packs its own copy of op(B) or op(A)).
+  // One matrix with enough rows: bands of rows sharing one packing of op(B) (below). Otherwise whole
+  // matrices per part when the batch is large enough, else bands of rows (or columns) of each
+  // (bands of at least 48 rows or 64 columns: each band packs its own copy of op(B) or op(A)).
   // bf16: which operands are bfloat16 read in place (1: A, 2: B).
   private matmulF32(pa: number, pb: number, o: number, batch: number, m: number, k: number, n: number, tA: number, tB: number, alpha: number, strideA: number, strideB: number, bf16 = 0): void {
     // A unit of work is 16 multiply-adds: splitting starts at 1M (measured on 2 cores: 512K took
