@@ -28,8 +28,8 @@ function dot(a: usize, b: usize, d: usize): f32 {
 /**
  * The scores of one row against a block of four keys packed by packT4 (kp: the block), one key a lane:
  * each lane sums in dot()'s order (four partial sums over c mod 4 up to the last whole vec4 of the row,
- * (s0 + s1) + (s2 + s3), then the tail in order), so every score is the same float32 as dot() gives,
- * and as shaders/attention.wgsl gives.
+ * (s0 + s1) + (s2 + s3), then the tail in order), so every score is the same float32 as dot() gives;
+ * shaders/attention.wgsl's dot_rows sums in the same order.
  */
 // @ts-ignore: decorator
 @inline
