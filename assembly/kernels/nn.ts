@@ -121,7 +121,13 @@ export function layerNormF32(x: usize, w: usize, b: usize, out: usize, mean: usi
     const rs: f32 = 1.0 / Mathf.sqrt(v / <f32>cols + eps);
     store<f32>(mean + (r << 2), mu);
     store<f32>(rstd + (r << 2), rs);
-    for (let c: usize = 0; c < cols; c++) {
+    const muV = f32x4.splat(mu), rsV = f32x4.splat(rs);
+    let c: usize = 0;
+    for (; c + 4 <= cols; c += 4) { // four lanes at a time: the scalar tail's operations
+      const xh = f32x4.mul(f32x4.sub(v128.load(xi + (c << 2)), muV), rsV);
+      v128.store(oi + (c << 2), f32x4.add(f32x4.mul(xh, v128.load(w + (c << 2))), v128.load(b + (c << 2))));
+    }
+    for (; c < cols; c++) {
       store<f32>(oi + (c << 2), (load<f32>(xi + (c << 2)) - mu) * rs * load<f32>(w + (c << 2)) + load<f32>(b + (c << 2)));
     }
   }
@@ -158,13 +164,34 @@ export function layerNormBackwardF32Part(
       sgx += g * xh;
     }
     const mg: f32 = sg / <f32>cols, mgx: f32 = sgx / <f32>cols;
-    for (let c: usize = 0; c < cols; c++) {
+    const muV = f32x4.splat(mu), rsV = f32x4.splat(rs), mgV = f32x4.splat(mg), mgxV = f32x4.splat(mgx);
+    let c: usize = 0;
+    for (; c + 4 <= cols; c += 4) { // four lanes at a time: the scalar tail's operations
+      const g = f32x4.mul(v128.load(dy + o + (c << 2)), v128.load(w + (c << 2)));
+      const xh = f32x4.mul(f32x4.sub(v128.load(x + o + (c << 2)), muV), rsV);
+      v128.store(dx + o + (c << 2), f32x4.mul(rsV, f32x4.sub(f32x4.sub(g, mgV), f32x4.mul(xh, mgxV))));
+    }
+    for (; c < cols; c++) {
       const g = load<f32>(dy + o + (c << 2)) * load<f32>(w + (c << 2));
       const xh = (load<f32>(x + o + (c << 2)) - mu) * rs;
       store<f32>(dx + o + (c << 2), rs * (g - mg - xh * mgx));
     }
   }
-  for (let c: usize = c0; c < c1; c++) {
+  // dw and db: each column sums over the rows in order; four columns a vector, then one
+  let c = c0;
+  for (; c + 4 <= c1; c += 4) {
+    let sw = f32x4.splat(0), sb = f32x4.splat(0);
+    for (let r: usize = 0; r < rows; r++) {
+      const o = (r * cols + c) << 2;
+      const d = v128.load(dy + o);
+      const xh = f32x4.mul(f32x4.sub(v128.load(x + o), f32x4.splat(load<f32>(mean + (r << 2)))), f32x4.splat(load<f32>(rstd + (r << 2))));
+      sw = f32x4.add(sw, f32x4.mul(d, xh));
+      sb = f32x4.add(sb, d);
+    }
+    v128.store(dw + (c << 2), f32x4.add(v128.load(dw + (c << 2)), sw));
+    v128.store(db + (c << 2), f32x4.add(v128.load(db + (c << 2)), sb));
+  }
+  for (; c < c1; c++) {
     let sw: f32 = 0, sb: f32 = 0;
     for (let r: usize = 0; r < rows; r++) {
       const o = ((r * cols + c) << 2);

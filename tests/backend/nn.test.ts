@@ -280,10 +280,10 @@ for (const xd of ['float32', 'bfloat16'] as TensorDType[]) {
   });
 }
 
-// The wasm RMSNorm runs its elementwise parts and the weight gradient's column sums four lanes at a
-// time: each value must still be the float32 result of the scalar operations in their order,
-// emulated here with Math.fround after every operation (203 columns: the sixteen-, four- and
-// one-column paths of the weight gradient).
+// The wasm RMSNorm and LayerNorm run their elementwise parts and the weight (and bias) gradients'
+// column sums four lanes at a time: each value must still be the float32 result of the scalar
+// operations in their order, emulated here with Math.fround after every operation (203 columns:
+// every vector path and its scalar tail).
 test('wasm rmsNorm forward and backward: bit for bit the float32 operations in order (vector body and tails)', async () => {
   const rows = 9, cols = 203, n = rows * cols, eps = 1e-5;
   const r = rng(77);
@@ -315,6 +315,46 @@ test('wasm rmsNorm forward and backward: bit for bit the float32 operations in o
     for (let i = 0; i < want.length; i++) if (!Object.is(got[i], want[i])) assert.unreachable(`${what}[${i}]: ${got[i]} vs ${want[i]}`);
   }
   for (const t of [tx, tw, to, tr, tdy, tdx, tdw]) w.free(t.storage);
+});
+
+test('wasm layerNorm forward and backward: bit for bit the float32 operations in order (vector body and tails)', async () => {
+  const rows = 9, cols = 203, n = rows * cols, eps = 1e-5;
+  const r = rng(78);
+  const x = Float32Array.from({ length: n }, () => r() * 2 + 0.3), dy = Float32Array.from({ length: n }, () => r() * 3);
+  const wt = Float32Array.from({ length: cols }, () => r() + 1), bt = Float32Array.from({ length: cols }, () => r());
+  const dw0 = Float32Array.from({ length: cols }, () => r()), db0 = Float32Array.from({ length: cols }, () => r());
+  const f = Math.fround;
+  const mean = new Float32Array(rows), rstd = new Float32Array(rows), out = new Float32Array(n), dx = new Float32Array(n);
+  const dw = Float32Array.from(dw0), db = Float32Array.from(db0);
+  const xh = (i: number, c: number) => f(f(x[i * cols + c] - mean[i]) * rstd[i]);
+  for (let i = 0; i < rows; i++) {
+    let s = 0, v = 0;
+    for (let c = 0; c < cols; c++) s = f(s + x[i * cols + c]);
+    mean[i] = f(s / cols);
+    for (let c = 0; c < cols; c++) { const d = f(x[i * cols + c] - mean[i]); v = f(v + f(d * d)); }
+    rstd[i] = f(1 / f(Math.sqrt(f(f(v / cols) + eps))));
+    for (let c = 0; c < cols; c++) out[i * cols + c] = f(f(xh(i, c) * wt[c]) + bt[c]);
+    let sg = 0, sgx = 0;
+    for (let c = 0; c < cols; c++) { const g = f(dy[i * cols + c] * wt[c]); sg = f(sg + g); sgx = f(sgx + f(g * xh(i, c))); }
+    const mg = f(sg / cols), mgx = f(sgx / cols);
+    for (let c = 0; c < cols; c++) dx[i * cols + c] = f(rstd[i] * f(f(f(dy[i * cols + c] * wt[c]) - mg) - f(xh(i, c) * mgx)));
+  }
+  for (let c = 0; c < cols; c++) {
+    let sw = 0, sb = 0;
+    for (let i = 0; i < rows; i++) { sw = f(sw + f(dy[i * cols + c] * xh(i, c))); sb = f(sb + dy[i * cols + c]); }
+    dw[c] = f(dw[c] + sw); db[c] = f(db[c] + sb);
+  }
+  const t = (shape: number[], d?: Float32Array) => mk(w, shape, 'float32', d);
+  const tx = t([rows, cols], x), tw = t([cols], wt), tb = t([cols], bt), to = t([rows, cols]), tm = t([rows]), tr = t([rows]);
+  const tdy = t([rows, cols], dy), tdx = t([rows, cols]), tdw = t([cols], dw0), tdb = t([cols], db0);
+  w.layerNorm(tx, tw, tb, to, tm, tr, eps);
+  w.layerNormBackward(tdy, tx, tw, tm, tr, tdx, tdw, tdb);
+  const got = [['out', to, out], ['mean', tm, mean], ['rstd', tr, rstd], ['dx', tdx, dx], ['dw', tdw, dw], ['db', tdb, db]] as const;
+  for (const [what, tensor, want] of got) {
+    const g = await rd(w, tensor);
+    for (let i = 0; i < want.length; i++) if (!Object.is(g[i], want[i])) assert.unreachable(`${what}[${i}]: ${g[i]} vs ${want[i]}`);
+  }
+  for (const x of [tx, tw, tb, to, tm, tr, tdy, tdx, tdw, tdb]) w.free(x.storage);
 });
 
 test('crossEntropy with every target ignored: NaN loss (as PyTorch), zero gradients', async () => {
