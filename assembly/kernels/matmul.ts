@@ -169,7 +169,7 @@ function micro(ap: usize, bp: usize, kc: i32, c: usize, ldc: usize, alpha: f32, 
 /**
  * One matrix: C (m x n, row stride ldc) = alpha * op(A) @ op(B), with packing scratch pa / pb and an
  * MR x NR edge tile. lda / ldb are the row strides of A and B as stored (before op). With packedB
- * (not 0), op(B) was packed whole beforehand by packBWhole (for columns from j00, nPad of them: see
+ * (not 0), op(B) was packed whole beforehand by packBWhole (all its columns, nPad of them: see
  * there) and pb is not used: the same panels, so the same sums.
  */
 function gemm(
