@@ -9,7 +9,7 @@ import {
 } from "../../build/constants";
 import { expV } from "./simd_math";
 
-// SiLU, sigmoid and SiLU's backward run four lanes at a time with expV; their scalar forms (tails,
+// SiLU, sigmoid, GELU and their backwards run four lanes at a time with expV; their scalar forms (tails,
 // strided rows) take lane 0 of the same vector functions, so an element's result does not depend
 // on where it falls.
 
@@ -32,13 +32,39 @@ import { expV } from "./simd_math";
   return f32x4.mul(g, f32x4.mul(s, f32x4.add(one, f32x4.mul(x, f32x4.sub(one, s)))));
 }
 
-/** erf(x), |error| < 1.2e-7 (Numerical Recipes erfc, Chebyshev fit); the WGSL twin uses the same formula. */
-@inline export function erf32(x: f32): f32 {
-  const z = Mathf.abs(x);
-  const t: f32 = 1.0 / (1.0 + 0.5 * z);
-  const r = t * Mathf.exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +
-    t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
-  return x >= 0 ? 1.0 - r : r - 1.0;
+/**
+ * erf(x) per lane, |error| < 1.2e-7 (Numerical Recipes erfc, Chebyshev fit; its exponential is
+ * expV); the WGSL twin uses the same formula.
+ */
+// @ts-ignore: decorator
+@inline function erfV(x: v128): v128 {
+  const z = f32x4.abs(x), one = f32x4.splat(1);
+  const t = f32x4.div(one, f32x4.add(one, f32x4.mul(f32x4.splat(0.5), z)));
+  let p = f32x4.add(f32x4.splat(-0.82215223), f32x4.mul(t, f32x4.splat(0.17087277)));
+  p = f32x4.add(f32x4.splat(1.48851587), f32x4.mul(t, p));
+  p = f32x4.add(f32x4.splat(-1.13520398), f32x4.mul(t, p));
+  p = f32x4.add(f32x4.splat(0.27886807), f32x4.mul(t, p));
+  p = f32x4.add(f32x4.splat(-0.18628806), f32x4.mul(t, p));
+  p = f32x4.add(f32x4.splat(0.09678418), f32x4.mul(t, p));
+  p = f32x4.add(f32x4.splat(0.37409196), f32x4.mul(t, p));
+  p = f32x4.add(f32x4.splat(1.00002368), f32x4.mul(t, p));
+  const arg = f32x4.add(f32x4.sub(f32x4.mul(f32x4.neg(z), z), f32x4.splat(1.26551223)), f32x4.mul(t, p));
+  const r = f32x4.mul(t, expV(arg));
+  return v128.bitselect(f32x4.sub(one, r), f32x4.sub(r, one), f32x4.ge(x, f32x4.splat(0)));
+}
+
+/** gelu(x) = x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) per lane. */
+// @ts-ignore: decorator
+@inline function geluV(x: v128): v128 {
+  return f32x4.mul(f32x4.mul(f32x4.splat(0.5), x), f32x4.add(f32x4.splat(1), erfV(f32x4.mul(x, f32x4.splat(0.70710678118654752)))));
+}
+
+/** g gelu'(x) = g (Phi(x) + x phi(x)) per lane. */
+// @ts-ignore: decorator
+@inline function geluBackwardV(g: v128, x: v128): v128 {
+  const cdf = f32x4.mul(f32x4.splat(0.5), f32x4.add(f32x4.splat(1), erfV(f32x4.mul(x, f32x4.splat(0.70710678118654752)))));
+  const pdf = f32x4.mul(f32x4.mul(x, expV(f32x4.mul(f32x4.mul(f32x4.splat(-0.5), x), x))), f32x4.splat(0.39894228040143268));
+  return f32x4.mul(g, f32x4.add(cdf, pdf));
 }
 
 @inline export function unaryScalar(op: i32, x: f32, alpha: f32): f32 {
@@ -49,7 +75,7 @@ import { expV } from "./simd_math";
     case U_SQRT: return Mathf.sqrt(x);
     case U_RSQRT: return 1.0 / Mathf.sqrt(x);
     case U_RELU: return x <= 0 ? 0 : x; // NaN stays NaN, as torch.relu
-    case U_GELU: return 0.5 * x * (1.0 + erf32(x * 0.70710678118654752));
+    case U_GELU: return f32x4.extract_lane(geluV(f32x4.splat(x)), 0);
     case U_SILU: return f32x4.extract_lane(siluV(f32x4.splat(x)), 0);
     case U_SIGMOID: return f32x4.extract_lane(sigmoidV(f32x4.splat(x)), 0);
     case U_TANH: return tanh32(x);
@@ -113,8 +139,7 @@ import { expV } from "./simd_math";
     case B_MAXIMUM: return a != a || b != b ? NaN : Mathf.max(a, b);
     case B_MINIMUM: return a != a || b != b ? NaN : Mathf.min(a, b);
     case B_RELU_BACKWARD: return b <= 0 ? 0 : a; // torch's threshold_backward: the gradient passes where x is NaN
-    // gelu'(x) = Phi(x) + x phi(x)
-    case B_GELU_BACKWARD: return a * (0.5 * (1.0 + erf32(b * 0.70710678118654752)) + b * Mathf.exp(-0.5 * b * b) * 0.39894228040143268);
+    case B_GELU_BACKWARD: return f32x4.extract_lane(geluBackwardV(f32x4.splat(a), f32x4.splat(b)), 0); // gelu'(x) = Phi(x) + x phi(x)
     case B_SILU_BACKWARD: return f32x4.extract_lane(siluBackwardV(f32x4.splat(a), f32x4.splat(b)), 0); // silu'(x) = s (1 + x (1 - s)), s = sigmoid(x)
     case B_SIGMOID_BACKWARD_Y: return a * (b * (1.0 - b));
     case B_TANH_BACKWARD_Y: return a * (1.0 - b * b);
@@ -123,7 +148,7 @@ import { expV } from "./simd_math";
 }
 
 export function unaryF32(op: i32, x: usize, out: usize, n: usize, alpha: f32): void {
-  if (op == U_SCALE || op == U_ADD_SCALAR || op == U_NEG || op == U_RELU || op == U_ABS || op == U_SQUARE || op == U_SILU || op == U_SIGMOID) {
+  if (op == U_SCALE || op == U_ADD_SCALAR || op == U_NEG || op == U_RELU || op == U_ABS || op == U_SQUARE || op == U_SILU || op == U_SIGMOID || op == U_GELU) {
     // SIMD for the cheap ones, and those with a vector form.
     const al = f32x4.splat(alpha);
     let i: usize = 0;
@@ -137,6 +162,7 @@ export function unaryF32(op: i32, x: usize, out: usize, n: usize, alpha: f32): v
       else if (op == U_ABS) r = f32x4.abs(v);
       else if (op == U_SILU) r = siluV(v);
       else if (op == U_SIGMOID) r = sigmoidV(v);
+      else if (op == U_GELU) r = geluV(v);
       else r = f32x4.mul(v, v);
       v128.store(out + (i << 2), r);
     }
@@ -290,7 +316,7 @@ export function f32ToI32(x: usize, out: usize, n: usize): void {
 /**
  * One row of a binary op: out[j] = op(a[j * sa], b[j * sb]) for j < len (element strides 0 or 1
  * take the f32x4 path for add, sub, mul and div, which round exactly as the scalar ops do, and
- * for SiLU's backward, whose scalar form is the vector one's lane 0).
+ * for SiLU's and GELU's backwards, whose scalar forms are the vector ones' lane 0).
  */
 @inline
 function binaryRow(op: i32, a: usize, sa: i32, b: usize, sb: i32, out: usize, len: i32): void {
@@ -307,10 +333,11 @@ function binaryRow(op: i32, a: usize, sa: i32, b: usize, sb: i32, out: usize, le
       else r = f32x4.div(x, y);
       v128.store(out + o, r);
     }
-  } else if (op == B_SILU_BACKWARD && sa == 1 && sb == 1) {
+  } else if ((op == B_SILU_BACKWARD || op == B_GELU_BACKWARD) && sa == 1 && sb == 1) {
     for (; j + 4 <= len; j += 4) {
       const o = <usize>j << 2;
-      v128.store(out + o, siluBackwardV(v128.load(a + o), v128.load(b + o)));
+      const g = v128.load(a + o), x = v128.load(b + o);
+      v128.store(out + o, op == B_SILU_BACKWARD ? siluBackwardV(g, x) : geluBackwardV(g, x));
     }
   }
   for (; j < len; j++) {

@@ -1,7 +1,7 @@
 // expV (assembly/kernels/simd_math.ts), the f32x4 exponential of the wasm attention, SiLU and sigmoid
 // kernels, against float64's exp rounded to float32: every 613th float32 bit pattern in [-104, 89]
 // (where results go from 0 through the subnormals to overflow), and the special values; then SiLU,
-// sigmoid and SiLU's backward on the wasm backend against float64.
+// sigmoid, GELU and their backwards on the wasm backend against float64.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { wasm } from '../../src/dtype/wasm.js';
@@ -111,6 +111,51 @@ test('silu, sigmoid and silu backward on wasm: within 3e-7 relative of float64 (
       const j = s0 + i;
       assert.ok(Object.is(ps[i], silu[j]) && Object.is(pg[i], sig[j]) && Object.is(pb[i], back[j]), `element ${j}: tail and body differ`);
     }
+  }
+});
+
+/** erf in float64: its Taylor series up to |x| = 3, 1 - erfc (a continued fraction) beyond. */
+function erf64(x: number): number {
+  const a = Math.abs(x);
+  if (a <= 3) {
+    let term = a, sum = a;
+    for (let n = 1; n < 80; n++) {
+      term *= (-a * a) / n;
+      sum += term / (2 * n + 1);
+    }
+    return Math.sign(x) * (2 / Math.sqrt(Math.PI)) * sum;
+  }
+  let f = a;
+  for (let k = 80; k >= 1; k--) f = a + k / 2 / f;
+  const erfc = Math.exp(-a * a) / Math.sqrt(Math.PI) / f;
+  return Math.sign(x) * (1 - erfc);
+}
+
+// GELU and its backward on wasm (erf by the Numerical Recipes fit, |error| < 1.2e-7, on expV):
+// against float64, and every element the same in the vector body as in the scalar tail.
+test('gelu and gelu backward on wasm: within the erf fit and float32 rounding of float64, the same bits in the tail as in the body', async () => {
+  const b = new WasmBackend();
+  const xs = Float32Array.from({ length: 1001 }, (_, i) => (i === 1000 ? 0.37 : -12 + i * 0.025));
+  const gs = Float32Array.from(xs, (_, i) => Math.sin(i) * 2);
+  const run = (x: Float32Array, g: Float32Array) => {
+    const xt = Tensor.from(b, x, [x.length]), gt = Tensor.from(b, g, [g.length]);
+    const r = { gelu: xt.unary('gelu'), back: Tensor.empty(b, [x.length]) };
+    b.binary('geluBackward', gt, xt, r.back);
+    return r;
+  };
+  const r = run(xs, gs);
+  const gelu = await r.gelu.toArray(), back = await r.back.toArray();
+  for (let i = 0; i < xs.length; i++) {
+    const x = xs[i], cdf = 0.5 * (1 + erf64(x / Math.SQRT2)), pdf = Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI);
+    // 1 + erf is a float32 sum: off by up to the fit's error and an ulp of 1 (so x Phi(x) is 0 far below 0, as in PyTorch)
+    assert.ok(Math.abs(gelu[i] - x * cdf) <= 0.5 * Math.abs(x) * 2.5e-7 + 3e-7 * Math.abs(x * cdf), `gelu x = ${x}: ${gelu[i]} vs ${x * cdf}`);
+    const want = gs[i] * (cdf + x * pdf);
+    assert.ok(Math.abs(back[i] - want) <= Math.abs(gs[i]) * (1.5e-7 + 3e-7 * (Math.abs(x * pdf) + Math.abs(cdf + x * pdf))), `gelu backward x = ${x}: ${back[i]} vs ${want}`);
+  }
+  for (let s0 = 0; s0 < xs.length; s0 += 3) {
+    const part = run(xs.slice(s0, s0 + 3), gs.slice(s0, s0 + 3));
+    const [pg, pb] = [await part.gelu.toArray(), await part.back.toArray()];
+    for (let i = 0; i < pg.length; i++) assert.ok(Object.is(pg[i], gelu[s0 + i]) && Object.is(pb[i], back[s0 + i]), `element ${s0 + i}: tail and body differ`);
   }
 });
 
