@@ -220,12 +220,24 @@ function gemm(
   }
 }
 
+/** Floats of the largest packed A block (MC x KC, rows rounded up to MR) a call of m rows and depth k packs. */
+// @ts-ignore: decorator
+@inline
+function packedABlockFloats(m: i32, k: i32): i32 {
+  return (min(MC, max(m, 1)) + MR - 1) / MR * MR * min(KC, max(k, 1));
+}
+
+/** n rounded up to whole panels of NR columns. */
+// @ts-ignore: decorator
+@inline
+function paddedColumns(n: i32): i32 {
+  return (n + NR - 1) / NR * NR;
+}
+
 /** Bytes of packing scratch matmulF32Part needs for one call of shape (m, k, n): see matmulScratchBytes. */
 export function matmulScratchBytes(m: i32, k: i32, n: i32): usize {
-  const kcMax = min(KC, max(k, 1));
-  const mcMax = (min(MC, max(m, 1)) + MR - 1) / MR * MR;
-  const ncMax = (min(NC, max(n, 1)) + NR - 1) / NR * NR;
-  return ((<usize>(mcMax * kcMax) + <usize>(ncMax * kcMax) + <usize>(MR * NR)) << 2) + 32;
+  const pb = paddedColumns(min(NC, max(n, 1))) * min(KC, max(k, 1));
+  return ((<usize>packedABlockFloats(m, k) + <usize>pb + <usize>(MR * NR)) << 2) + 32;
 }
 
 // Every output element's sum runs over the same K blocks in the same order however the rows,
@@ -244,10 +256,8 @@ export function matmulF32Part(
 ): void {
   const mp = i1 - i0, np = j1 - j0;
   if (mp <= 0 || np <= 0 || b1 <= b0) return;
-  const kcMax = min(KC, max(k, 1));
-  const mcMax = (min(MC, max(m, 1)) + MR - 1) / MR * MR;
-  const ncMax = (min(NC, max(n, 1)) + NR - 1) / NR * NR;
-  const pa = scratch, pb = pa + (<usize>(mcMax * kcMax) << 2), edge = pb + (<usize>(ncMax * kcMax) << 2);
+  const pa = scratch, pb = pa + (<usize>packedABlockFloats(m, k) << 2);
+  const edge = pb + (<usize>(paddedColumns(min(NC, max(n, 1))) * min(KC, max(k, 1))) << 2);
   const lda = transA ? m : k, ldb = transB ? k : n;
   const aBf = (bf16 & 1) != 0, bBf = (bf16 & 2) != 0;
   const sa: usize = aBf ? 1 : 2, sb: usize = bBf ? 1 : 2;
@@ -263,7 +273,7 @@ export function matmulF32Part(
 
 /** Floats packBWhole writes for op(B) of k x n: every K block's panels of all columns (n rounded up to NR). */
 export function packedBFloats(k: i32, n: i32): usize {
-  return <usize>max(k, 1) * <usize>((n + NR - 1) / NR * NR);
+  return <usize>max(k, 1) * <usize>paddedColumns(n);
 }
 
 /**
@@ -273,7 +283,7 @@ export function packedBFloats(k: i32, n: i32): usize {
  * split the columns; matmulF32PackedPart then reads the panels.
  */
 export function packBWhole(b: usize, k: i32, n: i32, transB: bool, bf16: i32, dst: usize, j0: i32, j1: i32): void {
-  const bBf = bf16 != 0, nPad = (n + NR - 1) / NR * NR, ldb = transB ? k : n;
+  const bBf = bf16 != 0, nPad = paddedColumns(n), ldb = transB ? k : n;
   for (let p0 = 0; p0 < k; p0 += KC) {
     const kc = min(KC, k - p0);
     packB(dst + (<usize>(p0 * nPad + j0 * kc) << 2), b, transB, ldb, p0, kc, j0, j1 - j0, bBf);
@@ -282,9 +292,7 @@ export function packBWhole(b: usize, k: i32, n: i32, transB: bool, bf16: i32, ds
 
 /** Bytes of scratch matmulF32PackedPart needs for one call: the A panels and the edge tile (16-aligned). */
 export function matmulPackedScratchBytes(m: i32, k: i32): usize {
-  const kcMax = min(KC, max(k, 1));
-  const mcMax = (min(MC, max(m, 1)) + MR - 1) / MR * MR;
-  return ((<usize>(mcMax * kcMax) + <usize>(MR * NR)) << 2) + 32;
+  return ((<usize>packedABlockFloats(m, k) + <usize>(MR * NR)) << 2) + 32;
 }
 
 /**
@@ -297,14 +305,12 @@ export function matmulF32PackedPart(
   a: usize, packedB: usize, out: usize, m: i32, k: i32, n: i32, transA: bool, alpha: f32, i0: i32, i1: i32, bf16A: i32, scratch: usize,
 ): void {
   if (i1 <= i0 || n <= 0) return;
-  const kcMax = min(KC, max(k, 1));
-  const mcMax = (min(MC, max(m, 1)) + MR - 1) / MR * MR;
-  const pa = scratch, edge = pa + (<usize>(mcMax * kcMax) << 2);
+  const pa = scratch, edge = pa + (<usize>packedABlockFloats(m, k) << 2);
   const aBf = bf16A != 0, sa: usize = aBf ? 1 : 2;
   const lda = transA ? m : k;
   const A = a + (transA ? <usize>i0 << sa : (<usize>i0 * <usize>k) << sa);
   const C = out + ((<usize>i0 * <usize>n) << 2);
-  gemm(A, 0, C, i1 - i0, k, n, transA, false, alpha, lda, 0, n, pa, 0, edge, aBf, false, packedB, (n + NR - 1) / NR * NR);
+  gemm(A, 0, C, i1 - i0, k, n, transA, false, alpha, lda, 0, n, pa, 0, edge, aBf, false, packedB, paddedColumns(n));
 }
 
 export function matmulF32(

@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import { wasm } from '../../src/dtype/wasm.js';
 import { WasmBackend } from '../../src/backend/wasm/backend.js';
 import { Tensor } from '../../src/tensor/tensor.js';
+import type { BinaryOp, UnaryOp } from '../../src/backend/backend.js';
 
 /** expV over xs, through the module's simdExpF32. */
 function simdExp(xs: Float32Array): Float32Array {
@@ -79,20 +80,34 @@ test('expV: special values and the ends of the range', () => {
   assert.ok(got[15] > 0 && got[15] <= 2 ** -148, `e^-103.27893 = ${got[15]} (a subnormal)`);
 });
 
+const b = new WasmBackend();
+
+/** The unary ops of x and the backward op of (g, x) on wasm, read back: [...unary, backward]. */
+async function activations(ops: readonly UnaryOp[], backward: BinaryOp, x: Float32Array, g: Float32Array): Promise<Float32Array[]> {
+  const xt = Tensor.from(b, x, [x.length]), gt = Tensor.from(b, g, [g.length]), back = Tensor.empty(b, [x.length]);
+  b.binary(backward, gt, xt, back);
+  return Promise.all([...ops.map((op) => xt.unary(op)), back].map(async (t) => (await t.toArray()) as Float32Array));
+}
+
+/**
+ * The same ops over xs and gs in calls of three elements (all scalar tail) give the bits of `whole`
+ * (one call over all of them: the vector body).
+ */
+async function sameInTail(whole: Float32Array[], ops: readonly UnaryOp[], backward: BinaryOp, xs: Float32Array, gs: Float32Array): Promise<void> {
+  for (let s0 = 0; s0 < xs.length; s0 += 3) {
+    const part = await activations(ops, backward, xs.slice(s0, s0 + 3), gs.slice(s0, s0 + 3));
+    part.forEach((values, k) => values.forEach((v, i) => assert.ok(Object.is(v, whole[k][s0 + i]), `output ${k}, element ${s0 + i}: tail and body differ`)));
+  }
+}
+
 // 1,001 values in one call (the vector body, and a tail of one), then in calls of three (all tail):
 // every element's result is the same wherever it falls.
 test('silu, sigmoid and silu backward on wasm: within 3e-7 relative of float64 (backward: of its terms, and the rounding of 1 - s), the same bits in the tail as in the body', async () => {
-  const b = new WasmBackend();
   const xs = Float32Array.from({ length: 1001 }, (_, i) => (i === 1000 ? 3.25 : -80 + i * 0.17));
   const gs = Float32Array.from(xs, (_, i) => Math.cos(i) * 2);
-  const run = (x: Float32Array, g: Float32Array) => {
-    const xt = Tensor.from(b, x, [x.length]), gt = Tensor.from(b, g, [g.length]);
-    const r = { silu: xt.unary('silu'), sigmoid: xt.unary('sigmoid'), back: Tensor.empty(b, [x.length]) };
-    b.binary('siluBackward', gt, xt, r.back);
-    return r;
-  };
-  const r = run(xs, gs);
-  const silu = await r.silu.toArray(), sig = await r.sigmoid.toArray(), back = await r.back.toArray();
+  const ops = ['silu', 'sigmoid'] as const;
+  const whole = await activations(ops, 'siluBackward', xs, gs);
+  const [silu, sig, back] = whole;
   for (let i = 0; i < xs.length; i++) {
     const x = xs[i], s = 1 / (1 + Math.exp(-x));
     const what = `x = ${x}`;
@@ -103,15 +118,7 @@ test('silu, sigmoid and silu backward on wasm: within 3e-7 relative of float64 (
     const bound = Math.abs(gs[i]) * s * (3e-7 * (1 + Math.abs(x) * (1 - s)) + 1.2e-7 * Math.abs(x));
     assert.ok(Math.abs(back[i] - want) <= bound, `silu backward ${what}: ${back[i]} vs ${want}`);
   }
-  // the same values in calls of three elements (all scalar tail): the same bits as in the vector body
-  for (let s0 = 0; s0 < xs.length; s0 += 3) {
-    const part = run(xs.slice(s0, s0 + 3), gs.slice(s0, s0 + 3));
-    const [ps, pg, pb] = [await part.silu.toArray(), await part.sigmoid.toArray(), await part.back.toArray()];
-    for (let i = 0; i < ps.length; i++) {
-      const j = s0 + i;
-      assert.ok(Object.is(ps[i], silu[j]) && Object.is(pg[i], sig[j]) && Object.is(pb[i], back[j]), `element ${j}: tail and body differ`);
-    }
-  }
+  await sameInTail(whole, ops, 'siluBackward', xs, gs);
 });
 
 /** erf in float64: its Taylor series up to |x| = 3, 1 - erfc (a continued fraction) beyond. */
@@ -134,17 +141,10 @@ function erf64(x: number): number {
 // GELU and its backward on wasm (erf by the Numerical Recipes fit, |error| < 1.2e-7, on expV):
 // against float64, and every element the same in the vector body as in the scalar tail.
 test('gelu and gelu backward on wasm: within the erf fit and float32 rounding of float64, the same bits in the tail as in the body', async () => {
-  const b = new WasmBackend();
   const xs = Float32Array.from({ length: 1001 }, (_, i) => (i === 1000 ? 0.37 : -12 + i * 0.025));
   const gs = Float32Array.from(xs, (_, i) => Math.sin(i) * 2);
-  const run = (x: Float32Array, g: Float32Array) => {
-    const xt = Tensor.from(b, x, [x.length]), gt = Tensor.from(b, g, [g.length]);
-    const r = { gelu: xt.unary('gelu'), back: Tensor.empty(b, [x.length]) };
-    b.binary('geluBackward', gt, xt, r.back);
-    return r;
-  };
-  const r = run(xs, gs);
-  const gelu = await r.gelu.toArray(), back = await r.back.toArray();
+  const whole = await activations(['gelu'], 'geluBackward', xs, gs);
+  const [gelu, back] = whole;
   for (let i = 0; i < xs.length; i++) {
     const x = xs[i], cdf = 0.5 * (1 + erf64(x / Math.SQRT2)), pdf = Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI);
     // 1 + erf is a float32 sum: off by up to the fit's error and an ulp of 1 (so x Phi(x) is 0 far below 0, as in PyTorch)
@@ -152,11 +152,7 @@ test('gelu and gelu backward on wasm: within the erf fit and float32 rounding of
     const want = gs[i] * (cdf + x * pdf);
     assert.ok(Math.abs(back[i] - want) <= Math.abs(gs[i]) * (1.5e-7 + 3e-7 * (Math.abs(x * pdf) + Math.abs(cdf + x * pdf))), `gelu backward x = ${x}: ${back[i]} vs ${want}`);
   }
-  for (let s0 = 0; s0 < xs.length; s0 += 3) {
-    const part = run(xs.slice(s0, s0 + 3), gs.slice(s0, s0 + 3));
-    const [pg, pb] = [await part.gelu.toArray(), await part.back.toArray()];
-    for (let i = 0; i < pg.length; i++) assert.ok(Object.is(pg[i], gelu[s0 + i]) && Object.is(pb[i], back[s0 + i]), `element ${s0 + i}: tail and body differ`);
-  }
+  await sameInTail(whole, ['gelu'], 'geluBackward', xs, gs);
 });
 
 test.run();

@@ -54,7 +54,7 @@ export const PARALLEL_MIN_WORK = 1 << 16;
  * threads share the memory bandwidth: a 262K- or 720K-element add or multiply took longer on two
  * threads than on one (0.7-0.9x), a 4M-element one 1.4x less time.
  */
-export const STREAMING_ELEMENTS_PER_WORK = 32;
+const STREAMING_ELEMENTS_PER_WORK = 32;
 /** Unary and binary ops that stream (see STREAMING_ELEMENTS_PER_WORK); the others compute enough an element to split from PARALLEL_MIN_WORK elements. */
 const STREAMING_UNARY = new Set<UnaryOp>(['neg', 'relu', 'abs', 'square', 'scale', 'addScalar']);
 const STREAMING_BINARY = new Set<BinaryOp>(['add', 'sub', 'mul', 'div', 'maximum', 'minimum', 'reluBackward', 'sigmoidBackwardY', 'tanhBackwardY']);
@@ -582,14 +582,14 @@ export class WasmBackend implements Backend {
     // 1.5x longer on two threads than on one, 2M 1.1x less time, 5.8M 1.3-1.45x less).
     const lanes = this.lanes(Math.ceil((batch * m * n * Math.max(k, 1)) / 16));
     if (lanes <= 1 && bf16 === 0) return kernelExports().matmulF32(pa, pb, o, batch, m, k, n, tA !== 0, tB !== 0, alpha, strideA, strideB);
-    const ex = kernelExports();
-    if (lanes > 1 && batch === 1 && Math.ceil(m / 48) >= lanes && ex.packedBFloats(k, n) * 4 <= SHARED_PACK_BYTES) {
+    const ex = kernelExports(), packedFloats = ex.packedBFloats(k, n);
+    if (lanes > 1 && batch === 1 && Math.ceil(m / 48) >= lanes && packedFloats * 4 <= SHARED_PACK_BYTES) {
       // One matrix in bands of rows: op(B) is packed once and every band reads those panels (instead
       // of each band packing all of B again: a tenth of the time at the training step's shapes). The
       // same panels: the same sums. Up to 1M floats the calling thread packs (waking the workers for
       // it would cost more than it saves), above that the threads split the columns.
-      this.withScratch(ex.packedBFloats(k, n) * 4, (packed) => {
-        const parts = ex.packedBFloats(k, n) <= 1 << 20 ? 1 : this.pieces(lanes, Math.ceil(n / 64));
+      this.withScratch(packedFloats * 4, (packed) => {
+        const parts = packedFloats <= 1 << 20 ? 1 : this.pieces(lanes, Math.ceil(n / 64));
         this.runParts(splitRange(n, parts, 8).map(([j0, j1]) => ({
           fn: 'packBWhole', args: [pb, k, n, tB, bf16 & 2, packed, j0, j1],
         })));
