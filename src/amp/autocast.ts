@@ -14,7 +14,7 @@
 import { checkOptions, describeValue, InvalidArgumentError, MemfitError } from '../errors.js';
 import { canonicalDType } from '../dtype/formats.js';
 import type { TensorDType } from '../backend/backend.js';
-import { isGradEnabled, markRecomputable, withOpPolicy, type OpDecision, type OpPolicy, type Variable } from '../autograd/variable.js';
+import { isGradEnabled, keep, markRecomputable, withOpPolicy, type OpDecision, type OpPolicy, type Variable } from '../autograd/variable.js';
 import { cast } from '../autograd/ops.js';
 import { Module } from '../nn/module.js';
 
@@ -101,12 +101,18 @@ function lowered(region: Region, x: Variable, dtype: AutocastDType): Variable {
   // only hold memory longer.
   if (!leaf && !isGradEnabled()) return cast(x, dtype);
   let c = region.cache.get(x);
-  if (!c) {
+  // A tidy inside the region frees the copies of activations made inside it (a later reuse casts again).
+  if (!c || c.data.isDisposed) {
     // Parameters' copies live only while the region runs: 'temporary' memory, labelled 'to'.
     c = cast(x, dtype, leaf ? { category: 'temporary' } : {});
-    // A node that saves a parameter's copy keeps the parameter instead and casts it again in
-    // backward: the same bits, and no copy of the weights is held between forward and backward.
-    if (leaf) markRecomputable(c.data, x.data, (p) => p.to(dtype, {}));
+    if (leaf) {
+      // The region frees it when it ends, not a tidy inside it: a module called twice in one
+      // region (a chunked checkpoint's pieces, a shared layer) casts its weights once.
+      keep(c);
+      // A node that saves a parameter's copy keeps the parameter instead and casts it again in
+      // backward: the same bits, and no copy of the weights is held between forward and backward.
+      markRecomputable(c.data, x.data, (p) => p.to(dtype, {}));
+    }
     region.cache.set(x, c);
   }
   return c;

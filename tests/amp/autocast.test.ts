@@ -95,6 +95,30 @@ test('the cast cache: a parameter used twice is cast once per region, and the co
   lin.dispose();
 });
 
+test('the cast cache across tidy scopes: a parameter\'s copy made inside a tidy lives to the end of the region; an activation\'s copy freed by a tidy is cast again', async () => {
+  manualSeed(4);
+  const lin = new Linear(8, 8, { backend: be });
+  const x = v([4, 8]);
+  const casts: string[] = [];
+  const tempBefore = be.memory.memoryAllocated('temporary');
+  const [y1, y2] = withOpObserver({ begin: (c) => { if (c.op === 'to') casts.push(c.module); } }, () =>
+    autocast({ dtype: 'bfloat16' }, () => {
+      const h = silu(x); // float32 (silu runs in its input's type); cast in the first tidy, freed by it
+      const a = tidy(() => lin.forward(h));
+      const b = tidy(() => lin.forward(h)); // the weight's copy from the first tidy: not freed by it
+      return [a, b];
+    }));
+  // weight and bias once, h once in each tidy
+  assert.is(casts.length, 4, casts.join(', '));
+  assert.is(be.memory.memoryAllocated('temporary'), tempBefore, 'the cached copies are freed at the end of the region');
+  assert.equal([...await y1.data.toArray()], [...await y2.data.toArray()]);
+  const l = tidy(() => add(sum(y1), sum(y2)));
+  l.backward();
+  assert.ok(lin.weight.grad && x.grad);
+  for (const t of [x, y1, y2, l]) t.dispose();
+  lin.dispose();
+});
+
 test('nested regions: enabled: false runs a subgraph in its inputs\' types; autocastModule wraps a module', () => {
   const a = v([4, 8]), b = v([8, 3]);
   const [inner, outer] = autocast({ dtype: 'float16' }, () => [autocast({ enabled: false }, () => matmul(a, b)), matmul(a, b)]);

@@ -59,14 +59,14 @@ test('narrow is a view of rows; its gradient is the rows\' gradient in zeros; ca
 const CONFIG = { vocabSize: 64, hiddenSize: 32, numHiddenLayers: 2, numAttentionHeads: 4, intermediateSize: 72, maxPositionEmbeddings: 16 };
 
 /** Loss bits, and gradient bits by parameter name, of one step of a fresh tiny Llama (the same weights every call). */
-async function llamaStep(setup: (m: Llama) => void, bf16 = false): Promise<{ loss: number[]; g: Record<string, number[]>; gf: Record<string, Float32Array>; peak: number }> {
+async function llamaStep(setup: (m: Llama) => void, mode: Mode = 'float32'): Promise<{ loss: number[]; g: Record<string, number[]>; gf: Record<string, Float32Array>; peak: number }> {
   manualSeed(0);
   const model = new Llama(CONFIG, { backend: be });
-  if (bf16) model.to('bfloat16');
+  if (mode === 'bfloat16') model.to('bfloat16');
   setup(model);
   const ids = Tensor.from(be, Int32Array.from({ length: 64 }, (_, i) => (i * 13 + 5) % 64), [4, 16], { dtype: 'int32' });
   const run = () => model.loss(ids, ids);
-  const loss = tidy(() => (bf16 ? autocast({ dtype: 'bfloat16' }, run) : run()));
+  const loss = tidy(() => (mode !== 'float32' ? autocast({ dtype: 'bfloat16' }, run) : run()));
   be.memory.resetPeakMemoryStats();
   const before = be.memory.memoryAllocated();
   loss.backward();
@@ -81,11 +81,15 @@ async function llamaStep(setup: (m: Llama) => void, bf16 = false): Promise<{ los
 
 const IN_LAYERS = /^layers\./;
 
-for (const bf16 of [false, true]) {
-  test(`chunked layer checkpoints on Llama${bf16 ? ' (bfloat16 weights, bfloat16 autocast)' : ''}: the loss and the gradients outside the layers bit-identical, the layers' weight gradients the same sums in another order; backward holds less`, async () => {
-    const plain = await llamaStep(() => {}, bf16);
-    const whole = await llamaStep((m) => checkpointModules(m, /^layers\.\d+$/), bf16);
-    const chunked = await llamaStep((m) => assert.equal(checkpointModules(m, /^layers\.\d+$/, { chunks: 4 }).wrapped, ['layers.0', 'layers.1']), bf16);
+/** float32: no autocast; bfloat16: bfloat16 weights under bfloat16 autocast; autocast: float32 weights under it (each piece reuses the region's cast of a weight). */
+type Mode = 'float32' | 'bfloat16' | 'autocast';
+const MODE_TITLE: Record<Mode, string> = { float32: '', bfloat16: ' (bfloat16 weights, bfloat16 autocast)', autocast: ' (float32 weights, bfloat16 autocast)' };
+
+for (const mode of ['float32', 'bfloat16', 'autocast'] as const) {
+  test(`chunked layer checkpoints on Llama${MODE_TITLE[mode]}: the loss and the gradients outside the layers bit-identical, the layers' weight gradients the same sums in another order; backward holds less`, async () => {
+    const plain = await llamaStep(() => {}, mode);
+    const whole = await llamaStep((m) => checkpointModules(m, /^layers\.\d+$/), mode);
+    const chunked = await llamaStep((m) => assert.equal(checkpointModules(m, /^layers\.\d+$/, { chunks: 4 }).wrapped, ['layers.0', 'layers.1']), mode);
     assert.equal(whole.loss, plain.loss);
     assert.equal(chunked.loss, plain.loss, 'the forward is computed row by row the same way');
     for (const [n, g] of Object.entries(plain.g)) {
