@@ -49,12 +49,12 @@ export interface WasmBackendOptions {
 export const PARALLEL_MIN_WORK = 1 << 16;
 /**
  * Elements of a streaming elementwise op (an add, a scale: a few instructions an element, bound by
- * memory) per unit of work: such ops split among threads from 2M elements. Measured on 2 cores (2026-11-30):
- * waking a worker costs 35-70 us, in which one thread adds 100K-200K elements, and the two
- * threads share the memory bandwidth: a 262K- or 720K-element add or multiply took longer on two
- * threads than on one (0.7-0.9x), a 4M-element one 1.4x less time.
+ * memory) per unit of work: such ops split among threads from 128K elements. Measured on 2 cores
+ * (2026-11-30, calls 20 us apart, so that the threads spin between them as in a training step): a
+ * 64K-element add took 1.2x longer on two threads than on one, 128K 1.35x less time, 256K 1.5x
+ * less (the two threads share the memory bandwidth).
  */
-const STREAMING_ELEMENTS_PER_WORK = 32;
+const STREAMING_ELEMENTS_PER_WORK = 2;
 /** Unary and binary ops that stream (see STREAMING_ELEMENTS_PER_WORK); the others compute enough an element to split from PARALLEL_MIN_WORK elements. */
 const STREAMING_UNARY = new Set<UnaryOp>(['neg', 'relu', 'abs', 'square', 'scale', 'addScalar']);
 const STREAMING_BINARY = new Set<BinaryOp>(['add', 'sub', 'mul', 'div', 'maximum', 'minimum', 'reluBackward', 'sigmoidBackwardY', 'tanhBackwardY']);

@@ -91,13 +91,14 @@ export function layerNormBackward(
  * (every row and column) when the call is too small to split.
  */
 /**
- * The work of a norm kernel (forward or backward) over rows x cols: half a unit an element, so that
- * rows split among threads from 131K elements. Measured on 2 cores (2026-11-30): RMSNorm at 512 x 64
- * and 1024 x 64 took 1.1-1.7x longer on two threads than on one (forward and backward), at 1024 x 256
- * 1.4x less time.
+ * The work of a norm kernel (forward or backward) over rows x cols: a unit an element, so that rows
+ * split among threads from 64K elements. Measured on 2 cores (2026-11-30, calls 20 us apart):
+ * RMSNorm at 128 x 256 took 1.56x less time on two threads than on one, its backward 1.25x less; at
+ * 512 x 64 1.4x and 1.2x less alone, but tiny's training step (whose norms are 512 x 64) took 1.06x
+ * longer with them split.
  */
 function normWork(rows: number, cols: number): number {
-  return Math.ceil((rows * cols) / 2);
+  return rows * cols;
 }
 
 function rowsAndColumns(backend: WasmBackend, rows: number, cols: number, work: number, part: (r0: number, r1: number, c0: number, c1: number) => KernelPart): void {
