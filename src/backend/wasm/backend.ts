@@ -586,10 +586,11 @@ export class WasmBackend implements Backend {
     if (lanes > 1 && batch === 1 && Math.ceil(m / 48) >= lanes && packedFloats * 4 <= SHARED_PACK_BYTES) {
       // One matrix in bands of rows: op(B) is packed once and every band reads those panels (instead
       // of each band packing all of B again: a tenth of the time at the training step's shapes). The
-      // same panels: the same sums. Up to 1M floats the calling thread packs (waking the workers for
-      // it would cost more than it saves), above that the threads split the columns.
+      // same panels: the same sums. Up to 32K floats the calling thread packs, above that the threads
+      // split the columns (at 64K-180K floats, 1024 x 256 x 256 and 1024 x 256 x 704, the two-thread
+      // matmul took 0.9x the time with the caller packing alone).
       this.withScratch(packedFloats * 4, (packed) => {
-        const parts = packedFloats <= 1 << 20 ? 1 : this.pieces(lanes, Math.ceil(n / 64));
+        const parts = packedFloats <= 1 << 15 ? 1 : this.pieces(lanes, Math.ceil(n / 64));
         this.runParts(splitRange(n, parts, 8).map(([j0, j1]) => ({
           fn: 'packBWhole', args: [pb, k, n, tB, bf16 & 2, packed, j0, j1],
         })));
