@@ -6,8 +6,12 @@
 // object: per thread count the mean step ms over the timed steps, the ms outside any
 // backend method (JavaScript: autograd, modules, the optimizer's loop), and per method ms a step,
 // calls a step and its share of the step; with two counts, each method's speedup.
-//   node --import tsx bench/profile.ts [--config tiny|medium] [--threads 1,2] [--steps N] [--checkpoint]
+//   node --import tsx bench/profile.ts [--config tiny|medium] [--threads 1,2] [--steps N] [--checkpoint] [--trainer] [--memory least]
 // --checkpoint wraps every decoder layer in checkpoint() (checkpointModules(model, /^layers\.\d+$/)).
+// --trainer: LanguageModelTrainer steps (the sotu text, gradient clipping, the memory trace: what
+// bench:train and bench:memory time) instead of the bare model's.
+// --memory least: trainer steps of float32 and of memory: 'least', interleaved, at the first
+// thread count: where the least-memory step's extra time goes.
 import { parseArgs } from 'node:util';
 import os from 'node:os';
 import { createBackend } from '../src/backend/select.js';
@@ -18,7 +22,9 @@ import { Tensor } from '../src/tensor/tensor.js';
 import { tidy } from '../src/autograd/variable.js';
 import { manualSeed } from '../src/random.js';
 import { checkpointModules } from '../src/recompute/checkpoint.js';
-import { MEDIUM_LLAMA, TINY_LLAMA } from '../src/train/language_model.js';
+import { LanguageModelTrainer, MEDIUM_LLAMA, TINY_LLAMA } from '../src/train/language_model.js';
+import { ByteTextDataset } from '../src/data/byte_text.js';
+import { loadSotuText } from '../src/data/sotu.js';
 
 const { values } = parseArgs({
   options: {
@@ -26,13 +32,15 @@ const { values } = parseArgs({
     threads: { type: 'string', default: '1,2' },
     steps: { type: 'string', default: '6' },
     checkpoint: { type: 'boolean', default: false },
+    memory: { type: 'string' },
+    trainer: { type: 'boolean', default: false },
   },
 });
 const config = values.config === 'tiny' ? TINY_LLAMA : values.config === 'medium' ? MEDIUM_LLAMA : undefined;
 const counts = values.threads.split(',').map(Number);
 const steps = Number(values.steps);
-if (!config || !counts.every((t) => Number.isInteger(t) && t >= 1) || !(Number.isInteger(steps) && steps >= 1)) {
-  process.stderr.write('usage: bench/profile.ts [--config tiny|medium] [--threads 1,2] [--steps N >= 1] [--checkpoint]\n');
+if (!config || !counts.every((t) => Number.isInteger(t) && t >= 1) || !(Number.isInteger(steps) && steps >= 1) || (values.memory !== undefined && values.memory !== 'least')) {
+  process.stderr.write('usage: bench/profile.ts [--config tiny|medium] [--threads 1,2] [--steps N >= 1] [--checkpoint] [--trainer] [--memory least]\n');
   process.exit(2);
 }
 
@@ -41,6 +49,8 @@ const PASS_THROUGH = new Set(['runParts', 'withThreadScratch', 'parallelFor', 'r
 
 interface Run {
   threads: number;
+  /** 'float32' or 'least' with --memory least. */
+  memory?: string;
   step: () => Promise<void>;
   on: boolean;
   stepMs: number;
@@ -78,10 +88,24 @@ function instrument(backend: Backend, run: Run): void {
 }
 
 const runs: Run[] = [];
-for (const threads of counts) {
+const arms = values.memory ? [{ threads: counts[0], memory: 'float32' }, { threads: counts[0], memory: 'least' }] : counts.map((threads) => ({ threads, memory: undefined }));
+const dataset = values.memory || values.trainer ? new ByteTextDataset(loadSotuText({ fromYear: 1990 })) : undefined;
+for (const { threads, memory } of arms) {
   const backend = await createBackend({ backend: 'wasm', threads, log: null });
-  const run: Run = { threads, on: false, stepMs: 0, ms: new Map(), calls: new Map(), step: async () => {} };
+  const run: Run = { threads, memory, on: false, stepMs: 0, ms: new Map(), calls: new Map(), step: async () => {} };
   instrument(backend, run);
+  if (dataset) {
+    const trainer = new LanguageModelTrainer(backend, dataset, {
+      ...config, ...(memory === 'least' ? { memory: 'least' } : {}), ...(values.checkpoint ? { checkpointModules: '^layers\\.\\d+$' } : {}), steps: 1000, warmupSteps: 1,
+    });
+    run.step = async () => {
+      const t0 = performance.now();
+      await trainer.trainStep();
+      if (run.on) run.stepMs += performance.now() - t0;
+    };
+    runs.push(run);
+    continue;
+  }
   manualSeed(0);
   const model = new Llama(config.model, { backend });
   if (values.checkpoint) checkpointModules(model, /^layers\.\d+$/);
@@ -117,6 +141,8 @@ const result = {
   loadavg: load,
   config: values.config,
   checkpoint: values.checkpoint,
+  trainer: values.trainer || values.memory !== undefined,
+  memory: values.memory ?? null,
   steps,
   runs: runs.map((run) => {
     let inside = 0;
@@ -124,9 +150,13 @@ const result = {
     const methods = [...run.ms].sort((a, b) => b[1] - a[1]).filter(([, v]) => v / steps >= 0.05).map(([name, v]) => ({
       name, msPerStep: round(v / steps), callsPerStep: (run.calls.get(name) ?? 0) / steps, share: round((100 * v) / run.stepMs) / 100,
     }));
-    return { threads: run.threads, stepMs: round(run.stepMs / steps), outsideMs: round((run.stepMs - inside) / steps), methods };
+    return { threads: run.threads, ...(run.memory ? { memory: run.memory } : {}), stepMs: round(run.stepMs / steps), outsideMs: round((run.stepMs - inside) / steps), methods };
   }),
-  ...(runs.length === 2 ? {
+  ...(values.memory ? {
+    leastVsFloat32: round(runs[1].stepMs / runs[0].stepMs),
+    // each method's time in the least-memory step over its time in float32's (null: not called there)
+    methodLeastVsFloat32: Object.fromEntries([...runs[1].ms].filter(([, v]) => v / steps >= 1).map(([name, v]) => [name, runs[0].ms.has(name) ? round(v / runs[0].ms.get(name)!) : null])),
+  } : runs.length === 2 ? {
     speedup: round(runs[0].stepMs / runs[1].stepMs),
     methodSpeedup: Object.fromEntries([...runs[0].ms].filter(([name]) => runs[1].ms.has(name) && runs[0].ms.get(name)! / steps >= 1).map(([name, v]) => [name, round(v / runs[1].ms.get(name)!)])),
   } : {}),
