@@ -14,7 +14,7 @@
 //
 // Usage: node --import tsx bench/train.ts [--quick] [--no-gpu] [--no-torch] [--config tiny,medium|small|seedlike] [--threads 1,all] [--precision 32-true,bf16-mixed,16-mixed,bf16-true,16-true,fp8]
 //        [--optimizer adamw,adamw8bit,adamw8bit-paged] (each optimizer in one run, with its ratios to adamw)
-//        node --import tsx bench/train.ts --checkpoint none,layers,selective,chunks,plan50 [--quick]
+//        node --import tsx bench/train.ts --checkpoint none,layers,selective,chunks,plan50,layers-logits [--quick]
 //        (activation checkpointing on wasm, tiny and medium Llama: ratios to none; JSON in bench/results/train-checkpoint.json)
 //        node --import tsx bench/train.ts --model resnet152|bert-base|llama-small [--autocast bf16] [--batch N] [--steps N]
 //        (full-size models: bench/train_models.ts; JSON in bench/results/train-<model>.json)
@@ -64,12 +64,13 @@ if (argv.includes('--checkpoint')) { // activation checkpointing (src/recompute)
 
 /**
  * The --checkpoint modes: none, per-layer checkpointing, per-layer under saveMatmuls, per-layer in
- * chunks of the batch (checkpointChunks 'auto'), the planner at 50% of the unplanned activation memory.
+ * chunks of the batch (checkpointChunks 'auto'), the planner at 50% of the unplanned activation
+ * memory, per-layer with the logits recomputed too (recomputeLogits).
  */
-type CheckpointMode = 'none' | 'layers' | 'selective' | 'chunks' | 'plan50';
+type CheckpointMode = 'none' | 'layers' | 'selective' | 'chunks' | 'plan50' | 'layers-logits';
 
 /**
- * --checkpoint none,layers,selective,chunks,plan50 [--quick]: for the tiny and the medium Llama on wasm,
+ * --checkpoint none,layers,selective,chunks,plan50,layers-logits [--quick]: for the tiny and the medium Llama on wasm,
  * one trainer per mode, their training steps interleaved in rounds whose order rotates (so the
  * shared machine's load falls on every mode alike; bench/interleave.ts); per mode the median step
  * time, the median step peak and the saved-activation bytes a training forward holds, with their
@@ -79,7 +80,7 @@ type CheckpointMode = 'none' | 'layers' | 'selective' | 'chunks' | 'plan50';
  * step, are kept out of the timed steps).
  */
 async function benchCheckpoint(args: string[]): Promise<void> {
-  const CHECKPOINT_MODES: readonly CheckpointMode[] = ['none', 'layers', 'selective', 'chunks', 'plan50'];
+  const CHECKPOINT_MODES: readonly CheckpointMode[] = ['none', 'layers', 'selective', 'chunks', 'plan50', 'layers-logits'];
   const round = (x: number) => Number(x.toPrecision(4));
   const modes = (args[args.indexOf('--checkpoint') + 1] ?? '').split(',') as CheckpointMode[];
   for (const m of modes) if (!CHECKPOINT_MODES.includes(m)) throw new Error(`--checkpoint takes a comma-separated list of ${CHECKPOINT_MODES.join(', ')}; got ${m}`);
@@ -116,10 +117,10 @@ async function benchCheckpoint(args: string[]): Promise<void> {
     const trainers: { mode: CheckpointMode; t: LanguageModelTrainer; ms: number[]; peaks: number[]; split: { forward: number; backward: number; recompute: number }[]; row: Record<string, unknown> }[] = [];
     for (const mode of modes) {
       const backend = new WasmBackend(); // one per mode: each one's memory accounting is its own
-      const t = new LanguageModelTrainer(backend, dataset, { ...config, steps: steps + warmup + splitRounds, warmupSteps: 1 });
+      const t = new LanguageModelTrainer(backend, dataset, { ...config, recomputeLogits: mode === 'layers-logits', steps: steps + warmup + splitRounds, warmupSteps: 1 });
       const row: Record<string, unknown> = { config: name, mode };
       log(`${name}: ${mode} ...`);
-      if (mode === 'layers') row.checkpointed = checkpointModules(t.model, /^layers\.\d+$/).wrapped;
+      if (mode === 'layers' || mode === 'layers-logits') row.checkpointed = checkpointModules(t.model, /^layers\.\d+$/).wrapped;
       else if (mode === 'selective') row.checkpointed = checkpointModules(t.model, /^layers\.\d+$/, { policy: saveMatmuls }).wrapped;
       else if (mode === 'chunks') {
         row.chunks = autoCheckpointChunks(config);
@@ -175,7 +176,7 @@ async function benchCheckpoint(args: string[]): Promise<void> {
         const b = dataset.batch(t.dataGenerator, config.batchSize, config.seqLen), shape = [config.batchSize, config.seqLen];
         const ids = Tensor.from(backend, b.ids, shape, { dtype: 'int32' }), targets = Tensor.from(backend, b.targets, shape, { dtype: 'int32' });
         const base = mem.memoryAllocated();
-        const loss = tidy(() => t.model.loss(ids, targets));
+        const loss = tidy(() => t.model.loss(ids, targets, { recomputeLogits: t.config.recomputeLogits ?? false }));
         const held = mem.memoryAllocated() - base;
         loss.releaseGraph(); loss.dispose(); ids.dispose(); targets.dispose();
         const part = (k: 'forward' | 'backward' | 'recompute') => round(median(x.split.map((s) => s[k])));

@@ -60,6 +60,8 @@ export interface TrainCommandOptions {
   memoryBudget?: string;
   /** The optimizer steps inside backward and frees each gradient at once (gradients clipped per parameter). */
   gradientRelease?: boolean;
+  /** Keep no logits for backward: compute them again from the hidden states (TrainConfig.recomputeLogits). */
+  recomputeLogits?: boolean;
   /** A memory preset ('least'); the options given explicitly win over it. */
   memory?: TrainMemoryPreset;
 }
@@ -206,7 +208,7 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
   const config: TrainConfig = tinyLlamaConfig({
     steps: opts.steps, batchSize: opts.batchSize, seqLen: opts.seqLen, lr: opts.lr, seed: opts.seed, precision: opts.precision,
     masterWeights: opts.masterWeights || undefined, stochasticRounding: opts.stochasticRounding || undefined, checkpointModules: opts.checkpointModules, checkpointChunks: opts.checkpointChunks, optimizer: opts.optimizer,
-    gradientRelease: opts.gradientRelease || undefined, memory: opts.memory,
+    gradientRelease: opts.gradientRelease || undefined, recomputeLogits: opts.recomputeLogits || undefined, memory: opts.memory,
   });
   const run: RunRecord = {
     command: 'memfit train', model: { ...config.model }, batchSize: config.batchSize, seqLen: config.seqLen, steps: config.steps,
@@ -285,6 +287,7 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
         const chunks = trainer.checkpointChunks;
         out(`activation checkpointing: ${trainer.checkpointed.join(', ')} (recomputed in backward${chunks > 1 ? `, in ${chunks} chunks of the batch` : ''})`);
       }
+      if (trainer.config.recomputeLogits) out('logits recomputed in backward: none kept between forward and backward');
       if (trainer.optimizer.attachedToBackward) out('gradient release: the optimizer steps inside backward, each gradient freed at once (clipped per parameter)');
     }
     const bar = !opts.json && process.stderr.isTTY

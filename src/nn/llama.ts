@@ -4,7 +4,7 @@
 // PyTorch users expect (in camelCase): `layers.3.selfAttn.qProj`, `layers.3.mlp.downProj`, `norm`.
 // Shapes: B batch, T sequence, C hidden size, H heads, D = C / H head dim, V vocabulary.
 import type { Backend } from '../backend/backend.js';
-import { InvalidArgumentError, ShapeMismatchError } from '../errors.js';
+import { describeValue, InvalidArgumentError, ShapeMismatchError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { constant, add, matmul, mul, reshape, silu } from '../autograd/ops.js';
 import { tidy, type Variable } from '../autograd/variable.js';
@@ -14,6 +14,7 @@ import { crossEntropy, headsFirst, mergeHeads, scaledDotProductAttention } from 
 import { defaultBackend, Embedding, Linear, positiveInt } from './layers.js';
 import { Module } from './module.js';
 import { RMSNorm } from './normalization.js';
+import { checkpoint } from '../recompute/checkpoint.js';
 
 /** The familiar Hugging Face config fields (camelCase). */
 export interface LlamaConfig {
@@ -197,6 +198,9 @@ export interface LlamaForwardOptions {
   attentionMask?: Tensor | null;
 }
 
+/** The private forward option by which loss() puts its head (the loss) in place of the logits. */
+const HEAD = Symbol('memfit.llama.head');
+
 /** The decoder-only language model: forward(ids [B, T] int32) -> logits [B, T, V]. */
 export class Llama extends Module {
   readonly config: Required<LlamaConfig>;
@@ -222,21 +226,38 @@ export class Llama extends Module {
   forward(ids: Tensor, options: LlamaForwardOptions = {}): Variable {
     if (ids.dtype !== 'int32' || ids.rank !== 2) throw new InvalidArgumentError(`Llama.forward: ids must be an int32 tensor [B, T], got ${ids.dtype} [${ids.shape.join(', ')}]`);
     const mask = options.attentionMask ?? null;
+    const head = (options as { [HEAD]?: (h: Variable) => Variable })[HEAD];
     return tidy(() => {
       let h = this.embedTokens.forward(ids);
       for (const layer of this.layers) h = layer.forward(h, mask);
       h = this.norm.forward(h);
-      if (this.lmHead) return this.lmHead.forward(h);
-      const [b, t, c] = h.shape; // tied: logits = h @ E^T
-      return reshape(matmul(reshape(h, [b * t, c]), this.embedTokens.weight, { transB: true }), [b, t, this.config.vocabSize]);
+      return head ? head(h) : this.logits(h);
     });
+  }
+
+  /** The head: logits [B, T, V] of the final norm's output [B, T, C] (lmHead, or the embedding's transpose when tied). */
+  logits(h: Variable): Variable {
+    if (this.lmHead) return this.lmHead.forward(h);
+    const [b, t, c] = h.shape; // tied: logits = h @ E^T
+    return tidy(() => reshape(matmul(reshape(h, [b * t, c]), this.embedTokens.weight, { transB: true }), [b, t, this.config.vocabSize]));
   }
 
   /**
    * Mean next-token cross-entropy: `targets` [B, T] int32 are the tokens each position should
    * predict (already shifted); positions whose target is ignoreIndex (default -100) do not count.
+   * `recomputeLogits`: keep no logits for backward (the cross-entropy's saved [B, T, V], the
+   * largest activation of a model with a real vocabulary) and compute them again from the hidden
+   * states in backward: the head and the loss run under checkpoint(). The same loss and gradients
+   * bit for bit, for one more head matmul in backward (Liger's fused linear cross-entropy saves the
+   * same memory by chunking).
    */
-  loss(ids: Tensor, targets: Tensor, options: LlamaForwardOptions & { ignoreIndex?: number } = {}): Variable {
-    return tidy(() => crossEntropy(this.forward(ids, options), targets, { ignoreIndex: options.ignoreIndex }));
+  loss(ids: Tensor, targets: Tensor, options: LlamaForwardOptions & { ignoreIndex?: number; recomputeLogits?: boolean } = {}): Variable {
+    const { ignoreIndex, recomputeLogits = false } = options;
+    if (typeof recomputeLogits !== 'boolean') throw new InvalidArgumentError(`Llama.loss: recomputeLogits must be a boolean, got ${describeValue(recomputeLogits)}`);
+    if (!recomputeLogits) return tidy(() => crossEntropy(this.forward(ids, options), targets, { ignoreIndex }));
+    // The head and the loss run inside forward (so inside whatever wraps it, as the layers do) under checkpoint().
+    const headLoss = (h: Variable): Variable => tidy(() => crossEntropy(this.logits(h), targets, { ignoreIndex }));
+    return tidy(() => this.forward(ids, { attentionMask: options.attentionMask, [HEAD]: (h: Variable) => checkpoint(headLoss, h) } as LlamaForwardOptions));
   }
 }
+

@@ -80,6 +80,12 @@ export interface TrainConfig {
    */
   gradientRelease?: boolean;
   /**
+   * Keep no logits for backward: the head and the loss run under checkpoint() and backward computes
+   * the logits again (Llama.loss's recomputeLogits). The same loss and gradients, one more head
+   * matmul a step, and [batch x seqLen x vocabSize] less activation memory. Default false.
+   */
+  recomputeLogits?: boolean;
+  /**
    * Run the forward under bfloat16 autocast whatever the precision ('bf16-true' too: its ops then
    * keep bfloat16 activations instead of float32 ones). The mixed precisions autocast anyway.
    * Default false.
@@ -89,7 +95,7 @@ export interface TrainConfig {
    * A memory preset. 'least': everything that lowers a step's peak while training stays correct:
    * bfloat16 weights with stochastic rounding ('bf16-true') and bfloat16 autocast, 8-bit AdamW,
    * per-layer activation checkpointing ('^layers\.\d+$') in chunks of the batch
-   * (checkpointChunks 'auto') and gradient release. Fields given explicitly win over the preset's. Default: none.
+   * (checkpointChunks 'auto'), the logits recomputed in backward (recomputeLogits) and gradient release. Fields given explicitly win over the preset's. Default: none.
    */
   memory?: TrainMemoryPreset;
 }
@@ -107,13 +113,14 @@ export type TrainMemoryPreset = 'least';
 export const TRAIN_MEMORY_PRESETS: readonly TrainMemoryPreset[] = ['least'];
 
 /** The fields the 'least' memory preset sets (see TrainConfig.memory). */
-export const LEAST_MEMORY: Readonly<Pick<TrainConfig, 'precision' | 'stochasticRounding' | 'bf16Autocast' | 'optimizer' | 'checkpointModules' | 'checkpointChunks' | 'gradientRelease'>> = {
+export const LEAST_MEMORY: Readonly<Pick<TrainConfig, 'precision' | 'stochasticRounding' | 'bf16Autocast' | 'optimizer' | 'checkpointModules' | 'checkpointChunks' | 'recomputeLogits' | 'gradientRelease'>> = {
   precision: 'bf16-true',
   stochasticRounding: true,
   bf16Autocast: true,
   optimizer: 'adamw8bit',
   checkpointModules: '^layers\\.\\d+$',
   checkpointChunks: 'auto',
+  recomputeLogits: true,
   gradientRelease: true,
 };
 
@@ -127,7 +134,7 @@ export function applyMemoryPreset(config: TrainConfig): TrainConfig {
 
 const TRAIN_CONFIG_KEYS = [
   'model', 'batchSize', 'seqLen', 'steps', 'lr', 'warmupSteps', 'minLrRatio', 'weightDecay', 'maxGradNorm', 'seed',
-  'optimizer', 'precision', 'masterWeights', 'stochasticRounding', 'checkpointModules', 'checkpointChunks', 'gradientRelease', 'bf16Autocast', 'memory',
+  'optimizer', 'precision', 'masterWeights', 'stochasticRounding', 'checkpointModules', 'checkpointChunks', 'gradientRelease', 'recomputeLogits', 'bf16Autocast', 'memory',
 ] as const;
 
 /**
@@ -149,7 +156,7 @@ export function checkTrainConfig(config: TrainConfig): void {
   if (!(typeof config.lr === 'number' && Number.isFinite(config.lr) && config.lr > 0)) bad('lr', 'a finite number > 0');
   if (!(typeof config.minLrRatio === 'number' && config.minLrRatio >= 0 && config.minLrRatio <= 1)) bad('minLrRatio', 'a number in [0, 1]');
   for (const k of ['weightDecay', 'maxGradNorm'] as const) if (!(typeof config[k] === 'number' && Number.isFinite(config[k]) && config[k] >= 0)) bad(k, 'a finite number >= 0');
-  for (const k of ['masterWeights', 'stochasticRounding', 'gradientRelease', 'bf16Autocast'] as const) {
+  for (const k of ['masterWeights', 'stochasticRounding', 'gradientRelease', 'recomputeLogits', 'bf16Autocast'] as const) {
     if (config[k] !== undefined && typeof config[k] !== 'boolean') bad(k, 'a boolean');
   }
   if (config.checkpointModules !== undefined && typeof config.checkpointModules !== 'string') bad('checkpointModules', 'a regular expression\'s source (a string)');
@@ -192,7 +199,7 @@ export const MEDIUM_LLAMA: TrainConfig = {
  * TINY_LLAMA with a run's choices: warmup is capped at a tenth of the steps and the context grows
  * to seqLen when that is longer. What `memfit train` and the demo page train.
  */
-export function tinyLlamaConfig(options: Partial<Pick<TrainConfig, 'steps' | 'batchSize' | 'seqLen' | 'lr' | 'seed' | 'optimizer' | 'precision' | 'masterWeights' | 'stochasticRounding' | 'checkpointModules' | 'checkpointChunks' | 'gradientRelease' | 'memory'>> = {}): TrainConfig {
+export function tinyLlamaConfig(options: Partial<Pick<TrainConfig, 'steps' | 'batchSize' | 'seqLen' | 'lr' | 'seed' | 'optimizer' | 'precision' | 'masterWeights' | 'stochasticRounding' | 'checkpointModules' | 'checkpointChunks' | 'gradientRelease' | 'recomputeLogits' | 'memory'>> = {}): TrainConfig {
   const c: TrainConfig = { ...TINY_LLAMA, ...options };
   return {
     ...c,
@@ -333,7 +340,7 @@ export class LanguageModelTrainer {
     try {
       const [ids, targets] = this.upload(this.dataset.batch(this.dataGenerator, batchSize, seqLen));
       try {
-        const loss = this.inPrecision(() => tidy(() => this.model.loss(ids, targets)));
+        const loss = this.inPrecision(() => tidy(() => this.model.loss(ids, targets, { recomputeLogits: this.config.recomputeLogits ?? false })));
         const scaler = this.scaler;
         if (scaler) { // float16: the loss is scaled before backward, the gradients unscaled before clipping
           const scaled = scaler.scale(loss);
