@@ -14,7 +14,7 @@
 import { checkOptions, describeValue, InvalidArgumentError, MemfitError } from '../errors.js';
 import { canonicalDType } from '../dtype/formats.js';
 import type { TensorDType } from '../backend/backend.js';
-import { isGradEnabled, keep, markRecomputable, withOpPolicy, type OpDecision, type OpPolicy, type Variable } from '../autograd/variable.js';
+import { isGradEnabled, markRecomputable, withOpPolicy, type OpDecision, type OpPolicy, type Variable } from '../autograd/variable.js';
 import { cast } from '../autograd/ops.js';
 import { Module } from '../nn/module.js';
 
@@ -26,7 +26,12 @@ export interface AutocastOptions {
   dtype?: AutocastDType | 'bf16' | 'fp16' | 'half' | 'f16';
   /** false turns autocast off inside an enabled region (ops run in their inputs' types). */
   enabled?: boolean;
-  /** Cast each float32 parameter once per region (default true), as PyTorch's cast cache. */
+  /**
+   * Reuse casts (default true), as PyTorch's cast cache: a float32 parameter is cast once per
+   * region and module call (a copy made inside a tidy, such as a module's forward, is freed when
+   * the tidy ends, so a model's weight copies are not all held at once; PyTorch holds them to the
+   * region's end), and a variable read by several ops (q, k and v's input) once while a graph is recorded.
+   */
   cacheEnabled?: boolean;
   /**
    * Let float32-class ops keep the float32 tensors they save for backward in bfloat16 under
@@ -101,18 +106,14 @@ function lowered(region: Region, x: Variable, dtype: AutocastDType): Variable {
   // only hold memory longer.
   if (!leaf && !isGradEnabled()) return cast(x, dtype);
   let c = region.cache.get(x);
-  // A tidy inside the region frees the copies of activations made inside it (a later reuse casts again).
+  // A copy lives until the tidy it was made in ends (a module's forward: a layer's weight copies are
+  // not all held at once), or the region: a later use after that casts again (the same bits).
   if (!c || c.data.isDisposed) {
     // Parameters' copies live only while the region runs: 'temporary' memory, labelled 'to'.
     c = cast(x, dtype, leaf ? { category: 'temporary' } : {});
-    if (leaf) {
-      // The region frees it when it ends, not a tidy inside it: a module called twice in one
-      // region (a chunked checkpoint's pieces, a shared layer) casts its weights once.
-      keep(c);
-      // A node that saves a parameter's copy keeps the parameter instead and casts it again in
-      // backward: the same bits, and no copy of the weights is held between forward and backward.
-      markRecomputable(c.data, x.data, (p) => p.to(dtype, {}));
-    }
+    // A node that saves a parameter's copy keeps the parameter instead and casts it again in
+    // backward: the same bits, and no copy of the weights is held between forward and backward.
+    if (leaf) markRecomputable(c.data, x.data, (p) => p.to(dtype, {}));
     region.cache.set(x, c);
   }
   return c;

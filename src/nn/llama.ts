@@ -246,10 +246,11 @@ export class Llama extends Module {
    * Mean next-token cross-entropy: `targets` [B, T] int32 are the tokens each position should
    * predict (already shifted); positions whose target is ignoreIndex (default -100) do not count.
    * `recomputeLogits`: keep no logits for backward (the cross-entropy's saved [B, T, V], the
-   * largest activation of a model with a real vocabulary) and compute them again from the hidden
-   * states in backward: the head and the loss run under checkpoint(). The same loss and gradients
-   * bit for bit, for one more head matmul in backward (Liger's fused linear cross-entropy saves the
-   * same memory by chunking).
+   * largest saved activation of a model with a real vocabulary) and compute them again from the
+   * hidden states in backward: the head and the loss run under checkpoint(). The same loss and
+   * gradients bit for bit, for one more head matmul in backward. It lowers what is held between
+   * forward and backward, not a step's peak: the logits and their gradient exist together at the
+   * loss either way.
    */
   loss(ids: Tensor, targets: Tensor, options: LlamaForwardOptions & { ignoreIndex?: number; recomputeLogits?: boolean } = {}): Variable {
     const { ignoreIndex, recomputeLogits = false } = options;
@@ -260,4 +261,3 @@ export class Llama extends Module {
     return tidy(() => this.forward(ids, { attentionMask: options.attentionMask, [HEAD]: (h: Variable) => checkpoint(headLoss, h) } as LlamaForwardOptions));
   }
 }
-

@@ -82,7 +82,9 @@ export interface TrainConfig {
   /**
    * Keep no logits for backward: the head and the loss run under checkpoint() and backward computes
    * the logits again (Llama.loss's recomputeLogits). The same loss and gradients, one more head
-   * matmul a step, and [batch x seqLen x vocabSize] less activation memory. Default false.
+   * matmul a step, and [batch x seqLen x vocabSize] less memory held between forward and backward;
+   * not a lower peak in a step (the logits and their gradient exist at the loss either way).
+   * Default false.
    */
   recomputeLogits?: boolean;
   /**
@@ -95,7 +97,8 @@ export interface TrainConfig {
    * A memory preset. 'least': everything that lowers a step's peak while training stays correct:
    * bfloat16 weights with stochastic rounding ('bf16-true') and bfloat16 autocast, 8-bit AdamW,
    * per-layer activation checkpointing ('^layers\.\d+$') in chunks of the batch
-   * (checkpointChunks 'auto'), the logits recomputed in backward (recomputeLogits) and gradient release. Fields given explicitly win over the preset's. Default: none.
+   * (checkpointChunks 'auto') and gradient release. Not recomputeLogits, which does not lower a
+   * step's peak. Fields given explicitly win over the preset's. Default: none.
    */
   memory?: TrainMemoryPreset;
 }
@@ -113,14 +116,13 @@ export type TrainMemoryPreset = 'least';
 export const TRAIN_MEMORY_PRESETS: readonly TrainMemoryPreset[] = ['least'];
 
 /** The fields the 'least' memory preset sets (see TrainConfig.memory). */
-export const LEAST_MEMORY: Readonly<Pick<TrainConfig, 'precision' | 'stochasticRounding' | 'bf16Autocast' | 'optimizer' | 'checkpointModules' | 'checkpointChunks' | 'recomputeLogits' | 'gradientRelease'>> = {
+export const LEAST_MEMORY: Readonly<Pick<TrainConfig, 'precision' | 'stochasticRounding' | 'bf16Autocast' | 'optimizer' | 'checkpointModules' | 'checkpointChunks' | 'gradientRelease'>> = {
   precision: 'bf16-true',
   stochasticRounding: true,
   bf16Autocast: true,
   optimizer: 'adamw8bit',
   checkpointModules: '^layers\\.\\d+$',
   checkpointChunks: 'auto',
-  recomputeLogits: true,
   gradientRelease: true,
 };
 
