@@ -12,7 +12,7 @@ import type { Backend } from '../../src/backend/backend.js';
 import type { Category } from '../../src/backend/memory.js';
 import { ByteTextDataset } from '../../src/data/byte_text.js';
 import { loadSotuText } from '../../src/data/sotu.js';
-import { LanguageModelTrainer, MEDIUM_LLAMA, TINY_LLAMA, type TrainConfig } from '../../src/train/language_model.js';
+import { LanguageModelTrainer, MEDIUM_LLAMA, TINY_LLAMA, TRAIN_PRECISIONS, type TrainConfig } from '../../src/train/language_model.js';
 import { CheckpointError, CHECKPOINT_KEY, loadCheckpoint, saveCheckpoint } from '../../src/io/checkpoint.js';
 import { parseSafetensors, serializeSafetensors, toRawTensor, type RawTensor } from '../../src/io/safetensors.js';
 import { defaultGenerator } from '../../src/random.js';
@@ -339,6 +339,25 @@ test('each step records memory by category at its peak (= maxMemoryAllocated aft
     t.dispose();
   }
   assert.throws(() => new LanguageModelTrainer(new WasmBackend(), dataset, { ...small, optimizer: 'lion' as never }), /unknown optimizer "lion"; use one of adamw, adam, sgd/);
+});
+
+test('every precision and optimizer with chunked layer checkpoints, bf16 autocast on and off, gradient release where allowed: finite losses, nothing left allocated', async () => {
+  // A float32-weight model under bf16 autocast with chunked checkpoints once reused a freed weight
+  // copy in its second piece; this sweeps the combinations on a small model (two steps each).
+  const w = new WasmBackend();
+  const micro: TrainConfig = { ...small, batchSize: 4, model: { ...small.model, hiddenSize: 32, intermediateSize: 64 }, checkpointModules: '^layers\\.\\d+$', checkpointChunks: 3 };
+  for (const precision of TRAIN_PRECISIONS) {
+    for (const [optimizer, bf16Autocast, gradientRelease, recomputeLogits] of [['adamw', false, false, false], ['adamw8bit', true, precision !== '16-mixed', true], ['sgd', true, false, false]] as const) {
+      const before = w.memory.memoryAllocated();
+      const t = new LanguageModelTrainer(w, dataset, { ...micro, precision, optimizer, bf16Autocast, gradientRelease, recomputeLogits });
+      for (let i = 0; i < 2; i++) {
+        const s = await t.trainStep();
+        assert.ok(Number.isFinite(s.loss), `${precision} ${optimizer} autocast ${bf16Autocast} release ${gradientRelease}: loss ${s.loss}`);
+      }
+      t.dispose();
+      assert.is(w.memory.memoryAllocated(), before, `${precision} ${optimizer}: everything freed`);
+    }
+  }
 });
 
 test.run();
