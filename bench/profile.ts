@@ -10,8 +10,8 @@
 // --checkpoint wraps every decoder layer in checkpoint() (checkpointModules(model, /^layers\.\d+$/)).
 // --trainer: LanguageModelTrainer steps (the sotu text, gradient clipping, the memory trace: what
 // bench:train and bench:memory time) instead of the bare model's.
-// --memory least: trainer steps of float32 and of memory: 'least', interleaved, at the first
-// thread count: where the least-memory step's extra time goes.
+// --memory least: trainer steps of float32 and of memory: 'least', interleaved, at one thread
+// count (--threads N, one count): where the least-memory step's extra time goes.
 import { parseArgs } from 'node:util';
 import os from 'node:os';
 import { createBackend } from '../src/backend/select.js';
@@ -39,7 +39,7 @@ const { values } = parseArgs({
 const config = values.config === 'tiny' ? TINY_LLAMA : values.config === 'medium' ? MEDIUM_LLAMA : undefined;
 const counts = values.threads.split(',').map(Number);
 const steps = Number(values.steps);
-if (!config || !counts.every((t) => Number.isInteger(t) && t >= 1) || !(Number.isInteger(steps) && steps >= 1) || (values.memory !== undefined && values.memory !== 'least')) {
+if (!config || !counts.every((t) => Number.isInteger(t) && t >= 1) || !(Number.isInteger(steps) && steps >= 1) || (values.memory !== undefined && (values.memory !== 'least' || counts.length !== 1))) {
   process.stderr.write('usage: bench/profile.ts [--config tiny|medium] [--threads 1,2] [--steps N >= 1] [--checkpoint] [--trainer] [--memory least]\n');
   process.exit(2);
 }

@@ -176,7 +176,7 @@ async function benchCheckpoint(args: string[]): Promise<void> {
         const b = dataset.batch(t.dataGenerator, config.batchSize, config.seqLen), shape = [config.batchSize, config.seqLen];
         const ids = Tensor.from(backend, b.ids, shape, { dtype: 'int32' }), targets = Tensor.from(backend, b.targets, shape, { dtype: 'int32' });
         const base = mem.memoryAllocated();
-        const loss = tidy(() => t.model.loss(ids, targets, { recomputeLogits: t.config.recomputeLogits ?? false }));
+        const loss = tidy(() => t.model.loss(ids, targets, t.lossOptions()));
         const held = mem.memoryAllocated() - base;
         loss.releaseGraph(); loss.dispose(); ids.dispose(); targets.dispose();
         const part = (k: 'forward' | 'backward' | 'recompute') => round(median(x.split.map((s) => s[k])));

@@ -4,7 +4,8 @@
 // bench/results/train-threads-repeats.json: each run's date, load average, median step times and
 // speedups from threads, and per config the median, smallest and largest speedup. A single run's
 // speedup moves by 10-20% on a shared 2-core machine; the median of several is the figure to quote.
-// bench/results/train.json is left as the run with the median medium speedup.
+// bench/results/train.json is left as the run with the median medium speedup (the upper of the
+// two middle runs for an even count; the summary's medians likewise).
 //   node --import tsx bench/train_repeats.ts [--runs N]
 // stdout: the JSON (also written to the file, atomically). Logs: stderr.
 import os from 'node:os';
@@ -30,7 +31,7 @@ interface Run { date: string; loadavg: number[]; speedup: Record<string, number>
 const done: Run[] = [];
 for (let i = 0; i < runs; i++) {
   const loadavg = os.loadavg().map((x) => Math.round(x * 100) / 100);
-  const json = execFileSync(process.execPath, ['--import', 'tsx', path.join(here, 'train.ts'), '--no-gpu', '--config', CONFIGS.join(',')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 1 << 28 });
+  const json = execFileSync(process.execPath, ['--import', 'tsx', path.join(here, 'train.ts'), '--no-gpu', '--config', CONFIGS.join(',')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 28 });
   const out = JSON.parse(json) as { date: string; results: TrainRow[] };
   const run: Run = { date: out.date, loadavg, speedup: {}, stepMsMedian: {}, json };
   for (const r of out.results) {
@@ -38,6 +39,7 @@ for (let i = 0; i < runs; i++) {
     run.stepMsMedian[`${r.config}@${r.threads}`] = r.stepMsMedian;
     if (r.vsOneThread) run.speedup[r.config] = r.vsOneThread.speedup;
   }
+  for (const c of CONFIGS) if (run.speedup[c] === undefined) throw new Error(`run ${i + 1}: bench:train gave no ${c} speedup (1 and all threads)`);
   done.push(run);
   process.stderr.write(`[bench:train:repeats] run ${i + 1}/${runs}: speedup ${CONFIGS.map((c) => `${c} ${run.speedup[c]}`).join(', ')}\n`);
 }

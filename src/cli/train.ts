@@ -158,7 +158,7 @@ async function planTrainerCheckpoints(trainer: LanguageModelTrainer, budget: str
   const targets = Tensor.from(trainer.backend, b.targets, [batchSize, seqLen], { dtype: 'int32', category: 'data', label: 'targets' });
   try {
     const plan = await planCheckpoints<{ ids: Tensor; targets: Tensor }>(trainer.model, { ids, targets }, {
-      budget, repeats: 3, measure: false, loss: (m, x) => trainer.inPrecision(() => (m as Llama).loss(x.ids, x.targets)), reserveBytes: optimizerStateToCome(trainer),
+      budget, repeats: 3, measure: false, loss: (m, x) => trainer.inPrecision(() => (m as Llama).loss(x.ids, x.targets, trainer.lossOptions())), reserveBytes: optimizerStateToCome(trainer),
     });
     note(`memory budget ${budget} = ${humanBytes(plan.budgetBytes)}: checkpointing ${plan.chosen.length ? plan.chosen.map((c) => c.name).join(', ') : 'nothing'} (predicted peak ${humanBytes(plan.predictedPeakBytes)} = ${plan.predictedPeakBytes} bytes with the optimizer state, unplanned ${humanBytes(plan.unplannedPeakBytes)}; step time +${(plan.predictedStepMs - plan.unplannedStepMs).toFixed(1)} ms)`);
   } catch (e) {

@@ -248,7 +248,9 @@ export class Llama extends Module {
    * `recomputeLogits`: keep no logits for backward (the cross-entropy's saved [B, T, V], the
    * largest saved activation of a model with a real vocabulary) and compute them again from the
    * hidden states in backward: the head and the loss run under checkpoint(). The same loss and
-   * gradients bit for bit, for one more head matmul in backward. It lowers what is held between
+   * gradients bit for bit (with autocast around loss(), or none; when autocastModule wraps the
+   * model, the cross-entropy then runs inside its region and keeps its gradient in bfloat16: close,
+   * not the same bits), for one more head matmul in backward. It lowers what is held between
    * forward and backward, not a step's peak: the logits and their gradient exist together at the
    * loss either way.
    */
@@ -256,8 +258,9 @@ export class Llama extends Module {
     const { ignoreIndex, recomputeLogits = false } = options;
     if (typeof recomputeLogits !== 'boolean') throw new InvalidArgumentError(`Llama.loss: recomputeLogits must be a boolean, got ${describeValue(recomputeLogits)}`);
     if (!recomputeLogits) return tidy(() => crossEntropy(this.forward(ids, options), targets, { ignoreIndex }));
-    // The head and the loss run inside forward (so inside whatever wraps it, as the layers do) under checkpoint().
-    const headLoss = (h: Variable): Variable => tidy(() => crossEntropy(this.logits(h), targets, { ignoreIndex }));
-    return tidy(() => this.forward(ids, { attentionMask: options.attentionMask, [HEAD]: (h: Variable) => checkpoint(headLoss, h) } as LlamaForwardOptions));
+    // The head and the loss run inside forward (so inside whatever wraps it, as the layers do) under
+    // checkpoint(), the targets one of its inputs (kept for the recompute, whatever the caller frees).
+    const headLoss = (h: Variable, t: Tensor): Variable => tidy(() => crossEntropy(this.logits(h), t, { ignoreIndex }));
+    return tidy(() => this.forward(ids, { ...options, [HEAD]: (h: Variable) => checkpoint(headLoss, h, targets) } as LlamaForwardOptions));
   }
 }

@@ -329,6 +329,11 @@ export class LanguageModelTrainer {
   }
 
   /** One optimizer step on a fresh batch: forward, backward, clip, optimizer, schedule, zeroGrad (frees the grads). */
+  /** The options of the model's loss in a training step (recomputeLogits). */
+  lossOptions(): { recomputeLogits: boolean } {
+    return { recomputeLogits: this.config.recomputeLogits ?? false };
+  }
+
   async trainStep(): Promise<StepResult> {
     const t0 = performance.now();
     const { batchSize, seqLen, maxGradNorm } = this.config;
@@ -342,7 +347,7 @@ export class LanguageModelTrainer {
     try {
       const [ids, targets] = this.upload(this.dataset.batch(this.dataGenerator, batchSize, seqLen));
       try {
-        const loss = this.inPrecision(() => tidy(() => this.model.loss(ids, targets, { recomputeLogits: this.config.recomputeLogits ?? false })));
+        const loss = this.inPrecision(() => tidy(() => this.model.loss(ids, targets, this.lossOptions())));
         const scaler = this.scaler;
         if (scaler) { // float16: the loss is scaled before backward, the gradients unscaled before clipping
           const scaled = scaler.scale(loss);

@@ -49,6 +49,25 @@ for (const o of [{}, { autocast: true }, { tied: true }, { layers: true }, { lay
   });
 }
 
+test('recomputeLogits: the targets may be freed before backward (the checkpoint keeps them), as without it', async () => {
+  const grads: number[][] = [];
+  for (const recomputeLogits of [false, true]) {
+    manualSeed(2);
+    const model = new Llama(CONFIG, { backend: be });
+    const ids = Tensor.from(be, Int32Array.from({ length: T }, (_, i) => (i * 5) % CONFIG.vocabSize), [1, T], { dtype: 'int32' });
+    const targets = Tensor.from(be, Int32Array.from({ length: T }, (_, i) => (i * 3 + 1) % CONFIG.vocabSize), [1, T], { dtype: 'int32' });
+    const loss = tidy(() => model.loss(ids, targets, { recomputeLogits }));
+    targets.dispose();
+    ids.dispose();
+    loss.backward();
+    grads.push(await floatBits(model.getParameter('lmHead.weight').grad));
+    loss.dispose();
+    for (const p of model.parameters()) p.dispose();
+  }
+  assert.equal(grads[1], grads[0]);
+  assert.equal(savedTensorStats(), { count: 0, bytes: 0 });
+});
+
 test('recomputeLogits must be a boolean', () => {
   const model = new Llama(CONFIG, { backend: be });
   const ids = Tensor.from(be, new Int32Array(T), [1, T], { dtype: 'int32' });

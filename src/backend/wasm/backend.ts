@@ -43,7 +43,7 @@ export interface WasmBackendOptions {
 /**
  * Kernel calls with less work than this run on one thread: waking workers costs more. A unit of
  * work is about a nanosecond or two of one thread's time; each kernel states its work in these
- * units (16 multiply-adds of a matmul, two elements of a norm, four of AdamW, one element of most
+ * units (16 multiply-adds of a matmul, one element of a norm, two of AdamW, one element of most
  * elementwise ops, STREAMING_ELEMENTS_PER_WORK of those that only stream memory).
  */
 export const PARALLEL_MIN_WORK = 1 << 16;
