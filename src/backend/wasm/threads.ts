@@ -26,13 +26,17 @@ import type { MemfitWasm, MemfitWasmFunction } from './exports.js';
 export const MAX_WORKERS = 63;
 /** Most arguments a kernel part takes. */
 const MAX_ARGS = 24;
-/** How long a caller spins waiting for workers' parts before it blocks. */
-const SPIN_MS = 1;
+/**
+ * How long, in microseconds, the caller spins waiting for the workers' parts and a worker spins
+ * waiting for the next call before blocking, while the pool's threads fit the cores; with more
+ * threads than cores they block at once (a spinning thread would take a core another one needs).
+ */
+const SPIN_US = 1000;
 /** Most parts of one call. */
 export const MAX_PARTS = 1024;
 
 // Control block layout (Int32 indices). NEXT holds (generation & 0x7fff) << 16 | the next part to take.
-const GEN = 0, DONE = 1, ERROR = 2, STOP = 3, SCRATCH = 4, NEXT = 5, COUNT = 6, JOIN = 7, WORKERS = 8, STRIDE = 9;
+const GEN = 0, DONE = 1, ERROR = 2, STOP = 3, SCRATCH = 4, NEXT = 5, COUNT = 6, JOIN = 7, WORKERS = 8, STRIDE = 9, SPIN = 10;
 const READY = 16; // one flag per worker
 const FN = READY + MAX_WORKERS + 1; // per part: export index, argument count
 const ARGS_BYTES = ((FN + 2 * MAX_PARTS) * 4 + 7) & ~7; // Float64 arguments, MAX_ARGS per part
@@ -41,7 +45,7 @@ const CONTROL_BYTES = ARGS_BYTES + MAX_PARTS * MAX_ARGS * 8;
 /** The worker's code: a classic script, the same in Node and browsers (the bootstrap line differs). */
 const WORKER_SOURCE = `
 function memfitWorker(d) {
-  const GEN = ${GEN}, DONE = ${DONE}, ERROR = ${ERROR}, STOP = ${STOP}, NEXT = ${NEXT}, COUNT = ${COUNT}, JOIN = ${JOIN}, STRIDE = ${STRIDE}, READY = ${READY}, FN = ${FN};
+  const GEN = ${GEN}, DONE = ${DONE}, ERROR = ${ERROR}, STOP = ${STOP}, NEXT = ${NEXT}, COUNT = ${COUNT}, JOIN = ${JOIN}, STRIDE = ${STRIDE}, SPIN = ${SPIN}, READY = ${READY}, FN = ${FN};
   const i32 = new Int32Array(d.control), f64 = new Float64Array(d.control, ${ARGS_BYTES}, ${MAX_PARTS * MAX_ARGS});
   const inst = new WebAssembly.Instance(d.module, { env: { memory: d.memory, abort(_m, _f, l, c) { throw new Error('memfit WebAssembly abort at ' + l + ':' + c); } } });
   const fns = d.names.map((n) => inst.exports[n]);
@@ -52,8 +56,8 @@ function memfitWorker(d) {
     for (let spins = 0, until = 0; Atomics.load(i32, GEN) === seen; ) {
       if ((++spins & 1023) !== 0) continue;
       const now = performance.now();
-      if (until === 0) until = now + ${SPIN_MS};
-      else if (now > until) { Atomics.wait(i32, GEN, seen); break; }
+      if (until === 0) until = now + Atomics.load(i32, SPIN) / 1000;
+      else if (now >= until) { Atomics.wait(i32, GEN, seen); break; }
     }
     if (Atomics.load(i32, STOP) !== 0) return;
     seen = Atomics.load(i32, GEN);
@@ -115,6 +119,8 @@ class Pool {
 
   /** Makes sure `n` workers exist (started; they become ready on their own). */
   grow(n: number): void {
+    // Spin only while every thread (the caller and the workers) can have a core of its own.
+    Atomics.store(this.i32, SPIN, Math.max(n, this.workers.length) + 1 <= coresAvailable() ? SPIN_US : 0);
     while (this.workers.length < Math.min(n, MAX_WORKERS)) {
       const index = this.workers.length;
       const data = { module: this.wasmParts.module, memory: this.wasmParts.memory, control: this.control, index, names: this.names };
@@ -180,8 +186,8 @@ class Pool {
       if (done === count) break;
       if (this.canBlock && (++spins & 1023) === 0) {
         const now = performance.now();
-        if (spinUntil === 0) spinUntil = now + SPIN_MS;
-        else if (now > spinUntil) Atomics.wait(this.i32, DONE, done, 20);
+        if (spinUntil === 0) spinUntil = now + Atomics.load(this.i32, SPIN) / 1000;
+        else if (now >= spinUntil) Atomics.wait(this.i32, DONE, done, 20);
       }
     }
     Atomics.store(this.i32, NEXT, g << 16 | 0xffff); // late workers find nothing to take
