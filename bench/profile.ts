@@ -40,7 +40,7 @@ const config = values.config === 'tiny' ? TINY_LLAMA : values.config === 'medium
 const counts = values.threads.split(',').map(Number);
 const steps = Number(values.steps);
 if (!config || !counts.every((t) => Number.isInteger(t) && t >= 1) || !(Number.isInteger(steps) && steps >= 1) || (values.memory !== undefined && (values.memory !== 'least' || counts.length !== 1))) {
-  process.stderr.write('usage: bench/profile.ts [--config tiny|medium] [--threads 1,2] [--steps N >= 1] [--checkpoint] [--trainer] [--memory least]\n');
+  process.stderr.write('usage: bench/profile.ts [--config tiny|medium] [--threads 1,2] [--steps N >= 1] [--checkpoint] [--trainer] [--memory least (with one --threads count)]\n');
   process.exit(2);
 }
 
