@@ -7,6 +7,7 @@
 // stdout: one JSON object.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { median } from './interleave.js';
 const argv = process.argv.slice(2);
 const stepsAt = argv.indexOf('--steps');
 const stepsArg = stepsAt >= 0 ? Number(argv.splice(stepsAt, 2)[1]) : 0;
@@ -19,7 +20,7 @@ if (memory !== undefined && memory !== 'least') {
 const threadsAt = argv.indexOf('--threads');
 const threads = threadsAt >= 0 ? Number(argv.splice(threadsAt, 2)[1]) : 1;
 if (argv.length < 1 || argv.length > 2 || (stepsAt >= 0 && !(Number.isInteger(stepsArg) && stepsArg > 2)) || !(Number.isInteger(threads) && threads >= 1)) {
-  process.stderr.write('usage: node --import tsx bench/ab.mts <before checkout> [<after checkout>] [--steps N (> 2)] [--threads N (>= 1)]\n');
+  process.stderr.write('usage: node --import tsx bench/ab.mts <before checkout> [<after checkout>] [--steps N (> 2)] [--threads N (>= 1)] [--memory least]\n');
   process.exit(2);
 }
 const trees = { before: path.resolve(argv[0]), after: path.resolve(argv[1] ?? fileURLToPath(new URL('..', import.meta.url))) };
@@ -41,8 +42,7 @@ if (memory) {
   }
   const steps = stepsArg || 7;
   for (let i = 0; i < steps; i++) for (const a of (i % 2 ? [...arms].reverse() : arms)) { const s = await a.t.trainStep(); if (i > 0) a.ms.push(s.ms); }
-  const med = (x: number[]) => [...x].sort((a, b) => a - b)[x.length >> 1];
-  const ms = Object.fromEntries(arms.map((a) => [a.key, med(a.ms)]));
+  const ms = Object.fromEntries(arms.map((a) => [a.key, median(a.ms)]));
   console.log(JSON.stringify({ date: new Date().toISOString(), trees, memory, loadavg: (await import('node:os')).loadavg(), medianMs: ms,
     ratios: { float32: ms['after float32'] / ms['before float32'], least: ms['after least'] / ms['before least'], leastVsFloat32Before: ms['before least'] / ms['before float32'], leastVsFloat32After: ms['after least'] / ms['after float32'] } }));
   process.exit(0);
@@ -72,7 +72,7 @@ for (const [name, [cfg, b, t]] of Object.entries(cfgs)) {
   }
   const steps = stepsArg || (name === 'tiny' ? 60 : 24);
   for (let i = 0; i < steps; i++) for (const k of (i % 2 ? ['after', 'before'] : ['before', 'after'])) await runs[k].step();
-  const med = (a: number[]) => { const s = a.slice(2).sort((x, y) => x - y); return s[s.length >> 1]; };
+  const med = (a: number[]) => median(a.slice(2)); // after two warm-up steps
   out[name] = { beforeMs: med(runs.before.times), afterMs: med(runs.after.times), ratio: med(runs.after.times) / med(runs.before.times), sameLosses: runs.before.losses.every((v, i) => v === runs.after.losses[i]) };
 }
 console.log(JSON.stringify(out));

@@ -14,6 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { writeFileAtomic } from '../src/io/fs_sync.js';
+import { median } from './interleave.js';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '7' } } });
 const runs = Number(values.runs);
@@ -44,10 +45,9 @@ for (let i = 0; i < runs; i++) {
   process.stderr.write(`[bench:train:repeats] run ${i + 1}/${runs}: speedup ${CONFIGS.map((c) => `${c} ${run.speedup[c]}`).join(', ')}\n`);
 }
 
-const sorted = (c: string) => done.map((r) => r.speedup[c]).filter((x) => x !== undefined).sort((a, b) => a - b);
 const summary = Object.fromEntries(CONFIGS.map((c) => {
-  const s = sorted(c);
-  return [c, { median: s[s.length >> 1], min: s[0], max: s[s.length - 1] }];
+  const s = done.map((r) => r.speedup[c]); // every run has both (checked above)
+  return [c, { median: median(s), min: Math.min(...s), max: Math.max(...s) }];
 }));
 const medianRun = [...done].sort((a, b) => a.speedup.medium - b.speedup.medium)[done.length >> 1];
 const report = {

@@ -109,7 +109,7 @@ function lowered(region: Region, x: Variable, dtype: AutocastDType): Variable {
   // A copy lives until the tidy it was made in ends (a module's forward: a layer's weight copies are
   // not all held at once), or the region: a later use after that casts again (the same bits).
   if (!c || c.data.isDisposed) {
-    // Parameters' copies live only while the region runs: 'temporary' memory, labelled 'to'.
+    // Parameters' copies are 'temporary' memory, labelled 'to'.
     c = cast(x, dtype, leaf ? { category: 'temporary' } : {});
     // A node that saves a parameter's copy keeps the parameter instead and casts it again in
     // backward: the same bits, and no copy of the weights is held between forward and backward.
