@@ -36,3 +36,24 @@ export function pairedRatio(arm: readonly number[], base: readonly number[]): { 
 export function loadNow(): number[] {
   return os.loadavg().map((x) => Math.round(x * 100) / 100);
 }
+
+/**
+ * Warm-up time before any step is measured. V8 first runs a process's wasm kernels as baseline
+ * code and compiles their optimized code in the background, each worker thread's isolate too; on
+ * 2 cores that compile also takes the core a worker needs. For about the first second the steps
+ * are slower, and the two-thread ones far more: the tiny Llama's speedup from a second thread read
+ * 1.18x over its first 30 interleaved steps and 1.47-1.51x from there on (2026-11-30).
+ */
+export const WARMUP_MS = 2000;
+
+/**
+ * Runs `warmup` rounds (at least; more until `minMs` has passed), then `steps` measured rounds:
+ * round(i, measured) with i counting every round (for roundOrder). Returns the warm-up rounds run.
+ */
+export async function warmedRounds(warmup: number, steps: number, round: (i: number, measured: boolean) => Promise<void>, minMs = WARMUP_MS): Promise<number> {
+  const start = performance.now();
+  let w = 0;
+  while (w < warmup || performance.now() - start < minMs) await round(w++, false);
+  for (let i = 0; i < steps; i++) await round(w + i, true);
+  return w;
+}

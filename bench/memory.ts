@@ -28,7 +28,7 @@ import { loadSotuText } from '../src/data/sotu.js';
 import { LanguageModelTrainer, MEDIUM_LLAMA, TINY_LLAMA, type TrainConfig } from '../src/train/language_model.js';
 import { writeFileAtomic } from '../src/io/fs_sync.js';
 import { stackedBarChart } from '../src/report/charts.js';
-import { loadNow, median, pairedRatio, roundOrder } from './interleave.js';
+import { loadNow, median, pairedRatio, roundOrder, warmedRounds, WARMUP_MS } from './interleave.js';
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
@@ -62,15 +62,15 @@ for (const name of configArg.split(',')) {
     const t = new LanguageModelTrainer(new WasmBackend(), dataset, { ...base, ...s.config, steps: steps + warmup, warmupSteps: 1 });
     return { setup: s, t, ms: [] as number[], peaks: [] as { peak: number; memory: Record<Category, number> }[] };
   });
-  log(`${name}: ${SETUPS.length} configurations, ${warmup} + ${steps} steps each, interleaved`);
+  log(`${name}: ${SETUPS.length} configurations, warm-up rounds (at least ${warmup}, and ${WARMUP_MS} ms) + ${steps} steps each, interleaved`);
   const loadBefore = loadNow();
-  for (let i = 0; i < warmup + steps; i++) {
+  await warmedRounds(warmup, steps, async (i, measured) => {
     for (const j of roundOrder(runs.length, i)) {
       const r = runs[j];
       const s = await r.t.trainStep();
-      if (i >= warmup) { r.ms.push(s.ms); r.peaks.push({ peak: s.peakAllocated, memory: s.memory }); }
+      if (measured) { r.ms.push(s.ms); r.peaks.push({ peak: s.peakAllocated, memory: s.memory }); }
     }
-  }
+  });
   const loadAfter = loadNow();
   const rows = runs.map((r) => {
     const sorted = [...r.peaks].sort((a, b) => a.peak - b.peak);

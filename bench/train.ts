@@ -18,7 +18,8 @@
 //        (activation checkpointing on wasm, tiny and medium Llama: ratios to none; JSON in bench/results/train-checkpoint.json)
 //        node --import tsx bench/train.ts --model resnet152|bert-base|llama-small [--autocast bf16] [--batch N] [--steps N]
 //        (full-size models: bench/train_models.ts; JSON in bench/results/train-<model>.json)
-// Statistic: the median step after warm-up steps (each step ends with the loss read back); the
+// Statistic: the median step after warm-up steps (at least 2 s of them: WARMUP_MS of
+// bench/interleave.ts; each step ends with the loss read back); the
 // same median of each backend.stats() counter over a step (device allocations, dispatches,
 // compute passes, submits, bytes uploaded, uniform buffers and bind groups created).
 // stdout: one JSON object, also written to bench/results/train.json (atomically). Logs: stderr.
@@ -39,7 +40,7 @@ import { Generator } from '../src/random.js';
 import { BENCH_MODELS, benchModel, type BenchModel } from './train_models.js';
 import { hostBackend } from '../src/optim/paged.js';
 import { findTorchPython, runTorchPeer, torchTrainArgs, type TorchPeerOutput } from './torch_peer.js';
-import { loadNow, median, pairedRatio, roundOrder } from './interleave.js';
+import { loadNow, median, pairedRatio, roundOrder, warmedRounds } from './interleave.js';
 
 const argv = process.argv.slice(2);
 const flag = (f: string) => argv.includes(f);
@@ -150,14 +151,14 @@ async function benchCheckpoint(args: string[]): Promise<void> {
     // Interleaved steps: every trainer's step i runs before any trainer's step i + 1, the order
     // rotating from round to round (bench/interleave.ts).
     const loadBefore = loadNow();
-    for (let i = 0; i < warmup + steps; i++) {
+    await warmedRounds(warmup, steps, async (i, measured) => {
       for (const j of roundOrder(trainers.length, i)) {
         const x = trainers[j];
         if (x.row.infeasible) continue;
         const r = await x.t.trainStep();
-        if (i >= warmup) { x.ms.push(r.ms); x.peaks.push(r.peakAllocated); }
+        if (measured) { x.ms.push(r.ms); x.peaks.push(r.peakAllocated); }
       }
-    }
+    });
     const loadAfter = loadNow();
     // The split of a step (untimed rounds, under the phase observer).
     for (let i = 0; i < splitRounds; i++) {
@@ -290,19 +291,19 @@ async function runInterleaved(backends: readonly Backend[], config: TrainConfig,
     ms: [] as number[], counts: [] as Record<string, number>[], first: 0, last: 0,
   }));
   try {
-    for (let i = 0; i < warmup + steps; i++) {
+    await warmedRounds(warmup, steps, async (i, measured) => {
       for (const st of states) {
         const before = st.backend.stats();
         const r = await st.t.trainStep();
         const after = st.backend.stats();
         if (i === 0) st.first = r.loss;
         st.last = r.loss;
-        if (i >= warmup) {
+        if (measured) {
           st.ms.push(r.ms);
           st.counts.push(Object.fromEntries(Object.keys(after).map((k) => [k, after[k as keyof BackendStats] - before[k as keyof BackendStats]])));
         }
       }
-    }
+    });
     const out = [];
     for (const st of states) out.push(await summarize(st.backend, st.t, dataset, config, configName, st.ms, st.counts, st.first, st.last));
     return out;

@@ -64,7 +64,6 @@ const LINEAR = defineOp({
 /** y = x @ weight^T + bias: x [..., in], weight [out, in], bias [out] or null. */
 export function linear(x: Variable, weight: Variable, bias: Variable | null = null): Variable {
   checkVariables('linear', bias === null ? [x, weight] : [x, weight, bias]);
-  checkVariables('linear', bias === null ? [x, weight] : [x, weight, bias]);
   const inF = x.shape[x.shape.length - 1];
   if (weight.data.rank !== 2 || weight.shape[1] !== inF) throw new ShapeMismatchError(`linear: input ${dims(x.shape)} does not fit weight ${dims(weight.shape)} (expected [out, ${inF}])`);
   const outF = weight.shape[0];

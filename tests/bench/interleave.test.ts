@@ -3,7 +3,7 @@
 // step-time ratio pairs steps of the same round.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { median, pairedRatio, roundOrder } from '../../bench/interleave.js';
+import { median, pairedRatio, roundOrder, warmedRounds } from '../../bench/interleave.js';
 
 test('roundOrder runs every arm once a round, and each arm takes each place once in n rounds', () => {
   const n = 4;
@@ -33,6 +33,26 @@ test('median takes the middle value (the upper one of an even count)', () => {
   assert.is(median([3, 1, 2]), 2);
   assert.is(median([4, 1, 3, 2]), 3);
   assert.throws(() => median([]), /no values/);
+});
+
+test('warmedRounds: at least `warmup` rounds and minMs of them, then exactly `steps` measured rounds, numbered on', async () => {
+  const calls: [number, boolean][] = [];
+  // Rounds that take no time: the warm-up count is the minimum.
+  assert.is(await warmedRounds(3, 4, async (i, m) => { calls.push([i, m]); }, 0), 3);
+  assert.equal(calls, [[0, false], [1, false], [2, false], [3, true], [4, true], [5, true], [6, true]]);
+  // Rounds of 15 ms and 60 ms of warm-up: warm-up rounds until 60 ms have passed (more than the one
+  // asked), none measured early, the last one started before 60 ms.
+  calls.length = 0;
+  const starts: number[] = [], t0 = performance.now();
+  const w = await warmedRounds(1, 2, async (i, m) => {
+    calls.push([i, m]);
+    starts.push(performance.now() - t0);
+    await new Promise((r) => setTimeout(r, 15));
+  }, 60);
+  assert.ok(w >= 1, `warm-up rounds ${w}`);
+  assert.ok(starts[w] >= 60 && starts[w - 1] < 61, `rounds started at ${starts.map(Math.round).join(', ')} ms`);
+  assert.equal(calls.map(([i]) => i), Array.from({ length: w + 2 }, (_, i) => i));
+  assert.equal(calls.map(([, m]) => m), [...Array(w).fill(false), true, true]);
 });
 
 test.run();

@@ -35,7 +35,8 @@ const SPIN_US = 1000;
 /** Most parts of one call. */
 export const MAX_PARTS = 1024;
 
-// Control block layout (Int32 indices). NEXT holds (generation & 0x7fff) << 16 | the next part to take.
+// Control block layout (Int32 indices). NEXT holds (generation & 0x7fff) << 16 | the next part to
+// take; JOIN holds the same generation << 16 | the workers' seats not yet taken.
 const GEN = 0, DONE = 1, ERROR = 2, STOP = 3, SCRATCH = 4, NEXT = 5, COUNT = 6, JOIN = 7, WORKERS = 8, STRIDE = 9, SPIN = 10;
 const READY = 16; // one flag per worker
 const FN = READY + MAX_WORKERS + 1; // per part: export index, argument count
@@ -45,7 +46,7 @@ const CONTROL_BYTES = ARGS_BYTES + MAX_PARTS * MAX_ARGS * 8;
 /** The worker's code: a classic script, the same in Node and browsers (the bootstrap line differs). */
 const WORKER_SOURCE = `
 function memfitWorker(d) {
-  const GEN = ${GEN}, DONE = ${DONE}, ERROR = ${ERROR}, STOP = ${STOP}, NEXT = ${NEXT}, COUNT = ${COUNT}, JOIN = ${JOIN}, STRIDE = ${STRIDE}, SPIN = ${SPIN}, READY = ${READY}, FN = ${FN};
+  const GEN = ${GEN}, DONE = ${DONE}, ERROR = ${ERROR}, STOP = ${STOP}, NEXT = ${NEXT}, COUNT = ${COUNT}, JOIN = ${JOIN}, WORKERS = ${WORKERS}, STRIDE = ${STRIDE}, SPIN = ${SPIN}, READY = ${READY}, FN = ${FN};
   const i32 = new Int32Array(d.control), f64 = new Float64Array(d.control, ${ARGS_BYTES}, ${MAX_PARTS * MAX_ARGS});
   const inst = new WebAssembly.Instance(d.module, { env: { memory: d.memory, abort(_m, _f, l, c) { throw new Error('memfit WebAssembly abort at ' + l + ':' + c); } } });
   const fns = d.names.map((n) => inst.exports[n]);
@@ -63,9 +64,16 @@ function memfitWorker(d) {
     seen = Atomics.load(i32, GEN);
     const g = seen & 0x7fff;
     if ((Atomics.load(i32, NEXT) >>> 16) !== g) continue;
-    const joined = Atomics.sub(i32, JOIN, 1); // a call takes threads - 1 workers at most
-    if (joined <= 0) continue;
-    const seat = Atomics.load(i32, JOIN + 1) - joined + 1; // 1 .. threads - 1: which scratch block is this worker's
+    // A call takes threads - 1 workers at most: JOIN counts the seats left, tagged with the call's
+    // generation, so a worker late from the last call cannot take a seat of the next one.
+    let joined = 0;
+    for (;;) {
+      const v = Atomics.load(i32, JOIN);
+      if ((v >>> 16) !== g || (v & 0xffff) === 0) break;
+      if (Atomics.compareExchange(i32, JOIN, v, v - 1) === v) { joined = v & 0xffff; break; }
+    }
+    if (joined === 0) continue;
+    const seat = Atomics.load(i32, WORKERS) - joined + 1; // 1 .. threads - 1: which scratch block is this worker's
     for (;;) {
       const v = Atomics.load(i32, NEXT);
       if ((v >>> 16) !== g) break;
@@ -162,8 +170,8 @@ class Pool {
     Atomics.store(this.i32, STRIDE, scratchStride);
     Atomics.store(this.i32, DONE, 0);
     Atomics.store(this.i32, COUNT, count);
-    Atomics.store(this.i32, JOIN, workers);
     Atomics.store(this.i32, WORKERS, workers);
+    Atomics.store(this.i32, JOIN, g << 16 | workers);
     Atomics.store(this.i32, NEXT, g << 16); // parts and count are in place before anyone may take one
     Atomics.add(this.i32, GEN, 1);
     Atomics.notify(this.i32, GEN, workers);
