@@ -168,7 +168,7 @@ Example:
     .option('--report <file>', 'write an HTML report: loss, tokens/s and memory by category per step (one self-contained file, replaced atomically)')
     .option('--memory-budget <bytes|%>', 'checkpoint what `memfit plan` would choose so that a step\'s peak fits: bytes (256MiB) or a percentage of the unplanned activation memory (50%)')
     .option('--gradient-release', 'the optimizer steps inside backward, freeing each gradient as soon as it is used (gradients clipped per parameter; not with 16-mixed)', false)
-    .option('--recompute-logits', 'keep no logits between forward and backward: the head and the loss are computed again in backward (the same gradients; one more head matmul; a step\'s peak does not drop)', false)
+    .option('--recompute-logits', 'keep no logits between forward and backward: the final norm, the head and the loss are computed again in backward (the same gradients; one more head matmul; a step\'s peak does not drop)', false)
     .addOption(new Option('--memory <preset>', 'least: bf16 weights with stochastic rounding, adamw8bit, per-layer checkpointing in chunks of the batch (auto) and gradient release (options given explicitly win)').choices([...TRAIN_MEMORY_PRESETS]))
     .action(async (o, cmd: Command) => {
       // A preset fills what the command line did not give: defaults do not count as given.

@@ -198,7 +198,7 @@ export interface LlamaForwardOptions {
   attentionMask?: Tensor | null;
 }
 
-/** The private forward option by which loss() puts its head (the loss) in place of the logits. */
+/** The private forward option by which loss() puts its head (final norm, logits and loss) in place of the final norm and the logits. */
 const HEAD = Symbol('memfit.llama.head');
 
 /** The decoder-only language model: forward(ids [B, T] int32) -> logits [B, T, V]. */
@@ -230,8 +230,7 @@ export class Llama extends Module {
     return tidy(() => {
       let h = this.embedTokens.forward(ids);
       for (const layer of this.layers) h = layer.forward(h, mask);
-      h = this.norm.forward(h);
-      return head ? head(h) : this.logits(h);
+      return head ? head(h) : this.logits(this.norm.forward(h));
     });
   }
 
@@ -247,7 +246,8 @@ export class Llama extends Module {
    * predict (already shifted); positions whose target is ignoreIndex (default -100) do not count.
    * `recomputeLogits`: keep no logits for backward (the cross-entropy's saved [B, T, V], the
    * largest saved activation of a model with a real vocabulary) and compute them again from the
-   * hidden states in backward: the head and the loss run under checkpoint(). The same loss and
+   * last layer's output in backward: the final norm, the head and the loss run under checkpoint(),
+   * so the final norm's output [B, T, C] is not kept either. The same loss and
    * gradients bit for bit (with autocast around loss(), or none; when autocastModule wraps the
    * model, the cross-entropy then runs inside its region and keeps its gradient in bfloat16: close,
    * not the same bits), for one more head matmul in backward. It lowers what is held between
@@ -258,9 +258,10 @@ export class Llama extends Module {
     const { ignoreIndex, recomputeLogits = false } = options;
     if (typeof recomputeLogits !== 'boolean') throw new InvalidArgumentError(`Llama.loss: recomputeLogits must be a boolean, got ${describeValue(recomputeLogits)}`);
     if (!recomputeLogits) return tidy(() => crossEntropy(this.forward(ids, options), targets, { ignoreIndex }));
-    // The head and the loss run inside forward (so inside whatever wraps it, as the layers do) under
-    // checkpoint(), the targets one of its inputs (kept for the recompute, whatever the caller frees).
-    const headLoss = (h: Variable, t: Tensor): Variable => tidy(() => crossEntropy(this.logits(h), t, { ignoreIndex }));
+    // The final norm, the head and the loss run inside forward (so inside whatever wraps it, as the
+    // layers do) under checkpoint(), the targets one of its inputs (kept for the recompute, whatever
+    // the caller frees).
+    const headLoss = (h: Variable, t: Tensor): Variable => tidy(() => crossEntropy(this.logits(this.norm.forward(h)), t, { ignoreIndex }));
     return tidy(() => this.forward(ids, { ...options, [HEAD]: (h: Variable) => checkpoint(headLoss, h, targets) } as LlamaForwardOptions));
   }
 }

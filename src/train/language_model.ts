@@ -80,9 +80,10 @@ export interface TrainConfig {
    */
   gradientRelease?: boolean;
   /**
-   * Keep no logits for backward: the head and the loss run under checkpoint() and backward computes
-   * the logits again (Llama.loss's recomputeLogits). The same loss and gradients, one more head
-   * matmul a step, and [batch x seqLen x vocabSize] less memory held between forward and backward;
+   * Keep no logits for backward: the final norm, the head and the loss run under checkpoint() and
+   * backward computes the logits again (Llama.loss's recomputeLogits). The same loss and gradients,
+   * one more head matmul a step, and [batch x seqLen x (vocabSize + hiddenSize)] less memory held
+   * between forward and backward;
    * not a lower peak in a step (the logits and their gradient exist at the loss either way).
    * Default false.
    */

@@ -35,16 +35,18 @@ async function step(recomputeLogits: boolean, o: { autocast?: boolean; tied?: bo
 }
 
 for (const o of [{}, { autocast: true }, { tied: true }, { layers: true }, { layers: true, autocast: true }]) {
-  test(`recomputeLogits ${JSON.stringify(o)}: the same loss and gradients bit for bit, and the logits no longer saved`, async () => {
+  test(`recomputeLogits ${JSON.stringify(o)}: the same loss and gradients bit for bit, and neither the logits nor the final norm's output saved`, async () => {
     const plain = await step(false, o), lean = await step(true, o);
     assert.equal(lean.loss, plain.loss);
     assert.equal(Object.keys(lean.grads), Object.keys(plain.grads));
     for (const [n, g] of Object.entries(plain.grads)) assert.equal(lean.grads[n], g, n);
     // Without: cross_entropy saves its [B*T, V] gradient, float32 (bfloat16 under autocast:
-    // saveLowerPrecision), and the head its input, the final norm's output (a bfloat16 copy under
-    // autocast). With: the checkpoint keeps that output as it is (float32) and nothing else.
+    // saveLowerPrecision), the head its input, the final norm's output (a bfloat16 copy under
+    // autocast), and the final norm its rstd [B*T] and its input, the last layer's output (as it
+    // is; a bfloat16 copy under autocast). With: the checkpoint keeps the last layer's output as it
+    // is (float32) and nothing else.
     const [rows, v, c] = [B * T, CONFIG.vocabSize, CONFIG.hiddenSize];
-    const expected = o.autocast ? rows * v * 2 + rows * c * 2 - rows * c * 4 : rows * v * 4;
+    const expected = o.autocast ? rows * v * 2 + 2 * (rows * c * 2) + rows * 4 - rows * c * 4 : rows * v * 4 + rows * c * 4 + rows * 4;
     assert.is(plain.saved - lean.saved, expected, `saved ${plain.saved} -> ${lean.saved}`);
   });
 }
