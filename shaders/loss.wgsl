@@ -1,9 +1,10 @@
 // Mean cross-entropy with ignore_index: the WGSL twin of crossEntropyF32 in
 // assembly/kernels/nn.ts. Stages (see src/backend/webgpu/loss.ts), sharing a float32 scratch of
-// 3 * rows + 1 words: [row loss | row logsumexp | row counted (1/0) | count].
+// 4 * rows + 1 words: [row loss | row log(sum of exp(x - max)) | row counted (1/0) | count | row max].
 //   ce_rows:  RT invocations per row (64 / RT rows a workgroup; RT from rowThreads() in
 //             src/backend/webgpu/stages.ts, 1 on software adapters: no barrier): max, sum of exp,
-//             logsumexp, row loss (0 when ignored, NaN for a target outside [0, cols) that is not
+//             its log, row loss log(sum) - (x[t] - max) (PyTorch's log_softmax: exact for rows with
+//             a large offset; 0 when ignored, NaN for a target outside [0, cols) that is not
 //             ignored).
 //   ce_total: one workgroup of 64: loss = sum / count (NaN when count is 0, as PyTorch); count saved.
 //   ce_grad:  one invocation per logit: (softmax - onehot) * gradScale / count, 0 on ignored rows.
@@ -32,17 +33,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (live) { for (var c = lane; c < params.cols; c = c + RT) { s = s + exp(x_f32(base + c, FX) - m); } }
   s = grp_sum(s, lid, RT);
   if (live && lane == 0u) {
-    let lse = log(s) + m;
+    let ls = log(s);
     let t = bitcast<i32>(tg_code(row + params.toff, 9u));
     var rl: f32 = 0.0;
     var counted: f32 = 0.0;
     if (t != params.ignore) {
       counted = 1.0;
-      if (t >= 0 && t < i32(params.cols)) { rl = lse - x_f32(base + u32(t), FX); } else { rl = nan_f32(); }
+      if (t >= 0 && t < i32(params.cols)) { rl = ls - (x_f32(base + u32(t), FX) - m); } else { rl = nan_f32(); }
     }
     scratch[row] = rl;
-    scratch[params.rows + row] = lse;
+    scratch[params.rows + row] = ls;
     scratch[2u * params.rows + row] = counted;
+    scratch[3u * params.rows + 1u + row] = m;
   }
 }
 
@@ -81,7 +83,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   let k = scratch[3u * params.rows];
   var v: f32 = 0.0;
   if (scratch[2u * params.rows + row] != 0.0 && k != 0.0) {
-    var p = exp(x_f32(i + params.xoff, FX) - scratch[params.rows + row]);
+    var p = exp((x_f32(i + params.xoff, FX) - scratch[3u * params.rows + 1u + row]) - scratch[params.rows + row]);
     let t = bitcast<i32>(tg_code(row + params.toff, 9u));
     if (i32(c) == t) { p = p - 1.0; }
     v = p * (params.scale / k);

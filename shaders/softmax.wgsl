@@ -20,12 +20,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
   var s: f32 = 0.0;
   for (var c = lid; c < params.cols; c = c + 64u) { s = s + exp(x_f32(base + c + params.off, FX) - m); }
   s = grp_sum(s, lid, 64u);
-  let ls = log(s) + m;
+  let ls = log(s); // (x - max) - log(sum), as PyTorch (and softmaxF32)
   // One word per thread: float32 outputs (the tensor layer keeps softmax outputs float32).
   for (var c = lid; c < params.cols; c = c + 64u) {
     let v = x_f32(base + c + params.off, FX);
     var r: f32;
-    if (LOG == 1u) { r = v - ls; } else { r = exp(v - m) / s; }
+    if (LOG == 1u) { r = (v - m) - ls; } else { r = exp(v - m) / s; }
     out[base + c] = encode_bits(FO, bitcast<u32>(r), false, false);
   }
 }

@@ -291,8 +291,10 @@ export function softmaxF32(x: usize, out: usize, rows: usize, cols: usize, log: 
       if (!log) store<f32>(oi + (c << 2), e);
     }
     if (log) {
-      const ls = <f32>Math.log(s) + m;
-      for (let c: usize = 0; c < cols; c++) store<f32>(oi + (c << 2), load<f32>(xi + (c << 2)) - ls);
+      // (x - max) - log(sum), as PyTorch: x - (log(sum) + max) would round the large sum first and
+      // lose the small result's bits when the row shares a large offset.
+      const ls = <f32>Math.log(s);
+      for (let c: usize = 0; c < cols; c++) store<f32>(oi + (c << 2), (load<f32>(xi + (c << 2)) - m) - ls);
     } else {
       const inv = <f32>(1.0 / s);
       for (let c: usize = 0; c < cols; c++) store<f32>(oi + (c << 2), load<f32>(oi + (c << 2)) * inv);

@@ -236,7 +236,7 @@ export function embeddingBackwardF32Rows(ids: usize, dy: usize, dtable: usize, n
 }
 
 /**
- * Mean cross-entropy over rows whose target != ignore. loss[0] = sum(lse - x[t]) / count (NaN
+ * Mean cross-entropy over rows whose target != ignore. loss[0] = sum(ls - (x[t] - max)) / count (NaN
  * when count is 0, as PyTorch); dlogits (if not 0) = (softmax - onehot) * gradScale / count on
  * counted rows, 0 on ignored rows (and everywhere when count is 0). A target outside [0, cols)
  * that is not `ignore` makes its row's loss NaN (PyTorch raises instead). `rowLoss` is scratch of
@@ -261,7 +261,7 @@ export function crossEntropyGradFactor(gradScale: f32, count: i32): f32 {
 }
 
 /**
- * Cross-entropy of rows [r0, r1) (threads split the rows): rowLoss[r] = lse - x[t] of each counted
+ * Cross-entropy of rows [r0, r1) (threads split the rows): rowLoss[r] = ls - (x[t] - max) of each counted
  * row (NaN for a target outside [0, cols)), and dlogits (if not 0) = (softmax - onehot) * k there,
  * 0 on ignored rows. The loss is summed afterwards in row order (crossEntropyF32Sum).
  */
@@ -274,12 +274,13 @@ export function crossEntropyF32Rows(logits: usize, targets: usize, rowLoss: usiz
       if (dlogits != 0) memory.fill(dlogits + ((r * cols) << 2), 0, cols << 2);
       continue;
     }
-    const lse = rowLse(xi, cols);
-    store<f32>(rowLoss + (r << 2), t >= 0 && <usize>t < cols ? lse - load<f32>(xi + (<usize>t << 2)) : NaN);
+    // log_softmax as PyTorch computes it, (x - max) - log(sum): exact for rows with a large offset.
+    const m = rowMax(xi, cols), ls = rowLogSum(xi, cols, m);
+    store<f32>(rowLoss + (r << 2), t >= 0 && <usize>t < cols ? ls - (load<f32>(xi + (<usize>t << 2)) - m) : NaN);
     if (dlogits == 0) continue;
     const di = dlogits + ((r * cols) << 2);
     for (let c: usize = 0; c < cols; c++) {
-      let p = Mathf.exp(load<f32>(xi + (c << 2)) - lse);
+      let p = Mathf.exp((load<f32>(xi + (c << 2)) - m) - ls);
       if (<i32>c == t) p -= 1;
       store<f32>(di + (c << 2), p * k);
     }
@@ -293,10 +294,15 @@ export function crossEntropyF32Sum(targets: usize, rowLoss: usize, loss: usize, 
   store<f32>(loss, count == 0 ? NaN : <f32>(total / <f64>count));
 }
 
-@inline function rowLse(xi: usize, cols: usize): f32 {
+@inline function rowMax(xi: usize, cols: usize): f32 {
   let m: f32 = -Infinity;
   for (let c: usize = 0; c < cols; c++) m = Mathf.max(m, load<f32>(xi + (c << 2)));
-  let s: f64 = 0; // float64 accumulation of the float32 exps
+  return m;
+}
+
+/** log(sum of exp(x - m)) of a row, the float32 exps summed in float64. */
+@inline function rowLogSum(xi: usize, cols: usize, m: f32): f32 {
+  let s: f64 = 0;
   for (let c: usize = 0; c < cols; c++) s += <f64>Mathf.exp(load<f32>(xi + (c << 2)) - m);
-  return <f32>Math.log(s) + m;
+  return <f32>Math.log(s);
 }

@@ -96,8 +96,9 @@ function resolveDtype(dtype: AutocastOptions['dtype']): AutocastDType {
 }
 
 function lowered(region: Region, x: Variable, dtype: AutocastDType): Variable {
-  if (x.data.dtype === dtype || x.data.dtype === 'int32') return x;
-  if (x.data.dtype !== 'float32') return x; // another low-precision dtype stays as it is (PyTorch casts only float32)
+  // Every floating input of another dtype is cast (PyTorch's is_eligible: float16 under bfloat16
+  // autocast too, and the reverse); integer tensors (ids) pass as they are.
+  if (x.data.dtype === dtype || x.data.dtype === 'int32' || x.data.dtype === 'uint8') return x;
   if (region.cache === null) return cast(x, dtype);
   const leaf = x.isLeaf && x.requiresGrad;
   // PyTorch caches the casts of parameters. memfit also reuses the cast of any other variable

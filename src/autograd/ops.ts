@@ -393,7 +393,8 @@ function checkReduceOptions(options: ReduceOptions | undefined, fn: string): Red
 }
 
 const reduceOp = (name: 'sum' | 'mean') => defineOp({
-  name,
+  // The input's dtype, as PyTorch (summed in float32 and rounded once); autocast gives sum float32.
+  name, outputDtype: sameDtypeOrFloat32,
   forward: (io, [x], axis: number | null, options: ReduceOptions) => {
     floating(x.data, name);
     const ax = axis === null ? null : normAxis(axis, x.data.rank);

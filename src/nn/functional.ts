@@ -5,7 +5,7 @@ import { checkOptions, describeValue, InvalidArgumentError, ShapeMismatchError }
 import { checkTensor, Tensor } from '../tensor/tensor.js';
 import { headsLayout, numel } from '../backend/shape.js';
 import { checkVariables, isGradEnabled, Variable } from '../autograd/variable.js';
-import { apply, defineOp } from '../autograd/op.js';
+import { apply, defineOp, sameDtypeOrFloat32 } from '../autograd/op.js';
 import { permute, reshape } from '../autograd/ops.js';
 import { floating, kBinary, kSum, outCategory, sameBackend, zeros } from '../autograd/kernels.js';
 import { defaultGenerator, type Generator } from '../random.js';
@@ -26,8 +26,21 @@ const LINEAR = defineOp({
     const y = io.output(x.data, [...x.shape.slice(0, -1), outF]);
     const y2 = y.reshape([rows, outF]);
     try {
-      be.matmul(x2, weight.data, y2, { transB: true });
-      if (bias) be.binary('add', y2, bias.data, y2);
+      if (bias && y.dtype !== 'float32') {
+        // A low-precision output rounds once, as PyTorch's addmm: the product and the bias are
+        // summed in float32 (rounding the product first and again after the bias was off by one
+        // step in a quarter of bfloat16 outputs).
+        const acc = Tensor.empty(be, [rows, outF], { dtype: 'float32', category: 'temporary' });
+        try {
+          be.matmul(x2, weight.data, acc, { transB: true });
+          be.binary('add', acc, bias.data, y2);
+        } finally {
+          acc.dispose();
+        }
+      } else {
+        be.matmul(x2, weight.data, y2, { transB: true });
+        if (bias) be.binary('add', y2, bias.data, y2);
+      }
     } finally {
       x2.dispose(); y2.dispose();
     }
@@ -370,7 +383,7 @@ const CROSS_ENTROPY = defineOp({
 });
 
 const DROPOUT = defineOp({
-  name: 'dropout',
+  name: 'dropout', outputDtype: sameDtypeOrFloat32, // the input's dtype (the mask is not an input)
   forward: (io, [x], mask: Tensor) => {
     const y = io.output(x.data, x.shape);
     x.backend.binary('mul', x.data, mask, y);

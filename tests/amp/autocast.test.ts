@@ -61,6 +61,22 @@ for (const dtype of ['bfloat16', 'float16'] as const) {
   });
 }
 
+test('lower-precision ops cast every floating input of another dtype, as PyTorch (float16 under bfloat16 autocast, and the reverse)', async () => {
+  // 1 + 2^-8 is exact in float16 and rounds to 1 in bfloat16: cast first, the product is 0 (PyTorch: 0).
+  const a = new Variable(Tensor.from(be, [1 + 2 ** -8, -1], [1, 2], { dtype: 'float16' }));
+  const b = new Variable(Tensor.from(be, [1, 1], [2, 1], { dtype: 'float16' }));
+  const y = autocast({ dtype: 'bfloat16' }, () => matmul(a, b));
+  assert.is(y.data.dtype, 'bfloat16');
+  assert.equal([...await y.data.toArray()], [0]);
+  // 70000 is finite in bfloat16 and overflows float16: under float16 autocast it becomes inf (PyTorch: inf).
+  const c = new Variable(Tensor.from(be, [70000], [1, 1], { dtype: 'bfloat16' }));
+  const d = new Variable(Tensor.from(be, [1], [1, 1], { dtype: 'bfloat16' }));
+  const z = autocast({ dtype: 'float16' }, () => matmul(c, d));
+  assert.is(z.data.dtype, 'float16');
+  assert.equal([...await z.data.toArray()], [Infinity]);
+  for (const t of [a, b, y, c, d, z]) { t.releaseGraph(); t.dispose(); }
+});
+
 test('float32-class ops read lower-precision inputs exactly: the same bits as casting up first', async () => {
   const x = cast(v([6, 16]), 'bfloat16');
   const a = autocast({ dtype: 'bfloat16' }, () => softmax(x));

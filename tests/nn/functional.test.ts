@@ -4,7 +4,8 @@ import * as assert from 'uvu/assert';
 import { WasmBackend } from '../../src/backend/wasm/backend.js';
 import type { Backend } from '../../src/backend/backend.js';
 import { Tensor } from '../../src/tensor/tensor.js';
-import { Variable, noGrad, savedTensorStats, tidy } from '../../src/autograd/index.js';
+import { Variable, noGrad, savedTensorStats, tidy, logSoftmax } from '../../src/autograd/index.js';
+import { autocast } from '../../src/amp/autocast.js';
 import { linear, embedding, rmsNorm, layerNorm, scaledDotProductAttention, crossEntropy, dropout } from '../../src/nn/functional.js';
 import { Generator } from '../../src/random.js';
 import { gradcheck, weighted, weightedSum, refMatmul, randValues, numel, type GradCase } from '../helpers/gradcheck.js';
@@ -226,6 +227,67 @@ test('dropout: seeded and reproducible, scales kept values by 1/(1-p), identity 
   assert.throws(() => dropout(x, 1.5, true), /probability/);
   a.releaseGraph(); b.releaseGraph();
   a.dispose(); b.dispose(); x.dispose();
+});
+
+/** float32 -> bfloat16, nearest-even (finite values), as a number. */
+function bf16(v: number): number {
+  const u = new Uint32Array(Float32Array.of(v).buffer)[0];
+  const r = ((u + 0x7fff + ((u >>> 16) & 1)) >>> 16) << 16;
+  return new Float32Array(Uint32Array.of(r >>> 0).buffer)[0];
+}
+
+test('dropout keeps a low-precision input\'s dtype in training, whatever p (as PyTorch)', async () => {
+  const x = new Variable(Tensor.from(w, [1, 2, 3, 4, 5, 6], [2, 3], { dtype: 'bfloat16' }));
+  for (const p of [0, 0.5, 1]) for (const training of [true, false]) assert.is(dropout(x, p, training, new Generator(3)).data.dtype, 'bfloat16', `p ${p} training ${training}`);
+  const y = dropout(x, 0.5, true, new Generator(3));
+  for (const v of await y.data.toArray()) assert.ok(v === 0 || [2, 4, 6, 8, 10, 12].includes(v), `${v}`);
+});
+
+test('linear with a bias rounds a low-precision output once: the product and the bias summed in float32 (PyTorch\'s addmm)', async () => {
+  // Under bfloat16 autocast: 256 + 1 = 257, and 257 + bf16(0.9) = 257.898..., which rounds to 258;
+  // rounding 257 first gives 256, and 256.898... again 256 (PyTorch: 258).
+  const bfLinear = (x: Variable, wt: Variable, b: Variable) => autocast({ dtype: 'bfloat16' }, () => linear(x, wt, b));
+  const y = bfLinear(Variable.from(w, [1, 1], [1, 2]), Variable.from(w, [256, 1], [1, 2]), Variable.from(w, [0.9], [1]));
+  assert.is(y.data.dtype, 'bfloat16');
+  assert.equal([...await y.data.toArray()], [258]);
+  // Random small integers: every product sum is exact in float32, so the one rounding is the reference's.
+  const [m, k, n] = [4, 16, 8];
+  const xv = randValues(m * k, 3).map((v) => Math.round(v * 30)), wv = randValues(n * k, 4).map((v) => Math.round(v * 30));
+  const bv = randValues(n, 5).map((v) => bf16(v * 50));
+  const got = await bfLinear(Variable.from(w, xv, [m, k]), Variable.from(w, wv, [n, k]), Variable.from(w, bv, [n])).data.toArray();
+  let differs = 0;
+  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
+    let dot = 0;
+    for (let t = 0; t < k; t++) dot += xv[i * k + t] * wv[j * k + t];
+    assert.is(got[i * n + j], bf16(Math.fround(dot + bv[j])), `[${i}, ${j}]`);
+    if (bf16(Math.fround(bf16(dot) + bv[j])) !== bf16(Math.fround(dot + bv[j]))) differs++;
+  }
+  assert.ok(differs > 0, 'the case tells one rounding from two');
+});
+
+test('logSoftmax and crossEntropy of rows with a large common offset: (x - max) - log(sum), as PyTorch, within 2 ulp of float64', async () => {
+  const vals = [100000, 100001, 99999, 1000.5, 1001.25, 999.75];
+  const ref = (row: number[]) => {
+    const m = Math.max(...row), ls = Math.log(row.reduce((a, v) => a + Math.exp(v - m), 0));
+    return row.map((v) => v - m - ls);
+  };
+  const expect = [...ref(vals.slice(0, 3)), ...ref(vals.slice(3))];
+  const close = (a: number, e: number, what: string) => assert.ok(Math.abs(a - e) <= 2.5e-7 * Math.abs(e), `${what}: ${a} against ${e}`);
+  const backends: Backend[] = [w, await gpuBackend()];
+  for (const be of backends) {
+    const x = Variable.from(be, Float32Array.from(vals), [2, 3], { requiresGrad: true });
+    const ls = await logSoftmax(x).data.toArray();
+    ls.forEach((v, i) => close(v, expect[i], `${be.kind} logSoftmax [${i}]`));
+    const t = Tensor.from(be, Int32Array.of(0, 2), [2], { dtype: 'int32' });
+    const l = crossEntropy(x, t);
+    close((await l.data.toArray())[0], -(expect[0] + expect[5]) / 2, `${be.kind} crossEntropy`);
+    l.backward();
+    const g = await x.grad!.toArray();
+    const onehot = [1, 0, 0, 0, 0, 1];
+    g.forEach((v, i) => assert.ok(Math.abs(v - (Math.exp(expect[i]) - onehot[i]) / 2) <= 1e-6, `${be.kind} grad [${i}]: ${v}`));
+    l.dispose(); t.dispose(); x.dispose();
+    if (be !== w) be.destroy();
+  }
 });
 
 test('errors name shapes and dtypes', () => {

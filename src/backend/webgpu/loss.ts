@@ -21,7 +21,7 @@ export function crossEntropy(
   new Uint32Array(u).set([rows, cols, logits.offset, targets.offset]);
   new Int32Array(u)[4] = ignoreIndex | 0;
   new Float32Array(u)[5] = gradScale;
-  const scratch = g.alloc((3 * rows + 1) * 4, 'temporary', 'crossEntropy scratch');
+  const scratch = g.alloc((4 * rows + 1) * 4, 'temporary', 'crossEntropy scratch');
   const fx = { FX: fmtId(logits.dtype) };
   if (rows > 0) {
     const RT = threads === undefined ? rowThreads(g, cols) : checkRowThreads(threads);
