@@ -1,4 +1,5 @@
 // `memfit convert`: streams a raw little-endian file of codes of one dtype into codes of another.
+import { stat } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import cliProgress from 'cli-progress';
 import { decode, encode, formatOf, pack, packedByteLength, unpack, type FormatTraits, type Rounding } from '../index.js';
@@ -80,8 +81,8 @@ function mib(bytes: number): string {
  * float32 (exact), then encoded. A regular output is written to a temporary file in the same
  * directory, fsynced and renamed over `output`; on failure the temporary file is removed and an
  * existing `output` is left untouched. A character device or FIFO output is written in place, never
- * replaced (io/fs_sync.ts, openOutput). An output that is the input file (same device and inode) is
- * refused unless `force`.
+ * replaced (io/fs_sync.ts, openOutput). An existing regular output, the input file itself among
+ * them (same device and inode), is refused unless `force`.
  *
  * Stochastic rounding: one seed for the whole file (random when not given) and each chunk's element
  * offset, so the output equals a single encode() of the whole file, whatever the chunk size.
@@ -111,6 +112,11 @@ export async function convertFile(opts: ConvertOptions): Promise<void> {
     }
     const size = st.size;
     const n = elementCount(src, size, opts.input);
+    // Raw codes carry no header, so no existing file can be told to be an earlier conversion: a
+    // regular file is replaced only with --force (a device or FIFO is written in place, as always).
+    if (!opts.force && (await stat(opts.output).catch(() => null))?.isFile()) {
+      throw new CliError(`${opts.output} exists; not replacing it (choose another output, or add --force to replace it)`);
+    }
 
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);

@@ -85,7 +85,7 @@ export function buildProgram(): Command {
     .option('--seed <n>', 'seed for --rounding stochastic: the same seed gives the same output, whatever the chunk size (one encode of the whole file)', parseSeed)
     .option('--unpacked', 'fp4/fp6 files hold one code a byte (default: packed, fp4 two a byte, fp6 four in three bytes)')
     .option('-q, --quiet', 'no progress bar')
-    .option('--force', 'allow the output to be the input file itself (replaced by its conversion)')
+    .option('--force', 'replace an existing output file (even the input file itself)')
     .addOption(new Option('--chunk-size <elements>', 'elements per chunk (multiple of 4)').argParser(parseChunk).default(DEFAULT_CHUNK).hideHelp())
     .addHelpText('after', `
 16-bit codes are little-endian uint16; float32 input is read as float32 values, other inputs are
@@ -137,8 +137,9 @@ Example:
       values.forEach((v, i) => out(`${echoNumber(v)} -> ${hexCode(f, codes[i])} (${exactDecimal(back[i])})`));
     });
 
+  // Decimal digits only: Number() would also take '' (0), '0x10' and '1e3'.
   const int = (name: string) => (v: string) => {
-    const n = Number(v);
+    const n = /^-?\d+$/.test(v.trim()) ? Number(v) : NaN;
     if (!Number.isSafeInteger(n)) throw new CliError(`${name} must be an integer, got ${JSON.stringify(v)}`);
     return n;
   };

@@ -13,7 +13,8 @@ import { MemoryBudgetError, parseMemoryBudget, planCheckpoints, planSets, type C
 import { planReportHtml, type PlanReportData } from '../report/html.js';
 import { Generator } from '../random.js';
 import { Tensor } from '../tensor/tensor.js';
-import { MEDIUM_LLAMA, TINY_LLAMA, type TrainConfig } from '../train/language_model.js';
+import { checkBatchFits, MEDIUM_LLAMA, TINY_LLAMA, type TrainConfig } from '../train/language_model.js';
+import { checkOutputPath } from '../io/fs_sync.js';
 import { CliError } from './format.js';
 import { humanBytes, table } from './inspect.js';
 import { checkReportTarget, writeReportFile } from './report.js';
@@ -94,12 +95,19 @@ export async function planCommand(opts: PlanCommandOptions, out: (line: string) 
     if (v !== undefined && (!Number.isSafeInteger(v) || v < 1)) throw new CliError(`--${k === 'batchSize' ? 'batch-size' : 'seq-len'} must be a positive integer, got ${v}`);
   }
   if (!Number.isSafeInteger(opts.repeats) || opts.repeats < 1) throw new CliError(`--repeats must be a positive integer, got ${opts.repeats}`);
-  if (opts.report) checkReportTarget(opts.report, { force: opts.force });
+  if (!Number.isSafeInteger(opts.seed) || opts.seed < 0) throw new CliError(`--seed must be an integer >= 0, got ${opts.seed}`);
+  // The report path, the data and the batch size are checked before any work.
+  if (opts.report !== undefined) {
+    await checkOutputPath(opts.report, '--report');
+    checkReportTarget(opts.report, { force: opts.force });
+  }
   const batchSize = opts.batchSize ?? config.batchSize, seqLen = opts.seqLen ?? config.seqLen;
+  const data = new ByteTextDataset(new TextEncoder().encode(loadSotuText({ fromYear: 1990 })));
+  data.checkWindow(seqLen);
   const modelConfig = { ...config.model, maxPositionEmbeddings: Math.max(config.model.maxPositionEmbeddings, seqLen) };
   const backend = await createBackend({ backend: opts.backend, log: opts.json ? null : (l) => out(l) });
+  checkBatchFits(backend, batchSize, seqLen);
   const model = new Llama(modelConfig, { backend, generator: new Generator(opts.seed) });
-  const data = new ByteTextDataset(new TextEncoder().encode(loadSotuText({ fromYear: 1990 })));
   const b = data.batch(new Generator(opts.seed + 1), batchSize, seqLen);
   const ids = Tensor.from(backend, b.ids, [batchSize, seqLen], { dtype: 'int32', category: 'data', label: 'ids' });
   const targets = Tensor.from(backend, b.targets, [batchSize, seqLen], { dtype: 'int32', category: 'data', label: 'targets' });
@@ -130,13 +138,13 @@ export async function planCommand(opts: PlanCommandOptions, out: (line: string) 
     ['smallest reachable peak', `${humanBytes(plan.minimumPeakBytes)} (${plan.minimumPeakBytes} bytes)`],
     ['timing', p.timing],
   ];
-  if (opts.report) await writeReportFile(opts.report, planReportHtml(planReportData(plan, summary)), { force: opts.force });
+  if (opts.report !== undefined) await writeReportFile(opts.report, planReportHtml(planReportData(plan, summary)), { force: opts.force });
   if (opts.json) {
     out(JSON.stringify({
       config: opts.config, backend: p.backend, budgetBytes: plan.budgetBytes, unplanned: base, unplannedAtPeak: p.baselineAtPeak,
       modules: p.modules, candidates: p.candidates, combinations: p.combinations,
       plan: { chosen: plan.chosen.map((c) => c.name), wrapped: plan.wrapped, method: plan.method, predictedPeakBytes: plan.predictedPeakBytes, predictedStepMs: plan.predictedStepMs, measuredPeakBytes: plan.measuredPeakBytes, measuredStepMs: plan.measuredStepMs, minimumPeakBytes: plan.minimumPeakBytes },
-      ...(opts.report ? { report: opts.report } : {}),
+      ...(opts.report !== undefined ? { report: opts.report } : {}),
     }, null, 2));
     return;
   }
@@ -156,7 +164,7 @@ export async function planCommand(opts: PlanCommandOptions, out: (line: string) 
   for (const l of table(crow, [false, true, true, true, true, true, true])) out(`  ${l}`);
   out('');
   for (const [k, v] of summary.slice(2, 7)) out(`${k}: ${v}`);
-  if (opts.report) out(`report: ${opts.report}`);
+  if (opts.report !== undefined) out(`report: ${opts.report}`);
 }
 
 /** Adds `memfit plan` to the program. */

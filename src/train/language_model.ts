@@ -8,7 +8,7 @@ import { inferenceMode, tidy } from '../autograd/variable.js';
 import { autocast } from '../amp/autocast.js';
 import { GradScaler } from '../amp/grad_scaler.js';
 import { convertToFloat8Training } from '../amp/float8.js';
-import { checkOptions, InvalidArgumentError, describeValue } from '../errors.js';
+import { checkOptions, InvalidArgumentError, MemfitError, describeValue } from '../errors.js';
 import { ByteTextDataset, type TokenBatch } from '../data/byte_text.js';
 import { Llama, type LlamaConfig } from '../nn/llama.js';
 import { Adam, AdamW } from '../optim/adam.js';
@@ -110,6 +110,14 @@ export const AUTO_CHUNK_ELEMENTS = 16384;
 /** The pieces checkpointChunks 'auto' gives a config: each keeps at least AUTO_CHUNK_ELEMENTS activations of a layer's input, at most one a sequence. */
 export function autoCheckpointChunks(config: Pick<TrainConfig, 'batchSize' | 'seqLen' | 'model'>): number {
   return Math.max(1, Math.min(config.batchSize, Math.floor((config.batchSize * config.seqLen * config.model.hiddenSize) / AUTO_CHUNK_ELEMENTS)));
+}
+
+/** Refuses a batch of token ids [batchSize, seqLen] (int32) larger than one buffer of the backend. */
+export function checkBatchFits(backend: Backend, batchSize: number, seqLen: number): void {
+  const bytes = batchSize * seqLen * 4;
+  if (bytes > backend.maxBufferSize) {
+    throw new MemfitError('BUFFER_TOO_LARGE', `a batch of ${batchSize} x ${seqLen} token ids needs ${bytes} bytes, more than the ${backend.kind} backend's maxBufferSize ${backend.maxBufferSize} (lower the batch size or the sequence length)`);
+  }
 }
 
 /** The memory presets of LanguageModelTrainer. */
@@ -270,6 +278,9 @@ export class LanguageModelTrainer {
     }
     if (config.model.vocabSize < ByteTextDataset.vocabSize) throw new InvalidArgumentError(`vocabSize ${config.model.vocabSize} is smaller than the 256 byte values`);
     if (config.seqLen > config.model.maxPositionEmbeddings) throw new InvalidArgumentError(`seqLen ${config.seqLen} exceeds maxPositionEmbeddings ${config.model.maxPositionEmbeddings}`);
+    // Before anything is built: a text too short for one window, or a batch larger than a buffer.
+    dataset.checkWindow(config.seqLen);
+    checkBatchFits(backend, config.batchSize, config.seqLen);
     const precision = config.precision ?? '32-true';
     if (!TRAIN_PRECISIONS.includes(precision)) throw new InvalidArgumentError(`unknown precision ${JSON.stringify(precision)}; use one of ${TRAIN_PRECISIONS.join(', ')}`);
     this.model = new Llama(config.model, { backend, generator: new Generator(config.seed) });

@@ -76,7 +76,8 @@ test('convert float32 -> float8_e4m3fn matches encode byte for byte (also chunke
   const values = sampleFloats(10_001);
   writeFileSync(tmp('in.f32'), bytes(values));
   for (const extra of [[], ['--chunk-size', '64'], ['--saturate', '--chunk-size', '4096']]) {
-    const r = memfit('convert', '--from', 'float32', '--to', 'float8_e4m3fn', ...extra, tmp('in.f32'), tmp('out.e4m3'));
+    // --force: each run replaces the last one's output.
+    const r = memfit('convert', '--force', '--from', 'float32', '--to', 'float8_e4m3fn', ...extra, tmp('in.f32'), tmp('out.e4m3'));
     assert.is(r.code, 0, r.stderr);
     assert.is(r.stdout, '');
     const want = encode(values, 'float8_e4m3fn', { saturate: extra.includes('--saturate') });
@@ -106,9 +107,9 @@ test('convert float32 -> fp4 (packed) and back round-trips representable values'
   const packed = new Uint8Array(readFileSync(tmp('out.fp4')));
   assert.is(packed.length, values.length / 2);
   assert.equal(packed, pack(encode(values, 'fp4') as Uint8Array, 'fp4'));
-  r = memfit('convert', '--from', 'fp4', '--to', 'float32', tmp('out.fp4'), tmp('back.f32'));
+  r = memfit('convert', '--from', 'fp4', '--to', 'float32', tmp('out.fp4'), tmp('back-fp4.f32'));
   assert.is(r.code, 0, r.stderr);
-  const buf = readFileSync(tmp('back.f32'));
+  const buf = readFileSync(tmp('back-fp4.f32'));
   const back = new Float32Array(buf.buffer, buf.byteOffset, buf.length / 4);
   assert.equal(Array.from(back), Array.from(values));
 });
@@ -169,6 +170,19 @@ test('convert: missing input and bad options are clean errors', () => {
   r = memfit('convert', '--from', 'float32', '--to', 'fp4', '--seed', '3', tmp('in.f32'), tmp('o'));
   assert.is(r.code, 1);
   assert.match(r.stderr, /--seed only applies to --rounding stochastic/);
+});
+
+test('convert replaces an existing output file only with --force (raw codes carry no header to tell an earlier conversion)', () => {
+  writeFileSync(tmp('w.f32'), bytes(Float32Array.of(1, 2, 3, 4)));
+  writeFileSync(tmp('notes.txt'), 'my notes');
+  let r = memfit('convert', '-q', '--from', 'float32', '--to', 'e4m3', tmp('w.f32'), tmp('notes.txt'));
+  assert.is(r.code, 1);
+  assert.match(r.stderr, /^memfit: .*notes\.txt exists; not replacing it \(choose another output, or add --force to replace it\)/);
+  noStack(r.stderr);
+  assert.is(readFileSync(tmp('notes.txt'), 'utf8'), 'my notes');
+  r = memfit('convert', '-q', '--force', '--from', 'float32', '--to', 'e4m3', tmp('w.f32'), tmp('notes.txt'));
+  assert.is(r.code, 0, r.stderr);
+  assert.equal([...readFileSync(tmp('notes.txt'))], [...encode(Float32Array.of(1, 2, 3, 4), 'float8_e4m3fn')]);
 });
 
 test('convert with stochastic rounding and a seed is reproducible', () => {
@@ -281,7 +295,10 @@ test('train --memory least: bf16 weights, adamw8bit, every layer checkpointed, g
   assert.match(budget.stderr, /--memory least checkpoints every layer itself; give it or --memory-budget, not both/);
   const f16 = memfit('train', '--steps', '1', '--backend', 'wasm', '--gradient-release', '--precision', '16-mixed');
   assert.is(f16.code, 1);
-  assert.match(f16.stderr, /gradientRelease cannot be combined with precision '16-mixed'/);
+  assert.match(f16.stderr, /--gradient-release cannot be combined with --precision 16-mixed/);
+  const least16 = memfit('train', '--steps', '1', '--backend', 'wasm', '--memory', 'least', '--precision', '16-mixed');
+  assert.is(least16.code, 1);
+  assert.match(least16.stderr, /--memory least \(gradient release\) cannot be combined with --precision 16-mixed/);
 });
 
 test('train --checkpoint-modules: the layers named, the same losses bit for bit, a lower activation peak; no match lists the modules', () => {
@@ -411,6 +428,11 @@ test('train --resume: nothing left to train is an error (checkpoint unchanged); 
   r = memfit(...base, '--steps', '6', '--resume', '--optimizer', 'sgd');
   assert.is(r.code, 1, r.stderr);
   assert.match(r.stderr, /cannot resume .*resume\.safetensors with --optimizer sgd: the checkpoint holds the state of --optimizer adamw/);
+  for (const p of ['16-mixed', 'bf16-true']) {
+    r = memfit(...base, '--steps', '6', '--resume', '--precision', p);
+    assert.is(r.code, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`cannot resume .*resume\\.safetensors with --precision ${p}: its run was trained with --precision 32-true`));
+  }
   assert.equal(readFileSync(ckpt), before, 'the checkpoint is unchanged');
   assert.is(statSync(ckpt).mtimeMs, mtime);
   r = memfit(...base, '--steps', '5', '--resume');
@@ -433,6 +455,43 @@ test('train --resume: nothing left to train is an error (checkpoint unchanged); 
   r = memfit('train', '--backend', 'wasm', '--steps', '1', '--batch-size', '2', '--seq-len', '8', '--sample', '0', '--checkpoint-modules', '^layers\\.0$', '--checkpoint-chunks', '100');
   assert.is(r.code, 0, r.stderr);
   assert.match(r.stdout, /--checkpoint-chunks 100 is more pieces than the batch has sequences: clamped to the batch size, 2/);
+});
+
+test('train and plan refuse, before any work, a batch no buffer holds, a text too short for a window (validation split too) and bad numbers', () => {
+  for (const cmd of [['train', '--steps', '1', '--sample', '0'], ['plan', '--budget', '50%', '--repeats', '1']]) {
+    let r = memfit(...cmd, '--backend', 'wasm', '--batch-size', '100000000');
+    assert.is(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^memfit: a batch of 100000000 x \d+ token ids needs \d+ bytes, more than the wasm backend's maxBufferSize/);
+    noStack(r.stderr);
+    r = memfit(...cmd, '--backend', 'wasm', '--batch-size', '1', '--seq-len', '2000000000');
+    assert.is(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^memfit: the train split has \d+ bytes, fewer than seqLen \+ 1 = 2000000001/);
+    noStack(r.stderr);
+  }
+  // 1035 bytes: a train split of 983, a validation split of 52, too short for windows of 100: refused before training.
+  writeFileSync(tmp('short.txt'), 'the quick brown fox jumps over the lazy dog. '.repeat(23));
+  const ckpt = tmp('short-run.safetensors');
+  let r = memfit('train', '--backend', 'wasm', '--steps', '2', '--batch-size', '1', '--seq-len', '100', '--sample', '0', '--text', tmp('short.txt'), '--checkpoint', ckpt);
+  assert.is(r.code, 1, r.stderr);
+  assert.match(r.stderr, /^memfit: the validation split has 52 bytes, fewer than seqLen \+ 1 = 101/);
+  assert.not.match(r.stdout, /step 1/);
+  assert.throws(() => statSync(ckpt), /ENOENT/, 'no checkpoint written');
+  for (const bad of ['', '0x10', '1e3', '2.5']) {
+    r = memfit('train', '--steps', bad);
+    assert.is(r.code, 1);
+    assert.match(r.stderr, new RegExp(`--steps must be an integer, got ${JSON.stringify(JSON.stringify(bad)).slice(1, -1).replace(/\./g, '\\.')}`));
+  }
+  r = memfit('plan', '--budget', '50%', '--seed', '-1');
+  assert.is(r.code, 1);
+  assert.match(r.stderr, /^memfit: --seed must be an integer >= 0, got -1/);
+  // plan's --report is checked up front, as train's: an empty path, a missing directory.
+  r = memfit('plan', '--budget', '50%', '--repeats', '1', '--report', '');
+  assert.is(r.code, 1);
+  assert.match(r.stderr, /--report/);
+  r = memfit('plan', '--budget', '50%', '--repeats', '1', '--report', tmp('no-such-dir/p.html'));
+  assert.is(r.code, 1);
+  assert.not.match(r.stdout, /plan/, 'nothing planned');
+  assert.match(r.stderr, /no-such-dir/);
 });
 
 test('train (what npm start runs): the loss falls, memory is reported by category, a checkpoint resumes', () => {

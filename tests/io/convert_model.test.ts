@@ -672,7 +672,7 @@ test('an fp8 tensor with a DeepSeek-style <name>_scale_inv (or an unpaired _scal
   assert.equal([...valuesOf(bytes, 'm.weight')], [4, 8, -12, 2]);
 });
 
-test('float64 values beyond float32 range: a scaled fp8 target is a ConvertError naming the tensor (no NaN scale); --block-size without MX is refused', async () => {
+test('float64 values beyond float32 range: a scaled fp8 or MX target is a ConvertError naming the tensor (no NaN scale or block); --block-size without MX is refused', async () => {
   const big = new Float64Array([1e300, -2, 3, 4]);
   const file = handFile([['w', 'F64', [2, 2], new Uint8Array(big.buffer)]]);
   for (const scale of ['tensor', 'row'] as const) {
@@ -683,6 +683,13 @@ test('float64 values beyond float32 range: a scaled fp8 target is a ConvertError
   const { report } = await convertSafetensorsBytes(ok, { to: 'e4m3' });
   assert.is(report.tensors[0].nonFinite, 0);
   assert.ok(Number.isFinite(report.tensors[0].maxAbsError!));
+  // MX runs on float32 values: a float64 value beyond float32's range would have made its whole block NaN.
+  for (const to of ['mxfp8_e4m3', 'mxfp4'] as const) {
+    await rejects(convertSafetensorsBytes(file, { to }), ConvertError, /tensor 'w': the float64 value 1e\+300 is beyond float32's range, and MX quantisation to float\w+ runs on float32 values/);
+  }
+  const mx = await convertSafetensorsBytes(ok, { to: 'mxfp8_e4m3' });
+  assert.is(mx.report.tensors[0].nonFinite, 0);
+  assert.ok(Number.isFinite(mx.report.tensors[0].maxAbsError!));
   await rejects(convertSafetensorsBytes(ok, { to: 'e4m3', blockSize: 16 }), ConvertError, /block size applies to MX targets/);
   await rejects(convertSafetensorsBytes(ok, { to: 'bf16', blockSize: 32 }), ConvertError, /block size applies to MX targets/);
   assert.ok((await convertSafetensorsBytes(ok, { to: 'e4m3', scale: 'mx', blockSize: 16 })).report);
