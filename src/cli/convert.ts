@@ -91,6 +91,7 @@ export async function convertFile(opts: ConvertOptions): Promise<void> {
   if (endianness() !== 'LE') throw new CliError('convert needs a little-endian machine');
   const src = layoutOf(opts.from, !!opts.unpacked);
   const dst = layoutOf(opts.to, !!opts.unpacked);
+  if (opts.unpacked && src.f.bits >= 8 && dst.f.bits >= 8) throw new CliError(`--unpacked applies to the sub-byte formats (fp4, fp6: one code a byte instead of packed); ${opts.from} and ${opts.to} have whole-byte codes`);
   const chunk = opts.chunk ?? DEFAULT_CHUNK;
   if (!Number.isSafeInteger(chunk) || chunk < 4 || chunk % 4 !== 0) throw new CliError(`chunk size must be a positive multiple of 4, got ${chunk}`);
   if (opts.seed !== undefined && opts.rounding !== 'stochastic') throw new CliError('--seed only applies to --rounding stochastic');

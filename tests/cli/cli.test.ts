@@ -170,6 +170,9 @@ test('convert: missing input and bad options are clean errors', () => {
   r = memfit('convert', '--from', 'float32', '--to', 'fp4', '--seed', '3', tmp('in.f32'), tmp('o'));
   assert.is(r.code, 1);
   assert.match(r.stderr, /--seed only applies to --rounding stochastic/);
+  r = memfit('convert', '--unpacked', '--from', 'float32', '--to', 'e4m3', tmp('in.f32'), tmp('o'));
+  assert.is(r.code, 1);
+  assert.match(r.stderr, /^memfit: --unpacked applies to the sub-byte formats .*float32 and e4m3 have whole-byte codes/);
 });
 
 test('convert replaces an existing output file only with --force (raw codes carry no header to tell an earlier conversion)', () => {
