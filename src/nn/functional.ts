@@ -391,7 +391,11 @@ const DROPOUT = defineOp({
   },
 });
 
-/** Dropout: zeroes each element with probability p and scales the rest by 1/(1-p); identity when not training. */
+/**
+ * Dropout: zeroes each element with probability p and scales the rest by 1/(1-p); identity when not
+ * training. The output keeps x's dtype; the scale is a float32 and each product is rounded once to
+ * that dtype (PyTorch rounds the scale to a bfloat16/float16 input's dtype first).
+ */
 export function dropout(x: Variable, p: number, training: boolean, generator: Generator = defaultGenerator): Variable {
   checkVariables('dropout', [x]);
   if (!(typeof p === 'number' && p >= 0 && p <= 1)) throw new InvalidArgumentError(`dropout probability must be a number in [0, 1], got ${describeValue(p)}`);
