@@ -158,6 +158,36 @@ test('convert-model output rules (openOutput, as convert): a FIFO written in pla
   for (const n of [fifo, got, direct, precious, tmp('outdir')]) rmSync(n, { recursive: true });
 });
 
+/** A safetensors file from a header object (tensors and __metadata__) and its data bytes. */
+function stFile(header: Record<string, unknown>, data: Uint8Array): Uint8Array {
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const out = new Uint8Array(8 + json.length + data.length);
+  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
+  out.set(json, 8);
+  out.set(data, 8 + json.length);
+  return out;
+}
+
+test('a plain U8 tensor is listed like I32: inspect --stats shows - for its stats and prints the rest; convert-model --include of it finds no float tensor', () => {
+  const file = tmp('u8.safetensors');
+  const f = new Float32Array([1.5, -2]);
+  writeFileSync(file, stFile({
+    t: { dtype: 'U8', shape: [2, 2], data_offsets: [0, 4] },
+    i: { dtype: 'I32', shape: [1], data_offsets: [4, 8] },
+    w: { dtype: 'F32', shape: [1, 2], data_offsets: [8, 16] },
+  }, new Uint8Array([1, 2, 3, 4, 0, 0, 0, 0, ...new Uint8Array(f.buffer)])));
+  const r = memfit('inspect', '--stats', file);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, /\nt\s+uint8\s+\[2, 2\]\s+4 B(\s+-){6}\n/);
+  assert.match(r.stdout, /\ni\s+int32\s+\[1\]\s+4 B(\s+-){6}\n/);
+  assert.match(r.stdout, /\nw\s+float32\s+\[1, 2\]\s+8 B\s+-2\s+1\.5\s+2\s+-0\.25\s+1\.75\s+0\n/);
+  assert.match(r.stdout, /totals by dtype:/);
+  for (const n of ['t', 'i']) {
+    failsClearly(memfit('convert-model', file, tmp('never.safetensors'), '--to', 'bf16', '--include', `^${n}$`), /no tensor to convert: no float tensor matches --include/);
+  }
+  rmSync(file);
+});
+
 test('convert-model --help documents the scale naming convention', () => {
   const r = memfit('convert-model', '--help');
   assert.is(r.code, 0);
