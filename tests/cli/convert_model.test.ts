@@ -188,6 +188,41 @@ test('a plain U8 tensor is listed like I32: inspect --stats shows - for its stat
   rmSync(file);
 });
 
+test('control characters from a file (tensor names, metadata, error messages) are printed escaped, never sent raw to the terminal', () => {
+  const RAW = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/;
+  const title = '\u001b]0;pwned\u0007\u001b[2J';
+  const name = 'a\u001b[31mRED\u009b2J\u007f\r';
+  const file = tmp('hostile.safetensors');
+  const f = new Float32Array([1, 2]);
+  writeFileSync(file, stFile({ __metadata__: { k: title }, [name]: { dtype: 'F32', shape: [1, 2], data_offsets: [0, 8] } }, new Uint8Array(f.buffer)));
+  const r = memfit('inspect', '--stats', file);
+  assert.is(r.code, 0, r.stderr);
+  assert.not.match(r.stdout, RAW);
+  assert.ok(r.stdout.includes('metadata: k=\\u001b]0;pwned\\u0007\\u001b[2J'), r.stdout);
+  assert.ok(r.stdout.includes('\na\\u001b[31mRED\\u009b2J\\u007f\\r  float32'), r.stdout);
+  // JSON: the escapes are JSON's own, so the report parses back to the file's strings.
+  const j = memfit('inspect', '--json', file);
+  assert.is(j.code, 0, j.stderr);
+  assert.not.match(j.stdout, RAW);
+  const report = JSON.parse(j.stdout);
+  assert.is(report.metadata.k, title);
+  assert.is(report.tensors[0].name, name);
+  // convert-model's report names the tensor.
+  const c = memfit('convert-model', file, tmp('hostile-bf16.safetensors'), '--to', 'bf16', '-q');
+  assert.is(c.code, 0, c.stderr);
+  assert.not.match(c.stdout, RAW);
+  assert.ok(c.stdout.includes('a\\u001b[31mRED\\u009b2J\\u007f\\r'), c.stdout);
+  // An error message quoting a tensor name of the file.
+  const bad = tmp('hostile-bad.safetensors');
+  writeFileSync(bad, stFile({ [name]: { dtype: 'F32', shape: [1, 3], data_offsets: [0, 8] } }, new Uint8Array(f.buffer)));
+  for (const args of [['inspect', bad], ['convert-model', bad, tmp('never.safetensors'), '--to', 'bf16']]) {
+    const e = memfit(...args);
+    failsClearly(e, /tensor 'a\\u001b\[31mRED\\u009b2J\\u007f\\r'/);
+    assert.not.match(e.stderr, RAW);
+  }
+  for (const n of [file, bad, tmp('hostile-bf16.safetensors')]) rmSync(n);
+});
+
 test('convert-model --help documents the scale naming convention', () => {
   const r = memfit('convert-model', '--help');
   assert.is(r.code, 0);
