@@ -891,12 +891,28 @@ function finiteAmax(x: Float32Array | Float64Array, from = 0, to = x.length): nu
 }
 
 class ErrorAccumulator {
-  maxAbs = 0; sumSqErr = 0; sumSqRef = 0; clamped = 0; nonFinite = 0; blewUp = 0;
+  maxAbs = 0; clamped = 0; nonFinite = 0; blewUp = 0;
+  // Sums of squares in units of `unit` (a power of two at the largest |input| or |output| so far, as in
+  // StatsAccumulator): float64 inputs near 1e308 or 1e-300 neither overflow nor underflow them.
+  unit = 0; sumSqErr = 0; sumSqRef = 0;
   /**
    * x: inputs; deq: dequantised outputs. Elements come in groups of `groupLen` (the last may be shorter);
    * limits[g] is the magnitude beyond which an input of group g was clamped (the format's max times its scale).
    */
   add(x: Float32Array | Float64Array, deq: Float32Array, limits: ArrayLike<number>, groupLen: number): void {
+    let amax = 0;
+    for (let i = 0; i < x.length; i++) {
+      const v = x[i], d = deq[i];
+      if (v - v === 0 && d - d === 0) amax = Math.max(amax, Math.abs(v), Math.abs(d));
+    }
+    if (amax > this.unit) {
+      const unit = pow2Above(amax);
+      const r = this.unit / unit;
+      this.sumSqErr = this.sumSqErr * r * r;
+      this.sumSqRef = this.sumSqRef * r * r;
+      this.unit = unit;
+    }
+    const inv = this.unit ? 1 / this.unit : 1;
     let maxAbs = this.maxAbs, sumSqErr = 0, sumSqRef = 0, clamped = 0, nonFinite = 0, blewUp = 0;
     for (let g = 0, start = 0; start < x.length; g++, start += groupLen) {
       const limit = limits[g];
@@ -915,8 +931,9 @@ class ErrorAccumulator {
         }
         const e = Math.abs(d - v);
         if (e > maxAbs) maxAbs = e;
-        sumSqErr += e * e;
-        sumSqRef += v * v;
+        const es = e * inv, vs = v * inv;
+        sumSqErr += es * es;
+        sumSqRef += vs * vs;
       }
     }
     this.maxAbs = maxAbs;

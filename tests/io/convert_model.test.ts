@@ -733,6 +733,20 @@ test('inspect --stats of float64 values near the ends of their range: mean and s
   assert.is(g.absmax, 3e200);
 });
 
+test('convert report of float64 values near the ends of their range: the relative RMS error is right (no nan, no 0 for values flushed to zero)', async () => {
+  const f64 = (a: number[]) => new Uint8Array(new Float64Array(a).buffer);
+  const file = handFile([['tiny', 'F64', [2, 2], f64([1e-200, 2e-200, -3e-200, 4e-200])], ['huge', 'F64', [1, 2], f64([1e300, -1e300])]]);
+  const sat = (await convertSafetensorsBytes(file, { to: 'bf16', saturate: true })).report.tensors;
+  const tiny = sat.find((t) => t.name === 'tiny')!;
+  assert.is(tiny.maxAbsError, 4e-200);
+  assert.is(tiny.relRmsError, 1, 'every value flushes to 0: the whole value is the error');
+  const huge = sat.find((t) => t.name === 'huge')!;
+  assert.is(huge.clamped, 2);
+  assert.ok(Math.abs(huge.relRmsError! - 1) < 1e-12, `saturated to +-bfloat16 max: ${huge.relRmsError}`);
+  const inf = (await convertSafetensorsBytes(file, { to: 'bf16' })).report.tensors.find((t) => t.name === 'huge')!;
+  assert.is(inf.relRmsError, Infinity, 'overflow to inf without --saturate');
+});
+
 test('files: the output follows openOutput: a FIFO is written in place, a link kept, a directory refused before converting, a foreign file kept unless overwrite, the mode kept', async () => {
   const inPath = join(dir, 'src.safetensors');
   writeFileSync(inPath, model);
