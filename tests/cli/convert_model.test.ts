@@ -194,12 +194,21 @@ test('control characters from a file (tensor names, metadata, error messages) ar
   const name = 'a\u001b[31mRED\u009b2J\u007f\r';
   const file = tmp('hostile.safetensors');
   const f = new Float32Array([1, 2]);
-  writeFileSync(file, stFile({ __metadata__: { k: title }, [name]: { dtype: 'F32', shape: [1, 2], data_offsets: [0, 8] } }, new Uint8Array(f.buffer)));
+  writeFileSync(file, stFile({
+    __metadata__: { k: title },
+    [name]: { dtype: 'F32', shape: [1, 2], data_offsets: [0, 8] },
+    b: { dtype: 'F32', shape: [1, 2], data_offsets: [8, 16] },
+  }, new Uint8Array([...new Uint8Array(f.buffer), ...new Uint8Array(f.buffer)])));
   const r = memfit('inspect', '--stats', file);
   assert.is(r.code, 0, r.stderr);
   assert.not.match(r.stdout, RAW);
   assert.ok(r.stdout.includes('metadata: k=\\u001b]0;pwned\\u0007\\u001b[2J'), r.stdout);
   assert.ok(r.stdout.includes('\na\\u001b[31mRED\\u009b2J\\u007f\\r  float32'), r.stdout);
+  // The columns stay aligned: the escaped name is measured as printed.
+  const lines = r.stdout.split('\n');
+  const row = (n: string) => lines.find((l) => l.startsWith(n))!;
+  assert.is(row('b ').indexOf('float32'), row('a\\u001b').indexOf('float32'));
+  assert.is(row('b ').length, row('a\\u001b').length);
   // JSON: the escapes are JSON's own, so the report parses back to the file's strings.
   const j = memfit('inspect', '--json', file);
   assert.is(j.code, 0, j.stderr);
