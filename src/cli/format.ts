@@ -1,5 +1,27 @@
-// Printing and parsing helpers of the command-line tool: exact decimals, hex codes, number and code arguments.
+// Printing and parsing helpers of the command-line tool: lines safe for a terminal, exact decimals, hex codes,
+// number and code arguments.
 import { formatOf, type FormatTraits } from '../index.js';
+
+/** C0 controls but the newline, DEL and C1 controls: what a terminal may take as a command (ESC, BEL, CSI, OSC...). */
+const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/g;
+
+/**
+ * `text` safe to print on a terminal: the control characters a hostile file can put in a tensor name, a
+ * metadata value or an error message (ESC [2J clearing the screen, ESC ]0;...BEL setting the window title)
+ * are shown as JSON-style escapes (\u001b, \t, \r); newlines are kept (they separate lines). Inside
+ * JSON strings the escapes are valid JSON for the same characters.
+ */
+export function terminalSafe(text: string): string {
+  return text.replace(CONTROL, (c) => {
+    const j = JSON.stringify(c); // "\t" for \b \t \f \r; DEL and C1 JSON leaves as they are
+    return j.length === 4 ? j.slice(1, -1) : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`;
+  });
+}
+
+/** Writes `line` and a newline to `stream` (stdout or stderr), control characters escaped (terminalSafe): every line the CLI prints goes through here. */
+export function writeLine(stream: NodeJS.WritableStream, line: string): void {
+  stream.write(`${terminalSafe(line)}\n`);
+}
 
 /** A mistake in the command line or the input (printed as `memfit: <message>`, exit code 1, no stack). */
 export class CliError extends Error {

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import { STAT_DTYPES, type InspectReport } from '../io/convert_model.js';
 import { inspectSafetensors } from '../io/convert_model_file.js';
+import { terminalSafe } from './format.js';
 
 /** Shows a progress bar on stderr for inputs larger than this (when stderr is a terminal). */
 export const PROGRESS_MIN_BYTES = 4 << 20;
@@ -30,11 +31,15 @@ export function num(x: number): string {
   return a >= 1e-3 && a < 1e5 ? String(Number(x.toPrecision(4))) : x.toExponential(3);
 }
 
-/** Left-aligned columns (right-aligned where `right[i]`). */
+/**
+ * Left-aligned columns (right-aligned where `right[i]`). Cells are measured as printed: with their control
+ * characters escaped (terminalSafe, as writeLine prints them), so a row naming a hostile tensor stays aligned.
+ */
 export function table(rows: string[][], right: boolean[] = []): string[] {
   if (rows.length === 0) return [];
-  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((c, i) => (right[i] ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd());
+  const shown = rows.map((r) => r.map((c) => terminalSafe(c ?? '')));
+  const widths = shown[0].map((_, i) => Math.max(...shown.map((r) => (r[i] ?? '').length)));
+  return shown.map((r) => r.map((c, i) => (right[i] ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd());
 }
 
 /** JSON with non-finite numbers as the strings "Infinity", "-Infinity", "NaN". */

@@ -8,7 +8,7 @@ import { trainCommand } from './train.js';
 import { addInspectCommand } from './inspect.js';
 import { addConvertModelCommand } from './convert_model.js';
 import { addPlanCommand } from './plan.js';
-import { CliError, echoNumber, exactDecimal, hexCode, parseHexCode, parseNumber } from './format.js';
+import { CliError, echoNumber, exactDecimal, hexCode, parseHexCode, parseNumber, terminalSafe, writeLine } from './format.js';
 
 const ROUNDINGS: readonly Rounding[] = ['nearest-even', 'toward-zero', 'stochastic'];
 
@@ -38,7 +38,7 @@ function roundingOption(): Option {
 }
 
 function out(line: string): void {
-  process.stdout.write(`${line}\n`);
+  writeLine(process.stdout, line);
 }
 
 export function buildProgram(): Command {
@@ -53,7 +53,7 @@ export function buildProgram(): Command {
         if (neg && /^-[\d.]|^-(inf|infinity|nan)$/i.test(neg[1])) {
           msg = msg.trimEnd() + `\n(to pass a negative value, put it after --, e.g. memfit encode --dtype e4m3fn -- ${neg[1]})\n`;
         }
-        write(`memfit: ${msg}`);
+        write(`memfit: ${terminalSafe(msg)}`);
       },
     })
     .showHelpAfterError('(add --help for usage)');
@@ -208,13 +208,14 @@ export async function main(argv: readonly string[] = process.argv): Promise<void
   } catch (err) {
     process.exitCode = 1;
     const e = err as Error & { code?: unknown };
+    // Messages may quote the input (tensor names, metadata): writeLine escapes its control characters.
     if (err instanceof MemfitError || err instanceof CliError) {
-      process.stderr.write(`memfit: ${e.message}\n`);
+      writeLine(process.stderr, `memfit: ${e.message}`);
     } else if (typeof e?.code === 'string' && typeof e.message === 'string' && /^E[A-Z]+$/.test(e.code)) {
       // Node system errors (ENOENT, EACCES, EISDIR...): the message names the path.
-      process.stderr.write(`memfit: ${e.message}\n`);
+      writeLine(process.stderr, `memfit: ${e.message}`);
     } else {
-      process.stderr.write(`memfit: internal error: ${e?.stack ?? String(err)}\n`);
+      writeLine(process.stderr, `memfit: internal error: ${e?.stack ?? String(err)}`);
     }
   }
 }

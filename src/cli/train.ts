@@ -14,7 +14,7 @@ import { CHECKPOINT_KEY, loadCheckpoint, saveCheckpoint, type JsonValue } from '
 import { checkOutputPath, openRegularInput, sameFile } from '../io/fs_sync.js';
 import { readSafetensorsHeader } from '../io/safetensors_file.js';
 import { LanguageModelTrainer, tinyLlamaConfig, type StepResult, type TrainConfig, type TrainPrecision, type TrainOptimizer, type TrainMemoryPreset } from '../train/language_model.js';
-import { CliError } from './format.js';
+import { CliError, writeLine } from './format.js';
 import { MemfitError } from '../errors.js';
 import { humanBytes } from './inspect.js';
 import { MemoryBudgetError, parseMemoryBudget, planCheckpoints } from '../recompute/plan.js';
@@ -135,7 +135,7 @@ async function readTextFile(path: string): Promise<Uint8Array> {
       reason = 'it is not valid UTF-8';
     }
   }
-  if (reason) process.stderr.write(`memfit: warning: ${path} does not look like UTF-8 text (${reason}); training on its raw bytes\n`);
+  if (reason) writeLine(process.stderr, `memfit: warning: ${path} does not look like UTF-8 text (${reason}); training on its raw bytes`);
   return bytes;
 }
 
@@ -221,7 +221,7 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
   };
   // Notes about a resumed run go where the report goes (stderr with --json, which prints one object).
   const note = (line: string): void => {
-    if (opts.json) process.stderr.write(`memfit: ${line}\n`);
+    if (opts.json) writeLine(process.stderr, `memfit: ${line}`);
     else out(line);
   };
   const checkpointExists = opts.checkpoint !== undefined && existsSync(opts.checkpoint);

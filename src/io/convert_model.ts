@@ -240,7 +240,8 @@ function analyse(header: SafetensorsHeader): Analysis {
   for (const [name, info] of header.tensors) {
     if (roles.has(name)) continue;
     if (info.dtype === 'F64') roles.set(name, { kind: 'values', dtype: 'float64' });
-    else if (info.memfit && info.memfit.dtype !== 'int32') roles.set(name, { kind: 'values', dtype: info.memfit.dtype });
+    // Integers (I32, plain U8 bytes) hold no float values: listed and copied, never read as values.
+    else if (info.memfit && info.memfit.dtype !== 'int32' && info.memfit.dtype !== 'uint8') roles.set(name, { kind: 'values', dtype: info.memfit.dtype });
     else roles.set(name, { kind: 'other' });
   }
   return { header, roles, conversion };
@@ -488,14 +489,23 @@ export interface TensorStats {
   readonly underflow: Readonly<Record<string, number>>;
 }
 
+/** The power of two 2^k at or just above `a` (> 0), k clamped to [-1022, 1023]: dividing by it is exact, and 1 / it is finite. */
+function pow2Above(a: number): number {
+  return 2 ** Math.min(1023, Math.max(-1022, Math.ceil(Math.log2(a))));
+}
+
 class StatsAccumulator {
-  count = 0; min = Infinity; max = -Infinity; absmax = 0; mean = 0; m2 = 0; nan = 0; inf = 0; zeros = 0;
+  count = 0; min = Infinity; max = -Infinity; absmax = 0; nan = 0; inf = 0; zeros = 0;
+  // Mean and M2 (sum of squared deviations) in units of `unit`, a power of two at or above absmax: every scaled
+  // value has |v| <= 2, so sums and squares neither overflow nor, for tiny values, underflow (float64 values
+  // near 1e308 or 1e-300 give a finite, nonzero std).
+  unit = 1; mean = 0; m2 = 0;
   readonly overflow = new Float64Array(STAT_DTYPES.length);
   readonly underflow = new Float64Array(STAT_DTYPES.length);
 
   add(x: Float32Array | Float64Array): void {
     // Chan et al.'s parallel update: chunk mean and M2, then merge.
-    let n = 0, sum = 0, lo = Infinity, hi = -Infinity, nan = 0, inf = 0, zeros = 0;
+    let n = 0, lo = Infinity, hi = -Infinity, nan = 0, inf = 0, zeros = 0;
     for (let i = 0; i < x.length; i++) {
       const v = x[i];
       if (v - v !== 0) {
@@ -504,18 +514,33 @@ class StatsAccumulator {
         continue;
       }
       n++;
-      sum += v;
       if (v < lo) lo = v;
       if (v > hi) hi = v;
       if (v === 0) zeros++;
     }
     this.nan += nan; this.inf += inf; this.zeros += zeros;
     if (n === 0) return;
+    const amax = Math.max(Math.abs(lo), Math.abs(hi));
+    // The first chunk sets the unit (so tiny values do not square to zero either); a larger value later
+    // rescales the running mean and M2 to a larger unit (by a power of two: exact but for underflow).
+    const unit = this.count === 0 || amax > this.unit ? pow2Above(amax) : this.unit;
+    if (unit !== this.unit) {
+      const r = this.unit / unit;
+      this.mean *= r;
+      this.m2 = this.m2 * r * r;
+      this.unit = unit;
+    }
+    const inv = 1 / unit;
+    let sum = 0;
+    for (let i = 0; i < x.length; i++) {
+      const v = x[i];
+      if (v - v === 0) sum += v * inv;
+    }
     const mean = sum / n;
     let m2 = 0;
     for (let i = 0; i < x.length; i++) {
       const v = x[i];
-      if (v - v === 0) m2 += (v - mean) * (v - mean);
+      if (v - v === 0) m2 += (v * inv - mean) * (v * inv - mean);
     }
     const total = this.count + n;
     const delta = mean - this.mean;
@@ -524,9 +549,8 @@ class StatsAccumulator {
     this.count = total;
     if (lo < this.min) this.min = lo;
     if (hi > this.max) this.max = hi;
-    this.absmax = Math.max(this.absmax, Math.abs(lo), Math.abs(hi));
+    this.absmax = Math.max(this.absmax, amax);
     // Overflow / underflow counts: one pass per format, only when the chunk reaches the threshold.
-    const amax = Math.max(Math.abs(lo), Math.abs(hi));
     STAT_DTYPES.forEach((d, k) => {
       const r = RANGES.get(d)!;
       if (amax >= r.at) {
@@ -562,7 +586,7 @@ class StatsAccumulator {
     const empty = this.count === 0;
     return {
       count: this.count, min: empty ? NaN : this.min, max: empty ? NaN : this.max, absmax: empty ? NaN : this.absmax,
-      mean: empty ? NaN : this.mean, std: empty ? NaN : Math.sqrt(this.m2 / this.count),
+      mean: empty ? NaN : this.mean * this.unit, std: empty ? NaN : Math.sqrt(this.m2 / this.count) * this.unit,
       nonFinite: this.nan + this.inf, nan: this.nan, inf: this.inf, zeros: this.zeros,
       overflow: per(this.overflow), underflow: per(this.underflow),
     };
@@ -867,12 +891,28 @@ function finiteAmax(x: Float32Array | Float64Array, from = 0, to = x.length): nu
 }
 
 class ErrorAccumulator {
-  maxAbs = 0; sumSqErr = 0; sumSqRef = 0; clamped = 0; nonFinite = 0; blewUp = 0;
+  maxAbs = 0; clamped = 0; nonFinite = 0; blewUp = 0;
+  // Sums of squares in units of `unit` (a power of two at the largest |input| or |output| so far, as in
+  // StatsAccumulator): float64 inputs near 1e308 or 1e-300 neither overflow nor underflow them.
+  unit = 0; sumSqErr = 0; sumSqRef = 0;
   /**
    * x: inputs; deq: dequantised outputs. Elements come in groups of `groupLen` (the last may be shorter);
    * limits[g] is the magnitude beyond which an input of group g was clamped (the format's max times its scale).
    */
   add(x: Float32Array | Float64Array, deq: Float32Array, limits: ArrayLike<number>, groupLen: number): void {
+    let amax = 0;
+    for (let i = 0; i < x.length; i++) {
+      const v = x[i], d = deq[i];
+      if (v - v === 0 && d - d === 0) amax = Math.max(amax, Math.abs(v), Math.abs(d));
+    }
+    if (amax > this.unit) {
+      const unit = pow2Above(amax);
+      const r = this.unit / unit;
+      this.sumSqErr = this.sumSqErr * r * r;
+      this.sumSqRef = this.sumSqRef * r * r;
+      this.unit = unit;
+    }
+    const inv = this.unit ? 1 / this.unit : 1;
     let maxAbs = this.maxAbs, sumSqErr = 0, sumSqRef = 0, clamped = 0, nonFinite = 0, blewUp = 0;
     for (let g = 0, start = 0; start < x.length; g++, start += groupLen) {
       const limit = limits[g];
@@ -891,8 +931,9 @@ class ErrorAccumulator {
         }
         const e = Math.abs(d - v);
         if (e > maxAbs) maxAbs = e;
-        sumSqErr += e * e;
-        sumSqRef += v * v;
+        const es = e * inv, vs = v * inv;
+        sumSqErr += es * es;
+        sumSqRef += vs * vs;
       }
     }
     this.maxAbs = maxAbs;

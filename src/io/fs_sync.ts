@@ -8,8 +8,12 @@
 //   over the target, so a failure or a crash leaves any previous file whole. A symbolic link is
 //   followed: the file it points to is replaced and the link is kept.
 // - a character device (/dev/null, a terminal) or a FIFO (a named pipe, `>(...)`): written directly,
-//   never replaced (a rename would put a regular file in place of the device or pipe).
-// - a directory, a block device, a socket or a dangling symbolic link: refused with an
+//   never replaced (a rename would put a regular file in place of the device or pipe). So are
+//   /dev/stdout, /dev/stderr, /dev/fd/N and /proc/self/fd/N when they lead to a pipe or a socket (Linux
+//   links them to `pipe:[ino]` / `socket:[ino]`, names no path resolves): a pipe is opened through the
+//   link, a socket (which cannot be opened by path; Node's child processes get their stdio as sockets) is
+//   written through this process's own file descriptor.
+// - a directory, a block device, any other socket or a dangling symbolic link: refused with an
 //   InvalidArgumentError naming the path; so are an empty path, a path ending in `/` and a path whose
 //   directory does not exist (checkOutputPath() runs these checks before any work is done).
 // - a replaced file keeps its permission bits (and, where the process may set them, its owner and group).
@@ -21,11 +25,11 @@
 // fresh; this also covers a dead writer's pid reused by another process). A concurrent writer of the
 // same target is never disturbed. Temporaries of the earlier naming, `.<name>.tmp-<pid>-<8 hex>`, are
 // cleaned by the same rules.
-import { unlinkSync } from 'node:fs';
+import { fstatSync, unlinkSync, write, type Stats } from 'node:fs';
 import { constants } from 'node:fs';
-import { access, lstat, open, readdir, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { access, lstat, open, readdir, readlink, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { InvalidArgumentError } from '../errors.js';
 
 /** Largest single read/write (Node refuses more than 2 GiB in one call). */
@@ -41,8 +45,13 @@ export async function readFully(h: FileHandle, buf: Uint8Array, position: number
   }
 }
 
+/** What an output is written through: a FileHandle, or (a socket of this process) its file descriptor. */
+export interface OutputHandle {
+  write(buffer: Uint8Array, offset: number, length: number, position: number | null): Promise<{ bytesWritten: number }>;
+}
+
 /** Writes all of buf at `position` (or at the current position when null). */
-export async function writeFully(h: FileHandle, buf: Uint8Array, position: number | null = null): Promise<void> {
+export async function writeFully(h: OutputHandle, buf: Uint8Array, position: number | null = null): Promise<void> {
   let done = 0;
   while (done < buf.length) {
     const { bytesWritten } = await h.write(buf, done, Math.min(IO_CHUNK, buf.length - done), position === null ? null : position + done);
@@ -146,8 +155,35 @@ async function checkParentDir(path: string): Promise<void> {
   }
 }
 
-/** The file (after following symbolic links) that writing `path` changes, and how it is written. */
-export async function outputTarget(path: string): Promise<{ path: string; mode: OutputMode }> {
+/**
+ * The file descriptor of this process that `path` leads to through symbolic links (/dev/stdout ->
+ * /proc/self/fd/1 -> socket:[ino]), checked to be the file `st` describes; undefined for any other path.
+ */
+async function ownFdBehind(path: string, st: Stats): Promise<number | undefined> {
+  let p = resolve(path);
+  for (let hops = 0; hops < 40; hops++) {
+    try {
+      p = join(await realpath(dirname(p)), basename(p));
+      const m = /^\/proc\/(\d+)(?:\/task\/\d+)?\/fd\/(\d+)$/.exec(p);
+      if (m && Number(m[1]) === process.pid) {
+        const fd = Number(m[2]);
+        const f = fstatSync(fd);
+        return f.dev === st.dev && f.ino === st.ino ? fd : undefined;
+      }
+      if (!(await lstat(p)).isSymbolicLink()) return undefined;
+      p = resolve(dirname(p), await readlink(p));
+    } catch {
+      return undefined;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The file (after following symbolic links) that writing `path` changes, and how it is written; `fd`: a
+ * socket of this process (/dev/stdout of a process Node started) is written through this descriptor.
+ */
+export async function outputTarget(path: string): Promise<{ path: string; mode: OutputMode; fd?: number }> {
   checkNonEmptyPath(path, 'output');
   let link;
   try {
@@ -168,8 +204,15 @@ export async function outputTarget(path: string): Promise<{ path: string; mode: 
       target = await realpath(path);
       st = await stat(target);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new InvalidArgumentError(`${path} is a symbolic link to a missing file; memfit will not replace the link (write to the file it should point to instead)`);
-      throw e;
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      // /dev/stdout, /dev/fd/N, /proc/self/fd/N of a pipe or socket end in "pipe:[ino]" or "socket:[ino]",
+      // which realpath cannot follow, but stat (and, for a pipe, open) of the link itself reaches the stream.
+      const behind = await stat(path).catch(() => null);
+      if (!behind || !(behind.isFIFO() || behind.isSocket())) {
+        throw new InvalidArgumentError(`${path} is a symbolic link to a missing file; memfit will not replace the link (write to the file it should point to instead)`);
+      }
+      target = path;
+      st = behind;
     }
   }
   if (st.isFile()) {
@@ -177,8 +220,33 @@ export async function outputTarget(path: string): Promise<{ path: string; mode: 
     return { path: target, mode: 'atomic' };
   }
   if (st.isCharacterDevice() || st.isFIFO()) return { path: target, mode: 'direct' };
+  if (st.isSocket()) {
+    const fd = await ownFdBehind(path, st);
+    if (fd !== undefined) return { path, mode: 'direct', fd };
+  }
   const kind = st.isDirectory() ? 'a directory' : st.isBlockDevice() ? 'a block device' : st.isSocket() ? 'a socket' : 'not a regular file';
-  throw new InvalidArgumentError(`${path} is ${kind}; memfit writes only regular files (replaced atomically), character devices and FIFOs (written in place)`);
+  throw new InvalidArgumentError(`${path} is ${kind}; memfit writes only regular files (replaced atomically), character devices, FIFOs and pipes, and its own stdout/stderr (written in place)`);
+}
+
+/**
+ * Writes to a descriptor this process already holds (a socket: it cannot be opened again by path), in order
+ * (no positions). A socket Node set non-blocking answers EAGAIN while the reader is behind: wait and retry.
+ */
+function fdHandle(fd: number, path: string): OutputHandle {
+  return {
+    async write(buffer, offset, length, position) {
+      if (position !== null) throw new InvalidArgumentError(`${path}: a socket is written in order; cannot write at byte ${position}`);
+      for (let wait = 1; ; wait = Math.min(2 * wait, 50)) {
+        try {
+          const bytesWritten = await new Promise<number>((res, rej) => write(fd, buffer, offset, length, null, (e, n) => (e ? rej(e) : res(n))));
+          return { bytesWritten };
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+          await new Promise((r) => setTimeout(r, wait));
+        }
+      }
+    },
+  };
 }
 
 /** Gives the temporary file `handle` the permission bits (and, when allowed, the owner) of the file it will replace. */
@@ -242,7 +310,7 @@ export interface OutputFile {
   readonly path: string;
   readonly mode: OutputMode;
   /** Write sequentially (position null): a FIFO cannot seek. */
-  readonly handle: FileHandle;
+  readonly handle: OutputHandle;
   /** Atomic: fsync, rename over the target, fsync the directory. Direct: close. */
   commit(): Promise<void>;
   /** Closes and removes the temporary file (atomic); the target is untouched. Safe to call after commit. */
@@ -257,6 +325,10 @@ export interface OutputFile {
  */
 export async function openOutput(path: string): Promise<OutputFile> {
   const target = await outputTarget(path);
+  if (target.fd !== undefined) {
+    // Not ours to close: the process's stdout or stderr (or another descriptor it was given).
+    return { path: target.path, mode: 'direct', handle: fdHandle(target.fd, target.path), async commit() {}, async abort() {}, abortSync() {} };
+  }
   if (target.mode === 'direct') {
     const handle = await open(target.path, 'w');
     let open_ = true;

@@ -4,6 +4,7 @@ import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FORMATS, decode, encode, pack } from '../../src/index.js';
@@ -83,6 +84,48 @@ test('convert float32 -> float8_e4m3fn matches encode byte for byte (also chunke
     const want = encode(values, 'float8_e4m3fn', { saturate: extra.includes('--saturate') });
     assert.equal(new Uint8Array(readFileSync(tmp('out.e4m3'))), bytes(want), extra.join(' '));
   }
+});
+
+test('convert to /dev/stdout, /dev/stderr or /proc/self/fd/N of a pipe (a shell pipeline) or a socket (Node\'s child stdio) writes through it in place', async () => {
+  const values = sampleFloats(1 << 20);
+  writeFileSync(tmp('piped.f32'), bytes(values));
+  const want = bytes(encode(values, 'float8_e4m3fn'));
+  const args = ['bin/memfit.js', 'convert', '-q', '--from', 'float32', '--to', 'e4m3', tmp('piped.f32')];
+  // A real pipe: `memfit ... /dev/stdout | cat > file` (was: "/dev/stdout is a symbolic link to a missing file").
+  for (const out of ['/dev/stdout', '/proc/self/fd/1']) {
+    const sh = spawnSync('sh', ['-c', '"$@" | cat > "$0"', tmp('from-pipe.e4m3'), process.execPath, ...args, out], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+    assert.is(sh.status, 0, sh.stderr);
+    assert.is(sh.stderr, '');
+    assert.equal(new Uint8Array(readFileSync(tmp('from-pipe.e4m3'))), want, out);
+  }
+  // A socket (what spawn's 'pipe' stdio is), read slowly: 1 MiB is more than the socket holds, so the
+  // writer waits for the reader (EAGAIN on Node's non-blocking stdio) and loses nothing.
+  for (const [out, stream] of [['/dev/stdout', 'stdout'], ['/dev/stderr', 'stderr'], ['/dev/fd/1', 'stdout']] as const) {
+    const p = spawn(process.execPath, [...args, out], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const got: Record<string, Buffer[]> = { stdout: [], stderr: [] };
+    for (const k of ['stdout', 'stderr'] as const) {
+      p[k].on('data', (d: Buffer) => {
+        got[k].push(d);
+        p[k].pause();
+        setTimeout(() => p[k].resume(), 1);
+      });
+    }
+    const code = await new Promise<number | null>((res) => p.on('close', res));
+    const other = stream === 'stdout' ? 'stderr' : 'stdout';
+    assert.is(code, 0, Buffer.concat(got.stderr).toString());
+    assert.equal(new Uint8Array(Buffer.concat(got[stream])), want, out);
+    assert.is(Buffer.concat(got[other]).length, 0, `${out}: nothing on ${other}`);
+  }
+  // A socket that is not this process's own stream (a named Unix socket) is still refused.
+  const server = createServer();
+  await new Promise<void>((res) => server.listen(tmp('named.sock'), res));
+  const r = memfit('convert', '-q', '--from', 'float32', '--to', 'e4m3', tmp('piped.f32'), tmp('named.sock'));
+  await new Promise((res) => server.close(res));
+  assert.is(r.code, 1);
+  assert.match(r.stderr, /named\.sock is a socket; memfit writes only regular files/);
+  noStack(r.stderr);
+  rmSync(tmp('piped.f32'));
+  rmSync(tmp('from-pipe.e4m3'));
 });
 
 test('convert float32 -> bfloat16 (little-endian uint16) and back to float32', () => {

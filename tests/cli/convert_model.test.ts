@@ -158,6 +158,80 @@ test('convert-model output rules (openOutput, as convert): a FIFO written in pla
   for (const n of [fifo, got, direct, precious, tmp('outdir')]) rmSync(n, { recursive: true });
 });
 
+/** A safetensors file from a header object (tensors and __metadata__) and its data bytes. */
+function stFile(header: Record<string, unknown>, data: Uint8Array): Uint8Array {
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const out = new Uint8Array(8 + json.length + data.length);
+  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
+  out.set(json, 8);
+  out.set(data, 8 + json.length);
+  return out;
+}
+
+test('a plain U8 tensor is listed like I32: inspect --stats shows - for its stats and prints the rest; convert-model --include of it finds no float tensor', () => {
+  const file = tmp('u8.safetensors');
+  const f = new Float32Array([1.5, -2]);
+  writeFileSync(file, stFile({
+    t: { dtype: 'U8', shape: [2, 2], data_offsets: [0, 4] },
+    i: { dtype: 'I32', shape: [1], data_offsets: [4, 8] },
+    w: { dtype: 'F32', shape: [1, 2], data_offsets: [8, 16] },
+  }, new Uint8Array([1, 2, 3, 4, 0, 0, 0, 0, ...new Uint8Array(f.buffer)])));
+  const r = memfit('inspect', '--stats', file);
+  assert.is(r.code, 0, r.stderr);
+  assert.match(r.stdout, /\nt\s+uint8\s+\[2, 2\]\s+4 B(\s+-){6}\n/);
+  assert.match(r.stdout, /\ni\s+int32\s+\[1\]\s+4 B(\s+-){6}\n/);
+  assert.match(r.stdout, /\nw\s+float32\s+\[1, 2\]\s+8 B\s+-2\s+1\.5\s+2\s+-0\.25\s+1\.75\s+0\n/);
+  assert.match(r.stdout, /totals by dtype:/);
+  for (const n of ['t', 'i']) {
+    failsClearly(memfit('convert-model', file, tmp('never.safetensors'), '--to', 'bf16', '--include', `^${n}$`), /no tensor to convert: no float tensor matches --include/);
+  }
+  rmSync(file);
+});
+
+test('control characters from a file (tensor names, metadata, error messages) are printed escaped, never sent raw to the terminal', () => {
+  const RAW = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/;
+  const title = '\u001b]0;pwned\u0007\u001b[2J';
+  const name = 'a\u001b[31mRED\u009b2J\u007f\r';
+  const file = tmp('hostile.safetensors');
+  const f = new Float32Array([1, 2]);
+  writeFileSync(file, stFile({
+    __metadata__: { k: title },
+    [name]: { dtype: 'F32', shape: [1, 2], data_offsets: [0, 8] },
+    b: { dtype: 'F32', shape: [1, 2], data_offsets: [8, 16] },
+  }, new Uint8Array([...new Uint8Array(f.buffer), ...new Uint8Array(f.buffer)])));
+  const r = memfit('inspect', '--stats', file);
+  assert.is(r.code, 0, r.stderr);
+  assert.not.match(r.stdout, RAW);
+  assert.ok(r.stdout.includes('metadata: k=\\u001b]0;pwned\\u0007\\u001b[2J'), r.stdout);
+  assert.ok(r.stdout.includes('\na\\u001b[31mRED\\u009b2J\\u007f\\r  float32'), r.stdout);
+  // The columns stay aligned: the escaped name is measured as printed.
+  const lines = r.stdout.split('\n');
+  const row = (n: string) => lines.find((l) => l.startsWith(n))!;
+  assert.is(row('b ').indexOf('float32'), row('a\\u001b').indexOf('float32'));
+  assert.is(row('b ').length, row('a\\u001b').length);
+  // JSON: the escapes are JSON's own, so the report parses back to the file's strings.
+  const j = memfit('inspect', '--json', file);
+  assert.is(j.code, 0, j.stderr);
+  assert.not.match(j.stdout, RAW);
+  const report = JSON.parse(j.stdout);
+  assert.is(report.metadata.k, title);
+  assert.is(report.tensors[0].name, name);
+  // convert-model's report names the tensor.
+  const c = memfit('convert-model', file, tmp('hostile-bf16.safetensors'), '--to', 'bf16', '-q');
+  assert.is(c.code, 0, c.stderr);
+  assert.not.match(c.stdout, RAW);
+  assert.ok(c.stdout.includes('a\\u001b[31mRED\\u009b2J\\u007f\\r'), c.stdout);
+  // An error message quoting a tensor name of the file.
+  const bad = tmp('hostile-bad.safetensors');
+  writeFileSync(bad, stFile({ [name]: { dtype: 'F32', shape: [1, 3], data_offsets: [0, 8] } }, new Uint8Array(f.buffer)));
+  for (const args of [['inspect', bad], ['convert-model', bad, tmp('never.safetensors'), '--to', 'bf16']]) {
+    const e = memfit(...args);
+    failsClearly(e, /tensor 'a\\u001b\[31mRED\\u009b2J\\u007f\\r'/);
+    assert.not.match(e.stderr, RAW);
+  }
+  for (const n of [file, bad, tmp('hostile-bf16.safetensors')]) rmSync(n);
+});
+
 test('convert-model --help documents the scale naming convention', () => {
   const r = memfit('convert-model', '--help');
   assert.is(r.code, 0);

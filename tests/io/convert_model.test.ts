@@ -17,7 +17,7 @@ import {
   MEMFIT_DTYPES_KEY, SafetensorsError, parseSafetensors, serializeSafetensors, toRawTensor, type RawTensor,
 } from '../../src/io/safetensors.js';
 import {
-  CONVERSION_KEY, ConvertError, STAT_DTYPES, convertSafetensorsBytes, fp8Scale, inspectSafetensorsBytes, planConversion,
+  CHUNK_ELEMENTS, CONVERSION_KEY, ConvertError, STAT_DTYPES, convertSafetensorsBytes, fp8Scale, inspectSafetensorsBytes, planConversion,
   resolveTarget, type ByteSink, type ConvertModelOptions, type ConversionMetadata,
 } from '../../src/io/convert_model.js';
 import { convertSafetensors, inspectSafetensors, memfitVersion } from '../../src/io/convert_model_file.js';
@@ -693,6 +693,65 @@ test('float64 values beyond float32 range: a scaled fp8 or MX target is a Conver
   await rejects(convertSafetensorsBytes(ok, { to: 'e4m3', blockSize: 16 }), ConvertError, /block size applies to MX targets/);
   await rejects(convertSafetensorsBytes(ok, { to: 'bf16', blockSize: 32 }), ConvertError, /block size applies to MX targets/);
   assert.ok((await convertSafetensorsBytes(ok, { to: 'e4m3', scale: 'mx', blockSize: 16 })).report);
+});
+
+test('plain U8 bytes are integers like I32: inspect --stats gives them no stats (no unknown-dtype error), --include of one finds no float tensor', async () => {
+  const un = fixture('unsupported.safetensors');
+  const r = await inspectSafetensorsBytes(un, { stats: true });
+  assert.equal(r.tensors.map((t) => [t.name, t.stats === null]), [['i64', true], ['f64', false], ['raw', true], ['flags', true]]);
+  const both = handFile([['u', 'U8', [2, 2], Uint8Array.of(1, 2, 3, 4)], ['i', 'I32', [1], new Uint8Array(4)], ['w', 'F32', [1, 2], f32(Float32Array.of(1, -2))]]);
+  const s = await inspectSafetensorsBytes(both, { stats: true });
+  assert.equal(s.tensors.map((t) => t.stats === null), [true, true, false]);
+  for (const n of ['u', 'i']) await rejects(convertSafetensorsBytes(both, { to: 'bf16', include: [`^${n}$`] }), ConvertError, /no tensor to convert: no float tensor matches --include/);
+  // Copied byte for byte beside a converted tensor.
+  const out = await convertSafetensorsBytes(both, { to: 'bf16', include: ['.'] });
+  assert.equal(out.report.tensors.map((t) => [t.name, t.action]), [['u', 'copied'], ['i', 'copied'], ['w', 'converted']]);
+  assert.equal([...tensors(out.bytes).get('u')!.bytes], [1, 2, 3, 4]);
+});
+
+test('inspect --stats of float64 values near the ends of their range: mean and std finite and right (no overflow to nan, no underflow to 0)', async () => {
+  const f64 = (a: number[]) => new Uint8Array(new Float64Array(a).buffer);
+  const file = handFile([
+    ['big', 'F64', [4], f64([1e200, 2e200, 3e200, 4e200])],
+    ['max', 'F64', [2], f64([1.7e308, 1.7e308])],
+    ['spread', 'F64', [2], f64([1.7e308, -1.7e308])],
+    ['tiny', 'F64', [4], f64([1e-200, 2e-200, 3e-200, 4e-200])],
+  ]);
+  // Tiny values fill the first chunk, huge ones come in the second: the running unit grows between chunks.
+  const n = CHUNK_ELEMENTS + 2;
+  const grow = new Float64Array(n).map((_, i) => (i % 2 ? 3e-200 : 1e-200));
+  grow.set([1e200, 3e200], CHUNK_ELEMENTS);
+  const growing = handFile([['g', 'F64', [n], new Uint8Array(grow.buffer)]]);
+  const near = (got: number, want: number, what: string) => assert.ok(Math.abs(got - want) <= 1e-12 * Math.abs(want), `${what}: ${got} vs ${want}`);
+  const r = await inspectSafetensorsBytes(file, { stats: true });
+  const st = (n: string) => r.tensors.find((t) => t.name === n)!.stats!;
+  near(st('big').mean, 2.5e200, 'big mean');
+  near(st('big').std, Math.sqrt(1.25) * 1e200, 'big std');
+  near(st('max').mean, 1.7e308, 'max mean');
+  assert.is(st('max').std, 0, 'max std');
+  assert.is(st('spread').mean, 0, 'spread mean');
+  near(st('spread').std, 1.7e308, 'spread std');
+  near(st('tiny').mean, 2.5e-200, 'tiny mean');
+  near(st('tiny').std, Math.sqrt(1.25) * 1e-200, 'tiny std');
+  for (const n of ['big', 'max', 'spread', 'tiny']) assert.is(st(n).nonFinite, 0, n);
+  const g = (await inspectSafetensorsBytes(growing, { stats: true })).tensors[0].stats!;
+  near(g.mean, (4 / n) * 1e200, 'growing mean');
+  near(g.std, Math.sqrt(10 / n - 16 / n / n) * 1e200, 'growing std');
+  assert.is(g.absmax, 3e200);
+});
+
+test('convert report of float64 values near the ends of their range: the relative RMS error is right (no nan, no 0 for values flushed to zero)', async () => {
+  const f64 = (a: number[]) => new Uint8Array(new Float64Array(a).buffer);
+  const file = handFile([['tiny', 'F64', [2, 2], f64([1e-200, 2e-200, -3e-200, 4e-200])], ['huge', 'F64', [1, 2], f64([1e300, -1e300])]]);
+  const sat = (await convertSafetensorsBytes(file, { to: 'bf16', saturate: true })).report.tensors;
+  const tiny = sat.find((t) => t.name === 'tiny')!;
+  assert.is(tiny.maxAbsError, 4e-200);
+  assert.is(tiny.relRmsError, 1, 'every value flushes to 0: the whole value is the error');
+  const huge = sat.find((t) => t.name === 'huge')!;
+  assert.is(huge.clamped, 2);
+  assert.ok(Math.abs(huge.relRmsError! - 1) < 1e-12, `saturated to +-bfloat16 max: ${huge.relRmsError}`);
+  const inf = (await convertSafetensorsBytes(file, { to: 'bf16' })).report.tensors.find((t) => t.name === 'huge')!;
+  assert.is(inf.relRmsError, Infinity, 'overflow to inf without --saturate');
 });
 
 test('files: the output follows openOutput: a FIFO is written in place, a link kept, a directory refused before converting, a foreign file kept unless overwrite, the mode kept', async () => {
