@@ -206,8 +206,11 @@ export async function main(argv: readonly string[] = process.argv): Promise<void
   try {
     await buildProgram().parseAsync(argv as string[]);
   } catch (err) {
-    process.exitCode = 1;
     const e = err as Error & { code?: unknown };
+    // An output pipe whose reader went away (`memfit convert in /dev/stdout | head -c 4`): a quiet
+    // stop, as for printed output (quietOnClosedStdout).
+    if (e?.code === 'EPIPE') return;
+    process.exitCode = 1;
     // Messages may quote the input (tensor names, metadata): writeLine escapes its control characters.
     if (err instanceof MemfitError || err instanceof CliError) {
       writeLine(process.stderr, `memfit: ${e.message}`);

@@ -168,10 +168,15 @@ test('a directory, a dangling link and a socket-like target are refused with a c
   assert.is(d.code, 1);
   assert.match(d.stderr, /symbolic link to a missing file/);
   assert.ok(lstatSync(dangling).isSymbolicLink());
-  // A link to a regular file: the file is replaced atomically, the link is kept.
+  // A link to a regular file: kept without --force (raw output has no header to tell an earlier
+  // conversion); with it the file is replaced atomically, the link is kept.
   writeFileSync(path('real.bin'), 'old');
   symlinkSync(path('real.bin'), path('file.link'));
-  const l = memfitSync('convert', '--from', 'f32', '--to', 'e4m3', path('in.f32'), path('file.link'));
+  const kept = memfitSync('convert', '--from', 'f32', '--to', 'e4m3', path('in.f32'), path('file.link'));
+  assert.is(kept.code, 1);
+  assert.match(kept.stderr, /file\.link exists; not replacing it/);
+  assert.is(readFileSync(path('real.bin'), 'utf8'), 'old');
+  const l = memfitSync('convert', '--force', '--from', 'f32', '--to', 'e4m3', path('in.f32'), path('file.link'));
   assert.is(l.code, 0, l.stderr);
   assert.ok(lstatSync(path('file.link')).isSymbolicLink(), 'the link is still a link');
   assert.equal([...readFileSync(path('real.bin'))], [...E4M3], 'the file it points to holds the output');
