@@ -47,13 +47,21 @@ export function loadNow(): number[] {
 export const WARMUP_MS = 2000;
 
 /**
+ * The steps of the learning-rate schedule of a benchmark's trainers: more than any run takes with its
+ * time-based warm-up, so the cosine never passes its end (where it would rise again).
+ */
+export const TRAINER_STEPS = 100_000;
+
+/**
  * Runs `warmup` rounds (at least; more until `minMs` has passed), then `steps` measured rounds:
  * round(i, measured) with i counting every round (for roundOrder). Returns the warm-up rounds run.
  */
-export async function warmedRounds(warmup: number, steps: number, round: (i: number, measured: boolean) => Promise<void>, minMs = WARMUP_MS): Promise<number> {
-  const start = performance.now();
+export async function warmedRounds(
+  warmup: number, steps: number, round: (i: number, measured: boolean) => Promise<void>, minMs = WARMUP_MS, now: () => number = () => performance.now(),
+): Promise<number> {
+  const start = now();
   let w = 0;
-  while (w < warmup || performance.now() - start < minMs) await round(w++, false);
+  while (w < warmup || now() - start < minMs) await round(w++, false);
   for (let i = 0; i < steps; i++) await round(w + i, true);
   return w;
 }

@@ -28,7 +28,7 @@ import { loadSotuText } from '../src/data/sotu.js';
 import { LanguageModelTrainer, MEDIUM_LLAMA, TINY_LLAMA, type TrainConfig } from '../src/train/language_model.js';
 import { writeFileAtomic } from '../src/io/fs_sync.js';
 import { stackedBarChart } from '../src/report/charts.js';
-import { loadNow, median, pairedRatio, roundOrder, warmedRounds, WARMUP_MS } from './interleave.js';
+import { loadNow, median, pairedRatio, roundOrder, warmedRounds, WARMUP_MS, TRAINER_STEPS } from './interleave.js';
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
@@ -59,7 +59,7 @@ for (const name of configArg.split(',')) {
   const base = CONFIGS[name];
   const steps = stepsArg ?? (quick ? 2 : name === 'tiny' ? 20 : 8), warmup = 1;
   const runs = SETUPS.map((s) => {
-    const t = new LanguageModelTrainer(new WasmBackend(), dataset, { ...base, ...s.config, steps: steps + warmup, warmupSteps: 1 });
+    const t = new LanguageModelTrainer(new WasmBackend(), dataset, { ...base, ...s.config, steps: TRAINER_STEPS, warmupSteps: 1 });
     return { setup: s, t, ms: [] as number[], peaks: [] as { peak: number; memory: Record<Category, number> }[] };
   });
   log(`${name}: ${SETUPS.length} configurations, warm-up rounds (at least ${warmup}, and ${WARMUP_MS} ms) + ${steps} steps each, interleaved`);

@@ -40,7 +40,7 @@ import { Generator } from '../src/random.js';
 import { BENCH_MODELS, benchModel, type BenchModel } from './train_models.js';
 import { hostBackend } from '../src/optim/paged.js';
 import { findTorchPython, runTorchPeer, torchTrainArgs, type TorchPeerOutput } from './torch_peer.js';
-import { loadNow, median, pairedRatio, roundOrder, warmedRounds } from './interleave.js';
+import { loadNow, median, pairedRatio, roundOrder, warmedRounds, TRAINER_STEPS } from './interleave.js';
 
 const argv = process.argv.slice(2);
 const flag = (f: string) => argv.includes(f);
@@ -118,7 +118,7 @@ async function benchCheckpoint(args: string[]): Promise<void> {
     const trainers: { mode: CheckpointMode; t: LanguageModelTrainer; ms: number[]; peaks: number[]; split: { forward: number; backward: number; recompute: number }[]; row: Record<string, unknown> }[] = [];
     for (const mode of modes) {
       const backend = new WasmBackend(); // one per mode: each one's memory accounting is its own
-      const t = new LanguageModelTrainer(backend, dataset, { ...config, recomputeLogits: mode === 'layers-logits', steps: steps + warmup + splitRounds, warmupSteps: 1 });
+      const t = new LanguageModelTrainer(backend, dataset, { ...config, recomputeLogits: mode === 'layers-logits', steps: TRAINER_STEPS, warmupSteps: 1 });
       const row: Record<string, unknown> = { config: name, mode };
       log(`${name}: ${mode} ...`);
       if (mode === 'layers' || mode === 'layers-logits') row.checkpointed = checkpointModules(t.model, /^layers\.\d+$/).wrapped;
@@ -287,7 +287,7 @@ async function runInterleaved(backends: readonly Backend[], config: TrainConfig,
     backend.memory.resetPeakMemoryStats(); // one backend may serve several runs: each run's peaks are its own
   }
   const states = backends.map((backend) => ({
-    backend, t: new LanguageModelTrainer(backend, dataset, { ...config, steps: steps + warmup, warmupSteps: 1 }),
+    backend, t: new LanguageModelTrainer(backend, dataset, { ...config, steps: TRAINER_STEPS, warmupSteps: 1 }),
     ms: [] as number[], counts: [] as Record<string, number>[], first: 0, last: 0,
   }));
   try {

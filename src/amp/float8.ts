@@ -35,7 +35,7 @@ import { numel } from '../backend/shape.js';
 import { Tensor } from '../tensor/tensor.js';
 import { apply, defineOp, sameDtypeOrFloat32 } from '../autograd/op.js';
 import { checkVariables, type Variable } from '../autograd/variable.js';
-import { floating, kSum, sameBackend } from '../autograd/kernels.js';
+import { floating, kSum, productPlusBias, sameBackend } from '../autograd/kernels.js';
 import { Linear } from '../nn/layers.js';
 import { autocastDtype } from './autocast.js';
 import type { Module } from '../nn/module.js';
@@ -197,8 +197,8 @@ const FLOAT8_LINEAR = defineOp({
       xq = quantize(be, x2, 'float8_e4m3fn', config.recipe, st?.input ?? null, io.category, 'input');
       wq = quantize(be, weight.data, 'float8_e4m3fn', config.recipe, st?.weight ?? null, io.category, 'weight');
       wt = transposedCopy(wq.q); // [in, out]: scaledMatmul's B
-      be.scaledMatmul(xq.q, wt, y2, xq.inv, wq.inv);
-      if (bias) be.binary('add', y2, bias.data, y2);
+      const w = wt;
+      productPlusBias(be, y2, bias?.data ?? null, (into) => be.scaledMatmul(xq!.q, w, into, xq!.inv, wq!.inv));
     } catch (e) {
       for (const t of [xq?.q, xq?.inv, wq?.q, wq?.inv]) t?.dispose();
       throw e;
@@ -347,8 +347,7 @@ const MX_LINEAR = defineOp({
       tmp.push(xr.q, xr.scales, wr.q, wr.scales);
       const xd = mxDequantize(be, xr, 'input_mx_f32'), wd = mxDequantize(be, wr, 'weight_mx_f32');
       tmp.push(xd, wd);
-      be.matmul(xd, wd, y2, { transB: true });
-      if (bias) be.binary('add', y2, bias.data, y2);
+      productPlusBias(be, y2, bias?.data ?? null, (into) => be.matmul(xd, wd, into, { transB: true }));
       // for backward: x in blocks along tokens (dW), W in blocks along out-features (dX)
       xc = mxQuantize(be, x2, 'columns', io.category, 'input');
       keep.push(xc.q, xc.scales);

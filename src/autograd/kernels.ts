@@ -113,3 +113,24 @@ export function unbroadcast(g: Tensor, shape: readonly number[]): Tensor {
 
 /** A new reference to g (same storage): the gradient passed straight through. */
 export const pass = (g: Tensor): Tensor => g.reshape(g.shape);
+
+/**
+ * out = product + bias (bias broadcast over rows; none: the product alone), rounded once into out:
+ * a low-precision out gets the product in a float32 temporary and the sum rounded, as PyTorch's
+ * addmm (rounding the product first and again after the bias is one step off in about a quarter of
+ * bfloat16 outputs). `product(into)` writes the product into a tensor of out's shape.
+ */
+export function productPlusBias(be: Backend, out: Tensor, bias: Tensor | null, product: (into: Tensor) => void): void {
+  if (!bias || out.dtype === 'float32') {
+    product(out);
+    if (bias) be.binary('add', out, bias, out);
+    return;
+  }
+  const acc = Tensor.empty(be, out.shape, { dtype: 'float32', category: 'temporary' });
+  try {
+    product(acc);
+    be.binary('add', acc, bias, out);
+  } finally {
+    acc.dispose();
+  }
+}

@@ -37,7 +37,8 @@ export function num(x: number): string {
  */
 export function table(rows: string[][], right: boolean[] = []): string[] {
   if (rows.length === 0) return [];
-  const shown = rows.map((r) => r.map((c) => terminalSafe(c ?? '')));
+  // A cell is one line: its newlines are escaped too (a tensor named "w\nfake  float64" cannot forge a row).
+  const shown = rows.map((r) => r.map((c) => terminalSafe(c ?? '').replace(/\n/g, '\\n')));
   const widths = shown[0].map((_, i) => Math.max(...shown.map((r) => (r[i] ?? '').length)));
   return shown.map((r) => r.map((c, i) => (right[i] ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd());
 }

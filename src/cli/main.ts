@@ -207,9 +207,12 @@ export async function main(argv: readonly string[] = process.argv): Promise<void
     await buildProgram().parseAsync(argv as string[]);
   } catch (err) {
     const e = err as Error & { code?: unknown };
-    // An output pipe whose reader went away (`memfit convert in /dev/stdout | head -c 4`): a quiet
-    // stop, as for printed output (quietOnClosedStdout).
-    if (e?.code === 'EPIPE') return;
+    // An output pipe whose reader went away (`memfit convert in /dev/stdout | head -c 4`, a FIFO):
+    // a quiet stop with status 141, as a tool killed by SIGPIPE (the output is cut short).
+    if (e?.code === 'EPIPE') {
+      process.exitCode = 141;
+      return;
+    }
     process.exitCode = 1;
     // Messages may quote the input (tensor names, metadata): writeLine escapes its control characters.
     if (err instanceof MemfitError || err instanceof CliError) {

@@ -7,7 +7,7 @@ import { headsLayout, numel } from '../backend/shape.js';
 import { checkVariables, isGradEnabled, Variable } from '../autograd/variable.js';
 import { apply, defineOp, sameDtypeOrFloat32 } from '../autograd/op.js';
 import { permute, reshape } from '../autograd/ops.js';
-import { floating, kBinary, kSum, outCategory, sameBackend, zeros } from '../autograd/kernels.js';
+import { floating, kBinary, kSum, outCategory, productPlusBias, sameBackend, zeros } from '../autograd/kernels.js';
 import { defaultGenerator, type Generator } from '../random.js';
 
 const dims = (s: readonly number[]): string => `[${s.join(', ')}]`;
@@ -26,21 +26,7 @@ const LINEAR = defineOp({
     const y = io.output(x.data, [...x.shape.slice(0, -1), outF]);
     const y2 = y.reshape([rows, outF]);
     try {
-      if (bias && y.dtype !== 'float32') {
-        // A low-precision output rounds once, as PyTorch's addmm: the product and the bias are
-        // summed in float32 (rounding the product first and again after the bias was off by one
-        // step in a quarter of bfloat16 outputs).
-        const acc = Tensor.empty(be, [rows, outF], { dtype: 'float32', category: 'temporary' });
-        try {
-          be.matmul(x2, weight.data, acc, { transB: true });
-          be.binary('add', acc, bias.data, y2);
-        } finally {
-          acc.dispose();
-        }
-      } else {
-        be.matmul(x2, weight.data, y2, { transB: true });
-        if (bias) be.binary('add', y2, bias.data, y2);
-      }
+      productPlusBias(be, y2, bias?.data ?? null, (into) => be.matmul(x2, weight.data, into, { transB: true }));
     } finally {
       x2.dispose(); y2.dispose();
     }

@@ -82,8 +82,8 @@ export interface TrainConfig {
   /**
    * Keep no logits for backward: the final norm, the head and the loss run under checkpoint() and
    * backward computes the logits again (Llama.loss's recomputeLogits). The same loss and gradients,
-   * one more head matmul a step, and [batch x seqLen x (vocabSize + hiddenSize)] less memory held
-   * between forward and backward;
+   * one more head matmul a step, and [batch x seqLen x (vocabSize + hiddenSize + 1)] less memory
+   * held between forward and backward (the logits' gradient, the norm's output and its rstd);
    * not a lower peak in a step (the logits and their gradient exist at the loss either way).
    * Default false.
    */

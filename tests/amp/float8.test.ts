@@ -261,6 +261,24 @@ function mxRef(x: Float32Array, r: number, c: number, along: 'rows' | 'columns')
   return out;
 }
 
+test('fp8 and MXFP8 linears with a bias round a bfloat16 output once: the product and the bias summed in float32, then rounded', async () => {
+  const M = 32, K = 32, N = 32; // MXFP8 blocks: multiples of 32
+  const bf = (a: Float32Array) => decode(encode(a, 'bfloat16'), 'bfloat16') as Float32Array;
+  for (const scaling of ['current', 'mx'] as const) {
+    const m = new One(w, K, N);
+    m.to('bfloat16');
+    m.to('float32'); // bfloat16-exact float32 weights and bias: the bfloat16 run below reads the same values
+    convertToFloat8Training(m, { recipe: { scaling } });
+    const x = bf(rand(M * K, 71, 3));
+    const y32 = await m.forward(new Variable(Tensor.from(w, x, [M, K]))).data.toArray() as Float32Array;
+    m.to('bfloat16');
+    const y16 = m.forward(new Variable(Tensor.from(w, x, [M, K], { dtype: 'bfloat16' })));
+    assert.is(y16.data.dtype, 'bfloat16');
+    assert.equal([...await y16.data.toArray()], [...bf(y32)], `${scaling}: one rounding of the float32 result`);
+    m.dispose();
+  }
+});
+
 test('MXFP8 (emulated): one linear forward and backward agrees with a float64 reference of OCP block quantization, each matmul quantized along its reduction axis', async () => {
   const M = 64, K = 32, N = 64;
   const m = new One(w, K, N, false);

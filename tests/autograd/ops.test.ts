@@ -4,6 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { WasmBackend } from '../../src/backend/wasm/backend.js';
 import { Tensor } from '../../src/tensor/tensor.js';
+import { gpuBackend } from '../helpers/backends.js';
 import {
   Variable, div, neg, addScalar, exp, log, square, sqrt, relu, gelu, silu, sigmoid, tanh, reshape, transpose, sum, mean,
   softmax, logSoftmax, matmul, cast, withOpPolicy, tidy, mul, narrow, cat, pow,
@@ -197,20 +198,25 @@ test('a bfloat16 leaf gets a float32 gradient', async () => {
   l.dispose(); xb.dispose(); x.dispose();
 });
 
-test('sum and mean keep a low-precision input\'s dtype (as PyTorch), summed in float32 and rounded once', async () => {
+test('sum and mean keep a low-precision input\'s dtype (as PyTorch), summed in float32 and rounded once (wasm and WebGPU)', async () => {
   // 256 + 1 + 1 + 1 + 1 = 260 in float32; bfloat16 rounds 260 to 260 (exact), where adding in
-  // bfloat16 would stay at 256. The mean, 52, is exact too.
-  const x = new Variable(Tensor.from(w, [256, 1, 1, 1, 1, 2, 2, 2, 2, 2], [2, 5], { dtype: 'bfloat16' }), { requiresGrad: true });
-  const s = sum(x), m = mean(x), m1 = mean(x, 1), s1 = sum(x, 1, { keepDim: true });
-  for (const y of [s, m, m1, s1]) assert.is(y.data.dtype, 'bfloat16');
-  assert.equal([...await s.data.toArray()], [270]);
-  assert.equal([...await m.data.toArray()], [27]);
-  assert.equal([...await m1.data.toArray()], [52, 2]);
-  assert.equal([...await s1.data.toArray()], [260, 10]);
-  m.backward();
-  assert.is(x.grad!.dtype, 'float32');
-  assert.equal([...await x.grad!.toArray()], Array(10).fill(0.1).map(Math.fround));
-  for (const t of [s, m, m1, s1, x]) t.dispose();
+  // bfloat16 would stay at 256. The mean, 52, is exact too. Several outputs: packed two a word.
+  for (const be of [w, await gpuBackend()]) {
+    const x = new Variable(Tensor.from(be, [256, 1, 1, 1, 1, 2, 2, 2, 2, 2], [2, 5], { dtype: 'bfloat16' }), { requiresGrad: true });
+    const s = sum(x), m = mean(x), m1 = mean(x, 1), s1 = sum(x, 1, { keepDim: true }), s0 = sum(x, 0);
+    for (const y of [s, m, m1, s1, s0]) assert.is(y.data.dtype, 'bfloat16');
+    assert.equal([...await s.data.toArray()], [270], be.kind);
+    assert.equal([...await m.data.toArray()], [27], be.kind);
+    assert.equal([...await m1.data.toArray()], [52, 2], be.kind);
+    assert.equal([...await s1.data.toArray()], [260, 10], be.kind);
+    assert.equal([...await s0.data.toArray()], [258, 3, 3, 3, 3], be.kind);
+    m.backward();
+    assert.is(x.grad!.dtype, 'float32');
+    assert.equal([...await x.grad!.toArray()], Array(10).fill(0.1).map(Math.fround));
+    for (const t of [s, m, m1, s1, s0]) { t.releaseGraph(); t.dispose(); }
+    x.dispose();
+    if (be !== w) be.destroy();
+  }
 });
 
 test('op policy (the autocast hook): casting matmul inputs to bfloat16 equals casting by hand, gradients reach the float32 leaves', async () => {

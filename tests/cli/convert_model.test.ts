@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseSafetensors } from '../../src/io/safetensors.js';
 import { CONVERSION_KEY, convertSafetensorsBytes, inspectSafetensorsBytes } from '../../src/io/convert_model.js';
+import { table } from '../../src/cli/inspect.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'memfit-cli-model-'));
@@ -209,6 +210,8 @@ test('control characters from a file (tensor names, metadata, error messages) ar
   const row = (n: string) => lines.find((l) => l.startsWith(n))!;
   assert.is(row('b ').indexOf('float32'), row('a\\u001b').indexOf('float32'));
   assert.is(row('b ').length, row('a\\u001b').length);
+  // A newline in a name cannot forge a row: a table cell is one line.
+  assert.equal(table([['w\nfake', 'float64'], ['b', 'float32']]), ['w\\nfake  float64', 'b        float32']);
   // JSON: the escapes are JSON's own, so the report parses back to the file's strings.
   const j = memfit('inspect', '--json', file);
   assert.is(j.code, 0, j.stderr);
