@@ -2,8 +2,12 @@
 // number and code arguments.
 import { formatOf, type FormatTraits } from '../index.js';
 
-/** C0 controls but the newline, DEL and C1 controls: what a terminal may take as a command (ESC, BEL, CSI, OSC...). */
-const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/g;
+/**
+ * C0 controls but the newline, DEL and C1 controls: what a terminal may take as a command (ESC, BEL,
+ * CSI, OSC...); and the bidirectional overrides and isolates, which reorder what is shown (a name that
+ * reads as another: "Trojan Source").
+ */
+const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
 
 /**
  * `text` safe to print on a terminal: the control characters a hostile file can put in a tensor name, a

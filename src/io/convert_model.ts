@@ -1106,14 +1106,11 @@ function checkScale(scale: number, amax: number, dtype: DType, from: string, nam
  */
 function checkMxRange(x: Float64Array, dtype: DType, name: string): void {
   for (const v of x) {
-    if (Number.isFinite(v) && Math.abs(v) > F32_MAX) {
+    if (Number.isFinite(v) && !Number.isFinite(Math.fround(v))) {
       throw new ConvertError(`tensor '${name}': the float64 value ${v} is beyond float32's range, and MX quantisation to ${dtype} runs on float32 values; it cannot be converted (leave it out with --exclude)`);
     }
   }
 }
-
-/** The largest finite float32. */
-const F32_MAX = 3.4028234663852886e38;
 
 interface TensorOut {
   /** The tensor's name (for errors). */

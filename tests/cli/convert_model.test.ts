@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { parseSafetensors } from '../../src/io/safetensors.js';
 import { CONVERSION_KEY, convertSafetensorsBytes, inspectSafetensorsBytes } from '../../src/io/convert_model.js';
 import { table } from '../../src/cli/inspect.js';
+import { terminalSafe } from '../../src/cli/format.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'memfit-cli-model-'));
@@ -212,6 +213,8 @@ test('control characters from a file (tensor names, metadata, error messages) ar
   assert.is(row('b ').length, row('a\\u001b').length);
   // A newline in a name cannot forge a row: a table cell is one line.
   assert.equal(table([['w\nfake', 'float64'], ['b', 'float32']]), ['w\\nfake  float64', 'b        float32']);
+  // Bidirectional overrides reorder what a terminal shows (a name reading as another): escaped too.
+  assert.is(terminalSafe('w\u202eth.exe\u2066x'), 'w\\u202eth.exe\\u2066x');
   // JSON: the escapes are JSON's own, so the report parses back to the file's strings.
   const j = memfit('inspect', '--json', file);
   assert.is(j.code, 0, j.stderr);

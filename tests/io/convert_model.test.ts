@@ -687,6 +687,11 @@ test('float64 values beyond float32 range: a scaled fp8 or MX target is a Conver
   for (const to of ['mxfp8_e4m3', 'mxfp4'] as const) {
     await rejects(convertSafetensorsBytes(file, { to }), ConvertError, /tensor 'w': the float64 value 1e\+300 is beyond float32's range, and MX quantisation to float\w+ runs on float32 values/);
   }
+  // Just above float32's largest finite value but within half an ulp of it: it rounds to that value, not to inf.
+  const edge = 3.4028234663852886e38 + 5e30;
+  assert.is(Math.fround(edge), 3.4028234663852886e38);
+  const near = handFile([['w', 'F64', [2, 2], new Uint8Array(new Float64Array([edge, 1, 2, 3]).buffer)]]);
+  assert.is((await convertSafetensorsBytes(near, { to: 'mxfp8_e4m3' })).report.tensors[0].nonFinite, 0);
   const mx = await convertSafetensorsBytes(ok, { to: 'mxfp8_e4m3' });
   assert.is(mx.report.tensors[0].nonFinite, 0);
   assert.ok(Number.isFinite(mx.report.tensors[0].maxAbsError!));
