@@ -149,7 +149,7 @@ export async function convertFile(opts: ConvertOptions): Promise<void> {
       const raw = new Uint8Array(inBuf, 0, inBytes);
       await readFully(inH, raw, inPos, (at) => new CliError(`${opts.input}: file ended early at byte ${at} (was it changed while converting?)`));
       const vals = readValues(src, raw, c, values.subarray(0, c), opts.input, i);
-      const codes = encode(vals, dst.f.name, { saturate: opts.saturate, rounding: opts.rounding, seed, offset: i });
+      const codes = encode(vals, dst.f.name, { saturate: opts.saturate, rounding: opts.rounding, ...(opts.rounding === 'stochastic' ? { seed, offset: i } : {}) });
       const outBytes = dst.packed ? pack(codes as Uint8Array, dst.f.name) : bytesOf(codes);
       await writeFully(out.handle, outBytes);
       inPos += inBytes;

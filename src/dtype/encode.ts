@@ -86,6 +86,7 @@ export function encode(values: EncodeInput, dtype: DTypeName, options: EncodeOpt
   const seed = mode === 2 ? seedOf(o.seed) : 0n;
   const offset: unknown = o.offset ?? 0;
   if (!(typeof offset === 'number' && Number.isSafeInteger(offset) && offset >= 0)) throw new InvalidArgumentError(`encode: options.offset must be a non-negative integer, got ${describeValue(offset)}`);
+  if (o.offset !== undefined && mode !== ROUNDING_IDS.stochastic) throw new InvalidArgumentError(`encode: options.offset only applies to rounding 'stochastic' (its position in the random stream; rounding is ${JSON.stringify(rounding)})`);
   let src: Side;
   if (values instanceof Float32Array) src = { data: values, bytesPer: 4, float: true, what: 'encode values' };
   else if (values instanceof Float64Array) src = { data: values, bytesPer: 8, float: true, what: 'encode values' };

@@ -63,10 +63,11 @@ function traits(
   signed: boolean, hasInf: boolean, nan: NanEncoding,
 ): FormatTraits {
   const codeBytes = bits > 16 ? 4 : bits > 8 ? 2 : 1;
-  return {
+  // Frozen, as the whole table: a caller changing a shared trait would change every decode after it.
+  return Object.freeze({
     name, id, bits, exponentBits, mantissaBits, bias: (1 << (exponentBits - 1)) - 1,
-    signed, hasInf, nan, nanKeepsPayload: name === 'float32' || name === 'float16', aliases: ALIASES[name], codeBytes,
-  };
+    signed, hasInf, nan, nanKeepsPayload: name === 'float32' || name === 'float16', aliases: Object.freeze([...ALIASES[name]]), codeBytes,
+  });
 }
 
 /**
@@ -74,7 +75,7 @@ function traits(
  * AssemblyScript and WGSL constants and trait functions are generated from it at build time
  * (scripts/gen-constants.ts writes build/constants.ts and build/constants.wgsl).
  */
-export const FORMATS: readonly FormatTraits[] = [
+export const FORMATS: readonly FormatTraits[] = Object.freeze([
   traits('float32', 0, 32, 8, 23, true, true, 'ieee'),
   traits('float16', 1, 16, 5, 10, true, true, 'ieee'),
   traits('bfloat16', 2, 16, 8, 7, true, true, 'ieee'),
@@ -84,7 +85,7 @@ export const FORMATS: readonly FormatTraits[] = [
   traits('float6_e3m2fn', 6, 6, 3, 2, true, false, 'none'),
   traits('float6_e2m3fn', 7, 6, 2, 3, true, false, 'none'),
   traits('float4_e2m1fn', 8, 4, 2, 1, true, false, 'none'),
-];
+]);
 
 /** The format id kernels use for int32 tensors (ids, targets), after the float formats. */
 export const INT32_FORMAT_ID = 9;
@@ -102,10 +103,10 @@ for (const f of FORMATS) {
 }
 
 /** Every accepted name: canonical names first, then aliases. */
-export const DTYPE_NAMES: readonly DTypeName[] = [
+export const DTYPE_NAMES: readonly DTypeName[] = Object.freeze([
   ...FORMATS.map((f) => f.name),
   ...FORMATS.flatMap((f) => f.aliases),
-];
+]);
 
 /** Whether `name` is a dtype name or alias (case-insensitive): narrows a string from a file or a command line. */
 export function isDTypeName(name: unknown): name is DTypeName {

@@ -5,22 +5,32 @@ import { formatOf, type DType, type DTypeName } from './formats.js';
 import { hostCopy } from './host_array.js';
 import { firstCodeAbove, kernelInt, memoryBuffer, wasm, wasmAlloc, wasmFree } from './wasm.js';
 
-/** Numbers of `values` (a typed array of numbers or an array of numbers), checked: an InvalidArgumentError naming `what` otherwise. */
+/**
+ * Numbers of `values` (a Float32Array, a Float64Array or an array of numbers), checked: an
+ * InvalidArgumentError naming `what` otherwise. Integer typed arrays are refused, as encode() refuses
+ * them (a Uint16Array of float16 bit patterns would be read as integers).
+ */
 function numbers(values: unknown, what: string): ArrayLike<number> {
-  if (ArrayBuffer.isView(values) && !(values instanceof DataView) && !(values instanceof BigInt64Array) && !(values instanceof BigUint64Array)) {
-    return hostCopy(values as Float32Array, what);
-  }
-  if (!Array.isArray(values)) throw new InvalidArgumentError(`${what} must be a Float32Array or an array of numbers, got ${describeValue(values)}`);
+  if (values instanceof Float32Array || values instanceof Float64Array) return hostCopy(values, what);
+  if (!Array.isArray(values)) throw new InvalidArgumentError(`${what} must be a Float32Array, a Float64Array or an array of numbers, got ${describeValue(values)}`);
   values.forEach((v: unknown, i) => {
     if (typeof v !== 'number') throw new InvalidArgumentError(`${what}[${i}] is not a number: ${describeValue(v)}`);
   });
   return values as number[];
 }
 
-/** `values` as float32 (see numbers()). */
+/**
+ * `values` as float32 (see numbers()): MX quantises float32 values, so float64 ones are rounded to
+ * float32 first; a finite one beyond float32's range (it would become inf and its block NaN) is refused.
+ */
 function float32Values(values: unknown, what: string): Float32Array {
   const v = numbers(values, what);
-  return v instanceof Float32Array ? v : Float32Array.from(v);
+  if (v instanceof Float32Array) return v;
+  const out = Float32Array.from(v);
+  for (let i = 0; i < out.length; i++) {
+    if (!Number.isFinite(out[i]) && Number.isFinite(v[i])) throw new InvalidArgumentError(`${what}[${i}] = ${v[i]} is beyond float32's range (MX quantises float32 values)`);
+  }
+  return out;
 }
 
 /** Element formats of the OCP MX v1.0 concrete formats: MXFP8 (E4M3, E5M2), MXFP6 (E3M2, E2M3), MXFP4 (E2M1). */

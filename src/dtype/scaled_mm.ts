@@ -96,6 +96,7 @@ export function scaledMatmul(a: Uint8Array, b: Uint8Array, options: ScaledMatmul
   if (b.length !== k * n) throw new ShapeMismatchError(`B has ${b.length} codes, expected k * n = ${k} * ${n} = ${k * n}`);
   const blockSize = kernelInt(options.blockSize ?? 32, 'scaledMatmul: blockSize', 1);
   const isMx = scaleA instanceof Uint8Array || scaleB instanceof Uint8Array;
+  if (options.blockSize !== undefined && !isMx) throw new InvalidArgumentError('scaledMatmul: blockSize applies to E8M0 block scales (MX, Uint8Array scales); these scales are per tensor or per row/column');
   if (isMx && k % blockSize !== 0) {
     throw new ShapeMismatchError(`MX block scales need k (${k}) to be a multiple of blockSize (${blockSize})`);
   }

@@ -1132,7 +1132,7 @@ async function convertTensor(vs: ValueSource, target: ConvertTarget, o: TensorOu
   const { dtype, scale, blockSize: bs } = target;
   const rowLen = vs.rowLen;
   const max = finfo(dtype).max;
-  const encodeOpts = (start: number) => ({ saturate: o.saturate, rounding: o.rounding, seed: o.seed, offset: o.streamOffset + start });
+  const encodeOpts = (start: number) => ({ saturate: o.saturate, rounding: o.rounding, ...(o.rounding === 'stochastic' ? { seed: o.seed, offset: o.streamOffset + start } : {}) });
   const err = new ErrorAccumulator();
   const flatMx = rowLen % bs === 0;
   const perRow = Math.ceil(rowLen / bs);

@@ -125,4 +125,13 @@ test('formatTable takes one dtype name too; anything else but a list of names is
   refused(() => formatTable('nope' as never), /unknown dtype "nope"/, UnknownDTypeError);
 });
 
+test('the format table is frozen: changing a shared trait cannot change every decode after it', () => {
+  assert.ok(Object.isFrozen(FORMATS) && FORMATS.every((f) => Object.isFrozen(f) && Object.isFrozen(f.aliases)));
+  assert.ok(Object.isFrozen(DTYPE_NAMES));
+  assert.is(Reflect.set(formatOf('e4m3'), 'bias', 3), false);
+  assert.throws(() => { (DTYPE_NAMES as string[]).push('zzz'); }, TypeError);
+  assert.is(formatOf('e4m3').bias, 7);
+  assert.is(codeValue('e4m3', 0x38), 1);
+});
+
 test.run();

@@ -129,4 +129,16 @@ test('a margin (or amax) that puts the scale out of range is refused, never a sc
   assert.is(scaleFromAmax(Infinity, 'e4m3'), 1, 'documented: amax inf gives 1');
 });
 
+test('mxQuantize takes float32, float64 and numbers only; a finite value beyond float32\'s range is refused, not a NaN block', () => {
+  for (const bad of [Uint16Array.of(0x3c00), Int8Array.of(1), Uint8ClampedArray.of(1), Uint32Array.of(1)]) {
+    invalid(() => mxQuantize(bad as never, 'e4m3'), /mxQuantize values must be a Float32Array, a Float64Array or an array of numbers/);
+  }
+  invalid(() => mxQuantize([1e39, 1], 'e4m3', { blockSize: 2 }), /mxQuantize values\[0\] = 1e\+39 is beyond float32's range/);
+  invalid(() => mxQuantize(Float64Array.of(1, -1e300), 'e4m3', { blockSize: 2 }), /values\[1\] = -1e\+300/);
+  // Float64 within range: the same as its float32 rounding.
+  const x = Float64Array.of(1, 2, 3, 4.5), m = mxQuantize(x, 'e4m3', { blockSize: 4 });
+  assert.equal([...mxDequantize(m)], [...mxDequantize(mxQuantize(Float32Array.from(x), 'e4m3', { blockSize: 4 }))]);
+  assert.equal([...mxDequantize(m)], [1, 2, 3, 4.5]);
+});
+
 test.run();

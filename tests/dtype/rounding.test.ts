@@ -175,4 +175,11 @@ test('stochastic offsets past 2^53 are exact: chunked (JS memory) and in-place (
   }
 });
 
+test('encode: options.offset (a position in the random stream) only applies to stochastic rounding, as options.seed', () => {
+  for (const rounding of [undefined, 'nearest-even', 'toward-zero'] as const) {
+    assert.throws(() => encode([1], 'e4m3', { offset: 3, ...(rounding ? { rounding } : {}) }), (e: Error) => e instanceof InvalidArgumentError && /options\.offset only applies to rounding 'stochastic'/.test(e.message));
+  }
+  assert.equal([...encode([1.1, 2.2], 'e4m3', { rounding: 'stochastic', seed: 5, offset: 3 })], [...encode([0, 0, 0, 1.1, 2.2], 'e4m3', { rounding: 'stochastic', seed: 5 }).subarray(3)]);
+});
+
 test.run();

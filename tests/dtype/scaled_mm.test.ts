@@ -123,4 +123,10 @@ test('operands whose float64 copies need 4 GiB or more are an OutOfMemoryError b
   assert.equal(Array.from(scaledMatmul(one, one, { m: 1, k: 1, n: 1, scaleA: 2, scaleB: 3 }).values), [6]);
 });
 
+test('scaledMatmul: blockSize with per-tensor or row/column scales is refused (it applies to E8M0 block scales)', () => {
+  const a = encode([1, 2, 3, 4], 'e4m3'), b = encode([1, 0, 0, 1], 'e4m3');
+  assert.throws(() => scaledMatmul(a, b, { m: 2, k: 2, n: 2, scaleA: 1, scaleB: 1, aDtype: 'e4m3', bDtype: 'e4m3', blockSize: 2 }), (e: Error) => e instanceof InvalidArgumentError && /blockSize applies to E8M0 block scales/.test(e.message));
+  assert.equal([...scaledMatmul(a, b, { m: 2, k: 2, n: 2, scaleA: 1, scaleB: 1, aDtype: 'e4m3', bDtype: 'e4m3' }).values], [1, 2, 3, 4]);
+});
+
 test.run();
