@@ -95,13 +95,13 @@ export function encode(values: EncodeInput, dtype: DTypeName, options: EncodeOpt
     if (!values.float) throw new InvalidArgumentError('encode values: a WasmArray to encode must hold float32 or float64 values');
     src = { data: values, bytesPer: values.bytesPerElement, float: true, what: 'encode values' };
   } else if (Array.isArray(values)) {
-    const copy = new Float64Array(values.length);
+    // Every element checked before anything is allocated (a sparse array of 2^32 - 1 holes is refused
+    // at its first hole, not by a failed allocation).
     for (let i = 0; i < values.length; i++) {
       const v: unknown = values[i];
       if (typeof v !== 'number') throw new InvalidArgumentError(`encode values[${i}] is not a number: ${describeValue(v)}`);
-      copy[i] = v;
     }
-    src = { data: copy, bytesPer: 8, float: true, what: 'encode values' };
+    src = { data: Float64Array.from(values as number[]), bytesPer: 8, float: true, what: 'encode values' };
   } else throw new InvalidArgumentError(`encode expects a Float32Array, Float64Array, number[] or WasmArray as values, got ${describeValue(values)}`);
   const n = values.length;
   const out = o.out ?? newCodes(f, n);

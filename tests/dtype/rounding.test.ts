@@ -182,4 +182,10 @@ test('encode: options.offset (a position in the random stream) only applies to s
   assert.equal([...encode([1.1, 2.2], 'e4m3', { rounding: 'stochastic', seed: 5, offset: 3 })], [...encode([0, 0, 0, 1.1, 2.2], 'e4m3', { rounding: 'stochastic', seed: 5 }).subarray(3)]);
 });
 
+test('encode of a number[] checks its elements before allocating: a sparse array of 2^32 - 1 holes is refused at its first hole', () => {
+  const a: number[] = [];
+  a.length = 2 ** 32 - 1;
+  assert.throws(() => encode(a, 'e4m3'), (e: Error) => e instanceof InvalidArgumentError && /encode values\[0\] is not a number: undefined/.test(e.message));
+});
+
 test.run();
