@@ -1,5 +1,6 @@
 // A/B of two checkouts in one process: the tiny and medium Llama training step (AdamW) on wasm at
-// 1 thread (or --threads N), the two checkouts' steps interleaved, medians after two warm-up steps,
+// 1 thread (or --threads N), the two checkouts' steps interleaved, medians after the warm-up rounds
+// (at least two steps and 2 s: bench/interleave.ts),
 // and whether their losses are bit-identical. Each checkout needs its build (npm run build:wasm).
 //   node --import tsx bench/ab.mts <before checkout> [<after checkout>, default: this one] [--steps N] [--threads N] [--memory least]
 // --memory least: LanguageModelTrainer steps (the sotu text) of the medium config with memory: 'least'
@@ -7,7 +8,7 @@
 // stdout: one JSON object.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { median } from './interleave.js';
+import { median, warmedRounds } from './interleave.js';
 const argv = process.argv.slice(2);
 const stepsAt = argv.indexOf('--steps');
 const stepsArg = stepsAt >= 0 ? Number(argv.splice(stepsAt, 2)[1]) : 0;
@@ -41,7 +42,9 @@ if (memory) {
     }
   }
   const steps = stepsArg || 7;
-  for (let i = 0; i < steps; i++) for (const a of (i % 2 ? [...arms].reverse() : arms)) { const s = await a.t.trainStep(); if (i > 0) a.ms.push(s.ms); }
+  await warmedRounds(1, steps - 1, async (i, measured) => {
+    for (const a of (i % 2 ? [...arms].reverse() : arms)) { const s = await a.t.trainStep(); if (measured) a.ms.push(s.ms); }
+  });
   const ms = Object.fromEntries(arms.map((a) => [a.key, median(a.ms)]));
   console.log(JSON.stringify({ date: new Date().toISOString(), trees, memory, loadavg: (await import('node:os')).loadavg(), medianMs: ms,
     ratios: { float32: ms['after float32'] / ms['before float32'], least: ms['after least'] / ms['before least'], leastVsFloat32Before: ms['before least'] / ms['before float32'], leastVsFloat32After: ms['after least'] / ms['after float32'] } }));
@@ -53,26 +56,28 @@ const cfgs = {
 } as const;
 const out: Record<string, unknown> = { date: new Date().toISOString(), trees, threads, loadavg: (await import('node:os')).loadavg() };
 for (const [name, [cfg, b, t]] of Object.entries(cfgs)) {
-  const runs: Record<string, { step: () => Promise<number>; times: number[]; losses: number[] }> = {};
+  const runs: Record<string, { step: (measured: boolean) => Promise<number>; times: number[]; losses: number[] }> = {};
   for (const [k, L] of Object.entries(libs)) {
     const be = await L.createBackend({ backend: 'wasm', threads, log: null });
     L.manualSeed(0);
     const model = new L.Llama(cfg, { backend: be });
     const opt = new L.AdamW(model.parameters(), { lr: 1e-3 });
     const ids = L.Tensor.from(be, Int32Array.from({ length: b * t }, (_, i) => (i * 7) % 256), [b, t], { dtype: 'int32' });
-    const r = { times: [] as number[], losses: [] as number[], step: async () => {
+    const r = { times: [] as number[], losses: [] as number[], step: async (measured: boolean) => {
       const t0 = performance.now();
       const loss = L.tidy(() => model.loss(ids, ids));
       loss.backward(); opt.step(); opt.zeroGrad();
       const v = (await loss.data.toArray())[0]; loss.dispose();
-      r.times.push(performance.now() - t0); r.losses.push(v);
+      if (measured) r.times.push(performance.now() - t0);
+      r.losses.push(v);
       return v;
     } };
     runs[k] = r;
   }
   const steps = stepsArg || (name === 'tiny' ? 60 : 24);
-  for (let i = 0; i < steps; i++) for (const k of (i % 2 ? ['after', 'before'] : ['before', 'after'])) await runs[k].step();
-  const med = (a: number[]) => median(a.slice(2)); // after two warm-up steps
-  out[name] = { beforeMs: med(runs.before.times), afterMs: med(runs.after.times), ratio: med(runs.after.times) / med(runs.before.times), sameLosses: runs.before.losses.every((v, i) => v === runs.after.losses[i]) };
+  await warmedRounds(2, steps - 2, async (i, measured) => {
+    for (const k of (i % 2 ? ['after', 'before'] : ['before', 'after'])) await runs[k].step(measured);
+  });
+  out[name] = { beforeMs: median(runs.before.times), afterMs: median(runs.after.times), ratio: median(runs.after.times) / median(runs.before.times), sameLosses: runs.before.losses.every((v, i) => v === runs.after.losses[i]) };
 }
 console.log(JSON.stringify(out));

@@ -400,18 +400,7 @@ const reduceOp = (name: 'sum' | 'mean') => defineOp({
     const ax = axis === null ? null : normAxis(axis, x.data.rank);
     const outShape = ax === null ? [] : x.shape.filter((_, i) => i !== ax);
     const y0 = io.output(x.data, outShape);
-    if (y0.dtype === 'float32') x.backend.reduce(name, x.data, y0, ax);
-    else {
-      // A low-precision result: reduced in float32 and rounded once by the cast (kernels write
-      // reductions as float32 words).
-      const acc = Tensor.empty(x.backend, outShape, { dtype: 'float32', category: 'temporary' });
-      try {
-        x.backend.reduce(name, x.data, acc, ax);
-        x.backend.cast(acc, y0);
-      } finally {
-        acc.dispose();
-      }
-    }
+    x.backend.reduce(name, x.data, y0, ax);
     let y = y0;
     if (options.keepDim && ax !== null) {
       y = y0.reshape([...x.shape.slice(0, ax), 1, ...x.shape.slice(ax + 1)]);

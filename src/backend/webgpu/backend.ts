@@ -564,6 +564,19 @@ export class WebGPUBackend implements Backend {
   // ---- reductions ---------------------------------------------------------------------------
 
   reduce(op: ReduceOp, x: TensorRef, out: TensorRef, axis: number | null): void {
+    if (out.dtype !== 'float32' && out.dtype !== 'int32' && formatOf(out.dtype).bits < 32) {
+      // The kernel writes one word per output: a result of packed codes (bfloat16, float16, ...) is
+      // reduced into float32 and cast, the same single rounding.
+      const tmp = this.alloc(numel(out.shape) * 4, 'temporary', 'reduce result');
+      try {
+        const acc = { storage: tmp, offset: 0, shape: out.shape, dtype: 'float32' as const };
+        this.reduce(op, x, acc, axis);
+        this.cast(acc, out);
+      } finally {
+        this.free(tmp);
+      }
+      return;
+    }
     const n = numel(x.shape);
     const [outer, len, inner] = axis === null ? [1, n, 1] : [numel(x.shape.slice(0, axis)), x.shape[axis], numel(x.shape.slice(axis + 1))];
     const p = this.pipeline('reduce', () => this.shader('dtype') + accessor('x', 0, 'read') + accessor('out', 1, 'read_write') + this.shader('reduce'), {
