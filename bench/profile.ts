@@ -6,12 +6,13 @@
 // object: per thread count the mean step ms over the timed steps, the ms outside any
 // backend method (JavaScript: autograd, modules, the optimizer's loop), and per method ms a step,
 // calls a step and its share of the step; with two counts, each method's speedup.
-//   node --import tsx bench/profile.ts [--config tiny|medium] [--threads 1,2] [--steps N] [--checkpoint] [--trainer] [--memory least]
+//   node --import tsx bench/profile.ts [--config tiny|medium] [--threads 1,2] [--steps N] [--checkpoint] [--trainer] [--memory least [--extra JSON]]
 // --checkpoint wraps every decoder layer in checkpoint() (checkpointModules(model, /^layers\.\d+$/)).
 // --trainer: LanguageModelTrainer steps (the sotu text, gradient clipping, the memory trace: what
 // bench:train and bench:memory time) instead of the bare model's.
 // --memory least: trainer steps of float32 and of memory: 'least', interleaved, at one thread
-// count (--threads N, one count): where the least-memory step's extra time goes.
+// count (--threads N, one count): where the least-memory step's extra time goes; --extra: TrainConfig
+// fields merged over the preset's, e.g. '{"checkpointChunks":1}'.
 import { parseArgs } from 'node:util';
 import os from 'node:os';
 import { createBackend } from '../src/backend/select.js';
@@ -22,7 +23,7 @@ import { Tensor } from '../src/tensor/tensor.js';
 import { tidy } from '../src/autograd/variable.js';
 import { manualSeed } from '../src/random.js';
 import { checkpointModules } from '../src/recompute/checkpoint.js';
-import { LanguageModelTrainer, MEDIUM_LLAMA, TINY_LLAMA } from '../src/train/language_model.js';
+import { LanguageModelTrainer, MEDIUM_LLAMA, TINY_LLAMA, type TrainConfig } from '../src/train/language_model.js';
 import { ByteTextDataset } from '../src/data/byte_text.js';
 import { loadSotuText } from '../src/data/sotu.js';
 
@@ -33,6 +34,7 @@ const { values } = parseArgs({
     steps: { type: 'string', default: '6' },
     checkpoint: { type: 'boolean', default: false },
     memory: { type: 'string' },
+    extra: { type: 'string', default: '{}' },
     trainer: { type: 'boolean', default: false },
   },
 });
@@ -96,7 +98,7 @@ for (const { threads, memory } of arms) {
   instrument(backend, run);
   if (dataset) {
     const trainer = new LanguageModelTrainer(backend, dataset, {
-      ...config, ...(memory === 'least' ? { memory: 'least' } : {}), ...(values.checkpoint ? { checkpointModules: '^layers\\.\\d+$' } : {}), steps: 1000, warmupSteps: 1,
+      ...config, ...(memory === 'least' ? { memory: 'least', ...(JSON.parse(values.extra) as Partial<TrainConfig>) } : {}), ...(values.checkpoint ? { checkpointModules: '^layers\\.\\d+$' } : {}), steps: 1000, warmupSteps: 1,
     });
     run.step = async () => {
       const t0 = performance.now();

@@ -10,7 +10,7 @@ import type { BinaryOp, MatmulOptions, TensorDType, UnaryOp } from '../backend/b
 import type { Category } from '../backend/memory.js';
 import { normAxis, numel, broadcastShapes } from '../backend/shape.js';
 import { dtypeBits } from '../backend/storage.js';
-import { Variable } from './variable.js';
+import { rowsGradient, Variable } from './variable.js';
 import { apply, defineOp, sameDtypeOrFloat32, type OpIO } from './op.js';
 import { expand, floating, kBinary, kBinaryGrad, kSum, kSumKeep, kUnary, pass, sameBackend, scalar, unbroadcast, zeros } from './kernels.js';
 
@@ -312,13 +312,9 @@ const NARROW = defineOp({
   name: 'narrow', views: true, outputDtype: ([x]) => x.data.dtype,
   forward: (_io, [x], start: number, end: number) => ({
     y: x.data.slice(start, end),
-    // The rows' gradient in a zero gradient of x's shape.
-    backward: (gy) => withOutputs(() => {
-      const g = zeros(gy.backend, x.shape, 'temporary');
-      const rows = g.slice(start, end);
-      try { gy.backend.copy(gy, rows); } finally { rows.dispose(); }
-      return [g];
-    }),
+    // The rows' gradient in a zero gradient of x's shape: backward adds gy into its rows of the
+    // sum it builds (rowsGradient), no zero tensor a piece.
+    backward: (gy) => [rowsGradient(pass(gy), x.shape, start)],
   }),
 });
 /** Rows [start, end) of the first dimension, as a view (no copy): torch.narrow(x, 0, start, end - start). */
@@ -340,7 +336,7 @@ function copyRows(y: Tensor, xs: readonly Tensor[], starts: readonly number[]): 
 
 const CAT = defineOp({
   name: 'cat', outputDtype: sameDtypeOrFloat32,
-  forward: (io, xs) => {
+  forward: (io, xs, ownGradients: boolean) => {
     const rows = xs.map((x) => x.shape[0]);
     const y = io.output(xs[0].data, [rows.reduce((a, b) => a + b, 0), ...xs[0].shape.slice(1)]);
     let at = 0;
@@ -359,12 +355,33 @@ const CAT = defineOp({
         wide.dispose();
       }
     }
-    // Each input's gradient is its rows of gy: views, no copy.
-    return { y, backward: (gy, _s, needs) => xs.map((x, i) => (needs[i] ? gy.slice(starts[i], starts[i] + x.shape[0]) : null)) };
+    // Each input's gradient is its rows of gy: views, no copy; with ownGradients, copies, so that gy
+    // is freed now and each input's gradient when its own backward is done.
+    return {
+      y, backward: (gy, _s, needs) => xs.map((x, i) => {
+        if (!needs[i]) return null;
+        const rows = gy.slice(starts[i], starts[i] + x.shape[0]);
+        if (!ownGradients) return rows;
+        try {
+          return withOutputs(() => {
+            const g = Tensor.empty(gy.backend, rows.shape, { dtype: gy.dtype, category: 'temporary', label: 'grad' });
+            gy.backend.copy(rows, g);
+            return g;
+          });
+        } finally {
+          rows.dispose();
+        }
+      }),
+    };
   },
 });
-/** The inputs joined along the first dimension (torch.cat(xs, 0)); every other dimension must agree. */
-export function cat(xs: readonly Variable[]): Variable {
+/**
+ * The inputs joined along the first dimension (torch.cat(xs, 0)); every other dimension must agree.
+ * ownGradients (memfit's; default false): backward gives each input a copy of its rows of the
+ * gradient instead of a view, so the joined gradient is freed at once and each piece's as soon as
+ * that input's backward is done (what a chunked checkpoint wants: its pieces run backward one by one).
+ */
+export function cat(xs: readonly Variable[], ownGradients = false): Variable {
   if (!Array.isArray(xs) || xs.length === 0 || !xs.every((x) => x instanceof Variable)) throw new InvalidArgumentError(`cat: xs must be a non-empty array of Variables, got ${describeValue(xs)}`);
   const rest = xs[0].shape.slice(1).join();
   for (const x of xs) {
@@ -372,7 +389,8 @@ export function cat(xs: readonly Variable[]): Variable {
       throw new ShapeMismatchError(`cat: every input must have the shape [n, ${xs[0].shape.slice(1).join(', ')}] (all but the first dimension equal), got [${x.shape.join(', ')}]`);
     }
   }
-  return apply(CAT, xs);
+  if (typeof ownGradients !== 'boolean') throw new InvalidArgumentError(`cat: ownGradients must be a boolean, got ${describeValue(ownGradients)}`);
+  return apply(CAT, xs, ownGradients);
 }
 
 // ---- reductions ---------------------------------------------------------------------------------

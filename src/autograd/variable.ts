@@ -740,6 +740,49 @@ function guarded(root: Variable, hooked: Variable[], seed: Tensor, walk: () => v
   }
 }
 
+/** Gradients that stand for rows [start, ...) of a zero gradient of `shape` (rowsGradient). */
+const ROWS = new WeakMap<Tensor, { readonly shape: readonly number[]; readonly start: number }>();
+
+/**
+ * A backward's gradient that is zero but for rows [start, start + g.shape[0]) of the first
+ * dimension, which are g (float32, contiguous; taken over): narrow's. backward adds g into those
+ * rows of a pending sum it alone holds, in place, instead of a zero tensor of `shape` with g copied
+ * in and a sum of two whole tensors: the pieces of a chunked checkpoint then assemble their input's
+ * gradient in one buffer. The same values (0 + y = y; the rows add as before), except that a -0
+ * outside the rows stays -0 where 0 + -0 gave +0.
+ */
+export function rowsGradient(g: Tensor, shape: readonly number[], start: number): Tensor {
+  ROWS.set(g, { shape: [...shape], start });
+  return g;
+}
+
+/** g (a rowsGradient) as the whole zero-padded gradient it stands for; takes over g. */
+function wholeRows(g: Tensor): Tensor {
+  const r = ROWS.get(g);
+  if (!r) return g;
+  try {
+    return withOutputs(() => {
+      const t = Tensor.empty(g.backend, r.shape, { dtype: 'float32', category: 'temporary', label: 'grad' });
+      g.backend.fill(t, 0);
+      const rows = t.slice(r.start, r.start + g.shape[0]);
+      try { g.backend.copy(g, rows); } finally { rows.dispose(); }
+      return t;
+    });
+  } finally {
+    g.dispose();
+  }
+}
+
+/** Adds g (a rowsGradient) into its rows of prev in place when prev is a float32 buffer no one else holds; whether it did (g is then disposed). */
+function addRowsInPlace(prev: Tensor, g: Tensor): boolean {
+  const r = ROWS.get(g);
+  if (!r || prev.dtype !== 'float32' || !prev.isSoleOwner || prev.shape.join() !== r.shape.join()) return false;
+  const rows = prev.slice(r.start, r.start + g.shape[0]);
+  try { prev.backend.binary('add', rows, g, rows); } finally { rows.dispose(); }
+  g.dispose();
+  return true;
+}
+
 function walkNodes(rootNode: Node, seed: Tensor, order: Node[], pending: Map<Variable, number>): void {
   const touched = new Set<Variable>();
   /** Counts the node's edges to hooked leaves as done; runs the hooks of leaves now complete. */
@@ -769,6 +812,8 @@ function walkNodes(rootNode: Node, seed: Tensor, order: Node[], pending: Map<Var
           if (!v.requiresGrad) { g.dispose(); return; }
           if (v.gradFn) {
             const pending0 = grads.get(v.gradFn);
+            if (pending0 && addRowsInPlace(pending0, g)) return;
+            g = gins[i] = wholeRows(g);
             if (pending0) {
               // Two contributions: their sum is contiguous (strided ones are copied first).
               const prev = dense(pending0);
@@ -785,8 +830,12 @@ function walkNodes(rootNode: Node, seed: Tensor, order: Node[], pending: Map<Var
               grads.set(v.gradFn, sum);
             } else grads.set(v.gradFn, g);
           } else {
-            accumulate(v, g);
-            g.dispose();
+            if (v.grad) checkGrad(v, v.grad, 'backward: accumulating into .grad');
+            if (!v.grad || !addRowsInPlace(v.grad, g)) {
+              g = gins[i] = wholeRows(g);
+              accumulate(v, g);
+              g.dispose();
+            }
             if (pending.size > 0) touched.add(v);
           }
         });

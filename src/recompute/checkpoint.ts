@@ -475,7 +475,9 @@ function checkpointChunks(fn: (...args: unknown[]) => unknown, inputs: readonly 
       for (const f of frames) f.abandon();
       throw e;
     }
-    return cat(frames.map((f, i) => runPiece(f, i)));
+    // ownGradients: backward frees the joined gradient at once and each piece's gradient when that
+    // piece is done, instead of keeping the whole until the last piece (one piece's worth at its peak).
+    return cat(frames.map((f, i) => runPiece(f, i)), true);
   } finally {
     // The Tensor pieces (views): each frame saved its own reference.
     for (const p of pieces) for (const x of p) if (x instanceof Tensor) x.dispose();

@@ -56,6 +56,69 @@ test('narrow is a view of rows; its gradient is the rows\' gradient in zeros; ca
   assert.throws(() => cat([]), /non-empty array of Variables/);
 });
 
+test('narrow pieces assemble their input\'s gradient in one buffer; cat with ownGradients gives each input a copy of its rows and frees the whole gradient at once', async () => {
+  // x [6, 4] in three narrow pieces, each used: the gradient of x is one x-sized buffer, its rows
+  // added in place, not a zero tensor a piece and two-tensor sums; for a leaf and for an op's output.
+  const leaf = rand([6, 4], 3);
+  const w = rand([6, 4], 4, false);
+  for (const op of [false, true]) {
+    const y = tidy(() => {
+      const x = op ? mul(leaf, w) : leaf;
+      const parts = [narrow(x, 0, 2), narrow(x, 2, 4), narrow(x, 4, 6)].map((p, i) => mul(p, narrow(w, 2 * i, 2 * i + 2)));
+      return sum(cat([parts[0], parts[1], parts[2]]));
+    });
+    be.memory.startTrace();
+    y.backward();
+    const trace = be.memory.stopTrace();
+    const xSized = trace.events.filter((e) => e.kind === 'alloc' && e.bytes === 6 * 4 * 4 && e.label === 'grad').length;
+    // a leaf: the first piece's rows in zeros, copied into its new .grad, the others' rows added
+    // into that; an op's output: the one sum the pieces build, then the leaf's .grad (three
+    // before: a zero tensor a piece, two sums, the .grad)
+    assert.is(xSized, 2, op ? 'op output' : 'leaf');
+    const wv = await w.data.toArray();
+    const want = op ? wv.map((v) => Math.fround(v * v)) : wv;
+    assert.equal([...await leaf.grad!.toArray()], [...want], 'd sum(x * w) / dx = w');
+    leaf.grad!.dispose(); leaf.grad = null;
+    y.dispose();
+  }
+  // The same in two orders of use, and a narrow of a narrow: values as a dense reference.
+  const x2 = Variable.from(be, [3, -1, 4, 1, -5, 9, 2, -6], [4, 2], { requiresGrad: true }); // small integers: every sum exact, in any order
+  const z = tidy(() => add(sum(mul(narrow(x2, 1, 4), narrow(x2, 0, 3))), sum(narrow(narrow(x2, 1, 3), 1, 2))));
+  z.backward();
+  const xv = await x2.data.toArray();
+  const want = new Float32Array(8);
+  for (let r = 0; r < 3; r++) for (let c = 0; c < 2; c++) { want[(r + 1) * 2 + c] += xv[r * 2 + c]; want[r * 2 + c] += xv[(r + 1) * 2 + c]; }
+  want[4] += 1; want[5] += 1; // row 2 of x2 is row 1 of narrow(x2, 1, 3)
+  assert.equal([...await x2.grad!.toArray()], [...want]);
+
+  // cat(ownGradients): the same gradients as views; backward copies each input's rows (labelled
+  // cat.backward) and frees the joined gradient before any input's backward runs.
+  const a = rand([2, 3], 6), b = rand([3, 3], 7);
+  const c5 = rand([5, 3], 8, false);
+  const grads = async (own: boolean): Promise<{ a: number[]; b: number[]; copies: number; freedFirst: boolean }> => {
+    const out = tidy(() => sum(mul(cat([silu(a), silu(b)], own), c5)));
+    be.memory.startTrace();
+    out.backward();
+    const ev = be.memory.stopTrace().events;
+    // the joined gradient (mul's backward's output): freed before the first input's backward allocates?
+    const joined = ev.find((e) => e.kind === 'alloc' && e.label.startsWith('mul.backward/mul'))!;
+    const freed = ev.findIndex((e) => e.kind === 'free' && e.id === joined.id), silu0 = ev.findIndex((e) => e.kind === 'alloc' && e.label.startsWith('silu.backward'));
+    const r = { a: await bits(a.grad), b: await bits(b.grad), copies: ev.filter((e) => e.kind === 'alloc' && e.label === 'cat.backward/grad').length, freedFirst: freed >= 0 && freed < silu0 };
+    a.grad!.dispose(); a.grad = null; b.grad!.dispose(); b.grad = null;
+    out.dispose();
+    return r;
+  };
+  const views = await grads(false), copies = await grads(true);
+  assert.equal(copies.a, views.a);
+  assert.equal(copies.b, views.b);
+  assert.is(views.copies, 0);
+  assert.is(copies.copies, 2);
+  assert.is(views.freedFirst, false, 'views keep the joined gradient until the last input is done');
+  assert.is(copies.freedFirst, true, 'copies free it at once');
+  assert.throws(() => cat([a, b], 1 as unknown as boolean), /ownGradients must be a boolean/);
+  for (const v of [leaf, w, x2, z, a, b, c5]) v.dispose();
+});
+
 const CONFIG = { vocabSize: 64, hiddenSize: 32, numHiddenLayers: 2, numAttentionHeads: 4, intermediateSize: 72, maxPositionEmbeddings: 16 };
 
 /** Loss bits, and gradient bits by parameter name, of one step of a fresh tiny Llama (the same weights every call). */
