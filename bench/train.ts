@@ -41,6 +41,7 @@ import { BENCH_MODELS, benchModel, type BenchModel } from './train_models.js';
 import { hostBackend } from '../src/optim/paged.js';
 import { findTorchPython, runTorchPeer, torchTrainArgs, type TorchPeerOutput } from './torch_peer.js';
 import { loadNow, median, pairedRatio, roundOrder, warmedRounds, TRAINER_STEPS } from './interleave.js';
+import { countMatmulMacs } from './matmul_work.js';
 
 const argv = process.argv.slice(2);
 const flag = (f: string) => argv.includes(f);
@@ -115,7 +116,7 @@ async function benchCheckpoint(args: string[]): Promise<void> {
   for (const [name, config] of [['tiny', TINY_LLAMA], ['medium', MEDIUM_LLAMA]] as const) {
     const steps = quick ? 3 : name === 'tiny' ? 30 : 10, warmup = 1, splitRounds = quick ? 1 : name === 'tiny' ? 9 : 3;
     const rows: Record<string, unknown>[] = [];
-    const trainers: { mode: CheckpointMode; t: LanguageModelTrainer; ms: number[]; peaks: number[]; split: { forward: number; backward: number; recompute: number }[]; row: Record<string, unknown> }[] = [];
+    const trainers: { mode: CheckpointMode; t: LanguageModelTrainer; ms: number[]; peaks: number[]; split: { forward: number; backward: number; recompute: number }[]; macs?: number; row: Record<string, unknown> }[] = [];
     for (const mode of modes) {
       const backend = new WasmBackend(); // one per mode: each one's memory accounting is its own
       const t = new LanguageModelTrainer(backend, dataset, { ...config, recomputeLogits: mode === 'layers-logits', steps: TRAINER_STEPS, warmupSteps: 1 });
@@ -166,8 +167,9 @@ async function benchCheckpoint(args: string[]): Promise<void> {
         const x = trainers[j];
         if (x.row.infeasible) continue;
         const p = phases();
-        await p.observe(() => x.t.trainStep()); // the step's ops run before its first await
+        const { macs } = await countMatmulMacs(x.t.backend, () => p.observe(() => x.t.trainStep())); // the step's ops run before its first await
         x.split.push(p.ms);
+        x.macs = macs;
       }
     }
     const stepMs = new Map(trainers.map((x) => [x.row, x.ms]));
@@ -185,6 +187,8 @@ async function benchCheckpoint(args: string[]): Promise<void> {
           steps: x.ms.length, stepMsMedian: round(median(x.ms)), stepMs: x.ms.map(round), peakAllocatedBytes: median(x.peaks), savedActivationBytes: held,
           // forward: the ops of the forward and the loss; backward: the backward ops, recompute included (the rest of a step is the optimizer and clipping).
           forwardMsMedian: part('forward'), backwardMsMedian: part('backward'), recomputeMsMedian: part('recompute'),
+          // the multiply-adds of the step's matmuls (bench/matmul_work.ts): the work the recompute adds
+          matmulMacs: x.macs,
         });
       }
       x.t.dispose();
@@ -201,9 +205,11 @@ async function benchCheckpoint(args: string[]): Promise<void> {
         savedActivationBytes: round((r.savedActivationBytes as number) / (none.savedActivationBytes as number)),
         peakAllocatedBytes: round((r.peakAllocatedBytes as number) / (none.peakAllocatedBytes as number)),
         stepMs: t.median, stepMsSpread: t.spread,
+        // the floor under stepMs while matmuls are most of a step: the same kernels, this much more work
+        matmulMacs: round((r.matmulMacs as number) / (none.matmulMacs as number)),
       };
       r.vsNone = vsNone;
-      log(`${name} ${r.mode as string}: step ${t.median}x none (rounds ${t.spread.join('-')}), saved activations ${vsNone.savedActivationBytes}x`);
+      log(`${name} ${r.mode as string}: step ${t.median}x none (rounds ${t.spread.join('-')}; matmul work ${vsNone.matmulMacs}x), saved activations ${vsNone.savedActivationBytes}x`);
     }
     log(`${name}: load average ${loadBefore.join(' ')} before, ${loadAfter.join(' ')} after`);
     results.push({ config: name, model: config.model, batch: [config.batchSize, config.seqLen], backend: 'wasm', load: { before: loadBefore, after: loadAfter }, rows });
