@@ -175,18 +175,20 @@ function micro(ap: usize, bp: usize, kc: i32, c: usize, ldc: usize, alpha: f32, 
 function gemm(
   A: usize, B: usize, C: usize, m: i32, k: i32, n: i32, transA: bool, transB: bool, alpha: f32,
   lda: i32, ldb: i32, ldc32: i32, pa: usize, pb: usize, edgeBuf: usize, aBf: bool, bBf: bool,
-  packedB: usize = 0, nPad: i32 = 0,
+  packedB: usize = 0, nPad: i32 = 0, accumulate: bool = false,
 ): void {
   const ldc = <usize>ldc32 << 2;
   if (k == 0) {
-    for (let i = 0; i < m; i++) memory.fill(C + <usize>i * ldc, 0, <usize>n << 2);
+    if (!accumulate) for (let i = 0; i < m; i++) memory.fill(C + <usize>i * ldc, 0, <usize>n << 2);
     return;
   }
   for (let j0 = 0; j0 < n; j0 += NC) {
     const nc = min(NC, n - j0);
     for (let p0 = 0; p0 < k; p0 += KC) {
       const kc = min(KC, k - p0);
-      const first = p0 == 0;
+      // accumulate: C's own values are the start of the sum (C += op(A) op(B)); with k <= KC, one
+      // block, each element is C + (its product rounded to float32): exactly a matmul, then an add.
+      const first = p0 == 0 && !accumulate;
       if (packedB) pb = packedB + (<usize>(p0 * nPad + j0 * kc) << 2);
       else packB(pb, B, transB, ldb, p0, kc, j0, nc, bBf);
       for (let i0 = 0; i0 < m; i0 += MC) {
@@ -220,6 +222,11 @@ function gemm(
   }
 }
 
+/** The largest k for which matmul's accumulate flag gives exactly C + (the product rounded to float32): one K block. */
+export function matmulAccumulateMaxK(): i32 {
+  return KC;
+}
+
 /** Floats of the largest packed A block (MC x KC, rows rounded up to MR) a call of m rows and depth k packs. */
 // @ts-ignore: decorator
 @inline
@@ -247,8 +254,10 @@ export function matmulScratchBytes(m: i32, k: i32, n: i32): usize {
  * Part of a batched matmul, for threads: batches [b0, b1), rows [i0, i1) and columns [j0, j1) of
  * every one of them, with caller-provided scratch (matmulScratchBytes(m, k, n) bytes, 16-aligned).
  * Allocates nothing, so that worker instances (which share the memory but not the heap's state)
- * may run it. `bf16` says which operands are bfloat16 read in place (1: A, 2: B; 0: both float32).
- * The scratch pointer is the last argument (threads offset it by their seat).
+ * may run it. `bf16` says which operands are bfloat16 read in place (1: A, 2: B; 0: both float32)
+ * and, with 4, that the product is added to out (k at most matmulAccumulateMaxK() for the
+ * product to be rounded once before the add). The scratch pointer is the last argument (threads
+ * offset it by their seat).
  */
 export function matmulF32Part(
   a: usize, b: usize, out: usize, m: i32, k: i32, n: i32, transA: bool, transB: bool, alpha: f32, strideA: i32, strideB: i32,
@@ -267,7 +276,7 @@ export function matmulF32Part(
     A += transA ? <usize>i0 << sa : (<usize>i0 * <usize>k) << sa;
     B += transB ? (<usize>j0 * <usize>k) << sb : <usize>j0 << sb;
     C += ((<usize>i0 * <usize>n) + <usize>j0) << 2;
-    gemm(A, B, C, mp, k, np, transA, transB, alpha, lda, ldb, n, pa, pb, edge, aBf, bBf);
+    gemm(A, B, C, mp, k, np, transA, transB, alpha, lda, ldb, n, pa, pb, edge, aBf, bBf, 0, 0, (bf16 & 4) != 0);
   }
 }
 
@@ -298,19 +307,20 @@ export function matmulPackedScratchBytes(m: i32, k: i32): usize {
 /**
  * Rows [i0, i1) of out (m x n, one matrix) = alpha * op(A) @ op(B), op(B) packed whole by packBWhole
  * at packedB: for threads, which then share one packing of B instead of each packing it again (the same
- * panels: the results are those of matmulF32Part). bf16A: A is bfloat16 read in place. The scratch
- * pointer (matmulPackedScratchBytes) is the last argument.
+ * panels: the results are those of matmulF32Part). bf16A: 1: A is bfloat16 read in place; 4: the
+ * product is added to out (as matmulF32Part's). The scratch pointer (matmulPackedScratchBytes) is
+ * the last argument.
  */
 export function matmulF32PackedPart(
   a: usize, packedB: usize, out: usize, m: i32, k: i32, n: i32, transA: bool, alpha: f32, i0: i32, i1: i32, bf16A: i32, scratch: usize,
 ): void {
   if (i1 <= i0 || n <= 0) return;
   const pa = scratch, edge = pa + (<usize>packedABlockFloats(m, k) << 2);
-  const aBf = bf16A != 0, sa: usize = aBf ? 1 : 2;
+  const aBf = (bf16A & 1) != 0, sa: usize = aBf ? 1 : 2;
   const lda = transA ? m : k;
   const A = a + (transA ? <usize>i0 << sa : (<usize>i0 * <usize>k) << sa);
   const C = out + ((<usize>i0 * <usize>n) << 2);
-  gemm(A, 0, C, i1 - i0, k, n, transA, false, alpha, lda, 0, n, pa, 0, edge, aBf, false, packedB, paddedColumns(n));
+  gemm(A, 0, C, i1 - i0, k, n, transA, false, alpha, lda, 0, n, pa, 0, edge, aBf, false, packedB, paddedColumns(n), (bf16A & 4) != 0);
 }
 
 export function matmulF32(

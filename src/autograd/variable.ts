@@ -740,6 +740,37 @@ function guarded(root: Variable, hooked: Variable[], seed: Tensor, walk: () => v
   }
 }
 
+/** The tensors backwards return for a leaf whose .grad they wrote themselves (leafGradOutput). */
+const WRITTEN = new WeakSet<Tensor>();
+
+/**
+ * For a backward whose gradient for input `v` is one kernel's output (a linear layer's weight
+ * gradient): where that kernel may write it straight into v's .grad, as accumulate would have put
+ * it: v a leaf that requires grad, whose .grad is a float32 tensor of v's shape no other tensor
+ * shares ({ grad, accumulate: true }: add into it, as the in-place accumulation does) or which has
+ * no .grad yet ({ grad: a new .grad, accumulate: false }: write it); null otherwise (return the
+ * gradient as usual). After writing, the backward returns leafGradWritten(v) in v's place. The same
+ * bits as a temporary accumulated afterwards, without the temporary.
+ */
+export function leafGradOutput(v: Variable): { grad: Tensor; accumulate: boolean } | null {
+  if (!v.isLeaf || !v.requiresGrad) return null;
+  const g = v.grad;
+  if (!g) {
+    const grad = Tensor.empty(v.backend, v.shape, { dtype: 'float32', category: 'gradient', label: 'grad' });
+    v.grad = grad;
+    return { grad, accumulate: false };
+  }
+  if (g.isDisposed || g.dtype !== 'float32' || !g.isSoleOwner || g.shape.join() !== v.shape.join()) return null;
+  return { grad: g, accumulate: true };
+}
+
+/** What a backward returns for v after writing its gradient into v's .grad (leafGradOutput). */
+export function leafGradWritten(v: Variable): Tensor {
+  const t = v.grad!.reshape(v.shape);
+  WRITTEN.add(t);
+  return t;
+}
+
 /** Gradients that stand for rows [start, ...) of a zero gradient of `shape` (rowsGradient). */
 const ROWS = new WeakMap<Tensor, { readonly shape: readonly number[]; readonly start: number }>();
 
@@ -810,6 +841,11 @@ function walkNodes(rootNode: Node, seed: Tensor, order: Node[], pending: Map<Var
           if (!g0) return;
           let g: Tensor = g0;
           if (!v.requiresGrad) { g.dispose(); return; }
+          if (WRITTEN.has(g)) { // the backward wrote v's .grad itself (leafGradOutput)
+            g.dispose();
+            if (pending.size > 0) touched.add(v);
+            return;
+          }
           if (v.gradFn) {
             const pending0 = grads.get(v.gradFn);
             if (pending0 && addRowsInPlace(pending0, g)) return;

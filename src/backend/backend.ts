@@ -76,6 +76,13 @@ export interface MatmulOptions {
   transB?: boolean;
   /** out = alpha * A @ B (applied in float32 before the final rounding). */
   alpha?: number;
+  /**
+   * out += alpha * A @ B into a float32 out: the product rounded to float32, then added (the bits
+   * of a matmul into a temporary and an add, without the temporary where the backend can). What
+   * the linear layers' weight gradients use to add a piece's product into an existing .grad.
+   * Backend-level: Tensor.matmul, which makes its output, refuses it.
+   */
+  accumulate?: boolean;
 }
 
 /** What float8ScaleUpdate computes (see there). */

@@ -4,7 +4,7 @@
 import { checkOptions, describeValue, InvalidArgumentError, ShapeMismatchError } from '../errors.js';
 import { checkTensor, Tensor } from '../tensor/tensor.js';
 import { headsLayout, numel } from '../backend/shape.js';
-import { checkVariables, isGradEnabled, Variable } from '../autograd/variable.js';
+import { checkVariables, isGradEnabled, leafGradOutput, leafGradWritten, Variable } from '../autograd/variable.js';
 import { apply, defineOp, sameDtypeOrFloat32 } from '../autograd/op.js';
 import { permute, reshape } from '../autograd/ops.js';
 import { floating, kBinary, kSum, outCategory, productPlusBias, sameBackend, zeros } from '../autograd/kernels.js';
@@ -38,11 +38,25 @@ const LINEAR = defineOp({
           let gx: Tensor | null = null, gw: Tensor | null = null, gb: Tensor | null = null;
           // dW first: its matmul may stage X (low precision) in float32 whole, and that copy is then
           // freed before dX (as large as X in float32) exists. The same values in either order.
-          if (needs[1]) { // dW = dY^T @ X
-            gw = Tensor.empty(be, weight.shape, { dtype: 'float32', category: 'temporary' });
+          if (needs[1]) { // dW = dY^T @ X, written (or added) straight into the weight's .grad where it can be
             const sx2 = sx!.reshape([rows, inF]);
-            be.matmul(g2, sx2, gw, { transA: true });
-            sx2.dispose();
+            try {
+              const leaf = leafGradOutput(weight);
+              if (leaf) {
+                try {
+                  be.matmul(g2, sx2, leaf.grad, { transA: true, accumulate: leaf.accumulate });
+                } catch (e) {
+                  if (!leaf.accumulate) { weight.grad = null; leaf.grad.dispose(); } // a .grad made for it holds nothing
+                  throw e;
+                }
+                gw = leafGradWritten(weight);
+              } else {
+                gw = Tensor.empty(be, weight.shape, { dtype: 'float32', category: 'temporary' });
+                be.matmul(g2, sx2, gw, { transA: true });
+              }
+            } finally {
+              sx2.dispose();
+            }
           }
           if (needs[0]) { // dX = dY @ W
             gx = Tensor.empty(be, x.shape, { dtype: 'float32', category: 'temporary' });

@@ -105,4 +105,58 @@ test('a decoder layer under bfloat16 autocast frees its float32 norm outputs and
   b.destroy();
 });
 
+test('linear backward writes a leaf weight\'s gradient straight into its .grad (new, or added into an existing one): no weight-sized temporary, the same bits; a failing kernel leaves no .grad', async () => {
+  const b = new WasmBackend();
+  const [rows, inF, outF] = [64, 48, 40], wBytes = 4 * inF * outF;
+  const x = new Variable(Tensor.from(b, values(rows * inF, (i) => Math.sin(i * 0.37)), [rows, inF]), { requiresGrad: true });
+  const w = new Variable(Tensor.from(b, values(outF * inF, (i) => Math.cos(i * 0.11)), [outF, inF]), { requiresGrad: true });
+  const gy = values(rows * outF, (i) => Math.sin(i * 0.05) * 0.5);
+  const run = () => {
+    const y = functional.linear(x, w);
+    const seed = Tensor.from(b, gy, [rows, outF]);
+    const { trace } = b.memory.memoryTrace(() => y.backward(seed));
+    y.dispose(); seed.dispose();
+    return trace;
+  };
+  // dW = dY^T X, as the backend computes it
+  const dW = Tensor.empty(b, [outF, inF], { category: 'temporary' });
+  b.matmul(Tensor.from(b, gy, [rows, outF]), x.data, dW, { transA: true });
+  const first = run();
+  assert.ok(!first.events.some((e) => e.kind === 'alloc' && e.category === 'temporary' && e.bytes === wBytes), 'no weight-sized temporary');
+  assert.is(first.events.filter((e) => e.kind === 'alloc' && e.category === 'gradient' && e.bytes === wBytes).length, 1, 'the .grad, made once');
+  await same(w.grad!, dW, 'a new .grad');
+  const second = run();
+  assert.ok(!second.events.some((e) => e.kind === 'alloc' && e.bytes === wBytes), 'added into the existing .grad: nothing weight-sized allocated');
+  const twice = Tensor.empty(b, [outF, inF], { category: 'temporary' });
+  b.binary('add', dW, dW, twice);
+  await same(w.grad!, twice, 'the existing .grad plus dW (in place, the bits of an add)');
+  // A .grad someone else shares is not written: accumulate's out-of-place sum, the same values.
+  const view = w.grad!.reshape([outF * inF]);
+  run();
+  const thrice = Tensor.empty(b, [outF, inF], { category: 'temporary' });
+  b.binary('add', twice, dW, thrice);
+  await same(w.grad!, thrice, 'a shared .grad: a new sum');
+  await same(view.reshape([outF, inF]), twice, 'the view still reads the old .grad');
+  view.dispose();
+  // The kernel fails while writing a new .grad: no .grad is left behind, nothing leaks.
+  w.grad!.dispose(); w.grad = null; x.grad!.dispose(); x.grad = null;
+  const before = b.memory.memoryAllocated();
+  const matmul = b.matmul;
+  b.matmul = function (this: typeof b, ...args: Parameters<typeof matmul>) {
+    if (args[3]?.transA) throw new Error('kernel failed');
+    return matmul.apply(this, args);
+  };
+  try {
+    const y = functional.linear(x, w), seed = Tensor.from(b, gy, [rows, outF]);
+    assert.throws(() => y.backward(seed), /kernel failed/);
+    y.dispose(); seed.dispose();
+  } finally {
+    delete (b as { matmul?: unknown }).matmul;
+  }
+  assert.is(w.grad, null, 'no .grad');
+  assert.is(b.memory.memoryAllocated(), before, 'nothing leaked');
+  for (const t of [x, w]) t.dispose();
+  for (const t of [dW, twice, thrice]) t.dispose();
+});
+
 test.run();

@@ -211,6 +211,56 @@ test('tensor-core matmul: which dtypes, which configuration, which tiles', () =>
   assert.is(sgmatTiles(512, 512, 32), SGMAT_WIDE_TILES);
 });
 
+/**
+ * out (starting from `start`) after matmul(..., { accumulate: true }), and after the same product into
+ * a temporary added with binary('add'): the two must be the same bits.
+ */
+async function accumulateBoth(be: Backend, c: Case, dtype: TensorDType, start: Float32Array): Promise<[Float32Array, Float32Array]> {
+  const shapeA = c.transA ? [c.k, c.m] : [c.m, c.k], shapeB = c.transB ? [c.n, c.k] : [c.k, c.n];
+  const enc = (x: Float32Array) => (dtype === 'float32' ? x : encode(x, dtype));
+  const a = tensor(be, shapeA, dtype, enc(rand(c.m * c.k, 11 + c.k))), b = tensor(be, shapeB, dtype, enc(rand(c.k * c.n, 12 + c.n)));
+  const o = tensor(be, [c.m, c.n], 'float32', start), t = tensor(be, [c.m, c.n], 'float32'), o2 = tensor(be, [c.m, c.n], 'float32', start);
+  const opts = { transA: c.transA, transB: c.transB, alpha: c.alpha };
+  be.matmul(a, b, o, { ...opts, accumulate: true });
+  be.matmul(a, b, t, opts);
+  be.binary('add', o2, t, o2);
+  const read = async (x: TensorRef) => { const u = await be.read(x.storage, 0, c.m * c.n * 4); return new Float32Array(u.buffer, u.byteOffset, c.m * c.n); };
+  const r: [Float32Array, Float32Array] = [await read(o), await read(o2)];
+  for (const x of [a, b, o, t, o2]) be.free(x.storage);
+  return r;
+}
+
+const ACCUMULATE_CASES: Case[] = [
+  { batchA: 1, batchB: 1, m: 33, k: 17, n: 65, transA: true, transB: false, alpha: 1 }, // a weight gradient's shape: dY^T X
+  { batchA: 1, batchB: 1, m: 70, k: 256, n: 45, transA: true, transB: false, alpha: 0.37 }, // one whole K block, in place
+  { batchA: 1, batchB: 1, m: 19, k: 257, n: 37, transA: false, transB: true, alpha: 1 }, // deeper: through a temporary
+  { batchA: 1, batchB: 1, m: 600, k: 200, n: 300, transA: false, transB: false, alpha: 1 }, // bands of rows (bfloat16 A), B packed once for the threads
+  { batchA: 1, batchB: 1, m: 5, k: 0, n: 7, transA: false, transB: false, alpha: 1 }, // no product: out unchanged
+];
+
+test('matmul accumulate: out += the product, the same bits as a matmul into a temporary and an add (wasm, threads, bfloat16 operands; the GPU); a non-float32 out is refused', async () => {
+  const threaded = await WasmBackend.create('accumulate', { threads: 2, parallelMinWork: 1 });
+  try {
+    for (const [name, be] of [['wasm', w], ['wasm 2 threads', threaded], ['gpu', g]] as const) {
+      for (const c of ACCUMULATE_CASES) {
+        if (name === 'gpu' && c.m * c.n * c.k > 1e6) continue; // SwiftShader: small shapes
+        for (const dtype of ['float32', 'bfloat16'] as const) {
+          const start = rand(c.m * c.n, 99);
+          const [acc, ref] = await accumulateBoth(be, c, dtype, start);
+          assert.equal(new Uint32Array(acc.buffer, acc.byteOffset, acc.length), new Uint32Array(ref.buffer, ref.byteOffset, ref.length), `${name} ${dtype} ${label(c)}`);
+          if (c.k === 0) assert.equal([...acc], [...start], 'k = 0: out unchanged');
+          else assert.ok(acc.some((v, i) => v !== start[i]), 'the product was added');
+        }
+      }
+      const a = tensor(be, [2, 2], 'float32'), o = tensor(be, [2, 2], 'bfloat16');
+      assert.throws(() => be.matmul(a, a, o, { accumulate: true }), /accumulate adds into a float32 out, got bfloat16/);
+      for (const x of [a, o]) be.free(x.storage);
+    }
+  } finally {
+    threaded.destroy();
+  }
+});
+
 test('matmulTiles: software adapters get their tiles, unknown ones the default, big hardware adapters the large tiles', () => {
   const sw = { software: true, maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 256 };
   const hw = { software: false, maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 1024 };

@@ -19,6 +19,7 @@ import { checkUint8Cast } from '../quant.js';
 import { checkCastOptions } from '../cast_options.js';
 import { dtypeBits } from '../storage.js';
 import { fillPlan, fillWords } from '../fill.js';
+import { accumulateViaTemporary, checkAccumulate } from '../matmul_accumulate.js';
 
 export { kernelExports, type MemfitWasm } from './exports.js';
 
@@ -522,6 +523,10 @@ export class WasmBackend implements Backend {
     const r = out.shape.length;
     const m = out.shape[r - 2], n = out.shape[r - 1];
     const k = options.transA ? a.shape[a.shape.length - 2] : a.shape[a.shape.length - 1];
+    // accumulate: the kernel adds its float32 product to out where the product is one K block
+    // (rounded once, then added); deeper products go through a temporary and an add.
+    const acc = options.accumulate ? checkAccumulate(out, 'wasm') : false;
+    if (acc && k > kernelExports().matmulAccumulateMaxK()) return accumulateViaTemporary(this, a, b, out, options);
     const batch = numel(out.shape.slice(0, r - 2));
     const batchOf = (t: TensorRef) => numel(t.shape.slice(0, t.shape.length - 2));
     const strideA = batchOf(a) === 1 ? 0 : m * k, strideB = batchOf(b) === 1 ? 0 : k * n;
@@ -537,7 +542,7 @@ export class WasmBackend implements Backend {
     // bfloat16 operands are read in place by the kernel's packing (exactly widened): no float32 copy.
     const direct = [a, b].map((t) => (this.bf16InPlace(t) ? this.ptr(t.storage) + t.offset * 2 : 0));
     this.run([direct[0] ? null : a, direct[1] ? null : b], out, ([pa, pb], o) => this.matmulF32(
-      direct[0] || pa, direct[1] || pb, o, batch, m, k, n, tA, tB, alpha, strideA, strideB, (direct[0] ? 1 : 0) | (direct[1] ? 2 : 0),
+      direct[0] || pa, direct[1] || pb, o, batch, m, k, n, tA, tB, alpha, strideA, strideB, (direct[0] ? 1 : 0) | (direct[1] ? 2 : 0) | (acc ? 4 : 0),
     ));
   }
 
@@ -551,7 +556,7 @@ export class WasmBackend implements Backend {
     for (const t of [a, b, out]) this.ptr(t.storage); // every operand checked before anything is staged
     const band = Math.max(16, Math.floor((2 * ELEMENTWISE_BLOCK) / Math.max(k, n) / 16) * 16); // 512 KiB of float32: B is packed once a band
     const bShape = b.shape.slice(-2), direct = out.dtype === 'float32', width = direct ? 4 : formatOf(out.dtype).codeBytes;
-    const aIn = this.bf16InPlace(a), bIn = this.bf16InPlace(b), bf16 = (aIn ? 1 : 0) | (bIn ? 2 : 0);
+    const aIn = this.bf16InPlace(a), bIn = this.bf16InPlace(b), bf16 = (aIn ? 1 : 0) | (bIn ? 2 : 0) | (options.accumulate ? 4 : 0);
     const sb = bIn ? { ptr: this.ptr(b.storage) + b.offset * 2, release() {} } : this.stageIn({ storage: b.storage, dtype: b.dtype, offset: b.offset, shape: bShape });
     try {
       for (let r = 0; r < rows; r += band) {
@@ -576,7 +581,7 @@ export class WasmBackend implements Backend {
   // One matrix with enough rows: bands of rows sharing one packing of op(B) (below). Otherwise whole
   // matrices per part when the batch is large enough, else bands of rows (or columns) of each
   // (bands of at least 48 rows or 64 columns: each band packs its own copy of op(B) or op(A)).
-  // bf16: which operands are bfloat16 read in place (1: A, 2: B).
+  // bf16: which operands are bfloat16 read in place (1: A, 2: B); 4: add the product to out.
   private matmulF32(pa: number, pb: number, o: number, batch: number, m: number, k: number, n: number, tA: number, tB: number, alpha: number, strideA: number, strideB: number, bf16 = 0): void {
     // A unit of work is 16 multiply-adds: splitting starts at 1M (measured on 2 cores: 512K took
     // 1.5x longer on two threads than on one, 2M 1.1x less time, 5.8M 1.3-1.45x less).
@@ -596,7 +601,7 @@ export class WasmBackend implements Backend {
         })));
         const bytes = (ex.matmulPackedScratchBytes(m, k) + 15) & ~15;
         this.withThreadScratch(bytes, (scratch) => this.runParts(splitRange(m, this.pieces(lanes, Math.ceil(m / 48)), 4).map(([i0, i1]) => ({
-          fn: 'matmulF32PackedPart', args: [pa, packed, o, m, k, n, tA, alpha, i0, i1, bf16 & 1, scratch],
+          fn: 'matmulF32PackedPart', args: [pa, packed, o, m, k, n, tA, alpha, i0, i1, bf16 & 5, scratch],
         })), bytes));
       });
       return;

@@ -1,5 +1,6 @@
 import type { MatmulOptions, TensorRef } from '../backend.js';
 import { numel } from '../shape.js';
+import { accumulateViaTemporary, checkAccumulate } from '../matmul_accumulate.js';
 import type { WebGPUBackend } from './backend.js';
 import { accessor, fmtId } from './wgsl.js';
 import { matmulSgmat, sgmatEligible } from './matmul_sgmat.js';
@@ -78,6 +79,7 @@ export function matmulAdapter(g: WebGPUBackend): MatmulAdapter {
 
 /** Batched matmul on the GPU (float32 result, cast once to out's dtype when it is not float32). */
 export function matmul(g: WebGPUBackend, a: TensorRef, b: TensorRef, out: TensorRef, options: MatmulOptions = {}, tiles?: MatmulTiles): void {
+  if (options.accumulate && checkAccumulate(out, 'webgpu')) return accumulateViaTemporary(g, a, b, out, options);
   const r = out.shape.length;
   const m = out.shape[r - 2], n = out.shape[r - 1];
   const k = options.transA ? a.shape[a.shape.length - 2] : a.shape[a.shape.length - 1];
