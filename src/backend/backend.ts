@@ -140,6 +140,12 @@ export interface Optim8bitStep {
   readonly kind: 'adam' | 'momentum' | 'rmsprop';
   readonly blockSize: number;
   readonly h: readonly number[];
+  /**
+   * How the updated float32 values are rounded into a parameter stored below float32 (default
+   * nearest-even; 'stochastic' with a seed: the stream one cast of the whole float32 parameter into
+   * it would use). The update is computed in float32 from the parameter's exact value either way.
+   */
+  readonly rounding?: CastOptions;
 }
 
 /** The kernel set. Shapes are checked by the tensor layer; kernels may assume they fit. */

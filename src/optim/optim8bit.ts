@@ -18,7 +18,7 @@
 import { InvalidArgumentError, MemfitError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import type { Variable } from '../autograd/variable.js';
-import type { AdamWDeviceInputs, Optim8bitStep, QuantizedStateRef, TensorRef } from '../backend/backend.js';
+import type { AdamWDeviceInputs, CastOptions, Optim8bitStep, QuantizedStateRef, TensorRef } from '../backend/backend.js';
 import { adamwScalars } from '../backend/adamw.js';
 import { blockCount, DEFAULT_BLOCK_SIZE, isBlockSize } from '../backend/quant.js';
 import { dynamicMap } from './dynamic_map.js';
@@ -65,6 +65,11 @@ function uses8bit(param: Variable, g: Optim8bitOptions): boolean {
   return g.optimBits === 8 && param.data.size >= g.minSize8bit;
 }
 
+/** Whether the fused kernel steps `param` in its own dtype (8-bit state on the device: not paged, whose pieces are streamed). */
+function inPlace8bit(param: Variable, g: Optim8bitOptions): boolean {
+  return uses8bit(param, g) && !g.paged;
+}
+
 /** The code of 0 in a map (zero-initialized state: codes of 0, absmax 0). */
 function zeroCode(signed: boolean): number {
   return dynamicMap(signed).indexOf(0);
@@ -104,7 +109,7 @@ function spec8bit(spec32: StateSpec, param: Variable | undefined, g: Optim8bitOp
  */
 function run8bit(
   ops: StepOps, param: Variable, grad: Tensor, state: ParamState, keys: readonly string[], step: Optim8bitStep,
-  skip: SkipContext | null, hostT: number, h67: (t: number) => number[], paged: PagedState | null,
+  skip: SkipContext | null, hostT: number, h67: (t: number) => number[], paged: PagedState | null, rounding: CastOptions,
 ): void {
   let device: AdamWDeviceInputs | undefined;
   const h = [...step.h];
@@ -116,7 +121,7 @@ function run8bit(
   const b = param.backend;
   const go = (p: TensorRef, refs: QuantizedStateRef[], start: number, n: number) => {
     const g: TensorRef = n === grad.size ? grad : { storage: grad.storage, offset: grad.offset + start, shape: [n], dtype: grad.dtype };
-    b.optimizer8bit(p, g, refs[0], refs[1] ?? null, { ...step, h }, device);
+    b.optimizer8bit(p, g, refs[0], refs[1] ?? null, { ...step, h, ...(rounding.rounding || rounding.saturate ? { rounding } : {}) }, device);
   };
   if (paged?.active) paged.update(param, state, keys, step.blockSize, go);
   else go(param.data, keys.map((k) => ({ codes: state[`${k}Codes`] as Tensor, absmax: state[`${k}Absmax`] as Tensor })), 0, param.data.size);
@@ -173,9 +178,13 @@ export class Adam8bit extends Adam {
       run8bit(ops, param, gr, state, ['expAvg', 'expAvgSq'], { kind: 'adam', blockSize: q.blockSize, h }, skip, step, (t) => {
         const c = adamwScalars({ ...hyper, step: t });
         return [c.stepSize, c.bc2Sqrt];
-      }, pagedFor(this.pagedStates, this.name, param, q));
+      }, pagedFor(this.pagedStates, this.name, param, q), this.paramRounding);
     });
     state.step = step;
+  }
+
+  protected override roundsInPlace(param: Variable, g: ParamGroup<AdamHyper>): boolean {
+    return inPlace8bit(param, g as unknown as Adam8bitHyper);
   }
 
 }
@@ -227,8 +236,12 @@ export class SGD8bit extends SGD {
       const h = [g.momentum, 1 - g.dampening, -g.lr, g.nesterov ? 1 : 0, 0, 0, first ? 1 : 0, 0, 0];
       // Under a flag the host may not know whether this is the buffer's first step; the device does (its count is 0).
       run8bit(ops, param, d, state, ['momentumBuffer'], { kind: 'momentum', blockSize: q.blockSize, h }, skip, first ? 1 : 2,
-        (t) => [t === 1 ? 1 : 0, 0], pagedFor(this.pagedStates, this.name, param, q));
+        (t) => [t === 1 ? 1 : 0, 0], pagedFor(this.pagedStates, this.name, param, q), this.paramRounding);
     });
+  }
+
+  protected override roundsInPlace(param: Variable, g: ParamGroup<SGDHyper>): boolean {
+    return g.momentum !== 0 && inPlace8bit(param, g as unknown as SGD8bitHyper);
   }
 
 }
@@ -271,9 +284,13 @@ export class RMSprop8bit extends RMSprop {
     withStepOps(param.backend, (ops) => {
       const d = ops.direction(param.data, grad, g.weightDecay, g.maximize);
       const h = [g.alpha, 1 - g.alpha, -g.lr, g.eps, 0, 0, 0, 0, 0];
-      run8bit(ops, param, d, state, ['squareAvg'], { kind: 'rmsprop', blockSize: q.blockSize, h }, skip, 1, () => [0, 0], pagedFor(this.pagedStates, this.name, param, q));
+      run8bit(ops, param, d, state, ['squareAvg'], { kind: 'rmsprop', blockSize: q.blockSize, h }, skip, 1, () => [0, 0], pagedFor(this.pagedStates, this.name, param, q), this.paramRounding);
     });
     state.step = (state.step as number) + 1;
+  }
+
+  protected override roundsInPlace(param: Variable, g: ParamGroup<RMSpropHyper>): boolean {
+    return inPlace8bit(param, g as unknown as RMSprop8bitHyper);
   }
 
 }

@@ -276,6 +276,19 @@ export abstract class Optimizer<H extends OptimizerHyper> {
    */
   protected abstract updateParam(param: Variable, grad: Tensor, group: ParamGroup<H>, state: ParamState, skip: SkipContext | null): void;
 
+  /**
+   * Whether updateParam steps `param` (stored below float32) in its own dtype, rounding its
+   * float32 results with `paramRounding` as a cast of the whole would (the 8-bit optimizers' fused
+   * kernels: a span of blocks at a time). Otherwise a parameter with stochastic rounding is stepped
+   * through a float32 copy of the whole of it, rounded back afterwards.
+   */
+  protected roundsInPlace(_param: Variable, _group: ParamGroup<H>): boolean {
+    return false;
+  }
+
+  /** The rounding of the in-place update under way (see roundsInPlace; nearest-even otherwise). */
+  protected paramRounding: CastOptions = {};
+
   /** Steps a parameter's state records (its count before any device tracking): the state's `step`, or 0. */
   protected stepsTaken(state: ParamState): number {
     return typeof state.step === 'number' ? state.step : 0;
@@ -453,6 +466,22 @@ export abstract class Optimizer<H extends OptimizerHyper> {
     if (param.data.dtype === 'float32' || (!group.masterWeights && !group.stochasticRounding)) {
       return this.updateParam(param, grad, group, state, skip);
     }
+    const nextRounding = (): CastOptions => {
+      if (!group.stochasticRounding) return {};
+      const n = typeof state.roundingStep === 'number' ? state.roundingStep : 0;
+      state.roundingStep = n + 1;
+      return { rounding: 'stochastic', seed: streamSeed(group.roundingSeed ?? 0, id, n) };
+    };
+    if (!group.masterWeights && !skip && this.roundsInPlace(param, group)) {
+      // The kernel rounds its float32 results into the parameter itself, a span at a time: the
+      // same bits as the float32 copy below, without a float32 copy of the whole parameter.
+      this.paramRounding = nextRounding();
+      try {
+        return this.updateParam(param, grad, group, state, skip);
+      } finally {
+        this.paramRounding = {};
+      }
+    }
     const be = param.backend;
     const owned: Tensor[] = [];
     try {
@@ -469,12 +498,7 @@ export abstract class Optimizer<H extends OptimizerHyper> {
         be.cast(param.data, weights);
       }
       this.updateParam(new Variable(weights, { requiresGrad: false }), grad, group, state, skip);
-      let rounding: CastOptions = {};
-      if (group.stochasticRounding) {
-        const n = typeof state.roundingStep === 'number' ? state.roundingStep : 0;
-        rounding = { rounding: 'stochastic', seed: streamSeed(group.roundingSeed ?? 0, id, n) };
-        state.roundingStep = n + 1;
-      }
+      const rounding = nextRounding();
       if (!skip) return be.cast(weights, param.data, rounding);
       const next = Tensor.empty(be, param.shape, { dtype: param.data.dtype, category: 'temporary', label: `${this.name} weights` });
       owned.push(next);

@@ -214,6 +214,47 @@ test('AdamW8bit on WebGPU (SwiftShader): the same codes and parameters as on was
   }
 });
 
+test('bfloat16 parameters with stochastic rounding: the fused kernel rounds into the parameter a span at a time, the same bits as a float32 copy of the whole rounded back, without that copy (wasm; WebGPU)', async () => {
+  const makers: [string, (p: Variable) => Optimizer<OptimizerHyper>][] = [
+    ['AdamW8bit', (p) => new AdamW8bit([p], { lr: 1e-2, stochasticRounding: true, roundingSeed: 7 }) as never],
+    ['Adam8bit (L2 decay)', (p) => new Adam8bit([p], { lr: 1e-2, weightDecay: 0.1, stochasticRounding: true, roundingSeed: 8 }) as never],
+    ['SGD8bit', (p) => new SGD8bit([p], { lr: 1e-2, momentum: 0.9, nesterov: true, stochasticRounding: true, roundingSeed: 9 }) as never],
+    ['RMSprop8bit', (p) => new RMSprop8bit([p], { lr: 1e-3, stochasticRounding: true, roundingSeed: 10 }) as never],
+    ['AdamW8bit, nearest-even', (p) => new AdamW8bit([p], { lr: 1e-2 }) as never],
+  ];
+  for (const [b, n] of [[w, 3 * 65536 + 1000 + 37], [g, N]] as const) {
+    for (const [name, make] of makers) {
+      const run = async (copy: boolean) => {
+        const p = param(b, rand(n, 81), [n], 'bfloat16');
+        const opt = make(p);
+        if (copy) Object.defineProperty(opt, 'roundsInPlace', { value: () => false }); // the float32-copy path
+        let weightCopies = 0, staged = 0;
+        for (let k = 0; k < 3; k++) {
+          setGrad(p, 82 + k);
+          const { trace } = b.memory.memoryTrace(() => opt.step());
+          for (const e of trace.events) {
+            if (e.kind !== 'alloc') continue;
+            if (/weights f32/.test(e.label)) weightCopies++; // updateWeights' float32 copy of the parameter
+            if (/stage-in/.test(e.label) && e.bytes >= 4 * 65536) staged = Math.max(staged, e.bytes); // the kernel's spans
+          }
+        }
+        const s = opt.getState(p)!;
+        const keys = Object.keys(s).filter((k) => k.endsWith('Codes') || k.endsWith('Absmax')).sort();
+        const out = { state: await Promise.all(keys.map(async (k) => [...await (s[k] as Tensor).toArray()])), weightCopies, staged, raw: await b.read(p.data.storage, 0, n * 2) };
+        opt.dispose(); p.dispose();
+        return out;
+      };
+      const fused = await run(false), copied = await run(true);
+      assert.equal([...fused.raw], [...copied.raw], `${b.kind} ${name}: the parameter's bits`);
+      assert.equal(fused.state, copied.state, `${b.kind} ${name}: the 8-bit state`);
+      const stochastic = !name.includes('nearest');
+      assert.is(copied.weightCopies, stochastic ? 3 : 0, `${b.kind} ${name}: the copy path's float32 copies`);
+      assert.is(fused.weightCopies, 0, `${b.kind} ${name}: no float32 copy of the parameter`);
+      if (b === w) assert.is(fused.staged, 4 * 65536, `${name}: the kernel stages 64Ki elements at most`);
+    }
+  }
+});
+
 test('paged AdamW8bit on WebGPU: state in host memory, device optimizer memory within pagedBudget, the same steps as unpaged', async () => {
   const budget = 8 * 1024; // bytes: slots of 4 KiB, so a 5000-element parameter streams in chunks
   const a = param(g, rand(N, 71), [N]), b = param(g, rand(N, 71), [N]);

@@ -20,6 +20,7 @@ import { checkCastOptions } from '../cast_options.js';
 import { dtypeBits } from '../storage.js';
 import { fillPlan, fillWords } from '../fill.js';
 import { accumulateViaTemporary, checkAccumulate } from '../matmul_accumulate.js';
+import { ELEMENTWISE_BLOCK } from './staging.js';
 
 export { kernelExports, type MemfitWasm } from './exports.js';
 
@@ -63,8 +64,6 @@ const STREAMING_BINARY = new Set<BinaryOp>(['add', 'sub', 'mul', 'div', 'maximum
 function elementwiseWork(n: number, streaming: boolean): number {
   return streaming ? Math.ceil(n / STREAMING_ELEMENTS_PER_WORK) : n;
 }
-/** Elements per block of a staged elementwise kernel (WasmBackend.runElementwise): 256 KiB of float32. */
-export const ELEMENTWISE_BLOCK = 1 << 16;
 /** Parts per thread of a split call. */
 const PARTS_PER_THREAD = 4;
 /** Most bytes of a threaded matmul's shared packing of op(B) (module memory outside the accounting, like kernel scratch). */
@@ -334,8 +333,17 @@ export class WasmBackend implements Backend {
     return out.offset * (bits / 8);
   }
 
+  /**
+   * Rounds numel(out.shape) float32 at src into out (a view at any offset where its codes are whole
+   * bytes), with a stochastic stream starting at element `streamOffset` (what the elements'
+   * places in a larger cast would give them). For kernels that stage a tensor in pieces.
+   */
+  encodeFloat32(src: number, out: TensorRef, options: CastOptions, streamOffset = 0n): void {
+    this.encodeInto(src, out, options, this.outputByteOffset(out), streamOffset);
+  }
+
   /** Rounds n float32 at src into out's storage. */
-  private encodeInto(src: number, out: TensorRef, options: CastOptions, byteOffset = 0): void {
+  private encodeInto(src: number, out: TensorRef, options: CastOptions, byteOffset = 0, streamOffset = 0n): void {
     const w = kernelExports();
     const n = numel(out.shape);
     const base = this.ptr(out.storage) + byteOffset;
@@ -344,9 +352,9 @@ export class WasmBackend implements Backend {
     const mode = ROUNDING_IDS[options.rounding ?? 'nearest-even'];
     const seed = options.seed ?? 0n;
     const sat = options.saturate ?? false;
-    if (f.bits >= 8) return w.encodeF32(f.id, src, base, n, mode, sat, seed, 0n);
+    if (f.bits >= 8) return w.encodeF32(f.id, src, base, n, mode, sat, seed, streamOffset);
     const codes = this.temp(n, 'stage-out codes');
-    w.encodeF32(f.id, src, codes.ptr, n, mode, sat, seed, 0n);
+    w.encodeF32(f.id, src, codes.ptr, n, mode, sat, seed, streamOffset);
     w.pack(f.bits, codes.ptr, base, n);
     this.free(codes.storage);
   }

@@ -4,7 +4,10 @@ import { InvalidArgumentError, ShapeMismatchError } from '../../errors.js';
 import type { AdamWDeviceInputs, Optim8bitStep, QuantizedStateRef, TensorRef } from '../backend.js';
 import { checkOptimizer8bit, checkQuantized, KERNEL_TABLE_BYTES, quantKernelTable } from '../quant.js';
 import { numel } from '../shape.js';
+import { dtypeBits } from '../storage.js';
+import { checkCastOptions } from '../cast_options.js';
 import type { WasmBackend } from './backend.js';
+import { ELEMENTWISE_BLOCK } from './staging.js';
 import { kernelExports } from './exports.js';
 import type { KernelPart } from './threads.js';
 
@@ -64,22 +67,35 @@ export function optimizer8bit(
   if (n === 0) return;
   const c1 = backend.ptr(state1.codes.storage), a1 = backend.ptr(state1.absmax.storage);
   const c2 = state2 ? backend.ptr(state2.codes.storage) : 0, a2 = state2 ? backend.ptr(state2.absmax.storage) : 0;
+  const rounding = checkCastOptions(step.rounding ?? {}, 'optimizer8bit rounding');
   const g = backend.stageIn(grad);
   try {
     withTables(backend, signs, ([t1, t2]) => {
-      const run = (pp: number) => byBlocks(backend, n, step.blockSize, step.blockSize * 8 + REQUANTIZE_SCRATCH, (s, e, b, scratch) => ({
-        fn: 'optimizer8bitF32',
-        args: [kind, pp + s * 4, g.ptr + s * 4, c1 + s, a1 + b * 4, t1, c2 && c2 + s, a2 && a2 + b * 4, t2 ?? 0, e - s, step.blockSize, ...h, scratch],
-      }));
-      if (param.dtype === 'float32') return run(backend.ptr(param.storage) + param.offset * 4);
-      const p = backend.stageIn(param); // exact float32 copy
-      try {
-        const o = backend.stageOut(param);
-        new Float32Array(kernelExports().memory.buffer, o.ptr, n).set(new Float32Array(kernelExports().memory.buffer, p.ptr, n));
-        run(o.ptr);
-        o.commit();
-      } finally {
-        p.release();
+      // Elements [base, base + len) (base a multiple of the block), the parameter's at pp (float32).
+      const run = (pp: number, base: number, len: number) => byBlocks(backend, len, step.blockSize, step.blockSize * 8 + REQUANTIZE_SCRATCH, (s, e, b, scratch) => {
+        const i = base + s, blk = base / step.blockSize + b;
+        return {
+          fn: 'optimizer8bitF32',
+          args: [kind, pp + s * 4, g.ptr + i * 4, c1 + i, a1 + blk * 4, t1, c2 && c2 + i, a2 && a2 + blk * 4, t2 ?? 0, e - s, step.blockSize, ...h, scratch],
+        };
+      });
+      if (param.dtype === 'float32') return run(backend.ptr(param.storage) + param.offset * 4, 0, n);
+      // A lower-precision parameter: a span of whole blocks at a time is decoded to float32
+      // (exactly), stepped and rounded back (step.rounding; a stochastic stream indexed by the
+      // element's place in the parameter, as one cast of the whole would be): float32 copies of a
+      // span, not of the whole parameter. Packed sub-byte codes go whole (they are rounded into
+      // whole bytes).
+      const span = dtypeBits(param.dtype) < 8 ? n : Math.max(step.blockSize, Math.floor(ELEMENTWISE_BLOCK / step.blockSize) * step.blockSize);
+      for (let base = 0; base < n; base += span) {
+        const len = Math.min(span, n - base);
+        const part: TensorRef = { storage: param.storage, dtype: param.dtype, offset: param.offset + base, shape: [len] };
+        const p = backend.stageIn(part); // exact float32 copy
+        try {
+          run(p.ptr, base, len);
+          backend.encodeFloat32(p.ptr, part, rounding, BigInt(base));
+        } finally {
+          p.release();
+        }
       }
     });
   } finally {

@@ -78,7 +78,7 @@ export function optimizer8bit(
     for (const d of dummies) g.free(d);
   }
   if (work !== param) {
-    g.cast(work, param);
+    g.cast(work, param, step.rounding ?? {});
     g.free(work.storage);
   }
 }
