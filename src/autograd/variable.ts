@@ -760,7 +760,7 @@ export function leafGradOutput(v: Variable): { grad: Tensor; accumulate: boolean
     v.grad = grad;
     return { grad, accumulate: false };
   }
-  if (g.isDisposed || g.dtype !== 'float32' || !g.isSoleOwner || g.shape.join() !== v.shape.join()) return null;
+  if (g.isDisposed || g.backend !== v.backend || g.dtype !== 'float32' || !g.isSoleOwner || g.shape.join() !== v.shape.join()) return null;
   return { grad: g, accumulate: true };
 }
 
