@@ -41,8 +41,14 @@ const { values } = parseArgs({
 const config = values.config === 'tiny' ? TINY_LLAMA : values.config === 'medium' ? MEDIUM_LLAMA : undefined;
 const counts = values.threads.split(',').map(Number);
 const steps = Number(values.steps);
-if (!config || !counts.every((t) => Number.isInteger(t) && t >= 1) || !(Number.isInteger(steps) && steps >= 1) || (values.memory !== undefined && (values.memory !== 'least' || counts.length !== 1))) {
-  process.stderr.write('usage: bench/profile.ts [--config tiny|medium] [--threads 1,2] [--steps N >= 1] [--checkpoint] [--trainer] [--memory least (with one --threads count)]\n');
+let extra: Partial<TrainConfig> | undefined;
+try {
+  const e: unknown = JSON.parse(values.extra);
+  if (e !== null && typeof e === 'object' && !Array.isArray(e)) extra = e as Partial<TrainConfig>;
+} catch { /* extra stays undefined: the usage below */ }
+if (!config || !counts.every((t) => Number.isInteger(t) && t >= 1) || !(Number.isInteger(steps) && steps >= 1) || (values.memory !== undefined && (values.memory !== 'least' || counts.length !== 1))
+  || !extra || (values.memory === undefined && Object.keys(extra).length > 0)) {
+  process.stderr.write('usage: bench/profile.ts [--config tiny|medium] [--threads 1,2] [--steps N >= 1] [--checkpoint] [--trainer] [--memory least (with one --threads count) [--extra \'{"checkpointChunks":1}\' (a JSON object of TrainConfig fields)]]\n');
   process.exit(2);
 }
 
@@ -98,7 +104,7 @@ for (const { threads, memory } of arms) {
   instrument(backend, run);
   if (dataset) {
     const trainer = new LanguageModelTrainer(backend, dataset, {
-      ...config, ...(memory === 'least' ? { memory: 'least', ...(JSON.parse(values.extra) as Partial<TrainConfig>) } : {}), ...(values.checkpoint ? { checkpointModules: '^layers\\.\\d+$' } : {}), steps: 1000, warmupSteps: 1,
+      ...config, ...(memory === 'least' ? { memory: 'least', ...extra } : {}), ...(values.checkpoint ? { checkpointModules: '^layers\\.\\d+$' } : {}), steps: 1000, warmupSteps: 1,
     });
     run.step = async () => {
       const t0 = performance.now();
