@@ -3,7 +3,8 @@
 // (MEDIUM_LLAMA: hidden 256, 4 layers, 8 heads, intermediate 704, batch 8 x 128) on the wasm
 // backend, for: float32 with nothing; each technique alone (bf16 autocast, bf16 weights with
 // stochastic rounding, per-layer checkpointing, 8-bit AdamW, gradient release); and the full
-// combination (`memory: 'least'`). Each peak as a ratio to float32's, each step time too.
+// combination (`memory: 'least'`). Each peak as a ratio to float32's, each step time too, and the
+// matmul work of a step (matmulWorkVsFloat32: multiply-adds counted in one more, untimed step).
 // Statistic: the median over measured steps (after one warm-up step, which allocates the optimizer
 // state) of a step's peak (LanguageModelTrainer.trainStep's peakAllocated; the breakdown by
 // category at that peak from the median step). The configurations' steps are interleaved, their
@@ -29,6 +30,7 @@ import { LanguageModelTrainer, MEDIUM_LLAMA, TINY_LLAMA, type TrainConfig } from
 import { writeFileAtomic } from '../src/io/fs_sync.js';
 import { stackedBarChart } from '../src/report/charts.js';
 import { loadNow, median, pairedRatio, roundOrder, warmedRounds, WARMUP_MS, TRAINER_STEPS } from './interleave.js';
+import { countMatmulMacs } from './matmul_work.js';
 
 const argv = process.argv.slice(2);
 const quick = argv.includes('--quick');
@@ -72,7 +74,11 @@ for (const name of configArg.split(',')) {
     }
   });
   const loadAfter = loadNow();
-  const rows = runs.map((r) => {
+  // One more (untimed) step each, its matmul multiply-adds counted: the work the recompute adds,
+  // the floor under the step-time ratio (bench/matmul_work.ts).
+  const macs: number[] = [];
+  for (const r of runs) macs.push((await countMatmulMacs(r.t.backend, () => r.t.trainStep())).macs);
+  const rows = runs.map((r, i) => {
     const sorted = [...r.peaks].sort((a, b) => a.peak - b.peak);
     const mid = sorted[Math.floor(sorted.length / 2)];
     r.t.dispose();
@@ -80,15 +86,15 @@ for (const name of configArg.split(',')) {
     return {
       name: r.setup.name, what: r.setup.what, steps: r.ms.length,
       peakBytes: mid.peak, peakByCategory: Object.fromEntries(CATEGORIES.map((c) => [c, mid.memory[c]])) as Record<Category, number>,
-      stepMsMedian: round(median(r.ms)), stepMs: r.ms.map(round),
+      stepMsMedian: round(median(r.ms)), stepMs: r.ms.map(round), matmulMacs: macs[i],
     };
   });
   const f32 = rows[0];
   const withRatios = rows.map((r, i) => {
     const t = pairedRatio(runs[i].ms, runs[0].ms);
-    return { ...r, peakVsFloat32: round(r.peakBytes / f32.peakBytes), stepTimeVsFloat32: t.median, stepTimeVsFloat32Spread: t.spread };
+    return { ...r, peakVsFloat32: round(r.peakBytes / f32.peakBytes), stepTimeVsFloat32: t.median, stepTimeVsFloat32Spread: t.spread, matmulWorkVsFloat32: round(r.matmulMacs / f32.matmulMacs) };
   });
-  for (const r of withRatios) log(`${name} ${r.name}: peak ${(r.peakBytes / 2 ** 20).toFixed(2)} MiB (${r.peakVsFloat32}x), step ${r.stepMsMedian} ms (${r.stepTimeVsFloat32}x, ${r.stepTimeVsFloat32Spread.join('-')})`);
+  for (const r of withRatios) log(`${name} ${r.name}: peak ${(r.peakBytes / 2 ** 20).toFixed(2)} MiB (${r.peakVsFloat32}x), step ${r.stepMsMedian} ms (${r.stepTimeVsFloat32}x, ${r.stepTimeVsFloat32Spread.join('-')}; matmul work ${r.matmulWorkVsFloat32}x)`);
   log(`${name}: load average ${loadBefore.join(' ')} before, ${loadAfter.join(' ')} after`);
   results.push({ config: name, model: base.model, batch: [base.batchSize, base.seqLen], backend: 'wasm', load: { before: loadBefore, after: loadAfter }, rows: withRatios });
 }
