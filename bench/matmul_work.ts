@@ -17,10 +17,17 @@ export function matmulMacs(a: TensorRef, out: TensorRef, options: MatmulOptions 
 export async function countMatmulMacs<T>(backend: Backend, fn: () => Promise<T> | T): Promise<{ result: T; macs: number }> {
   const own = Object.prototype.hasOwnProperty.call(backend, 'matmul');
   const matmul = backend.matmul;
-  let macs = 0;
+  let macs = 0, depth = 0;
   backend.matmul = function (this: Backend, a, b, out, options) {
-    macs += matmulMacs(a, out, options);
-    return matmul.call(this, a, b, out, options);
+    // only the outermost call: a backend's matmul may call matmul again for the same product
+    // (an accumulate through a temporary)
+    if (depth === 0) macs += matmulMacs(a, out, options);
+    depth++;
+    try {
+      return matmul.call(this, a, b, out, options);
+    } finally {
+      depth--;
+    }
   };
   try {
     const result = await fn();

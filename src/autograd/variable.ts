@@ -776,13 +776,13 @@ const ROWS = new WeakMap<Tensor, { readonly shape: readonly number[]; readonly s
 
 /**
  * A backward's gradient that is zero but for rows [start, start + g.shape[0]) of the first
- * dimension, which are g (float32, contiguous; taken over): narrow's. backward adds g into those
+ * dimension, which are g (taken over): narrow's. backward adds g into those
  * rows of a pending sum it alone holds, in place, instead of a zero tensor of `shape` with g copied
  * in and a sum of two whole tensors: the pieces of a chunked checkpoint then assemble their input's
  * gradient in one buffer. The same values (0 + y = y; the rows add as before), except that a -0
  * outside the rows stays -0 where 0 + -0 gave +0.
  */
-export function rowsGradient(g: Tensor, shape: readonly number[], start: number): Tensor {
+export function rowsGradient(g: Tensor, shape: readonly number[], start: number): Tensor { // g may be strided (see addRowsInPlace)
   ROWS.set(g, { shape: [...shape], start });
   return g;
 }
@@ -804,10 +804,14 @@ function wholeRows(g: Tensor): Tensor {
   }
 }
 
-/** Adds g (a rowsGradient) into its rows of prev in place when prev is a float32 buffer no one else holds; whether it did (g is then disposed). */
+/**
+ * Adds g (a rowsGradient) into its rows of prev in place when prev is a float32 buffer no one else
+ * holds and g is contiguous (a narrow's gradient may arrive strided: it then takes the whole-tensor
+ * path, which copies it); whether it did (g is then disposed).
+ */
 function addRowsInPlace(prev: Tensor, g: Tensor): boolean {
   const r = ROWS.get(g);
-  if (!r || prev.dtype !== 'float32' || !prev.isSoleOwner || prev.shape.join() !== r.shape.join()) return false;
+  if (!r || !g.isContiguous || prev.dtype !== 'float32' || !prev.isSoleOwner || prev.shape.join() !== r.shape.join()) return false;
   const rows = prev.slice(r.start, r.start + g.shape[0]);
   try { prev.backend.binary('add', rows, g, rows); } finally { rows.dispose(); }
   g.dispose();

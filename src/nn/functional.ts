@@ -34,6 +34,8 @@ const LINEAR = defineOp({
       y, save: (needs) => [needs[1] ? x.data : null, needs[0] ? weight.data : null], slots: ['input0', 'input1'],
       backward: (gy, [sx, sw], needs) => {
         const g2 = gy.reshape([rows, outF]);
+        // A .grad made here for the weight (leafGradOutput) is unset again if anything after fails.
+        let made: Tensor | null = null;
         try {
           let gx: Tensor | null = null, gw: Tensor | null = null, gb: Tensor | null = null;
           // dW first: its matmul may stage X (low precision) in float32 whole, and that copy is then
@@ -41,14 +43,12 @@ const LINEAR = defineOp({
           if (needs[1]) { // dW = dY^T @ X, written (or added) straight into the weight's .grad where it can be
             const sx2 = sx!.reshape([rows, inF]);
             try {
-              const leaf = leafGradOutput(weight);
+              // Not when the weight is also this op's input or bias: the engine adds those
+              // contributions after the node, and dW must come last, as it did as a temporary.
+              const leaf = weight === x || weight === bias ? null : leafGradOutput(weight);
               if (leaf) {
-                try {
-                  be.matmul(g2, sx2, leaf.grad, { transA: true, accumulate: leaf.accumulate });
-                } catch (e) {
-                  if (!leaf.accumulate) { weight.grad = null; leaf.grad.dispose(); } // a .grad made for it holds nothing
-                  throw e;
-                }
+                if (!leaf.accumulate) made = leaf.grad;
+                be.matmul(g2, sx2, leaf.grad, { transA: true, accumulate: leaf.accumulate });
                 gw = leafGradWritten(weight);
               } else {
                 gw = Tensor.empty(be, weight.shape, { dtype: 'float32', category: 'temporary' });
@@ -66,6 +66,12 @@ const LINEAR = defineOp({
           }
           if (bias && needs[2]) gb = kSum(g2, 0, 'temporary'); // db = the rows of dY summed
           return [gx, gw, gb];
+        } catch (e) {
+          if (made) { // a .grad that holds nothing (or that the failing backward's cleanup freed)
+            if (weight.grad === made) weight.grad = null;
+            made.dispose();
+          }
+          throw e;
         } finally {
           g2.dispose();
         }

@@ -105,7 +105,7 @@ test('a decoder layer under bfloat16 autocast frees its float32 norm outputs and
   b.destroy();
 });
 
-test('linear backward writes a leaf weight\'s gradient straight into its .grad (new, or added into an existing one): no weight-sized temporary, the same bits; a failing kernel leaves no .grad', async () => {
+test('linear backward writes a leaf weight\'s gradient straight into its .grad (new, or added into an existing one): no weight-sized temporary, the same bits (linear(W, W) too); a failing kernel leaves no .grad', async () => {
   const b = new WasmBackend();
   const [rows, inF, outF] = [64, 48, 40], wBytes = 4 * inF * outF;
   const x = new Variable(Tensor.from(b, values(rows * inF, (i) => Math.sin(i * 0.37)), [rows, inF]), { requiresGrad: true });
@@ -138,23 +138,46 @@ test('linear backward writes a leaf weight\'s gradient straight into its .grad (
   await same(w.grad!, thrice, 'a shared .grad: a new sum');
   await same(view.reshape([outF, inF]), twice, 'the view still reads the old .grad');
   view.dispose();
-  // The kernel fails while writing a new .grad: no .grad is left behind, nothing leaks.
+  // A kernel fails (the dW matmul writing a new .grad, or the dX matmul after it): no .grad is
+  // left behind, nothing leaks, and the next backward makes the .grad afresh.
   w.grad!.dispose(); w.grad = null; x.grad!.dispose(); x.grad = null;
-  const before = b.memory.memoryAllocated();
-  const matmul = b.matmul;
-  b.matmul = function (this: typeof b, ...args: Parameters<typeof matmul>) {
-    if (args[3]?.transA) throw new Error('kernel failed');
-    return matmul.apply(this, args);
-  };
-  try {
+  for (const failing of [true, false]) { // the call that throws: transA (dW) or not (dX)
+    const before = b.memory.memoryAllocated();
     const y = functional.linear(x, w), seed = Tensor.from(b, gy, [rows, outF]);
-    assert.throws(() => y.backward(seed), /kernel failed/);
+    const matmul = b.matmul;
+    b.matmul = function (this: typeof b, ...args: Parameters<typeof matmul>) { // in backward: dW has transA, dX not
+      if (Boolean(args[3]?.transA) === failing) throw new Error('kernel failed');
+      return matmul.apply(this, args);
+    };
+    try {
+      assert.throws(() => y.backward(seed), /kernel failed/);
+    } finally {
+      delete (b as { matmul?: unknown }).matmul;
+    }
     y.dispose(); seed.dispose();
-  } finally {
-    delete (b as { matmul?: unknown }).matmul;
+    assert.is(w.grad, null, `no .grad (${failing ? 'dW' : 'dX'} failed)`);
+    if (x.grad) { x.grad.dispose(); x.grad = null; }
+    assert.is(b.memory.memoryAllocated(), before, 'nothing leaked');
   }
-  assert.is(w.grad, null, 'no .grad');
-  assert.is(b.memory.memoryAllocated(), before, 'nothing leaked');
+  run();
+  await same(w.grad!, dW, 'the next backward: a new .grad');
+  w.grad!.dispose(); w.grad = null; x.grad!.dispose(); x.grad = null;
+  // The same leaf as input and weight (linear(W, W)): its two contributions in the engine's
+  // order, dX then dW, added to an existing .grad: (G + dX) + dW, as before dW went into .grad.
+  const n = 16;
+  const W = new Variable(Tensor.from(b, values(n * n, (i) => Math.sin(i * 1.7) * 3.1), [n, n]), { requiresGrad: true });
+  const G = values(n * n, (i) => Math.cos(i * 0.3) * 1e3 + 0.123), sq = values(n * n, (i) => Math.sin(i * 0.77) * 7.3);
+  W.grad = Tensor.from(b, G, [n, n], { category: 'gradient' });
+  const y2 = functional.linear(W, W), seed2 = Tensor.from(b, sq, [n, n]);
+  y2.backward(seed2);
+  const dX2 = Tensor.empty(b, [n, n], { category: 'temporary' }), dW2 = Tensor.empty(b, [n, n], { category: 'temporary' }), want = Tensor.from(b, G, [n, n]);
+  b.matmul(seed2, W.data, dX2, {});
+  b.matmul(seed2, W.data, dW2, { transA: true });
+  b.binary('add', want, dX2, want);
+  b.binary('add', want, dW2, want);
+  await same(W.grad!, want, 'linear(W, W): (G + dX) + dW');
+  for (const t of [y2, W]) t.dispose();
+  for (const t of [seed2, dX2, dW2, want]) t.dispose();
   for (const t of [x, w]) t.dispose();
   for (const t of [dW, twice, thrice]) t.dispose();
 });

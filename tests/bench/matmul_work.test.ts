@@ -42,8 +42,15 @@ test('a training step\'s matmul work is the predicted count: none, per-layer che
   assert.is((counted.layers / counted.none).toFixed(4), '1.2286');
   assert.is(counted.chunks, counted.layers);
   assert.is((llamaStepMacs(MEDIUM_LLAMA.model, 1, 'layers') / llamaStepMacs(MEDIUM_LLAMA.model, 1, 'none')).toFixed(4), '1.2566');
-  // and the wrapper is gone afterwards
+  // a product added through a temporary (accumulate deeper than one K block) counts once; the
+  // wrapper is gone afterwards
   const be = new WasmBackend();
+  const t = (shape: number[]) => ({ storage: be.alloc(shape[0] * shape[1] * 4, 'temporary'), offset: 0, shape, dtype: 'float32' as const });
+  const a = t([300, 4]), bb = t([300, 5]), out = t([4, 5]);
+  be.fill(a, 1); be.fill(bb, 1); be.fill(out, 0);
+  const { macs } = await countMatmulMacs(be, () => be.matmul(a, bb, out, { transA: true, accumulate: true }));
+  assert.is(macs, 4 * 5 * 300);
+  for (const x of [a, bb, out]) be.free(x.storage);
   assert.not.ok(Object.prototype.hasOwnProperty.call(be, 'matmul'));
   be.destroy();
 });

@@ -8,7 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   WasmBackend, Llama, Tensor, Variable, manualSeed, tidy, autocast, checkpoint, checkpointModules, narrow, cat, sum, mul, add, silu,
-  savedTensorStats, withOpObserver, InvalidArgumentError, ShapeMismatchError, Generator, functional, type Module,
+  savedTensorStats, withOpObserver, InvalidArgumentError, ShapeMismatchError, Generator, functional, permute, type Module,
 } from '../../src/index.js';
 import { floatBits, randVariable } from '../helpers/values.js';
 
@@ -117,6 +117,45 @@ test('narrow pieces assemble their input\'s gradient in one buffer; cat with own
   assert.is(copies.freedFirst, true, 'copies free it at once');
   assert.throws(() => cat([a, b], 1 as unknown as boolean), /ownGradients must be a boolean/);
   for (const v of [leaf, w, x2, z, a, b, c5]) v.dispose();
+});
+
+test('a narrow\'s gradient that arrives strided (a transpose of the rows downstream) is added as a whole tensor: chunks over a fn that transposes inside; repeated backward into an existing .grad', async () => {
+  const vals = Float32Array.from({ length: 12 }, (_, i) => i * 0.1 - 0.5);
+  const wv = Float32Array.from({ length: 12 }, (_, i) => i + 1);
+  const fn = (p: Variable) => permute(silu(permute(p, [1, 0])), [1, 0]);
+  const grads = async (chunks: number) => {
+    const x = new Variable(Tensor.from(be, vals, [4, 3]), { requiresGrad: true });
+    const w = new Variable(Tensor.from(be, wv, [4, 3]));
+    const out: number[][] = [];
+    for (let k = 0; k < 2; k++) { // the second backward adds into the .grad the first made
+      const y = chunks > 1 ? checkpoint(fn, x, { chunks }) : fn(x);
+      const loss = sum(mul(y, w));
+      loss.backward();
+      out.push(await bits(x.grad));
+      loss.dispose(); y.dispose();
+    }
+    x.grad!.dispose(); x.dispose(); w.dispose();
+    return out;
+  };
+  assert.equal(await grads(2), await grads(1), 'chunked as unchunked, bit for bit');
+  // narrow, then a transposed use: the rows' gradient arrives strided, into a leaf with a .grad and into a pending sum
+  const x = new Variable(Tensor.from(be, Float32Array.from({ length: 12 }, (_, i) => i + 1), [4, 3]), { requiresGrad: true });
+  const w = new Variable(Tensor.from(be, Float32Array.from({ length: 6 }, (_, i) => (i + 1) * 10), [3, 2]));
+  for (let k = 1; k <= 2; k++) {
+    const loss = tidy(() => sum(mul(permute(narrow(x, 1, 3), [1, 0]), w)));
+    loss.backward();
+    // rows 1 and 2 of x get w transposed, k times
+    assert.equal([...await x.grad!.toArray()], [0, 0, 0, 10, 30, 50, 20, 40, 60, 0, 0, 0].map((v) => v * k));
+    loss.dispose();
+  }
+  const h0 = new Variable(Tensor.from(be, Float32Array.from({ length: 12 }, (_, i) => i + 1), [4, 3]), { requiresGrad: true });
+  const loss = tidy(() => {
+    const h = mul(h0, Variable.from(be, [1], []));
+    return add(sum(narrow(h, 0, 2)), sum(mul(permute(narrow(h, 1, 3), [1, 0]), w)));
+  });
+  loss.backward();
+  assert.equal([...await h0.grad!.toArray()], [1, 1, 1, 11, 31, 51, 20, 40, 60, 0, 0, 0]);
+  for (const v of [x, w, h0, loss]) v.dispose();
 });
 
 const CONFIG = { vocabSize: 64, hiddenSize: 32, numHiddenLayers: 2, numAttentionHeads: 4, intermediateSize: 72, maxPositionEmbeddings: 16 };
