@@ -811,7 +811,7 @@ function wholeRows(g: Tensor): Tensor {
  */
 function addRowsInPlace(prev: Tensor, g: Tensor): boolean {
   const r = ROWS.get(g);
-  if (!r || !g.isContiguous || prev.dtype !== 'float32' || !prev.isSoleOwner || prev.shape.join() !== r.shape.join()) return false;
+  if (!r || !g.isContiguous || prev.backend !== g.backend || prev.dtype !== 'float32' || !prev.isSoleOwner || prev.shape.join() !== r.shape.join()) return false;
   const rows = prev.slice(r.start, r.start + g.shape[0]);
   try { prev.backend.binary('add', rows, g, rows); } finally { rows.dispose(); }
   g.dispose();
@@ -870,7 +870,8 @@ function walkNodes(rootNode: Node, seed: Tensor, order: Node[], pending: Map<Var
               grads.set(v.gradFn, sum);
             } else grads.set(v.gradFn, g);
           } else {
-            if (v.grad) checkGrad(v, v.grad, 'backward: accumulating into .grad');
+            // a .grad that cannot take the rows in place (disposed, shared, another backend or
+            // shape) goes through accumulate, whose checks name the problem
             if (!v.grad || !addRowsInPlace(v.grad, g)) {
               g = gins[i] = wholeRows(g);
               accumulate(v, g);
