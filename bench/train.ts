@@ -14,8 +14,9 @@
 //
 // Usage: node --import tsx bench/train.ts [--quick] [--no-gpu] [--no-torch] [--config tiny,medium|small|seedlike] [--threads 1,all] [--precision 32-true,bf16-mixed,16-mixed,bf16-true,16-true,fp8]
 //        [--optimizer adamw,adamw8bit,adamw8bit-paged] (each optimizer in one run, with its ratios to adamw)
-//        node --import tsx bench/train.ts --checkpoint none,layers,selective,chunks,plan50,layers-logits [--quick]
-//        (activation checkpointing on wasm, tiny and medium Llama: ratios to none; JSON in bench/results/train-checkpoint.json)
+//        node --import tsx bench/train.ts --checkpoint none,layers,selective,chunks,plan50,layers-logits,regexes [--quick]
+//        (activation checkpointing on wasm, tiny and medium Llama: ratios to none, and the planner against the
+//        fastest hand-written regex that fits its budget; JSON in bench/results/train-checkpoint.json)
 //        node --import tsx bench/train.ts --model resnet152|bert-base|llama-small [--autocast bf16] [--batch N] [--steps N]
 //        (full-size models: bench/train_models.ts; JSON in bench/results/train-<model>.json)
 // Statistic: the median step after warm-up steps (at least 2 s of them: WARMUP_MS of
@@ -42,6 +43,7 @@ import { hostBackend } from '../src/optim/paged.js';
 import { findTorchPython, runTorchPeer, torchTrainArgs, type TorchPeerOutput } from './torch_peer.js';
 import { loadNow, median, pairedRatio, roundOrder, warmedRounds, TRAINER_STEPS } from './interleave.js';
 import { countMatmulMacs } from './matmul_work.js';
+import { fastestFitting, regexChoices, type RegexChoice } from './checkpoint_choices.js';
 
 const argv = process.argv.slice(2);
 const flag = (f: string) => argv.includes(f);
@@ -67,22 +69,25 @@ if (argv.includes('--checkpoint')) { // activation checkpointing (src/recompute)
 /**
  * The --checkpoint modes: none, per-layer checkpointing, per-layer under saveMatmuls, per-layer in
  * chunks of the batch (checkpointChunks 'auto'), the planner at 50% of the unplanned activation
- * memory, per-layer with the logits recomputed too (recomputeLogits).
+ * memory, per-layer with the logits recomputed too (recomputeLogits), and 'regexes': one arm per
+ * hand-written choice of bench/checkpoint_choices.ts, each wrapped with checkpointModules.
  */
-type CheckpointMode = 'none' | 'layers' | 'selective' | 'chunks' | 'plan50' | 'layers-logits';
+type CheckpointMode = 'none' | 'layers' | 'selective' | 'chunks' | 'plan50' | 'layers-logits' | 'regexes';
 
 /**
- * --checkpoint none,layers,selective,chunks,plan50,layers-logits [--quick]: for the tiny and the medium Llama on wasm,
+ * --checkpoint none,layers,selective,chunks,plan50,layers-logits,regexes [--quick]: for the tiny and the medium Llama on wasm,
  * one trainer per mode, their training steps interleaved in rounds whose order rotates (so the
  * shared machine's load falls on every mode alike; bench/interleave.ts); per mode the median step
  * time, the median step peak and the saved-activation bytes a training forward holds, with their
- * ratios to none (the step time's: the median of the per-round ratios, with their range). The
+ * ratios to none (the step time's: the median of the per-round ratios, with their range), and
+ * (planVsBestRegex) plan50's step time against the fastest of every layer and the 'regexes' arms
+ * whose peak fits plan50's budget, paired the same way. The
  * timed rounds run without observers; the split of a step into forward, backward and recompute
  * comes from further rounds under an op observer (its two clock reads an op, about 165 ops a tiny
  * step, are kept out of the timed steps).
  */
 async function benchCheckpoint(args: string[]): Promise<void> {
-  const CHECKPOINT_MODES: readonly CheckpointMode[] = ['none', 'layers', 'selective', 'chunks', 'plan50', 'layers-logits'];
+  const CHECKPOINT_MODES: readonly CheckpointMode[] = ['none', 'layers', 'selective', 'chunks', 'plan50', 'layers-logits', 'regexes'];
   const round = (x: number) => Number(x.toPrecision(4));
   const modes = (args[args.indexOf('--checkpoint') + 1] ?? '').split(',') as CheckpointMode[];
   for (const m of modes) if (!CHECKPOINT_MODES.includes(m)) throw new Error(`--checkpoint takes a comma-separated list of ${CHECKPOINT_MODES.join(', ')}; got ${m}`);
@@ -117,12 +122,15 @@ async function benchCheckpoint(args: string[]): Promise<void> {
     const steps = quick ? 3 : name === 'tiny' ? 30 : 10, warmup = 1, splitRounds = quick ? 1 : name === 'tiny' ? 9 : 3;
     const rows: Record<string, unknown>[] = [];
     const trainers: { mode: CheckpointMode; t: LanguageModelTrainer; ms: number[]; peaks: number[]; split: { forward: number; backward: number; recompute: number }[]; macs?: number; row: Record<string, unknown> }[] = [];
-    for (const mode of modes) {
+    // 'regexes' is one arm per hand-written choice (bench/checkpoint_choices.ts)
+    const arms = modes.flatMap((mode): { mode: CheckpointMode; choice?: RegexChoice }[] => (mode === 'regexes' ? regexChoices(config.model.numHiddenLayers).map((choice) => ({ mode, choice })) : [{ mode }]));
+    for (const { mode, choice } of arms) {
       const backend = new WasmBackend(); // one per mode: each one's memory accounting is its own
       const t = new LanguageModelTrainer(backend, dataset, { ...config, recomputeLogits: mode === 'layers-logits', steps: TRAINER_STEPS, warmupSteps: 1 });
       const row: Record<string, unknown> = { config: name, mode };
-      log(`${name}: ${mode} ...`);
-      if (mode === 'layers' || mode === 'layers-logits') row.checkpointed = checkpointModules(t.model, /^layers\.\d+$/).wrapped;
+      log(`${name}: ${mode}${choice ? ` ${choice.name}` : ''} ...`);
+      if (choice) Object.assign(row, { choice: choice.name, regex: choice.regex, checkpointed: checkpointModules(t.model, new RegExp(choice.regex)).wrapped });
+      else if (mode === 'layers' || mode === 'layers-logits') row.checkpointed = checkpointModules(t.model, /^layers\.\d+$/).wrapped;
       else if (mode === 'selective') row.checkpointed = checkpointModules(t.model, /^layers\.\d+$/, { policy: saveMatmuls }).wrapped;
       else if (mode === 'chunks') {
         row.chunks = autoCheckpointChunks(config);
@@ -198,6 +206,23 @@ async function benchCheckpoint(args: string[]): Promise<void> {
     const none = rows.find((r) => r.mode === 'none');
     const plan = rows.find((r) => r.mode === 'plan50' && r.budgetBytes !== undefined);
     if (plan) for (const r of rows) if (r.peakAllocatedBytes !== undefined) r.fitsPlan50Budget = (r.peakAllocatedBytes as number) <= (plan.budgetBytes as number);
+    // The planner against the hand-written regexes (every layer and the 'regexes' arms) that fit its budget.
+    let planVsBestRegex: Record<string, unknown> | undefined;
+    if (plan && plan.peakAllocatedBytes !== undefined) {
+      const budget = plan.budgetBytes as number;
+      const regexRows = rows.filter((r) => (r.mode === 'layers' || r.mode === 'regexes') && r.peakAllocatedBytes !== undefined);
+      const measured = regexRows.map((r) => ({ name: (r.choice as string | undefined) ?? 'every layer', regex: (r.regex as string | undefined) ?? '^layers\\.\\d+$', stepMs: stepMs.get(r)!, peakBytes: r.peakAllocatedBytes as number, macs: r.matmulMacs as number }));
+      const fitting = measured.filter((m) => m.peakBytes <= budget);
+      const best = fastestFitting(measured, budget);
+      planVsBestRegex = { candidates: measured.length, fitting: fitting.length, best: best?.name ?? null };
+      if (best) {
+        const t = pairedRatio(stepMs.get(plan)!, best.stepMs);
+        // and free of timing noise: the plan's matmul work against the least of the fitting regexes'
+        const leastWork = fitting.reduce((a, b) => (b.macs < a.macs ? b : a));
+        Object.assign(planVsBestRegex, { regex: best.regex, stepMs: t.median, stepMsSpread: t.spread, leastWork: leastWork.name, matmulMacs: round((plan.matmulMacs as number) / leastWork.macs) });
+        log(`${name}: plan50 ${t.median}x the fastest fitting regex (${best.name}; rounds ${t.spread.join('-')}), ${String(planVsBestRegex.matmulMacs)}x the matmul work of the least-work one (${leastWork.name})`);
+      } else if (measured.length > 0) log(`${name}: none of ${measured.length} hand-written regexes fits the plan50 budget`);
+    }
     for (const r of rows) {
       if (!none || r === none || r.infeasible) continue;
       const t = pairedRatio(stepMs.get(r)!, stepMs.get(none)!);
@@ -209,10 +234,10 @@ async function benchCheckpoint(args: string[]): Promise<void> {
         matmulMacs: round((r.matmulMacs as number) / (none.matmulMacs as number)),
       };
       r.vsNone = vsNone;
-      log(`${name} ${r.mode as string}: step ${t.median}x none (rounds ${t.spread.join('-')}; matmul work ${vsNone.matmulMacs}x), saved activations ${vsNone.savedActivationBytes}x`);
+      log(`${name} ${r.mode as string}${r.choice ? ` ${r.choice as string}` : ""}: step ${t.median}x none (rounds ${t.spread.join('-')}; matmul work ${vsNone.matmulMacs}x), saved activations ${vsNone.savedActivationBytes}x`);
     }
     log(`${name}: load average ${loadBefore.join(' ')} before, ${loadAfter.join(' ')} after`);
-    results.push({ config: name, model: config.model, batch: [config.batchSize, config.seqLen], backend: 'wasm', load: { before: loadBefore, after: loadAfter }, rows });
+    results.push({ config: name, model: config.model, batch: [config.batchSize, config.seqLen], backend: 'wasm', load: { before: loadBefore, after: loadAfter }, rows, ...(planVsBestRegex ? { planVsBestRegex } : {}) });
   }
   const out = { date: new Date().toISOString(), host: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, loadavg: os.loadavg() }, results };
   const json = JSON.stringify(out, null, 2);

@@ -74,7 +74,7 @@ export function defineOp<A extends unknown[] = []>(def: OpDef<A>): OpDef<A> {
 /**
  * The output dtype rule of elementwise ops, dropout, sum and mean: the inputs' float dtype when they
  * all share one, else float32 (PyTorch keeps bf16 + bf16 in bfloat16). Tensor's elementwise methods
- * use the same rule; Tensor.sum() and .mean() (no autograd) give float32.
+ * use the same rule, and so do Tensor.sum(), .mean() and .max() (no autograd).
  */
 export function sameDtypeOrFloat32(inputs: readonly Variable[]): TensorDType {
   return inputs.length ? resultDType(...inputs.map((v) => v.data)) : 'float32';

@@ -377,7 +377,8 @@ export const dispatch = {
       throw new InvalidArgumentError(`${op} over an empty dimension (size 0) has no value, as in PyTorch (shape [${x.shape.join(', ')}], axis ${ax === null ? 'all' : ax})`);
     }
     return withOutputs(() => {
-      const out = Tensor.empty(x.backend, shape, { dtype: 'float32', label: op }); // float32 accumulation and result
+      // accumulated in float32 (wasm: float64), rounded once into the input's dtype (float32 for int32), as PyTorch keeps bfloat16
+      const out = Tensor.empty(x.backend, shape, { dtype: resultDType(x), label: op });
       x.backend.reduce(op, x, out, ax);
       return out;
     });

@@ -37,6 +37,40 @@ for (const name of ['wasm', 'webgpu'] as const) {
     ids.dispose();
   });
 
+  test(`${name}: sum, mean and max keep a bfloat16 or float16 input's dtype (float32 sums rounded once), int32 gives float32, as PyTorch`, async () => {
+    // 4 x 9 values exact in bfloat16, whose float32 sums are exact: only the result's rounding differs by dtype
+    const xs = Float32Array.from({ length: 36 }, (_, i) => ((i * 7) % 36 - 17) * 0.375 + (i % 5) * 0.125);
+    const ref = (op: 'sum' | 'mean' | 'max', axis: number | null): number[] => {
+      const rows = axis === null ? [Array.from(xs)] : axis === 0
+        ? Array.from({ length: 9 }, (_, j) => Array.from({ length: 4 }, (_, r) => xs[r * 9 + j]))
+        : Array.from({ length: 4 }, (_, r) => Array.from(xs.subarray(r * 9, r * 9 + 9)));
+      return rows.map((v) => (op === 'max' ? Math.max(...v) : v.reduce((a, b) => a + b, 0) / (op === 'mean' ? v.length : 1)));
+    };
+    for (const dtype of ['bfloat16', 'float16'] as const) {
+      const t = Tensor.from(get(), xs, [4, 9], { dtype });
+      assert.equal(Array.from(decode(encode(xs, dtype), dtype)), Array.from(xs), `${dtype}: the inputs are exact`);
+      for (const op of ['sum', 'mean', 'max'] as const) {
+        for (const axis of [null, 0, 1]) {
+          const r = t[op](axis);
+          assert.is(r.dtype, dtype, `${dtype} ${op}(${axis})`);
+          assert.equal(r.shape, axis === null ? [] : axis === 0 ? [9] : [4]);
+          const want = Array.from(decode(encode(Float32Array.from(ref(op, axis)), dtype), dtype));
+          assert.equal(Array.from(await r.toArray()), want, `${dtype} ${op}(${axis})`);
+          r.dispose();
+        }
+      }
+      t.dispose();
+    }
+    const ids = Tensor.from(get(), [3, -1, 7, 2], [2, 2], { dtype: 'int32' });
+    for (const [op, want] of [['sum', [10, 1]], ['max', [7, 2]]] as const) {
+      const r = ids[op](0);
+      assert.is(r.dtype, 'float32', `int32 ${op}`);
+      assert.equal(Array.from(await r.toArray()), [...want]);
+      r.dispose();
+    }
+    ids.dispose();
+  });
+
   test(`${name}: to(dtype) equals encode; ops; shape errors`, async () => {
     const b = get();
     const x = Tensor.from(b, values, [37]);
