@@ -74,7 +74,8 @@ export function defineOp<A extends unknown[] = []>(def: OpDef<A>): OpDef<A> {
 /**
  * The output dtype rule of elementwise ops, dropout, sum and mean: the inputs' float dtype when they
  * all share one, else float32 (PyTorch keeps bf16 + bf16 in bfloat16). Tensor's elementwise methods
- * use the same rule, and so do Tensor.sum(), .mean() and .max() (no autograd).
+ * use the same rule; Tensor.sum(), .mean() and .max() (no autograd) keep bfloat16 and float16 and
+ * give float32 for every other dtype.
  */
 export function sameDtypeOrFloat32(inputs: readonly Variable[]): TensorDType {
   return inputs.length ? resultDType(...inputs.map((v) => v.data)) : 'float32';

@@ -169,7 +169,10 @@ export function selectModules(model: Module, modules: ProfileOptions<unknown>['m
   else if (Array.isArray(modules)) {
     for (const n of modules) if (!names.includes(n)) throw new InvalidArgumentError(`no submodule ${JSON.stringify(n)} in the model; its modules are ${names.join(', ')}`);
     out = [...modules];
-  } else if (modules instanceof RegExp) out = names.filter((n) => (modules as RegExp).test(n));
+  } else if (modules instanceof RegExp) {
+    const re = new RegExp(modules.source, modules.flags.replace(/[gy]/g, '')); // test() without lastIndex state, as checkpointModules
+    out = names.filter((n) => re.test(n));
+  }
   else if (typeof modules === 'function') out = all.filter(([n, m]) => (modules as (n: string, m: Module) => boolean)(n, m)).map(([n]) => n);
   else throw new InvalidArgumentError(`modules must be an array of names, a RegExp or a predicate, got ${describeValue(modules)}`);
   if (out.length === 0) throw new InvalidArgumentError(`no candidate module: ${modules === undefined ? 'the model has no decoder layers named layers.N; pass options.modules' : 'options.modules selects none'}; its modules are ${names.join(', ')}`);

@@ -70,6 +70,12 @@ export function checkTensor(t: unknown, what: string): asserts t is Tensor {
   if (t.isDisposed) throw new InvalidArgumentError(`${what}: tensor used after dispose()`);
 }
 
+/** checkTensor, and refuses uint8 (raw bytes: only the quantization kernels and copies take them). */
+function checkOperand(t: unknown, what: string): asserts t is Tensor {
+  checkTensor(t, what);
+  if (t.dtype === 'uint8') throw new InvalidArgumentError(`${what}: a uint8 tensor holds raw bytes (quantization codes), not numbers an op computes with; cast its values with Tensor.from(backend, await t.toArray(), shape) first`);
+}
+
 export class Tensor implements TensorRef {
   private disposed = false;
   /** Element strides; undefined when contiguous (row-major, no gaps), which is what most kernels take. */
@@ -349,7 +355,7 @@ function transposedBase(t: Tensor): Tensor | null {
 /** The single dispatch point of tensor ops. Inputs are checked before, and outputs freed after, a failure. */
 export const dispatch = {
   unary(op: UnaryOp, x: Tensor, alpha?: number): Tensor {
-    checkTensor(x, op);
+    checkOperand(x, op);
     if (!x.isContiguous) return onContiguous([x], (c) => dispatch.unary(op, c, alpha));
     return withOutputs(() => {
       const out = Tensor.empty(x.backend, x.shape, { dtype: resultDType(x), label: op });
@@ -358,8 +364,8 @@ export const dispatch = {
     });
   },
   binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
-    checkTensor(a, op);
-    checkTensor(b, op);
+    checkOperand(a, op);
+    checkOperand(b, op);
     const be = sameBackend(a, b);
     if (!a.isContiguous || !b.isContiguous) return onContiguous([a, b], (ca, cb) => dispatch.binary(op, ca, cb));
     return withOutputs(() => {
@@ -369,7 +375,7 @@ export const dispatch = {
     });
   },
   reduce(op: ReduceOp, x: Tensor, axis: number | null): Tensor {
-    checkTensor(x, op);
+    checkOperand(x, op);
     if (!x.isContiguous) return onContiguous([x], (c) => dispatch.reduce(op, c, axis));
     const ax = axis === null ? null : normAxis(axis, x.rank);
     const shape = ax === null ? [] : x.shape.filter((_, i) => i !== ax);
@@ -377,14 +383,16 @@ export const dispatch = {
       throw new InvalidArgumentError(`${op} over an empty dimension (size 0) has no value, as in PyTorch (shape [${x.shape.join(', ')}], axis ${ax === null ? 'all' : ax})`);
     }
     return withOutputs(() => {
-      // accumulated in float32 (wasm: float64), rounded once into the input's dtype (float32 for int32), as PyTorch keeps bfloat16
-      const out = Tensor.empty(x.backend, shape, { dtype: resultDType(x), label: op });
+      // accumulated in float32 (wasm: float64) and rounded once: into a bfloat16 or float16 input's
+      // dtype, as PyTorch keeps it; float32 otherwise (int32, and the 8-bit and narrower formats,
+      // which PyTorch does not sum and whose range a sum leaves at once)
+      const out = Tensor.empty(x.backend, shape, { dtype: x.dtype === 'bfloat16' || x.dtype === 'float16' ? x.dtype : 'float32', label: op });
       x.backend.reduce(op, x, out, ax);
       return out;
     });
   },
   softmax(x: Tensor, log: boolean): Tensor {
-    checkTensor(x, log ? 'logSoftmax' : 'softmax');
+    checkOperand(x, log ? 'logSoftmax' : 'softmax');
     if (x.rank === 0) throw new InvalidArgumentError('softmax needs a tensor of rank >= 1');
     if (!x.isContiguous) return onContiguous([x], (c) => dispatch.softmax(c, log));
     return withOutputs(() => {
@@ -394,8 +402,8 @@ export const dispatch = {
     });
   },
   matmul(a: Tensor, b: Tensor, options: MatmulOptions = {}): Tensor {
-    checkTensor(a, 'matmul');
-    checkTensor(b, 'matmul');
+    checkOperand(a, 'matmul');
+    checkOperand(b, 'matmul');
     const o = checkOptions(options, ['transA', 'transB', 'alpha'], 'matmul');
     for (const k of ['transA', 'transB'] as const) {
       if (o[k] !== undefined && typeof o[k] !== 'boolean') throw new InvalidArgumentError(`matmul: ${k} must be a boolean, got ${describeValue(o[k])}`);

@@ -50,4 +50,17 @@ test('wasm: a bfloat16 matmul (float32 output) runs in row bands, equal bit for 
   b.destroy();
 });
 
+test('wasm: stageIn of a dtype it cannot decode throws before it allocates (nothing leaks)', () => {
+  const w = new WasmBackend();
+  try {
+    const u = Tensor.from(w, [1, 2, 3], [3], { dtype: 'uint8' });
+    const before = w.memory.memoryAllocated();
+    assert.throws(() => w.stageIn(u), /unknown dtype "uint8"/);
+    assert.is(w.memory.memoryAllocated(), before);
+    u.dispose();
+  } finally {
+    w.destroy();
+  }
+});
+
 test.run();

@@ -10,7 +10,7 @@ import { Generator } from '../../src/random.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { TINY_LLAMA } from '../../src/train/language_model.js';
 import { forwardWrapper } from '../../src/nn/module.js';
-import { defaultCandidateModules, profileMemory, type MemoryProfile } from '../../src/recompute/profile.js';
+import { defaultCandidateModules, profileMemory, selectModules, type MemoryProfile } from '../../src/recompute/profile.js';
 import { InvalidArgumentError } from '../../src/errors.js';
 
 const be = new WasmBackend();
@@ -97,5 +97,13 @@ async function assertRejects(fn: () => Promise<unknown>, re: RegExp): Promise<vo
   }
   assert.unreachable('expected a rejection');
 }
+
+test('selectModules: a RegExp with the g or y flag selects what it selects without them (no lastIndex carried between names)', () => {
+  const plain = selectModules(model, /mlp/);
+  assert.ok(plain.includes('layers.0.mlp.gateProj') && plain.includes('layers.2.mlp.downProj'), plain.join(', '));
+  assert.equal(selectModules(model, /mlp/g), plain);
+  assert.equal(selectModules(model, /mlp/gy), selectModules(model, /mlp/y));
+  assert.equal(selectModules(model, /^layers\.\d+\.mlp\.\w+$/g), plain.filter((n) => /mlp\.\w+$/.test(n)));
+});
 
 test.run();

@@ -69,6 +69,31 @@ for (const name of ['wasm', 'webgpu'] as const) {
       r.dispose();
     }
     ids.dispose();
+    // the 8-bit and narrower formats sum into float32 (PyTorch does not sum float8; 1000 ones are 1000, not NaN)
+    for (const dtype of ['e4m3', 'e5m2', 'e3m2', 'fp4'] as const) {
+      const ones = Tensor.from(get(), new Float32Array(1000).fill(1), [1000], { dtype });
+      for (const [op, want] of [['sum', 1000], ['mean', 1], ['max', 1]] as const) {
+        const r = ones[op]();
+        assert.is(r.dtype, 'float32', `${dtype} ${op}`);
+        assert.equal(Array.from(await r.toArray()), [want], `${dtype} ${op}`);
+        r.dispose();
+      }
+      ones.dispose();
+    }
+  });
+
+  test(`${name}: ops refuse uint8 tensors (raw bytes) with a clear error, and allocate nothing`, async () => {
+    const b = get();
+    const u = Tensor.from(b, Array.from({ length: 12 }, (_, i) => i), [3, 4], { dtype: 'uint8' });
+    const before = b.memory.memoryAllocated();
+    const f32 = Tensor.from(b, new Float32Array(12), [3, 4]);
+    for (const [what, run] of [['sum', () => u.sum()], ['max', () => u.max(0)], ['add', () => f32.add(u)], ['softmax', () => u.softmax()], ['matmul', () => u.matmul(f32, { transB: true })], ['exp', () => u.unary('exp')]] as const) {
+      assert.throws(run, (e: unknown) => e instanceof InvalidArgumentError && new RegExp(`^${what}: a uint8 tensor holds raw bytes`).test((e as Error).message), what);
+    }
+    f32.dispose();
+    assert.is(b.memory.memoryAllocated(), before);
+    assert.equal(Array.from(await u.toArray()), Array.from({ length: 12 }, (_, i) => i)); // the bytes themselves still read back
+    u.dispose();
   });
 
   test(`${name}: to(dtype) equals encode; ops; shape errors`, async () => {

@@ -294,10 +294,10 @@ export class WasmBackend implements Backend {
     const base = this.ptr(x.storage);
     if (x.dtype === 'float32') return { ptr: base + x.offset * 4, release() {} };
     const w = kernelExports();
+    const f = x.dtype === 'int32' ? null : formatOf(x.dtype); // an unknown dtype throws before anything is allocated
     const t = this.temp(n * 4, 'stage-in');
-    if (x.dtype === 'int32') w.i32ToF32(base + x.offset * 4, t.ptr, n);
+    if (f === null) w.i32ToF32(base + x.offset * 4, t.ptr, n);
     else {
-      const f = formatOf(x.dtype);
       if (f.bits >= 8) w.decode(f.id, base + x.offset * f.codeBytes, t.ptr, n);
       else {
         const codes = this.temp(n, 'stage-in codes');
