@@ -159,9 +159,10 @@ async function planTrainerCheckpoints(trainer: LanguageModelTrainer, budget: str
   const ids = Tensor.from(trainer.backend, b.ids, [batchSize, seqLen], { dtype: 'int32', category: 'data', label: 'ids' });
   const targets = Tensor.from(trainer.backend, b.targets, [batchSize, seqLen], { dtype: 'int32', category: 'data', label: 'targets' });
   try {
-    const plan = await planCheckpoints<{ ids: Tensor; targets: Tensor }>(trainer.model, { ids, targets }, {
+    // the profile's backwards must not step the optimizer (gradient release): the model stays untrained
+    const plan = await trainer.withoutGradientRelease(() => planCheckpoints<{ ids: Tensor; targets: Tensor }>(trainer.model, { ids, targets }, {
       budget, repeats: 3, measure: false, loss: (m, x) => trainer.inPrecision(() => (m as Llama).loss(x.ids, x.targets, trainer.lossOptions())), reserveBytes: optimizerStateToCome(trainer),
-    });
+    }));
     note(`memory budget ${budget} = ${humanBytes(plan.budgetBytes)}: checkpointing ${plan.chosen.length ? plan.chosen.map((c) => c.name).join(', ') : 'nothing'} (predicted peak ${humanBytes(plan.predictedPeakBytes)} = ${plan.predictedPeakBytes} bytes with the optimizer state, unplanned ${humanBytes(plan.unplannedPeakBytes)}; step time +${(plan.predictedStepMs - plan.unplannedStepMs).toFixed(1)} ms)`);
   } catch (e) {
     if (e instanceof MemoryBudgetError) throw new CliError(`--memory-budget: ${e.message}`);

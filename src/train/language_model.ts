@@ -268,7 +268,7 @@ export class LanguageModelTrainer {
   readonly config: TrainConfig;
   step = 0;
   /** Detaches the optimizer from backward (gradient release), or null. */
-  private readonly detachRelease: (() => void) | null = null;
+  private detachRelease: (() => void) | null = null;
 
   constructor(readonly backend: Backend, readonly dataset: ByteTextDataset, config: TrainConfig) {
     checkTrainConfig(config);
@@ -323,6 +323,23 @@ export class LanguageModelTrainer {
     if (config.gradientRelease) this.detachRelease = this.optimizer.attachToBackward({ maxGradNorm: config.maxGradNorm });
     this.scheduler = cosineWithWarmup(this.optimizer, { warmupSteps: config.warmupSteps, totalSteps: config.steps, minLrRatio: config.minLrRatio });
     this.dataGenerator = new Generator(config.seed + 1);
+  }
+
+  /**
+   * Runs fn with gradient release detached, so that a backward inside it (profiling for a memory
+   * plan, say) computes gradients without updating any parameter or optimizer state; then frees the
+   * gradients it left and attaches release again. Without gradient release, just runs fn.
+   */
+  async withoutGradientRelease<T>(fn: () => Promise<T>): Promise<T> {
+    if (!this.detachRelease) return fn();
+    this.detachRelease();
+    this.detachRelease = null;
+    try {
+      return await fn();
+    } finally {
+      this.optimizer.zeroGrad();
+      this.detachRelease = this.optimizer.attachToBackward({ maxGradNorm: this.config.maxGradNorm });
+    }
   }
 
   /** Runs fn (a forward) in the configured precision: under autocast for the mixed ones. */

@@ -91,5 +91,16 @@ test('memfit train --memory-budget: the plan is printed and the run\'s peak stay
   assert.match(help.stdout, /--budget <bytes\|%>/);
 });
 
+test('memfit train --memory-budget with --gradient-release: profiling trains nothing (the same losses as without the plan, bit for bit: checkpointing changes no value)', () => {
+  const args = ['train', '--steps', '2', '--batch-size', '4', '--seq-len', '32', '--sample', '0', '--backend', 'wasm', '--gradient-release', '--json'];
+  const plain = memfit(...args), planned = memfit(...args, '--memory-budget', '80%');
+  assert.is(plain.code, 0, plain.stderr);
+  assert.is(planned.code, 0, planned.stderr);
+  assert.match(planned.stderr, /memfit: memory budget 80% = [\d.]+ \w+: checkpointing layers\./);
+  const a = JSON.parse(plain.stdout), b = JSON.parse(planned.stdout);
+  assert.is(b.firstLoss, a.firstLoss);
+  assert.is(b.lastLoss, a.lastLoss);
+});
+
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 test.run();
