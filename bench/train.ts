@@ -141,7 +141,7 @@ async function benchCheckpoint(args: string[]): Promise<void> {
         const ids = Tensor.from(backend, b.ids, shape, { dtype: 'int32' }), targets = Tensor.from(backend, b.targets, shape, { dtype: 'int32' });
         try {
           // The AdamW state the first step allocates (two float32 moments a parameter) counts in the budget.
-          const reserveBytes = 8 * t.model.numParameters();
+          const reserveBytes = t.optimizer.stateBytesToCome();
           const plan = await planCheckpoints(t.model, { ids, targets }, { budget: '50%', repeats: 1, warmup: 0, forwardRepeats: 3, measure: false, reserveBytes, log: (l) => log(`  ${l}`) });
           Object.assign(row, {
             checkpointed: plan.chosen.map((c) => c.name), planMethod: plan.method, budgetBytes: plan.budgetBytes,

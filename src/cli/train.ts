@@ -140,16 +140,6 @@ async function readTextFile(path: string): Promise<Uint8Array> {
 }
 
 /**
- * The bytes of optimizer state the first step will allocate (none once it exists): per float32
- * parameter element, Adam and AdamW keep two moments, SGD with momentum one buffer.
- */
-function optimizerStateToCome(trainer: LanguageModelTrainer): number {
-  if (trainer.backend.memory.memoryAllocated('optimizer') > 0) return 0;
-  const perElement = (trainer.config.optimizer ?? 'adamw') === 'sgd' ? 4 : 8;
-  return trainer.model.parameters().reduce((a, p) => a + p.data.size * perElement, 0);
-}
-
-/**
  * --memory-budget: profiles the trainer's model on one batch (drawn from its own generator, so the
  * training data order is unchanged) and checkpoints what planCheckpoints chooses (kept for the run).
  */
@@ -161,7 +151,7 @@ async function planTrainerCheckpoints(trainer: LanguageModelTrainer, budget: str
   try {
     // the profile's backwards must not step the optimizer (gradient release): the model stays untrained
     const plan = await trainer.withoutGradientRelease(() => planCheckpoints<{ ids: Tensor; targets: Tensor }>(trainer.model, { ids, targets }, {
-      budget, repeats: 3, measure: false, loss: (m, x) => trainer.inPrecision(() => (m as Llama).loss(x.ids, x.targets, trainer.lossOptions())), reserveBytes: optimizerStateToCome(trainer),
+      budget, repeats: 3, measure: false, loss: (m, x) => trainer.inPrecision(() => (m as Llama).loss(x.ids, x.targets, trainer.lossOptions())), reserveBytes: trainer.optimizer.stateBytesToCome(),
     }));
     note(`memory budget ${budget} = ${humanBytes(plan.budgetBytes)}: checkpointing ${plan.chosen.length ? plan.chosen.map((c) => c.name).join(', ') : 'nothing'} (predicted peak ${humanBytes(plan.predictedPeakBytes)} = ${plan.predictedPeakBytes} bytes with the optimizer state, unplanned ${humanBytes(plan.unplannedPeakBytes)}; step time +${(plan.predictedStepMs - plan.unplannedStepMs).toFixed(1)} ms)`);
   } catch (e) {

@@ -618,6 +618,29 @@ export abstract class Optimizer<H extends OptimizerHyper> {
   }
 
   /**
+   * The bytes of state the next steps will allocate for parameters that hold none yet (the
+   * 'optimizer' category): each state tensor of the parameter's group (float32, the parameter's
+   * size; an 8-bit optimizer's quantized state a byte an element and a float32 absmax a block), and
+   * the float32 master copy of a low-precision parameter under masterWeights. For a memory plan made
+   * before the first step (`memfit train --memory-budget`). Paged 8-bit state counts in full, as on
+   * wasm, where it stays (on WebGPU, where it lives in host memory, this is an upper bound).
+   */
+  stateBytesToCome(): number {
+    let bytes = 0;
+    for (const g of this.paramGroups) {
+      for (const p of g.params) {
+        if (!p.requiresGrad) continue;
+        const state = this.state.get(p) ?? {};
+        const spec = this.stateSpec(g, p), n = p.data.size;
+        for (const k of spec.tensors) if (!(state[k] instanceof Tensor)) bytes += 4 * n;
+        for (const k of spec.quantized ?? []) if (!(state[`${k}Codes`] instanceof Tensor)) bytes += n + 4 * blockCount(n, spec.blockSize ?? DEFAULT_BLOCK_SIZE);
+        if (g.masterWeights && p.data.dtype !== 'float32' && !(state.master instanceof Tensor)) bytes += 4 * n;
+      }
+    }
+    return bytes;
+  }
+
+  /**
    * Resets the gradients of every parameter. setToNone (the default, as PyTorch) frees them
    * (gradient memory goes back); setToNone: false keeps the buffers and writes zeros into them
    * (no device allocation; NaN or inf values become 0 too).

@@ -79,6 +79,12 @@ test('memfit train --memory-budget: the plan is printed and the run\'s peak stay
   assert.match(r.stderr, /memfit: memory budget 80% = [\d.]+ \w+: checkpointing layers\./);
   const j = JSON.parse(r.stdout);
   assert.ok(Math.abs(j.peakAllocated / predicted - 1) <= 0.05, `run peak ${j.peakAllocated}, predicted ${predicted}`);
+  // the optimizer state to come is the chosen optimizer's (8-bit: about a quarter of AdamW's), not AdamW's
+  const q = memfit('train', '--steps', '2', '--batch-size', '4', '--seq-len', '32', '--sample', '0', '--backend', 'wasm', '--optimizer', 'adamw8bit', '--memory-budget', '80%', '--json');
+  assert.is(q.code, 0, q.stderr);
+  const predicted8 = num(/predicted peak [\d.]+ \w+ = (\d+) bytes with the optimizer state/, q.stderr), peak8 = JSON.parse(q.stdout).peakAllocated;
+  assert.ok(Math.abs(peak8 / predicted8 - 1) <= 0.05, `adamw8bit: run peak ${peak8}, predicted ${predicted8}`);
+  assert.ok(predicted8 < 0.8 * predicted, `adamw8bit predicted ${predicted8} against adamw's ${predicted}`);
   const bad = memfit('train', '--steps', '2', '--sample', '0', '--backend', 'wasm', '--memory-budget', '1%');
   assert.is(bad.code, 1);
   assert.match(bad.stderr, /memfit: --memory-budget: memory budget .* is below the smallest peak checkpointing can reach/);

@@ -13,6 +13,7 @@ import {
   SGD, Adam, AdamW, RMSprop, Adagrad, type Optimizer, type OptimizerHyper,
   type SGDHyper, type AdamHyper, type RMSpropHyper, type AdagradHyper,
 } from '../../src/optim/index.js';
+import { AdamW8bit, SGD8bit, RMSprop8bit } from '../../src/optim/optim8bit.js';
 import { rand, param, setGrad } from '../helpers/values.js';
 import { Linear } from '../../src/nn/layers.js';
 
@@ -393,6 +394,42 @@ test('Optimizer.zeroGrad and Module.zeroGrad refuse unknown options (setToNon wo
   opt.zeroGrad({ setToNone: false });
   assert.equal(Array.from(await lin.weight.grad!.toArray()), [0, 0, 0, 0]);
   lin.dispose();
+});
+
+test('stateBytesToCome: the optimizer bytes the first step allocates, to the byte, for every optimizer (8-bit and master weights too); 0 after it', () => {
+  const b = new WasmBackend();
+  try {
+    // a 64 x 80 matrix (5120 elements: 8-bit state from 4096 on), a bias of 80, a bfloat16 vector of 300
+    const make = () => [param(b, rand(5120, 1), [64, 80]), param(b, rand(80, 2), [80]), param(b, rand(300, 3), [300], 'bfloat16')];
+    const cases: [string, (ps: Variable[]) => Optimizer<OptimizerHyper>, number][] = [
+      ['AdamW', (ps) => new AdamW(ps), 8 * 5500],
+      ['Adam amsgrad', (ps) => new Adam(ps, { amsgrad: true }), 12 * 5500],
+      ['SGD momentum', (ps) => new SGD(ps, { lr: 0.1, momentum: 0.9 }), 4 * 5500],
+      ['SGD', (ps) => new SGD(ps, { lr: 0.1 }), 0],
+      ['RMSprop', (ps) => new RMSprop(ps), 4 * 5500],
+      ['Adagrad', (ps) => new Adagrad(ps), 4 * 5500],
+      ['AdamW masterWeights', (ps) => new AdamW(ps, { masterWeights: true }), 8 * 5500 + 4 * 300],
+      // codes a byte an element and a float32 absmax per block of 256 (20 blocks), for each of two states
+      ['AdamW8bit', (ps) => new AdamW8bit(ps), 2 * (5120 + 4 * 20) + 8 * 380],
+      ['AdamW8bit blockSize 2048', (ps) => new AdamW8bit(ps, { blockSize: 2048 }), 2 * (5120 + 4 * 3) + 8 * 380],
+      ['SGD8bit', (ps) => new SGD8bit(ps, { lr: 0.1, momentum: 0.9 }), 5120 + 4 * 20 + 4 * 380],
+      ['RMSprop8bit', (ps) => new RMSprop8bit(ps), 5120 + 4 * 20 + 4 * 380],
+    ];
+    for (const [name, make8, want] of cases) {
+      const ps = make();
+      const opt = make8(ps);
+      assert.is(opt.stateBytesToCome(), want, name);
+      const before = b.memory.memoryAllocated('optimizer');
+      for (const [i, p] of ps.entries()) setGrad(p, rand(p.data.size, 10 + i, 0.1));
+      opt.step();
+      assert.is(b.memory.memoryAllocated('optimizer') - before, want, `${name}: the step allocated that`);
+      assert.is(opt.stateBytesToCome(), 0, `${name}: nothing more to come`);
+      opt.dispose();
+      for (const p of ps) p.dispose();
+    }
+  } finally {
+    b.destroy();
+  }
 });
 
 test.run();
