@@ -6,12 +6,12 @@
 // (checkpointModules) and can be undone.
 import type { Category } from '../backend/memory.js';
 import { checkOptions, humanBytes, InvalidArgumentError, MemfitError, describeValue } from '../errors.js';
-import type { Module } from '../nn/module.js';
+import { Module } from '../nn/module.js';
 import { checkpointModules } from './checkpoint.js';
 import type { CheckpointPolicy } from './checkpoint.js';
 import { saveMatmuls } from './policies.js';
 import { predictPeak } from './predict.js';
-import { atPeak, defaultLoss, median, peakItem, profileCounts, profileMemory, PROFILE_OPTION_KEYS, StepRunner, type CandidateProfile, type MemoryProfile, type MemoryTimeline, type ProfileOptions, type TokenBatchTensors } from './profile.js';
+import { atPeak, checkProfileOptions, defaultLoss, median, peakItem, profileCounts, profileMemory, PROFILE_OPTION_KEYS, StepRunner, type CandidateProfile, type MemoryProfile, type MemoryTimeline, type ProfileOptions, type TokenBatchTensors } from './profile.js';
 import { allSets, greedyFront, paretoFront, type SolverItem } from './solver.js';
 
 /** A budget that no plan of the candidates fits: it names the smallest peak they reach. */
@@ -199,6 +199,16 @@ export async function planCheckpoints<B = TokenBatchTensors>(model: Module, samp
   const extra = options.reserveBytes ?? 0;
   if (!Number.isSafeInteger(extra) || extra < 0) throw new InvalidArgumentError(`planCheckpoints: reserveBytes must be an integer >= 0, got ${describeValue(options.reserveBytes)}`);
   const { repeats } = profileCounts(options as ProfileOptions<unknown>, 'planCheckpoints');
+  if (options.measure !== undefined && typeof options.measure !== 'boolean') throw new InvalidArgumentError(`planCheckpoints: measure must be a boolean, got ${describeValue(options.measure)}`);
+  const givenProfile: unknown = options.profile;
+  if (givenProfile !== undefined) {
+    const p = givenProfile as Partial<MemoryProfile> | null;
+    if (p === null || typeof p !== 'object' || !Array.isArray(p.candidates) || typeof p.baseline?.peakBytes !== 'number') {
+      throw new InvalidArgumentError(`planCheckpoints: profile must be what profileMemory returned, got ${describeValue(givenProfile)}`);
+    }
+  }
+  if (!(model instanceof Module)) throw new InvalidArgumentError(`planCheckpoints: model must be a Module, got ${describeValue(model)}`);
+  checkProfileOptions(model, options as ProfileOptions<unknown>, 'planCheckpoints', givenProfile === undefined);
   const { budget: _budget, profile: given, measure: _measure, reserveBytes: _reserve, ...profileOptions } = options;
   const policies = options.policies ?? { saveMatmuls };
   const profile = given ?? await profileMemory(model, sampleBatch, profileOptions);

@@ -12,7 +12,7 @@ import { withOpObserver, type OpObserver } from '../backend/op_context.js';
 import { CATEGORIES, type Category, type MemoryEvent } from '../backend/memory.js';
 import { tidy, Variable } from '../autograd/variable.js';
 import { InvalidArgumentError, checkOptions, describeValue } from '../errors.js';
-import { Module, setForwardWrapper } from '../nn/module.js';
+import { forwardWrapper, Module, setForwardWrapper } from '../nn/module.js';
 import { Tensor } from '../tensor/tensor.js';
 import { checkpointModules } from './checkpoint.js';
 import { curvePeak, peakModelOf, predictPeak, type PeakItem, type PeakModel } from './predict.js';
@@ -382,6 +382,32 @@ function defaultCombinations(names: readonly string[]): CandidateSpec[][] {
 /** The keys of ProfileOptions. */
 export const PROFILE_OPTION_KEYS = ['loss', 'modules', 'policies', 'combinations', 'repeats', 'warmup', 'forwardRepeats', 'log'] as const;
 
+/**
+ * The checks of profileMemory's options that need no profiling (planCheckpoints runs them first
+ * too): loss and log functions, policies a record of functions, and candidate modules that are not
+ * checkpointed already (the profile wraps each in turn; not checked with `modules: false`, for a
+ * plan from a profile made before). Returns the candidate module names.
+ */
+export function checkProfileOptions(model: Module, options: ProfileOptions<unknown>, where: string, modules = true): string[] {
+  for (const k of ['loss', 'log'] as const) {
+    if (options[k] !== undefined && typeof options[k] !== 'function') throw new InvalidArgumentError(`${where}: ${k} must be a function, got ${describeValue(options[k])}`);
+  }
+  const policies: unknown = options.policies;
+  if (policies !== undefined) {
+    if (policies === null || typeof policies !== 'object' || Array.isArray(policies)) throw new InvalidArgumentError(`${where}: policies must be an object of named policies ({ saveMatmuls }), got ${describeValue(policies)}`);
+    for (const [name, p] of Object.entries(policies)) {
+      if (typeof p !== 'function') throw new InvalidArgumentError(`${where}: policies.${name} must be a policy function (ctx) => 'save' | 'recompute' | ..., got ${describeValue(p)}`);
+    }
+  }
+  if (!modules) return [];
+  const names = selectModules(model, options.modules);
+  const byName = new Map(model.namedModules());
+  for (const n of names) {
+    if (forwardWrapper(byName.get(n)!)) throw new InvalidArgumentError(`${where}: ${n} is already checkpointed; profile the model before checkpointing it (undo the earlier checkpointModules first)`);
+  }
+  return names;
+}
+
 /** Checks the counts of ProfileOptions (unknown keys are the caller's to check); returns them with their defaults. */
 export function profileCounts(options: ProfileOptions<unknown>, fn: string): { repeats: number; warmup: number; forwardRepeats: number } {
   const counts = { repeats: options.repeats ?? 5, warmup: options.warmup ?? 1, forwardRepeats: options.forwardRepeats ?? 7 };
@@ -395,10 +421,10 @@ export async function profileMemory<B = TokenBatchTensors>(model: Module, sample
   if (!(model instanceof Module)) throw new InvalidArgumentError(`profileMemory: model must be a Module, got ${describeValue(model)}`);
   checkOptions(options, PROFILE_OPTION_KEYS, 'profileMemory');
   const { repeats, warmup, forwardRepeats: fwdRepeats } = profileCounts(options as ProfileOptions<unknown>, 'profileMemory');
+  const names = checkProfileOptions(model, options as ProfileOptions<unknown>, 'profileMemory');
   const policies = options.policies ?? { saveMatmuls };
   const log = options.log ?? (() => {});
   const runner = new StepRunner<B>(model, sampleBatch, options.loss ?? defaultLoss);
-  const names = selectModules(model, options.modules);
   const singles: CandidateSpec[] = names.flatMap((n) => [{ modules: [n] }, ...Object.keys(policies).map((p) => ({ modules: [n], policy: p }))]);
   const combos: CandidateSpec[][] = [...defaultCombinations(names), ...(options.combinations ?? []).map((c) => [...c])];
   const singleNames = new Set(singles.map(candidateName));

@@ -12,6 +12,7 @@ import { Tensor } from '../../src/tensor/tensor.js';
 import { TINY_LLAMA } from '../../src/train/language_model.js';
 import { saveMatmuls } from '../../src/recompute/policies.js';
 import { MemoryBudgetError, applyCandidates, planCheckpoints, planSets } from '../../src/recompute/plan.js';
+import { checkpointModules } from '../../src/recompute/checkpoint.js';
 import { profileMemory, StepRunner, defaultLoss, type MemoryProfile } from '../../src/recompute/profile.js';
 import { InvalidArgumentError, MemfitError } from '../../src/errors.js';
 import { autocast } from '../../src/amp/autocast.js';
@@ -140,6 +141,21 @@ test('a budget below the smallest reachable peak is a MemoryBudgetError that sta
   await refused(planCheckpoints(model, batch, { budget: '50%', repeats: 0, loss }), /planCheckpoints: repeats must be an integer >= 1/);
   await refused(planCheckpoints(model, batch, { budget: '50%', measur: false, loss } as never), /planCheckpoints: unknown option "measur"/);
   await refused(profileMemory(model, batch, { polices: {}, loss } as never), /profileMemory: unknown option "polices"/);
+  // option values too: policies, functions, measure, a given profile, modules already checkpointed
+  await refused(planCheckpoints(model, batch, { budget: '50%', policies: { x: 'nope' }, loss } as never), /planCheckpoints: policies.x must be a policy function/);
+  await refused(planCheckpoints(model, batch, { budget: '50%', policies: [saveMatmuls], loss } as never), /planCheckpoints: policies must be an object of named policies/);
+  await refused(planCheckpoints(model, batch, { budget: '50%', log: 5, loss } as never), /planCheckpoints: log must be a function, got 5/);
+  await refused(planCheckpoints(model, batch, { budget: '50%', loss: 'x' } as never), /planCheckpoints: loss must be a function, got "x"/);
+  await refused(planCheckpoints(model, batch, { budget: '50%', measure: 'no', loss } as never), /planCheckpoints: measure must be a boolean, got "no"/);
+  await refused(planCheckpoints(model, batch, { budget: '50%', profile: {}, loss } as never), /planCheckpoints: profile must be what profileMemory returned/);
+  await refused(profileMemory(model, batch, { log: 'x', loss } as never), /profileMemory: log must be a function/);
+  const earlier = checkpointModules(model, /^layers\.0$/);
+  try {
+    await refused(planCheckpoints(model, batch, { budget: '50%', loss }), /planCheckpoints: layers\.0 is already checkpointed; profile the model before checkpointing it/);
+    await refused(profileMemory(model, batch, { loss }), /profileMemory: layers\.0 is already checkpointed/);
+  } finally {
+    earlier.undo();
+  }
   assert.is(ran, 0);
 });
 
