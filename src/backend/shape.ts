@@ -51,6 +51,7 @@ export function sameShape(a: Shape, b: Shape): boolean {
 
 /** Normalises a possibly negative axis. */
 export function normAxis(axis: number, rank: number): number {
+  if (typeof axis !== 'number') throw new InvalidArgumentError(`axis must be an integer (or null for every axis), got ${describeValue(axis)}`);
   const a = axis < 0 ? axis + rank : axis;
   if (!Number.isInteger(a) || a < 0 || a >= rank) throw new InvalidArgumentError(`axis ${axis} is out of range for a tensor of rank ${rank}`);
   return a;

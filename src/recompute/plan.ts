@@ -38,7 +38,7 @@ const UNITS: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e1
 export function parseMemoryBudget(budget: MemoryBudget): { bytes: number } | { percent: number } {
   const bad = (why: string): never => { throw new InvalidArgumentError(`memory budget ${describeValue(budget)}: ${why}; give bytes (e.g. 268435456, '256MiB', '1.5GB') or a percentage of the unplanned activation memory (e.g. '50%')`); };
   const whole = (bytes: number): { bytes: number } => {
-    if (!Number.isFinite(bytes) || bytes < 1) bad('must be at least 1 byte');
+    if (Number.isNaN(bytes) || bytes < 1) bad('must be at least 1 byte');
     if (bytes > Number.MAX_SAFE_INTEGER) bad(`must be at most ${Number.MAX_SAFE_INTEGER} bytes`);
     // '1.1GB' is 1100000000.0000002 in binary floating point: a whole number up to rounding error
     const r = Math.round(bytes);

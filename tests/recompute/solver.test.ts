@@ -130,8 +130,8 @@ test('memory budgets: bytes with units, percentages of the unplanned activation 
   for (const frac of [0.5, '0.4', 2.5, '2.5', '1.3KiB']) {
     invalid(() => parseMemoryBudget(frac), /must be (a whole number of bytes|at least 1 byte)/);
   }
-  for (const huge of [1e300, '1e300', 1e20, '1e20', Number.POSITIVE_INFINITY]) {
-    invalid(() => parseMemoryBudget(huge), /must be (at most 9007199254740991 bytes|at least 1 byte)/);
+  for (const huge of [1e300, '1e300', 1e20, '1e20', Number.POSITIVE_INFINITY, '1e400']) {
+    invalid(() => parseMemoryBudget(huge), /must be at most 9007199254740991 bytes/);
   }
   const profile = { baseline: { peakBytes: 1000, beforeBytes: 100, heldBytes: 700, stepMs: 1 }, baselineAtPeak: { parameter: 100, gradient: 0, optimizer: 0, activation: 800, data: 0, temporary: 100 } };
   assert.is(budgetBytes('50%', profile), 600, 'half the 800 activation bytes at the peak: 1000 - 400');

@@ -264,6 +264,7 @@ test('max and amax over an empty dimension are errors (PyTorch raises), while th
     r.dispose();
   }
   assert.throws(() => e.max(1), /max over an empty dimension/);
+  assert.throws(() => e.sum('0' as never), (err: Error) => err instanceof InvalidArgumentError && /axis must be an integer \(or null for every axis\), got "0"/.test(err.message));
   assert.equal([...await e.sum(1).toArray()], [0, 0]);
   e.dispose();
 });
