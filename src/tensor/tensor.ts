@@ -73,7 +73,7 @@ export function checkTensor(t: unknown, what: string): asserts t is Tensor {
 /** checkTensor, and refuses uint8 (raw bytes: only the quantization kernels and copies take them). */
 function checkOperand(t: unknown, what: string): asserts t is Tensor {
   checkTensor(t, what);
-  if (t.dtype === 'uint8') throw new InvalidArgumentError(`${what}: a uint8 tensor holds raw bytes (quantization codes), not numbers an op computes with; cast its values with Tensor.from(backend, await t.toArray(), shape) first`);
+  if (t.dtype === 'uint8') throw new InvalidArgumentError(`${what}: a uint8 tensor holds raw bytes (quantization codes), not numbers an op computes with; make a float tensor of its values (read with toArray()) first`);
 }
 
 export class Tensor implements TensorRef {
