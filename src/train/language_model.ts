@@ -140,7 +140,11 @@ export function applyMemoryPreset(config: TrainConfig): TrainConfig {
   if (config.memory === undefined) return config;
   if (!TRAIN_MEMORY_PRESETS.includes(config.memory)) throw new InvalidArgumentError(`unknown memory preset ${JSON.stringify(config.memory)}; use one of ${TRAIN_MEMORY_PRESETS.join(', ')}`);
   const given = Object.fromEntries(Object.entries(config).filter(([, v]) => v !== undefined));
-  return { ...LEAST_MEMORY, ...given } as TrainConfig;
+  const preset: Partial<TrainConfig> = { ...LEAST_MEMORY };
+  // a precision given over the preset's bf16-true: the preset's stochastic rounding of half-precision
+  // weights yields with it (it means nothing for float32 weights); one given explicitly still applies
+  if (config.precision !== undefined && config.precision !== 'bf16-true' && config.precision !== '16-true') delete preset.stochasticRounding;
+  return { ...preset, ...given } as TrainConfig;
 }
 
 const TRAIN_CONFIG_KEYS = [
@@ -283,44 +287,50 @@ export class LanguageModelTrainer {
     checkBatchFits(backend, config.batchSize, config.seqLen);
     const precision = config.precision ?? '32-true';
     if (!TRAIN_PRECISIONS.includes(precision)) throw new InvalidArgumentError(`unknown precision ${JSON.stringify(precision)}; use one of ${TRAIN_PRECISIONS.join(', ')}`);
-    this.model = new Llama(config.model, { backend, generator: new Generator(config.seed) });
     if ((config.masterWeights || config.stochasticRounding) && precision !== 'bf16-true' && precision !== '16-true') {
       throw new InvalidArgumentError(`masterWeights and stochasticRounding apply to the half-precision weights of bf16-true and 16-true, not to ${precision}`);
     }
-    if (precision === 'bf16-true') this.model.to('bfloat16');
-    if (precision === '16-true') this.model.to('float16');
-    if (precision === 'fp8') convertToFloat8Training(this.model, { filter: (name) => name !== 'lmHead' });
-    const chunks = config.checkpointChunks === 'auto' ? autoCheckpointChunks(config) : config.checkpointChunks ?? 1;
-    if (!(Number.isSafeInteger(chunks) && chunks >= 1)) {
-      throw new InvalidArgumentError(`checkpointChunks must be a positive integer or 'auto', got ${describeValue(config.checkpointChunks)}`);
-    }
-    if (config.checkpointChunks !== undefined && config.checkpointModules === undefined) throw new InvalidArgumentError('checkpointChunks splits the checkpoints of checkpointModules: give checkpointModules too');
-    if (config.checkpointModules !== undefined) {
-      let re: RegExp;
-      try {
-        re = new RegExp(config.checkpointModules);
-      } catch (e) {
-        throw new InvalidArgumentError(`checkpointModules: ${JSON.stringify(config.checkpointModules)} is not a regular expression (${(e as Error).message})`);
-      }
-      this.checkpointChunks = Math.max(1, Math.min(chunks, config.batchSize));
-      this.checkpointed = checkpointModules(this.model, re, { chunks: this.checkpointChunks }).wrapped;
-    }
-    this.scaler = precision === '16-mixed' ? new GradScaler() : null;
-    // Weight decay on matrices only, not on norm weights (as Hugging Face's Trainer groups them).
-    const params = this.model.parameters();
-    const groups = [
-      { params: params.filter((p) => p.data.rank >= 2), weightDecay: config.weightDecay },
-      { params: params.filter((p) => p.data.rank < 2), weightDecay: 0 },
-    ];
     const kind = config.optimizer ?? 'adamw';
-    // roundingSeed from the run's seed: a checkpoint's param groups carry it on.
-    const weights = { masterWeights: config.masterWeights, stochasticRounding: config.stochasticRounding, roundingSeed: config.stochasticRounding ? config.seed >>> 0 : undefined };
-    if (kind === 'adamw') this.optimizer = new AdamW(groups, { lr: config.lr, ...weights });
-    else if (kind === 'adam') this.optimizer = new Adam(groups, { lr: config.lr, ...weights });
-    else if (kind === 'sgd') this.optimizer = new SGD(groups, { lr: config.lr, momentum: 0.9, ...weights });
-    else if (kind === 'adamw8bit' || kind === 'adamw8bit-paged') this.optimizer = new AdamW8bit(groups, { lr: config.lr, paged: kind === 'adamw8bit-paged', ...weights });
-    else throw new InvalidArgumentError(`unknown optimizer ${JSON.stringify(kind)}; use one of ${TRAIN_OPTIMIZERS.join(', ')}`);
-    if (config.gradientRelease) this.detachRelease = this.optimizer.attachToBackward({ maxGradNorm: config.maxGradNorm });
+    if (!TRAIN_OPTIMIZERS.includes(kind)) throw new InvalidArgumentError(`unknown optimizer ${JSON.stringify(kind)}; use one of ${TRAIN_OPTIMIZERS.join(', ')}`);
+    this.model = new Llama(config.model, { backend, generator: new Generator(config.seed) });
+    try {
+      if (precision === 'bf16-true') this.model.to('bfloat16');
+      if (precision === '16-true') this.model.to('float16');
+      if (precision === 'fp8') convertToFloat8Training(this.model, { filter: (name) => name !== 'lmHead' });
+      const chunks = config.checkpointChunks === 'auto' ? autoCheckpointChunks(config) : config.checkpointChunks ?? 1;
+      if (!(Number.isSafeInteger(chunks) && chunks >= 1)) {
+        throw new InvalidArgumentError(`checkpointChunks must be a positive integer or 'auto', got ${describeValue(config.checkpointChunks)}`);
+      }
+      if (config.checkpointChunks !== undefined && config.checkpointModules === undefined) throw new InvalidArgumentError('checkpointChunks splits the checkpoints of checkpointModules: give checkpointModules too');
+      if (config.checkpointModules !== undefined) {
+        let re: RegExp;
+        try {
+          re = new RegExp(config.checkpointModules);
+        } catch (e) {
+          throw new InvalidArgumentError(`checkpointModules: ${JSON.stringify(config.checkpointModules)} is not a regular expression (${(e as Error).message})`);
+        }
+        this.checkpointChunks = Math.max(1, Math.min(chunks, config.batchSize));
+        this.checkpointed = checkpointModules(this.model, re, { chunks: this.checkpointChunks }).wrapped;
+      }
+      this.scaler = precision === '16-mixed' ? new GradScaler() : null;
+      // Weight decay on matrices only, not on norm weights (as Hugging Face's Trainer groups them).
+      const params = this.model.parameters();
+      const groups = [
+        { params: params.filter((p) => p.data.rank >= 2), weightDecay: config.weightDecay },
+        { params: params.filter((p) => p.data.rank < 2), weightDecay: 0 },
+      ];
+      // roundingSeed from the run's seed: a checkpoint's param groups carry it on.
+      const weights = { masterWeights: config.masterWeights, stochasticRounding: config.stochasticRounding, roundingSeed: config.stochasticRounding ? config.seed >>> 0 : undefined };
+      const optimizer = kind === 'adamw' ? new AdamW(groups, { lr: config.lr, ...weights })
+        : kind === 'adam' ? new Adam(groups, { lr: config.lr, ...weights })
+          : kind === 'sgd' ? new SGD(groups, { lr: config.lr, momentum: 0.9, ...weights })
+            : new AdamW8bit(groups, { lr: config.lr, paged: kind === 'adamw8bit-paged', ...weights });
+      if (config.gradientRelease) this.detachRelease = optimizer.attachToBackward({ maxGradNorm: config.maxGradNorm });
+      this.optimizer = optimizer;
+    } catch (e) {
+      this.model.dispose(); // a refused config leaves nothing allocated
+      throw e;
+    }
     this.scheduler = cosineWithWarmup(this.optimizer, { warmupSteps: config.warmupSteps, totalSteps: config.steps, minLrRatio: config.minLrRatio });
     this.dataGenerator = new Generator(config.seed + 1);
   }

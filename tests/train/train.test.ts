@@ -143,6 +143,33 @@ test('gradientRelease alone gives the losses of backward-then-step exactly (no c
   assert.is(t.config.optimizer, 'adamw');
   assert.is(t.config.precision, 'bf16-true');
   t.dispose();
+  // a precision given over the preset's: the preset's stochastic rounding of half-precision weights yields
+  for (const precision of ['32-true', 'bf16-mixed', 'fp8'] as const) {
+    const p = new LanguageModelTrainer(new WasmBackend(), dataset, { ...small, memory: 'least', precision });
+    assert.is(p.config.precision, precision);
+    assert.is(p.config.stochasticRounding, undefined, precision);
+    assert.is(p.config.optimizer, 'adamw8bit');
+    p.dispose();
+  }
+  assert.is(new LanguageModelTrainer(new WasmBackend(), dataset, { ...small, memory: 'least', precision: '16-true' }).config.stochasticRounding, true);
+  // ...but one the user gives still meets its check
+  assert.throws(() => new LanguageModelTrainer(new WasmBackend(), dataset, { ...small, memory: 'least', precision: '32-true', stochasticRounding: true }), /masterWeights and stochasticRounding apply to the half-precision weights/);
+});
+
+test('a refused trainer config leaves no memory allocated (the model is freed)', () => {
+  const be = new WasmBackend();
+  const bad: [Partial<TrainConfig>, RegExp][] = [
+    [{ checkpointModules: '(' }, /is not a regular expression/],
+    [{ checkpointModules: '^nothing$' }, /matches none/],
+    [{ optimizer: 'lion' as never }, /unknown optimizer "lion"/],
+    [{ precision: '32-true', masterWeights: true }, /masterWeights and stochasticRounding apply/],
+    [{ checkpointModules: '^layers\\.\\d+$', checkpointChunks: -1 }, /checkpointChunks must be a positive integer/],
+  ];
+  for (const [extra, pattern] of bad) {
+    assert.throws(() => new LanguageModelTrainer(be, dataset, { ...small, ...extra }), pattern, JSON.stringify(extra));
+    assert.is(be.memory.memoryAllocated(), 0, JSON.stringify(extra));
+  }
+  be.destroy();
 });
 
 test('recomputeLogits: the losses of the plain run bit for bit; with the least preset too; a boolean', async () => {
