@@ -13,7 +13,7 @@ import { loadSotuText } from '../data/sotu.js';
 import { CHECKPOINT_KEY, loadCheckpoint, saveCheckpoint, type JsonValue } from '../io/checkpoint.js';
 import { checkOutputPath, openRegularInput, sameFile } from '../io/fs_sync.js';
 import { readSafetensorsHeader } from '../io/safetensors_file.js';
-import { LanguageModelTrainer, tinyLlamaConfig, type StepResult, type TrainConfig, type TrainPrecision, type TrainOptimizer, type TrainMemoryPreset } from '../train/language_model.js';
+import { applyMemoryPreset, LanguageModelTrainer, tinyLlamaConfig, type StepResult, type TrainConfig, type TrainPrecision, type TrainOptimizer, type TrainMemoryPreset } from '../train/language_model.js';
 import { CliError, writeLine } from './format.js';
 import { MemfitError } from '../errors.js';
 import { humanBytes } from './inspect.js';
@@ -113,6 +113,10 @@ async function notThisRun(path: string, run: RunRecord): Promise<string | null> 
   if (JSON.stringify(saved.model) !== JSON.stringify(run.model)) return 'it holds another model';
   for (const k of ['batchSize', 'seqLen', 'data'] as const) {
     if (saved[k] !== run[k]) return `it was trained with ${k === 'data' ? 'data' : flag(k)} ${String(saved[k])}, not ${run[k]}`;
+  }
+  // its optimizer state and weights are another run's (checkpoints of earlier versions record neither)
+  for (const k of ['optimizer', 'precision'] as const) {
+    if (saved[k] !== undefined && saved[k] !== run[k]) return `it was trained with ${flag(k)} ${String(saved[k])}, not ${String(run[k])}`;
   }
   return null;
 }
@@ -220,7 +224,8 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
   const regular = checkpointExists && statSync(opts.checkpoint!).isFile();
   if (opts.resume && checkpointExists && !regular) throw new CliError(`cannot resume from --checkpoint ${opts.checkpoint}: it is not a regular file`);
   if (regular && !opts.resume && !opts.force) {
-    const why = await notThisRun(opts.checkpoint!, run);
+    const preset = applyMemoryPreset(config); // the optimizer and precision the run will record
+    const why = await notThisRun(opts.checkpoint!, { ...run, optimizer: preset.optimizer ?? 'adamw', precision: preset.precision ?? '32-true' });
     if (why) throw new CliError(`--checkpoint ${opts.checkpoint} exists and is not a checkpoint of this run (${why}); continue it with --resume, choose another path, or add --force to overwrite it`);
   }
   const text = opts.text !== undefined ? await readTextFile(opts.text) : new TextEncoder().encode(loadSotuText({ fromYear: 1990 }));

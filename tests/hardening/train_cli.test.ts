@@ -89,6 +89,13 @@ test('a checkpoint of this run is overwritten by a fresh run; one of another run
   r = memfit('train', ...TINY, '--steps', '1', '--checkpoint', ckpt);
   assert.is(r.code, 1, 'another corpus is another run');
   oneLineError(r.stderr, /not a checkpoint of this run \(it was trained with data .*corpus\.txt, not sotu\)/);
+  // another optimizer or precision (the --memory preset's included) is another run: its state is not this run's
+  for (const [args, why] of [[['--optimizer', 'sgd'], /--optimizer adamw, not sgd/], [['--memory', 'least'], /--optimizer adamw, not adamw8bit/], [['--precision', 'bf16-mixed'], /--precision 32-true, not bf16-mixed/]] as const) {
+    r = memfit('train', ...TINY, '--steps', '1', '--text', text, '--checkpoint', ckpt, ...args);
+    assert.is(r.code, 1, args.join(' '));
+    oneLineError(r.stderr, new RegExp(`not a checkpoint of this run \\(it was trained with ${why.source}\\)`));
+  }
+  assert.is(await checkpointStep(ckpt), 1, 'left as it was');
 });
 
 // ---- item 11: values, non-finite losses, binary text, resume --------------------------------------
