@@ -297,6 +297,7 @@ export abstract class Optimizer<H extends OptimizerHyper> {
   /** Adds a parameter group (torch add_param_group); hyperparameters not given come from the defaults. */
   addParamGroup(group: ParamGroupInput<H>): void {
     if (typeof group !== 'object' || group === null) throw new InvalidArgumentError(`${this.name}: a parameter group must be an object`);
+    if (this.release) throw new GradientReleaseError(`${this.name}.addParamGroup: this optimizer steps inside backward (attachToBackward), and a parameter added now would never be stepped there; detach, add the group, then attach again`);
     const { params, ...hyper } = group;
     this.checkKeys(hyper, `param group ${this.paramGroups.length}`, true);
     if (params === undefined || params === null || typeof (params as Iterable<Variable>)[Symbol.iterator] !== 'function' || params instanceof Variable) {
@@ -425,17 +426,21 @@ export abstract class Optimizer<H extends OptimizerHyper> {
       if (other !== undefined) throw new GradientReleaseError(`${where}: a parameter is already released by another optimizer (${other})`);
       if (p.grad) throw new GradientReleaseError(`${where}: a parameter already holds a gradient (from a backward before attaching); call zeroGrad() first: gradients are not accumulated across backwards under gradient release`);
     }
+    const frozen = params.findIndex((p) => !p.requiresGrad);
+    if (frozen >= 0) {
+      throw new GradientReleaseError(`${where}: parameter ${frozen} does not require grad; release hooks each parameter when it attaches, so one made trainable later would never be stepped: set requiresGrad first, or leave frozen parameters out of this optimizer`);
+    }
     const removers: (() => void)[] = [];
     for (const p of params) {
-      if (!p.requiresGrad) continue;
       removers.push(p.registerPostAccumulateGradHook((v) => this.releaseParam(v, maxNorm, normType)));
       releasedParams.set(p, this.name);
     }
+    // the hooks' removers, and last the release of the parameters (dispose() runs them all too)
+    removers.push(() => { for (const p of params) releasedParams.delete(p); });
     this.release = removers;
     return () => {
       if (this.release !== removers) return;
       for (const r of removers) r();
-      for (const p of params) releasedParams.delete(p);
       this.release = null;
     };
   }
@@ -819,6 +824,11 @@ export abstract class Optimizer<H extends OptimizerHyper> {
 
   /** Frees the optimizer's state (every parameter starts afresh at its next step). */
   dispose(): void {
+    // detached first: a disposed optimizer must not step (and make state again) inside a later backward
+    if (this.release) {
+      for (const r of this.release) r();
+      this.release = null;
+    }
     for (const s of this.state.values()) disposeState(s);
     this.state.clear();
     this.untrack();

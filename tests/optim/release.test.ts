@@ -231,6 +231,35 @@ test('release: a backward that throws part-way leaves no gradient on a released 
   assert.ok(partial > 0, 'the throw came while w held a partial gradient (the case under test)');
 });
 
+test('release: no parameter escapes it (a group added while attached, a frozen parameter at attach), and dispose() detaches', async () => {
+  const a = new Variable(Tensor.from(be, [1, 2], [2]), { requiresGrad: true });
+  const b = new Variable(Tensor.from(be, [3, 4], [2]), { requiresGrad: true });
+  const opt = new SGD([a], { lr: 0.1 });
+  const detach = opt.attachToBackward();
+  assert.throws(() => opt.addParamGroup({ params: [b] }), (e: unknown) => e instanceof GradientReleaseError && /addParamGroup: this optimizer steps inside backward.*detach, add the group, then attach again/.test((e as Error).message));
+  assert.is(opt.paramGroups.length, 1, 'nothing added');
+  detach();
+  opt.addParamGroup({ params: [b] });
+  b.requiresGrad = false;
+  assert.throws(() => opt.attachToBackward(), (e: unknown) => e instanceof GradientReleaseError && /parameter 1 does not require grad; .*set requiresGrad first, or leave frozen parameters out/.test((e as Error).message));
+  assert.not.ok(opt.attachedToBackward, 'a refused attach leaves it detached');
+  b.requiresGrad = true;
+  opt.attachToBackward();
+  // dispose() detaches: a later backward steps nothing and makes no state; another optimizer may take the parameters
+  opt.dispose();
+  const before = [...await a.data.toArray()];
+  const l = sum(add(a, b));
+  l.backward();
+  assert.equal([...await a.data.toArray()], before, 'a disposed optimizer does not step');
+  assert.ok(a.grad !== null, 'the gradient stays, as without release');
+  assert.is(be.memory.memoryAllocated('optimizer'), 0);
+  const other = new SGD([a, b], { lr: 0.1 });
+  a.zeroGrad(); b.zeroGrad();
+  other.attachToBackward();
+  other.dispose();
+  for (const v of [a, b, l]) v.dispose();
+});
+
 test('release: global-norm clipping and step() throw; per-parameter clipping equals clipGradNorm([p]) then step', async () => {
   const models = [0, 1].map(() => new Llama(CONFIG, { backend: be, generator: new Generator(9) }));
   const opts = models.map((m) => new AdamW(m.parameters(), { lr: 1e-2 }));
