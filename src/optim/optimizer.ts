@@ -352,6 +352,7 @@ export abstract class Optimizer<H extends OptimizerHyper> {
         if (grad.backend !== p.backend) throw new InvalidArgumentError(`${this.name}: parameter ${id} is on the ${p.backend.kind} backend but its grad is on ${grad.backend.kind}`);
         if (grad.isDisposed) throw new InvalidArgumentError(`${this.name}: the grad of parameter ${id} was disposed`);
         if (p.data.offset !== 0 || !p.data.isContiguous) throw new InvalidArgumentError(`${this.name}: parameter ${id} is a view (offset ${p.data.offset}${p.data.strides ? `, strides [${p.data.strides.join(', ')}]` : ''}); optimizers update contiguous tensors that start at their storage's beginning (use a copy)`);
+        this.checkStateLayout(p, group, id);
         work.push([p, grad, group, id]);
       }
     }
@@ -392,6 +393,27 @@ export abstract class Optimizer<H extends OptimizerHyper> {
     } finally {
       for (const { owned } of flags.values()) for (const t of owned) t.dispose();
       for (const t of copies) t.dispose();
+    }
+  }
+
+  /**
+   * Refuses a parameter whose state was made for other group options than its group's now (an 8-bit
+   * optimizer's optimBits, minSize8bit or blockSize changed after the first step): stepping it
+   * would read the state wrongly. Before any parameter is updated, so no step is half made.
+   */
+  private checkStateLayout(p: Variable, group: ParamGroup<H>, id: number): void {
+    const state = this.state.get(p);
+    if (!state) return;
+    const spec = this.stateSpec(group, p);
+    const refuse = (held: string, wanted: string): never => {
+      throw new InvalidArgumentError(`${this.name}: parameter ${id} holds ${held}, but its group now asks for ${wanted} (optimBits, minSize8bit or blockSize changed after the first step); state is not converted in place: save a state dict and load it into an optimizer made with the new options, which converts it`);
+    };
+    for (const k of spec.tensors) if (state[`${k}Codes`] instanceof Tensor) refuse(`8-bit ${k} state`, `32-bit ${k}`);
+    for (const k of spec.quantized ?? []) {
+      if (state[k] instanceof Tensor) refuse(`32-bit ${k} state`, `8-bit ${k}`);
+      const absmax = state[`${k}Absmax`];
+      const blocks = blockCount(p.data.size, spec.blockSize ?? DEFAULT_BLOCK_SIZE);
+      if (absmax instanceof Tensor && absmax.size !== blocks) refuse(`8-bit ${k} state in ${absmax.size} blocks`, `${blocks} blocks of blockSize ${spec.blockSize ?? DEFAULT_BLOCK_SIZE}`);
     }
   }
 

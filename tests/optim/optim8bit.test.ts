@@ -7,10 +7,11 @@ import * as assert from 'uvu/assert';
 import { WasmBackend } from '../../src/backend/wasm/backend.js';
 import type { Backend } from '../../src/backend/backend.js';
 import { Tensor } from '../../src/tensor/tensor.js';
-import type { Variable } from '../../src/autograd/variable.js';
+import { Variable } from '../../src/autograd/variable.js';
 import { Adam, AdamW, AdamW8bit, Adam8bit, SGD, SGD8bit, RMSprop, RMSprop8bit, createDynamicMap, type Optimizer, type OptimizerHyper } from '../../src/optim/index.js';
 import { gpuBackend, type WebGPUBackend } from '../helpers/backends.js';
 import { param, rand } from '../helpers/values.js';
+import { InvalidArgumentError } from '../../src/errors.js';
 
 const w = new WasmBackend();
 let g: WebGPUBackend;
@@ -326,6 +327,35 @@ test('a non-finite gradient: the parameter goes NaN where AdamW\'s does; the blo
   const absmax = await f32(o8.getState(a)!.expAvgAbsmax);
   assert.equal(absmax.map((v) => (Number.isNaN(v) ? 1 : 0)).join(''), '01' + '0'.repeat(absmax.length - 2), 'block 1 (elements 256-511) is NaN');
   for (const t of [o8, o32, a, b]) t.dispose();
+});
+
+test('changing optimBits, minSize8bit or blockSize after the first step: a clear error before any parameter changes (no half-made step)', async () => {
+  const b = new WasmBackend();
+  try {
+    const changes: [string, (g: Record<string, unknown>) => void, RegExp][] = [
+      ['optimBits 32', (g) => { g.optimBits = 32; }, /parameter 1 holds 8-bit expAvg state, but its group now asks for 32-bit expAvg/],
+      ['minSize8bit up', (g) => { g.minSize8bit = 100_000; }, /parameter 1 holds 8-bit expAvg state, but its group now asks for 32-bit expAvg/],
+      ['minSize8bit down', (g) => { g.minSize8bit = 10; }, /parameter 0 holds 32-bit expAvg state, but its group now asks for 8-bit expAvg/],
+      ['blockSize 512', (g) => { g.blockSize = 512; }, /parameter 1 holds 8-bit expAvg state in 32 blocks, but its group now asks for 16 blocks of blockSize 512/],
+    ];
+    for (const [name, change, pattern] of changes) {
+      const small = new Variable(Tensor.from(b, new Float32Array(100).fill(1), [100], { category: 'parameter' }), { requiresGrad: true });
+      const big = new Variable(Tensor.from(b, new Float32Array(8192).fill(1), [8192], { category: 'parameter' }), { requiresGrad: true });
+      const opt = new AdamW8bit([small, big]);
+      const grads = () => { for (const p of [small, big]) { p.grad?.dispose(); p.grad = Tensor.from(b, new Float32Array(p.data.size).fill(0.1), p.shape as number[], { category: 'gradient' }); } };
+      grads();
+      opt.step();
+      const before = [Array.from(await small.data.toArray()), Array.from(await big.data.toArray())];
+      change(opt.paramGroups[0] as unknown as Record<string, unknown>);
+      grads();
+      assert.throws(() => opt.step(), (e: unknown) => e instanceof InvalidArgumentError && pattern.test((e as Error).message) && /save a state dict and load it/.test((e as Error).message), name);
+      assert.equal([Array.from(await small.data.toArray()), Array.from(await big.data.toArray())], before, `${name}: no parameter changed`);
+      assert.is(opt.stateDict().state[0].step, 1, `${name}: no step counted`);
+      opt.dispose(); small.dispose(); big.dispose();
+    }
+  } finally {
+    b.destroy();
+  }
 });
 
 test.run();
