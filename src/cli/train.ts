@@ -83,7 +83,19 @@ interface RunRecord {
   optimizer?: string;
   /** The precision (--precision, or the --memory preset's); absent in checkpoints of earlier versions. */
   precision?: string;
+  /** --master-weights and --stochastic-rounding (or the --memory preset's); absent in checkpoints of earlier versions. */
+  masterWeights?: boolean;
+  stochasticRounding?: boolean;
 }
+
+/** The fields of a run record that its optimizer state and weights depend on, for a config (presets applied). */
+function weightsRecord(config: TrainConfig): Pick<RunRecord, 'optimizer' | 'precision' | 'masterWeights' | 'stochasticRounding'> {
+  const c = applyMemoryPreset(config);
+  return { optimizer: c.optimizer ?? 'adamw', precision: c.precision ?? '32-true', masterWeights: c.masterWeights ?? false, stochasticRounding: c.stochasticRounding ?? false };
+}
+
+/** How a run record says a boolean option: '--master-weights' or 'no --master-weights'. */
+const said = (k: string, on: unknown): string => `${on ? '' : 'no '}${flag(k)}`;
 
 const flag = (k: string): string => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
@@ -117,6 +129,9 @@ async function notThisRun(path: string, run: RunRecord): Promise<string | null> 
   // its optimizer state and weights are another run's (checkpoints of earlier versions record neither)
   for (const k of ['optimizer', 'precision'] as const) {
     if (saved[k] !== undefined && saved[k] !== run[k]) return `it was trained with ${flag(k)} ${String(saved[k])}, not ${String(run[k])}`;
+  }
+  for (const k of ['masterWeights', 'stochasticRounding'] as const) {
+    if (saved[k] !== undefined && saved[k] !== run[k]) return `it was trained with ${said(k, saved[k])}`;
   }
   return null;
 }
@@ -224,8 +239,7 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
   const regular = checkpointExists && statSync(opts.checkpoint!).isFile();
   if (opts.resume && checkpointExists && !regular) throw new CliError(`cannot resume from --checkpoint ${opts.checkpoint}: it is not a regular file`);
   if (regular && !opts.resume && !opts.force) {
-    const preset = applyMemoryPreset(config); // the optimizer and precision the run will record
-    const why = await notThisRun(opts.checkpoint!, { ...run, optimizer: preset.optimizer ?? 'adamw', precision: preset.precision ?? '32-true' });
+    const why = await notThisRun(opts.checkpoint!, { ...run, ...weightsRecord(config) });
     if (why) throw new CliError(`--checkpoint ${opts.checkpoint} exists and is not a checkpoint of this run (${why}); continue it with --resume, choose another path, or add --force to overwrite it`);
   }
   const text = opts.text !== undefined ? await readTextFile(opts.text) : new TextEncoder().encode(loadSotuText({ fromYear: 1990 }));
@@ -242,7 +256,7 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
   const save = async (): Promise<void> => {
     const bad = await trainer.firstNonFinite();
     if (bad) stop(`${bad} is no longer finite`);
-    await saveCheckpoint(opts.checkpoint!, { ...trainer.trainingState(), extra: { run: { ...run, optimizer, precision } } });
+    await saveCheckpoint(opts.checkpoint!, { ...trainer.trainingState(), extra: { run: { ...run, ...weightsRecord(config) } } });
     savedStep = trainer.step;
   };
   const stop = (why: string): never => {
@@ -261,6 +275,13 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
       if (saved.optimizer !== undefined && saved.optimizer !== optimizer) throw otherOptimizer(`--optimizer ${saved.optimizer}`);
       if (saved.precision !== undefined && saved.precision !== precision) {
         throw new CliError(`cannot resume ${opts.checkpoint} with --precision ${precision}: its run was trained with --precision ${saved.precision} (resume with --precision ${saved.precision}, or start a new run at another --checkpoint path)`);
+      }
+      // the weights' update rule: a master copy in the optimizer state, or the rounding stream
+      const mine = weightsRecord(config);
+      for (const k of ['masterWeights', 'stochasticRounding'] as const) {
+        if (saved[k] !== undefined && saved[k] !== mine[k]) {
+          throw new CliError(`cannot resume ${opts.checkpoint} with ${said(k, mine[k])}: its run was trained with ${said(k, saved[k])} (resume with the same, or start a new run at another --checkpoint path)`);
+        }
       }
       let step: number;
       try {

@@ -98,6 +98,28 @@ test('a checkpoint of this run is overwritten by a fresh run; one of another run
   assert.is(await checkpointStep(ckpt), 1, 'left as it was');
 });
 
+test('master weights and stochastic rounding are part of a run: --resume with others is refused, a fresh run does not overwrite', async () => {
+  const ckpt = path('weights.safetensors');
+  const half = ['--precision', 'bf16-true', '--optimizer', 'adamw8bit'];
+  let r = memfit('train', ...TINY, '--steps', '1', '--text', text, '--checkpoint', ckpt, ...half, '--master-weights');
+  assert.is(r.code, 0, r.stderr);
+  const before = readFileSync(ckpt);
+  // the least preset: bf16-true and adamw8bit as well, but stochastic rounding and no master copy
+  r = memfit('train', ...TINY, '--steps', '2', '--text', text, '--checkpoint', ckpt, '--memory', 'least', '--resume');
+  assert.is(r.code, 1);
+  oneLineError(r.stderr, /cannot resume .*weights\.safetensors with no --master-weights: its run was trained with --master-weights/);
+  r = memfit('train', ...TINY, '--steps', '2', '--text', text, '--checkpoint', ckpt, ...half, '--stochastic-rounding', '--master-weights', '--resume');
+  assert.is(r.code, 1);
+  oneLineError(r.stderr, /cannot resume .* with --stochastic-rounding: its run was trained with no --stochastic-rounding/);
+  r = memfit('train', ...TINY, '--steps', '1', '--text', text, '--checkpoint', ckpt, ...half);
+  assert.is(r.code, 1);
+  oneLineError(r.stderr, /not a checkpoint of this run \(it was trained with --master-weights\)/);
+  assert.equal(readFileSync(ckpt), before, 'the checkpoint is unchanged');
+  r = memfit('train', ...TINY, '--steps', '2', '--text', text, '--checkpoint', ckpt, ...half, '--master-weights', '--resume');
+  assert.is(r.code, 0, r.stderr);
+  assert.is(await checkpointStep(ckpt), 2);
+});
+
 // ---- item 11: values, non-finite losses, binary text, resume --------------------------------------
 
 test('negative --checkpoint-every / --sample and a non-finite --lr are refused', () => {
