@@ -94,6 +94,9 @@ function weightsRecord(config: TrainConfig): Pick<RunRecord, 'optimizer' | 'prec
   return { optimizer: c.optimizer ?? 'adamw', precision: c.precision ?? '32-true', masterWeights: c.masterWeights ?? false, stochasticRounding: c.stochasticRounding ?? false };
 }
 
+/** The optimizer whose state a checkpoint holds: paging is where adamw8bit's state lives, not what it is. */
+const stateOf = (optimizer: string | undefined): string | undefined => (optimizer === 'adamw8bit-paged' ? 'adamw8bit' : optimizer);
+
 /** How a run record says a boolean option: '--master-weights' or 'no --master-weights'. */
 const said = (k: string, on: unknown): string => `${on ? '' : 'no '}${flag(k)}`;
 
@@ -128,7 +131,7 @@ async function notThisRun(path: string, run: RunRecord): Promise<string | null> 
   }
   // its optimizer state and weights are another run's (checkpoints of earlier versions record neither)
   for (const k of ['optimizer', 'precision'] as const) {
-    if (saved[k] !== undefined && saved[k] !== run[k]) return `it was trained with ${flag(k)} ${String(saved[k])}, not ${String(run[k])}`;
+    if (saved[k] !== undefined && (k === 'optimizer' ? stateOf(saved[k]) !== stateOf(run[k]) : saved[k] !== run[k])) return `it was trained with ${flag(k)} ${String(saved[k])}, not ${String(run[k])}`;
   }
   for (const k of ['masterWeights', 'stochasticRounding'] as const) {
     if (saved[k] !== undefined && saved[k] !== run[k]) return `it was trained with ${said(k, saved[k])}`;
@@ -272,7 +275,7 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
         if (saved[k] !== undefined && saved[k] !== run[k]) throw new CliError(`cannot resume ${opts.checkpoint} with ${flag(k)} ${run[k]}: its run was trained with ${flag(k)} ${saved[k]} (resume with ${flag(k)} ${saved[k]}, or start a new run at another --checkpoint path)`);
       }
       const otherOptimizer = (was: string) => new CliError(`cannot resume ${opts.checkpoint} with --optimizer ${optimizer}: the checkpoint holds the state of ${was} (resume with ${was.startsWith('--optimizer') ? was : 'its optimizer'}, or start a new run at another --checkpoint path)`);
-      if (saved.optimizer !== undefined && saved.optimizer !== optimizer) throw otherOptimizer(`--optimizer ${saved.optimizer}`);
+      if (saved.optimizer !== undefined && stateOf(saved.optimizer) !== stateOf(optimizer)) throw otherOptimizer(`--optimizer ${saved.optimizer}`);
       if (saved.precision !== undefined && saved.precision !== precision) {
         throw new CliError(`cannot resume ${opts.checkpoint} with --precision ${precision}: its run was trained with --precision ${saved.precision} (resume with --precision ${saved.precision}, or start a new run at another --checkpoint path)`);
       }

@@ -118,6 +118,10 @@ test('master weights and stochastic rounding are part of a run: --resume with ot
   r = memfit('train', ...TINY, '--steps', '2', '--text', text, '--checkpoint', ckpt, ...half, '--master-weights', '--resume');
   assert.is(r.code, 0, r.stderr);
   assert.is(await checkpointStep(ckpt), 2);
+  // paging is where adamw8bit's state lives, not another state: a paged run resumes it
+  r = memfit('train', ...TINY, '--steps', '3', '--text', text, '--checkpoint', ckpt, '--precision', 'bf16-true', '--optimizer', 'adamw8bit-paged', '--master-weights', '--resume');
+  assert.is(r.code, 0, r.stderr);
+  assert.is(await checkpointStep(ckpt), 3);
 });
 
 // ---- item 11: values, non-finite losses, binary text, resume --------------------------------------
