@@ -140,7 +140,7 @@ async function benchCheckpoint(args: string[]): Promise<void> {
         const b = dataset.batch(new Generator(config.seed + 2), config.batchSize, config.seqLen), shape = [config.batchSize, config.seqLen];
         const ids = Tensor.from(backend, b.ids, shape, { dtype: 'int32' }), targets = Tensor.from(backend, b.targets, shape, { dtype: 'int32' });
         try {
-          // The AdamW state the first step allocates (two float32 moments a parameter) counts in the budget.
+          // The optimizer state the first step allocates counts in the budget.
           const reserveBytes = t.optimizer.stateBytesToCome();
           const plan = await planCheckpoints(t.model, { ids, targets }, { budget: '50%', repeats: 1, warmup: 0, forwardRepeats: 3, measure: false, reserveBytes, log: (l) => log(`  ${l}`) });
           Object.assign(row, {

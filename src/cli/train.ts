@@ -89,7 +89,7 @@ interface RunRecord {
 }
 
 /** The fields of a run record that its optimizer state and weights depend on, for a config (presets applied). */
-function weightsRecord(config: TrainConfig): Pick<RunRecord, 'optimizer' | 'precision' | 'masterWeights' | 'stochasticRounding'> {
+function weightsRecord(config: TrainConfig): Required<Pick<RunRecord, 'optimizer' | 'precision' | 'masterWeights' | 'stochasticRounding'>> {
   const c = applyMemoryPreset(config);
   return { optimizer: c.optimizer ?? 'adamw', precision: c.precision ?? '32-true', masterWeights: c.masterWeights ?? false, stochasticRounding: c.stochasticRounding ?? false };
 }
@@ -237,12 +237,13 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
     if (opts.json) writeLine(process.stderr, `memfit: ${line}`);
     else out(line);
   };
+  const weights = weightsRecord(config); // what the run records of its optimizer and weights
   const checkpointExists = opts.checkpoint !== undefined && existsSync(opts.checkpoint);
   // A device or FIFO is written in place and never replaced (io/fs_sync.ts): nothing there to protect or resume.
   const regular = checkpointExists && statSync(opts.checkpoint!).isFile();
   if (opts.resume && checkpointExists && !regular) throw new CliError(`cannot resume from --checkpoint ${opts.checkpoint}: it is not a regular file`);
   if (regular && !opts.resume && !opts.force) {
-    const why = await notThisRun(opts.checkpoint!, { ...run, ...weightsRecord(config) });
+    const why = await notThisRun(opts.checkpoint!, { ...run, ...weights });
     if (why) throw new CliError(`--checkpoint ${opts.checkpoint} exists and is not a checkpoint of this run (${why}); continue it with --resume, choose another path, or add --force to overwrite it`);
   }
   const text = opts.text !== undefined ? await readTextFile(opts.text) : new TextEncoder().encode(loadSotuText({ fromYear: 1990 }));
@@ -253,13 +254,13 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
   // 'auto' trains on a hardware GPU when there is one; SwiftShader (a software GPU) is slower than wasm for training.
   const backend = await createBackend({ backend: opts.backend, verbose: opts.verbose, log: opts.json ? null : (l) => out(l) });
   const trainer = new LanguageModelTrainer(backend, dataset, config);
-  const optimizer = trainer.config.optimizer ?? 'adamw', precision = trainer.config.precision ?? '32-true';
+  const { optimizer, precision } = weights; // trainer.config's (the preset applied the same way)
   /** Step of the newest good checkpoint on disk (the one a non-finite run keeps). */
   let savedStep: number | null = null;
   const save = async (): Promise<void> => {
     const bad = await trainer.firstNonFinite();
     if (bad) stop(`${bad} is no longer finite`);
-    await saveCheckpoint(opts.checkpoint!, { ...trainer.trainingState(), extra: { run: { ...run, ...weightsRecord(config) } } });
+    await saveCheckpoint(opts.checkpoint!, { ...trainer.trainingState(), extra: { run: { ...run, ...weights } } });
     savedStep = trainer.step;
   };
   const stop = (why: string): never => {
@@ -280,10 +281,9 @@ export async function trainCommand(opts: TrainCommandOptions, out: (line: string
         throw new CliError(`cannot resume ${opts.checkpoint} with --precision ${precision}: its run was trained with --precision ${saved.precision} (resume with --precision ${saved.precision}, or start a new run at another --checkpoint path)`);
       }
       // the weights' update rule: a master copy in the optimizer state, or the rounding stream
-      const mine = weightsRecord(config);
       for (const k of ['masterWeights', 'stochasticRounding'] as const) {
-        if (saved[k] !== undefined && saved[k] !== mine[k]) {
-          throw new CliError(`cannot resume ${opts.checkpoint} with ${said(k, mine[k])}: its run was trained with ${said(k, saved[k])} (resume with the same, or start a new run at another --checkpoint path)`);
+        if (saved[k] !== undefined && saved[k] !== weights[k]) {
+          throw new CliError(`cannot resume ${opts.checkpoint} with ${said(k, weights[k])}: its run was trained with ${said(k, saved[k])} (resume with the same, or start a new run at another --checkpoint path)`);
         }
       }
       let step: number;

@@ -404,7 +404,7 @@ export abstract class Optimizer<H extends OptimizerHyper> {
   private checkStateLayout(p: Variable, group: ParamGroup<H>, id: number): void {
     const state = this.state.get(p);
     if (!state) return;
-    const spec = this.stateSpec(group, p);
+    const spec = this.stateSpec(group, p), blockSize = spec.blockSize ?? DEFAULT_BLOCK_SIZE, blocks = blockCount(p.data.size, blockSize);
     const refuse = (held: string, wanted: string): never => {
       throw new InvalidArgumentError(`${this.name}: parameter ${id} holds ${held}, but its group now asks for ${wanted} (optimBits, minSize8bit or blockSize changed after the first step); state is not converted in place: save a state dict and load it into an optimizer made with the new options, which converts it`);
     };
@@ -412,8 +412,7 @@ export abstract class Optimizer<H extends OptimizerHyper> {
     for (const k of spec.quantized ?? []) {
       if (state[k] instanceof Tensor) refuse(`32-bit ${k} state`, `8-bit ${k}`);
       const absmax = state[`${k}Absmax`];
-      const blocks = blockCount(p.data.size, spec.blockSize ?? DEFAULT_BLOCK_SIZE);
-      if (absmax instanceof Tensor && absmax.size !== blocks) refuse(`8-bit ${k} state in ${absmax.size} blocks`, `${blocks} blocks of blockSize ${spec.blockSize ?? DEFAULT_BLOCK_SIZE}`);
+      if (absmax instanceof Tensor && absmax.size !== blocks) refuse(`8-bit ${k} state in ${absmax.size} blocks`, `${blocks} blocks of blockSize ${blockSize}`);
     }
   }
 
@@ -460,11 +459,14 @@ export abstract class Optimizer<H extends OptimizerHyper> {
     // the hooks' removers, and last the release of the parameters (dispose() runs them all too)
     removers.push(() => { for (const p of params) releasedParams.delete(p); });
     this.release = removers;
-    return () => {
-      if (this.release !== removers) return;
-      for (const r of removers) r();
-      this.release = null;
-    };
+    return () => this.detach(removers);
+  }
+
+  /** Runs the removers of the attachment in force, if it is `removers` (a stale detach does nothing). */
+  private detach(removers: readonly (() => void)[] | null): void {
+    if (removers === null || this.release !== removers) return;
+    for (const r of removers) r();
+    this.release = null;
   }
 
   /** The hook of gradient release: checks, clips (per parameter), steps `param` alone and frees its gradient. */
@@ -846,11 +848,7 @@ export abstract class Optimizer<H extends OptimizerHyper> {
 
   /** Frees the optimizer's state (every parameter starts afresh at its next step). */
   dispose(): void {
-    // detached first: a disposed optimizer must not step (and make state again) inside a later backward
-    if (this.release) {
-      for (const r of this.release) r();
-      this.release = null;
-    }
+    this.detach(this.release); // first: a disposed optimizer must not step (and make state again) inside a later backward
     for (const s of this.state.values()) disposeState(s);
     this.state.clear();
     this.untrack();

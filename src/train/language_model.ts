@@ -325,8 +325,8 @@ export class LanguageModelTrainer {
         : kind === 'adam' ? new Adam(groups, { lr: config.lr, ...weights })
           : kind === 'sgd' ? new SGD(groups, { lr: config.lr, momentum: 0.9, ...weights })
             : new AdamW8bit(groups, { lr: config.lr, paged: kind === 'adamw8bit-paged', ...weights });
-      if (config.gradientRelease) this.detachRelease = optimizer.attachToBackward({ maxGradNorm: config.maxGradNorm });
       this.optimizer = optimizer;
+      if (config.gradientRelease) this.attachRelease();
     } catch (e) {
       this.model.dispose(); // a refused config leaves nothing allocated
       throw e;
@@ -348,8 +348,13 @@ export class LanguageModelTrainer {
       return await fn();
     } finally {
       this.optimizer.zeroGrad();
-      this.detachRelease = this.optimizer.attachToBackward({ maxGradNorm: this.config.maxGradNorm });
+      this.attachRelease();
     }
+  }
+
+  /** Gradient release: the optimizer steps inside backward, each parameter's gradient clipped to config.maxGradNorm. */
+  private attachRelease(): void {
+    this.detachRelease = this.optimizer.attachToBackward({ maxGradNorm: this.config.maxGradNorm });
   }
 
   /** Runs fn (a forward) in the configured precision: under autocast for the mixed ones. */
